@@ -1,0 +1,264 @@
+//! One conformance suite for every `KeyStore` backend: the soft store and a PKCS#11 token on
+//! SoftHSM2. Every signature is also verified by OpenSSL on the exported public key.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use hsm_shim::pkcs11::{Pin, Pkcs11KeyStore, initialize_token};
+use hsm_shim::soft::{OperatorSecret, SoftKeyStore};
+use hsm_shim::{Error, KeyRef, KeySpec, KeyStore, SignatureAlgorithm};
+
+struct Backend {
+    store: Arc<dyn KeyStore>,
+    _dir: tempfile::TempDir,
+}
+
+fn secret(s: &str) -> OperatorSecret {
+    OperatorSecret::new(s.as_bytes().to_vec()).expect("long enough")
+}
+
+fn soft() -> Backend {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SoftKeyStore::open_or_create(&dir.path().join("keys"), &secret("correct horse battery staple")).expect("create");
+    Backend { store: Arc::new(store), _dir: dir }
+}
+
+/// The SoftHSM2 module; `./scripts/test` installs it and points SOFTHSM2_CONF at a fresh
+/// token directory in a temporary folder.
+fn softhsm_module() -> PathBuf {
+    assert!(
+        std::env::var_os("SOFTHSM2_CONF").is_some(),
+        "SOFTHSM2_CONF is not set: run the tests through ./scripts/test, which installs softhsm2 and creates a throw-away token directory"
+    );
+    let module = std::env::var_os("HAWIYA_TEST_PKCS11_MODULE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/lib/softhsm/libsofthsm2.so"));
+    assert!(module.exists(), "SoftHSM2 module {} not found: apt-get install softhsm2", module.display());
+    module
+}
+
+fn fresh_token() -> (PathBuf, String) {
+    let module = softhsm_module();
+    let label = format!("t{}", &hex_id()[..12]);
+    initialize_token(&module, &label, &Pin::new("so-pin-1234".into()), &Pin::new("1234".into())).expect("init token");
+    (module, label)
+}
+
+fn hex_id() -> String {
+    let mut b = [0u8; 16];
+    aws_lc_rs::rand::SecureRandom::fill(&aws_lc_rs::rand::SystemRandom::new(), &mut b).expect("random");
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn pkcs11() -> Backend {
+    let (module, token) = fresh_token();
+    let store = Pkcs11KeyStore::open(&module, &token, &Pin::new("1234".into())).expect("open token");
+    Backend { store: Arc::new(store), _dir: tempfile::tempdir().expect("tempdir") }
+}
+
+/// Verifies a signature with the `openssl` command line on the exported public key.
+fn openssl_verifies(spki_der: &[u8], algorithm: SignatureAlgorithm, message: &[u8], signature: &[u8]) -> bool {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |name: &str, data: &[u8]| -> PathBuf {
+        let p = dir.path().join(name);
+        std::fs::write(&p, data).expect("write");
+        p
+    };
+    let key = write("key.der", spki_der);
+    let msg = write("msg", message);
+    let sig = write("sig", signature);
+    let p = |p: &Path| p.to_str().expect("utf-8 path").to_owned();
+    let mut cmd = Command::new("openssl");
+    match algorithm {
+        SignatureAlgorithm::EdDsa => {
+            cmd.args(["pkeyutl", "-verify", "-pubin", "-keyform", "DER", "-inkey", &p(&key), "-rawin"])
+                .args(["-in", &p(&msg), "-sigfile", &p(&sig)]);
+        }
+        _ => {
+            let digest = if algorithm == SignatureAlgorithm::Es384 { "-sha384" } else { "-sha256" };
+            cmd.args(["dgst", digest, "-keyform", "DER", "-verify", &p(&key), "-signature", &p(&sig)]);
+            if algorithm == SignatureAlgorithm::Ps256 {
+                cmd.args(["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:32"]);
+            }
+            cmd.arg(p(&msg));
+        }
+    }
+    let out = cmd.output().expect("openssl is installed (apt-get install openssl)");
+    out.status.success()
+}
+
+fn signs_and_verifies_every_algorithm(backend: Backend) {
+    let store = &backend.store;
+    for spec in KeySpec::ALL {
+        let label = format!("k-{}", spec.name());
+        let key = store.generate(spec, &label).expect("generate");
+        let public = store.public_key(&key).expect("public key");
+        assert_eq!(public.spec(), spec);
+        for algorithm in SignatureAlgorithm::ALL.into_iter().filter(|a| a.fits(spec)) {
+            let message = format!("هوية signs with {algorithm} on {spec}");
+            let signature = store.sign(&key, algorithm, message.as_bytes()).expect("sign");
+            public.verify(algorithm, message.as_bytes(), &signature).expect("verifies with aws-lc-rs");
+            assert!(openssl_verifies(public.spki_der(), algorithm, message.as_bytes(), &signature), "OpenSSL rejects {algorithm} on {spec}");
+            assert!(!openssl_verifies(public.spki_der(), algorithm, b"another message", &signature), "OpenSSL accepts a wrong message");
+            assert!(matches!(public.verify(algorithm, b"another message", &signature), Err(Error::BadSignature)));
+        }
+    }
+}
+
+fn refuses_algorithm_not_allowed(backend: Backend) {
+    let key = backend.store.generate(KeySpec::EcP256, "ec").expect("generate");
+    for algorithm in [SignatureAlgorithm::Es384, SignatureAlgorithm::EdDsa, SignatureAlgorithm::Rs256, SignatureAlgorithm::Ps256] {
+        match backend.store.sign(&key, algorithm, b"m") {
+            Err(Error::AlgorithmNotAllowed { spec: KeySpec::EcP256, algorithm: a }) => assert_eq!(a, algorithm),
+            other => panic!("expected AlgorithmNotAllowed, got {other:?}"),
+        }
+    }
+}
+
+fn refuses_duplicate_label_and_keeps_the_first_key(backend: Backend) {
+    let key = backend.store.generate(KeySpec::EcP256, "dup").expect("generate");
+    let before = backend.store.public_key(&key).expect("public");
+    assert!(matches!(backend.store.generate(KeySpec::Ed25519, "dup"), Err(Error::DuplicateLabel(l)) if l == "dup"));
+    assert_eq!(backend.store.public_key(&key).expect("public"), before);
+    assert_eq!(backend.store.list().expect("list").len(), 1);
+}
+
+fn refuses_unknown_and_foreign_keys(backend: Backend) {
+    let unknown = match backend.store.generate(KeySpec::EcP256, "exists").expect("generate") {
+        KeyRef::Soft { .. } => KeyRef::Soft { label: "missing".into() },
+        KeyRef::Pkcs11 { token, .. } => KeyRef::Pkcs11 { token, object: "missing".into() },
+    };
+    assert!(matches!(backend.store.sign(&unknown, SignatureAlgorithm::Es256, b"m"), Err(Error::UnknownKey(_))));
+    assert!(matches!(backend.store.public_key(&unknown), Err(Error::UnknownKey(_))));
+    let foreign = match unknown {
+        KeyRef::Soft { .. } => KeyRef::Pkcs11 { token: "t".into(), object: "exists".into() },
+        KeyRef::Pkcs11 { .. } => KeyRef::Soft { label: "exists".into() },
+    };
+    assert!(matches!(backend.store.sign(&foreign, SignatureAlgorithm::Es256, b"m"), Err(Error::ForeignKey(_))));
+    assert!(matches!(backend.store.generate(KeySpec::EcP256, "../escape"), Err(Error::InvalidLabel(_))));
+}
+
+fn lists_and_destroys_only_when_confirmed(backend: Backend) {
+    let a = backend.store.generate(KeySpec::EcP256, "a").expect("generate");
+    backend.store.generate(KeySpec::Ed25519, "b").expect("generate");
+    let labels: Vec<_> = backend.store.list().expect("list").into_iter().map(|k| (k.key.label().to_owned(), k.spec)).collect();
+    assert_eq!(labels, vec![("a".into(), KeySpec::EcP256), ("b".into(), KeySpec::Ed25519)]);
+    assert!(matches!(backend.store.destroy(&a, "b"), Err(Error::DestroyNotConfirmed(_))));
+    backend.store.sign(&a, SignatureAlgorithm::Es256, b"still here").expect("not destroyed");
+    backend.store.destroy(&a, "a").expect("destroy");
+    assert!(matches!(backend.store.sign(&a, SignatureAlgorithm::Es256, b"m"), Err(Error::UnknownKey(_))));
+    assert!(matches!(backend.store.destroy(&a, "a"), Err(Error::UnknownKey(_))));
+    assert_eq!(backend.store.list().expect("list").len(), 1);
+}
+
+fn signs_from_many_threads(backend: Backend) {
+    let key = backend.store.generate(KeySpec::EcP256, "shared").expect("generate");
+    let public = backend.store.public_key(&key).expect("public");
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let (store, key, public) = (&backend.store, &key, &public);
+            s.spawn(move || {
+                for i in 0..25 {
+                    let msg = format!("{t}/{i}");
+                    let sig = store.sign(key, SignatureAlgorithm::Es256, msg.as_bytes()).expect("sign");
+                    public.verify(SignatureAlgorithm::Es256, msg.as_bytes(), &sig).expect("verify");
+                }
+            });
+        }
+    });
+}
+
+macro_rules! conformance {
+    ($backend:ident) => {
+        mod $backend {
+            #[test]
+            fn signs_and_verifies_every_algorithm() {
+                super::signs_and_verifies_every_algorithm(super::$backend());
+            }
+            #[test]
+            fn refuses_algorithm_not_allowed() {
+                super::refuses_algorithm_not_allowed(super::$backend());
+            }
+            #[test]
+            fn refuses_duplicate_label_and_keeps_the_first_key() {
+                super::refuses_duplicate_label_and_keeps_the_first_key(super::$backend());
+            }
+            #[test]
+            fn refuses_unknown_and_foreign_keys() {
+                super::refuses_unknown_and_foreign_keys(super::$backend());
+            }
+            #[test]
+            fn lists_and_destroys_only_when_confirmed() {
+                super::lists_and_destroys_only_when_confirmed(super::$backend());
+            }
+            #[test]
+            fn signs_from_many_threads() {
+                super::signs_from_many_threads(super::$backend());
+            }
+        }
+    };
+}
+
+conformance!(soft);
+conformance!(pkcs11);
+
+#[test]
+fn soft_store_refuses_wrong_secret_and_survives_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("keys");
+    let key = {
+        let store = SoftKeyStore::open_or_create(&path, &secret("the right secret!")).expect("create");
+        store.generate(KeySpec::EcP256, "root").expect("generate")
+    };
+    assert!(matches!(SoftKeyStore::open(&path, &secret("the wrong secret!")), Err(Error::WrongOperatorSecret(_))));
+    let store = SoftKeyStore::open(&path, &secret("the right secret!")).expect("reopen");
+    let sig = store.sign(&key, SignatureAlgorithm::Es256, b"m").expect("sign after reopen");
+    store.public_key(&key).expect("public").verify(SignatureAlgorithm::Es256, b"m", &sig).expect("verify");
+    assert!(OperatorSecret::new(b"short".to_vec()).is_err());
+}
+
+#[test]
+fn soft_store_files_are_private_and_whole() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("keys");
+    let store = SoftKeyStore::open_or_create(&path, &secret("the right secret!")).expect("create");
+    store.generate(KeySpec::Ed25519, "a").expect("generate");
+    let _ = store.generate(KeySpec::Ed25519, "a");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&path).expect("read dir") {
+        let entry = entry.expect("entry");
+        assert_eq!(entry.metadata().expect("meta").permissions().mode() & 0o777, 0o600, "{:?}", entry.file_name());
+        names.push(entry.file_name().into_string().expect("utf-8"));
+    }
+    names.sort();
+    assert_eq!(names, ["a.key", "keystore.json"], "no temporary file is left behind");
+    assert_eq!(std::fs::metadata(&path).expect("dir").permissions().mode() & 0o777, 0o700);
+    let text = std::fs::read_to_string(path.join("a.key")).expect("read");
+    assert!(!text.contains("PRIVATE"), "the key is sealed");
+}
+
+#[test]
+fn soft_store_detects_a_tampered_key_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("keys");
+    let key = SoftKeyStore::open_or_create(&path, &secret("the right secret!")).expect("create").generate(KeySpec::EcP256, "a").expect("gen");
+    let file = path.join("a.key");
+    let text = std::fs::read_to_string(&file).expect("read");
+    // Flip one hex digit of the ciphertext.
+    let at = text.find("\"ciphertext\": \"").expect("field") + 16;
+    let mut bytes = text.into_bytes();
+    bytes[at] = if bytes[at] == b'0' { b'1' } else { b'0' };
+    std::fs::write(&file, bytes).expect("write");
+    let store = SoftKeyStore::open(&path, &secret("the right secret!")).expect("open");
+    assert!(matches!(store.sign(&key, SignatureAlgorithm::Es256, b"m"), Err(Error::Corrupt { .. })));
+}
+
+#[test]
+fn pkcs11_refuses_wrong_pin_and_unknown_token() {
+    let (module, token) = fresh_token();
+    assert!(matches!(Pkcs11KeyStore::open(&module, &token, &Pin::new("9999".into())), Err(Error::WrongPin(t)) if t == token));
+    assert!(matches!(Pkcs11KeyStore::open(&module, "no-such-token", &Pin::new("1234".into())), Err(Error::TokenNotFound(_))));
+    Pkcs11KeyStore::open(&module, &token, &Pin::new("1234".into())).expect("the right PIN still works");
+}
