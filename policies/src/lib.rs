@@ -1,1 +1,138 @@
-//! placeholder
+//! The policy files every e-service relies on, and the code that reads them.
+//!
+//! Levels of assurance, authentication methods, certificate profiles and e-service
+//! requirements are data, not code: they live in TOML files next to this crate (shipped
+//! defaults, embedded in the binary) or in an operator's directory with the same layout.
+//! This crate parses them into typed values and refuses anything unknown, inconsistent or
+//! missing, naming the file, the line and what is wrong.
+//!
+//! It never decides anything itself: the IdP and the CA apply what the policies say.
+
+mod error;
+mod model;
+mod raw;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+pub use error::{PolicyError, PolicyErrors};
+pub use model::{
+    AssuranceLevel, CertificateProfile, ExtendedKeyUsage, KeyUsage, Level, Localized, Method, ProfileKind,
+    QcStatements, QcType, Service, SubjectKind,
+};
+
+/// The shipped policy files, embedded so the binary runs anywhere.
+const SHIPPED: &[(&str, &str)] = &[
+    ("assurance.toml", include_str!("../assurance.toml")),
+    ("methods.toml", include_str!("../methods.toml")),
+    ("profiles/root-ca.toml", include_str!("../profiles/root-ca.toml")),
+    ("profiles/citizen-authentication-ca.toml", include_str!("../profiles/citizen-authentication-ca.toml")),
+    ("profiles/citizen-signing-ca.toml", include_str!("../profiles/citizen-signing-ca.toml")),
+    ("profiles/services-ca.toml", include_str!("../profiles/services-ca.toml")),
+    ("profiles/citizen-authentication.toml", include_str!("../profiles/citizen-authentication.toml")),
+    ("profiles/citizen-signature.toml", include_str!("../profiles/citizen-signature.toml")),
+    ("profiles/ocsp-responder.toml", include_str!("../profiles/ocsp-responder.toml")),
+    ("profiles/timestamping.toml", include_str!("../profiles/timestamping.toml")),
+    ("services/civil-status.toml", include_str!("../services/civil-status.toml")),
+    ("services/land-registry.toml", include_str!("../services/land-registry.toml")),
+];
+
+/// Every policy, parsed and cross-checked.
+#[derive(Clone, Debug)]
+pub struct Policies {
+    levels: Vec<Level>,
+    methods: Vec<Method>,
+    profiles: BTreeMap<String, CertificateProfile>,
+    services: Vec<Service>,
+}
+
+impl Policies {
+    /// The policies shipped with Hawiya.
+    pub fn shipped() -> Result<Self, PolicyErrors> {
+        Self::from_files(SHIPPED.iter().map(|(name, text)| (name.to_string(), text.to_string())).collect())
+    }
+
+    /// Reads a policy directory: `assurance.toml`, `methods.toml`, `profiles/*.toml`,
+    /// `services/*.toml`.
+    pub fn load(dir: &Path) -> Result<Self, PolicyErrors> {
+        let mut files = Vec::new();
+        let mut errors = PolicyErrors::default();
+        for name in ["assurance.toml", "methods.toml"] {
+            match std::fs::read_to_string(dir.join(name)) {
+                Ok(text) => files.push((dir.join(name).display().to_string(), text)),
+                Err(e) => errors.push(PolicyError::file(dir.join(name), format!("cannot read: {e}"))),
+            }
+        }
+        for sub in ["profiles", "services"] {
+            let sub_dir = dir.join(sub);
+            let entries = match std::fs::read_dir(&sub_dir) {
+                Ok(entries) => entries,
+                Err(e) => {
+                    errors.push(PolicyError::file(&sub_dir, format!("cannot read directory: {e}")));
+                    continue;
+                }
+            };
+            let mut paths: Vec<_> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            paths.sort();
+            for path in paths {
+                match std::fs::read_to_string(&path) {
+                    Ok(text) => files.push((path.display().to_string(), text)),
+                    Err(e) => errors.push(PolicyError::file(&path, format!("cannot read: {e}"))),
+                }
+            }
+        }
+        errors.into_result()?;
+        Self::from_files(files)
+    }
+
+    /// Parses named file contents laid out as in a policy directory.
+    fn from_files(files: Vec<(String, String)>) -> Result<Self, PolicyErrors> {
+        raw::build(files)
+    }
+
+    /// The levels of assurance, lowest first.
+    pub fn levels(&self) -> &[Level] {
+        &self.levels
+    }
+
+    /// The level called `name`.
+    pub fn level(&self, name: &str) -> Option<&Level> {
+        self.levels.iter().find(|l| l.level.name() == name)
+    }
+
+    /// The level an `acr` value (short name or eIDAS URI) stands for.
+    pub fn level_for_acr(&self, acr: &str) -> Option<&Level> {
+        self.levels.iter().find(|l| l.acr.iter().any(|a| a == acr))
+    }
+
+    /// The authentication methods.
+    pub fn methods(&self) -> &[Method] {
+        &self.methods
+    }
+
+    /// The certificate profile called `name`.
+    pub fn profile(&self, name: &str) -> Option<&CertificateProfile> {
+        self.profiles.get(name)
+    }
+
+    /// Every certificate profile, by name.
+    pub fn profiles(&self) -> impl Iterator<Item = &CertificateProfile> {
+        self.profiles.values()
+    }
+
+    /// The e-services.
+    pub fn services(&self) -> &[Service] {
+        &self.services
+    }
+
+    /// The e-service with that client id.
+    pub fn service(&self, client_id: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.client_id == client_id)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,88 @@
+use std::path::Path;
+
+use super::*;
+
+#[test]
+fn shipped_policies_parse() {
+    let p = Policies::shipped().expect("shipped policies are valid");
+    let names: Vec<_> = p.levels().iter().map(|l| l.level.name()).collect();
+    assert_eq!(names, ["low", "substantial", "high"]);
+    let low = &p.level("low").expect("low").level;
+    let high = &p.level_for_acr("http://eidas.europa.eu/LoA/high").expect("eIDAS URI").level;
+    assert!(low < high);
+    assert_eq!(p.level_for_acr("substantial").expect("short name").level.name(), "substantial");
+    assert_eq!(p.methods().iter().find(|m| m.id == "password-totp").expect("method").level.name(), "substantial");
+    let sig = p.profile("citizen-signature").expect("profile");
+    assert_eq!(sig.qc_statements.as_ref().map(|q| q.qc_type), Some(Some(QcType::Esign)));
+    assert_eq!(sig.certificate_policies[0].to_string(), "0.4.0.194112.1.2");
+    assert!(p.profile("root-ca").expect("root").is_ca());
+    assert_eq!(p.service("land-registry").expect("service").min_level.name(), "substantial");
+}
+
+#[test]
+fn the_repository_directory_matches_the_embedded_copy() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let loaded = Policies::load(dir).expect("directory loads");
+    let shipped = Policies::shipped().expect("embedded");
+    assert_eq!(loaded.profiles().count(), shipped.profiles().count());
+    assert_eq!(loaded.services().len(), shipped.services().len());
+}
+
+fn copy_shipped() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for (name, text) in SHIPPED {
+        let path = tmp.path().join(name);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    }
+    tmp
+}
+
+fn errors_after(file: &str, from: &str, to: &str) -> Vec<String> {
+    let tmp = copy_shipped();
+    let path = tmp.path().join(file);
+    let text = std::fs::read_to_string(&path).expect("read");
+    assert!(text.contains(from), "{from:?} not in {file}");
+    std::fs::write(&path, text.replacen(from, to, 1)).expect("write");
+    let errors = Policies::load(tmp.path()).expect_err("must fail");
+    errors.0.iter().map(|e| e.to_string().replace(&tmp.path().display().to_string(), "")).collect()
+}
+
+#[test]
+fn errors_name_file_line_and_problem() {
+    let e = errors_after("methods.toml", "level = \"substantial\"", "level = \"medium\"");
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].starts_with("/methods.toml:13:"), "{e:?}");
+    assert!(e[0].contains("unknown level \"medium\""), "{e:?}");
+
+    let e = errors_after("profiles/citizen-signature.toml", "validity_days", "validity_dayz");
+    assert!(e[0].starts_with("/profiles/citizen-signature.toml:"), "{e:?}");
+    assert!(e[0].contains("validity_dayz"), "{e:?}");
+
+    let e = errors_after("profiles/citizen-authentication.toml", "\"ec-p256\",", "\"ec-p255\",");
+    assert!(e[0].contains(":12:17:") && e[0].contains("ec-p255"), "{e:?}");
+
+    let e = errors_after("services/civil-status.toml", "version = 1", "version = 2");
+    assert!(e[0].contains(":2:") && e[0].contains("unsupported version 2"), "{e:?}");
+
+    let e = errors_after("services/civil-status.toml", "\"birthdate\"]", "\"birthdate\", \"national_id\"]");
+    assert!(e[0].contains("national_id = true"), "{e:?}");
+
+    let e = errors_after("profiles/citizen-authentication.toml", "\"2.16.400.1.1.1.1\"", "\"not-an-oid\"");
+    assert!(e[0].contains("not an object identifier"), "{e:?}");
+
+    let e = errors_after("profiles/citizen-signature.toml", "issuer = \"citizen-signing-ca\"", "issuer = \"nobody\"");
+    assert!(e[0].contains("issuer \"nobody\" has no profile"), "{e:?}");
+
+    let e = errors_after("assurance.toml", "acr = [\"high\"", "acr = [\"low\"");
+    assert!(e[0].contains("names two levels"), "{e:?}");
+}
+
+#[test]
+fn every_problem_is_reported_not_just_the_first() {
+    let tmp = copy_shipped();
+    std::fs::write(tmp.path().join("services/bad.toml"), "version = 1\nclient_id = 3\n").expect("write");
+    std::fs::write(tmp.path().join("profiles/worse.toml"), "this is not toml").expect("write");
+    let errors = Policies::load(tmp.path()).expect_err("must fail");
+    assert_eq!(errors.0.len(), 2, "{errors}");
+}
