@@ -1,1 +1,133 @@
-//! placeholder
+//! Persistence for Hawiya.
+//!
+//! The durable store keeps what must survive anything: certificates and their status, CRL
+//! numbers, published CRLs and the ceremony record (later: citizens, clients, tokens, the
+//! audit log). It is a trait ([`CaStore`]) with two backends, chosen at start-up from
+//! [`DurableConfig`]: SQLite (embedded default, WAL, group commit) and PostgreSQL. One
+//! conformance suite runs against both.
+//!
+//! A write is durable when its future resolves: callers may hand out what they stored.
+//! This crate knows no X.509 and no HTTP; it stores what the CA tells it.
+
+mod model;
+mod postgres;
+mod sqlite;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use model::*;
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// Everything that can go wrong in the durable store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A certificate with that serial number exists already.
+    #[error("serial number {0} is already in use")]
+    DuplicateSerial(Serial),
+    /// No certificate has that serial number.
+    #[error("no certificate with serial number {0}")]
+    UnknownSerial(Serial),
+    /// The certificate is revoked for good.
+    #[error("certificate {serial} is already revoked ({reason})")]
+    AlreadyRevoked {
+        /// The certificate.
+        serial: Serial,
+        /// Why it was revoked.
+        reason: RevocationReason,
+    },
+    /// The certificate is already on hold.
+    #[error("certificate {0} is already on hold")]
+    AlreadyOnHold(Serial),
+    /// Only a certificate on hold can be released.
+    #[error("certificate {0} is not on hold")]
+    NotOnHold(Serial),
+    /// The ceremony has already been run on this store.
+    #[error("this store already holds a CA hierarchy (ceremony of {0}); refusing to run another")]
+    CeremonyExists(String),
+    /// A stored value cannot be read back.
+    #[error("stored data is damaged: {0}")]
+    Corrupt(String),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(String),
+    /// The database could not be opened or migrated.
+    #[error("cannot open {what}: {reason}")]
+    Open {
+        /// Which store.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Which durable backend to use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DurableConfig {
+    /// An SQLite database file (created if missing).
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// A PostgreSQL database.
+    Postgres {
+        /// A libpq-style connection string or URL. May hold a password: never logged.
+        url: String,
+        /// How many connections to keep open.
+        connections: usize,
+    },
+}
+
+/// Opens the configured store and brings its schema up to date.
+pub async fn open(config: &DurableConfig) -> Result<Arc<dyn CaStore>, StoreError> {
+    Ok(match config {
+        DurableConfig::Sqlite { path } => Arc::new(SqliteStore::open(path)?),
+        DurableConfig::Postgres { url, connections } => Arc::new(PostgresStore::connect(url, *connections).await?),
+    })
+}
+
+/// What the certificate authority keeps.
+#[async_trait::async_trait]
+pub trait CaStore: Send + Sync + std::fmt::Debug {
+    /// Stores a newly issued certificate (status good). Durable when this returns.
+    async fn insert_certificate(&self, certificate: &NewCertificate) -> Result<(), StoreError>;
+
+    /// The certificate with that serial number.
+    async fn certificate(&self, serial: &Serial) -> Result<Option<CertificateRecord>, StoreError>;
+
+    /// The status of a certificate issued by `issuer` (the OCSP responder's question).
+    async fn status(&self, issuer: &str, serial: &Serial) -> Result<Option<CertificateStatus>, StoreError>;
+
+    /// Revokes a certificate, or puts it on hold with [`RevocationReason::CertificateHold`].
+    /// A certificate on hold may be revoked for good; a revoked one never changes again.
+    async fn revoke(&self, serial: &Serial, reason: RevocationReason, at: i64) -> Result<CertificateRecord, StoreError>;
+
+    /// Lifts a hold: the certificate is good again.
+    async fn release(&self, serial: &Serial) -> Result<CertificateRecord, StoreError>;
+
+    /// Certificates, newest first, optionally only those of one issuer.
+    async fn list(&self, issuer: Option<&str>, limit: usize) -> Result<Vec<CertificateRecord>, StoreError>;
+
+    /// Every revoked or held certificate of `issuer`, for its CRL.
+    async fn revoked(&self, issuer: &str) -> Result<Vec<RevokedEntry>, StoreError>;
+
+    /// How many certificates the store holds.
+    async fn count(&self) -> Result<u64, StoreError>;
+
+    /// The next CRL number of `issuer` (1, 2, 3, … never repeated).
+    async fn next_crl_number(&self, issuer: &str) -> Result<u64, StoreError>;
+
+    /// Keeps the latest CRL of `issuer` (replacing an older one, never a newer one).
+    async fn put_crl(&self, crl: &PublishedCrl) -> Result<(), StoreError>;
+
+    /// The latest CRL of `issuer`.
+    async fn latest_crl(&self, issuer: &str) -> Result<Option<PublishedCrl>, StoreError>;
+
+    /// Records the key ceremony; refuses a second one.
+    async fn put_ceremony(&self, record: &CeremonyRecord) -> Result<(), StoreError>;
+
+    /// The key ceremony, if it has run.
+    async fn ceremony(&self) -> Result<Option<CeremonyRecord>, StoreError>;
+}

@@ -1,0 +1,55 @@
+# Shared by scripts/test and scripts/bench: installs and starts what Hawiya's tests need.
+# Sourced, not run.
+
+HAWIYA_VENV="${HAWIYA_VENV:-$HOME/.cache/hawiya/venv}"
+SOFTHSM_MODULE=/usr/lib/softhsm/libsofthsm2.so
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+ensure_test_dependencies() {
+    local missing=()
+    [ -e "$SOFTHSM_MODULE" ] && command -v softhsm2-util >/dev/null || missing+=(softhsm2)
+    command -v openssl >/dev/null || missing+=(openssl)
+    ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+    python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+    command -v curl >/dev/null || missing+=(curl)
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "installing: ${missing[*]}" >&2
+        as_root apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+    if ! "$HAWIYA_VENV/bin/python" -c 'import pkilint' 2>/dev/null; then
+        echo "installing pkilint into $HAWIYA_VENV" >&2
+        python3 -m venv "$HAWIYA_VENV"
+        "$HAWIYA_VENV/bin/pip" install -q --disable-pip-version-check 'pkilint==0.13.*'
+    fi
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# start_postgres DIR: a throw-away cluster in DIR on a free loopback port (sets PG_PORT).
+start_postgres() {
+    local dir=$1 bin run=()
+    bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+    PG_PORT=$(free_port)
+    mkdir -p "$dir"
+    if [ "$(id -u)" = 0 ]; then
+        chown postgres: "$dir"
+        run=(runuser -u postgres --)
+    fi
+    "${run[@]}" "$bin/initdb" -D "$dir/data" -U postgres -A trust --no-sync >/dev/null
+    "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w \
+        -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $dir -c fsync=off -c max_connections=300" start >/dev/null
+}
+
+stop_postgres() {
+    local dir=$1 bin run=()
+    [ -d "$dir/data" ] || return 0
+    bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+    [ "$(id -u)" = 0 ] && run=(runuser -u postgres --)
+    "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1
+}

@@ -1,0 +1,317 @@
+//! The production backend: PostgreSQL (and engines that speak its protocol).
+//!
+//! A few connections, each with the hot statements prepared once, shared round-robin:
+//! tokio-postgres pipelines concurrent queries on one connection. Every change is a single
+//! statement, so no transaction has to hold a connection.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, NoTls, Row, Statement};
+
+use crate::sqlite::{refusal, status_of};
+use crate::*;
+
+const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    "CREATE TABLE certificates (
+        serial BYTEA PRIMARY KEY,
+        issuer TEXT NOT NULL,
+        profile TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        not_before BIGINT NOT NULL,
+        not_after BIGINT NOT NULL,
+        der BYTEA NOT NULL,
+        issued_at BIGINT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'good' CHECK (status IN ('good', 'revoked')),
+        reason SMALLINT,
+        revoked_at BIGINT
+    );
+    CREATE INDEX certificates_issued ON certificates (issued_at);
+    CREATE INDEX certificates_revoked ON certificates (issuer) WHERE status = 'revoked';
+    CREATE TABLE crl_numbers (issuer TEXT PRIMARY KEY, last BIGINT NOT NULL);
+    CREATE TABLE crls (issuer TEXT PRIMARY KEY, number BIGINT NOT NULL, this_update BIGINT NOT NULL,
+                       next_update BIGINT NOT NULL, der BYTEA NOT NULL);
+    CREATE TABLE ceremony (id INTEGER PRIMARY KEY CHECK (id = 1), record TEXT NOT NULL);",
+)];
+
+/// An arbitrary constant that names Hawiya's migration lock.
+const MIGRATION_LOCK: i64 = 0x4841_5749_5941;
+
+const RECORD_COLUMNS: &str = "serial, issuer, profile, subject, not_before, not_after, der, issued_at, status, reason, revoked_at";
+
+struct Connection {
+    client: Client,
+    insert: Statement,
+    find: Statement,
+    status: Statement,
+}
+
+/// The PostgreSQL durable store.
+pub struct PostgresStore {
+    connections: Vec<Connection>,
+    next: AtomicUsize,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a password: not printed.
+        f.debug_struct("PostgresStore").field("connections", &self.connections.len()).finish_non_exhaustive()
+    }
+}
+
+fn db(e: tokio_postgres::Error) -> StoreError {
+    StoreError::Database(match e.as_db_error() {
+        Some(d) => d.message().to_owned(),
+        None => e.to_string(),
+    })
+}
+
+impl PostgresStore {
+    /// Connects `connections` times and applies pending migrations.
+    pub async fn connect(url: &str, connections: usize) -> Result<Self, StoreError> {
+        let open_err = |e: tokio_postgres::Error| StoreError::Open { what: "PostgreSQL".into(), reason: e.to_string() };
+        let mut pool = Vec::with_capacity(connections.max(1));
+        for i in 0..connections.max(1) {
+            let (client, connection) = tokio_postgres::connect(url, NoTls).await.map_err(open_err)?;
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::error!(error = %e, "PostgreSQL connection closed");
+                }
+            });
+            if i == 0 {
+                migrate(&client).await.map_err(open_err)?;
+            }
+            let insert = client
+                .prepare(
+                    "INSERT INTO certificates (serial, issuer, profile, subject, not_before, not_after, der, issued_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (serial) DO NOTHING",
+                )
+                .await
+                .map_err(open_err)?;
+            let find = client
+                .prepare(&format!("SELECT {RECORD_COLUMNS} FROM certificates WHERE serial = $1"))
+                .await
+                .map_err(open_err)?;
+            let status = client
+                .prepare("SELECT status, reason, revoked_at FROM certificates WHERE serial = $1 AND issuer = $2")
+                .await
+                .map_err(open_err)?;
+            pool.push(Connection { client, insert, find, status });
+        }
+        Ok(PostgresStore { connections: pool, next: AtomicUsize::new(0) })
+    }
+
+    fn conn(&self) -> &Connection {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
+        &self.connections[i]
+    }
+
+    async fn find(&self, serial: &Serial) -> Result<Option<CertificateRecord>, StoreError> {
+        let c = self.conn();
+        c.client.query_opt(&c.find, &[&serial.as_bytes()]).await.map_err(db)?.map(|r| record(&r)).transpose()
+    }
+
+    async fn change_status(&self, sql: &str, params: &[&(dyn ToSql + Sync)], serial: &Serial, releasing: bool) -> Result<CertificateRecord, StoreError> {
+        let row = self.conn().client.query_opt(sql, params).await.map_err(db)?;
+        match row {
+            Some(row) => record(&row),
+            None => Err(refusal(serial, self.find(serial).await?.map(|r| r.status), releasing)),
+        }
+    }
+}
+
+async fn migrate(client: &Client) -> Result<(), tokio_postgres::Error> {
+    client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).await?;
+    let result = async {
+        client
+            .batch_execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+            .await?;
+        let current: i64 = client.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[]).await?.get(0);
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+            client.batch_execute("BEGIN").await?;
+            let applied = async {
+                client.batch_execute(sql).await?;
+                client.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[version]).await?;
+                client.batch_execute("COMMIT").await
+            }
+            .await;
+            if applied.is_err() {
+                let _ = client.batch_execute("ROLLBACK").await;
+            }
+            applied?;
+            tracing::info!(version, "applied PostgreSQL migration");
+        }
+        Ok(())
+    }
+    .await;
+    client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]).await?;
+    result
+}
+
+fn record(row: &Row) -> Result<CertificateRecord, StoreError> {
+    let get = |e: tokio_postgres::Error| StoreError::Corrupt(e.to_string());
+    let serial: Vec<u8> = row.try_get(0).map_err(get)?;
+    let reason: Option<i16> = row.try_get(9).map_err(get)?;
+    let status: String = row.try_get(8).map_err(get)?;
+    Ok(CertificateRecord {
+        certificate: NewCertificate {
+            serial: Serial::new(serial).map_err(StoreError::Corrupt)?,
+            issuer: row.try_get(1).map_err(get)?,
+            profile: row.try_get(2).map_err(get)?,
+            subject: row.try_get(3).map_err(get)?,
+            not_before: row.try_get(4).map_err(get)?,
+            not_after: row.try_get(5).map_err(get)?,
+            der: row.try_get(6).map_err(get)?,
+            issued_at: row.try_get(7).map_err(get)?,
+        },
+        status: status_of(&status, reason.map(|r| r as u8), row.try_get(10).map_err(get)?)?,
+    })
+}
+
+#[async_trait::async_trait]
+impl CaStore for PostgresStore {
+    async fn insert_certificate(&self, c: &NewCertificate) -> Result<(), StoreError> {
+        let conn = self.conn();
+        let inserted = conn
+            .client
+            .execute(
+                &conn.insert,
+                &[&c.serial.as_bytes(), &c.issuer, &c.profile, &c.subject, &c.not_before, &c.not_after, &c.der, &c.issued_at],
+            )
+            .await
+            .map_err(db)?;
+        if inserted == 0 { Err(StoreError::DuplicateSerial(c.serial.clone())) } else { Ok(()) }
+    }
+
+    async fn certificate(&self, serial: &Serial) -> Result<Option<CertificateRecord>, StoreError> {
+        self.find(serial).await
+    }
+
+    async fn status(&self, issuer: &str, serial: &Serial) -> Result<Option<CertificateStatus>, StoreError> {
+        let c = self.conn();
+        let row = c.client.query_opt(&c.status, &[&serial.as_bytes(), &issuer]).await.map_err(db)?;
+        row.map(|r| {
+            let reason: Option<i16> = r.get(1);
+            status_of(r.get::<_, &str>(0), reason.map(|x| x as u8), r.get(2))
+        })
+        .transpose()
+    }
+
+    async fn revoke(&self, serial: &Serial, reason: RevocationReason, at: i64) -> Result<CertificateRecord, StoreError> {
+        let sql = format!(
+            "UPDATE certificates SET status = 'revoked', reason = $2, revoked_at = $3
+             WHERE serial = $1 AND (status = 'good' OR (reason = $4 AND $2 <> $4)) RETURNING {RECORD_COLUMNS}"
+        );
+        let code = i16::from(reason.code());
+        let hold = i16::from(RevocationReason::CertificateHold.code());
+        self.change_status(&sql, &[&serial.as_bytes(), &code, &at, &hold], serial, false).await
+    }
+
+    async fn release(&self, serial: &Serial) -> Result<CertificateRecord, StoreError> {
+        let sql = format!(
+            "UPDATE certificates SET status = 'good', reason = NULL, revoked_at = NULL
+             WHERE serial = $1 AND status = 'revoked' AND reason = $2 RETURNING {RECORD_COLUMNS}"
+        );
+        let hold = i16::from(RevocationReason::CertificateHold.code());
+        self.change_status(&sql, &[&serial.as_bytes(), &hold], serial, true).await
+    }
+
+    async fn list(&self, issuer: Option<&str>, limit: usize) -> Result<Vec<CertificateRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {RECORD_COLUMNS} FROM certificates WHERE $1::TEXT IS NULL OR issuer = $1
+             ORDER BY issued_at DESC, serial LIMIT $2"
+        );
+        let rows = self.conn().client.query(&sql, &[&issuer, &(limit as i64)]).await.map_err(db)?;
+        rows.iter().map(record).collect()
+    }
+
+    async fn revoked(&self, issuer: &str) -> Result<Vec<RevokedEntry>, StoreError> {
+        let rows = self
+            .conn()
+            .client
+            .query("SELECT serial, reason, revoked_at FROM certificates WHERE issuer = $1 AND status = 'revoked' ORDER BY serial", &[&issuer])
+            .await
+            .map_err(db)?;
+        rows.iter()
+            .map(|r| {
+                let reason: i16 = r.get(1);
+                Ok(RevokedEntry {
+                    serial: Serial::new(r.get(0)).map_err(StoreError::Corrupt)?,
+                    reason: RevocationReason::from_code(reason as u8).ok_or_else(|| StoreError::Corrupt(format!("reason code {reason}")))?,
+                    at: r.get(2),
+                })
+            })
+            .collect()
+    }
+
+    async fn count(&self) -> Result<u64, StoreError> {
+        let n: i64 = self.conn().client.query_one("SELECT COUNT(*) FROM certificates", &[]).await.map_err(db)?.get(0);
+        Ok(n as u64)
+    }
+
+    async fn next_crl_number(&self, issuer: &str) -> Result<u64, StoreError> {
+        let row = self
+            .conn()
+            .client
+            .query_one(
+                "INSERT INTO crl_numbers (issuer, last) VALUES ($1, 1)
+                 ON CONFLICT (issuer) DO UPDATE SET last = crl_numbers.last + 1 RETURNING last",
+                &[&issuer],
+            )
+            .await
+            .map_err(db)?;
+        Ok(row.get::<_, i64>(0) as u64)
+    }
+
+    async fn put_crl(&self, crl: &PublishedCrl) -> Result<(), StoreError> {
+        self.conn()
+            .client
+            .execute(
+                "INSERT INTO crls (issuer, number, this_update, next_update, der) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (issuer) DO UPDATE SET number = excluded.number, this_update = excluded.this_update,
+                   next_update = excluded.next_update, der = excluded.der WHERE excluded.number > crls.number",
+                &[&crl.issuer, &(crl.number as i64), &crl.this_update, &crl.next_update, &crl.der],
+            )
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn latest_crl(&self, issuer: &str) -> Result<Option<PublishedCrl>, StoreError> {
+        let row = self
+            .conn()
+            .client
+            .query_opt("SELECT number, this_update, next_update, der FROM crls WHERE issuer = $1", &[&issuer])
+            .await
+            .map_err(db)?;
+        Ok(row.map(|r| PublishedCrl {
+            issuer: issuer.to_owned(),
+            number: r.get::<_, i64>(0) as u64,
+            this_update: r.get(1),
+            next_update: r.get(2),
+            der: r.get(3),
+        }))
+    }
+
+    async fn put_ceremony(&self, record: &CeremonyRecord) -> Result<(), StoreError> {
+        let json = serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let inserted = self
+            .conn()
+            .client
+            .execute("INSERT INTO ceremony (id, record) VALUES (1, $1) ON CONFLICT (id) DO NOTHING", &[&json])
+            .await
+            .map_err(db)?;
+        if inserted == 0 {
+            let when = self.ceremony().await?.map_or_else(|| record.performed_at.clone(), |r| r.performed_at);
+            return Err(StoreError::CeremonyExists(when));
+        }
+        Ok(())
+    }
+
+    async fn ceremony(&self) -> Result<Option<CeremonyRecord>, StoreError> {
+        let row = self.conn().client.query_opt("SELECT record FROM ceremony WHERE id = 1", &[]).await.map_err(db)?;
+        row.map(|r| serde_json::from_str(r.get::<_, &str>(0)).map_err(|e| StoreError::Corrupt(format!("ceremony record: {e}"))))
+            .transpose()
+    }
+}

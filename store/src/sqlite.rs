@@ -1,0 +1,418 @@
+//! The embedded backend: one SQLite file in WAL mode.
+//!
+//! Writes go to one writer thread that commits whatever has queued up in a single
+//! transaction (group commit): each caller's change runs in its own savepoint, so one
+//! failure does not undo the others, and every caller hears back only after the commit is
+//! on disk. Reads use a small pool of read-only connections, which WAL lets run alongside
+//! the writer.
+
+use std::path::Path;
+use std::sync::{Mutex, mpsc};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use tokio::sync::oneshot;
+
+use crate::*;
+
+const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    "CREATE TABLE certificates (
+        serial BLOB PRIMARY KEY,
+        issuer TEXT NOT NULL,
+        profile TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        not_before INTEGER NOT NULL,
+        not_after INTEGER NOT NULL,
+        der BLOB NOT NULL,
+        issued_at INTEGER NOT NULL,
+        status TEXT NOT NULL DEFAULT 'good' CHECK (status IN ('good', 'revoked')),
+        reason INTEGER,
+        revoked_at INTEGER
+    ) WITHOUT ROWID;
+    CREATE INDEX certificates_issued ON certificates (issued_at);
+    CREATE INDEX certificates_revoked ON certificates (issuer) WHERE status = 'revoked';
+    CREATE TABLE crl_numbers (issuer TEXT PRIMARY KEY, last INTEGER NOT NULL);
+    CREATE TABLE crls (issuer TEXT PRIMARY KEY, number INTEGER NOT NULL, this_update INTEGER NOT NULL,
+                       next_update INTEGER NOT NULL, der BLOB NOT NULL);
+    CREATE TABLE ceremony (id INTEGER PRIMARY KEY CHECK (id = 1), record TEXT NOT NULL);",
+)];
+
+const READERS: usize = 4;
+
+type Finish = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> (bool, Finish) + Send>;
+
+/// The SQLite durable store.
+pub struct SqliteStore {
+    path: String,
+    writer: Mutex<mpsc::Sender<Job>>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+fn db(e: rusqlite::Error) -> StoreError {
+    StoreError::Database(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and applies pending migrations.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let open_err = |e: rusqlite::Error| StoreError::Open { what: path.display().to_string(), reason: e.to_string() };
+        let mut conn = Connection::open(path).map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
+        // FULL: a commit is on disk before anyone is told it happened.
+        conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(open_err)?;
+        migrate(&mut conn).map_err(open_err)?;
+
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let r = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .map_err(open_err)?;
+            r.busy_timeout(std::time::Duration::from_secs(10)).map_err(open_err)?;
+            readers.push(r);
+        }
+
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || write_loop(conn, rx))
+            .map_err(|e| StoreError::Open { what: path.display().to_string(), reason: e.to_string() })?;
+        Ok(SqliteStore { path: path.display().to_string(), writer: Mutex::new(tx), readers: Mutex::new(readers) })
+    }
+
+    /// Runs `f` in the writer's next transaction and returns once that has committed.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let result = f(conn);
+            let ok = result.is_ok();
+            let finish: Finish = Box::new(move |commit| {
+                let _ = tx.send(commit.and(result));
+            });
+            (ok, finish)
+        });
+        self.writer
+            .lock()
+            .map_err(|_| StoreError::Database("writer lock poisoned".into()))?
+            .send(job)
+            .map_err(|_| StoreError::Database("the writer thread has stopped".into()))?;
+        rx.await.map_err(|_| StoreError::Database("the writer thread has stopped".into()))?
+    }
+
+    /// Runs a read on a pooled read-only connection. Point reads take microseconds, less
+    /// than handing them to another thread would.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let pooled = self.readers.lock().map_err(|_| StoreError::Database("reader pool poisoned".into()))?.pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .map_err(db)?,
+        };
+        let result = f(&conn);
+        if let Ok(mut pool) = self.readers.lock()
+            && pool.len() < READERS
+        {
+            pool.push(conn);
+        }
+        result
+    }
+}
+
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")?;
+    let current: i64 = tx.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))?;
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        tx.execute_batch(sql)?;
+        tx.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?1, unixepoch())", [version])?;
+        tracing::info!(version, "applied SQLite migration");
+    }
+    tx.commit()
+}
+
+fn write_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
+    const MAX_BATCH: usize = 512;
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            let message = e.to_string();
+            for job in batch {
+                // Tell every caller; nothing of theirs ran.
+                let (_, finish) = job(&conn);
+                finish(Err(StoreError::Database(message.clone())));
+            }
+            let _ = conn.execute_batch("ROLLBACK");
+            continue;
+        }
+        let mut finishes = Vec::with_capacity(batch.len());
+        for job in batch {
+            let savepoint = conn.execute_batch("SAVEPOINT job");
+            let (ok, finish) = job(&conn);
+            let close = if ok && savepoint.is_ok() { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+            let _ = conn.execute_batch(close);
+            finishes.push(finish);
+        }
+        let commit = conn.execute_batch("COMMIT").map_err(db);
+        if commit.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for finish in finishes {
+            finish(match &commit {
+                Ok(()) => Ok(()),
+                Err(e) => Err(StoreError::Database(e.to_string())),
+            });
+        }
+    }
+}
+
+const RECORD_COLUMNS: &str = "serial, issuer, profile, subject, not_before, not_after, der, issued_at, status, reason, revoked_at";
+
+fn record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<CertificateRecord, StoreError>> {
+    let serial: Vec<u8> = row.get(0)?;
+    let status: String = row.get(8)?;
+    let reason: Option<u8> = row.get(9)?;
+    let revoked_at: Option<i64> = row.get(10)?;
+    let certificate = NewCertificate {
+        serial: match Serial::new(serial) {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(StoreError::Corrupt(e))),
+        },
+        issuer: row.get(1)?,
+        profile: row.get(2)?,
+        subject: row.get(3)?,
+        not_before: row.get(4)?,
+        not_after: row.get(5)?,
+        der: row.get(6)?,
+        issued_at: row.get(7)?,
+    };
+    Ok(status_of(&status, reason, revoked_at).map(|status| CertificateRecord { certificate, status }))
+}
+
+pub(crate) fn status_of(status: &str, reason: Option<u8>, at: Option<i64>) -> Result<CertificateStatus, StoreError> {
+    match (status, reason.and_then(RevocationReason::from_code), at) {
+        ("good", _, _) => Ok(CertificateStatus::Good),
+        ("revoked", Some(reason), Some(at)) => Ok(CertificateStatus::Revoked { reason, at }),
+        _ => Err(StoreError::Corrupt(format!("status {status:?} with reason {reason:?}"))),
+    }
+}
+
+fn find(conn: &Connection, serial: &Serial) -> Result<Option<CertificateRecord>, StoreError> {
+    conn.prepare_cached(&format!("SELECT {RECORD_COLUMNS} FROM certificates WHERE serial = ?1"))
+        .map_err(db)?
+        .query_row([serial.as_bytes()], record)
+        .optional()
+        .map_err(db)?
+        .transpose()
+}
+
+/// Why a status change matched no row.
+pub(crate) fn refusal(serial: &Serial, current: Option<CertificateStatus>, releasing: bool) -> StoreError {
+    match current {
+        None => StoreError::UnknownSerial(serial.clone()),
+        Some(CertificateStatus::Revoked { reason: RevocationReason::CertificateHold, .. }) => StoreError::AlreadyOnHold(serial.clone()),
+        Some(CertificateStatus::Revoked { reason, .. }) if !releasing => StoreError::AlreadyRevoked { serial: serial.clone(), reason },
+        Some(_) => StoreError::NotOnHold(serial.clone()),
+    }
+}
+
+#[async_trait::async_trait]
+impl CaStore for SqliteStore {
+    async fn insert_certificate(&self, c: &NewCertificate) -> Result<(), StoreError> {
+        let c = c.clone();
+        self.write(move |conn| {
+            let inserted = conn
+                .prepare_cached(
+                    "INSERT INTO certificates (serial, issuer, profile, subject, not_before, not_after, der, issued_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (serial) DO NOTHING",
+                )
+                .map_err(db)?
+                .execute(params![c.serial.as_bytes(), c.issuer, c.profile, c.subject, c.not_before, c.not_after, c.der, c.issued_at])
+                .map_err(db)?;
+            if inserted == 0 { Err(StoreError::DuplicateSerial(c.serial)) } else { Ok(()) }
+        })
+        .await
+    }
+
+    async fn certificate(&self, serial: &Serial) -> Result<Option<CertificateRecord>, StoreError> {
+        self.read(|conn| find(conn, serial))
+    }
+
+    async fn status(&self, issuer: &str, serial: &Serial) -> Result<Option<CertificateStatus>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT status, reason, revoked_at FROM certificates WHERE serial = ?1 AND issuer = ?2")
+                .map_err(db)?
+                .query_row(params![serial.as_bytes(), issuer], |r| {
+                    Ok(status_of(&r.get::<_, String>(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()
+                .map_err(db)?
+                .transpose()
+        })
+    }
+
+    async fn revoke(&self, serial: &Serial, reason: RevocationReason, at: i64) -> Result<CertificateRecord, StoreError> {
+        let serial = serial.clone();
+        self.write(move |conn| {
+            let hold = RevocationReason::CertificateHold.code();
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE certificates SET status = 'revoked', reason = ?2, revoked_at = ?3
+                     WHERE serial = ?1 AND (status = 'good' OR (reason = ?4 AND ?2 <> ?4))",
+                )
+                .map_err(db)?
+                .execute(params![serial.as_bytes(), reason.code(), at, hold])
+                .map_err(db)?;
+            let current = find(conn, &serial)?;
+            match current {
+                Some(record) if changed == 1 => Ok(record),
+                other => Err(refusal(&serial, other.map(|r| r.status), false)),
+            }
+        })
+        .await
+    }
+
+    async fn release(&self, serial: &Serial) -> Result<CertificateRecord, StoreError> {
+        let serial = serial.clone();
+        self.write(move |conn| {
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE certificates SET status = 'good', reason = NULL, revoked_at = NULL
+                     WHERE serial = ?1 AND status = 'revoked' AND reason = ?2",
+                )
+                .map_err(db)?
+                .execute(params![serial.as_bytes(), RevocationReason::CertificateHold.code()])
+                .map_err(db)?;
+            let current = find(conn, &serial)?;
+            match current {
+                Some(record) if changed == 1 => Ok(record),
+                other => Err(refusal(&serial, other.map(|r| r.status), true)),
+            }
+        })
+        .await
+    }
+
+    async fn list(&self, issuer: Option<&str>, limit: usize) -> Result<Vec<CertificateRecord>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {RECORD_COLUMNS} FROM certificates WHERE ?1 IS NULL OR issuer = ?1
+                     ORDER BY issued_at DESC, serial LIMIT ?2"
+                ))
+                .map_err(db)?;
+            let rows = stmt.query_map(params![issuer, limit as i64], record).map_err(db)?;
+            rows.map(|r| r.map_err(db)?).collect()
+        })
+    }
+
+    async fn revoked(&self, issuer: &str) -> Result<Vec<RevokedEntry>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT serial, reason, revoked_at FROM certificates WHERE issuer = ?1 AND status = 'revoked' ORDER BY serial")
+                .map_err(db)?;
+            let rows = stmt
+                .query_map([issuer], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, u8>(1)?, r.get::<_, i64>(2)?)))
+                .map_err(db)?;
+            rows.map(|row| {
+                let (serial, reason, at) = row.map_err(db)?;
+                Ok(RevokedEntry {
+                    serial: Serial::new(serial).map_err(StoreError::Corrupt)?,
+                    reason: RevocationReason::from_code(reason).ok_or_else(|| StoreError::Corrupt(format!("reason code {reason}")))?,
+                    at,
+                })
+            })
+            .collect()
+        })
+    }
+
+    async fn count(&self) -> Result<u64, StoreError> {
+        self.read(|conn| conn.query_row("SELECT COUNT(*) FROM certificates", [], |r| r.get::<_, i64>(0)).map(|n| n as u64).map_err(db))
+    }
+
+    async fn next_crl_number(&self, issuer: &str) -> Result<u64, StoreError> {
+        let issuer = issuer.to_owned();
+        self.write(move |conn| {
+            conn.query_row(
+                "INSERT INTO crl_numbers (issuer, last) VALUES (?1, 1)
+                 ON CONFLICT (issuer) DO UPDATE SET last = last + 1 RETURNING last",
+                [&issuer],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(db)
+        })
+        .await
+    }
+
+    async fn put_crl(&self, crl: &PublishedCrl) -> Result<(), StoreError> {
+        let crl = crl.clone();
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO crls (issuer, number, this_update, next_update, der) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (issuer) DO UPDATE SET number = excluded.number, this_update = excluded.this_update,
+                   next_update = excluded.next_update, der = excluded.der WHERE excluded.number > crls.number",
+                params![crl.issuer, crl.number as i64, crl.this_update, crl.next_update, crl.der],
+            )
+            .map(|_| ())
+            .map_err(db)
+        })
+        .await
+    }
+
+    async fn latest_crl(&self, issuer: &str) -> Result<Option<PublishedCrl>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT number, this_update, next_update, der FROM crls WHERE issuer = ?1")
+                .map_err(db)?
+                .query_row([issuer], |r| {
+                    Ok(PublishedCrl {
+                        issuer: issuer.to_owned(),
+                        number: r.get::<_, i64>(0)? as u64,
+                        this_update: r.get(1)?,
+                        next_update: r.get(2)?,
+                        der: r.get(3)?,
+                    })
+                })
+                .optional()
+                .map_err(db)
+        })
+    }
+
+    async fn put_ceremony(&self, record: &CeremonyRecord) -> Result<(), StoreError> {
+        let json = serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let performed_at = record.performed_at.clone();
+        self.write(move |conn| {
+            let inserted = conn
+                .execute("INSERT INTO ceremony (id, record) VALUES (1, ?1) ON CONFLICT (id) DO NOTHING", [&json])
+                .map_err(db)?;
+            if inserted == 0 {
+                let existing: String = conn.query_row("SELECT record FROM ceremony WHERE id = 1", [], |r| r.get(0)).map_err(db)?;
+                let when = serde_json::from_str::<CeremonyRecord>(&existing).map(|r| r.performed_at).unwrap_or(performed_at);
+                return Err(StoreError::CeremonyExists(when));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn ceremony(&self) -> Result<Option<CeremonyRecord>, StoreError> {
+        self.read(|conn| {
+            let json: Option<String> = conn.query_row("SELECT record FROM ceremony WHERE id = 1", [], |r| r.get(0)).optional().map_err(db)?;
+            json.map(|j| serde_json::from_str(&j).map_err(|e| StoreError::Corrupt(format!("ceremony record: {e}")))).transpose()
+        })
+    }
+}

@@ -1,0 +1,207 @@
+//! One conformance suite for every durable backend: SQLite and a real PostgreSQL.
+
+use std::sync::Arc;
+
+use store::*;
+
+struct Backend {
+    store: Arc<dyn CaStore>,
+    _dir: tempfile::TempDir,
+}
+
+async fn sqlite() -> Backend {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store::open(&DurableConfig::Sqlite { path: dir.path().join("hawiya.db") }).await.expect("open");
+    Backend { store, _dir: dir }
+}
+
+/// A fresh database on the throw-away server `./scripts/test` starts.
+async fn postgres() -> Backend {
+    let admin = std::env::var("HAWIYA_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!("HAWIYA_TEST_POSTGRES_URL is not set: run the tests through ./scripts/test, which installs postgresql and starts a throw-away server")
+    });
+    let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await.expect("connect to the test PostgreSQL");
+    tokio::spawn(conn);
+    let name = format!("hawiya_t_{}", std::process::id()) + &format!("_{}", rand_suffix());
+    client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create database");
+    let url = format!("{admin} dbname={name}");
+    let store = store::open(&DurableConfig::Postgres { url, connections: 2 }).await.expect("open");
+    Backend { store, _dir: tempfile::tempdir().expect("tempdir") }
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0));
+    h.finish() % 1_000_000_000
+}
+
+fn cert(serial: u8, issuer: &str) -> NewCertificate {
+    NewCertificate {
+        serial: Serial::new(vec![0x01, serial]).expect("serial"),
+        issuer: issuer.into(),
+        profile: "citizen-authentication".into(),
+        subject: format!("CN=Citizen {serial}"),
+        not_before: 1_700_000_000,
+        not_after: 1_800_000_000,
+        der: vec![0x30, serial],
+        issued_at: 1_700_000_000 + i64::from(serial),
+    }
+}
+
+async fn stores_and_reads_certificates(b: Backend) {
+    let s = &b.store;
+    let c = cert(1, "ca-a");
+    s.insert_certificate(&c).await.expect("insert");
+    let record = s.certificate(&c.serial).await.expect("read").expect("present");
+    assert_eq!(record.certificate, c);
+    assert_eq!(record.status, CertificateStatus::Good);
+    assert_eq!(s.status("ca-a", &c.serial).await.expect("status"), Some(CertificateStatus::Good));
+    assert_eq!(s.status("ca-b", &c.serial).await.expect("status"), None, "another issuer's serial is unknown");
+    assert_eq!(s.count().await.expect("count"), 1);
+}
+
+async fn refuses_duplicate_serials_and_keeps_the_first(b: Backend) {
+    let s = &b.store;
+    let c = cert(2, "ca-a");
+    s.insert_certificate(&c).await.expect("insert");
+    let mut other = cert(2, "ca-b");
+    other.subject = "CN=Impostor".into();
+    assert!(matches!(s.insert_certificate(&other).await, Err(StoreError::DuplicateSerial(_))));
+    assert_eq!(s.certificate(&c.serial).await.expect("read").expect("present").certificate, c);
+    assert_eq!(s.count().await.expect("count"), 1);
+}
+
+async fn revokes_holds_and_releases(b: Backend) {
+    let s = &b.store;
+    let (a, h, u) = (cert(3, "ca"), cert(4, "ca"), cert(5, "ca"));
+    for c in [&a, &h, &u] {
+        s.insert_certificate(c).await.expect("insert");
+    }
+    let r = s.revoke(&a.serial, RevocationReason::KeyCompromise, 1_750_000_000).await.expect("revoke");
+    assert_eq!(r.status, CertificateStatus::Revoked { reason: RevocationReason::KeyCompromise, at: 1_750_000_000 });
+    match s.revoke(&a.serial, RevocationReason::Superseded, 1).await {
+        Err(StoreError::AlreadyRevoked { reason: RevocationReason::KeyCompromise, .. }) => {}
+        other => panic!("expected AlreadyRevoked, got {other:?}"),
+    }
+    assert!(matches!(s.release(&a.serial).await, Err(StoreError::NotOnHold(_))));
+
+    s.revoke(&h.serial, RevocationReason::CertificateHold, 1_750_000_001).await.expect("hold");
+    assert!(matches!(s.revoke(&h.serial, RevocationReason::CertificateHold, 2).await, Err(StoreError::AlreadyOnHold(_))));
+    assert!(s.status("ca", &h.serial).await.expect("status").expect("present").on_hold());
+    assert_eq!(s.release(&h.serial).await.expect("release").status, CertificateStatus::Good);
+    assert!(matches!(s.release(&h.serial).await, Err(StoreError::NotOnHold(_))));
+    s.revoke(&h.serial, RevocationReason::CertificateHold, 3).await.expect("hold again");
+    s.revoke(&h.serial, RevocationReason::CessationOfOperation, 4).await.expect("a hold may become a revocation");
+
+    let missing = Serial::new(vec![0x7f; 16]).expect("serial");
+    assert!(matches!(s.revoke(&missing, RevocationReason::Unspecified, 5).await, Err(StoreError::UnknownSerial(_))));
+    assert!(matches!(s.release(&missing).await, Err(StoreError::UnknownSerial(_))));
+
+    let revoked = s.revoked("ca").await.expect("revoked");
+    assert_eq!(revoked.len(), 2);
+    assert!(revoked.iter().any(|e| e.serial == h.serial && e.reason == RevocationReason::CessationOfOperation && e.at == 4));
+    assert_eq!(s.status("ca", &u.serial).await.expect("status"), Some(CertificateStatus::Good));
+}
+
+async fn lists_newest_first(b: Backend) {
+    let s = &b.store;
+    for i in 10..15 {
+        s.insert_certificate(&cert(i, if i % 2 == 0 { "even" } else { "odd" })).await.expect("insert");
+    }
+    let all = s.list(None, 100).await.expect("list");
+    let serials: Vec<u8> = all.iter().map(|r| r.certificate.serial.as_bytes()[1]).collect();
+    assert_eq!(serials, [14, 13, 12, 11, 10]);
+    assert_eq!(s.list(Some("even"), 100).await.expect("list").len(), 3);
+    assert_eq!(s.list(None, 2).await.expect("list").len(), 2);
+}
+
+async fn numbers_crls_and_keeps_the_newest(b: Backend) {
+    let s = &b.store;
+    assert_eq!(s.next_crl_number("a").await.expect("n"), 1);
+    assert_eq!(s.next_crl_number("a").await.expect("n"), 2);
+    assert_eq!(s.next_crl_number("b").await.expect("n"), 1);
+    let crl = |number| PublishedCrl { issuer: "a".into(), number, this_update: 1, next_update: 2, der: vec![number as u8] };
+    s.put_crl(&crl(2)).await.expect("put");
+    s.put_crl(&crl(1)).await.expect("an older CRL is ignored");
+    assert_eq!(s.latest_crl("a").await.expect("get"), Some(crl(2)));
+    assert_eq!(s.latest_crl("b").await.expect("get"), None);
+}
+
+async fn records_one_ceremony_only(b: Backend) {
+    let s = &b.store;
+    assert_eq!(s.ceremony().await.expect("read"), None);
+    let record = CeremonyRecord {
+        performed_at: "2026-11-23T00:00:00Z".into(),
+        country: "JO".into(),
+        base_url: "http://127.0.0.1:8080".into(),
+        authorities: vec![AuthorityRecord {
+            name: "root".into(),
+            profile: "root-ca".into(),
+            issuer: "root".into(),
+            key: "soft:root".into(),
+            algorithm: "ES384".into(),
+            certificate: "3000".into(),
+        }],
+    };
+    s.put_ceremony(&record).await.expect("first");
+    let mut second = record.clone();
+    second.country = "QA".into();
+    assert!(matches!(s.put_ceremony(&second).await, Err(StoreError::CeremonyExists(when)) if when == record.performed_at));
+    assert_eq!(s.ceremony().await.expect("read"), Some(record));
+}
+
+async fn concurrent_writers_all_land(b: Backend) {
+    let s = b.store.clone();
+    let mut tasks = Vec::new();
+    for i in 0..200u16 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut c = cert(0, "ca");
+            c.serial = Serial::new(vec![0x10, (i >> 8) as u8, i as u8]).expect("serial");
+            s.insert_certificate(&c).await
+        }));
+    }
+    // One duplicate among them must fail alone.
+    let mut dup = cert(0, "ca");
+    dup.serial = Serial::new(vec![0x10, 0, 7]).expect("serial");
+    let dup = s.insert_certificate(&dup).await;
+    let mut ok = 0;
+    for t in tasks {
+        if t.await.expect("join").is_ok() {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok + usize::from(dup.is_ok()), 200, "exactly one of the two writes of serial 10:00:07 fails");
+    assert_eq!(s.count().await.expect("count"), 200);
+}
+
+macro_rules! conformance {
+    ($backend:ident: $($test:ident),* $(,)?) => {
+        mod $backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(super::$backend().await).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(sqlite: stores_and_reads_certificates, refuses_duplicate_serials_and_keeps_the_first, revokes_holds_and_releases,
+    lists_newest_first, numbers_crls_and_keeps_the_newest, records_one_ceremony_only, concurrent_writers_all_land);
+conformance!(postgres: stores_and_reads_certificates, refuses_duplicate_serials_and_keeps_the_first, revokes_holds_and_releases,
+    lists_newest_first, numbers_crls_and_keeps_the_newest, records_one_ceremony_only, concurrent_writers_all_land);
+
+#[test]
+fn serials_parse_as_operators_type_them() {
+    let s: Serial = "00:9A:bc".parse().expect("openssl style");
+    assert_eq!(s.as_bytes(), &[0x00, 0x9a, 0xbc]);
+    assert_eq!("9abc".parse::<Serial>().expect("bare"), s);
+    assert!("xyz".parse::<Serial>().is_err());
+    assert!(Serial::new(vec![0x80]).is_err());
+    assert!(Serial::new(vec![0x00, 0x01]).is_err());
+    assert!("removeFromCRL".parse::<RevocationReason>().is_err());
+    assert_eq!("keyCompromise".parse::<RevocationReason>(), Ok(RevocationReason::KeyCompromise));
+}
