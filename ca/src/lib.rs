@@ -1,1 +1,50 @@
-//! placeholder
+//! The national certificate authority.
+//!
+//! A key ceremony ([`ceremony`]) builds the hierarchy — National Root CA, Citizen
+//! Authentication CA, Citizen Signing CA, Services CA, a delegated OCSP responder per
+//! issuing CA and the timestamp authority — with keys in the key store and certificate
+//! contents from the profiles in `policies/`. The [`Authority`] then issues certificates from
+//! PKCS#10 requests for identities that an upper layer has already proven (it never knows
+//! how the caller logged in), revokes and suspends them, signs CRLs, and answers OCSP
+//! ([`ocsp`]). [`http`] serves CA certificates, CRLs and OCSP at the URLs written into the
+//! certificates.
+//!
+//! Every certificate is committed to the durable store before it is handed out. Private keys
+//! never leave the key store.
+
+pub mod authority;
+pub mod ceremony;
+mod csr;
+mod error;
+pub mod http;
+pub mod ocsp;
+mod profile;
+
+pub use authority::{Authority, Issued, IssueRequest, Subject};
+pub use error::CaError;
+
+/// The authority names of the default hierarchy, as used in URLs and on the command line.
+pub mod names {
+    /// The National Root CA.
+    pub const ROOT: &str = "root";
+    /// The Citizen Authentication CA.
+    pub const CITIZEN_AUTHENTICATION: &str = "citizen-authentication-ca";
+    /// The Citizen Signing CA.
+    pub const CITIZEN_SIGNING: &str = "citizen-signing-ca";
+    /// The Services CA.
+    pub const SERVICES: &str = "services-ca";
+    /// The timestamp authority.
+    pub const TSA: &str = "tsa";
+    /// The issuing CAs, in ceremony order.
+    pub const ISSUING: [&str; 3] = [CITIZEN_AUTHENTICATION, CITIZEN_SIGNING, SERVICES];
+
+    /// The name of the delegated OCSP responder of issuing CA `ca`.
+    pub fn ocsp_responder(ca: &str) -> String {
+        format!("{ca}-ocsp")
+    }
+}
+
+/// Unix seconds now.
+pub(crate) fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}

@@ -1,1 +1,123 @@
-fn main() {}
+//! `hawiya`: the one binary of Hawiya — the command line of operators and registration
+//! officers, and the server that wires the CA's (and later the IdP's) endpoints into one
+//! axum app.
+//!
+//! Errors end the command with one line on stderr and a non-zero exit code.
+
+mod ca_cmd;
+mod config;
+mod server;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Hawiya: national identity, PKI and single sign-on.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs everything on embedded defaults: creates the data directory (SQLite, soft key
+    /// store, the default CA hierarchy) on first start, then serves it.
+    Demo {
+        /// The data directory.
+        #[arg(long, default_value = "hawiya-data")]
+        data: PathBuf,
+        /// Where to listen (also the base URL in certificates on first start).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// Serves the public endpoints of an initialised data directory.
+    Serve {
+        /// The data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// The certificate authority.
+    #[command(subcommand)]
+    Ca(ca_cmd::CaCommand),
+    /// Policy files.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Checks a policy directory (default: the shipped policies) and prints every problem.
+    Check {
+        /// The directory holding assurance.toml, methods.toml, profiles/ and services/.
+        dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let serving = matches!(cli.command, Command::Demo { .. } | Command::Serve { .. });
+    let default_level = if serving { "info" } else { "warn" };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Demo { data, listen } => server::demo(&data, listen).await,
+            Command::Serve { data, listen } => server::serve(&data, listen).await,
+            Command::Ca(command) => ca_cmd::run(command).await,
+            Command::Policy(PolicyCommand::Check { dir }) => policy_check(dir),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Errors of commands: already one line, fit for the terminal.
+pub(crate) type CommandResult = Result<(), Box<dyn std::error::Error>>;
+
+fn policy_check(dir: Option<PathBuf>) -> CommandResult {
+    let loaded = match &dir {
+        Some(d) => policies::Policies::load(d),
+        None => policies::Policies::shipped(),
+    };
+    match loaded {
+        Ok(p) => {
+            println!(
+                "ok: {} levels, {} methods, {} certificate profiles, {} e-services",
+                p.levels().len(),
+                p.methods().len(),
+                p.profiles().count(),
+                p.services().len()
+            );
+            Ok(())
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("{e}");
+            }
+            Err(format!("{} problem(s) in the policy files", errors.0.len()).into())
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! The CA's public endpoints: CA certificates (caIssuers), CRLs (distribution points) and
+//! the OCSP responder, at the URLs written into certificates.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+
+use crate::CaError;
+use crate::authority::Authority;
+use crate::ocsp::OcspResponder;
+
+/// What the CA endpoints need.
+#[derive(Debug)]
+pub struct CaState {
+    /// The authority (certificates, CRLs).
+    pub authority: Arc<Authority>,
+    /// The OCSP responder.
+    pub ocsp: OcspResponder,
+}
+
+/// The largest OCSP request accepted (a request for 16 certificates is well under 4 KiB).
+const MAX_OCSP_REQUEST: usize = 16 * 1024;
+
+/// The CA's routes.
+pub fn router(state: Arc<CaState>) -> Router {
+    Router::new()
+        .route("/ca/{file}", get(ca_certificate))
+        .route("/crl/{file}", get(crl))
+        .route("/ocsp", post(ocsp_post))
+        .route("/ocsp/{*request}", get(ocsp_get))
+        .layer(DefaultBodyLimit::max(MAX_OCSP_REQUEST))
+        .with_state(state)
+}
+
+/// Turns a CA error into a response, in one place: names of unknown things are the caller's
+/// to know; anything else is logged and answered with a bare 500.
+fn error_response(e: CaError) -> Response {
+    match e {
+        CaError::UnknownAuthority { .. } => (StatusCode::NOT_FOUND, "no such certificate authority\n").into_response(),
+        other => {
+            tracing::error!(error = %other, "CA endpoint failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
+        }
+    }
+}
+
+fn der(content_type: &'static str, body: impl Into<Bytes>, max_age: i64) -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={}", max_age.max(0))) {
+        headers.insert(header::CACHE_CONTROL, v);
+    }
+    (headers, body.into()).into_response()
+}
+
+async fn ca_certificate(State(state): State<Arc<CaState>>, Path(file): Path<String>) -> Response {
+    let Some(name) = file.strip_suffix(".crt") else {
+        return (StatusCode::NOT_FOUND, "CA certificates are served as <name>.crt\n").into_response();
+    };
+    if !state.authority.ca_names().contains(&name) {
+        return error_response(CaError::UnknownAuthority { name: name.into(), known: String::new() });
+    }
+    match state.authority.certificate(name) {
+        Ok(cert) => der("application/pkix-cert", cert.to_vec(), 86_400),
+        Err(e) => error_response(e),
+    }
+}
+
+async fn crl(State(state): State<Arc<CaState>>, Path(file): Path<String>) -> Response {
+    let Some(name) = file.strip_suffix(".crl") else {
+        return (StatusCode::NOT_FOUND, "CRLs are served as <name>.crl\n").into_response();
+    };
+    if !state.authority.ca_names().contains(&name) {
+        return error_response(CaError::UnknownAuthority { name: name.into(), known: String::new() });
+    }
+    match state.authority.current_crl(name).await {
+        Ok(Some(crl)) => der("application/pkix-crl", crl.der, (crl.next_update - crate::now()).min(3600)),
+        Ok(None) => (StatusCode::NOT_FOUND, "no CRL has been published for this CA yet\n").into_response(),
+        Err(e) => error_response(e),
+    }
+}
+
+async fn ocsp_post(State(state): State<Arc<CaState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !content_type.eq_ignore_ascii_case("application/ocsp-request") {
+        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "OCSP requests are POSTed as application/ocsp-request\n").into_response();
+    }
+    der("application/ocsp-response", state.ocsp.respond(&body).await, 0)
+}
+
+async fn ocsp_get(State(state): State<Arc<CaState>>, Path(encoded): Path<String>) -> Response {
+    // RFC 6960 A.1: the URL-encoding of the base64 of the DER request (axum has already
+    // percent-decoded the path).
+    let request = match base64::engine::general_purpose::STANDARD.decode(encoded.trim_start_matches('/')) {
+        Ok(r) if r.len() <= MAX_OCSP_REQUEST => r,
+        _ => return der("application/ocsp-response", state.ocsp.respond(&[]).await, 0),
+    };
+    der("application/ocsp-response", state.ocsp.respond(&request).await, 60)
+}

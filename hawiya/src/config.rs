@@ -1,0 +1,249 @@
+//! Configuration: the ceremony file (`ca init --config`) and the data directory's
+//! `hawiya.toml`, which `ca init` writes from it and every later command reads.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hsm_shim::KeyStore;
+use hsm_shim::pkcs11::{Pin, Pkcs11KeyStore};
+use hsm_shim::soft::{OperatorSecret, SoftKeyStore};
+use serde::{Deserialize, Serialize};
+use store::{CaStore, DurableConfig};
+
+/// The default ceremony, shipped in `deploy/ceremony/default.toml`.
+pub const DEFAULT_CEREMONY: &str = include_str!("../../deploy/ceremony/default.toml");
+
+const CONFIG_FILE: &str = "hawiya.toml";
+const DEMO_SECRET_FILE: &str = "operator-secret";
+const VERSION: u32 = 1;
+
+/// A ceremony file: the ceremony itself and where its keys and records go.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CeremonyFile {
+    /// Format version (1).
+    pub version: u32,
+    /// Names, country, URLs and keys of the hierarchy.
+    pub ceremony: ca::ceremony::CeremonyConfig,
+    /// Where keys are generated.
+    pub key_store: KeyStoreConfig,
+    /// Where certificates and the ceremony record are kept.
+    pub store: StoreConfig,
+}
+
+/// The data directory's configuration.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// Format version (1).
+    pub version: u32,
+    /// Where keys are.
+    pub key_store: KeyStoreConfig,
+    /// Where records are.
+    pub store: StoreConfig,
+    /// A policy directory to use instead of the shipped policies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policies: Option<PathBuf>,
+}
+
+/// The key store.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum KeyStoreConfig {
+    /// Sealed key files in `<data>/keys` (or `dir`).
+    Soft {
+        /// The key directory, relative to the data directory unless absolute.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dir: Option<PathBuf>,
+    },
+    /// A PKCS#11 token.
+    Pkcs11 {
+        /// The module (shared library) path.
+        module: PathBuf,
+        /// The token label.
+        token: String,
+    },
+}
+
+/// The durable store.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum StoreConfig {
+    /// `<data>/hawiya.db` (or `path`).
+    Sqlite {
+        /// The database file, relative to the data directory unless absolute.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<PathBuf>,
+    },
+    /// PostgreSQL; `HAWIYA_DATABASE_URL` overrides `url` (keep passwords out of files).
+    Postgres {
+        /// Connection string.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        url: Option<String>,
+        /// Connections to open (default 4).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        connections: Option<usize>,
+    },
+}
+
+/// A configuration problem, with the file it is in.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn parse<T: serde::de::DeserializeOwned>(name: &str, text: &str) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1).unwrap_or(0);
+        ConfigError(format!("{name}:{line}: {}", e.message().trim()))
+    })
+}
+
+impl CeremonyFile {
+    /// Reads a ceremony file, or the default ceremony when `path` is `None`.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let (name, text) = match path {
+            Some(p) => (p.display().to_string(), std::fs::read_to_string(p).map_err(|e| ConfigError(format!("{}: {e}", p.display())))?),
+            None => ("deploy/ceremony/default.toml".to_owned(), DEFAULT_CEREMONY.to_owned()),
+        };
+        let file: CeremonyFile = parse(&name, &text)?;
+        if file.version != VERSION {
+            return Err(ConfigError(format!("{name}: unsupported version {} (expected {VERSION})", file.version)));
+        }
+        Ok(file)
+    }
+}
+
+/// A data directory: its configuration and how to open what it names.
+#[derive(Debug)]
+pub struct DataDir {
+    /// The directory.
+    pub path: PathBuf,
+    /// Its `hawiya.toml`.
+    pub config: DataConfig,
+}
+
+impl DataDir {
+    /// Whether `path` holds a Hawiya configuration.
+    pub fn exists(path: &Path) -> bool {
+        path.join(CONFIG_FILE).exists()
+    }
+
+    /// Reads `<path>/hawiya.toml`.
+    pub fn open(path: &Path) -> Result<Self, ConfigError> {
+        let file = path.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&file).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                ConfigError(format!("{} has no {CONFIG_FILE}: run `hawiya ca init --data {}` first", path.display(), path.display()))
+            } else {
+                ConfigError(format!("{}: {e}", file.display()))
+            }
+        })?;
+        let config: DataConfig = parse(&file.display().to_string(), &text)?;
+        if config.version != VERSION {
+            return Err(ConfigError(format!("{}: unsupported version {}", file.display(), config.version)));
+        }
+        Ok(DataDir { path: path.to_owned(), config })
+    }
+
+    /// A data directory about to be created: nothing is written until [`DataDir::save`].
+    pub fn new(path: &Path, key_store: KeyStoreConfig, store: StoreConfig) -> Self {
+        DataDir { path: path.to_owned(), config: DataConfig { version: VERSION, key_store, store, policies: None } }
+    }
+
+    /// Writes the configuration; refuses to overwrite one.
+    pub fn save(&self) -> Result<(), ConfigError> {
+        let path = &self.path;
+        let io = |e: std::io::Error| ConfigError(format!("{}: {e}", path.display()));
+        std::fs::create_dir_all(path).map_err(io)?;
+        let text = toml::to_string(&self.config).map_err(|e| ConfigError(e.to_string()))?;
+        let header = "# Written by `hawiya ca init`: where this deployment's keys and records are.\n";
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path.join(CONFIG_FILE))
+            .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{header}{text}").as_bytes()))
+            .map_err(io)
+    }
+
+    fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() { p.to_owned() } else { self.path.join(p) }
+    }
+
+    /// Writes a fresh demo operator secret into the data directory (mode 0600). Demo only:
+    /// production keeps the secret away from the keys it protects.
+    pub fn create_demo_secret(path: &Path) -> Result<(), ConfigError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = path.join(DEMO_SECRET_FILE);
+        if file.exists() {
+            return Ok(());
+        }
+        let secret = OperatorSecret::generate().map_err(|e| ConfigError(e.to_string()))?;
+        std::fs::create_dir_all(path).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&file)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, secret.expose()))
+            .map_err(|e| ConfigError(format!("{}: {e}", file.display())))
+    }
+
+    /// Opens the key store (creating a soft store on first use).
+    pub fn key_store(&self) -> Result<Arc<dyn KeyStore>, ConfigError> {
+        let err = |e: hsm_shim::Error| ConfigError(e.to_string());
+        match &self.config.key_store {
+            KeyStoreConfig::Soft { dir } => {
+                let secret = match OperatorSecret::from_env().map_err(err)? {
+                    Some(s) => s,
+                    None => {
+                        let demo = self.path.join(DEMO_SECRET_FILE);
+                        if !demo.exists() {
+                            return Err(ConfigError(format!(
+                                "no operator secret: set {} or {} (the soft key store is sealed with it)",
+                                OperatorSecret::ENV,
+                                OperatorSecret::ENV_FILE
+                            )));
+                        }
+                        OperatorSecret::from_file(&demo).map_err(err)?
+                    }
+                };
+                let dir = self.resolve(dir.as_deref().unwrap_or(Path::new("keys")));
+                Ok(Arc::new(SoftKeyStore::open_or_create(&dir, &secret).map_err(err)?))
+            }
+            KeyStoreConfig::Pkcs11 { module, token } => {
+                let pin = Pin::from_env().map_err(err)?;
+                Ok(Arc::new(Pkcs11KeyStore::open(module, token, &pin).map_err(err)?))
+            }
+        }
+    }
+
+    /// Opens the durable store.
+    pub async fn store(&self) -> Result<Arc<dyn CaStore>, ConfigError> {
+        let config = match &self.config.store {
+            StoreConfig::Sqlite { path } => DurableConfig::Sqlite { path: self.resolve(path.as_deref().unwrap_or(Path::new("hawiya.db"))) },
+            StoreConfig::Postgres { url, connections } => DurableConfig::Postgres {
+                url: std::env::var("HAWIYA_DATABASE_URL").ok().or_else(|| url.clone()).ok_or_else(|| {
+                    ConfigError("the PostgreSQL store needs `url` in hawiya.toml or HAWIYA_DATABASE_URL".into())
+                })?,
+                connections: connections.unwrap_or(4),
+            },
+        };
+        store::open(&config).await.map_err(|e| ConfigError(e.to_string()))
+    }
+
+    /// The policies: the configured directory or the shipped ones.
+    pub fn policies(&self) -> Result<Arc<policies::Policies>, ConfigError> {
+        let loaded = match &self.config.policies {
+            Some(dir) => policies::Policies::load(&self.resolve(dir)),
+            None => policies::Policies::shipped(),
+        };
+        loaded.map(Arc::new).map_err(|e| ConfigError(e.to_string()))
+    }
+}

@@ -1,0 +1,97 @@
+//! `hawiya serve` and `hawiya demo`: one axum app with every crate's routes.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderValue, header};
+
+use axum::routing::get;
+use ca::Authority;
+use ca::http::CaState;
+use ca::ocsp::OcspResponder;
+
+use crate::CommandResult;
+use crate::config::{CeremonyFile, DataDir};
+
+/// The whole application: every crate's router, merged, with the headers every response
+/// carries. Shared by `main` and the tests.
+pub fn app(ca: Arc<CaState>) -> Router {
+    let index = index_text(&ca.authority);
+    Router::new()
+        .route("/", get(move || async move { index }))
+        .merge(ca::http::router(ca))
+        .layer(axum::middleware::map_response(|mut response: axum::response::Response| async move {
+            let headers = response.headers_mut();
+            headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+            headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+            response
+        }))
+}
+
+fn index_text(authority: &Authority) -> String {
+    let base = &authority.ceremony().base_url;
+    let mut text = format!("Hawiya national PKI ({})\n\nCA certificates:\n", authority.ceremony().country);
+    for name in authority.ca_names() {
+        text.push_str(&format!("  {base}/ca/{name}.crt\n"));
+    }
+    text.push_str("CRLs:\n");
+    for name in authority.ca_names() {
+        text.push_str(&format!("  {base}/crl/{name}.crl\n"));
+    }
+    text.push_str(&format!("OCSP responder (RFC 6960, POST and GET):\n  {base}/ocsp\n"));
+    text
+}
+
+async fn state(data: &DataDir) -> Result<Arc<CaState>, Box<dyn std::error::Error>> {
+    let authority = Authority::load(data.store().await?, data.key_store()?, data.policies()?).await?;
+    let ocsp = OcspResponder::new(&authority)?;
+    Ok(Arc::new(CaState { authority: Arc::new(authority), ocsp }))
+}
+
+/// Serves an initialised data directory until Ctrl-C or SIGTERM.
+pub async fn serve(data: &Path, listen: SocketAddr) -> CommandResult {
+    let data = DataDir::open(data)?;
+    let state = state(&data).await?;
+    let base = state.authority.ceremony().base_url.clone();
+    if !base.contains(&listen.to_string()) {
+        tracing::warn!(%base, %listen, "the certificates point at a base URL this server does not listen on (fine behind a proxy)");
+    }
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    println!("Hawiya is serving on http://{listen}\n");
+    println!("{}", index_text(&state.authority));
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown()).await?;
+    Ok(())
+}
+
+/// First start: creates the data directory with the default ceremony; then serves it.
+pub async fn demo(data: &Path, listen: SocketAddr) -> CommandResult {
+    if !DataDir::exists(data) {
+        println!("First start: creating {} (SQLite, soft key store, the default CA hierarchy)…", data.display());
+        DataDir::create_demo_secret(data)?;
+        let mut ceremony = CeremonyFile::load(None)?;
+        ceremony.ceremony.base_url = format!("http://{listen}");
+        crate::ca_cmd::init(data, ceremony).await?;
+    } else {
+        println!("Reusing {}", data.display());
+    }
+    serve(data, listen).await
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    tracing::info!("shutting down");
+}
+
