@@ -1,1 +1,259 @@
-//! e2e
+//! Fixtures for Hawiya's tests: the real components `./scripts/test` provides (SoftHSM2,
+//! PostgreSQL, OpenSSL, pkilint) and a [`Deployment`] of the real `hawiya` binary.
+//!
+//! A missing component is a test failure that says what to install, never a silent skip.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use hsm_shim::pkcs11::{Pin, initialize_token};
+
+/// The user PIN of every test token.
+pub const PIN: &str = "1234";
+/// The operator secret of every test soft key store.
+pub const OPERATOR_SECRET: &str = "test operator secret, not for production";
+/// The host name test certificates point at; curl and OpenSSL are told it is 127.0.0.1.
+pub const HOST: &str = "pki.hawiya.jo";
+
+fn random_suffix() -> String {
+    let mut bytes = [0u8; 6];
+    std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes)).expect("urandom");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The SoftHSM2 module, after checking that `./scripts/test` set up a token directory.
+pub fn softhsm_module() -> PathBuf {
+    assert!(
+        std::env::var_os("SOFTHSM2_CONF").is_some(),
+        "SOFTHSM2_CONF is not set: run the tests through ./scripts/test (installs softhsm2 and makes a throw-away token directory)"
+    );
+    let module = std::env::var_os("HAWIYA_TEST_PKCS11_MODULE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/lib/softhsm/libsofthsm2.so"));
+    assert!(module.exists(), "SoftHSM2 module {} not found: apt-get install softhsm2", module.display());
+    module
+}
+
+/// A fresh token initialised from this process (visible to it even after C_Initialize).
+pub fn fresh_token() -> (PathBuf, String) {
+    let module = softhsm_module();
+    let label = format!("t{}", random_suffix());
+    initialize_token(&module, &label, &Pin::new("so-pin-5678".into()), &Pin::new(PIN.into())).expect("initialise a SoftHSM2 token");
+    (module, label)
+}
+
+/// A fresh database on the throw-away PostgreSQL `./scripts/test` started; its URL.
+pub fn postgres_database() -> String {
+    let admin = std::env::var("HAWIYA_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!("HAWIYA_TEST_POSTGRES_URL is not set: run the tests through ./scripts/test (installs postgresql and starts a throw-away server)")
+    });
+    let name = format!("hawiya_{}", random_suffix());
+    let out = Command::new("psql").args([admin.as_str(), "-q", "-c", &format!("CREATE DATABASE {name}")]).output().expect("psql (apt-get install postgresql-client)");
+    assert!(out.status.success(), "creating a database failed: {}", String::from_utf8_lossy(&out.stderr));
+    format!("{admin} dbname={name}")
+}
+
+/// The `hawiya` binary that `./scripts/test` built (or the one next to this test).
+pub fn hawiya_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("HAWIYA_BIN") {
+        return PathBuf::from(bin);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let bin = exe.parent().and_then(Path::parent).expect("target dir").join("hawiya");
+    assert!(bin.exists(), "{} not built: run ./scripts/test (it builds the workspace first)", bin.display());
+    bin
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// Runs a command and returns its output, failing the test if it cannot start.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// Runs `openssl` with `args` in `dir`.
+pub fn openssl(dir: &Path, args: &[&str]) -> Output {
+    run(Command::new("openssl").current_dir(dir).args(args))
+}
+
+/// Makes a key and a PKCS#10 request with OpenSSL (`newkey` as for `openssl req -newkey`).
+pub fn csr(dir: &Path, name: &str, newkey: &[&str]) -> PathBuf {
+    let key = format!("{name}.key");
+    let csr = format!("{name}.csr");
+    let mut args = vec!["req", "-new", "-nodes", "-subj", "/CN=ignored by the CA", "-keyout", &key, "-out", &csr];
+    args.extend_from_slice(newkey);
+    let out = openssl(dir, &args);
+    assert!(out.status.success(), "openssl req: {}", String::from_utf8_lossy(&out.stderr));
+    dir.join(csr)
+}
+
+/// P-256 key options for [`csr`].
+pub const P256: &[&str] = &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
+
+/// Runs a pkilint tool and returns its findings at WARNING or above (one per line).
+pub fn pkilint(tool: &str, args: &[&str], file: &Path) -> Vec<String> {
+    let out = run(Command::new(tool).arg("lint").args(args).args(["-s", "WARNING"]).arg(file));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code().is_some() && !stderr.contains("Traceback"),
+        "{tool} did not run (install pkilint: ./scripts/test does): {stderr}"
+    );
+    String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains("(WARNING)") || l.contains("(ERROR)") || l.contains("(FATAL)")).map(str::to_owned).collect()
+}
+
+/// Where keys go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keys {
+    /// The soft key store.
+    Soft,
+    /// A SoftHSM2 token through PKCS#11.
+    Pkcs11,
+}
+
+/// Where records go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Db {
+    /// SQLite in the data directory.
+    Sqlite,
+    /// A fresh PostgreSQL database.
+    Postgres,
+}
+
+/// An initialised data directory and, once [`Deployment::serve`] is called, its server.
+pub struct Deployment {
+    pub dir: tempfile::TempDir,
+    pub data: PathBuf,
+    pub port: u16,
+    pub base: String,
+    env: Vec<(String, String)>,
+    server: Option<Child>,
+}
+
+impl Deployment {
+    /// Runs the default ceremony (country JO) on the chosen backends, with certificates
+    /// pointing at `http://pki.hawiya.jo:<free port>`.
+    pub fn new(keys: Keys, db: Db) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let base = format!("http://{HOST}:{port}");
+        let mut env = vec![("HAWIYA_OPERATOR_SECRET".to_owned(), OPERATOR_SECRET.to_owned())];
+        let key_store = match keys {
+            Keys::Soft => "[key_store]\nkind = \"soft\"\n".to_owned(),
+            Keys::Pkcs11 => {
+                let module = softhsm_module();
+                let token = format!("t{}", random_suffix());
+                let out = run(Command::new("softhsm2-util").args(["--init-token", "--free", "--label", &token, "--so-pin", "5678", "--pin", PIN]));
+                assert!(out.status.success(), "softhsm2-util: {}", String::from_utf8_lossy(&out.stderr));
+                env.push(("HAWIYA_PKCS11_PIN".into(), PIN.into()));
+                format!("[key_store]\nkind = \"pkcs11\"\nmodule = \"{}\"\ntoken = \"{token}\"\n", module.display())
+            }
+        };
+        let store = match db {
+            Db::Sqlite => "[store]\nkind = \"sqlite\"\n".to_owned(),
+            Db::Postgres => {
+                env.push(("HAWIYA_DATABASE_URL".into(), postgres_database()));
+                "[store]\nkind = \"postgres\"\n".to_owned()
+            }
+        };
+        let default = include_str!("../../deploy/ceremony/default.toml");
+        let ceremony = default.split("\n[key_store]").next().expect("ceremony part").to_owned();
+        let config = format!("{ceremony}\n{key_store}\n{store}");
+        std::fs::write(dir.path().join("ceremony.toml"), config).expect("write ceremony");
+        let data = dir.path().join("data");
+        let d = Deployment { data, port, base, env, server: None, dir };
+        d.ok(&["ca", "init", "--config", d.path("ceremony.toml").to_str().expect("utf-8"), "--base-url", &d.base.clone()]);
+        d.ok(&["ca", "certs", "--out", d.path("certs").to_str().expect("utf-8")]);
+        d
+    }
+
+    /// A path in the test's directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A `hawiya` command with this deployment's environment; `--data` is added after the
+    /// subcommand words for commands that take it.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(hawiya_bin());
+        cmd.current_dir(self.dir.path()).envs(self.env.iter().map(|(k, v)| (k, v)));
+        let words = args.iter().take_while(|a| !a.starts_with("--")).count();
+        cmd.args(&args[..words]);
+        if matches!(args.first(), Some(&"ca") | Some(&"serve")) {
+            cmd.arg("--data").arg(&self.data);
+        }
+        cmd.args(&args[words..]);
+        cmd
+    }
+
+    /// Runs `hawiya` and returns its stdout; fails the test if it fails.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = run(&mut self.command(args));
+        assert!(out.status.success(), "hawiya {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs `hawiya`, expects it to fail with exactly one line on stderr, and returns it.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = run(&mut self.command(args));
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "hawiya {args:?} succeeded but should have failed");
+        let lines: Vec<_> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "hawiya {args:?} must fail with one line, got: {stderr}");
+        lines[0].to_owned()
+    }
+
+    /// Everything the store holds that a command could change: every certificate and its
+    /// status.
+    pub fn snapshot(&self) -> String {
+        self.ok(&["ca", "list", "--limit", "100000000"])
+    }
+
+    /// Issues a citizen certificate; returns (serial, certificate path).
+    pub fn issue_citizen(&self, profile: &str, csr: &Path, out: &str) -> (String, PathBuf) {
+        let out_path = self.path(out);
+        let stdout = self.ok(&[
+            "ca", "issue", "--profile", profile, "--csr", csr.to_str().expect("utf-8"), "--given-name", "Layla", "--surname", "Haddad",
+            "--national-id", "9861234567", "--out", out_path.to_str().expect("utf-8"),
+        ]);
+        let serial = stdout.split_whitespace().nth(1).expect("serial in output").to_owned();
+        (serial, out_path)
+    }
+
+    /// Starts `hawiya serve` and waits until it answers.
+    pub fn serve(&mut self) {
+        let listen = format!("127.0.0.1:{}", self.port);
+        let child = self.command(&["serve", "--listen", &listen]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn hawiya serve");
+        self.server = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&listen).is_err() {
+            assert!(Instant::now() < deadline, "hawiya serve did not start listening on {listen}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Fetches a URL of this deployment (as written in certificates) with curl; the
+    /// status code and body.
+    pub fn fetch(&self, url: &str) -> (u16, Vec<u8>) {
+        let resolve = format!("{HOST}:{}:127.0.0.1", self.port);
+        let body = self.path(&format!("fetch-{}", random_suffix()));
+        let out = run(Command::new("curl").args(["-s", "-o"]).arg(&body).args(["-w", "%{http_code}", "--resolve", &resolve, url]));
+        assert!(out.status.success(), "curl {url}: {}", String::from_utf8_lossy(&out.stderr));
+        let code = String::from_utf8_lossy(&out.stdout).trim().parse().expect("status code");
+        (code, std::fs::read(&body).unwrap_or_default())
+    }
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.server.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

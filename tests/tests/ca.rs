@@ -1,0 +1,313 @@
+//! The certificate authority end to end: the real `hawiya` binary on each key store and
+//! durable store, judged by OpenSSL and pkilint.
+
+use std::path::Path;
+
+use hawiya_e2e::{Db, Deployment, HOST, Keys, P256, csr, openssl, pkilint};
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+fn stdout(o: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// `openssl verify` of `cert` against the hierarchy; with `crl`, also checks revocation.
+fn verify(d: &Deployment, cert: &Path, intermediate: &str, crl: Option<&Path>) -> std::process::Output {
+    let certs = d.path("certs");
+    let mut args = vec!["verify".to_owned(), "-CAfile".into(), p(&certs.join("root.pem")).into()];
+    args.extend(["-untrusted".into(), p(&certs.join(format!("{intermediate}.pem"))).into()]);
+    if let Some(crl) = crl {
+        args.extend(["-crl_check".into(), "-CRLfile".into(), p(crl).into()]);
+    }
+    args.push(p(cert).into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    openssl(d.dir.path(), &args)
+}
+
+fn issues_verifiable_lint_clean_certificates(keys: Keys, db: Db) {
+    let d = Deployment::new(keys, db);
+    let certs = d.path("certs");
+    for ca in ["root", "citizen-authentication-ca", "citizen-signing-ca", "services-ca"] {
+        let findings = pkilint("lint_pkix_cert", &[], &certs.join(format!("{ca}.pem")));
+        assert!(findings.is_empty(), "pkilint PKIX findings for {ca}: {findings:#?}");
+    }
+    let (_, auth) = d.issue_citizen("citizen-authentication", &csr(d.dir.path(), "auth", P256), "auth.pem");
+    let (_, sig) = d.issue_citizen("citizen-signature", &csr(d.dir.path(), "sig", &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384"]), "sig.pem");
+    let o = verify(&d, &auth, "citizen-authentication-ca", None);
+    assert!(o.status.success(), "openssl verify auth: {}", stdout(&o));
+    let o = verify(&d, &sig, "citizen-signing-ca", None);
+    assert!(o.status.success(), "openssl verify sig: {}", stdout(&o));
+    for (cert, etsi_type) in [(&auth, "NCP-NATURAL-PERSON-CERTIFICATE"), (&sig, "QCP-N-QSCD-NON-EIDAS-FINAL-CERTIFICATE")] {
+        let findings = pkilint("lint_etsi_cert", &["-t", etsi_type], cert);
+        assert!(findings.is_empty(), "pkilint ETSI {etsi_type}: {findings:#?}");
+        let findings = pkilint("lint_pkix_cert", &[], cert);
+        assert!(findings.is_empty(), "pkilint PKIX: {findings:#?}");
+    }
+    // The profile's content, as OpenSSL reads it.
+    let text = stdout(&openssl(d.dir.path(), &["x509", "-in", p(&sig), "-noout", "-text", "-nameopt", "RFC2253"]));
+    assert!(text.contains("serialNumber=PNOJO-9861234567"), "{text}");
+    assert!(text.contains("0.4.0.194112.1.2"), "QCP-n-qscd policy: {text}");
+    assert!(text.contains("Non Repudiation"), "{text}");
+    let text = stdout(&openssl(d.dir.path(), &["x509", "-in", p(&auth), "-noout", "-text"]));
+    assert!(text.contains("0.4.0.2042.1.2") && text.contains("TLS Web Client Authentication"), "{text}");
+    // The serial number is positive and at least 16 octets.
+    let serial = stdout(&openssl(d.dir.path(), &["x509", "-in", p(&auth), "-noout", "-serial"]));
+    let hex = serial.trim().trim_start_matches("serial=");
+    assert!(hex.len() >= 32 && u8::from_str_radix(&hex[..2], 16).expect("hex") < 0x80, "{serial}");
+    // The responders' and the TSA's certificates lint clean too.
+    let list = d.snapshot();
+    assert!(list.contains("ocsp-responder") && list.contains("timestamping"), "{list}");
+}
+
+fn revocation_reaches_crl_and_ocsp(keys: Keys, db: Db) {
+    let mut d = Deployment::new(keys, db);
+    d.serve();
+    let certs = d.path("certs");
+    let (serial, cert) = d.issue_citizen("citizen-signature", &csr(d.dir.path(), "sig", P256), "sig.pem");
+    let (_, other) = d.issue_citizen("citizen-signature", &csr(d.dir.path(), "other", P256), "other.pem");
+    let crl_url = format!("{}/crl/citizen-signing-ca.crl", d.base);
+    let ocsp = |cert: &str| {
+        let o = openssl(d.dir.path(), &[
+            "ocsp", "-issuer", p(&certs.join("citizen-signing-ca.pem")), "-cert", cert, "-url", &format!("http://127.0.0.1:{}/ocsp", d.port),
+            "-header", &format!("Host={HOST}:{}", d.port), "-CAfile", p(&certs.join("root.pem")), "-nonce", "-resp_text",
+        ]);
+        stdout(&o)
+    };
+
+    // Before: good everywhere.
+    let (code, crl) = d.fetch(&crl_url);
+    assert_eq!(code, 200);
+    std::fs::write(d.path("before.crl"), &crl).expect("write");
+    let o = verify(&d, &cert, "citizen-signing-ca", Some(&d.path("before.crl")));
+    assert!(o.status.success(), "verify -crl_check before revocation: {}", stdout(&o));
+    let o = openssl(d.dir.path(), &["crl", "-inform", "DER", "-in", "before.crl", "-noout", "-verify", "-CAfile", p(&certs.join("citizen-signing-ca.pem"))]);
+    assert!(stdout(&o).contains("verify OK"), "openssl crl -verify: {}", stdout(&o));
+    let answer = ocsp("sig.pem");
+    assert!(answer.contains("Response verify OK") && answer.contains("sig.pem: good"), "{answer}");
+    assert!(answer.contains("OCSP Nonce"), "the nonce is echoed: {answer}");
+
+    // Suspension shows at once, and so does its release.
+    d.ok(&["ca", "revoke", "--serial", &serial, "--reason", "certificateHold"]);
+    let answer = ocsp("sig.pem");
+    assert!(answer.contains("sig.pem: revoked") && answer.contains("Reason: certificateHold"), "{answer}");
+    d.ok(&["ca", "release", "--serial", &serial]);
+    assert!(ocsp("sig.pem").contains("sig.pem: good"));
+
+    // Revocation: OCSP says revoked with reason and time, the next CRL lists it.
+    d.ok(&["ca", "revoke", "--serial", &serial, "--reason", "keyCompromise"]);
+    let answer = ocsp("sig.pem");
+    assert!(answer.contains("Response verify OK") && answer.contains("sig.pem: revoked"), "{answer}");
+    assert!(answer.contains("Reason: keyCompromise") && answer.contains("Revocation Time:"), "{answer}");
+    assert!(ocsp("other.pem").contains("other.pem: good"), "other certificates stay good");
+    let (code, crl) = d.fetch(&crl_url);
+    assert_eq!(code, 200);
+    std::fs::write(d.path("after.crl"), &crl).expect("write");
+    let o = verify(&d, &cert, "citizen-signing-ca", Some(&d.path("after.crl")));
+    assert!(!o.status.success() && stdout(&o).contains("certificate revoked"), "verify -crl_check after revocation: {}", stdout(&o));
+    let o = verify(&d, &other, "citizen-signing-ca", Some(&d.path("after.crl")));
+    assert!(o.status.success(), "{}", stdout(&o));
+    let findings = pkilint("lint_crl", &["-t", "CRL", "-p", "PKIX"], &d.path("after.crl"));
+    assert!(findings.is_empty(), "pkilint CRL: {findings:#?}");
+
+    // Unknown serials are unknown.
+    let o = openssl(d.dir.path(), &[
+        "ocsp", "-issuer", p(&certs.join("citizen-signing-ca.pem")), "-serial", "0x4242424242424242", "-url", &format!("http://127.0.0.1:{}/ocsp", d.port),
+        "-CAfile", p(&certs.join("root.pem")), "-respout", "unknown.der",
+    ]);
+    assert!(stdout(&o).contains("0x4242424242424242: unknown"), "{}", stdout(&o));
+
+    // The OCSP responses lint clean: good, revoked, unknown.
+    let issuer_pem = certs.join("citizen-signing-ca.pem");
+    for (serial_arg, name) in [(None, "revoked.der"), (Some("0x4242424242424242"), "unknown2.der")] {
+        let mut args = vec!["ocsp", "-issuer", p(&issuer_pem), "-url"];
+        let url = format!("http://127.0.0.1:{}/ocsp", d.port);
+        args.push(&url);
+        match serial_arg {
+            Some(s) => args.extend(["-serial", s]),
+            None => args.extend(["-cert", "sig.pem"]),
+        }
+        args.extend(["-respout", name, "-noverify"]);
+        assert!(openssl(d.dir.path(), &args).status.success());
+        let findings = pkilint("lint_ocsp_response", &[], &d.path(name));
+        assert!(findings.is_empty(), "pkilint OCSP {name}: {findings:#?}");
+    }
+    let o = openssl(d.dir.path(), &[
+        "ocsp", "-issuer", p(&certs.join("citizen-signing-ca.pem")), "-cert", "other.pem", "-url", &format!("http://127.0.0.1:{}/ocsp", d.port),
+        "-respout", "good.der", "-noverify",
+    ]);
+    assert!(o.status.success());
+    let findings = pkilint("lint_ocsp_response", &[], &d.path("good.der"));
+    assert!(findings.is_empty(), "pkilint OCSP good: {findings:#?}");
+
+    // RFC 6960 GET: base64 of the request in the path.
+    let o = openssl(d.dir.path(), &["ocsp", "-issuer", p(&certs.join("citizen-signing-ca.pem")), "-cert", "other.pem", "-no_nonce", "-reqout", "req.der"]);
+    assert!(o.status.success());
+    let o = openssl(d.dir.path(), &["base64", "-A", "-in", "req.der"]);
+    let b64 = String::from_utf8_lossy(&o.stdout).trim().replace('+', "%2B").replace('/', "%2F").replace('=', "%3D");
+    let (code, body) = d.fetch(&format!("{}/ocsp/{b64}", d.base));
+    assert_eq!(code, 200);
+    std::fs::write(d.path("get.der"), body).expect("write");
+    let o = openssl(d.dir.path(), &["ocsp", "-respin", "get.der", "-issuer", p(&certs.join("citizen-signing-ca.pem")), "-cert", "other.pem", "-CAfile", p(&certs.join("root.pem"))]);
+    assert!(stdout(&o).contains("other.pem: good"), "{}", stdout(&o));
+}
+
+fn urls_in_certificates_are_served(keys: Keys, db: Db) {
+    let mut d = Deployment::new(keys, db);
+    d.serve();
+    let (_, cert) = d.issue_citizen("citizen-authentication", &csr(d.dir.path(), "auth", P256), "auth.pem");
+    let text = stdout(&openssl(d.dir.path(), &["x509", "-in", p(&cert), "-noout", "-text"]));
+    let urls: Vec<&str> = text.split_whitespace().filter_map(|w| w.strip_prefix("URI:")).collect();
+    assert_eq!(urls.len(), 3, "CRL DP, OCSP and caIssuers: {text}");
+    for url in urls {
+        assert!(url.starts_with(&d.base), "{url} is not under {}", d.base);
+        let (code, body) = d.fetch(url);
+        if url.ends_with("/ocsp") {
+            // A GET without a request in the path is no OCSP request.
+            assert_eq!(code, 405, "{url}");
+        } else {
+            assert_eq!(code, 200, "{url}");
+            assert_eq!(body.first(), Some(&0x30), "{url} serves DER");
+        }
+    }
+    let (code, ca) = d.fetch(&format!("{}/ca/citizen-authentication-ca.crt", d.base));
+    assert_eq!(code, 200);
+    std::fs::write(d.path("issuer.der"), ca).expect("write");
+    let o = openssl(d.dir.path(), &["x509", "-inform", "DER", "-in", "issuer.der", "-noout", "-subject"]);
+    assert!(stdout(&o).contains("Hawiya Citizen Authentication CA"), "{}", stdout(&o));
+    assert_eq!(d.fetch(&format!("{}/ca/nobody.crt", d.base)).0, 404);
+    assert_eq!(d.fetch(&format!("{}/crl/nobody.crl", d.base)).0, 404);
+}
+
+fn bad_input_is_refused_and_changes_nothing(keys: Keys, db: Db) {
+    let d = Deployment::new(keys, db);
+    let dir = d.dir.path();
+    let good = csr(dir, "good", P256);
+    let (serial, _) = d.issue_citizen("citizen-authentication", &good, "first.pem");
+    d.ok(&["ca", "revoke", "--serial", &serial, "--reason", "superseded"]);
+    let before = d.snapshot();
+    let citizen = ["--given-name", "Layla", "--surname", "Haddad", "--national-id", "9861234567", "--out"];
+    let issue = |profile: &str, csr: &Path, out: &str| -> String {
+        let mut args = vec!["ca", "issue", "--profile", profile, "--csr", p(csr)];
+        args.extend(citizen);
+        args.push(out);
+        d.fails(&args)
+    };
+
+    // A request whose signature does not verify: flip a byte of the signature.
+    let mut der = openssl(dir, &["req", "-in", p(&good), "-outform", "DER"]).stdout;
+    let last = der.len() - 3;
+    der[last] ^= 0x01;
+    std::fs::write(d.path("tampered.der"), &der).expect("write");
+    let e = issue("citizen-authentication", &d.path("tampered.der"), "t.pem");
+    assert!(e.contains("signature does not verify"), "{e}");
+    // Too weak, and of a type the profile does not allow.
+    let weak = csr(dir, "weak", &["-newkey", "rsa:1024"]);
+    let e = issue("citizen-authentication", &weak, "w.pem");
+    assert!(e.contains("RSA-1024"), "{e}");
+    let ed = csr(dir, "ed", &["-newkey", "ed25519"]);
+    let e = issue("citizen-signature", &ed, "e.pem");
+    assert!(e.contains("does not allow ed25519"), "{e}");
+    let rsa2048 = csr(dir, "rsa2048", &["-newkey", "rsa:2048"]);
+    let e = issue("citizen-signature", &rsa2048, "r.pem");
+    assert!(e.contains("does not allow rsa-2048"), "{e}");
+    // Unknown profile; a CA profile; malformed PEM; an empty file.
+    assert!(issue("mayor", &good, "m.pem").contains("unknown profile \"mayor\""));
+    assert!(issue("root-ca", &good, "m.pem").contains("cannot be issued"));
+    std::fs::write(d.path("bad.pem"), "-----BEGIN CERTIFICATE REQUEST-----\nnot base64!\n-----END CERTIFICATE REQUEST-----\n").expect("write");
+    assert!(issue("citizen-authentication", &d.path("bad.pem"), "b.pem").contains("malformed certificate request"));
+    std::fs::write(d.path("empty.csr"), "").expect("write");
+    assert!(issue("citizen-authentication", &d.path("empty.csr"), "b.pem").contains("malformed certificate request"));
+    // A bad identity.
+    let e = d.fails(&["ca", "issue", "--profile", "citizen-authentication", "--csr", p(&good), "--given-name", "Layla", "--surname", "Haddad",
+        "--national-id", "98-61", "--out", "x.pem"]);
+    assert!(e.contains("national id"), "{e}");
+    let e = d.fails(&["ca", "issue", "--profile", "citizen-authentication", "--csr", p(&good), "--given-name", "Layla", "--out", "x.pem"]);
+    assert!(e.contains("--surname"), "{e}");
+    // Revocation of unknown, already revoked, malformed; an unknown reason; release of a good one.
+    assert!(d.fails(&["ca", "revoke", "--serial", "4242424242424242", "--reason", "keyCompromise"]).contains("no certificate with serial number"));
+    assert!(d.fails(&["ca", "revoke", "--serial", &serial, "--reason", "keyCompromise"]).contains("already revoked (superseded)"));
+    assert!(d.fails(&["ca", "revoke", "--serial", "xyz", "--reason", "keyCompromise"]).contains("--serial"));
+    assert!(d.fails(&["ca", "revoke", "--serial", &serial, "--reason", "removeFromCRL"]).contains("--reason"));
+    assert!(d.fails(&["ca", "release", "--serial", &serial]).contains("not on hold"));
+    assert!(d.fails(&["ca", "crl", "--ca", "nobody", "--out", "x.crl"]).contains("unknown authority"));
+    // And a second ceremony.
+    assert!(d.fails(&["ca", "init"]).contains("already holds a CA hierarchy"));
+
+    assert_eq!(d.snapshot(), before, "a refused command changed the store");
+    for f in ["t.pem", "w.pem", "e.pem", "r.pem", "m.pem", "b.pem", "x.pem", "x.crl"] {
+        assert!(!d.path(f).exists(), "{f} was written by a refused command");
+    }
+}
+
+fn killed_issuers_leave_only_whole_records(keys: Keys, db: Db) {
+    use std::process::Stdio;
+    let d = Deployment::new(keys, db);
+    let request = csr(d.dir.path(), "req", P256);
+    let before: usize = d.snapshot().lines().count();
+    // Many issuers at once, killed while they run.
+    let mut children = Vec::new();
+    for i in 0..24 {
+        let out = d.path(&format!("k{i}.pem"));
+        let mut cmd = d.command(&["ca", "issue", "--profile", "citizen-authentication", "--csr", p(&request), "--given-name", "Layla",
+            "--surname", "Haddad", "--national-id", "9861234567", "--out", p(&out)]);
+        children.push(cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn"));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    for c in &mut children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    let list = d.snapshot();
+    let records = list.lines().count() - before;
+    let mut returned = 0;
+    for i in 0..24 {
+        let out = d.path(&format!("k{i}.pem"));
+        if !out.exists() {
+            continue;
+        }
+        let serial = stdout(&openssl(d.dir.path(), &["x509", "-in", p(&out), "-noout", "-serial"]));
+        let serial = serial.trim().trim_start_matches("serial=").to_lowercase();
+        assert!(list.contains(&serial), "certificate {serial} was handed out but is not in the store");
+        returned += 1;
+    }
+    // Every record is a whole certificate: listing it reads its DER, status and dates.
+    assert!(records >= returned, "{records} records for {returned} certificates handed out");
+    eprintln!("{returned} certificates handed out, {records} recorded before the kill");
+}
+
+fn ceremony_refuses_to_run_twice(keys: Keys, db: Db) {
+    let d = Deployment::new(keys, db);
+    let before = d.snapshot();
+    let e = d.fails(&["ca", "init", "--config", p(&d.path("ceremony.toml"))]);
+    assert!(e.contains("already holds a CA hierarchy"), "{e}");
+    assert_eq!(d.snapshot(), before);
+}
+
+macro_rules! scenarios {
+    ($($module:ident: $keys:expr, $db:expr;)*) => {$(
+        mod $module {
+            use super::*;
+            #[test]
+            fn issues_verifiable_lint_clean_certificates() { super::issues_verifiable_lint_clean_certificates($keys, $db) }
+            #[test]
+            fn revocation_reaches_crl_and_ocsp() { super::revocation_reaches_crl_and_ocsp($keys, $db) }
+            #[test]
+            fn urls_in_certificates_are_served() { super::urls_in_certificates_are_served($keys, $db) }
+            #[test]
+            fn bad_input_is_refused_and_changes_nothing() { super::bad_input_is_refused_and_changes_nothing($keys, $db) }
+            #[test]
+            fn killed_issuers_leave_only_whole_records() { super::killed_issuers_leave_only_whole_records($keys, $db) }
+            #[test]
+            fn ceremony_refuses_to_run_twice() { super::ceremony_refuses_to_run_twice($keys, $db) }
+        }
+    )*};
+}
+
+scenarios! {
+    soft_sqlite: Keys::Soft, Db::Sqlite;
+    pkcs11_postgres: Keys::Pkcs11, Db::Postgres;
+    soft_postgres: Keys::Soft, Db::Postgres;
+    pkcs11_sqlite: Keys::Pkcs11, Db::Sqlite;
+}
