@@ -401,16 +401,14 @@ fn crl_lists(crl_der: &[u8], revoked: &[store::RevokedEntry]) -> bool {
             let reason = l
                 .crl_entry_extensions
                 .as_ref()
-                .and_then(|exts| exts.iter().find(|e| e.extn_id == const_oid_reason()))
+                .and_then(|exts| exts.iter().find(|e| e.extn_id == REASON_CODE))
                 .map(|e| e.extn_value.as_bytes().last().copied().unwrap_or(0))
                 .unwrap_or(0);
             l.serial_number.as_bytes() == r.serial.as_bytes() && reason == r.reason.code()
         })
 }
 
-fn const_oid_reason() -> der::asn1::ObjectIdentifier {
-    der::asn1::ObjectIdentifier::new_unwrap("2.5.29.21")
-}
+const REASON_CODE: der::asn1::ObjectIdentifier = der::asn1::ObjectIdentifier::new_unwrap("2.5.29.21");
 
 fn crl_reason(r: RevocationReason) -> rcgen::RevocationReason {
     use rcgen::RevocationReason as R;

@@ -185,14 +185,12 @@ fn self_signed_root(
         legislation: "",
     })?;
     let der = params.self_signed(signer)?.der().to_vec();
+    let parsed = <x509_cert::Certificate as der::Decode>::from_der(&der)?;
     Ok(store::NewCertificate {
         serial: serial.clone(),
         issuer: names::ROOT.into(),
         profile: profile.name.clone(),
-        subject: format!("CN={}", match subject {
-            Subject::Organization { common_name, .. } => common_name.as_str(),
-            Subject::NaturalPerson { .. } => "",
-        }),
+        subject: parsed.tbs_certificate.subject.to_string(),
         not_before: not_before.unix_timestamp(),
         not_after: not_after.unix_timestamp(),
         der,

@@ -1,5 +1,7 @@
 //! The authority in-process: concurrent issuance on every backend, and the OCSP and CRL
 //! endpoints through the router with the inputs OpenSSL would never send.
+// Test code: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -176,7 +176,7 @@ impl FromStr for SignatureAlgorithm {
 
 /// Converts an ECDSA signature from the fixed `r || s` form (PKCS#11, JOSE) to DER.
 pub(crate) fn ecdsa_fixed_to_der(fixed: &[u8]) -> Result<Vec<u8>, Error> {
-    if fixed.is_empty() || fixed.len() % 2 != 0 {
+    if fixed.is_empty() || !fixed.len().is_multiple_of(2) {
         return Err(Error::Crypto("ECDSA signature of odd length"));
     }
     let (r, s) = fixed.split_at(fixed.len() / 2);

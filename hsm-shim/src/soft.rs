@@ -396,7 +396,7 @@ fn open_sealed(kek: &LessSafeKey, aad: &[u8], sealed: &Sealed) -> Result<Zeroizi
         .ok_or_else(|| OpenError::Malformed("bad nonce".into()))?;
     let mut buf = Zeroizing::new(hex::decode(&sealed.ciphertext).map_err(|e| OpenError::Malformed(format!("ciphertext: {e}")))?);
     let len = kek
-        .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut *buf)
+        .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut buf)
         .map_err(|_| OpenError::Authentication)?
         .len();
     buf.truncate(len);

@@ -1,5 +1,7 @@
 //! One conformance suite for every `KeyStore` backend: the soft store and a PKCS#11 token on
 //! SoftHSM2. Every signature is also verified by OpenSSL on the exported public key.
+// Test code: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

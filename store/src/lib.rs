@@ -63,6 +63,25 @@ pub enum StoreError {
     },
 }
 
+/// Reads a stored status back (both backends store the same columns).
+pub(crate) fn status_of(status: &str, reason: Option<u8>, at: Option<i64>) -> Result<CertificateStatus, StoreError> {
+    match (status, reason.and_then(RevocationReason::from_code), at) {
+        ("good", _, _) => Ok(CertificateStatus::Good),
+        ("revoked", Some(reason), Some(at)) => Ok(CertificateStatus::Revoked { reason, at }),
+        _ => Err(StoreError::Corrupt(format!("status {status:?} with reason {reason:?}"))),
+    }
+}
+
+/// Why a status change matched no row.
+pub(crate) fn refusal(serial: &Serial, current: Option<CertificateStatus>, releasing: bool) -> StoreError {
+    match current {
+        None => StoreError::UnknownSerial(serial.clone()),
+        Some(CertificateStatus::Revoked { reason: RevocationReason::CertificateHold, .. }) => StoreError::AlreadyOnHold(serial.clone()),
+        Some(CertificateStatus::Revoked { reason, .. }) if !releasing => StoreError::AlreadyRevoked { serial: serial.clone(), reason },
+        Some(_) => StoreError::NotOnHold(serial.clone()),
+    }
+}
+
 /// Which durable backend to use.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DurableConfig {

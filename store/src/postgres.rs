@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Row, Statement};
 
-use crate::sqlite::{refusal, status_of};
 use crate::*;
 
 const MIGRATIONS: &[(i64, &str)] = &[(

@@ -204,14 +204,6 @@ fn record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<CertificateRecord,
     Ok(status_of(&status, reason, revoked_at).map(|status| CertificateRecord { certificate, status }))
 }
 
-pub(crate) fn status_of(status: &str, reason: Option<u8>, at: Option<i64>) -> Result<CertificateStatus, StoreError> {
-    match (status, reason.and_then(RevocationReason::from_code), at) {
-        ("good", _, _) => Ok(CertificateStatus::Good),
-        ("revoked", Some(reason), Some(at)) => Ok(CertificateStatus::Revoked { reason, at }),
-        _ => Err(StoreError::Corrupt(format!("status {status:?} with reason {reason:?}"))),
-    }
-}
-
 fn find(conn: &Connection, serial: &Serial) -> Result<Option<CertificateRecord>, StoreError> {
     conn.prepare_cached(&format!("SELECT {RECORD_COLUMNS} FROM certificates WHERE serial = ?1"))
         .map_err(db)?
@@ -219,16 +211,6 @@ fn find(conn: &Connection, serial: &Serial) -> Result<Option<CertificateRecord>,
         .optional()
         .map_err(db)?
         .transpose()
-}
-
-/// Why a status change matched no row.
-pub(crate) fn refusal(serial: &Serial, current: Option<CertificateStatus>, releasing: bool) -> StoreError {
-    match current {
-        None => StoreError::UnknownSerial(serial.clone()),
-        Some(CertificateStatus::Revoked { reason: RevocationReason::CertificateHold, .. }) => StoreError::AlreadyOnHold(serial.clone()),
-        Some(CertificateStatus::Revoked { reason, .. }) if !releasing => StoreError::AlreadyRevoked { serial: serial.clone(), reason },
-        Some(_) => StoreError::NotOnHold(serial.clone()),
-    }
 }
 
 #[async_trait::async_trait]

@@ -1,4 +1,6 @@
 //! One conformance suite for every durable backend: SQLite and a real PostgreSQL.
+// Test code: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 

@@ -1,5 +1,7 @@
 //! The certificate authority end to end: the real `hawiya` binary on each key store and
 //! durable store, judged by OpenSSL and pkilint.
+// Test code: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 
