@@ -89,6 +89,13 @@ async fn main() {
     let (ok, failed) = (counters.ok.load(Ordering::Relaxed) - ok0, counters.failed.load(Ordering::Relaxed) - failed0);
     counters.stop.store(true, Ordering::Relaxed);
     println!("{:.0} {ok} {failed}", ok as f64 / elapsed);
+    // Let each connection finish its exchange so no server is left reading half a request.
+    let _ = tokio::time::timeout(Duration::from_secs(3), async {
+        for t in tasks {
+            let _ = t.await;
+        }
+    })
+    .await;
     std::process::exit(0);
 }
 

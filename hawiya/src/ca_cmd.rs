@@ -29,7 +29,8 @@ pub enum CaCommand {
         #[arg(long)]
         base_url: Option<String>,
     },
-    /// Writes the CA certificates as PEM (root.pem, citizen-authentication-ca.pem, …).
+    /// Writes the hierarchy's certificates as PEM: root.pem, citizen-authentication-ca.pem,
+    /// citizen-signing-ca.pem, services-ca.pem, and the OCSP responders' and TSA's.
     Certs {
         #[command(flatten)]
         data: DataArg,
@@ -179,7 +180,9 @@ pub async fn run(command: CaCommand) -> CommandResult {
         CaCommand::Certs { data, out } => {
             let authority = authority(&data).await?;
             std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-            for name in authority.ca_names() {
+            // The CAs, then the service identities (OCSP responders, TSA) of the ceremony.
+            for a in &authority.ceremony().authorities {
+                let name = a.name.as_str();
                 let path = out.join(format!("{name}.pem"));
                 write(&path, ca::authority::pem("CERTIFICATE", authority.certificate(name)?).as_bytes())?;
                 println!("{}", path.display());

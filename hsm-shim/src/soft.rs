@@ -167,7 +167,7 @@ impl SoftKeyStore {
         let kek = derive_kek(secret, &salt, KDF_DEFAULT)?;
         let check = seal(&kek, &rng, b"check", CHECK_PLAINTEXT)?;
         let meta = Meta { format: META_FORMAT.into(), version: 1, kdf: KDF_DEFAULT, salt: hex::encode(salt), check };
-        let json = serde_json::to_vec_pretty(&meta).map_err(|e| Error::Crypto(leak_reason(e)))?;
+        let json = serde_json::to_vec_pretty(&meta).map_err(|e| Error::Crypto(serialising_failed(e)))?;
         match write_new_file(dir, META_FILE, &json) {
             // Another process created the store meanwhile: use theirs.
             Err(Error::DuplicateLabel(_)) => Self::open(dir, secret),
@@ -299,7 +299,7 @@ impl KeyStore for SoftKeyStore {
         });
         let sealed = seal(&self.kek, &self.rng, key_aad(label, spec).as_bytes(), &pkcs8)?;
         let file = KeyFile { version: 1, label: label.to_owned(), spec: spec.name().to_owned(), sealed };
-        let json = serde_json::to_vec_pretty(&file).map_err(|e| Error::Crypto(leak_reason(e)))?;
+        let json = serde_json::to_vec_pretty(&file).map_err(|e| Error::Crypto(serialising_failed(e)))?;
         write_new_file(&self.dir, &format!("{label}{KEY_SUFFIX}"), &json)?;
         tracing::info!(key = %format!("soft:{label}"), %spec, "generated key");
         Ok(KeyRef::Soft { label: label.to_owned() })
@@ -426,7 +426,7 @@ fn write_new_file(dir: &Path, name: &str, contents: &[u8]) -> Result<(), Error> 
     result
 }
 
-fn leak_reason(e: serde_json::Error) -> &'static str {
+fn serialising_failed(e: serde_json::Error) -> &'static str {
     tracing::error!(error = %e, "serialising key store file");
     "serialising key store file"
 }

@@ -58,9 +58,23 @@ fn issues_verifiable_lint_clean_certificates(keys: Keys, db: Db) {
     let serial = stdout(&openssl(d.dir.path(), &["x509", "-in", p(&auth), "-noout", "-serial"]));
     let hex = serial.trim().trim_start_matches("serial=");
     assert!(hex.len() >= 32 && u8::from_str_radix(&hex[..2], 16).expect("hex") < 0x80, "{serial}");
-    // The responders' and the TSA's certificates lint clean too.
-    let list = d.snapshot();
-    assert!(list.contains("ocsp-responder") && list.contains("timestamping"), "{list}");
+    // The responders' and the TSA's certificates verify and lint clean too.
+    for (name, issuer) in [
+        ("citizen-authentication-ca-ocsp", "citizen-authentication-ca"),
+        ("citizen-signing-ca-ocsp", "citizen-signing-ca"),
+        ("services-ca-ocsp", "services-ca"),
+        ("tsa", "services-ca"),
+    ] {
+        let cert = certs.join(format!("{name}.pem"));
+        let o = verify(&d, &cert, issuer, None);
+        assert!(o.status.success(), "openssl verify {name}: {}", stdout(&o));
+        let findings = pkilint("lint_pkix_cert", &[], &cert);
+        assert!(findings.is_empty(), "pkilint PKIX findings for {name}: {findings:#?}");
+    }
+    let text = stdout(&openssl(d.dir.path(), &["x509", "-in", p(&certs.join("tsa.pem")), "-noout", "-ext", "extendedKeyUsage"]));
+    assert!(text.contains("critical") && text.contains("Time Stamping"), "{text}");
+    let text = stdout(&openssl(d.dir.path(), &["x509", "-in", p(&certs.join("services-ca-ocsp.pem")), "-noout", "-text"]));
+    assert!(text.contains("OCSP Signing") && text.contains("OCSP No Check"), "{text}");
 }
 
 fn revocation_reaches_crl_and_ocsp(keys: Keys, db: Db) {
@@ -112,6 +126,14 @@ fn revocation_reaches_crl_and_ocsp(keys: Keys, db: Db) {
     assert!(o.status.success(), "{}", stdout(&o));
     let findings = pkilint("lint_crl", &["-t", "CRL", "-p", "PKIX"], &d.path("after.crl"));
     assert!(findings.is_empty(), "pkilint CRL: {findings:#?}");
+    // The root's ARL, as served.
+    let (code, arl) = d.fetch(&format!("{}/crl/root.crl", d.base));
+    assert_eq!(code, 200);
+    std::fs::write(d.path("root.crl"), &arl).expect("write");
+    let o = openssl(d.dir.path(), &["crl", "-inform", "DER", "-in", "root.crl", "-noout", "-verify", "-CAfile", p(&certs.join("root.pem"))]);
+    assert!(stdout(&o).contains("verify OK"), "{}", stdout(&o));
+    let findings = pkilint("lint_crl", &["-t", "ARL", "-p", "PKIX"], &d.path("root.crl"));
+    assert!(findings.is_empty(), "pkilint ARL: {findings:#?}");
 
     // Unknown serials are unknown.
     let o = openssl(d.dir.path(), &[
