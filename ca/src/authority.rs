@@ -288,14 +288,7 @@ impl Authority {
             _ => return Err(CaError::NotIssuable(profile.name.clone())),
         };
         let issuer = self.member(issuer_name)?;
-        let key = csr::verified_key(&request.csr).map_err(|e| match e {
-            CaError::KeyNotAllowed { key, .. } => CaError::KeyNotAllowed {
-                profile: profile.name.clone(),
-                key,
-                allowed: profile.allowed_keys.iter().map(|k| k.name()).collect::<Vec<_>>().join(", "),
-            },
-            other => other,
-        })?;
+        let key = csr::verified_key(&request.csr)?;
         request.subject.validate()?;
         // A clash of 126 random bits will not happen, but if it did the store would refuse it.
         for _ in 0..3 {

@@ -15,7 +15,9 @@ const RSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.11354
 const RSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.12");
 const RSA_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.13");
 
-/// Decodes a request given as PEM or DER and checks its self-signature; returns the key.
+/// Decodes a request given as PEM or DER and checks its self-signature (proof of
+/// possession); returns the key. Whether the profile allows that key is the profile's
+/// question, asked when the certificate is built.
 pub(crate) fn verified_key(input: &[u8]) -> Result<PublicKey, CaError> {
     let malformed = |e: der::Error| CaError::MalformedCsr(e.to_string());
     let req = if input.trim_ascii_start().starts_with(b"-----BEGIN") {
@@ -25,10 +27,9 @@ pub(crate) fn verified_key(input: &[u8]) -> Result<PublicKey, CaError> {
         CertReq::from_der(input).map_err(malformed)?
     };
     let spki = req.info.public_key.to_der().map_err(malformed)?;
-    let key = PublicKey::from_spki_der(&spki).map_err(|e| CaError::KeyNotAllowed {
-        profile: "any".into(),
-        key: e.to_string(),
-        allowed: "ec-p256, ec-p384, ed25519, rsa-2048/3072/4096".into(),
+    let key = PublicKey::from_spki_der(&spki).map_err(|e| match e {
+        hsm_shim::Error::UnsupportedKey(what) => CaError::UnsupportedKey(what),
+        other => CaError::MalformedCsr(other.to_string()),
     })?;
     let signed = req.info.to_der().map_err(malformed)?;
     let signature = req.signature.as_bytes().ok_or_else(|| CaError::MalformedCsr("signature is not whole octets".into()))?;

@@ -1,5 +1,3 @@
-use hsm_shim::KeySpec;
-
 /// Everything the CA refuses or fails at. Messages are one line, fit for the CLI and logs.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -24,6 +22,9 @@ pub enum CaError {
     /// The request's signature does not verify (no proof of possession).
     #[error("the certificate request's signature does not verify")]
     BadCsrSignature,
+    /// The requested key is of a kind or size Hawiya does not accept at all.
+    #[error("the request's key is not accepted: {0}")]
+    UnsupportedKey(String),
     /// The requested key is of a kind or size the profile does not allow.
     #[error("profile {profile:?} does not allow {key} keys (allowed: {allowed})")]
     KeyNotAllowed {
@@ -46,16 +47,6 @@ pub enum CaError {
     /// The ceremony configuration is wrong.
     #[error("ceremony configuration: {0}")]
     Config(String),
-    /// A key does not fit the ceremony's needs.
-    #[error("key {key} is {spec}, not allowed for {profile:?}")]
-    CaKeyNotAllowed {
-        /// The key.
-        key: String,
-        /// Its kind.
-        spec: KeySpec,
-        /// The profile.
-        profile: String,
-    },
     /// The durable store refused or failed.
     #[error(transparent)]
     Store(#[from] store::StoreError),
