@@ -15,6 +15,7 @@ ensure_test_dependencies() {
     ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
     python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
     command -v curl >/dev/null || missing+=(curl)
+    command -v redis-server >/dev/null || missing+=(redis-server)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "installing: ${missing[*]}" >&2
         as_root apt-get update -qq
@@ -52,4 +53,22 @@ stop_postgres() {
     bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
     [ "$(id -u)" = 0 ] && run=(runuser -u postgres --)
     "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1
+}
+
+# start_redis DIR: a throw-away Redis on a free loopback port, no persistence (sets REDIS_PORT).
+start_redis() {
+    local dir=$1
+    REDIS_PORT=$(free_port)
+    mkdir -p "$dir"
+    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no --dir "$dir" \
+        --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
+    for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && return 0; sleep 0.1; done
+    echo "redis-server did not start: $(tail -n 5 "$dir/redis.log")" >&2
+    return 1
+}
+
+stop_redis() {
+    local dir=$1
+    [ -f "$dir/redis.pid" ] && kill "$(cat "$dir/redis.pid")" 2>/dev/null
+    return 0
 }

@@ -6,9 +6,13 @@
 //! [`DurableConfig`]: SQLite (embedded default, WAL, group commit) and PostgreSQL. One
 //! conformance suite runs against both.
 //!
+//! The ephemeral store ([`ephemeral::EphemeralStore`]: memory or Redis) keeps short-lived
+//! state with a time to live.
+//!
 //! A write is durable when its future resolves: callers may hand out what they stored.
 //! This crate knows no X.509 and no HTTP; it stores what the CA tells it.
 
+pub mod ephemeral;
 mod model;
 mod postgres;
 mod sqlite;

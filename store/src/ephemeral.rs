@@ -1,0 +1,260 @@
+//! The ephemeral store: short-lived state with a time to live — SSO sessions,
+//! authorization codes, smart-ID sessions, replay caches, rate-limit counters.
+//!
+//! Backends: [`MemoryStore`] (one process; the embedded default) and [`RedisStore`] (shared
+//! by every replica, so N processes behave as one). Values are opaque bytes; callers
+//! namespace their keys (`code:…`, `sid:…`).
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+
+use crate::StoreError;
+
+/// Short-lived values with a time to live. Every operation is atomic.
+#[async_trait::async_trait]
+pub trait EphemeralStore: Send + Sync + std::fmt::Debug {
+    /// Stores `value` under `key` for `ttl`, replacing what was there.
+    async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError>;
+
+    /// Stores `value` only if `key` holds nothing; `false` if it did (replay caches).
+    async fn put_new(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError>;
+
+    /// The value under `key`, if it has not expired.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Reads and removes the value: of many concurrent callers, exactly one gets it
+    /// (single-use authorization codes).
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Removes the value; `true` if there was one.
+    async fn delete(&self, key: &str) -> Result<bool, StoreError>;
+
+    /// Adds one to a counter and returns the new count; the first increment starts a window
+    /// of `ttl`, after which the counter is gone (rate limits).
+    async fn increment(&self, key: &str, ttl: Duration) -> Result<u64, StoreError>;
+
+    /// Gives an existing value a new time to live (idle timeouts); `false` if it is gone.
+    async fn touch(&self, key: &str, ttl: Duration) -> Result<bool, StoreError>;
+}
+
+const SHARDS: usize = 16;
+
+struct Entry {
+    value: Vec<u8>,
+    expires: Instant,
+}
+
+/// The in-process ephemeral store: sharded maps, expired entries dropped when touched and
+/// swept as a shard grows.
+#[derive(Debug)]
+pub struct MemoryStore {
+    shards: Vec<Mutex<Shard>>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+#[derive(Default)]
+struct Shard {
+    map: HashMap<String, Entry>,
+    /// Sweep expired entries when the map reaches this size.
+    sweep_at: usize,
+}
+
+impl std::fmt::Debug for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shard").field("len", &self.map.len()).finish()
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore { shards: (0..SHARDS).map(|_| Mutex::new(Shard { map: HashMap::new(), sweep_at: 1024 })).collect(), hasher: Default::default() }
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with_shard<T>(&self, key: &str, f: impl FnOnce(&mut Shard, Instant) -> T) -> Result<T, StoreError> {
+        let mut h = self.hasher.build_hasher();
+        key.hash(&mut h);
+        let shard = &self.shards[(h.finish() as usize) % SHARDS];
+        let mut shard = shard.lock().map_err(|_| StoreError::Database("ephemeral shard poisoned".into()))?;
+        let now = Instant::now();
+        if shard.map.len() >= shard.sweep_at {
+            shard.map.retain(|_, e| e.expires > now);
+            shard.sweep_at = (shard.map.len() * 2).max(1024);
+        }
+        Ok(f(&mut shard, now))
+    }
+}
+
+fn live(map: &mut HashMap<String, Entry>, key: &str, now: Instant) -> bool {
+    match map.get(key) {
+        Some(e) if e.expires > now => true,
+        Some(_) => {
+            map.remove(key);
+            false
+        }
+        None => false,
+    }
+}
+
+#[async_trait::async_trait]
+impl EphemeralStore for MemoryStore {
+    async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        self.with_shard(key, |s, now| {
+            s.map.insert(key.to_owned(), Entry { value: value.to_vec(), expires: now + ttl });
+        })
+    }
+
+    async fn put_new(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+        self.with_shard(key, |s, now| {
+            if live(&mut s.map, key, now) {
+                return false;
+            }
+            s.map.insert(key.to_owned(), Entry { value: value.to_vec(), expires: now + ttl });
+            true
+        })
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.with_shard(key, |s, now| if live(&mut s.map, key, now) { s.map.get(key).map(|e| e.value.clone()) } else { None })
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.with_shard(key, |s, now| s.map.remove(key).filter(|e| e.expires > now).map(|e| e.value))
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        self.with_shard(key, |s, now| s.map.remove(key).is_some_and(|e| e.expires > now))
+    }
+
+    async fn increment(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
+        self.with_shard(key, |s, now| {
+            if !live(&mut s.map, key, now) {
+                s.map.insert(key.to_owned(), Entry { value: 1u64.to_be_bytes().to_vec(), expires: now + ttl });
+                return 1;
+            }
+            let Some(e) = s.map.get_mut(key) else { return 1 };
+            let n = e.value.as_slice().try_into().map(u64::from_be_bytes).unwrap_or(0) + 1;
+            e.value = n.to_be_bytes().to_vec();
+            n
+        })
+    }
+
+    async fn touch(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        self.with_shard(key, |s, now| {
+            if !live(&mut s.map, key, now) {
+                return false;
+            }
+            s.map.get_mut(key).map(|e| e.expires = now + ttl).is_some()
+        })
+    }
+}
+
+/// The shared ephemeral store on Redis (≥ 7.0). Keys are prefixed so one Redis can serve
+/// several deployments.
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: ConnectionManager,
+    prefix: String,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a password: not printed.
+        f.debug_struct("RedisStore").field("prefix", &self.prefix).finish_non_exhaustive()
+    }
+}
+
+fn redis_err(e: redis::RedisError) -> StoreError {
+    StoreError::Database(format!("Redis: {e}"))
+}
+
+fn millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+impl RedisStore {
+    /// Connects (reconnecting by itself later if the connection drops).
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self, StoreError> {
+        let open = |e: redis::RedisError| StoreError::Open { what: "Redis".into(), reason: e.to_string() };
+        let client = redis::Client::open(url).map_err(open)?;
+        let connection = ConnectionManager::new(client).await.map_err(open)?;
+        Ok(RedisStore { connection, prefix: prefix.to_owned() })
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+}
+
+#[async_trait::async_trait]
+impl EphemeralStore for RedisStore {
+    async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        let mut c = self.connection.clone();
+        redis::cmd("SET").arg(self.key(key)).arg(value).arg("PX").arg(millis(ttl)).query_async::<()>(&mut c).await.map_err(redis_err)
+    }
+
+    async fn put_new(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+        let mut c = self.connection.clone();
+        let set: Option<String> = redis::cmd("SET")
+            .arg(self.key(key))
+            .arg(value)
+            .arg("NX")
+            .arg("PX")
+            .arg(millis(ttl))
+            .query_async(&mut c)
+            .await
+            .map_err(redis_err)?;
+        Ok(set.is_some())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut c = self.connection.clone();
+        c.get(self.key(key)).await.map_err(redis_err)
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut c = self.connection.clone();
+        redis::cmd("GETDEL").arg(self.key(key)).query_async(&mut c).await.map_err(redis_err)
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        let mut c = self.connection.clone();
+        let n: u64 = c.del(self.key(key)).await.map_err(redis_err)?;
+        Ok(n > 0)
+    }
+
+    async fn increment(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
+        let mut c = self.connection.clone();
+        let key = self.key(key);
+        // One transaction: the count, and the window started by the first increment only.
+        let (n, _): (u64, u64) = redis::pipe()
+            .atomic()
+            .cmd("INCR")
+            .arg(&key)
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg(millis(ttl))
+            .arg("NX")
+            .query_async(&mut c)
+            .await
+            .map_err(redis_err)?;
+        Ok(n)
+    }
+
+    async fn touch(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let mut c = self.connection.clone();
+        let n: u64 = redis::cmd("PEXPIRE").arg(self.key(key)).arg(millis(ttl)).query_async(&mut c).await.map_err(redis_err)?;
+        Ok(n == 1)
+    }
+}
