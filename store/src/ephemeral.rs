@@ -6,7 +6,7 @@
 //! namespace their keys (`code:…`, `sid:…`).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -83,9 +83,7 @@ impl MemoryStore {
     }
 
     fn with_shard<T>(&self, key: &str, f: impl FnOnce(&mut Shard, Instant) -> T) -> Result<T, StoreError> {
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
-        let shard = &self.shards[(h.finish() as usize) % SHARDS];
+        let shard = &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS];
         let mut shard = shard.lock().map_err(|_| StoreError::Database("ephemeral shard poisoned".into()))?;
         let now = Instant::now();
         if shard.map.len() >= shard.sweep_at {
