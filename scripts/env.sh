@@ -21,10 +21,12 @@ ensure_test_dependencies() {
         as_root apt-get update -qq
         DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
-    if ! "$HAWIYA_VENV/bin/python" -c 'import pkilint' 2>/dev/null; then
-        echo "installing pkilint into $HAWIYA_VENV" >&2
+    # pkilint lints certificates, CRLs and OCSP responses; cryptography is an independent
+    # verifier of our JWS signatures.
+    if ! "$HAWIYA_VENV/bin/python" -c 'import pkilint, cryptography' 2>/dev/null; then
+        echo "installing pkilint and cryptography into $HAWIYA_VENV" >&2
         python3 -m venv "$HAWIYA_VENV"
-        "$HAWIYA_VENV/bin/pip" install -q --disable-pip-version-check 'pkilint==0.13.*'
+        "$HAWIYA_VENV/bin/pip" install -q --disable-pip-version-check 'pkilint==0.13.*' 'cryptography>=42'
     fi
 }
 

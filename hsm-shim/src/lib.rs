@@ -15,6 +15,7 @@
 
 mod algorithm;
 mod error;
+pub mod jose;
 mod key_ref;
 pub mod pkcs11;
 mod public_key;

@@ -108,6 +108,35 @@ fn signs_and_verifies_every_algorithm(backend: Backend) {
     }
 }
 
+/// Verifies a JWS with Python's `cryptography` (installed by ./scripts/test in its venv).
+fn python_verifies_jws(jwk: &serde_json::Value, jws: &str) -> bool {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/verify_jws.py");
+    let out = Command::new("python3").arg(script).arg(jwk.to_string()).arg(jws).output().expect("python3");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("ModuleNotFoundError"), "Python's cryptography is missing: run ./scripts/test (it installs it): {stderr}");
+    out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok"
+}
+
+fn signs_jws_that_python_cryptography_verifies(backend: Backend) {
+    use hsm_shim::jose;
+    use hsm_shim::signer::StoredKeySigner;
+    for spec in [KeySpec::EcP256, KeySpec::EcP384, KeySpec::Ed25519, KeySpec::Rsa2048] {
+        let key = backend.store.generate(spec, &format!("jws-{}", spec.name())).expect("generate");
+        for algorithm in SignatureAlgorithm::ALL.into_iter().filter(|a| a.fits(spec)) {
+            let signer = StoredKeySigner::new(backend.store.clone(), key.clone(), algorithm).expect("signer");
+            let kid = format!("{spec}-{algorithm}");
+            let mut extra = serde_json::Map::new();
+            extra.insert("typ".into(), "JWT".into());
+            let jws = jose::sign_compact(&signer, &kid, extra, br#"{"sub":"citizen","iss":"https://idp.hawiya.jo"}"#).expect("sign");
+            let jwk = jose::jwk(signer.public_key(), &kid, algorithm).expect("jwk");
+            assert!(python_verifies_jws(&jwk, &jws), "{algorithm} on {spec} does not verify");
+            let (head, _) = jws.rsplit_once('.').expect("three parts");
+            let forged = format!("{head}.{}", &jws[jws.len() - 10..]);
+            assert!(!python_verifies_jws(&jwk, &forged), "a forged signature verifies");
+        }
+    }
+}
+
 fn refuses_algorithm_not_allowed(backend: Backend) {
     let key = backend.store.generate(KeySpec::EcP256, "ec").expect("generate");
     for algorithm in [SignatureAlgorithm::Es384, SignatureAlgorithm::EdDsa, SignatureAlgorithm::Rs256, SignatureAlgorithm::Ps256] {
@@ -177,6 +206,10 @@ macro_rules! conformance {
             #[test]
             fn signs_and_verifies_every_algorithm() {
                 super::signs_and_verifies_every_algorithm(super::$backend());
+            }
+            #[test]
+            fn signs_jws_that_python_cryptography_verifies() {
+                super::signs_jws_that_python_cryptography_verifies(super::$backend());
             }
             #[test]
             fn refuses_algorithm_not_allowed() {
