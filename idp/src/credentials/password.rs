@@ -1,0 +1,117 @@
+//! Passwords: Argon2id with OWASP's parameters, PHC strings, and evened-out checks.
+
+use std::fmt;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use zeroize::Zeroizing;
+
+use crate::IdpError;
+
+/// A password as typed. Zeroized on drop; `Debug` prints nothing of it.
+pub struct Password(Zeroizing<String>);
+
+impl Password {
+    /// Shortest accepted password (NIST SP 800-63B: at least 8).
+    pub const MIN: usize = 8;
+    /// Longest accepted password: long passphrases welcome, megabyte inputs not.
+    pub const MAX: usize = 256;
+
+    /// Checks the length (in characters) of a new password.
+    pub fn new(password: String) -> Result<Self, IdpError> {
+        let password = Zeroizing::new(password);
+        let len = password.chars().count();
+        if !(Self::MIN..=Self::MAX).contains(&len) {
+            return Err(IdpError::PasswordLength { min: Self::MIN, max: Self::MAX });
+        }
+        Ok(Password(password))
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+/// Hashes and checks passwords. Checking a password for an account that does not exist
+/// costs the same as for one that does, so timing does not tell them apart.
+pub struct PasswordHasher {
+    argon: Argon2<'static>,
+    dummy: String,
+}
+
+impl fmt::Debug for PasswordHasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasswordHasher").finish_non_exhaustive()
+    }
+}
+
+impl PasswordHasher {
+    /// Argon2id, 19 MiB, 2 passes, 1 lane: OWASP's recommended minimum.
+    pub fn new() -> Result<Self, IdpError> {
+        let params = Params::new(19 * 1024, 2, 1, None).map_err(|_| IdpError::Crypto("Argon2 parameters"))?;
+        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        let mut random = [0u8; 24];
+        SystemRandom::new().fill(&mut random).map_err(|_| IdpError::Crypto("random"))?;
+        let mut hasher = PasswordHasher { argon, dummy: String::new() };
+        hasher.dummy = hasher.hash(&Password(Zeroizing::new(hex(&random))))?;
+        Ok(hasher)
+    }
+
+    /// The PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`) to store.
+    pub fn hash(&self, password: &Password) -> Result<String, IdpError> {
+        let mut salt = [0u8; 16];
+        SystemRandom::new().fill(&mut salt).map_err(|_| IdpError::Crypto("random"))?;
+        let salt = SaltString::encode_b64(&salt).map_err(|_| IdpError::Crypto("salt"))?;
+        let hash = self.argon.hash_password(password.bytes(), &salt).map_err(|_| IdpError::Crypto("Argon2id"))?;
+        Ok(hash.to_string())
+    }
+
+    /// Whether `password` matches `stored`; with `None` (no such account) the same work is
+    /// done against a dummy hash and the answer is `false`. The comparison is constant-time.
+    pub fn verify(&self, password: &Password, stored: Option<&str>) -> Result<bool, IdpError> {
+        let phc = stored.unwrap_or(&self.dummy);
+        let parsed = PasswordHash::new(phc).map_err(|e| IdpError::CorruptHash(e.to_string()))?;
+        // Hashes made with other parameters verify with their own (an upgrade can rehash).
+        let matches = self.argon.verify_password(password.bytes(), &parsed).is_ok();
+        Ok(matches && stored.is_some())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_verify_and_differ() {
+        let hasher = PasswordHasher::new().expect("hasher");
+        let pw = Password::new("كلمة سر طويلة 2026".into()).expect("valid");
+        let a = hasher.hash(&pw).expect("hash");
+        let b = hasher.hash(&pw).expect("hash");
+        assert!(a.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{a}");
+        assert_ne!(a, b, "a fresh salt each time");
+        assert!(hasher.verify(&pw, Some(&a)).expect("verify"));
+        let wrong = Password::new("كلمة سر طويلة 2025".into()).expect("valid");
+        assert!(!hasher.verify(&wrong, Some(&a)).expect("verify"));
+        assert!(!hasher.verify(&pw, None).expect("an unknown account never matches"));
+        assert!(matches!(hasher.verify(&pw, Some("not a hash")), Err(IdpError::CorruptHash(_))));
+    }
+
+    #[test]
+    fn lengths_are_bounded_and_debug_is_redacted() {
+        assert!(Password::new("short".into()).is_err());
+        assert!(Password::new("x".repeat(257)).is_err());
+        let pw = Password::new("a long enough secret".into()).expect("valid");
+        assert_eq!(format!("{pw:?}"), "Password(<redacted>)");
+    }
+}
