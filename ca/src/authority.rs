@@ -267,16 +267,7 @@ impl Authority {
         if parsed.tbs_certificate.issuer.to_der()? != issuer.parsed.tbs_certificate.subject.to_der()? {
             return Err(CaError::Encoding(format!("issuer name mismatch for {}", issuer.name)));
         }
-        Ok(NewCertificate {
-            serial: serial.clone(),
-            issuer: issuer.name.clone(),
-            profile: profile.name.clone(),
-            subject: parsed.tbs_certificate.subject.to_string(),
-            not_before: not_before.unix_timestamp(),
-            not_after: not_after.unix_timestamp(),
-            der,
-            issued_at: crate::now(),
-        })
+        Ok(record(serial, &issuer.name, profile, &parsed, der))
     }
 
     /// Issues a certificate from a request for an identity the caller has proven. The
@@ -382,6 +373,21 @@ impl Authority {
             }
         }
         self.publish_crl(name).await.map(Some)
+    }
+}
+
+/// The store's record of a certificate just signed.
+pub(crate) fn record(serial: &Serial, issuer: &str, profile: &CertificateProfile, parsed: &Certificate, der: Vec<u8>) -> NewCertificate {
+    let validity = &parsed.tbs_certificate.validity;
+    NewCertificate {
+        serial: serial.clone(),
+        issuer: issuer.to_owned(),
+        profile: profile.name.clone(),
+        subject: parsed.tbs_certificate.subject.to_string(),
+        not_before: validity.not_before.to_unix_duration().as_secs() as i64,
+        not_after: validity.not_after.to_unix_duration().as_secs() as i64,
+        der,
+        issued_at: crate::now(),
     }
 }
 

@@ -186,14 +186,5 @@ fn self_signed_root(
     })?;
     let der = params.self_signed(signer)?.der().to_vec();
     let parsed = <x509_cert::Certificate as der::Decode>::from_der(&der)?;
-    Ok(store::NewCertificate {
-        serial: serial.clone(),
-        issuer: names::ROOT.into(),
-        profile: profile.name.clone(),
-        subject: parsed.tbs_certificate.subject.to_string(),
-        not_before: not_before.unix_timestamp(),
-        not_after: not_after.unix_timestamp(),
-        der,
-        issued_at: crate::now(),
-    })
+    Ok(crate::authority::record(serial, names::ROOT, profile, &parsed, der))
 }

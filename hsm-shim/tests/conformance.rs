@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use hsm_shim::pkcs11::{Pin, Pkcs11KeyStore, initialize_token};
+use hawiya_e2e::{PIN, fresh_token};
+use hsm_shim::pkcs11::{Pin, Pkcs11KeyStore};
 use hsm_shim::soft::{OperatorSecret, SoftKeyStore};
 use hsm_shim::{Error, KeyRef, KeySpec, KeyStore, SignatureAlgorithm};
 
@@ -26,36 +27,9 @@ fn soft() -> Backend {
     Backend { store: Arc::new(store), _dir: dir }
 }
 
-/// The SoftHSM2 module; `./scripts/test` installs it and points SOFTHSM2_CONF at a fresh
-/// token directory in a temporary folder.
-fn softhsm_module() -> PathBuf {
-    assert!(
-        std::env::var_os("SOFTHSM2_CONF").is_some(),
-        "SOFTHSM2_CONF is not set: run the tests through ./scripts/test, which installs softhsm2 and creates a throw-away token directory"
-    );
-    let module = std::env::var_os("HAWIYA_TEST_PKCS11_MODULE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/lib/softhsm/libsofthsm2.so"));
-    assert!(module.exists(), "SoftHSM2 module {} not found: apt-get install softhsm2", module.display());
-    module
-}
-
-fn fresh_token() -> (PathBuf, String) {
-    let module = softhsm_module();
-    let label = format!("t{}", &hex_id()[..12]);
-    initialize_token(&module, &label, &Pin::new("so-pin-1234".into()), &Pin::new("1234".into())).expect("init token");
-    (module, label)
-}
-
-fn hex_id() -> String {
-    let mut b = [0u8; 16];
-    aws_lc_rs::rand::SecureRandom::fill(&aws_lc_rs::rand::SystemRandom::new(), &mut b).expect("random");
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 fn pkcs11() -> Backend {
     let (module, token) = fresh_token();
-    let store = Pkcs11KeyStore::open(&module, &token, &Pin::new("1234".into())).expect("open token");
+    let store = Pkcs11KeyStore::open(&module, &token, &Pin::new(PIN.into())).expect("open token");
     Backend { store: Arc::new(store), _dir: tempfile::tempdir().expect("tempdir") }
 }
 
@@ -294,6 +268,6 @@ fn soft_store_detects_a_tampered_key_file() {
 fn pkcs11_refuses_wrong_pin_and_unknown_token() {
     let (module, token) = fresh_token();
     assert!(matches!(Pkcs11KeyStore::open(&module, &token, &Pin::new("9999".into())), Err(Error::WrongPin(t)) if t == token));
-    assert!(matches!(Pkcs11KeyStore::open(&module, "no-such-token", &Pin::new("1234".into())), Err(Error::TokenNotFound(_))));
-    Pkcs11KeyStore::open(&module, &token, &Pin::new("1234".into())).expect("the right PIN still works");
+    assert!(matches!(Pkcs11KeyStore::open(&module, "no-such-token", &Pin::new(PIN.into())), Err(Error::TokenNotFound(_))));
+    Pkcs11KeyStore::open(&module, &token, &Pin::new(PIN.into())).expect("the right PIN still works");
 }

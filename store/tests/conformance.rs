@@ -19,23 +19,9 @@ async fn sqlite() -> Backend {
 
 /// A fresh database on the throw-away server `./scripts/test` starts.
 async fn postgres() -> Backend {
-    let admin = std::env::var("HAWIYA_TEST_POSTGRES_URL").unwrap_or_else(|_| {
-        panic!("HAWIYA_TEST_POSTGRES_URL is not set: run the tests through ./scripts/test, which installs postgresql and starts a throw-away server")
-    });
-    let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await.expect("connect to the test PostgreSQL");
-    tokio::spawn(conn);
-    let name = format!("hawiya_t_{}", std::process::id()) + &format!("_{}", rand_suffix());
-    client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create database");
-    let url = format!("{admin} dbname={name}");
+    let url = hawiya_e2e::postgres_database();
     let store = store::open(&DurableConfig::Postgres { url, connections: 2 }).await.expect("open");
     Backend { store, _dir: tempfile::tempdir().expect("tempdir") }
-}
-
-fn rand_suffix() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0));
-    h.finish() % 1_000_000_000
 }
 
 fn cert(serial: u8, issuer: &str) -> NewCertificate {
