@@ -145,8 +145,20 @@ async fn authority(data: &DataArg) -> Result<Authority, Box<dyn std::error::Erro
     Ok(Authority::load(dir.store().await?, dir.key_store()?, dir.policies()?).await?)
 }
 
+/// Writes `contents` to `path` whole or not at all: a temporary file next to it, synced,
+/// then renamed over it, so that a process killed half-way never leaves half a certificate.
 fn write(path: &Path, contents: &[u8]) -> Result<(), String> {
-    std::fs::write(path, contents).map_err(|e| format!("{}: {e}", path.display()))
+    use std::io::Write;
+    let fail = |e: std::io::Error| format!("{}: {e}", path.display());
+    let name = path.file_name().ok_or_else(|| format!("{}: not a file name", path.display()))?;
+    let tmp = path.with_file_name(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+    let result = std::fs::File::create(&tmp)
+        .and_then(|mut f| f.write_all(contents).and_then(|()| f.sync_all()))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(fail)
 }
 
 fn serial(s: &str) -> Result<Serial, String> {
