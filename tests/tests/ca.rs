@@ -268,7 +268,7 @@ fn bad_input_is_refused_and_changes_nothing(keys: Keys, db: Db) {
 fn killed_issuers_leave_only_whole_records(keys: Keys, db: Db) {
     use std::os::unix::process::ExitStatusExt;
     use std::process::Stdio;
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
     let d = Deployment::new(keys, db);
     let request = csr(d.dir.path(), "req", P256);
     let before: usize = d.snapshot().lines().count();
