@@ -8,7 +8,7 @@ use hsm_shim::KeyStore;
 use hsm_shim::pkcs11::{Pin, Pkcs11KeyStore};
 use hsm_shim::soft::{OperatorSecret, SoftKeyStore};
 use serde::{Deserialize, Serialize};
-use store::{CaStore, DurableConfig};
+use store::{DurableConfig, DurableStore};
 
 /// The default ceremony, shipped in `deploy/ceremony/default.toml`.
 pub const DEFAULT_CEREMONY: &str = include_str!("../../deploy/ceremony/default.toml");
@@ -225,7 +225,7 @@ impl DataDir {
     }
 
     /// Opens the durable store.
-    pub async fn store(&self) -> Result<Arc<dyn CaStore>, ConfigError> {
+    pub async fn store(&self) -> Result<Arc<dyn DurableStore>, ConfigError> {
         let config = match &self.config.store {
             StoreConfig::Sqlite { path } => DurableConfig::Sqlite { path: self.resolve(path.as_deref().unwrap_or(Path::new("hawiya.db"))) },
             StoreConfig::Postgres { url, connections } => DurableConfig::Postgres {

@@ -1,18 +1,20 @@
 //! Persistence for Hawiya.
 //!
 //! The durable store keeps what must survive anything: certificates and their status, CRL
-//! numbers, published CRLs and the ceremony record (later: citizens, clients, tokens, the
-//! audit log). It is a trait ([`CaStore`]) with two backends, chosen at start-up from
-//! [`DurableConfig`]: SQLite (embedded default, WAL, group commit) and PostgreSQL. One
-//! conformance suite runs against both.
+//! numbers, published CRLs and the ceremony record ([`CaStore`]); citizens, relying parties,
+//! consents and refresh tokens ([`IdpStore`]); later the audit log. Both traits have two
+//! backends, chosen at start-up from [`DurableConfig`]: SQLite (embedded default, WAL,
+//! group commit) and PostgreSQL. One conformance suite per trait runs against both.
 //!
 //! The ephemeral store ([`ephemeral::EphemeralStore`]: memory or Redis) keeps short-lived
 //! state with a time to live.
 //!
 //! A write is durable when its future resolves: callers may hand out what they stored.
-//! This crate knows no X.509 and no HTTP; it stores what the CA tells it.
+//! This crate knows no X.509, no OpenID Connect and no HTTP; it stores what the CA and the
+//! provider tell it.
 
 pub mod ephemeral;
+mod idp;
 mod model;
 mod postgres;
 mod sqlite;
@@ -20,6 +22,7 @@ mod sqlite;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use idp::*;
 pub use model::*;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -51,6 +54,18 @@ pub enum StoreError {
     /// The ceremony has already been run on this store.
     #[error("this store already holds a CA hierarchy (ceremony of {0}); refusing to run another")]
     CeremonyExists(String),
+    /// A citizen with that national id (or id) exists already.
+    #[error("a citizen with national id {0} is already registered")]
+    DuplicateCitizen(String),
+    /// No citizen has that national id.
+    #[error("no citizen with national id {0}")]
+    UnknownCitizen(String),
+    /// A client with that id exists already.
+    #[error("a client with id {0} is already registered")]
+    DuplicateClient(String),
+    /// A refresh token with that hash exists already.
+    #[error("refresh token collision")]
+    DuplicateToken,
     /// A stored value cannot be read back.
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
@@ -103,8 +118,14 @@ pub enum DurableConfig {
     },
 }
 
+/// Everything kept durably: what the CA and what the OpenID Connect provider keep. A
+/// `Arc<dyn DurableStore>` turns into either part with `as Arc<dyn CaStore>`.
+pub trait DurableStore: CaStore + IdpStore {}
+
+impl<T: CaStore + IdpStore> DurableStore for T {}
+
 /// Opens the configured store and brings its schema up to date.
-pub async fn open(config: &DurableConfig) -> Result<Arc<dyn CaStore>, StoreError> {
+pub async fn open(config: &DurableConfig) -> Result<Arc<dyn DurableStore>, StoreError> {
     Ok(match config {
         DurableConfig::Sqlite { path } => Arc::new(SqliteStore::open(path)?),
         DurableConfig::Postgres { url, connections } => Arc::new(PostgresStore::connect(url, *connections).await?),

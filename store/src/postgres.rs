@@ -11,9 +11,10 @@ use tokio_postgres::{Client, NoTls, Row, Statement};
 
 use crate::*;
 
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE certificates (
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE certificates (
         serial BYTEA PRIMARY KEY,
         issuer TEXT NOT NULL,
         profile TEXT NOT NULL,
@@ -32,7 +33,40 @@ const MIGRATIONS: &[(i64, &str)] = &[(
     CREATE TABLE crls (issuer TEXT PRIMARY KEY, number BIGINT NOT NULL, this_update BIGINT NOT NULL,
                        next_update BIGINT NOT NULL, der BYTEA NOT NULL);
     CREATE TABLE ceremony (id INTEGER PRIMARY KEY CHECK (id = 1), record TEXT NOT NULL);",
-)];
+    ),
+    (
+        2,
+        "CREATE TABLE citizens (
+        id TEXT PRIMARY KEY,
+        national_id TEXT NOT NULL UNIQUE,
+        profile TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        totp_secret TEXT,
+        created_at BIGINT NOT NULL
+    );
+    CREATE TABLE clients (client_id TEXT PRIMARY KEY, registration TEXT NOT NULL, created_at BIGINT NOT NULL);
+    CREATE TABLE consents (
+        citizen_id TEXT NOT NULL,
+        client_id TEXT NOT NULL,
+        grant_data TEXT NOT NULL,
+        granted_at BIGINT NOT NULL,
+        PRIMARY KEY (citizen_id, client_id)
+    );
+    CREATE TABLE refresh_tokens (
+        hash BYTEA PRIMARY KEY,
+        family TEXT NOT NULL,
+        client_id TEXT NOT NULL,
+        citizen_id TEXT NOT NULL,
+        grant_data TEXT NOT NULL,
+        issued_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        used BOOLEAN NOT NULL DEFAULT false,
+        revoked BOOLEAN NOT NULL DEFAULT false
+    );
+    CREATE INDEX refresh_tokens_family ON refresh_tokens (family);
+    CREATE INDEX refresh_tokens_client ON refresh_tokens (client_id);",
+    ),
+];
 
 /// An arbitrary constant that names Hawiya's migration lock.
 const MIGRATION_LOCK: i64 = 0x4841_5749_5941;
@@ -312,5 +346,158 @@ impl CaStore for PostgresStore {
         let row = self.conn().client.query_opt("SELECT record FROM ceremony WHERE id = 1", &[]).await.map_err(db)?;
         row.map(|r| serde_json::from_str(r.get::<_, &str>(0)).map_err(|e| StoreError::Corrupt(format!("ceremony record: {e}"))))
             .transpose()
+    }
+}
+
+const CITIZEN_COLUMNS: &str = "id, national_id, profile, password_hash, totp_secret, created_at";
+const REFRESH_COLUMNS: &str = "hash, family, client_id, citizen_id, grant_data, issued_at, expires_at, used, revoked";
+
+fn column<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, i: usize) -> Result<T, StoreError> {
+    row.try_get(i).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn citizen(row: &Row) -> Result<CitizenRecord, StoreError> {
+    Ok(CitizenRecord {
+        id: column(row, 0)?,
+        national_id: column(row, 1)?,
+        profile: column(row, 2)?,
+        password_hash: column(row, 3)?,
+        totp_secret: column(row, 4)?,
+        created_at: column(row, 5)?,
+    })
+}
+
+fn client(row: &Row) -> Result<ClientRecord, StoreError> {
+    Ok(ClientRecord { client_id: column(row, 0)?, registration: column(row, 1)?, created_at: column(row, 2)? })
+}
+
+fn refresh(row: &Row) -> Result<RefreshTokenRecord, StoreError> {
+    Ok(RefreshTokenRecord {
+        hash: column(row, 0)?,
+        family: column(row, 1)?,
+        client_id: column(row, 2)?,
+        citizen_id: column(row, 3)?,
+        grant: column(row, 4)?,
+        issued_at: column(row, 5)?,
+        expires_at: column(row, 6)?,
+        used: column(row, 7)?,
+        revoked: column(row, 8)?,
+    })
+}
+
+impl PostgresStore {
+    async fn one<T>(&self, sql: &str, params: &[&(dyn ToSql + Sync)], read: fn(&Row) -> Result<T, StoreError>) -> Result<Option<T>, StoreError> {
+        self.conn().client.query_opt(sql, params).await.map_err(db)?.map(|r| read(&r)).transpose()
+    }
+
+    async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
+        self.conn().client.execute(sql, params).await.map_err(db)
+    }
+}
+
+#[async_trait::async_trait]
+impl IdpStore for PostgresStore {
+    async fn insert_citizen(&self, c: &CitizenRecord) -> Result<(), StoreError> {
+        let sql = format!("INSERT INTO citizens ({CITIZEN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING");
+        let n = self.execute(&sql, &[&c.id, &c.national_id, &c.profile, &c.password_hash, &c.totp_secret, &c.created_at]).await?;
+        if n == 0 { Err(StoreError::DuplicateCitizen(c.national_id.clone())) } else { Ok(()) }
+    }
+
+    async fn citizen(&self, national_id: &str) -> Result<Option<CitizenRecord>, StoreError> {
+        self.one(&format!("SELECT {CITIZEN_COLUMNS} FROM citizens WHERE national_id = $1"), &[&national_id], citizen).await
+    }
+
+    async fn citizen_by_id(&self, id: &str) -> Result<Option<CitizenRecord>, StoreError> {
+        self.one(&format!("SELECT {CITIZEN_COLUMNS} FROM citizens WHERE id = $1"), &[&id], citizen).await
+    }
+
+    async fn set_totp(&self, national_id: &str, secret: Option<&str>) -> Result<(), StoreError> {
+        let n = self.execute("UPDATE citizens SET totp_secret = $2 WHERE national_id = $1", &[&national_id, &secret]).await?;
+        if n == 0 { Err(StoreError::UnknownCitizen(national_id.to_owned())) } else { Ok(()) }
+    }
+
+    async fn insert_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
+        let sql = "INSERT INTO clients (client_id, registration, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+        let n = self.execute(sql, &[&c.client_id, &c.registration, &c.created_at]).await?;
+        if n == 0 { Err(StoreError::DuplicateClient(c.client_id.clone())) } else { Ok(()) }
+    }
+
+    async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        self.one("SELECT client_id, registration, created_at FROM clients WHERE client_id = $1", &[&client_id], client).await
+    }
+
+    async fn clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
+        let rows = self.conn().client.query("SELECT client_id, registration, created_at FROM clients ORDER BY client_id", &[]).await.map_err(db)?;
+        rows.iter().map(client).collect()
+    }
+
+    async fn remove_client(&self, client_id: &str) -> Result<bool, StoreError> {
+        // One statement, so that the client and what hangs on it go together.
+        let sql = "WITH gone AS (DELETE FROM clients WHERE client_id = $1 RETURNING client_id),
+                        c AS (DELETE FROM consents WHERE client_id IN (SELECT client_id FROM gone)),
+                        r AS (DELETE FROM refresh_tokens WHERE client_id IN (SELECT client_id FROM gone))
+                   SELECT count(*) FROM gone";
+        let n: i64 = self.conn().client.query_one(sql, &[&client_id]).await.map_err(db)?.get(0);
+        Ok(n > 0)
+    }
+
+    async fn put_consent(&self, c: &ConsentRecord) -> Result<(), StoreError> {
+        let sql = "INSERT INTO consents (citizen_id, client_id, grant_data, granted_at) VALUES ($1, $2, $3, $4)
+                   ON CONFLICT (citizen_id, client_id) DO UPDATE SET grant_data = excluded.grant_data, granted_at = excluded.granted_at";
+        self.execute(sql, &[&c.citizen_id, &c.client_id, &c.grant, &c.granted_at]).await.map(drop)
+    }
+
+    async fn consent(&self, citizen_id: &str, client_id: &str) -> Result<Option<ConsentRecord>, StoreError> {
+        let sql = "SELECT citizen_id, client_id, grant_data, granted_at FROM consents WHERE citizen_id = $1 AND client_id = $2";
+        self.one(sql, &[&citizen_id, &client_id], |r| {
+            Ok(ConsentRecord { citizen_id: column(r, 0)?, client_id: column(r, 1)?, grant: column(r, 2)?, granted_at: column(r, 3)? })
+        })
+        .await
+    }
+
+    async fn revoke_consent(&self, citizen_id: &str, client_id: &str) -> Result<bool, StoreError> {
+        Ok(self.execute("DELETE FROM consents WHERE citizen_id = $1 AND client_id = $2", &[&citizen_id, &client_id]).await? > 0)
+    }
+
+    async fn insert_refresh_token(&self, t: &RefreshTokenRecord) -> Result<(), StoreError> {
+        let sql = "INSERT INTO refresh_tokens (hash, family, client_id, citizen_id, grant_data, issued_at, expires_at)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (hash) DO NOTHING";
+        let n = self.execute(sql, &[&t.hash, &t.family, &t.client_id, &t.citizen_id, &t.grant, &t.issued_at, &t.expires_at]).await?;
+        if n == 0 { Err(StoreError::DuplicateToken) } else { Ok(()) }
+    }
+
+    async fn refresh_token(&self, hash: &[u8]) -> Result<Option<RefreshTokenRecord>, StoreError> {
+        self.one(&format!("SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE hash = $1"), &[&hash], refresh).await
+    }
+
+    async fn rotate_refresh_token(&self, presented: &[u8], client_id: &str, next: &RefreshTokenRecord, now: i64) -> Result<Rotation, StoreError> {
+        // Marking the old token used and storing its successor is one statement: the row
+        // lock makes one of two concurrent rotations win and the other see a used token.
+        let sql = format!(
+            "WITH old AS (
+                 UPDATE refresh_tokens SET used = true
+                 WHERE hash = $1 AND client_id = $2 AND NOT used AND NOT revoked AND expires_at > $3
+                 RETURNING {REFRESH_COLUMNS}
+             ), next AS (
+                 INSERT INTO refresh_tokens (hash, family, client_id, citizen_id, grant_data, issued_at, expires_at)
+                 SELECT $4, family, client_id, citizen_id, grant_data, $5, $6 FROM old
+             )
+             SELECT {REFRESH_COLUMNS} FROM old"
+        );
+        let rotated = self.one(&sql, &[&presented, &client_id, &now, &next.hash, &next.issued_at, &next.expires_at], refresh).await?;
+        if let Some(old) = rotated {
+            return Ok(Rotation::Rotated(old));
+        }
+        match self.refresh_token(presented).await? {
+            Some(old) if old.client_id == client_id && old.used && !old.revoked && old.expires_at > now => {
+                self.revoke_refresh_family(&old.family).await?;
+                Ok(Rotation::Reused { family: old.family })
+            }
+            _ => Ok(Rotation::Invalid),
+        }
+    }
+
+    async fn revoke_refresh_family(&self, family: &str) -> Result<u64, StoreError> {
+        self.execute("UPDATE refresh_tokens SET revoked = true WHERE family = $1 AND NOT revoked", &[&family]).await
     }
 }

@@ -14,9 +14,10 @@ use tokio::sync::oneshot;
 
 use crate::*;
 
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE certificates (
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE certificates (
         serial BLOB PRIMARY KEY,
         issuer TEXT NOT NULL,
         profile TEXT NOT NULL,
@@ -35,7 +36,40 @@ const MIGRATIONS: &[(i64, &str)] = &[(
     CREATE TABLE crls (issuer TEXT PRIMARY KEY, number INTEGER NOT NULL, this_update INTEGER NOT NULL,
                        next_update INTEGER NOT NULL, der BLOB NOT NULL);
     CREATE TABLE ceremony (id INTEGER PRIMARY KEY CHECK (id = 1), record TEXT NOT NULL);",
-)];
+    ),
+    (
+        2,
+        "CREATE TABLE citizens (
+        id TEXT PRIMARY KEY,
+        national_id TEXT NOT NULL UNIQUE,
+        profile TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        totp_secret TEXT,
+        created_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE clients (client_id TEXT PRIMARY KEY, registration TEXT NOT NULL, created_at INTEGER NOT NULL) WITHOUT ROWID;
+    CREATE TABLE consents (
+        citizen_id TEXT NOT NULL,
+        client_id TEXT NOT NULL,
+        grant_data TEXT NOT NULL,
+        granted_at INTEGER NOT NULL,
+        PRIMARY KEY (citizen_id, client_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE refresh_tokens (
+        hash BLOB PRIMARY KEY,
+        family TEXT NOT NULL,
+        client_id TEXT NOT NULL,
+        citizen_id TEXT NOT NULL,
+        grant_data TEXT NOT NULL,
+        issued_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used INTEGER NOT NULL DEFAULT 0,
+        revoked INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    CREATE INDEX refresh_tokens_family ON refresh_tokens (family);
+    CREATE INDEX refresh_tokens_client ON refresh_tokens (client_id);",
+    ),
+];
 
 const READERS: usize = 4;
 
@@ -396,5 +430,239 @@ impl CaStore for SqliteStore {
             let json: Option<String> = conn.query_row("SELECT record FROM ceremony WHERE id = 1", [], |r| r.get(0)).optional().map_err(db)?;
             json.map(|j| serde_json::from_str(&j).map_err(|e| StoreError::Corrupt(format!("ceremony record: {e}")))).transpose()
         })
+    }
+}
+
+const CITIZEN_COLUMNS: &str = "id, national_id, profile, password_hash, totp_secret, created_at";
+const REFRESH_COLUMNS: &str = "hash, family, client_id, citizen_id, grant_data, issued_at, expires_at, used, revoked";
+
+fn citizen(row: &rusqlite::Row<'_>) -> rusqlite::Result<CitizenRecord> {
+    Ok(CitizenRecord {
+        id: row.get(0)?,
+        national_id: row.get(1)?,
+        profile: row.get(2)?,
+        password_hash: row.get(3)?,
+        totp_secret: row.get(4)?,
+        created_at: row.get(5)?,
+    })
+}
+
+fn client(row: &rusqlite::Row<'_>) -> rusqlite::Result<ClientRecord> {
+    Ok(ClientRecord { client_id: row.get(0)?, registration: row.get(1)?, created_at: row.get(2)? })
+}
+
+fn refresh(row: &rusqlite::Row<'_>) -> rusqlite::Result<RefreshTokenRecord> {
+    Ok(RefreshTokenRecord {
+        hash: row.get(0)?,
+        family: row.get(1)?,
+        client_id: row.get(2)?,
+        citizen_id: row.get(3)?,
+        grant: row.get(4)?,
+        issued_at: row.get(5)?,
+        expires_at: row.get(6)?,
+        used: row.get(7)?,
+        revoked: row.get(8)?,
+    })
+}
+
+fn find_refresh(conn: &Connection, hash: &[u8]) -> Result<Option<RefreshTokenRecord>, StoreError> {
+    conn.prepare_cached(&format!("SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE hash = ?1"))
+        .map_err(db)?
+        .query_row([hash], refresh)
+        .optional()
+        .map_err(db)
+}
+
+fn insert_refresh(conn: &Connection, t: &RefreshTokenRecord) -> Result<(), StoreError> {
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO refresh_tokens (hash, family, client_id, citizen_id, grant_data, issued_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (hash) DO NOTHING",
+        )
+        .map_err(db)?
+        .execute(params![t.hash, t.family, t.client_id, t.citizen_id, t.grant, t.issued_at, t.expires_at])
+        .map_err(db)?;
+    if inserted == 0 { Err(StoreError::DuplicateToken) } else { Ok(()) }
+}
+
+fn revoke_family(conn: &Connection, family: &str) -> Result<u64, StoreError> {
+    let n = conn
+        .prepare_cached("UPDATE refresh_tokens SET revoked = 1 WHERE family = ?1 AND revoked = 0")
+        .map_err(db)?
+        .execute([family])
+        .map_err(db)?;
+    Ok(n as u64)
+}
+
+#[async_trait::async_trait]
+impl IdpStore for SqliteStore {
+    async fn insert_citizen(&self, c: &CitizenRecord) -> Result<(), StoreError> {
+        let c = c.clone();
+        self.write(move |conn| {
+            let inserted = conn
+                .prepare_cached(&format!("INSERT INTO citizens ({CITIZEN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING"))
+                .map_err(db)?
+                .execute(params![c.id, c.national_id, c.profile, c.password_hash, c.totp_secret, c.created_at])
+                .map_err(db)?;
+            if inserted == 0 { Err(StoreError::DuplicateCitizen(c.national_id)) } else { Ok(()) }
+        })
+        .await
+    }
+
+    async fn citizen(&self, national_id: &str) -> Result<Option<CitizenRecord>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(&format!("SELECT {CITIZEN_COLUMNS} FROM citizens WHERE national_id = ?1"))
+                .map_err(db)?
+                .query_row([national_id], citizen)
+                .optional()
+                .map_err(db)
+        })
+    }
+
+    async fn citizen_by_id(&self, id: &str) -> Result<Option<CitizenRecord>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(&format!("SELECT {CITIZEN_COLUMNS} FROM citizens WHERE id = ?1"))
+                .map_err(db)?
+                .query_row([id], citizen)
+                .optional()
+                .map_err(db)
+        })
+    }
+
+    async fn set_totp(&self, national_id: &str, secret: Option<&str>) -> Result<(), StoreError> {
+        let (national_id, secret) = (national_id.to_owned(), secret.map(str::to_owned));
+        self.write(move |conn| {
+            let changed = conn
+                .prepare_cached("UPDATE citizens SET totp_secret = ?2 WHERE national_id = ?1")
+                .map_err(db)?
+                .execute(params![national_id, secret])
+                .map_err(db)?;
+            if changed == 0 { Err(StoreError::UnknownCitizen(national_id)) } else { Ok(()) }
+        })
+        .await
+    }
+
+    async fn insert_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
+        let c = c.clone();
+        self.write(move |conn| {
+            let inserted = conn
+                .prepare_cached("INSERT INTO clients (client_id, registration, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")
+                .map_err(db)?
+                .execute(params![c.client_id, c.registration, c.created_at])
+                .map_err(db)?;
+            if inserted == 0 { Err(StoreError::DuplicateClient(c.client_id)) } else { Ok(()) }
+        })
+        .await
+    }
+
+    async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT client_id, registration, created_at FROM clients WHERE client_id = ?1")
+                .map_err(db)?
+                .query_row([client_id], client)
+                .optional()
+                .map_err(db)
+        })
+    }
+
+    async fn clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT client_id, registration, created_at FROM clients ORDER BY client_id")
+                .map_err(db)?
+                .query_map([], client)
+                .map_err(db)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(db)
+        })
+    }
+
+    async fn remove_client(&self, client_id: &str) -> Result<bool, StoreError> {
+        let client_id = client_id.to_owned();
+        self.write(move |conn| {
+            let removed = conn.execute("DELETE FROM clients WHERE client_id = ?1", [&client_id]).map_err(db)?;
+            if removed > 0 {
+                conn.execute("DELETE FROM consents WHERE client_id = ?1", [&client_id]).map_err(db)?;
+                conn.execute("DELETE FROM refresh_tokens WHERE client_id = ?1", [&client_id]).map_err(db)?;
+            }
+            Ok(removed > 0)
+        })
+        .await
+    }
+
+    async fn put_consent(&self, c: &ConsentRecord) -> Result<(), StoreError> {
+        let c = c.clone();
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO consents (citizen_id, client_id, grant_data, granted_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (citizen_id, client_id) DO UPDATE SET grant_data = excluded.grant_data, granted_at = excluded.granted_at",
+            )
+            .map_err(db)?
+            .execute(params![c.citizen_id, c.client_id, c.grant, c.granted_at])
+            .map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn consent(&self, citizen_id: &str, client_id: &str) -> Result<Option<ConsentRecord>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT citizen_id, client_id, grant_data, granted_at FROM consents WHERE citizen_id = ?1 AND client_id = ?2")
+                .map_err(db)?
+                .query_row([citizen_id, client_id], |r| {
+                    Ok(ConsentRecord { citizen_id: r.get(0)?, client_id: r.get(1)?, grant: r.get(2)?, granted_at: r.get(3)? })
+                })
+                .optional()
+                .map_err(db)
+        })
+    }
+
+    async fn revoke_consent(&self, citizen_id: &str, client_id: &str) -> Result<bool, StoreError> {
+        let (citizen_id, client_id) = (citizen_id.to_owned(), client_id.to_owned());
+        self.write(move |conn| {
+            let n = conn.execute("DELETE FROM consents WHERE citizen_id = ?1 AND client_id = ?2", [&citizen_id, &client_id]).map_err(db)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn insert_refresh_token(&self, t: &RefreshTokenRecord) -> Result<(), StoreError> {
+        let t = t.clone();
+        self.write(move |conn| insert_refresh(conn, &t)).await
+    }
+
+    async fn refresh_token(&self, hash: &[u8]) -> Result<Option<RefreshTokenRecord>, StoreError> {
+        self.read(|conn| find_refresh(conn, hash))
+    }
+
+    async fn rotate_refresh_token(&self, presented: &[u8], client_id: &str, next: &RefreshTokenRecord, now: i64) -> Result<Rotation, StoreError> {
+        let (presented, client_id, next) = (presented.to_vec(), client_id.to_owned(), next.clone());
+        self.write(move |conn| {
+            let Some(old) = find_refresh(conn, &presented)? else { return Ok(Rotation::Invalid) };
+            if old.client_id != client_id || old.revoked || old.expires_at <= now {
+                return Ok(Rotation::Invalid);
+            }
+            if old.used {
+                revoke_family(conn, &old.family)?;
+                return Ok(Rotation::Reused { family: old.family });
+            }
+            conn.prepare_cached("UPDATE refresh_tokens SET used = 1 WHERE hash = ?1").map_err(db)?.execute([&presented]).map_err(db)?;
+            let next = RefreshTokenRecord {
+                family: old.family.clone(),
+                citizen_id: old.citizen_id.clone(),
+                grant: old.grant.clone(),
+                client_id: old.client_id.clone(),
+                used: false,
+                revoked: false,
+                ..next
+            };
+            insert_refresh(conn, &next)?;
+            Ok(Rotation::Rotated(RefreshTokenRecord { used: true, ..old }))
+        })
+        .await
+    }
+
+    async fn revoke_refresh_family(&self, family: &str) -> Result<u64, StoreError> {
+        let family = family.to_owned();
+        self.write(move |conn| revoke_family(conn, &family)).await
     }
 }

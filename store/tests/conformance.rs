@@ -1,4 +1,5 @@
-//! One conformance suite for every durable backend: SQLite and a real PostgreSQL.
+//! One conformance suite for every durable backend (SQLite and a real PostgreSQL), for what
+//! the CA keeps and for what the OpenID Connect provider keeps.
 // Test code: a failed expectation is the test failing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -7,7 +8,7 @@ use std::sync::Arc;
 use store::*;
 
 struct Backend {
-    store: Arc<dyn CaStore>,
+    store: Arc<dyn DurableStore>,
     _dir: tempfile::TempDir,
 }
 
@@ -164,6 +165,147 @@ async fn concurrent_writers_all_land(b: Backend) {
     assert_eq!(s.count().await.expect("count"), 200);
 }
 
+fn citizen_record(n: u8) -> CitizenRecord {
+    CitizenRecord {
+        id: format!("c{n}"),
+        national_id: format!("98612345{n:02}"),
+        profile: format!(r#"{{"given_name":{{"ar":"ليلى {n}","en":"Layla {n}"}}}}"#),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        totp_secret: None,
+        created_at: 1_750_000_000 + i64::from(n),
+    }
+}
+
+async fn keeps_citizens(b: Backend) {
+    let s = &b.store;
+    let layla = citizen_record(1);
+    s.insert_citizen(&layla).await.expect("insert");
+    assert_eq!(s.citizen(&layla.national_id).await.expect("read"), Some(layla.clone()));
+    assert_eq!(s.citizen_by_id("c1").await.expect("read"), Some(layla.clone()));
+    assert_eq!(s.citizen("0000").await.expect("read"), None);
+    // Arabic survives the round trip byte for byte.
+    assert!(s.citizen_by_id("c1").await.expect("read").expect("present").profile.contains("ليلى"));
+    // Neither the same national id nor the same id twice; the first record stays.
+    let same_national_id = CitizenRecord { id: "other".into(), profile: "{}".into(), ..layla.clone() };
+    assert!(matches!(s.insert_citizen(&same_national_id).await, Err(StoreError::DuplicateCitizen(_))));
+    let same_id = CitizenRecord { national_id: "1111".into(), ..citizen_record(2) };
+    let same_id = CitizenRecord { id: "c1".into(), ..same_id };
+    assert!(matches!(s.insert_citizen(&same_id).await, Err(StoreError::DuplicateCitizen(_))));
+    assert_eq!(s.citizen(&layla.national_id).await.expect("read"), Some(layla.clone()));
+    assert_eq!(s.citizen("1111").await.expect("read"), None);
+
+    s.set_totp(&layla.national_id, Some("JBSWY3DPEHPK3PXP")).await.expect("totp");
+    assert_eq!(s.citizen(&layla.national_id).await.expect("read").expect("present").totp_secret.as_deref(), Some("JBSWY3DPEHPK3PXP"));
+    s.set_totp(&layla.national_id, None).await.expect("remove totp");
+    assert_eq!(s.citizen(&layla.national_id).await.expect("read").expect("present").totp_secret, None);
+    assert!(matches!(s.set_totp("0000", Some("X")).await, Err(StoreError::UnknownCitizen(_))));
+}
+
+fn refresh_record(hash: u8, family: &str, client: &str, expires_at: i64) -> RefreshTokenRecord {
+    RefreshTokenRecord {
+        hash: vec![hash; 32],
+        family: family.into(),
+        client_id: client.into(),
+        citizen_id: "c1".into(),
+        grant: r#"{"scope":"openid"}"#.into(),
+        issued_at: 1_000,
+        expires_at,
+        used: false,
+        revoked: false,
+    }
+}
+
+async fn keeps_clients_and_consents(b: Backend) {
+    let s = &b.store;
+    let rp = ClientRecord { client_id: "civil-status".into(), registration: r#"{"redirect_uris":["https://cs.example/cb"]}"#.into(), created_at: 5 };
+    s.insert_client(&rp).await.expect("insert");
+    let other = ClientRecord { client_id: "land-registry".into(), registration: "{}".into(), created_at: 6 };
+    s.insert_client(&other).await.expect("insert");
+    assert!(matches!(s.insert_client(&ClientRecord { registration: "{}".into(), ..rp.clone() }).await, Err(StoreError::DuplicateClient(_))));
+    assert_eq!(s.client("civil-status").await.expect("read"), Some(rp.clone()));
+    assert_eq!(s.clients().await.expect("list"), vec![rp.clone(), other.clone()]);
+
+    let consent = ConsentRecord { citizen_id: "c1".into(), client_id: "civil-status".into(), grant: r#"["name"]"#.into(), granted_at: 7 };
+    s.put_consent(&consent).await.expect("consent");
+    let wider = ConsentRecord { grant: r#"["name","birthdate"]"#.into(), granted_at: 8, ..consent.clone() };
+    s.put_consent(&wider).await.expect("replace");
+    assert_eq!(s.consent("c1", "civil-status").await.expect("read"), Some(wider.clone()));
+    s.put_consent(&ConsentRecord { client_id: "land-registry".into(), ..consent.clone() }).await.expect("consent");
+    assert!(s.revoke_consent("c1", "land-registry").await.expect("revoke"));
+    assert!(!s.revoke_consent("c1", "land-registry").await.expect("revoke twice"));
+    assert_eq!(s.consent("c1", "land-registry").await.expect("read"), None);
+
+    // Removing a client takes its consents and refresh tokens with it, and nobody else's.
+    s.insert_refresh_token(&refresh_record(1, "f1", "civil-status", i64::MAX)).await.expect("token");
+    s.insert_refresh_token(&refresh_record(2, "f2", "land-registry", i64::MAX)).await.expect("token");
+    s.put_consent(&ConsentRecord { client_id: "land-registry".into(), ..consent.clone() }).await.expect("consent");
+    assert!(s.remove_client("civil-status").await.expect("remove"));
+    assert!(!s.remove_client("civil-status").await.expect("remove twice"));
+    assert_eq!(s.client("civil-status").await.expect("read"), None);
+    assert_eq!(s.consent("c1", "civil-status").await.expect("read"), None);
+    assert_eq!(s.refresh_token(&[1; 32]).await.expect("read"), None);
+    assert!(s.consent("c1", "land-registry").await.expect("read").is_some());
+    assert!(s.refresh_token(&[2; 32]).await.expect("read").is_some());
+}
+
+async fn rotates_refresh_tokens_and_detects_reuse(b: Backend) {
+    let s = &b.store;
+    let first = refresh_record(1, "fam", "rp", 10_000);
+    s.insert_refresh_token(&first).await.expect("insert");
+    assert!(matches!(s.insert_refresh_token(&first).await, Err(StoreError::DuplicateToken)));
+    // The successor inherits family, citizen and grant whatever the caller put there.
+    let next = RefreshTokenRecord { family: "ignored".into(), grant: "ignored".into(), issued_at: 2_000, ..refresh_record(2, "x", "rp", 20_000) };
+    match s.rotate_refresh_token(&[1; 32], "rp", &next, 2_000).await.expect("rotate") {
+        Rotation::Rotated(old) => assert_eq!(old, RefreshTokenRecord { used: true, ..first.clone() }),
+        other => panic!("expected a rotation, got {other:?}"),
+    }
+    let stored = s.refresh_token(&[2; 32]).await.expect("read").expect("successor stored");
+    assert_eq!((stored.family.as_str(), stored.grant.as_str(), stored.expires_at, stored.issued_at), ("fam", first.grant.as_str(), 20_000, 2_000));
+
+    // Another client cannot use it, an unknown or expired one is invalid: nothing changes.
+    let third = refresh_record(3, "x", "rp", 30_000);
+    assert_eq!(s.rotate_refresh_token(&[2; 32], "other-rp", &third, 2_001).await.expect("rotate"), Rotation::Invalid);
+    assert_eq!(s.rotate_refresh_token(&[9; 32], "rp", &third, 2_001).await.expect("rotate"), Rotation::Invalid);
+    assert_eq!(s.rotate_refresh_token(&[2; 32], "rp", &third, 20_000).await.expect("rotate"), Rotation::Invalid);
+    assert_eq!(s.refresh_token(&[2; 32]).await.expect("read"), Some(stored.clone()));
+    assert_eq!(s.refresh_token(&[3; 32]).await.expect("read"), None);
+
+    // Presenting the first token again: reuse, and the whole family is revoked.
+    assert_eq!(s.rotate_refresh_token(&[1; 32], "rp", &third, 2_002).await.expect("rotate"), Rotation::Reused { family: "fam".into() });
+    assert!(s.refresh_token(&[2; 32]).await.expect("read").expect("present").revoked);
+    assert_eq!(s.rotate_refresh_token(&[2; 32], "rp", &third, 2_003).await.expect("rotate"), Rotation::Invalid);
+    assert_eq!(s.refresh_token(&[3; 32]).await.expect("read"), None);
+
+    // Revoking a family by name (a reused authorization code) reports what it revoked.
+    s.insert_refresh_token(&refresh_record(4, "code-1", "rp", 10_000)).await.expect("insert");
+    assert_eq!(s.revoke_refresh_family("code-1").await.expect("revoke"), 1);
+    assert_eq!(s.revoke_refresh_family("code-1").await.expect("revoke again"), 0);
+}
+
+async fn concurrent_rotations_have_one_winner(b: Backend) {
+    let s = &b.store;
+    s.insert_refresh_token(&refresh_record(1, "fam", "rp", i64::MAX)).await.expect("insert");
+    let mut tasks = Vec::new();
+    for i in 0..16u8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move { s.rotate_refresh_token(&[1; 32], "rp", &refresh_record(100 + i, "x", "rp", i64::MAX), 5).await }));
+    }
+    let mut rotated = 0;
+    for t in tasks {
+        match t.await.expect("task").expect("rotate") {
+            Rotation::Rotated(_) => rotated += 1,
+            Rotation::Reused { .. } | Rotation::Invalid => {}
+        }
+    }
+    assert_eq!(rotated, 1, "exactly one concurrent rotation wins");
+    // The losers saw reuse, so the winner's successor is revoked too.
+    for i in 0..16u8 {
+        if let Some(t) = s.refresh_token(&[100 + i; 32]).await.expect("read") {
+            assert!(t.revoked, "the family must be revoked after concurrent reuse");
+        }
+    }
+}
+
 macro_rules! conformance {
     ($backend:ident: $($test:ident),* $(,)?) => {
         mod $backend {
@@ -178,9 +320,11 @@ macro_rules! conformance {
 }
 
 conformance!(sqlite: stores_and_reads_certificates, refuses_duplicate_serials_and_keeps_the_first, revokes_holds_and_releases,
-    lists_newest_first, numbers_crls_and_keeps_the_newest, records_one_ceremony_only, concurrent_writers_all_land);
+    lists_newest_first, numbers_crls_and_keeps_the_newest, records_one_ceremony_only, concurrent_writers_all_land,
+    keeps_citizens, keeps_clients_and_consents, rotates_refresh_tokens_and_detects_reuse, concurrent_rotations_have_one_winner);
 conformance!(postgres: stores_and_reads_certificates, refuses_duplicate_serials_and_keeps_the_first, revokes_holds_and_releases,
-    lists_newest_first, numbers_crls_and_keeps_the_newest, records_one_ceremony_only, concurrent_writers_all_land);
+    lists_newest_first, numbers_crls_and_keeps_the_newest, records_one_ceremony_only, concurrent_writers_all_land,
+    keeps_citizens, keeps_clients_and_consents, rotates_refresh_tokens_and_detects_reuse, concurrent_rotations_have_one_winner);
 
 #[test]
 fn serials_parse_as_operators_type_them() {

@@ -1,0 +1,146 @@
+//! What the OpenID Connect provider keeps durably: citizens, relying parties, consents and
+//! refresh tokens.
+//!
+//! The store indexes these by what the provider looks them up by and keeps the rest as
+//! documents the provider defines (a citizen's profile, a client's registration, what a
+//! refresh token grants): the provider owns their meaning, the store their durability and
+//! the atomicity of refresh-token rotation.
+
+use crate::StoreError;
+
+/// A citizen as stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CitizenRecord {
+    /// An opaque, stable identifier (the public `sub`, the input of pairwise ones).
+    pub id: String,
+    /// The national identity number.
+    pub national_id: String,
+    /// Names, birthdate and contact data: a JSON document the provider defines.
+    pub profile: String,
+    /// The PHC string of the password hash.
+    pub password_hash: String,
+    /// The TOTP secret (base32), once enrolled.
+    pub totp_secret: Option<String>,
+    /// When the record was made, Unix seconds.
+    pub created_at: i64,
+}
+
+impl std::fmt::Debug for CitizenRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Neither the hash nor the TOTP secret is printed.
+        f.debug_struct("CitizenRecord").field("id", &self.id).field("national_id", &self.national_id).finish_non_exhaustive()
+    }
+}
+
+/// A relying party as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientRecord {
+    /// The client id.
+    pub client_id: String,
+    /// Its registration (redirect URIs, keys, authentication method, hashed secret, …): a
+    /// JSON document the provider defines.
+    pub registration: String,
+    /// When it was registered, Unix seconds.
+    pub created_at: i64,
+}
+
+/// A citizen's consent to release claims to a client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsentRecord {
+    /// The citizen's id.
+    pub citizen_id: String,
+    /// The client.
+    pub client_id: String,
+    /// What was consented to (scopes and claims): a JSON document the provider defines.
+    pub grant: String,
+    /// When, Unix seconds.
+    pub granted_at: i64,
+}
+
+/// A refresh token as stored: only its hash, never the token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefreshTokenRecord {
+    /// SHA-256 of the token.
+    pub hash: Vec<u8>,
+    /// The family: every token rotated from the same authorization shares it.
+    pub family: String,
+    /// The client it was issued to; no other client may use it.
+    pub client_id: String,
+    /// The citizen's id.
+    pub citizen_id: String,
+    /// What it grants (scopes, claims, level, session): a JSON document the provider defines.
+    pub grant: String,
+    /// When it was issued, Unix seconds.
+    pub issued_at: i64,
+    /// When it stops working, Unix seconds.
+    pub expires_at: i64,
+    /// Whether it has been used (rotated) already.
+    pub used: bool,
+    /// Whether its family has been revoked.
+    pub revoked: bool,
+}
+
+/// What presenting a refresh token led to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rotation {
+    /// The token was valid: it is now used up, and the new one is stored in its family.
+    Rotated(RefreshTokenRecord),
+    /// The token had been used before: someone holds a copy. Its whole family is revoked.
+    Reused {
+        /// The family now revoked.
+        family: String,
+    },
+    /// No such token for this client, or it has expired or been revoked.
+    Invalid,
+}
+
+/// What the OpenID Connect provider keeps.
+#[async_trait::async_trait]
+pub trait IdpStore: Send + Sync + std::fmt::Debug {
+    /// Stores a new citizen; refuses a national id or id already present.
+    async fn insert_citizen(&self, citizen: &CitizenRecord) -> Result<(), StoreError>;
+
+    /// The citizen with that national id.
+    async fn citizen(&self, national_id: &str) -> Result<Option<CitizenRecord>, StoreError>;
+
+    /// The citizen with that opaque id.
+    async fn citizen_by_id(&self, id: &str) -> Result<Option<CitizenRecord>, StoreError>;
+
+    /// Sets (or with `None` removes) a citizen's TOTP secret.
+    async fn set_totp(&self, national_id: &str, secret: Option<&str>) -> Result<(), StoreError>;
+
+    /// Registers a client; refuses a client id already present.
+    async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError>;
+
+    /// The client with that id.
+    async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError>;
+
+    /// Every registered client, by id.
+    async fn clients(&self) -> Result<Vec<ClientRecord>, StoreError>;
+
+    /// Removes a client with its consents and refresh tokens; `false` if there was none.
+    async fn remove_client(&self, client_id: &str) -> Result<bool, StoreError>;
+
+    /// Records (or replaces) a consent.
+    async fn put_consent(&self, consent: &ConsentRecord) -> Result<(), StoreError>;
+
+    /// The consent a citizen gave a client.
+    async fn consent(&self, citizen_id: &str, client_id: &str) -> Result<Option<ConsentRecord>, StoreError>;
+
+    /// Withdraws a consent; `false` if there was none.
+    async fn revoke_consent(&self, citizen_id: &str, client_id: &str) -> Result<bool, StoreError>;
+
+    /// Stores a new refresh token (the first of its family, or a fresh family).
+    async fn insert_refresh_token(&self, token: &RefreshTokenRecord) -> Result<(), StoreError>;
+
+    /// The refresh token with that hash.
+    async fn refresh_token(&self, hash: &[u8]) -> Result<Option<RefreshTokenRecord>, StoreError>;
+
+    /// Exchanges the token with hash `presented` held by `client_id` for `next` (which
+    /// inherits its family, citizen and grant), atomically: of concurrent exchanges of one
+    /// token, one rotates and the others find it reused. `next.expires_at` is kept as given.
+    async fn rotate_refresh_token(&self, presented: &[u8], client_id: &str, next: &RefreshTokenRecord, now: i64) -> Result<Rotation, StoreError>;
+
+    /// Revokes every token of a family; returns how many were not revoked before.
+    async fn revoke_refresh_family(&self, family: &str) -> Result<u64, StoreError>;
+}
