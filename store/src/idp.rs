@@ -80,6 +80,25 @@ pub struct RefreshTokenRecord {
     pub revoked: bool,
 }
 
+/// A key the provider signs with, and when it may sign.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    /// The JWK key id.
+    pub kid: String,
+    /// What it signs (`idp-signing`).
+    pub purpose: String,
+    /// Its URI in the key store.
+    pub key: String,
+    /// The JOSE algorithm it signs with.
+    pub algorithm: String,
+    /// Its public JWK (JSON).
+    pub public_jwk: String,
+    /// When it was made (and published), Unix seconds.
+    pub created_at: i64,
+    /// From when it signs, Unix seconds: after relying parties have had time to fetch it.
+    pub active_from: i64,
+}
+
 /// What presenting a refresh token led to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Rotation {
@@ -143,4 +162,10 @@ pub trait IdpStore: Send + Sync + std::fmt::Debug {
 
     /// Revokes every token of a family; returns how many were not revoked before.
     async fn revoke_refresh_family(&self, family: &str) -> Result<u64, StoreError>;
+
+    /// Records a new signing key; refuses a key id already present.
+    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;
+
+    /// Every signing key of `purpose`, oldest first.
+    async fn signing_keys(&self, purpose: &str) -> Result<Vec<SigningKeyRecord>, StoreError>;
 }

@@ -64,7 +64,16 @@ const MIGRATIONS: &[(i64, &str)] = &[
         revoked BOOLEAN NOT NULL DEFAULT false
     );
     CREATE INDEX refresh_tokens_family ON refresh_tokens (family);
-    CREATE INDEX refresh_tokens_client ON refresh_tokens (client_id);",
+    CREATE INDEX refresh_tokens_client ON refresh_tokens (client_id);
+    CREATE TABLE signing_keys (
+        kid TEXT PRIMARY KEY,
+        purpose TEXT NOT NULL,
+        key_ref TEXT NOT NULL,
+        algorithm TEXT NOT NULL,
+        public_jwk TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        active_from BIGINT NOT NULL
+    );",
     ),
 ];
 
@@ -350,6 +359,7 @@ impl CaStore for PostgresStore {
 }
 
 const CITIZEN_COLUMNS: &str = "id, national_id, profile, password_hash, totp_secret, created_at";
+const KEY_COLUMNS: &str = "kid, purpose, key_ref, algorithm, public_jwk, created_at, active_from";
 const REFRESH_COLUMNS: &str = "hash, family, client_id, citizen_id, grant_data, issued_at, expires_at, used, revoked";
 
 fn column<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, i: usize) -> Result<T, StoreError> {
@@ -499,5 +509,29 @@ impl IdpStore for PostgresStore {
 
     async fn revoke_refresh_family(&self, family: &str) -> Result<u64, StoreError> {
         self.execute("UPDATE refresh_tokens SET revoked = true WHERE family = $1 AND NOT revoked", &[&family]).await
+    }
+
+    async fn insert_signing_key(&self, k: &SigningKeyRecord) -> Result<(), StoreError> {
+        let sql = format!("INSERT INTO signing_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING");
+        let n = self.execute(&sql, &[&k.kid, &k.purpose, &k.key, &k.algorithm, &k.public_jwk, &k.created_at, &k.active_from]).await?;
+        if n == 0 { Err(StoreError::Database(format!("signing key {} exists already", k.kid))) } else { Ok(()) }
+    }
+
+    async fn signing_keys(&self, purpose: &str) -> Result<Vec<SigningKeyRecord>, StoreError> {
+        let sql = format!("SELECT {KEY_COLUMNS} FROM signing_keys WHERE purpose = $1 ORDER BY created_at, kid");
+        let rows = self.conn().client.query(&sql, &[&purpose]).await.map_err(db)?;
+        rows.iter()
+            .map(|r| {
+                Ok(SigningKeyRecord {
+                    kid: column(r, 0)?,
+                    purpose: column(r, 1)?,
+                    key: column(r, 2)?,
+                    algorithm: column(r, 3)?,
+                    public_jwk: column(r, 4)?,
+                    created_at: column(r, 5)?,
+                    active_from: column(r, 6)?,
+                })
+            })
+            .collect()
     }
 }

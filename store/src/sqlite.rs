@@ -67,7 +67,16 @@ const MIGRATIONS: &[(i64, &str)] = &[
         revoked INTEGER NOT NULL DEFAULT 0
     ) WITHOUT ROWID;
     CREATE INDEX refresh_tokens_family ON refresh_tokens (family);
-    CREATE INDEX refresh_tokens_client ON refresh_tokens (client_id);",
+    CREATE INDEX refresh_tokens_client ON refresh_tokens (client_id);
+    CREATE TABLE signing_keys (
+        kid TEXT PRIMARY KEY,
+        purpose TEXT NOT NULL,
+        key_ref TEXT NOT NULL,
+        algorithm TEXT NOT NULL,
+        public_jwk TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        active_from INTEGER NOT NULL
+    ) WITHOUT ROWID;",
     ),
 ];
 
@@ -434,6 +443,7 @@ impl CaStore for SqliteStore {
 }
 
 const CITIZEN_COLUMNS: &str = "id, national_id, profile, password_hash, totp_secret, created_at";
+const KEY_COLUMNS: &str = "kid, purpose, key_ref, algorithm, public_jwk, created_at, active_from";
 const REFRESH_COLUMNS: &str = "hash, family, client_id, citizen_id, grant_data, issued_at, expires_at, used, revoked";
 
 fn citizen(row: &rusqlite::Row<'_>) -> rusqlite::Result<CitizenRecord> {
@@ -664,5 +674,39 @@ impl IdpStore for SqliteStore {
     async fn revoke_refresh_family(&self, family: &str) -> Result<u64, StoreError> {
         let family = family.to_owned();
         self.write(move |conn| revoke_family(conn, &family)).await
+    }
+
+    async fn insert_signing_key(&self, k: &SigningKeyRecord) -> Result<(), StoreError> {
+        let k = k.clone();
+        self.write(move |conn| {
+            let inserted = conn
+                .prepare_cached(&format!("INSERT INTO signing_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING"))
+                .map_err(db)?
+                .execute(params![k.kid, k.purpose, k.key, k.algorithm, k.public_jwk, k.created_at, k.active_from])
+                .map_err(db)?;
+            if inserted == 0 { Err(StoreError::Database(format!("signing key {} exists already", k.kid))) } else { Ok(()) }
+        })
+        .await
+    }
+
+    async fn signing_keys(&self, purpose: &str) -> Result<Vec<SigningKeyRecord>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM signing_keys WHERE purpose = ?1 ORDER BY created_at, kid"))
+                .map_err(db)?
+                .query_map([purpose], |r| {
+                    Ok(SigningKeyRecord {
+                        kid: r.get(0)?,
+                        purpose: r.get(1)?,
+                        key: r.get(2)?,
+                        algorithm: r.get(3)?,
+                        public_jwk: r.get(4)?,
+                        created_at: r.get(5)?,
+                        active_from: r.get(6)?,
+                    })
+                })
+                .map_err(db)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(db)
+        })
     }
 }

@@ -282,6 +282,25 @@ async fn rotates_refresh_tokens_and_detects_reuse(b: Backend) {
     assert_eq!(s.revoke_refresh_family("code-1").await.expect("revoke again"), 0);
 }
 
+async fn keeps_signing_keys_in_order(b: Backend) {
+    let s = &b.store;
+    let key = |kid: &str, created_at: i64| SigningKeyRecord {
+        kid: kid.into(),
+        purpose: "idp-signing".into(),
+        key: format!("soft:{kid}"),
+        algorithm: "ES256".into(),
+        public_jwk: "{}".into(),
+        created_at,
+        active_from: created_at + 60,
+    };
+    s.insert_signing_key(&key("new", 20)).await.expect("insert");
+    s.insert_signing_key(&key("old", 10)).await.expect("insert");
+    s.insert_signing_key(&SigningKeyRecord { purpose: "other".into(), ..key("x", 5) }).await.expect("insert");
+    assert!(s.insert_signing_key(&key("old", 30)).await.is_err(), "a key id is unique");
+    let keys = s.signing_keys("idp-signing").await.expect("list");
+    assert_eq!(keys, vec![key("old", 10), key("new", 20)]);
+}
+
 async fn concurrent_rotations_have_one_winner(b: Backend) {
     let s = &b.store;
     s.insert_refresh_token(&refresh_record(1, "fam", "rp", i64::MAX)).await.expect("insert");
@@ -321,10 +340,10 @@ macro_rules! conformance {
 
 conformance!(sqlite: stores_and_reads_certificates, refuses_duplicate_serials_and_keeps_the_first, revokes_holds_and_releases,
     lists_newest_first, numbers_crls_and_keeps_the_newest, records_one_ceremony_only, concurrent_writers_all_land,
-    keeps_citizens, keeps_clients_and_consents, rotates_refresh_tokens_and_detects_reuse, concurrent_rotations_have_one_winner);
+    keeps_citizens, keeps_clients_and_consents, rotates_refresh_tokens_and_detects_reuse, concurrent_rotations_have_one_winner, keeps_signing_keys_in_order);
 conformance!(postgres: stores_and_reads_certificates, refuses_duplicate_serials_and_keeps_the_first, revokes_holds_and_releases,
     lists_newest_first, numbers_crls_and_keeps_the_newest, records_one_ceremony_only, concurrent_writers_all_land,
-    keeps_citizens, keeps_clients_and_consents, rotates_refresh_tokens_and_detects_reuse, concurrent_rotations_have_one_winner);
+    keeps_citizens, keeps_clients_and_consents, rotates_refresh_tokens_and_detects_reuse, concurrent_rotations_have_one_winner, keeps_signing_keys_in_order);
 
 #[test]
 fn serials_parse_as_operators_type_them() {
