@@ -1,15 +1,69 @@
-//! The OpenID Connect provider (issue 3, in progress).
+//! The OpenID Connect provider every e-service integrates with, so that a citizen logs in
+//! once and reaches every service.
 //!
-//! So far: the credentials citizens log in with — passwords hashed with Argon2id and
-//! one-time codes (TOTP, RFC 6238) — as domain logic, with no HTTP and no storage
-//! decisions beyond the ephemeral store that refuses a replayed code. The protocol,
-//! sessions and login pages come next.
+//! [`provider::Provider`] is the protocol (authorization code flow with PKCE, client
+//! authentication, tokens, userinfo, revocation, introspection, logout) as domain logic;
+//! [`http`] turns it into endpoints and server-rendered login pages in Arabic and English.
+//! Levels of assurance, methods and what each service may receive come from the policy
+//! files; citizens, clients, consents and refresh tokens from the durable store; sessions,
+//! codes and replay caches from the ephemeral store (memory or Redis), so that replicas
+//! sharing it act as one provider.
 //!
-//! This crate must never depend on the CA (`ca`): smart-ID certificates will be checked
-//! through a small trait the binary wires to the local CA.
+//! This crate must never depend on the CA (`ca`), never log a secret (passwords, codes,
+//! tokens, cookies), and never redirect to a URI that is not registered exactly.
 #![forbid(unsafe_code)]
 
+use std::time::Duration;
+
+pub mod citizens;
+pub mod clients;
 pub mod credentials;
+pub mod http;
+pub mod keys;
+pub mod oauth;
+mod pages;
+pub mod provider;
+
+/// How the provider behaves; the binary fills it from its configuration.
+#[derive(Clone)]
+pub struct Settings {
+    /// The issuer identifier: the URL prefix of every endpoint (no trailing slash).
+    pub issuer: String,
+    /// How long an authorization code lives (at most 60 s).
+    pub code_ttl: Duration,
+    /// How long an access token lives.
+    pub access_ttl: Duration,
+    /// How long an id_token is valid.
+    pub id_token_ttl: Duration,
+    /// How long a refresh token lives.
+    pub refresh_ttl: Duration,
+    /// How long a citizen has to log in and consent.
+    pub login_timeout: Duration,
+    /// Secret salt of pairwise subject identifiers. Never logged.
+    pub pairwise_salt: Vec<u8>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings").field("issuer", &self.issuer).finish_non_exhaustive()
+    }
+}
+
+impl Settings {
+    /// The defaults for an issuer: codes 60 s, access tokens and id_tokens 10 min, refresh
+    /// tokens 30 days, 10 min to log in.
+    pub fn new(issuer: &str, pairwise_salt: Vec<u8>) -> Self {
+        Settings {
+            issuer: issuer.trim_end_matches('/').to_owned(),
+            code_ttl: Duration::from_secs(60),
+            access_ttl: Duration::from_secs(600),
+            id_token_ttl: Duration::from_secs(600),
+            refresh_ttl: Duration::from_secs(30 * 86_400),
+            login_timeout: Duration::from_secs(600),
+            pairwise_salt,
+        }
+    }
+}
 
 /// Everything the IdP refuses or fails at.
 #[derive(Debug, thiserror::Error)]
@@ -29,7 +83,19 @@ pub enum IdpError {
     /// A TOTP secret that cannot be used.
     #[error("invalid one-time-code secret: {0}")]
     InvalidTotpSecret(String),
-    /// The ephemeral store failed.
+    /// A client registration that cannot be used.
+    #[error("invalid client registration: {0}")]
+    InvalidClient(String),
+    /// Stored data that cannot be read back.
+    #[error("stored data is damaged: {0}")]
+    Corrupt(String),
+    /// The signing keys cannot be used.
+    #[error("signing keys: {0}")]
+    Keys(String),
+    /// The key store failed.
+    #[error(transparent)]
+    KeyStore(#[from] hsm_shim::Error),
+    /// A store failed.
     #[error(transparent)]
     Store(#[from] store::StoreError),
     /// The cryptographic library failed.

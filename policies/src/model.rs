@@ -55,7 +55,7 @@ pub struct Level {
 }
 
 /// Text in both languages a citizen may read.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Localized {
     /// Arabic (the default).

@@ -35,7 +35,8 @@ pub trait EphemeralStore: Send + Sync + std::fmt::Debug {
     async fn delete(&self, key: &str) -> Result<bool, StoreError>;
 
     /// Adds one to a counter and returns the new count; the first increment starts a window
-    /// of `ttl`, after which the counter is gone (rate limits).
+    /// of `ttl`, after which the counter is gone (rate limits). `get` reads a counter as
+    /// decimal ASCII.
     async fn increment(&self, key: &str, ttl: Duration) -> Result<u64, StoreError>;
 
     /// Gives an existing value a new time to live (idle timeouts); `false` if it is gone.
@@ -138,12 +139,13 @@ impl EphemeralStore for MemoryStore {
     async fn increment(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
         self.with_shard(key, |s, now| {
             if !live(&mut s.map, key, now) {
-                s.map.insert(key.to_owned(), Entry { value: 1u64.to_be_bytes().to_vec(), expires: now + ttl });
+                s.map.insert(key.to_owned(), Entry { value: b"1".to_vec(), expires: now + ttl });
                 return 1;
             }
             let Some(e) = s.map.get_mut(key) else { return 1 };
-            let n = e.value.as_slice().try_into().map(u64::from_be_bytes).unwrap_or(0) + 1;
-            e.value = n.to_be_bytes().to_vec();
+            // Decimal ASCII, as Redis keeps counters: `get` reads the same on both.
+            let n = std::str::from_utf8(&e.value).ok().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + 1;
+            e.value = n.to_string().into_bytes();
             n
         })
     }

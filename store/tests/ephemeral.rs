@@ -89,6 +89,7 @@ async fn counters_count_within_their_window(s: Arc<dyn EphemeralStore>) {
     }
     seen.sort_unstable();
     assert_eq!(seen, (1..=40).collect::<Vec<_>>(), "every increment sees its own count");
+    assert_eq!(s.get("ip:10.0.0.1").await.unwrap().as_deref(), Some(&b"40"[..]), "a counter reads as decimal ASCII");
 }
 
 macro_rules! conformance {

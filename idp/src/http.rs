@@ -1,0 +1,633 @@
+//! The provider's HTTP endpoints and pages. Thin handlers: read the request, call the
+//! [`Provider`], render; protocol errors become OAuth error bodies in [`oauth_error`] and
+//! nowhere else.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use crate::citizens::{Lang, SUPPORTED_CLAIMS};
+use crate::oauth::{ErrorCode, MAX_REQUEST_BYTES, OAuthError, Params};
+use crate::pages::{self, escape, text};
+use crate::provider::{LoginFailure, LoginStep, Next, Provider};
+
+/// The SSO session cookie.
+pub const SESSION_COOKIE: &str = "__Host-hawiya-sso";
+/// The anti-CSRF cookie paired with the token in every form.
+pub const CSRF_COOKIE: &str = "__Host-hawiya-csrf";
+
+type Shared = Arc<Provider>;
+
+/// The provider's routes: discovery, keys, the protocol endpoints and the login pages.
+pub fn router(provider: Arc<Provider>) -> Router {
+    Router::new()
+        .route("/.well-known/openid-configuration", get(discovery))
+        .route("/jwks", get(jwks))
+        .route("/authorize", get(authorize).post(authorize))
+        .route("/login", get(login_page).post(login_submit))
+        .route("/consent", get(consent_page).post(consent_submit))
+        .route("/token", post(token))
+        .route("/userinfo", get(userinfo).post(userinfo))
+        .route("/revoke", post(revoke))
+        .route("/introspect", post(introspect))
+        .route("/logout", get(logout).post(logout))
+        .route("/logout/confirm", post(logout_confirm))
+        .route("/assets/hawiya.css", get(stylesheet))
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(provider)
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// Headers on every response: no framing, no sniffing, no referrer, nothing cached.
+async fn security_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static("default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn set_cookie(name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
+    let age = max_age.map(|a| format!("; Max-Age={a}")).unwrap_or_default();
+    // Only ever base64url tokens: always a valid header value.
+    HeaderValue::from_str(&format!("{name}={value}; Path=/; Secure; HttpOnly; SameSite=Lax{age}")).unwrap_or(HeaderValue::from_static(""))
+}
+
+fn redirect(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(l) => (StatusCode::SEE_OTHER, [(header::LOCATION, l)]).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+fn json_response(status: StatusCode, body: Value) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+/// A protocol error as the endpoint's caller must see it (RFC 6749 5.2, RFC 6750 3).
+fn oauth_error(e: OAuthError, bearer: bool) -> Response {
+    let status = match e.code {
+        ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
+        ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    let mut response = json_response(status, json!({"error": e.code.as_str(), "error_description": e.description}));
+    if status == StatusCode::UNAUTHORIZED {
+        let challenge = if bearer {
+            format!("Bearer error=\"{}\", error_description=\"{}\"", e.code.as_str(), e.description.replace('"', "'"))
+        } else {
+            "Basic realm=\"hawiya\"".to_owned()
+        };
+        if let Ok(v) = HeaderValue::from_str(&challenge) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+    }
+    response
+}
+
+/// The page language: an explicit switch, else the request's `ui_locales`, else the
+/// browser's `Accept-Language`, else Arabic.
+fn page_lang(switch: Option<&str>, ui_locales: &[Lang], headers: &HeaderMap) -> Lang {
+    switch
+        .and_then(Lang::first_of)
+        .or_else(|| ui_locales.first().copied())
+        .or_else(|| headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).and_then(Lang::first_of))
+        .unwrap_or(Lang::Ar)
+}
+
+fn page(status: StatusCode, html: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
+}
+
+fn error_page(lang: Lang, status: StatusCode, message: &str) -> Response {
+    let body = format!(r#"<p class="error" role="alert">{}</p>"#, escape(message));
+    page(status, pages::layout(lang, text(lang, "title.error"), None, &body))
+}
+
+/// Reads the parameters of a GET (query) or POST (form body, plus the query).
+async fn params(request: Request) -> Result<(HeaderMap, Params, Option<SocketAddr>), OAuthError> {
+    let address = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let (parts, body) = request.into_parts();
+    let query = Params::parse(parts.uri.query().unwrap_or_default().as_bytes())?;
+    let params = if parts.method == Method::POST {
+        let is_form = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")));
+        let body = axum::body::to_bytes(body, MAX_REQUEST_BYTES)
+            .await
+            .map_err(|_| OAuthError::invalid_request(format!("request larger than {MAX_REQUEST_BYTES} bytes")))?;
+        if !is_form && !body.is_empty() {
+            return Err(OAuthError::invalid_request("a POST body must be application/x-www-form-urlencoded"));
+        }
+        query.merge(Params::parse(&body)?)?
+    } else {
+        query
+    };
+    Ok((parts.headers, params, address))
+}
+
+fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+}
+
+async fn discovery(State(p): State<Shared>) -> Response {
+    let issuer = p.issuer();
+    let acr: Vec<&String> = p.policies().levels().iter().flat_map(|l| &l.acr).collect();
+    let algs: Vec<&str> = crate::keys::ALGORITHMS.iter().map(|a| a.name()).collect();
+    let client_algs = ["RS256", "PS256", "ES256", "ES384", "EdDSA"];
+    json_response(
+        StatusCode::OK,
+        json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{issuer}/authorize"),
+            "token_endpoint": format!("{issuer}/token"),
+            "userinfo_endpoint": format!("{issuer}/userinfo"),
+            "jwks_uri": format!("{issuer}/jwks"),
+            "revocation_endpoint": format!("{issuer}/revoke"),
+            "introspection_endpoint": format!("{issuer}/introspect"),
+            "end_session_endpoint": format!("{issuer}/logout"),
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "subject_types_supported": ["pairwise", "public"],
+            "id_token_signing_alg_values_supported": algs,
+            "scopes_supported": ["openid", "profile", "email", "phone", "address", "national_id", "offline_access"],
+            "claims_supported": SUPPORTED_CLAIMS,
+            "claims_parameter_supported": true,
+            "request_parameter_supported": false,
+            "request_uri_parameter_supported": false,
+            "acr_values_supported": acr,
+            "token_endpoint_auth_methods_supported": ["private_key_jwt", "client_secret_basic", "client_secret_post", "none"],
+            "token_endpoint_auth_signing_alg_values_supported": client_algs,
+            "revocation_endpoint_auth_methods_supported": ["private_key_jwt", "client_secret_basic", "client_secret_post", "none"],
+            "introspection_endpoint_auth_methods_supported": ["private_key_jwt", "client_secret_basic", "client_secret_post"],
+            "code_challenge_methods_supported": ["S256"],
+            "ui_locales_supported": ["ar", "en"],
+            "claims_locales_supported": ["ar", "en"],
+            "display_values_supported": ["page", "popup", "touch", "wap"],
+            "prompt_values_supported": ["none", "login", "consent"],
+            "authorization_response_iss_parameter_supported": true,
+            "backchannel_logout_supported": true,
+            "backchannel_logout_session_supported": true,
+        }),
+    )
+}
+
+async fn jwks(State(p): State<Shared>) -> Response {
+    match p.keys().jwks(now()).await {
+        Ok(keys) => {
+            let mut r = json_response(StatusCode::OK, keys);
+            // Short, so that a rotation reaches relying parties before the new key signs.
+            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
+            r
+        }
+        Err(e) => oauth_error(OAuthError::server(e), false),
+    }
+}
+
+async fn authorize(State(p): State<Shared>, request: Request) -> Response {
+    let (headers, params, _) = match params(request).await {
+        Ok(x) => x,
+        // Unreadable requests cannot be trusted with a redirect: the provider shows them.
+        Err(e) => return error_page(page_lang(None, &[], &HeaderMap::new()), StatusCode::BAD_REQUEST, &e.description),
+    };
+    let lang = page_lang(params.get("ui_locales"), &[], &headers);
+    match p.authorize(params, cookie(&headers, SESSION_COOKIE), now()).await {
+        Ok(next) => follow(next, lang),
+        Err(e) => error_page(lang, StatusCode::BAD_REQUEST, &e.0),
+    }
+}
+
+fn follow(next: Next, lang: Lang) -> Response {
+    match next {
+        Next::Redirect(url) => redirect(&url),
+        Next::Login { tx } => redirect(&format!("/login?tx={tx}&lang={}", lang.tag())),
+        Next::Consent { tx } => redirect(&format!("/consent?tx={tx}&lang={}", lang.tag())),
+    }
+}
+
+/// What a form on a transaction page carries.
+struct FormContext {
+    tx: String,
+    csrf: String,
+    lang: Lang,
+    form_action: String,
+}
+
+/// Loads the transaction a page is for and the language to show it in.
+async fn transaction_page(p: &Provider, headers: &HeaderMap, params: &Params) -> Result<(crate::provider::Transaction, FormContext, crate::clients::Client), Response> {
+    let lang_switch = params.get("lang");
+    let fallback = page_lang(lang_switch, &[], headers);
+    let tx = params.get("tx").unwrap_or_default().to_owned();
+    let t = match p.transaction(&tx).await {
+        Ok(Some(t)) => t,
+        Ok(None) => return Err(error_page(fallback, StatusCode::BAD_REQUEST, text(fallback, "error.expired"))),
+        Err(e) => return Err(oauth_error(OAuthError::server(e), false)),
+    };
+    let lang = page_lang(lang_switch, &t.request.ui_langs(), headers);
+    let client = match p.client(&t.request.client_id).await {
+        Ok(Some(c)) => c,
+        _ => return Err(error_page(lang, StatusCode::BAD_REQUEST, text(lang, "error.expired"))),
+    };
+    // The form's answer redirects to the client: the policy must allow that origin.
+    let origin = url::Url::parse(&t.request.redirect_uri).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
+    let csrf = t.csrf.clone();
+    Ok((t, FormContext { tx, csrf, lang, form_action: origin }, client))
+}
+
+fn with_form_headers(mut response: Response, ctx: &FormContext) -> Response {
+    let csp = format!("default-src 'none'; style-src 'self'; form-action 'self' {}; frame-ancestors 'none'; base-uri 'none'", ctx.form_action);
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    response.headers_mut().append(header::SET_COOKIE, set_cookie(CSRF_COOKIE, &ctx.csrf, None));
+    response
+}
+
+fn request_summary(p: &Provider, lang: Lang, client: &crate::clients::Client, level: &str) -> String {
+    let _ = p;
+    format!(
+        r#"<dl class="request"><dt>{}</dt><dd>{}</dd><dt>{}</dt><dd>{}</dd></dl>"#,
+        text(lang, "service"),
+        escape(match lang {
+            Lang::Ar => &client.service.name.ar,
+            Lang::En => &client.service.name.en,
+        }),
+        text(lang, "level"),
+        escape(&pages::level_name(lang, level)),
+    )
+}
+
+#[derive(Default)]
+struct LoginForm<'a> {
+    national_id: &'a str,
+    error: Option<&'a str>,
+    code_step: bool,
+}
+
+fn render_login(p: &Provider, ctx: &FormContext, t: &crate::provider::Transaction, client: &crate::clients::Client, form: LoginForm<'_>, status: StatusCode) -> Response {
+    let lang = ctx.lang;
+    let error_id = "login-error";
+    let (error_html, described) = match form.error {
+        Some(e) => (format!(r#"<p class="error" id="{error_id}" role="alert">{}</p>"#, escape(e)), format!(r#" aria-describedby="{error_id}" aria-invalid="true""#)),
+        None => (String::new(), String::new()),
+    };
+    let fields = if form.code_step {
+        format!(
+            r#"<input type="hidden" name="national_id" value="{nid}">
+<label for="code">{code}</label>
+<input type="text" id="code" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{{6}}" maxlength="6" required autofocus{described}>"#,
+            nid = escape(form.national_id),
+            code = text(lang, "code"),
+        )
+    } else {
+        let code_field = if p.level_needs_code(&t.request) {
+            format!(
+                r#"<label for="code">{}</label>
+<input type="text" id="code" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{{6}}" maxlength="6">"#,
+                text(lang, "code")
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            r#"<label for="national_id">{nid_label}</label>
+<input type="text" id="national_id" name="national_id" value="{nid}" autocomplete="username" inputmode="numeric" required{autofocus_nid}{described}>
+<label for="password">{pw_label}</label>
+<input type="password" id="password" name="password" autocomplete="current-password" required{autofocus_pw}{described}>
+{code_field}"#,
+            nid_label = text(lang, "national_id"),
+            nid = escape(form.national_id),
+            pw_label = text(lang, "password"),
+            autofocus_nid = if form.national_id.is_empty() { " autofocus" } else { "" },
+            autofocus_pw = if form.national_id.is_empty() { "" } else { " autofocus" },
+        )
+    };
+    let title = text(lang, if form.code_step { "title.code" } else { "title.login" });
+    let body = format!(
+        r#"{summary}{error_html}
+<form method="post" action="/login">
+<input type="hidden" name="tx" value="{tx}">
+<input type="hidden" name="csrf" value="{csrf}">
+<input type="hidden" name="lang" value="{lang_tag}">
+{fields}
+<button type="submit">{submit}</button>
+</form>"#,
+        summary = request_summary(p, lang, client, &t.request.level),
+        tx = escape(&ctx.tx),
+        csrf = escape(&ctx.csrf),
+        lang_tag = lang.tag(),
+        submit = text(lang, if form.code_step { "submit.code" } else { "submit.login" }),
+    );
+    let other = if lang == Lang::Ar { "en" } else { "ar" };
+    let switch = format!("/login?tx={}&lang={other}", ctx.tx);
+    with_form_headers(page(status, pages::layout(lang, title, Some(&switch), &body)), ctx)
+}
+
+async fn login_page(State(p): State<Shared>, request: Request) -> Response {
+    let (headers, params, _) = match params(request).await {
+        Ok(x) => x,
+        Err(e) => return error_page(Lang::Ar, StatusCode::BAD_REQUEST, &e.description),
+    };
+    let (t, ctx, client) = match transaction_page(&p, &headers, &params).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let hint = t.pending_citizen.clone().or_else(|| t.request.login_hint.clone()).unwrap_or_default();
+    let form = LoginForm { national_id: &hint, error: None, code_step: t.pending_citizen.is_some() };
+    render_login(&p, &ctx, &t, &client, form, StatusCode::OK)
+}
+
+/// Checks the anti-CSRF token of a form: the one in the form, the cookie, and the one
+/// the transaction was started with must all be equal.
+fn csrf_ok(headers: &HeaderMap, params: &Params, expected: &str) -> bool {
+    let form = params.get("csrf").unwrap_or_default();
+    let cookie = cookie(headers, CSRF_COOKIE).unwrap_or_default();
+    let eq = |a: &str, b: &str| aws_lc_rs::constant_time::verify_slices_are_equal(a.as_bytes(), b.as_bytes()).is_ok();
+    !expected.is_empty() && eq(form, expected) && eq(cookie, expected)
+}
+
+async fn login_submit(State(p): State<Shared>, request: Request) -> Response {
+    let (headers, params, address) = match params(request).await {
+        Ok(x) => x,
+        Err(e) => return error_page(Lang::Ar, StatusCode::BAD_REQUEST, &e.description),
+    };
+    let (t, ctx, client) = match transaction_page(&p, &headers, &params).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if !csrf_ok(&headers, &params, &t.csrf) {
+        tracing::warn!(target: "audit", event = "csrf.refused", "login form without a valid anti-CSRF token");
+        return error_page(ctx.lang, StatusCode::FORBIDDEN, text(ctx.lang, "error.csrf"));
+    }
+    let national_id = params.get("national_id").unwrap_or_default().trim();
+    let address = address.map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into());
+    let step = p.login(&ctx.tx, national_id, params.get("password").unwrap_or_default(), params.get("code"), &address, now()).await;
+    let lang = ctx.lang;
+    match step {
+        Ok(LoginStep::Done(session, next)) => {
+            let mut r = follow(next, lang);
+            r.headers_mut().append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &session.id, None));
+            r
+        }
+        Ok(LoginStep::NeedCode) => {
+            let form = LoginForm { national_id, error: None, code_step: true };
+            render_login(&p, &ctx, &t, &client, form, StatusCode::OK)
+        }
+        Ok(LoginStep::Failed(why)) => {
+            let (message, code_step) = match why {
+                LoginFailure::BadCredentials => (text(lang, "error.credentials"), false),
+                LoginFailure::BadCode => (text(lang, "error.code"), t.pending_citizen.is_some()),
+                LoginFailure::Locked => (text(lang, "error.locked"), false),
+                LoginFailure::CannotReachLevel => (text(lang, "error.level"), false),
+            };
+            let form = LoginForm { national_id, error: Some(message), code_step };
+            render_login(&p, &ctx, &t, &client, form, StatusCode::UNAUTHORIZED)
+        }
+        Err(e) => error_page(lang, StatusCode::BAD_REQUEST, &e.description),
+    }
+}
+
+async fn consent_page(State(p): State<Shared>, request: Request) -> Response {
+    let (headers, params, _) = match params(request).await {
+        Ok(x) => x,
+        Err(e) => return error_page(Lang::Ar, StatusCode::BAD_REQUEST, &e.description),
+    };
+    let (t, ctx, client) = match transaction_page(&p, &headers, &params).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let lang = ctx.lang;
+    let claims: String = p.released_claims(&client, &t.request).iter().map(|c| format!("<li>{}</li>", escape(&pages::claim_name(lang, c)))).collect();
+    let buttons = if client.service.consent_required {
+        format!(
+            r#"<button type="submit" name="decision" value="allow">{}</button>
+<button type="submit" name="decision" value="deny" class="secondary">{}</button>"#,
+            text(lang, "consent.allow"),
+            text(lang, "consent.deny")
+        )
+    } else {
+        format!(r#"<button type="submit" name="decision" value="allow">{}</button>"#, text(lang, "consent.continue"))
+    };
+    let intro = text(lang, if client.service.consent_required { "consent.intro" } else { "consent.inform" });
+    let body = format!(
+        r#"{summary}<p>{intro}</p><ul>{claims}</ul>
+<form method="post" action="/consent">
+<input type="hidden" name="tx" value="{tx}">
+<input type="hidden" name="csrf" value="{csrf}">
+<input type="hidden" name="lang" value="{tag}">
+{buttons}
+</form>"#,
+        summary = request_summary(&p, lang, &client, &t.request.level),
+        tx = escape(&ctx.tx),
+        csrf = escape(&ctx.csrf),
+        tag = lang.tag(),
+    );
+    let other = if lang == Lang::Ar { "en" } else { "ar" };
+    let switch = format!("/consent?tx={}&lang={other}", ctx.tx);
+    with_form_headers(page(StatusCode::OK, pages::layout(lang, text(lang, "title.consent"), Some(&switch), &body)), &ctx)
+}
+
+async fn consent_submit(State(p): State<Shared>, request: Request) -> Response {
+    let (headers, params, _) = match params(request).await {
+        Ok(x) => x,
+        Err(e) => return error_page(Lang::Ar, StatusCode::BAD_REQUEST, &e.description),
+    };
+    let (t, ctx, _) = match transaction_page(&p, &headers, &params).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if !csrf_ok(&headers, &params, &t.csrf) {
+        tracing::warn!(target: "audit", event = "csrf.refused", "consent form without a valid anti-CSRF token");
+        return error_page(ctx.lang, StatusCode::FORBIDDEN, text(ctx.lang, "error.csrf"));
+    }
+    let approve = params.get("decision") == Some("allow");
+    match p.consent(&ctx.tx, cookie(&headers, SESSION_COOKIE), approve, now()).await {
+        Ok(next) => follow(next, ctx.lang),
+        Err(e) => error_page(ctx.lang, StatusCode::BAD_REQUEST, &e.description),
+    }
+}
+
+async fn token(State(p): State<Shared>, request: Request) -> Response {
+    let (headers, params, _) = match params(request).await {
+        Ok(x) => x,
+        Err(e) => return oauth_error(e, false),
+    };
+    match p.token(params, authorization(&headers), now()).await {
+        Ok(body) => {
+            let mut r = json_response(StatusCode::OK, body);
+            r.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+            r
+        }
+        Err(e) => oauth_error(e, false),
+    }
+}
+
+async fn userinfo(State(p): State<Shared>, request: Request) -> Response {
+    let (headers, mut params, _) = match params(request).await {
+        Ok(x) => x,
+        Err(e) => return oauth_error(e, true),
+    };
+    let header_token = authorization(&headers).filter(|h| h.len() > 7 && h[..7].eq_ignore_ascii_case("bearer ")).map(|h| h[7..].trim().to_owned());
+    let body_token = params.take("access_token");
+    let token = match (header_token, body_token) {
+        (Some(t), None) | (None, Some(t)) => t,
+        (Some(_), Some(_)) => return oauth_error(OAuthError::invalid_request("the access token is sent twice"), true),
+        (None, None) => return oauth_error(OAuthError::new(ErrorCode::InvalidToken, "no access token"), true),
+    };
+    match p.userinfo(&token, now()).await {
+        Ok(claims) => json_response(StatusCode::OK, claims),
+        Err(e) => oauth_error(e, true),
+    }
+}
+
+async fn revoke(State(p): State<Shared>, request: Request) -> Response {
+    let (headers, params, _) = match params(request).await {
+        Ok(x) => x,
+        Err(e) => return oauth_error(e, false),
+    };
+    match p.revoke(params, authorization(&headers), now()).await {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => oauth_error(e, false),
+    }
+}
+
+async fn introspect(State(p): State<Shared>, request: Request) -> Response {
+    let (headers, params, _) = match params(request).await {
+        Ok(x) => x,
+        Err(e) => return oauth_error(e, false),
+    };
+    match p.introspect(params, authorization(&headers), now()).await {
+        Ok(body) => json_response(StatusCode::OK, body),
+        Err(e) => oauth_error(e, false),
+    }
+}
+
+fn with_state(uri: &str, state: Option<&str>) -> String {
+    match (url::Url::parse(uri), state) {
+        (Ok(mut u), Some(s)) => {
+            u.query_pairs_mut().append_pair("state", s);
+            u.into()
+        }
+        _ => uri.to_owned(),
+    }
+}
+
+fn clear_session() -> HeaderValue {
+    set_cookie(SESSION_COOKIE, "", Some(0))
+}
+
+fn logged_out(lang: Lang) -> Response {
+    let body = format!(r#"<p role="status">{}</p>"#, text(lang, "logout.done"));
+    let mut r = page(StatusCode::OK, pages::layout(lang, text(lang, "title.logged_out"), None, &body));
+    r.headers_mut().append(header::SET_COOKIE, clear_session());
+    r
+}
+
+/// RP-initiated logout 1.0: with a valid `id_token_hint` the session ends at once and the
+/// citizen goes back to a registered `post_logout_redirect_uri`; without one, the citizen
+/// is asked to confirm. A URI that is not registered exactly is never redirected to.
+async fn logout(State(p): State<Shared>, request: Request) -> Response {
+    let (headers, params, _) = match params(request).await {
+        Ok(x) => x,
+        Err(e) => return error_page(Lang::Ar, StatusCode::BAD_REQUEST, &e.description),
+    };
+    let lang = page_lang(params.get("ui_locales"), &[], &headers);
+    let state = params.get("state");
+    let session_cookie = cookie(&headers, SESSION_COOKIE);
+    let Some(hint) = params.get("id_token_hint") else {
+        // No proof of which client asks: confirm with the citizen first.
+        let csrf = match crate::provider::random_token() {
+            Ok(c) => c,
+            Err(e) => return oauth_error(OAuthError::server(e), false),
+        };
+        let body = format!(
+            r#"<p>{}</p>
+<form method="post" action="/logout/confirm">
+<input type="hidden" name="csrf" value="{csrf}">
+<input type="hidden" name="lang" value="{tag}">
+<button type="submit">{}</button>
+</form>"#,
+            text(lang, "logout.confirm"),
+            text(lang, "logout.submit"),
+            tag = lang.tag(),
+        );
+        let mut r = page(StatusCode::OK, pages::layout(lang, text(lang, "title.logout"), None, &body));
+        r.headers_mut().append(header::SET_COOKIE, set_cookie(CSRF_COOKIE, &csrf, None));
+        return r;
+    };
+    let client = match p.logout_hint_client(hint).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(target: "audit", event = "logout.bad_hint", "logout with an id_token_hint not issued here");
+            return error_page(lang, StatusCode::BAD_REQUEST, &e.description);
+        }
+    };
+    let target = match params.get("post_logout_redirect_uri") {
+        Some(uri) if client.registration.post_logout_redirect_uris.iter().any(|r| r == uri) => Some(uri),
+        Some(uri) => {
+            tracing::warn!(client = client.id, uri, "logout with an unregistered post_logout_redirect_uri");
+            return error_page(lang, StatusCode::BAD_REQUEST, "post_logout_redirect_uri is not registered for this client");
+        }
+        None => None,
+    };
+    if let Err(e) = p.end_session(session_cookie, now()).await {
+        return oauth_error(e, false);
+    }
+    match target {
+        Some(uri) => {
+            let mut r = redirect(&with_state(uri, state));
+            r.headers_mut().append(header::SET_COOKIE, clear_session());
+            r
+        }
+        None => logged_out(lang),
+    }
+}
+
+async fn logout_confirm(State(p): State<Shared>, request: Request) -> Response {
+    let (headers, params, _) = match params(request).await {
+        Ok(x) => x,
+        Err(e) => return error_page(Lang::Ar, StatusCode::BAD_REQUEST, &e.description),
+    };
+    let lang = page_lang(params.get("lang"), &[], &headers);
+    let expected = cookie(&headers, CSRF_COOKIE).unwrap_or_default().to_owned();
+    if expected.len() != 43 || !csrf_ok(&headers, &params, &expected) {
+        return error_page(lang, StatusCode::FORBIDDEN, text(lang, "error.csrf"));
+    }
+    match p.end_session(cookie(&headers, SESSION_COOKIE), now()).await {
+        Ok(_) => logged_out(lang),
+        Err(e) => oauth_error(e, false),
+    }
+}
+
+async fn stylesheet() -> Response {
+    let mut r = ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], pages::STYLESHEET).into_response();
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    r
+}

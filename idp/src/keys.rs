@@ -1,0 +1,201 @@
+//! The provider's signing keys: one per algorithm in use, kept in the key store, listed in the
+//! durable store with the time each starts signing.
+//!
+//! A new key is published (in the JWKS) as soon as it is made and signs only from its
+//! `active_from`, so relying parties that cache the JWKS have it before they meet it. A key
+//! stays published until every token it signed has expired.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use hsm_shim::jose::{self, UnverifiedJws};
+use hsm_shim::signer::StoredKeySigner;
+use hsm_shim::{KeySpec, KeyStore, PublicKey, SignatureAlgorithm};
+use serde_json::{Map, Value, json};
+use store::{IdpStore, SigningKeyRecord};
+
+use crate::IdpError;
+
+/// The purpose under which id_token keys are stored.
+pub const PURPOSE: &str = "idp-signing";
+
+/// The algorithms the provider signs id_tokens with; RS256 is mandatory (OIDC Core 15.1).
+pub const ALGORITHMS: [SignatureAlgorithm; 4] =
+    [SignatureAlgorithm::Rs256, SignatureAlgorithm::Ps256, SignatureAlgorithm::Es256, SignatureAlgorithm::EdDsa];
+
+/// How often a process re-reads the key list (to see a rotation made by another process).
+const RELOAD: Duration = Duration::from_secs(10);
+
+fn key_spec(algorithm: SignatureAlgorithm) -> KeySpec {
+    match algorithm {
+        SignatureAlgorithm::Rs256 | SignatureAlgorithm::Ps256 => KeySpec::Rsa2048,
+        SignatureAlgorithm::Es384 => KeySpec::EcP384,
+        SignatureAlgorithm::EdDsa => KeySpec::Ed25519,
+        SignatureAlgorithm::Es256 => KeySpec::EcP256,
+    }
+}
+
+struct Loaded {
+    record: SigningKeyRecord,
+    algorithm: SignatureAlgorithm,
+    public: PublicKey,
+    jwk: Value,
+    signer: StoredKeySigner,
+}
+
+struct KeySet {
+    loaded_at: Instant,
+    keys: Vec<Arc<Loaded>>,
+}
+
+/// The signing keys, cached and reloaded now and then.
+pub struct SigningKeys {
+    key_store: Arc<dyn KeyStore>,
+    durable: Arc<dyn IdpStore>,
+    /// How long a retired key stays published: the longest lifetime of what it signs.
+    retention: Duration,
+    set: RwLock<KeySet>,
+}
+
+impl std::fmt::Debug for SigningKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeys").field("retention", &self.retention).finish_non_exhaustive()
+    }
+}
+
+/// The RFC 7638 thumbprint of a public JWK: the key id.
+fn thumbprint(jwk: &Value) -> String {
+    let s = |k: &str| jwk.get(k).and_then(Value::as_str).unwrap_or_default();
+    let canonical = match s("kty") {
+        "EC" => format!(r#"{{"crv":"{}","kty":"EC","x":"{}","y":"{}"}}"#, s("crv"), s("x"), s("y")),
+        "OKP" => format!(r#"{{"crv":"{}","kty":"OKP","x":"{}"}}"#, s("crv"), s("x")),
+        _ => format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, s("e"), s("n")),
+    };
+    B64.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes()))
+}
+
+impl SigningKeys {
+    /// Loads the keys, making one for every algorithm that has none (a first start): those
+    /// sign at once, since nobody can hold tokens from an earlier key.
+    pub async fn open(key_store: Arc<dyn KeyStore>, durable: Arc<dyn IdpStore>, retention: Duration, now: i64) -> Result<Self, IdpError> {
+        let existing = durable.signing_keys(PURPOSE).await?;
+        for algorithm in ALGORITHMS {
+            if !existing.iter().any(|k| k.algorithm == algorithm.name()) {
+                Self::generate(key_store.as_ref(), durable.as_ref(), algorithm, now, now).await?;
+            }
+        }
+        let keys = SigningKeys { key_store, durable, retention, set: RwLock::new(KeySet { loaded_at: Instant::now(), keys: Vec::new() }) };
+        keys.reload().await?;
+        Ok(keys)
+    }
+
+    /// Makes a new key for every algorithm, published now and signing from
+    /// `now + publish_delay`; the keys they replace sign until then. Returns the new key ids.
+    pub async fn rotate(&self, now: i64, publish_delay: Duration) -> Result<Vec<String>, IdpError> {
+        let active_from = now + publish_delay.as_secs() as i64;
+        let mut kids = Vec::new();
+        for algorithm in ALGORITHMS {
+            kids.push(Self::generate(self.key_store.as_ref(), self.durable.as_ref(), algorithm, now, active_from).await?);
+        }
+        self.reload().await?;
+        Ok(kids)
+    }
+
+    async fn generate(key_store: &dyn KeyStore, durable: &dyn IdpStore, algorithm: SignatureAlgorithm, now: i64, active_from: i64) -> Result<String, IdpError> {
+        let mut random = [0u8; 6];
+        aws_lc_rs::rand::fill(&mut random).map_err(|_| IdpError::Crypto("random"))?;
+        let label = format!("{PURPOSE}-{}-{now}-{}", algorithm.name().to_lowercase(), hex::encode(random));
+        let key = key_store.generate(key_spec(algorithm), &label)?;
+        let public = key_store.public_key(&key)?;
+        let mut jwk = jose::jwk(&public, "", algorithm)?;
+        let kid = thumbprint(&jwk);
+        jwk["kid"] = kid.clone().into();
+        durable
+            .insert_signing_key(&SigningKeyRecord {
+                kid: kid.clone(),
+                purpose: PURPOSE.into(),
+                key: key.to_string(),
+                algorithm: algorithm.name().into(),
+                public_jwk: jwk.to_string(),
+                created_at: now,
+                active_from,
+            })
+            .await?;
+        tracing::info!(kid, algorithm = algorithm.name(), active_from, "made an id_token signing key");
+        Ok(kid)
+    }
+
+    async fn reload(&self) -> Result<(), IdpError> {
+        let records = self.durable.signing_keys(PURPOSE).await?;
+        let mut keys = Vec::with_capacity(records.len());
+        for record in records {
+            let algorithm = jose::algorithm_named(&record.algorithm)?;
+            let key_ref = record.key.parse().map_err(|e: hsm_shim::Error| IdpError::Keys(e.to_string()))?;
+            let signer = StoredKeySigner::new(self.key_store.clone(), key_ref, algorithm)?;
+            let jwk: Value = serde_json::from_str(&record.public_jwk).map_err(|e| IdpError::Keys(e.to_string()))?;
+            keys.push(Arc::new(Loaded { public: signer.public_key().clone(), record, algorithm, jwk, signer }));
+        }
+        let mut set = self.set.write().map_err(|_| IdpError::Keys("key set lock poisoned".into()))?;
+        *set = KeySet { loaded_at: Instant::now(), keys };
+        Ok(())
+    }
+
+    async fn keys(&self) -> Result<Vec<Arc<Loaded>>, IdpError> {
+        let stale = self.set.read().map_err(|_| IdpError::Keys("key set lock poisoned".into()))?.loaded_at.elapsed() > RELOAD;
+        if stale {
+            self.reload().await?;
+        }
+        Ok(self.set.read().map_err(|_| IdpError::Keys("key set lock poisoned".into()))?.keys.clone())
+    }
+
+    /// The key that signs with `algorithm` at `now`: the newest one already active.
+    async fn active(&self, algorithm: SignatureAlgorithm, now: i64) -> Result<Arc<Loaded>, IdpError> {
+        self.keys()
+            .await?
+            .into_iter()
+            .filter(|k| k.algorithm == algorithm && k.record.active_from <= now)
+            .max_by_key(|k| (k.record.active_from, k.record.created_at))
+            .ok_or_else(|| IdpError::Keys(format!("no active {} key", algorithm.name())))
+    }
+
+    /// Signs `claims` as a JWT with the active key of `algorithm`; `typ` names the token
+    /// type when it is not an id_token (`logout+jwt`).
+    pub async fn sign(&self, algorithm: SignatureAlgorithm, claims: &Value, typ: Option<&str>, now: i64) -> Result<String, IdpError> {
+        let key = self.active(algorithm, now).await?;
+        let mut header = Map::new();
+        if let Some(typ) = typ {
+            header.insert("typ".into(), typ.into());
+        }
+        let payload = serde_json::to_vec(claims).map_err(|e| IdpError::Keys(e.to_string()))?;
+        Ok(jose::sign_compact(&key.signer, &key.record.kid, header, &payload)?)
+    }
+
+    /// The published key set: every key made so far, except those replaced more than the
+    /// retention period ago.
+    pub async fn jwks(&self, now: i64) -> Result<Value, IdpError> {
+        let keys = self.keys().await?;
+        let retention = self.retention.as_secs() as i64;
+        let published = keys.iter().filter(|k| {
+            // Replaced when a newer key of the same algorithm became active.
+            let replaced_at = keys
+                .iter()
+                .filter(|n| n.algorithm == k.algorithm && n.record.active_from > k.record.active_from && n.record.active_from <= now)
+                .map(|n| n.record.active_from)
+                .min();
+            replaced_at.is_none_or(|at| at + retention > now)
+        });
+        Ok(json!({ "keys": published.map(|k| k.jwk.clone()).collect::<Vec<_>>() }))
+    }
+
+    /// Verifies a JWT this provider signed (an `id_token_hint`), with any key it ever made,
+    /// and returns its claims. Expiry is the caller's question.
+    pub async fn verify_own(&self, jwt: &str) -> Result<Value, IdpError> {
+        let jws = UnverifiedJws::parse(jwt)?;
+        let keys = self.keys().await?;
+        let key = keys.iter().find(|k| Some(k.record.kid.as_str()) == jws.kid()).ok_or(IdpError::Keys("unknown key id".into()))?;
+        jws.verify(&key.public, Some(key.algorithm))?;
+        serde_json::from_slice(&jws.payload).map_err(|_| IdpError::Keys("token payload is not JSON".into()))
+    }
+}

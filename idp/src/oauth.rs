@@ -1,0 +1,195 @@
+//! The wire vocabulary shared by every protocol endpoint: request parameters as sent (each
+//! at most once) and the OAuth 2.0 / OpenID Connect errors they can end in.
+
+use std::collections::HashMap;
+
+/// Longest request (query string or form body) any protocol endpoint reads.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// An OAuth 2.0 / OpenID Connect error code (RFC 6749 4.1.2.1 and 5.2, OIDC Core 3.1.2.6,
+/// RFC 6750 3.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// Missing, repeated or malformed parameter.
+    InvalidRequest,
+    /// Client authentication failed.
+    InvalidClient,
+    /// The code, refresh token or verifier is wrong, expired, used or someone else's.
+    InvalidGrant,
+    /// The client may not use this grant type.
+    UnauthorizedClient,
+    /// Grant type not supported.
+    UnsupportedGrantType,
+    /// Response type not supported.
+    UnsupportedResponseType,
+    /// A scope that is malformed or not `openid`.
+    InvalidScope,
+    /// The citizen refused, or cannot reach the level required.
+    AccessDenied,
+    /// `prompt=none` but the citizen must log in.
+    LoginRequired,
+    /// `prompt=none` but the citizen must consent.
+    ConsentRequired,
+    /// `prompt=none` but the citizen must interact (step up).
+    InteractionRequired,
+    /// The `request` parameter is not supported.
+    RequestNotSupported,
+    /// The `request_uri` parameter is not supported.
+    RequestUriNotSupported,
+    /// A bearer token that is missing, expired or revoked.
+    InvalidToken,
+    /// Something failed on our side.
+    ServerError,
+    /// The requested level cannot be met (OpenID Connect EAP ACR Values 1.0).
+    UnmetAuthenticationRequirements,
+}
+
+impl ErrorCode {
+    /// The code as it goes on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidClient => "invalid_client",
+            ErrorCode::InvalidGrant => "invalid_grant",
+            ErrorCode::UnauthorizedClient => "unauthorized_client",
+            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorCode::UnsupportedResponseType => "unsupported_response_type",
+            ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::AccessDenied => "access_denied",
+            ErrorCode::LoginRequired => "login_required",
+            ErrorCode::ConsentRequired => "consent_required",
+            ErrorCode::InteractionRequired => "interaction_required",
+            ErrorCode::RequestNotSupported => "request_not_supported",
+            ErrorCode::RequestUriNotSupported => "request_uri_not_supported",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::ServerError => "server_error",
+            ErrorCode::UnmetAuthenticationRequirements => "unmet_authentication_requirements",
+        }
+    }
+}
+
+/// A protocol error: a code and a description for the developer at the relying party.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {description}", code.as_str())]
+pub struct OAuthError {
+    /// The code.
+    pub code: ErrorCode,
+    /// What was wrong, in English, without secrets.
+    pub description: String,
+}
+
+impl OAuthError {
+    /// An error with its description.
+    pub fn new(code: ErrorCode, description: impl Into<String>) -> Self {
+        OAuthError { code, description: description.into() }
+    }
+
+    /// `invalid_request` with a description.
+    pub fn invalid_request(description: impl Into<String>) -> Self {
+        OAuthError::new(ErrorCode::InvalidRequest, description)
+    }
+
+    /// `invalid_grant` with a description.
+    pub fn invalid_grant(description: impl Into<String>) -> Self {
+        OAuthError::new(ErrorCode::InvalidGrant, description)
+    }
+
+    /// `invalid_client` with a description.
+    pub fn invalid_client(description: impl Into<String>) -> Self {
+        OAuthError::new(ErrorCode::InvalidClient, description)
+    }
+
+    /// `server_error`: the details go to the log, not to the caller.
+    pub fn server(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error behind a protocol endpoint");
+        OAuthError::new(ErrorCode::ServerError, "internal error")
+    }
+}
+
+impl From<crate::IdpError> for OAuthError {
+    fn from(e: crate::IdpError) -> Self {
+        OAuthError::server(e)
+    }
+}
+
+impl From<store::StoreError> for OAuthError {
+    fn from(e: store::StoreError) -> Self {
+        OAuthError::server(e)
+    }
+}
+
+/// Request parameters, each present at most once (RFC 6749 3.1: "Request and response
+/// parameters MUST NOT be included more than once"); empty values count as absent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Params(HashMap<String, String>);
+
+impl Params {
+    /// Parses an `application/x-www-form-urlencoded` string (a query or a form body).
+    pub fn parse(encoded: &[u8]) -> Result<Self, OAuthError> {
+        if encoded.len() > MAX_REQUEST_BYTES {
+            return Err(OAuthError::invalid_request(format!("request larger than {MAX_REQUEST_BYTES} bytes")));
+        }
+        let mut map = HashMap::new();
+        for (k, v) in url::form_urlencoded::parse(encoded) {
+            if v.is_empty() {
+                continue;
+            }
+            if map.insert(k.to_string(), v.into_owned()).is_some() {
+                return Err(OAuthError::invalid_request(format!("parameter {k} is repeated")));
+            }
+        }
+        Ok(Params(map))
+    }
+
+    /// Joins the parameters of the query and of the body (POST to the authorization
+    /// endpoint); a parameter in both is repeated.
+    pub fn merge(mut self, other: Params) -> Result<Self, OAuthError> {
+        for (k, v) in other.0 {
+            if self.0.contains_key(&k) {
+                return Err(OAuthError::invalid_request(format!("parameter {k} is repeated")));
+            }
+            self.0.insert(k, v);
+        }
+        Ok(self)
+    }
+
+    /// The value of `name`, if present.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// The value of `name`, or `invalid_request` naming it.
+    pub fn require(&self, name: &str) -> Result<&str, OAuthError> {
+        self.get(name).ok_or_else(|| OAuthError::invalid_request(format!("missing parameter {name}")))
+    }
+
+    /// Removes and returns `name`.
+    pub fn take(&mut self, name: &str) -> Option<String> {
+        self.0.remove(name)
+    }
+
+    /// Adds a parameter (from an authorization header).
+    pub fn insert(&mut self, name: &str, value: String) -> Result<(), OAuthError> {
+        if self.0.insert(name.to_owned(), value).is_some() {
+            return Err(OAuthError::invalid_request(format!("parameter {name} is sent twice")));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_are_single_and_bounded() {
+        let p = Params::parse(b"a=1&b=%D9%84%D9%8A&c=").expect("parse");
+        assert_eq!((p.get("a"), p.get("b"), p.get("c")), (Some("1"), Some("لي"), None));
+        assert_eq!(Params::parse(b"a=1&a=2").unwrap_err().description, "parameter a is repeated");
+        assert!(Params::parse(&vec![b'a'; MAX_REQUEST_BYTES + 1]).is_err());
+        let merged = Params::parse(b"a=1").and_then(|p| p.merge(Params::parse(b"a=2")?));
+        assert!(merged.is_err());
+        assert_eq!(p.require("zz").unwrap_err().code, ErrorCode::InvalidRequest);
+    }
+}

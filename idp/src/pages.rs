@@ -1,0 +1,154 @@
+//! The pages citizens see: server-rendered HTML, Arabic (right to left) by default and
+//! English, no JavaScript, labelled fields with their errors tied to them.
+
+use crate::citizens::Lang;
+
+/// Escapes text for HTML element content and quoted attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A phrase of the interface, in one language.
+pub fn text(lang: Lang, key: &str) -> &'static str {
+    let (ar, en) = match key {
+        "title.login" => ("تسجيل الدخول", "Log in"),
+        "title.code" => ("رمز التحقق", "One-time code"),
+        "title.consent" => ("مشاركة البيانات", "Sharing your data"),
+        "title.error" => ("تعذّر إكمال الطلب", "The request cannot be completed"),
+        "title.logout" => ("تسجيل الخروج", "Log out"),
+        "title.logged_out" => ("تم تسجيل الخروج", "You are logged out"),
+        "brand" => ("هوية — الهوية الرقمية الوطنية", "Hawiya — national digital identity"),
+        "service" => ("الخدمة", "Service"),
+        "level" => ("مستوى الضمان المطلوب", "Level of assurance required"),
+        "national_id" => ("الرقم الوطني", "National ID number"),
+        "password" => ("كلمة المرور", "Password"),
+        "code" => ("رمز التحقق من تطبيق المصادقة (6 أرقام)", "Code from your authenticator app (6 digits)"),
+        "submit.login" => ("دخول", "Log in"),
+        "submit.code" => ("تحقق", "Verify"),
+        "consent.intro" => ("تطلب هذه الخدمة البيانات التالية عنك:", "This service asks for the following data about you:"),
+        "consent.inform" => (
+            "يحق لهذه الخدمة بموجب القانون تلقي البيانات التالية عنك:",
+            "By law, this service receives the following data about you:",
+        ),
+        "consent.allow" => ("موافقة", "Allow"),
+        "consent.deny" => ("رفض", "Deny"),
+        "consent.continue" => ("متابعة", "Continue"),
+        "error.credentials" => ("الرقم الوطني أو كلمة المرور غير صحيحة.", "The national ID number or the password is wrong."),
+        "error.code" => ("رمز التحقق غير صحيح أو مستخدم من قبل.", "The code is wrong or has been used already."),
+        "error.locked" => (
+            "تم إيقاف تسجيل الدخول مؤقتاً بسبب كثرة المحاولات الفاشلة. حاول بعد ١٥ دقيقة.",
+            "Logging in is blocked for a while after too many failed attempts. Try again in 15 minutes.",
+        ),
+        "error.level" => (
+            "لا تملك وسيلة تسجيل دخول تبلغ المستوى الذي تطلبه هذه الخدمة.",
+            "You have no way of logging in that reaches the level this service requires.",
+        ),
+        "error.csrf" => ("انتهت صلاحية النموذج. ابدأ من جديد.", "This form has expired. Please start again."),
+        "error.expired" => ("انتهت مهلة تسجيل الدخول. عد إلى الخدمة وابدأ من جديد.", "The login has timed out. Go back to the service and start again."),
+        "logout.confirm" => ("هل تريد تسجيل الخروج من جميع الخدمات الحكومية؟", "Do you want to log out of every government service?"),
+        "logout.submit" => ("تسجيل الخروج", "Log out"),
+        "logout.done" => ("أُنهيت جلستك في جميع الخدمات.", "Your session has ended in every service."),
+        "switch" => ("English", "العربية"),
+        _ => ("", ""),
+    };
+    match lang {
+        Lang::Ar => ar,
+        Lang::En => en,
+    }
+}
+
+/// The name of a level of assurance on the pages.
+pub fn level_name(lang: Lang, level: &str) -> String {
+    let named = match (lang, level) {
+        (Lang::Ar, "low") => "منخفض",
+        (Lang::Ar, "substantial") => "جوهري",
+        (Lang::Ar, "high") => "عالٍ",
+        _ => level,
+    };
+    named.to_owned()
+}
+
+/// The name of a claim on the consent page.
+pub fn claim_name(lang: Lang, claim: &str) -> String {
+    let (ar, en) = match claim {
+        "name" => ("الاسم الكامل", "Full name"),
+        "given_name" => ("الاسم الأول", "Given name"),
+        "family_name" => ("اسم العائلة", "Family name"),
+        "birthdate" => ("تاريخ الميلاد", "Date of birth"),
+        "email" => ("البريد الإلكتروني", "E-mail address"),
+        "email_verified" => ("تأكيد البريد الإلكتروني", "Whether the e-mail address is verified"),
+        "phone_number" => ("رقم الهاتف", "Phone number"),
+        "phone_number_verified" => ("تأكيد رقم الهاتف", "Whether the phone number is verified"),
+        "address" => ("العنوان", "Address"),
+        "national_id" => ("الرقم الوطني", "National ID number"),
+        other => (other, other),
+    };
+    match lang {
+        Lang::Ar => ar.to_owned(),
+        Lang::En => en.to_owned(),
+    }
+}
+
+/// A whole page: `lang` and `dir` on the root, the stylesheet, the language switch.
+pub fn layout(lang: Lang, title: &str, switch_href: Option<&str>, body: &str) -> String {
+    let dir = if lang == Lang::Ar { "rtl" } else { "ltr" };
+    let switch = match switch_href {
+        Some(href) => {
+            let other = if lang == Lang::Ar { "en" } else { "ar" };
+            format!(r#"<a class="switch" href="{}" hreflang="{other}" lang="{other}">{}</a>"#, escape(href), text(lang, "switch"))
+        }
+        None => String::new(),
+    };
+    format!(
+        r#"<!DOCTYPE html>
+<html lang="{tag}" dir="{dir}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} — {brand}</title>
+<link rel="stylesheet" href="/assets/hawiya.css">
+</head>
+<body>
+<header><span class="brand">{brand}</span>{switch}</header>
+<main>
+<h1>{title}</h1>
+{body}
+</main>
+</body>
+</html>
+"#,
+        tag = lang.tag(),
+        title = escape(title),
+        brand = text(lang, "brand"),
+    )
+}
+
+/// The stylesheet: high contrast, a visible focus ring, logical properties so that both
+/// directions lay out alike.
+pub const STYLESHEET: &str = r#"
+body { font-family: "Noto Sans Arabic", "Noto Sans", system-ui, sans-serif; margin: 0; color: #111; background: #fff; line-height: 1.5; }
+header { display: flex; justify-content: space-between; align-items: center; padding: 0.75rem 1.5rem; background: #0b3d2e; color: #fff; }
+header a { color: #fff; }
+main { max-width: 32rem; margin: 2rem auto; padding: 0 1rem; }
+h1 { font-size: 1.5rem; }
+label { display: block; margin-block-start: 1rem; font-weight: 600; }
+input[type=text], input[type=password] { display: block; inline-size: 100%; box-sizing: border-box; padding: 0.6rem; font-size: 1rem; border: 2px solid #444; border-radius: 4px; }
+button { margin-block-start: 1.25rem; padding: 0.6rem 1.5rem; font-size: 1rem; border: 2px solid #0b3d2e; border-radius: 4px; background: #0b3d2e; color: #fff; cursor: pointer; }
+button.secondary { background: #fff; color: #0b3d2e; }
+:focus-visible { outline: 3px solid #b35c00; outline-offset: 2px; }
+.error { color: #a00000; font-weight: 600; }
+dl.request { background: #f2f2f2; padding: 0.75rem 1rem; border-radius: 4px; }
+dt { font-weight: 600; }
+dd { margin: 0 0 0.5rem 0; }
+"#;

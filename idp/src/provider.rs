@@ -1,0 +1,1041 @@
+//! The OpenID Connect provider's protocol logic, without HTTP: authorization requests,
+//! login, consent, codes, tokens, userinfo, revocation, introspection and logout.
+//!
+//! Short-lived state lives in the ephemeral store, so that every replica sharing it is the
+//! same provider: `sso:` sessions, `tx:` login transactions, `code:` authorization codes,
+//! `at:` access tokens, `jti:` spent client assertions, `fail:` login-failure counters.
+//! Everything durable (citizens, clients, consents, refresh tokens) is in the durable store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use policies::{AssuranceLevel, Policies};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use store::ephemeral::EphemeralStore;
+use store::{ConsentRecord, DurableStore, RefreshTokenRecord, Rotation};
+
+use crate::citizens::{self, Lang, Profile};
+use crate::clients::{self, Client};
+use crate::credentials::{Password, PasswordHasher, TotpSecret};
+use crate::keys::SigningKeys;
+use crate::oauth::{ErrorCode, OAuthError, Params};
+use crate::{IdpError, Settings};
+
+/// A random token: 256 bits, base64url.
+pub fn random_token() -> Result<String, IdpError> {
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| IdpError::Crypto("random"))?;
+    Ok(B64.encode(bytes))
+}
+
+/// The key under which a secret token is stored: its SHA-256, so that a read of the store
+/// does not yield usable tokens.
+fn hashed(prefix: &str, token: &str) -> String {
+    format!("{prefix}:{}", B64.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes())))
+}
+
+fn sha256(data: &[u8]) -> Vec<u8> {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data).as_ref().to_vec()
+}
+
+/// What `prompt` asked for.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prompt {
+    /// `none`: no page may be shown.
+    pub none: bool,
+    /// `login`: authenticate again.
+    pub login: bool,
+    /// `consent`: ask consent again.
+    pub consent: bool,
+}
+
+/// Claims asked for by name with the `claims` parameter.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimsRequest {
+    /// Claims for the userinfo response.
+    pub userinfo: Vec<String>,
+    /// Claims for the id_token.
+    pub id_token: Vec<String>,
+}
+
+/// A validated authorization request, kept while the citizen logs in and consents.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizationRequest {
+    /// The client.
+    pub client_id: String,
+    /// Its registered redirect URI, as sent.
+    pub redirect_uri: String,
+    /// Scopes granted (those asked for that the policy allows).
+    pub scopes: Vec<String>,
+    /// `state`, returned as sent.
+    pub state: Option<String>,
+    /// `nonce`, put in the id_token.
+    pub nonce: Option<String>,
+    /// PKCE S256 challenge.
+    pub code_challenge: Option<String>,
+    /// `prompt`.
+    pub prompt: Prompt,
+    /// `max_age` in seconds.
+    pub max_age: Option<i64>,
+    /// The level the login must reach (name).
+    pub level: String,
+    /// The `claims` parameter's named claims.
+    pub claims: ClaimsRequest,
+    /// Page languages, in order of preference (`ui_locales`).
+    pub ui_locales: Vec<String>,
+    /// Claim languages (`claims_locales`).
+    pub claims_locales: Vec<String>,
+    /// `login_hint`: the national id to pre-fill.
+    pub login_hint: Option<String>,
+    /// The `sub` of a valid `id_token_hint`.
+    pub hint_sub: Option<String>,
+}
+
+impl AuthorizationRequest {
+    /// The languages the pages should use, as [`Lang`]s.
+    pub fn ui_langs(&self) -> Vec<Lang> {
+        Lang::all_of(&self.ui_locales.join(" "))
+    }
+}
+
+/// An SSO session, as kept in the ephemeral store (compact: one per citizen logged in).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// The citizen's opaque id.
+    #[serde(rename = "c")]
+    pub citizen_id: String,
+    /// Level reached.
+    #[serde(rename = "l")]
+    pub level: String,
+    /// Methods used (ids from the policy files).
+    #[serde(rename = "m")]
+    pub methods: Vec<String>,
+    /// When the citizen last authenticated (Unix seconds).
+    #[serde(rename = "t")]
+    pub auth_time: i64,
+    /// When the session began.
+    #[serde(rename = "s")]
+    pub started: i64,
+    /// Clients that received tokens in this session.
+    #[serde(rename = "r", default)]
+    pub clients: Vec<String>,
+}
+
+/// A session and the secret that names it (the cookie value).
+#[derive(Clone, Debug)]
+pub struct LiveSession {
+    /// The cookie value.
+    pub id: String,
+    /// The session.
+    pub session: Session,
+}
+
+impl LiveSession {
+    /// The `sid` claim: derived from the cookie, never the cookie itself.
+    pub fn sid(&self) -> String {
+        B64.encode(&sha256(self.id.as_bytes())[..16])
+    }
+}
+
+/// A login transaction: the request being served, bound to the browser that started it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Transaction {
+    /// The request.
+    pub request: AuthorizationRequest,
+    /// The anti-CSRF token every form of this transaction carries.
+    pub csrf: String,
+    /// The national id entered at the password step, while the second factor is asked.
+    #[serde(default)]
+    pub pending_citizen: Option<String>,
+}
+
+/// What an authorization request leads to.
+#[derive(Debug)]
+pub enum Next {
+    /// Back to the client (a code, or an error it must hear about).
+    Redirect(String),
+    /// The citizen must log in (or step up) first.
+    Login {
+        /// The transaction id.
+        tx: String,
+    },
+    /// The citizen must consent (or be informed).
+    Consent {
+        /// The transaction id.
+        tx: String,
+    },
+}
+
+/// An authorization request that cannot go back to the client: the provider shows it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PageError(pub String);
+
+/// Why a login attempt failed, as the page tells the citizen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoginFailure {
+    /// Wrong national id or password (never which).
+    BadCredentials,
+    /// The one-time code is wrong or spent.
+    BadCode,
+    /// Too many failures: try again later.
+    Locked,
+    /// The citizen has no method that reaches the level the service needs.
+    CannotReachLevel,
+}
+
+/// What a login step produced.
+#[derive(Debug)]
+pub enum LoginStep {
+    /// The password was right; the one-time code is needed for the level.
+    NeedCode,
+    /// Failed.
+    Failed(LoginFailure),
+    /// Logged in: the new session, and where the request goes next.
+    Done(LiveSession, Next),
+}
+
+/// A code, as stored until it is exchanged.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct CodeGrant {
+    request: AuthorizationRequest,
+    citizen_id: String,
+    level: String,
+    amr: Vec<String>,
+    auth_time: i64,
+    sid: String,
+    /// Tokens issued from this code share this family (refresh tokens, access tokens).
+    family: String,
+}
+
+/// What a refresh token or access token grants (stored as the token's document).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Grant {
+    scopes: Vec<String>,
+    claims: ClaimsRequest,
+    claims_locales: Vec<String>,
+    level: String,
+    amr: Vec<String>,
+    auth_time: i64,
+    sid: String,
+    nonce: Option<String>,
+}
+
+/// An access token's record.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct AccessGrant {
+    client_id: String,
+    citizen_id: String,
+    family: String,
+    expires_at: i64,
+    grant: Grant,
+}
+
+/// The OpenID Connect provider.
+pub struct Provider {
+    pub(crate) settings: Settings,
+    pub(crate) policies: Arc<Policies>,
+    pub(crate) durable: Arc<dyn DurableStore>,
+    pub(crate) ephemeral: Arc<dyn EphemeralStore>,
+    pub(crate) keys: SigningKeys,
+    hasher: Arc<PasswordHasher>,
+}
+
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provider").field("issuer", &self.settings.issuer).finish_non_exhaustive()
+    }
+}
+
+/// Allowed failures per account, and per address, within [`FAILURE_WINDOW`].
+const ACCOUNT_FAILURES: u64 = 5;
+const ADDRESS_FAILURES: u64 = 50;
+const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+impl Provider {
+    /// A provider on its stores and keys.
+    pub fn new(settings: Settings, policies: Arc<Policies>, durable: Arc<dyn DurableStore>, ephemeral: Arc<dyn EphemeralStore>, keys: SigningKeys) -> Result<Self, IdpError> {
+        Ok(Provider { settings, policies, durable, ephemeral, keys, hasher: Arc::new(PasswordHasher::new()?) })
+    }
+
+    /// The issuer identifier.
+    pub fn issuer(&self) -> &str {
+        &self.settings.issuer
+    }
+
+    /// The policies the provider applies.
+    pub fn policies(&self) -> &Policies {
+        &self.policies
+    }
+
+    /// The password hasher (for registering citizens).
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.hasher
+    }
+
+    /// The signing keys.
+    pub fn keys(&self) -> &SigningKeys {
+        &self.keys
+    }
+
+    /// The registered client with that id, if any.
+    pub async fn client(&self, id: &str) -> Result<Option<Client>, IdpError> {
+        match self.durable.client(id).await? {
+            Some(record) => Ok(Some(Client::from_record(&record, &self.policies)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn level(&self, name: &str) -> Result<&policies::Level, IdpError> {
+        self.policies.level(name).ok_or_else(|| IdpError::Corrupt(format!("unknown level {name}")))
+    }
+
+    /// The SSO session a cookie names, if it is still alive (idle and absolute limits of its
+    /// level); refreshes its idle timer.
+    pub async fn session(&self, cookie: Option<&str>, now: i64) -> Result<Option<LiveSession>, IdpError> {
+        let Some(id) = cookie.filter(|c| c.len() == 43) else { return Ok(None) };
+        let key = hashed("sso", id);
+        let Some(bytes) = self.ephemeral.get(&key).await? else { return Ok(None) };
+        let session: Session = serde_json::from_slice(&bytes).map_err(|e| IdpError::Corrupt(format!("session: {e}")))?;
+        let level = self.level(&session.level)?;
+        if now >= session.started + level.session_max.as_secs() as i64 {
+            self.ephemeral.delete(&key).await?;
+            return Ok(None);
+        }
+        self.ephemeral.touch(&key, self.session_ttl(&session, now)?).await?;
+        Ok(Some(LiveSession { id: id.to_owned(), session }))
+    }
+
+    fn session_ttl(&self, session: &Session, now: i64) -> Result<Duration, IdpError> {
+        let level = self.level(&session.level)?;
+        let left = (session.started + level.session_max.as_secs() as i64 - now).max(1) as u64;
+        Ok(level.session_idle.min(Duration::from_secs(left)))
+    }
+
+    async fn save_session(&self, live: &LiveSession, now: i64) -> Result<(), IdpError> {
+        let bytes = serde_json::to_vec(&live.session).map_err(|e| IdpError::Corrupt(e.to_string()))?;
+        self.ephemeral.put(&hashed("sso", &live.id), &bytes, self.session_ttl(&live.session, now)?).await?;
+        Ok(())
+    }
+
+    /// Checks an authorization request (OIDC Core 3.1.2.1-2) and decides what happens next.
+    pub async fn authorize(&self, mut params: Params, cookie: Option<&str>, now: i64) -> Result<Next, PageError> {
+        let page = |e: String| PageError(e);
+        let client_id = params.get("client_id").ok_or_else(|| page("The request names no client (client_id is missing).".into()))?.to_owned();
+        let client = self.client(&client_id).await.map_err(|e| page(format!("The client cannot be loaded: {e}")))?;
+        let client = client.ok_or_else(|| page(format!("Unknown client {client_id:?}.")))?;
+        let redirect_uri = params.take("redirect_uri").ok_or_else(|| page("The request has no redirect_uri.".into()))?;
+        if !client.registration.redirect_uris.contains(&redirect_uri) {
+            tracing::warn!(client_id, redirect_uri, "authorization request with an unregistered redirect URI");
+            return Err(page("The redirect_uri is not registered for this client; the provider will not send you there.".into()));
+        }
+        // From here on errors go back to the client.
+        let state = params.get("state").map(str::to_owned);
+        let back = |e: OAuthError| Next::Redirect(self.error_redirect(&redirect_uri, &e, state.as_deref()));
+        match self.check_request(&client, &redirect_uri, params, now).await {
+            Ok(request) => match self.proceed(&client, request, cookie, now).await {
+                Ok(next) => Ok(next),
+                Err(e) => Ok(back(e)),
+            },
+            Err(e) => Ok(back(e)),
+        }
+    }
+
+    async fn check_request(&self, client: &Client, redirect_uri: &str, params: Params, now: i64) -> Result<AuthorizationRequest, OAuthError> {
+        if params.get("request").is_some() {
+            return Err(OAuthError::new(ErrorCode::RequestNotSupported, "request objects are not supported; send the parameters"));
+        }
+        if params.get("request_uri").is_some() {
+            return Err(OAuthError::new(ErrorCode::RequestUriNotSupported, "request_uri is not supported; send the parameters"));
+        }
+        match params.get("response_type") {
+            None => return Err(OAuthError::invalid_request("missing parameter response_type")),
+            Some("code") => {}
+            Some(other) => return Err(OAuthError::new(ErrorCode::UnsupportedResponseType, format!("response_type {other} (only code)"))),
+        }
+        if params.get("response_mode").is_some_and(|m| m != "query") {
+            return Err(OAuthError::invalid_request("only response_mode=query is supported"));
+        }
+        let asked: Vec<&str> = params.require("scope")?.split(' ').filter(|s| !s.is_empty()).collect();
+        if !asked.contains(&"openid") {
+            return Err(OAuthError::new(ErrorCode::InvalidScope, "the scope must include openid"));
+        }
+        // Scopes outside the service's policy are not granted (RFC 6749 3.3).
+        let mut scopes: Vec<String> = Vec::new();
+        for s in asked {
+            let allowed = s == "openid" || s == "offline_access" || client.service.scopes.iter().any(|a| a == s);
+            if allowed && !scopes.iter().any(|x| x == s) {
+                scopes.push(s.to_owned());
+            }
+        }
+        let code_challenge = match (params.get("code_challenge"), params.get("code_challenge_method")) {
+            (Some(c), Some("S256")) => {
+                if c.len() != 43 || B64.decode(c).is_err() {
+                    return Err(OAuthError::invalid_request("code_challenge must be a base64url SHA-256 (43 characters)"));
+                }
+                Some(c.to_owned())
+            }
+            (Some(_), None) | (Some(_), Some("plain")) => return Err(OAuthError::invalid_request("PKCE method plain is not allowed; use S256")),
+            (Some(_), Some(m)) => return Err(OAuthError::invalid_request(format!("unknown code_challenge_method {m}"))),
+            (None, Some(_)) => return Err(OAuthError::invalid_request("code_challenge_method without code_challenge")),
+            (None, None) if client.requires_pkce() => return Err(OAuthError::invalid_request("this client must use PKCE (S256)")),
+            (None, None) => None,
+        };
+        let mut prompt = Prompt::default();
+        for p in params.get("prompt").unwrap_or_default().split(' ').filter(|s| !s.is_empty()) {
+            match p {
+                "none" => prompt.none = true,
+                "login" => prompt.login = true,
+                "consent" => prompt.consent = true,
+                "select_account" => {}
+                other => return Err(OAuthError::invalid_request(format!("unknown prompt value {other}"))),
+            }
+        }
+        if prompt.none && (prompt.login || prompt.consent) {
+            return Err(OAuthError::invalid_request("prompt=none cannot be combined with other values"));
+        }
+        let max_age = match params.get("max_age") {
+            None => None,
+            Some(m) => Some(m.parse::<u32>().map_err(|_| OAuthError::invalid_request("max_age must be a non-negative integer"))? as i64),
+        };
+        if let Some(d) = params.get("display")
+            && !["page", "popup", "touch", "wap"].contains(&d) {
+                return Err(OAuthError::invalid_request(format!("unknown display value {d}")));
+            }
+        // The level: the service's minimum, raised by acr_values or an essential acr claim.
+        let mut level = client.min_level().clone();
+        let mut raise = |values: &[&str]| -> Result<(), OAuthError> {
+            let known: Vec<&AssuranceLevel> = values.iter().filter_map(|v| self.policies.level_for_acr(v)).map(|l| &l.level).collect();
+            // Any of the listed values satisfies the client: the lowest is required.
+            match known.into_iter().min() {
+                Some(l) if *l > level => level = l.clone(),
+                Some(_) => {}
+                None if values.is_empty() => {}
+                None => return Err(OAuthError::invalid_request(format!("no known acr value among {}", values.join(" ")))),
+            }
+            Ok(())
+        };
+        if let Some(acr) = params.get("acr_values") {
+            raise(&acr.split(' ').filter(|s| !s.is_empty()).collect::<Vec<_>>())?;
+        }
+        let mut claims = ClaimsRequest::default();
+        if let Some(c) = params.get("claims") {
+            let parsed: Value = serde_json::from_str(c).map_err(|_| OAuthError::invalid_request("claims is not valid JSON"))?;
+            let parsed = parsed.as_object().ok_or_else(|| OAuthError::invalid_request("claims must be a JSON object"))?;
+            for (target, list) in [("userinfo", &mut claims.userinfo), ("id_token", &mut claims.id_token)] {
+                let Some(members) = parsed.get(target) else { continue };
+                let members = members.as_object().ok_or_else(|| OAuthError::invalid_request(format!("claims.{target} must be an object")))?;
+                for (name, spec) in members {
+                    if name == "acr" {
+                        let essential = spec.get("essential").and_then(Value::as_bool).unwrap_or(false);
+                        let values: Vec<&str> = match (spec.get("value"), spec.get("values")) {
+                            (Some(Value::String(v)), _) => vec![v.as_str()],
+                            (_, Some(Value::Array(vs))) => vs.iter().filter_map(Value::as_str).collect(),
+                            _ => vec![],
+                        };
+                        if essential {
+                            raise(&values)?;
+                        }
+                    }
+                    if self.releasable(client, name) && !list.contains(name) {
+                        list.push(name.clone());
+                    }
+                }
+            }
+        }
+        let hint_sub = match params.get("id_token_hint") {
+            None => None,
+            Some(hint) => {
+                let claims = self.keys.verify_own(hint).await.map_err(|_| OAuthError::invalid_request("id_token_hint was not issued by this provider"))?;
+                if claims.get("iss").and_then(Value::as_str) != Some(self.issuer()) {
+                    return Err(OAuthError::invalid_request("id_token_hint was not issued by this provider"));
+                }
+                claims.get("sub").and_then(Value::as_str).map(str::to_owned)
+            }
+        };
+        let _ = (redirect_uri, now);
+        Ok(AuthorizationRequest {
+            client_id: client.id.clone(),
+            redirect_uri: redirect_uri.to_owned(),
+            scopes,
+            state: params.get("state").map(str::to_owned),
+            nonce: params.get("nonce").map(str::to_owned),
+            code_challenge,
+            prompt,
+            max_age,
+            level: level.name().to_owned(),
+            claims,
+            ui_locales: params.get("ui_locales").map(|l| l.split(' ').map(str::to_owned).collect()).unwrap_or_default(),
+            claims_locales: params.get("claims_locales").map(|l| l.split(' ').map(str::to_owned).collect()).unwrap_or_default(),
+            login_hint: params.get("login_hint").map(str::to_owned),
+            hint_sub,
+        })
+    }
+
+    /// Whether the client's policy lets it receive `claim`.
+    fn releasable(&self, client: &Client, claim: &str) -> bool {
+        if claim == "national_id" {
+            return client.service.national_id;
+        }
+        ["acr", "amr", "auth_time", "sid"].contains(&claim) || client.service.claims.iter().any(|c| c == claim)
+    }
+
+    /// After a valid request (or a login, or a consent): log in, consent, or issue the code.
+    async fn proceed(&self, client: &Client, request: AuthorizationRequest, cookie: Option<&str>, now: i64) -> Result<Next, OAuthError> {
+        let session = self.session(cookie, now).await?;
+        let required = self.level(&request.level)?.level.clone();
+        let needs_login = match &session {
+            None => true,
+            Some(s) => {
+                let reached = self.level(&s.session.level)?.level.clone();
+                let too_old = request.max_age.is_some_and(|m| now - s.session.auth_time > m);
+                let other_subject = request.hint_sub.as_ref().is_some_and(|h| *h != self.subject(client, &s.session.citizen_id));
+                request.prompt.login || too_old || reached < required || other_subject
+            }
+        };
+        if needs_login {
+            if request.prompt.none {
+                let code = match &session {
+                    Some(_) => ErrorCode::InteractionRequired,
+                    None => ErrorCode::LoginRequired,
+                };
+                return Err(OAuthError::new(code, "the citizen must log in (or step up), and prompt=none forbids asking"));
+            }
+            return Ok(Next::Login { tx: self.start_transaction(request, now).await? });
+        }
+        let Some(session) = session else { return Err(OAuthError::server("session vanished")) };
+        self.after_login(client, request, session, now).await
+    }
+
+    async fn after_login(&self, client: &Client, mut request: AuthorizationRequest, session: LiveSession, now: i64) -> Result<Next, OAuthError> {
+        if client.service.consent_required || request.prompt.consent {
+            let consented = self.consented(client, &request, &session.session.citizen_id).await?;
+            if !consented || request.prompt.consent {
+                if request.prompt.none {
+                    return Err(OAuthError::new(ErrorCode::ConsentRequired, "the citizen must consent, and prompt=none forbids asking"));
+                }
+                // Asked once: a prompt=consent is answered by the page it leads to.
+                request.prompt.login = false;
+                return Ok(Next::Consent { tx: self.start_transaction(request, now).await? });
+            }
+        }
+        self.issue_code(client, request, session, now).await
+    }
+
+    /// The claims a request would release (for the consent page and the record of it).
+    pub fn released_claims(&self, client: &Client, request: &AuthorizationRequest) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let from_scopes = request.scopes.iter().flat_map(|s| citizens::scope_claims(s).iter().map(|c| c.to_string()));
+        for claim in from_scopes.chain(request.claims.userinfo.iter().cloned()).chain(request.claims.id_token.iter().cloned()) {
+            if citizens::SUPPORTED_CLAIMS.contains(&claim.as_str())
+                && !["acr", "amr", "auth_time", "sid", "sub"].contains(&claim.as_str())
+                && self.releasable(client, &claim)
+                && !out.contains(&claim)
+            {
+                out.push(claim);
+            }
+        }
+        out.sort();
+        out
+    }
+
+    async fn consented(&self, client: &Client, request: &AuthorizationRequest, citizen_id: &str) -> Result<bool, OAuthError> {
+        let Some(record) = self.durable.consent(citizen_id, &client.id).await? else { return Ok(false) };
+        let granted: Vec<String> = serde_json::from_str(&record.grant).unwrap_or_default();
+        Ok(self.released_claims(client, request).iter().all(|c| granted.contains(c)))
+    }
+
+    async fn start_transaction(&self, request: AuthorizationRequest, _now: i64) -> Result<String, IdpError> {
+        let tx = random_token()?;
+        let t = Transaction { request, csrf: random_token()?, pending_citizen: None };
+        self.put_transaction(&tx, &t).await?;
+        Ok(tx)
+    }
+
+    async fn put_transaction(&self, tx: &str, t: &Transaction) -> Result<(), IdpError> {
+        let bytes = serde_json::to_vec(t).map_err(|e| IdpError::Corrupt(e.to_string()))?;
+        self.ephemeral.put(&format!("tx:{tx}"), &bytes, self.settings.login_timeout).await?;
+        Ok(())
+    }
+
+    /// A login transaction, if it has not expired.
+    pub async fn transaction(&self, tx: &str) -> Result<Option<Transaction>, IdpError> {
+        if tx.len() != 43 {
+            return Ok(None);
+        }
+        match self.ephemeral.get(&format!("tx:{tx}")).await? {
+            Some(bytes) => Ok(Some(serde_json::from_slice(&bytes).map_err(|e| IdpError::Corrupt(format!("transaction: {e}")))?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The methods (by id) that reach `level` and that the citizen can use, weakest first.
+    fn methods_reaching(&self, level: &AssuranceLevel, has_totp: bool) -> Vec<&policies::Method> {
+        self.policies
+            .methods()
+            .iter()
+            .filter(|m| m.level >= *level)
+            .filter(|m| match m.id.as_str() {
+                "password" => true,
+                "password-totp" => has_totp,
+                _ => false,
+            })
+            .collect()
+    }
+
+    /// Whether the page should ask for the one-time code together with the password: the
+    /// level needs it and the password alone would not do.
+    pub fn level_needs_code(&self, request: &AuthorizationRequest) -> bool {
+        let Some(level) = self.policies.level(&request.level) else { return false };
+        !self.policies.methods().iter().any(|m| m.id == "password" && m.level >= level.level)
+    }
+
+    /// A login attempt on a transaction: the password (and, when the level needs it, the
+    /// one-time code). Failures are counted per account and per address; past the limits the
+    /// account or address is locked for the rest of the window.
+    pub async fn login(&self, tx: &str, national_id: &str, password: &str, code: Option<&str>, address: &str, now: i64) -> Result<LoginStep, OAuthError> {
+        let Some(mut t) = self.transaction(tx).await? else { return Err(OAuthError::invalid_request("the login has expired; start again")) };
+        let account_key = hashed("fail-account", national_id);
+        let address_key = hashed("fail-address", address);
+        let failures = |key: String| async move { Ok::<u64, OAuthError>(self.ephemeral.get(&key).await?.and_then(|b| String::from_utf8(b).ok()).and_then(|s| s.parse().ok()).unwrap_or(0)) };
+        if failures(account_key.clone()).await? >= ACCOUNT_FAILURES || failures(address_key.clone()).await? >= ADDRESS_FAILURES {
+            tracing::warn!(target: "audit", event = "login.locked", "login refused: too many failures");
+            return Ok(LoginStep::Failed(LoginFailure::Locked));
+        }
+        let fail = |why: LoginFailure| {
+            let (account_key, address_key) = (account_key.clone(), address_key.clone());
+            async move {
+                let n = self.ephemeral.increment(&account_key, FAILURE_WINDOW).await?;
+                self.ephemeral.increment(&address_key, FAILURE_WINDOW).await?;
+                tracing::warn!(target: "audit", event = "login.failure", reason = ?why, failures = n, "login failed");
+                // Progressive delay: each failure of the account slows the next answer.
+                tokio::time::sleep(Duration::from_millis(200 * n.min(10))).await;
+                Ok::<LoginStep, OAuthError>(LoginStep::Failed(if n >= ACCOUNT_FAILURES { LoginFailure::Locked } else { why }))
+            }
+        };
+        let citizen = self.durable.citizen(national_id).await?;
+        // The second step of a login whose password step passed in this transaction (which
+        // is bound to this browser) asks for the code only.
+        let password_done = t.pending_citizen.as_deref() == Some(national_id) && password.is_empty();
+        if !password_done {
+            let password = match Password::new(password.to_owned()) {
+                Ok(p) => p,
+                Err(_) => return fail(LoginFailure::BadCredentials).await,
+            };
+            let stored = citizen.as_ref().map(|c| c.password_hash.clone());
+            // Argon2id takes tens of milliseconds: off the async workers.
+            let hasher = Arc::clone(&self.hasher);
+            let matches = tokio::task::spawn_blocking(move || hasher.verify(&password, stored.as_deref()));
+            let matches = matches.await.map_err(OAuthError::server)??;
+            if !matches {
+                return fail(LoginFailure::BadCredentials).await;
+            }
+        }
+        let Some(citizen) = citizen else { return fail(LoginFailure::BadCredentials).await };
+
+        let required = self.level(&t.request.level)?.level.clone();
+        let totp = match &citizen.totp_secret {
+            Some(hex_secret) => Some(TotpSecret::from_bytes(hex::decode(hex_secret).map_err(|_| IdpError::Corrupt("TOTP secret".into()))?)?),
+            None => None,
+        };
+        let methods = self.methods_reaching(&required, totp.is_some());
+        let Some(method) = methods.first() else {
+            tracing::warn!(target: "audit", event = "login.insufficient", citizen = citizen.id, level = %required, "no method of this citizen reaches the level");
+            return Ok(LoginStep::Failed(LoginFailure::CannotReachLevel));
+        };
+        if method.id == "password-totp" {
+            let (Some(totp), Some(code)) = (&totp, code) else {
+                t.pending_citizen = Some(national_id.to_owned());
+                self.put_transaction(tx, &t).await?;
+                return Ok(LoginStep::NeedCode);
+            };
+            if !totp.verify_once(self.ephemeral.as_ref(), &citizen.id, code.trim(), now as u64).await? {
+                return fail(LoginFailure::BadCode).await;
+            }
+        }
+        self.ephemeral.delete(&account_key).await?;
+        tracing::info!(target: "audit", event = "login.success", citizen = citizen.id, method = method.id, level = %method.level, "citizen logged in");
+        let session = LiveSession {
+            id: random_token()?,
+            session: Session {
+                citizen_id: citizen.id.clone(),
+                level: method.level.name().to_owned(),
+                methods: vec![method.id.clone()],
+                auth_time: now,
+                started: now,
+                clients: Vec::new(),
+            },
+        };
+        self.save_session(&session, now).await?;
+        self.ephemeral.delete(&format!("tx:{tx}")).await?;
+        let client = self.client(&t.request.client_id).await?.ok_or_else(|| OAuthError::invalid_request("the client has gone"))?;
+        let mut request = t.request;
+        request.prompt = Prompt { none: false, login: false, consent: request.prompt.consent };
+        request.max_age = None;
+        let next = match self.after_login(&client, request.clone(), session.clone(), now).await {
+            Ok(next) => next,
+            Err(e) => Next::Redirect(self.error_redirect(&request.redirect_uri, &e, request.state.as_deref())),
+        };
+        Ok(LoginStep::Done(session, next))
+    }
+
+    /// The citizen's answer on the consent page.
+    pub async fn consent(&self, tx: &str, cookie: Option<&str>, approve: bool, now: i64) -> Result<Next, OAuthError> {
+        let Some(t) = self.transaction(tx).await? else { return Err(OAuthError::invalid_request("the request has expired; start again")) };
+        self.ephemeral.delete(&format!("tx:{tx}")).await?;
+        let request = t.request;
+        let back = |e: OAuthError| Next::Redirect(self.error_redirect(&request.redirect_uri, &e, request.state.as_deref()));
+        let Some(session) = self.session(cookie, now).await? else {
+            return Ok(back(OAuthError::new(ErrorCode::LoginRequired, "the session ended before consent")));
+        };
+        let client = self.client(&request.client_id).await?.ok_or_else(|| OAuthError::invalid_request("the client has gone"))?;
+        if !approve {
+            tracing::info!(target: "audit", event = "consent.refused", client = client.id, "citizen refused consent");
+            return Ok(back(OAuthError::new(ErrorCode::AccessDenied, "the citizen did not consent")));
+        }
+        if client.service.consent_required {
+            let claims = self.released_claims(&client, &request);
+            let grant = serde_json::to_string(&claims).unwrap_or_default();
+            self.durable.put_consent(&ConsentRecord { citizen_id: session.session.citizen_id.clone(), client_id: client.id.clone(), grant, granted_at: now }).await?;
+            tracing::info!(target: "audit", event = "consent.given", client = client.id, "citizen consented");
+        }
+        match self.issue_code(&client, request.clone(), session, now).await {
+            Ok(next) => Ok(next),
+            Err(e) => Ok(back(e)),
+        }
+    }
+
+    async fn issue_code(&self, client: &Client, request: AuthorizationRequest, mut session: LiveSession, now: i64) -> Result<Next, OAuthError> {
+        let code = random_token()?;
+        let amr = self.amr(&session.session.methods);
+        let grant = CodeGrant {
+            citizen_id: session.session.citizen_id.clone(),
+            level: session.session.level.clone(),
+            amr,
+            auth_time: session.session.auth_time,
+            sid: session.sid(),
+            family: random_token()?,
+            request: request.clone(),
+        };
+        let bytes = serde_json::to_vec(&grant).map_err(OAuthError::server)?;
+        self.ephemeral.put(&hashed("code", &code), &bytes, self.settings.code_ttl).await?;
+        if !session.session.clients.contains(&client.id) {
+            session.session.clients.push(client.id.clone());
+            self.save_session(&session, now).await?;
+        }
+        let mut url = url::Url::parse(&request.redirect_uri).map_err(OAuthError::server)?;
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("code", &code);
+            if let Some(s) = &request.state {
+                q.append_pair("state", s);
+            }
+            q.append_pair("iss", self.issuer());
+        }
+        Ok(Next::Redirect(url.into()))
+    }
+
+    fn amr(&self, methods: &[String]) -> Vec<String> {
+        let mut amr: Vec<String> = Vec::new();
+        for m in self.policies.methods().iter().filter(|m| methods.contains(&m.id)) {
+            for a in &m.amr {
+                if !amr.contains(a) {
+                    amr.push(a.clone());
+                }
+            }
+        }
+        amr
+    }
+
+    /// The redirect that carries an error back to the client (RFC 6749 4.1.2.1, RFC 9207).
+    pub fn error_redirect(&self, redirect_uri: &str, e: &OAuthError, state: Option<&str>) -> String {
+        let Ok(mut url) = url::Url::parse(redirect_uri) else { return redirect_uri.to_owned() };
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("error", e.code.as_str());
+            q.append_pair("error_description", &e.description);
+            if let Some(s) = state {
+                q.append_pair("state", s);
+            }
+            q.append_pair("iss", self.issuer());
+        }
+        url.into()
+    }
+
+    /// The subject identifier a client sees: pairwise per sector unless its policy allows
+    /// the public one.
+    pub fn subject(&self, client: &Client, citizen_id: &str) -> String {
+        if client.service.public_subject {
+            return citizen_id.to_owned();
+        }
+        let mut input = Vec::new();
+        for part in [client.sector.as_bytes(), citizen_id.as_bytes(), self.settings.pairwise_salt.as_slice()] {
+            input.extend_from_slice(&(part.len() as u32).to_be_bytes());
+            input.extend_from_slice(part);
+        }
+        B64.encode(sha256(&input))
+    }
+
+    /// The token endpoint (OIDC Core 3.1.3, RFC 6749 6).
+    pub async fn token(&self, mut params: Params, authorization: Option<&str>, now: i64) -> Result<Value, OAuthError> {
+        let presented = clients::presented(authorization, &mut params)?;
+        let client = self.client(presented.client_id()).await?.ok_or_else(|| OAuthError::invalid_client("unknown client"))?;
+        let endpoint = format!("{}/token", self.issuer());
+        presented.authenticate(&client, &[self.issuer(), &endpoint], self.ephemeral.as_ref(), now).await?;
+        match params.require("grant_type")? {
+            "authorization_code" => self.exchange_code(&client, &params, now).await,
+            "refresh_token" => self.refresh(&client, &params, now).await,
+            other => Err(OAuthError::new(ErrorCode::UnsupportedGrantType, format!("grant_type {other}"))),
+        }
+    }
+
+    async fn exchange_code(&self, client: &Client, params: &Params, now: i64) -> Result<Value, OAuthError> {
+        let code = params.require("code")?;
+        let key = hashed("code", code);
+        let Some(bytes) = self.ephemeral.take(&key).await? else {
+            // A code used before: revoke what its first use issued (RFC 6749 4.1.2).
+            if let Some(family) = self.ephemeral.get(&hashed("code-used", code)).await? {
+                let family = String::from_utf8_lossy(&family).into_owned();
+                self.revoke_family(&family).await?;
+                tracing::warn!(target: "audit", event = "code.reused", client = client.id, "authorization code reused; its tokens are revoked");
+            }
+            return Err(OAuthError::invalid_grant("the code is unknown, expired or used"));
+        };
+        let grant: CodeGrant = serde_json::from_slice(&bytes).map_err(OAuthError::server)?;
+        // Remember the spent code as long as tokens from it may live.
+        self.ephemeral.put(&hashed("code-used", code), grant.family.as_bytes(), self.settings.refresh_ttl.min(Duration::from_secs(86_400))).await?;
+        if grant.request.client_id != client.id {
+            return Err(OAuthError::invalid_grant("the code was issued to another client"));
+        }
+        if params.get("redirect_uri") != Some(grant.request.redirect_uri.as_str()) {
+            return Err(OAuthError::invalid_grant("redirect_uri differs from the authorization request"));
+        }
+        match (&grant.request.code_challenge, params.get("code_verifier")) {
+            (Some(challenge), Some(verifier)) => {
+                let valid = (43..=128).contains(&verifier.len()) && verifier.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+                let computed = B64.encode(sha256(verifier.as_bytes()));
+                if !valid || aws_lc_rs::constant_time::verify_slices_are_equal(computed.as_bytes(), challenge.as_bytes()).is_err() {
+                    return Err(OAuthError::invalid_grant("the PKCE code_verifier does not match the code_challenge"));
+                }
+            }
+            (Some(_), None) => return Err(OAuthError::invalid_grant("code_verifier is missing")),
+            (None, Some(_)) => return Err(OAuthError::invalid_grant("code_verifier without a code_challenge")),
+            (None, None) => {}
+        }
+        let g = Grant {
+            scopes: grant.request.scopes.clone(),
+            claims: grant.request.claims.clone(),
+            claims_locales: grant.request.claims_locales.clone(),
+            level: grant.level.clone(),
+            amr: grant.amr.clone(),
+            auth_time: grant.auth_time,
+            sid: grant.sid.clone(),
+            nonce: grant.request.nonce.clone(),
+        };
+        let refresh = if client.service.scopes.is_empty() { None } else { Some(self.new_refresh(client, &grant.citizen_id, &grant.family, &g, now).await?) };
+        self.tokens(client, &grant.citizen_id, &grant.family, g, refresh, true, now).await
+    }
+
+    async fn new_refresh(&self, client: &Client, citizen_id: &str, family: &str, grant: &Grant, now: i64) -> Result<String, OAuthError> {
+        let token = random_token()?;
+        self.durable
+            .insert_refresh_token(&RefreshTokenRecord {
+                hash: sha256(token.as_bytes()),
+                family: family.to_owned(),
+                client_id: client.id.clone(),
+                citizen_id: citizen_id.to_owned(),
+                grant: serde_json::to_string(grant).map_err(OAuthError::server)?,
+                issued_at: now,
+                expires_at: now + self.settings.refresh_ttl.as_secs() as i64,
+                used: false,
+                revoked: false,
+            })
+            .await?;
+        Ok(token)
+    }
+
+    async fn refresh(&self, client: &Client, params: &Params, now: i64) -> Result<Value, OAuthError> {
+        let presented = params.require("refresh_token")?;
+        let next = random_token()?;
+        let record = RefreshTokenRecord {
+            hash: sha256(next.as_bytes()),
+            family: String::new(),
+            client_id: client.id.clone(),
+            citizen_id: String::new(),
+            grant: String::new(),
+            issued_at: now,
+            expires_at: now + self.settings.refresh_ttl.as_secs() as i64,
+            used: false,
+            revoked: false,
+        };
+        match self.durable.rotate_refresh_token(&sha256(presented.as_bytes()), &client.id, &record, now).await? {
+            Rotation::Rotated(old) => {
+                let mut grant: Grant = serde_json::from_str(&old.grant).map_err(OAuthError::server)?;
+                // A refreshed id_token carries no nonce (OIDC Core 12.2).
+                grant.nonce = None;
+                self.tokens(client, &old.citizen_id, &old.family, grant, Some(next), true, now).await
+            }
+            Rotation::Reused { family } => {
+                self.revoke_family(&family).await?;
+                tracing::warn!(target: "audit", event = "refresh.reused", client = client.id, "refresh token reused; its family is revoked");
+                Err(OAuthError::invalid_grant("the refresh token was already used; every token of this grant is revoked"))
+            }
+            Rotation::Invalid => Err(OAuthError::invalid_grant("the refresh token is unknown, expired, revoked or another client's")),
+        }
+    }
+
+    /// Revokes refresh tokens and access tokens of a family.
+    async fn revoke_family(&self, family: &str) -> Result<(), OAuthError> {
+        self.durable.revoke_refresh_family(family).await?;
+        self.ephemeral.put(&format!("revoked:{family}"), b"1", self.settings.access_ttl).await?;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn tokens(&self, client: &Client, citizen_id: &str, family: &str, grant: Grant, refresh: Option<String>, with_id_token: bool, now: i64) -> Result<Value, OAuthError> {
+        let citizen = self.durable.citizen_by_id(citizen_id).await?.ok_or_else(|| OAuthError::invalid_grant("the citizen no longer exists"))?;
+        let access = random_token()?;
+        let expires_at = now + self.settings.access_ttl.as_secs() as i64;
+        let record = AccessGrant { client_id: client.id.clone(), citizen_id: citizen_id.to_owned(), family: family.to_owned(), expires_at, grant: grant.clone() };
+        self.ephemeral.put(&hashed("at", &access), &serde_json::to_vec(&record).map_err(OAuthError::server)?, self.settings.access_ttl).await?;
+        let mut body = json!({
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": self.settings.access_ttl.as_secs(),
+            "scope": grant.scopes.join(" "),
+        });
+        if let Some(r) = refresh {
+            body["refresh_token"] = r.into();
+        }
+        if with_id_token {
+            let sub = self.subject(client, citizen_id);
+            let mut claims = Map::new();
+            for (k, v) in [
+                ("iss", Value::from(self.issuer())),
+                ("sub", sub.into()),
+                ("aud", client.id.clone().into()),
+                ("iat", now.into()),
+                ("exp", (now + self.settings.id_token_ttl.as_secs() as i64).into()),
+                ("auth_time", grant.auth_time.into()),
+                ("acr", self.level(&grant.level)?.acr.first().cloned().unwrap_or_default().into()),
+                ("amr", grant.amr.clone().into()),
+                ("sid", grant.sid.clone().into()),
+                ("at_hash", B64.encode(&sha256(access.as_bytes())[..16]).into()),
+            ] {
+                claims.insert(k.into(), v);
+            }
+            if let Some(n) = &grant.nonce {
+                claims.insert("nonce".into(), n.clone().into());
+            }
+            let profile = Profile::from_json(&citizen.profile)?;
+            let langs = Lang::all_of(&grant.claims_locales.join(" "));
+            for claim in &grant.claims.id_token {
+                citizens::add_claim(&mut claims, claim, &profile, &citizen.national_id, &langs);
+            }
+            let id_token = self.keys.sign(client.id_token_alg, &Value::Object(claims), None, now).await?;
+            body["id_token"] = id_token.into();
+        }
+        tracing::info!(target: "audit", event = "token.issued", client = client.id, "tokens issued");
+        Ok(body)
+    }
+
+    async fn access_grant(&self, token: &str, now: i64) -> Result<Option<AccessGrant>, OAuthError> {
+        let Some(bytes) = self.ephemeral.get(&hashed("at", token)).await? else { return Ok(None) };
+        let grant: AccessGrant = serde_json::from_slice(&bytes).map_err(OAuthError::server)?;
+        if grant.expires_at <= now || self.ephemeral.get(&format!("revoked:{}", grant.family)).await?.is_some() {
+            return Ok(None);
+        }
+        Ok(Some(grant))
+    }
+
+    /// The userinfo endpoint (OIDC Core 5.3): the claims the access token's scopes and
+    /// `claims` request allow, as the client's policy permits.
+    pub async fn userinfo(&self, access_token: &str, now: i64) -> Result<Value, OAuthError> {
+        let grant = self.access_grant(access_token, now).await?.ok_or_else(|| OAuthError::new(ErrorCode::InvalidToken, "the access token is unknown, expired or revoked"))?;
+        let client = self.client(&grant.client_id).await?.ok_or_else(|| OAuthError::new(ErrorCode::InvalidToken, "the client has gone"))?;
+        let citizen = self.durable.citizen_by_id(&grant.citizen_id).await?.ok_or_else(|| OAuthError::new(ErrorCode::InvalidToken, "the citizen has gone"))?;
+        let profile = Profile::from_json(&citizen.profile)?;
+        let langs = Lang::all_of(&grant.grant.claims_locales.join(" "));
+        let mut out = Map::new();
+        out.insert("sub".into(), self.subject(&client, &citizen.id).into());
+        let wanted = grant.grant.scopes.iter().flat_map(|s| citizens::scope_claims(s).iter().map(|c| c.to_string())).chain(grant.grant.claims.userinfo.iter().cloned());
+        for claim in wanted {
+            if self.releasable(&client, &claim) {
+                citizens::add_claim(&mut out, &claim, &profile, &citizen.national_id, &langs);
+            }
+        }
+        Ok(Value::Object(out))
+    }
+
+    /// Token revocation (RFC 7009): a refresh token revokes its whole grant, an access token
+    /// itself. Unknown tokens are not an error.
+    pub async fn revoke(&self, mut params: Params, authorization: Option<&str>, now: i64) -> Result<(), OAuthError> {
+        let presented = clients::presented(authorization, &mut params)?;
+        let client = self.client(presented.client_id()).await?.ok_or_else(|| OAuthError::invalid_client("unknown client"))?;
+        let endpoint = format!("{}/revoke", self.issuer());
+        presented.authenticate(&client, &[self.issuer(), &endpoint], self.ephemeral.as_ref(), now).await?;
+        let token = params.require("token")?;
+        if let Some(r) = self.durable.refresh_token(&sha256(token.as_bytes())).await? {
+            if r.client_id == client.id {
+                self.revoke_family(&r.family).await?;
+                tracing::info!(target: "audit", event = "token.revoked", client = client.id, "refresh token revoked");
+            }
+            return Ok(());
+        }
+        if let Some(a) = self.access_grant(token, now).await?
+            && a.client_id == client.id {
+                self.ephemeral.delete(&hashed("at", token)).await?;
+                tracing::info!(target: "audit", event = "token.revoked", client = client.id, "access token revoked");
+            }
+        Ok(())
+    }
+
+    /// Token introspection (RFC 7662) for agencies' resource servers.
+    pub async fn introspect(&self, mut params: Params, authorization: Option<&str>, now: i64) -> Result<Value, OAuthError> {
+        let presented = clients::presented(authorization, &mut params)?;
+        let caller = self.client(presented.client_id()).await?.ok_or_else(|| OAuthError::invalid_client("unknown client"))?;
+        let endpoint = format!("{}/introspect", self.issuer());
+        presented.authenticate(&caller, &[self.issuer(), &endpoint], self.ephemeral.as_ref(), now).await?;
+        let token = params.require("token")?;
+        let Some(grant) = self.access_grant(token, now).await? else { return Ok(json!({"active": false})) };
+        let Some(client) = self.client(&grant.client_id).await? else { return Ok(json!({"active": false})) };
+        Ok(json!({
+            "active": true,
+            "client_id": grant.client_id,
+            "scope": grant.grant.scopes.join(" "),
+            "sub": self.subject(&client, &grant.citizen_id),
+            "exp": grant.expires_at,
+            "iss": self.issuer(),
+            "token_type": "Bearer",
+            "acr": self.level(&grant.grant.level)?.acr.first(),
+            "auth_time": grant.grant.auth_time,
+        }))
+    }
+
+    /// Ends an SSO session (RP-initiated logout, or the citizen on the logout page); returns
+    /// the clients that took part in it.
+    pub async fn end_session(&self, cookie: Option<&str>, now: i64) -> Result<Vec<String>, OAuthError> {
+        let Some(session) = self.session(cookie, now).await? else { return Ok(Vec::new()) };
+        self.ephemeral.delete(&hashed("sso", &session.id)).await?;
+        tracing::info!(target: "audit", event = "logout", citizen = session.session.citizen_id, "SSO session ended");
+        Ok(session.session.clients)
+    }
+
+    /// Checks an `id_token_hint` for logout: issued here (expired is fine) to a client that
+    /// still exists; returns that client.
+    pub async fn logout_hint_client(&self, hint: &str) -> Result<Client, OAuthError> {
+        let claims = self.keys.verify_own(hint).await.map_err(|_| OAuthError::invalid_request("id_token_hint was not issued by this provider"))?;
+        if claims.get("iss").and_then(Value::as_str) != Some(self.issuer()) {
+            return Err(OAuthError::invalid_request("id_token_hint was not issued by this provider"));
+        }
+        let aud = match claims.get("aud") {
+            Some(Value::String(a)) => a.clone(),
+            Some(Value::Array(a)) => a.first().and_then(Value::as_str).unwrap_or_default().to_owned(),
+            _ => String::new(),
+        };
+        self.client(&aud).await?.ok_or_else(|| OAuthError::invalid_request("id_token_hint names an unknown client"))
+    }
+}
