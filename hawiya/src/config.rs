@@ -8,6 +8,7 @@ use hsm_shim::KeyStore;
 use hsm_shim::pkcs11::{Pin, Pkcs11KeyStore};
 use hsm_shim::soft::{OperatorSecret, SoftKeyStore};
 use serde::{Deserialize, Serialize};
+use store::ephemeral::{EphemeralStore, MemoryStore, RedisStore};
 use store::{DurableConfig, DurableStore};
 
 /// The default ceremony, shipped in `deploy/ceremony/default.toml`.
@@ -15,6 +16,7 @@ pub const DEFAULT_CEREMONY: &str = include_str!("../../deploy/ceremony/default.t
 
 const CONFIG_FILE: &str = "hawiya.toml";
 const DEMO_SECRET_FILE: &str = "operator-secret";
+const PAIRWISE_SALT_FILE: &str = "pairwise-salt";
 const VERSION: u32 = 1;
 
 /// A ceremony file: the ceremony itself and where its keys and records go.
@@ -44,6 +46,23 @@ pub struct DataConfig {
     /// A policy directory to use instead of the shipped policies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policies: Option<PathBuf>,
+    /// Where sessions, codes and replay caches are (default: in this process's memory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ephemeral: Option<EphemeralConfig>,
+}
+
+/// The ephemeral store: `memory` for one process, `redis` for replicas that act as one.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum EphemeralConfig {
+    /// In this process only.
+    Memory,
+    /// A Redis server shared by every replica; `HAWIYA_REDIS_URL` overrides `url`.
+    Redis {
+        /// `redis://host:port/db`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        url: Option<String>,
+    },
 }
 
 /// The key store.
@@ -154,7 +173,7 @@ impl DataDir {
 
     /// A data directory about to be created: nothing is written until [`DataDir::save`].
     pub fn new(path: &Path, key_store: KeyStoreConfig, store: StoreConfig) -> Self {
-        DataDir { path: path.to_owned(), config: DataConfig { version: VERSION, key_store, store, policies: None } }
+        DataDir { path: path.to_owned(), config: DataConfig { version: VERSION, key_store, store, policies: None, ephemeral: None } }
     }
 
     /// Writes the configuration; refuses to overwrite one.
@@ -236,6 +255,45 @@ impl DataDir {
             },
         };
         store::open(&config).await.map_err(|e| ConfigError(e.to_string()))
+    }
+
+    /// Opens the ephemeral store. `HAWIYA_REDIS_URL` selects Redis even without a
+    /// configuration entry, so that replicas of one data directory can share one.
+    pub async fn ephemeral(&self) -> Result<Arc<dyn EphemeralStore>, ConfigError> {
+        let env = std::env::var("HAWIYA_REDIS_URL").ok();
+        let url = match (&self.config.ephemeral, env) {
+            (_, Some(url)) => Some(url),
+            (Some(EphemeralConfig::Redis { url }), None) => {
+                Some(url.clone().ok_or_else(|| ConfigError("the Redis ephemeral store needs `url` in hawiya.toml or HAWIYA_REDIS_URL".into()))?)
+            }
+            (Some(EphemeralConfig::Memory) | None, None) => None,
+        };
+        Ok(match url {
+            Some(url) => Arc::new(RedisStore::connect(&url, "hawiya:").await.map_err(|e| ConfigError(e.to_string()))?),
+            None => Arc::new(MemoryStore::new()),
+        })
+    }
+
+    /// The secret salt of pairwise subject identifiers: `<data>/pairwise-salt` (0600),
+    /// made on first use. Every replica must read the same file, or subjects change.
+    pub fn pairwise_salt(&self) -> Result<Vec<u8>, ConfigError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = self.path.join(PAIRWISE_SALT_FILE);
+        let io = |e: std::io::Error| ConfigError(format!("{}: {e}", file.display()));
+        match std::fs::read(&file) {
+            Ok(salt) if salt.len() >= 32 => return Ok(salt),
+            Ok(_) => return Err(ConfigError(format!("{}: shorter than 32 bytes", file.display()))),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+            Err(_) => {}
+        }
+        let salt = idp::provider::random_token().map_err(|e| ConfigError(e.to_string()))?.into_bytes();
+        match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&file) {
+            Ok(mut f) => std::io::Write::write_all(&mut f, &salt).and_then(|()| f.sync_all()).map_err(io)?,
+            // Another process made it first: use theirs.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return self.pairwise_salt(),
+            Err(e) => return Err(io(e)),
+        }
+        Ok(salt)
     }
 
     /// The policies: the configured directory or the shipped ones.

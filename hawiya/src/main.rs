@@ -1,11 +1,12 @@
 //! `hawiya`: the one binary of Hawiya — the command line of operators and registration
-//! officers, and the server that wires the CA's (and later the IdP's) endpoints into one
-//! axum app.
+//! officers, and the server that wires the CA's and the OpenID Connect provider's endpoints
+//! into one axum app.
 //!
 //! Errors end the command with one line on stderr and a non-zero exit code.
 
 mod ca_cmd;
 mod config;
+mod idp_cmd;
 mod server;
 
 use std::net::SocketAddr;
@@ -46,6 +47,15 @@ enum Command {
     /// The certificate authority.
     #[command(subcommand)]
     Ca(ca_cmd::CaCommand),
+    /// Citizens (registration officers).
+    #[command(subcommand)]
+    Citizen(idp_cmd::CitizenCommand),
+    /// Relying parties (e-services).
+    #[command(subcommand)]
+    Client(idp_cmd::ClientCommand),
+    /// The provider's signing keys.
+    #[command(subcommand)]
+    Keys(idp_cmd::KeysCommand),
     /// Policy files.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -82,6 +92,9 @@ fn main() -> ExitCode {
             Command::Demo { data, listen } => server::demo(&data, listen).await,
             Command::Serve { data, listen } => server::serve(&data, listen).await,
             Command::Ca(command) => ca_cmd::run(command).await,
+            Command::Citizen(command) => idp_cmd::citizen(command).await,
+            Command::Client(command) => idp_cmd::client(command).await,
+            Command::Keys(command) => idp_cmd::keys(command).await,
             Command::Policy(PolicyCommand::Check { dir }) => policy_check(dir),
         }
     });

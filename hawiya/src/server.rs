@@ -11,17 +11,19 @@ use axum::routing::get;
 use ca::Authority;
 use ca::http::CaState;
 use ca::ocsp::OcspResponder;
+use idp::provider::Provider;
 
 use crate::CommandResult;
 use crate::config::{CeremonyFile, DataDir};
 
 /// The whole application: every crate's router, merged, with the headers every response
 /// carries. Shared by `main` and the tests.
-pub fn app(ca: Arc<CaState>) -> Router {
-    let index = index_text(&ca.authority);
+pub fn app(ca: Arc<CaState>, idp: Arc<Provider>) -> Router {
+    let index = index_text(&ca.authority, &idp);
     Router::new()
         .route("/", get(move || async move { index }))
         .merge(ca::http::router(ca))
+        .merge(idp::http::router(idp))
         .layer(axum::middleware::map_response(|mut response: axum::response::Response| async move {
             let headers = response.headers_mut();
             headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
@@ -30,7 +32,7 @@ pub fn app(ca: Arc<CaState>) -> Router {
         }))
 }
 
-fn index_text(authority: &Authority) -> String {
+fn index_text(authority: &Authority, idp: &Provider) -> String {
     let base = &authority.ceremony().base_url;
     let mut text = format!("Hawiya national PKI ({})\n\nCA certificates:\n", authority.ceremony().country);
     for name in authority.ca_names() {
@@ -41,27 +43,31 @@ fn index_text(authority: &Authority) -> String {
         text.push_str(&format!("  {base}/crl/{name}.crl\n"));
     }
     text.push_str(&format!("OCSP responder (RFC 6960, POST and GET):\n  {base}/ocsp\n"));
+    text.push_str(&format!("OpenID Connect provider:\n  {}/.well-known/openid-configuration\n", idp.issuer()));
     text
 }
 
-async fn state(data: &DataDir) -> Result<Arc<CaState>, Box<dyn std::error::Error>> {
-    let authority = Authority::load(data.store().await?, data.key_store()?, data.policies()?).await?;
+async fn state(data: &DataDir) -> Result<(Arc<CaState>, Arc<Provider>), Box<dyn std::error::Error>> {
+    let (durable, keys, policies) = (data.store().await?, data.key_store()?, data.policies()?);
+    let authority = Authority::load(durable.clone(), keys.clone(), policies.clone()).await?;
     let ocsp = OcspResponder::new(&authority)?;
-    Ok(Arc::new(CaState { authority: Arc::new(authority), ocsp }))
+    let provider = crate::idp_cmd::provider(data, &authority.ceremony().base_url, durable, keys, policies).await?;
+    Ok((Arc::new(CaState { authority: Arc::new(authority), ocsp }), Arc::new(provider)))
 }
 
 /// Serves an initialised data directory until Ctrl-C or SIGTERM.
 pub async fn serve(data: &Path, listen: SocketAddr) -> CommandResult {
     let data = DataDir::open(data)?;
-    let state = state(&data).await?;
+    let (state, provider) = state(&data).await?;
     let base = state.authority.ceremony().base_url.clone();
     if !base.contains(&listen.to_string()) {
         tracing::warn!(%base, %listen, "the certificates point at a base URL this server does not listen on (fine behind a proxy)");
     }
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     println!("Hawiya is serving on http://{listen}\n");
-    println!("{}", index_text(&state.authority));
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown()).await?;
+    println!("{}", index_text(&state.authority, &provider));
+    let app = app(state, provider).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
     Ok(())
 }
 

@@ -1,0 +1,290 @@
+//! `hawiya citizen …`, `hawiya client …` and `hawiya keys …`: registering citizens and
+//! relying parties, and rotating the provider's signing keys.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use hsm_shim::KeyStore;
+use idp::citizens::{Names, Profile};
+use idp::clients::{AuthMethod, Client, Registration};
+use idp::credentials::{Password, TotpSecret};
+use idp::keys::SigningKeys;
+use idp::provider::Provider;
+use idp::{Settings, keys};
+use store::{CitizenRecord, ClientRecord, DurableStore};
+
+use crate::CommandResult;
+use crate::config::DataDir;
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// Builds the provider of a data directory (shared by `serve` and the commands here).
+pub async fn provider(
+    data: &DataDir,
+    issuer: &str,
+    durable: Arc<dyn DurableStore>,
+    keys: Arc<dyn KeyStore>,
+    policies: Arc<policies::Policies>,
+) -> Result<Provider, Box<dyn std::error::Error>> {
+    let settings = Settings::new(issuer, data.pairwise_salt()?);
+    // A replaced key stays published as long as an id_token it signed may be presented,
+    // plus a margin for clocks.
+    let retention = settings.id_token_ttl + Duration::from_secs(300);
+    let signing = SigningKeys::open(keys, durable.clone(), retention, now()).await?;
+    Ok(Provider::new(settings, policies, durable, data.ephemeral().await?, signing)?)
+}
+
+#[derive(Args)]
+pub struct DataArg {
+    /// The data directory.
+    #[arg(long)]
+    data: PathBuf,
+}
+
+#[derive(Subcommand)]
+pub enum CitizenCommand {
+    /// Registers a citizen; the password is read from standard input (one line), never
+    /// from the command line.
+    Add {
+        #[command(flatten)]
+        data: DataArg,
+        /// The national identity number.
+        #[arg(long)]
+        national_id: String,
+        /// Given name in Arabic script.
+        #[arg(long)]
+        given_name_ar: String,
+        /// Family name in Arabic script.
+        #[arg(long)]
+        family_name_ar: String,
+        /// Given name in Latin script.
+        #[arg(long)]
+        given_name_en: String,
+        /// Family name in Latin script.
+        #[arg(long)]
+        family_name_en: String,
+        /// Birthdate, YYYY-MM-DD.
+        #[arg(long)]
+        birthdate: Option<String>,
+        /// E-mail address.
+        #[arg(long)]
+        email: Option<String>,
+        /// Phone number, E.164 (+962…).
+        #[arg(long)]
+        phone: Option<String>,
+    },
+    /// Enrols a one-time-code authenticator: prints the otpauth URI to scan.
+    TotpEnroll {
+        #[command(flatten)]
+        data: DataArg,
+        /// The national identity number.
+        #[arg(long)]
+        national_id: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ClientCommand {
+    /// Registers a relying party; a secret, if its method uses one, is printed once.
+    Add {
+        #[command(flatten)]
+        data: DataArg,
+        /// The client id (the name of its service policy file, if it has one).
+        #[arg(long)]
+        id: String,
+        /// A redirect URI (repeat for more); matched exactly.
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        /// Where citizens may be sent after logout (repeat for more).
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
+        /// Its back-channel logout endpoint.
+        #[arg(long)]
+        backchannel_logout_uri: Option<String>,
+        /// private_key_jwt, client_secret_basic, client_secret_post or none (public, PKCE).
+        #[arg(long, default_value = "private_key_jwt")]
+        auth_method: String,
+        /// A file holding its public JWK Set (for private_key_jwt).
+        #[arg(long)]
+        jwks: Option<PathBuf>,
+        /// The id_token signing algorithm: RS256, PS256, ES256 or EdDSA.
+        #[arg(long, default_value = "RS256")]
+        id_token_alg: String,
+    },
+    /// Lists the relying parties.
+    List {
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Removes a relying party with its consents and refresh tokens.
+    Remove {
+        #[command(flatten)]
+        data: DataArg,
+        /// The client id.
+        #[arg(long)]
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Makes new signing keys: published at once, signing after the delay; the old keys
+    /// sign until then and stay published until what they signed has expired.
+    Rotate {
+        #[command(flatten)]
+        data: DataArg,
+        /// Which keys (only idp-signing so far).
+        #[arg(long)]
+        purpose: String,
+        /// Seconds between publishing the new keys and signing with them (at least as long
+        /// as relying parties cache the JWKS).
+        #[arg(long, default_value_t = 120)]
+        publish_delay: u64,
+    },
+}
+
+async fn open(data: &Path) -> Result<(DataDir, Arc<dyn DurableStore>, Arc<policies::Policies>), Box<dyn std::error::Error>> {
+    let dir = DataDir::open(data)?;
+    let (durable, policies) = (dir.store().await?, dir.policies()?);
+    Ok((dir, durable, policies))
+}
+
+fn read_password() -> Result<Password, Box<dyn std::error::Error>> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+    let line = line.trim_end_matches(['\n', '\r']).to_owned();
+    if line.is_empty() {
+        return Err("no password on standard input".into());
+    }
+    Ok(Password::new(line)?)
+}
+
+pub async fn citizen(command: CitizenCommand) -> CommandResult {
+    match command {
+        CitizenCommand::Add { data, national_id, given_name_ar, family_name_ar, given_name_en, family_name_en, birthdate, email, phone } => {
+            if !(5..=20).contains(&national_id.len()) || !national_id.bytes().all(|b| b.is_ascii_digit()) {
+                return Err("--national-id: 5 to 20 digits".into());
+            }
+            if let Some(b) = &birthdate {
+                let ok = b.len() == 10 && b.bytes().enumerate().all(|(i, c)| if i == 4 || i == 7 { c == b'-' } else { c.is_ascii_digit() });
+                if !ok {
+                    return Err("--birthdate: YYYY-MM-DD".into());
+                }
+            }
+            let password = read_password()?;
+            let (_, durable, _) = open(&data.data).await?;
+            let hash = idp::credentials::PasswordHasher::new()?.hash(&password)?;
+            let profile = Profile {
+                given_name: Names { ar: given_name_ar, en: given_name_en },
+                family_name: Names { ar: family_name_ar, en: family_name_en },
+                birthdate,
+                email,
+                phone_number: phone,
+                address: None,
+            };
+            let id = idp::provider::random_token()?[..22].to_owned();
+            durable
+                .insert_citizen(&CitizenRecord { id, national_id: national_id.clone(), profile: profile.to_json(), password_hash: hash, totp_secret: None, created_at: now() })
+                .await?;
+            println!("Registered citizen {national_id}.");
+            Ok(())
+        }
+        CitizenCommand::TotpEnroll { data, national_id } => {
+            let (_, durable, _) = open(&data.data).await?;
+            let secret = TotpSecret::generate()?;
+            durable.set_totp(&national_id, Some(&hex::encode(secret.expose()))).await?;
+            println!("{}", secret.otpauth_uri("Hawiya", &national_id));
+            Ok(())
+        }
+    }
+}
+
+pub async fn client(command: ClientCommand) -> CommandResult {
+    match command {
+        ClientCommand::Add { data, id, redirect_uris, post_logout_redirect_uris, backchannel_logout_uri, auth_method, jwks, id_token_alg } => {
+            let method = match auth_method.as_str() {
+                "private_key_jwt" => AuthMethod::PrivateKeyJwt,
+                "client_secret_basic" => AuthMethod::ClientSecretBasic,
+                "client_secret_post" => AuthMethod::ClientSecretPost,
+                "none" => AuthMethod::None,
+                other => return Err(format!("--auth-method: unknown method {other:?}").into()),
+            };
+            let jwks = match &jwks {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path).map_err(|e| format!("--jwks {}: {e}", path.display()))?;
+                    Some(serde_json::from_str(&text).map_err(|e| format!("--jwks {}: {e}", path.display()))?)
+                }
+                None => None,
+            };
+            let secret = match method {
+                AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost => Some(idp::clients::new_secret()?),
+                _ => None,
+            };
+            let registration = Registration {
+                redirect_uris,
+                post_logout_redirect_uris,
+                backchannel_logout_uri,
+                token_endpoint_auth_method: method,
+                client_secret_sha256: secret.as_ref().map(|(_, hash)| hash.clone()),
+                jwks,
+                id_token_signed_response_alg: id_token_alg,
+                name: None,
+            };
+            let (_, durable, policies) = open(&data.data).await?;
+            // Checked before anything is stored.
+            let client = Client::new(&id, registration.clone(), &policies)?;
+            let document = serde_json::to_string(&registration)?;
+            durable.insert_client(&ClientRecord { client_id: id.clone(), registration: document, created_at: now() }).await?;
+            println!("Registered client {id} ({}, minimum level {}).", method.as_str(), client.min_level());
+            if let Some((secret, _)) = secret {
+                println!("client_secret: {secret}");
+                println!("(shown once: Hawiya keeps only its hash)");
+            }
+            Ok(())
+        }
+        ClientCommand::List { data } => {
+            let (_, durable, policies) = open(&data.data).await?;
+            for record in durable.clients().await? {
+                match Client::from_record(&record, &policies) {
+                    Ok(c) => println!(
+                        "{}\t{}\tlevel {}\t{}",
+                        c.id,
+                        c.registration.token_endpoint_auth_method.as_str(),
+                        c.min_level(),
+                        c.registration.redirect_uris.join(" ")
+                    ),
+                    Err(e) => println!("{}\tunusable: {e}", record.client_id),
+                }
+            }
+            Ok(())
+        }
+        ClientCommand::Remove { data, id } => {
+            let (_, durable, _) = open(&data.data).await?;
+            if !durable.remove_client(&id).await? {
+                return Err(format!("no client {id:?}").into());
+            }
+            println!("Removed client {id} with its consents and refresh tokens.");
+            Ok(())
+        }
+    }
+}
+
+pub async fn keys(command: KeysCommand) -> CommandResult {
+    match command {
+        KeysCommand::Rotate { data, purpose, publish_delay } => {
+            if purpose != keys::PURPOSE {
+                return Err(format!("--purpose: only {} keys can be rotated", keys::PURPOSE).into());
+            }
+            let (dir, durable, _) = open(&data.data).await?;
+            let signing = SigningKeys::open(dir.key_store()?, durable, Duration::ZERO, now()).await?;
+            let kids = signing.rotate(now(), Duration::from_secs(publish_delay)).await?;
+            println!("New {purpose} keys, published now, signing in {publish_delay} s: {}", kids.join(" "));
+            Ok(())
+        }
+    }
+}
