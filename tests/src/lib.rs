@@ -184,7 +184,7 @@ impl Deployment {
         cmd.current_dir(self.dir.path()).envs(self.env.iter().map(|(k, v)| (k, v)));
         let words = args.iter().take_while(|a| !a.starts_with("--")).count();
         cmd.args(&args[..words]);
-        if matches!(args.first(), Some(&"ca") | Some(&"serve")) {
+        if matches!(args.first(), Some(&"ca" | &"serve" | &"citizen" | &"client" | &"keys")) {
             cmd.arg("--data").arg(&self.data);
         }
         cmd.args(&args[words..]);
@@ -194,6 +194,16 @@ impl Deployment {
     /// Runs `hawiya` and returns its stdout; fails the test if it fails.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = run(&mut self.command(args));
+        assert!(out.status.success(), "hawiya {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs `hawiya` with `input` on standard input, expects success, and returns stdout.
+    pub fn ok_with_input(&self, args: &[&str], input: &str) -> String {
+        use std::io::Write;
+        let mut child = self.command(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn hawiya");
+        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+        let out = child.wait_with_output().expect("wait");
         assert!(out.status.success(), "hawiya {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }

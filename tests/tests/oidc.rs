@@ -1,0 +1,545 @@
+//! The OpenID Connect provider end to end: the real `hawiya serve` over HTTP, driven like a
+//! browser and a relying party would. Tests are named after the OpenID Foundation's
+//! certification modules (`../shared/oidc-conformance.md`) they cover.
+// Test code: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use hawiya_e2e::{Db, Deployment, HOST, Keys};
+use hsm_shim::jose::{UnverifiedJws, public_key_from_jwk};
+use serde_json::{Value, json};
+
+const CITIZEN: &str = "9861234567";
+const PASSWORD: &str = "correct horse battery 2026";
+const CB: &str = "https://rp.example.jo/cb";
+const BYE: &str = "https://rp.example.jo/bye";
+
+/// A running provider with one citizen and three relying parties: `civil-status`
+/// (client_secret_basic, level low), `post-rp` (client_secret_post) and `jwt-rp`
+/// (private_key_jwt, ES256 id_tokens).
+struct Provider {
+    d: Deployment,
+    issuer: String,
+    secrets: HashMap<&'static str, String>,
+    rp_key: aws_lc_rs::signature::EcdsaKeyPair,
+}
+
+fn secret_of(out: &str) -> String {
+    out.lines().find_map(|l| l.strip_prefix("client_secret: ")).expect("secret printed").to_owned()
+}
+
+impl Provider {
+    fn start() -> Self {
+        let mut d = Deployment::new(Keys::Soft, Db::Sqlite);
+        d.ok_with_input(
+            &["citizen", "add", "--national-id", CITIZEN, "--given-name-ar", "ليلى", "--family-name-ar", "حداد", "--given-name-en", "Layla",
+              "--family-name-en", "Haddad", "--birthdate", "1990-04-01", "--email", "layla@example.jo", "--phone", "+962790000001"],
+            &format!("{PASSWORD}\n"),
+        );
+        let mut secrets = HashMap::new();
+        let out = d.ok(&["client", "add", "--id", "civil-status", "--redirect-uri", CB, "--post-logout-redirect-uri", BYE, "--auth-method", "client_secret_basic"]);
+        secrets.insert("civil-status", secret_of(&out));
+        let out = d.ok(&["client", "add", "--id", "post-rp", "--redirect-uri", "https://post.example.jo/cb", "--auth-method", "client_secret_post"]);
+        secrets.insert("post-rp", secret_of(&out));
+        let rp_key = aws_lc_rs::signature::EcdsaKeyPair::generate(&aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING).expect("key");
+        let public = {
+            use aws_lc_rs::signature::KeyPair;
+            hsm_shim::PublicKey::from_parts(hsm_shim::KeySpec::EcP256, rp_key.public_key().as_ref()).expect("public")
+        };
+        let jwk = hsm_shim::jose::jwk(&public, "rp-1", hsm_shim::SignatureAlgorithm::Es256).expect("jwk");
+        std::fs::write(d.path("rp-jwks.json"), json!({"keys": [jwk]}).to_string()).expect("jwks");
+        d.ok(&["client", "add", "--id", "jwt-rp", "--redirect-uri", "https://jwt.example.jo/cb", "--auth-method", "private_key_jwt",
+               "--jwks", d.path("rp-jwks.json").to_str().expect("utf-8"), "--id-token-alg", "ES256"]);
+        d.serve();
+        let issuer = d.base.clone();
+        Provider { d, issuer, secrets, rp_key }
+    }
+
+    fn http(&self) -> reqwest::Client {
+        let addr: SocketAddr = format!("127.0.0.1:{}", self.d.port).parse().expect("addr");
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).resolve(HOST, addr).build().expect("client")
+    }
+
+    fn browser(&self) -> Browser {
+        Browser { http: self.http(), cookies: HashMap::new(), issuer: self.issuer.clone() }
+    }
+
+    fn authorize_url(&self, client_id: &str, redirect_uri: &str, extra: &[(&str, &str)]) -> String {
+        let mut url = url::Url::parse(&format!("{}/authorize", self.issuer)).expect("url");
+        url.query_pairs_mut()
+            .append_pair("client_id", client_id)
+            .append_pair("redirect_uri", redirect_uri)
+            .append_pair("response_type", "code")
+            .append_pair("scope", "openid profile email phone")
+            .append_pair("state", "st-1")
+            .append_pair("nonce", "n-1");
+        for (k, v) in extra {
+            url.query_pairs_mut().append_pair(k, v);
+        }
+        url.into()
+    }
+
+    /// Posts to the token endpoint as `civil-status` (Basic).
+    async fn token(&self, form: &[(&str, &str)]) -> (u16, Value) {
+        self.token_as("civil-status", &self.secrets["civil-status"], form).await
+    }
+
+    async fn token_as(&self, client: &str, secret: &str, form: &[(&str, &str)]) -> (u16, Value) {
+        let r = self.http().post(format!("{}/token", self.issuer)).basic_auth(client, Some(secret)).form(form).send().await.expect("token");
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn jwks(&self) -> Value {
+        self.http().get(format!("{}/jwks", self.issuer)).send().await.expect("jwks").json().await.expect("json")
+    }
+
+    /// Verifies an id_token against the published JWKS and returns its claims.
+    async fn verify_id_token(&self, id_token: &str) -> Value {
+        let jws = UnverifiedJws::parse(id_token).expect("a JWS");
+        let jwks = self.jwks().await;
+        let jwk = jwks["keys"].as_array().expect("keys").iter().find(|k| k["kid"].as_str() == jws.kid()).expect("kid published");
+        let (key, alg) = public_key_from_jwk(jwk).expect("jwk");
+        jws.verify(&key, alg).expect("id_token signature verifies against the JWKS");
+        serde_json::from_slice(&jws.payload).expect("claims")
+    }
+
+    /// A client assertion (RFC 7523) signed with the `jwt-rp` key.
+    fn assertion(&self, aud: &str, jti: &str) -> String {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_secs();
+        let header = B64.encode(br#"{"alg":"ES256","kid":"rp-1"}"#);
+        let claims = json!({"iss": "jwt-rp", "sub": "jwt-rp", "aud": aud, "jti": jti, "exp": now + 60, "iat": now});
+        let input = format!("{header}.{}", B64.encode(claims.to_string()));
+        let sig = self.rp_key.sign(&aws_lc_rs::rand::SystemRandom::new(), input.as_bytes()).expect("sign");
+        format!("{input}.{}", B64.encode(sig.as_ref()))
+    }
+
+    async fn code_flow(&self, browser: &mut Browser, extra: &[(&str, &str)]) -> Value {
+        let location = browser.login(&self.authorize_url("civil-status", CB, extra), CITIZEN, PASSWORD).await;
+        let code = param(&location, "code").expect("a code");
+        let (status, body) = self.token(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", CB)]).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+}
+
+struct Response {
+    status: u16,
+    location: Option<String>,
+    body: String,
+}
+
+/// A browser without JavaScript: keeps cookies, follows nothing on its own.
+struct Browser {
+    http: reqwest::Client,
+    cookies: HashMap<String, String>,
+    issuer: String,
+}
+
+impl Browser {
+    fn absolute(&self, url: &str) -> String {
+        if url.starts_with('/') { format!("{}{url}", self.issuer) } else { url.to_owned() }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    async fn send(&mut self, request: reqwest::RequestBuilder) -> Response {
+        let r = request.header("cookie", self.cookie_header()).send().await.expect("request");
+        for c in r.headers().get_all("set-cookie") {
+            let c = c.to_str().expect("ascii");
+            assert!(c.contains("Secure") && c.contains("HttpOnly") && c.contains("SameSite=Lax") && c.contains("Path=/"), "cookie flags: {c}");
+            let (name, value) = c.split(';').next().expect("pair").split_once('=').expect("name=value");
+            assert!(name.starts_with("__Host-"), "cookie without the __Host- prefix: {c}");
+            if c.contains("Max-Age=0") { self.cookies.remove(name) } else { self.cookies.insert(name.into(), value.into()) };
+        }
+        let status = r.status().as_u16();
+        let location = r.headers().get("location").map(|l| l.to_str().expect("ascii").to_owned());
+        Response { status, location, body: r.text().await.expect("body") }
+    }
+
+    async fn get(&mut self, url: &str) -> Response {
+        let req = self.http.get(self.absolute(url));
+        self.send(req).await
+    }
+
+    async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> Response {
+        let req = self.http.post(self.absolute(url)).form(form);
+        self.send(req).await
+    }
+
+    /// Follows redirects inside the provider; returns the first one that leaves it.
+    async fn follow(&mut self, mut r: Response) -> (Response, Option<String>) {
+        while let Some(l) = r.location.clone() {
+            if !(l.starts_with('/') || l.starts_with(&self.issuer)) {
+                return (r, Some(l));
+            }
+            r = self.get(&l).await;
+        }
+        (r, None)
+    }
+
+    /// Runs an authorization request through the login (and consent) pages; returns where
+    /// the provider finally sends the browser.
+    async fn login(&mut self, authorize: &str, national_id: &str, password: &str) -> String {
+        let r = self.get(authorize).await;
+        let (page, out) = self.follow(r).await;
+        if let Some(out) = out {
+            return out;
+        }
+        assert_eq!(page.status, 200, "{}", page.body);
+        let r = self.submit_login(&page.body, national_id, password, None).await;
+        self.through_consent(r).await
+    }
+
+    async fn submit_login(&mut self, page: &str, national_id: &str, password: &str, code: Option<&str>) -> Response {
+        let (tx, csrf) = (hidden(page, "tx"), hidden(page, "csrf"));
+        let mut form = vec![("tx", tx.as_str()), ("csrf", csrf.as_str()), ("national_id", national_id), ("password", password)];
+        if let Some(c) = code {
+            form.push(("code", c));
+        }
+        self.post("/login", &form).await
+    }
+
+    async fn through_consent(&mut self, r: Response) -> String {
+        let (page, out) = self.follow(r).await;
+        if let Some(out) = out {
+            return out;
+        }
+        assert!(page.body.contains(r#"action="/consent""#), "expected the consent page: {} {}", page.status, page.body);
+        let (tx, csrf) = (hidden(&page.body, "tx"), hidden(&page.body, "csrf"));
+        let r = self.post("/consent", &[("tx", &tx), ("csrf", &csrf), ("decision", "allow")]).await;
+        let (_, out) = self.follow(r).await;
+        out.expect("consent leads back to the client")
+    }
+}
+
+fn hidden(html: &str, name: &str) -> String {
+    let marker = format!(r#"name="{name}" value=""#);
+    let start = html.find(&marker).unwrap_or_else(|| panic!("no hidden field {name} in {html}")) + marker.len();
+    html[start..].split('"').next().expect("value").to_owned()
+}
+
+fn param(url: &str, name: &str) -> Option<String> {
+    url::Url::parse(url).expect("url").query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+/// Sends a GET with a raw socket (for requests no HTTP client library would send) and
+/// returns the response head, or what the server said before closing.
+fn raw_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).expect("timeout");
+    // The server may answer and close before the whole request is written.
+    let _ = s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n").as_bytes());
+    let mut response = Vec::new();
+    let _ = s.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).into_owned();
+    text.split("\r\n\r\n").next().unwrap_or_default().to_owned()
+}
+
+fn sha256_b64(s: &str) -> String {
+    B64.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, s.as_bytes()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidcc_discovery_endpoint_verification() {
+    let p = Provider::start();
+    let r = p.http().get(format!("{}/.well-known/openid-configuration", p.issuer)).send().await.expect("get");
+    assert_eq!(r.status(), 200);
+    let c: Value = r.json().await.expect("json");
+    assert_eq!(c["issuer"], p.issuer.as_str(), "issuer equals the URL prefix exactly");
+    for endpoint in ["authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri", "end_session_endpoint", "revocation_endpoint", "introspection_endpoint"] {
+        assert!(c[endpoint].as_str().expect(endpoint).starts_with(&p.issuer), "{endpoint}");
+    }
+    let has = |k: &str, v: &str| c[k].as_array().expect(k).iter().any(|x| x == v);
+    assert!(has("response_types_supported", "code") && has("subject_types_supported", "pairwise"));
+    assert!(has("id_token_signing_alg_values_supported", "RS256"));
+    assert!(has("code_challenge_methods_supported", "S256") && !has("code_challenge_methods_supported", "plain"));
+    assert!(has("token_endpoint_auth_methods_supported", "private_key_jwt"));
+    assert!(has("acr_values_supported", "http://eidas.europa.eu/LoA/substantial"));
+    assert!(has("scopes_supported", "openid") && has("claims_supported", "sub"));
+    // oidcc-backchannel-logout-discovery-endpoint-verification
+    assert_eq!((c["backchannel_logout_supported"].as_bool(), c["backchannel_logout_session_supported"].as_bool()), (Some(true), Some(true)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidcc_server_idtoken_signature_and_userinfo() {
+    let p = Provider::start();
+    let mut b = p.browser();
+    let tokens = p.code_flow(&mut b, &[]).await;
+    // oidcc-idtoken-signature, oidcc-idtoken-unsigned: signed, verifiable, never alg none.
+    let id_token = tokens["id_token"].as_str().expect("id_token");
+    assert!(!id_token.ends_with('.'), "an unsigned id_token");
+    let claims = p.verify_id_token(id_token).await;
+    assert_eq!((claims["iss"].as_str(), claims["aud"].as_str(), claims["nonce"].as_str()), (Some(p.issuer.as_str()), Some("civil-status"), Some("n-1")));
+    assert_eq!(claims["acr"], "low");
+    assert_eq!(claims["amr"], json!(["pwd"]));
+    for c in ["auth_time", "sid", "exp", "iat", "at_hash", "sub"] {
+        assert!(claims.get(c).is_some(), "id_token without {c}: {claims}");
+    }
+    assert_eq!(tokens["token_type"], "Bearer");
+    let access = tokens["access_token"].as_str().expect("access token");
+    let url = format!("{}/userinfo", p.issuer);
+    // oidcc-userinfo-get
+    let info: Value = p.http().get(&url).bearer_auth(access).send().await.expect("get").json().await.expect("json");
+    assert_eq!(info["sub"], claims["sub"], "userinfo and id_token name the same subject");
+    assert_eq!(info["name"], "ليلى حداد", "Arabic by default");
+    assert_eq!(info["birthdate"], "1990-04-01");
+    assert!(info.get("email").is_none(), "civil-status's policy does not release e-mail: {info}");
+    assert!(info.get("national_id").is_none(), "{info}");
+    // oidcc-userinfo-post-header
+    let r = p.http().post(&url).bearer_auth(access).send().await.expect("post");
+    assert_eq!(r.status(), 200);
+    // oidcc-userinfo-post-body
+    let r = p.http().post(&url).form(&[("access_token", access)]).send().await.expect("post");
+    assert_eq!(r.status(), 200);
+    let r = p.http().get(&url).bearer_auth("not-a-token").send().await.expect("get");
+    assert_eq!(r.status(), 401);
+    assert!(r.headers()["www-authenticate"].to_str().expect("ascii").contains("invalid_token"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidcc_claims_locales_and_prompt_none() {
+    let p = Provider::start();
+    let mut b = p.browser();
+    // oidcc-prompt-none-not-logged-in: back to the client, no page.
+    let r = b.get(&p.authorize_url("civil-status", CB, &[("prompt", "none")])).await;
+    let l = r.location.expect("redirect");
+    assert!(l.starts_with(CB), "{l}");
+    assert_eq!((param(&l, "error").as_deref(), param(&l, "state").as_deref()), (Some("login_required"), Some("st-1")));
+    // oidcc-claims-locales, oidcc-ui-locales
+    let r = b.get(&p.authorize_url("civil-status", CB, &[("ui_locales", "en")])).await;
+    let (page, _) = b.follow(r).await;
+    assert!(page.body.contains(r#"<html lang="en" dir="ltr">"#) && page.body.contains("Civil-status") || page.body.contains("civil-status"), "{}", page.body);
+    let tokens = p.code_flow(&mut b, &[("claims_locales", "en ar")]).await;
+    let info: Value = p.http().get(format!("{}/userinfo", p.issuer)).bearer_auth(tokens["access_token"].as_str().expect("at")).send().await.expect("get").json().await.expect("json");
+    assert_eq!((info["name"].as_str(), info["name#ar"].as_str(), info["name#en"].as_str()), (Some("Layla Haddad"), Some("ليلى حداد"), Some("Layla Haddad")));
+    // oidcc-prompt-none-logged-in: a code without any page.
+    let r = b.get(&p.authorize_url("civil-status", CB, &[("prompt", "none")])).await;
+    let l = r.location.expect("redirect");
+    assert!(param(&l, "code").is_some(), "{l}");
+    // oidcc-prompt-login: a new login even with a session.
+    let r = b.get(&p.authorize_url("civil-status", CB, &[("prompt", "login")])).await;
+    assert!(r.location.expect("redirect").starts_with("/login"));
+    // oidcc-max-age-1: an authentication older than max_age means logging in again.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let r = b.get(&p.authorize_url("civil-status", CB, &[("max_age", "1")])).await;
+    assert!(r.location.expect("redirect").starts_with("/login"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidcc_response_type_missing_and_registered_redirect_uri() {
+    let p = Provider::start();
+    let mut b = p.browser();
+    let url = p.authorize_url("civil-status", CB, &[]).replace("response_type=code&", "");
+    let r = b.get(&url).await;
+    let l = r.location.expect("redirect to the client");
+    assert!(l.starts_with(CB));
+    assert_eq!(param(&l, "error").as_deref(), Some("invalid_request"));
+    // oidcc-ensure-registered-redirect-uri: a page, never a redirect there.
+    let r = b.get(&p.authorize_url("civil-status", "https://evil.example/cb", &[])).await;
+    assert_eq!((r.status, r.location), (400, None));
+    let r = b.get(&p.authorize_url("civil-status", &format!("{CB}?x=1"), &[])).await;
+    assert_eq!((r.status, r.location), (400, None), "only exact matches");
+    let r = b.get(&p.authorize_url("nobody", CB, &[])).await;
+    assert_eq!((r.status, r.location), (400, None));
+    // oidcc-request-uri-unsigned-supported-correctly-or-rejected-as-unsupported
+    let r = b.get(&p.authorize_url("civil-status", CB, &[("request_uri", "https://rp.example.jo/req")])).await;
+    assert_eq!(param(&r.location.expect("redirect"), "error").as_deref(), Some("request_uri_not_supported"));
+    // oidcc-unsigned-request-object-supported-correctly-or-rejected-as-unsupported
+    let r = b.get(&p.authorize_url("civil-status", CB, &[("request", "eyJhbGciOiJub25lIn0.e30.")])).await;
+    assert_eq!(param(&r.location.expect("redirect"), "error").as_deref(), Some("request_not_supported"));
+    // PKCE plain is refused.
+    let r = b.get(&p.authorize_url("civil-status", CB, &[("code_challenge", "abc"), ("code_challenge_method", "plain")])).await;
+    assert_eq!(param(&r.location.expect("redirect"), "error").as_deref(), Some("invalid_request"));
+    // Duplicated parameters and a huge query: a request the provider cannot read is shown
+    // as an error page, never redirected anywhere.
+    let r = b.get(&format!("{}&state=again", p.authorize_url("civil-status", CB, &[]))).await;
+    assert_eq!((r.status, r.location), (400, None));
+    assert!(r.body.contains("parameter state is repeated"), "{}", r.body);
+    let r = b.get(&p.authorize_url("civil-status", CB, &[]).replace("scope=openid+profile+email+phone", "")).await;
+    assert_eq!(param(&r.location.expect("redirect"), "error_description").as_deref(), Some("missing parameter scope"));
+    // A 1 MB query (too long for most clients to even send): refused, never redirected.
+    let path = format!("/authorize?client_id=civil-status&redirect_uri={}&x={}", url::form_urlencoded::byte_serialize(CB.as_bytes()).collect::<String>(), "a".repeat(1 << 20));
+    let head = raw_get(p.d.port, &path);
+    assert!(head.starts_with("HTTP/1.1 4"), "{}", &head[..head.len().min(200)]);
+    assert!(!head.to_ascii_lowercase().contains("location:"), "{}", &head[..head.len().min(200)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidcc_codereuse_and_refresh_token() {
+    let p = Provider::start();
+    let mut b = p.browser();
+    let location = b.login(&p.authorize_url("civil-status", CB, &[]), CITIZEN, PASSWORD).await;
+    let code = param(&location, "code").expect("code");
+    assert_eq!(param(&location, "iss").as_deref(), Some(p.issuer.as_str()), "RFC 9207 iss");
+    let form = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", CB)];
+    // Wrong secret first: refused, and the code survives.
+    let (status, body) = p.token_as("civil-status", "wrong", &form).await;
+    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
+    let (status, first) = p.token(&form).await;
+    assert_eq!(status, 200, "{first}");
+    // oidcc-codereuse: the second use fails and revokes what the first issued.
+    let (status, body) = p.token(&form).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    let r = p.http().get(format!("{}/userinfo", p.issuer)).bearer_auth(first["access_token"].as_str().expect("at")).send().await.expect("get");
+    assert_eq!(r.status(), 401, "the access token of a reused code is revoked");
+    let (status, body) = p.token(&[("grant_type", "refresh_token"), ("refresh_token", first["refresh_token"].as_str().expect("rt"))]).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "the refresh token of a reused code is revoked");
+
+    // oidcc-refresh-token: rotation, client binding, reuse detection.
+    let tokens = p.code_flow(&mut b, &[]).await;
+    let rt1 = tokens["refresh_token"].as_str().expect("rt").to_owned();
+    let (status, body) = p.token_as("post-rp", &p.secrets["post-rp"], &[("grant_type", "refresh_token"), ("refresh_token", &rt1)]).await;
+    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")), "post-rp must use client_secret_post");
+    let r = p.http().post(format!("{}/token", p.issuer))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", rt1.as_str()), ("client_id", "post-rp"), ("client_secret", &p.secrets["post-rp"])])
+        .send().await.expect("post");
+    assert_eq!(r.status(), 400, "another client's refresh token is invalid_grant");
+    let (status, second) = p.token(&[("grant_type", "refresh_token"), ("refresh_token", &rt1)]).await;
+    assert_eq!(status, 200, "{second}");
+    let rt2 = second["refresh_token"].as_str().expect("rotated");
+    assert_ne!(rt1, rt2);
+    let refreshed = p.verify_id_token(second["id_token"].as_str().expect("id_token")).await;
+    assert!(refreshed.get("nonce").is_none(), "no nonce in a refreshed id_token");
+    let (status, _) = p.token(&[("grant_type", "refresh_token"), ("refresh_token", &rt1)]).await;
+    assert_eq!(status, 400, "a used refresh token is refused");
+    let (status, _) = p.token(&[("grant_type", "refresh_token"), ("refresh_token", rt2)]).await;
+    assert_eq!(status, 400, "reuse revoked the whole family");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidcc_ensure_request_with_valid_pkce_succeeds() {
+    let p = Provider::start();
+    let mut b = p.browser();
+    let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    let challenge = sha256_b64(verifier);
+    let extra = [("code_challenge", challenge.as_str()), ("code_challenge_method", "S256")];
+    let location = b.login(&p.authorize_url("civil-status", CB, &extra), CITIZEN, PASSWORD).await;
+    let code = param(&location, "code").expect("code");
+    let bad = "x".repeat(43);
+    let (status, body) = p.token(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", CB), ("code_verifier", &bad)]).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    // A failed exchange spent the code (single use).
+    let (status, _) = p.token(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", CB), ("code_verifier", verifier)]).await;
+    assert_eq!(status, 400);
+    let r = b.get(&p.authorize_url("civil-status", CB, &extra)).await;
+    let code = param(&r.location.expect("silent: the session exists and consent is remembered"), "code").expect("code");
+    let (status, body) = p.token(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", CB), ("code_verifier", verifier)]).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidcc_ensure_client_assertion_with_iss_aud_succeeds() {
+    let p = Provider::start();
+    let mut b = p.browser();
+    let token_endpoint = format!("{}/token", p.issuer);
+    for (i, aud) in [p.issuer.clone(), token_endpoint.clone()].into_iter().enumerate() {
+        let location = b.login(&p.authorize_url("jwt-rp", "https://jwt.example.jo/cb", &[]), CITIZEN, PASSWORD).await;
+        let code = param(&location, "code").expect("code");
+        let assertion = p.assertion(&aud, &format!("jti-{i}"));
+        let form = [
+            ("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", "https://jwt.example.jo/cb"),
+            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"), ("client_assertion", assertion.as_str()),
+        ];
+        let r = p.http().post(&token_endpoint).form(&form).send().await.expect("post");
+        assert_eq!(r.status(), 200, "aud = {aud}");
+        let body: Value = r.json().await.expect("json");
+        let id_token = body["id_token"].as_str().expect("id_token");
+        assert_eq!(UnverifiedJws::parse(id_token).expect("jws").algorithm, hsm_shim::SignatureAlgorithm::Es256, "the client's registered algorithm");
+        p.verify_id_token(id_token).await;
+        // The same assertion again: a replay.
+        let refresh = body["refresh_token"].as_str().expect("rt");
+        let form = [
+            ("grant_type", "refresh_token"), ("refresh_token", refresh),
+            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"), ("client_assertion", assertion.as_str()),
+        ];
+        let r = p.http().post(&token_endpoint).form(&form).send().await.expect("post");
+        assert_eq!(r.status(), 401, "a replayed client assertion");
+        let e: Value = r.json().await.expect("json");
+        assert_eq!(e["error"], "invalid_client");
+    }
+    // Another audience is refused.
+    let assertion = p.assertion("https://elsewhere.example", "jti-x");
+    let form = [("grant_type", "refresh_token"), ("refresh_token", "x"),
+        ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"), ("client_assertion", assertion.as_str())];
+    let r = p.http().post(&token_endpoint).form(&form).send().await.expect("post");
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidcc_rp_initiated_logout() {
+    let p = Provider::start();
+    let mut b = p.browser();
+    let tokens = p.code_flow(&mut b, &[]).await;
+    let hint = tokens["id_token"].as_str().expect("id_token");
+    let logout = |extra: &[(&str, &str)]| {
+        let mut url = url::Url::parse(&format!("{}/logout", p.issuer)).expect("url");
+        for (k, v) in extra {
+            url.query_pairs_mut().append_pair(k, v);
+        }
+        String::from(url)
+    };
+    // oidcc-rp-initiated-logout-bad-post-logout-redirect-uri, -query-added-to-post-logout-redirect-uri
+    for uri in ["https://evil.example/bye", &format!("{BYE}?x=1")] {
+        let r = b.get(&logout(&[("id_token_hint", hint), ("post_logout_redirect_uri", uri)])).await;
+        assert_eq!((r.status, r.location), (400, None), "{uri}");
+    }
+    // oidcc-rp-initiated-logout-modified-id-token-hint
+    let mut parts: Vec<String> = hint.split('.').map(str::to_owned).collect();
+    let mut claims: Value = serde_json::from_slice(&B64.decode(&parts[1]).expect("b64")).expect("json");
+    claims["sub"] = "someone-else".into();
+    parts[1] = B64.encode(claims.to_string());
+    let r = b.get(&logout(&[("id_token_hint", &parts.join(".")), ("post_logout_redirect_uri", BYE)])).await;
+    assert_eq!((r.status, r.location), (400, None));
+    // The session is still there: a silent login works.
+    let r = b.get(&p.authorize_url("civil-status", CB, &[("prompt", "none")])).await;
+    assert!(param(&r.location.expect("redirect"), "code").is_some());
+    // oidcc-rp-initiated-logout: ends the session and returns with state.
+    let r = b.get(&logout(&[("id_token_hint", hint), ("post_logout_redirect_uri", BYE), ("state", "bye-1")])).await;
+    let l = r.location.expect("redirect");
+    assert!(l.starts_with(BYE) && param(&l, "state").as_deref() == Some("bye-1"), "{l}");
+    let r = b.get(&p.authorize_url("civil-status", CB, &[("prompt", "none")])).await;
+    assert_eq!(param(&r.location.expect("redirect"), "error").as_deref(), Some("login_required"));
+    // oidcc-rp-initiated-logout-no-id-token-hint: the citizen confirms; a CSRF-less confirm is refused.
+    p.code_flow(&mut b, &[]).await;
+    let r = b.get(&logout(&[])).await;
+    assert_eq!(r.status, 200);
+    let csrf = hidden(&r.body, "csrf");
+    let r = b.post("/logout/confirm", &[("csrf", "forged")]).await;
+    assert_eq!(r.status, 403);
+    let r = b.get(&p.authorize_url("civil-status", CB, &[("prompt", "none")])).await;
+    assert!(param(&r.location.expect("redirect"), "code").is_some(), "a refused logout changes nothing");
+    let r = b.post("/logout/confirm", &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, 200);
+    let r = b.get(&p.authorize_url("civil-status", CB, &[("prompt", "none")])).await;
+    assert_eq!(param(&r.location.expect("redirect"), "error").as_deref(), Some("login_required"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_refuses_csrf_less_posts_bad_passwords_and_locks_out() {
+    let p = Provider::start();
+    let mut b = p.browser();
+    let r = b.get(&p.authorize_url("civil-status", CB, &[])).await;
+    let (page, _) = b.follow(r).await;
+    assert!(page.body.contains(r#"<html lang="ar" dir="rtl">"#), "Arabic, right to left, by default");
+    let tx = hidden(&page.body, "tx");
+    let r = b.post("/login", &[("tx", &tx), ("csrf", "forged"), ("national_id", CITIZEN), ("password", PASSWORD)]).await;
+    assert_eq!(r.status, 403, "a login form without the anti-CSRF token");
+    let r = b.submit_login(&page.body, CITIZEN, "wrong password!", None).await;
+    assert_eq!(r.status, 401);
+    assert!(r.body.contains(r#"aria-describedby="login-error""#) && r.body.contains(r#"role="alert""#), "{}", r.body);
+    let r = b.submit_login(&page.body, "0000000000", PASSWORD, None).await;
+    assert_eq!(r.status, 401, "an unknown account fails the same way");
+    for _ in 0..4 {
+        b.submit_login(&page.body, CITIZEN, "wrong password!", None).await;
+    }
+    let r = b.submit_login(&page.body, CITIZEN, PASSWORD, None).await;
+    assert_eq!(r.status, 401, "locked after five failures, even with the right password");
+    assert!(r.body.contains("١٥ دقيقة"), "the page says for how long: {}", r.body);
+}
