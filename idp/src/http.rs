@@ -388,7 +388,9 @@ async fn login_submit(State(p): State<Shared>, request: Request) -> Response {
     }
     let national_id = params.get("national_id").unwrap_or_default().trim();
     let address = address.map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into());
-    let step = p.login(&ctx.tx, national_id, params.get("password").unwrap_or_default(), params.get("code"), &address, now()).await;
+    let step = p
+        .login(&ctx.tx, national_id, params.get("password").unwrap_or_default(), params.get("code"), &address, cookie(&headers, SESSION_COOKIE), now())
+        .await;
     let lang = ctx.lang;
     match step {
         Ok(LoginStep::Done(session, next)) => {
@@ -396,6 +398,7 @@ async fn login_submit(State(p): State<Shared>, request: Request) -> Response {
             r.headers_mut().append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &session.id, None));
             r
         }
+        Ok(LoginStep::Refused(url)) => redirect(&url),
         Ok(LoginStep::NeedCode) => {
             let form = LoginForm { national_id, error: None, code_step: true };
             render_login(&p, &ctx, &t, &client, form, StatusCode::OK)
@@ -404,8 +407,7 @@ async fn login_submit(State(p): State<Shared>, request: Request) -> Response {
             let (message, code_step) = match why {
                 LoginFailure::BadCredentials => (text(lang, "error.credentials"), false),
                 LoginFailure::BadCode => (text(lang, "error.code"), t.pending_citizen.is_some()),
-                LoginFailure::Locked => (text(lang, "error.locked"), false),
-                LoginFailure::CannotReachLevel => (text(lang, "error.level"), false),
+                LoginFailure::Locked => (text(lang, "error.locked"), t.pending_citizen.is_some()),
             };
             let form = LoginForm { national_id, error: Some(message), code_step };
             render_login(&p, &ctx, &t, &client, form, StatusCode::UNAUTHORIZED)

@@ -50,10 +50,6 @@ pub fn text(lang: Lang, key: &str) -> &'static str {
             "تم إيقاف تسجيل الدخول مؤقتاً بسبب كثرة المحاولات الفاشلة. حاول بعد ١٥ دقيقة.",
             "Logging in is blocked for a while after too many failed attempts. Try again in 15 minutes.",
         ),
-        "error.level" => (
-            "لا تملك وسيلة تسجيل دخول تبلغ المستوى الذي تطلبه هذه الخدمة.",
-            "You have no way of logging in that reaches the level this service requires.",
-        ),
         "error.csrf" => ("انتهت صلاحية النموذج. ابدأ من جديد.", "This form has expired. Please start again."),
         "error.expired" => ("انتهت مهلة تسجيل الدخول. عد إلى الخدمة وابدأ من جديد.", "The login has timed out. Go back to the service and start again."),
         "logout.confirm" => ("هل تريد تسجيل الخروج من جميع الخدمات الحكومية؟", "Do you want to log out of every government service?"),

@@ -122,6 +122,10 @@ pub struct Session {
     /// Clients that received tokens in this session.
     #[serde(rename = "r", default)]
     pub clients: Vec<String>,
+    /// The `sid` claim: stable for the session's life, while the cookie that names the
+    /// session changes at every login and step-up.
+    #[serde(rename = "i")]
+    pub sid: String,
 }
 
 /// A session and the secret that names it (the cookie value).
@@ -134,9 +138,9 @@ pub struct LiveSession {
 }
 
 impl LiveSession {
-    /// The `sid` claim: derived from the cookie, never the cookie itself.
+    /// The `sid` claim (never the cookie itself).
     pub fn sid(&self) -> String {
-        B64.encode(&sha256(self.id.as_bytes())[..16])
+        self.session.sid.clone()
     }
 }
 
@@ -147,9 +151,14 @@ pub struct Transaction {
     pub request: AuthorizationRequest,
     /// The anti-CSRF token every form of this transaction carries.
     pub csrf: String,
-    /// The national id entered at the password step, while the second factor is asked.
+    /// The national id whose password is proven (at the password step, or by the session
+    /// being stepped up), while the second factor is asked.
     #[serde(default)]
     pub pending_citizen: Option<String>,
+    /// Whether the password is proven by a live session (a step-up) rather than in this
+    /// transaction: that session must still be alive when the second factor arrives.
+    #[serde(default)]
+    pub step_up: bool,
 }
 
 /// What an authorization request leads to.
@@ -183,8 +192,6 @@ pub enum LoginFailure {
     BadCode,
     /// Too many failures: try again later.
     Locked,
-    /// The citizen has no method that reaches the level the service needs.
-    CannotReachLevel,
 }
 
 /// What a login step produced.
@@ -196,6 +203,8 @@ pub enum LoginStep {
     Failed(LoginFailure),
     /// Logged in: the new session, and where the request goes next.
     Done(LiveSession, Next),
+    /// The citizen cannot reach the level: back to the client with the error.
+    Refused(String),
 }
 
 /// A code, as stored until it is exchanged.
@@ -504,7 +513,20 @@ impl Provider {
                 };
                 return Err(OAuthError::new(code, "the citizen must log in (or step up), and prompt=none forbids asking"));
             }
-            return Ok(Next::Login { tx: self.start_transaction(request, now).await? });
+            // A live session of the same citizen below the level: step up, asking only for
+            // what the stronger method adds.
+            let step_up = match &session {
+                Some(s) if !request.prompt.login && !request.max_age.is_some_and(|m| now - s.session.auth_time > m) => {
+                    self.durable.citizen_by_id(&s.session.citizen_id).await?.map(|c| c.national_id)
+                }
+                _ => None,
+            };
+            let other_subject = match (&session, &request.hint_sub) {
+                (Some(s), Some(h)) => *h != self.subject(client, &s.session.citizen_id),
+                _ => false,
+            };
+            let pending = if other_subject { None } else { step_up };
+            return Ok(Next::Login { tx: self.start_transaction_for(request, pending).await? });
         }
         let Some(session) = session else { return Err(OAuthError::server("session vanished")) };
         self.after_login(client, request, session, now).await
@@ -519,7 +541,7 @@ impl Provider {
                 }
                 // Asked once: a prompt=consent is answered by the page it leads to.
                 request.prompt.login = false;
-                return Ok(Next::Consent { tx: self.start_transaction(request, now).await? });
+                return Ok(Next::Consent { tx: self.start_transaction_for(request, None).await? });
             }
         }
         self.issue_code(client, request, session, now).await
@@ -548,9 +570,10 @@ impl Provider {
         Ok(self.released_claims(client, request).iter().all(|c| granted.contains(c)))
     }
 
-    async fn start_transaction(&self, request: AuthorizationRequest, _now: i64) -> Result<String, IdpError> {
+    async fn start_transaction_for(&self, request: AuthorizationRequest, pending_citizen: Option<String>) -> Result<String, IdpError> {
         let tx = random_token()?;
-        let t = Transaction { request, csrf: random_token()?, pending_citizen: None };
+        let step_up = pending_citizen.is_some();
+        let t = Transaction { request, csrf: random_token()?, pending_citizen, step_up };
         self.put_transaction(&tx, &t).await?;
         Ok(tx)
     }
@@ -596,7 +619,8 @@ impl Provider {
     /// A login attempt on a transaction: the password (and, when the level needs it, the
     /// one-time code). Failures are counted per account and per address; past the limits the
     /// account or address is locked for the rest of the window.
-    pub async fn login(&self, tx: &str, national_id: &str, password: &str, code: Option<&str>, address: &str, now: i64) -> Result<LoginStep, OAuthError> {
+    #[allow(clippy::too_many_arguments)]
+    pub async fn login(&self, tx: &str, national_id: &str, password: &str, code: Option<&str>, address: &str, cookie: Option<&str>, now: i64) -> Result<LoginStep, OAuthError> {
         let Some(mut t) = self.transaction(tx).await? else { return Err(OAuthError::invalid_request("the login has expired; start again")) };
         let account_key = hashed("fail-account", national_id);
         let address_key = hashed("fail-address", address);
@@ -620,6 +644,12 @@ impl Provider {
         // The second step of a login whose password step passed in this transaction (which
         // is bound to this browser) asks for the code only.
         let password_done = t.pending_citizen.as_deref() == Some(national_id) && password.is_empty();
+        if password_done && t.step_up {
+            let live = self.session(cookie, now).await?;
+            if !live.is_some_and(|s| citizen.as_ref().is_some_and(|c| c.id == s.session.citizen_id)) {
+                return Err(OAuthError::new(ErrorCode::LoginRequired, "the session being stepped up has ended; start again"));
+            }
+        }
         if !password_done {
             let password = match Password::new(password.to_owned()) {
                 Ok(p) => p,
@@ -644,7 +674,12 @@ impl Provider {
         let methods = self.methods_reaching(&required, totp.is_some());
         let Some(method) = methods.first() else {
             tracing::warn!(target: "audit", event = "login.insufficient", citizen = citizen.id, level = %required, "no method of this citizen reaches the level");
-            return Ok(LoginStep::Failed(LoginFailure::CannotReachLevel));
+            self.ephemeral.delete(&format!("tx:{tx}")).await?;
+            let e = OAuthError::new(
+                ErrorCode::UnmetAuthenticationRequirements,
+                format!("the citizen has no login method that reaches the level {required} this request requires"),
+            );
+            return Ok(LoginStep::Refused(self.error_redirect(&t.request.redirect_uri, &e, t.request.state.as_deref())));
         };
         if method.id == "password-totp" {
             let (Some(totp), Some(code)) = (&totp, code) else {
@@ -658,6 +693,16 @@ impl Provider {
         }
         self.ephemeral.delete(&account_key).await?;
         tracing::info!(target: "audit", event = "login.success", citizen = citizen.id, method = method.id, level = %method.level, "citizen logged in");
+        // A new cookie at every login (no session fixation); a step-up of the same citizen
+        // keeps the session's sid, start and clients, so that logout still reaches them all.
+        let previous = self.session(cookie, now).await?.filter(|s| s.session.citizen_id == citizen.id);
+        let (sid, started, clients) = match &previous {
+            Some(p) => {
+                self.ephemeral.delete(&hashed("sso", &p.id)).await?;
+                (p.session.sid.clone(), p.session.started, p.session.clients.clone())
+            }
+            None => (random_token()?[..22].to_owned(), now, Vec::new()),
+        };
         let session = LiveSession {
             id: random_token()?,
             session: Session {
@@ -665,8 +710,9 @@ impl Provider {
                 level: method.level.name().to_owned(),
                 methods: vec![method.id.clone()],
                 auth_time: now,
-                started: now,
-                clients: Vec::new(),
+                started,
+                clients,
+                sid,
             },
         };
         self.save_session(&session, now).await?;

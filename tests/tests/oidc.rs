@@ -14,6 +14,8 @@ use hsm_shim::jose::{UnverifiedJws, public_key_from_jwk};
 use serde_json::{Value, json};
 
 const CITIZEN: &str = "9861234567";
+/// A citizen without a one-time-code authenticator.
+const CITIZEN_NO_TOTP: &str = "9861234568";
 const PASSWORD: &str = "correct horse battery 2026";
 const CB: &str = "https://rp.example.jo/cb";
 const BYE: &str = "https://rp.example.jo/bye";
@@ -26,6 +28,8 @@ struct Provider {
     issuer: String,
     secrets: HashMap<&'static str, String>,
     rp_key: aws_lc_rs::signature::EcdsaKeyPair,
+    /// The first citizen's TOTP secret.
+    totp: idp::credentials::TotpSecret,
 }
 
 fn secret_of(out: &str) -> String {
@@ -40,6 +44,14 @@ impl Provider {
               "--family-name-en", "Haddad", "--birthdate", "1990-04-01", "--email", "layla@example.jo", "--phone", "+962790000001"],
             &format!("{PASSWORD}\n"),
         );
+        d.ok_with_input(
+            &["citizen", "add", "--national-id", CITIZEN_NO_TOTP, "--given-name-ar", "سامي", "--family-name-ar", "خليل", "--given-name-en", "Sami",
+              "--family-name-en", "Khalil"],
+            &format!("{PASSWORD}\n"),
+        );
+        let uri = d.ok(&["citizen", "totp-enroll", "--national-id", CITIZEN]);
+        let secret = param(uri.trim(), "secret").expect("otpauth secret");
+        let totp = idp::credentials::TotpSecret::from_bytes(base32_decode(&secret)).expect("secret");
         let mut secrets = HashMap::new();
         let out = d.ok(&["client", "add", "--id", "civil-status", "--redirect-uri", CB, "--post-logout-redirect-uri", BYE, "--auth-method", "client_secret_basic"]);
         secrets.insert("civil-status", secret_of(&out));
@@ -54,9 +66,13 @@ impl Provider {
         std::fs::write(d.path("rp-jwks.json"), json!({"keys": [jwk]}).to_string()).expect("jwks");
         d.ok(&["client", "add", "--id", "jwt-rp", "--redirect-uri", "https://jwt.example.jo/cb", "--auth-method", "private_key_jwt",
                "--jwks", d.path("rp-jwks.json").to_str().expect("utf-8"), "--id-token-alg", "ES256"]);
+        for (id, uri) in [("land-registry", "https://land.example.jo/cb"), ("same-sector", "https://rp.example.jo/other")] {
+            let out = d.ok(&["client", "add", "--id", id, "--redirect-uri", uri, "--auth-method", "client_secret_basic"]);
+            secrets.insert(id, secret_of(&out));
+        }
         d.serve();
         let issuer = d.base.clone();
-        Provider { d, issuer, secrets, rp_key }
+        Provider { d, issuer, secrets, rp_key, totp }
     }
 
     fn http(&self) -> reqwest::Client {
@@ -119,10 +135,27 @@ impl Provider {
 
     async fn code_flow(&self, browser: &mut Browser, extra: &[(&str, &str)]) -> Value {
         let location = browser.login(&self.authorize_url("civil-status", CB, extra), CITIZEN, PASSWORD).await;
-        let code = param(&location, "code").expect("a code");
-        let (status, body) = self.token(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", CB)]).await;
+        self.exchange("civil-status", CB, &location).await
+    }
+
+    /// Exchanges the code a redirect carries, as `client` (Basic), and returns the tokens.
+    async fn exchange(&self, client: &str, redirect_uri: &str, location: &str) -> Value {
+        let code = param(location, "code").unwrap_or_else(|| panic!("no code in {location}"));
+        let (status, body) = self.token_as(client, &self.secrets[client], &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", redirect_uri)]).await;
         assert_eq!(status, 200, "{body}");
         body
+    }
+
+    async fn userinfo(&self, tokens: &Value) -> Value {
+        let r = self.http().get(format!("{}/userinfo", self.issuer)).bearer_auth(tokens["access_token"].as_str().expect("at")).send().await.expect("get");
+        assert_eq!(r.status(), 200);
+        r.json().await.expect("json")
+    }
+
+    /// The current one-time code of the first citizen, `steps` time steps ahead.
+    fn totp_code(&self, steps: u64) -> String {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_secs();
+        self.totp.code_at(now + 30 * steps, 6)
     }
 }
 
@@ -240,6 +273,24 @@ fn raw_get(port: u16, path: &str) -> String {
     let _ = s.read_to_end(&mut response);
     let text = String::from_utf8_lossy(&response).into_owned();
     text.split("\r\n\r\n").next().unwrap_or_default().to_owned()
+}
+
+fn base32_decode(s: &str) -> Vec<u8> {
+    let (mut out, mut buffer, mut bits) = (Vec::new(), 0u32, 0u32);
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'2'..=b'7' => c - b'2' + 26,
+            _ => panic!("not base32: {s}"),
+        };
+        buffer = (buffer << 5) | u32::from(v);
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+        }
+    }
+    out
 }
 
 fn sha256_b64(s: &str) -> String {
@@ -542,4 +593,114 @@ async fn login_refuses_csrf_less_posts_bad_passwords_and_locks_out() {
     let r = b.submit_login(&page.body, CITIZEN, PASSWORD, None).await;
     assert_eq!(r.status, 401, "locked after five failures, even with the right password");
     assert!(r.body.contains("١٥ دقيقة"), "the page says for how long: {}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidcc_ensure_request_with_acr_values_succeeds_and_steps_up() {
+    let p = Provider::start();
+    let mut b = p.browser();
+    // Logged in at low for civil-status.
+    let tokens = p.code_flow(&mut b, &[]).await;
+    let low = p.verify_id_token(tokens["id_token"].as_str().expect("id_token")).await;
+    assert_eq!(low["acr"], "low");
+    // land-registry needs substantial: the page asks for the one-time code only.
+    let land = "https://land.example.jo/cb";
+    let url = p.authorize_url("land-registry", land, &[("scope", "openid profile national_id")]).replace("scope=openid+profile+email+phone&", "");
+    let r = b.get(&url).await;
+    let (page, _) = b.follow(r).await;
+    assert!(page.body.contains(r#"name="code""#) && !page.body.contains(r#"name="password""#), "a step-up asks only for the code: {}", page.body);
+    let r = b.submit_login(&page.body, CITIZEN, "", Some("000000")).await;
+    assert_eq!(r.status, 401, "a wrong code");
+    let r = b.submit_login(&page.body, CITIZEN, "", Some(&p.totp_code(0))).await;
+    let location = b.through_consent(r).await;
+    let tokens = p.exchange("land-registry", land, &location).await;
+    let high = p.verify_id_token(tokens["id_token"].as_str().expect("id_token")).await;
+    assert_eq!(high["acr"], "substantial");
+    assert_eq!(high["amr"], json!(["pwd", "otp", "mfa"]));
+    assert_eq!(high["sid"], low["sid"], "a step-up keeps the session");
+    assert!(high["auth_time"].as_i64() >= low["auth_time"].as_i64());
+    // The national id, for the service whose policy allows it only.
+    let info = p.userinfo(&tokens).await;
+    assert_eq!(info["national_id"], CITIZEN);
+    // acr_values on a low service: the session is substantial already, no page.
+    let r = b.get(&p.authorize_url("civil-status", CB, &[("acr_values", "http://eidas.europa.eu/LoA/substantial")])).await;
+    let tokens = p.exchange("civil-status", CB, &r.location.expect("silent")).await;
+    assert_eq!(p.verify_id_token(tokens["id_token"].as_str().expect("id_token")).await["acr"], "substantial");
+    // oidcc-claims-essential: an essential acr with values, and the national id asked of
+    // a service whose policy does not allow it.
+    let claims = r#"{"id_token":{"acr":{"essential":true,"values":["high"]},"national_id":null}}"#;
+    let mut fresh = p.browser();
+    let r = fresh.get(&p.authorize_url("civil-status", CB, &[("claims", claims)])).await;
+    let (page, _) = fresh.follow(r).await;
+    let r = fresh.submit_login(&page.body, CITIZEN, PASSWORD, Some(&p.totp_code(1))).await;
+    let l = r.location.expect("back to the client");
+    assert_eq!(param(&l, "error").as_deref(), Some("unmet_authentication_requirements"), "nobody reaches high with a password: {l}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unmet_level_goes_back_to_the_client() {
+    let p = Provider::start();
+    let mut b = p.browser();
+    let land = "https://land.example.jo/cb";
+    let r = b.get(&p.authorize_url("land-registry", land, &[])).await;
+    let (page, _) = b.follow(r).await;
+    assert!(page.body.contains(r#"name="code""#), "substantial: the code field is on the page");
+    let r = b.submit_login(&page.body, CITIZEN_NO_TOTP, PASSWORD, None).await;
+    let l = r.location.expect("back to the client");
+    assert!(l.starts_with(land), "{l}");
+    assert_eq!(param(&l, "error").as_deref(), Some("unmet_authentication_requirements"));
+    assert!(param(&l, "error_description").expect("description").contains("substantial"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidcc_registration_sector_uri_and_bad() {
+    let p = Provider::start();
+    let mut b = p.browser();
+    let tokens = p.code_flow(&mut b, &[]).await;
+    let sub_cs = p.verify_id_token(tokens["id_token"].as_str().expect("id_token")).await["sub"].clone();
+    let r = b.get(&p.authorize_url("same-sector", "https://rp.example.jo/other", &[])).await;
+    let location = b.through_consent(r).await;
+    let same = p.exchange("same-sector", "https://rp.example.jo/other", &location).await;
+    let sub_same = p.verify_id_token(same["id_token"].as_str().expect("id_token")).await["sub"].clone();
+    assert_eq!(sub_cs, sub_same, "one sector, one pairwise subject");
+    let r = b.get(&p.authorize_url("post-rp", "https://post.example.jo/cb", &[])).await;
+    let location = b.through_consent(r).await;
+    let code = param(&location, "code").expect("code");
+    let r = p.http().post(format!("{}/token", p.issuer))
+        .form(&[("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", "https://post.example.jo/cb"), ("client_id", "post-rp"), ("client_secret", &p.secrets["post-rp"])])
+        .send().await.expect("post");
+    // oidcc-server-client-secret-post
+    assert_eq!(r.status(), 200);
+    let other: Value = r.json().await.expect("json");
+    let sub_other = p.verify_id_token(other["id_token"].as_str().expect("id_token")).await["sub"].clone();
+    assert_ne!(sub_cs, sub_other, "another sector, another subject");
+    assert!(!sub_cs.as_str().expect("sub").contains(CITIZEN));
+    // A client whose redirect URIs span two sectors is refused, and nothing is stored.
+    let before = p.d.ok(&["client", "list"]);
+    let e = p.d.fails(&["client", "add", "--id", "two-sectors", "--redirect-uri", "https://a.example.jo/cb", "--redirect-uri", "https://b.example.jo/cb", "--auth-method", "client_secret_basic"]);
+    assert!(e.contains("several hosts"), "{e}");
+    assert_eq!(p.d.ok(&["client", "list"]), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidcc_server_rotate_keys() {
+    let p = Provider::start();
+    let mut b = p.browser();
+    let before = p.jwks().await["keys"].as_array().expect("keys").len();
+    let tokens = p.code_flow(&mut b, &[]).await;
+    let old_kid = UnverifiedJws::parse(tokens["id_token"].as_str().expect("id_token")).expect("jws").kid().expect("kid").to_owned();
+    let out = p.d.ok(&["keys", "rotate", "--purpose", "idp-signing", "--publish-delay", "0"]);
+    assert!(out.contains("New idp-signing keys"), "{out}");
+    // The server re-reads its keys every few seconds.
+    std::thread::sleep(std::time::Duration::from_secs(11));
+    let jwks = p.jwks().await;
+    let kids: Vec<&str> = jwks["keys"].as_array().expect("keys").iter().filter_map(|k| k["kid"].as_str()).collect();
+    assert_eq!(kids.len(), before * 2, "new keys published, old ones kept while their tokens live: {kids:?}");
+    assert!(kids.contains(&old_kid.as_str()));
+    let tokens = p.code_flow(&mut b, &[("prompt", "login")]).await;
+    let new_kid = UnverifiedJws::parse(tokens["id_token"].as_str().expect("id_token")).expect("jws").kid().expect("kid").to_owned();
+    assert_ne!(new_kid, old_kid, "new id_tokens carry the new kid");
+    p.verify_id_token(tokens["id_token"].as_str().expect("id_token")).await;
+    let e = p.d.fails(&["keys", "rotate", "--purpose", "ca"]);
+    assert!(e.contains("--purpose"), "{e}");
 }
