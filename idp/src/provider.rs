@@ -516,7 +516,7 @@ impl Provider {
             // A live session of the same citizen below the level: step up, asking only for
             // what the stronger method adds.
             let step_up = match &session {
-                Some(s) if !request.prompt.login && !request.max_age.is_some_and(|m| now - s.session.auth_time > m) => {
+                Some(s) if !request.prompt.login && request.max_age.is_none_or(|m| now - s.session.auth_time <= m) => {
                     self.durable.citizen_by_id(&s.session.citizen_id).await?.map(|c| c.national_id)
                 }
                 _ => None,
@@ -646,7 +646,7 @@ impl Provider {
         let password_done = t.pending_citizen.as_deref() == Some(national_id) && password.is_empty();
         if password_done && t.step_up {
             let live = self.session(cookie, now).await?;
-            if !live.is_some_and(|s| citizen.as_ref().is_some_and(|c| c.id == s.session.citizen_id)) {
+            if live.is_none_or(|s| citizen.as_ref().is_none_or(|c| c.id != s.session.citizen_id)) {
                 return Err(OAuthError::new(ErrorCode::LoginRequired, "the session being stepped up has ended; start again"));
             }
         }
