@@ -7,7 +7,7 @@
 //! Levels of assurance, methods and what each service may receive come from the policy
 //! files; citizens, clients, consents and refresh tokens from the durable store; sessions,
 //! codes and replay caches from the ephemeral store (memory or Redis), so that replicas
-//! sharing it act as one provider.
+//! sharing it act as one provider. Relying parties hear of logouts through [`backchannel`].
 //!
 //! This crate must never depend on the CA (`ca`), never log a secret (passwords, codes,
 //! tokens, cookies), and never redirect to a URI that is not registered exactly.
@@ -15,6 +15,7 @@
 
 use std::time::Duration;
 
+pub mod backchannel;
 pub mod citizens;
 pub mod clients;
 pub mod credentials;
@@ -41,6 +42,8 @@ pub struct Settings {
     pub login_timeout: Duration,
     /// Secret salt of pairwise subject identifiers. Never logged.
     pub pairwise_salt: Vec<u8>,
+    /// How back-channel logout deliveries are retried.
+    pub backchannel_retry: backchannel::Retry,
 }
 
 impl std::fmt::Debug for Settings {
@@ -61,6 +64,7 @@ impl Settings {
             refresh_ttl: Duration::from_secs(30 * 86_400),
             login_timeout: Duration::from_secs(600),
             pairwise_salt,
+            backchannel_retry: backchannel::Retry::default(),
         }
     }
 }
@@ -98,6 +102,9 @@ pub enum IdpError {
     /// A store failed.
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    /// Outgoing HTTP cannot be set up.
+    #[error("HTTP client: {0}")]
+    Http(String),
     /// The cryptographic library failed.
     #[error("cryptographic operation failed: {0}")]
     Crypto(&'static str),

@@ -251,6 +251,7 @@ pub struct Provider {
     pub(crate) ephemeral: Arc<dyn EphemeralStore>,
     pub(crate) keys: SigningKeys,
     hasher: Arc<PasswordHasher>,
+    http: reqwest::Client,
 }
 
 impl std::fmt::Debug for Provider {
@@ -267,7 +268,8 @@ const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 impl Provider {
     /// A provider on its stores and keys.
     pub fn new(settings: Settings, policies: Arc<Policies>, durable: Arc<dyn DurableStore>, ephemeral: Arc<dyn EphemeralStore>, keys: SigningKeys) -> Result<Self, IdpError> {
-        Ok(Provider { settings, policies, durable, ephemeral, keys, hasher: Arc::new(PasswordHasher::new()?) })
+        let http = crate::backchannel::http_client()?;
+        Ok(Provider { settings, policies, durable, ephemeral, keys, hasher: Arc::new(PasswordHasher::new()?), http })
     }
 
     /// The issuer identifier.
@@ -1061,12 +1063,21 @@ impl Provider {
         }))
     }
 
-    /// Ends an SSO session (RP-initiated logout, or the citizen on the logout page); returns
-    /// the clients that took part in it.
+    /// Ends an SSO session (RP-initiated logout, or the citizen on the logout page) and
+    /// sends a logout token to every client of the session that has a back-channel logout
+    /// URI (in the background, with retries); returns the clients that took part.
     pub async fn end_session(&self, cookie: Option<&str>, now: i64) -> Result<Vec<String>, OAuthError> {
         let Some(session) = self.session(cookie, now).await? else { return Ok(Vec::new()) };
         self.ephemeral.delete(&hashed("sso", &session.id)).await?;
         tracing::info!(target: "audit", event = "logout", citizen = session.session.citizen_id, "SSO session ended");
+        for client_id in &session.session.clients {
+            let Some(client) = self.client(client_id).await? else { continue };
+            let Some(uri) = client.registration.backchannel_logout_uri.clone() else { continue };
+            let sub = self.subject(&client, &session.session.citizen_id);
+            let claims = crate::backchannel::logout_claims(self.issuer(), &client.id, &sub, &session.session.sid, &random_token()?, now);
+            let token = self.keys.sign(client.id_token_alg, &claims, Some("logout+jwt"), now).await?;
+            tokio::spawn(crate::backchannel::deliver(self.http.clone(), uri, client.id.clone(), token, self.settings.backchannel_retry));
+        }
         Ok(session.session.clients)
     }
 

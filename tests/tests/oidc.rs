@@ -77,7 +77,7 @@ impl Provider {
 
     fn http(&self) -> reqwest::Client {
         let addr: SocketAddr = format!("127.0.0.1:{}", self.d.port).parse().expect("addr");
-        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).resolve(HOST, addr).build().expect("client")
+        idp::backchannel::client_builder().expect("builder").resolve(HOST, addr).timeout(std::time::Duration::from_secs(30)).build().expect("client")
     }
 
     fn browser(&self) -> Browser {
@@ -703,4 +703,70 @@ async fn oidcc_server_rotate_keys() {
     p.verify_id_token(tokens["id_token"].as_str().expect("id_token")).await;
     let e = p.d.fails(&["keys", "rotate", "--purpose", "ca"]);
     assert!(e.contains("--purpose"), "{e}");
+}
+
+/// A relying party's back-channel logout endpoint: answers 503 to the first `failures`
+/// deliveries and 200 after, and hands every logout token it receives to the test.
+fn backchannel_endpoint(failures: usize) -> (u16, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let token = url::form_urlencoded::parse(&body).find(|(k, _)| k == "logout_token").map(|(_, v)| v.into_owned()).unwrap_or_default();
+            let status = if n < failures { "503 Service Unavailable" } else { "200 OK" };
+            let _ = stream.write_all(format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes());
+            if tx.send(token).is_err() {
+                return;
+            }
+        }
+    });
+    (port, rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidcc_backchannel_rp_initiated_logout() {
+    let (port, tokens_received) = backchannel_endpoint(1);
+    let mut p = Provider::start();
+    let cb = "https://bc.example.jo/cb";
+    let out = p.d.ok(&["client", "add", "--id", "bc-rp", "--redirect-uri", cb, "--auth-method", "client_secret_basic",
+        "--backchannel-logout-uri", &format!("http://127.0.0.1:{port}/backchannel"), "--id-token-alg", "EdDSA"]);
+    p.secrets.insert("bc-rp", secret_of(&out));
+    let mut b = p.browser();
+    let location = b.login(&p.authorize_url("bc-rp", cb, &[]), CITIZEN, PASSWORD).await;
+    let tokens = p.exchange("bc-rp", cb, &location).await;
+    let id_token = p.verify_id_token(tokens["id_token"].as_str().expect("id_token")).await;
+    // The citizen also uses civil-status (no back-channel URI) in the same session.
+    let r = b.get(&p.authorize_url("civil-status", CB, &[])).await;
+    b.through_consent(r).await;
+    let r = b.get(&format!("{}/logout?id_token_hint={}", p.issuer, tokens["id_token"].as_str().expect("id_token"))).await;
+    assert_eq!(r.status, 200, "logged out without a redirect URI: the provider's page");
+    // The first delivery meets a 503; the retry gets through.
+    let wait = std::time::Duration::from_secs(20);
+    let first = tokens_received.recv_timeout(wait).expect("a first delivery");
+    let second = tokens_received.recv_timeout(wait).expect("a retry after the failure");
+    assert_eq!(first, second, "the retry carries the same token");
+    let jws = UnverifiedJws::parse(&second).expect("a JWS");
+    assert_eq!(jws.header.get("typ").and_then(Value::as_str), Some("logout+jwt"));
+    let claims = p.verify_id_token(&second).await;
+    assert_eq!((claims["iss"].as_str(), claims["aud"].as_str()), (Some(p.issuer.as_str()), Some("bc-rp")));
+    assert_eq!((&claims["sid"], &claims["sub"]), (&id_token["sid"], &id_token["sub"]));
+    assert!(claims["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object());
+    assert!(claims.get("jti").is_some() && claims.get("iat").is_some() && claims.get("nonce").is_none(), "{claims}");
+    assert!(tokens_received.recv_timeout(std::time::Duration::from_secs(3)).is_err(), "delivered once it succeeded, not again");
 }

@@ -1,0 +1,95 @@
+//! Outgoing HTTP: back-channel logout (OpenID Connect Back-Channel Logout 1.0).
+//!
+//! When an SSO session ends, every relying party that took part in it and registered a
+//! back-channel logout URI receives a signed logout token by POST. A relying party that is
+//! down is retried with exponential back-off; every failure is logged, the last one as an
+//! error.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::IdpError;
+
+/// How often a delivery is tried, and the first wait between tries (doubling each time).
+#[derive(Clone, Copy, Debug)]
+pub struct Retry {
+    /// Tries in all.
+    pub attempts: u32,
+    /// Wait after the first failure.
+    pub first_delay: Duration,
+}
+
+impl Default for Retry {
+    /// Six tries over about a minute: 1, 2, 4, 8, 16 s apart.
+    fn default() -> Self {
+        Retry { attempts: 6, first_delay: Duration::from_secs(1) }
+    }
+}
+
+/// An HTTP client for calls to relying parties: TLS with the system's trust store (where
+/// operators install the national root), short timeouts, never following redirects.
+pub fn http_client() -> Result<reqwest::Client, IdpError> {
+    client_builder()?.build().map_err(|e| IdpError::Http(e.to_string()))
+}
+
+/// The builder of [`http_client`], for callers that add to it (tests pin host names).
+pub fn client_builder() -> Result<reqwest::ClientBuilder, IdpError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for e in &native.errors {
+        tracing::warn!(error = %e, "a system trust anchor could not be read");
+    }
+    let (added, _) = roots.add_parsable_certificates(native.certs);
+    tracing::debug!(added, "trust anchors for outgoing TLS");
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| IdpError::Http(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(5)))
+}
+
+/// The claims of a logout token (Back-Channel Logout 1.0, 2.4): never a nonce.
+pub fn logout_claims(issuer: &str, client_id: &str, sub: &str, sid: &str, jti: &str, now: i64) -> serde_json::Value {
+    json!({
+        "iss": issuer,
+        "aud": client_id,
+        "iat": now,
+        "exp": now + 120,
+        "jti": jti,
+        "sub": sub,
+        "sid": sid,
+        "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
+    })
+}
+
+/// Posts a logout token to `uri`, retrying as `retry` says. Runs until it succeeds or gives
+/// up; meant to be spawned.
+pub async fn deliver(http: reqwest::Client, uri: String, client_id: String, token: String, retry: Retry) {
+    let mut delay = retry.first_delay;
+    for attempt in 1..=retry.attempts {
+        let outcome = http.post(&uri).form(&[("logout_token", token.as_str())]).send().await;
+        let failure = match outcome {
+            Ok(r) if r.status().is_success() => {
+                tracing::info!(target: "audit", event = "logout.backchannel.delivered", client = client_id, attempt, "logout token delivered");
+                return;
+            }
+            Ok(r) => format!("HTTP {}", r.status()),
+            Err(e) => e.to_string(),
+        };
+        if attempt == retry.attempts {
+            tracing::error!(target: "audit", event = "logout.backchannel.failed", client = client_id, uri, attempt, failure, "gave up delivering a logout token");
+            return;
+        }
+        tracing::warn!(client = client_id, uri, attempt, failure, retry_in = ?delay, "logout token not delivered; will retry");
+        tokio::time::sleep(delay).await;
+        delay *= 2;
+    }
+}
