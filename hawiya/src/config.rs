@@ -62,6 +62,10 @@ pub enum EphemeralConfig {
         /// `redis://host:port/db`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         url: Option<String>,
+        /// Prefix of every key (default `hawiya:`), so that deployments can share a server;
+        /// `HAWIYA_REDIS_PREFIX` overrides it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prefix: Option<String>,
     },
 }
 
@@ -261,15 +265,24 @@ impl DataDir {
     /// configuration entry, so that replicas of one data directory can share one.
     pub async fn ephemeral(&self) -> Result<Arc<dyn EphemeralStore>, ConfigError> {
         let env = std::env::var("HAWIYA_REDIS_URL").ok();
+        let configured_prefix = match &self.config.ephemeral {
+            Some(EphemeralConfig::Redis { prefix, .. }) => prefix.clone(),
+            _ => None,
+        };
         let url = match (&self.config.ephemeral, env) {
             (_, Some(url)) => Some(url),
-            (Some(EphemeralConfig::Redis { url }), None) => {
+            (Some(EphemeralConfig::Redis { url, .. }), None) => {
                 Some(url.clone().ok_or_else(|| ConfigError("the Redis ephemeral store needs `url` in hawiya.toml or HAWIYA_REDIS_URL".into()))?)
             }
             (Some(EphemeralConfig::Memory) | None, None) => None,
         };
+        let prefix = std::env::var("HAWIYA_REDIS_PREFIX").ok().or(configured_prefix).unwrap_or_else(|| "hawiya:".into());
         Ok(match url {
-            Some(url) => Arc::new(RedisStore::connect(&url, "hawiya:").await.map_err(|e| ConfigError(e.to_string()))?),
+            Some(url) => {
+                let store = RedisStore::connect(&url, &prefix).await.map_err(|e| ConfigError(format!("Redis: {e}")))?;
+                tracing::info!(%prefix, "ephemeral state in Redis");
+                Arc::new(store)
+            }
             None => Arc::new(MemoryStore::new()),
         })
     }

@@ -56,6 +56,18 @@ pub fn postgres_database() -> String {
     format!("{admin} dbname={name}")
 }
 
+/// The throw-away Redis `./scripts/test` started; its URL.
+pub fn redis_url() -> String {
+    std::env::var("HAWIYA_TEST_REDIS_URL").unwrap_or_else(|_| {
+        panic!("HAWIYA_TEST_REDIS_URL is not set: run the tests through ./scripts/test (installs redis-server and starts a throw-away one)")
+    })
+}
+
+/// A key prefix no other test uses.
+pub fn unique_prefix() -> String {
+    format!("test-{}:", random_suffix())
+}
+
 /// The `hawiya` binary that `./scripts/test` built (or the one next to this test).
 pub fn hawiya_bin() -> PathBuf {
     if let Some(bin) = std::env::var_os("HAWIYA_BIN") {
@@ -132,7 +144,7 @@ pub struct Deployment {
     pub port: u16,
     pub base: String,
     env: Vec<(String, String)>,
-    server: Option<Child>,
+    servers: Vec<Child>,
 }
 
 impl Deployment {
@@ -166,7 +178,7 @@ impl Deployment {
         let config = format!("{ceremony}\n{key_store}\n{store}");
         std::fs::write(dir.path().join("ceremony.toml"), config).expect("write ceremony");
         let data = dir.path().join("data");
-        let d = Deployment { data, port, base, env, server: None, dir };
+        let d = Deployment { data, port, base, env, servers: Vec::new(), dir };
         d.ok(&["ca", "init", "--config", d.path("ceremony.toml").to_str().expect("utf-8"), "--base-url", &d.base.clone()]);
         d.ok(&["ca", "certs", "--out", d.path("certs").to_str().expect("utf-8")]);
         d
@@ -237,14 +249,31 @@ impl Deployment {
 
     /// Starts `hawiya serve` and waits until it answers.
     pub fn serve(&mut self) {
-        let listen = format!("127.0.0.1:{}", self.port);
+        let child = self.serve_on(self.port);
+        self.servers.push(child);
+    }
+
+    /// Starts another `hawiya serve` of the same data directory on `port` (a replica) and
+    /// waits until it answers; it stops with the deployment.
+    pub fn replica(&mut self, port: u16) {
+        let child = self.serve_on(port);
+        self.servers.push(child);
+    }
+
+    fn serve_on(&self, port: u16) -> Child {
+        let listen = format!("127.0.0.1:{port}");
         let child = self.command(&["serve", "--listen", &listen]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn hawiya serve");
-        self.server = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(&listen).is_err() {
             assert!(Instant::now() < deadline, "hawiya serve did not start listening on {listen}");
             std::thread::sleep(Duration::from_millis(50));
         }
+        child
+    }
+
+    /// Sets an environment variable for every later `hawiya` command of this deployment.
+    pub fn set_env(&mut self, name: &str, value: &str) {
+        self.env.push((name.to_owned(), value.to_owned()));
     }
 
     /// Fetches a URL of this deployment (as written in certificates) with curl; the
@@ -261,7 +290,7 @@ impl Deployment {
 
 impl Drop for Deployment {
     fn drop(&mut self) {
-        if let Some(mut child) = self.server.take() {
+        for mut child in self.servers.drain(..) {
             let _ = child.kill();
             let _ = child.wait();
         }

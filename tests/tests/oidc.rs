@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use hawiya_e2e::{Db, Deployment, HOST, Keys};
+use hawiya_e2e::{Db, Deployment, HOST, Keys, free_port, redis_url, unique_prefix};
 use hsm_shim::jose::{UnverifiedJws, public_key_from_jwk};
 use serde_json::{Value, json};
 
@@ -38,6 +38,11 @@ fn secret_of(out: &str) -> String {
 
 impl Provider {
     fn start() -> Self {
+        Self::start_with(|d| d.serve())
+    }
+
+    /// Like [`Provider::start`], with `serve` deciding how the deployment is served.
+    fn start_with(serve: impl FnOnce(&mut Deployment)) -> Self {
         let mut d = Deployment::new(Keys::Soft, Db::Sqlite);
         d.ok_with_input(
             &["citizen", "add", "--national-id", CITIZEN, "--given-name-ar", "ليلى", "--family-name-ar", "حداد", "--given-name-en", "Layla",
@@ -70,13 +75,18 @@ impl Provider {
             let out = d.ok(&["client", "add", "--id", id, "--redirect-uri", uri, "--auth-method", "client_secret_basic"]);
             secrets.insert(id, secret_of(&out));
         }
-        d.serve();
+        serve(&mut d);
         let issuer = d.base.clone();
         Provider { d, issuer, secrets, rp_key, totp }
     }
 
     fn http(&self) -> reqwest::Client {
-        let addr: SocketAddr = format!("127.0.0.1:{}", self.d.port).parse().expect("addr");
+        self.http_to(self.d.port)
+    }
+
+    /// A client that reaches the issuer's host name at `port` (one replica).
+    fn http_to(&self, port: u16) -> reqwest::Client {
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
         idp::backchannel::client_builder().expect("builder").resolve(HOST, addr).timeout(std::time::Duration::from_secs(30)).build().expect("client")
     }
 
@@ -769,4 +779,36 @@ async fn oidcc_backchannel_rp_initiated_logout() {
     assert!(claims["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object());
     assert!(claims.get("jti").is_some() && claims.get("iat").is_some() && claims.get("nonce").is_none(), "{claims}");
     assert!(tokens_received.recv_timeout(std::time::Duration::from_secs(3)).is_err(), "delivered once it succeeded, not again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_sharing_redis_act_as_one_provider() {
+    let second = free_port();
+    let p = Provider::start_with(|d| {
+        d.set_env("HAWIYA_REDIS_URL", &redis_url());
+        d.set_env("HAWIYA_REDIS_PREFIX", &unique_prefix());
+        d.serve();
+        d.replica(second);
+    });
+    let mut a = p.browser();
+    // Logged in on the first replica…
+    let location = a.login(&p.authorize_url("civil-status", CB, &[]), CITIZEN, PASSWORD).await;
+    assert!(param(&location, "code").is_some());
+    // …an SSO session on the second: a code without any page.
+    let mut b = Browser { http: p.http_to(second), cookies: a.cookies.clone(), issuer: p.issuer.clone() };
+    let r = b.get(&p.authorize_url("civil-status", CB, &[("prompt", "none")])).await;
+    let location = r.location.expect("redirect");
+    let code = param(&location, "code").unwrap_or_else(|| panic!("no SSO on the second replica: {location}"));
+    // A code issued by one replica is redeemed once, on either.
+    let form = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", CB)];
+    let on = |port: u16| p.http_to(port).post(format!("{}/token", p.issuer)).basic_auth("civil-status", Some(&p.secrets["civil-status"])).form(&form).send();
+    assert_eq!(on(p.d.port).await.expect("token").status(), 200);
+    assert_eq!(on(second).await.expect("token").status(), 400, "the code is spent on every replica");
+    // Logging out on the second ends the session on the first.
+    let r = b.get(&format!("{}/logout", p.issuer)).await;
+    let csrf = hidden(&r.body, "csrf");
+    let r = b.post("/logout/confirm", &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, 200);
+    let r = a.get(&p.authorize_url("civil-status", CB, &[("prompt", "none")])).await;
+    assert_eq!(param(&r.location.expect("redirect"), "error").as_deref(), Some("login_required"));
 }
