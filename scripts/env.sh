@@ -16,6 +16,9 @@ ensure_test_dependencies() {
     python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
     command -v curl >/dev/null || missing+=(curl)
     command -v redis-server >/dev/null || missing+=(redis-server)
+    [ -x /usr/bin/chromium ] || missing+=(chromium)
+    command -v node >/dev/null || missing+=(nodejs)
+    command -v npm >/dev/null || missing+=(npm)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "installing: ${missing[*]}" >&2
         as_root apt-get update -qq
@@ -27,6 +30,11 @@ ensure_test_dependencies() {
         echo "installing pkilint and cryptography into $HAWIYA_VENV" >&2
         python3 -m venv "$HAWIYA_VENV"
         "$HAWIYA_VENV/bin/pip" install -q --disable-pip-version-check 'pkilint==0.13.*' 'cryptography>=42'
+    fi
+    # Playwright (the driver only; the browser is Debian's chromium) for the browser tests.
+    if [ ! -d tests/browser/node_modules/playwright-core ]; then
+        echo "installing playwright-core into tests/browser" >&2
+        npm ci --prefix tests/browser --no-audit --no-fund --silent
     fi
 }
 

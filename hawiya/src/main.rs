@@ -6,6 +6,7 @@
 
 mod ca_cmd;
 mod config;
+mod demo;
 mod idp_cmd;
 mod server;
 

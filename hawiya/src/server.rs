@@ -57,6 +57,10 @@ async fn state(data: &DataDir) -> Result<(Arc<CaState>, Arc<Provider>), Box<dyn 
 
 /// Serves an initialised data directory until Ctrl-C or SIGTERM.
 pub async fn serve(data: &Path, listen: SocketAddr) -> CommandResult {
+    serve_with(data, listen, false).await
+}
+
+async fn serve_with(data: &Path, listen: SocketAddr, demo: bool) -> CommandResult {
     let data = DataDir::open(data)?;
     let (state, provider) = state(&data).await?;
     let base = state.authority.ceremony().base_url.clone();
@@ -66,7 +70,12 @@ pub async fn serve(data: &Path, listen: SocketAddr) -> CommandResult {
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     println!("Hawiya is serving on http://{listen}\n");
     println!("{}", index_text(&state.authority, &provider));
-    let app = app(state, provider).into_make_service_with_connect_info::<SocketAddr>();
+    let mut app = app(state, provider);
+    if demo {
+        app = app.merge(crate::demo::router(&data.path, &base, data.policies()?)?);
+        println!("Demo e-services (log in to one, open the other, log out of both):\n  {base}/demo/\n");
+    }
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
     Ok(())
 }
@@ -82,7 +91,13 @@ pub async fn demo(data: &Path, listen: SocketAddr) -> CommandResult {
     } else {
         println!("Reusing {}", data.display());
     }
-    serve(data, listen).await
+    if !crate::demo::seeded(data) {
+        let dir = DataDir::open(data)?;
+        let base = dir.store().await?.ceremony().await?.map(|c| c.base_url).ok_or("the data directory has no CA hierarchy")?;
+        let (durable, policies) = (dir.store().await?, dir.policies()?);
+        crate::demo::seed(data, &base, durable.as_ref(), &policies).await?;
+    }
+    serve_with(data, listen, true).await
 }
 
 async fn shutdown() {

@@ -37,7 +37,8 @@ fn hashed(prefix: &str, token: &str) -> String {
     format!("{prefix}:{}", B64.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes())))
 }
 
-fn sha256(data: &[u8]) -> Vec<u8> {
+/// SHA-256 of `data`.
+pub fn sha256(data: &[u8]) -> Vec<u8> {
     aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data).as_ref().to_vec()
 }
 

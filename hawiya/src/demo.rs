@@ -1,0 +1,410 @@
+//! `hawiya demo`'s e-services: two relying parties served by the same process under
+//! `/demo/…` — a civil-status certificate service (level low) and a land registry (level
+//! substantial) — each using the provider over HTTP like any agency would: authorization
+//! code flow with PKCE and a client secret, id_token checked against the JWKS, RP-initiated
+//! and back-channel logout. Demo only: their secrets sit in the data directory.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use hsm_shim::jose::{UnverifiedJws, public_key_from_jwk};
+use idp::citizens::{Names, Profile};
+use idp::clients::{AuthMethod, Client, Registration};
+use idp::credentials::{Password, PasswordHasher, TotpSecret, base32};
+use idp::provider::random_token;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use store::{CitizenRecord, ClientRecord, DurableStore};
+
+const CLIENTS_FILE: &str = "demo-clients.json";
+
+/// A demo citizen.
+struct DemoCitizen {
+    national_id: &'static str,
+    password: &'static str,
+    given: (&'static str, &'static str),
+    family: (&'static str, &'static str),
+    birthdate: &'static str,
+    totp: bool,
+}
+
+const CITIZENS: [DemoCitizen; 2] = [
+    DemoCitizen { national_id: "9861234567", password: "demo-password-1", given: ("ليلى", "Layla"), family: ("حداد", "Haddad"), birthdate: "1990-04-01", totp: true },
+    DemoCitizen { national_id: "9861234568", password: "demo-password-2", given: ("سامي", "Sami"), family: ("خليل", "Khalil"), birthdate: "1985-11-23", totp: false },
+];
+
+/// The demo services: client id and scopes.
+const SERVICES: [(&str, &str); 2] = [("civil-status", "openid profile"), ("land-registry", "openid profile national_id")];
+
+#[derive(Serialize, Deserialize)]
+struct ClientSecrets(HashMap<String, String>);
+
+/// First start: registers the demo citizens and services; prints how to log in.
+pub async fn seed(data: &Path, base: &str, durable: &dyn DurableStore, policies: &policies::Policies) -> Result<(), Box<dyn std::error::Error>> {
+    let hasher = PasswordHasher::new()?;
+    let now = now();
+    println!("\nDemo citizens:");
+    for c in &CITIZENS {
+        let profile = Profile {
+            given_name: Names { ar: c.given.0.into(), en: c.given.1.into() },
+            family_name: Names { ar: c.family.0.into(), en: c.family.1.into() },
+            birthdate: Some(c.birthdate.into()),
+            email: None,
+            phone_number: None,
+            address: None,
+        };
+        let totp = if c.totp { Some(TotpSecret::generate()?) } else { None };
+        durable
+            .insert_citizen(&CitizenRecord {
+                id: random_token()?[..22].to_owned(),
+                national_id: c.national_id.into(),
+                profile: profile.to_json(),
+                password_hash: hasher.hash(&Password::new(c.password.into())?)?,
+                totp_secret: totp.as_ref().map(|t| hex::encode(t.expose())),
+                created_at: now,
+            })
+            .await?;
+        println!("  {} {} — national id {}, password {}", c.given.1, c.family.1, c.national_id, c.password);
+        if let Some(t) = totp {
+            println!("    one-time codes: `oathtool --totp -b {}` or scan {}", base32(t.expose()), t.otpauth_uri("Hawiya demo", c.national_id));
+        }
+    }
+    let mut secrets = HashMap::new();
+    for (id, _) in SERVICES {
+        let (secret, hash) = idp::clients::new_secret()?;
+        let registration = Registration {
+            redirect_uris: vec![format!("{base}/demo/{id}/callback")],
+            post_logout_redirect_uris: vec![format!("{base}/demo/{id}/")],
+            backchannel_logout_uri: Some(format!("{base}/demo/{id}/backchannel")),
+            token_endpoint_auth_method: AuthMethod::ClientSecretBasic,
+            client_secret_sha256: Some(hash),
+            jwks: None,
+            id_token_signed_response_alg: "ES256".into(),
+            name: None,
+        };
+        Client::new(id, registration.clone(), policies)?;
+        durable.insert_client(&ClientRecord { client_id: id.into(), registration: serde_json::to_string(&registration)?, created_at: now }).await?;
+        secrets.insert(id.to_owned(), secret);
+    }
+    write_private(&data.join(CLIENTS_FILE), &serde_json::to_vec(&ClientSecrets(secrets))?)?;
+    Ok(())
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Box<dyn std::error::Error>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    std::io::Write::write_all(&mut f, bytes)?;
+    Ok(())
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// Whether `data` holds the demo services.
+pub fn seeded(data: &Path) -> bool {
+    data.join(CLIENTS_FILE).exists()
+}
+
+struct Pending {
+    nonce: String,
+    verifier: String,
+}
+
+struct RpSession {
+    claims: Value,
+    id_token: String,
+}
+
+/// One demo service's state.
+struct Rp {
+    id: String,
+    scope: String,
+    secret: String,
+    pending: Mutex<HashMap<String, Pending>>,
+    sessions: Mutex<HashMap<String, RpSession>>,
+}
+
+struct Demo {
+    issuer: String,
+    http: reqwest::Client,
+    rps: HashMap<String, Rp>,
+    policies: Arc<policies::Policies>,
+}
+
+/// The demo services' routes.
+pub fn router(data: &Path, issuer: &str, policies: Arc<policies::Policies>) -> Result<Router, Box<dyn std::error::Error>> {
+    let file = data.join(CLIENTS_FILE);
+    let secrets: ClientSecrets = serde_json::from_slice(&std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?)?;
+    let mut rps = HashMap::new();
+    for (id, scope) in SERVICES {
+        let secret = secrets.0.get(id).ok_or_else(|| format!("{}: no secret for {id}", file.display()))?.clone();
+        let rp = Rp { id: id.into(), scope: scope.into(), secret, pending: Mutex::default(), sessions: Mutex::default() };
+        rps.insert(id.to_owned(), rp);
+    }
+    let demo = Arc::new(Demo { issuer: issuer.to_owned(), http: idp::backchannel::http_client()?, rps, policies });
+    Ok(Router::new()
+        .route("/demo/", get(index))
+        .route("/demo/{service}/", get(home))
+        .route("/demo/{service}/login", get(login))
+        .route("/demo/{service}/callback", get(callback))
+        .route("/demo/{service}/logout", post(logout))
+        .route("/demo/{service}/backchannel", post(backchannel))
+        .with_state(demo))
+}
+
+fn cookie_name(rp: &Rp) -> String {
+    format!("__Host-demo-{}", rp.id)
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn page(title: &str, body: &str) -> Response {
+    let html = format!(
+        r#"<!DOCTYPE html>
+<html lang="ar" dir="rtl">
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title><link rel="stylesheet" href="/assets/hawiya.css"></head>
+<body><header><span class="brand">خدمة تجريبية — Demo e-service</span><a href="/demo/">الخدمات · Services</a></header>
+<main>{body}</main></body></html>
+"#,
+        title = idp_escape(title)
+    );
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], html).into_response()
+}
+
+fn idp_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
+fn redirect(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(l) => (StatusCode::SEE_OTHER, [(header::LOCATION, l)]).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+fn service_name(demo: &Demo, id: &str) -> (String, String) {
+    demo.policies.service(id).map(|s| (s.name.ar.clone(), s.name.en.clone())).unwrap_or_else(|| (id.to_owned(), id.to_owned()))
+}
+
+async fn index(State(demo): State<Arc<Demo>>) -> Response {
+    let mut items = String::new();
+    for (id, _) in SERVICES {
+        let (ar, en) = service_name(&demo, id);
+        items.push_str(&format!(r#"<li><a href="/demo/{id}/">{} · <span lang="en" dir="ltr">{}</span></a></li>"#, idp_escape(&ar), idp_escape(&en)));
+    }
+    page("الخدمات · Services", &format!("<h1>الخدمات الحكومية · <span lang=\"en\" dir=\"ltr\">Government services</span></h1><ul>{items}</ul>"))
+}
+
+fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "no such demo service\n").into_response()
+}
+
+async fn home(State(demo): State<Arc<Demo>>, UrlPath(service): UrlPath<String>, headers: HeaderMap) -> Response {
+    let Some(rp) = demo.rps.get(&service) else { return not_found() };
+    let (ar, en) = service_name(&demo, &rp.id);
+    let title = format!("{ar} · {en}");
+    let session = cookie(&headers, &cookie_name(rp)).and_then(|c| rp.sessions.lock().ok()?.get(c).map(|s| s.claims.clone()));
+    let Some(claims) = session else {
+        let body = format!(
+            r#"<h1>{t}</h1><p>سجّل الدخول بهويتك الرقمية للمتابعة · <span lang="en" dir="ltr">Log in with your digital identity to continue.</span></p>
+<p><a class="login" href="/demo/{id}/login">الدخول عبر هوية · <span lang="en" dir="ltr">Log in with Hawiya</span></a></p>"#,
+            t = idp_escape(&title),
+            id = rp.id
+        );
+        return page(&title, &body);
+    };
+    let mut rows = String::new();
+    if let Value::Object(map) = &claims {
+        for (k, v) in map {
+            let v = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            rows.push_str(&format!("<dt>{}</dt><dd>{}</dd>", idp_escape(k), idp_escape(&v)));
+        }
+    }
+    let name = claims.get("name#ar").or_else(|| claims.get("name")).and_then(Value::as_str).unwrap_or_default();
+    let body = format!(
+        r#"<h1>{t}</h1><p class="welcome">مرحباً {name} · <span lang="en" dir="ltr">Welcome, {name_en}</span></p>
+<dl class="request">{rows}</dl>
+<form method="post" action="/demo/{id}/logout"><button type="submit">تسجيل الخروج من جميع الخدمات · <span lang="en" dir="ltr">Log out everywhere</span></button></form>"#,
+        t = idp_escape(&title),
+        name = idp_escape(name),
+        name_en = idp_escape(claims.get("name#en").and_then(Value::as_str).unwrap_or_default()),
+        id = rp.id
+    );
+    page(&title, &body)
+}
+
+async fn login(State(demo): State<Arc<Demo>>, UrlPath(service): UrlPath<String>, headers: HeaderMap) -> Response {
+    let Some(rp) = demo.rps.get(&service) else { return not_found() };
+    let (Ok(state), Ok(nonce), Ok(verifier)) = (random_token(), random_token(), random_token()) else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let challenge = B64.encode(aws_lc_rs_digest(verifier.as_bytes()));
+    if let Ok(mut p) = rp.pending.lock() {
+        p.insert(state.clone(), Pending { nonce: nonce.clone(), verifier });
+    }
+    // The browser's language goes on to the provider.
+    let lang = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).and_then(idp::citizens::Lang::first_of).unwrap_or(idp::citizens::Lang::Ar);
+    let mut url = format!("{}/authorize", demo.issuer);
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("client_id", &rp.id)
+        .append_pair("redirect_uri", &format!("{}/demo/{}/callback", demo.issuer, rp.id))
+        .append_pair("response_type", "code")
+        .append_pair("scope", &rp.scope)
+        .append_pair("state", &state)
+        .append_pair("nonce", &nonce)
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("ui_locales", lang.tag())
+        .append_pair("claims_locales", "ar en")
+        .finish();
+    url.push('?');
+    url.push_str(&query);
+    let mut r = redirect(&url);
+    // The state is bound to this browser too.
+    if let Ok(v) = HeaderValue::from_str(&format!("__Host-demo-{}-state={state}; Path=/; Secure; HttpOnly; SameSite=Lax", rp.id)) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
+}
+
+fn aws_lc_rs_digest(data: &[u8]) -> Vec<u8> {
+    idp::provider::sha256(data)
+}
+
+#[derive(Deserialize)]
+struct Callback {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+async fn callback(State(demo): State<Arc<Demo>>, UrlPath(service): UrlPath<String>, headers: HeaderMap, Query(q): Query<Callback>) -> Response {
+    let Some(rp) = demo.rps.get(&service) else { return not_found() };
+    if let Some(e) = q.error {
+        let body = format!("<h1>تعذّر تسجيل الدخول · Login failed</h1><p class=\"error\">{}: {}</p><p><a href=\"/demo/{}/\">←</a></p>", idp_escape(&e), idp_escape(&q.error_description.unwrap_or_default()), rp.id);
+        return page("Login failed", &body);
+    }
+    let state = q.state.unwrap_or_default();
+    let bound = cookie(&headers, &format!("__Host-demo-{}-state", rp.id)) == Some(state.as_str());
+    let pending = rp.pending.lock().ok().and_then(|mut p| p.remove(&state));
+    let (Some(pending), true, Some(code)) = (pending, bound, q.code) else {
+        return page("Login failed", "<p class=\"error\">unknown or replayed state</p>");
+    };
+    match finish_login(&demo, rp, &code, &pending).await {
+        Ok(session) => {
+            let Ok(id) = random_token() else { return StatusCode::INTERNAL_SERVER_ERROR.into_response() };
+            if let Ok(mut s) = rp.sessions.lock() {
+                s.insert(id.clone(), session);
+            }
+            let mut r = redirect(&format!("/demo/{}/", rp.id));
+            if let Ok(v) = HeaderValue::from_str(&format!("{}={id}; Path=/; Secure; HttpOnly; SameSite=Lax", cookie_name(rp))) {
+                r.headers_mut().append(header::SET_COOKIE, v);
+            }
+            r
+        }
+        Err(e) => {
+            tracing::warn!(service = rp.id, error = %e, "demo login failed");
+            page("Login failed", &format!("<p class=\"error\">{}</p>", idp_escape(&e)))
+        }
+    }
+}
+
+/// The relying party's side of the code flow: exchange, verify the id_token, read userinfo.
+async fn finish_login(demo: &Demo, rp: &Rp, code: &str, pending: &Pending) -> Result<RpSession, String> {
+    let redirect_uri = format!("{}/demo/{}/callback", demo.issuer, rp.id);
+    let tokens: Value = demo
+        .http
+        .post(format!("{}/token", demo.issuer))
+        .basic_auth(&rp.id, Some(&rp.secret))
+        .form(&[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", &redirect_uri), ("code_verifier", &pending.verifier)])
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    let id_token = tokens.get("id_token").and_then(Value::as_str).ok_or_else(|| format!("no id_token: {tokens}"))?.to_owned();
+    let claims = verify(demo, &id_token).await?;
+    if claims.get("aud").and_then(Value::as_str) != Some(&rp.id) || claims.get("nonce").and_then(Value::as_str) != Some(&pending.nonce) {
+        return Err("id_token for another client or another request".into());
+    }
+    let access = tokens.get("access_token").and_then(Value::as_str).unwrap_or_default();
+    let mut info: Value =
+        demo.http.get(format!("{}/userinfo", demo.issuer)).bearer_auth(access).send().await.map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())?;
+    for k in ["acr", "amr", "sid", "auth_time"] {
+        if let (Value::Object(map), Some(v)) = (&mut info, claims.get(k)) {
+            map.insert(k.into(), v.clone());
+        }
+    }
+    Ok(RpSession { claims: info, id_token })
+}
+
+/// Verifies a JWT of the provider against its JWKS (fetched over HTTP), with its issuer and
+/// expiry.
+async fn verify(demo: &Demo, jwt: &str) -> Result<Value, String> {
+    let jws = UnverifiedJws::parse(jwt).map_err(|e| e.to_string())?;
+    let jwks: Value = demo.http.get(format!("{}/jwks", demo.issuer)).send().await.map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())?;
+    let jwk = jwks.get("keys").and_then(Value::as_array).and_then(|k| k.iter().find(|k| k.get("kid").and_then(Value::as_str) == jws.kid())).ok_or("unknown kid")?;
+    let (key, alg) = public_key_from_jwk(jwk).map_err(|e| e.to_string())?;
+    jws.verify(&key, alg).map_err(|e| e.to_string())?;
+    let claims: Value = serde_json::from_slice(&jws.payload).map_err(|e| e.to_string())?;
+    if claims.get("iss").and_then(Value::as_str) != Some(&demo.issuer) || claims.get("exp").and_then(Value::as_i64).is_none_or(|e| e < now()) {
+        return Err("wrong issuer or expired".into());
+    }
+    Ok(claims)
+}
+
+async fn logout(State(demo): State<Arc<Demo>>, UrlPath(service): UrlPath<String>, headers: HeaderMap) -> Response {
+    let Some(rp) = demo.rps.get(&service) else { return not_found() };
+    let session = cookie(&headers, &cookie_name(rp)).and_then(|c| rp.sessions.lock().ok()?.remove(c));
+    let Some(session) = session else { return redirect(&format!("/demo/{}/", rp.id)) };
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("id_token_hint", &session.id_token)
+        .append_pair("post_logout_redirect_uri", &format!("{}/demo/{}/", demo.issuer, rp.id))
+        .append_pair("state", "logged-out")
+        .finish();
+    redirect(&format!("{}/logout?{query}", demo.issuer))
+}
+
+#[derive(Deserialize)]
+struct LogoutToken {
+    logout_token: String,
+}
+
+/// Back-channel logout: the provider says a session ended; every local session of it goes.
+async fn backchannel(State(demo): State<Arc<Demo>>, UrlPath(service): UrlPath<String>, axum::Form(form): axum::Form<LogoutToken>) -> Response {
+    let Some(rp) = demo.rps.get(&service) else { return not_found() };
+    let claims = match verify(&demo, &form.logout_token).await {
+        Ok(c) if c.get("aud").and_then(Value::as_str) == Some(&rp.id) && c.get("events").is_some() => c,
+        _ => return (StatusCode::BAD_REQUEST, "invalid logout token\n").into_response(),
+    };
+    let sid = claims.get("sid").cloned();
+    if let Ok(mut sessions) = rp.sessions.lock() {
+        sessions.retain(|_, s| s.claims.get("sid") != sid.as_ref());
+    }
+    tracing::info!(service = rp.id, "demo service ended its sessions on back-channel logout");
+    StatusCode::OK.into_response()
+}
