@@ -94,9 +94,13 @@ impl SigningKeys {
     /// Makes a new key for every algorithm, published now and signing from
     /// `now + publish_delay`; the keys they replace sign until then. Returns the new key ids.
     pub async fn rotate(&self, now: i64, publish_delay: Duration) -> Result<Vec<String>, IdpError> {
-        let active_from = now + publish_delay.as_secs() as i64;
+        let existing = self.durable.signing_keys(PURPOSE).await?;
         let mut kids = Vec::new();
         for algorithm in ALGORITHMS {
+            // Strictly after the key it replaces, even within the same second, so that
+            // which key signs is never a tie.
+            let latest = existing.iter().filter(|k| k.algorithm == algorithm.name()).map(|k| k.active_from).max();
+            let active_from = (now + publish_delay.as_secs() as i64).max(latest.map_or(i64::MIN, |l| l + 1));
             kids.push(Self::generate(self.key_store.as_ref(), self.durable.as_ref(), algorithm, now, active_from).await?);
         }
         self.reload().await?;
@@ -197,5 +201,53 @@ impl SigningKeys {
         let key = keys.iter().find(|k| Some(k.record.kid.as_str()) == jws.kid()).ok_or(IdpError::Keys("unknown key id".into()))?;
         jws.verify(&key.public, Some(key.algorithm))?;
         serde_json::from_slice(&jws.payload).map_err(|_| IdpError::Keys("token payload is not JSON".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hsm_shim::soft::{OperatorSecret, SoftKeyStore};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rotation_publishes_first_signs_later_and_retires_after_retention() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secret = OperatorSecret::new(b"unit test secret, not for production".to_vec()).expect("secret");
+        let key_store: Arc<dyn KeyStore> = Arc::new(SoftKeyStore::open_or_create(&dir.path().join("keys"), &secret).expect("key store"));
+        let durable: Arc<dyn IdpStore> = Arc::new(store::SqliteStore::open(&dir.path().join("db")).expect("db"));
+        let retention = Duration::from_secs(600);
+        let keys = SigningKeys::open(key_store, durable, retention, 1_000).await.expect("open");
+        let kid_of = |jwt: &str| UnverifiedJws::parse(jwt).expect("jws").kid().expect("kid").to_owned();
+        let claims = json!({"iss": "x"});
+        let old = kid_of(&keys.sign(SignatureAlgorithm::Es256, &claims, None, 1_000).await.expect("sign"));
+        assert_eq!(keys.jwks(1_000).await.expect("jwks")["keys"].as_array().expect("keys").len(), ALGORITHMS.len());
+
+        // Same second, no delay: the new key still wins strictly after the old one.
+        keys.rotate(1_000, Duration::ZERO).await.expect("rotate");
+        assert_eq!(kid_of(&keys.sign(SignatureAlgorithm::Es256, &claims, None, 1_000).await.expect("sign")), old, "not active yet");
+        let new = kid_of(&keys.sign(SignatureAlgorithm::Es256, &claims, None, 1_001).await.expect("sign"));
+        assert_ne!(new, old);
+        // Published together until the old key's tokens have expired.
+        let published = |jwks: Value| jwks["keys"].as_array().expect("keys").iter().filter_map(|k| k["kid"].as_str().map(str::to_owned)).collect::<Vec<_>>();
+        let both = published(keys.jwks(1_001 + 599).await.expect("jwks"));
+        assert!(both.contains(&old) && both.contains(&new) && both.len() == 2 * ALGORITHMS.len());
+        let later = published(keys.jwks(1_001 + 600).await.expect("jwks"));
+        assert!(!later.contains(&old) && later.contains(&new) && later.len() == ALGORITHMS.len());
+        // A hint signed by the retired key still verifies (logout with an old id_token).
+        let hint = keys.sign(SignatureAlgorithm::Rs256, &claims, None, 1_000).await.expect("sign");
+        assert_eq!(keys.verify_own(&hint).await.expect("verifies")["iss"], "x");
+    }
+
+    #[test]
+    fn thumbprints_follow_rfc_7638() {
+        // RFC 7638 section 3.1's example key and thumbprint.
+        let jwk = json!({
+            "kty": "RSA",
+            "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
+            "e": "AQAB",
+            "alg": "RS256",
+            "kid": "2011-04-29"
+        });
+        assert_eq!(thumbprint(&jwk), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
     }
 }

@@ -812,3 +812,74 @@ async fn two_replicas_sharing_redis_act_as_one_provider() {
     let r = a.get(&p.authorize_url("civil-status", CB, &[("prompt", "none")])).await;
     assert_eq!(param(&r.location.expect("redirect"), "error").as_deref(), Some("login_required"));
 }
+
+/// The `openidconnect` crate (an independent, certified-client-style library) as the
+/// relying party: discovery, code flow with PKCE, `private_key_jwt`, id_token verified by
+/// the library against the JWKS, refresh, and userinfo with language-tagged claims.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openidconnect_crate_runs_the_code_flow() {
+    use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata, CoreUserInfoClaims};
+    use openidconnect::{
+        AccessTokenHash, AuthType, AuthorizationCode, ClientId, CsrfToken, IssuerUrl, LanguageTag, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
+        RedirectUrl, Scope, TokenResponse,
+    };
+    let p = Provider::start();
+    let http = p.http();
+    let metadata = CoreProviderMetadata::discover_async(IssuerUrl::new(p.issuer.clone()).expect("issuer"), &http).await.expect("discovery");
+    let client = CoreClient::from_provider_metadata(metadata, ClientId::new("jwt-rp".into()), None)
+        .set_redirect_uri(RedirectUrl::new("https://jwt.example.jo/cb".into()).expect("redirect"))
+        .set_auth_type(AuthType::RequestBody);
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, csrf, nonce) = client
+        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+        .add_scope(Scope::new("profile".into()))
+        .add_extra_param("claims_locales", "ar en")
+        .set_pkce_challenge(challenge)
+        .url();
+    let mut b = p.browser();
+    let location = b.login(url.as_str(), CITIZEN, PASSWORD).await;
+    assert_eq!(param(&location, "state").as_deref(), Some(csrf.secret().as_str()));
+    let code = param(&location, "code").expect("code");
+    let assertion_type = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+    let token_url = format!("{}/token", p.issuer);
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(code))
+        .expect("token endpoint")
+        .set_pkce_verifier(verifier)
+        .add_extra_param("client_assertion_type", assertion_type)
+        .add_extra_param("client_assertion", p.assertion(&token_url, "oidc-crate-1"))
+        .request_async(&http)
+        .await
+        .expect("code exchange");
+    // The library verifies the id_token itself: signature (ES256, as registered), issuer,
+    // audience, expiry, nonce, and the access token hash.
+    let id_token = tokens.id_token().expect("id_token");
+    let verifier = client.id_token_verifier().set_allowed_algs(vec![CoreJwsSigningAlgorithm::EcdsaP256Sha256]);
+    let claims = id_token.claims(&verifier, &nonce).expect("the library accepts the id_token");
+    let at_hash = AccessTokenHash::from_token(tokens.access_token(), id_token.signing_alg().expect("alg"), id_token.signing_key(&verifier).expect("key"))
+        .expect("hash");
+    assert_eq!(claims.access_token_hash(), Some(&at_hash));
+    assert_eq!(claims.auth_context_ref().map(|a| a.as_str()), Some("low"));
+    let sub = claims.subject().clone();
+
+    let refreshed = client
+        .exchange_refresh_token(tokens.refresh_token().expect("refresh token"))
+        .expect("token endpoint")
+        .add_extra_param("client_assertion_type", assertion_type)
+        .add_extra_param("client_assertion", p.assertion(&token_url, "oidc-crate-2"))
+        .request_async(&http)
+        .await
+        .expect("refresh");
+    assert_ne!(refreshed.refresh_token().expect("rotated").secret(), tokens.refresh_token().expect("first").secret());
+
+    let info: CoreUserInfoClaims = client
+        .user_info(refreshed.access_token().clone(), Some(sub.clone()))
+        .expect("userinfo endpoint")
+        .request_async(&http)
+        .await
+        .expect("userinfo");
+    assert_eq!(info.subject(), &sub);
+    let name = info.name().expect("name");
+    assert_eq!(name.get(Some(&LanguageTag::new("ar".into()))).map(|n| n.as_str()), Some("ليلى حداد"));
+    assert_eq!(name.get(Some(&LanguageTag::new("en".into()))).map(|n| n.as_str()), Some("Layla Haddad"));
+}
