@@ -77,6 +77,9 @@ pub enum CitizenCommand {
         /// Phone number, E.164 (+962…).
         #[arg(long)]
         phone: Option<String>,
+        /// Postal address, as written on an envelope.
+        #[arg(long)]
+        address: Option<String>,
     },
     /// Enrols a one-time-code authenticator: prints the otpauth URI to scan.
     TotpEnroll {
@@ -166,7 +169,7 @@ fn read_password() -> Result<Password, Box<dyn std::error::Error>> {
 
 pub async fn citizen(command: CitizenCommand) -> CommandResult {
     match command {
-        CitizenCommand::Add { data, national_id, given_name_ar, family_name_ar, given_name_en, family_name_en, birthdate, email, phone } => {
+        CitizenCommand::Add { data, national_id, given_name_ar, family_name_ar, given_name_en, family_name_en, birthdate, email, phone, address } => {
             if !(5..=20).contains(&national_id.len()) || !national_id.bytes().all(|b| b.is_ascii_digit()) {
                 return Err("--national-id: 5 to 20 digits".into());
             }
@@ -185,7 +188,7 @@ pub async fn citizen(command: CitizenCommand) -> CommandResult {
                 birthdate,
                 email,
                 phone_number: phone,
-                address: None,
+                address: address.map(|formatted| idp::citizens::Address { formatted: Some(formatted), ..Default::default() }),
             };
             let id = idp::provider::random_token()?[..22].to_owned();
             durable

@@ -46,7 +46,7 @@ impl Provider {
         let mut d = Deployment::new(Keys::Soft, Db::Sqlite);
         d.ok_with_input(
             &["citizen", "add", "--national-id", CITIZEN, "--given-name-ar", "ليلى", "--family-name-ar", "حداد", "--given-name-en", "Layla",
-              "--family-name-en", "Haddad", "--birthdate", "1990-04-01", "--email", "layla@example.jo", "--phone", "+962790000001"],
+              "--family-name-en", "Haddad", "--birthdate", "1990-04-01", "--email", "layla@example.jo", "--phone", "+962790000001", "--address", "شارع الملكة رانيا، عمّان"],
             &format!("{PASSWORD}\n"),
         );
         d.ok_with_input(
@@ -882,4 +882,89 @@ async fn openidconnect_crate_runs_the_code_flow() {
     let name = info.name().expect("name");
     assert_eq!(name.get(Some(&LanguageTag::new("ar".into()))).map(|n| n.as_str()), Some("ليلى حداد"));
     assert_eq!(name.get(Some(&LanguageTag::new("en".into()))).map(|n| n.as_str()), Some("Layla Haddad"));
+}
+
+/// The rest of the basic plan, module by module, on one provider.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidcc_basic_plan_sweep() {
+    let p = Provider::start();
+    let rp = "https://rp.example.jo/other";
+    let mut b = p.browser();
+    // oidcc-ensure-request-without-nonce-succeeds-for-code-flow,
+    // oidcc-ensure-request-with-unknown-parameter-succeeds, oidcc-display-page
+    let url = p.authorize_url("same-sector", rp, &[("display", "page"), ("x-unknown", "ignored")]).replace("&nonce=n-1", "");
+    let location = b.login(&url, CITIZEN, PASSWORD).await;
+    let tokens = p.exchange("same-sector", rp, &location).await;
+    let claims = p.verify_id_token(tokens["id_token"].as_str().expect("id_token")).await;
+    assert!(claims.get("nonce").is_none());
+    // oidcc-scope-profile, -email, -phone, -address, -all
+    for (scope, expect, absent) in [
+        ("openid profile", &["name", "given_name", "family_name", "birthdate"][..], &["email", "phone_number", "address"][..]),
+        ("openid email", &["email", "email_verified"][..], &["name", "phone_number"][..]),
+        ("openid phone", &["phone_number", "phone_number_verified"][..], &["email", "address"][..]),
+        ("openid address", &["address"][..], &["email", "name"][..]),
+        ("openid profile email address phone", &["name", "email", "phone_number", "address"][..], &["national_id"][..]),
+    ] {
+        let url = p.authorize_url("same-sector", rp, &[("display", "popup")]).replace("scope=openid+profile+email+phone", &format!("scope={}", scope.replace(' ', "+")));
+        let r = b.get(&url).await;
+        let location = b.through_consent(r).await;
+        let tokens = p.exchange("same-sector", rp, &location).await;
+        assert_eq!(tokens["scope"], scope, "the granted scope");
+        let info = p.userinfo(&tokens).await;
+        for c in expect {
+            assert!(info.get(*c).is_some(), "{scope}: no {c} in {info}");
+        }
+        for c in absent {
+            assert!(info.get(*c).is_none(), "{scope}: {c} in {info}");
+        }
+    }
+    // oidcc-ensure-post-request-succeeds, oidcc-alternate-happy-flow
+    let r = b.post("/authorize", &[("client_id", "same-sector"), ("redirect_uri", rp), ("response_type", "code"), ("scope", "openid profile"), ("state", "post-1")]).await;
+    let l = r.location.expect("redirect");
+    assert_eq!(param(&l, "state").as_deref(), Some("post-1"));
+    assert!(param(&l, "code").is_some(), "{l}");
+    // oidcc-max-age-10000: the session is young enough; auth_time is in the id_token.
+    let r = b.get(&p.authorize_url("same-sector", rp, &[("max_age", "10000")])).await;
+    let tokens = p.exchange("same-sector", rp, &r.location.expect("silent")).await;
+    assert!(p.verify_id_token(tokens["id_token"].as_str().expect("id_token")).await.get("auth_time").is_some());
+    // oidcc-id-token-hint: with prompt=none, a hint of this citizen is accepted.
+    let hint = tokens["id_token"].as_str().expect("id_token").to_owned();
+    let r = b.get(&p.authorize_url("same-sector", rp, &[("prompt", "none"), ("id_token_hint", &hint)])).await;
+    assert!(param(&r.location.expect("redirect"), "code").is_some());
+    let r = b.get(&p.authorize_url("same-sector", rp, &[("prompt", "none"), ("id_token_hint", "eyJhbGciOiJSUzI1NiJ9.e30.c2ln")])).await;
+    assert_eq!(param(&r.location.expect("redirect"), "error").as_deref(), Some("invalid_request"), "a forged hint");
+    // oidcc-login-hint: the identifier is pre-filled.
+    let mut fresh = p.browser();
+    let r = fresh.get(&p.authorize_url("same-sector", rp, &[("login_hint", CITIZEN)])).await;
+    let (page, _) = fresh.follow(r).await;
+    assert!(page.body.contains(&format!(r#"id="national_id" name="national_id" value="{CITIZEN}""#)), "{}", page.body);
+    // oidcc-codereuse-30seconds: the module waits 30 s before the second use; a spent code
+    // is refused whenever it comes back (its record outlives the tokens it gave).
+    let location = fresh.login(&p.authorize_url("same-sector", rp, &[]), CITIZEN, PASSWORD).await;
+    let code = param(&location, "code").expect("code");
+    let form = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", rp)];
+    let (status, _) = p.token_as("same-sector", &p.secrets["same-sector"], &form).await;
+    assert_eq!(status, 200);
+    let (status, body) = p.token_as("same-sector", &p.secrets["same-sector"], &form).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    // Missing and unsupported grant parameters.
+    let (status, body) = p.token_as("same-sector", &p.secrets["same-sector"], &[("code", "x")]).await;
+    assert_eq!((status, body["error_description"].as_str()), (400, Some("missing parameter grant_type")));
+    let (status, body) = p.token_as("same-sector", &p.secrets["same-sector"], &[("grant_type", "password")]).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("unsupported_grant_type")));
+    // Introspection for a resource server, and revocation.
+    let at = tokens["access_token"].as_str().expect("at");
+    let r = p.http().post(format!("{}/introspect", p.issuer)).basic_auth("civil-status", Some(&p.secrets["civil-status"])).form(&[("token", at)]).send().await.expect("introspect");
+    let i: Value = r.json().await.expect("json");
+    assert_eq!((i["active"].as_bool(), i["client_id"].as_str()), (Some(true), Some("same-sector")));
+    let r = p.http().post(format!("{}/revoke", p.issuer)).basic_auth("same-sector", Some(&p.secrets["same-sector"])).form(&[("token", at)]).send().await.expect("revoke");
+    assert_eq!(r.status(), 200);
+    let r = p.http().post(format!("{}/introspect", p.issuer)).basic_auth("civil-status", Some(&p.secrets["civil-status"])).form(&[("token", at)]).send().await.expect("introspect");
+    assert_eq!(r.json::<Value>().await.expect("json")["active"], false);
+    // oidcc-rp-initiated-logout-no-params, -no-state, -only-state,
+    // -no-post-logout-redirect-uri: each handled without a redirect to anywhere unknown.
+    for query in ["", "?state=only", &format!("?id_token_hint={hint}")] {
+        let r = b.get(&format!("{}/logout{query}", p.issuer)).await;
+        assert_eq!((r.status, r.location.clone()), (200, None), "logout{query}");
+    }
 }
