@@ -200,8 +200,12 @@ pub async fn citizen(command: CitizenCommand) -> CommandResult {
         CitizenCommand::TotpEnroll { data, national_id } => {
             let (_, durable, _) = open(&data.data).await?;
             let secret = TotpSecret::generate()?;
+            let uri = secret.otpauth_uri("Hawiya", &national_id);
+            let qr = qrcode::QrCode::new(uri.as_bytes()).map_err(|e| format!("QR code: {e}"))?;
+            let picture = qr.render::<qrcode::render::unicode::Dense1x2>().dark_color(qrcode::render::unicode::Dense1x2::Light).light_color(qrcode::render::unicode::Dense1x2::Dark).build();
             durable.set_totp(&national_id, Some(&hex::encode(secret.expose()))).await?;
-            println!("{}", secret.otpauth_uri("Hawiya", &national_id));
+            println!("{uri}");
+            println!("{picture}");
             Ok(())
         }
     }

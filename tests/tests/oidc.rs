@@ -54,8 +54,10 @@ impl Provider {
               "--family-name-en", "Khalil"],
             &format!("{PASSWORD}\n"),
         );
-        let uri = d.ok(&["citizen", "totp-enroll", "--national-id", CITIZEN]);
-        let secret = param(uri.trim(), "secret").expect("otpauth secret");
+        let out = d.ok(&["citizen", "totp-enroll", "--national-id", CITIZEN]);
+        let uri = out.lines().next().expect("the otpauth URI first");
+        assert!(out.contains('▀') || out.contains('▄'), "a QR code to scan follows: {out}");
+        let secret = param(uri, "secret").expect("otpauth secret");
         let totp = idp::credentials::TotpSecret::from_bytes(base32_decode(&secret)).expect("secret");
         let mut secrets = HashMap::new();
         let out = d.ok(&["client", "add", "--id", "civil-status", "--redirect-uri", CB, "--post-logout-redirect-uri", BYE, "--auth-method", "client_secret_basic"]);
