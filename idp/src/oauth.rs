@@ -33,8 +33,8 @@ pub enum ErrorCode {
     ConsentRequired,
     /// `prompt=none` but the citizen must interact (step up).
     InteractionRequired,
-    /// The `request` parameter is not supported.
-    RequestNotSupported,
+    /// The request object is unsigned, badly signed or inconsistent.
+    InvalidRequestObject,
     /// The `request_uri` parameter is not supported.
     RequestUriNotSupported,
     /// A bearer token that is missing, expired or revoked.
@@ -60,7 +60,7 @@ impl ErrorCode {
             ErrorCode::LoginRequired => "login_required",
             ErrorCode::ConsentRequired => "consent_required",
             ErrorCode::InteractionRequired => "interaction_required",
-            ErrorCode::RequestNotSupported => "request_not_supported",
+            ErrorCode::InvalidRequestObject => "invalid_request_object",
             ErrorCode::RequestUriNotSupported => "request_uri_not_supported",
             ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::ServerError => "server_error",
@@ -169,12 +169,9 @@ impl Params {
         self.0.remove(name)
     }
 
-    /// Adds a parameter (from an authorization header).
-    pub fn insert(&mut self, name: &str, value: String) -> Result<(), OAuthError> {
-        if self.0.insert(name.to_owned(), value).is_some() {
-            return Err(OAuthError::invalid_request(format!("parameter {name} is sent twice")));
-        }
-        Ok(())
+    /// Sets a parameter, replacing what was there (a request object's values win).
+    pub fn replace(&mut self, name: &str, value: String) {
+        self.0.insert(name.to_owned(), value);
     }
 }
 

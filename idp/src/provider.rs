@@ -339,6 +339,20 @@ impl Provider {
         let client_id = params.get("client_id").ok_or_else(|| page("The request names no client (client_id is missing).".into()))?.to_owned();
         let client = self.client(&client_id).await.map_err(|e| page(format!("The client cannot be loaded: {e}")))?;
         let client = client.ok_or_else(|| page(format!("Unknown client {client_id:?}.")))?;
+        // A signed request object (OIDC Core 6.1) replaces the parameters it carries, the
+        // redirect URI included, so it is read before anything is checked.
+        if let Some(object) = params.take("request") {
+            match self.request_object(&client, &object, &params, now) {
+                Ok(merged) => params = merged,
+                Err(e) => {
+                    let registered = params.get("redirect_uri").filter(|r| client.registration.redirect_uris.iter().any(|u| u == r));
+                    return match registered {
+                        Some(r) => Ok(Next::Redirect(self.error_redirect(r, &e, params.get("state")))),
+                        None => Err(page(format!("The request object was refused: {}", e.description))),
+                    };
+                }
+            }
+        }
         let redirect_uri = params.take("redirect_uri").ok_or_else(|| page("The request has no redirect_uri.".into()))?;
         if !client.registration.redirect_uris.contains(&redirect_uri) {
             tracing::warn!(client_id, redirect_uri, "authorization request with an unregistered redirect URI");
@@ -357,11 +371,8 @@ impl Provider {
     }
 
     async fn check_request(&self, client: &Client, redirect_uri: &str, params: Params, now: i64) -> Result<AuthorizationRequest, OAuthError> {
-        if params.get("request").is_some() {
-            return Err(OAuthError::new(ErrorCode::RequestNotSupported, "request objects are not supported; send the parameters"));
-        }
         if params.get("request_uri").is_some() {
-            return Err(OAuthError::new(ErrorCode::RequestUriNotSupported, "request_uri is not supported; send the parameters"));
+            return Err(OAuthError::new(ErrorCode::RequestUriNotSupported, "request_uri is not supported; send the request object by value (request)"));
         }
         match params.get("response_type") {
             None => return Err(OAuthError::invalid_request("missing parameter response_type")),
@@ -485,6 +496,49 @@ impl Provider {
             login_hint: params.get("login_hint").map(str::to_owned),
             hint_sub,
         })
+    }
+
+    /// Verifies a request object with the client's registered keys and returns the request's
+    /// parameters with the object's in place of the query's (OIDC Core 6.3).
+    fn request_object(&self, client: &Client, object: &str, query: &Params, now: i64) -> Result<Params, OAuthError> {
+        let bad = |what: &str| OAuthError::new(ErrorCode::InvalidRequestObject, what.to_owned());
+        let keys = client.registration.jwks.as_ref().and_then(|j| j.get("keys")).and_then(Value::as_array);
+        let keys = keys.ok_or_else(|| bad("this client has no registered keys to sign request objects with"))?;
+        let jws = hsm_shim::jose::UnverifiedJws::parse(object).map_err(|_| bad("the request object is not a signed JWT (unsigned ones are refused)"))?;
+        let verified = keys.iter().any(|k| {
+            let kid_fits = jws.kid().is_none_or(|kid| k.get("kid").and_then(Value::as_str).is_none_or(|own| own == kid));
+            kid_fits && hsm_shim::jose::public_key_from_jwk(k).is_ok_and(|(key, alg)| jws.verify(&key, alg).is_ok())
+        });
+        if !verified {
+            return Err(bad("the request object's signature does not verify with the client's keys"));
+        }
+        let claims: Map<String, Value> = serde_json::from_slice(&jws.payload).map_err(|_| bad("the request object is not a JSON object"))?;
+        let text = |name: &str| claims.get(name).and_then(Value::as_str);
+        if text("iss").is_some_and(|i| i != client.id) || claims.get("aud").is_some_and(|a| a.as_str() != Some(self.issuer()) && !a.as_array().is_some_and(|l| l.iter().any(|v| v.as_str() == Some(self.issuer())))) {
+            return Err(bad("the request object's iss must be the client and its aud this issuer"));
+        }
+        if claims.get("exp").and_then(Value::as_i64).is_some_and(|exp| exp <= now) {
+            return Err(bad("the request object has expired"));
+        }
+        for name in ["client_id", "response_type"] {
+            if let (Some(inside), Some(outside)) = (text(name), query.get(name))
+                && inside != outside {
+                    return Err(bad(&format!("{name} differs between the request object and the request")));
+                }
+        }
+        let mut merged = query.clone();
+        for (name, value) in &claims {
+            if ["iss", "aud", "exp", "iat", "nbf", "jti", "request", "request_uri"].contains(&name.as_str()) {
+                continue;
+            }
+            let value = match value {
+                Value::String(s) => s.clone(),
+                Value::Null => continue,
+                other => other.to_string(),
+            };
+            merged.replace(name, value);
+        }
+        Ok(merged)
     }
 
     /// Whether the client's policy lets it receive `claim`.

@@ -138,8 +138,12 @@ impl Provider {
     /// A client assertion (RFC 7523) signed with the `jwt-rp` key.
     fn assertion(&self, aud: &str, jti: &str) -> String {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_secs();
+        self.signed(&json!({"iss": "jwt-rp", "sub": "jwt-rp", "aud": aud, "jti": jti, "exp": now + 60, "iat": now}))
+    }
+
+    /// A JWT signed with the `jwt-rp` key (ES256).
+    fn signed(&self, claims: &Value) -> String {
         let header = B64.encode(br#"{"alg":"ES256","kid":"rp-1"}"#);
-        let claims = json!({"iss": "jwt-rp", "sub": "jwt-rp", "aud": aud, "jti": jti, "exp": now + 60, "iat": now});
         let input = format!("{header}.{}", B64.encode(claims.to_string()));
         let sig = self.rp_key.sign(&aws_lc_rs::rand::SystemRandom::new(), input.as_bytes()).expect("sign");
         format!("{input}.{}", B64.encode(sig.as_ref()))
@@ -414,9 +418,10 @@ async fn oidcc_response_type_missing_and_registered_redirect_uri() {
     // oidcc-request-uri-unsigned-supported-correctly-or-rejected-as-unsupported
     let r = b.get(&p.authorize_url("civil-status", CB, &[("request_uri", "https://rp.example.jo/req")])).await;
     assert_eq!(param(&r.location.expect("redirect"), "error").as_deref(), Some("request_uri_not_supported"));
-    // oidcc-unsigned-request-object-supported-correctly-or-rejected-as-unsupported
+    // oidcc-unsigned-request-object-supported-correctly-or-rejected-as-unsupported: signed
+    // request objects are supported, unsigned ones refused.
     let r = b.get(&p.authorize_url("civil-status", CB, &[("request", "eyJhbGciOiJub25lIn0.e30.")])).await;
-    assert_eq!(param(&r.location.expect("redirect"), "error").as_deref(), Some("request_not_supported"));
+    assert_eq!(param(&r.location.expect("redirect"), "error").as_deref(), Some("invalid_request_object"));
     // PKCE plain is refused.
     let r = b.get(&p.authorize_url("civil-status", CB, &[("code_challenge", "abc"), ("code_challenge_method", "plain")])).await;
     assert_eq!(param(&r.location.expect("redirect"), "error").as_deref(), Some("invalid_request"));
@@ -969,4 +974,41 @@ async fn oidcc_basic_plan_sweep() {
         let r = b.get(&format!("{}/logout{query}", p.issuer)).await;
         assert_eq!((r.status, r.location.clone()), (200, None), "logout{query}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidcc_request_object_signed_and_ensure_request_object_with_redirect_uri() {
+    let p = Provider::start();
+    let jwt_cb = "https://jwt.example.jo/cb";
+    let object = |redirect_uri: &str| {
+        p.signed(&json!({
+            "iss": "jwt-rp", "aud": p.issuer, "client_id": "jwt-rp", "response_type": "code", "redirect_uri": redirect_uri,
+            "scope": "openid profile", "state": "ro-1", "nonce": "ro-n", "max_age": 3600,
+        }))
+    };
+    let authorize = |request: &str, extra: &str| format!("{}/authorize?client_id=jwt-rp&response_type=code&scope=openid&request={request}{extra}", p.issuer);
+    // The parameters come from the signed object, the redirect URI included.
+    let mut b = p.browser();
+    let location = b.login(&authorize(&object(jwt_cb), ""), CITIZEN, PASSWORD).await;
+    assert!(location.starts_with(jwt_cb) && param(&location, "state").as_deref() == Some("ro-1"), "{location}");
+    let code = param(&location, "code").expect("code");
+    let token_url = format!("{}/token", p.issuer);
+    let form = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", jwt_cb),
+        ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"), ("client_assertion", &p.assertion(&token_url, "ro-jti"))];
+    let tokens: Value = p.http().post(&token_url).form(&form).send().await.expect("token").json().await.expect("json");
+    let claims = p.verify_id_token(tokens["id_token"].as_str().expect("id_token")).await;
+    assert_eq!(claims["nonce"], "ro-n", "the nonce of the request object");
+    // A redirect URI inside the object is checked like any other: never followed if foreign.
+    let r = b.get(&authorize(&object("https://evil.example/cb"), "")).await;
+    assert_eq!((r.status, r.location), (400, None));
+    // A tampered object is refused back to the registered redirect URI of the query.
+    let good = object(jwt_cb);
+    let mut parts: Vec<&str> = good.split('.').collect();
+    let forged = B64.encode(json!({"iss": "jwt-rp", "aud": p.issuer, "redirect_uri": jwt_cb, "scope": "openid national_id"}).to_string());
+    parts[1] = &forged;
+    let r = b.get(&authorize(&parts.join("."), &format!("&redirect_uri={jwt_cb}"))).await;
+    assert_eq!(param(&r.location.expect("redirect"), "error").as_deref(), Some("invalid_request_object"));
+    // A client without registered keys cannot sign request objects.
+    let r = b.get(&format!("{}&request={good}", p.authorize_url("civil-status", CB, &[]))).await;
+    assert_eq!(param(&r.location.expect("redirect"), "error").as_deref(), Some("invalid_request_object"));
 }
