@@ -19,6 +19,8 @@ use hsm_shim::jose::{UnverifiedJws, public_key_from_jwk};
 use idp::citizens::{Names, Profile};
 use idp::clients::{AuthMethod, Client, Registration};
 use idp::credentials::{Password, PasswordHasher, TotpSecret, base32};
+use idp::http::cookie;
+use idp::pages::escape;
 use idp::provider::random_token;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -165,17 +167,6 @@ fn cookie_name(rp: &Rp) -> String {
     format!("__Host-demo-{}", rp.id)
 }
 
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
-
 fn page(title: &str, body: &str) -> Response {
     let html = format!(
         r#"<!DOCTYPE html>
@@ -185,13 +176,9 @@ fn page(title: &str, body: &str) -> Response {
 <body><header><span class="brand">خدمة تجريبية — Demo e-service</span><a href="/demo/">الخدمات · Services</a></header>
 <main>{body}</main></body></html>
 "#,
-        title = idp_escape(title)
+        title = escape(title)
     );
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], html).into_response()
-}
-
-fn idp_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
 fn redirect(location: &str) -> Response {
@@ -209,7 +196,7 @@ async fn index(State(demo): State<Arc<Demo>>) -> Response {
     let mut items = String::new();
     for (id, _) in SERVICES {
         let (ar, en) = service_name(&demo, id);
-        items.push_str(&format!(r#"<li><a href="/demo/{id}/">{} · <span lang="en" dir="ltr">{}</span></a></li>"#, idp_escape(&ar), idp_escape(&en)));
+        items.push_str(&format!(r#"<li><a href="/demo/{id}/">{} · <span lang="en" dir="ltr">{}</span></a></li>"#, escape(&ar), escape(&en)));
     }
     page("الخدمات · Services", &format!("<h1>الخدمات الحكومية · <span lang=\"en\" dir=\"ltr\">Government services</span></h1><ul>{items}</ul>"))
 }
@@ -227,7 +214,7 @@ async fn home(State(demo): State<Arc<Demo>>, UrlPath(service): UrlPath<String>, 
         let body = format!(
             r#"<h1>{t}</h1><p>سجّل الدخول بهويتك الرقمية للمتابعة · <span lang="en" dir="ltr">Log in with your digital identity to continue.</span></p>
 <p><a class="login" href="/demo/{id}/login">الدخول عبر هوية · <span lang="en" dir="ltr">Log in with Hawiya</span></a></p>"#,
-            t = idp_escape(&title),
+            t = escape(&title),
             id = rp.id
         );
         return page(&title, &body);
@@ -239,7 +226,7 @@ async fn home(State(demo): State<Arc<Demo>>, UrlPath(service): UrlPath<String>, 
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            rows.push_str(&format!("<dt>{}</dt><dd>{}</dd>", idp_escape(k), idp_escape(&v)));
+            rows.push_str(&format!("<dt>{}</dt><dd>{}</dd>", escape(k), escape(&v)));
         }
     }
     let name = claims.get("name#ar").or_else(|| claims.get("name")).and_then(Value::as_str).unwrap_or_default();
@@ -247,9 +234,9 @@ async fn home(State(demo): State<Arc<Demo>>, UrlPath(service): UrlPath<String>, 
         r#"<h1>{t}</h1><p class="welcome">مرحباً {name} · <span lang="en" dir="ltr">Welcome, {name_en}</span></p>
 <dl class="request">{rows}</dl>
 <form method="post" action="/demo/{id}/logout"><button type="submit">تسجيل الخروج من جميع الخدمات · <span lang="en" dir="ltr">Log out everywhere</span></button></form>"#,
-        t = idp_escape(&title),
-        name = idp_escape(name),
-        name_en = idp_escape(claims.get("name#en").and_then(Value::as_str).unwrap_or_default()),
+        t = escape(&title),
+        name = escape(name),
+        name_en = escape(claims.get("name#en").and_then(Value::as_str).unwrap_or_default()),
         id = rp.id
     );
     page(&title, &body)
@@ -304,7 +291,7 @@ struct Callback {
 async fn callback(State(demo): State<Arc<Demo>>, UrlPath(service): UrlPath<String>, headers: HeaderMap, Query(q): Query<Callback>) -> Response {
     let Some(rp) = demo.rps.get(&service) else { return not_found() };
     if let Some(e) = q.error {
-        let body = format!("<h1>تعذّر تسجيل الدخول · Login failed</h1><p class=\"error\">{}: {}</p><p><a href=\"/demo/{}/\">←</a></p>", idp_escape(&e), idp_escape(&q.error_description.unwrap_or_default()), rp.id);
+        let body = format!("<h1>تعذّر تسجيل الدخول · Login failed</h1><p class=\"error\">{}: {}</p><p><a href=\"/demo/{}/\">←</a></p>", escape(&e), escape(&q.error_description.unwrap_or_default()), rp.id);
         return page("Login failed", &body);
     }
     let state = q.state.unwrap_or_default();
@@ -327,7 +314,7 @@ async fn callback(State(demo): State<Arc<Demo>>, UrlPath(service): UrlPath<Strin
         }
         Err(e) => {
             tracing::warn!(service = rp.id, error = %e, "demo login failed");
-            page("Login failed", &format!("<p class=\"error\">{}</p>", idp_escape(&e)))
+            page("Login failed", &format!("<p class=\"error\">{}</p>", escape(&e)))
         }
     }
 }

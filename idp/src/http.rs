@@ -26,6 +26,8 @@ type Shared = Arc<Provider>;
 
 /// The provider's routes: discovery, keys, the protocol endpoints and the login pages.
 pub fn router(provider: Arc<Provider>) -> Router {
+    // Behind TLS (an https issuer), browsers are told to keep to it.
+    let hsts = provider.issuer().starts_with("https://");
     Router::new()
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/jwks", get(jwks))
@@ -40,7 +42,7 @@ pub fn router(provider: Arc<Provider>) -> Router {
         .route("/logout/confirm", post(logout_confirm))
         .route("/assets/hawiya.css", get(stylesheet))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
-        .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::map_response(move |r| security_headers(r, hsts)))
         .with_state(provider)
 }
 
@@ -48,9 +50,13 @@ fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
-/// Headers on every response: no framing, no sniffing, no referrer, nothing cached.
-async fn security_headers(mut response: Response) -> Response {
+/// Headers on every response: no framing, no sniffing, no referrer, nothing cached, and
+/// HSTS when the issuer is https.
+async fn security_headers(mut response: Response, hsts: bool) -> Response {
     let h = response.headers_mut();
+    if hsts {
+        h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000; includeSubDomains"));
+    }
     h.entry(header::CONTENT_SECURITY_POLICY)
         .or_insert(HeaderValue::from_static("default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
@@ -60,7 +66,8 @@ async fn security_headers(mut response: Response) -> Response {
     response
 }
 
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// The value of cookie `name` in a request's headers.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -262,6 +269,28 @@ async fn transaction_page(p: &Provider, headers: &HeaderMap, params: &Params) ->
     Ok((t, FormContext { tx, csrf, lang, form_action: origin }, client))
 }
 
+/// A request to a login or consent page: its parameters, the transaction it belongs to and
+/// that transaction's client. A form post (`csrf`) must carry the transaction's anti-CSRF
+/// token in the form and in the cookie.
+struct PageRequest {
+    headers: HeaderMap,
+    params: Params,
+    address: Option<SocketAddr>,
+    t: crate::provider::Transaction,
+    ctx: FormContext,
+    client: crate::clients::Client,
+}
+
+async fn page_request(p: &Provider, request: Request, csrf: bool) -> Result<PageRequest, Response> {
+    let (headers, params, address) = params(request).await.map_err(|e| error_page(Lang::Ar, StatusCode::BAD_REQUEST, &e.description))?;
+    let (t, ctx, client) = transaction_page(p, &headers, &params).await?;
+    if csrf && !csrf_ok(&headers, &params, &t.csrf) {
+        tracing::warn!(target: "audit", event = "csrf.refused", "form post without a valid anti-CSRF token");
+        return Err(error_page(ctx.lang, StatusCode::FORBIDDEN, text(ctx.lang, "error.csrf")));
+    }
+    Ok(PageRequest { headers, params, address, t, ctx, client })
+}
+
 fn with_form_headers(mut response: Response, ctx: &FormContext) -> Response {
     let csp = format!("default-src 'none'; style-src 'self'; form-action 'self' {}; frame-ancestors 'none'; base-uri 'none'", ctx.form_action);
     if let Ok(v) = HeaderValue::from_str(&csp) {
@@ -352,11 +381,7 @@ fn render_login(p: &Provider, ctx: &FormContext, t: &crate::provider::Transactio
 }
 
 async fn login_page(State(p): State<Shared>, request: Request) -> Response {
-    let (headers, params, _) = match params(request).await {
-        Ok(x) => x,
-        Err(e) => return error_page(Lang::Ar, StatusCode::BAD_REQUEST, &e.description),
-    };
-    let (t, ctx, client) = match transaction_page(&p, &headers, &params).await {
+    let PageRequest { t, ctx, client, .. } = match page_request(&p, request, false).await {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -375,18 +400,10 @@ fn csrf_ok(headers: &HeaderMap, params: &Params, expected: &str) -> bool {
 }
 
 async fn login_submit(State(p): State<Shared>, request: Request) -> Response {
-    let (headers, params, address) = match params(request).await {
-        Ok(x) => x,
-        Err(e) => return error_page(Lang::Ar, StatusCode::BAD_REQUEST, &e.description),
-    };
-    let (t, ctx, client) = match transaction_page(&p, &headers, &params).await {
+    let PageRequest { headers, params, address, t, ctx, client } = match page_request(&p, request, true).await {
         Ok(x) => x,
         Err(r) => return r,
     };
-    if !csrf_ok(&headers, &params, &t.csrf) {
-        tracing::warn!(target: "audit", event = "csrf.refused", "login form without a valid anti-CSRF token");
-        return error_page(ctx.lang, StatusCode::FORBIDDEN, text(ctx.lang, "error.csrf"));
-    }
     let national_id = params.get("national_id").unwrap_or_default().trim();
     let address = address.map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into());
     let step = p
@@ -418,11 +435,7 @@ async fn login_submit(State(p): State<Shared>, request: Request) -> Response {
 }
 
 async fn consent_page(State(p): State<Shared>, request: Request) -> Response {
-    let (headers, params, _) = match params(request).await {
-        Ok(x) => x,
-        Err(e) => return error_page(Lang::Ar, StatusCode::BAD_REQUEST, &e.description),
-    };
-    let (t, ctx, client) = match transaction_page(&p, &headers, &params).await {
+    let PageRequest { t, ctx, client, .. } = match page_request(&p, request, false).await {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -458,18 +471,10 @@ async fn consent_page(State(p): State<Shared>, request: Request) -> Response {
 }
 
 async fn consent_submit(State(p): State<Shared>, request: Request) -> Response {
-    let (headers, params, _) = match params(request).await {
-        Ok(x) => x,
-        Err(e) => return error_page(Lang::Ar, StatusCode::BAD_REQUEST, &e.description),
-    };
-    let (t, ctx, _) = match transaction_page(&p, &headers, &params).await {
+    let PageRequest { headers, params, ctx, .. } = match page_request(&p, request, true).await {
         Ok(x) => x,
         Err(r) => return r,
     };
-    if !csrf_ok(&headers, &params, &t.csrf) {
-        tracing::warn!(target: "audit", event = "csrf.refused", "consent form without a valid anti-CSRF token");
-        return error_page(ctx.lang, StatusCode::FORBIDDEN, text(ctx.lang, "error.csrf"));
-    }
     let approve = params.get("decision") == Some("allow");
     match p.consent(&ctx.tx, cookie(&headers, SESSION_COOKIE), approve, now()).await {
         Ok(next) => follow(next, ctx.lang),
@@ -633,4 +638,39 @@ async fn stylesheet() -> Response {
     let mut r = ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], pages::STYLESHEET).into_response();
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hsm_shim::KeyStore;
+    use hsm_shim::soft::{OperatorSecret, SoftKeyStore};
+    use tower::ServiceExt;
+
+    async fn app(issuer: &str, dir: &std::path::Path) -> Router {
+        let secret = OperatorSecret::new(b"unit test secret, not for production".to_vec()).expect("secret");
+        let keys: Arc<dyn KeyStore> = Arc::new(SoftKeyStore::open_or_create(&dir.join("keys"), &secret).expect("key store"));
+        let durable: Arc<dyn store::DurableStore> = Arc::new(store::SqliteStore::open(&dir.join("db")).expect("db"));
+        let signing = crate::keys::SigningKeys::open(keys, durable.clone(), std::time::Duration::from_secs(900), 1).await.expect("keys");
+        let policies = Arc::new(policies::Policies::shipped().expect("policies"));
+        let provider = Provider::new(crate::Settings::new(issuer, vec![7; 32]), policies, durable, Arc::new(store::ephemeral::MemoryStore::new()), signing)
+            .expect("provider");
+        router(Arc::new(provider))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_response_carries_the_security_headers_and_hsts_on_tls() {
+        for (issuer, hsts) in [("https://id.example.jo", true), ("http://127.0.0.1:8080", false)] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let app = app(issuer, dir.path()).await;
+            for uri in ["/.well-known/openid-configuration", "/authorize?client_id=nobody", "/login?tx=x"] {
+                let response = app.clone().oneshot(Request::get(uri).body(axum::body::Body::empty()).expect("request")).await.expect("response");
+                let h = response.headers();
+                assert!(h[header::CONTENT_SECURITY_POLICY].to_str().expect("ascii").contains("frame-ancestors 'none'"), "{uri}");
+                assert_eq!(h[header::X_FRAME_OPTIONS], "DENY");
+                assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+                assert_eq!(h.contains_key(header::STRICT_TRANSPORT_SECURITY), hsts, "{issuer} {uri}");
+            }
+        }
+    }
 }

@@ -22,7 +22,7 @@ pub mod credentials;
 pub mod http;
 pub mod keys;
 pub mod oauth;
-mod pages;
+pub mod pages;
 pub mod provider;
 
 /// How the provider behaves; the binary fills it from its configuration.

@@ -159,9 +159,17 @@ impl Deployment {
             Keys::Soft => "[key_store]\nkind = \"soft\"\n".to_owned(),
             Keys::Pkcs11 => {
                 let module = softhsm_module();
+                // A token directory of its own: SoftHSM2's file store does not bear other
+                // processes creating or opening tokens in the same directory meanwhile
+                // (SoftHSMv2 issue 757).
+                let tokens = dir.path().join("softhsm/tokens");
+                std::fs::create_dir_all(&tokens).expect("token directory");
+                let conf = dir.path().join("softhsm/softhsm2.conf");
+                std::fs::write(&conf, format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n", tokens.display())).expect("softhsm2.conf");
                 let token = format!("t{}", random_suffix());
-                let out = run(Command::new("softhsm2-util").args(["--init-token", "--free", "--label", &token, "--so-pin", "5678", "--pin", PIN]));
+                let out = run(Command::new("softhsm2-util").env("SOFTHSM2_CONF", &conf).args(["--init-token", "--free", "--label", &token, "--so-pin", "5678", "--pin", PIN]));
                 assert!(out.status.success(), "softhsm2-util: {}", String::from_utf8_lossy(&out.stderr));
+                env.push(("SOFTHSM2_CONF".into(), conf.display().to_string()));
                 env.push(("HAWIYA_PKCS11_PIN".into(), PIN.into()));
                 format!("[key_store]\nkind = \"pkcs11\"\nmodule = \"{}\"\ntoken = \"{token}\"\n", module.display())
             }
