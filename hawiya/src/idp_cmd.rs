@@ -81,6 +81,17 @@ pub enum CitizenCommand {
         #[arg(long)]
         address: Option<String>,
     },
+    /// Withdraws a citizen's consent to a service: it will be asked again at the next login.
+    RevokeConsent {
+        #[command(flatten)]
+        data: DataArg,
+        /// The national identity number.
+        #[arg(long)]
+        national_id: String,
+        /// The service's client id.
+        #[arg(long)]
+        client: String,
+    },
     /// Enrols a one-time-code authenticator: prints the otpauth URI to scan.
     TotpEnroll {
         #[command(flatten)]
@@ -195,6 +206,16 @@ pub async fn citizen(command: CitizenCommand) -> CommandResult {
                 .insert_citizen(&CitizenRecord { id, national_id: national_id.clone(), profile: profile.to_json(), password_hash: hash, totp_secret: None, created_at: now() })
                 .await?;
             println!("Registered citizen {national_id}.");
+            Ok(())
+        }
+        CitizenCommand::RevokeConsent { data, national_id, client } => {
+            let (_, durable, _) = open(&data.data).await?;
+            let citizen = durable.citizen(&national_id).await?.ok_or_else(|| format!("no citizen with national id {national_id}"))?;
+            if !durable.revoke_consent(&citizen.id, &client).await? {
+                return Err(format!("citizen {national_id} has no consent for {client:?}").into());
+            }
+            tracing::info!(target: "audit", event = "consent.revoked", client, "consent withdrawn");
+            println!("Consent of {national_id} to {client} withdrawn.");
             Ok(())
         }
         CitizenCommand::TotpEnroll { data, national_id } => {

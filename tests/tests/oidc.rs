@@ -925,6 +925,16 @@ async fn oidcc_basic_plan_sweep() {
             assert!(info.get(*c).is_none(), "{scope}: {c} in {info}");
         }
     }
+    // Consent is remembered per client and set of claims, and revocable.
+    let r = b.get(&p.authorize_url("same-sector", rp, &[]).replace("scope=openid+profile+email+phone", "scope=openid+profile")).await;
+    assert!(param(&r.location.expect("silent: consented before"), "code").is_some());
+    let e = p.d.fails(&["citizen", "revoke-consent", "--national-id", CITIZEN, "--client", "nobody"]);
+    assert!(e.contains("no consent"), "{e}");
+    p.d.ok(&["citizen", "revoke-consent", "--national-id", CITIZEN, "--client", "same-sector"]);
+    let r = b.get(&p.authorize_url("same-sector", rp, &[("prompt", "none")])).await;
+    assert_eq!(param(&r.location.expect("redirect"), "error").as_deref(), Some("consent_required"), "asked again after revocation");
+    let r = b.get(&p.authorize_url("same-sector", rp, &[])).await;
+    b.through_consent(r).await;
     // oidcc-ensure-post-request-succeeds, oidcc-alternate-happy-flow
     let r = b.post("/authorize", &[("client_id", "same-sector"), ("redirect_uri", rp), ("response_type", "code"), ("scope", "openid profile"), ("state", "post-1")]).await;
     let l = r.location.expect("redirect");
