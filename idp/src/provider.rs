@@ -42,6 +42,19 @@ pub fn sha256(data: &[u8]) -> Vec<u8> {
     aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data).as_ref().to_vec()
 }
 
+/// `at_hash` (OIDC Core 3.1.3.6): the left half of the access token's hash, with the hash
+/// of the id_token's algorithm (SHA-512 for Ed25519, as the OpenID errata settle it).
+fn at_hash(algorithm: hsm_shim::SignatureAlgorithm, access_token: &str) -> String {
+    use aws_lc_rs::digest;
+    let hash = match algorithm {
+        hsm_shim::SignatureAlgorithm::Es384 => &digest::SHA384,
+        hsm_shim::SignatureAlgorithm::EdDsa => &digest::SHA512,
+        _ => &digest::SHA256,
+    };
+    let d = digest::digest(hash, access_token.as_bytes());
+    B64.encode(&d.as_ref()[..d.as_ref().len() / 2])
+}
+
 /// What `prompt` asked for.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Prompt {
@@ -1026,7 +1039,7 @@ impl Provider {
                 ("acr", self.level(&grant.level)?.acr.first().cloned().unwrap_or_default().into()),
                 ("amr", grant.amr.clone().into()),
                 ("sid", grant.sid.clone().into()),
-                ("at_hash", B64.encode(&sha256(access.as_bytes())[..16]).into()),
+                ("at_hash", at_hash(client.id_token_alg, &access).into()),
             ] {
                 claims.insert(k.into(), v);
             }

@@ -768,6 +768,9 @@ async fn oidcc_backchannel_rp_initiated_logout() {
     let location = b.login(&p.authorize_url("bc-rp", cb, &[]), CITIZEN, PASSWORD).await;
     let tokens = p.exchange("bc-rp", cb, &location).await;
     let id_token = p.verify_id_token(tokens["id_token"].as_str().expect("id_token")).await;
+    // An EdDSA (Ed25519) id_token hashes the access token with SHA-512 for at_hash.
+    let sha512 = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA512, tokens["access_token"].as_str().expect("at").as_bytes());
+    assert_eq!(id_token["at_hash"], B64.encode(&sha512.as_ref()[..32]));
     // The citizen also uses civil-status (no back-channel URI) in the same session.
     let r = b.get(&p.authorize_url("civil-status", CB, &[])).await;
     b.through_consent(r).await;
