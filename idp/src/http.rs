@@ -300,8 +300,7 @@ fn with_form_headers(mut response: Response, ctx: &FormContext) -> Response {
     response
 }
 
-fn request_summary(p: &Provider, lang: Lang, client: &crate::clients::Client, level: &str) -> String {
-    let _ = p;
+fn request_summary(lang: Lang, client: &crate::clients::Client, level: &str) -> String {
     format!(
         r#"<dl class="request"><dt>{}</dt><dd>{}</dd><dt>{}</dt><dd>{}</dd></dl>"#,
         text(lang, "service"),
@@ -369,7 +368,7 @@ fn render_login(p: &Provider, ctx: &FormContext, t: &crate::provider::Transactio
 {fields}
 <button type="submit">{submit}</button>
 </form>"#,
-        summary = request_summary(p, lang, client, &t.request.level),
+        summary = request_summary(lang, client, &t.request.level),
         tx = escape(&ctx.tx),
         csrf = escape(&ctx.csrf),
         lang_tag = lang.tag(),
@@ -460,7 +459,7 @@ async fn consent_page(State(p): State<Shared>, request: Request) -> Response {
 <input type="hidden" name="lang" value="{tag}">
 {buttons}
 </form>"#,
-        summary = request_summary(&p, lang, &client, &t.request.level),
+        summary = request_summary(lang, &client, &t.request.level),
         tx = escape(&ctx.tx),
         csrf = escape(&ctx.csrf),
         tag = lang.tag(),

@@ -374,7 +374,7 @@ impl Provider {
         // From here on errors go back to the client.
         let state = params.get("state").map(str::to_owned);
         let back = |e: OAuthError| Next::Redirect(self.error_redirect(&redirect_uri, &e, state.as_deref()));
-        match self.check_request(&client, &redirect_uri, params, now).await {
+        match self.check_request(&client, &redirect_uri, params).await {
             Ok(request) => match self.proceed(&client, request, cookie, now).await {
                 Ok(next) => Ok(next),
                 Err(e) => Ok(back(e)),
@@ -383,7 +383,7 @@ impl Provider {
         }
     }
 
-    async fn check_request(&self, client: &Client, redirect_uri: &str, params: Params, now: i64) -> Result<AuthorizationRequest, OAuthError> {
+    async fn check_request(&self, client: &Client, redirect_uri: &str, params: Params) -> Result<AuthorizationRequest, OAuthError> {
         if params.get("request_uri").is_some() {
             return Err(OAuthError::new(ErrorCode::RequestUriNotSupported, "request_uri is not supported; send the request object by value (request)"));
         }
@@ -492,7 +492,6 @@ impl Provider {
                 claims.get("sub").and_then(Value::as_str).map(str::to_owned)
             }
         };
-        let _ = (redirect_uri, now);
         Ok(AuthorizationRequest {
             client_id: client.id.clone(),
             redirect_uri: redirect_uri.to_owned(),
@@ -951,8 +950,8 @@ impl Provider {
             sid: grant.sid.clone(),
             nonce: grant.request.nonce.clone(),
         };
-        let refresh = if client.service.scopes.is_empty() { None } else { Some(self.new_refresh(client, &grant.citizen_id, &grant.family, &g, now).await?) };
-        self.tokens(client, &grant.citizen_id, &grant.family, g, refresh, true, now).await
+        let refresh = self.new_refresh(client, &grant.citizen_id, &grant.family, &g, now).await?;
+        self.tokens(client, &grant.citizen_id, &grant.family, g, refresh, now).await
     }
 
     async fn new_refresh(&self, client: &Client, citizen_id: &str, family: &str, grant: &Grant, now: i64) -> Result<String, OAuthError> {
@@ -992,7 +991,7 @@ impl Provider {
                 let mut grant: Grant = serde_json::from_str(&old.grant).map_err(OAuthError::server)?;
                 // A refreshed id_token carries no nonce (OIDC Core 12.2).
                 grant.nonce = None;
-                self.tokens(client, &old.citizen_id, &old.family, grant, Some(next), true, now).await
+                self.tokens(client, &old.citizen_id, &old.family, grant, next, now).await
             }
             Rotation::Reused { family } => {
                 self.revoke_family(&family).await?;
@@ -1010,50 +1009,45 @@ impl Provider {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn tokens(&self, client: &Client, citizen_id: &str, family: &str, grant: Grant, refresh: Option<String>, with_id_token: bool, now: i64) -> Result<Value, OAuthError> {
+    async fn tokens(&self, client: &Client, citizen_id: &str, family: &str, grant: Grant, refresh: String, now: i64) -> Result<Value, OAuthError> {
         let citizen = self.durable.citizen_by_id(citizen_id).await?.ok_or_else(|| OAuthError::invalid_grant("the citizen no longer exists"))?;
         let access = random_token()?;
         let expires_at = now + self.settings.access_ttl.as_secs() as i64;
         let record = AccessGrant { client_id: client.id.clone(), citizen_id: citizen_id.to_owned(), family: family.to_owned(), expires_at, grant: grant.clone() };
         self.ephemeral.put(&hashed("at", &access), &serde_json::to_vec(&record).map_err(OAuthError::server)?, self.settings.access_ttl).await?;
-        let mut body = json!({
+        let sub = self.subject(client, citizen_id);
+        let mut claims = Map::new();
+        for (k, v) in [
+            ("iss", Value::from(self.issuer())),
+            ("sub", sub.into()),
+            ("aud", client.id.clone().into()),
+            ("iat", now.into()),
+            ("exp", (now + self.settings.id_token_ttl.as_secs() as i64).into()),
+            ("auth_time", grant.auth_time.into()),
+            ("acr", self.level(&grant.level)?.acr.first().cloned().unwrap_or_default().into()),
+            ("amr", grant.amr.clone().into()),
+            ("sid", grant.sid.clone().into()),
+            ("at_hash", at_hash(client.id_token_alg, &access).into()),
+        ] {
+            claims.insert(k.into(), v);
+        }
+        if let Some(n) = &grant.nonce {
+            claims.insert("nonce".into(), n.clone().into());
+        }
+        let profile = Profile::from_json(&citizen.profile)?;
+        let langs = Lang::all_of(&grant.claims_locales.join(" "));
+        for claim in &grant.claims.id_token {
+            citizens::add_claim(&mut claims, claim, &profile, &citizen.national_id, &langs);
+        }
+        let id_token = self.keys.sign(client.id_token_alg, &Value::Object(claims), None, now).await?;
+        let body = json!({
             "access_token": access,
             "token_type": "Bearer",
             "expires_in": self.settings.access_ttl.as_secs(),
             "scope": grant.scopes.join(" "),
+            "refresh_token": refresh,
+            "id_token": id_token,
         });
-        if let Some(r) = refresh {
-            body["refresh_token"] = r.into();
-        }
-        if with_id_token {
-            let sub = self.subject(client, citizen_id);
-            let mut claims = Map::new();
-            for (k, v) in [
-                ("iss", Value::from(self.issuer())),
-                ("sub", sub.into()),
-                ("aud", client.id.clone().into()),
-                ("iat", now.into()),
-                ("exp", (now + self.settings.id_token_ttl.as_secs() as i64).into()),
-                ("auth_time", grant.auth_time.into()),
-                ("acr", self.level(&grant.level)?.acr.first().cloned().unwrap_or_default().into()),
-                ("amr", grant.amr.clone().into()),
-                ("sid", grant.sid.clone().into()),
-                ("at_hash", at_hash(client.id_token_alg, &access).into()),
-            ] {
-                claims.insert(k.into(), v);
-            }
-            if let Some(n) = &grant.nonce {
-                claims.insert("nonce".into(), n.clone().into());
-            }
-            let profile = Profile::from_json(&citizen.profile)?;
-            let langs = Lang::all_of(&grant.claims_locales.join(" "));
-            for claim in &grant.claims.id_token {
-                citizens::add_claim(&mut claims, claim, &profile, &citizen.national_id, &langs);
-            }
-            let id_token = self.keys.sign(client.id_token_alg, &Value::Object(claims), None, now).await?;
-            body["id_token"] = id_token.into();
-        }
         tracing::info!(target: "audit", event = "token.issued", client = client.id, "tokens issued");
         Ok(body)
     }
