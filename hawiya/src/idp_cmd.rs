@@ -123,9 +123,12 @@ pub enum ClientCommand {
         /// private_key_jwt, client_secret_basic, client_secret_post or none (public, PKCE).
         #[arg(long, default_value = "private_key_jwt")]
         auth_method: String,
-        /// A file holding its public JWK Set (for private_key_jwt).
+        /// A file holding its public JWK Set (for private_key_jwt and request objects).
         #[arg(long)]
         jwks: Option<PathBuf>,
+        /// Where it publishes its JWK Set instead.
+        #[arg(long)]
+        jwks_uri: Option<String>,
         /// The id_token signing algorithm: RS256, PS256, ES256 or EdDSA.
         #[arg(long, default_value = "RS256")]
         id_token_alg: String,
@@ -234,7 +237,7 @@ pub async fn citizen(command: CitizenCommand) -> CommandResult {
 
 pub async fn client(command: ClientCommand) -> CommandResult {
     match command {
-        ClientCommand::Add { data, id, redirect_uris, post_logout_redirect_uris, backchannel_logout_uri, auth_method, jwks, id_token_alg } => {
+        ClientCommand::Add { data, id, redirect_uris, post_logout_redirect_uris, backchannel_logout_uri, auth_method, jwks, jwks_uri, id_token_alg } => {
             let method = match auth_method.as_str() {
                 "private_key_jwt" => AuthMethod::PrivateKeyJwt,
                 "client_secret_basic" => AuthMethod::ClientSecretBasic,
@@ -260,6 +263,7 @@ pub async fn client(command: ClientCommand) -> CommandResult {
                 token_endpoint_auth_method: method,
                 client_secret_sha256: secret.as_ref().map(|(_, hash)| hash.clone()),
                 jwks,
+                jwks_uri,
                 id_token_signed_response_alg: id_token_alg,
                 name: None,
             };

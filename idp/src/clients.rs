@@ -58,9 +58,13 @@ pub struct Registration {
     /// SHA-256 of its secret (hex), for the secret methods. The secret itself is shown once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret_sha256: Option<String>,
-    /// Its public keys (a JWK Set), for `private_key_jwt`.
+    /// Its public keys (a JWK Set), for `private_key_jwt` and request objects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks: Option<Value>,
+    /// Where its public keys are published instead (fetched, cached, re-fetched when a
+    /// signature names a key the cache does not hold).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
     /// The algorithm its id_tokens are signed with.
     #[serde(default = "default_alg")]
     pub id_token_signed_response_alg: String,
@@ -115,7 +119,7 @@ impl Client {
             return Err(invalid("at least one redirect URI is needed".into()));
         }
         let mut hosts = Vec::new();
-        for uri in registration.redirect_uris.iter().chain(&registration.post_logout_redirect_uris).chain(&registration.backchannel_logout_uri) {
+        for uri in registration.redirect_uris.iter().chain(&registration.post_logout_redirect_uris).chain(&registration.backchannel_logout_uri).chain(&registration.jwks_uri) {
             let parsed = url::Url::parse(uri).map_err(|e| invalid(format!("{uri}: {e}")))?;
             if parsed.fragment().is_some() {
                 return Err(invalid(format!("{uri}: a redirect URI has no fragment")));
@@ -133,17 +137,19 @@ impl Client {
             return Err(invalid(format!("redirect URIs on several hosts ({}) need one sector", hosts.join(", "))));
         };
         match registration.token_endpoint_auth_method {
-            AuthMethod::PrivateKeyJwt => {
-                let keys = registration.jwks.as_ref().and_then(|j| j.get("keys")).and_then(Value::as_array);
-                let keys = keys.ok_or_else(|| invalid("private_key_jwt needs a JWK Set".into()))?;
-                for k in keys {
-                    jose::public_key_from_jwk(k).map_err(|e| invalid(e.to_string()))?;
-                }
+            AuthMethod::PrivateKeyJwt if registration.jwks.is_some() == registration.jwks_uri.is_some() => {
+                return Err(invalid("private_key_jwt needs a JWK Set or a jwks_uri (one of them)".into()));
             }
             AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost if registration.client_secret_sha256.is_none() => {
                 return Err(invalid("a secret method needs a secret".into()));
             }
             _ => {}
+        }
+        if let Some(jwks) = &registration.jwks {
+            let keys = jwks.get("keys").and_then(Value::as_array).ok_or_else(|| invalid("jwks is not a JWK Set".into()))?;
+            for k in keys {
+                jose::public_key_from_jwk(k).map_err(|e| invalid(e.to_string()))?;
+            }
         }
         let id_token_alg = jose::algorithm_named(&registration.id_token_signed_response_alg).map_err(|e| invalid(e.to_string()))?;
         if !crate::keys::ALGORITHMS.contains(&id_token_alg) {
@@ -249,10 +255,15 @@ impl Presented {
         &self.client_id
     }
 
-    /// Checks the credentials against the client's registration. `audiences` are the values
-    /// a client assertion's `aud` may hold (the issuer, the endpoint URL); its `jti` is
-    /// spent in `replay` so that it cannot be used twice.
-    pub async fn authenticate(&self, client: &Client, audiences: &[&str], replay: &dyn EphemeralStore, now: i64) -> Result<(), OAuthError> {
+    /// Whether a client assertion, if that is what was presented, verifies with `keys`.
+    pub fn assertion_verifies(&self, keys: &[Value]) -> bool {
+        self.assertion.as_deref().and_then(|a| UnverifiedJws::parse(a).ok()).is_some_and(|jws| verifies_with(&jws, keys))
+    }
+
+    /// Checks the credentials against the client's registration and its public `keys`.
+    /// `audiences` are the values a client assertion's `aud` may hold (the issuer, the
+    /// endpoint URL); its `jti` is spent in `replay` so that it cannot be used twice.
+    pub async fn authenticate(&self, client: &Client, keys: &[Value], audiences: &[&str], replay: &dyn EphemeralStore, now: i64) -> Result<(), OAuthError> {
         let registered = client.registration.token_endpoint_auth_method;
         if self.method != registered {
             return Err(OAuthError::invalid_client(format!("this client authenticates with {}", registered.as_str())));
@@ -264,20 +275,15 @@ impl Presented {
                 aws_lc_rs::constant_time::verify_slices_are_equal(expected.as_bytes(), given.as_bytes())
                     .map_err(|_| OAuthError::invalid_client("wrong client secret"))
             }
-            AuthMethod::PrivateKeyJwt => self.check_assertion(client, audiences, replay, now).await,
+            AuthMethod::PrivateKeyJwt => self.check_assertion(client, keys, audiences, replay, now).await,
             AuthMethod::None => Ok(()),
         }
     }
 
-    async fn check_assertion(&self, client: &Client, audiences: &[&str], replay: &dyn EphemeralStore, now: i64) -> Result<(), OAuthError> {
+    async fn check_assertion(&self, client: &Client, keys: &[Value], audiences: &[&str], replay: &dyn EphemeralStore, now: i64) -> Result<(), OAuthError> {
         let bad = |what: &str| OAuthError::invalid_client(format!("client assertion: {what}"));
         let jws = UnverifiedJws::parse(self.assertion.as_deref().unwrap_or_default()).map_err(|e| bad(&e.to_string()))?;
-        let keys = client.registration.jwks.as_ref().and_then(|j| j.get("keys")).and_then(Value::as_array).cloned().unwrap_or_default();
-        let verified = keys.iter().any(|k| {
-            let kid_fits = jws.kid().is_none_or(|kid| k.get("kid").and_then(Value::as_str).is_none_or(|own| own == kid));
-            kid_fits && jose::public_key_from_jwk(k).is_ok_and(|(key, alg)| jws.verify(&key, alg).is_ok())
-        });
-        if !verified {
+        if !verifies_with(&jws, keys) {
             return Err(bad("the signature does not verify with the client's keys"));
         }
         let claims: Value = serde_json::from_slice(&jws.payload).map_err(|_| bad("payload is not JSON"))?;
@@ -313,4 +319,13 @@ impl Presented {
         }
         Ok(())
     }
+}
+
+/// Whether `jws` verifies with one of `keys` (a JWK Set's `keys`): the one its `kid` names,
+/// or any when it names none.
+pub fn verifies_with(jws: &UnverifiedJws, keys: &[Value]) -> bool {
+    keys.iter().any(|k| {
+        let kid_fits = jws.kid().is_none_or(|kid| k.get("kid").and_then(Value::as_str).is_none_or(|own| own == kid));
+        kid_fits && jose::public_key_from_jwk(k).is_ok_and(|(key, alg)| jws.verify(&key, alg).is_ok())
+    })
 }

@@ -355,7 +355,7 @@ impl Provider {
         // A signed request object (OIDC Core 6.1) replaces the parameters it carries, the
         // redirect URI included, so it is read before anything is checked.
         if let Some(object) = params.take("request") {
-            match self.request_object(&client, &object, &params, now) {
+            match self.request_object(&client, &object, &params, now).await {
                 Ok(merged) => params = merged,
                 Err(e) => {
                     let registered = params.get("redirect_uri").filter(|r| client.registration.redirect_uris.iter().any(|u| u == r));
@@ -512,15 +512,16 @@ impl Provider {
 
     /// Verifies a request object with the client's registered keys and returns the request's
     /// parameters with the object's in place of the query's (OIDC Core 6.3).
-    fn request_object(&self, client: &Client, object: &str, query: &Params, now: i64) -> Result<Params, OAuthError> {
+    async fn request_object(&self, client: &Client, object: &str, query: &Params, now: i64) -> Result<Params, OAuthError> {
         let bad = |what: &str| OAuthError::new(ErrorCode::InvalidRequestObject, what.to_owned());
-        let keys = client.registration.jwks.as_ref().and_then(|j| j.get("keys")).and_then(Value::as_array);
-        let keys = keys.ok_or_else(|| bad("this client has no registered keys to sign request objects with"))?;
+        if client.registration.jwks.is_none() && client.registration.jwks_uri.is_none() {
+            return Err(bad("this client has no registered keys to sign request objects with"));
+        }
         let jws = hsm_shim::jose::UnverifiedJws::parse(object).map_err(|_| bad("the request object is not a signed JWT (unsigned ones are refused)"))?;
-        let verified = keys.iter().any(|k| {
-            let kid_fits = jws.kid().is_none_or(|kid| k.get("kid").and_then(Value::as_str).is_none_or(|own| own == kid));
-            kid_fits && hsm_shim::jose::public_key_from_jwk(k).is_ok_and(|(key, alg)| jws.verify(&key, alg).is_ok())
-        });
+        let mut verified = clients::verifies_with(&jws, &self.client_keys(client, false).await?);
+        if !verified && client.registration.jwks_uri.is_some() {
+            verified = clients::verifies_with(&jws, &self.client_keys(client, true).await?);
+        }
         if !verified {
             return Err(bad("the request object's signature does not verify with the client's keys"));
         }
@@ -894,12 +895,59 @@ impl Provider {
         B64.encode(sha256(&input))
     }
 
+    /// A client's public keys: registered inline, or fetched from its `jwks_uri` and cached
+    /// for five minutes (`fresh` skips the cache: a signature by a key the cache lacks may
+    /// follow a rollover).
+    async fn client_keys(&self, client: &Client, fresh: bool) -> Result<Vec<Value>, OAuthError> {
+        let keys_of = |jwks: &Value| jwks.get("keys").and_then(Value::as_array).cloned().unwrap_or_default();
+        if let Some(jwks) = &client.registration.jwks {
+            return Ok(keys_of(jwks));
+        }
+        let Some(uri) = &client.registration.jwks_uri else { return Ok(Vec::new()) };
+        let cache = format!("jwks-uri:{}", client.id);
+        if !fresh && let Some(bytes) = self.ephemeral.get(&cache).await? {
+            return Ok(serde_json::from_slice::<Value>(&bytes).map(|j| keys_of(&j)).unwrap_or_default());
+        }
+        const LARGEST: usize = 64 * 1024;
+        let fetched = async {
+            let r = self.http.get(uri).send().await.map_err(|e| e.to_string())?;
+            if !r.status().is_success() {
+                return Err(format!("HTTP {}", r.status()));
+            }
+            let body = r.bytes().await.map_err(|e| e.to_string())?;
+            if body.len() > LARGEST {
+                return Err(format!("larger than {LARGEST} bytes"));
+            }
+            serde_json::from_slice::<Value>(&body).map_err(|e| e.to_string())
+        }
+        .await;
+        match fetched {
+            Ok(jwks) => {
+                self.ephemeral.put(&cache, jwks.to_string().as_bytes(), Duration::from_secs(300)).await?;
+                Ok(keys_of(&jwks))
+            }
+            Err(e) => {
+                tracing::warn!(client = client.id, uri, error = e, "cannot fetch a client's jwks_uri");
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    /// Authenticates the caller of the token, revocation or introspection endpoint.
+    async fn authenticate(&self, presented: &clients::Presented, client: &Client, endpoint: &str, now: i64) -> Result<(), OAuthError> {
+        let mut keys = self.client_keys(client, false).await?;
+        if client.registration.jwks_uri.is_some() && !presented.assertion_verifies(&keys) {
+            keys = self.client_keys(client, true).await?;
+        }
+        presented.authenticate(client, &keys, &[self.issuer(), endpoint], self.ephemeral.as_ref(), now).await
+    }
+
     /// The token endpoint (OIDC Core 3.1.3, RFC 6749 6).
     pub async fn token(&self, mut params: Params, authorization: Option<&str>, now: i64) -> Result<Value, OAuthError> {
         let presented = clients::presented(authorization, &mut params)?;
         let client = self.client(presented.client_id()).await?.ok_or_else(|| OAuthError::invalid_client("unknown client"))?;
         let endpoint = format!("{}/token", self.issuer());
-        presented.authenticate(&client, &[self.issuer(), &endpoint], self.ephemeral.as_ref(), now).await?;
+        self.authenticate(&presented, &client, &endpoint, now).await?;
         match params.require("grant_type")? {
             "authorization_code" => self.exchange_code(&client, &params, now).await,
             "refresh_token" => self.refresh(&client, &params, now).await,
@@ -1086,7 +1134,7 @@ impl Provider {
         let presented = clients::presented(authorization, &mut params)?;
         let client = self.client(presented.client_id()).await?.ok_or_else(|| OAuthError::invalid_client("unknown client"))?;
         let endpoint = format!("{}/revoke", self.issuer());
-        presented.authenticate(&client, &[self.issuer(), &endpoint], self.ephemeral.as_ref(), now).await?;
+        self.authenticate(&presented, &client, &endpoint, now).await?;
         let token = params.require("token")?;
         if let Some(r) = self.durable.refresh_token(&sha256(token.as_bytes())).await? {
             if r.client_id == client.id {
@@ -1108,7 +1156,7 @@ impl Provider {
         let presented = clients::presented(authorization, &mut params)?;
         let caller = self.client(presented.client_id()).await?.ok_or_else(|| OAuthError::invalid_client("unknown client"))?;
         let endpoint = format!("{}/introspect", self.issuer());
-        presented.authenticate(&caller, &[self.issuer(), &endpoint], self.ephemeral.as_ref(), now).await?;
+        self.authenticate(&presented, &caller, &endpoint, now).await?;
         let token = params.require("token")?;
         let Some(grant) = self.access_grant(token, now).await? else { return Ok(json!({"active": false})) };
         let Some(client) = self.client(&grant.client_id).await? else { return Ok(json!({"active": false})) };

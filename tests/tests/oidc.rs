@@ -1025,3 +1025,69 @@ async fn oidcc_request_object_signed_and_ensure_request_object_with_redirect_uri
     let r = b.get(&format!("{}&request={good}", p.authorize_url("civil-status", CB, &[]))).await;
     assert_eq!(param(&r.location.expect("redirect"), "error").as_deref(), Some("invalid_request_object"));
 }
+
+/// Serves whatever `jwks` holds at any path, like a relying party publishing its keys.
+fn jwks_endpoint(jwks: std::sync::Arc<std::sync::Mutex<String>>) -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 2 {
+                line.clear();
+            }
+            let body = jwks.lock().expect("lock").clone();
+            let _ = stream.write_all(format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len()).as_bytes());
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_key_jwt_with_a_jwks_uri_follows_key_rollover() {
+    use aws_lc_rs::signature::KeyPair;
+    let jwk_of = |key: &aws_lc_rs::signature::EcdsaKeyPair, kid: &str| {
+        let public = hsm_shim::PublicKey::from_parts(hsm_shim::KeySpec::EcP256, key.public_key().as_ref()).expect("public");
+        hsm_shim::jose::jwk(&public, kid, hsm_shim::SignatureAlgorithm::Es256).expect("jwk")
+    };
+    let assertion = |key: &aws_lc_rs::signature::EcdsaKeyPair, kid: &str, aud: &str, jti: &str| {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_secs();
+        let header = B64.encode(json!({"alg": "ES256", "kid": kid}).to_string());
+        let claims = json!({"iss": "uri-rp", "sub": "uri-rp", "aud": aud, "jti": jti, "exp": now + 60});
+        let input = format!("{header}.{}", B64.encode(claims.to_string()));
+        let sig = key.sign(&aws_lc_rs::rand::SystemRandom::new(), input.as_bytes()).expect("sign");
+        format!("{input}.{}", B64.encode(sig.as_ref()))
+    };
+    let generate = || aws_lc_rs::signature::EcdsaKeyPair::generate(&aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING).expect("key");
+    let (first, second) = (generate(), generate());
+    let published = std::sync::Arc::new(std::sync::Mutex::new(json!({"keys": [jwk_of(&first, "k1")]}).to_string()));
+    let port = jwks_endpoint(published.clone());
+    let p = Provider::start();
+    let cb = "https://uri.example.jo/cb";
+    p.d.ok(&["client", "add", "--id", "uri-rp", "--redirect-uri", cb, "--auth-method", "private_key_jwt", "--jwks-uri", &format!("http://127.0.0.1:{port}/jwks")]);
+    let token_url = format!("{}/token", p.issuer);
+    let mut b = p.browser();
+    for (round, (key, kid)) in [(&first, "k1"), (&second, "k2")].into_iter().enumerate() {
+        if round == 1 {
+            // The relying party rolls its key over; the provider's cached copy lacks it.
+            *published.lock().expect("lock") = json!({"keys": [jwk_of(&second, "k2")]}).to_string();
+        }
+        let location = b.login(&p.authorize_url("uri-rp", cb, &[]), CITIZEN, PASSWORD).await;
+        let code = param(&location, "code").expect("code");
+        let form = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", cb),
+            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"), ("client_assertion", &assertion(key, kid, &token_url, &format!("u{round}")))];
+        let r = p.http().post(&token_url).form(&form).send().await.expect("token");
+        assert_eq!(r.status(), 200, "round {round}: {}", r.text().await.unwrap_or_default());
+    }
+    // The retired key no longer authenticates.
+    let form = [("grant_type", "refresh_token"), ("refresh_token", "x"),
+        ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"), ("client_assertion", &assertion(&first, "k1", &token_url, "u-old"))];
+    let r = p.http().post(&token_url).form(&form).send().await.expect("token");
+    assert_eq!(r.status(), 401);
+    // A client with both a JWK Set and a jwks_uri, or neither, is refused at registration.
+    let e = p.d.fails(&["client", "add", "--id", "no-keys", "--redirect-uri", cb, "--auth-method", "private_key_jwt"]);
+    assert!(e.contains("JWK Set or a jwks_uri"), "{e}");
+}
