@@ -64,7 +64,7 @@ pub async fn seed(data: &Path, base: &str, durable: &dyn DurableStore, policies:
             address: None,
         };
         let totp = if c.totp { Some(TotpSecret::generate()?) } else { None };
-        durable
+        let inserted = durable
             .insert_citizen(&CitizenRecord {
                 id: random_token()?[..22].to_owned(),
                 national_id: c.national_id.into(),
@@ -73,7 +73,13 @@ pub async fn seed(data: &Path, base: &str, durable: &dyn DurableStore, policies:
                 totp_secret: totp.as_ref().map(|t| hex::encode(t.expose())),
                 created_at: now,
             })
-            .await?;
+            .await;
+        // A start that stopped half-way seeded some already: keep what is there.
+        if let Err(store::StoreError::DuplicateCitizen(_)) = inserted {
+            println!("  national id {} is registered already; its credentials are as they were", c.national_id);
+            continue;
+        }
+        inserted?;
         println!("  {} {} — national id {}, password {}", c.given.1, c.family.1, c.national_id, c.password);
         if let Some(t) = totp {
             println!("    one-time codes: `oathtool --totp -b {}` or scan {}", base32(t.expose()), t.otpauth_uri("Hawiya demo", c.national_id));
@@ -94,6 +100,9 @@ pub async fn seed(data: &Path, base: &str, durable: &dyn DurableStore, policies:
             name: None,
         };
         Client::new(id, registration.clone(), policies)?;
+        // The demo's own services: a half-done earlier start may have left one without its
+        // secret on disk, so it is registered anew.
+        durable.remove_client(id).await?;
         durable.insert_client(&ClientRecord { client_id: id.into(), registration: serde_json::to_string(&registration)?, created_at: now }).await?;
         secrets.insert(id.to_owned(), secret);
     }
