@@ -214,7 +214,7 @@ async fn main() {
                                     None => Err("no refresh token".to_owned()),
                                 }
                             }
-                            Ok(r) => Err(format!("HTTP {}", r.status())),
+                            Ok(r) => Err(format!("HTTP {}: {}", r.status(), r.text().await.unwrap_or_default())),
                             Err(e) => Err(e.to_string()),
                         }
                     }
