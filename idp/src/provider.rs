@@ -173,6 +173,10 @@ pub struct Transaction {
     /// transaction: that session must still be alive when the second factor arrives.
     #[serde(default)]
     pub step_up: bool,
+    /// Whether this transaction asks for consent (a login transaction cannot be answered on
+    /// the consent page).
+    #[serde(default)]
+    pub consent: bool,
 }
 
 /// What an authorization request leads to.
@@ -596,7 +600,7 @@ impl Provider {
                 _ => false,
             };
             let pending = if other_subject { None } else { step_up };
-            return Ok(Next::Login { tx: self.start_transaction_for(request, pending).await? });
+            return Ok(Next::Login { tx: self.start_transaction_for(request, pending, false).await? });
         }
         let Some(session) = session else { return Err(OAuthError::server("session vanished")) };
         self.after_login(client, request, session, now).await
@@ -611,7 +615,7 @@ impl Provider {
                 }
                 // Asked once: a prompt=consent is answered by the page it leads to.
                 request.prompt.login = false;
-                return Ok(Next::Consent { tx: self.start_transaction_for(request, None).await? });
+                return Ok(Next::Consent { tx: self.start_transaction_for(request, None, true).await? });
             }
         }
         self.issue_code(client, request, session, now).await
@@ -640,10 +644,10 @@ impl Provider {
         Ok(self.released_claims(client, request).iter().all(|c| granted.contains(c)))
     }
 
-    async fn start_transaction_for(&self, request: AuthorizationRequest, pending_citizen: Option<String>) -> Result<String, IdpError> {
+    async fn start_transaction_for(&self, request: AuthorizationRequest, pending_citizen: Option<String>, consent: bool) -> Result<String, IdpError> {
         let tx = random_token()?;
         let step_up = pending_citizen.is_some();
-        let t = Transaction { request, csrf: random_token()?, pending_citizen, step_up };
+        let t = Transaction { request, csrf: random_token()?, pending_citizen, step_up, consent };
         self.put_transaction(&tx, &t).await?;
         Ok(tx)
     }
@@ -801,6 +805,10 @@ impl Provider {
     /// The citizen's answer on the consent page.
     pub async fn consent(&self, tx: &str, cookie: Option<&str>, approve: bool, now: i64) -> Result<Next, OAuthError> {
         let Some(t) = self.transaction(tx).await? else { return Err(OAuthError::invalid_request("the request has expired; start again")) };
+        if !t.consent {
+            tracing::warn!(target: "audit", event = "consent.misused", "a login transaction was answered on the consent page");
+            return Err(OAuthError::invalid_request("this request is waiting for a login, not for consent"));
+        }
         self.ephemeral.delete(&format!("tx:{tx}")).await?;
         let request = t.request;
         let back = |e: OAuthError| Next::Redirect(self.error_redirect(&request.redirect_uri, &e, request.state.as_deref()));
@@ -825,6 +833,10 @@ impl Provider {
     }
 
     async fn issue_code(&self, client: &Client, request: AuthorizationRequest, mut session: LiveSession, now: i64) -> Result<Next, OAuthError> {
+        // Whatever path led here, no code for a session below the level the request needs.
+        if self.level(&session.session.level)?.level < self.level(&request.level)?.level {
+            return Err(OAuthError::new(ErrorCode::InteractionRequired, format!("the session has not reached the level {}", request.level)));
+        }
         let code = random_token()?;
         let amr = self.amr(&session.session.methods);
         let grant = CodeGrant {

@@ -626,6 +626,10 @@ async fn oidcc_ensure_request_with_acr_values_succeeds_and_steps_up() {
     let r = b.get(&url).await;
     let (page, _) = b.follow(r).await;
     assert!(page.body.contains(r#"name="code""#) && !page.body.contains(r#"name="password""#), "a step-up asks only for the code: {}", page.body);
+    // The step-up cannot be skipped by answering its transaction on the consent page.
+    let (tx, csrf) = (hidden(&page.body, "tx"), hidden(&page.body, "csrf"));
+    let r = b.post("/consent", &[("tx", &tx), ("csrf", &csrf), ("decision", "allow")]).await;
+    assert_eq!((r.status, r.location.clone()), (400, None), "a login transaction answered as consent: {}", r.body);
     let r = b.submit_login(&page.body, CITIZEN, "", Some("000000")).await;
     assert_eq!(r.status, 401, "a wrong code");
     let r = b.submit_login(&page.body, CITIZEN, "", Some(&p.totp_code(0))).await;
