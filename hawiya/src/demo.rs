@@ -15,13 +15,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use hsm_shim::jose::{UnverifiedJws, public_key_from_jwk};
+use hsm_shim::jose::UnverifiedJws;
 use idp::citizens::{Names, Profile};
 use idp::clients::{AuthMethod, Client, Registration};
 use idp::credentials::{Password, PasswordHasher, TotpSecret, base32};
 use idp::http::cookie;
 use idp::pages::escape;
-use idp::provider::random_token;
+use idp::provider::{random_token, sha256};
+use idp::unix_now as now;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use store::{CitizenRecord, ClientRecord, DurableStore};
@@ -115,10 +116,6 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Box<dyn std::error::Er
     let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     std::io::Write::write_all(&mut f, bytes)?;
     Ok(())
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 /// Whether `data` holds the demo services.
@@ -257,7 +254,7 @@ async fn login(State(demo): State<Arc<Demo>>, UrlPath(service): UrlPath<String>,
     let (Ok(state), Ok(nonce), Ok(verifier)) = (random_token(), random_token(), random_token()) else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
-    let challenge = B64.encode(aws_lc_rs_digest(verifier.as_bytes()));
+    let challenge = B64.encode(sha256(verifier.as_bytes()));
     if let Ok(mut p) = rp.pending.lock() {
         p.insert(state.clone(), Pending { nonce: nonce.clone(), verifier });
     }
@@ -284,10 +281,6 @@ async fn login(State(demo): State<Arc<Demo>>, UrlPath(service): UrlPath<String>,
         r.headers_mut().append(header::SET_COOKIE, v);
     }
     r
-}
-
-fn aws_lc_rs_digest(data: &[u8]) -> Vec<u8> {
-    idp::provider::sha256(data)
 }
 
 #[derive(Deserialize)]
@@ -364,9 +357,10 @@ async fn finish_login(demo: &Demo, rp: &Rp, code: &str, pending: &Pending) -> Re
 async fn verify(demo: &Demo, jwt: &str) -> Result<Value, String> {
     let jws = UnverifiedJws::parse(jwt).map_err(|e| e.to_string())?;
     let jwks: Value = demo.http.get(format!("{}/jwks", demo.issuer)).send().await.map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())?;
-    let jwk = jwks.get("keys").and_then(Value::as_array).and_then(|k| k.iter().find(|k| k.get("kid").and_then(Value::as_str) == jws.kid())).ok_or("unknown kid")?;
-    let (key, alg) = public_key_from_jwk(jwk).map_err(|e| e.to_string())?;
-    jws.verify(&key, alg).map_err(|e| e.to_string())?;
+    let keys = jwks.get("keys").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    if !idp::clients::verifies_with(&jws, keys) {
+        return Err("the signature does not verify with the provider's JWKS".into());
+    }
     let claims: Value = serde_json::from_slice(&jws.payload).map_err(|e| e.to_string())?;
     if claims.get("iss").and_then(Value::as_str) != Some(&demo.issuer) || claims.get("exp").and_then(Value::as_i64).is_none_or(|e| e < now()) {
         return Err("wrong issuer or expired".into());

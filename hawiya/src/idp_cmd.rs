@@ -13,15 +13,11 @@ use idp::clients::{AuthMethod, Client, Registration};
 use idp::credentials::{Password, TotpSecret};
 use idp::keys::SigningKeys;
 use idp::provider::Provider;
-use idp::{Settings, keys};
+use idp::{Settings, keys, unix_now as now};
 use store::{CitizenRecord, ClientRecord, DurableStore};
 
 use crate::CommandResult;
 use crate::config::DataDir;
-
-fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
 
 /// Builds the provider of a data directory (shared by `serve` and the commands here).
 pub async fn provider(

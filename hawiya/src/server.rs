@@ -93,8 +93,8 @@ pub async fn demo(data: &Path, listen: SocketAddr) -> CommandResult {
     }
     if !crate::demo::seeded(data) {
         let dir = DataDir::open(data)?;
-        let base = dir.store().await?.ceremony().await?.map(|c| c.base_url).ok_or("the data directory has no CA hierarchy")?;
         let (durable, policies) = (dir.store().await?, dir.policies()?);
+        let base = durable.ceremony().await?.map(|c| c.base_url).ok_or("the data directory has no CA hierarchy")?;
         crate::demo::seed(data, &base, durable.as_ref(), &policies).await?;
     }
     serve_with(data, listen, true).await

@@ -255,6 +255,11 @@ impl Presented {
         &self.client_id
     }
 
+    /// Whether the caller presented a client assertion (`private_key_jwt`).
+    pub fn is_assertion(&self) -> bool {
+        self.assertion.is_some()
+    }
+
     /// Whether a client assertion, if that is what was presented, verifies with `keys`.
     pub fn assertion_verifies(&self, keys: &[Value]) -> bool {
         self.assertion.as_deref().and_then(|a| UnverifiedJws::parse(a).ok()).is_some_and(|jws| verifies_with(&jws, keys))

@@ -13,6 +13,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use crate::citizens::{Lang, SUPPORTED_CLAIMS};
+use crate::unix_now as now;
 use crate::oauth::{ErrorCode, MAX_REQUEST_BYTES, OAuthError, Params};
 use crate::pages::{self, escape, text};
 use crate::provider::{LoginFailure, LoginStep, Next, Provider};
@@ -46,9 +47,6 @@ pub fn router(provider: Arc<Provider>) -> Router {
         .with_state(provider)
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
 
 /// Headers on every response: no framing, no sniffing, no referrer, nothing cached, and
 /// HSTS when the issuer is https.
@@ -223,7 +221,7 @@ async fn authorize(State(p): State<Shared>, request: Request) -> Response {
     let (headers, params, _) = match params(request).await {
         Ok(x) => x,
         // Unreadable requests cannot be trusted with a redirect: the provider shows them.
-        Err(e) => return error_page(page_lang(None, &[], &HeaderMap::new()), StatusCode::BAD_REQUEST, &e.description),
+        Err(e) => return error_page(Lang::Ar, StatusCode::BAD_REQUEST, &e.description),
     };
     let lang = page_lang(params.get("ui_locales"), &[], &headers);
     match p.authorize(params, cookie(&headers, SESSION_COOKIE), now()).await {
@@ -248,27 +246,6 @@ struct FormContext {
     form_action: String,
 }
 
-/// Loads the transaction a page is for and the language to show it in.
-async fn transaction_page(p: &Provider, headers: &HeaderMap, params: &Params) -> Result<(crate::provider::Transaction, FormContext, crate::clients::Client), Response> {
-    let lang_switch = params.get("lang");
-    let fallback = page_lang(lang_switch, &[], headers);
-    let tx = params.get("tx").unwrap_or_default().to_owned();
-    let t = match p.transaction(&tx).await {
-        Ok(Some(t)) => t,
-        Ok(None) => return Err(error_page(fallback, StatusCode::BAD_REQUEST, text(fallback, "error.expired"))),
-        Err(e) => return Err(oauth_error(OAuthError::server(e), false)),
-    };
-    let lang = page_lang(lang_switch, &t.request.ui_langs(), headers);
-    let client = match p.client(&t.request.client_id).await {
-        Ok(Some(c)) => c,
-        _ => return Err(error_page(lang, StatusCode::BAD_REQUEST, text(lang, "error.expired"))),
-    };
-    // The form's answer redirects to the client: the policy must allow that origin.
-    let origin = url::Url::parse(&t.request.redirect_uri).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
-    let csrf = t.csrf.clone();
-    Ok((t, FormContext { tx, csrf, lang, form_action: origin }, client))
-}
-
 /// A request to a login or consent page: its parameters, the transaction it belongs to and
 /// that transaction's client. A form post (`csrf`) must carry the transaction's anti-CSRF
 /// token in the form and in the cookie.
@@ -283,7 +260,21 @@ struct PageRequest {
 
 async fn page_request(p: &Provider, request: Request, csrf: bool) -> Result<PageRequest, Response> {
     let (headers, params, address) = params(request).await.map_err(|e| error_page(Lang::Ar, StatusCode::BAD_REQUEST, &e.description))?;
-    let (t, ctx, client) = transaction_page(p, &headers, &params).await?;
+    let lang_switch = params.get("lang");
+    let fallback = page_lang(lang_switch, &[], &headers);
+    let tx = params.get("tx").unwrap_or_default().to_owned();
+    let t = match p.transaction(&tx).await {
+        Ok(Some(t)) => t,
+        Ok(None) => return Err(error_page(fallback, StatusCode::BAD_REQUEST, text(fallback, "error.expired"))),
+        Err(e) => return Err(oauth_error(OAuthError::server(e), false)),
+    };
+    let lang = page_lang(lang_switch, &t.request.ui_langs(), &headers);
+    let Ok(Some(client)) = p.client(&t.request.client_id).await else {
+        return Err(error_page(lang, StatusCode::BAD_REQUEST, text(lang, "error.expired")));
+    };
+    // The form's answer redirects to the client: the policy must allow that origin.
+    let form_action = url::Url::parse(&t.request.redirect_uri).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
+    let ctx = FormContext { tx, csrf: t.csrf.clone(), lang, form_action };
     if csrf && !csrf_ok(&headers, &params, &t.csrf) {
         tracing::warn!(target: "audit", event = "csrf.refused", "form post without a valid anti-CSRF token");
         return Err(error_page(ctx.lang, StatusCode::FORBIDDEN, text(ctx.lang, "error.csrf")));

@@ -25,6 +25,11 @@ pub mod oauth;
 pub mod pages;
 pub mod provider;
 
+/// The current time in Unix seconds: every `now` the provider's API takes.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
 /// How the provider behaves; the binary fills it from its configuration.
 #[derive(Clone)]
 pub struct Settings {

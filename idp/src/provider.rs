@@ -34,7 +34,7 @@ pub fn random_token() -> Result<String, IdpError> {
 /// The key under which a secret token is stored: its SHA-256, so that a read of the store
 /// does not yield usable tokens.
 fn hashed(prefix: &str, token: &str) -> String {
-    format!("{prefix}:{}", B64.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes())))
+    format!("{prefix}:{}", B64.encode(sha256(token.as_bytes())))
 }
 
 /// SHA-256 of `data`.
@@ -522,11 +522,8 @@ impl Provider {
             return Err(bad("this client has no registered keys to sign request objects with"));
         }
         let jws = hsm_shim::jose::UnverifiedJws::parse(object).map_err(|_| bad("the request object is not a signed JWT (unsigned ones are refused)"))?;
-        let mut verified = clients::verifies_with(&jws, &self.client_keys(client, false).await?);
-        if !verified && client.registration.jwks_uri.is_some() {
-            verified = clients::verifies_with(&jws, &self.client_keys(client, true).await?);
-        }
-        if !verified {
+        let keys = self.client_keys_verifying(client, |keys| clients::verifies_with(&jws, keys)).await?;
+        if !clients::verifies_with(&jws, &keys) {
             return Err(bad("the request object's signature does not verify with the client's keys"));
         }
         let claims: Map<String, Value> = serde_json::from_slice(&jws.payload).map_err(|_| bad("the request object is not a JSON object"))?;
@@ -945,12 +942,20 @@ impl Provider {
         }
     }
 
+    /// The client's keys; those from its `jwks_uri` are fetched anew when the cached ones
+    /// do not satisfy `verifies` (the client may have rolled its key over).
+    async fn client_keys_verifying(&self, client: &Client, verifies: impl Fn(&[Value]) -> bool) -> Result<Vec<Value>, OAuthError> {
+        let keys = self.client_keys(client, false).await?;
+        if client.registration.jwks_uri.is_none() || verifies(&keys) {
+            return Ok(keys);
+        }
+        self.client_keys(client, true).await
+    }
+
     /// Authenticates the caller of the token, revocation or introspection endpoint.
     async fn authenticate(&self, presented: &clients::Presented, client: &Client, endpoint: &str, now: i64) -> Result<(), OAuthError> {
-        let mut keys = self.client_keys(client, false).await?;
-        if client.registration.jwks_uri.is_some() && !presented.assertion_verifies(&keys) {
-            keys = self.client_keys(client, true).await?;
-        }
+        // Keys matter only for a client assertion: secrets never cause a JWKS fetch.
+        let keys = if presented.is_assertion() { self.client_keys_verifying(client, |keys| presented.assertion_verifies(keys)).await? } else { Vec::new() };
         presented.authenticate(client, &keys, &[self.issuer(), endpoint], self.ephemeral.as_ref(), now).await
     }
 

@@ -395,6 +395,18 @@ fn refresh(row: &Row) -> Result<RefreshTokenRecord, StoreError> {
     })
 }
 
+fn signing_key(row: &Row) -> Result<SigningKeyRecord, StoreError> {
+    Ok(SigningKeyRecord {
+        kid: column(row, 0)?,
+        purpose: column(row, 1)?,
+        key: column(row, 2)?,
+        algorithm: column(row, 3)?,
+        public_jwk: column(row, 4)?,
+        created_at: column(row, 5)?,
+        active_from: column(row, 6)?,
+    })
+}
+
 impl PostgresStore {
     async fn one<T>(&self, sql: &str, params: &[&(dyn ToSql + Sync)], read: fn(&Row) -> Result<T, StoreError>) -> Result<Option<T>, StoreError> {
         self.conn().client.query_opt(sql, params).await.map_err(db)?.map(|r| read(&r)).transpose()
@@ -520,18 +532,6 @@ impl IdpStore for PostgresStore {
     async fn signing_keys(&self, purpose: &str) -> Result<Vec<SigningKeyRecord>, StoreError> {
         let sql = format!("SELECT {KEY_COLUMNS} FROM signing_keys WHERE purpose = $1 ORDER BY created_at, kid");
         let rows = self.conn().client.query(&sql, &[&purpose]).await.map_err(db)?;
-        rows.iter()
-            .map(|r| {
-                Ok(SigningKeyRecord {
-                    kid: column(r, 0)?,
-                    purpose: column(r, 1)?,
-                    key: column(r, 2)?,
-                    algorithm: column(r, 3)?,
-                    public_jwk: column(r, 4)?,
-                    created_at: column(r, 5)?,
-                    active_from: column(r, 6)?,
-                })
-            })
-            .collect()
+        rows.iter().map(signing_key).collect()
     }
 }

@@ -475,6 +475,18 @@ fn refresh(row: &rusqlite::Row<'_>) -> rusqlite::Result<RefreshTokenRecord> {
     })
 }
 
+fn signing_key(row: &rusqlite::Row<'_>) -> rusqlite::Result<SigningKeyRecord> {
+    Ok(SigningKeyRecord {
+        kid: row.get(0)?,
+        purpose: row.get(1)?,
+        key: row.get(2)?,
+        algorithm: row.get(3)?,
+        public_jwk: row.get(4)?,
+        created_at: row.get(5)?,
+        active_from: row.get(6)?,
+    })
+}
+
 fn find_refresh(conn: &Connection, hash: &[u8]) -> Result<Option<RefreshTokenRecord>, StoreError> {
     conn.prepare_cached(&format!("SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE hash = ?1"))
         .map_err(db)?
@@ -693,17 +705,7 @@ impl IdpStore for SqliteStore {
         self.read(|conn| {
             conn.prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM signing_keys WHERE purpose = ?1 ORDER BY created_at, kid"))
                 .map_err(db)?
-                .query_map([purpose], |r| {
-                    Ok(SigningKeyRecord {
-                        kid: r.get(0)?,
-                        purpose: r.get(1)?,
-                        key: r.get(2)?,
-                        algorithm: r.get(3)?,
-                        public_jwk: r.get(4)?,
-                        created_at: r.get(5)?,
-                        active_from: r.get(6)?,
-                    })
-                })
+                .query_map([purpose], signing_key)
                 .map_err(db)?
                 .collect::<rusqlite::Result<_>>()
                 .map_err(db)
