@@ -16,7 +16,7 @@ pub const DEFAULT_CEREMONY: &str = include_str!("../../deploy/ceremony/default.t
 
 const CONFIG_FILE: &str = "hawiya.toml";
 const DEMO_SECRET_FILE: &str = "operator-secret";
-const PAIRWISE_SALT_FILE: &str = "pairwise-salt";
+const PROVIDER_SECRET_FILE: &str = "provider-secret";
 const VERSION: u32 = 1;
 
 /// A ceremony file: the ceremony itself and where its keys and records go.
@@ -287,11 +287,12 @@ impl DataDir {
         })
     }
 
-    /// The secret salt of pairwise subject identifiers: `<data>/pairwise-salt` (0600),
-    /// made on first use. Every replica must read the same file, or subjects change.
-    pub fn pairwise_salt(&self) -> Result<Vec<u8>, ConfigError> {
+    /// The OpenID Connect provider's secret: `<data>/provider-secret` (0600), made on first
+    /// use. It salts pairwise subject identifiers and keys refresh tokens' MAC, so every
+    /// replica must read the same file, or subjects change and refresh tokens fail.
+    pub fn provider_secret(&self) -> Result<Vec<u8>, ConfigError> {
         use std::os::unix::fs::OpenOptionsExt;
-        let file = self.path.join(PAIRWISE_SALT_FILE);
+        let file = self.path.join(PROVIDER_SECRET_FILE);
         let io = |e: std::io::Error| ConfigError(format!("{}: {e}", file.display()));
         match std::fs::read(&file) {
             Ok(salt) if salt.len() >= 32 => return Ok(salt),
@@ -303,7 +304,7 @@ impl DataDir {
         match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&file) {
             Ok(mut f) => std::io::Write::write_all(&mut f, &salt).and_then(|()| f.sync_all()).map_err(io)?,
             // Another process made it first: use theirs.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return self.pairwise_salt(),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return self.provider_secret(),
             Err(e) => return Err(io(e)),
         }
         Ok(salt)

@@ -255,7 +255,7 @@ struct PageRequest {
     address: Option<SocketAddr>,
     t: crate::provider::Transaction,
     ctx: FormContext,
-    client: crate::clients::Client,
+    client: Arc<crate::clients::Client>,
 }
 
 async fn page_request(p: &Provider, request: Request, csrf: bool) -> Result<PageRequest, Response> {

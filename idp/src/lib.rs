@@ -24,6 +24,7 @@ pub mod keys;
 pub mod oauth;
 pub mod pages;
 pub mod provider;
+pub mod refresh;
 
 /// The current time in Unix seconds: every `now` the provider's API takes.
 pub fn unix_now() -> i64 {
@@ -41,12 +42,15 @@ pub struct Settings {
     pub access_ttl: Duration,
     /// How long an id_token is valid.
     pub id_token_ttl: Duration,
-    /// How long a refresh token lives.
+    /// How long a refresh token lives unused (each rotation starts it again).
     pub refresh_ttl: Duration,
+    /// How long a refresh-token family lasts at most, however often it is rotated.
+    pub refresh_lifetime: Duration,
     /// How long a citizen has to log in and consent.
     pub login_timeout: Duration,
-    /// Secret salt of pairwise subject identifiers. Never logged.
-    pub pairwise_salt: Vec<u8>,
+    /// The provider's secret: the salt of pairwise subject identifiers, and the key the
+    /// refresh-token MAC key is derived from. Never logged.
+    pub secret: Vec<u8>,
     /// How back-channel logout deliveries are retried.
     pub backchannel_retry: backchannel::Retry,
 }
@@ -59,16 +63,17 @@ impl std::fmt::Debug for Settings {
 
 impl Settings {
     /// The defaults for an issuer: codes 60 s, access tokens and id_tokens 10 min, refresh
-    /// tokens 30 days, 10 min to log in.
-    pub fn new(issuer: &str, pairwise_salt: Vec<u8>) -> Self {
+    /// tokens 30 days unused and 90 days at most, 10 min to log in.
+    pub fn new(issuer: &str, secret: Vec<u8>) -> Self {
         Settings {
             issuer: issuer.trim_end_matches('/').to_owned(),
             code_ttl: Duration::from_secs(60),
             access_ttl: Duration::from_secs(600),
             id_token_ttl: Duration::from_secs(600),
             refresh_ttl: Duration::from_secs(30 * 86_400),
+            refresh_lifetime: Duration::from_secs(90 * 86_400),
             login_timeout: Duration::from_secs(600),
-            pairwise_salt,
+            secret,
             backchannel_retry: backchannel::Retry::default(),
         }
     }

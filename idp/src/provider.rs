@@ -15,13 +15,14 @@ use policies::{AssuranceLevel, Policies};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use store::ephemeral::EphemeralStore;
-use store::{ConsentRecord, DurableStore, RefreshTokenRecord, Rotation};
+use store::{ConsentRecord, DurableStore, RefreshFamily, Rotation};
 
 use crate::citizens::{self, Lang, Profile};
 use crate::clients::{self, Client};
 use crate::credentials::{Password, PasswordHasher, TotpSecret};
 use crate::keys::SigningKeys;
 use crate::oauth::{ErrorCode, OAuthError, Params};
+use crate::refresh::{self, RefreshTokens};
 use crate::{IdpError, Settings};
 
 /// A random token: 256 bits, base64url.
@@ -269,6 +270,8 @@ pub struct Provider {
     pub(crate) ephemeral: Arc<dyn EphemeralStore>,
     pub(crate) keys: SigningKeys,
     hasher: Arc<PasswordHasher>,
+    refresh_tokens: RefreshTokens,
+    clients: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Arc<Client>)>>,
     http: reqwest::Client,
 }
 
@@ -283,11 +286,25 @@ const ACCOUNT_FAILURES: u64 = 5;
 const ADDRESS_FAILURES: u64 = 50;
 const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
+/// How long a client's registration is used as read before it is read again.
+pub const CLIENT_CACHE: Duration = Duration::from_secs(5);
+
 impl Provider {
     /// A provider on its stores and keys.
     pub fn new(settings: Settings, policies: Arc<Policies>, durable: Arc<dyn DurableStore>, ephemeral: Arc<dyn EphemeralStore>, keys: SigningKeys) -> Result<Self, IdpError> {
         let http = crate::backchannel::http_client()?;
-        Ok(Provider { settings, policies, durable, ephemeral, keys, hasher: Arc::new(PasswordHasher::new()?), http })
+        let refresh_tokens = RefreshTokens::new(&settings.secret);
+        Ok(Provider {
+            settings,
+            policies,
+            durable,
+            ephemeral,
+            keys,
+            hasher: Arc::new(PasswordHasher::new()?),
+            refresh_tokens,
+            clients: Default::default(),
+            http,
+        })
     }
 
     /// The issuer identifier.
@@ -310,12 +327,23 @@ impl Provider {
         &self.keys
     }
 
-    /// The registered client with that id, if any.
-    pub async fn client(&self, id: &str) -> Result<Option<Client>, IdpError> {
-        match self.durable.client(id).await? {
-            Some(record) => Ok(Some(Client::from_record(&record, &self.policies)?)),
-            None => Ok(None),
+    /// The registered client with that id, if any. Registrations are read and checked
+    /// once per [`CLIENT_CACHE`]: a client removed or changed by another process takes
+    /// effect within that time.
+    pub async fn client(&self, id: &str) -> Result<Option<Arc<Client>>, IdpError> {
+        let now = std::time::Instant::now();
+        if let Some((read, client)) = self.clients.lock().map_err(|_| IdpError::Corrupt("client cache".into()))?.get(id)
+            && now.duration_since(*read) < CLIENT_CACHE
+        {
+            return Ok(Some(Arc::clone(client)));
         }
+        let Some(record) = self.durable.client(id).await? else {
+            self.clients.lock().map_err(|_| IdpError::Corrupt("client cache".into()))?.remove(id);
+            return Ok(None);
+        };
+        let client = Arc::new(Client::from_record(&record, &self.policies)?);
+        self.clients.lock().map_err(|_| IdpError::Corrupt("client cache".into()))?.insert(id.to_owned(), (now, Arc::clone(&client)));
+        Ok(Some(client))
     }
 
     fn level(&self, name: &str) -> Result<&policies::Level, IdpError> {
@@ -842,7 +870,7 @@ impl Provider {
             amr,
             auth_time: session.session.auth_time,
             sid: session.sid(),
-            family: random_token()?,
+            family: refresh::new_family()?,
             request: request.clone(),
         };
         let bytes = serde_json::to_vec(&grant).map_err(OAuthError::server)?;
@@ -897,7 +925,7 @@ impl Provider {
             return citizen_id.to_owned();
         }
         let mut input = Vec::new();
-        for part in [client.sector.as_bytes(), citizen_id.as_bytes(), self.settings.pairwise_salt.as_slice()] {
+        for part in [client.sector.as_bytes(), citizen_id.as_bytes(), self.settings.secret.as_slice()] {
             input.extend_from_slice(&(part.len() as u32).to_be_bytes());
             input.extend_from_slice(part);
         }
@@ -1019,51 +1047,42 @@ impl Provider {
         self.tokens(client, &grant.citizen_id, &grant.family, g, refresh, now).await
     }
 
+    /// Starts the refresh-token family of a code's grant; returns its first token.
     async fn new_refresh(&self, client: &Client, citizen_id: &str, family: &str, grant: &Grant, now: i64) -> Result<String, OAuthError> {
-        let token = random_token()?;
         self.durable
-            .insert_refresh_token(&RefreshTokenRecord {
-                hash: sha256(token.as_bytes()),
+            .insert_refresh_family(&RefreshFamily {
                 family: family.to_owned(),
                 client_id: client.id.clone(),
                 citizen_id: citizen_id.to_owned(),
                 grant: serde_json::to_string(grant).map_err(OAuthError::server)?,
+                generation: 0,
                 issued_at: now,
                 expires_at: now + self.settings.refresh_ttl.as_secs() as i64,
-                used: false,
+                ends_at: now + self.settings.refresh_lifetime.as_secs() as i64,
                 revoked: false,
             })
             .await?;
-        Ok(token)
+        Ok(self.refresh_tokens.token(family, 0))
     }
 
     async fn refresh(&self, client: &Client, params: &Params, now: i64) -> Result<Value, OAuthError> {
-        let presented = params.require("refresh_token")?;
-        let next = random_token()?;
-        let record = RefreshTokenRecord {
-            hash: sha256(next.as_bytes()),
-            family: String::new(),
-            client_id: client.id.clone(),
-            citizen_id: String::new(),
-            grant: String::new(),
-            issued_at: now,
-            expires_at: now + self.settings.refresh_ttl.as_secs() as i64,
-            used: false,
-            revoked: false,
-        };
-        match self.durable.rotate_refresh_token(&sha256(presented.as_bytes()), &client.id, &record, now).await? {
-            Rotation::Rotated(old) => {
-                let mut grant: Grant = serde_json::from_str(&old.grant).map_err(OAuthError::server)?;
+        let invalid = || OAuthError::invalid_grant("the refresh token is unknown, expired, revoked or another client's");
+        let (family, generation) = self.refresh_tokens.read(params.require("refresh_token")?).ok_or_else(invalid)?;
+        let expires_at = now + self.settings.refresh_ttl.as_secs() as i64;
+        match self.durable.rotate_refresh_family(family, generation, &client.id, expires_at, now).await? {
+            Rotation::Rotated(f) => {
+                let mut grant: Grant = serde_json::from_str(&f.grant).map_err(OAuthError::server)?;
                 // A refreshed id_token carries no nonce (OIDC Core 12.2).
                 grant.nonce = None;
-                self.tokens(client, &old.citizen_id, &old.family, grant, next, now).await
+                let next = self.refresh_tokens.token(&f.family, f.generation);
+                self.tokens(client, &f.citizen_id, &f.family, grant, next, now).await
             }
             Rotation::Reused { family } => {
                 self.revoke_family(&family).await?;
                 tracing::warn!(target: "audit", event = "refresh.reused", client = client.id, "refresh token reused; its family is revoked");
                 Err(OAuthError::invalid_grant("the refresh token was already used; every token of this grant is revoked"))
             }
-            Rotation::Invalid => Err(OAuthError::invalid_grant("the refresh token is unknown, expired, revoked or another client's")),
+            Rotation::Invalid => Err(invalid()),
         }
     }
 
@@ -1153,9 +1172,9 @@ impl Provider {
         let endpoint = format!("{}/revoke", self.issuer());
         self.authenticate(&presented, &client, &endpoint, now).await?;
         let token = params.require("token")?;
-        if let Some(r) = self.durable.refresh_token(&sha256(token.as_bytes())).await? {
-            if r.client_id == client.id {
-                self.revoke_family(&r.family).await?;
+        if let Some((family, _)) = self.refresh_tokens.read(token) {
+            if self.durable.refresh_family(family).await?.is_some_and(|f| f.client_id == client.id) {
+                self.revoke_family(family).await?;
                 tracing::info!(target: "audit", event = "token.revoked", client = client.id, "refresh token revoked");
             }
             return Ok(());
@@ -1175,18 +1194,33 @@ impl Provider {
         let endpoint = format!("{}/introspect", self.issuer());
         self.authenticate(&presented, &caller, &endpoint, now).await?;
         let token = params.require("token")?;
-        let Some(grant) = self.access_grant(token, now).await? else { return Ok(json!({"active": false})) };
-        let Some(client) = self.client(&grant.client_id).await? else { return Ok(json!({"active": false})) };
+        let inactive = json!({"active": false});
+        // A refresh token is active while it is its family's live generation.
+        if let Some((family, generation)) = self.refresh_tokens.read(token) {
+            let Some(f) = self.durable.refresh_family(family).await? else { return Ok(inactive) };
+            let Some(client) = self.client(&f.client_id).await? else { return Ok(inactive) };
+            if f.revoked || f.generation != generation || f.expires_at <= now {
+                return Ok(inactive);
+            }
+            let grant: Grant = serde_json::from_str(&f.grant).map_err(OAuthError::server)?;
+            return self.introspection(&client, &f.citizen_id, &grant, f.expires_at, "refresh_token");
+        }
+        let Some(grant) = self.access_grant(token, now).await? else { return Ok(inactive) };
+        let Some(client) = self.client(&grant.client_id).await? else { return Ok(inactive) };
+        self.introspection(&client, &grant.citizen_id, &grant.grant, grant.expires_at, "Bearer")
+    }
+
+    fn introspection(&self, client: &Client, citizen_id: &str, grant: &Grant, expires_at: i64, token_type: &str) -> Result<Value, OAuthError> {
         Ok(json!({
             "active": true,
-            "client_id": grant.client_id,
-            "scope": grant.grant.scopes.join(" "),
-            "sub": self.subject(&client, &grant.citizen_id),
-            "exp": grant.expires_at,
+            "client_id": client.id,
+            "scope": grant.scopes.join(" "),
+            "sub": self.subject(client, citizen_id),
+            "exp": expires_at,
             "iss": self.issuer(),
-            "token_type": "Bearer",
-            "acr": self.level(&grant.grant.level)?.acr.first(),
-            "auth_time": grant.grant.auth_time,
+            "token_type": token_type,
+            "acr": self.level(&grant.level)?.acr.first(),
+            "auth_time": grant.auth_time,
         }))
     }
 
@@ -1210,7 +1244,7 @@ impl Provider {
 
     /// Checks an `id_token_hint` for logout: issued here (expired is fine) to a client that
     /// still exists; returns that client.
-    pub async fn logout_hint_client(&self, hint: &str) -> Result<Client, OAuthError> {
+    pub async fn logout_hint_client(&self, hint: &str) -> Result<Arc<Client>, OAuthError> {
         let claims = self.keys.verify_own(hint).await.map_err(|_| OAuthError::invalid_request("id_token_hint was not issued by this provider"))?;
         if claims.get("iss").and_then(Value::as_str) != Some(self.issuer()) {
             return Err(OAuthError::invalid_request("id_token_hint was not issued by this provider"));

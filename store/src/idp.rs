@@ -57,12 +57,14 @@ pub struct ConsentRecord {
     pub granted_at: i64,
 }
 
-/// A refresh token as stored: only its hash, never the token.
+/// A refresh-token family: what one authorization granted, and the tokens rotated from it.
+///
+/// Only one token of a family is live at a time, the one of its current `generation`.
+/// Tokens name their family and generation under the provider's MAC, so the store keeps
+/// neither tokens nor their hashes, and a rotation rewrites one row in place.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RefreshTokenRecord {
-    /// SHA-256 of the token.
-    pub hash: Vec<u8>,
-    /// The family: every token rotated from the same authorization shares it.
+pub struct RefreshFamily {
+    /// The family's random identifier.
     pub family: String,
     /// The client it was issued to; no other client may use it.
     pub client_id: String,
@@ -70,13 +72,15 @@ pub struct RefreshTokenRecord {
     pub citizen_id: String,
     /// What it grants (scopes, claims, level, session): a JSON document the provider defines.
     pub grant: String,
-    /// When it was issued, Unix seconds.
+    /// The generation of the live token: 0 when issued, one more at every rotation.
+    pub generation: i64,
+    /// When the family began, Unix seconds.
     pub issued_at: i64,
-    /// When it stops working, Unix seconds.
+    /// When its live token stops working, Unix seconds.
     pub expires_at: i64,
-    /// Whether it has been used (rotated) already.
-    pub used: bool,
-    /// Whether its family has been revoked.
+    /// When the family ends, however often it is rotated: `expires_at` never passes it.
+    pub ends_at: i64,
+    /// Whether it has been revoked.
     pub revoked: bool,
 }
 
@@ -102,14 +106,14 @@ pub struct SigningKeyRecord {
 /// What presenting a refresh token led to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Rotation {
-    /// The token was valid: it is now used up, and the new one is stored in its family.
-    Rotated(RefreshTokenRecord),
-    /// The token had been used before: someone holds a copy. Its whole family is revoked.
+    /// The token was the live one: the family now stands at the next generation.
+    Rotated(RefreshFamily),
+    /// The token was of an earlier generation: someone holds a copy. The family is revoked.
     Reused {
         /// The family now revoked.
         family: String,
     },
-    /// No such token for this client, or it has expired or been revoked.
+    /// No such family for this client, or it has expired or been revoked.
     Invalid,
 }
 
@@ -137,7 +141,7 @@ pub trait IdpStore: Send + Sync + std::fmt::Debug {
     /// Every registered client, by id.
     async fn clients(&self) -> Result<Vec<ClientRecord>, StoreError>;
 
-    /// Removes a client with its consents and refresh tokens; `false` if there was none.
+    /// Removes a client with its consents and refresh-token families; `false` if there was none.
     async fn remove_client(&self, client_id: &str) -> Result<bool, StoreError>;
 
     /// Records (or replaces) a consent.
@@ -146,22 +150,24 @@ pub trait IdpStore: Send + Sync + std::fmt::Debug {
     /// The consent a citizen gave a client.
     async fn consent(&self, citizen_id: &str, client_id: &str) -> Result<Option<ConsentRecord>, StoreError>;
 
-    /// Withdraws a consent; `false` if there was none.
+    /// Withdraws a consent, and revokes the refresh tokens the citizen gave that client;
+    /// `false` if there was no consent.
     async fn revoke_consent(&self, citizen_id: &str, client_id: &str) -> Result<bool, StoreError>;
 
-    /// Stores a new refresh token (the first of its family, or a fresh family).
-    async fn insert_refresh_token(&self, token: &RefreshTokenRecord) -> Result<(), StoreError>;
+    /// Stores a new refresh-token family; refuses a family id already present.
+    async fn insert_refresh_family(&self, family: &RefreshFamily) -> Result<(), StoreError>;
 
-    /// The refresh token with that hash.
-    async fn refresh_token(&self, hash: &[u8]) -> Result<Option<RefreshTokenRecord>, StoreError>;
+    /// The family with that id.
+    async fn refresh_family(&self, family: &str) -> Result<Option<RefreshFamily>, StoreError>;
 
-    /// Exchanges the token with hash `presented` held by `client_id` for `next` (which
-    /// inherits its family, citizen and grant), atomically: of concurrent exchanges of one
-    /// token, one rotates and the others find it reused. `next.expires_at` is kept as given.
-    async fn rotate_refresh_token(&self, presented: &[u8], client_id: &str, next: &RefreshTokenRecord, now: i64) -> Result<Rotation, StoreError>;
+    /// Moves `family`, held by `client_id` and presented at `generation`, to the next
+    /// generation with its live token expiring at `expires_at` (never after the family's
+    /// end), atomically: of concurrent rotations from one generation, one rotates and the
+    /// others are reuses. A generation older than the live one revokes the family.
+    async fn rotate_refresh_family(&self, family: &str, generation: i64, client_id: &str, expires_at: i64, now: i64) -> Result<Rotation, StoreError>;
 
-    /// Revokes every token of a family; returns how many were not revoked before.
-    async fn revoke_refresh_family(&self, family: &str) -> Result<u64, StoreError>;
+    /// Revokes a family; `false` if it was unknown or revoked already.
+    async fn revoke_refresh_family(&self, family: &str) -> Result<bool, StoreError>;
 
     /// Records a new signing key; refuses a key id already present.
     async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;

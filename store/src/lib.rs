@@ -63,8 +63,8 @@ pub enum StoreError {
     /// A client with that id exists already.
     #[error("a client with id {0} is already registered")]
     DuplicateClient(String),
-    /// A refresh token with that hash exists already.
-    #[error("refresh token collision")]
+    /// A refresh-token family with that id exists already.
+    #[error("refresh-token family collision")]
     DuplicateToken,
     /// A stored value cannot be read back.
     #[error("stored data is damaged: {0}")]

@@ -75,6 +75,25 @@ const MIGRATIONS: &[(i64, &str)] = &[
         active_from BIGINT NOT NULL
     );",
     ),
+    (
+        // One row per refresh-token family instead of one per token: a rotation rewrites
+        // one row in place. Tokens issued before this cannot be presented any more.
+        3,
+        "DROP TABLE refresh_tokens;
+    CREATE TABLE refresh_families (
+        family TEXT PRIMARY KEY,
+        client_id TEXT NOT NULL,
+        citizen_id TEXT NOT NULL,
+        grant_data TEXT NOT NULL,
+        generation BIGINT NOT NULL,
+        issued_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        ends_at BIGINT NOT NULL,
+        revoked BOOLEAN NOT NULL DEFAULT false
+    );
+    CREATE INDEX refresh_families_client ON refresh_families (client_id);
+    CREATE INDEX refresh_families_citizen ON refresh_families (citizen_id, client_id);",
+    ),
 ];
 
 /// An arbitrary constant that names Hawiya's migration lock.
@@ -360,7 +379,7 @@ impl CaStore for PostgresStore {
 
 const CITIZEN_COLUMNS: &str = "id, national_id, profile, password_hash, totp_secret, created_at";
 const KEY_COLUMNS: &str = "kid, purpose, key_ref, algorithm, public_jwk, created_at, active_from";
-const REFRESH_COLUMNS: &str = "hash, family, client_id, citizen_id, grant_data, issued_at, expires_at, used, revoked";
+const FAMILY_COLUMNS: &str = "family, client_id, citizen_id, grant_data, generation, issued_at, expires_at, ends_at, revoked";
 
 fn column<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, i: usize) -> Result<T, StoreError> {
     row.try_get(i).map_err(|e| StoreError::Corrupt(e.to_string()))
@@ -381,16 +400,16 @@ fn client(row: &Row) -> Result<ClientRecord, StoreError> {
     Ok(ClientRecord { client_id: column(row, 0)?, registration: column(row, 1)?, created_at: column(row, 2)? })
 }
 
-fn refresh(row: &Row) -> Result<RefreshTokenRecord, StoreError> {
-    Ok(RefreshTokenRecord {
-        hash: column(row, 0)?,
-        family: column(row, 1)?,
-        client_id: column(row, 2)?,
-        citizen_id: column(row, 3)?,
-        grant: column(row, 4)?,
+fn family(row: &Row) -> Result<RefreshFamily, StoreError> {
+    Ok(RefreshFamily {
+        family: column(row, 0)?,
+        client_id: column(row, 1)?,
+        citizen_id: column(row, 2)?,
+        grant: column(row, 3)?,
+        generation: column(row, 4)?,
         issued_at: column(row, 5)?,
         expires_at: column(row, 6)?,
-        used: column(row, 7)?,
+        ends_at: column(row, 7)?,
         revoked: column(row, 8)?,
     })
 }
@@ -457,7 +476,7 @@ impl IdpStore for PostgresStore {
         // One statement, so that the client and what hangs on it go together.
         let sql = "WITH gone AS (DELETE FROM clients WHERE client_id = $1 RETURNING client_id),
                         c AS (DELETE FROM consents WHERE client_id IN (SELECT client_id FROM gone)),
-                        r AS (DELETE FROM refresh_tokens WHERE client_id IN (SELECT client_id FROM gone))
+                        r AS (DELETE FROM refresh_families WHERE client_id IN (SELECT client_id FROM gone))
                    SELECT count(*) FROM gone";
         let n: i64 = self.conn().client.query_one(sql, &[&client_id]).await.map_err(db)?.get(0);
         Ok(n > 0)
@@ -478,49 +497,46 @@ impl IdpStore for PostgresStore {
     }
 
     async fn revoke_consent(&self, citizen_id: &str, client_id: &str) -> Result<bool, StoreError> {
-        Ok(self.execute("DELETE FROM consents WHERE citizen_id = $1 AND client_id = $2", &[&citizen_id, &client_id]).await? > 0)
+        // One statement, so that the consent and the tokens it allowed go together.
+        let sql = "WITH gone AS (DELETE FROM consents WHERE citizen_id = $1 AND client_id = $2 RETURNING 1),
+                        r AS (UPDATE refresh_families SET revoked = true WHERE citizen_id = $1 AND client_id = $2)
+                   SELECT count(*) FROM gone";
+        let n: i64 = self.conn().client.query_one(sql, &[&citizen_id, &client_id]).await.map_err(db)?.get(0);
+        Ok(n > 0)
     }
 
-    async fn insert_refresh_token(&self, t: &RefreshTokenRecord) -> Result<(), StoreError> {
-        let sql = "INSERT INTO refresh_tokens (hash, family, client_id, citizen_id, grant_data, issued_at, expires_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (hash) DO NOTHING";
-        let n = self.execute(sql, &[&t.hash, &t.family, &t.client_id, &t.citizen_id, &t.grant, &t.issued_at, &t.expires_at]).await?;
-        if n == 0 { Err(StoreError::DuplicateToken) } else { Ok(()) }
+    async fn insert_refresh_family(&self, f: &RefreshFamily) -> Result<(), StoreError> {
+        let sql = format!("INSERT INTO refresh_families ({FAMILY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING");
+        let params: [&(dyn ToSql + Sync); 9] =
+            [&f.family, &f.client_id, &f.citizen_id, &f.grant, &f.generation, &f.issued_at, &f.expires_at, &f.ends_at, &f.revoked];
+        if self.execute(&sql, &params).await? == 0 { Err(StoreError::DuplicateToken) } else { Ok(()) }
     }
 
-    async fn refresh_token(&self, hash: &[u8]) -> Result<Option<RefreshTokenRecord>, StoreError> {
-        self.one(&format!("SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE hash = $1"), &[&hash], refresh).await
+    async fn refresh_family(&self, id: &str) -> Result<Option<RefreshFamily>, StoreError> {
+        self.one(&format!("SELECT {FAMILY_COLUMNS} FROM refresh_families WHERE family = $1"), &[&id], family).await
     }
 
-    async fn rotate_refresh_token(&self, presented: &[u8], client_id: &str, next: &RefreshTokenRecord, now: i64) -> Result<Rotation, StoreError> {
-        // Marking the old token used and storing its successor is one statement: the row
-        // lock makes one of two concurrent rotations win and the other see a used token.
+    async fn rotate_refresh_family(&self, id: &str, generation: i64, client_id: &str, expires_at: i64, now: i64) -> Result<Rotation, StoreError> {
+        // The row lock makes one of two concurrent rotations from a generation win; the
+        // other then finds the generation moved on, which is a reuse.
         let sql = format!(
-            "WITH old AS (
-                 UPDATE refresh_tokens SET used = true
-                 WHERE hash = $1 AND client_id = $2 AND NOT used AND NOT revoked AND expires_at > $3
-                 RETURNING {REFRESH_COLUMNS}
-             ), next AS (
-                 INSERT INTO refresh_tokens (hash, family, client_id, citizen_id, grant_data, issued_at, expires_at)
-                 SELECT $4, family, client_id, citizen_id, grant_data, $5, $6 FROM old
-             )
-             SELECT {REFRESH_COLUMNS} FROM old"
+            "UPDATE refresh_families SET generation = generation + 1, expires_at = LEAST($4, ends_at)
+             WHERE family = $1 AND generation = $2 AND client_id = $3 AND NOT revoked AND expires_at > $5
+             RETURNING {FAMILY_COLUMNS}"
         );
-        let rotated = self.one(&sql, &[&presented, &client_id, &now, &next.hash, &next.issued_at, &next.expires_at], refresh).await?;
-        if let Some(old) = rotated {
-            return Ok(Rotation::Rotated(old));
+        if let Some(f) = self.one(&sql, &[&id, &generation, &client_id, &expires_at, &now], family).await? {
+            return Ok(Rotation::Rotated(f));
         }
-        match self.refresh_token(presented).await? {
-            Some(old) if old.client_id == client_id && old.used && !old.revoked && old.expires_at > now => {
-                self.revoke_refresh_family(&old.family).await?;
-                Ok(Rotation::Reused { family: old.family })
-            }
+        let reuse = "UPDATE refresh_families SET revoked = true
+                     WHERE family = $1 AND generation > $2 AND client_id = $3 AND NOT revoked AND expires_at > $4";
+        match self.execute(reuse, &[&id, &generation, &client_id, &now]).await? {
+            1 => Ok(Rotation::Reused { family: id.to_owned() }),
             _ => Ok(Rotation::Invalid),
         }
     }
 
-    async fn revoke_refresh_family(&self, family: &str) -> Result<u64, StoreError> {
-        self.execute("UPDATE refresh_tokens SET revoked = true WHERE family = $1 AND NOT revoked", &[&family]).await
+    async fn revoke_refresh_family(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.execute("UPDATE refresh_families SET revoked = true WHERE family = $1 AND NOT revoked", &[&id]).await? > 0)
     }
 
     async fn insert_signing_key(&self, k: &SigningKeyRecord) -> Result<(), StoreError> {

@@ -78,6 +78,25 @@ const MIGRATIONS: &[(i64, &str)] = &[
         active_from INTEGER NOT NULL
     ) WITHOUT ROWID;",
     ),
+    (
+        // One row per refresh-token family instead of one per token: a rotation rewrites
+        // one row in place. Tokens issued before this cannot be presented any more.
+        3,
+        "DROP TABLE refresh_tokens;
+    CREATE TABLE refresh_families (
+        family TEXT PRIMARY KEY,
+        client_id TEXT NOT NULL,
+        citizen_id TEXT NOT NULL,
+        grant_data TEXT NOT NULL,
+        generation INTEGER NOT NULL,
+        issued_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        ends_at INTEGER NOT NULL,
+        revoked INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    CREATE INDEX refresh_families_client ON refresh_families (client_id);
+    CREATE INDEX refresh_families_citizen ON refresh_families (citizen_id, client_id);",
+    ),
 ];
 
 const READERS: usize = 4;
@@ -444,7 +463,6 @@ impl CaStore for SqliteStore {
 
 const CITIZEN_COLUMNS: &str = "id, national_id, profile, password_hash, totp_secret, created_at";
 const KEY_COLUMNS: &str = "kid, purpose, key_ref, algorithm, public_jwk, created_at, active_from";
-const REFRESH_COLUMNS: &str = "hash, family, client_id, citizen_id, grant_data, issued_at, expires_at, used, revoked";
 
 fn citizen(row: &rusqlite::Row<'_>) -> rusqlite::Result<CitizenRecord> {
     Ok(CitizenRecord {
@@ -461,16 +479,18 @@ fn client(row: &rusqlite::Row<'_>) -> rusqlite::Result<ClientRecord> {
     Ok(ClientRecord { client_id: row.get(0)?, registration: row.get(1)?, created_at: row.get(2)? })
 }
 
-fn refresh(row: &rusqlite::Row<'_>) -> rusqlite::Result<RefreshTokenRecord> {
-    Ok(RefreshTokenRecord {
-        hash: row.get(0)?,
-        family: row.get(1)?,
-        client_id: row.get(2)?,
-        citizen_id: row.get(3)?,
-        grant: row.get(4)?,
+const FAMILY_COLUMNS: &str = "family, client_id, citizen_id, grant_data, generation, issued_at, expires_at, ends_at, revoked";
+
+fn family(row: &rusqlite::Row<'_>) -> rusqlite::Result<RefreshFamily> {
+    Ok(RefreshFamily {
+        family: row.get(0)?,
+        client_id: row.get(1)?,
+        citizen_id: row.get(2)?,
+        grant: row.get(3)?,
+        generation: row.get(4)?,
         issued_at: row.get(5)?,
         expires_at: row.get(6)?,
-        used: row.get(7)?,
+        ends_at: row.get(7)?,
         revoked: row.get(8)?,
     })
 }
@@ -487,33 +507,21 @@ fn signing_key(row: &rusqlite::Row<'_>) -> rusqlite::Result<SigningKeyRecord> {
     })
 }
 
-fn find_refresh(conn: &Connection, hash: &[u8]) -> Result<Option<RefreshTokenRecord>, StoreError> {
-    conn.prepare_cached(&format!("SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE hash = ?1"))
+fn find_family(conn: &Connection, id: &str) -> Result<Option<RefreshFamily>, StoreError> {
+    conn.prepare_cached(&format!("SELECT {FAMILY_COLUMNS} FROM refresh_families WHERE family = ?1"))
         .map_err(db)?
-        .query_row([hash], refresh)
+        .query_row([id], family)
         .optional()
         .map_err(db)
 }
 
-fn insert_refresh(conn: &Connection, t: &RefreshTokenRecord) -> Result<(), StoreError> {
-    let inserted = conn
-        .prepare_cached(
-            "INSERT INTO refresh_tokens (hash, family, client_id, citizen_id, grant_data, issued_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (hash) DO NOTHING",
-        )
-        .map_err(db)?
-        .execute(params![t.hash, t.family, t.client_id, t.citizen_id, t.grant, t.issued_at, t.expires_at])
-        .map_err(db)?;
-    if inserted == 0 { Err(StoreError::DuplicateToken) } else { Ok(()) }
-}
-
-fn revoke_family(conn: &Connection, family: &str) -> Result<u64, StoreError> {
+fn revoke_family(conn: &Connection, id: &str) -> Result<bool, StoreError> {
     let n = conn
-        .prepare_cached("UPDATE refresh_tokens SET revoked = 1 WHERE family = ?1 AND revoked = 0")
+        .prepare_cached("UPDATE refresh_families SET revoked = 1 WHERE family = ?1 AND revoked = 0")
         .map_err(db)?
-        .execute([family])
+        .execute([id])
         .map_err(db)?;
-    Ok(n as u64)
+    Ok(n > 0)
 }
 
 #[async_trait::async_trait]
@@ -604,7 +612,7 @@ impl IdpStore for SqliteStore {
             let removed = conn.execute("DELETE FROM clients WHERE client_id = ?1", [&client_id]).map_err(db)?;
             if removed > 0 {
                 conn.execute("DELETE FROM consents WHERE client_id = ?1", [&client_id]).map_err(db)?;
-                conn.execute("DELETE FROM refresh_tokens WHERE client_id = ?1", [&client_id]).map_err(db)?;
+                conn.execute("DELETE FROM refresh_families WHERE client_id = ?1", [&client_id]).map_err(db)?;
             }
             Ok(removed > 0)
         })
@@ -642,50 +650,67 @@ impl IdpStore for SqliteStore {
         let (citizen_id, client_id) = (citizen_id.to_owned(), client_id.to_owned());
         self.write(move |conn| {
             let n = conn.execute("DELETE FROM consents WHERE citizen_id = ?1 AND client_id = ?2", [&citizen_id, &client_id]).map_err(db)?;
+            conn.execute("UPDATE refresh_families SET revoked = 1 WHERE citizen_id = ?1 AND client_id = ?2", [&citizen_id, &client_id]).map_err(db)?;
             Ok(n > 0)
         })
         .await
     }
 
-    async fn insert_refresh_token(&self, t: &RefreshTokenRecord) -> Result<(), StoreError> {
-        let t = t.clone();
-        self.write(move |conn| insert_refresh(conn, &t)).await
-    }
-
-    async fn refresh_token(&self, hash: &[u8]) -> Result<Option<RefreshTokenRecord>, StoreError> {
-        self.read(|conn| find_refresh(conn, hash))
-    }
-
-    async fn rotate_refresh_token(&self, presented: &[u8], client_id: &str, next: &RefreshTokenRecord, now: i64) -> Result<Rotation, StoreError> {
-        let (presented, client_id, next) = (presented.to_vec(), client_id.to_owned(), next.clone());
+    async fn insert_refresh_family(&self, f: &RefreshFamily) -> Result<(), StoreError> {
+        let f = f.clone();
         self.write(move |conn| {
-            let Some(old) = find_refresh(conn, &presented)? else { return Ok(Rotation::Invalid) };
-            if old.client_id != client_id || old.revoked || old.expires_at <= now {
-                return Ok(Rotation::Invalid);
-            }
-            if old.used {
-                revoke_family(conn, &old.family)?;
-                return Ok(Rotation::Reused { family: old.family });
-            }
-            conn.prepare_cached("UPDATE refresh_tokens SET used = 1 WHERE hash = ?1").map_err(db)?.execute([&presented]).map_err(db)?;
-            let next = RefreshTokenRecord {
-                family: old.family.clone(),
-                citizen_id: old.citizen_id.clone(),
-                grant: old.grant.clone(),
-                client_id: old.client_id.clone(),
-                used: false,
-                revoked: false,
-                ..next
-            };
-            insert_refresh(conn, &next)?;
-            Ok(Rotation::Rotated(RefreshTokenRecord { used: true, ..old }))
+            let inserted = conn
+                .prepare_cached(&format!(
+                    "INSERT INTO refresh_families ({FAMILY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING"
+                ))
+                .map_err(db)?
+                .execute(params![f.family, f.client_id, f.citizen_id, f.grant, f.generation, f.issued_at, f.expires_at, f.ends_at, f.revoked])
+                .map_err(db)?;
+            if inserted == 0 { Err(StoreError::DuplicateToken) } else { Ok(()) }
         })
         .await
     }
 
-    async fn revoke_refresh_family(&self, family: &str) -> Result<u64, StoreError> {
-        let family = family.to_owned();
-        self.write(move |conn| revoke_family(conn, &family)).await
+    async fn refresh_family(&self, id: &str) -> Result<Option<RefreshFamily>, StoreError> {
+        self.read(|conn| find_family(conn, id))
+    }
+
+    async fn rotate_refresh_family(&self, id: &str, generation: i64, client_id: &str, expires_at: i64, now: i64) -> Result<Rotation, StoreError> {
+        let (id, client_id) = (id.to_owned(), client_id.to_owned());
+        self.write(move |conn| {
+            let rotated = conn
+                .prepare_cached(&format!(
+                    "UPDATE refresh_families SET generation = generation + 1, expires_at = MIN(?4, ends_at)
+                     WHERE family = ?1 AND generation = ?2 AND client_id = ?3 AND revoked = 0 AND expires_at > ?5
+                     RETURNING {FAMILY_COLUMNS}"
+                ))
+                .map_err(db)?
+                .query_row(params![id, generation, client_id, expires_at, now], family)
+                .optional()
+                .map_err(db)?;
+            if let Some(f) = rotated {
+                return Ok(Rotation::Rotated(f));
+            }
+            // Not the live generation: an earlier one of a live family is a reuse.
+            let reused = conn
+                .prepare_cached(
+                    "UPDATE refresh_families SET revoked = 1
+                     WHERE family = ?1 AND generation > ?2 AND client_id = ?3 AND revoked = 0 AND expires_at > ?4",
+                )
+                .map_err(db)?
+                .execute(params![id, generation, client_id, now])
+                .map_err(db)?;
+            match reused {
+                1 => Ok(Rotation::Reused { family: id }),
+                _ => Ok(Rotation::Invalid),
+            }
+        })
+        .await
+    }
+
+    async fn revoke_refresh_family(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        self.write(move |conn| revoke_family(conn, &id)).await
     }
 
     async fn insert_signing_key(&self, k: &SigningKeyRecord) -> Result<(), StoreError> {

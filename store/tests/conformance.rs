@@ -201,16 +201,16 @@ async fn keeps_citizens(b: Backend) {
     assert!(matches!(s.set_totp("0000", Some("X")).await, Err(StoreError::UnknownCitizen(_))));
 }
 
-fn refresh_record(hash: u8, family: &str, client: &str, expires_at: i64) -> RefreshTokenRecord {
-    RefreshTokenRecord {
-        hash: vec![hash; 32],
-        family: family.into(),
+fn refresh_family(id: &str, client: &str, expires_at: i64) -> RefreshFamily {
+    RefreshFamily {
+        family: id.into(),
         client_id: client.into(),
         citizen_id: "c1".into(),
         grant: r#"{"scope":"openid"}"#.into(),
+        generation: 0,
         issued_at: 1_000,
         expires_at,
-        used: false,
+        ends_at: expires_at.saturating_add(50_000),
         revoked: false,
     }
 }
@@ -235,51 +235,64 @@ async fn keeps_clients_and_consents(b: Backend) {
     assert!(!s.revoke_consent("c1", "land-registry").await.expect("revoke twice"));
     assert_eq!(s.consent("c1", "land-registry").await.expect("read"), None);
 
+    // Withdrawing a consent revokes the refresh tokens that citizen gave that client.
+    s.put_consent(&ConsentRecord { client_id: "land-registry".into(), ..consent.clone() }).await.expect("consent");
+    s.insert_refresh_family(&refresh_family("f0", "land-registry", i64::MAX / 2)).await.expect("family");
+    s.insert_refresh_family(&RefreshFamily { citizen_id: "c2".into(), ..refresh_family("f9", "land-registry", i64::MAX / 2) }).await.expect("family");
+    assert!(s.revoke_consent("c1", "land-registry").await.expect("revoke"));
+    assert!(s.refresh_family("f0").await.expect("read").expect("kept").revoked);
+    assert!(!s.refresh_family("f9").await.expect("read").expect("kept").revoked, "another citizen's tokens stay");
+
     // Removing a client takes its consents and refresh tokens with it, and nobody else's.
-    s.insert_refresh_token(&refresh_record(1, "f1", "civil-status", i64::MAX)).await.expect("token");
-    s.insert_refresh_token(&refresh_record(2, "f2", "land-registry", i64::MAX)).await.expect("token");
+    s.insert_refresh_family(&refresh_family("f1", "civil-status", i64::MAX / 2)).await.expect("family");
+    s.insert_refresh_family(&refresh_family("f2", "land-registry", i64::MAX / 2)).await.expect("family");
     s.put_consent(&ConsentRecord { client_id: "land-registry".into(), ..consent.clone() }).await.expect("consent");
     assert!(s.remove_client("civil-status").await.expect("remove"));
     assert!(!s.remove_client("civil-status").await.expect("remove twice"));
     assert_eq!(s.client("civil-status").await.expect("read"), None);
     assert_eq!(s.consent("c1", "civil-status").await.expect("read"), None);
-    assert_eq!(s.refresh_token(&[1; 32]).await.expect("read"), None);
+    assert_eq!(s.refresh_family("f1").await.expect("read"), None);
     assert!(s.consent("c1", "land-registry").await.expect("read").is_some());
-    assert!(s.refresh_token(&[2; 32]).await.expect("read").is_some());
+    assert!(s.refresh_family("f2").await.expect("read").is_some());
 }
 
 async fn rotates_refresh_tokens_and_detects_reuse(b: Backend) {
     let s = &b.store;
-    let first = refresh_record(1, "fam", "rp", 10_000);
-    s.insert_refresh_token(&first).await.expect("insert");
-    assert!(matches!(s.insert_refresh_token(&first).await, Err(StoreError::DuplicateToken)));
-    // The successor inherits family, citizen and grant whatever the caller put there.
-    let next = RefreshTokenRecord { family: "ignored".into(), grant: "ignored".into(), issued_at: 2_000, ..refresh_record(2, "x", "rp", 20_000) };
-    match s.rotate_refresh_token(&[1; 32], "rp", &next, 2_000).await.expect("rotate") {
-        Rotation::Rotated(old) => assert_eq!(old, RefreshTokenRecord { used: true, ..first.clone() }),
+    let first = RefreshFamily { ends_at: 25_000, ..refresh_family("fam", "rp", 10_000) };
+    s.insert_refresh_family(&first).await.expect("insert");
+    assert!(matches!(s.insert_refresh_family(&first).await, Err(StoreError::DuplicateToken)));
+    // A rotation moves the family on one generation; the expiry never passes its end.
+    match s.rotate_refresh_family("fam", 0, "rp", 20_000, 2_000).await.expect("rotate") {
+        Rotation::Rotated(f) => assert_eq!(f, RefreshFamily { generation: 1, expires_at: 20_000, ..first.clone() }),
         other => panic!("expected a rotation, got {other:?}"),
     }
-    let stored = s.refresh_token(&[2; 32]).await.expect("read").expect("successor stored");
-    assert_eq!((stored.family.as_str(), stored.grant.as_str(), stored.expires_at, stored.issued_at), ("fam", first.grant.as_str(), 20_000, 2_000));
+    match s.rotate_refresh_family("fam", 1, "rp", 40_000, 3_000).await.expect("rotate") {
+        Rotation::Rotated(f) => assert_eq!((f.generation, f.expires_at), (2, 25_000)),
+        other => panic!("expected a rotation, got {other:?}"),
+    }
+    let stored = s.refresh_family("fam").await.expect("read").expect("present");
+    assert_eq!((stored.generation, stored.expires_at, stored.revoked), (2, 25_000, false));
 
-    // Another client cannot use it, an unknown or expired one is invalid: nothing changes.
-    let third = refresh_record(3, "x", "rp", 30_000);
-    assert_eq!(s.rotate_refresh_token(&[2; 32], "other-rp", &third, 2_001).await.expect("rotate"), Rotation::Invalid);
-    assert_eq!(s.rotate_refresh_token(&[9; 32], "rp", &third, 2_001).await.expect("rotate"), Rotation::Invalid);
-    assert_eq!(s.rotate_refresh_token(&[2; 32], "rp", &third, 20_000).await.expect("rotate"), Rotation::Invalid);
-    assert_eq!(s.refresh_token(&[2; 32]).await.expect("read"), Some(stored.clone()));
-    assert_eq!(s.refresh_token(&[3; 32]).await.expect("read"), None);
+    // Another client, an unknown family, a generation not yet issued, an expired token:
+    // invalid, and nothing changes.
+    assert_eq!(s.rotate_refresh_family("fam", 2, "other-rp", 30_000, 3_001).await.expect("rotate"), Rotation::Invalid);
+    assert_eq!(s.rotate_refresh_family("nope", 2, "rp", 30_000, 3_001).await.expect("rotate"), Rotation::Invalid);
+    assert_eq!(s.rotate_refresh_family("fam", 3, "rp", 30_000, 3_001).await.expect("rotate"), Rotation::Invalid);
+    assert_eq!(s.rotate_refresh_family("fam", 2, "rp", 30_000, 25_000).await.expect("rotate"), Rotation::Invalid);
+    assert_eq!(s.rotate_refresh_family("fam", 1, "other-rp", 30_000, 3_001).await.expect("rotate"), Rotation::Invalid);
+    assert_eq!(s.refresh_family("fam").await.expect("read"), Some(stored.clone()));
 
-    // Presenting the first token again: reuse, and the whole family is revoked.
-    assert_eq!(s.rotate_refresh_token(&[1; 32], "rp", &third, 2_002).await.expect("rotate"), Rotation::Reused { family: "fam".into() });
-    assert!(s.refresh_token(&[2; 32]).await.expect("read").expect("present").revoked);
-    assert_eq!(s.rotate_refresh_token(&[2; 32], "rp", &third, 2_003).await.expect("rotate"), Rotation::Invalid);
-    assert_eq!(s.refresh_token(&[3; 32]).await.expect("read"), None);
+    // Presenting an earlier generation again: reuse, and the family is revoked.
+    assert_eq!(s.rotate_refresh_family("fam", 0, "rp", 30_000, 3_002).await.expect("rotate"), Rotation::Reused { family: "fam".into() });
+    assert!(s.refresh_family("fam").await.expect("read").expect("present").revoked);
+    assert_eq!(s.rotate_refresh_family("fam", 2, "rp", 30_000, 3_003).await.expect("rotate"), Rotation::Invalid);
+    assert_eq!(s.rotate_refresh_family("fam", 0, "rp", 30_000, 3_003).await.expect("rotate"), Rotation::Invalid);
 
-    // Revoking a family by name (a reused authorization code) reports what it revoked.
-    s.insert_refresh_token(&refresh_record(4, "code-1", "rp", 10_000)).await.expect("insert");
-    assert_eq!(s.revoke_refresh_family("code-1").await.expect("revoke"), 1);
-    assert_eq!(s.revoke_refresh_family("code-1").await.expect("revoke again"), 0);
+    // Revoking a family by name (a reused authorization code) says whether it did.
+    s.insert_refresh_family(&refresh_family("code-1", "rp", 10_000)).await.expect("insert");
+    assert!(s.revoke_refresh_family("code-1").await.expect("revoke"));
+    assert!(!s.revoke_refresh_family("code-1").await.expect("revoke again"));
+    assert!(!s.revoke_refresh_family("unknown").await.expect("revoke unknown"));
 }
 
 async fn keeps_signing_keys_in_order(b: Backend) {
@@ -303,11 +316,11 @@ async fn keeps_signing_keys_in_order(b: Backend) {
 
 async fn concurrent_rotations_have_one_winner(b: Backend) {
     let s = &b.store;
-    s.insert_refresh_token(&refresh_record(1, "fam", "rp", i64::MAX)).await.expect("insert");
+    s.insert_refresh_family(&refresh_family("fam", "rp", i64::MAX / 2)).await.expect("insert");
     let mut tasks = Vec::new();
-    for i in 0..16u8 {
+    for _ in 0..16 {
         let s = s.clone();
-        tasks.push(tokio::spawn(async move { s.rotate_refresh_token(&[1; 32], "rp", &refresh_record(100 + i, "x", "rp", i64::MAX), 5).await }));
+        tasks.push(tokio::spawn(async move { s.rotate_refresh_family("fam", 0, "rp", i64::MAX / 2, 5).await }));
     }
     let mut rotated = 0;
     for t in tasks {
@@ -317,12 +330,8 @@ async fn concurrent_rotations_have_one_winner(b: Backend) {
         }
     }
     assert_eq!(rotated, 1, "exactly one concurrent rotation wins");
-    // The losers saw reuse, so the winner's successor is revoked too.
-    for i in 0..16u8 {
-        if let Some(t) = s.refresh_token(&[100 + i; 32]).await.expect("read") {
-            assert!(t.revoked, "the family must be revoked after concurrent reuse");
-        }
-    }
+    // The losers presented a generation that had moved on: a reuse, so the family is revoked.
+    assert!(s.refresh_family("fam").await.expect("read").expect("present").revoked, "the family must be revoked after concurrent reuse");
 }
 
 macro_rules! conformance {

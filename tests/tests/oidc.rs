@@ -121,6 +121,12 @@ impl Provider {
         (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
     }
 
+    /// Introspection as the civil-status service's resource server.
+    async fn introspect(&self, token: &str) -> Value {
+        let r = self.http().post(format!("{}/introspect", self.issuer)).basic_auth("civil-status", Some(&self.secrets["civil-status"])).form(&[("token", token)]);
+        r.send().await.expect("introspect").json().await.expect("json")
+    }
+
     async fn jwks(&self) -> Value {
         self.http().get(format!("{}/jwks", self.issuer)).send().await.expect("jwks").json().await.expect("json")
     }
@@ -475,6 +481,20 @@ async fn oidcc_codereuse_and_refresh_token() {
     assert_ne!(rt1, rt2);
     let refreshed = p.verify_id_token(second["id_token"].as_str().expect("id_token")).await;
     assert!(refreshed.get("nonce").is_none(), "no nonce in a refreshed id_token");
+    // Forged tokens (a later generation, a damaged MAC, junk) are refused and change nothing.
+    let (family, rest) = rt2.split_once('.').expect("family.generation.mac");
+    let mac = rest.split_once('.').expect("generation.mac").1;
+    for forged in [format!("{family}.2.{mac}"), format!("{family}.0.{mac}"), format!("{}x", &rt2[..rt2.len() - 1]), "x".repeat(75)] {
+        let (status, body) = p.token(&[("grant_type", "refresh_token"), ("refresh_token", &forged)]).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{forged}");
+    }
+    // Introspection: the live token is active, the rotated one is not.
+    let live = p.introspect(rt2).await;
+    assert_eq!((live["active"].as_bool(), live["token_type"].as_str(), live["client_id"].as_str()), (Some(true), Some("refresh_token"), Some("civil-status")), "{live}");
+    assert_eq!(p.introspect(&rt1).await["active"], false);
+    let (status, third) = p.token(&[("grant_type", "refresh_token"), ("refresh_token", rt2)]).await;
+    assert_eq!(status, 200, "forgeries left the live token working: {third}");
+    let rt2 = third["refresh_token"].as_str().expect("rotated");
     let (status, _) = p.token(&[("grant_type", "refresh_token"), ("refresh_token", &rt1)]).await;
     assert_eq!(status, 400, "a used refresh token is refused");
     let (status, _) = p.token(&[("grant_type", "refresh_token"), ("refresh_token", rt2)]).await;
@@ -937,7 +957,10 @@ async fn oidcc_basic_plan_sweep() {
     assert!(param(&r.location.expect("silent: consented before"), "code").is_some());
     let e = p.d.fails(&["citizen", "revoke-consent", "--national-id", CITIZEN, "--client", "nobody"]);
     assert!(e.contains("no consent"), "{e}");
+    let rt = tokens["refresh_token"].as_str().expect("refresh token of the consented grant");
     p.d.ok(&["citizen", "revoke-consent", "--national-id", CITIZEN, "--client", "same-sector"]);
+    let (status, body) = p.token_as("same-sector", &p.secrets["same-sector"], &[("grant_type", "refresh_token"), ("refresh_token", rt)]).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "withdrawn consent revokes the refresh tokens it allowed");
     let r = b.get(&p.authorize_url("same-sector", rp, &[("prompt", "none")])).await;
     assert_eq!(param(&r.location.expect("redirect"), "error").as_deref(), Some("consent_required"), "asked again after revocation");
     let r = b.get(&p.authorize_url("same-sector", rp, &[])).await;
@@ -978,13 +1001,11 @@ async fn oidcc_basic_plan_sweep() {
     assert_eq!((status, body["error"].as_str()), (400, Some("unsupported_grant_type")));
     // Introspection for a resource server, and revocation.
     let at = tokens["access_token"].as_str().expect("at");
-    let r = p.http().post(format!("{}/introspect", p.issuer)).basic_auth("civil-status", Some(&p.secrets["civil-status"])).form(&[("token", at)]).send().await.expect("introspect");
-    let i: Value = r.json().await.expect("json");
+    let i = p.introspect(at).await;
     assert_eq!((i["active"].as_bool(), i["client_id"].as_str()), (Some(true), Some("same-sector")));
     let r = p.http().post(format!("{}/revoke", p.issuer)).basic_auth("same-sector", Some(&p.secrets["same-sector"])).form(&[("token", at)]).send().await.expect("revoke");
     assert_eq!(r.status(), 200);
-    let r = p.http().post(format!("{}/introspect", p.issuer)).basic_auth("civil-status", Some(&p.secrets["civil-status"])).form(&[("token", at)]).send().await.expect("introspect");
-    assert_eq!(r.json::<Value>().await.expect("json")["active"], false);
+    assert_eq!(p.introspect(at).await["active"], false);
     // oidcc-rp-initiated-logout-no-params, -no-state, -only-state,
     // -no-post-logout-redirect-uri: each handled without a redirect to anywhere unknown.
     for query in ["", "?state=only", &format!("?id_token_hint={hint}")] {
