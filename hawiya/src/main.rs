@@ -16,6 +16,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of glibc's allocator: the server allocates many small, short-lived
+/// buffers per request on every worker thread, and glibc spent a sixth of the token
+/// endpoint's CPU time in malloc and free (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Hawiya: national identity, PKI and single sign-on.
 #[derive(Parser)]
 #[command(version, about)]
