@@ -41,6 +41,9 @@ enum Command {
         /// Where to listen (also the base URL in certificates on first start).
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// Where to serve `/metrics` (Prometheus) for operators; not served by default.
+        #[arg(long, env = "HAWIYA_METRICS_LISTEN")]
+        metrics: Option<SocketAddr>,
     },
     /// Serves the public endpoints of an initialised data directory.
     Serve {
@@ -50,6 +53,10 @@ enum Command {
         /// Where to listen.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// Where to serve `/metrics` (Prometheus) for operators, apart from the public
+        /// endpoints; not served by default.
+        #[arg(long, env = "HAWIYA_METRICS_LISTEN")]
+        metrics: Option<SocketAddr>,
     },
     /// The certificate authority.
     #[command(subcommand)]
@@ -96,8 +103,8 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Demo { data, listen } => server::demo(&data, listen).await,
-            Command::Serve { data, listen } => server::serve(&data, listen).await,
+            Command::Demo { data, listen, metrics } => server::demo(&data, listen, metrics).await,
+            Command::Serve { data, listen, metrics } => server::serve(&data, listen, metrics).await,
             Command::Ca(command) => ca_cmd::run(command).await,
             Command::Citizen(command) => idp_cmd::citizen(command).await,
             Command::Client(command) => idp_cmd::client(command).await,

@@ -55,21 +55,35 @@ async fn state(data: &DataDir) -> Result<(Arc<CaState>, Arc<Provider>), Box<dyn 
     Ok((Arc::new(CaState { authority: Arc::new(authority), ocsp }), Arc::new(provider)))
 }
 
-/// Serves an initialised data directory until Ctrl-C or SIGTERM.
-pub async fn serve(data: &Path, listen: SocketAddr) -> CommandResult {
-    serve_with(data, listen, false).await
+/// Serves an initialised data directory until Ctrl-C or SIGTERM, and the metrics on their
+/// own address if asked.
+pub async fn serve(data: &Path, listen: SocketAddr, metrics: Option<SocketAddr>) -> CommandResult {
+    serve_with(data, listen, metrics, false).await
 }
 
-async fn serve_with(data: &Path, listen: SocketAddr, demo: bool) -> CommandResult {
+async fn serve_with(data: &Path, listen: SocketAddr, metrics: Option<SocketAddr>, demo: bool) -> CommandResult {
     let data = DataDir::open(data)?;
     let (state, provider) = state(&data).await?;
     let base = state.authority.ceremony().base_url.clone();
     if !base.contains(&listen.to_string()) {
         tracing::warn!(%base, %listen, "the certificates point at a base URL this server does not listen on (fine behind a proxy)");
     }
+    if let Some(address) = metrics {
+        let metrics = tokio::net::TcpListener::bind(address).await.map_err(|e| format!("cannot listen on {address} for metrics: {e}"))?;
+        let provider = Arc::clone(&provider);
+        let router = Router::new().route("/metrics", get(move || async move { provider.metrics() }));
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(metrics, router).await {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        });
+    }
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     println!("Hawiya is serving on http://{listen}\n");
     println!("{}", index_text(&state.authority, &provider));
+    if let Some(address) = metrics {
+        println!("Metrics (Prometheus) for operators:\n  http://{address}/metrics\n");
+    }
     let mut app = app(state, provider);
     if demo {
         app = app.merge(crate::demo::router(&data.path, &base, data.policies()?)?);
@@ -81,7 +95,7 @@ async fn serve_with(data: &Path, listen: SocketAddr, demo: bool) -> CommandResul
 }
 
 /// First start: creates the data directory with the default ceremony; then serves it.
-pub async fn demo(data: &Path, listen: SocketAddr) -> CommandResult {
+pub async fn demo(data: &Path, listen: SocketAddr, metrics: Option<SocketAddr>) -> CommandResult {
     if !DataDir::exists(data) {
         println!("First start: creating {} (SQLite, soft key store, the default CA hierarchy)…", data.display());
         DataDir::create_demo_secret(data)?;
@@ -97,7 +111,7 @@ pub async fn demo(data: &Path, listen: SocketAddr) -> CommandResult {
         let base = durable.ceremony().await?.map(|c| c.base_url).ok_or("the data directory has no CA hierarchy")?;
         crate::demo::seed(data, &base, durable.as_ref(), &policies).await?;
     }
-    serve_with(data, listen, true).await
+    serve_with(data, listen, metrics, true).await
 }
 
 async fn shutdown() {

@@ -22,6 +22,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// The same allocator as the server: the load generator shares its two cores, and every
+/// cycle it spends is one the server does not get.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Clone)]
 struct Target {
     issuer: String,
@@ -130,6 +135,77 @@ async fn login(http: &reqwest::Client, t: &Target, n: u64) -> Result<Value, Stri
     Err("too many steps".into())
 }
 
+/// One refresh chain's connection to the token endpoint: HTTP/1.1 with keep-alive, written
+/// and read by hand. Refreshes are the cheapest request a provider answers, so the load
+/// generator (on the same cores) must cost as little as possible per request; reqwest
+/// spent about as much CPU per refresh as a third of the server's.
+struct TokenConnection {
+    stream: tokio::io::BufStream<tokio::net::TcpStream>,
+    head: String,
+}
+
+impl TokenConnection {
+    async fn open(t: &Target) -> Result<Self, String> {
+        use base64::Engine;
+        let url = url::Url::parse(&t.token).map_err(|e| e.to_string())?;
+        let host = url.host_str().ok_or("no host")?.to_owned();
+        let port = url.port_or_known_default().ok_or("no port")?;
+        if url.scheme() != "http" {
+            return Err("the refresh load generator speaks plain HTTP (loopback) only".into());
+        }
+        let stream = tokio::net::TcpStream::connect((host.as_str(), port)).await.map_err(|e| e.to_string())?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let credentials = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", form(&t.client), form(&t.secret)));
+        let head = format!(
+            "POST {} HTTP/1.1\r\nhost: {}\r\nauthorization: Basic {credentials}\r\ncontent-type: application/x-www-form-urlencoded\r\naccept: application/json\r\n",
+            url.path(),
+            url.authority()
+        );
+        Ok(TokenConnection { stream: tokio::io::BufStream::new(stream), head })
+    }
+
+    /// Exchanges `refresh_token`; returns the status and body.
+    async fn refresh(&mut self, refresh_token: &str) -> Result<(u16, String), String> {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+        let body = format!("grant_type=refresh_token&refresh_token={}", form(refresh_token));
+        let request = format!("{}content-length: {}\r\n\r\n{body}", self.head, body.len());
+        self.stream.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
+        self.stream.flush().await.map_err(|e| e.to_string())?;
+        let (mut status, mut length, mut line) = (0u16, None, String::new());
+        loop {
+            line.clear();
+            if self.stream.read_line(&mut line).await.map_err(|e| e.to_string())? == 0 {
+                return Err("connection closed".into());
+            }
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if status == 0 {
+                status = l.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| format!("bad status line {l}"))?;
+            } else if let Some((name, value)) = l.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse::<usize>().ok();
+            }
+        }
+        let mut body = vec![0; length.ok_or("no content-length in the response")?];
+        self.stream.read_exact(&mut body).await.map_err(|e| e.to_string())?;
+        Ok((status, String::from_utf8(body).map_err(|e| e.to_string())?))
+    }
+}
+
+fn form(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+/// The value of a string member of a flat JSON object, without parsing the rest.
+fn json_string<'a>(body: &'a str, name: &str) -> Option<&'a str> {
+    let marker = format!("\"{name}\":\"");
+    let start = body.find(&marker)? + marker.len();
+    body[start..].split('"').next()
+}
+
 /// This process's CPU time (user and system) in milliseconds.
 fn process_cpu_ms() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
@@ -219,7 +295,7 @@ async fn main() {
     let mut workers = Vec::new();
     for w in 0..concurrency {
         let (http, t, done, failed) = (http.clone(), t.clone(), done.clone(), failed.clone());
-        let mut refresh = starts.get(w).cloned().flatten();
+        let mut refresh = starts.get(w).cloned().flatten().map(|rt| (rt, None));
         if refresh_mode && refresh.is_none() {
             continue;
         }
@@ -229,26 +305,27 @@ async fn main() {
                 n += 1;
                 let outcome = match &mut refresh {
                     None => login(&http, &t, n).await.map(drop),
-                    Some(rt) => {
-                        let r = http
-                            .post(&t.token)
-                            .basic_auth(&t.client, Some(&t.secret))
-                            .form(&[("grant_type", "refresh_token"), ("refresh_token", rt.as_str())])
-                            .send()
-                            .await;
-                        match r {
-                            Ok(r) if r.status().is_success() => {
-                                let tokens: Value = r.json().await.unwrap_or_default();
-                                match tokens["refresh_token"].as_str() {
-                                    Some(next) => {
+                    Some((rt, connection)) => {
+                        if connection.is_none() {
+                            *connection = TokenConnection::open(&t).await.ok();
+                        }
+                        match connection.as_mut() {
+                            None => Err("cannot connect".to_owned()),
+                            Some(c) => match c.refresh(rt).await {
+                                Ok((200, body)) => match json_string(&body, "refresh_token") {
+                                    Some(next) if body.contains("\"id_token\":\"") => {
                                         *rt = next.to_owned();
                                         Ok(())
                                     }
-                                    None => Err("no refresh token".to_owned()),
+                                    _ => Err(format!("no refresh token or id_token in {body}")),
+                                },
+                                Ok((status, body)) => Err(format!("HTTP {status}: {body}")),
+                                Err(e) => {
+                                    // A new connection for the next request.
+                                    *connection = None;
+                                    Err(e)
                                 }
-                            }
-                            Ok(r) => Err(format!("HTTP {}: {}", r.status(), r.text().await.unwrap_or_default())),
-                            Err(e) => Err(e.to_string()),
+                            },
                         }
                     }
                 };

@@ -16,11 +16,13 @@
 use std::time::Duration;
 
 pub mod backchannel;
+mod cache;
 pub mod citizens;
 pub mod clients;
 pub mod credentials;
 pub mod http;
 pub mod keys;
+pub mod metrics;
 pub mod oauth;
 pub mod pages;
 pub mod provider;

@@ -15,12 +15,14 @@ use policies::{AssuranceLevel, Policies};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use store::ephemeral::EphemeralStore;
-use store::{ConsentRecord, DurableStore, RefreshFamily, Rotation};
+use store::{CitizenRecord, ConsentRecord, DurableStore, RefreshFamily, Rotation};
 
+use crate::cache::ShortCache;
 use crate::citizens::{self, Lang, Profile};
 use crate::clients::{self, Client};
 use crate::credentials::{Password, PasswordHasher, TotpSecret};
 use crate::keys::SigningKeys;
+use crate::metrics::Counters;
 use crate::oauth::{ErrorCode, OAuthError, Params};
 use crate::refresh::{self, RefreshTokens};
 use crate::{IdpError, Settings};
@@ -271,7 +273,10 @@ pub struct Provider {
     pub(crate) keys: SigningKeys,
     hasher: Arc<PasswordHasher>,
     refresh_tokens: RefreshTokens,
-    clients: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Arc<Client>)>>,
+    hashing: tokio::sync::Semaphore,
+    counters: Counters,
+    clients: ShortCache<Client>,
+    citizens: ShortCache<CitizenRecord>,
     http: reqwest::Client,
 }
 
@@ -286,8 +291,9 @@ const ACCOUNT_FAILURES: u64 = 5;
 const ADDRESS_FAILURES: u64 = 50;
 const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
-/// How long a client's registration is used as read before it is read again.
-pub const CLIENT_CACHE: Duration = Duration::from_secs(5);
+/// How long a client's registration, or a citizen's record on the token and userinfo
+/// endpoints, is used as read before it is read again.
+pub const RECORD_CACHE: Duration = Duration::from_secs(5);
 
 impl Provider {
     /// A provider on its stores and keys.
@@ -302,7 +308,10 @@ impl Provider {
             keys,
             hasher: Arc::new(PasswordHasher::new()?),
             refresh_tokens,
-            clients: Default::default(),
+            hashing: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, usize::from)),
+            counters: Counters::default(),
+            clients: ShortCache::new(RECORD_CACHE, 10_000),
+            citizens: ShortCache::new(RECORD_CACHE, 100_000),
             http,
         })
     }
@@ -322,28 +331,26 @@ impl Provider {
         &self.hasher
     }
 
+    /// The provider's counters in Prometheus' text format.
+    pub fn metrics(&self) -> String {
+        crate::metrics::render(&self.counters, self.hasher.checks())
+    }
+
     /// The signing keys.
     pub fn keys(&self) -> &SigningKeys {
         &self.keys
     }
 
     /// The registered client with that id, if any. Registrations are read and checked
-    /// once per [`CLIENT_CACHE`]: a client removed or changed by another process takes
+    /// once per [`RECORD_CACHE`]: a client removed or changed by another process takes
     /// effect within that time.
     pub async fn client(&self, id: &str) -> Result<Option<Arc<Client>>, IdpError> {
-        let now = std::time::Instant::now();
-        if let Some((read, client)) = self.clients.lock().map_err(|_| IdpError::Corrupt("client cache".into()))?.get(id)
-            && now.duration_since(*read) < CLIENT_CACHE
-        {
-            return Ok(Some(Arc::clone(client)));
-        }
-        let Some(record) = self.durable.client(id).await? else {
-            self.clients.lock().map_err(|_| IdpError::Corrupt("client cache".into()))?.remove(id);
-            return Ok(None);
-        };
-        let client = Arc::new(Client::from_record(&record, &self.policies)?);
-        self.clients.lock().map_err(|_| IdpError::Corrupt("client cache".into()))?.insert(id.to_owned(), (now, Arc::clone(&client)));
-        Ok(Some(client))
+        self.clients.get_or_read(id, || async { self.durable.client(id).await?.map(|r| Client::from_record(&r, &self.policies)).transpose() }).await
+    }
+
+    /// The citizen a token was issued for, read at most once per [`RECORD_CACHE`].
+    async fn token_citizen(&self, id: &str) -> Result<Option<Arc<CitizenRecord>>, IdpError> {
+        self.citizens.get_or_read(id, || async { Ok(self.durable.citizen_by_id(id).await?) }).await
     }
 
     fn level(&self, name: &str) -> Result<&policies::Level, IdpError> {
@@ -725,6 +732,7 @@ impl Provider {
         let address_key = hashed("fail-address", address);
         let failures = |key: String| async move { Ok::<u64, OAuthError>(self.ephemeral.get(&key).await?.and_then(|b| String::from_utf8(b).ok()).and_then(|s| s.parse().ok()).unwrap_or(0)) };
         if failures(account_key.clone()).await? >= ACCOUNT_FAILURES || failures(address_key.clone()).await? >= ADDRESS_FAILURES {
+            Counters::count(&self.counters.login_failures);
             tracing::warn!(target: "audit", event = "login.locked", "login refused: too many failures");
             return Ok(LoginStep::Failed(LoginFailure::Locked));
         }
@@ -733,6 +741,7 @@ impl Provider {
             async move {
                 let n = self.ephemeral.increment(&account_key, FAILURE_WINDOW).await?;
                 self.ephemeral.increment(&address_key, FAILURE_WINDOW).await?;
+                Counters::count(&self.counters.login_failures);
                 tracing::warn!(target: "audit", event = "login.failure", reason = ?why, failures = n, "login failed");
                 // Progressive delay: each failure of the account slows the next answer.
                 tokio::time::sleep(Duration::from_millis(200 * n.min(10))).await;
@@ -755,7 +764,10 @@ impl Provider {
                 Err(_) => return fail(LoginFailure::BadCredentials).await,
             };
             let stored = citizen.as_ref().map(|c| c.password_hash.clone());
-            // Argon2id takes tens of milliseconds: off the async workers.
+            // Argon2id takes tens of milliseconds and 19 MiB: off the async workers, and no
+            // more at once than there are cores (a flood of logins queues, it does not
+            // exhaust memory).
+            let _permit = self.hashing.acquire().await.map_err(OAuthError::server)?;
             let hasher = Arc::clone(&self.hasher);
             let matches = tokio::task::spawn_blocking(move || hasher.verify(&password, stored.as_deref()));
             let matches = matches.await.map_err(OAuthError::server)??;
@@ -791,6 +803,7 @@ impl Provider {
             }
         }
         self.ephemeral.delete(&account_key).await?;
+        Counters::count(&self.counters.logins);
         tracing::info!(target: "audit", event = "login.success", citizen = citizen.id, method = method.id, level = %method.level, "citizen logged in");
         // A new cookie at every login (no session fixation); a step-up of the same citizen
         // keeps the session's sid, start and clients, so that logout still reaches them all.
@@ -994,8 +1007,16 @@ impl Provider {
         let endpoint = format!("{}/token", self.issuer());
         self.authenticate(&presented, &client, &endpoint, now).await?;
         match params.require("grant_type")? {
-            "authorization_code" => self.exchange_code(&client, &params, now).await,
-            "refresh_token" => self.refresh(&client, &params, now).await,
+            "authorization_code" => {
+                let tokens = self.exchange_code(&client, &params, now).await?;
+                Counters::count(&self.counters.code_exchanges);
+                Ok(tokens)
+            }
+            "refresh_token" => {
+                let tokens = self.refresh(&client, &params, now).await?;
+                Counters::count(&self.counters.refreshes);
+                Ok(tokens)
+            }
             other => Err(OAuthError::new(ErrorCode::UnsupportedGrantType, format!("grant_type {other}"))),
         }
     }
@@ -1008,6 +1029,7 @@ impl Provider {
             if let Some(family) = self.ephemeral.get(&hashed("code-used", code)).await? {
                 let family = String::from_utf8_lossy(&family).into_owned();
                 self.revoke_family(&family).await?;
+                Counters::count(&self.counters.token_reuse);
                 tracing::warn!(target: "audit", event = "code.reused", client = client.id, "authorization code reused; its tokens are revoked");
             }
             return Err(OAuthError::invalid_grant("the code is unknown, expired or used"));
@@ -1079,6 +1101,7 @@ impl Provider {
             }
             Rotation::Reused { family } => {
                 self.revoke_family(&family).await?;
+                Counters::count(&self.counters.token_reuse);
                 tracing::warn!(target: "audit", event = "refresh.reused", client = client.id, "refresh token reused; its family is revoked");
                 Err(OAuthError::invalid_grant("the refresh token was already used; every token of this grant is revoked"))
             }
@@ -1094,7 +1117,7 @@ impl Provider {
     }
 
     async fn tokens(&self, client: &Client, citizen_id: &str, family: &str, grant: Grant, refresh: String, now: i64) -> Result<Value, OAuthError> {
-        let citizen = self.durable.citizen_by_id(citizen_id).await?.ok_or_else(|| OAuthError::invalid_grant("the citizen no longer exists"))?;
+        let citizen = self.token_citizen(citizen_id).await?.ok_or_else(|| OAuthError::invalid_grant("the citizen no longer exists"))?;
         let access = random_token()?;
         let expires_at = now + self.settings.access_ttl.as_secs() as i64;
         let record = AccessGrant { client_id: client.id.clone(), citizen_id: citizen_id.to_owned(), family: family.to_owned(), expires_at, grant: grant.clone() };
@@ -1150,7 +1173,7 @@ impl Provider {
     pub async fn userinfo(&self, access_token: &str, now: i64) -> Result<Value, OAuthError> {
         let grant = self.access_grant(access_token, now).await?.ok_or_else(|| OAuthError::new(ErrorCode::InvalidToken, "the access token is unknown, expired or revoked"))?;
         let client = self.client(&grant.client_id).await?.ok_or_else(|| OAuthError::new(ErrorCode::InvalidToken, "the client has gone"))?;
-        let citizen = self.durable.citizen_by_id(&grant.citizen_id).await?.ok_or_else(|| OAuthError::new(ErrorCode::InvalidToken, "the citizen has gone"))?;
+        let citizen = self.token_citizen(&grant.citizen_id).await?.ok_or_else(|| OAuthError::new(ErrorCode::InvalidToken, "the citizen has gone"))?;
         let profile = Profile::from_json(&citizen.profile)?;
         let langs = Lang::all_of(&grant.grant.claims_locales.join(" "));
         let mut out = Map::new();

@@ -223,11 +223,15 @@ fn write_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
             continue;
         }
         let mut finishes = Vec::with_capacity(batch.len());
+        // Savepoint statements are prepared once: a batch runs several per caller.
+        let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([])).map(drop);
         for job in batch {
-            let savepoint = conn.execute_batch("SAVEPOINT job");
+            let savepoint = run("SAVEPOINT job");
             let (ok, finish) = job(&conn);
-            let close = if ok && savepoint.is_ok() { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
-            let _ = conn.execute_batch(close);
+            if !ok || savepoint.is_err() {
+                let _ = run("ROLLBACK TO job");
+            }
+            let _ = run("RELEASE job");
             finishes.push(finish);
         }
         let commit = conn.execute_batch("COMMIT").map_err(db);

@@ -447,7 +447,11 @@ async fn oidcc_response_type_missing_and_registered_redirect_uri() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oidcc_codereuse_and_refresh_token() {
-    let p = Provider::start();
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let p = Provider::start_with(|d| {
+        d.set_env("HAWIYA_METRICS_LISTEN", &metrics);
+        d.serve();
+    });
     let mut b = p.browser();
     let location = b.login(&p.authorize_url("civil-status", CB, &[]), CITIZEN, PASSWORD).await;
     let code = param(&location, "code").expect("code");
@@ -499,6 +503,20 @@ async fn oidcc_codereuse_and_refresh_token() {
     assert_eq!(status, 400, "a used refresh token is refused");
     let (status, _) = p.token(&[("grant_type", "refresh_token"), ("refresh_token", rt2)]).await;
     assert_eq!(status, 400, "reuse revoked the whole family");
+
+    // The operators' metrics count what happened, on their own address only.
+    let text = p.http().get(format!("http://{metrics}/metrics")).send().await.expect("metrics").text().await.expect("text");
+    for line in [
+        "hawiya_logins_total 1",
+        "hawiya_tokens_issued_total{grant_type=\"authorization_code\"} 2",
+        "hawiya_tokens_issued_total{grant_type=\"refresh_token\"} 2",
+        "hawiya_token_reuse_total 2",
+        "hawiya_password_checks_total 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
+    }
+    let r = p.http().get(format!("{}/metrics", p.issuer)).send().await.expect("get");
+    assert_eq!(r.status(), 404, "metrics are not on the public listener");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
