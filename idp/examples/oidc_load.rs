@@ -6,13 +6,20 @@
 //! ```text
 //! oidc_load logins  ISSUER CLIENT SECRET REDIRECT_URI USER PASSWORD CONCURRENCY SECONDS
 //! oidc_load refresh ISSUER CLIENT SECRET REDIRECT_URI USER PASSWORD CONCURRENCY SECONDS
-//! oidc_load password-cost COUNT THREADS
+//! oidc_load codes   ISSUER CLIENT SECRET REDIRECT_URI USER PASSWORD CONCURRENCY COUNT
 //! ```
 //!
-//! `password-cost` prints the CPU milliseconds of one Argon2id check with Hawiya's
-//! parameters, THREADS at a time (what every password login costs the server under load).
+//! - `logins`: full logins (authorize → login → consent → code → token), each in a fresh
+//!   browser, for SECONDS.
+//! - `refresh`: CONCURRENCY refresh-token chains (each started by one login, not timed),
+//!   rotated for SECONDS.
+//! - `codes`: CONCURRENCY browsers log in once and collect COUNT codes in all through their
+//!   SSO sessions (not timed); then the codes are exchanged as fast as the token endpoint
+//!   answers (timed).
 //!
-//! Prints `<operations per second> <operations> <failures>`.
+//! Prints `<operations per second> <operations> <failures> <server CPU ms per operation>`;
+//! the last is measured over the timed part only, from `/proc/$SERVER_PID/stat` (`-` without
+//! `SERVER_PID`).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::HashMap;
@@ -95,9 +102,9 @@ fn absolute(issuer: &str, location: &str) -> String {
     }
 }
 
-/// One full login: authorize, login page, consent page, code, token. Returns the tokens.
-async fn login(http: &reqwest::Client, t: &Target, n: u64) -> Result<Value, String> {
-    let mut b = Browser { cookies: HashMap::new() };
+/// Goes through authorization in browser `b` (logging in and consenting if asked) until
+/// the provider redirects to the client; returns the code and its PKCE verifier.
+async fn authorize(http: &reqwest::Client, b: &mut Browser, t: &Target, n: u64) -> Result<(String, String), String> {
     let (verifier, challenge) = pkce(n);
     let mut url = url::Url::parse(&t.authorize).map_err(|e| e.to_string())?;
     url.query_pairs_mut()
@@ -114,17 +121,7 @@ async fn login(http: &reqwest::Client, t: &Target, n: u64) -> Result<Value, Stri
         if let Some(l) = location.clone() {
             if l.starts_with(&t.redirect_uri) {
                 let code = url::Url::parse(&l).ok().and_then(|u| u.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()));
-                let code = code.ok_or_else(|| format!("no code: {l}"))?;
-                let r = http
-                    .post(&t.token)
-                    .basic_auth(&t.client, Some(&t.secret))
-                    .form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", &t.redirect_uri), ("code_verifier", &verifier)])
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let s = r.status();
-                let tokens: Value = r.json().await.map_err(|e| e.to_string())?;
-                return if s.is_success() { Ok(tokens) } else { Err(format!("token: {tokens}")) };
+                return Ok((code.ok_or_else(|| format!("no code: {l}"))?, verifier));
             }
             (status, location, body) = b.send(http.get(absolute(&t.issuer, &l))).await?;
             continue;
@@ -135,10 +132,26 @@ async fn login(http: &reqwest::Client, t: &Target, n: u64) -> Result<Value, Stri
     Err("too many steps".into())
 }
 
-/// One refresh chain's connection to the token endpoint: HTTP/1.1 with keep-alive, written
-/// and read by hand. Refreshes are the cheapest request a provider answers, so the load
-/// generator (on the same cores) must cost as little as possible per request; reqwest
-/// spent about as much CPU per refresh as a third of the server's.
+/// One full login in a fresh browser: authorize, login page, consent page, code, token.
+/// Returns the tokens.
+async fn login(http: &reqwest::Client, t: &Target, n: u64) -> Result<Value, String> {
+    let (code, verifier) = authorize(http, &mut Browser { cookies: HashMap::new() }, t, n).await?;
+    let r = http
+        .post(&t.token)
+        .basic_auth(&t.client, Some(&t.secret))
+        .form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", &t.redirect_uri), ("code_verifier", &verifier)])
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let s = r.status();
+    let tokens: Value = r.json().await.map_err(|e| e.to_string())?;
+    if s.is_success() { Ok(tokens) } else { Err(format!("token: {tokens}")) }
+}
+
+/// A connection to the token endpoint: HTTP/1.1 with keep-alive, written and read by hand.
+/// Token requests are the cheapest a provider answers, so the load generator (on the same
+/// cores) must cost as little as possible per request; reqwest spent about a third of the
+/// server's CPU time per refresh.
 struct TokenConnection {
     stream: tokio::io::BufStream<tokio::net::TcpStream>,
     head: String,
@@ -164,10 +177,10 @@ impl TokenConnection {
         Ok(TokenConnection { stream: tokio::io::BufStream::new(stream), head })
     }
 
-    /// Exchanges `refresh_token`; returns the status and body.
-    async fn refresh(&mut self, refresh_token: &str) -> Result<(u16, String), String> {
+    /// Posts the form `fields`; returns the status and body.
+    async fn post(&mut self, fields: &[(&str, &str)]) -> Result<(u16, String), String> {
         use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
-        let body = format!("grant_type=refresh_token&refresh_token={}", form(refresh_token));
+        let body = fields.iter().map(|(k, v)| format!("{k}={}", form(v))).collect::<Vec<_>>().join("&");
         let request = format!("{}content-length: {}\r\n\r\n{body}", self.head, body.len());
         self.stream.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
         self.stream.flush().await.map_err(|e| e.to_string())?;
@@ -206,13 +219,13 @@ fn json_string<'a>(body: &'a str, name: &str) -> Option<&'a str> {
     body[start..].split('"').next()
 }
 
-/// This process's CPU time (user and system) in milliseconds.
-fn process_cpu_ms() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
-    let fields: Vec<&str> = stat.rsplit(')').next().expect("stat").split_whitespace().collect();
+/// The CPU time (user and system) of process `pid`, in milliseconds.
+fn cpu_ms(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
     // Fields 14 and 15 of stat(5), counted after the command name's closing parenthesis.
-    let ticks: f64 = fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
-    ticks * 1000.0 / 100.0
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks * 1000.0 / 100.0)
 }
 
 fn pkce(n: u64) -> (String, String) {
@@ -222,45 +235,54 @@ fn pkce(n: u64) -> (String, String) {
     (verifier, challenge)
 }
 
+/// Successes and failures of the timed part; the first failure is printed.
+#[derive(Default)]
+struct Tally {
+    done: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl Tally {
+    fn record(&self, outcome: Result<(), String>) {
+        match outcome {
+            Ok(()) => {
+                self.done.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                if self.failed.fetch_add(1, Ordering::Relaxed) == 0 {
+                    eprintln!("first failure: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// A token response that carries the tokens a provider gives with `openid` scope: a new
+/// refresh token (returned) and an id_token.
+fn token_response(outcome: Result<(u16, String), String>) -> Result<String, String> {
+    match outcome? {
+        (200, body) => match json_string(&body, "refresh_token") {
+            Some(next) if body.contains("\"id_token\":\"") => Ok(next.to_owned()),
+            _ => Err(format!("no refresh token or id_token in {body}")),
+        },
+        (status, body) => Err(format!("HTTP {status}: {body}")),
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if let [_, mode, count, threads] = &args[..]
-        && mode == "password-cost"
-    {
-        // CPU time (user and system, page faults of the 19 MiB blocks included) per check,
-        // with as many checks at once as the server runs under load.
-        let (count, threads): (u32, u32) = (count.parse().expect("count"), threads.parse().expect("threads"));
-        let hasher = Arc::new(idp::credentials::PasswordHasher::new().expect("hasher"));
-        let password = idp::credentials::Password::new("benchmark password 2026".into()).expect("password");
-        let hash = Arc::new(hasher.hash(&password).expect("hash"));
-        let before = process_cpu_ms();
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                let (hasher, hash) = (hasher.clone(), hash.clone());
-                std::thread::spawn(move || {
-                    let password = idp::credentials::Password::new("benchmark password 2026".into()).expect("password");
-                    for _ in 0..count / threads {
-                        assert!(hasher.verify(&password, Some(&hash)).expect("verify"));
-                    }
-                })
-            })
-            .collect();
-        for w in workers {
-            w.join().expect("thread");
-        }
-        println!("{:.2}", (process_cpu_ms() - before) / f64::from(count / threads * threads));
-        return;
-    }
-    let [_, mode, issuer, client, secret, redirect_uri, user, password, concurrency, seconds] = &args[..] else {
-        eprintln!("usage: oidc_load logins|refresh ISSUER CLIENT SECRET REDIRECT_URI USER PASSWORD CONCURRENCY SECONDS");
+    let [_, mode, issuer, client, secret, redirect_uri, user, password, concurrency, amount] = &args[..] else {
+        eprintln!("usage: oidc_load logins|refresh|codes ISSUER CLIENT SECRET REDIRECT_URI USER PASSWORD CONCURRENCY SECONDS|COUNT");
         std::process::exit(2);
     };
-    let http = idp::backchannel::client_builder().expect("client builder").timeout(Duration::from_secs(60)).build().expect("client");
+    let concurrency: usize = concurrency.parse().expect("concurrency");
+    let amount: u64 = amount.parse().expect("seconds or count");
+    let http = idp::backchannel::client_builder().expect("client builder").timeout(Duration::from_secs(60)).pool_max_idle_per_host(concurrency).build().expect("client");
     let issuer = issuer.trim_end_matches('/').to_owned();
     let discovery: Value = http.get(format!("{issuer}/.well-known/openid-configuration")).send().await.expect("discovery").json().await.expect("discovery JSON");
     let endpoint = |name: &str| discovery[name].as_str().unwrap_or_else(|| panic!("no {name} in discovery")).to_owned();
-    let t = Target {
+    let t = Arc::new(Target {
         authorize: endpoint("authorization_endpoint"),
         token: endpoint("token_endpoint"),
         issuer,
@@ -269,82 +291,100 @@ async fn main() {
         redirect_uri: redirect_uri.clone(),
         user: user.clone(),
         password: password.clone(),
-    };
-    let concurrency: usize = concurrency.parse().expect("concurrency");
-    let duration = Duration::from_secs(seconds.parse().expect("seconds"));
-    let http = idp::backchannel::client_builder().expect("client builder").timeout(Duration::from_secs(60)).pool_max_idle_per_host(concurrency).build().expect("client");
-    let (done, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let refresh_mode = mode == "refresh";
-    // Refresh chains start from one login each (not timed).
-    let mut starts = Vec::new();
-    if refresh_mode {
-        for i in 0..concurrency {
-            // A provider may lose a grant while the others are set up (an LRU store): such a
-            // chain counts as one failure and does not run.
-            match login(&http, &t, i as u64).await.map(|tokens| tokens["refresh_token"].as_str().map(str::to_owned)) {
-                Ok(Some(rt)) => starts.push(Some(rt)),
-                outcome => {
-                    eprintln!("setup login {i}: {outcome:?}");
-                    failed.fetch_add(1, Ordering::Relaxed);
-                    starts.push(None);
+    });
+    let tally = Arc::new(Tally::default());
+
+    // What is not timed: the logins that start refresh chains, the codes to exchange.
+    let mut chains = Vec::new();
+    let mut codes: Vec<Vec<(String, String)>> = vec![Vec::new(); concurrency];
+    match mode.as_str() {
+        "logins" => {}
+        "refresh" => {
+            for i in 0..concurrency {
+                // A provider may lose a grant while the others are set up (an LRU store):
+                // such a chain counts as one failure and does not run.
+                match login(&http, &t, i as u64).await.map(|tokens| tokens["refresh_token"].as_str().map(str::to_owned)) {
+                    Ok(Some(rt)) => chains.push(rt),
+                    outcome => tally.record(Err(format!("setup login {i}: {outcome:?}"))),
                 }
             }
         }
-    }
-    let started = Instant::now();
-    let mut workers = Vec::new();
-    for w in 0..concurrency {
-        let (http, t, done, failed) = (http.clone(), t.clone(), done.clone(), failed.clone());
-        let mut refresh = starts.get(w).cloned().flatten().map(|rt| (rt, None));
-        if refresh_mode && refresh.is_none() {
-            continue;
-        }
-        workers.push(tokio::spawn(async move {
-            let mut n = (w as u64 + 1) * 1_000_000;
-            while started.elapsed() < duration {
-                n += 1;
-                let outcome = match &mut refresh {
-                    None => login(&http, &t, n).await.map(drop),
-                    Some((rt, connection)) => {
-                        if connection.is_none() {
-                            *connection = TokenConnection::open(&t).await.ok();
-                        }
-                        match connection.as_mut() {
-                            None => Err("cannot connect".to_owned()),
-                            Some(c) => match c.refresh(rt).await {
-                                Ok((200, body)) => match json_string(&body, "refresh_token") {
-                                    Some(next) if body.contains("\"id_token\":\"") => {
-                                        *rt = next.to_owned();
-                                        Ok(())
-                                    }
-                                    _ => Err(format!("no refresh token or id_token in {body}")),
-                                },
-                                Ok((status, body)) => Err(format!("HTTP {status}: {body}")),
-                                Err(e) => {
-                                    // A new connection for the next request.
-                                    *connection = None;
-                                    Err(e)
-                                }
-                            },
-                        }
+        "codes" => {
+            let mut collectors = Vec::new();
+            for (w, mut mine) in std::mem::take(&mut codes).into_iter().enumerate() {
+                let (http, t) = (http.clone(), t.clone());
+                let count = amount / concurrency as u64;
+                collectors.push(tokio::spawn(async move {
+                    let mut b = Browser { cookies: HashMap::new() };
+                    for n in 0..count {
+                        mine.push(authorize(&http, &mut b, &t, (w as u64 + 1) * 1_000_000 + n).await.expect("a code through the SSO session"));
                     }
-                };
-                match outcome {
-                    Ok(()) => done.fetch_add(1, Ordering::Relaxed),
-                    Err(e) => {
-                        if failed.fetch_add(1, Ordering::Relaxed) == 0 {
-                            eprintln!("first failure: {e}");
-                        }
-                        0
-                    }
-                };
+                    mine
+                }));
             }
-        }));
+            for c in collectors {
+                codes.push(c.await.expect("collector"));
+            }
+        }
+        other => panic!("unknown mode {other}"),
+    }
+
+    let server = std::env::var("SERVER_PID").ok();
+    let cpu_before = server.as_deref().and_then(cpu_ms);
+    let started = Instant::now();
+    let duration = Duration::from_secs(amount);
+    let mut workers = Vec::new();
+    for (w, mine) in codes.into_iter().enumerate() {
+        let (http, t, tally) = (http.clone(), t.clone(), tally.clone());
+        let worker = match mode.as_str() {
+            "logins" => tokio::spawn(async move {
+                let mut n = (w as u64 + 1) * 1_000_000;
+                while started.elapsed() < duration {
+                    n += 1;
+                    tally.record(login(&http, &t, n).await.map(drop));
+                }
+            }),
+            "refresh" => {
+                let Some(mut rt) = chains.get(w).cloned() else { continue };
+                tokio::spawn(async move {
+                    let mut connection = None;
+                    while started.elapsed() < duration {
+                        if connection.is_none() {
+                            connection = TokenConnection::open(&t).await.ok();
+                        }
+                        let Some(c) = connection.as_mut() else {
+                            tally.record(Err("cannot connect".into()));
+                            continue;
+                        };
+                        let outcome = c.post(&[("grant_type", "refresh_token"), ("refresh_token", &rt)]).await;
+                        if outcome.is_err() {
+                            connection = None;
+                        }
+                        tally.record(token_response(outcome).map(|next| rt = next));
+                    }
+                })
+            }
+            _ => {
+                tokio::spawn(async move {
+                    let mut c = TokenConnection::open(&t).await.expect("connect");
+                    for (code, verifier) in mine {
+                        let fields = [("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", &t.redirect_uri), ("code_verifier", &verifier)];
+                        tally.record(token_response(c.post(&fields).await).map(drop));
+                    }
+                })
+            }
+        };
+        workers.push(worker);
     }
     for w in workers {
         w.await.expect("worker");
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let ok = done.load(Ordering::Relaxed);
-    println!("{:.0} {ok} {}", ok as f64 / elapsed, failed.load(Ordering::Relaxed));
+    let cpu_after = server.as_deref().and_then(cpu_ms);
+    let ok = tally.done.load(Ordering::Relaxed);
+    let cpu = match (cpu_before, cpu_after) {
+        (Some(a), Some(b)) if ok > 0 => format!("{:.3}", (b - a) / ok as f64),
+        _ => "-".into(),
+    };
+    println!("{:.0} {ok} {} {cpu}", ok as f64 / elapsed, tally.failed.load(Ordering::Relaxed));
 }
