@@ -97,6 +97,7 @@ pub async fn seed(data: &Path, base: &str, durable: &dyn DurableStore, policies:
             client_secret_sha256: Some(hash),
             jwks: None,
             jwks_uri: None,
+            sector_identifier_uri: None,
             id_token_signed_response_alg: "ES256".into(),
             name: None,
         };

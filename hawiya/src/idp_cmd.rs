@@ -125,6 +125,11 @@ pub enum ClientCommand {
         /// Where it publishes its JWK Set instead.
         #[arg(long)]
         jwks_uri: Option<String>,
+        /// Its sector identifier: a URL listing its redirect URIs (JSON array), fetched
+        /// now; clients of one sector share pairwise subjects, and its redirect URIs may
+        /// then span several hosts.
+        #[arg(long)]
+        sector_identifier_uri: Option<String>,
         /// The id_token signing algorithm: RS256, PS256, ES256 or EdDSA.
         #[arg(long, default_value = "RS256")]
         id_token_alg: String,
@@ -233,7 +238,18 @@ pub async fn citizen(command: CitizenCommand) -> CommandResult {
 
 pub async fn client(command: ClientCommand) -> CommandResult {
     match command {
-        ClientCommand::Add { data, id, redirect_uris, post_logout_redirect_uris, backchannel_logout_uri, auth_method, jwks, jwks_uri, id_token_alg } => {
+        ClientCommand::Add {
+            data,
+            id,
+            redirect_uris,
+            post_logout_redirect_uris,
+            backchannel_logout_uri,
+            auth_method,
+            jwks,
+            jwks_uri,
+            sector_identifier_uri,
+            id_token_alg,
+        } => {
             let method = match auth_method.as_str() {
                 "private_key_jwt" => AuthMethod::PrivateKeyJwt,
                 "client_secret_basic" => AuthMethod::ClientSecretBasic,
@@ -260,12 +276,17 @@ pub async fn client(command: ClientCommand) -> CommandResult {
                 client_secret_sha256: secret.as_ref().map(|(_, hash)| hash.clone()),
                 jwks,
                 jwks_uri,
+                sector_identifier_uri,
                 id_token_signed_response_alg: id_token_alg,
                 name: None,
             };
             let (_, durable, policies) = open(&data.data).await?;
+            if policies.service(&id).is_some_and(|s| s.registration.is_some()) {
+                return Err(format!("client {id} is declared in its policy file (services/{id}.toml); change it there").into());
+            }
             // Checked before anything is stored.
             let client = Client::new(&id, registration.clone(), &policies)?;
+            idp::clients::check_sector_identifier(&idp::backchannel::http_client()?, &registration).await?;
             let document = serde_json::to_string(&registration)?;
             durable.insert_client(&ClientRecord { client_id: id.clone(), registration: document, created_at: now() }).await?;
             println!("Registered client {id} ({}, minimum level {}).", method.as_str(), client.min_level());
@@ -277,22 +298,28 @@ pub async fn client(command: ClientCommand) -> CommandResult {
         }
         ClientCommand::List { data } => {
             let (_, durable, policies) = open(&data.data).await?;
-            for record in durable.clients().await? {
-                match Client::from_record(&record, &policies) {
+            let declared = policies.services().iter().filter_map(|s| Some((s.client_id.clone(), Client::declared(s, &policies)?, "policy file")));
+            let stored = durable.clients().await?.into_iter().map(|r| (r.client_id.clone(), Client::from_record(&r, &policies), "client add"));
+            let mut all: Vec<_> = declared.chain(stored).collect();
+            all.sort_by(|a, b| a.0.cmp(&b.0));
+            for (id, client, source) in all {
+                match client {
                     Ok(c) => println!(
-                        "{}\t{}\tlevel {}\t{}",
-                        c.id,
+                        "{id}\t{}\tlevel {}\t{source}\t{}",
                         c.registration.token_endpoint_auth_method.as_str(),
                         c.min_level(),
                         c.registration.redirect_uris.join(" ")
                     ),
-                    Err(e) => println!("{}\tunusable: {e}", record.client_id),
+                    Err(e) => println!("{id}\tunusable ({source}): {e}"),
                 }
             }
             Ok(())
         }
         ClientCommand::Remove { data, id } => {
-            let (_, durable, _) = open(&data.data).await?;
+            let (_, durable, policies) = open(&data.data).await?;
+            if policies.service(&id).is_some_and(|s| s.registration.is_some()) {
+                return Err(format!("client {id} is declared in its policy file (services/{id}.toml); remove it there").into());
+            }
             if !durable.remove_client(&id).await? {
                 return Err(format!("no client {id:?}").into());
             }

@@ -109,7 +109,7 @@ fn main() -> ExitCode {
             Command::Citizen(command) => idp_cmd::citizen(command).await,
             Command::Client(command) => idp_cmd::client(command).await,
             Command::Keys(command) => idp_cmd::keys(command).await,
-            Command::Policy(PolicyCommand::Check { dir }) => policy_check(dir),
+            Command::Policy(PolicyCommand::Check { dir }) => policy_check(dir).await,
         }
     });
     match result {
@@ -124,13 +124,30 @@ fn main() -> ExitCode {
 /// Errors of commands: already one line, fit for the terminal.
 pub(crate) type CommandResult = Result<(), Box<dyn std::error::Error>>;
 
-fn policy_check(dir: Option<PathBuf>) -> CommandResult {
+async fn policy_check(dir: Option<PathBuf>) -> CommandResult {
     let loaded = match &dir {
         Some(d) => policies::Policies::load(d),
         None => policies::Policies::shipped(),
     };
     match loaded {
         Ok(p) => {
+            // Clients declared in service files must be usable registrations, their sector
+            // identifiers listing their redirect URIs.
+            let http = idp::backchannel::http_client()?;
+            let mut problems = Vec::new();
+            for declared in p.services().iter().filter_map(|s| idp::clients::Client::declared(s, &p)) {
+                match declared {
+                    Ok(c) => {
+                        if let Err(e) = idp::clients::check_sector_identifier(&http, &c.registration).await {
+                            problems.push(format!("client {}: {e}", c.id));
+                        }
+                    }
+                    Err(e) => problems.push(e.to_string()),
+                }
+            }
+            if !problems.is_empty() {
+                return Err(problems.join("\n").into());
+            }
             println!(
                 "ok: {} levels, {} methods, {} certificate profiles, {} e-services",
                 p.levels().len(),

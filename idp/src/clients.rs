@@ -65,6 +65,11 @@ pub struct Registration {
     /// signature names a key the cache does not hold).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks_uri: Option<String>,
+    /// Its sector identifier (OIDC Core 8.1): a URL holding a JSON array of every redirect
+    /// URI of the sector, whose host is the sector its pairwise subjects are computed for.
+    /// The list is fetched and checked when the client is registered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sector_identifier_uri: Option<String>,
     /// The algorithm its id_tokens are signed with.
     #[serde(default = "default_alg")]
     pub id_token_signed_response_alg: String,
@@ -93,6 +98,7 @@ fn default_service(client_id: &str, name: Option<Localized>, policies: &Policies
         consent_required: true,
         public_subject: false,
         require_pkce: false,
+        registration: None,
     })
 }
 
@@ -119,7 +125,8 @@ impl Client {
             return Err(invalid("at least one redirect URI is needed".into()));
         }
         let mut hosts = Vec::new();
-        for uri in registration.redirect_uris.iter().chain(&registration.post_logout_redirect_uris).chain(&registration.backchannel_logout_uri).chain(&registration.jwks_uri) {
+        let uris = registration.redirect_uris.iter().chain(&registration.post_logout_redirect_uris).chain(&registration.backchannel_logout_uri);
+        for uri in uris.chain(&registration.jwks_uri).chain(&registration.sector_identifier_uri) {
             let parsed = url::Url::parse(uri).map_err(|e| invalid(format!("{uri}: {e}")))?;
             if parsed.fragment().is_some() {
                 return Err(invalid(format!("{uri}: a redirect URI has no fragment")));
@@ -132,9 +139,14 @@ impl Client {
                 hosts.push(parsed.host_str().unwrap_or_default().to_owned());
             }
         }
+        hosts.sort();
         hosts.dedup();
-        let [sector] = hosts.as_slice() else {
-            return Err(invalid(format!("redirect URIs on several hosts ({}) need one sector", hosts.join(", "))));
+        let sector = match (&registration.sector_identifier_uri, hosts.as_slice()) {
+            (Some(uri), _) => url::Url::parse(uri).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default(),
+            (None, [host]) => host.clone(),
+            (None, _) => {
+                return Err(invalid(format!("redirect URIs on several hosts ({}) need a sector_identifier_uri listing them", hosts.join(", "))));
+            }
         };
         match registration.token_endpoint_auth_method {
             AuthMethod::PrivateKeyJwt if registration.jwks.is_some() == registration.jwks_uri.is_some() => {
@@ -159,7 +171,16 @@ impl Client {
             Some(s) => s.clone(),
             None => default_service(id, registration.name.clone(), policies).ok_or_else(|| invalid("no levels of assurance defined".into()))?,
         };
-        Ok(Client { id: id.into(), sector: sector.clone(), registration, service, id_token_alg })
+        Ok(Client { id: id.into(), sector, registration, service, id_token_alg })
+    }
+
+    /// The client its service policy file declares (`[registration]`), if it declares one.
+    pub fn declared(service: &Service, policies: &Policies) -> Option<Result<Self, IdpError>> {
+        let table = service.registration.clone()?;
+        let id = &service.client_id;
+        let registration = Registration::deserialize(toml::Value::Table(table))
+            .map_err(|e| IdpError::InvalidClient(format!("client {id} in services/{id}.toml: {}", e.message())));
+        Some(registration.and_then(|r| Client::new(id, r, policies)))
     }
 
     /// Reads a stored client.
@@ -177,6 +198,22 @@ impl Client {
     /// The lowest level its policy accepts.
     pub fn min_level(&self) -> &AssuranceLevel {
         &self.service.min_level
+    }
+}
+
+/// Fetches a registration's `sector_identifier_uri` and checks that the JSON array it
+/// holds lists every redirect URI (OIDC Core 8.1); done when a client is registered.
+pub async fn check_sector_identifier(http: &reqwest::Client, registration: &Registration) -> Result<(), IdpError> {
+    let Some(uri) = &registration.sector_identifier_uri else { return Ok(()) };
+    let fail = |why: String| IdpError::InvalidClient(format!("sector_identifier_uri {uri}: {why}"));
+    let response = http.get(uri).send().await.map_err(|e| fail(e.to_string()))?;
+    if !response.status().is_success() {
+        return Err(fail(format!("HTTP {}", response.status())));
+    }
+    let listed: Vec<String> = response.json().await.map_err(|e| fail(format!("not a JSON array of URIs: {e}")))?;
+    match registration.redirect_uris.iter().find(|r| !listed.contains(r)) {
+        Some(missing) => Err(fail(format!("does not list the redirect URI {missing}"))),
+        None => Ok(()),
     }
 }
 

@@ -341,11 +341,19 @@ impl Provider {
         &self.keys
     }
 
-    /// The registered client with that id, if any. Registrations are read and checked
-    /// once per [`RECORD_CACHE`]: a client removed or changed by another process takes
-    /// effect within that time.
+    /// The client with that id, if any: declared in its service policy file, or registered
+    /// with `hawiya client add`. Registrations are read and checked once per
+    /// [`RECORD_CACHE`]: a client removed or changed by another process takes effect within
+    /// that time.
     pub async fn client(&self, id: &str) -> Result<Option<Arc<Client>>, IdpError> {
-        self.clients.get_or_read(id, || async { self.durable.client(id).await?.map(|r| Client::from_record(&r, &self.policies)).transpose() }).await
+        self.clients
+            .get_or_read(id, || async {
+                if let Some(declared) = self.policies.service(id).and_then(|s| Client::declared(s, &self.policies)) {
+                    return declared.map(Some);
+                }
+                self.durable.client(id).await?.map(|r| Client::from_record(&r, &self.policies)).transpose()
+            })
+            .await
     }
 
     /// The citizen a token was issued for, read at most once per [`RECORD_CACHE`].

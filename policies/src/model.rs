@@ -224,7 +224,7 @@ impl CertificateProfile {
 }
 
 /// What an e-service requires and may receive.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Service {
     /// The OIDC client id.
     pub client_id: String,
@@ -244,4 +244,8 @@ pub struct Service {
     pub public_subject: bool,
     /// Whether it must use PKCE even as a confidential client.
     pub require_pkce: bool,
+    /// The client's registration, when the policy file declares the client itself
+    /// (`[registration]`: redirect URIs, authentication method, keys…) instead of leaving
+    /// it to `hawiya client add`. The OpenID Connect provider reads and checks it.
+    pub registration: Option<toml::Table>,
 }

@@ -101,6 +101,7 @@ struct ServiceFile {
     public_subject: bool,
     #[serde(default)]
     require_pkce: bool,
+    registration: Option<toml::Table>,
 }
 
 fn yes() -> bool {
@@ -259,6 +260,7 @@ pub(crate) fn build(files: Vec<(String, String)>) -> Result<Policies, PolicyErro
                             consent_required: raw.consent_required,
                             public_subject: raw.public_subject,
                             require_pkce: raw.require_pkce,
+                            registration: raw.registration,
                         });
                     }
                 }

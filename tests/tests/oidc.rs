@@ -713,7 +713,7 @@ async fn unmet_level_goes_back_to_the_client() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oidcc_registration_sector_uri_and_bad() {
-    let p = Provider::start();
+    let mut p = Provider::start();
     let mut b = p.browser();
     let tokens = p.code_flow(&mut b, &[]).await;
     let sub_cs = p.verify_id_token(tokens["id_token"].as_str().expect("id_token")).await["sub"].clone();
@@ -739,6 +739,64 @@ async fn oidcc_registration_sector_uri_and_bad() {
     let e = p.d.fails(&["client", "add", "--id", "two-sectors", "--redirect-uri", "https://a.example.jo/cb", "--redirect-uri", "https://b.example.jo/cb", "--auth-method", "client_secret_basic"]);
     assert!(e.contains("several hosts"), "{e}");
     assert_eq!(p.d.ok(&["client", "list"]), before);
+
+    // A sector identifier (a JSON list of the sector's redirect URIs, fetched at
+    // registration) lets redirect URIs span hosts, and its clients share the subject.
+    let served = tempfile::tempdir().expect("tempdir");
+    std::fs::write(served.path().join("sector.json"), json!(["https://a.example.jo/cb", "https://b.example.jo/cb"]).to_string()).expect("write");
+    let port = free_port();
+    let _server = Killed(
+        std::process::Command::new("python3")
+            .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1", "--directory"])
+            .arg(served.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 http.server"),
+    );
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let sector = format!("http://127.0.0.1:{port}/sector.json");
+    fn add<'a>(id: &'a str, uris: &[&'a str], sector: &'a str) -> Vec<&'a str> {
+        let mut args = vec!["client", "add", "--id", id, "--auth-method", "client_secret_basic", "--sector-identifier-uri", sector];
+        for u in uris {
+            args.extend(["--redirect-uri", *u]);
+        }
+        args
+    }
+    let out = p.d.ok(&add("agency-a", &["https://a.example.jo/cb", "https://b.example.jo/cb"], &sector));
+    p.secrets.insert("agency-a", secret_of(&out));
+    let out = p.d.ok(&add("agency-b", &["https://b.example.jo/cb"], &sector));
+    p.secrets.insert("agency-b", secret_of(&out));
+    let mut subs = Vec::new();
+    for (client, cb) in [("agency-a", "https://a.example.jo/cb"), ("agency-b", "https://b.example.jo/cb")] {
+        let r = b.get(&p.authorize_url(client, cb, &[])).await;
+        let location = b.through_consent(r).await;
+        let tokens = p.exchange(client, cb, &location).await;
+        subs.push(p.verify_id_token(tokens["id_token"].as_str().expect("id_token")).await["sub"].clone());
+    }
+    assert_eq!(subs[0], subs[1], "one sector identifier, one pairwise subject");
+    assert_ne!(subs[0], sub_cs, "the sector is the sector identifier's host");
+    // A sector identifier that leaves out a redirect URI, or cannot be fetched: refused,
+    // nothing stored.
+    let before = p.d.ok(&["client", "list"]);
+    let e = p.d.fails(&add("agency-c", &["https://c.example.jo/cb"], &sector));
+    assert!(e.contains("does not list the redirect URI https://c.example.jo/cb"), "{e}");
+    let missing = format!("http://127.0.0.1:{port}/missing.json");
+    let e = p.d.fails(&add("agency-c", &["https://a.example.jo/cb"], &missing));
+    assert!(e.contains("HTTP 404"), "{e}");
+    assert_eq!(p.d.ok(&["client", "list"]), before);
+}
+
+/// A child process killed when dropped.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1133,4 +1191,64 @@ async fn private_key_jwt_with_a_jwks_uri_follows_key_rollover() {
     // A client with both a JWK Set and a jwks_uri, or neither, is refused at registration.
     let e = p.d.fails(&["client", "add", "--id", "no-keys", "--redirect-uri", cb, "--auth-method", "private_key_jwt"]);
     assert!(e.contains("JWK Set or a jwks_uri"), "{e}");
+}
+
+/// Relying parties declared in `policies/services/*.toml` (with a `[registration]` table)
+/// exist without `hawiya client add`, are checked by `hawiya policy check`, and cannot be
+/// added over or removed from the command line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_declared_in_policy_files() {
+    let secret = "a-secret-the-tax-office-was-given-out-of-band-2026";
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+    let declare = |dir: &std::path::Path, registration: &str| {
+        let out = std::process::Command::new("cp").arg("-r").arg(repo.join(".")).arg(dir).output().expect("cp");
+        assert!(out.status.success());
+        let service = format!(
+            "version = 1\nclient_id = \"tax-office\"\nname = {{ ar = \"دائرة الضريبة\", en = \"Tax office\" }}\nmin_level = \"low\"\n\
+             scopes = [\"openid\", \"profile\"]\nclaims = [\"sub\", \"name\"]\n\n[registration]\n{registration}"
+        );
+        std::fs::write(dir.join("services/tax-office.toml"), service).expect("write");
+    };
+    let policies = tempfile::tempdir().expect("tempdir");
+    let hash: String = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret.as_bytes()).as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    declare(
+        policies.path(),
+        &format!(
+            "redirect_uris = [\"https://tax.example.jo/cb\"]\ntoken_endpoint_auth_method = \"client_secret_basic\"\n\
+             client_secret_sha256 = \"{hash}\"\nid_token_signed_response_alg = \"PS256\"\n"
+        ),
+    );
+    let broken = tempfile::tempdir().expect("tempdir");
+    declare(broken.path(), "redirect_uris = []\ntoken_endpoint_auth_method = \"client_secret_basic\"\n");
+
+    let dir = policies.path().to_owned();
+    let mut p = Provider::start_with(|d| {
+        let config = d.data.join("hawiya.toml");
+        let text = std::fs::read_to_string(&config).expect("config");
+        let text = text.replacen("version = 1\n", &format!("version = 1\npolicies = {:?}\n", dir.display().to_string()), 1);
+        std::fs::write(&config, text).expect("config");
+        d.serve();
+    });
+    p.secrets.insert("tax-office", secret.to_owned());
+    let checked = p.d.ok(&["policy", "check", policies.path().to_str().expect("utf-8")]);
+    assert!(checked.starts_with("ok:"), "{checked}");
+    let e = p.d.fails(&["policy", "check", broken.path().to_str().expect("utf-8")]);
+    assert!(e.contains("client tax-office: at least one redirect URI is needed"), "{e}");
+
+    let cb = "https://tax.example.jo/cb";
+    let listed = p.d.ok(&["client", "list"]);
+    assert!(listed.lines().any(|l| l.starts_with("tax-office\tclient_secret_basic\tlevel low\tpolicy file\t")), "{listed}");
+    let e = p.d.fails(&["client", "add", "--id", "tax-office", "--redirect-uri", cb]);
+    assert!(e.contains("declared in its policy file"), "{e}");
+    let e = p.d.fails(&["client", "remove", "--id", "tax-office"]);
+    assert!(e.contains("declared in its policy file"), "{e}");
+
+    let mut b = p.browser();
+    let location = b.login(&p.authorize_url("tax-office", cb, &[]), CITIZEN, PASSWORD).await;
+    let tokens = p.exchange("tax-office", cb, &location).await;
+    let id_token = tokens["id_token"].as_str().expect("id_token");
+    assert_eq!(UnverifiedJws::parse(id_token).expect("jws").algorithm, hsm_shim::SignatureAlgorithm::Ps256, "the declared algorithm");
+    assert_eq!(p.verify_id_token(id_token).await["aud"], "tax-office");
+    let (status, body) = p.token_as("tax-office", "wrong", &[("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"].as_str().expect("rt"))]).await;
+    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
 }
