@@ -49,6 +49,11 @@ pub struct DataConfig {
     /// Where sessions, codes and replay caches are (default: in this process's memory).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ephemeral: Option<EphemeralConfig>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (the per-address login limit
+    /// then counts the citizen's address, not the proxy's); `HAWIYA_TRUSTED_PROXIES`
+    /// (comma-separated) overrides it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// The ephemeral store: `memory` for one process, `redis` for replicas that act as one.
@@ -177,7 +182,7 @@ impl DataDir {
 
     /// A data directory about to be created: nothing is written until [`DataDir::save`].
     pub fn new(path: &Path, key_store: KeyStoreConfig, store: StoreConfig) -> Self {
-        DataDir { path: path.to_owned(), config: DataConfig { version: VERSION, key_store, store, policies: None, ephemeral: None } }
+        DataDir { path: path.to_owned(), config: DataConfig { version: VERSION, key_store, store, policies: None, ephemeral: None, trusted_proxies: Vec::new() } }
     }
 
     /// Writes the configuration; refuses to overwrite one.
@@ -308,6 +313,19 @@ impl DataDir {
             Err(e) => return Err(io(e)),
         }
         Ok(salt)
+    }
+
+    /// The reverse proxies whose `X-Forwarded-For` is believed.
+    pub fn trusted_proxies(&self) -> Result<Vec<std::net::IpAddr>, ConfigError> {
+        match std::env::var("HAWIYA_TRUSTED_PROXIES") {
+            Ok(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(|a| a.parse().map_err(|_| ConfigError(format!("HAWIYA_TRUSTED_PROXIES: {a:?} is not an IP address"))))
+                .collect(),
+            Err(_) => Ok(self.config.trusted_proxies.clone()),
+        }
     }
 
     /// The policies: the configured directory or the shipped ones.

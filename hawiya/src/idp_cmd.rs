@@ -27,7 +27,8 @@ pub async fn provider(
     keys: Arc<dyn KeyStore>,
     policies: Arc<policies::Policies>,
 ) -> Result<Provider, Box<dyn std::error::Error>> {
-    let settings = Settings::new(issuer, data.provider_secret()?);
+    let mut settings = Settings::new(issuer, data.provider_secret()?);
+    settings.trusted_proxies = data.trusted_proxies()?;
     // A replaced key stays published as long as an id_token it signed may be presented,
     // plus a margin for clocks.
     let retention = settings.id_token_ttl + Duration::from_secs(300);

@@ -157,6 +157,26 @@ async fn params(request: Request) -> Result<(HeaderMap, Params, Option<SocketAdd
     Ok((parts.headers, params, address))
 }
 
+/// The citizen's address, for the per-address login limit: the connection's peer or, when
+/// that peer is a trusted reverse proxy, the address the proxies say they forwarded for (the
+/// rightmost `X-Forwarded-For` entry that is not a trusted proxy itself; what lies left of
+/// it was written by the client and proves nothing).
+fn client_address(headers: &HeaderMap, peer: Option<SocketAddr>, trusted: &[std::net::IpAddr]) -> Option<std::net::IpAddr> {
+    let mut address = peer?.ip();
+    if !trusted.contains(&address) {
+        return Some(address);
+    }
+    let forwarded: Vec<&str> = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).collect();
+    for entry in forwarded.iter().rev() {
+        match entry.trim().parse() {
+            Ok(hop) if trusted.contains(&hop) => address = hop,
+            Ok(hop) => return Some(hop),
+            Err(_) => break,
+        }
+    }
+    Some(address)
+}
+
 fn authorization(headers: &HeaderMap) -> Option<&str> {
     headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
 }
@@ -395,7 +415,7 @@ async fn login_submit(State(p): State<Shared>, request: Request) -> Response {
         Err(r) => return r,
     };
     let national_id = params.get("national_id").unwrap_or_default().trim();
-    let address = address.map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into());
+    let address = client_address(&headers, address, &p.settings.trusted_proxies).map_or_else(|| "unknown".into(), |a| a.to_string());
     let step = p
         .login(&ctx.tx, national_id, params.get("password").unwrap_or_default(), params.get("code"), &address, cookie(&headers, SESSION_COOKIE), now())
         .await;
@@ -636,6 +656,25 @@ mod tests {
     use hsm_shim::KeyStore;
     use hsm_shim::soft::{OperatorSecret, SoftKeyStore};
     use tower::ServiceExt;
+
+    #[test]
+    fn the_citizens_address_is_believed_only_from_trusted_proxies() {
+        let peer: SocketAddr = "10.0.0.5:4000".parse().expect("addr");
+        let mut headers = HeaderMap::new();
+        headers.append("x-forwarded-for", HeaderValue::from_static("203.0.113.9, 198.51.100.7"));
+        headers.append("x-forwarded-for", HeaderValue::from_static("10.0.0.6"));
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
+        // Not a trusted proxy: the header is anyone's to write.
+        assert_eq!(client_address(&headers, Some(peer), &[]), Some(ip("10.0.0.5")));
+        // Two trusted proxies in a row: the first address they did not write.
+        assert_eq!(client_address(&headers, Some(peer), &[ip("10.0.0.5"), ip("10.0.0.6")]), Some(ip("198.51.100.7")));
+        // Junk where the client's address should be: the last trusted hop.
+        let mut junk = HeaderMap::new();
+        junk.append("x-forwarded-for", HeaderValue::from_static("203.0.113.9, not-an-address"));
+        assert_eq!(client_address(&junk, Some(peer), &[ip("10.0.0.5")]), Some(ip("10.0.0.5")));
+        assert_eq!(client_address(&HeaderMap::new(), Some(peer), &[ip("10.0.0.5")]), Some(ip("10.0.0.5")));
+        assert_eq!(client_address(&headers, None, &[]), None);
+    }
 
     async fn app(issuer: &str, dir: &std::path::Path) -> Router {
         let secret = OperatorSecret::new(b"unit test secret, not for production".to_vec()).expect("secret");

@@ -55,6 +55,8 @@ pub struct Settings {
     pub secret: Vec<u8>,
     /// How back-channel logout deliveries are retried.
     pub backchannel_retry: backchannel::Retry,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (none by default).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -77,6 +79,7 @@ impl Settings {
             login_timeout: Duration::from_secs(600),
             secret,
             backchannel_retry: backchannel::Retry::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
