@@ -311,16 +311,15 @@ fn with_form_headers(mut response: Response, ctx: &FormContext) -> Response {
     response
 }
 
-fn request_summary(lang: Lang, client: &crate::clients::Client, level: &str) -> String {
+/// The service asking and the level it needs, named as the policy files name them.
+fn request_summary(p: &Provider, lang: Lang, client: &crate::clients::Client, level: &str) -> String {
+    let level = p.policies().level(level).map_or(level, |l| pages::localized(lang, &l.title));
     format!(
         r#"<dl class="request"><dt>{}</dt><dd>{}</dd><dt>{}</dt><dd>{}</dd></dl>"#,
         text(lang, "service"),
-        escape(match lang {
-            Lang::Ar => &client.service.name.ar,
-            Lang::En => &client.service.name.en,
-        }),
+        escape(pages::localized(lang, &client.service.name)),
         text(lang, "level"),
-        escape(&pages::level_name(lang, level)),
+        escape(level),
     )
 }
 
@@ -379,7 +378,7 @@ fn render_login(p: &Provider, ctx: &FormContext, t: &crate::provider::Transactio
 {fields}
 <button type="submit">{submit}</button>
 </form>"#,
-        summary = request_summary(lang, client, &t.request.level),
+        summary = request_summary(p, lang, client, &t.request.level),
         tx = escape(&ctx.tx),
         csrf = escape(&ctx.csrf),
         lang_tag = lang.tag(),
@@ -470,7 +469,7 @@ async fn consent_page(State(p): State<Shared>, request: Request) -> Response {
 <input type="hidden" name="lang" value="{tag}">
 {buttons}
 </form>"#,
-        summary = request_summary(lang, &client, &t.request.level),
+        summary = request_summary(&p, lang, &client, &t.request.level),
         tx = escape(&ctx.tx),
         csrf = escape(&ctx.csrf),
         tag = lang.tag(),

@@ -64,15 +64,12 @@ pub fn text(lang: Lang, key: &str) -> &'static str {
     }
 }
 
-/// The name of a level of assurance on the pages.
-pub fn level_name(lang: Lang, level: &str) -> String {
-    let named = match (lang, level) {
-        (Lang::Ar, "low") => "منخفض",
-        (Lang::Ar, "substantial") => "جوهري",
-        (Lang::Ar, "high") => "عالٍ",
-        _ => level,
-    };
-    named.to_owned()
+/// Text of the policy files in the page's language.
+pub fn localized(lang: Lang, text: &policies::Localized) -> &str {
+    match lang {
+        Lang::Ar => &text.ar,
+        Lang::En => &text.en,
+    }
 }
 
 /// The name of a claim on the consent page.

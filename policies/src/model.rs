@@ -46,6 +46,8 @@ impl std::fmt::Display for AssuranceLevel {
 pub struct Level {
     /// The level.
     pub level: AssuranceLevel,
+    /// Its name as citizens read it.
+    pub title: Localized,
     /// Its `acr` values; the first is the one put into id_tokens.
     pub acr: Vec<String>,
     /// An SSO session at this level ends after this long without use.

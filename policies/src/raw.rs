@@ -24,6 +24,7 @@ struct AssuranceFile {
 #[serde(deny_unknown_fields)]
 struct RawLevel {
     name: Spanned<String>,
+    title: Localized,
     acr: Vec<Spanned<String>>,
     session_idle_minutes: u32,
     session_max_hours: u32,
@@ -178,6 +179,7 @@ pub(crate) fn build(files: Vec<(String, String)>) -> Result<Policies, PolicyErro
                         }
                         levels.push(Level {
                             level: AssuranceLevel::new(rank as u8, raw.name.into_inner()),
+                            title: raw.title,
                             acr: raw.acr.into_iter().map(Spanned::into_inner).collect(),
                             session_idle: Duration::from_secs(u64::from(raw.session_idle_minutes) * 60),
                             session_max: Duration::from_secs(u64::from(raw.session_max_hours) * 3600),

@@ -60,7 +60,7 @@ async function loggedOut(page, service) {
 try {
   for (const [lang, locale, step, words] of [
     ['ar', 'ar-JO', 0, { login: 'تسجيل الدخول', service: 'شهادات الأحوال المدنية', level: 'منخفض' }],
-    ['en', 'en-GB', 1, { login: 'Log in', service: 'Civil-status certificates', level: 'low' }],
+    ['en', 'en-GB', 1, { login: 'Log in', service: 'Civil-status certificates', level: 'Low' }],
   ]) {
     const context = await browser.newContext({ locale });
     const page = await context.newPage();
