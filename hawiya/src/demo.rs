@@ -241,7 +241,9 @@ async fn home(State(demo): State<Arc<Demo>>, UrlPath(service): UrlPath<String>, 
     let body = format!(
         r#"<h1>{t}</h1><p class="welcome">مرحباً {name} · <span lang="en" dir="ltr">Welcome, {name_en}</span></p>
 <dl class="request">{rows}</dl>
+<p><a href="{issuer}/account">بياناتي المشاركة مع الخدمات · <span lang="en" dir="ltr">The data I share with services</span></a></p>
 <form method="post" action="/demo/{id}/logout"><button type="submit">تسجيل الخروج من جميع الخدمات · <span lang="en" dir="ltr">Log out everywhere</span></button></form>"#,
+        issuer = escape(&demo.issuer),
         t = escape(&title),
         name = escape(name),
         name_en = escape(claims.get("name#en").and_then(Value::as_str).unwrap_or_default()),

@@ -285,6 +285,9 @@ pub async fn client(command: ClientCommand) -> CommandResult {
             if policies.service(&id).is_some_and(|s| s.registration.is_some()) {
                 return Err(format!("client {id} is declared in its policy file (services/{id}.toml); change it there").into());
             }
+            if id == idp::provider::ACCOUNT_CLIENT {
+                return Err(format!("{id} is the provider's own client (the citizens' account page)").into());
+            }
             // Checked before anything is stored.
             let client = Client::new(&id, registration.clone(), &policies)?;
             idp::clients::check_sector_identifier(&idp::backchannel::http_client()?, &registration).await?;

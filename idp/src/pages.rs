@@ -55,6 +55,20 @@ pub fn text(lang: Lang, key: &str) -> &'static str {
         "logout.confirm" => ("هل تريد تسجيل الخروج من جميع الخدمات الحكومية؟", "Do you want to log out of every government service?"),
         "logout.submit" => ("تسجيل الخروج", "Log out"),
         "logout.done" => ("أُنهيت جلستك في جميع الخدمات.", "Your session has ended in every service."),
+        "title.account" => ("حسابي: مشاركة بياناتي", "My account: sharing my data"),
+        "account.intro" => (
+            "وافقتَ على أن تتلقى هذه الخدمات البيانات التالية عنك. يمكنك سحب أي موافقة، فتطلبها الخدمة منك من جديد عند استخدامها القادم.",
+            "You have allowed these services to receive the following data about you. You can withdraw any consent; the service will then ask you again next time.",
+        ),
+        "account.none" => ("لم توافق على مشاركة بياناتك مع أي خدمة.", "You have not allowed any service to receive your data."),
+        "account.withdraw" => ("سحب الموافقة", "Withdraw consent"),
+        "account.withdrawn" => ("سُحبت الموافقة.", "The consent is withdrawn."),
+        "account.gone" => ("خدمة لم تعد مسجلة", "A service no longer registered"),
+        "account.no_session" => (
+            "تعذّر العثور على جلستك. تأكد من تفعيل ملفات تعريف الارتباط ثم حاول من جديد.",
+            "Your session cannot be found. Make sure cookies are enabled and try again.",
+        ),
+        "logout.link" => ("تسجيل الخروج من جميع الخدمات", "Log out of every service"),
         "switch" => ("English", "العربية"),
         _ => ("", ""),
     };

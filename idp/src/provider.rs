@@ -277,6 +277,7 @@ pub struct Provider {
     counters: Counters,
     clients: ShortCache<Client>,
     citizens: ShortCache<CitizenRecord>,
+    account: Option<Arc<Client>>,
     http: reqwest::Client,
 }
 
@@ -291,6 +292,40 @@ const ACCOUNT_FAILURES: u64 = 5;
 const ADDRESS_FAILURES: u64 = 50;
 const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
+/// The provider's own client: the citizen's account page (`/account`), which logs in
+/// through the ordinary authorization flow and then uses the SSO session itself.
+pub const ACCOUNT_CLIENT: &str = "hawiya-account";
+
+fn account_client(issuer: &str, policies: &Policies) -> Option<Client> {
+    let registration = clients::Registration {
+        redirect_uris: vec![format!("{issuer}/account")],
+        post_logout_redirect_uris: Vec::new(),
+        backchannel_logout_uri: None,
+        token_endpoint_auth_method: clients::AuthMethod::None,
+        client_secret_sha256: None,
+        jwks: None,
+        jwks_uri: None,
+        sector_identifier_uri: None,
+        id_token_signed_response_alg: "ES256".into(),
+        name: None,
+    };
+    // Its one redirect URI is the issuer's own page: no registration checks to pass.
+    let service = policies::Service {
+        client_id: ACCOUNT_CLIENT.into(),
+        name: policies::Localized { ar: "حسابي في هوية".into(), en: "My Hawiya account".into() },
+        min_level: policies.levels().first()?.level.clone(),
+        scopes: vec!["openid".into()],
+        claims: vec!["sub".into()],
+        national_id: false,
+        consent_required: false,
+        public_subject: false,
+        require_pkce: true,
+        registration: None,
+    };
+    let sector = url::Url::parse(issuer).ok()?.host_str()?.to_owned();
+    Some(Client { id: ACCOUNT_CLIENT.into(), registration, service, id_token_alg: hsm_shim::SignatureAlgorithm::Es256, sector })
+}
+
 /// How long a client's registration, or a citizen's record on the token and userinfo
 /// endpoints, is used as read before it is read again.
 pub const RECORD_CACHE: Duration = Duration::from_secs(5);
@@ -300,6 +335,7 @@ impl Provider {
     pub fn new(settings: Settings, policies: Arc<Policies>, durable: Arc<dyn DurableStore>, ephemeral: Arc<dyn EphemeralStore>, keys: SigningKeys) -> Result<Self, IdpError> {
         let http = crate::backchannel::http_client()?;
         let refresh_tokens = RefreshTokens::new(&settings.secret);
+        let account = account_client(&settings.issuer, &policies).map(Arc::new);
         Ok(Provider {
             settings,
             policies,
@@ -312,6 +348,7 @@ impl Provider {
             counters: Counters::default(),
             clients: ShortCache::new(RECORD_CACHE, 10_000),
             citizens: ShortCache::new(RECORD_CACHE, 100_000),
+            account,
             http,
         })
     }
@@ -331,6 +368,36 @@ impl Provider {
         &self.hasher
     }
 
+    /// The consents the citizen of an SSO session has given, with the clients they were
+    /// given to (`None` for a client removed since); `None` without a live session.
+    pub async fn account_consents(&self, cookie: Option<&str>, now: i64) -> Result<Option<Vec<(ConsentRecord, Option<Arc<Client>>)>>, OAuthError> {
+        let Some(live) = self.session(cookie, now).await? else { return Ok(None) };
+        let mut out = Vec::new();
+        for consent in self.durable.consents_of(&live.session.citizen_id).await? {
+            let client = self.client(&consent.client_id).await.ok().flatten();
+            out.push((consent, client));
+        }
+        Ok(Some(out))
+    }
+
+    /// The citizen of an SSO session withdraws a consent: the client must ask again, and
+    /// the refresh tokens it holds for the citizen stop working. `false` without a live
+    /// session or without such a consent.
+    pub async fn withdraw_consent(&self, cookie: Option<&str>, client_id: &str, now: i64) -> Result<bool, OAuthError> {
+        let Some(live) = self.session(cookie, now).await? else { return Ok(false) };
+        let withdrawn = self.durable.revoke_consent(&live.session.citizen_id, client_id).await?;
+        if withdrawn {
+            tracing::info!(target: "audit", event = "consent.withdrawn", citizen = live.session.citizen_id, client = client_id, "the citizen withdrew a consent");
+        }
+        Ok(withdrawn)
+    }
+
+    /// Spends a code nobody will exchange (the account page's own login).
+    pub async fn discard_code(&self, code: &str) -> Result<(), OAuthError> {
+        self.ephemeral.delete(&hashed("code", code)).await?;
+        Ok(())
+    }
+
     /// The provider's counters in Prometheus' text format.
     pub fn metrics(&self) -> String {
         crate::metrics::render(&self.counters, self.hasher.checks())
@@ -346,6 +413,9 @@ impl Provider {
     /// [`RECORD_CACHE`]: a client removed or changed by another process takes effect within
     /// that time.
     pub async fn client(&self, id: &str) -> Result<Option<Arc<Client>>, IdpError> {
+        if id == ACCOUNT_CLIENT {
+            return Ok(self.account.clone());
+        }
         self.clients
             .get_or_read(id, || async {
                 if let Some(declared) = self.policies.service(id).and_then(|s| Client::declared(s, &self.policies)) {

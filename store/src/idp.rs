@@ -150,6 +150,9 @@ pub trait IdpStore: Send + Sync + std::fmt::Debug {
     /// The consent a citizen gave a client.
     async fn consent(&self, citizen_id: &str, client_id: &str) -> Result<Option<ConsentRecord>, StoreError>;
 
+    /// Every consent a citizen has given, by client.
+    async fn consents_of(&self, citizen_id: &str) -> Result<Vec<ConsentRecord>, StoreError>;
+
     /// Withdraws a consent, and revokes the refresh tokens the citizen gave that client;
     /// `false` if there was no consent.
     async fn revoke_consent(&self, citizen_id: &str, client_id: &str) -> Result<bool, StoreError>;

@@ -496,6 +496,14 @@ impl IdpStore for PostgresStore {
         .await
     }
 
+    async fn consents_of(&self, citizen_id: &str) -> Result<Vec<ConsentRecord>, StoreError> {
+        let sql = "SELECT citizen_id, client_id, grant_data, granted_at FROM consents WHERE citizen_id = $1 ORDER BY client_id";
+        let rows = self.conn().client.query(sql, &[&citizen_id]).await.map_err(db)?;
+        rows.iter()
+            .map(|r| Ok(ConsentRecord { citizen_id: column(r, 0)?, client_id: column(r, 1)?, grant: column(r, 2)?, granted_at: column(r, 3)? }))
+            .collect()
+    }
+
     async fn revoke_consent(&self, citizen_id: &str, client_id: &str) -> Result<bool, StoreError> {
         // One statement, so that the consent and the tokens it allowed go together.
         let sql = "WITH gone AS (DELETE FROM consents WHERE citizen_id = $1 AND client_id = $2 RETURNING 1),

@@ -650,6 +650,17 @@ impl IdpStore for SqliteStore {
         })
     }
 
+    async fn consents_of(&self, citizen_id: &str) -> Result<Vec<ConsentRecord>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT citizen_id, client_id, grant_data, granted_at FROM consents WHERE citizen_id = ?1 ORDER BY client_id")
+                .map_err(db)?
+                .query_map([citizen_id], |r| Ok(ConsentRecord { citizen_id: r.get(0)?, client_id: r.get(1)?, grant: r.get(2)?, granted_at: r.get(3)? }))
+                .map_err(db)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(db)
+        })
+    }
+
     async fn revoke_consent(&self, citizen_id: &str, client_id: &str) -> Result<bool, StoreError> {
         let (citizen_id, client_id) = (citizen_id.to_owned(), client_id.to_owned());
         self.write(move |conn| {

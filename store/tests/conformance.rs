@@ -231,6 +231,10 @@ async fn keeps_clients_and_consents(b: Backend) {
     s.put_consent(&wider).await.expect("replace");
     assert_eq!(s.consent("c1", "civil-status").await.expect("read"), Some(wider.clone()));
     s.put_consent(&ConsentRecord { client_id: "land-registry".into(), ..consent.clone() }).await.expect("consent");
+    s.put_consent(&ConsentRecord { citizen_id: "c2".into(), ..consent.clone() }).await.expect("another citizen's");
+    let land = ConsentRecord { client_id: "land-registry".into(), ..consent.clone() };
+    assert_eq!(s.consents_of("c1").await.expect("list"), vec![wider.clone(), land], "a citizen's consents, by client");
+    assert_eq!(s.consents_of("nobody").await.expect("list"), vec![]);
     assert!(s.revoke_consent("c1", "land-registry").await.expect("revoke"));
     assert!(!s.revoke_consent("c1", "land-registry").await.expect("revoke twice"));
     assert_eq!(s.consent("c1", "land-registry").await.expect("read"), None);

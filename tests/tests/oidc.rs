@@ -1252,3 +1252,54 @@ async fn clients_declared_in_policy_files() {
     let (status, body) = p.token_as("tax-office", "wrong", &[("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"].as_str().expect("rt"))]).await;
     assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
 }
+
+/// The citizen's account page: log in through the provider's own client, see the consents
+/// given, withdraw one (which also ends the refresh tokens it allowed); CSRF-less posts and
+/// posts without a session change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn citizens_see_and_withdraw_their_consents() {
+    let p = Provider::start();
+    let tokens = p.code_flow(&mut p.browser(), &[]).await;
+    let rt = tokens["refresh_token"].as_str().expect("refresh token");
+
+    let mut b = p.browser();
+    let r = b.get("/account").await;
+    let location = r.location.clone().expect("to the login first");
+    assert!(location.contains("client_id=hawiya-account") && location.contains("code_challenge_method=S256"), "{location}");
+    let (page, out) = b.follow(r).await;
+    assert_eq!((page.status, out), (200, None), "{}", page.body);
+    let r = b.submit_login(&page.body, CITIZEN, PASSWORD, None).await;
+    let back = r.location.clone().expect("back to the account page");
+    assert!(back.starts_with(&format!("{}/account?code=", p.issuer)), "{back}");
+    let (page, out) = b.follow(r).await;
+    assert_eq!((page.status, out), (200, None), "{}", page.body);
+    assert!(page.body.contains("شهادات الأحوال المدنية") && page.body.contains(r#"name="client" value="civil-status""#), "{}", page.body);
+    assert!(page.body.contains(r#"dir="rtl""#) && page.body.contains(r#"href="/account?lang=en""#));
+    // The code that brought the citizen back was spent there.
+    let code = param(&back, "code").expect("code");
+    let r = p.http().post(format!("{}/token", p.issuer))
+        .form(&[("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", &format!("{}/account", p.issuer)), ("client_id", "hawiya-account"), ("code_verifier", &"v".repeat(43))])
+        .send().await.expect("post");
+    assert_eq!(r.status(), 400);
+
+    // Without the anti-CSRF token, or without a session: nothing changes.
+    let r = b.post("/account/withdraw", &[("client", "civil-status"), ("csrf", &"x".repeat(43))]).await;
+    assert_eq!(r.status, 403);
+    let csrf = hidden(&page.body, "csrf");
+    let mut stranger = p.browser();
+    stranger.cookies.insert("__Host-hawiya-csrf".into(), csrf.clone());
+    let r = stranger.post("/account/withdraw", &[("client", "civil-status"), ("csrf", &csrf)]).await;
+    assert_eq!(r.status, 303, "answered like any withdrawal, but without a session it withdraws nothing");
+    let (status, next) = p.token(&[("grant_type", "refresh_token"), ("refresh_token", rt)]).await;
+    assert_eq!(status, 200, "the consent still stands: {next}");
+
+    let r = b.post("/account/withdraw", &[("client", "civil-status"), ("csrf", &csrf), ("lang", "en")]).await;
+    assert_eq!((r.status, r.location.as_deref()), (303, Some("/account?lang=en&withdrawn=1")));
+    let page = b.get("/account?lang=en&withdrawn=1").await;
+    assert!(page.body.contains("The consent is withdrawn.") && !page.body.contains(r#"value="civil-status""#), "{}", page.body);
+    assert!(page.body.contains("You have not allowed any service to receive your data."), "{}", page.body);
+    let (status, body) = p.token(&[("grant_type", "refresh_token"), ("refresh_token", next["refresh_token"].as_str().expect("rt"))]).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "withdrawing the consent ended its refresh tokens");
+    let r = b.get(&p.authorize_url("civil-status", CB, &[("prompt", "none")])).await;
+    assert_eq!(param(&r.location.expect("redirect"), "error").as_deref(), Some("consent_required"));
+}
