@@ -629,16 +629,24 @@ async fn logout(State(p): State<Shared>, request: Request) -> Response {
     }
 }
 
-async fn logout_confirm(State(p): State<Shared>, request: Request) -> Response {
-    let (headers, params, _) = match params(request).await {
-        Ok(x) => x,
-        Err(e) => return error_page(Lang::Ar, StatusCode::BAD_REQUEST, &e.description),
-    };
+/// A form post of the session's own pages (logout, account), outside any login
+/// transaction: its parameters and language, once its anti-CSRF token matches the cookie.
+async fn session_form(request: Request) -> Result<(HeaderMap, Params, Lang), Response> {
+    let (headers, params, _) = params(request).await.map_err(|e| error_page(Lang::Ar, StatusCode::BAD_REQUEST, &e.description))?;
     let lang = page_lang(params.get("lang"), &[], &headers);
     let expected = cookie(&headers, CSRF_COOKIE).unwrap_or_default().to_owned();
     if expected.len() != 43 || !csrf_ok(&headers, &params, &expected) {
-        return error_page(lang, StatusCode::FORBIDDEN, text(lang, "error.csrf"));
+        tracing::warn!(target: "audit", event = "csrf.refused", "form post without a valid anti-CSRF token");
+        return Err(error_page(lang, StatusCode::FORBIDDEN, text(lang, "error.csrf")));
     }
+    Ok((headers, params, lang))
+}
+
+async fn logout_confirm(State(p): State<Shared>, request: Request) -> Response {
+    let (headers, _, lang) = match session_form(request).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
     match p.end_session(cookie(&headers, SESSION_COOKIE), now()).await {
         Ok(_) => logged_out(lang),
         Err(e) => oauth_error(e, false),
@@ -719,16 +727,10 @@ async fn account(State(p): State<Shared>, request: Request) -> Response {
 
 /// Withdraws one consent from the account page (a form post with its anti-CSRF token).
 async fn account_withdraw(State(p): State<Shared>, request: Request) -> Response {
-    let (headers, params, _) = match params(request).await {
+    let (headers, params, lang) = match session_form(request).await {
         Ok(x) => x,
-        Err(e) => return error_page(Lang::Ar, StatusCode::BAD_REQUEST, &e.description),
+        Err(r) => return r,
     };
-    let lang = page_lang(params.get("lang"), &[], &headers);
-    let expected = cookie(&headers, CSRF_COOKIE).unwrap_or_default().to_owned();
-    if expected.len() != 43 || !csrf_ok(&headers, &params, &expected) {
-        tracing::warn!(target: "audit", event = "csrf.refused", "form post without a valid anti-CSRF token");
-        return error_page(lang, StatusCode::FORBIDDEN, text(lang, "error.csrf"));
-    }
     let Some(client) = params.get("client") else { return error_page(lang, StatusCode::BAD_REQUEST, "missing parameter client") };
     match p.withdraw_consent(cookie(&headers, SESSION_COOKIE), client, now()).await {
         Ok(_) => {
