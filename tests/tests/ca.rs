@@ -283,19 +283,38 @@ fn killed_issuers_leave_only_whole_records(keys: Keys, db: Db) {
     let took = started.elapsed();
     // Issuers are killed at delays spread evenly from 0 to three times that: the first while
     // they start, then while they sign, commit and write, the last after they finished. They
-    // run in lanes of concurrent processes; with SoftHSM2 in one lane, because its file
-    // object store does not survive concurrent processes opening a token (SoftHSMv2 issue
-    // 757: "Token integrity check failed"), which a real HSM does.
+    // run in lanes of 4 concurrent processes.
+    //
+    // On SoftHSM2 each issuer gets its own copy of the token (the same keys): SoftHSM2's file
+    // object store rewrites the token file as processes log in, and neither survives
+    // concurrent processes (SoftHSMv2 issue 757, "Token integrity check failed") nor a
+    // process killed while writing it (the next one finds "no token"). A real HSM is a
+    // device that outlives its clients; what this test is about is the store and the files.
     const ISSUERS: usize = 24;
-    let lanes = if keys == Keys::Pkcs11 { 1 } else { 4 };
     let delay = |i: usize| took * 3 * i as u32 / ISSUERS as u32;
+    let token_copy = |i: usize| {
+        let dir = d.path(&format!("softhsm-{i}"));
+        let out = std::process::Command::new("cp").arg("-r").arg(d.dir.path().join("softhsm/tokens")).arg(&dir).output().expect("cp");
+        assert!(out.status.success(), "copying the token: {}", String::from_utf8_lossy(&out.stderr));
+        let conf = d.path(&format!("softhsm-{i}.conf"));
+        std::fs::write(&conf, format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n", dir.display())).expect("conf");
+        conf
+    };
     let (mut killed, mut finished) = (0, 1);
-    for lane in (0..ISSUERS).collect::<Vec<_>>().chunks(lanes) {
+    for lane in (0..ISSUERS).collect::<Vec<_>>().chunks(4) {
+        let mut commands = Vec::new();
+        for &i in lane {
+            let mut command = issue(&d.path(&format!("k{i}.pem")));
+            if keys == Keys::Pkcs11 {
+                command.env("SOFTHSM2_CONF", token_copy(i));
+            }
+            commands.push((i, command));
+        }
         let started = Instant::now();
         let mut children = Vec::new();
-        for &i in lane {
+        for (i, mut command) in commands {
             let err = std::fs::File::create(d.path(&format!("k{i}.err"))).expect("stderr file");
-            children.push((i, issue(&d.path(&format!("k{i}.pem"))).stdout(Stdio::null()).stderr(err).spawn().expect("spawn")));
+            children.push((i, command.stdout(Stdio::null()).stderr(err).spawn().expect("spawn")));
         }
         for (i, child) in &mut children {
             std::thread::sleep(delay(*i).saturating_sub(started.elapsed()));
