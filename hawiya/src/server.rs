@@ -78,6 +78,19 @@ async fn serve_with(data: &Path, listen: SocketAddr, metrics: Option<SocketAddr>
             }
         });
     }
+    // Housekeeping: expired refresh-token families leave the store once an hour.
+    let purging = Arc::clone(&provider);
+    tokio::spawn(async move {
+        let mut hourly = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            hourly.tick().await;
+            match purging.purge_expired(idp::unix_now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(purged = n, "expired refresh-token families deleted"),
+                Err(e) => tracing::warn!(error = %e, "purging expired refresh-token families failed"),
+            }
+        }
+    });
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     println!("Hawiya is serving on http://{listen}\n");
     println!("{}", index_text(&state.authority, &provider));

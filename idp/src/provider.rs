@@ -398,6 +398,12 @@ impl Provider {
         Ok(())
     }
 
+    /// Deletes the refresh-token families that have expired (run now and then by the
+    /// server); returns how many.
+    pub async fn purge_expired(&self, now: i64) -> Result<u64, IdpError> {
+        Ok(self.durable.purge_refresh_families(now).await?)
+    }
+
     /// The provider's counters in Prometheus' text format.
     pub fn metrics(&self) -> String {
         crate::metrics::render(&self.counters, self.hasher.checks())

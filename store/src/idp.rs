@@ -172,6 +172,10 @@ pub trait IdpStore: Send + Sync + std::fmt::Debug {
     /// Revokes a family; `false` if it was unknown or revoked already.
     async fn revoke_refresh_family(&self, family: &str) -> Result<bool, StoreError>;
 
+    /// Deletes the families whose live token expired before `now` (nothing of them can be
+    /// used any more); returns how many. Done in short steps, so that other writes go on.
+    async fn purge_refresh_families(&self, now: i64) -> Result<u64, StoreError>;
+
     /// Records a new signing key; refuses a key id already present.
     async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;
 

@@ -547,6 +547,11 @@ impl IdpStore for PostgresStore {
         Ok(self.execute("UPDATE refresh_families SET revoked = true WHERE family = $1 AND NOT revoked", &[&id]).await? > 0)
     }
 
+    async fn purge_refresh_families(&self, now: i64) -> Result<u64, StoreError> {
+        // Row locks only: rotations of live families go on meanwhile.
+        self.execute("DELETE FROM refresh_families WHERE expires_at < $1", &[&now]).await
+    }
+
     async fn insert_signing_key(&self, k: &SigningKeyRecord) -> Result<(), StoreError> {
         let sql = format!("INSERT INTO signing_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING");
         let n = self.execute(&sql, &[&k.kid, &k.purpose, &k.key, &k.algorithm, &k.public_jwk, &k.created_at, &k.active_from]).await?;

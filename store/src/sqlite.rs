@@ -728,6 +728,37 @@ impl IdpStore for SqliteStore {
         self.write(move |conn| revoke_family(conn, &id)).await
     }
 
+    async fn purge_refresh_families(&self, now: i64) -> Result<u64, StoreError> {
+        // Expiry has no index (every rotation would update it): walk the table by key, a few
+        // thousand rows per write transaction.
+        const STEP: i64 = 2_000;
+        let (mut after, mut purged) = (String::new(), 0);
+        loop {
+            let from = after.clone();
+            let (deleted, last) = self
+                .write(move |conn| {
+                    let last: Option<String> = conn
+                        .prepare_cached("SELECT MAX(family) FROM (SELECT family FROM refresh_families WHERE family > ?1 ORDER BY family LIMIT ?2)")
+                        .map_err(db)?
+                        .query_row(params![from, STEP], |r| r.get(0))
+                        .map_err(db)?;
+                    let Some(last) = last else { return Ok((0, None)) };
+                    let deleted = conn
+                        .prepare_cached("DELETE FROM refresh_families WHERE family > ?1 AND family <= ?2 AND expires_at < ?3")
+                        .map_err(db)?
+                        .execute(params![from, last, now])
+                        .map_err(db)?;
+                    Ok((deleted as u64, Some(last)))
+                })
+                .await?;
+            purged += deleted;
+            match last {
+                Some(last) => after = last,
+                None => return Ok(purged),
+            }
+        }
+    }
+
     async fn insert_signing_key(&self, k: &SigningKeyRecord) -> Result<(), StoreError> {
         let k = k.clone();
         self.write(move |conn| {

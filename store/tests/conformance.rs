@@ -292,6 +292,16 @@ async fn rotates_refresh_tokens_and_detects_reuse(b: Backend) {
     assert_eq!(s.rotate_refresh_family("fam", 2, "rp", 30_000, 3_003).await.expect("rotate"), Rotation::Invalid);
     assert_eq!(s.rotate_refresh_family("fam", 0, "rp", 30_000, 3_003).await.expect("rotate"), Rotation::Invalid);
 
+    // Purging deletes the families whose live token has expired, and nothing else.
+    for (id, expires_at) in [("old-1", 2_500), ("old-2", 2_999), ("live", 3_001)] {
+        s.insert_refresh_family(&refresh_family(id, "rp", expires_at)).await.expect("insert");
+    }
+    assert_eq!(s.purge_refresh_families(3_000).await.expect("purge"), 2);
+    assert_eq!(s.refresh_family("old-1").await.expect("read"), None);
+    assert!(s.refresh_family("live").await.expect("read").is_some());
+    assert!(s.refresh_family("fam").await.expect("read").is_some(), "revoked but not yet expired: kept");
+    assert_eq!(s.purge_refresh_families(3_000).await.expect("purge again"), 0);
+
     // Revoking a family by name (a reused authorization code) says whether it did.
     s.insert_refresh_family(&refresh_family("code-1", "rp", 10_000)).await.expect("insert");
     assert!(s.revoke_refresh_family("code-1").await.expect("revoke"));
