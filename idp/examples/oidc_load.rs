@@ -7,6 +7,7 @@
 //! oidc_load logins  ISSUER CLIENT SECRET REDIRECT_URI USER PASSWORD CONCURRENCY SECONDS
 //! oidc_load refresh ISSUER CLIENT SECRET REDIRECT_URI USER PASSWORD CONCURRENCY SECONDS
 //! oidc_load codes   ISSUER CLIENT SECRET REDIRECT_URI USER PASSWORD CONCURRENCY COUNT
+//! oidc_load cheap-hash PASSWORD
 //! ```
 //!
 //! - `logins`: full logins (authorize → login → consent → code → token), each in a fresh
@@ -16,6 +17,9 @@
 //! - `codes`: CONCURRENCY browsers log in once and collect COUNT codes in all through their
 //!   SSO sessions (not timed); then the codes are exchanged as fast as the token endpoint
 //!   answers (timed).
+//!
+//! - `cheap-hash`: prints an Argon2id hash of PASSWORD with the smallest parameters (8 KiB,
+//!   one pass), to store for a benchmark citizen.
 //!
 //! Prints `<operations per second> <operations> <failures> <server CPU ms per operation>`;
 //! the last is measured over the timed part only, from `/proc/$SERVER_PID/stat` (`-` without
@@ -272,6 +276,18 @@ fn token_response(outcome: Result<(u16, String), String>) -> Result<String, Stri
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let [_, mode, password] = &args[..]
+        && mode == "cheap-hash"
+    {
+        // A PHC string with Argon2id's smallest parameters, for a benchmark citizen whose
+        // logins measure everything but the password hash (a check uses the parameters of
+        // the stored hash).
+        use argon2::password_hash::{PasswordHasher, SaltString};
+        let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, argon2::Params::new(8, 1, 1, None).expect("params"));
+        let salt = SaltString::encode_b64(&[7; 16]).expect("salt");
+        println!("{}", argon.hash_password(password.as_bytes(), &salt).expect("hash"));
+        return;
+    }
     let [_, mode, issuer, client, secret, redirect_uri, user, password, concurrency, amount] = &args[..] else {
         eprintln!("usage: oidc_load logins|refresh|codes ISSUER CLIENT SECRET REDIRECT_URI USER PASSWORD CONCURRENCY SECONDS|COUNT");
         std::process::exit(2);
