@@ -305,6 +305,12 @@ impl DataDir {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
             Err(_) => {}
         }
+        // Data directories made before the secret was renamed keep their pairwise subjects.
+        let old = self.path.join("pairwise-salt");
+        if old.exists() {
+            std::fs::rename(&old, &file).map_err(io)?;
+            return self.provider_secret();
+        }
         let salt = idp::provider::random_token().map_err(|e| ConfigError(e.to_string()))?.into_bytes();
         match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&file) {
             Ok(mut f) => std::io::Write::write_all(&mut f, &salt).and_then(|()| f.sync_all()).map_err(io)?,
@@ -335,5 +341,30 @@ impl DataDir {
             None => policies::Policies::shipped(),
         };
         loaded.map(Arc::new).map_err(|e| ConfigError(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_provider_secret_is_made_once_and_an_older_pairwise_salt_is_kept() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("hawiya-provider-secret-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let data = DataDir::new(&dir, KeyStoreConfig::Soft { dir: None }, StoreConfig::Sqlite { path: None });
+        let first = data.provider_secret().expect("made");
+        assert!(first.len() >= 32);
+        assert_eq!(data.provider_secret().expect("read"), first, "made once");
+        let file = dir.join(PROVIDER_SECRET_FILE);
+        assert_eq!(std::fs::metadata(&file).expect("file").permissions().mode() & 0o777, 0o600);
+        // A data directory from before the rename: its salt becomes the secret.
+        std::fs::remove_file(&file).expect("remove");
+        std::fs::write(dir.join("pairwise-salt"), [7u8; 40]).expect("old salt");
+        assert_eq!(data.provider_secret().expect("renamed"), vec![7u8; 40]);
+        assert!(!dir.join("pairwise-salt").exists() && file.exists());
+        std::fs::remove_dir_all(&dir).expect("clean up");
     }
 }
