@@ -134,7 +134,12 @@ async fn policy_check(dir: Option<PathBuf>) -> CommandResult {
             // Clients declared in service files must be usable registrations, their sector
             // identifiers listing their redirect URIs.
             let http = idp::backchannel::http_client()?;
-            let mut problems = Vec::new();
+            let mut problems: Vec<String> = p
+                .services()
+                .iter()
+                .filter(|s| s.client_id == idp::provider::ACCOUNT_CLIENT)
+                .map(|s| format!("services/{}.toml: {} is the provider's own client (the citizens' account page)", s.client_id, s.client_id))
+                .collect();
             for declared in p.services().iter().filter_map(|s| idp::clients::Client::declared(s, &p)) {
                 match declared {
                     Ok(c) => {
