@@ -138,7 +138,7 @@ async fn policy_check(dir: Option<PathBuf>) -> CommandResult {
                 .services()
                 .iter()
                 .filter(|s| s.client_id == idp::provider::ACCOUNT_CLIENT)
-                .map(|s| format!("services/{}.toml: {} is the provider's own client (the citizens' account page)", s.client_id, s.client_id))
+                .map(|s| format!("a service file uses client id {}, which is the provider's own client (the citizens' account page)", s.client_id))
                 .collect();
             for declared in p.services().iter().filter_map(|s| idp::clients::Client::declared(s, &p)) {
                 match declared {
