@@ -14,6 +14,7 @@ mod raw;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use der::asn1::ObjectIdentifier;
 
 pub use error::{PolicyError, PolicyErrors};
 pub use model::{
@@ -31,10 +32,13 @@ const SHIPPED: &[(&str, &str)] = &[
     ("profiles/services-ca.toml", include_str!("../profiles/services-ca.toml")),
     ("profiles/citizen-authentication.toml", include_str!("../profiles/citizen-authentication.toml")),
     ("profiles/citizen-signature.toml", include_str!("../profiles/citizen-signature.toml")),
+    ("profiles/citizen-authentication-soft.toml", include_str!("../profiles/citizen-authentication-soft.toml")),
+    ("profiles/citizen-signature-soft.toml", include_str!("../profiles/citizen-signature-soft.toml")),
     ("profiles/ocsp-responder.toml", include_str!("../profiles/ocsp-responder.toml")),
     ("profiles/timestamping.toml", include_str!("../profiles/timestamping.toml")),
     ("services/civil-status.toml", include_str!("../services/civil-status.toml")),
     ("services/land-registry.toml", include_str!("../services/land-registry.toml")),
+    ("services/notary.toml", include_str!("../services/notary.toml")),
 ];
 
 /// Every policy, parsed and cross-checked.
@@ -111,6 +115,11 @@ impl Policies {
     /// The authentication methods.
     pub fn methods(&self) -> &[Method] {
         &self.methods
+    }
+
+    /// The certificate login method whose policy is among a certificate's `policies`.
+    pub fn certificate_method(&self, policies: &[ObjectIdentifier]) -> Option<&Method> {
+        self.methods.iter().find(|m| m.certificate_policy.is_some_and(|p| policies.contains(&p)))
     }
 
     /// The certificate profile called `name`.

@@ -77,6 +77,10 @@ pub struct Method {
     pub amr: Vec<String>,
     /// Its name on the login pages.
     pub name: Localized,
+    /// For a certificate login (smart-ID): the certificate policy OID that puts a
+    /// certificate's key under this method. The policy states the key's custody (a hardware
+    /// token or software), which decides the level the login reaches.
+    pub certificate_policy: Option<ObjectIdentifier>,
 }
 
 /// Where a certificate stands in the hierarchy.

@@ -44,6 +44,8 @@ struct RawMethod {
     level: Spanned<String>,
     amr: Spanned<Vec<String>>,
     name: Localized,
+    #[serde(default)]
+    certificate_policy: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -221,8 +223,22 @@ pub(crate) fn build(files: Vec<(String, String)>) -> Result<Policies, PolicyErro
                         if raw.amr.get_ref().is_empty() {
                             errors.push(src.err(&raw.amr, "a method needs at least one amr value (RFC 8176)"));
                         }
+                        let certificate_policy = match &raw.certificate_policy {
+                            None => None,
+                            Some(oid) => match ObjectIdentifier::new(oid.get_ref()) {
+                                Ok(o) if methods.iter().any(|m: &Method| m.certificate_policy == Some(o)) => {
+                                    errors.push(src.err(oid, format!("certificate policy {o} names two methods")));
+                                    None
+                                }
+                                Ok(o) => Some(o),
+                                Err(_) => {
+                                    errors.push(src.err(oid, format!("{:?} is not an object identifier", oid.get_ref())));
+                                    None
+                                }
+                            },
+                        };
                         if let Some(level) = find_level(&src, &raw.level, &mut errors) {
-                            methods.push(Method { id: raw.id.into_inner(), level, amr: raw.amr.into_inner(), name: raw.name });
+                            methods.push(Method { id: raw.id.into_inner(), level, amr: raw.amr.into_inner(), name: raw.name, certificate_policy });
                         }
                     }
                 }
@@ -278,6 +294,18 @@ pub(crate) fn build(files: Vec<(String, String)>) -> Result<Policies, PolicyErro
                 Some(i) if i.is_ca() => {}
                 Some(_) => errors.push(PolicyError::file(format!("profiles/{}.toml", p.name), format!("issuer {issuer:?} is not a CA profile"))),
                 None => errors.push(PolicyError::file(format!("profiles/{}.toml", p.name), format!("issuer {issuer:?} has no profile"))),
+            }
+        }
+    }
+    // A certificate login method names a policy that some end-entity profile for client
+    // authentication puts into certificates.
+    for m in &methods {
+        if let Some(oid) = m.certificate_policy {
+            let issued = profiles.values().any(|p| {
+                p.kind == ProfileKind::EndEntity && p.extended_key_usage.contains(&ExtendedKeyUsage::ClientAuth) && p.certificate_policies.contains(&oid)
+            });
+            if !issued {
+                errors.push(PolicyError::file("methods.toml", format!("method {:?}: no client-authentication certificate profile carries policy {oid}", m.id)));
             }
         }
     }

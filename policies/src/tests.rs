@@ -52,15 +52,20 @@ fn errors_after(file: &str, from: &str, to: &str) -> Vec<String> {
 fn errors_name_file_line_and_problem() {
     let e = errors_after("methods.toml", "level = \"substantial\"", "level = \"medium\"");
     assert_eq!(e.len(), 1, "{e:?}");
-    assert!(e[0].starts_with("/methods.toml:13:"), "{e:?}");
+    assert!(e[0].starts_with("/methods.toml:18:"), "{e:?}");
     assert!(e[0].contains("unknown level \"medium\""), "{e:?}");
+
+    let e = errors_after("methods.toml", "certificate_policy = \"2.16.400.1.1.1.3\"", "certificate_policy = \"2.16.400.1.1.1.2\"");
+    assert_eq!(e, ["methods.toml: method \"smart-id-soft\": no client-authentication certificate profile carries policy 2.16.400.1.1.1.2"], "{e:?}");
+    let e = errors_after("methods.toml", "certificate_policy = \"2.16.400.1.1.1.3\"", "certificate_policy = \"2.16.400.1.1.1.1\"");
+    assert!(e[0].contains("certificate policy 2.16.400.1.1.1.1 names two methods"), "{e:?}");
 
     let e = errors_after("profiles/citizen-signature.toml", "validity_days", "validity_dayz");
     assert!(e[0].starts_with("/profiles/citizen-signature.toml:"), "{e:?}");
     assert!(e[0].contains("validity_dayz"), "{e:?}");
 
     let e = errors_after("profiles/citizen-authentication.toml", "\"ec-p256\",", "\"ec-p255\",");
-    assert!(e[0].contains(":12:17:") && e[0].contains("ec-p255"), "{e:?}");
+    assert!(e[0].contains(":14:17:") && e[0].contains("ec-p255"), "{e:?}");
 
     let e = errors_after("services/civil-status.toml", "version = 1", "version = 2");
     assert!(e[0].contains(":2:") && e[0].contains("unsupported version 2"), "{e:?}");

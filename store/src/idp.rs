@@ -103,6 +103,26 @@ pub struct SigningKeyRecord {
     pub active_from: i64,
 }
 
+/// A citizen's smart-ID: the device that holds their keys and the certificates the CA issued
+/// for them at activation. Whether the certificates are good is the CA's record, not this one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SmartIdRecord {
+    /// The citizen's national id.
+    pub national_id: String,
+    /// Where the citizen's keys are kept: `hardware` (a token) or `software`.
+    pub custody: String,
+    /// The device key's JWK thumbprint (RFC 7638): how the device names itself.
+    pub device_kid: String,
+    /// The device key's public JWK (JSON): it signs the device's requests.
+    pub device_key: String,
+    /// Serial number (hex) of the authentication certificate.
+    pub authentication_serial: String,
+    /// Serial number (hex) of the signature certificate.
+    pub signature_serial: String,
+    /// When the device was activated, Unix seconds.
+    pub activated_at: i64,
+}
+
 /// What presenting a refresh token led to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Rotation {
@@ -175,6 +195,16 @@ pub trait IdpStore: Send + Sync + std::fmt::Debug {
     /// Deletes the families whose live token expired before `now` (nothing of them can be
     /// used any more); returns how many. Done in short steps, so that other writes go on.
     async fn purge_refresh_families(&self, now: i64) -> Result<u64, StoreError>;
+
+    /// Records a citizen's activated smart-ID, replacing an earlier one; returns the one it
+    /// replaced (whose certificates the caller then revokes).
+    async fn put_smart_id(&self, record: &SmartIdRecord) -> Result<Option<SmartIdRecord>, StoreError>;
+
+    /// A citizen's smart-ID.
+    async fn smart_id(&self, national_id: &str) -> Result<Option<SmartIdRecord>, StoreError>;
+
+    /// The smart-ID whose device key has thumbprint `device_kid`.
+    async fn smart_id_by_device(&self, device_kid: &str) -> Result<Option<SmartIdRecord>, StoreError>;
 
     /// Records a new signing key; refuses a key id already present.
     async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;

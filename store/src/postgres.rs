@@ -94,6 +94,18 @@ const MIGRATIONS: &[(i64, &str)] = &[
     CREATE INDEX refresh_families_client ON refresh_families (client_id);
     CREATE INDEX refresh_families_citizen ON refresh_families (citizen_id, client_id);",
     ),
+    (
+        4,
+        "CREATE TABLE smart_ids (
+        national_id TEXT PRIMARY KEY,
+        custody TEXT NOT NULL,
+        device_kid TEXT NOT NULL UNIQUE,
+        device_key TEXT NOT NULL,
+        authentication_serial TEXT NOT NULL,
+        signature_serial TEXT NOT NULL,
+        activated_at BIGINT NOT NULL
+    );",
+    ),
 ];
 
 /// An arbitrary constant that names Hawiya's migration lock.
@@ -414,6 +426,20 @@ fn family(row: &Row) -> Result<RefreshFamily, StoreError> {
     })
 }
 
+const SMART_ID_COLUMNS: &str = "national_id, custody, device_kid, device_key, authentication_serial, signature_serial, activated_at";
+
+fn smart_id(row: &Row) -> Result<SmartIdRecord, StoreError> {
+    Ok(SmartIdRecord {
+        national_id: column(row, 0)?,
+        custody: column(row, 1)?,
+        device_kid: column(row, 2)?,
+        device_key: column(row, 3)?,
+        authentication_serial: column(row, 4)?,
+        signature_serial: column(row, 5)?,
+        activated_at: column(row, 6)?,
+    })
+}
+
 fn signing_key(row: &Row) -> Result<SigningKeyRecord, StoreError> {
     Ok(SigningKeyRecord {
         kid: column(row, 0)?,
@@ -556,6 +582,28 @@ impl IdpStore for PostgresStore {
         let sql = format!("INSERT INTO signing_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING");
         let n = self.execute(&sql, &[&k.kid, &k.purpose, &k.key, &k.algorithm, &k.public_jwk, &k.created_at, &k.active_from]).await?;
         if n == 0 { Err(StoreError::Database(format!("signing key {} exists already", k.kid))) } else { Ok(()) }
+    }
+
+    async fn put_smart_id(&self, r: &SmartIdRecord) -> Result<Option<SmartIdRecord>, StoreError> {
+        // One statement: the row as it was (locked) and the new one.
+        let sql = format!(
+            "WITH old AS (SELECT {SMART_ID_COLUMNS} FROM smart_ids WHERE national_id = $1 FOR UPDATE),
+                  put AS (INSERT INTO smart_ids ({SMART_ID_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)
+                          ON CONFLICT (national_id) DO UPDATE SET custody = $2, device_kid = $3, device_key = $4,
+                              authentication_serial = $5, signature_serial = $6, activated_at = $7)
+             SELECT {SMART_ID_COLUMNS} FROM old"
+        );
+        let params: [&(dyn ToSql + Sync); 7] =
+            [&r.national_id, &r.custody, &r.device_kid, &r.device_key, &r.authentication_serial, &r.signature_serial, &r.activated_at];
+        self.one(&sql, &params, smart_id).await
+    }
+
+    async fn smart_id(&self, national_id: &str) -> Result<Option<SmartIdRecord>, StoreError> {
+        self.one(&format!("SELECT {SMART_ID_COLUMNS} FROM smart_ids WHERE national_id = $1"), &[&national_id], smart_id).await
+    }
+
+    async fn smart_id_by_device(&self, device_kid: &str) -> Result<Option<SmartIdRecord>, StoreError> {
+        self.one(&format!("SELECT {SMART_ID_COLUMNS} FROM smart_ids WHERE device_kid = $1"), &[&device_kid], smart_id).await
     }
 
     async fn signing_keys(&self, purpose: &str) -> Result<Vec<SigningKeyRecord>, StoreError> {

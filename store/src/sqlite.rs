@@ -97,6 +97,18 @@ const MIGRATIONS: &[(i64, &str)] = &[
     CREATE INDEX refresh_families_client ON refresh_families (client_id);
     CREATE INDEX refresh_families_citizen ON refresh_families (citizen_id, client_id);",
     ),
+    (
+        4,
+        "CREATE TABLE smart_ids (
+        national_id TEXT PRIMARY KEY,
+        custody TEXT NOT NULL,
+        device_kid TEXT NOT NULL UNIQUE,
+        device_key TEXT NOT NULL,
+        authentication_serial TEXT NOT NULL,
+        signature_serial TEXT NOT NULL,
+        activated_at INTEGER NOT NULL
+    );",
+    ),
 ];
 
 const READERS: usize = 4;
@@ -511,6 +523,20 @@ fn signing_key(row: &rusqlite::Row<'_>) -> rusqlite::Result<SigningKeyRecord> {
     })
 }
 
+const SMART_ID_COLUMNS: &str = "national_id, custody, device_kid, device_key, authentication_serial, signature_serial, activated_at";
+
+fn smart_id(row: &rusqlite::Row<'_>) -> rusqlite::Result<SmartIdRecord> {
+    Ok(SmartIdRecord {
+        national_id: row.get(0)?,
+        custody: row.get(1)?,
+        device_kid: row.get(2)?,
+        device_key: row.get(3)?,
+        authentication_serial: row.get(4)?,
+        signature_serial: row.get(5)?,
+        activated_at: row.get(6)?,
+    })
+}
+
 fn find_family(conn: &Connection, id: &str) -> Result<Option<RefreshFamily>, StoreError> {
     conn.prepare_cached(&format!("SELECT {FAMILY_COLUMNS} FROM refresh_families WHERE family = ?1"))
         .map_err(db)?
@@ -770,6 +796,50 @@ impl IdpStore for SqliteStore {
             if inserted == 0 { Err(StoreError::Database(format!("signing key {} exists already", k.kid))) } else { Ok(()) }
         })
         .await
+    }
+
+    async fn put_smart_id(&self, r: &SmartIdRecord) -> Result<Option<SmartIdRecord>, StoreError> {
+        let r = r.clone();
+        self.write(move |conn| {
+            let old = conn
+                .prepare_cached(&format!("SELECT {SMART_ID_COLUMNS} FROM smart_ids WHERE national_id = ?1"))
+                .map_err(db)?
+                .query_row([&r.national_id], smart_id)
+                .optional()
+                .map_err(db)?;
+            // An upsert on the citizen only: a device key of another citizen is a conflict
+            // that fails the write (INSERT OR REPLACE would delete the other citizen's row).
+            conn.prepare_cached(&format!(
+                "INSERT INTO smart_ids ({SMART_ID_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (national_id) DO UPDATE SET custody = ?2, device_kid = ?3, device_key = ?4,
+                     authentication_serial = ?5, signature_serial = ?6, activated_at = ?7"
+            ))
+                .map_err(db)?
+                .execute(params![r.national_id, r.custody, r.device_kid, r.device_key, r.authentication_serial, r.signature_serial, r.activated_at])
+                .map_err(db)?;
+            Ok(old)
+        })
+        .await
+    }
+
+    async fn smart_id(&self, national_id: &str) -> Result<Option<SmartIdRecord>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(&format!("SELECT {SMART_ID_COLUMNS} FROM smart_ids WHERE national_id = ?1"))
+                .map_err(db)?
+                .query_row([national_id], smart_id)
+                .optional()
+                .map_err(db)
+        })
+    }
+
+    async fn smart_id_by_device(&self, device_kid: &str) -> Result<Option<SmartIdRecord>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(&format!("SELECT {SMART_ID_COLUMNS} FROM smart_ids WHERE device_kid = ?1"))
+                .map_err(db)?
+                .query_row([device_kid], smart_id)
+                .optional()
+                .map_err(db)
+        })
     }
 
     async fn signing_keys(&self, purpose: &str) -> Result<Vec<SigningKeyRecord>, StoreError> {

@@ -328,6 +328,31 @@ async fn keeps_signing_keys_in_order(b: Backend) {
     assert_eq!(keys, vec![key("old", 10), key("new", 20)]);
 }
 
+async fn keeps_one_smart_id_per_citizen(b: Backend) {
+    let s = &b.store;
+    let record = |national_id: &str, kid: &str, at: i64| SmartIdRecord {
+        national_id: national_id.into(),
+        custody: "hardware".into(),
+        device_kid: kid.into(),
+        device_key: format!("{{\"kid\":\"{kid}\"}}"),
+        authentication_serial: format!("a{at}"),
+        signature_serial: format!("s{at}"),
+        activated_at: at,
+    };
+    assert_eq!(s.smart_id("9000000001").await.expect("read"), None);
+    assert_eq!(s.put_smart_id(&record("9000000001", "dev-1", 10)).await.expect("put"), None);
+    assert_eq!(s.put_smart_id(&record("9000000002", "dev-2", 11)).await.expect("put"), None);
+    assert_eq!(s.smart_id_by_device("dev-1").await.expect("read"), Some(record("9000000001", "dev-1", 10)));
+    // A new activation replaces the citizen's smart-ID and hands back the one it replaced.
+    let replaced = s.put_smart_id(&record("9000000001", "dev-3", 20)).await.expect("replace");
+    assert_eq!(replaced, Some(record("9000000001", "dev-1", 10)));
+    assert_eq!(s.smart_id("9000000001").await.expect("read"), Some(record("9000000001", "dev-3", 20)));
+    assert_eq!(s.smart_id_by_device("dev-1").await.expect("read"), None, "the replaced device is forgotten");
+    // Two citizens never share a device key; the refused write changes nothing.
+    assert!(s.put_smart_id(&record("9000000001", "dev-2", 30)).await.is_err());
+    assert_eq!(s.smart_id("9000000001").await.expect("read"), Some(record("9000000001", "dev-3", 20)));
+}
+
 async fn concurrent_rotations_have_one_winner(b: Backend) {
     let s = &b.store;
     s.insert_refresh_family(&refresh_family("fam", "rp", i64::MAX / 2)).await.expect("insert");
@@ -363,10 +388,12 @@ macro_rules! conformance {
 
 conformance!(sqlite: stores_and_reads_certificates, refuses_duplicate_serials_and_keeps_the_first, revokes_holds_and_releases,
     lists_newest_first, numbers_crls_and_keeps_the_newest, records_one_ceremony_only, concurrent_writers_all_land,
-    keeps_citizens, keeps_clients_and_consents, rotates_refresh_tokens_and_detects_reuse, concurrent_rotations_have_one_winner, keeps_signing_keys_in_order);
+    keeps_citizens, keeps_clients_and_consents, rotates_refresh_tokens_and_detects_reuse, concurrent_rotations_have_one_winner, keeps_signing_keys_in_order,
+    keeps_one_smart_id_per_citizen);
 conformance!(postgres: stores_and_reads_certificates, refuses_duplicate_serials_and_keeps_the_first, revokes_holds_and_releases,
     lists_newest_first, numbers_crls_and_keeps_the_newest, records_one_ceremony_only, concurrent_writers_all_land,
-    keeps_citizens, keeps_clients_and_consents, rotates_refresh_tokens_and_detects_reuse, concurrent_rotations_have_one_winner, keeps_signing_keys_in_order);
+    keeps_citizens, keeps_clients_and_consents, rotates_refresh_tokens_and_detects_reuse, concurrent_rotations_have_one_winner, keeps_signing_keys_in_order,
+    keeps_one_smart_id_per_citizen);
 
 #[test]
 fn serials_parse_as_operators_type_them() {
