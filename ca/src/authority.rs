@@ -279,8 +279,17 @@ impl Authority {
             _ => return Err(CaError::NotIssuable(profile.name.clone())),
         };
         let issuer = self.member(issuer_name)?;
-        let key = csr::verified_key(&request.csr)?;
+        let verified = csr::verified(&request.csr)?;
         request.subject.validate()?;
+        // A request that names a citizen must name the one proven: a device cannot get a
+        // certificate for someone else by asking for it.
+        if let (Some(asked), Subject::NaturalPerson { national_id, country, .. }) = (&verified.serial_number, &request.subject) {
+            let proven = format!("PNO{country}-{national_id}");
+            if *asked != proven {
+                return Err(CaError::SubjectMismatch { asked: asked.clone(), proven });
+            }
+        }
+        let key = verified.key;
         // A clash of 126 random bits will not happen, but if it did the store would refuse it.
         for _ in 0..3 {
             let serial = Self::new_serial(&self.rng)?;

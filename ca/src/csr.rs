@@ -2,7 +2,7 @@
 
 use aws_lc_rs::signature as verify;
 use der::asn1::ObjectIdentifier;
-use der::{Decode, DecodePem, Encode};
+use der::{Decode, DecodePem, Encode, Tagged};
 use hsm_shim::{KeySpec, PublicKey};
 use x509_cert::request::CertReq;
 
@@ -15,17 +15,46 @@ const RSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.11354
 const RSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.12");
 const RSA_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.13");
 
-/// Decodes a request given as PEM or DER and checks its self-signature (proof of
-/// possession); returns the key. Whether the profile allows that key is the profile's
-/// question, asked when the certificate is built.
-pub(crate) fn verified_key(input: &[u8]) -> Result<PublicKey, CaError> {
+const SERIAL_NUMBER: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.5");
+
+/// A checked request: its key, and the subject serialNumber it asks for, if any.
+pub(crate) struct Verified {
+    pub key: PublicKey,
+    pub serial_number: Option<String>,
+}
+
+fn decode(input: &[u8]) -> Result<CertReq, CaError> {
     let malformed = |e: der::Error| CaError::MalformedCsr(e.to_string());
-    let req = if input.trim_ascii_start().starts_with(b"-----BEGIN") {
+    if input.trim_ascii_start().starts_with(b"-----BEGIN") {
         let text = std::str::from_utf8(input).map_err(|_| CaError::MalformedCsr("PEM is not UTF-8".into()))?;
-        CertReq::from_pem(text).map_err(malformed)?
+        CertReq::from_pem(text).map_err(malformed)
     } else {
-        CertReq::from_der(input).map_err(malformed)?
-    };
+        CertReq::from_der(input).map_err(malformed)
+    }
+}
+
+/// The subject serialNumber a request names (for a citizen, `PNO<CC>-<national id>`), if any.
+pub fn subject_serial_number(input: &[u8]) -> Result<Option<String>, CaError> {
+    let req = decode(input)?;
+    for rdn in req.info.subject.0.iter() {
+        for atv in rdn.0.iter().filter(|atv| atv.oid == SERIAL_NUMBER) {
+            let text = match atv.value.tag() {
+                der::Tag::PrintableString => atv.value.decode_as::<der::asn1::PrintableStringRef<'_>>().map(|s| s.as_str().to_owned()),
+                der::Tag::Utf8String => atv.value.decode_as::<der::asn1::Utf8StringRef<'_>>().map(|s| s.as_str().to_owned()),
+                other => return Err(CaError::MalformedCsr(format!("subject serialNumber is a {other}, not a string"))),
+            };
+            return text.map(Some).map_err(|e| CaError::MalformedCsr(e.to_string()));
+        }
+    }
+    Ok(None)
+}
+
+/// Decodes a request given as PEM or DER and checks its self-signature (proof of
+/// possession); returns the key and the serialNumber it names. Whether the profile allows
+/// that key is the profile's question, asked when the certificate is built.
+pub(crate) fn verified(input: &[u8]) -> Result<Verified, CaError> {
+    let malformed = |e: der::Error| CaError::MalformedCsr(e.to_string());
+    let req = decode(input)?;
     let spki = req.info.public_key.to_der().map_err(malformed)?;
     let key = PublicKey::from_spki_der(&spki).map_err(|e| match e {
         hsm_shim::Error::UnsupportedKey(what) => CaError::UnsupportedKey(what),
@@ -47,5 +76,5 @@ pub(crate) fn verified_key(input: &[u8]) -> Result<PublicKey, CaError> {
     verify::UnparsedPublicKey::new(algorithm, key.subject_public_key())
         .verify(&signed, signature)
         .map_err(|_| CaError::BadCsrSignature)?;
-    Ok(key)
+    Ok(Verified { key, serial_number: subject_serial_number(input)? })
 }

@@ -35,6 +35,14 @@ pub enum CaError {
         /// What the profile allows.
         allowed: String,
     },
+    /// The request names another citizen than the proven one.
+    #[error("the request names {asked}, not the proven identity {proven}")]
+    SubjectMismatch {
+        /// The serialNumber in the request.
+        asked: String,
+        /// The proven subject's.
+        proven: String,
+    },
     /// The subject is incomplete or invalid for the profile.
     #[error("invalid subject: {0}")]
     InvalidSubject(String),

@@ -14,7 +14,7 @@
 
 pub mod authority;
 pub mod ceremony;
-mod csr;
+pub mod csr;
 mod error;
 pub mod http;
 pub mod ocsp;
