@@ -123,6 +123,22 @@ pub struct SmartIdRecord {
     pub activated_at: i64,
 }
 
+/// A smart-ID enrolment waiting for its device: the registration officer proved the
+/// citizen in person and handed over a one-time activation code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActivationRecord {
+    /// SHA-256 (hex) of the activation code; the code itself is not kept.
+    pub code_hash: String,
+    /// The enrolled citizen's national id.
+    pub national_id: String,
+    /// Where the device will keep the keys: `hardware` or `software`.
+    pub custody: String,
+    /// Who enrolled the citizen (the officer's name, for the audit trail).
+    pub officer: String,
+    /// When the code stops working, Unix seconds.
+    pub expires_at: i64,
+}
+
 /// What presenting a refresh token led to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Rotation {
@@ -195,6 +211,16 @@ pub trait IdpStore: Send + Sync + std::fmt::Debug {
     /// Deletes the families whose live token expired before `now` (nothing of them can be
     /// used any more); returns how many. Done in short steps, so that other writes go on.
     async fn purge_refresh_families(&self, now: i64) -> Result<u64, StoreError>;
+
+    /// Records a pending enrolment; refuses a code hash already present.
+    async fn insert_activation(&self, record: &ActivationRecord) -> Result<(), StoreError>;
+
+    /// A pending enrolment whose code has not expired at `now`.
+    async fn activation(&self, code_hash: &str, now: i64) -> Result<Option<ActivationRecord>, StoreError>;
+
+    /// Spends an activation code: removes and returns its enrolment if it had not expired at
+    /// `now`. Of two concurrent callers, one gets it.
+    async fn take_activation(&self, code_hash: &str, now: i64) -> Result<Option<ActivationRecord>, StoreError>;
 
     /// Records a citizen's activated smart-ID, replacing an earlier one; returns the one it
     /// replaced (whose certificates the caller then revokes).

@@ -104,6 +104,13 @@ const MIGRATIONS: &[(i64, &str)] = &[
         authentication_serial TEXT NOT NULL,
         signature_serial TEXT NOT NULL,
         activated_at BIGINT NOT NULL
+    );
+    CREATE TABLE activations (
+        code_hash TEXT PRIMARY KEY,
+        national_id TEXT NOT NULL,
+        custody TEXT NOT NULL,
+        officer TEXT NOT NULL,
+        expires_at BIGINT NOT NULL
     );",
     ),
 ];
@@ -426,6 +433,18 @@ fn family(row: &Row) -> Result<RefreshFamily, StoreError> {
     })
 }
 
+const ACTIVATION_COLUMNS: &str = "code_hash, national_id, custody, officer, expires_at";
+
+fn activation(row: &Row) -> Result<ActivationRecord, StoreError> {
+    Ok(ActivationRecord {
+        code_hash: column(row, 0)?,
+        national_id: column(row, 1)?,
+        custody: column(row, 2)?,
+        officer: column(row, 3)?,
+        expires_at: column(row, 4)?,
+    })
+}
+
 const SMART_ID_COLUMNS: &str = "national_id, custody, device_kid, device_key, authentication_serial, signature_serial, activated_at";
 
 fn smart_id(row: &Row) -> Result<SmartIdRecord, StoreError> {
@@ -582,6 +601,22 @@ impl IdpStore for PostgresStore {
         let sql = format!("INSERT INTO signing_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING");
         let n = self.execute(&sql, &[&k.kid, &k.purpose, &k.key, &k.algorithm, &k.public_jwk, &k.created_at, &k.active_from]).await?;
         if n == 0 { Err(StoreError::Database(format!("signing key {} exists already", k.kid))) } else { Ok(()) }
+    }
+
+    async fn insert_activation(&self, a: &ActivationRecord) -> Result<(), StoreError> {
+        let sql = format!("INSERT INTO activations ({ACTIVATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING");
+        let params: [&(dyn ToSql + Sync); 5] = [&a.code_hash, &a.national_id, &a.custody, &a.officer, &a.expires_at];
+        if self.execute(&sql, &params).await? == 0 { Err(StoreError::DuplicateToken) } else { Ok(()) }
+    }
+
+    async fn activation(&self, code_hash: &str, now: i64) -> Result<Option<ActivationRecord>, StoreError> {
+        let sql = format!("SELECT {ACTIVATION_COLUMNS} FROM activations WHERE code_hash = $1 AND expires_at > $2");
+        self.one(&sql, &[&code_hash, &now], activation).await
+    }
+
+    async fn take_activation(&self, code_hash: &str, now: i64) -> Result<Option<ActivationRecord>, StoreError> {
+        let sql = format!("DELETE FROM activations WHERE code_hash = $1 AND expires_at > $2 RETURNING {ACTIVATION_COLUMNS}");
+        self.one(&sql, &[&code_hash, &now], activation).await
     }
 
     async fn put_smart_id(&self, r: &SmartIdRecord) -> Result<Option<SmartIdRecord>, StoreError> {

@@ -107,6 +107,13 @@ const MIGRATIONS: &[(i64, &str)] = &[
         authentication_serial TEXT NOT NULL,
         signature_serial TEXT NOT NULL,
         activated_at INTEGER NOT NULL
+    );
+    CREATE TABLE activations (
+        code_hash TEXT PRIMARY KEY,
+        national_id TEXT NOT NULL,
+        custody TEXT NOT NULL,
+        officer TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
     );",
     ),
 ];
@@ -523,6 +530,12 @@ fn signing_key(row: &rusqlite::Row<'_>) -> rusqlite::Result<SigningKeyRecord> {
     })
 }
 
+const ACTIVATION_COLUMNS: &str = "code_hash, national_id, custody, officer, expires_at";
+
+fn activation(row: &rusqlite::Row<'_>) -> rusqlite::Result<ActivationRecord> {
+    Ok(ActivationRecord { code_hash: row.get(0)?, national_id: row.get(1)?, custody: row.get(2)?, officer: row.get(3)?, expires_at: row.get(4)? })
+}
+
 const SMART_ID_COLUMNS: &str = "national_id, custody, device_kid, device_key, authentication_serial, signature_serial, activated_at";
 
 fn smart_id(row: &rusqlite::Row<'_>) -> rusqlite::Result<SmartIdRecord> {
@@ -794,6 +807,41 @@ impl IdpStore for SqliteStore {
                 .execute(params![k.kid, k.purpose, k.key, k.algorithm, k.public_jwk, k.created_at, k.active_from])
                 .map_err(db)?;
             if inserted == 0 { Err(StoreError::Database(format!("signing key {} exists already", k.kid))) } else { Ok(()) }
+        })
+        .await
+    }
+
+    async fn insert_activation(&self, a: &ActivationRecord) -> Result<(), StoreError> {
+        let a = a.clone();
+        self.write(move |conn| {
+            let inserted = conn
+                .prepare_cached(&format!("INSERT INTO activations ({ACTIVATION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING"))
+                .map_err(db)?
+                .execute(params![a.code_hash, a.national_id, a.custody, a.officer, a.expires_at])
+                .map_err(db)?;
+            if inserted == 0 { Err(StoreError::DuplicateToken) } else { Ok(()) }
+        })
+        .await
+    }
+
+    async fn activation(&self, code_hash: &str, now: i64) -> Result<Option<ActivationRecord>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(&format!("SELECT {ACTIVATION_COLUMNS} FROM activations WHERE code_hash = ?1 AND expires_at > ?2"))
+                .map_err(db)?
+                .query_row(params![code_hash, now], activation)
+                .optional()
+                .map_err(db)
+        })
+    }
+
+    async fn take_activation(&self, code_hash: &str, now: i64) -> Result<Option<ActivationRecord>, StoreError> {
+        let code_hash = code_hash.to_owned();
+        self.write(move |conn| {
+            conn.prepare_cached(&format!("DELETE FROM activations WHERE code_hash = ?1 AND expires_at > ?2 RETURNING {ACTIVATION_COLUMNS}"))
+                .map_err(db)?
+                .query_row(params![code_hash, now], activation)
+                .optional()
+                .map_err(db)
         })
         .await
     }

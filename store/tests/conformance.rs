@@ -353,6 +353,30 @@ async fn keeps_one_smart_id_per_citizen(b: Backend) {
     assert_eq!(s.smart_id("9000000001").await.expect("read"), Some(record("9000000001", "dev-3", 20)));
 }
 
+async fn spends_activation_codes_once(b: Backend) {
+    let s = &b.store;
+    let a = ActivationRecord { code_hash: "h1".into(), national_id: "9000000001".into(), custody: "software".into(), officer: "ra-1".into(), expires_at: 100 };
+    s.insert_activation(&a).await.expect("insert");
+    assert!(s.insert_activation(&a).await.is_err(), "a code hash is unique");
+    assert_eq!(s.activation("h1", 99).await.expect("read"), Some(a.clone()));
+    assert_eq!(s.activation("h1", 100).await.expect("read"), None, "expired");
+    assert_eq!(s.take_activation("h1", 100).await.expect("take"), None, "an expired code cannot be spent");
+    assert_eq!(s.take_activation("h2", 50).await.expect("take"), None);
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move { s.take_activation("h1", 50).await }));
+    }
+    let mut spent = 0;
+    for t in tasks {
+        if t.await.expect("task").expect("take").is_some() {
+            spent += 1;
+        }
+    }
+    assert_eq!(spent, 1, "one of concurrent activations spends the code");
+    assert_eq!(s.activation("h1", 50).await.expect("read"), None);
+}
+
 async fn concurrent_rotations_have_one_winner(b: Backend) {
     let s = &b.store;
     s.insert_refresh_family(&refresh_family("fam", "rp", i64::MAX / 2)).await.expect("insert");
@@ -389,11 +413,11 @@ macro_rules! conformance {
 conformance!(sqlite: stores_and_reads_certificates, refuses_duplicate_serials_and_keeps_the_first, revokes_holds_and_releases,
     lists_newest_first, numbers_crls_and_keeps_the_newest, records_one_ceremony_only, concurrent_writers_all_land,
     keeps_citizens, keeps_clients_and_consents, rotates_refresh_tokens_and_detects_reuse, concurrent_rotations_have_one_winner, keeps_signing_keys_in_order,
-    keeps_one_smart_id_per_citizen);
+    keeps_one_smart_id_per_citizen, spends_activation_codes_once);
 conformance!(postgres: stores_and_reads_certificates, refuses_duplicate_serials_and_keeps_the_first, revokes_holds_and_releases,
     lists_newest_first, numbers_crls_and_keeps_the_newest, records_one_ceremony_only, concurrent_writers_all_land,
     keeps_citizens, keeps_clients_and_consents, rotates_refresh_tokens_and_detects_reuse, concurrent_rotations_have_one_winner, keeps_signing_keys_in_order,
-    keeps_one_smart_id_per_citizen);
+    keeps_one_smart_id_per_citizen, spends_activation_codes_once);
 
 #[test]
 fn serials_parse_as_operators_type_them() {
