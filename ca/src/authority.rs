@@ -270,9 +270,14 @@ impl Authority {
         Ok(record(serial, &issuer.name, profile, &parsed, der))
     }
 
-    /// Issues a certificate from a request for an identity the caller has proven. The
-    /// certificate is stored before it is returned.
-    pub async fn issue(&self, request: &IssueRequest) -> Result<Issued, CaError> {
+    /// Checks a request as issuing it would, without signing or storing anything: the
+    /// profile, the proof of possession, the subject, the key the profile allows. Callers
+    /// that must issue several certificates or none check them all first.
+    pub fn check(&self, request: &IssueRequest) -> Result<(), CaError> {
+        self.checked(request).map(drop)
+    }
+
+    fn checked(&self, request: &IssueRequest) -> Result<(&CertificateProfile, &Member, PublicKey), CaError> {
         let profile = self.policies.profile(&request.profile).ok_or_else(|| CaError::UnknownProfile(request.profile.clone()))?;
         let issuer_name = match (&profile.kind, &profile.issuer) {
             (ProfileKind::EndEntity, Some(issuer)) => issuer,
@@ -289,7 +294,17 @@ impl Authority {
                 return Err(CaError::SubjectMismatch { asked: asked.clone(), proven });
             }
         }
-        let key = verified.key;
+        if !profile.allowed_keys.contains(&verified.key.spec()) {
+            let allowed: Vec<_> = profile.allowed_keys.iter().map(|k| k.name()).collect();
+            return Err(CaError::KeyNotAllowed { profile: profile.name.clone(), key: verified.key.spec().to_string(), allowed: allowed.join(", ") });
+        }
+        Ok((profile, issuer, verified.key))
+    }
+
+    /// Issues a certificate from a request for an identity the caller has proven. The
+    /// certificate is stored before it is returned.
+    pub async fn issue(&self, request: &IssueRequest) -> Result<Issued, CaError> {
+        let (profile, issuer, key) = self.checked(request)?;
         // A clash of 126 random bits will not happen, but if it did the store would refuse it.
         for _ in 0..3 {
             let serial = Self::new_serial(&self.rng)?;

@@ -36,17 +36,28 @@ fn decode(input: &[u8]) -> Result<CertReq, CaError> {
 /// The subject serialNumber a request names (for a citizen, `PNO<CC>-<national id>`), if any.
 pub fn subject_serial_number(input: &[u8]) -> Result<Option<String>, CaError> {
     let req = decode(input)?;
-    for rdn in req.info.subject.0.iter() {
-        for atv in rdn.0.iter().filter(|atv| atv.oid == SERIAL_NUMBER) {
-            let text = match atv.value.tag() {
-                der::Tag::PrintableString => atv.value.decode_as::<der::asn1::PrintableStringRef<'_>>().map(|s| s.as_str().to_owned()),
-                der::Tag::Utf8String => atv.value.decode_as::<der::asn1::Utf8StringRef<'_>>().map(|s| s.as_str().to_owned()),
-                other => return Err(CaError::MalformedCsr(format!("subject serialNumber is a {other}, not a string"))),
-            };
-            return text.map(Some).map_err(|e| CaError::MalformedCsr(e.to_string()));
-        }
-    }
-    Ok(None)
+    let Some(atv) = req.info.subject.0.iter().flat_map(|rdn| rdn.0.iter()).find(|atv| atv.oid == SERIAL_NUMBER) else { return Ok(None) };
+    let text = match atv.value.tag() {
+        der::Tag::PrintableString => atv.value.decode_as::<der::asn1::PrintableStringRef<'_>>().map(|s| s.as_str().to_owned()),
+        der::Tag::Utf8String => atv.value.decode_as::<der::asn1::Utf8StringRef<'_>>().map(|s| s.as_str().to_owned()),
+        other => return Err(CaError::MalformedCsr(format!("subject serialNumber is a {other}, not a string"))),
+    };
+    text.map(Some).map_err(|e| CaError::MalformedCsr(e.to_string()))
+}
+
+/// Makes a PKCS#10 request (PEM) for `subject`, signed by the key it asks a certificate
+/// for: what a citizen's device sends at activation.
+pub fn request(subject: &crate::Subject, key: &hsm_shim::signer::StoredKeySigner) -> Result<String, CaError> {
+    subject.validate()?;
+    key.check_rcgen()?;
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = crate::profile::distinguished_name(subject)?;
+    Ok(params.serialize_request(key)?.pem()?)
+}
+
+/// The SubjectPublicKeyInfo (DER) a request carries, unchecked.
+pub fn public_key(input: &[u8]) -> Result<Vec<u8>, CaError> {
+    decode(input)?.info.public_key.to_der().map_err(|e| CaError::MalformedCsr(e.to_string()))
 }
 
 /// Decodes a request given as PEM or DER and checks its self-signature (proof of

@@ -54,6 +54,20 @@ pub struct DataConfig {
     /// (comma-separated) overrides it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Registration officers who may call the RA API, each with the SHA-256 of their token
+    /// (`hawiya ra add-officer` writes them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ra_officers: Vec<RaOfficer>,
+}
+
+/// A registration officer's API credential.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RaOfficer {
+    /// Who the officer is (named in the audit trail).
+    pub name: String,
+    /// SHA-256 (hex) of the officer's bearer token.
+    pub token_sha256: String,
 }
 
 /// The ephemeral store: `memory` for one process, `redis` for replicas that act as one.
@@ -182,7 +196,7 @@ impl DataDir {
 
     /// A data directory about to be created: nothing is written until [`DataDir::save`].
     pub fn new(path: &Path, key_store: KeyStoreConfig, store: StoreConfig) -> Self {
-        DataDir { path: path.to_owned(), config: DataConfig { version: VERSION, key_store, store, policies: None, ephemeral: None, trusted_proxies: Vec::new() } }
+        DataDir { path: path.to_owned(), config: DataConfig { version: VERSION, key_store, store, policies: None, ephemeral: None, trusted_proxies: Vec::new(), ra_officers: Vec::new() } }
     }
 
     /// Writes the configuration; refuses to overwrite one.
@@ -198,6 +212,17 @@ impl DataDir {
             .open(path.join(CONFIG_FILE))
             .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{header}{text}").as_bytes()))
             .map_err(io)
+    }
+
+    /// Rewrites an existing configuration (written whole to a temporary file, then renamed).
+    pub fn update(&self) -> Result<(), ConfigError> {
+        let file = self.path.join(CONFIG_FILE);
+        let temporary = self.path.join(format!(".{CONFIG_FILE}.new"));
+        let io = |e: std::io::Error| ConfigError(format!("{}: {e}", file.display()));
+        let text = toml::to_string(&self.config).map_err(|e| ConfigError(e.to_string()))?;
+        let header = "# Written by `hawiya ca init` and `hawiya ra add-officer`: where this deployment's keys and records are.\n";
+        std::fs::write(&temporary, format!("{header}{text}")).map_err(io)?;
+        std::fs::rename(&temporary, &file).map_err(io)
     }
 
     fn resolve(&self, p: &Path) -> PathBuf {

@@ -18,6 +18,7 @@ use store::{CitizenRecord, ClientRecord, DurableStore};
 
 use crate::CommandResult;
 use crate::config::DataDir;
+use crate::enrolment::{Custody, Enrolment, StatusChange};
 
 /// Builds the provider of a data directory (shared by `serve` and the commands here).
 pub async fn provider(
@@ -88,6 +89,50 @@ pub enum CitizenCommand {
         /// The service's client id.
         #[arg(long)]
         client: String,
+    },
+    /// Enrols a citizen proven in person for a smart-ID: prints the one-time activation code
+    /// the citizen's device needs (valid 15 minutes).
+    Enroll {
+        #[command(flatten)]
+        data: DataArg,
+        /// The national identity number.
+        #[arg(long)]
+        national_id: String,
+        /// Where the device keeps the keys: hardware (smart card, secure element; logins
+        /// reach high) or software (at most substantial).
+        #[arg(long)]
+        custody: String,
+        /// The registration officer, for the audit trail (default: $USER).
+        #[arg(long)]
+        officer: Option<String>,
+    },
+    /// Suspends a citizen's smart-ID (both certificates on hold) until `resume`.
+    Suspend {
+        #[command(flatten)]
+        data: DataArg,
+        /// The national identity number.
+        #[arg(long)]
+        national_id: String,
+    },
+    /// Lifts a suspension.
+    Resume {
+        #[command(flatten)]
+        data: DataArg,
+        /// The national identity number.
+        #[arg(long)]
+        national_id: String,
+    },
+    /// Revokes a citizen's smart-ID for good.
+    Revoke {
+        #[command(flatten)]
+        data: DataArg,
+        /// The national identity number.
+        #[arg(long)]
+        national_id: String,
+        /// An RFC 5280 reason: unspecified, keyCompromise, affiliationChanged, superseded,
+        /// cessationOfOperation, privilegeWithdrawn.
+        #[arg(long)]
+        reason: Option<String>,
     },
     /// Enrols a one-time-code authenticator: prints the otpauth URI to scan.
     TotpEnroll {
@@ -173,6 +218,21 @@ async fn open(data: &Path) -> Result<(DataDir, Arc<dyn DurableStore>, Arc<polici
     Ok((dir, durable, policies))
 }
 
+/// The registration authority of a data directory.
+async fn enrolment(data: &Path) -> Result<Enrolment, Box<dyn std::error::Error>> {
+    let dir = DataDir::open(data)?;
+    let durable = dir.store().await?;
+    let authority = ca::Authority::load(durable.clone(), dir.key_store()?, dir.policies()?).await?;
+    Ok(Enrolment::new(Arc::new(authority), durable, dir.config.ra_officers.clone()))
+}
+
+async fn status_change(data: &Path, national_id: &str, change: StatusChange, done: &str) -> CommandResult {
+    let officer = std::env::var("USER").unwrap_or_else(|_| "cli".into());
+    enrolment(data).await?.change_status(national_id, change, &officer).await?;
+    println!("The smart-ID of {national_id} is {done}.");
+    Ok(())
+}
+
 fn read_password() -> Result<Password, Box<dyn std::error::Error>> {
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line).map_err(|e| format!("cannot read the password from standard input: {e}"))?;
@@ -212,6 +272,21 @@ pub async fn citizen(command: CitizenCommand) -> CommandResult {
                 .await?;
             println!("Registered citizen {national_id}.");
             Ok(())
+        }
+        CitizenCommand::Enroll { data, national_id, custody, officer } => {
+            let custody = Custody::parse(&custody).map_err(|e| format!("--custody: {e}"))?;
+            let officer = officer.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "cli".into());
+            let (code, expires_at) = enrolment(&data.data).await?.enrol(&national_id, custody, &officer, now()).await?;
+            println!("Activation code for {national_id} ({} keys): {code}", custody.name());
+            println!("It works once, until {}.", crate::ca_cmd::date(expires_at));
+            println!("On the citizen's device: hawiya device activate --server <URL> --code {code}");
+            Ok(())
+        }
+        CitizenCommand::Suspend { data, national_id } => status_change(&data.data, &national_id, StatusChange::Suspend, "suspended").await,
+        CitizenCommand::Resume { data, national_id } => status_change(&data.data, &national_id, StatusChange::Resume, "resumed").await,
+        CitizenCommand::Revoke { data, national_id, reason } => {
+            let reason = crate::enrolment::revocation_reason(reason.as_deref()).map_err(|e| format!("--reason: {e}"))?;
+            status_change(&data.data, &national_id, StatusChange::Revoke(reason), "revoked").await
         }
         CitizenCommand::RevokeConsent { data, national_id, client } => {
             let (_, durable, _) = open(&data.data).await?;

@@ -7,6 +7,8 @@
 mod ca_cmd;
 mod config;
 mod demo;
+mod device;
+mod enrolment;
 mod idp_cmd;
 mod server;
 
@@ -73,6 +75,25 @@ enum Command {
     /// Policy files.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// The registration authority's API credentials.
+    #[command(subcommand)]
+    Ra(RaCommand),
+    /// The reference smart-ID device: keys, certificates and approvals on this machine.
+    #[command(subcommand)]
+    Device(device::DeviceCommand),
+}
+
+#[derive(Subcommand)]
+enum RaCommand {
+    /// Adds a registration officer who may call the RA API; prints their token once.
+    AddOfficer {
+        /// The data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// The officer's name (in the audit trail).
+        #[arg(long)]
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -110,6 +131,8 @@ fn main() -> ExitCode {
             Command::Client(command) => idp_cmd::client(command).await,
             Command::Keys(command) => idp_cmd::keys(command).await,
             Command::Policy(PolicyCommand::Check { dir }) => policy_check(dir).await,
+            Command::Ra(RaCommand::AddOfficer { data, name }) => add_officer(&data, &name).map(|token| println!("RA token for {name} (shown once): {token}")),
+            Command::Device(command) => device::run(command).await,
         }
     });
     match result {
@@ -119,6 +142,22 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Adds a registration officer to a data directory's configuration; returns their token.
+pub(crate) fn add_officer(data: &std::path::Path, name: &str) -> Result<String, Box<dyn std::error::Error>> {
+    if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+        return Err("--name: 1 to 64 printable characters".into());
+    }
+    let mut dir = config::DataDir::open(data)?;
+    if dir.config.ra_officers.iter().any(|o| o.name == name) {
+        return Err(format!("an officer named {name:?} exists already").into());
+    }
+    let token = idp::provider::random_token()?;
+    let token_sha256 = hex::encode(idp::provider::sha256(token.as_bytes()));
+    dir.config.ra_officers.push(config::RaOfficer { name: name.to_owned(), token_sha256 });
+    dir.update()?;
+    Ok(token)
 }
 
 /// Errors of commands: already one line, fit for the terminal.

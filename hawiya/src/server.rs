@@ -14,14 +14,16 @@ use ca::ocsp::OcspResponder;
 use idp::provider::Provider;
 
 use crate::CommandResult;
+use crate::enrolment::Enrolment;
 use crate::config::{CeremonyFile, DataDir};
 
 /// The whole application: every crate's router, merged, with the headers every response
 /// carries. Shared by `main` and the tests.
-pub fn app(ca: Arc<CaState>, idp: Arc<Provider>) -> Router {
+pub fn app(ca: Arc<CaState>, idp: Arc<Provider>, enrolment: Arc<Enrolment>) -> Router {
     let index = index_text(&ca.authority, &idp);
     Router::new()
         .route("/", get(move || async move { index }))
+        .merge(crate::enrolment::router(enrolment))
         .merge(ca::http::router(ca))
         .merge(idp::http::router(idp))
         .layer(axum::middleware::map_response(|mut response: axum::response::Response| async move {
@@ -47,12 +49,13 @@ fn index_text(authority: &Authority, idp: &Provider) -> String {
     text
 }
 
-async fn state(data: &DataDir) -> Result<(Arc<CaState>, Arc<Provider>), Box<dyn std::error::Error>> {
+async fn state(data: &DataDir) -> Result<(Arc<CaState>, Arc<Provider>, Arc<Enrolment>), Box<dyn std::error::Error>> {
     let (durable, keys, policies) = (data.store().await?, data.key_store()?, data.policies()?);
-    let authority = Authority::load(durable.clone(), keys.clone(), policies.clone()).await?;
+    let authority = Arc::new(Authority::load(durable.clone(), keys.clone(), policies.clone()).await?);
     let ocsp = OcspResponder::new(&authority)?;
+    let enrolment = Enrolment::new(Arc::clone(&authority), durable.clone(), data.config.ra_officers.clone());
     let provider = crate::idp_cmd::provider(data, &authority.ceremony().base_url, durable, keys, policies).await?;
-    Ok((Arc::new(CaState { authority: Arc::new(authority), ocsp }), Arc::new(provider)))
+    Ok((Arc::new(CaState { authority, ocsp }), Arc::new(provider), Arc::new(enrolment)))
 }
 
 /// Serves an initialised data directory until Ctrl-C or SIGTERM, and the metrics on their
@@ -63,7 +66,7 @@ pub async fn serve(data: &Path, listen: SocketAddr, metrics: Option<SocketAddr>)
 
 async fn serve_with(data: &Path, listen: SocketAddr, metrics: Option<SocketAddr>, demo: bool) -> CommandResult {
     let data = DataDir::open(data)?;
-    let (state, provider) = state(&data).await?;
+    let (state, provider, enrolment) = state(&data).await?;
     let base = state.authority.ceremony().base_url.clone();
     if !base.contains(&listen.to_string()) {
         tracing::warn!(%base, %listen, "the certificates point at a base URL this server does not listen on (fine behind a proxy)");
@@ -97,7 +100,7 @@ async fn serve_with(data: &Path, listen: SocketAddr, metrics: Option<SocketAddr>
     if let Some(address) = metrics {
         println!("Metrics (Prometheus) for operators:\n  http://{address}/metrics\n");
     }
-    let mut app = app(state, provider);
+    let mut app = app(state, provider, enrolment);
     if demo {
         app = app.merge(crate::demo::router(&data.path, &base, data.policies()?)?);
         println!("Demo e-services (log in to one, open the other, log out of both):\n  {base}/demo/\n");

@@ -44,6 +44,21 @@ pub fn jwk(key: &PublicKey, kid: &str, algorithm: SignatureAlgorithm) -> Result<
     Ok(jwk)
 }
 
+/// The JWK thumbprint of RFC 7638: SHA-256 over the key's required members in lexicographic
+/// order, base64url. Names a public key independently of how its JWK was written.
+pub fn thumbprint(jwk: &Value) -> Result<String, Error> {
+    let member = |name: &str| jwk.get(name).and_then(Value::as_str).ok_or_else(|| Error::UnsupportedKey(format!("JWK without {name}")));
+    let canonical = match member("kty")? {
+        "EC" => json!({"crv": member("crv")?, "kty": "EC", "x": member("x")?, "y": member("y")?}),
+        "OKP" => json!({"crv": member("crv")?, "kty": "OKP", "x": member("x")?}),
+        "RSA" => json!({"e": member("e")?, "kty": "RSA", "n": member("n")?}),
+        other => return Err(Error::UnsupportedKey(format!("JWK key type {other}"))),
+    };
+    // serde_json writes object members sorted (no preserve_order) and without whitespace.
+    let text = serde_json::to_string(&canonical).map_err(|e| Error::UnsupportedKey(e.to_string()))?;
+    Ok(B64.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes())))
+}
+
 /// Signs `payload` as a JWS in compact serialization with the protected header
 /// `{"alg": …, "kid": kid}` plus `extra_header` (for example `typ`).
 pub fn sign_compact(signer: &StoredKeySigner, kid: &str, extra_header: Map<String, Value>, payload: &[u8]) -> Result<String, Error> {
@@ -208,6 +223,19 @@ fn ecdsa_der_to_fixed(der: &[u8], n: usize) -> Result<Vec<u8>, Error> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn thumbprint_matches_rfc_7638() {
+        // The example of RFC 7638 section 3.1.
+        let jwk = serde_json::json!({
+            "kty": "RSA",
+            "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
+            "e": "AQAB",
+            "alg": "RS256",
+            "kid": "2011-04-29"
+        });
+        assert_eq!(super::thumbprint(&jwk).expect("thumbprint"), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+    }
+
     use super::*;
     use crate::algorithm::ecdsa_fixed_to_der;
 

@@ -204,7 +204,7 @@ impl Deployment {
         cmd.current_dir(self.dir.path()).envs(self.env.iter().map(|(k, v)| (k, v)));
         let words = args.iter().take_while(|a| !a.starts_with("--")).count();
         cmd.args(&args[..words]);
-        if matches!(args.first(), Some(&"ca" | &"serve" | &"citizen" | &"client" | &"keys")) {
+        if matches!(args.first(), Some(&"ca" | &"serve" | &"citizen" | &"client" | &"keys" | &"ra")) {
             cmd.arg("--data").arg(&self.data);
         }
         cmd.args(&args[words..]);

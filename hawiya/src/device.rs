@@ -1,0 +1,318 @@
+//! `hawiya device …`: the reference smart-ID device.
+//!
+//! A device directory holds what a citizen's phone app or smart card would: the
+//! authentication key (unlocked by PIN1) and the signing key (PIN2), each in an hsm-shim key
+//! store of its own — soft (the key sealed under the device secret and the PIN), or a PKCS#11
+//! token whose user PIN is the PIN (SoftHSM2 standing in for a smart card) — their
+//! certificates, and a device key that signs the device's requests to the server. The PINs
+//! never leave the device.
+//!
+//! Files: `device.json` (server, citizen, key stores), `device-secret` (0600), `device-key/`,
+//! `authentication/` and `signature/` (soft stores), `authentication.pem`,
+//! `signature.pem` and the CA certificates.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::Subcommand;
+use hsm_shim::pkcs11::{Pin, Pkcs11KeyStore};
+use hsm_shim::signer::StoredKeySigner;
+use hsm_shim::soft::{OperatorSecret, SoftKeyStore};
+use hsm_shim::{KeySpec, KeyStore, SignatureAlgorithm};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+use crate::CommandResult;
+use crate::enrolment::{Custody, Identity};
+
+const STATE_FILE: &str = "device.json";
+const SECRET_FILE: &str = "device-secret";
+const AUTH_LABEL: &str = "smart-id-authentication";
+const SIGN_LABEL: &str = "smart-id-signature";
+const DEVICE_LABEL: &str = "device";
+
+#[derive(Subcommand)]
+pub enum DeviceCommand {
+    /// Activates this device with the code a registration officer gave the citizen: makes
+    /// the authentication and signing keys, asks for PIN1 and PIN2, and gets the
+    /// certificates.
+    Activate {
+        /// The device directory.
+        #[arg(long, default_value = "hawiya-device")]
+        dir: PathBuf,
+        /// The identity server, e.g. http://127.0.0.1:8080.
+        #[arg(long)]
+        server: String,
+        /// The one-time activation code.
+        #[arg(long)]
+        code: String,
+        /// Keep the keys on PKCS#11 tokens of this module (a smart card) instead of in
+        /// software; the tokens' user PINs are PIN1 and PIN2.
+        #[arg(long)]
+        pkcs11_module: Option<PathBuf>,
+        /// The token for the authentication key (with --pkcs11-module).
+        #[arg(long, default_value = "smart-id-pin1")]
+        authentication_token: String,
+        /// The token for the signing key (with --pkcs11-module).
+        #[arg(long, default_value = "smart-id-pin2")]
+        signature_token: String,
+        /// Read PIN1 and PIN2 from standard input, one per line, without prompts.
+        #[arg(long)]
+        pin_stdin: bool,
+    },
+}
+
+/// Where a device's two citizen keys are.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+enum Keys {
+    /// Soft key stores in the device directory, sealed under the device secret and a PIN.
+    Soft,
+    /// PKCS#11 tokens whose user PINs are PIN1 and PIN2.
+    Pkcs11 { module: PathBuf, authentication_token: String, signature_token: String },
+}
+
+/// `device.json`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct State {
+    server: String,
+    national_id: String,
+    custody: Custody,
+    keys: Keys,
+    device_kid: String,
+}
+
+/// Which of the citizen's two keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Which {
+    Authentication,
+    Signature,
+}
+
+impl Which {
+    fn dir(self) -> &'static str {
+        match self {
+            Which::Authentication => "authentication",
+            Which::Signature => "signature",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Which::Authentication => AUTH_LABEL,
+            Which::Signature => SIGN_LABEL,
+        }
+    }
+
+    fn pin_name(self) -> &'static str {
+        match self {
+            Which::Authentication => "PIN1",
+            Which::Signature => "PIN2",
+        }
+    }
+
+    /// PIN1 has 4 to 12 digits, PIN2 5 to 12.
+    fn check_pin(self, pin: &str) -> Result<(), String> {
+        let min = if self == Which::Authentication { 4 } else { 5 };
+        if (min..=12).contains(&pin.len()) && pin.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(())
+        } else {
+            Err(format!("{} must be {min} to 12 digits", self.pin_name()))
+        }
+    }
+}
+
+/// A device directory.
+struct Device {
+    dir: PathBuf,
+    secret: Zeroizing<String>,
+}
+
+impl Device {
+    /// Creates a new device directory (refusing one that exists) with a fresh device secret.
+    fn create(dir: &Path) -> Result<Self, String> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        if dir.join(STATE_FILE).exists() {
+            return Err(format!("{} is an activated device already; use another --dir", dir.display()));
+        }
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let secret = OperatorSecret::generate().map_err(|e| e.to_string())?;
+        let text = Zeroizing::new(String::from_utf8_lossy(secret.expose()).into_owned());
+        let file = dir.join(SECRET_FILE);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&file)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+        Ok(Device { dir: dir.to_owned(), secret: text })
+    }
+
+    /// The device key's store (sealed under the device secret alone: the device signs its
+    /// own requests without a PIN, as a phone app does).
+    fn device_store(&self) -> Result<Arc<dyn KeyStore>, String> {
+        let secret = OperatorSecret::new(self.secret.as_bytes().to_vec()).map_err(|e| e.to_string())?;
+        Ok(Arc::new(SoftKeyStore::open_or_create(&self.dir.join("device-key"), &secret).map_err(|e| e.to_string())?))
+    }
+
+    /// The key store of one citizen key, unlocked with its PIN.
+    fn key_store(&self, keys: &Keys, which: Which, pin: &str) -> Result<Arc<dyn KeyStore>, String> {
+        match keys {
+            Keys::Soft => {
+                let secret = OperatorSecret::new(format!("{}:{pin}", self.secret.as_str()).into_bytes()).map_err(|e| e.to_string())?;
+                let store = SoftKeyStore::open_or_create(&self.dir.join(which.dir()), &secret).map_err(|e| match e {
+                    hsm_shim::Error::WrongOperatorSecret(_) => format!("wrong {}", which.pin_name()),
+                    other => other.to_string(),
+                })?;
+                Ok(Arc::new(store))
+            }
+            Keys::Pkcs11 { module, authentication_token, signature_token } => {
+                let token = if which == Which::Authentication { authentication_token } else { signature_token };
+                Ok(Arc::new(Pkcs11KeyStore::open(module, token, &Pin::new(pin.to_owned())).map_err(|e| match e {
+                    hsm_shim::Error::WrongPin(_) => format!("wrong {}", which.pin_name()),
+                    other => other.to_string(),
+                })?))
+            }
+        }
+    }
+
+    fn write(&self, name: &str, contents: &[u8]) -> Result<(), String> {
+        let path = self.dir.join(name);
+        std::fs::write(&path, contents).map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+/// Reads the PINs: from standard input, one per line (`--pin-stdin`), or after a prompt.
+struct Pins {
+    quiet: bool,
+}
+
+impl Pins {
+    fn read(&self, which: Which) -> Result<Zeroizing<String>, String> {
+        if !self.quiet {
+            eprint!("{}: ", which.pin_name());
+        }
+        let mut line = Zeroizing::new(String::new());
+        std::io::stdin().lock().read_line(&mut line).map_err(|e| format!("cannot read {}: {e}", which.pin_name()))?;
+        let pin = Zeroizing::new(line.trim_end_matches(['\n', '\r']).to_owned());
+        which.check_pin(&pin)?;
+        Ok(pin)
+    }
+}
+
+fn http() -> Result<reqwest::Client, String> {
+    idp::backchannel::http_client().map_err(|e| e.to_string())
+}
+
+/// POSTs JSON; the server's error description, or the status, on failure.
+async fn post(http: &reqwest::Client, url: &str, body: &Value) -> Result<Value, String> {
+    let response = http.post(url).json(body).send().await.map_err(|e| format!("{url}: {e}"))?;
+    let status = response.status();
+    let answer: Value = response.json().await.map_err(|e| format!("{url}: {status}: {e}"))?;
+    if !status.is_success() {
+        let why = answer.get("error_description").and_then(Value::as_str).unwrap_or("refused");
+        return Err(format!("the server refused: {why}"));
+    }
+    Ok(answer)
+}
+
+/// Runs a device command.
+pub async fn run(command: DeviceCommand) -> CommandResult {
+    match command {
+        DeviceCommand::Activate { dir, server, code, pkcs11_module, authentication_token, signature_token, pin_stdin } => {
+            let server = server.trim_end_matches('/').to_owned();
+            let http = http()?;
+            // Whom the code enrols: the requests name that citizen.
+            let identity: Identity =
+                serde_json::from_value(post(&http, &format!("{server}/smart-id/activation/identity"), &json!({"code": code})).await?).map_err(|e| e.to_string())?;
+            let keys = match pkcs11_module {
+                Some(module) => Keys::Pkcs11 { module, authentication_token, signature_token },
+                None if identity.custody == Custody::Hardware => {
+                    return Err("this enrolment is for a hardware token: activate with --pkcs11-module (the smart card)".into());
+                }
+                None => Keys::Soft,
+            };
+            let pins = Pins { quiet: pin_stdin };
+            let (pin1, pin2) = (pins.read(Which::Authentication)?, pins.read(Which::Signature)?);
+            if pin1 == pin2 {
+                return Err("PIN1 and PIN2 must differ".into());
+            }
+            let device = Device::create(&dir)?;
+            // Whatever fails from here leaves no half-made device behind: the directory goes,
+            // and keys made on tokens are destroyed.
+            let mut made: Vec<(Arc<dyn KeyStore>, hsm_shim::KeyRef, &str)> = Vec::new();
+            let activated = activate(&http, &server, &code, &identity, &device, &keys, [pin1.as_str(), pin2.as_str()], &mut made).await;
+            let (activated, device_kid) = match activated {
+                Ok(done) => done,
+                Err(e) => {
+                    for (store, key, label) in made {
+                        let _ = store.destroy(&key, label);
+                    }
+                    let _ = std::fs::remove_dir_all(&dir);
+                    return Err(e);
+                }
+            };
+            for (file, field) in [
+                ("authentication.pem", "authentication_certificate"),
+                ("signature.pem", "signature_certificate"),
+                ("authentication-ca.pem", "authentication_ca"),
+                ("signing-ca.pem", "signing_ca"),
+                ("root.pem", "root"),
+            ] {
+                device.write(file, activated.get(field).and_then(Value::as_str).unwrap_or_default().as_bytes())?;
+            }
+            let state = State { server, national_id: identity.national_id.clone(), custody: identity.custody, keys, device_kid };
+            device.write(STATE_FILE, &serde_json::to_vec_pretty(&state)?)?;
+            println!(
+                "Activated the smart-ID of {} {} ({}) on {} ({} keys).",
+                identity.given_name,
+                identity.surname,
+                identity.national_id,
+                dir.display(),
+                identity.custody.name()
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Makes the keys, asks for the certificates; returns the server's answer and the device
+/// key's thumbprint. Every key made is pushed to `made`.
+#[allow(clippy::too_many_arguments)]
+async fn activate(
+    http: &reqwest::Client,
+    server: &str,
+    code: &str,
+    identity: &Identity,
+    device: &Device,
+    keys: &Keys,
+    pins: [&str; 2],
+    made: &mut Vec<(Arc<dyn KeyStore>, hsm_shim::KeyRef, &'static str)>,
+) -> Result<(Value, String), Box<dyn std::error::Error>> {
+    let subject = ca::Subject::NaturalPerson {
+        given_name: identity.given_name.clone(),
+        surname: identity.surname.clone(),
+        national_id: identity.national_id.clone(),
+        country: identity.country.clone(),
+    };
+    let mut csrs = Vec::new();
+    for (which, pin) in [(Which::Authentication, pins[0]), (Which::Signature, pins[1])] {
+        let store = device.key_store(keys, which, pin)?;
+        let key = store.generate(KeySpec::EcP256, which.label())?;
+        made.push((Arc::clone(&store), key.clone(), which.label()));
+        let signer = StoredKeySigner::new(store, key, SignatureAlgorithm::Es256)?;
+        csrs.push(ca::csr::request(&subject, &signer)?);
+    }
+    let device_store = device.device_store()?;
+    let device_key = device_store.generate(KeySpec::EcP256, DEVICE_LABEL)?;
+    let mut jwk = hsm_shim::jose::jwk(&device_store.public_key(&device_key)?, "", SignatureAlgorithm::Es256)?;
+    let device_kid = hsm_shim::jose::thumbprint(&jwk)?;
+    jwk["kid"] = device_kid.clone().into();
+    let body = json!({"code": code, "authentication_csr": csrs[0], "signature_csr": csrs[1], "device_key": jwk});
+    Ok((post(http, &format!("{server}/smart-id/activation"), &body).await?, device_kid))
+}

@@ -1,0 +1,214 @@
+//! Smart-ID end to end: a registration officer enrols citizens (CLI and RA API), reference
+//! devices activate on the soft key store and on SoftHSM2, the certificates they get are
+//! checked by OpenSSL and pkilint, and suspension shows in OCSP.
+// Test code: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use hawiya_e2e::{Db, Deployment, Keys, openssl, pkilint, run, softhsm_module};
+use serde_json::{Value, json};
+
+const LAYLA: &str = "9861234567";
+const SAMI: &str = "9861234568";
+const PIN1: &str = "4321";
+const PIN2: &str = "54321";
+
+/// A served deployment with two citizens and one registration officer; returns the officer's
+/// token.
+fn deployment() -> (Deployment, String) {
+    let mut d = Deployment::new(Keys::Soft, Db::Sqlite);
+    for (id, given_ar, family_ar, given, family) in [(LAYLA, "ليلى", "حداد", "Layla", "Haddad"), (SAMI, "سامي", "خليل", "Sami", "Khalil")] {
+        d.ok_with_input(
+            &["citizen", "add", "--national-id", id, "--given-name-ar", given_ar, "--family-name-ar", family_ar, "--given-name-en", given, "--family-name-en", family],
+            "a good long password 2026\n",
+        );
+    }
+    let out = d.ok(&["ra", "add-officer", "--name", "officer-amal"]);
+    let token = out.split_whitespace().last().expect("token printed").to_owned();
+    d.serve();
+    (d, token)
+}
+
+fn server(d: &Deployment) -> String {
+    format!("http://127.0.0.1:{}", d.port)
+}
+
+/// `hawiya citizen enroll`; the activation code.
+fn enroll(d: &Deployment, national_id: &str, custody: &str) -> String {
+    let out = d.ok(&["citizen", "enroll", "--national-id", national_id, "--custody", custody, "--officer", "officer-amal"]);
+    out.lines().find_map(|l| l.strip_prefix("Activation code for ")).and_then(|l| l.split_whitespace().last()).expect("code printed").to_owned()
+}
+
+/// `hawiya device activate` with the PINs on stdin.
+fn activate(d: &Deployment, dir: &Path, code: &str, extra: &[&str], env: &[(&str, &str)]) -> Output {
+    use std::io::Write;
+    let server = server(d);
+    let mut cmd = Command::new(hawiya_e2e::hawiya_bin());
+    cmd.args(["device", "activate", "--dir"]).arg(dir).args(["--server", &server, "--code", code, "--pin-stdin"]).args(extra);
+    cmd.envs(env.iter().copied()).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn device");
+    child.stdin.take().expect("stdin").write_all(format!("{PIN1}\n{PIN2}\n").as_bytes()).expect("PINs");
+    child.wait_with_output().expect("wait")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).trim().to_owned()
+}
+
+async fn post(url: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+    let mut request = idp::backchannel::http_client().expect("client").post(url).json(body);
+    if let Some(t) = token {
+        request = request.bearer_auth(t);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// `openssl verify` of a device certificate against the device's own copy of the chain.
+fn verify(dir: &Path, cert: &str, ca: &str) {
+    let p = |f: &str| dir.join(f).display().to_string();
+    let o = openssl(dir, &["verify", "-CAfile", &p("root.pem"), "-untrusted", &p(ca), &p(cert)]);
+    assert!(o.status.success(), "openssl verify {cert}: {}", String::from_utf8_lossy(&o.stdout));
+}
+
+/// The OCSP status of the device's authentication certificate, as `openssl ocsp` reads it.
+fn ocsp_status(d: &Deployment, dir: &Path) -> String {
+    let p = |f: &str| dir.join(f).display().to_string();
+    let url = format!("{}/ocsp", server(d));
+    let o = openssl(dir, &["ocsp", "-issuer", &p("authentication-ca.pem"), "-cert", &p("authentication.pem"), "-CAfile", &p("root.pem"), "-url", &url]);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    assert!(text.contains("Response verify OK"), "openssl ocsp: {text}");
+    text.lines().filter(|l| l.contains("authentication.pem:") || l.contains("Reason:")).map(str::trim).collect::<Vec<_>>().join(" ")
+}
+
+/// Two fresh SoftHSM2 tokens standing in for a smart card: PIN1's and PIN2's.
+fn smart_card(dir: &Path) -> Vec<(String, String)> {
+    let tokens = dir.join("card/tokens");
+    std::fs::create_dir_all(&tokens).expect("token dir");
+    let conf = dir.join("card/softhsm2.conf");
+    std::fs::write(&conf, format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n", tokens.display())).expect("conf");
+    for (label, pin) in [("smart-id-pin1", PIN1), ("smart-id-pin2", PIN2)] {
+        let o = run(Command::new("softhsm2-util").env("SOFTHSM2_CONF", &conf).args(["--init-token", "--free", "--label", label, "--so-pin", "87654321", "--pin", pin]));
+        assert!(o.status.success(), "softhsm2-util: {}", stderr(&o));
+    }
+    vec![("SOFTHSM2_CONF".into(), conf.display().to_string())]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrolment_activates_devices_on_both_key_stores() {
+    let (d, token) = deployment();
+    let base = server(&d);
+
+    // Software keys: the soft key store, sealed under the device secret and the PINs.
+    let soft = d.path("phone");
+    let code = enroll(&d, LAYLA, "software");
+    let o = activate(&d, &soft, &code, &[], &[]);
+    assert!(o.status.success(), "activate: {}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Activated the smart-ID of Layla Haddad"));
+    verify(&soft, "authentication.pem", "authentication-ca.pem");
+    verify(&soft, "signature.pem", "signing-ca.pem");
+    let state: Value = serde_json::from_slice(&std::fs::read(soft.join("device.json")).expect("device.json")).expect("json");
+    assert_eq!(state["custody"], "software");
+    assert!(!std::fs::read_to_string(soft.join("device.json")).unwrap().contains(PIN1), "no PIN is kept in the clear");
+
+    // The code is spent: a second device with it gets nothing, and leaves nothing behind.
+    let before = d.snapshot();
+    let o = activate(&d, &d.path("second"), &code, &[], &[]);
+    assert!(!o.status.success());
+    assert_eq!(stderr(&o), "error: the server refused: the activation code is wrong, expired or already used");
+    assert!(!d.path("second").exists(), "a refused activation leaves no device directory");
+    assert_eq!(d.snapshot(), before, "a spent code issues nothing");
+
+    // Hardware keys: a smart card (two SoftHSM2 tokens whose user PINs are PIN1 and PIN2).
+    let card_env = smart_card(d.dir.path());
+    let env: Vec<(&str, &str)> = card_env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let card = d.path("card-device");
+    let code = enroll(&d, SAMI, "hardware");
+    let o = activate(&d, &card, &code, &[], &env);
+    assert_eq!(stderr(&o), "error: this enrolment is for a hardware token: activate with --pkcs11-module (the smart card)");
+    let module = softhsm_module().display().to_string();
+    let o = activate(&d, &card, &code, &["--pkcs11-module", &module], &env);
+    assert!(o.status.success(), "activate on the card: {}", stderr(&o));
+    verify(&card, "authentication.pem", "authentication-ca.pem");
+    verify(&card, "signature.pem", "signing-ca.pem");
+
+    // Profiles by custody: hardware keys get NCP+ and QCP-n-qscd with the national hardware
+    // policy, software keys NCP and QCP-n.
+    for (dir, etsi_auth, etsi_sign, auth_policy, sign_policy) in [
+        (&card, "NCP-NATURAL-PERSON-CERTIFICATE", "QCP-N-QSCD-NON-EIDAS-FINAL-CERTIFICATE", "2.16.400.1.1.1.1", "0.4.0.194112.1.2"),
+        (&soft, "NCP-NATURAL-PERSON-CERTIFICATE", "QCP-N-NON-EIDAS-FINAL-CERTIFICATE", "2.16.400.1.1.1.3", "0.4.0.194112.1.0"),
+    ] {
+        for (cert, etsi_type) in [("authentication.pem", etsi_auth), ("signature.pem", etsi_sign)] {
+            let findings = pkilint("lint_etsi_cert", &["-t", etsi_type], &dir.join(cert));
+            assert!(findings.is_empty(), "pkilint ETSI {etsi_type} {cert}: {findings:#?}");
+            let findings = pkilint("lint_pkix_cert", &[], &dir.join(cert));
+            assert!(findings.is_empty(), "pkilint PKIX {cert}: {findings:#?}");
+        }
+        let text = |cert: &str| String::from_utf8_lossy(&openssl(dir, &["x509", "-noout", "-text", "-in", &dir.join(cert).display().to_string()]).stdout).into_owned();
+        assert!(text("authentication.pem").contains(auth_policy), "{}", text("authentication.pem"));
+        assert!(text("signature.pem").contains(sign_policy), "{}", text("signature.pem"));
+    }
+
+    // Suspension, release and revocation reach OCSP at once.
+    assert_eq!(ocsp_status(&d, &card), format!("{}: good", card.join("authentication.pem").display()));
+    d.ok(&["citizen", "suspend", "--national-id", SAMI]);
+    assert!(ocsp_status(&d, &card).ends_with("revoked Reason: certificateHold"), "{}", ocsp_status(&d, &card));
+    d.ok(&["citizen", "resume", "--national-id", SAMI]);
+    assert!(ocsp_status(&d, &card).ends_with(": good"));
+    assert_eq!(d.fails(&["citizen", "resume", "--national-id", SAMI]).split(" is not on hold").count(), 2, "resuming twice is refused");
+    assert_eq!(d.fails(&["citizen", "suspend", "--national-id", "1111111111"]), "error: citizen 1111111111 has no smart-ID");
+
+    // The RA API: officers only.
+    let enrol = format!("{base}/ra/enrolments");
+    let body = json!({"national_id": LAYLA, "custody": "software"});
+    let (status, e) = post(&enrol, None, &body).await;
+    assert_eq!((status, e["error"].as_str()), (401, Some("unauthorized")));
+    let (status, _) = post(&enrol, Some("not-a-token"), &body).await;
+    assert_eq!(status, 401);
+    let (status, e) = post(&enrol, Some(&token), &json!({"national_id": "1111111111", "custody": "software"})).await;
+    assert_eq!((status, e["error"].as_str()), (404, Some("not_found")));
+    let (status, e) = post(&enrol, Some(&token), &json!({"national_id": LAYLA, "custody": "soft"})).await;
+    assert_eq!((status, e["error"].as_str()), (400, Some("invalid_request")), "{e}");
+    let (status, enrolled) = post(&enrol, Some(&token), &body).await;
+    assert_eq!(status, 201, "{enrolled}");
+    let code = enrolled["activation_code"].as_str().expect("code").to_owned();
+
+    // Activation requests that must issue nothing and leave the code usable.
+    let before = d.snapshot();
+    let (status, e) = post(&format!("{base}/smart-id/activation/identity"), None, &json!({"code": "AAAAA-BBBBB-CCCCC-DDDDD"})).await;
+    assert_eq!((status, e["error"].as_str()), (400, Some("invalid_code")));
+    let other = csr_naming(d.dir.path(), "other", "PNOJO-1111111111");
+    let mine = csr_naming(d.dir.path(), "mine", &format!("PNOJO-{LAYLA}"));
+    let device_key = json!({"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"});
+    let activation = |auth: &str, sign: &str| json!({"code": code, "authentication_csr": auth, "signature_csr": sign, "device_key": device_key});
+    let (status, e) = post(&format!("{base}/smart-id/activation"), None, &activation(&other, &mine)).await;
+    assert_eq!((status, e["error"].as_str()), (400, Some("invalid_csr")), "{e}");
+    assert!(e["error_description"].as_str().unwrap().contains("names PNOJO-1111111111, not the proven identity"), "{e}");
+    let (status, e) = post(&format!("{base}/smart-id/activation"), None, &activation(&mine, &mine)).await;
+    assert_eq!((status, e["error"].as_str()), (400, Some("invalid_request")), "one key for both: {e}");
+    assert_eq!(d.snapshot(), before, "refused activations issue nothing");
+    // The code still works, once.
+    let mine2 = csr_naming(d.dir.path(), "mine2", &format!("PNOJO-{LAYLA}"));
+    let (status, done) = post(&format!("{base}/smart-id/activation"), None, &activation(&mine, &mine2)).await;
+    assert_eq!(status, 201, "{done}");
+    let (status, e) = post(&format!("{base}/smart-id/activation"), None, &activation(&mine, &mine2)).await;
+    assert_eq!((status, e["error"].as_str()), (400, Some("invalid_code")));
+    // The new activation replaced Layla's phone: its certificates are revoked as superseded.
+    let status = ocsp_status(&d, &soft);
+    assert!(status.ends_with("revoked Reason: superseded"), "{status}");
+}
+
+/// A P-256 request whose subject names `serial_number`, made by OpenSSL; its PEM.
+fn csr_naming(dir: &Path, name: &str, serial_number: &str) -> String {
+    let (key, csr): (PathBuf, PathBuf) = (dir.join(format!("{name}.key")), dir.join(format!("{name}.csr")));
+    let subject = format!("/C=JO/serialNumber={serial_number}/CN=Layla Haddad");
+    let o = openssl(dir, &[
+        "req", "-new", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-subj", &subject, "-keyout", &key.display().to_string(), "-out",
+        &csr.display().to_string(),
+    ]);
+    assert!(o.status.success(), "openssl req: {}", stderr(&o));
+    std::fs::read_to_string(csr).expect("csr")
+}
