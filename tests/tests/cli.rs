@@ -78,5 +78,5 @@ fn policy_check_accepts_the_shipped_files_and_names_problems() {
     let out = run(Command::new(hawiya_bin()).args(["policy", "check"]).arg(broken.path()));
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("methods.toml:19:9: unknown level \"ultra\""), "{stderr}");
+    assert!(stderr.contains("methods.toml:24:9: unknown level \"ultra\""), "{stderr}");
 }
