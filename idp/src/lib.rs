@@ -27,6 +27,7 @@ pub mod oauth;
 pub mod pages;
 pub mod provider;
 pub mod refresh;
+pub mod smart_id;
 
 /// The current time in Unix seconds: every `now` the provider's API takes.
 pub fn unix_now() -> i64 {

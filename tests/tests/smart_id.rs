@@ -152,6 +152,33 @@ async fn enrolment_activates_devices_on_both_key_stores() {
         assert!(text("signature.pem").contains(sign_policy), "{}", text("signature.pem"));
     }
 
+    // What a login will ask of a device's answer, against the live OCSP responder.
+    let verifier = verifier(&d, &soft);
+    let now = idp::unix_now();
+    let challenge = "Y2hhbGxlbmdl";
+    let code = idp::smart_id::verification_code(challenge.as_bytes());
+    let tbs = idp::smart_id::to_be_signed("https://id.example.jo", "session-1", "notary", challenge, &code);
+    let phone_key = soft_key(&soft, PIN1);
+    let signature = phone_key(&tbs);
+    let phone_cert = der(&soft.join("authentication.pem"));
+    let verified = verifier.verify(&phone_cert, &tbs, &signature, LAYLA, "JO", now).await.expect("a good answer");
+    assert_eq!((verified.method.id.as_str(), verified.method.level.name()), ("smart-id-soft", "substantial"), "software keys reach substantial");
+    let refused = |r: Result<idp::smart_id::Verified, idp::smart_id::Refusal>| r.expect_err("must be refused");
+    let other_tbs = idp::smart_id::to_be_signed("https://id.example.jo", "session-1", "notary", "b3RoZXI", &code);
+    assert_eq!(refused(verifier.verify(&phone_cert, &other_tbs, &signature, LAYLA, "JO", now).await), idp::smart_id::Refusal::BadSignature, "a signature over another challenge");
+    assert_eq!(refused(verifier.verify(&phone_cert, &tbs, &signature, SAMI, "JO", now).await), idp::smart_id::Refusal::OtherCitizen, "a certificate of another citizen");
+    let signing_cert = der(&soft.join("signature.pem"));
+    assert_eq!(refused(verifier.verify(&signing_cert, &tbs, &signature, LAYLA, "JO", now).await), idp::smart_id::Refusal::UntrustedIssuer, "a signing certificate");
+    let root = der(&soft.join("root.pem"));
+    assert_eq!(refused(verifier.verify(&root, &tbs, &signature, LAYLA, "JO", now).await), idp::smart_id::Refusal::UntrustedIssuer, "another CA's certificate");
+    let card_cert = der(&card.join("authentication.pem"));
+    assert_eq!(refused(verifier.verify(&card_cert, &tbs, &signature, SAMI, "JO", now).await), idp::smart_id::Refusal::BadSignature, "the card's certificate passes every check but the signature");
+    assert_eq!(refused(verifier.verify(&phone_cert, &tbs, &signature, LAYLA, "JO", now + 4 * 366 * 86_400).await), idp::smart_id::Refusal::Expired);
+    d.ok(&["citizen", "suspend", "--national-id", LAYLA]);
+    assert_eq!(refused(verifier.verify(&phone_cert, &tbs, &signature, LAYLA, "JO", now).await), idp::smart_id::Refusal::Suspended);
+    d.ok(&["citizen", "resume", "--national-id", LAYLA]);
+    verifier.verify(&phone_cert, &tbs, &signature, LAYLA, "JO", now).await.expect("good again after release");
+
     // Suspension, release and revocation reach OCSP at once.
     assert_eq!(ocsp_status(&d, &card), format!("{}: good", card.join("authentication.pem").display()));
     d.ok(&["citizen", "suspend", "--national-id", SAMI]);
@@ -199,6 +226,32 @@ async fn enrolment_activates_devices_on_both_key_stores() {
     // The new activation replaced Layla's phone: its certificates are revoked as superseded.
     let status = ocsp_status(&d, &soft);
     assert!(status.ends_with("revoked Reason: superseded"), "{status}");
+}
+
+/// A login verifier trusting the device's copy of the Citizen Authentication CA and asking
+/// the deployment's OCSP responder (the certificates name a host that does not resolve here).
+fn verifier(d: &Deployment, device: &Path) -> idp::smart_id::Verifier {
+    let ocsp = idp::smart_id::OcspClient::new(idp::backchannel::http_client().expect("http"), Some(format!("{}/ocsp", server(d))));
+    let policies = std::sync::Arc::new(policies::Policies::shipped().expect("policies"));
+    idp::smart_id::Verifier::new(&[der(&device.join("authentication-ca.pem"))], std::sync::Arc::new(ocsp), policies).expect("verifier")
+}
+
+/// A certificate file's DER.
+fn der(pem: &Path) -> Vec<u8> {
+    use base64::Engine;
+    let text = std::fs::read_to_string(pem).expect("pem");
+    let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD.decode(body).expect("base64")
+}
+
+/// Signs with a soft device's authentication key, unlocked as the device does.
+fn soft_key(device: &Path, pin: &str) -> impl Fn(&[u8]) -> Vec<u8> {
+    use hsm_shim::KeyStore;
+    let secret = std::fs::read_to_string(device.join("device-secret")).expect("device secret");
+    let secret = hsm_shim::soft::OperatorSecret::new(format!("{secret}:{pin}").into_bytes()).expect("secret");
+    let store = hsm_shim::soft::SoftKeyStore::open(&device.join("authentication"), &secret).expect("the PIN opens the key");
+    let key = store.list().expect("keys").remove(0).key;
+    move |message: &[u8]| store.sign(&key, hsm_shim::SignatureAlgorithm::Es256, message).expect("sign")
 }
 
 /// A P-256 request whose subject names `serial_number`, made by OpenSSL; its PEM.
