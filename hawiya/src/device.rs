@@ -32,6 +32,9 @@ const SECRET_FILE: &str = "device-secret";
 const AUTH_LABEL: &str = "smart-id-authentication";
 const SIGN_LABEL: &str = "smart-id-signature";
 const DEVICE_LABEL: &str = "device";
+const PIN_COUNTER_FILE: &str = "pin1-failures";
+/// Wrong PIN1 attempts before the authentication key locks.
+const PIN_ATTEMPTS: u8 = 3;
 
 #[derive(Subcommand)]
 pub enum DeviceCommand {
@@ -62,6 +65,31 @@ pub enum DeviceCommand {
         #[arg(long)]
         pin_stdin: bool,
     },
+    /// Shows the pending login request: the service and the verification code.
+    Pending {
+        /// The device directory.
+        #[arg(long, default_value = "hawiya-device")]
+        dir: PathBuf,
+    },
+    /// Approves the pending login request with PIN1.
+    Approve {
+        /// The device directory.
+        #[arg(long, default_value = "hawiya-device")]
+        dir: PathBuf,
+        /// The verification code the login page shows: a different code refuses the
+        /// request (it is someone else's).
+        #[arg(long)]
+        code: Option<String>,
+        /// Read PIN1 from standard input without a prompt.
+        #[arg(long)]
+        pin_stdin: bool,
+    },
+    /// Refuses the pending login request.
+    Refuse {
+        /// The device directory.
+        #[arg(long, default_value = "hawiya-device")]
+        dir: PathBuf,
+    },
 }
 
 /// Where a device's two citizen keys are.
@@ -79,6 +107,8 @@ enum Keys {
 #[serde(deny_unknown_fields)]
 struct State {
     server: String,
+    /// The provider's issuer URL (requests are signed for it).
+    issuer: String,
     national_id: String,
     custody: Custody,
     keys: Keys,
@@ -161,29 +191,90 @@ impl Device {
     }
 
     /// The key store of one citizen key, unlocked with its PIN.
-    fn key_store(&self, keys: &Keys, which: Which, pin: &str) -> Result<Arc<dyn KeyStore>, String> {
+    fn key_store(&self, keys: &Keys, which: Which, pin: &str) -> Result<Arc<dyn KeyStore>, Unlock> {
         match keys {
             Keys::Soft => {
-                let secret = OperatorSecret::new(format!("{}:{pin}", self.secret.as_str()).into_bytes()).map_err(|e| e.to_string())?;
+                let secret = OperatorSecret::new(format!("{}:{pin}", self.secret.as_str()).into_bytes()).map_err(|e| Unlock::Failed(e.to_string()))?;
                 let store = SoftKeyStore::open_or_create(&self.dir.join(which.dir()), &secret).map_err(|e| match e {
-                    hsm_shim::Error::WrongOperatorSecret(_) => format!("wrong {}", which.pin_name()),
-                    other => other.to_string(),
+                    hsm_shim::Error::WrongOperatorSecret(_) => Unlock::WrongPin,
+                    other => Unlock::Failed(other.to_string()),
                 })?;
                 Ok(Arc::new(store))
             }
             Keys::Pkcs11 { module, authentication_token, signature_token } => {
                 let token = if which == Which::Authentication { authentication_token } else { signature_token };
                 Ok(Arc::new(Pkcs11KeyStore::open(module, token, &Pin::new(pin.to_owned())).map_err(|e| match e {
-                    hsm_shim::Error::WrongPin(_) => format!("wrong {}", which.pin_name()),
-                    other => other.to_string(),
+                    hsm_shim::Error::WrongPin(_) => Unlock::WrongPin,
+                    hsm_shim::Error::TokenLocked(_) => Unlock::Locked,
+                    other => Unlock::Failed(other.to_string()),
                 })?))
             }
         }
     }
 
+    /// Opens an activated device.
+    fn open(dir: &Path) -> Result<(Self, State), String> {
+        let read = |name: &str| std::fs::read_to_string(dir.join(name)).map_err(|e| format!("{}: {e} (is this an activated device? hawiya device activate)", dir.join(name).display()));
+        let state: State = serde_json::from_str(&read(STATE_FILE)?).map_err(|e| format!("{}: {e}", dir.join(STATE_FILE).display()))?;
+        Ok((Device { dir: dir.to_owned(), secret: Zeroizing::new(read(SECRET_FILE)?) }, state))
+    }
+
+    /// A signed proof for one request to the server: `{htm, htu, iat, jti}` by the device key.
+    fn proof(&self, state: &State, method: &str, path: &str) -> Result<String, Box<dyn std::error::Error>> {
+        let store = self.device_store()?;
+        let key = store.list()?.into_iter().next().ok_or("the device key is missing")?.key;
+        let signer = StoredKeySigner::new(store, key, SignatureAlgorithm::Es256)?;
+        let claims = json!({"htm": method, "htu": format!("{}{path}", state.issuer), "iat": idp::unix_now(), "jti": idp::provider::random_token()?});
+        let mut header = serde_json::Map::new();
+        header.insert("typ".into(), idp::smart_id::DEVICE_PROOF_TYPE.into());
+        Ok(hsm_shim::jose::sign_compact(&signer, &state.device_kid, header, claims.to_string().as_bytes())?)
+    }
+
+    /// Wrong PIN1 attempts in a row, kept with a MAC under the device secret (a file that
+    /// does not verify counts as locked).
+    fn pin_failures(&self) -> u8 {
+        match std::fs::read_to_string(self.dir.join(PIN_COUNTER_FILE)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(_) => PIN_ATTEMPTS,
+            Ok(text) => {
+                let mut parts = text.trim().splitn(2, ' ');
+                match (parts.next().and_then(|n| n.parse::<u8>().ok()), parts.next()) {
+                    (Some(n), Some(mac)) if *mac == self.counter_mac(n) => n,
+                    _ => PIN_ATTEMPTS,
+                }
+            }
+        }
+    }
+
+    fn set_pin_failures(&self, n: u8) -> Result<(), String> {
+        self.write(PIN_COUNTER_FILE, format!("{n} {}\n", self.counter_mac(n)).as_bytes())
+    }
+
+    fn counter_mac(&self, n: u8) -> String {
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, self.secret.as_bytes());
+        hex::encode(aws_lc_rs::hmac::sign(&key, format!("pin1-failures:{n}").as_bytes()).as_ref())
+    }
+
     fn write(&self, name: &str, contents: &[u8]) -> Result<(), String> {
         let path = self.dir.join(name);
         std::fs::write(&path, contents).map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+/// Why a key did not open.
+enum Unlock {
+    WrongPin,
+    Locked,
+    Failed(String),
+}
+
+impl From<Unlock> for Box<dyn std::error::Error> {
+    fn from(u: Unlock) -> Self {
+        match u {
+            Unlock::WrongPin => "wrong PIN".into(),
+            Unlock::Locked => "the PIN is locked".into(),
+            Unlock::Failed(e) => e.into(),
+        }
     }
 }
 
@@ -221,9 +312,117 @@ async fn post(http: &reqwest::Client, url: &str, body: &Value) -> Result<Value, 
     Ok(answer)
 }
 
+/// The issuer URL the server's discovery document names.
+async fn discovery_issuer(http: &reqwest::Client, server: &str) -> Result<String, String> {
+    let url = format!("{server}/.well-known/openid-configuration");
+    let doc: Value = http.get(&url).send().await.and_then(reqwest::Response::error_for_status).map_err(|e| format!("{url}: {e}"))?.json().await.map_err(|e| format!("{url}: {e}"))?;
+    doc["issuer"].as_str().map(str::to_owned).ok_or_else(|| format!("{url} names no issuer"))
+}
+
+/// The pending request of an opened device, if any.
+async fn pending(http: &reqwest::Client, device: &Device, state: &State) -> Result<Option<idp::smart_id::Pending>, Box<dyn std::error::Error>> {
+    let url = format!("{}/smart-id/device/pending", state.server);
+    let response = http.get(&url).header(idp::http::DEVICE_PROOF_HEADER, device.proof(state, "GET", "/smart-id/device/pending")?).send().await?;
+    match response.status().as_u16() {
+        204 => Ok(None),
+        200 => Ok(Some(response.json().await?)),
+        status => {
+            let body: Value = response.json().await.unwrap_or_default();
+            Err(format!("the server refused ({status}): {}", body["error_description"].as_str().unwrap_or("no reason given")).into())
+        }
+    }
+}
+
+/// Sends the device's answer; returns the session's new state.
+async fn answer(http: &reqwest::Client, device: &Device, state: &State, body: &idp::smart_id::Answer) -> Result<Value, Box<dyn std::error::Error>> {
+    let url = format!("{}/smart-id/device/answer", state.server);
+    let proof = device.proof(state, "POST", "/smart-id/device/answer")?;
+    let response = http.post(&url).header(idp::http::DEVICE_PROOF_HEADER, proof).json(body).send().await?;
+    let status = response.status();
+    let answer: Value = response.json().await.unwrap_or_default();
+    if !status.is_success() {
+        return Err(format!("the server refused: {}", answer["error_description"].as_str().unwrap_or("no reason given")).into());
+    }
+    Ok(answer)
+}
+
+fn outcome(session: &str, outcome: &str) -> idp::smart_id::Answer {
+    idp::smart_id::Answer { session: session.to_owned(), outcome: outcome.to_owned(), certificate: None, signature: None }
+}
+
 /// Runs a device command.
 pub async fn run(command: DeviceCommand) -> CommandResult {
     match command {
+        DeviceCommand::Pending { dir } => {
+            let (device, state) = Device::open(&dir)?;
+            match pending(&http()?, &device, &state).await? {
+                None => println!("No pending request."),
+                Some(p) => {
+                    let code = idp::smart_id::verification_code(&b64url(&p.challenge)?);
+                    println!("{} / {} asks you to log in.\nVerification code: {code}", p.service.ar, p.service.en);
+                }
+            }
+            Ok(())
+        }
+        DeviceCommand::Refuse { dir } => {
+            let (device, state) = Device::open(&dir)?;
+            let http = http()?;
+            let p = pending(&http, &device, &state).await?.ok_or("no pending request")?;
+            answer(&http, &device, &state, &outcome(&p.session, "refuse")).await?;
+            println!("Refused the request of {}.", p.service.en);
+            Ok(())
+        }
+        DeviceCommand::Approve { dir, code, pin_stdin } => {
+            let (device, state) = Device::open(&dir)?;
+            let http = http()?;
+            let p = pending(&http, &device, &state).await?.ok_or("no pending request")?;
+            // The device derives the code itself: it never takes the server's word for it.
+            let shown = idp::smart_id::verification_code(&b64url(&p.challenge)?);
+            println!("{} / {} asks you to log in. Verification code: {shown}", p.service.ar, p.service.en);
+            if let Some(typed) = code
+                && typed.trim() != shown
+            {
+                answer(&http, &device, &state, &outcome(&p.session, "wrong_code")).await?;
+                return Err(format!("the page's code {} is not this request's {shown}: refused", typed.trim()).into());
+            }
+            if device.pin_failures() >= PIN_ATTEMPTS {
+                answer(&http, &device, &state, &outcome(&p.session, "locked")).await?;
+                return Err("PIN1 is locked after 3 wrong attempts; ask a registration office for a new smart-ID".into());
+            }
+            let pin = Pins { quiet: pin_stdin }.read(Which::Authentication)?;
+            let store = match device.key_store(&state.keys, Which::Authentication, &pin) {
+                Ok(store) => store,
+                Err(Unlock::WrongPin) => {
+                    let failures = device.pin_failures().saturating_add(1);
+                    device.set_pin_failures(failures)?;
+                    if failures >= PIN_ATTEMPTS {
+                        answer(&http, &device, &state, &outcome(&p.session, "locked")).await?;
+                        return Err("wrong PIN1; PIN1 is now locked".into());
+                    }
+                    return Err(format!("wrong PIN1 ({} attempts left)", PIN_ATTEMPTS - failures).into());
+                }
+                Err(Unlock::Locked) => {
+                    answer(&http, &device, &state, &outcome(&p.session, "locked")).await?;
+                    return Err("PIN1 is locked".into());
+                }
+                Err(e) => return Err(e.into()),
+            };
+            device.set_pin_failures(0)?;
+            let key = store.list()?.into_iter().find(|k| k.key.label() == AUTH_LABEL).ok_or("the authentication key is missing")?.key;
+            let tbs = idp::smart_id::to_be_signed(&p.issuer, &p.session, &p.client_id, &p.challenge, &shown);
+            let signature = store.sign(&key, SignatureAlgorithm::Es256, &tbs)?;
+            let certificate = pem_der(&std::fs::read_to_string(dir.join("authentication.pem"))?)?;
+            let b64 = |b: &[u8]| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b);
+            let approval = idp::smart_id::Answer { session: p.session.clone(), outcome: "approve".into(), certificate: Some(b64(&certificate)), signature: Some(b64(&signature)) };
+            let result = answer(&http, &device, &state, &approval).await?;
+            match result["state"].as_str() {
+                Some("approved") => {
+                    println!("Approved: you are logged in to {}.", p.service.en);
+                    Ok(())
+                }
+                _ => Err(format!("the server did not accept the approval: {}", result["reason"].as_str().unwrap_or("no reason given")).into()),
+            }
+        }
         DeviceCommand::Activate { dir, server, code, pkcs11_module, authentication_token, signature_token, pin_stdin } => {
             let server = server.trim_end_matches('/').to_owned();
             let http = http()?;
@@ -266,7 +465,8 @@ pub async fn run(command: DeviceCommand) -> CommandResult {
             ] {
                 device.write(file, activated.get(field).and_then(Value::as_str).unwrap_or_default().as_bytes())?;
             }
-            let state = State { server, national_id: identity.national_id.clone(), custody: identity.custody, keys, device_kid };
+            let issuer = discovery_issuer(&http, &server).await?;
+            let state = State { server, issuer, national_id: identity.national_id.clone(), custody: identity.custody, keys, device_kid };
             device.write(STATE_FILE, &serde_json::to_vec_pretty(&state)?)?;
             println!(
                 "Activated the smart-ID of {} {} ({}) on {} ({} keys).",
@@ -315,4 +515,14 @@ async fn activate(
     jwk["kid"] = device_kid.clone().into();
     let body = json!({"code": code, "authentication_csr": csrs[0], "signature_csr": csrs[1], "device_key": jwk});
     Ok((post(http, &format!("{server}/smart-id/activation"), &body).await?, device_kid))
+}
+
+fn b64url(text: &str) -> Result<Vec<u8>, String> {
+    base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, text).map_err(|_| "the server sent a challenge that is not base64url".to_owned())
+}
+
+/// The DER of the first PEM block of `text`.
+fn pem_der(text: &str) -> Result<Vec<u8>, String> {
+    let body: String = text.lines().skip_while(|l| !l.starts_with("-----BEGIN")).skip(1).take_while(|l| !l.starts_with("-----END")).collect();
+    base64::Engine::decode(&base64::engine::general_purpose::STANDARD, body).map_err(|_| "the certificate file is not PEM".to_owned())
 }

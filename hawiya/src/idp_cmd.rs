@@ -34,7 +34,24 @@ pub async fn provider(
     // plus a margin for clocks.
     let retention = settings.id_token_ttl + Duration::from_secs(300);
     let signing = SigningKeys::open(keys, durable.clone(), retention, now()).await?;
-    Ok(Provider::new(settings, policies, durable, data.ephemeral().await?, signing)?)
+    let smart_id = smart_id(durable.as_ref(), Arc::clone(&policies)).await?;
+    let provider = Provider::new(settings, policies, durable, data.ephemeral().await?, signing)?;
+    Ok(match smart_id {
+        Some(s) => provider.with_smart_id(s),
+        None => provider,
+    })
+}
+
+/// Smart-ID logins, trusting the hierarchy's Citizen Authentication CA and asking the OCSP
+/// responder each certificate names (or `HAWIYA_OCSP_URL`, when the certificates' host is
+/// not reachable from the server, as behind some proxies).
+async fn smart_id(durable: &dyn DurableStore, policies: Arc<policies::Policies>) -> Result<Option<idp::smart_id::SmartId>, Box<dyn std::error::Error>> {
+    let Some(ceremony) = durable.ceremony().await? else { return Ok(None) };
+    let Some(anchor) = ceremony.authorities.iter().find(|a| a.name == ca::names::CITIZEN_AUTHENTICATION) else { return Ok(None) };
+    let anchor = hex::decode(&anchor.certificate).map_err(|e| format!("the ceremony record's {} certificate: {e}", anchor.name))?;
+    let ocsp = idp::smart_id::OcspClient::new(idp::backchannel::http_client()?, std::env::var("HAWIYA_OCSP_URL").ok());
+    let verifier = idp::smart_id::Verifier::new(&[anchor], Arc::new(ocsp), policies)?;
+    Ok(Some(idp::smart_id::SmartId { verifier, country: ceremony.country, timeout: Duration::from_secs(120) }))
 }
 
 #[derive(Args)]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
@@ -17,6 +17,7 @@ use crate::unix_now as now;
 use crate::oauth::{ErrorCode, MAX_REQUEST_BYTES, OAuthError, Params};
 use crate::pages::{self, escape, text};
 use crate::provider::{LoginFailure, LoginStep, Next, Provider};
+use crate::smart_id::Poll;
 
 /// The SSO session cookie.
 pub const SESSION_COOKIE: &str = "__Host-hawiya-sso";
@@ -34,6 +35,9 @@ pub fn router(provider: Arc<Provider>) -> Router {
         .route("/jwks", get(jwks))
         .route("/authorize", get(authorize).post(authorize))
         .route("/login", get(login_page).post(login_submit))
+        .route("/login/smart-id", get(smart_id_poll).post(smart_id_start))
+        .route("/smart-id/device/pending", get(device_pending))
+        .route("/smart-id/device/answer", post(device_answer))
         .route("/consent", get(consent_page).post(consent_submit))
         .route("/token", post(token))
         .route("/userinfo", get(userinfo).post(userinfo))
@@ -330,6 +334,7 @@ struct LoginForm<'a> {
     national_id: &'a str,
     error: Option<&'a str>,
     code_step: bool,
+    smart_id_error: Option<&'a str>,
 }
 
 fn render_login(p: &Provider, ctx: &FormContext, t: &crate::provider::Transaction, client: &crate::clients::Client, form: LoginForm<'_>, status: StatusCode) -> Response {
@@ -371,21 +376,50 @@ fn render_login(p: &Provider, ctx: &FormContext, t: &crate::provider::Transactio
         )
     };
     let title = text(lang, if form.code_step { "title.code" } else { "title.login" });
-    let body = format!(
-        r#"{summary}{error_html}
-<form method="post" action="/login">
-<input type="hidden" name="tx" value="{tx}">
-<input type="hidden" name="csrf" value="{csrf}">
-<input type="hidden" name="lang" value="{lang_tag}">
+    let hidden = format!(
+        r#"<input type="hidden" name="tx" value="{}">
+<input type="hidden" name="csrf" value="{}">
+<input type="hidden" name="lang" value="{}">"#,
+        escape(&ctx.tx),
+        escape(&ctx.csrf),
+        lang.tag()
+    );
+    // The password form when a password method reaches the level; the smart-ID form when
+    // smart-ID is enabled (and always for a level only smart-ID reaches).
+    let password_form = if p.password_reaches(&t.request) || form.code_step {
+        format!(
+            r#"<form method="post" action="/login">
+{hidden}
 {fields}
 <button type="submit">{submit}</button>
 </form>"#,
-        summary = request_summary(p, lang, client, &t.request.level),
-        tx = escape(&ctx.tx),
-        csrf = escape(&ctx.csrf),
-        lang_tag = lang.tag(),
-        submit = text(lang, if form.code_step { "submit.code" } else { "submit.login" }),
-    );
+            submit = text(lang, if form.code_step { "submit.code" } else { "submit.login" }),
+        )
+    } else {
+        String::new()
+    };
+    let smart_id_form = if p.smart_id.is_some() && !form.code_step {
+        let (error_html, described) = match form.smart_id_error {
+            Some(e) => (format!(r#"<p class="error" id="smart-id-error" role="alert">{}</p>"#, escape(e)), r#" aria-describedby="smart-id-error" aria-invalid="true""#),
+            None => (String::new(), ""),
+        };
+        format!(
+            r#"<h2>{heading}</h2>{error_html}
+<form method="post" action="/login/smart-id">
+{hidden}
+<label for="smart_id_national_id">{nid_label}</label>
+<input type="text" id="smart_id_national_id" name="national_id" value="{nid}" autocomplete="username" inputmode="numeric" required{described}>
+<button type="submit">{submit}</button>
+</form>"#,
+            heading = text(lang, "smart_id.heading"),
+            nid_label = text(lang, "national_id"),
+            nid = escape(form.national_id),
+            submit = text(lang, "smart_id.submit"),
+        )
+    } else {
+        String::new()
+    };
+    let body = format!("{summary}{error_html}\n{password_form}\n{smart_id_form}", summary = request_summary(p, lang, client, &t.request.level));
     let other = if lang == Lang::Ar { "en" } else { "ar" };
     let switch = format!("/login?tx={}&lang={other}", ctx.tx);
     with_form_headers(page(status, pages::layout(lang, title, Some(&switch), &body)), ctx)
@@ -397,7 +431,9 @@ async fn login_page(State(p): State<Shared>, request: Request) -> Response {
         Err(r) => return r,
     };
     let hint = t.pending_citizen.clone().or_else(|| t.request.login_hint.clone()).unwrap_or_default();
-    let form = LoginForm { national_id: &hint, error: None, code_step: t.pending_citizen.is_some() };
+    // A step-up to a level only smart-ID reaches asks for smart-ID, not for the code.
+    let code_step = t.pending_citizen.is_some() && p.password_reaches(&t.request);
+    let form = LoginForm { national_id: &hint, error: None, code_step, smart_id_error: None };
     render_login(&p, &ctx, &t, &client, form, StatusCode::OK)
 }
 
@@ -429,7 +465,7 @@ async fn login_submit(State(p): State<Shared>, request: Request) -> Response {
         }
         Ok(LoginStep::Refused(url)) => redirect(&url),
         Ok(LoginStep::NeedCode) => {
-            let form = LoginForm { national_id, error: None, code_step: true };
+            let form = LoginForm { national_id, error: None, code_step: true, smart_id_error: None };
             render_login(&p, &ctx, &t, &client, form, StatusCode::OK)
         }
         Ok(LoginStep::Failed(why)) => {
@@ -438,10 +474,110 @@ async fn login_submit(State(p): State<Shared>, request: Request) -> Response {
                 LoginFailure::BadCode => (text(lang, "error.code"), t.pending_citizen.is_some()),
                 LoginFailure::Locked => (text(lang, "error.locked"), t.pending_citizen.is_some()),
             };
-            let form = LoginForm { national_id, error: Some(message), code_step };
+            let form = LoginForm { national_id, error: Some(message), code_step, smart_id_error: None };
             render_login(&p, &ctx, &t, &client, form, StatusCode::UNAUTHORIZED)
         }
         Err(e) => error_page(lang, StatusCode::BAD_REQUEST, &e.description),
+    }
+}
+
+/// The page that waits for the citizen's device: the verification code, refreshed every
+/// two seconds without JavaScript (the `Refresh` header) and by a visible link.
+fn smart_id_waiting(p: &Provider, ctx: &FormContext, client: &crate::clients::Client, level: &str, session: &str, code: &str) -> Response {
+    let lang = ctx.lang;
+    let poll = format!("/login/smart-id?tx={}&session={session}&lang={}", ctx.tx, lang.tag());
+    let body = format!(
+        r#"{summary}<p>{intro}</p>
+<p class="verification-code" aria-label="{label}"><strong id="verification-code">{code}</strong></p>
+<p role="status">{waiting}</p>
+<p><a href="{href}">{check}</a></p>"#,
+        summary = request_summary(p, lang, client, level),
+        intro = text(lang, "smart_id.intro"),
+        label = text(lang, "smart_id.code_label"),
+        code = escape(code),
+        waiting = text(lang, "smart_id.waiting"),
+        href = escape(&poll),
+        check = text(lang, "smart_id.check"),
+    );
+    let other = if lang == Lang::Ar { "en" } else { "ar" };
+    let switch = format!("/login/smart-id?tx={}&session={session}&lang={other}", ctx.tx);
+    let mut response = with_form_headers(page(StatusCode::OK, pages::layout(lang, text(lang, "smart_id.heading"), Some(&switch), &body)), ctx);
+    if let Ok(v) = HeaderValue::from_str(&format!("2; url={poll}")) {
+        response.headers_mut().insert(HeaderName::from_static("refresh"), v);
+    }
+    response
+}
+
+async fn smart_id_start(State(p): State<Shared>, request: Request) -> Response {
+    let PageRequest { params, t, ctx, client, .. } = match page_request(&p, request, true).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let national_id = params.get("national_id").unwrap_or_default().trim().to_owned();
+    match p.start_smart_id(&ctx.tx, &national_id, now()).await {
+        Ok((session, code)) => smart_id_waiting(&p, &ctx, &client, &t.request.level, &session, &code),
+        Err(e) if e.code == ErrorCode::AccessDenied => {
+            let form = LoginForm { national_id: &national_id, smart_id_error: Some(text(ctx.lang, "smart_id.none")), ..Default::default() };
+            render_login(&p, &ctx, &t, &client, form, StatusCode::UNAUTHORIZED)
+        }
+        Err(e) => error_page(ctx.lang, StatusCode::BAD_REQUEST, &e.description),
+    }
+}
+
+async fn smart_id_poll(State(p): State<Shared>, request: Request) -> Response {
+    let PageRequest { headers, params, t, ctx, client, .. } = match page_request(&p, request, false).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let session = params.get("session").unwrap_or_default().to_owned();
+    let polled = p.poll_smart_id(&ctx.tx, &session, cookie(&headers, CSRF_COOKIE), cookie(&headers, SESSION_COOKIE), now()).await;
+    match polled {
+        Ok(Poll::Waiting { code }) => smart_id_waiting(&p, &ctx, &client, &t.request.level, &session, &code),
+        Ok(Poll::Step(LoginStep::Done(session, next))) => {
+            let mut r = follow(next, ctx.lang);
+            r.headers_mut().append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &session.id, None));
+            r
+        }
+        Ok(Poll::Step(LoginStep::Refused(url))) => redirect(&url),
+        Ok(Poll::Step(_)) => error_page(ctx.lang, StatusCode::BAD_REQUEST, text(ctx.lang, "error.expired")),
+        Ok(Poll::Failed(reason)) => {
+            let hint = t.pending_citizen.clone().unwrap_or_default();
+            let form = LoginForm { national_id: &hint, smart_id_error: Some(text(ctx.lang, reason)), ..Default::default() };
+            render_login(&p, &ctx, &t, &client, form, StatusCode::UNAUTHORIZED)
+        }
+        Err(e) => error_page(ctx.lang, StatusCode::FORBIDDEN, &e.description),
+    }
+}
+
+/// The header that carries a device's signed proof.
+pub const DEVICE_PROOF_HEADER: &str = "hawiya-device-proof";
+
+async fn device_pending(State(p): State<Shared>, headers: HeaderMap) -> Response {
+    let proof = headers.get(DEVICE_PROOF_HEADER).and_then(|v| v.to_str().ok());
+    let national_id = match p.device(proof, "GET", "/smart-id/device/pending", now()).await {
+        Ok(n) => n,
+        Err(e) => return oauth_error(e, false),
+    };
+    match p.device_pending(&national_id).await {
+        Ok(Some(pending)) => json_response(StatusCode::OK, serde_json::to_value(pending).unwrap_or_default()),
+        Ok(None) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => oauth_error(e, false),
+    }
+}
+
+async fn device_answer(State(p): State<Shared>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let proof = headers.get(DEVICE_PROOF_HEADER).and_then(|v| v.to_str().ok());
+    let national_id = match p.device(proof, "POST", "/smart-id/device/answer", now()).await {
+        Ok(n) => n,
+        Err(e) => return oauth_error(e, false),
+    };
+    let answer: crate::smart_id::Answer = match serde_json::from_slice(&body) {
+        Ok(a) => a,
+        Err(e) => return oauth_error(OAuthError::invalid_request(format!("the answer is not the expected JSON: {e}")), false),
+    };
+    match p.device_answer(&national_id, &answer, now()).await {
+        Ok(state) => json_response(StatusCode::OK, serde_json::to_value(state).unwrap_or_default()),
+        Err(e) => oauth_error(e, false),
     }
 }
 

@@ -36,7 +36,7 @@ pub fn random_token() -> Result<String, IdpError> {
 
 /// The key under which a secret token is stored: its SHA-256, so that a read of the store
 /// does not yield usable tokens.
-fn hashed(prefix: &str, token: &str) -> String {
+pub(crate) fn hashed(prefix: &str, token: &str) -> String {
     format!("{prefix}:{}", B64.encode(sha256(token.as_bytes())))
 }
 
@@ -279,6 +279,7 @@ pub struct Provider {
     citizens: ShortCache<CitizenRecord>,
     account: Option<Arc<Client>>,
     http: reqwest::Client,
+    pub(crate) smart_id: Option<crate::smart_id::SmartId>,
 }
 
 impl std::fmt::Debug for Provider {
@@ -350,7 +351,14 @@ impl Provider {
             citizens: ShortCache::new(RECORD_CACHE, 100_000),
             account,
             http,
+            smart_id: None,
         })
+    }
+
+    /// Enables smart-ID logins.
+    pub fn with_smart_id(mut self, smart_id: crate::smart_id::SmartId) -> Self {
+        self.smart_id = Some(smart_id);
+        self
     }
 
     /// The issuer identifier.
@@ -437,7 +445,7 @@ impl Provider {
         self.citizens.get_or_read(id, || async { Ok(self.durable.citizen_by_id(id).await?) }).await
     }
 
-    fn level(&self, name: &str) -> Result<&policies::Level, IdpError> {
+    pub(crate) fn level(&self, name: &str) -> Result<&policies::Level, IdpError> {
         self.policies.level(name).ok_or_else(|| IdpError::Corrupt(format!("unknown level {name}")))
     }
 
@@ -799,6 +807,13 @@ impl Provider {
             .collect()
     }
 
+    /// Whether a password method (with or without the one-time code) reaches the level the
+    /// request needs.
+    pub fn password_reaches(&self, request: &AuthorizationRequest) -> bool {
+        let Some(level) = self.policies.level(&request.level) else { return false };
+        self.policies.methods().iter().any(|m| matches!(m.id.as_str(), "password" | "password-totp") && m.level >= level.level)
+    }
+
     /// Whether the page should ask for the one-time code together with the password: the
     /// level needs it and the password alone would not do.
     pub fn level_needs_code(&self, request: &AuthorizationRequest) -> bool {
@@ -887,10 +902,16 @@ impl Provider {
             }
         }
         self.ephemeral.delete(&account_key).await?;
+        let method = (*method).clone();
+        self.complete_login(tx, t, &citizen, &method, cookie, now).await
+    }
+
+    /// A successful login with `method`: the SSO session (a new cookie; a step-up of the
+    /// same citizen keeps the session's sid, start and clients, so that logout still reaches
+    /// them all), the transaction spent, and where the request goes next.
+    pub(crate) async fn complete_login(&self, tx: &str, t: Transaction, citizen: &CitizenRecord, method: &policies::Method, cookie: Option<&str>, now: i64) -> Result<LoginStep, OAuthError> {
         Counters::count(&self.counters.logins);
         tracing::info!(target: "audit", event = "login.success", citizen = citizen.id, method = method.id, level = %method.level, "citizen logged in");
-        // A new cookie at every login (no session fixation); a step-up of the same citizen
-        // keeps the session's sid, start and clients, so that logout still reaches them all.
         let previous = self.session(cookie, now).await?.filter(|s| s.session.citizen_id == citizen.id);
         let (sid, started, clients) = match &previous {
             Some(p) => {

@@ -331,3 +331,318 @@ mod tests {
         assert!(tbs.ends_with("verification-code: 0042\n"), "{tbs}");
     }
 }
+
+/// Smart-ID logins as the provider runs them: the verifier, the country of national ids, and
+/// how long a session waits for the device.
+pub struct SmartId {
+    /// Decides device answers.
+    pub verifier: Verifier,
+    /// ISO 3166 country of the national ids in certificates (`PNO<CC>-…`).
+    pub country: String,
+    /// How long the citizen has to answer on the device (default 2 minutes).
+    pub timeout: Duration,
+}
+
+/// Where a smart-ID session stands.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum SessionState {
+    /// Waiting for the device.
+    Waiting,
+    /// The device's answer logged the citizen in with this method.
+    Approved {
+        /// The login method (by id).
+        method: String,
+    },
+    /// It ended without a login.
+    Failed {
+        /// Why, as a page text key (`smart_id.refused`, …).
+        reason: String,
+    },
+}
+
+/// A smart-ID session, kept in the ephemeral store for the timeout.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Session {
+    /// The login transaction (and so the browser) it belongs to.
+    pub tx: String,
+    /// The citizen being logged in.
+    pub national_id: String,
+    /// The relying party.
+    pub client_id: String,
+    /// The random challenge, base64url.
+    pub challenge: String,
+    /// The verification code derived from it.
+    pub code: String,
+    /// When it times out, Unix seconds.
+    pub expires_at: i64,
+    /// Where it stands.
+    #[serde(flatten)]
+    pub state: SessionState,
+}
+
+/// What the device is shown.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Pending {
+    /// The session.
+    pub session: String,
+    /// The provider (part of what is signed).
+    pub issuer: String,
+    /// The relying party's client id (part of what is signed).
+    pub client_id: String,
+    /// Its name in Arabic and English.
+    pub service: policies::Localized,
+    /// The challenge, base64url; the device derives the verification code from it.
+    pub challenge: String,
+    /// When the request times out.
+    pub expires_at: i64,
+}
+
+/// The device's answer.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Answer {
+    /// The session answered.
+    pub session: String,
+    /// `approve`, `refuse`, `wrong_code` (the citizen chose another code than the page
+    /// showed) or `locked` (PIN1 is locked).
+    pub outcome: String,
+    /// The authentication certificate, base64 DER (approve).
+    #[serde(default)]
+    pub certificate: Option<String>,
+    /// The signature over the to-be-signed text, base64 (approve).
+    #[serde(default)]
+    pub signature: Option<String>,
+}
+
+/// What the page shows while polling a smart-ID session.
+#[derive(Debug)]
+pub enum Poll {
+    /// Still waiting: show the code again.
+    Waiting {
+        /// The verification code.
+        code: String,
+    },
+    /// Logged in (or refused back to the client).
+    Step(crate::provider::LoginStep),
+    /// Ended: the page text key of the reason.
+    Failed(&'static str),
+}
+
+const DEVICE_PROOF_AGE: i64 = 60;
+/// The `typ` of a device's request proof.
+pub const DEVICE_PROOF_TYPE: &str = "hawiya-device+jwt";
+
+fn session_key(id: &str) -> String {
+    format!("smart-id:{id}")
+}
+
+fn pending_key(national_id: &str) -> String {
+    format!("smart-id-pending:{national_id}")
+}
+
+use crate::provider::{LoginStep, Provider};
+use crate::IdpError;
+use crate::oauth::{ErrorCode, OAuthError};
+
+/// The page text key of a stored reason.
+fn static_reason(reason: &str) -> &'static str {
+    const KEYS: [&str; 7] =
+        ["smart_id.suspended", "smart_id.revoked", "smart_id.expired", "smart_id.user_refused", "smart_id.wrong_code", "smart_id.locked", "smart_id.timeout"];
+    KEYS.into_iter().find(|k| *k == reason).unwrap_or("smart_id.invalid")
+}
+
+/// Turns a refusal into the page text key that explains it.
+fn reason_key(r: &Refusal) -> &'static str {
+    match r {
+        Refusal::Suspended => "smart_id.suspended",
+        Refusal::Revoked => "smart_id.revoked",
+        Refusal::Expired => "smart_id.expired",
+        _ => "smart_id.invalid",
+    }
+}
+
+impl Provider {
+    fn smart_id_service(&self) -> Result<&SmartId, OAuthError> {
+        self.smart_id.as_ref().ok_or_else(|| OAuthError::invalid_request("smart-ID is not enabled on this provider"))
+    }
+
+    async fn put_smart_id_session(&self, id: &str, s: &Session, now: i64) -> Result<(), IdpError> {
+        let ttl = Duration::from_secs(u64::try_from((s.expires_at - now).max(1)).unwrap_or(1));
+        let bytes = serde_json::to_vec(s).map_err(|e| IdpError::Corrupt(e.to_string()))?;
+        self.ephemeral.put(&session_key(id), &bytes, ttl).await?;
+        Ok(())
+    }
+
+    async fn smart_id_session(&self, id: &str) -> Result<Option<Session>, IdpError> {
+        if id.len() != 43 {
+            return Ok(None);
+        }
+        match self.ephemeral.get(&session_key(id)).await? {
+            Some(b) => Ok(Some(serde_json::from_slice(&b).map_err(|e| IdpError::Corrupt(format!("smart-ID session: {e}")))?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Opens a smart-ID session for the citizen of a login transaction; returns the session
+    /// id and the verification code the page shows.
+    pub async fn start_smart_id(&self, tx: &str, national_id: &str, now: i64) -> Result<(String, String), OAuthError> {
+        let service = self.smart_id_service()?;
+        let t = self.transaction(tx).await?.ok_or_else(|| OAuthError::invalid_request("the login has expired; start again"))?;
+        if t.pending_citizen.as_deref().is_some_and(|p| p != national_id) {
+            return Err(OAuthError::invalid_request("a step-up continues the citizen already logged in"));
+        }
+        if self.durable.smart_id(national_id).await?.is_none() {
+            tracing::info!(target: "audit", event = "smart_id.unknown", "smart-ID login for a national id without a smart-ID");
+            return Err(OAuthError::new(ErrorCode::AccessDenied, "no smart-ID is registered for this national id"));
+        }
+        let mut challenge = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut challenge).map_err(|_| OAuthError::server("no randomness"))?;
+        let session = crate::provider::random_token()?;
+        let s = Session {
+            tx: tx.to_owned(),
+            national_id: national_id.to_owned(),
+            client_id: t.request.client_id.clone(),
+            challenge: base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, challenge),
+            code: verification_code(&challenge),
+            expires_at: now + service.timeout.as_secs() as i64,
+            state: SessionState::Waiting,
+        };
+        self.put_smart_id_session(&session, &s, now).await?;
+        // The citizen's device sees the newest request only.
+        self.ephemeral.put(&pending_key(national_id), session.as_bytes(), service.timeout).await?;
+        tracing::info!(target: "audit", event = "smart_id.started", client = s.client_id, "smart-ID session opened");
+        Ok((session, s.code))
+    }
+
+    /// Authenticates a device request: a compact JWS by the device key (`typ`
+    /// [`DEVICE_PROOF_TYPE`]) over `{htm, htu, iat, jti}`, fresh and not replayed. Returns
+    /// the citizen's national id.
+    pub async fn device(&self, proof: Option<&str>, method: &str, path: &str, now: i64) -> Result<String, OAuthError> {
+        let unauthorized = |why: &str| OAuthError::new(ErrorCode::InvalidClient, format!("device proof: {why}"));
+        let jws = hsm_shim::jose::UnverifiedJws::parse(proof.ok_or_else(|| unauthorized("missing"))?).map_err(|_| unauthorized("malformed"))?;
+        let kid = jws.kid().ok_or_else(|| unauthorized("no kid"))?.to_owned();
+        let record = self.durable.smart_id_by_device(&kid).await?.ok_or_else(|| unauthorized("unknown device"))?;
+        let jwk: serde_json::Value = serde_json::from_str(&record.device_key).map_err(|e| OAuthError::server(e.to_string()))?;
+        let (key, _) = hsm_shim::jose::public_key_from_jwk(&jwk).map_err(|e| OAuthError::server(e.to_string()))?;
+        jws.verify(&key, Some(SignatureAlgorithm::Es256)).map_err(|_| unauthorized("bad signature"))?;
+        if jws.header.get("typ").and_then(serde_json::Value::as_str) != Some(DEVICE_PROOF_TYPE) {
+            return Err(unauthorized("wrong typ"));
+        }
+        let claims: serde_json::Value = serde_json::from_slice(&jws.payload).map_err(|_| unauthorized("payload is not JSON"))?;
+        let htu = format!("{}{path}", self.issuer());
+        if claims["htm"].as_str() != Some(method) || claims["htu"].as_str() != Some(htu.as_str()) {
+            return Err(unauthorized("made for another request"));
+        }
+        if claims["iat"].as_i64().is_none_or(|iat| (now - iat).abs() > DEVICE_PROOF_AGE) {
+            return Err(unauthorized("not fresh"));
+        }
+        let jti = claims["jti"].as_str().filter(|j| (16..=64).contains(&j.len())).ok_or_else(|| unauthorized("jti"))?;
+        let fresh = self.ephemeral.put_new(&crate::provider::hashed("device-jti", &format!("{kid}.{jti}")), b"1", Duration::from_secs(2 * DEVICE_PROOF_AGE as u64)).await?;
+        if !fresh {
+            tracing::warn!(target: "audit", event = "smart_id.replay", "a device proof was replayed");
+            return Err(unauthorized("replayed"));
+        }
+        Ok(record.national_id)
+    }
+
+    /// The citizen's pending smart-ID request, for their device.
+    pub async fn device_pending(&self, national_id: &str) -> Result<Option<Pending>, OAuthError> {
+        let Some(id) = self.ephemeral.get(&pending_key(national_id)).await? else { return Ok(None) };
+        let id = String::from_utf8_lossy(&id).into_owned();
+        let Some(s) = self.smart_id_session(&id).await? else { return Ok(None) };
+        if s.state != SessionState::Waiting || s.national_id != national_id {
+            return Ok(None);
+        }
+        let client = self.client(&s.client_id).await?.ok_or_else(|| OAuthError::invalid_request("the client has gone"))?;
+        Ok(Some(Pending {
+            session: id,
+            issuer: self.issuer().to_owned(),
+            client_id: s.client_id,
+            service: client.service.name.clone(),
+            challenge: s.challenge,
+            expires_at: s.expires_at,
+        }))
+    }
+
+    /// The device's answer to a session of its citizen: verified at once; the browser's next
+    /// poll completes or ends the login. A session takes one answer.
+    pub async fn device_answer(&self, national_id: &str, answer: &Answer, now: i64) -> Result<SessionState, OAuthError> {
+        let service = self.smart_id_service()?;
+        let mut s = self
+            .smart_id_session(&answer.session)
+            .await?
+            .filter(|s| s.national_id == national_id)
+            .ok_or_else(|| OAuthError::invalid_request("no such smart-ID session of this citizen (or it has timed out)"))?;
+        if s.state != SessionState::Waiting || !self.ephemeral.put_new(&format!("smart-id-answered:{}", answer.session), b"1", service.timeout).await? {
+            tracing::warn!(target: "audit", event = "smart_id.replay", "a smart-ID session was answered twice");
+            return Err(OAuthError::invalid_request("this smart-ID session has been answered already"));
+        }
+        let b64 = |v: &Option<String>| v.as_deref().and_then(|t| base64::Engine::decode(&base64::engine::general_purpose::STANDARD, t).ok());
+        s.state = match answer.outcome.as_str() {
+            "approve" => {
+                let (Some(certificate), Some(signature)) = (b64(&answer.certificate), b64(&answer.signature)) else {
+                    return Err(OAuthError::invalid_request("approve needs certificate and signature, base64"));
+                };
+                let tbs = to_be_signed(self.issuer(), &answer.session, &s.client_id, &s.challenge, &s.code);
+                match service.verifier.verify(&certificate, &tbs, &signature, national_id, &service.country, now).await {
+                    Ok(v) => SessionState::Approved { method: v.method.id },
+                    Err(r) => {
+                        tracing::warn!(target: "audit", event = "smart_id.refused", reason = %r, "smart-ID answer refused");
+                        SessionState::Failed { reason: reason_key(&r).into() }
+                    }
+                }
+            }
+            "refuse" => SessionState::Failed { reason: "smart_id.user_refused".into() },
+            "wrong_code" => SessionState::Failed { reason: "smart_id.wrong_code".into() },
+            "locked" => SessionState::Failed { reason: "smart_id.locked".into() },
+            other => return Err(OAuthError::invalid_request(format!("unknown outcome {other:?}: approve, refuse, wrong_code or locked"))),
+        };
+        self.ephemeral.delete(&pending_key(national_id)).await?;
+        self.put_smart_id_session(&answer.session, &s, now).await?;
+        tracing::info!(target: "audit", event = "smart_id.answered", state = ?s.state, "device answered");
+        Ok(s.state)
+    }
+
+    /// The browser's poll of a session it started (`csrf` is its transaction cookie: a
+    /// session started in one browser cannot be finished from another). An approved session
+    /// logs the citizen in, once.
+    pub async fn poll_smart_id(&self, tx: &str, session: &str, csrf: Option<&str>, cookie: Option<&str>, now: i64) -> Result<Poll, OAuthError> {
+        let Some(t) = self.transaction(tx).await? else { return Err(OAuthError::invalid_request("the login has expired; start again")) };
+        let bound = csrf.is_some_and(|c| aws_lc_rs::constant_time::verify_slices_are_equal(c.as_bytes(), t.csrf.as_bytes()).is_ok());
+        let Some(s) = self.smart_id_session(session).await?.filter(|s| s.tx == tx) else { return Ok(Poll::Failed("smart_id.timeout")) };
+        if !bound {
+            tracing::warn!(target: "audit", event = "smart_id.foreign_browser", "a smart-ID session was polled from another browser");
+            return Err(OAuthError::new(ErrorCode::AccessDenied, "this smart-ID session belongs to another browser"));
+        }
+        match &s.state {
+            SessionState::Waiting => Ok(Poll::Waiting { code: s.code }),
+            SessionState::Failed { reason } => {
+                self.ephemeral.delete(&session_key(session)).await?;
+                Ok(Poll::Failed(static_reason(reason)))
+            }
+            SessionState::Approved { method } => {
+                // Single use: of two polls, one logs in.
+                if self.ephemeral.take(&session_key(session)).await?.is_none() {
+                    return Ok(Poll::Failed("smart_id.timeout"));
+                }
+                let method = self.policies.methods().iter().find(|m| m.id == *method).cloned().ok_or_else(|| OAuthError::server("unknown method"))?;
+                let citizen = self.durable.citizen(&s.national_id).await?.ok_or_else(|| OAuthError::invalid_request("the citizen no longer exists"))?;
+                if t.step_up && self.session(cookie, now).await?.is_none_or(|l| l.session.citizen_id != citizen.id) {
+                    return Err(OAuthError::new(ErrorCode::LoginRequired, "the session being stepped up has ended; start again"));
+                }
+                let required = self.level(&t.request.level)?.level.clone();
+                if method.level < required {
+                    tracing::warn!(target: "audit", event = "login.insufficient", citizen = citizen.id, level = %required, "the smart-ID does not reach the level");
+                    self.ephemeral.delete(&format!("tx:{tx}")).await?;
+                    let e = OAuthError::new(
+                        ErrorCode::UnmetAuthenticationRequirements,
+                        format!("the citizen's smart-ID reaches {}, the request requires {required}", method.level),
+                    );
+                    return Ok(Poll::Step(LoginStep::Refused(self.error_redirect(&t.request.redirect_uri, &e, t.request.state.as_deref()))));
+                }
+                Ok(Poll::Step(self.complete_login(tx, t, &citizen, &method, cookie, now).await?))
+            }
+        }
+    }
+}

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use hsm_shim::pkcs11::{Pin, initialize_token};
 
+pub mod web;
+
 /// The user PIN of every test token.
 pub const PIN: &str = "1234";
 /// The operator secret of every test soft key store.

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use hawiya_e2e::web::{Browser, hidden, param};
 use hawiya_e2e::{Db, Deployment, HOST, Keys, free_port, redis_url, unique_prefix};
 use hsm_shim::jose::{UnverifiedJws, public_key_from_jwk};
 use serde_json::{Value, json};
@@ -179,108 +180,6 @@ impl Provider {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_secs();
         self.totp.code_at(now + 30 * steps, 6)
     }
-}
-
-struct Response {
-    status: u16,
-    location: Option<String>,
-    body: String,
-}
-
-/// A browser without JavaScript: keeps cookies, follows nothing on its own.
-struct Browser {
-    http: reqwest::Client,
-    cookies: HashMap<String, String>,
-    issuer: String,
-}
-
-impl Browser {
-    fn absolute(&self, url: &str) -> String {
-        if url.starts_with('/') { format!("{}{url}", self.issuer) } else { url.to_owned() }
-    }
-
-    fn cookie_header(&self) -> String {
-        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
-    }
-
-    async fn send(&mut self, request: reqwest::RequestBuilder) -> Response {
-        let r = request.header("cookie", self.cookie_header()).send().await.expect("request");
-        for c in r.headers().get_all("set-cookie") {
-            let c = c.to_str().expect("ascii");
-            assert!(c.contains("Secure") && c.contains("HttpOnly") && c.contains("SameSite=Lax") && c.contains("Path=/"), "cookie flags: {c}");
-            let (name, value) = c.split(';').next().expect("pair").split_once('=').expect("name=value");
-            assert!(name.starts_with("__Host-"), "cookie without the __Host- prefix: {c}");
-            if c.contains("Max-Age=0") { self.cookies.remove(name) } else { self.cookies.insert(name.into(), value.into()) };
-        }
-        let status = r.status().as_u16();
-        let location = r.headers().get("location").map(|l| l.to_str().expect("ascii").to_owned());
-        Response { status, location, body: r.text().await.expect("body") }
-    }
-
-    async fn get(&mut self, url: &str) -> Response {
-        let req = self.http.get(self.absolute(url));
-        self.send(req).await
-    }
-
-    async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> Response {
-        let req = self.http.post(self.absolute(url)).form(form);
-        self.send(req).await
-    }
-
-    /// Follows redirects inside the provider; returns the first one that leaves it.
-    async fn follow(&mut self, mut r: Response) -> (Response, Option<String>) {
-        while let Some(l) = r.location.clone() {
-            if !(l.starts_with('/') || l.starts_with(&self.issuer)) {
-                return (r, Some(l));
-            }
-            r = self.get(&l).await;
-        }
-        (r, None)
-    }
-
-    /// Runs an authorization request through the login (and consent) pages; returns where
-    /// the provider finally sends the browser.
-    async fn login(&mut self, authorize: &str, national_id: &str, password: &str) -> String {
-        let r = self.get(authorize).await;
-        let (page, out) = self.follow(r).await;
-        if let Some(out) = out {
-            return out;
-        }
-        assert_eq!(page.status, 200, "{}", page.body);
-        let r = self.submit_login(&page.body, national_id, password, None).await;
-        self.through_consent(r).await
-    }
-
-    async fn submit_login(&mut self, page: &str, national_id: &str, password: &str, code: Option<&str>) -> Response {
-        let (tx, csrf) = (hidden(page, "tx"), hidden(page, "csrf"));
-        let mut form = vec![("tx", tx.as_str()), ("csrf", csrf.as_str()), ("national_id", national_id), ("password", password)];
-        if let Some(c) = code {
-            form.push(("code", c));
-        }
-        self.post("/login", &form).await
-    }
-
-    async fn through_consent(&mut self, r: Response) -> String {
-        let (page, out) = self.follow(r).await;
-        if let Some(out) = out {
-            return out;
-        }
-        assert!(page.body.contains(r#"action="/consent""#), "expected the consent page: {} {}", page.status, page.body);
-        let (tx, csrf) = (hidden(&page.body, "tx"), hidden(&page.body, "csrf"));
-        let r = self.post("/consent", &[("tx", &tx), ("csrf", &csrf), ("decision", "allow")]).await;
-        let (_, out) = self.follow(r).await;
-        out.expect("consent leads back to the client")
-    }
-}
-
-fn hidden(html: &str, name: &str) -> String {
-    let marker = format!(r#"name="{name}" value=""#);
-    let start = html.find(&marker).unwrap_or_else(|| panic!("no hidden field {name} in {html}")) + marker.len();
-    html[start..].split('"').next().expect("value").to_owned()
-}
-
-fn param(url: &str, name: &str) -> Option<String> {
-    url::Url::parse(url).expect("url").query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
 
 /// Sends a GET with a raw socket (for requests no HTTP client library would send) and

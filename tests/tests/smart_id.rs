@@ -27,11 +27,15 @@ fn deployment() -> (Deployment, String) {
     }
     let out = d.ok(&["ra", "add-officer", "--name", "officer-amal"]);
     let token = out.split_whitespace().last().expect("token printed").to_owned();
+    // The certificates name the deployment's public host, which does not resolve here.
+    let ocsp = format!("{}/ocsp", server(&d));
+    d.set_env("HAWIYA_OCSP_URL", &ocsp);
     d.serve();
     (d, token)
 }
 
 fn server(d: &Deployment) -> String {
+    // The device and the RA reach the server by address; browsers by the issuer's host.
     format!("http://127.0.0.1:{}", d.port)
 }
 
@@ -264,4 +268,147 @@ fn csr_naming(dir: &Path, name: &str, serial_number: &str) -> String {
     ]);
     assert!(o.status.success(), "openssl req: {}", stderr(&o));
     std::fs::read_to_string(csr).expect("csr")
+}
+
+/// `hawiya device <command>` on a device directory; PIN1 (if any) on stdin.
+fn device(dir: &Path, args: &[&str], pin: Option<&str>, env: &[(&str, &str)]) -> Output {
+    use std::io::Write;
+    let mut cmd = Command::new(hawiya_e2e::hawiya_bin());
+    cmd.arg("device").args(args).arg("--dir").arg(dir).envs(env.iter().copied());
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn device");
+    if let Some(pin) = pin {
+        child.stdin.take().expect("stdin").write_all(format!("{pin}\n").as_bytes()).expect("PIN");
+    }
+    child.wait_with_output().expect("wait")
+}
+
+fn browser(d: &Deployment) -> hawiya_e2e::web::Browser {
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", d.port).parse().expect("addr");
+    let http = idp::backchannel::client_builder().expect("builder").resolve(hawiya_e2e::HOST, addr).build().expect("client");
+    hawiya_e2e::web::Browser { http, cookies: std::collections::HashMap::new(), issuer: d.base.clone() }
+}
+
+const CB: &str = "https://notary.example.jo/cb";
+
+fn authorize(d: &Deployment, extra: &str) -> String {
+    format!("{}/authorize?client_id=notary&redirect_uri={}&response_type=code&scope=openid%20profile%20national_id&state=st&nonce=n-1{extra}", d.base, url_encode(CB))
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+}
+
+/// Starts a smart-ID login in the browser; returns the waiting page's poll URL and code.
+async fn start_login(b: &mut hawiya_e2e::web::Browser, authorize: &str, national_id: &str) -> (String, String) {
+    let r = b.get(authorize).await;
+    let (page, out) = b.follow(r).await;
+    assert!(out.is_none(), "expected the login page, went to {out:?}");
+    assert!(page.body.contains(r#"action="/login/smart-id""#), "the login page offers smart-ID: {}", page.body);
+    assert!(!page.body.contains(r#"name="password""#), "no password form for a level only smart-ID reaches");
+    let (tx, csrf) = (hawiya_e2e::web::hidden(&page.body, "tx"), hawiya_e2e::web::hidden(&page.body, "csrf"));
+    let r = b.post("/login/smart-id", &[("tx", &tx), ("csrf", &csrf), ("lang", "en"), ("national_id", national_id)]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let code = r.body.split(r#"id="verification-code">"#).nth(1).and_then(|s| s.split('<').next()).expect("code shown").to_owned();
+    let poll = r.body.split(r#"<p><a href="/login/smart-id?"#).nth(1).and_then(|s| s.split('"').next()).expect("poll link").replace("&amp;", "&");
+    (format!("/login/smart-id?{poll}"), code)
+}
+
+/// Exchanges a code for tokens; the id_token's claims.
+async fn id_token_claims(d: &Deployment, secret: &str, code: &str) -> Value {
+    use base64::Engine;
+    let b = browser(d);
+    let r = b.http.post(format!("{}/token", d.base)).basic_auth("notary", Some(secret)).form(&[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", CB)]).send().await.expect("token");
+    let tokens: Value = r.json().await.expect("json");
+    let id_token = tokens["id_token"].as_str().unwrap_or_else(|| panic!("no id_token: {tokens}"));
+    let payload = id_token.split('.').nth(1).expect("payload");
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("b64")).expect("claims")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smart_id_logs_in_at_level_high_and_refuses_what_it_must() {
+    let (d, _) = deployment();
+    let secret = d.ok(&["client", "add", "--id", "notary", "--redirect-uri", CB, "--auth-method", "client_secret_basic", "--id-token-alg", "ES256"]);
+    let secret = secret.lines().find_map(|l| l.strip_prefix("client_secret: ")).expect("secret").to_owned();
+    let card_env = smart_card(d.dir.path());
+    let env: Vec<(&str, &str)> = card_env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let card = d.path("card");
+    let module = softhsm_module().display().to_string();
+    let o = activate(&d, &card, &enroll(&d, SAMI, "hardware"), &["--pkcs11-module", &module], &env);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let phone = d.path("phone");
+    let o = activate(&d, &phone, &enroll(&d, LAYLA, "software"), &[], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // Nothing pending yet.
+    let o = device(&card, &["pending"], None, &env);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "No pending request.", "{}", stderr(&o));
+
+    // The journey: the page shows a code, the device shows the same, PIN1 approves.
+    let mut b = browser(&d);
+    let (poll, code) = start_login(&mut b, &authorize(&d, "&ui_locales=en"), SAMI).await;
+    let r = b.get(&poll).await;
+    assert!(r.body.contains("Waiting for your approval"), "{}", r.body);
+    let o = device(&card, &["pending"], None, &env);
+    let shown = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(shown.contains(&format!("Verification code: {code}")) && shown.contains("Notary public"), "{shown} {}", stderr(&o));
+    // Another browser cannot finish this session.
+    let mut other = browser(&d);
+    let r = other.get(&poll).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let o = device(&card, &["approve", "--pin-stdin", "--code", &code], Some(PIN1), &env);
+    assert!(o.status.success(), "approve: {}", stderr(&o));
+    let r = b.get(&poll).await;
+    let out = b.through_consent(r).await;
+    let code_param = hawiya_e2e::web::param(&out, "code").expect("a code for the notary");
+    let claims = id_token_claims(&d, &secret, &code_param).await;
+    assert_eq!(claims["acr"], "high", "{claims}");
+    let amr: Vec<&str> = claims["amr"].as_array().expect("amr").iter().filter_map(Value::as_str).collect();
+    assert_eq!(amr, ["hwk", "sc", "pin", "mfa"], "{claims}");
+    assert!(claims["auth_time"].as_i64().is_some() && claims["sid"].is_string(), "{claims}");
+    // The session is spent: polling it again does not log in twice.
+    let r = b.get(&poll).await;
+    assert!(r.status >= 400, "a finished session is not reusable: {} {}", r.status, r.body);
+
+    // A soft key reaches only substantial: a high service refuses it.
+    let mut b = browser(&d);
+    let (poll, code) = start_login(&mut b, &authorize(&d, ""), LAYLA).await;
+    let o = device(&phone, &["approve", "--pin-stdin", "--code", &code], Some(PIN1), &[]);
+    assert!(o.status.success(), "approve: {}", stderr(&o));
+    let r = b.get(&poll).await;
+    let to = r.location.clone().unwrap_or_default();
+    assert_eq!(hawiya_e2e::web::param(&to, "error").as_deref(), Some("unmet_authentication_requirements"), "{} {}", r.status, r.body);
+
+    // Wrong verification code chosen, refusal, wrong PIN: each ends the login with its message.
+    let mut b = browser(&d);
+    let (poll, _) = start_login(&mut b, &authorize(&d, "&ui_locales=en"), SAMI).await;
+    let o = device(&card, &["approve", "--pin-stdin", "--code", "0000"], Some(PIN1), &env);
+    assert!(!o.status.success() && stderr(&o).contains("is not this request's"), "{}", stderr(&o));
+    let r = b.get(&poll).await;
+    assert!(r.body.contains("You chose another verification code"), "{}", r.body);
+    let mut b = browser(&d);
+    let (poll, _) = start_login(&mut b, &authorize(&d, "&ui_locales=en"), SAMI).await;
+    let o = device(&card, &["refuse"], None, &env);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = b.get(&poll).await;
+    assert!(r.body.contains("You refused the request on your device"), "{}", r.body);
+    let mut b = browser(&d);
+    let (poll, code) = start_login(&mut b, &authorize(&d, "&ui_locales=en"), SAMI).await;
+    let o = device(&card, &["approve", "--pin-stdin", "--code", &code], Some("9999"), &env);
+    assert_eq!(stderr(&o), "error: wrong PIN1 (2 attempts left)");
+
+    // Suspended: the device's approval is refused with the suspension; resumed: in again.
+    d.ok(&["citizen", "suspend", "--national-id", SAMI]);
+    let o = device(&card, &["approve", "--pin-stdin", "--code", &code], Some(PIN1), &env);
+    assert!(stderr(&o).contains("smart_id.suspended"), "{}", stderr(&o));
+    let r = b.get(&poll).await;
+    assert!(r.body.contains("Your smart-ID is suspended"), "{}", r.body);
+    d.ok(&["citizen", "resume", "--national-id", SAMI]);
+    let mut b = browser(&d);
+    let (poll, code) = start_login(&mut b, &authorize(&d, "&ui_locales=en"), SAMI).await;
+    let o = device(&card, &["approve", "--pin-stdin", "--code", &code], Some(PIN1), &env);
+    assert!(o.status.success(), "after resume: {}", stderr(&o));
+    let r = b.get(&poll).await;
+    let out = b.through_consent(r).await;
+    assert!(hawiya_e2e::web::param(&out, "code").is_some(), "{out}");
 }
