@@ -1,6 +1,6 @@
-//! `hawiya demo`'s e-services: two relying parties served by the same process under
-//! `/demo/…` — a civil-status certificate service (level low) and a land registry (level
-//! substantial) — each using the provider over HTTP like any agency would: authorization
+//! `hawiya demo`'s e-services: three relying parties served by the same process under
+//! `/demo/…` — a civil-status certificate service (level low), a land registry (level
+//! substantial) and a notary (level high, smart-ID with a hardware key) — each using the provider over HTTP like any agency would: authorization
 //! code flow with PKCE and a client secret, id_token checked against the JWKS, RP-initiated
 //! and back-channel logout. Demo only: their secrets sit in the data directory.
 
@@ -45,7 +45,8 @@ const CITIZENS: [DemoCitizen; 2] = [
 ];
 
 /// The demo services: client id and scopes.
-const SERVICES: [(&str, &str); 2] = [("civil-status", "openid profile"), ("land-registry", "openid profile national_id")];
+const SERVICES: [(&str, &str); 3] =
+    [("civil-status", "openid profile"), ("land-registry", "openid profile national_id"), ("notary", "openid profile national_id")];
 
 #[derive(Serialize, Deserialize)]
 struct ClientSecrets(HashMap<String, String>);
@@ -109,6 +110,17 @@ pub async fn seed(data: &Path, base: &str, durable: &dyn DurableStore, policies:
         secrets.insert(id.to_owned(), secret);
     }
     write_private(&data.join(CLIENTS_FILE), &serde_json::to_vec(&ClientSecrets(secrets))?)?;
+    let d = data.display();
+    println!(
+        "\nSmart-ID for the notary (level high needs the keys on a hardware token; SoftHSM2 stands in for a smart card):
+  softhsm2-util --init-token --free --label smart-id-pin1 --so-pin 87654321 --pin 1234
+  softhsm2-util --init-token --free --label smart-id-pin2 --so-pin 87654321 --pin 12345
+  hawiya citizen enroll --data {d} --national-id 9861234568 --custody hardware     # prints the activation code
+  hawiya device activate --dir demo-device --server {base} --code <code> --pkcs11-module /usr/lib/softhsm/libsofthsm2.so
+  # open {base}/demo/notary/, log in with smart-ID as 9861234568, then:
+  hawiya device approve --dir demo-device --code <the code the page shows>
+(--custody software without --pkcs11-module makes a phone-style device: it reaches substantial, enough for the land registry.)"
+    );
     Ok(())
 }
 

@@ -51,7 +51,13 @@ async fn smart_id(durable: &dyn DurableStore, policies: Arc<policies::Policies>)
     let anchor = hex::decode(&anchor.certificate).map_err(|e| format!("the ceremony record's {} certificate: {e}", anchor.name))?;
     let ocsp = idp::smart_id::OcspClient::new(idp::backchannel::http_client()?, std::env::var("HAWIYA_OCSP_URL").ok());
     let verifier = idp::smart_id::Verifier::new(&[anchor], Arc::new(ocsp), policies)?;
-    Ok(Some(idp::smart_id::SmartId { verifier, country: ceremony.country, timeout: Duration::from_secs(120) }))
+    // How long the citizen has to answer on the device: 2 minutes unless
+    // HAWIYA_SMART_ID_TIMEOUT (seconds, 10 to 600) says otherwise.
+    let timeout = match std::env::var("HAWIYA_SMART_ID_TIMEOUT") {
+        Ok(v) => v.parse::<u64>().ok().filter(|s| (10..=600).contains(s)).ok_or("HAWIYA_SMART_ID_TIMEOUT: 10 to 600 seconds")?,
+        Err(_) => 120,
+    };
+    Ok(Some(idp::smart_id::SmartId { verifier, country: ceremony.country, timeout: Duration::from_secs(timeout) }))
 }
 
 #[derive(Args)]

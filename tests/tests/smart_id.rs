@@ -230,6 +230,8 @@ async fn enrolment_activates_devices_on_both_key_stores() {
     // The new activation replaced Layla's phone: its certificates are revoked as superseded.
     let status = ocsp_status(&d, &soft);
     assert!(status.ends_with("revoked Reason: superseded"), "{status}");
+    let refused = verifier.verify(&phone_cert, &tbs, &signature, LAYLA, "JO", idp::unix_now()).await.expect_err("a revoked certificate");
+    assert_eq!(refused, idp::smart_id::Refusal::Revoked);
 }
 
 /// A login verifier trusting the device's copy of the Citizen Authentication CA and asking
@@ -411,4 +413,34 @@ async fn smart_id_logs_in_at_level_high_and_refuses_what_it_must() {
     let r = b.get(&poll).await;
     let out = b.through_consent(r).await;
     assert!(hawiya_e2e::web::param(&out, "code").is_some(), "{out}");
+
+    // Step-up: a citizen logged in with a password (low) who opens the notary is asked for
+    // smart-ID only, and the same session (same sid) becomes high.
+    let low_cb = "https://civil.example.jo/cb";
+    let low_secret = d.ok(&["client", "add", "--id", "civil-status", "--redirect-uri", low_cb, "--auth-method", "client_secret_basic", "--id-token-alg", "ES256"]);
+    let low_secret = low_secret.lines().find_map(|l| l.strip_prefix("client_secret: ")).expect("secret").to_owned();
+    let mut b = browser(&d);
+    let low = format!("{}/authorize?client_id=civil-status&redirect_uri={}&response_type=code&scope=openid&state=s&nonce=n", d.base, url_encode(low_cb));
+    let out = b.login(&low, SAMI, "a good long password 2026").await;
+    let low_code = hawiya_e2e::web::param(&out, "code").expect("code");
+    let r = b.http.post(format!("{}/token", d.base)).basic_auth("civil-status", Some(&low_secret)).form(&[("grant_type", "authorization_code"), ("code", low_code.as_str()), ("redirect_uri", low_cb)]).send().await.expect("token");
+    let low_tokens: Value = r.json().await.expect("json");
+    let low_claims: Value = {
+        use base64::Engine;
+        let payload = low_tokens["id_token"].as_str().expect("id_token").split('.').nth(1).expect("payload").to_owned();
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("b64")).expect("claims")
+    };
+    assert_eq!(low_claims["acr"], "low");
+    let r = b.get(&authorize(&d, "&ui_locales=en")).await;
+    let (page, _) = b.follow(r).await;
+    assert!(page.body.contains(&format!(r#"name="national_id" value="{SAMI}""#)), "the step-up names the citizen: {}", page.body);
+    let (poll, code) = start_login(&mut b, &authorize(&d, "&ui_locales=en"), SAMI).await;
+    let o = device(&card, &["approve", "--pin-stdin", "--code", &code], Some(PIN1), &env);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = b.get(&poll).await;
+    let out = b.through_consent(r).await;
+    let claims = id_token_claims(&d, &secret, &hawiya_e2e::web::param(&out, "code").expect("code")).await;
+    assert_eq!(claims["acr"], "high", "{claims}");
+    assert_eq!(claims["sid"], low_claims["sid"], "the stepped-up session is the same session");
+    assert!(claims["auth_time"].as_i64() >= low_claims["auth_time"].as_i64());
 }
