@@ -260,6 +260,21 @@ fn soft_key(device: &Path, pin: &str) -> impl Fn(&[u8]) -> Vec<u8> {
     move |message: &[u8]| store.sign(&key, hsm_shim::SignatureAlgorithm::Es256, message).expect("sign")
 }
 
+/// A device's signed proof for one request, made as `hawiya device` makes it.
+fn device_proof(device: &Path, d: &Deployment, method: &str, path: &str) -> String {
+    use hsm_shim::KeyStore;
+    let secret = std::fs::read_to_string(device.join("device-secret")).expect("device secret");
+    let store = hsm_shim::soft::SoftKeyStore::open(&device.join("device-key"), &hsm_shim::soft::OperatorSecret::new(secret.into_bytes()).expect("secret")).expect("store");
+    let key = store.list().expect("keys").remove(0).key;
+    let state: Value = serde_json::from_slice(&std::fs::read(device.join("device.json")).expect("device.json")).expect("json");
+    let signer = hsm_shim::signer::StoredKeySigner::new(std::sync::Arc::new(store), key, hsm_shim::SignatureAlgorithm::Es256).expect("signer");
+    let jti = format!("{:032x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_nanos());
+    let claims = json!({"htm": method, "htu": format!("{}{path}", d.base), "iat": idp::unix_now(), "jti": jti});
+    let mut header = serde_json::Map::new();
+    header.insert("typ".into(), "hawiya-device+jwt".into());
+    hsm_shim::jose::sign_compact(&signer, state["device_kid"].as_str().expect("kid"), header, claims.to_string().as_bytes()).expect("proof")
+}
+
 /// A P-256 request whose subject names `serial_number`, made by OpenSSL; its PEM.
 fn csr_naming(dir: &Path, name: &str, serial_number: &str) -> String {
     let (key, csr): (PathBuf, PathBuf) = (dir.join(format!("{name}.key")), dir.join(format!("{name}.csr")));
@@ -380,6 +395,51 @@ async fn smart_id_logs_in_at_level_high_and_refuses_what_it_must() {
     let r = b.get(&poll).await;
     let to = r.location.clone().unwrap_or_default();
     assert_eq!(hawiya_e2e::web::param(&to, "error").as_deref(), Some("unmet_authentication_requirements"), "{} {}", r.status, r.body);
+
+    // Replays: a device proof is good for one request, a session for one answer.
+    let mut b = browser(&d);
+    let (poll, _) = start_login(&mut b, &authorize(&d, "&ui_locales=en"), LAYLA).await;
+    let http = idp::backchannel::http_client().expect("http");
+    let proof = device_proof(&phone, &d, "GET", "/smart-id/device/pending");
+    let pending_url = format!("{}/smart-id/device/pending", server(&d));
+    let r = http.get(&pending_url).header("hawiya-device-proof", &proof).send().await.expect("pending");
+    assert_eq!(r.status(), 200);
+    let pending: Value = r.json().await.expect("json");
+    let r = http.get(&pending_url).header("hawiya-device-proof", &proof).send().await.expect("pending again");
+    let e: Value = r.json().await.expect("json");
+    assert_eq!(e["error_description"], "device proof: replayed", "{e}");
+    let r = http.get(&pending_url).send().await.expect("no proof");
+    assert_eq!(r.status(), 401, "no anonymous device requests");
+    let answer_url = format!("{}/smart-id/device/answer", server(&d));
+    let refusal = json!({"session": pending["session"], "outcome": "refuse"});
+    let r = http.post(&answer_url).header("hawiya-device-proof", device_proof(&phone, &d, "POST", "/smart-id/device/answer")).json(&refusal).send().await.expect("answer");
+    assert_eq!(r.status(), 200);
+    let r = http.post(&answer_url).header("hawiya-device-proof", device_proof(&phone, &d, "POST", "/smart-id/device/answer")).json(&refusal).send().await.expect("answer again");
+    let e: Value = r.json().await.expect("json");
+    assert_eq!(e["error_description"], "this smart-ID session has been answered already", "{e}");
+    // Another citizen's device cannot see or answer this citizen's requests.
+    let (poll_sami, _) = start_login(&mut browser(&d), &authorize(&d, ""), SAMI).await;
+    let session_sami = poll_sami.split("session=").nth(1).and_then(|s| s.split('&').next()).expect("session").to_owned();
+    let r = http.post(&answer_url).header("hawiya-device-proof", device_proof(&phone, &d, "POST", "/smart-id/device/answer")).json(&json!({"session": session_sami, "outcome": "refuse"})).send().await.expect("answer");
+    assert_eq!(r.status(), 400, "Layla's device answering Sami's session");
+    let r = b.get(&poll).await;
+    assert!(r.body.contains("You refused the request on your device"), "{}", r.body);
+
+    // Three wrong PIN1s lock the key: the third answer tells the page.
+    let mut b = browser(&d);
+    let (poll, code) = start_login(&mut b, &authorize(&d, "&ui_locales=en"), LAYLA).await;
+    for left in [2, 1] {
+        let o = device(&phone, &["approve", "--pin-stdin", "--code", &code], Some("0000"), &[]);
+        assert_eq!(stderr(&o), format!("error: wrong PIN1 ({left} attempts left)"));
+    }
+    let o = device(&phone, &["approve", "--pin-stdin", "--code", &code], Some("0000"), &[]);
+    assert_eq!(stderr(&o), "error: wrong PIN1; PIN1 is now locked");
+    let r = b.get(&poll).await;
+    assert!(r.body.contains("PIN1 is locked on your device"), "{}", r.body);
+    let mut b = browser(&d);
+    let (_, code) = start_login(&mut b, &authorize(&d, "&ui_locales=en"), LAYLA).await;
+    let o = device(&phone, &["approve", "--pin-stdin", "--code", &code], Some(PIN1), &[]);
+    assert!(stderr(&o).contains("PIN1 is locked after 3 wrong attempts"), "even the right PIN: {}", stderr(&o));
 
     // Wrong verification code chosen, refusal, wrong PIN: each ends the login with its message.
     let mut b = browser(&d);
