@@ -3,16 +3,40 @@
 // one-time code, no second password), log out of both at once. Screenshots of the login
 // page in both languages go to the artefact directory.
 //
-//   node demo.mjs <base URL> <artefact dir> <base32 TOTP secret of the demo citizen>
+//   node demo.mjs <base URL> <artefact dir> <base32 TOTP secret of the demo citizen> \
+//        <hawiya binary> <data dir> <smart-ID device dir>
+//
+// Then the notary (level high) with smart-ID: the page shows a verification code, the
+// reference device (`hawiya device approve`, its keys on SoftHSM2) approves with PIN1; a
+// suspended smart-ID is refused with the suspension message, and works again once resumed.
 //
 // Exits non-zero with the first failed expectation.
 import { chromium } from 'playwright-core';
 import crypto from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 
-const [base, out, secret] = process.argv.slice(2);
-if (!base || !out || !secret) {
-  console.error('usage: node demo.mjs <base URL> <artefact dir> <TOTP secret>');
+const [base, out, secret, hawiya, data, device] = process.argv.slice(2);
+if (!base || !out || !secret || !hawiya || !data || !device) {
+  console.error('usage: node demo.mjs <base URL> <artefact dir> <TOTP secret> <hawiya> <data dir> <device dir>');
   process.exit(2);
+}
+const SMART_ID_CITIZEN = '9861234568';
+const PIN1 = '4321';
+
+function hawiyaCli(args, input) {
+  return execFileSync(hawiya, args, { input: input ?? '', encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+}
+
+// Starts a smart-ID login on the notary; returns the verification code the page shows.
+async function smartIdLogin(page) {
+  await page.goto(`${base}/demo/notary/`);
+  await page.click('a.login');
+  await page.waitForSelector('#smart_id_national_id');
+  expect(await page.locator('#password').count() === 0, 'no password form where only smart-ID reaches the level');
+  await page.fill('#smart_id_national_id', SMART_ID_CITIZEN);
+  await page.click('form[action="/login/smart-id"] button');
+  await page.waitForSelector('#verification-code');
+  return (await page.locator('#verification-code').innerText()).trim();
 }
 
 function expect(condition, message) {
@@ -105,6 +129,46 @@ try {
     await context.close();
     console.log(`ok: ${lang}`);
   }
+
+  // Smart-ID at level high, in English: the device approves what the page shows.
+  const context = await browser.newContext({ locale: 'en-GB' });
+  const page = await context.newPage();
+  let code = await smartIdLogin(page);
+  await page.screenshot({ path: `${out}/smart-id-waiting.png`, fullPage: true });
+  const pending = hawiyaCli(['device', 'pending', '--dir', device]);
+  expect(pending.includes(`Verification code: ${code}`), `the device shows the page's code ${code}: ${pending}`);
+  hawiyaCli(['device', 'approve', '--dir', device, '--pin-stdin', '--code', code], `${PIN1}\n`);
+  // The waiting page refreshes itself (no JavaScript) and goes on once the device answered.
+  await consentIfAsked(page);
+  const claims = await page.locator('dl').innerText();
+  expect(claims.includes('high') && claims.includes('hwk') && claims.includes(SMART_ID_CITIZEN), `notary claims: ${claims}`);
+  await page.click('form[action$="/logout"] button');
+  await page.waitForURL(`${base}/demo/notary/**`);
+  await loggedOut(page, 'notary');
+
+  // Suspended: the next login is refused with the suspension message.
+  hawiyaCli(['citizen', 'suspend', '--data', data, '--national-id', SMART_ID_CITIZEN]);
+  code = await smartIdLogin(page);
+  let refused = '';
+  try {
+    hawiyaCli(['device', 'approve', '--dir', device, '--pin-stdin', '--code', code], `${PIN1}\n`);
+  } catch (e) {
+    refused = String(e.stderr);
+  }
+  expect(refused.includes('suspended'), `the device hears of the suspension: ${refused}`);
+  await page.waitForSelector('#smart-id-error');
+  const message = await page.locator('#smart-id-error').innerText();
+  expect(message.includes('suspended'), `the page says the smart-ID is suspended: ${message}`);
+  await page.screenshot({ path: `${out}/smart-id-suspended.png`, fullPage: true });
+
+  // Resumed: in again.
+  hawiyaCli(['citizen', 'resume', '--data', data, '--national-id', SMART_ID_CITIZEN]);
+  code = await smartIdLogin(page);
+  hawiyaCli(['device', 'approve', '--dir', device, '--pin-stdin', '--code', code], `${PIN1}\n`);
+  await consentIfAsked(page);
+  expect((await page.locator('dl').innerText()).includes('high'), 'logged in at high after resumption');
+  await context.close();
+  console.log('ok: smart-id');
 } finally {
   await browser.close();
 }

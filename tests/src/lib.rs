@@ -121,6 +121,21 @@ pub fn pkilint(tool: &str, args: &[&str], file: &Path) -> Vec<String> {
     String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains("(WARNING)") || l.contains("(ERROR)") || l.contains("(FATAL)")).map(str::to_owned).collect()
 }
 
+/// Two fresh SoftHSM2 tokens standing in for a citizen's smart card, `smart-id-pin1` and
+/// `smart-id-pin2` with user PINs `pin1` and `pin2`, in a token directory of their own under
+/// `dir`; returns the SoftHSM2 configuration file that names them (for `SOFTHSM2_CONF`).
+pub fn smart_card(dir: &Path, pin1: &str, pin2: &str) -> PathBuf {
+    let tokens = dir.join("card/tokens");
+    std::fs::create_dir_all(&tokens).expect("token dir");
+    let conf = dir.join("card/softhsm2.conf");
+    std::fs::write(&conf, format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n", tokens.display())).expect("conf");
+    for (label, pin) in [("smart-id-pin1", pin1), ("smart-id-pin2", pin2)] {
+        let o = run(Command::new("softhsm2-util").env("SOFTHSM2_CONF", &conf).args(["--init-token", "--free", "--label", label, "--so-pin", "87654321", "--pin", pin]));
+        assert!(o.status.success(), "softhsm2-util: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    conf
+}
+
 /// Where keys go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Keys {

@@ -9,7 +9,14 @@ use std::io::BufRead;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use hawiya_e2e::{free_port, hawiya_bin};
+use hawiya_e2e::{free_port, hawiya_bin, run, smart_card, softhsm_module};
+
+fn run_with_input(cmd: &mut Command, input: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("input");
+    child.wait_with_output().expect("wait")
+}
 
 #[test]
 fn demo_journey_in_chromium_in_arabic_and_english() {
@@ -44,11 +51,29 @@ fn demo_journey_in_chromium_in_arabic_and_english() {
     std::thread::spawn(move || lines.for_each(drop));
     let secret = secret.expect("the demo prints the demo citizen's TOTP secret");
 
+    // A smart-ID on a SoftHSM2 "smart card" for the second demo citizen, enrolled and
+    // activated as the demo prints.
+    let data = dir.path().join("data");
+    let device = dir.path().join("device");
+    let conf = smart_card(dir.path(), "4321", "54321");
+    let enrolled = run(Command::new(hawiya_bin()).args(["citizen", "enroll", "--data"]).arg(&data).args(["--national-id", "9861234568", "--custody", "hardware"]));
+    assert!(enrolled.status.success(), "enroll: {}", String::from_utf8_lossy(&enrolled.stderr));
+    let code = String::from_utf8_lossy(&enrolled.stdout).lines().find_map(|l| l.strip_prefix("Activation code for ").and_then(|l| l.split_whitespace().last()).map(str::to_owned)).expect("code");
+    let mut activate = Command::new(hawiya_bin());
+    activate.env("SOFTHSM2_CONF", &conf).args(["device", "activate", "--dir"]).arg(&device);
+    activate.args(["--server", &format!("http://127.0.0.1:{port}"), "--code", &code, "--pin-stdin", "--pkcs11-module"]).arg(softhsm_module());
+    let activated = run_with_input(&mut activate, "4321\n54321\n");
+    assert!(activated.status.success(), "activate: {}", String::from_utf8_lossy(&activated.stderr));
+
     let out = Command::new("node")
         .arg(browser_dir.join("demo.mjs"))
         .arg(format!("http://127.0.0.1:{port}"))
         .arg(&artefacts)
         .arg(&secret)
+        .arg(hawiya_bin())
+        .arg(&data)
+        .arg(&device)
+        .env("SOFTHSM2_CONF", &conf)
         .current_dir(&browser_dir)
         .output()
         .expect("node (apt-get install nodejs)");
@@ -56,7 +81,7 @@ fn demo_journey_in_chromium_in_arabic_and_english() {
     let _ = demo.wait();
     let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "the browser journey failed:\n{report}");
-    assert!(report.contains("ok: ar") && report.contains("ok: en"), "{report}");
+    assert!(report.contains("ok: ar") && report.contains("ok: en") && report.contains("ok: smart-id"), "{report}");
     for lang in ["ar", "en"] {
         let shot = artefacts.join(format!("login-{lang}.png"));
         assert!(std::fs::metadata(&shot).map(|m| m.len() > 1000).unwrap_or(false), "no screenshot {}", shot.display());

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use hawiya_e2e::{Db, Deployment, Keys, openssl, pkilint, run, softhsm_module};
+use hawiya_e2e::{Db, Deployment, Keys, openssl, pkilint, softhsm_module};
 use serde_json::{Value, json};
 
 const LAYLA: &str = "9861234567";
@@ -88,17 +88,9 @@ fn ocsp_status(d: &Deployment, dir: &Path) -> String {
     text.lines().filter(|l| l.contains("authentication.pem:") || l.contains("Reason:")).map(str::trim).collect::<Vec<_>>().join(" ")
 }
 
-/// Two fresh SoftHSM2 tokens standing in for a smart card: PIN1's and PIN2's.
+/// A smart card for a device: the environment that names its tokens.
 fn smart_card(dir: &Path) -> Vec<(String, String)> {
-    let tokens = dir.join("card/tokens");
-    std::fs::create_dir_all(&tokens).expect("token dir");
-    let conf = dir.join("card/softhsm2.conf");
-    std::fs::write(&conf, format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n", tokens.display())).expect("conf");
-    for (label, pin) in [("smart-id-pin1", PIN1), ("smart-id-pin2", PIN2)] {
-        let o = run(Command::new("softhsm2-util").env("SOFTHSM2_CONF", &conf).args(["--init-token", "--free", "--label", label, "--so-pin", "87654321", "--pin", pin]));
-        assert!(o.status.success(), "softhsm2-util: {}", stderr(&o));
-    }
-    vec![("SOFTHSM2_CONF".into(), conf.display().to_string())]
+    vec![("SOFTHSM2_CONF".into(), hawiya_e2e::smart_card(dir, PIN1, PIN2).display().to_string())]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
