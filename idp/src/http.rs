@@ -509,16 +509,21 @@ fn smart_id_waiting(p: &Provider, ctx: &FormContext, client: &crate::clients::Cl
 }
 
 async fn smart_id_start(State(p): State<Shared>, request: Request) -> Response {
-    let PageRequest { params, t, ctx, client, .. } = match page_request(&p, request, true).await {
+    let PageRequest { headers, params, address, t, ctx, client } = match page_request(&p, request, true).await {
         Ok(x) => x,
         Err(r) => return r,
     };
     let national_id = params.get("national_id").unwrap_or_default().trim().to_owned();
-    match p.start_smart_id(&ctx.tx, &national_id, now()).await {
+    let address = client_address(&headers, address, &p.settings.trusted_proxies).map_or_else(|| "unknown".into(), |a| a.to_string());
+    match p.start_smart_id(&ctx.tx, &national_id, &address, now()).await {
         Ok((session, code)) => smart_id_waiting(&p, &ctx, &client, &t.request.level, &session, &code),
-        Err(e) if e.code == ErrorCode::AccessDenied => {
-            let form = LoginForm { national_id: &national_id, smart_id_error: Some(text(ctx.lang, "smart_id.none")), ..Default::default() };
-            render_login(&p, &ctx, &t, &client, form, StatusCode::UNAUTHORIZED)
+        Err(e) if matches!(e.code, ErrorCode::AccessDenied | ErrorCode::InteractionRequired) => {
+            let (key, status) = match e.code {
+                ErrorCode::AccessDenied => ("smart_id.none", StatusCode::UNAUTHORIZED),
+                _ => ("smart_id.flood", StatusCode::TOO_MANY_REQUESTS),
+            };
+            let form = LoginForm { national_id: &national_id, smart_id_error: Some(text(ctx.lang, key)), ..Default::default() };
+            render_login(&p, &ctx, &t, &client, form, status)
         }
         Err(e) => error_page(ctx.lang, StatusCode::BAD_REQUEST, &e.description),
     }

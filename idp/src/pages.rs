@@ -49,6 +49,7 @@ pub fn text(lang: Lang, key: &str) -> &'static str {
         "smart_id.user_refused" => ("رفضتَ الطلب على جهازك.", "You refused the request on your device."),
         "smart_id.wrong_code" => ("اخترتَ رمز تحقق مختلفًا عن المعروض هنا؛ لم يتم الدخول.", "You chose another verification code than the one shown here; you are not logged in."),
         "smart_id.locked" => ("الرمز السري الأول مقفل على جهازك بعد محاولات خاطئة.", "PIN1 is locked on your device after wrong attempts."),
+        "smart_id.flood" => ("طلبات كثيرة للهوية الذكية؛ حاول بعد 15 دقيقة.", "Too many smart-ID requests; try again in 15 minutes."),
         "smart_id.timeout" => ("انتهت مهلة الطلب؛ ابدأ من جديد.", "The request timed out; start again."),
         "smart_id.suspended" => ("هويتك الذكية موقوفة مؤقتًا. راجع مكتب التسجيل.", "Your smart-ID is suspended. Contact a registration office."),
         "smart_id.revoked" => ("هويتك الذكية ملغاة. راجع مكتب التسجيل.", "Your smart-ID is revoked. Contact a registration office."),

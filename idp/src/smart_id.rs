@@ -430,6 +430,9 @@ pub enum Poll {
 }
 
 const DEVICE_PROOF_AGE: i64 = 60;
+/// Smart-ID requests per citizen, and per address, in 15 minutes.
+const STARTS_PER_CITIZEN: u64 = 10;
+const STARTS_PER_ADDRESS: u64 = 100;
 /// The `typ` of a device's request proof.
 pub const DEVICE_PROOF_TYPE: &str = "hawiya-device+jwt";
 
@@ -486,11 +489,20 @@ impl Provider {
 
     /// Opens a smart-ID session for the citizen of a login transaction; returns the session
     /// id and the verification code the page shows.
-    pub async fn start_smart_id(&self, tx: &str, national_id: &str, now: i64) -> Result<(String, String), OAuthError> {
+    pub async fn start_smart_id(&self, tx: &str, national_id: &str, address: &str, now: i64) -> Result<(String, String), OAuthError> {
         let service = self.smart_id_service()?;
         let t = self.transaction(tx).await?.ok_or_else(|| OAuthError::invalid_request("the login has expired; start again"))?;
         if t.pending_citizen.as_deref().is_some_and(|p| p != national_id) {
             return Err(OAuthError::invalid_request("a step-up continues the citizen already logged in"));
+        }
+        // Requests pushed to one citizen's device, and from one address, are limited: nobody
+        // may flood a device with requests in the hope that one gets approved.
+        let window = Duration::from_secs(15 * 60);
+        let per_citizen = self.ephemeral.increment(&crate::provider::hashed("smart-id-starts", national_id), window).await?;
+        let per_address = self.ephemeral.increment(&crate::provider::hashed("smart-id-starts-from", address), window).await?;
+        if per_citizen > STARTS_PER_CITIZEN || per_address > STARTS_PER_ADDRESS {
+            tracing::warn!(target: "audit", event = "smart_id.flood", "too many smart-ID requests");
+            return Err(OAuthError::new(ErrorCode::InteractionRequired, "too many smart-ID requests for this citizen or from this address; try again in 15 minutes"));
         }
         if self.durable.smart_id(national_id).await?.is_none() {
             tracing::info!(target: "audit", event = "smart_id.unknown", "smart-ID login for a national id without a smart-ID");

@@ -466,6 +466,19 @@ async fn smart_id_logs_in_at_level_high_and_refuses_what_it_must() {
     let out = b.through_consent(r).await;
     assert!(hawiya_e2e::web::param(&out, "code").is_some(), "{out}");
 
+    // Requests pushed to one national id are limited (10 in 15 minutes), known or not.
+    let mut b = browser(&d);
+    let r = b.get(&authorize(&d, "&ui_locales=en")).await;
+    let (page, _) = b.follow(r).await;
+    let (tx, csrf) = (hawiya_e2e::web::hidden(&page.body, "tx"), hawiya_e2e::web::hidden(&page.body, "csrf"));
+    let start = [("tx", tx.as_str()), ("csrf", csrf.as_str()), ("lang", "en"), ("national_id", "1111111111")];
+    for _ in 0..10 {
+        let r = b.post("/login/smart-id", &start).await;
+        assert!(r.status == 401 && r.body.contains("No smart-ID is registered"), "{} {}", r.status, r.body);
+    }
+    let r = b.post("/login/smart-id", &start).await;
+    assert!(r.status == 429 && r.body.contains("Too many smart-ID requests"), "{} {}", r.status, r.body);
+
     // Step-up: a citizen logged in with a password (low) who opens the notary is asked for
     // smart-ID only, and the same session (same sid) becomes high.
     let low_cb = "https://civil.example.jo/cb";
