@@ -18,7 +18,14 @@ const PIN2: &str = "54321";
 /// A served deployment with two citizens and one registration officer; returns the officer's
 /// token.
 fn deployment() -> (Deployment, String) {
+    deployment_with(&[])
+}
+
+fn deployment_with(env: &[(&str, &str)]) -> (Deployment, String) {
     let mut d = Deployment::new(Keys::Soft, Db::Sqlite);
+    for (k, v) in env {
+        d.set_env(k, v);
+    }
     for (id, given_ar, family_ar, given, family) in [(LAYLA, "ليلى", "حداد", "Layla", "Haddad"), (SAMI, "سامي", "خليل", "Sami", "Khalil")] {
         d.ok_with_input(
             &["citizen", "add", "--national-id", id, "--given-name-ar", given_ar, "--family-name-ar", family_ar, "--given-name-en", given, "--family-name-en", family],
@@ -508,4 +515,24 @@ async fn smart_id_logs_in_at_level_high_and_refuses_what_it_must() {
     assert_eq!(claims["acr"], "high", "{claims}");
     assert_eq!(claims["sid"], low_claims["sid"], "the stepped-up session is the same session");
     assert!(claims["auth_time"].as_i64() >= low_claims["auth_time"].as_i64());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_smart_id_request_times_out() {
+    let (d, _) = deployment_with(&[("HAWIYA_SMART_ID_TIMEOUT", "10")]);
+    d.ok(&["client", "add", "--id", "notary", "--redirect-uri", CB, "--auth-method", "client_secret_basic", "--id-token-alg", "ES256"]);
+    let phone = d.path("phone");
+    let o = activate(&d, &phone, &enroll(&d, LAYLA, "software"), &[], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut b = browser(&d);
+    let (poll, code) = start_login(&mut b, &authorize(&d, "&ui_locales=en"), LAYLA).await;
+    let o = device(&phone, &["pending"], None, &[]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&code), "{}", stderr(&o));
+    std::thread::sleep(std::time::Duration::from_secs(11));
+    let o = device(&phone, &["pending"], None, &[]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "No pending request.", "the device no longer sees it");
+    let o = device(&phone, &["approve", "--pin-stdin", "--code", &code], Some(PIN1), &[]);
+    assert_eq!(stderr(&o), "error: no pending request");
+    let r = b.get(&poll).await;
+    assert!(r.body.contains("The request timed out"), "{}", r.body);
 }
