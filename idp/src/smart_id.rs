@@ -25,6 +25,10 @@ use x509_cert::Certificate;
 use x509_cert::ext::pkix::{CertificatePolicies, ExtendedKeyUsage, KeyUsage, KeyUsages};
 use x509_ocsp::{BasicOcspResponse, CertId, CertStatus, OcspRequest, OcspResponse, OcspResponseStatus, Request, TbsRequest, Version};
 
+use crate::IdpError;
+use crate::oauth::{ErrorCode, OAuthError};
+use crate::provider::{LoginStep, Provider};
+
 const SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
 const SERIAL_NUMBER: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.5");
 const CLIENT_AUTH: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.2");
@@ -444,9 +448,6 @@ fn pending_key(national_id: &str) -> String {
     format!("smart-id-pending:{national_id}")
 }
 
-use crate::provider::{LoginStep, Provider};
-use crate::IdpError;
-use crate::oauth::{ErrorCode, OAuthError};
 
 /// The page text key of a stored reason.
 fn static_reason(reason: &str) -> &'static str {
