@@ -57,7 +57,17 @@ async fn smart_id(durable: &dyn DurableStore, policies: Arc<policies::Policies>)
         Ok(v) => v.parse::<u64>().ok().filter(|s| (10..=600).contains(s)).ok_or("HAWIYA_SMART_ID_TIMEOUT: 10 to 600 seconds")?,
         Err(_) => 120,
     };
-    Ok(Some(idp::smart_id::SmartId { verifier, country: ceremony.country, timeout: Duration::from_secs(timeout) }))
+    // Requests per national id and per address in 15 minutes: HAWIYA_SMART_ID_LIMITS
+    // ("10,100" by default; the benchmark raises them for its few simulated citizens).
+    let limits = match std::env::var("HAWIYA_SMART_ID_LIMITS") {
+        Ok(v) => v
+            .split_once(',')
+            .and_then(|(c, a)| Some((c.trim().parse::<u64>().ok()?, a.trim().parse::<u64>().ok()?)))
+            .filter(|(c, a)| *c > 0 && *a > 0)
+            .ok_or("HAWIYA_SMART_ID_LIMITS: two positive numbers, per national id and per address, such as 10,100")?,
+        Err(_) => idp::smart_id::DEFAULT_LIMITS,
+    };
+    Ok(Some(idp::smart_id::SmartId { verifier, country: ceremony.country, timeout: Duration::from_secs(timeout), limits }))
 }
 
 #[derive(Args)]

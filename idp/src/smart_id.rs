@@ -345,6 +345,8 @@ pub struct SmartId {
     pub country: String,
     /// How long the citizen has to answer on the device (default 2 minutes).
     pub timeout: Duration,
+    /// Requests per national id, and per address, in 15 minutes (default 10 and 100).
+    pub limits: (u64, u64),
 }
 
 /// Where a smart-ID session stands.
@@ -434,9 +436,8 @@ pub enum Poll {
 }
 
 const DEVICE_PROOF_AGE: i64 = 60;
-/// Smart-ID requests per citizen, and per address, in 15 minutes.
-const STARTS_PER_CITIZEN: u64 = 10;
-const STARTS_PER_ADDRESS: u64 = 100;
+/// Smart-ID requests per national id, and per address, in 15 minutes, unless configured.
+pub const DEFAULT_LIMITS: (u64, u64) = (10, 100);
 /// The `typ` of a device's request proof.
 pub const DEVICE_PROOF_TYPE: &str = "hawiya-device+jwt";
 
@@ -501,7 +502,7 @@ impl Provider {
         let window = Duration::from_secs(15 * 60);
         let per_citizen = self.ephemeral.increment(&crate::provider::hashed("smart-id-starts", national_id), window).await?;
         let per_address = self.ephemeral.increment(&crate::provider::hashed("smart-id-starts-from", address), window).await?;
-        if per_citizen > STARTS_PER_CITIZEN || per_address > STARTS_PER_ADDRESS {
+        if per_citizen > service.limits.0 || per_address > service.limits.1 {
             tracing::warn!(target: "audit", event = "smart_id.flood", "too many smart-ID requests");
             return Err(OAuthError::new(ErrorCode::InteractionRequired, "too many smart-ID requests for this citizen or from this address; try again in 15 minutes"));
         }

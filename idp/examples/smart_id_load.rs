@@ -1,0 +1,330 @@
+//! A load generator for smart-ID logins, used by `scripts/bench-smart-id`. Each worker is a
+//! browser and the citizen's device at once: it opens the service's login, starts a
+//! smart-ID login on the page, fetches the request as the device (a request signed with the
+//! device key), signs the challenge with the authentication key, answers, lets the page
+//! finish the login (consenting the first time), and exchanges the code for tokens.
+//!
+//! ```text
+//! smart_id_load ISSUER CLIENT SECRET REDIRECT_URI DEVICES_DIR PIN1 SECONDS
+//! smart_id_load verify-cost
+//! smart_id_load ocsp ISSUER DEVICE_DIR SECONDS
+//! ```
+//!
+//! DEVICES_DIR holds devices made by `hawiya device activate` with soft keys (one worker
+//! each); their key stores are opened once with the device secret and PIN1, as the device
+//! does. Prints `<logins per second> <logins> <failures> <server CPU ms per login>` (server
+//! CPU from `/proc/$SERVER_PID/stat` over the timed part). `verify-cost` prints the CPU cost
+//! of one ECDSA P-256 and one P-384 signature verification on this machine, in microseconds;
+//! `ocsp` asks the provider's OCSP responder about a device's certificate as the provider
+//! does at each login (8 at a time), and prints the same four numbers per OCSP answer.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD as B64};
+use hsm_shim::signer::StoredKeySigner;
+use hsm_shim::soft::{OperatorSecret, SoftKeyStore};
+use hsm_shim::{KeyRef, KeyStore, SignatureAlgorithm};
+use serde_json::{Value, json};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// One simulated citizen: their device's keys and certificate.
+struct Device {
+    national_id: String,
+    kid: String,
+    proof_key: StoredKeySigner,
+    auth_store: Arc<dyn KeyStore>,
+    auth_key: KeyRef,
+    certificate_b64: String,
+}
+
+fn open_device(dir: &Path, pin: &str) -> Device {
+    let state: Value = serde_json::from_slice(&std::fs::read(dir.join("device.json")).expect("device.json")).expect("json");
+    let secret = std::fs::read_to_string(dir.join("device-secret")).expect("secret");
+    let device_store = SoftKeyStore::open(&dir.join("device-key"), &OperatorSecret::new(secret.clone().into_bytes()).expect("secret")).expect("device key store");
+    let device_key = device_store.list().expect("keys").remove(0).key;
+    let proof_key = StoredKeySigner::new(Arc::new(device_store), device_key, SignatureAlgorithm::Es256).expect("signer");
+    let auth_store: Arc<dyn KeyStore> =
+        Arc::new(SoftKeyStore::open(&dir.join("authentication"), &OperatorSecret::new(format!("{secret}:{pin}").into_bytes()).expect("secret")).expect("PIN1"));
+    let auth_key = auth_store.list().expect("keys").remove(0).key;
+    let pem = std::fs::read_to_string(dir.join("authentication.pem")).expect("certificate");
+    let certificate_b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    Device {
+        national_id: state["national_id"].as_str().expect("national id").to_owned(),
+        kid: state["device_kid"].as_str().expect("kid").to_owned(),
+        proof_key,
+        auth_store,
+        auth_key,
+        certificate_b64,
+    }
+}
+
+struct Target {
+    issuer: String,
+    origin: String,
+    client: String,
+    secret: String,
+    redirect_uri: String,
+}
+
+impl Device {
+    fn proof(&self, issuer: &str, method: &str, path: &str, n: u64) -> String {
+        let claims = json!({"htm": method, "htu": format!("{issuer}{path}"), "iat": idp::unix_now(), "jti": format!("{n:016x}{:08x}", std::process::id())});
+        let mut header = serde_json::Map::new();
+        header.insert("typ".into(), idp::smart_id::DEVICE_PROOF_TYPE.into());
+        hsm_shim::jose::sign_compact(&self.proof_key, &self.kid, header, claims.to_string().as_bytes()).expect("proof")
+    }
+}
+
+/// A browser: cookies kept, redirects returned.
+struct Browser {
+    cookies: HashMap<String, String>,
+}
+
+impl Browser {
+    async fn send(&mut self, request: reqwest::RequestBuilder) -> Result<(u16, Option<String>, String), String> {
+        let jar: String = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
+        let r = request.header("cookie", jar).send().await.map_err(|e| e.to_string())?;
+        for c in r.headers().get_all("set-cookie") {
+            if let Some((name, value)) = c.to_str().ok().and_then(|c| c.split(';').next()).and_then(|p| p.split_once('=')) {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        let status = r.status().as_u16();
+        let location = r.headers().get("location").and_then(|l| l.to_str().ok()).map(str::to_owned);
+        Ok((status, location, r.text().await.map_err(|e| e.to_string())?))
+    }
+}
+
+fn between<'a>(text: &'a str, before: &str, after: &str) -> Option<&'a str> {
+    let start = text.find(before)? + before.len();
+    text[start..].split(after).next()
+}
+
+/// One smart-ID login, end to end; `n` makes state, nonce and proof ids unique.
+async fn login(http: &reqwest::Client, t: &Target, d: &Device, n: u64) -> Result<(), String> {
+    let mut b = Browser { cookies: HashMap::new() };
+    let mut url = url::Url::parse(&format!("{}/authorize", t.issuer)).map_err(|e| e.to_string())?;
+    url.query_pairs_mut()
+        .append_pair("client_id", &t.client)
+        .append_pair("redirect_uri", &t.redirect_uri)
+        .append_pair("response_type", "code")
+        .append_pair("scope", "openid profile")
+        .append_pair("state", &format!("s{n}"))
+        .append_pair("nonce", &format!("n{n}"));
+    let (_, location, _) = b.send(http.get(url.as_str())).await?;
+    let login_page = format!("{}{}", t.origin, location.ok_or("no redirect to the login page")?);
+    let (_, _, page) = b.send(http.get(&login_page)).await?;
+    let tx = between(&page, r#"name="tx" value=""#, "\"").ok_or("no tx")?.to_owned();
+    let csrf = between(&page, r#"name="csrf" value=""#, "\"").ok_or("no csrf")?.to_owned();
+    let form = [("tx", tx.as_str()), ("csrf", csrf.as_str()), ("lang", "en"), ("national_id", d.national_id.as_str())];
+    let (status, _, waiting) = b.send(http.post(format!("{}/login/smart-id", t.origin)).form(&form)).await?;
+    let poll = between(&waiting, r#"<p><a href=""#, "\"").ok_or_else(|| format!("no waiting page ({status}): {}", &waiting[..waiting.len().min(300)]))?.replace("&amp;", "&");
+
+    // The device.
+    let pending: Value = http
+        .get(format!("{}/smart-id/device/pending", t.origin))
+        .header(idp::http::DEVICE_PROOF_HEADER, d.proof(&t.issuer, "GET", "/smart-id/device/pending", 2 * n))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| format!("pending: {e}"))?;
+    let (session, challenge, client) = (pending["session"].as_str().ok_or("no session")?, pending["challenge"].as_str().ok_or("no challenge")?, pending["client_id"].as_str().ok_or("no client")?);
+    let code = idp::smart_id::verification_code(&B64.decode(challenge).map_err(|e| e.to_string())?);
+    let tbs = idp::smart_id::to_be_signed(&t.issuer, session, client, challenge, &code);
+    let signature = d.auth_store.sign(&d.auth_key, SignatureAlgorithm::Es256, &tbs).map_err(|e| e.to_string())?;
+    let answer = json!({"session": session, "outcome": "approve", "certificate": d.certificate_b64, "signature": STANDARD.encode(signature)});
+    let answered: Value = http
+        .post(format!("{}/smart-id/device/answer", t.origin))
+        .header(idp::http::DEVICE_PROOF_HEADER, d.proof(&t.issuer, "POST", "/smart-id/device/answer", 2 * n + 1))
+        .json(&answer)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    if answered["state"] != "approved" {
+        return Err(format!("answer: {answered}"));
+    }
+
+    // The page finishes the login (consent the first time), then the client's token call.
+    let (mut status, mut location, mut body) = b.send(http.get(format!("{}{poll}", t.origin))).await?;
+    let code = loop {
+        if let Some(l) = location.clone() {
+            if l.starts_with(&t.redirect_uri) {
+                break url::Url::parse(&l).ok().and_then(|u| u.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned())).ok_or_else(|| format!("no code: {l}"))?;
+            }
+            (status, location, body) = b.send(http.get(if l.starts_with('/') { format!("{}{l}", t.origin) } else { l })).await?;
+        } else if body.contains(r#"action="/consent""#) {
+            let tx = between(&body, r#"name="tx" value=""#, "\"").ok_or("no consent tx")?.to_owned();
+            let csrf = between(&body, r#"name="csrf" value=""#, "\"").ok_or("no consent csrf")?.to_owned();
+            (status, location, body) = b.send(http.post(format!("{}/consent", t.origin)).form(&[("tx", tx.as_str()), ("csrf", csrf.as_str()), ("decision", "allow")])).await?;
+        } else {
+            return Err(format!("HTTP {status} after the device answered: {}", &body[..body.len().min(300)]));
+        }
+    };
+    let r = http
+        .post(format!("{}/token", t.origin))
+        .basic_auth(&t.client, Some(&t.secret))
+        .form(&[("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", t.redirect_uri.as_str())])
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let tokens: Value = r.json().await.map_err(|e| e.to_string())?;
+    if tokens["id_token"].is_string() { Ok(()) } else { Err(format!("token: {tokens}")) }
+}
+
+/// The CPU time (user and system) of process `pid`, in milliseconds.
+fn cpu_ms(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks * 1000.0 / 100.0)
+}
+
+/// Microseconds of CPU per signature verification and signature, P-256 and P-384 (what the
+/// provider does
+/// per login: it verifies the device's proofs, the certificate's and the OCSP answer's
+/// signatures and the signature over the challenge, and signs the id_token).
+fn verify_cost() {
+    use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair};
+    for (name, signing, verifying) in [
+        ("P-256", &signature::ECDSA_P256_SHA256_ASN1_SIGNING, &signature::ECDSA_P256_SHA256_ASN1),
+        ("P-384", &signature::ECDSA_P384_SHA384_ASN1_SIGNING, &signature::ECDSA_P384_SHA384_ASN1),
+    ] {
+        let key = EcdsaKeyPair::generate(signing).expect("key");
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let sig = key.sign(&rng, b"message").expect("sign");
+        let public = signature::UnparsedPublicKey::new(verifying, key.public_key().as_ref().to_vec());
+        let n = 20_000;
+        let start = Instant::now();
+        for _ in 0..n {
+            public.verify(b"message", sig.as_ref()).expect("verify");
+        }
+        let verify = start.elapsed().as_secs_f64() * 1e6 / f64::from(n);
+        let start = Instant::now();
+        for _ in 0..n {
+            key.sign(&rng, b"message").expect("sign");
+        }
+        println!("{name}: verify {verify:.1} µs, sign {:.1} µs", start.elapsed().as_secs_f64() * 1e6 / f64::from(n));
+    }
+}
+
+fn pem_certificate(path: &Path) -> x509_cert::Certificate {
+    use der::Decode;
+    let pem = std::fs::read_to_string(path).expect("certificate");
+    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    x509_cert::Certificate::from_der(&STANDARD.decode(b64).expect("base64")).expect("certificate")
+}
+
+/// OCSP answers per second for one device's certificate, and the server's CPU per answer.
+async fn ocsp(issuer: &str, device: &Path, seconds: u64) {
+    use idp::smart_id::RevocationSource;
+    let certificate = Arc::new(pem_certificate(&device.join("authentication.pem")));
+    let ca = Arc::new(pem_certificate(&device.join("authentication-ca.pem")));
+    let http = idp::backchannel::http_client().expect("client");
+    let client = Arc::new(idp::smart_id::OcspClient::new(http, Some(format!("{}/ocsp", issuer.trim_end_matches('/')))));
+    let (done, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let server = std::env::var("SERVER_PID").ok();
+    let cpu0 = server.as_deref().and_then(cpu_ms);
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(seconds);
+    let mut workers = Vec::new();
+    for _ in 0..8 {
+        let (client, certificate, ca, done, failed) = (Arc::clone(&client), Arc::clone(&certificate), Arc::clone(&ca), Arc::clone(&done), Arc::clone(&failed));
+        workers.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                match client.status(&certificate, &ca, idp::unix_now()).await {
+                    Ok(idp::smart_id::Status::Good) => done.fetch_add(1, Ordering::Relaxed),
+                    other => {
+                        if failed.fetch_add(1, Ordering::Relaxed) == 0 {
+                            eprintln!("first failure: {other:?}");
+                        }
+                        0
+                    }
+                };
+            }
+        }));
+    }
+    for w in workers {
+        w.await.expect("worker");
+    }
+    report(start, done.load(Ordering::Relaxed), failed.load(Ordering::Relaxed), cpu0, server.as_deref());
+}
+
+fn report(start: Instant, done: u64, failed: u64, cpu0: Option<f64>, server: Option<&str>) {
+    let cpu = match (cpu0, server.and_then(cpu_ms)) {
+        (Some(a), Some(b)) if done > 0 => format!("{:.3}", (b - a) / done as f64),
+        _ => "-".into(),
+    };
+    println!("{:.0} {done} {failed} {cpu}", done as f64 / start.elapsed().as_secs_f64());
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("verify-cost") {
+        verify_cost();
+        return;
+    }
+    if let [_, mode, issuer, device, seconds] = &args[..]
+        && mode == "ocsp"
+    {
+        ocsp(issuer, Path::new(device), seconds.parse().expect("seconds")).await;
+        return;
+    }
+    let [_, issuer, client, secret, redirect_uri, devices, pin, seconds] = &args[..] else {
+        eprintln!("usage: smart_id_load ISSUER CLIENT SECRET REDIRECT_URI DEVICES_DIR PIN1 SECONDS | verify-cost");
+        std::process::exit(2);
+    };
+    let seconds: u64 = seconds.parse().expect("seconds");
+    let mut dirs: Vec<_> = std::fs::read_dir(devices).expect("devices").map(|e| e.expect("entry").path()).collect();
+    dirs.sort();
+    let devices: Vec<Arc<Device>> = dirs.iter().map(|d| Arc::new(open_device(d, pin))).collect();
+    let http = idp::backchannel::client_builder().expect("client").timeout(Duration::from_secs(30)).pool_max_idle_per_host(2 * devices.len()).build().expect("client");
+    let issuer = issuer.trim_end_matches('/').to_owned();
+    let origin = url::Url::parse(&issuer).expect("issuer").origin().ascii_serialization();
+    let target = Arc::new(Target { issuer, origin, client: client.clone(), secret: secret.clone(), redirect_uri: redirect_uri.clone() });
+    // Each citizen logs in once untimed (consent, caches).
+    for (i, d) in devices.iter().enumerate() {
+        login(&http, &target, d, i as u64).await.unwrap_or_else(|e| panic!("warm-up login of {}: {e}", d.national_id));
+    }
+    let (done, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let server = std::env::var("SERVER_PID").ok();
+    let cpu0 = server.as_deref().and_then(cpu_ms);
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(seconds);
+    let mut workers = Vec::new();
+    for (i, d) in devices.iter().enumerate() {
+        let (http, t, d, done, failed) = (http.clone(), Arc::clone(&target), Arc::clone(d), Arc::clone(&done), Arc::clone(&failed));
+        workers.push(tokio::spawn(async move {
+            let mut n = 1_000_000 * (i as u64 + 1);
+            while Instant::now() < deadline {
+                n += 1;
+                match login(&http, &t, &d, n).await {
+                    Ok(()) => done.fetch_add(1, Ordering::Relaxed),
+                    Err(e) => {
+                        if failed.fetch_add(1, Ordering::Relaxed) == 0 {
+                            eprintln!("first failure: {e}");
+                        }
+                        0
+                    }
+                };
+            }
+        }));
+    }
+    for w in workers {
+        w.await.expect("worker");
+    }
+    report(start, done.load(Ordering::Relaxed), failed.load(Ordering::Relaxed), cpu0, server.as_deref());
+}
