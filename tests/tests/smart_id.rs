@@ -117,14 +117,6 @@ async fn enrolment_activates_devices_on_both_key_stores() {
     assert_eq!(state["custody"], "software");
     assert!(!std::fs::read_to_string(soft.join("device.json")).unwrap().contains(PIN1), "no PIN is kept in the clear");
 
-    // The code is spent: a second device with it gets nothing, and leaves nothing behind.
-    let before = d.snapshot();
-    let o = activate(&d, &d.path("second"), &code, &[], &[]);
-    assert!(!o.status.success());
-    assert_eq!(stderr(&o), "error: the server refused: the activation code is wrong, expired or already used");
-    assert!(!d.path("second").exists(), "a refused activation leaves no device directory");
-    assert_eq!(d.snapshot(), before, "a spent code issues nothing");
-
     // Hardware keys: a smart card (two SoftHSM2 tokens whose user PINs are PIN1 and PIN2).
     let card_env = smart_card(d.dir.path());
     let env: Vec<(&str, &str)> = card_env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -167,13 +159,6 @@ async fn enrolment_activates_devices_on_both_key_stores() {
     let verified = verifier.verify(&phone_cert, &tbs, &signature, LAYLA, "JO", now).await.expect("a good answer");
     assert_eq!((verified.method.id.as_str(), verified.method.level.name()), ("smart-id-soft", "substantial"), "software keys reach substantial");
     let refused = |r: Result<idp::smart_id::Verified, idp::smart_id::Refusal>| r.expect_err("must be refused");
-    let other_tbs = idp::smart_id::to_be_signed("https://id.example.jo", "session-1", "notary", "b3RoZXI", &code);
-    assert_eq!(refused(verifier.verify(&phone_cert, &other_tbs, &signature, LAYLA, "JO", now).await), idp::smart_id::Refusal::BadSignature, "a signature over another challenge");
-    assert_eq!(refused(verifier.verify(&phone_cert, &tbs, &signature, SAMI, "JO", now).await), idp::smart_id::Refusal::OtherCitizen, "a certificate of another citizen");
-    let signing_cert = der(&soft.join("signature.pem"));
-    assert_eq!(refused(verifier.verify(&signing_cert, &tbs, &signature, LAYLA, "JO", now).await), idp::smart_id::Refusal::UntrustedIssuer, "a signing certificate");
-    let root = der(&soft.join("root.pem"));
-    assert_eq!(refused(verifier.verify(&root, &tbs, &signature, LAYLA, "JO", now).await), idp::smart_id::Refusal::UntrustedIssuer, "another CA's certificate");
     let card_cert = der(&card.join("authentication.pem"));
     assert_eq!(refused(verifier.verify(&card_cert, &tbs, &signature, SAMI, "JO", now).await), idp::smart_id::Refusal::BadSignature, "the card's certificate passes every check but the signature");
     assert_eq!(refused(verifier.verify(&phone_cert, &tbs, &signature, LAYLA, "JO", now + 4 * 366 * 86_400).await), idp::smart_id::Refusal::Expired);
@@ -229,8 +214,6 @@ async fn enrolment_activates_devices_on_both_key_stores() {
     // The new activation replaced Layla's phone: its certificates are revoked as superseded.
     let status = ocsp_status(&d, &soft);
     assert!(status.ends_with("revoked Reason: superseded"), "{status}");
-    let refused = verifier.verify(&phone_cert, &tbs, &signature, LAYLA, "JO", idp::unix_now()).await.expect_err("a revoked certificate");
-    assert_eq!(refused, idp::smart_id::Refusal::Revoked);
 }
 
 /// A login verifier trusting the device's copy of the Citizen Authentication CA and asking
@@ -368,10 +351,6 @@ async fn smart_id_logs_in_at_level_high_and_refuses_what_it_must() {
     let o = device(&card, &["pending"], None, &env);
     let shown = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(shown.contains(&format!("Verification code: {code}")) && shown.contains("Notary public"), "{shown} {}", stderr(&o));
-    // Another browser cannot finish this session.
-    let mut other = browser(&d);
-    let r = other.get(&poll).await;
-    assert_eq!(r.status, 403, "{}", r.body);
     let o = device(&card, &["approve", "--pin-stdin", "--code", &code], Some(PIN1), &env);
     assert!(o.status.success(), "approve: {}", stderr(&o));
     let r = b.get(&poll).await;
@@ -394,35 +373,6 @@ async fn smart_id_logs_in_at_level_high_and_refuses_what_it_must() {
     let r = b.get(&poll).await;
     let to = r.location.clone().unwrap_or_default();
     assert_eq!(hawiya_e2e::web::param(&to, "error").as_deref(), Some("unmet_authentication_requirements"), "{} {}", r.status, r.body);
-
-    // Replays: a device proof is good for one request, a session for one answer.
-    let mut b = browser(&d);
-    let (poll, _) = start_login(&mut b, &authorize(&d, "&ui_locales=en"), LAYLA).await;
-    let http = idp::backchannel::http_client().expect("http");
-    let proof = device_proof(&phone, &d, "GET", "/smart-id/device/pending");
-    let pending_url = format!("{}/smart-id/device/pending", server(&d));
-    let r = http.get(&pending_url).header("hawiya-device-proof", &proof).send().await.expect("pending");
-    assert_eq!(r.status(), 200);
-    let pending: Value = r.json().await.expect("json");
-    let r = http.get(&pending_url).header("hawiya-device-proof", &proof).send().await.expect("pending again");
-    let e: Value = r.json().await.expect("json");
-    assert_eq!(e["error_description"], "device proof: replayed", "{e}");
-    let r = http.get(&pending_url).send().await.expect("no proof");
-    assert_eq!(r.status(), 401, "no anonymous device requests");
-    let answer_url = format!("{}/smart-id/device/answer", server(&d));
-    let refusal = json!({"session": pending["session"], "outcome": "refuse"});
-    let r = http.post(&answer_url).header("hawiya-device-proof", device_proof(&phone, &d, "POST", "/smart-id/device/answer")).json(&refusal).send().await.expect("answer");
-    assert_eq!(r.status(), 200);
-    let r = http.post(&answer_url).header("hawiya-device-proof", device_proof(&phone, &d, "POST", "/smart-id/device/answer")).json(&refusal).send().await.expect("answer again");
-    let e: Value = r.json().await.expect("json");
-    assert_eq!(e["error_description"], "this smart-ID session has been answered already", "{e}");
-    // Another citizen's device cannot see or answer this citizen's requests.
-    let (poll_sami, _) = start_login(&mut browser(&d), &authorize(&d, ""), SAMI).await;
-    let session_sami = poll_sami.split("session=").nth(1).and_then(|s| s.split('&').next()).expect("session").to_owned();
-    let r = http.post(&answer_url).header("hawiya-device-proof", device_proof(&phone, &d, "POST", "/smart-id/device/answer")).json(&json!({"session": session_sami, "outcome": "refuse"})).send().await.expect("answer");
-    assert_eq!(r.status(), 400, "Layla's device answering Sami's session");
-    let r = b.get(&poll).await;
-    assert!(r.body.contains("You refused the request on your device"), "{}", r.body);
 
     // Three wrong PIN1s lock the key: the third answer tells the page.
     let mut b = browser(&d);
@@ -535,4 +485,176 @@ async fn an_unanswered_smart_id_request_times_out() {
     assert_eq!(stderr(&o), "error: no pending request");
     let r = b.get(&poll).await;
     assert!(r.body.contains("The request timed out"), "{}", r.body);
+}
+
+/// A served deployment (with the notary registered) where Layla's phone is activated; what
+/// each attack test starts from.
+fn phone_fixture() -> (Deployment, PathBuf) {
+    let (d, _) = deployment();
+    d.ok(&["client", "add", "--id", "notary", "--redirect-uri", CB, "--auth-method", "client_secret_basic", "--id-token-alg", "ES256"]);
+    let phone = d.path("phone");
+    let o = activate(&d, &phone, &enroll(&d, LAYLA, "software"), &[], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    (d, phone)
+}
+
+/// A to-be-signed text for `challenge` and the phone's signature over it.
+fn signed(phone: &Path, challenge: &str) -> (Vec<u8>, Vec<u8>) {
+    let code = idp::smart_id::verification_code(challenge.as_bytes());
+    let tbs = idp::smart_id::to_be_signed("https://id.example.jo", "session-1", "notary", challenge, &code);
+    let signature = soft_key(phone, PIN1)(&tbs);
+    (tbs, signature)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attack_signature_over_another_challenge_is_refused() {
+    let (d, phone) = phone_fixture();
+    let (_, signature) = signed(&phone, "Y2hhbGxlbmdl");
+    let (other_tbs, _) = signed(&phone, "b3RoZXI");
+    let refused = verifier(&d, &phone).verify(&der(&phone.join("authentication.pem")), &other_tbs, &signature, LAYLA, "JO", idp::unix_now()).await;
+    assert_eq!(refused.expect_err("refused"), idp::smart_id::Refusal::BadSignature);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attack_certificate_of_another_citizen_is_refused() {
+    let (d, phone) = phone_fixture();
+    let (tbs, signature) = signed(&phone, "Y2hhbGxlbmdl");
+    // Layla's good certificate and signature, presented for Sami's login.
+    let refused = verifier(&d, &phone).verify(&der(&phone.join("authentication.pem")), &tbs, &signature, SAMI, "JO", idp::unix_now()).await;
+    assert_eq!(refused.expect_err("refused"), idp::smart_id::Refusal::OtherCitizen);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attack_certificate_from_another_ca_is_refused() {
+    let (d, phone) = phone_fixture();
+    let (tbs, signature) = signed(&phone, "Y2hhbGxlbmdl");
+    // A certificate with Layla's name, the authentication policy and usages, from a CA of the
+    // attacker's own (OpenSSL, self-signed), and the national root's own certificate.
+    let dir = d.dir.path();
+    let conf = dir.join("forged.cnf");
+    std::fs::write(&conf, "[req]\ndistinguished_name = dn\n[dn]\n[ext]\nkeyUsage = critical, digitalSignature\nextendedKeyUsage = clientAuth\ncertificatePolicies = 0.4.0.2042.1.1, 2.16.400.1.1.1.3\n").expect("conf");
+    let (key, cert) = (dir.join("forged.key"), dir.join("forged.pem"));
+    let o = openssl(dir, &[
+        "req", "-x509", "-new", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-subj", &format!("/C=JO/serialNumber=PNOJO-{LAYLA}/CN=Layla Haddad"),
+        "-keyout", &key.display().to_string(), "-out", &cert.display().to_string(), "-days", "30", "-config", &conf.display().to_string(), "-extensions", "ext",
+    ]);
+    assert!(o.status.success(), "openssl: {}", stderr(&o));
+    let v = verifier(&d, &phone);
+    for forged in [der(&cert), der(&phone.join("root.pem"))] {
+        let refused = v.verify(&forged, &tbs, &signature, LAYLA, "JO", idp::unix_now()).await;
+        assert_eq!(refused.expect_err("refused"), idp::smart_id::Refusal::UntrustedIssuer);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attack_signing_certificate_used_for_login_is_refused() {
+    let (d, phone) = phone_fixture();
+    let (tbs, signature) = signed(&phone, "Y2hhbGxlbmdl");
+    let refused = verifier(&d, &phone).verify(&der(&phone.join("signature.pem")), &tbs, &signature, LAYLA, "JO", idp::unix_now()).await;
+    assert_eq!(refused.expect_err("refused"), idp::smart_id::Refusal::UntrustedIssuer, "issued by the Citizen Signing CA");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attack_revoked_certificate_is_refused() {
+    let (d, phone) = phone_fixture();
+    let (tbs, signature) = signed(&phone, "Y2hhbGxlbmdl");
+    let v = verifier(&d, &phone);
+    let cert = der(&phone.join("authentication.pem"));
+    v.verify(&cert, &tbs, &signature, LAYLA, "JO", idp::unix_now()).await.expect("good before");
+    d.ok(&["citizen", "revoke", "--national-id", LAYLA, "--reason", "keyCompromise"]);
+    assert_eq!(v.verify(&cert, &tbs, &signature, LAYLA, "JO", idp::unix_now()).await.expect_err("refused"), idp::smart_id::Refusal::Revoked);
+    // And through the login itself: the device's approval is refused with the reason.
+    let mut b = browser(&d);
+    let (poll, code) = start_login(&mut b, &authorize(&d, "&ui_locales=en"), LAYLA).await;
+    let o = device(&phone, &["approve", "--pin-stdin", "--code", &code], Some(PIN1), &[]);
+    assert!(stderr(&o).contains("smart_id.revoked"), "{}", stderr(&o));
+    assert!(b.get(&poll).await.body.contains("Your smart-ID is revoked"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attack_replayed_approval_is_refused() {
+    let (d, phone) = phone_fixture();
+    let mut b = browser(&d);
+    let (poll, _) = start_login(&mut b, &authorize(&d, "&ui_locales=en"), LAYLA).await;
+    let http = idp::backchannel::http_client().expect("http");
+    let pending_url = format!("{}/smart-id/device/pending", server(&d));
+    let answer_url = format!("{}/smart-id/device/answer", server(&d));
+    // A device proof is good for one request.
+    let proof = device_proof(&phone, &d, "GET", "/smart-id/device/pending");
+    let r = http.get(&pending_url).header("hawiya-device-proof", &proof).send().await.expect("pending");
+    assert_eq!(r.status(), 200);
+    let pending: Value = r.json().await.expect("json");
+    let r = http.get(&pending_url).header("hawiya-device-proof", &proof).send().await.expect("pending again");
+    let e: Value = r.json().await.expect("json");
+    assert_eq!(e["error_description"], "device proof: replayed", "{e}");
+    let r = http.get(&pending_url).send().await.expect("no proof");
+    assert_eq!(r.status(), 401, "no anonymous device requests");
+    // A signed approval is good for one session, once.
+    let (challenge, client) = (pending["challenge"].as_str().expect("challenge"), pending["client_id"].as_str().expect("client"));
+    let code = idp::smart_id::verification_code(&base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, challenge).expect("b64"));
+    let tbs = idp::smart_id::to_be_signed(&d.base, pending["session"].as_str().expect("session"), client, challenge, &code);
+    let b64 = |bytes: &[u8]| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes);
+    let approval = json!({
+        "session": pending["session"], "outcome": "approve",
+        "certificate": b64(&der(&phone.join("authentication.pem"))), "signature": b64(&soft_key(&phone, PIN1)(&tbs)),
+    });
+    let answer = |body: Value| {
+        let (http, url, proof) = (http.clone(), answer_url.clone(), device_proof(&phone, &d, "POST", "/smart-id/device/answer"));
+        async move { http.post(url).header("hawiya-device-proof", proof).json(&body).send().await.expect("answer") }
+    };
+    let r = answer(approval.clone()).await;
+    let state: Value = r.json().await.expect("json");
+    assert_eq!(state["state"], "approved", "{state}");
+    let r = answer(approval.clone()).await;
+    let e: Value = r.json().await.expect("json");
+    assert_eq!(e["error_description"], "this smart-ID session has been answered already", "{e}");
+    // The same approval for a new session of the same citizen: signed over the old session's
+    // text, so it does not verify.
+    let mut b2 = browser(&d);
+    let (poll2, _) = start_login(&mut b2, &authorize(&d, "&ui_locales=en"), LAYLA).await;
+    let session2 = poll2.split("session=").nth(1).and_then(|s| s.split('&').next()).expect("session").to_owned();
+    let mut replayed = approval.clone();
+    replayed["session"] = session2.into();
+    let state: Value = answer(replayed).await.json().await.expect("json");
+    assert_eq!(state, json!({"state": "failed", "reason": "smart_id.invalid"}));
+    assert!(b2.get(&poll2).await.body.contains("signature could not be verified"));
+    // Another citizen's device cannot answer this citizen's session.
+    let _ = b.get(&poll).await;
+    let o = activate(&d, &d.path("sami-phone"), &enroll(&d, SAMI, "software"), &[], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (poll_sami, _) = start_login(&mut browser(&d), &authorize(&d, ""), SAMI).await;
+    let session_sami = poll_sami.split("session=").nth(1).and_then(|s| s.split('&').next()).expect("session").to_owned();
+    let r = answer(json!({"session": session_sami, "outcome": "refuse"})).await;
+    assert_eq!(r.status(), 400, "Layla's device answering Sami's session");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attack_reused_activation_code_is_refused() {
+    let (d, _) = deployment();
+    let code = enroll(&d, LAYLA, "software");
+    let o = activate(&d, &d.path("first"), &code, &[], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let before = d.snapshot();
+    let o = activate(&d, &d.path("second"), &code, &[], &[]);
+    assert!(!o.status.success());
+    assert_eq!(stderr(&o), "error: the server refused: the activation code is wrong, expired or already used");
+    assert!(!d.path("second").exists(), "a refused activation leaves no device directory");
+    assert_eq!(d.snapshot(), before, "a spent code issues nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attack_session_finished_from_another_browser_is_refused() {
+    let (d, phone) = phone_fixture();
+    let mut b = browser(&d);
+    let (poll, code) = start_login(&mut b, &authorize(&d, "&ui_locales=en"), LAYLA).await;
+    let o = device(&phone, &["approve", "--pin-stdin", "--code", &code], Some(PIN1), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The approved session, polled with its URL from a browser without the transaction's
+    // cookie: refused, and the session is still there for its own browser.
+    let mut other = browser(&d);
+    let r = other.get(&poll).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("belongs to another browser"), "{}", r.body);
+    let r = b.get(&poll).await;
+    assert_eq!(r.status, 303, "its own browser goes on: {} {}", r.status, r.body);
 }
