@@ -25,8 +25,16 @@ use store::{ActivationRecord, DurableStore, RevocationReason, Serial, SmartIdRec
 
 use crate::config::RaOfficer;
 
-/// How long an activation code works.
-pub const ACTIVATION_LIFETIME: i64 = 15 * 60;
+/// How long an activation code works unless `HAWIYA_ACTIVATION_LIFETIME` (seconds, 1 to 86,400)
+/// says otherwise.
+const ACTIVATION_LIFETIME: i64 = 15 * 60;
+
+fn activation_lifetime() -> Result<i64, EnrolError> {
+    match std::env::var("HAWIYA_ACTIVATION_LIFETIME") {
+        Ok(v) => v.parse::<i64>().ok().filter(|s| (1..=86_400).contains(s)).ok_or_else(|| EnrolError::BadRequest("HAWIYA_ACTIVATION_LIFETIME: 1 to 86400 seconds".into())),
+        Err(_) => Ok(ACTIVATION_LIFETIME),
+    }
+}
 /// The largest request body of these endpoints (two CSRs and a JWK fit in 16 KiB).
 const MAX_BODY: usize = 64 * 1024;
 
@@ -197,7 +205,7 @@ impl Enrolment {
         let mut random = [0u8; 20];
         aws_lc_rs::rand::fill(&mut random).map_err(|_| EnrolError::Internal("no randomness".into()))?;
         let code: String = random.iter().map(|b| CODE_ALPHABET[usize::from(b & 31)] as char).collect();
-        let expires_at = now + ACTIVATION_LIFETIME;
+        let expires_at = now + activation_lifetime()?;
         self.durable
             .insert_activation(&ActivationRecord {
                 code_hash: sha256_hex(code.as_bytes()),

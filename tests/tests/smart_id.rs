@@ -642,6 +642,19 @@ async fn attack_reused_activation_code_is_refused() {
     assert_eq!(d.snapshot(), before, "a spent code issues nothing");
 }
 
+#[test]
+fn an_expired_activation_code_is_refused() {
+    let (d, _) = deployment();
+    let out = hawiya_e2e::run(d.command(&["citizen", "enroll", "--national-id", LAYLA, "--custody", "software"]).env("HAWIYA_ACTIVATION_LIFETIME", "1"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let code = String::from_utf8_lossy(&out.stdout).lines().find_map(|l| l.strip_prefix("Activation code for ")).and_then(|l| l.split_whitespace().last()).expect("code").to_owned();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let before = d.snapshot();
+    let o = activate(&d, &d.path("late"), &code, &[], &[]);
+    assert_eq!(stderr(&o), "error: the server refused: the activation code is wrong, expired or already used");
+    assert_eq!(d.snapshot(), before);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attack_session_finished_from_another_browser_is_refused() {
     let (d, phone) = phone_fixture();
