@@ -230,11 +230,11 @@ impl Device {
         Ok(hsm_shim::jose::sign_compact(&signer, &state.device_kid, header, claims.to_string().as_bytes())?)
     }
 
-    /// Wrong PIN1 attempts in a row, kept with a MAC under the device secret (a file that
-    /// does not verify counts as locked).
+    /// Wrong PIN1 attempts in a row, kept with a MAC under the device secret. The file is
+    /// written at activation: a missing file, or one that does not verify, counts as locked
+    /// (deleting it does not reset the count).
     fn pin_failures(&self) -> u8 {
         match std::fs::read_to_string(self.dir.join(PIN_COUNTER_FILE)) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
             Err(_) => PIN_ATTEMPTS,
             Ok(text) => {
                 let mut parts = text.trim().splitn(2, ' ');
@@ -466,6 +466,7 @@ pub async fn run(command: DeviceCommand) -> CommandResult {
                 device.write(file, activated.get(field).and_then(Value::as_str).unwrap_or_default().as_bytes())?;
             }
             let issuer = discovery_issuer(&http, &server).await?;
+            device.set_pin_failures(0)?;
             let state = State { server, issuer, national_id: identity.national_id.clone(), custody: identity.custody, keys, device_kid };
             device.write(STATE_FILE, &serde_json::to_vec_pretty(&state)?)?;
             println!(

@@ -389,6 +389,11 @@ async fn smart_id_logs_in_at_level_high_and_refuses_what_it_must() {
     let (_, code) = start_login(&mut b, &authorize(&d, "&ui_locales=en"), LAYLA).await;
     let o = device(&phone, &["approve", "--pin-stdin", "--code", &code], Some(PIN1), &[]);
     assert!(stderr(&o).contains("PIN1 is locked after 3 wrong attempts"), "even the right PIN: {}", stderr(&o));
+    // Deleting the counter does not unlock the key.
+    std::fs::remove_file(phone.join("pin1-failures")).expect("counter file");
+    let (_, code) = start_login(&mut browser(&d), &authorize(&d, "&ui_locales=en"), LAYLA).await;
+    let o = device(&phone, &["approve", "--pin-stdin", "--code", &code], Some(PIN1), &[]);
+    assert!(stderr(&o).contains("PIN1 is locked after 3 wrong attempts"), "after deleting the counter: {}", stderr(&o));
 
     // Wrong verification code chosen, refusal, wrong PIN: each ends the login with its message.
     let mut b = browser(&d);
