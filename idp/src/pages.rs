@@ -177,4 +177,5 @@ button.secondary { background: #fff; color: #0b3d2e; }
 dl.request { background: #f2f2f2; padding: 0.75rem 1rem; border-radius: 4px; }
 dt { font-weight: 600; }
 dd { margin: 0 0 0.5rem 0; }
+.verification-code { font-size: 2.5rem; letter-spacing: 0.25em; margin-block: 1rem; direction: ltr; text-align: center; }
 "#;
