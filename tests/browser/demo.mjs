@@ -8,7 +8,8 @@
 //
 // Then the notary (level high) with smart-ID: the page shows a verification code, the
 // reference device (`hawiya device approve`, its keys on SoftHSM2) approves with PIN1; a
-// suspended smart-ID is refused with the suspension message, and works again once resumed.
+// suspended smart-ID is refused with the suspension message, and works again once resumed,
+// in English and then in Arabic.
 //
 // Exits non-zero with the first failed expectation.
 import { chromium } from 'playwright-core';
@@ -168,6 +169,20 @@ try {
   await consentIfAsked(page);
   expect((await page.locator('dl').innerText()).includes('high'), 'logged in at high after resumption');
   await context.close();
+
+  // The same in Arabic, right to left.
+  const arabic = await browser.newContext({ locale: 'ar-JO' });
+  const arPage = await arabic.newPage();
+  code = await smartIdLogin(arPage);
+  const root = arPage.locator('html');
+  expect(await root.getAttribute('lang') === 'ar' && await root.getAttribute('dir') === 'rtl', 'the smart-ID page is Arabic, right to left');
+  const waiting = await arPage.locator('main').innerText();
+  expect(waiting.includes('الكاتب العدل') && waiting.includes('بانتظار موافقتك'), `Arabic waiting page: ${waiting}`);
+  await arPage.screenshot({ path: `${out}/smart-id-waiting-ar.png`, fullPage: true });
+  hawiyaCli(['device', 'approve', '--dir', device, '--pin-stdin', '--code', code], `${PIN1}\n`);
+  await consentIfAsked(arPage);
+  expect((await arPage.locator('dl').innerText()).includes('high'), 'logged in at high in Arabic');
+  await arabic.close();
   console.log('ok: smart-id');
 } finally {
   await browser.close();
