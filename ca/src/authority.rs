@@ -271,13 +271,14 @@ impl Authority {
     }
 
     /// Checks a request as issuing it would, without signing or storing anything: the
-    /// profile, the proof of possession, the subject, the key the profile allows. Callers
-    /// that must issue several certificates or none check them all first.
-    pub fn check(&self, request: &IssueRequest) -> Result<(), CaError> {
-        self.checked(request).map(drop)
+    /// profile, the proof of possession, the subject, the key the profile allows; returns the
+    /// key and the serialNumber the request names. Callers that must issue several
+    /// certificates or none check them all first.
+    pub fn check(&self, request: &IssueRequest) -> Result<csr::Verified, CaError> {
+        self.checked(request).map(|(_, _, verified)| verified)
     }
 
-    fn checked(&self, request: &IssueRequest) -> Result<(&CertificateProfile, &Member, PublicKey), CaError> {
+    fn checked(&self, request: &IssueRequest) -> Result<(&CertificateProfile, &Member, csr::Verified), CaError> {
         let profile = self.policies.profile(&request.profile).ok_or_else(|| CaError::UnknownProfile(request.profile.clone()))?;
         let issuer_name = match (&profile.kind, &profile.issuer) {
             (ProfileKind::EndEntity, Some(issuer)) => issuer,
@@ -298,13 +299,14 @@ impl Authority {
             let allowed: Vec<_> = profile.allowed_keys.iter().map(|k| k.name()).collect();
             return Err(CaError::KeyNotAllowed { profile: profile.name.clone(), key: verified.key.spec().to_string(), allowed: allowed.join(", ") });
         }
-        Ok((profile, issuer, verified.key))
+        Ok((profile, issuer, verified))
     }
 
     /// Issues a certificate from a request for an identity the caller has proven. The
     /// certificate is stored before it is returned.
     pub async fn issue(&self, request: &IssueRequest) -> Result<Issued, CaError> {
-        let (profile, issuer, key) = self.checked(request)?;
+        let (profile, issuer, verified) = self.checked(request)?;
+        let key = verified.key;
         // A clash of 126 random bits will not happen, but if it did the store would refuse it.
         for _ in 0..3 {
             let serial = Self::new_serial(&self.rng)?;

@@ -18,8 +18,11 @@ const RSA_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.11354
 const SERIAL_NUMBER: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.5");
 
 /// A checked request: its key, and the subject serialNumber it asks for, if any.
-pub(crate) struct Verified {
+#[derive(Debug)]
+pub struct Verified {
+    /// The key, whose possession the request's signature proves.
     pub key: PublicKey,
+    /// The subject serialNumber it names (for a citizen, `PNO<CC>-<national id>`).
     pub serial_number: Option<String>,
 }
 
@@ -33,9 +36,8 @@ fn decode(input: &[u8]) -> Result<CertReq, CaError> {
     }
 }
 
-/// The subject serialNumber a request names (for a citizen, `PNO<CC>-<national id>`), if any.
-pub fn subject_serial_number(input: &[u8]) -> Result<Option<String>, CaError> {
-    let req = decode(input)?;
+/// The subject serialNumber a request names, if any.
+fn serial_number(req: &CertReq) -> Result<Option<String>, CaError> {
     let Some(atv) = req.info.subject.0.iter().flat_map(|rdn| rdn.0.iter()).find(|atv| atv.oid == SERIAL_NUMBER) else { return Ok(None) };
     let text = match atv.value.tag() {
         der::Tag::PrintableString => atv.value.decode_as::<der::asn1::PrintableStringRef<'_>>().map(|s| s.as_str().to_owned()),
@@ -53,11 +55,6 @@ pub fn request(subject: &crate::Subject, key: &hsm_shim::signer::StoredKeySigner
     let mut params = rcgen::CertificateParams::default();
     params.distinguished_name = crate::profile::distinguished_name(subject)?;
     Ok(params.serialize_request(key)?.pem()?)
-}
-
-/// The SubjectPublicKeyInfo (DER) a request carries, unchecked.
-pub fn public_key(input: &[u8]) -> Result<Vec<u8>, CaError> {
-    decode(input)?.info.public_key.to_der().map_err(|e| CaError::MalformedCsr(e.to_string()))
 }
 
 /// Decodes a request given as PEM or DER and checks its self-signature (proof of
@@ -87,5 +84,5 @@ pub(crate) fn verified(input: &[u8]) -> Result<Verified, CaError> {
     verify::UnparsedPublicKey::new(algorithm, key.subject_public_key())
         .verify(&signed, signature)
         .map_err(|_| CaError::BadCsrSignature)?;
-    Ok(Verified { key, serial_number: subject_serial_number(input)? })
+    Ok(Verified { key, serial_number: serial_number(&req)? })
 }

@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use ca::{Authority, CaError, IssueRequest, Subject};
+use idp::unix_now as now;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use store::{ActivationRecord, DurableStore, RevocationReason, Serial, SmartIdRecord, StoreError};
@@ -260,12 +261,11 @@ impl Enrolment {
         let expected = format!("PNO{}-{}", identity.country, identity.national_id);
         let mut keys = vec![device_key.spki_der().to_vec()];
         for (which, request) in &requests {
-            let named = ca::csr::subject_serial_number(&request.csr).map_err(|error| EnrolError::Csr { which, error })?;
-            if named.is_none() {
+            let checked = self.authority.check(request).map_err(|error| EnrolError::Csr { which, error })?;
+            if checked.serial_number.is_none() {
                 return Err(EnrolError::Csr { which, error: CaError::InvalidSubject(format!("the request must name {expected} as its subject serialNumber")) });
             }
-            self.authority.check(request).map_err(|error| EnrolError::Csr { which, error })?;
-            let spki = ca::csr::public_key(&request.csr).map_err(|error| EnrolError::Csr { which, error })?;
+            let spki = checked.key.spki_der().to_vec();
             if keys.contains(&spki) {
                 return Err(EnrolError::BadRequest("the authentication key, the signing key and the device key must be three different keys".into()));
             }
@@ -323,10 +323,6 @@ impl Enrolment {
         tracing::info!(target: "audit", event = "smart_id.status", national_id, change = ?change, officer, "smart-ID status changed");
         Ok(())
     }
-}
-
-fn now() -> i64 {
-    idp::unix_now()
 }
 
 impl IntoResponse for EnrolError {

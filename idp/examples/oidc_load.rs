@@ -26,12 +26,13 @@
 //! `SERVER_PID`).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
+
+mod common;
+use common::{Browser, Tally, Timed};
 
 /// The same allocator as the server: the load generator shares its two cores, and every
 /// cycle it spends is one the server does not get.
@@ -78,25 +79,6 @@ fn fill_form(html: &str, target: &Target) -> Option<(String, Vec<(String, String
     Some((action, fields))
 }
 
-struct Browser {
-    cookies: HashMap<String, String>,
-}
-
-impl Browser {
-    async fn send(&mut self, request: reqwest::RequestBuilder) -> Result<(u16, Option<String>, String), String> {
-        let jar: String = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
-        let r = request.header("cookie", jar).send().await.map_err(|e| e.to_string())?;
-        for c in r.headers().get_all("set-cookie") {
-            if let Some((name, value)) = c.to_str().ok().and_then(|c| c.split(';').next()).and_then(|p| p.split_once('=')) {
-                self.cookies.insert(name.to_owned(), value.to_owned());
-            }
-        }
-        let status = r.status().as_u16();
-        let location = r.headers().get("location").and_then(|l| l.to_str().ok()).map(str::to_owned);
-        Ok((status, location, r.text().await.map_err(|e| e.to_string())?))
-    }
-}
-
 fn absolute(issuer: &str, location: &str) -> String {
     if location.starts_with('/') {
         let origin = url::Url::parse(issuer).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
@@ -139,7 +121,7 @@ async fn authorize(http: &reqwest::Client, b: &mut Browser, t: &Target, n: u64) 
 /// One full login in a fresh browser: authorize, login page, consent page, code, token.
 /// Returns the tokens.
 async fn login(http: &reqwest::Client, t: &Target, n: u64) -> Result<Value, String> {
-    let (code, verifier) = authorize(http, &mut Browser { cookies: HashMap::new() }, t, n).await?;
+    let (code, verifier) = authorize(http, &mut Browser::default(), t, n).await?;
     let r = http
         .post(&t.token)
         .basic_auth(&t.client, Some(&t.secret))
@@ -223,42 +205,11 @@ fn json_string<'a>(body: &'a str, name: &str) -> Option<&'a str> {
     body[start..].split('"').next()
 }
 
-/// The CPU time (user and system) of process `pid`, in milliseconds.
-fn cpu_ms(pid: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
-    // Fields 14 and 15 of stat(5), counted after the command name's closing parenthesis.
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks * 1000.0 / 100.0)
-}
-
 fn pkce(n: u64) -> (String, String) {
     use base64::Engine;
     let verifier = format!("{:0>64}", format!("verifier{n}x{}", std::process::id()));
     let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(idp::provider::sha256(verifier.as_bytes()));
     (verifier, challenge)
-}
-
-/// Successes and failures of the timed part; the first failure is printed.
-#[derive(Default)]
-struct Tally {
-    done: AtomicU64,
-    failed: AtomicU64,
-}
-
-impl Tally {
-    fn record(&self, outcome: Result<(), String>) {
-        match outcome {
-            Ok(()) => {
-                self.done.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) => {
-                if self.failed.fetch_add(1, Ordering::Relaxed) == 0 {
-                    eprintln!("first failure: {e}");
-                }
-            }
-        }
-    }
 }
 
 /// A token response that carries the tokens a provider gives with `openid` scope: a new
@@ -331,7 +282,7 @@ async fn main() {
                 let (http, t) = (http.clone(), t.clone());
                 let count = amount / concurrency as u64;
                 collectors.push(tokio::spawn(async move {
-                    let mut b = Browser { cookies: HashMap::new() };
+                    let mut b = Browser::default();
                     for n in 0..count {
                         mine.push(authorize(&http, &mut b, &t, (w as u64 + 1) * 1_000_000 + n).await.expect("a code through the SSO session"));
                     }
@@ -345,9 +296,8 @@ async fn main() {
         other => panic!("unknown mode {other}"),
     }
 
-    let server = std::env::var("SERVER_PID").ok();
-    let cpu_before = server.as_deref().and_then(cpu_ms);
-    let started = Instant::now();
+    let timed = Timed::start();
+    let started = timed.started;
     let duration = Duration::from_secs(amount);
     let mut workers = Vec::new();
     for (w, mine) in codes.into_iter().enumerate() {
@@ -395,12 +345,5 @@ async fn main() {
     for w in workers {
         w.await.expect("worker");
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    let cpu_after = server.as_deref().and_then(cpu_ms);
-    let ok = tally.done.load(Ordering::Relaxed);
-    let cpu = match (cpu_before, cpu_after) {
-        (Some(a), Some(b)) if ok > 0 => format!("{:.3}", (b - a) / ok as f64),
-        _ => "-".into(),
-    };
-    println!("{:.0} {ok} {} {cpu}", ok as f64 / elapsed, tally.failed.load(Ordering::Relaxed));
+    timed.report(&tally);
 }

@@ -19,10 +19,8 @@
 //! does at each login (8 at a time), and prints the same four numbers per OCSP answer.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -31,6 +29,9 @@ use hsm_shim::signer::StoredKeySigner;
 use hsm_shim::soft::{OperatorSecret, SoftKeyStore};
 use hsm_shim::{KeyRef, KeyStore, SignatureAlgorithm};
 use serde_json::{Value, json};
+
+mod common;
+use common::{Browser, Tally, Timed};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -83,26 +84,6 @@ impl Device {
     }
 }
 
-/// A browser: cookies kept, redirects returned.
-struct Browser {
-    cookies: HashMap<String, String>,
-}
-
-impl Browser {
-    async fn send(&mut self, request: reqwest::RequestBuilder) -> Result<(u16, Option<String>, String), String> {
-        let jar: String = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
-        let r = request.header("cookie", jar).send().await.map_err(|e| e.to_string())?;
-        for c in r.headers().get_all("set-cookie") {
-            if let Some((name, value)) = c.to_str().ok().and_then(|c| c.split(';').next()).and_then(|p| p.split_once('=')) {
-                self.cookies.insert(name.to_owned(), value.to_owned());
-            }
-        }
-        let status = r.status().as_u16();
-        let location = r.headers().get("location").and_then(|l| l.to_str().ok()).map(str::to_owned);
-        Ok((status, location, r.text().await.map_err(|e| e.to_string())?))
-    }
-}
-
 fn between<'a>(text: &'a str, before: &str, after: &str) -> Option<&'a str> {
     let start = text.find(before)? + before.len();
     text[start..].split(after).next()
@@ -110,7 +91,7 @@ fn between<'a>(text: &'a str, before: &str, after: &str) -> Option<&'a str> {
 
 /// One smart-ID login, end to end; `n` makes state, nonce and proof ids unique.
 async fn login(http: &reqwest::Client, t: &Target, d: &Device, n: u64) -> Result<(), String> {
-    let mut b = Browser { cookies: HashMap::new() };
+    let mut b = Browser::default();
     let mut url = url::Url::parse(&format!("{}/authorize", t.issuer)).map_err(|e| e.to_string())?;
     url.query_pairs_mut()
         .append_pair("client_id", &t.client)
@@ -184,14 +165,6 @@ async fn login(http: &reqwest::Client, t: &Target, d: &Device, n: u64) -> Result
     if tokens["id_token"].is_string() { Ok(()) } else { Err(format!("token: {tokens}")) }
 }
 
-/// The CPU time (user and system) of process `pid`, in milliseconds.
-fn cpu_ms(pid: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks * 1000.0 / 100.0)
-}
-
 /// Microseconds of CPU per signature verification and signature, P-256 and P-384 (what the
 /// provider does
 /// per login: it verifies the device's proofs, the certificate's and the OCSP answer's
@@ -234,40 +207,25 @@ async fn ocsp(issuer: &str, device: &Path, seconds: u64) {
     let ca = Arc::new(pem_certificate(&device.join("authentication-ca.pem")));
     let http = idp::backchannel::http_client().expect("client");
     let client = Arc::new(idp::smart_id::OcspClient::new(http, Some(format!("{}/ocsp", issuer.trim_end_matches('/')))));
-    let (done, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let server = std::env::var("SERVER_PID").ok();
-    let cpu0 = server.as_deref().and_then(cpu_ms);
-    let start = Instant::now();
-    let deadline = start + Duration::from_secs(seconds);
+    let tally = Arc::new(Tally::default());
+    let timed = Timed::start();
+    let deadline = timed.started + Duration::from_secs(seconds);
     let mut workers = Vec::new();
     for _ in 0..8 {
-        let (client, certificate, ca, done, failed) = (Arc::clone(&client), Arc::clone(&certificate), Arc::clone(&ca), Arc::clone(&done), Arc::clone(&failed));
+        let (client, certificate, ca, tally) = (Arc::clone(&client), Arc::clone(&certificate), Arc::clone(&ca), Arc::clone(&tally));
         workers.push(tokio::spawn(async move {
             while Instant::now() < deadline {
-                match client.status(&certificate, &ca, idp::unix_now()).await {
-                    Ok(idp::smart_id::Status::Good) => done.fetch_add(1, Ordering::Relaxed),
-                    other => {
-                        if failed.fetch_add(1, Ordering::Relaxed) == 0 {
-                            eprintln!("first failure: {other:?}");
-                        }
-                        0
-                    }
-                };
+                tally.record(match client.status(&certificate, &ca, idp::unix_now()).await {
+                    Ok(idp::smart_id::Status::Good) => Ok(()),
+                    other => Err(format!("{other:?}")),
+                });
             }
         }));
     }
     for w in workers {
         w.await.expect("worker");
     }
-    report(start, done.load(Ordering::Relaxed), failed.load(Ordering::Relaxed), cpu0, server.as_deref());
-}
-
-fn report(start: Instant, done: u64, failed: u64, cpu0: Option<f64>, server: Option<&str>) {
-    let cpu = match (cpu0, server.and_then(cpu_ms)) {
-        (Some(a), Some(b)) if done > 0 => format!("{:.3}", (b - a) / done as f64),
-        _ => "-".into(),
-    };
-    println!("{:.0} {done} {failed} {cpu}", done as f64 / start.elapsed().as_secs_f64());
+    timed.report(&tally);
 }
 
 #[tokio::main]
@@ -299,32 +257,22 @@ async fn main() {
     for (i, d) in devices.iter().enumerate() {
         login(&http, &target, d, i as u64).await.unwrap_or_else(|e| panic!("warm-up login of {}: {e}", d.national_id));
     }
-    let (done, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let server = std::env::var("SERVER_PID").ok();
-    let cpu0 = server.as_deref().and_then(cpu_ms);
-    let start = Instant::now();
-    let deadline = start + Duration::from_secs(seconds);
+    let tally = Arc::new(Tally::default());
+    let timed = Timed::start();
+    let deadline = timed.started + Duration::from_secs(seconds);
     let mut workers = Vec::new();
     for (i, d) in devices.iter().enumerate() {
-        let (http, t, d, done, failed) = (http.clone(), Arc::clone(&target), Arc::clone(d), Arc::clone(&done), Arc::clone(&failed));
+        let (http, t, d, tally) = (http.clone(), Arc::clone(&target), Arc::clone(d), Arc::clone(&tally));
         workers.push(tokio::spawn(async move {
             let mut n = 1_000_000 * (i as u64 + 1);
             while Instant::now() < deadline {
                 n += 1;
-                match login(&http, &t, &d, n).await {
-                    Ok(()) => done.fetch_add(1, Ordering::Relaxed),
-                    Err(e) => {
-                        if failed.fetch_add(1, Ordering::Relaxed) == 0 {
-                            eprintln!("first failure: {e}");
-                        }
-                        0
-                    }
-                };
+                tally.record(login(&http, &t, &d, n).await);
             }
         }));
     }
     for w in workers {
         w.await.expect("worker");
     }
-    report(start, done.load(Ordering::Relaxed), failed.load(Ordering::Relaxed), cpu0, server.as_deref());
+    timed.report(&tally);
 }

@@ -132,11 +132,15 @@ pub struct Verified {
 
 /// The signature algorithm of an X.509 `AlgorithmIdentifier`.
 fn x509_algorithm(oid: ObjectIdentifier) -> Option<SignatureAlgorithm> {
-    match oid.to_string().as_str() {
-        "1.2.840.10045.4.3.2" => Some(SignatureAlgorithm::Es256),
-        "1.2.840.10045.4.3.3" => Some(SignatureAlgorithm::Es384),
-        "1.2.840.113549.1.1.11" => Some(SignatureAlgorithm::Rs256),
-        "1.3.101.112" => Some(SignatureAlgorithm::EdDsa),
+    const ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+    const ECDSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
+    const RSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
+    const ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+    match oid {
+        ECDSA_SHA256 => Some(SignatureAlgorithm::Es256),
+        ECDSA_SHA384 => Some(SignatureAlgorithm::Es384),
+        RSA_SHA256 => Some(SignatureAlgorithm::Rs256),
+        ED25519 => Some(SignatureAlgorithm::EdDsa),
         _ => None,
     }
 }

@@ -25,6 +25,11 @@ pub struct Browser {
 }
 
 impl Browser {
+    /// A browser with no cookies yet, sending with `http` (which resolves the issuer's host).
+    pub fn new(http: reqwest::Client, issuer: &str) -> Self {
+        Browser { http, cookies: HashMap::new(), issuer: issuer.to_owned() }
+    }
+
     pub fn absolute(&self, url: &str) -> String {
         if url.starts_with('/') { format!("{}{url}", self.issuer) } else { url.to_owned() }
     }

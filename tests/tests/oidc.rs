@@ -94,7 +94,7 @@ impl Provider {
     }
 
     fn browser(&self) -> Browser {
-        Browser { http: self.http(), cookies: HashMap::new(), issuer: self.issuer.clone() }
+        Browser::new(self.http(), &self.issuer)
     }
 
     fn authorize_url(&self, client_id: &str, redirect_uri: &str, extra: &[(&str, &str)]) -> String {
@@ -804,7 +804,7 @@ async fn two_replicas_sharing_redis_act_as_one_provider() {
     let location = a.login(&p.authorize_url("civil-status", CB, &[]), CITIZEN, PASSWORD).await;
     assert!(param(&location, "code").is_some());
     // …an SSO session on the second: a code without any page.
-    let mut b = Browser { http: p.http_to(second), cookies: a.cookies.clone(), issuer: p.issuer.clone() };
+    let mut b = Browser { cookies: a.cookies.clone(), ..Browser::new(p.http_to(second), &p.issuer) };
     let r = b.get(&p.authorize_url("civil-status", CB, &[("prompt", "none")])).await;
     let location = r.location.expect("redirect");
     let code = param(&location, "code").unwrap_or_else(|| panic!("no SSO on the second replica: {location}"));

@@ -285,7 +285,7 @@ fn device(dir: &Path, args: &[&str], pin: Option<&str>, env: &[(&str, &str)]) ->
 fn browser(d: &Deployment) -> hawiya_e2e::web::Browser {
     let addr: std::net::SocketAddr = format!("127.0.0.1:{}", d.port).parse().expect("addr");
     let http = idp::backchannel::client_builder().expect("builder").resolve(hawiya_e2e::HOST, addr).build().expect("client");
-    hawiya_e2e::web::Browser { http, cookies: std::collections::HashMap::new(), issuer: d.base.clone() }
+    hawiya_e2e::web::Browser::new(http, &d.base)
 }
 
 const CB: &str = "https://notary.example.jo/cb";
