@@ -56,10 +56,8 @@ async fn main() {
                 let s = stream.as_mut().expect("connected");
                 let body = &data[i * size..(i + 1) * size];
                 i = (i + 1) % count;
-                let mut request = format!(
-                    "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/ocsp-request\r\nContent-Length: {size}\r\n\r\n"
-                )
-                .into_bytes();
+                let mut request =
+                    format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/ocsp-request\r\nContent-Length: {size}\r\n\r\n").into_bytes();
                 request.extend_from_slice(body);
                 match exchange(s, &request, &mut buf).await {
                     Some((ok, keep_alive)) => {

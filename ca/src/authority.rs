@@ -8,8 +8,8 @@ use hsm_shim::signer::StoredKeySigner;
 use hsm_shim::{KeyRef, KeyStore, PublicKey, SignatureAlgorithm};
 use policies::{CertificateProfile, Policies, ProfileKind};
 use rcgen::{
-    CertificateParams, CertificateRevocationListParams, CrlDistributionPoint, CrlIssuingDistributionPoint, CrlScope,
-    DistinguishedName, DnType, DnValue, Issuer, KeyIdMethod, RevokedCertParams, SerialNumber,
+    CertificateParams, CertificateRevocationListParams, CrlDistributionPoint, CrlIssuingDistributionPoint, CrlScope, DistinguishedName, DnType, DnValue,
+    Issuer, KeyIdMethod, RevokedCertParams, SerialNumber,
 };
 use store::{CaStore, CeremonyRecord, NewCertificate, PublishedCrl, RevocationReason, Serial, StoreError};
 use time::{Duration, OffsetDateTime};
@@ -163,12 +163,7 @@ impl Authority {
         Self::from_record(store, keys, policies, ceremony)
     }
 
-    pub(crate) fn from_record(
-        store: Arc<dyn CaStore>,
-        keys: Arc<dyn KeyStore>,
-        policies: Arc<Policies>,
-        ceremony: CeremonyRecord,
-    ) -> Result<Self, CaError> {
+    pub(crate) fn from_record(store: Arc<dyn CaStore>, keys: Arc<dyn KeyStore>, policies: Arc<Policies>, ceremony: CeremonyRecord) -> Result<Self, CaError> {
         let mut members = Vec::new();
         for a in &ceremony.authorities {
             let corrupt = |m: String| CaError::Store(StoreError::Corrupt(format!("ceremony record, {}: {m}", a.name)));
@@ -459,9 +454,9 @@ fn rcgen_name(name: &x509_cert::name::Name) -> Result<DistinguishedName, CaError
             let arcs: Vec<u64> = atv.oid.arcs().map(u64::from).collect();
             let text = std::str::from_utf8(atv.value.value()).map_err(|_| CaError::Encoding("non-UTF-8 name".into()))?.to_owned();
             let value = match atv.value.tag() {
-                der::Tag::PrintableString => DnValue::PrintableString(
-                    rcgen::string::PrintableString::try_from(text).map_err(|e| CaError::Encoding(e.to_string()))?,
-                ),
+                der::Tag::PrintableString => {
+                    DnValue::PrintableString(rcgen::string::PrintableString::try_from(text).map_err(|e| CaError::Encoding(e.to_string()))?)
+                }
                 der::Tag::Utf8String => DnValue::Utf8String(text),
                 other => return Err(CaError::Encoding(format!("name attribute of type {other}"))),
             };

@@ -73,12 +73,7 @@ struct Step<'a> {
 /// Runs the ceremony: refuses if the store already has a hierarchy; generates every key in
 /// `keys`, signs the certificates, stores them and the root's first ARL, and records the
 /// ceremony last (that record is what makes the hierarchy exist).
-pub async fn run(
-    config: &CeremonyConfig,
-    keys: Arc<dyn KeyStore>,
-    store: Arc<dyn CaStore>,
-    policies: Arc<Policies>,
-) -> Result<Authority, CaError> {
+pub async fn run(config: &CeremonyConfig, keys: Arc<dyn KeyStore>, store: Arc<dyn CaStore>, policies: Arc<Policies>) -> Result<Authority, CaError> {
     config.check()?;
     if let Some(existing) = store.ceremony().await? {
         return Err(CaError::CeremonyExists(format!(
@@ -88,7 +83,8 @@ pub async fn run(
     }
     let started = OffsetDateTime::now_utc();
     let stamp = started.unix_timestamp();
-    let mut steps = vec![Step { name: names::ROOT.into(), profile: "root-ca", issuer: names::ROOT, config: &config.root, common_name: config.root.common_name.clone() }];
+    let mut steps =
+        vec![Step { name: names::ROOT.into(), profile: "root-ca", issuer: names::ROOT, config: &config.root, common_name: config.root.common_name.clone() }];
     for (name, c) in [
         (names::CITIZEN_AUTHENTICATION, &config.citizen_authentication_ca),
         (names::CITIZEN_SIGNING, &config.citizen_signing_ca),
@@ -110,7 +106,13 @@ pub async fn run(
             common_name: format!("{} - {display}", config.ocsp_responder.common_name),
         });
     }
-    steps.push(Step { name: names::TSA.into(), profile: "timestamping", issuer: names::SERVICES, config: &config.tsa, common_name: config.tsa.common_name.clone() });
+    steps.push(Step {
+        name: names::TSA.into(),
+        profile: "timestamping",
+        issuer: names::SERVICES,
+        config: &config.tsa,
+        common_name: config.tsa.common_name.clone(),
+    });
 
     let mut record = CeremonyRecord {
         performed_at: started.format(&Rfc3339).map_err(|e| CaError::Encoding(e.to_string()))?,
@@ -128,7 +130,8 @@ pub async fn run(
         }
         let key = keys.generate(spec, &format!("{}-{stamp}", step.name))?;
         let signer = StoredKeySigner::new(keys.clone(), key.clone(), spec.default_algorithm())?;
-        let subject = Subject::Organization { country: config.country.clone(), organization: config.organization.clone(), common_name: step.common_name.clone() };
+        let subject =
+            Subject::Organization { country: config.country.clone(), organization: config.organization.clone(), common_name: step.common_name.clone() };
         subject.validate()?;
         let serial = Authority::new_serial(&rng)?;
         let certificate = if step.name == names::ROOT {

@@ -81,8 +81,6 @@ pub(crate) fn verified(input: &[u8]) -> Result<Verified, CaError> {
         (RSA_SHA512, s) if s.rsa_bits().is_some() => &verify::RSA_PKCS1_2048_8192_SHA512,
         (oid, spec) => return Err(CaError::MalformedCsr(format!("signature algorithm {oid} with a {spec} key is not supported"))),
     };
-    verify::UnparsedPublicKey::new(algorithm, key.subject_public_key())
-        .verify(&signed, signature)
-        .map_err(|_| CaError::BadCsrSignature)?;
+    verify::UnparsedPublicKey::new(algorithm, key.subject_public_key()).verify(&signed, signature).map_err(|_| CaError::BadCsrSignature)?;
     Ok(Verified { key, serial_number: serial_number(&req)? })
 }

@@ -20,7 +20,7 @@ pub mod http;
 pub mod ocsp;
 mod profile;
 
-pub use authority::{Authority, Issued, IssueRequest, Subject};
+pub use authority::{Authority, IssueRequest, Issued, Subject};
 pub use error::CaError;
 
 /// The authority names of the default hierarchy, as used in URLs and on the command line.

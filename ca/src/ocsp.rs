@@ -218,9 +218,8 @@ impl OcspResponder {
             builder = builder.with_extension(nonce).map_err(|e| CaError::Encoding(e.to_string()))?;
         }
         let mut signer = ca.signer.clone();
-        let response = builder
-            .sign(&mut signer, Some(vec![ca.responder_certificate.clone()]), generalized(now)?)
-            .map_err(|e| CaError::Encoding(e.to_string()))?;
+        let response =
+            builder.sign(&mut signer, Some(vec![ca.responder_certificate.clone()]), generalized(now)?).map_err(|e| CaError::Encoding(e.to_string()))?;
         Ok(Bytes::from(response.to_der()?))
     }
 }

@@ -6,12 +6,12 @@ use der::{Encode, Sequence};
 use hsm_shim::{KeySpec, PublicKey};
 use policies::{CertificateProfile, KeyUsage, ProfileKind, QcType, SubjectKind};
 use rcgen::{
-    BasicConstraints, CertificateParams, CrlDistributionPoint, CustomExtension, DistinguishedName, DnType, DnValue,
-    IsCa, KeyIdMethod, KeyUsagePurpose, SerialNumber,
+    BasicConstraints, CertificateParams, CrlDistributionPoint, CustomExtension, DistinguishedName, DnType, DnValue, IsCa, KeyIdMethod, KeyUsagePurpose,
+    SerialNumber,
 };
 use time::OffsetDateTime;
-use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::certpolicy::PolicyInformation;
+use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{AccessDescription, AuthorityInfoAccessSyntax, CertificatePolicies};
 
 use crate::CaError;
@@ -207,12 +207,8 @@ pub(crate) fn certificate_params(c: &Contents<'_>) -> Result<CertificateParams, 
         }
     }
     if !p.certificate_policies.is_empty() {
-        let policies = CertificatePolicies(
-            p.certificate_policies
-                .iter()
-                .map(|oid| PolicyInformation { policy_identifier: *oid, policy_qualifiers: None })
-                .collect(),
-        );
+        let policies =
+            CertificatePolicies(p.certificate_policies.iter().map(|oid| PolicyInformation { policy_identifier: *oid, policy_qualifiers: None }).collect());
         params.custom_extensions.push(extension(OID_CERTIFICATE_POLICIES, false, policies.to_der()?));
     }
     if let Some(qc) = &p.qc_statements {

@@ -183,11 +183,8 @@ async fn ocsp_answers_caches_and_refuses_precisely() {
     let pki = pki(false, false).await;
     let state = Arc::new(CaState { ocsp: OcspResponder::new(&pki.authority).expect("responder"), authority: pki.authority.clone() });
     let router = ca::http::router(state);
-    let issued = pki
-        .authority
-        .issue(&IssueRequest { profile: "citizen-signature".into(), csr: request(KeySpec::EcP256), subject: citizen() })
-        .await
-        .expect("issue");
+    let issued =
+        pki.authority.issue(&IssueRequest { profile: "citizen-signature".into(), csr: request(KeySpec::EcP256), subject: citizen() }).await.expect("issue");
     let id = cert_id(&pki.authority, "citizen-signing-ca", &issued.serial);
 
     // Without a nonce the signed answer is reused while nothing changes.

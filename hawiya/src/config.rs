@@ -196,7 +196,10 @@ impl DataDir {
 
     /// A data directory about to be created: nothing is written until [`DataDir::save`].
     pub fn new(path: &Path, key_store: KeyStoreConfig, store: StoreConfig) -> Self {
-        DataDir { path: path.to_owned(), config: DataConfig { version: VERSION, key_store, store, policies: None, ephemeral: None, trusted_proxies: Vec::new(), ra_officers: Vec::new() } }
+        DataDir {
+            path: path.to_owned(),
+            config: DataConfig { version: VERSION, key_store, store, policies: None, ephemeral: None, trusted_proxies: Vec::new(), ra_officers: Vec::new() },
+        }
     }
 
     /// Writes the configuration; refuses to overwrite one.
@@ -282,9 +285,10 @@ impl DataDir {
         let config = match &self.config.store {
             StoreConfig::Sqlite { path } => DurableConfig::Sqlite { path: self.resolve(path.as_deref().unwrap_or(Path::new("hawiya.db"))) },
             StoreConfig::Postgres { url, connections } => DurableConfig::Postgres {
-                url: std::env::var("HAWIYA_DATABASE_URL").ok().or_else(|| url.clone()).ok_or_else(|| {
-                    ConfigError("the PostgreSQL store needs `url` in hawiya.toml or HAWIYA_DATABASE_URL".into())
-                })?,
+                url: std::env::var("HAWIYA_DATABASE_URL")
+                    .ok()
+                    .or_else(|| url.clone())
+                    .ok_or_else(|| ConfigError("the PostgreSQL store needs `url` in hawiya.toml or HAWIYA_DATABASE_URL".into()))?,
                 connections: connections.unwrap_or(4),
             },
         };

@@ -40,8 +40,22 @@ struct DemoCitizen {
 }
 
 const CITIZENS: [DemoCitizen; 2] = [
-    DemoCitizen { national_id: "9861234567", password: "demo-password-1", given: ("ليلى", "Layla"), family: ("حداد", "Haddad"), birthdate: "1990-04-01", totp: true },
-    DemoCitizen { national_id: "9861234568", password: "demo-password-2", given: ("سامي", "Sami"), family: ("خليل", "Khalil"), birthdate: "1985-11-23", totp: false },
+    DemoCitizen {
+        national_id: "9861234567",
+        password: "demo-password-1",
+        given: ("ليلى", "Layla"),
+        family: ("حداد", "Haddad"),
+        birthdate: "1990-04-01",
+        totp: true,
+    },
+    DemoCitizen {
+        national_id: "9861234568",
+        password: "demo-password-2",
+        given: ("سامي", "Sami"),
+        family: ("خليل", "Khalil"),
+        birthdate: "1985-11-23",
+        totp: false,
+    },
 ];
 
 /// The demo services: client id and scopes.
@@ -309,7 +323,12 @@ struct Callback {
 async fn callback(State(demo): State<Arc<Demo>>, UrlPath(service): UrlPath<String>, headers: HeaderMap, Query(q): Query<Callback>) -> Response {
     let Some(rp) = demo.rps.get(&service) else { return not_found() };
     if let Some(e) = q.error {
-        let body = format!("<h1>تعذّر تسجيل الدخول · Login failed</h1><p class=\"error\">{}: {}</p><p><a href=\"/demo/{}/\">←</a></p>", escape(&e), escape(&q.error_description.unwrap_or_default()), rp.id);
+        let body = format!(
+            "<h1>تعذّر تسجيل الدخول · Login failed</h1><p class=\"error\">{}: {}</p><p><a href=\"/demo/{}/\">←</a></p>",
+            escape(&e),
+            escape(&q.error_description.unwrap_or_default()),
+            rp.id
+        );
         return page("Login failed", &body);
     }
     let state = q.state.unwrap_or_default();
@@ -357,8 +376,16 @@ async fn finish_login(demo: &Demo, rp: &Rp, code: &str, pending: &Pending) -> Re
         return Err("id_token for another client or another request".into());
     }
     let access = tokens.get("access_token").and_then(Value::as_str).unwrap_or_default();
-    let mut info: Value =
-        demo.http.get(format!("{}/userinfo", demo.issuer)).bearer_auth(access).send().await.map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())?;
+    let mut info: Value = demo
+        .http
+        .get(format!("{}/userinfo", demo.issuer))
+        .bearer_auth(access)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
     for k in ["acr", "amr", "sid", "auth_time"] {
         if let (Value::Object(map), Some(v)) = (&mut info, claims.get(k)) {
             map.insert(k.into(), v.clone());

@@ -214,7 +214,10 @@ impl Device {
 
     /// Opens an activated device.
     fn open(dir: &Path) -> Result<(Self, State), String> {
-        let read = |name: &str| std::fs::read_to_string(dir.join(name)).map_err(|e| format!("{}: {e} (is this an activated device? hawiya device activate)", dir.join(name).display()));
+        let read = |name: &str| {
+            std::fs::read_to_string(dir.join(name))
+                .map_err(|e| format!("{}: {e} (is this an activated device? hawiya device activate)", dir.join(name).display()))
+        };
         let state: State = serde_json::from_str(&read(STATE_FILE)?).map_err(|e| format!("{}: {e}", dir.join(STATE_FILE).display()))?;
         Ok((Device { dir: dir.to_owned(), secret: Zeroizing::new(read(SECRET_FILE)?) }, state))
     }
@@ -315,7 +318,15 @@ async fn post(http: &reqwest::Client, url: &str, body: &Value) -> Result<Value, 
 /// The issuer URL the server's discovery document names.
 async fn discovery_issuer(http: &reqwest::Client, server: &str) -> Result<String, String> {
     let url = format!("{server}/.well-known/openid-configuration");
-    let doc: Value = http.get(&url).send().await.and_then(reqwest::Response::error_for_status).map_err(|e| format!("{url}: {e}"))?.json().await.map_err(|e| format!("{url}: {e}"))?;
+    let doc: Value = http
+        .get(&url)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|e| format!("{url}: {e}"))?
+        .json()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
     doc["issuer"].as_str().map(str::to_owned).ok_or_else(|| format!("{url} names no issuer"))
 }
 
@@ -413,7 +424,12 @@ pub async fn run(command: DeviceCommand) -> CommandResult {
             let signature = store.sign(&key, SignatureAlgorithm::Es256, &tbs)?;
             let certificate = pem_der(&std::fs::read_to_string(dir.join("authentication.pem"))?)?;
             let b64 = |b: &[u8]| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b);
-            let approval = idp::smart_id::Answer { session: p.session.clone(), outcome: "approve".into(), certificate: Some(b64(&certificate)), signature: Some(b64(&signature)) };
+            let approval = idp::smart_id::Answer {
+                session: p.session.clone(),
+                outcome: "approve".into(),
+                certificate: Some(b64(&certificate)),
+                signature: Some(b64(&signature)),
+            };
             let result = answer(&http, &device, &state, &approval).await?;
             match result["state"].as_str() {
                 Some("approved") => {
@@ -427,8 +443,8 @@ pub async fn run(command: DeviceCommand) -> CommandResult {
             let server = server.trim_end_matches('/').to_owned();
             let http = http()?;
             // Whom the code enrols: the requests name that citizen.
-            let identity: Identity =
-                serde_json::from_value(post(&http, &format!("{server}/smart-id/activation/identity"), &json!({"code": code})).await?).map_err(|e| e.to_string())?;
+            let identity: Identity = serde_json::from_value(post(&http, &format!("{server}/smart-id/activation/identity"), &json!({"code": code})).await?)
+                .map_err(|e| e.to_string())?;
             let keys = match pkcs11_module {
                 Some(module) => Keys::Pkcs11 { module, authentication_token, signature_token },
                 None if identity.custody == Custody::Hardware => {

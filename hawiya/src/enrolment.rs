@@ -13,11 +13,11 @@
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::Router;
 use ca::{Authority, CaError, IssueRequest, Subject};
 use idp::unix_now as now;
 use serde::{Deserialize, Serialize};
@@ -32,7 +32,11 @@ const ACTIVATION_LIFETIME: i64 = 15 * 60;
 
 fn activation_lifetime() -> Result<i64, EnrolError> {
     match std::env::var("HAWIYA_ACTIVATION_LIFETIME") {
-        Ok(v) => v.parse::<i64>().ok().filter(|s| (1..=86_400).contains(s)).ok_or_else(|| EnrolError::BadRequest("HAWIYA_ACTIVATION_LIFETIME: 1 to 86400 seconds".into())),
+        Ok(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|s| (1..=86_400).contains(s))
+            .ok_or_else(|| EnrolError::BadRequest("HAWIYA_ACTIVATION_LIFETIME: 1 to 86400 seconds".into())),
         Err(_) => Ok(ACTIVATION_LIFETIME),
     }
 }
@@ -184,11 +188,7 @@ impl Enrolment {
 
     /// The officer a bearer token belongs to (compared in constant time).
     fn officer(&self, headers: &HeaderMap) -> Result<String, EnrolError> {
-        let token = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or(EnrolError::Unauthorized)?;
+        let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).ok_or(EnrolError::Unauthorized)?;
         let presented = sha256_hex(token.trim().as_bytes());
         self.officers
             .iter()
@@ -385,7 +385,12 @@ async fn enrol(State(e): State<Arc<Enrolment>>, headers: HeaderMap, bytes: axum:
     Ok(json_response(StatusCode::CREATED, &json!({"national_id": b.national_id, "custody": b.custody, "activation_code": code, "expires_at": expires_at})))
 }
 
-async fn status(State(e): State<Arc<Enrolment>>, Path((national_id, action)): Path<(String, String)>, headers: HeaderMap, bytes: axum::body::Bytes) -> Result<Response, EnrolError> {
+async fn status(
+    State(e): State<Arc<Enrolment>>,
+    Path((national_id, action)): Path<(String, String)>,
+    headers: HeaderMap,
+    bytes: axum::body::Bytes,
+) -> Result<Response, EnrolError> {
     let officer = e.officer(&headers)?;
     let b: StatusBody = if bytes.is_empty() { StatusBody { reason: None } } else { body(&bytes)? };
     let change = match action.as_str() {

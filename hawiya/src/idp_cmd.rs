@@ -301,7 +301,14 @@ pub async fn citizen(command: CitizenCommand) -> CommandResult {
             };
             let id = idp::provider::random_token()?[..22].to_owned();
             durable
-                .insert_citizen(&CitizenRecord { id, national_id: national_id.clone(), profile: profile.to_json(), password_hash: hash, totp_secret: None, created_at: now() })
+                .insert_citizen(&CitizenRecord {
+                    id,
+                    national_id: national_id.clone(),
+                    profile: profile.to_json(),
+                    password_hash: hash,
+                    totp_secret: None,
+                    created_at: now(),
+                })
                 .await?;
             println!("Registered citizen {national_id}.");
             Ok(())
@@ -336,7 +343,11 @@ pub async fn citizen(command: CitizenCommand) -> CommandResult {
             let secret = TotpSecret::generate()?;
             let uri = secret.otpauth_uri("Hawiya", &national_id);
             let qr = qrcode::QrCode::new(uri.as_bytes()).map_err(|e| format!("QR code: {e}"))?;
-            let picture = qr.render::<qrcode::render::unicode::Dense1x2>().dark_color(qrcode::render::unicode::Dense1x2::Light).light_color(qrcode::render::unicode::Dense1x2::Dark).build();
+            let picture = qr
+                .render::<qrcode::render::unicode::Dense1x2>()
+                .dark_color(qrcode::render::unicode::Dense1x2::Light)
+                .light_color(qrcode::render::unicode::Dense1x2::Dark)
+                .build();
             durable.set_totp(&national_id, Some(&hex::encode(secret.expose()))).await?;
             println!("{uri}");
             println!("{picture}");

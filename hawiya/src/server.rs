@@ -14,8 +14,8 @@ use ca::ocsp::OcspResponder;
 use idp::provider::Provider;
 
 use crate::CommandResult;
-use crate::enrolment::Enrolment;
 use crate::config::{CeremonyFile, DataDir};
+use crate::enrolment::Enrolment;
 
 /// The whole application: every crate's router, merged, with the headers every response
 /// carries. Shared by `main` and the tests.
@@ -145,4 +145,3 @@ async fn shutdown() {
     tokio::select! { () = ctrl_c => {}, () = term => {} }
     tracing::info!("shutting down");
 }
-

@@ -135,10 +135,7 @@ pub fn public_key_from_jwk(jwk: &Value) -> Result<(PublicKey, Option<SignatureAl
 
 /// The algorithm with that JOSE name; `none` and every MAC algorithm are refused.
 pub fn algorithm_named(name: &str) -> Result<SignatureAlgorithm, Error> {
-    SignatureAlgorithm::ALL
-        .into_iter()
-        .find(|a| a.name() == name)
-        .ok_or_else(|| Error::UnsupportedKey(format!("JWS algorithm {name:?} is not accepted")))
+    SignatureAlgorithm::ALL.into_iter().find(|a| a.name() == name).ok_or_else(|| Error::UnsupportedKey(format!("JWS algorithm {name:?} is not accepted")))
 }
 
 /// A JWS in compact serialization, split and decoded but not yet verified.

@@ -76,9 +76,7 @@ impl FromStr for KeyRef {
             }
         }
         match (token, object) {
-            (Some(token), Some(object)) if !token.is_empty() && !object.is_empty() => {
-                Ok(KeyRef::Pkcs11 { token, object })
-            }
+            (Some(token), Some(object)) if !token.is_empty() && !object.is_empty() => Ok(KeyRef::Pkcs11 { token, object }),
             _ => Err(invalid("a PKCS#11 key URI needs both token= and object=")),
         }
     }

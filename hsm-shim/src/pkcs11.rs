@@ -114,13 +114,7 @@ impl Pkcs11KeyStore {
             Err(CkError::Pkcs11(RvError::PinLocked, _)) => return Err(Error::TokenLocked(token.to_owned())),
             Err(e) => return Err(pkcs11_error(e)),
         }
-        Ok(Pkcs11KeyStore {
-            ctx,
-            slot,
-            token: token.to_owned(),
-            sessions: Mutex::new(vec![session]),
-            known: RwLock::default(),
-        })
+        Ok(Pkcs11KeyStore { ctx, slot, token: token.to_owned(), sessions: Mutex::new(vec![session]), known: RwLock::default() })
     }
 
     fn with_session<T>(&self, f: impl FnOnce(&Session) -> Result<T, Error>) -> Result<T, Error> {
@@ -153,10 +147,7 @@ impl Pkcs11KeyStore {
             let public = find_one(session, ObjectClass::PUBLIC_KEY, label)?.ok_or_else(|| Error::UnknownKey(key.clone()))?;
             Ok(Known { private, public: read_public_key(session, public)? })
         })?;
-        self.known
-            .write()
-            .map_err(|_| Error::Pkcs11("key cache poisoned".into()))?
-            .insert(label.to_owned(), known.clone());
+        self.known.write().map_err(|_| Error::Pkcs11("key cache poisoned".into()))?.insert(label.to_owned(), known.clone());
         Ok(known)
     }
 }
@@ -166,14 +157,8 @@ impl KeyStore for Pkcs11KeyStore {
         crate::check_label(label)?;
         let mut id = [0u8; 16];
         SystemRandom::new().fill(&mut id).map_err(|_| Error::Crypto("random"))?;
-        let common = |private: bool| {
-            vec![
-                Attribute::Token(true),
-                Attribute::Private(private),
-                Attribute::Label(label.as_bytes().to_vec()),
-                Attribute::Id(id.to_vec()),
-            ]
-        };
+        let common =
+            |private: bool| vec![Attribute::Token(true), Attribute::Private(private), Attribute::Label(label.as_bytes().to_vec()), Attribute::Id(id.to_vec())];
         let mut public = common(false);
         public.push(Attribute::Verify(true));
         let mut private = common(true);
@@ -303,9 +288,7 @@ fn find_slot(ctx: &Pkcs11, token: &str) -> Result<Slot, Error> {
 }
 
 fn find_one(session: &Session, class: ObjectClass, label: &str) -> Result<Option<ObjectHandle>, Error> {
-    let found = session
-        .find_objects(&[Attribute::Class(class), Attribute::Label(label.as_bytes().to_vec())])
-        .map_err(pkcs11_error)?;
+    let found = session.find_objects(&[Attribute::Class(class), Attribute::Label(label.as_bytes().to_vec())]).map_err(pkcs11_error)?;
     match found.as_slice() {
         [] => Ok(None),
         [one] => Ok(Some(*one)),
@@ -320,9 +303,7 @@ fn read_public_key(session: &Session, handle: ObjectHandle) -> Result<PublicKey,
         _ => return Err(Error::Pkcs11("public key without CKA_KEY_TYPE".into())),
     };
     if key_type == KeyType::RSA {
-        let attrs = session
-            .get_attributes(handle, &[AttributeType::Modulus, AttributeType::PublicExponent])
-            .map_err(pkcs11_error)?;
+        let attrs = session.get_attributes(handle, &[AttributeType::Modulus, AttributeType::PublicExponent]).map_err(pkcs11_error)?;
         let (mut n, mut e) = (None, None);
         for a in attrs {
             match a {
@@ -342,9 +323,7 @@ fn read_public_key(session: &Session, handle: ObjectHandle) -> Result<PublicKey,
         };
         return PublicKey::from_parts(spec, &der_tlv(0x30, &body));
     }
-    let attrs = session
-        .get_attributes(handle, &[AttributeType::EcParams, AttributeType::EcPoint])
-        .map_err(pkcs11_error)?;
+    let attrs = session.get_attributes(handle, &[AttributeType::EcParams, AttributeType::EcPoint]).map_err(pkcs11_error)?;
     let (mut params, mut point) = (None, None);
     for a in attrs {
         match a {
@@ -382,4 +361,3 @@ fn pkcs11_error(e: CkError) -> Error {
         other => Error::Pkcs11(other.to_string()),
     }
 }
-

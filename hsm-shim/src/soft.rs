@@ -230,11 +230,7 @@ impl SoftKeyStore {
         };
         let (key_pair, public_der) = match spec {
             KeySpec::EcP256 | KeySpec::EcP384 => {
-                let alg = if spec == KeySpec::EcP256 {
-                    &signature::ECDSA_P256_SHA256_ASN1_SIGNING
-                } else {
-                    &signature::ECDSA_P384_SHA384_ASN1_SIGNING
-                };
+                let alg = if spec == KeySpec::EcP256 { &signature::ECDSA_P256_SHA256_ASN1_SIGNING } else { &signature::ECDSA_P384_SHA384_ASN1_SIGNING };
                 let kp = EcdsaKeyPair::from_pkcs8(alg, &pkcs8).map_err(|e| corrupt(e.to_string()))?;
                 let der = kp.public_key().as_der().map_err(|_| Error::Crypto("public key encoding"))?;
                 let der = der.as_ref().to_vec();
@@ -258,10 +254,7 @@ impl SoftKeyStore {
             return Err(corrupt(format!("file says {spec}, key is {}", public.spec())));
         }
         let loaded = Arc::new(Loaded { key: key_pair, public });
-        self.cache
-            .write()
-            .map_err(|_| Error::Crypto("key cache poisoned"))?
-            .insert(label.to_owned(), Arc::clone(&loaded));
+        self.cache.write().map_err(|_| Error::Crypto("key cache poisoned"))?.insert(label.to_owned(), Arc::clone(&loaded));
         Ok(loaded)
     }
 }
@@ -274,11 +267,7 @@ impl KeyStore for SoftKeyStore {
         }
         let pkcs8: Zeroizing<Vec<u8>> = Zeroizing::new(match spec {
             KeySpec::EcP256 | KeySpec::EcP384 => {
-                let alg = if spec == KeySpec::EcP256 {
-                    &signature::ECDSA_P256_SHA256_ASN1_SIGNING
-                } else {
-                    &signature::ECDSA_P384_SHA384_ASN1_SIGNING
-                };
+                let alg = if spec == KeySpec::EcP256 { &signature::ECDSA_P256_SHA256_ASN1_SIGNING } else { &signature::ECDSA_P384_SHA384_ASN1_SIGNING };
                 let kp = EcdsaKeyPair::generate(alg).map_err(|_| Error::Crypto("EC key generation"))?;
                 kp.to_pkcs8v1().map_err(|_| Error::Crypto("PKCS#8 encoding"))?.as_ref().to_vec()
             }
@@ -379,8 +368,7 @@ fn seal(kek: &LessSafeKey, rng: &SystemRandom, aad: &[u8], plaintext: &[u8]) -> 
     let mut nonce = [0u8; NONCE_LEN];
     rng.fill(&mut nonce).map_err(|_| Error::Crypto("random"))?;
     let mut buf = Zeroizing::new(plaintext.to_vec());
-    kek.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut *buf)
-        .map_err(|_| Error::Crypto("AES-GCM seal"))?;
+    kek.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut *buf).map_err(|_| Error::Crypto("AES-GCM seal"))?;
     Ok(Sealed { nonce: hex::encode(nonce), ciphertext: hex::encode(&*buf) })
 }
 
@@ -390,15 +378,9 @@ enum OpenError {
 }
 
 fn open_sealed(kek: &LessSafeKey, aad: &[u8], sealed: &Sealed) -> Result<Zeroizing<Vec<u8>>, OpenError> {
-    let nonce: [u8; NONCE_LEN] = hex::decode(&sealed.nonce)
-        .ok()
-        .and_then(|n| n.try_into().ok())
-        .ok_or_else(|| OpenError::Malformed("bad nonce".into()))?;
+    let nonce: [u8; NONCE_LEN] = hex::decode(&sealed.nonce).ok().and_then(|n| n.try_into().ok()).ok_or_else(|| OpenError::Malformed("bad nonce".into()))?;
     let mut buf = Zeroizing::new(hex::decode(&sealed.ciphertext).map_err(|e| OpenError::Malformed(format!("ciphertext: {e}")))?);
-    let len = kek
-        .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut buf)
-        .map_err(|_| OpenError::Authentication)?
-        .len();
+    let len = kek.open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut buf).map_err(|_| OpenError::Authentication)?.len();
     buf.truncate(len);
     Ok(buf)
 }
@@ -415,9 +397,7 @@ fn write_new_file(dir: &Path, name: &str, contents: &[u8]) -> Result<(), Error> 
         file.sync_all().map_err(Error::io(&tmp))?;
         let target = dir.join(name);
         match fs::hard_link(&tmp, &target) {
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                Err(Error::DuplicateLabel(name.trim_end_matches(KEY_SUFFIX).to_owned()))
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::DuplicateLabel(name.trim_end_matches(KEY_SUFFIX).to_owned())),
             other => other.map_err(Error::io(&target)),
         }?;
         fs::File::open(dir).and_then(|d| d.sync_all()).map_err(Error::io(dir))

@@ -48,8 +48,7 @@ fn openssl_verifies(spki_der: &[u8], algorithm: SignatureAlgorithm, message: &[u
     let mut cmd = Command::new("openssl");
     match algorithm {
         SignatureAlgorithm::EdDsa => {
-            cmd.args(["pkeyutl", "-verify", "-pubin", "-keyform", "DER", "-inkey", &p(&key), "-rawin"])
-                .args(["-in", &p(&msg), "-sigfile", &p(&sig)]);
+            cmd.args(["pkeyutl", "-verify", "-pubin", "-keyform", "DER", "-inkey", &p(&key), "-rawin"]).args(["-in", &p(&msg), "-sigfile", &p(&sig)]);
         }
         _ => {
             let digest = if algorithm == SignatureAlgorithm::Es384 { "-sha384" } else { "-sha256" };

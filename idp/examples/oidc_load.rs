@@ -245,9 +245,15 @@ async fn main() {
     };
     let concurrency: usize = concurrency.parse().expect("concurrency");
     let amount: u64 = amount.parse().expect("seconds or count");
-    let http = idp::backchannel::client_builder().expect("client builder").timeout(Duration::from_secs(60)).pool_max_idle_per_host(concurrency).build().expect("client");
+    let http = idp::backchannel::client_builder()
+        .expect("client builder")
+        .timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .expect("client");
     let issuer = issuer.trim_end_matches('/').to_owned();
-    let discovery: Value = http.get(format!("{issuer}/.well-known/openid-configuration")).send().await.expect("discovery").json().await.expect("discovery JSON");
+    let discovery: Value =
+        http.get(format!("{issuer}/.well-known/openid-configuration")).send().await.expect("discovery").json().await.expect("discovery JSON");
     let endpoint = |name: &str| discovery[name].as_str().unwrap_or_else(|| panic!("no {name} in discovery")).to_owned();
     let t = Arc::new(Target {
         authorize: endpoint("authorization_endpoint"),
@@ -330,15 +336,13 @@ async fn main() {
                     }
                 })
             }
-            _ => {
-                tokio::spawn(async move {
-                    let mut c = TokenConnection::open(&t).await.expect("connect");
-                    for (code, verifier) in mine {
-                        let fields = [("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", &t.redirect_uri), ("code_verifier", &verifier)];
-                        tally.record(token_response(c.post(&fields).await).map(drop));
-                    }
-                })
-            }
+            _ => tokio::spawn(async move {
+                let mut c = TokenConnection::open(&t).await.expect("connect");
+                for (code, verifier) in mine {
+                    let fields = [("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", &t.redirect_uri), ("code_verifier", &verifier)];
+                    tally.record(token_response(c.post(&fields).await).map(drop));
+                }
+            }),
         };
         workers.push(worker);
     }

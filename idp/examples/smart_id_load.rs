@@ -49,7 +49,8 @@ struct Device {
 fn open_device(dir: &Path, pin: &str) -> Device {
     let state: Value = serde_json::from_slice(&std::fs::read(dir.join("device.json")).expect("device.json")).expect("json");
     let secret = std::fs::read_to_string(dir.join("device-secret")).expect("secret");
-    let device_store = SoftKeyStore::open(&dir.join("device-key"), &OperatorSecret::new(secret.clone().into_bytes()).expect("secret")).expect("device key store");
+    let device_store =
+        SoftKeyStore::open(&dir.join("device-key"), &OperatorSecret::new(secret.clone().into_bytes()).expect("secret")).expect("device key store");
     let device_key = device_store.list().expect("keys").remove(0).key;
     let proof_key = StoredKeySigner::new(Arc::new(device_store), device_key, SignatureAlgorithm::Es256).expect("signer");
     let auth_store: Arc<dyn KeyStore> =
@@ -107,7 +108,9 @@ async fn login(http: &reqwest::Client, t: &Target, d: &Device, n: u64) -> Result
     let csrf = between(&page, r#"name="csrf" value=""#, "\"").ok_or("no csrf")?.to_owned();
     let form = [("tx", tx.as_str()), ("csrf", csrf.as_str()), ("lang", "en"), ("national_id", d.national_id.as_str())];
     let (status, _, waiting) = b.send(http.post(format!("{}/login/smart-id", t.origin)).form(&form)).await?;
-    let poll = between(&waiting, r#"<p><a href=""#, "\"").ok_or_else(|| format!("no waiting page ({status}): {}", &waiting[..waiting.len().min(300)]))?.replace("&amp;", "&");
+    let poll = between(&waiting, r#"<p><a href=""#, "\"")
+        .ok_or_else(|| format!("no waiting page ({status}): {}", &waiting[..waiting.len().min(300)]))?
+        .replace("&amp;", "&");
 
     // The device.
     let pending: Value = http
@@ -119,7 +122,11 @@ async fn login(http: &reqwest::Client, t: &Target, d: &Device, n: u64) -> Result
         .json()
         .await
         .map_err(|e| format!("pending: {e}"))?;
-    let (session, challenge, client) = (pending["session"].as_str().ok_or("no session")?, pending["challenge"].as_str().ok_or("no challenge")?, pending["client_id"].as_str().ok_or("no client")?);
+    let (session, challenge, client) = (
+        pending["session"].as_str().ok_or("no session")?,
+        pending["challenge"].as_str().ok_or("no challenge")?,
+        pending["client_id"].as_str().ok_or("no client")?,
+    );
     let code = idp::smart_id::verification_code(&B64.decode(challenge).map_err(|e| e.to_string())?);
     let tbs = idp::smart_id::to_be_signed(&t.issuer, session, client, challenge, &code);
     let signature = d.auth_store.sign(&d.auth_key, SignatureAlgorithm::Es256, &tbs).map_err(|e| e.to_string())?;
@@ -143,13 +150,17 @@ async fn login(http: &reqwest::Client, t: &Target, d: &Device, n: u64) -> Result
     let code = loop {
         if let Some(l) = location.clone() {
             if l.starts_with(&t.redirect_uri) {
-                break url::Url::parse(&l).ok().and_then(|u| u.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned())).ok_or_else(|| format!("no code: {l}"))?;
+                break url::Url::parse(&l)
+                    .ok()
+                    .and_then(|u| u.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()))
+                    .ok_or_else(|| format!("no code: {l}"))?;
             }
             (status, location, body) = b.send(http.get(if l.starts_with('/') { format!("{}{l}", t.origin) } else { l })).await?;
         } else if body.contains(r#"action="/consent""#) {
             let tx = between(&body, r#"name="tx" value=""#, "\"").ok_or("no consent tx")?.to_owned();
             let csrf = between(&body, r#"name="csrf" value=""#, "\"").ok_or("no consent csrf")?.to_owned();
-            (status, location, body) = b.send(http.post(format!("{}/consent", t.origin)).form(&[("tx", tx.as_str()), ("csrf", csrf.as_str()), ("decision", "allow")])).await?;
+            (status, location, body) =
+                b.send(http.post(format!("{}/consent", t.origin)).form(&[("tx", tx.as_str()), ("csrf", csrf.as_str()), ("decision", "allow")])).await?;
         } else {
             return Err(format!("HTTP {status} after the device answered: {}", &body[..body.len().min(300)]));
         }
@@ -249,7 +260,8 @@ async fn main() {
     let mut dirs: Vec<_> = std::fs::read_dir(devices).expect("devices").map(|e| e.expect("entry").path()).collect();
     dirs.sort();
     let devices: Vec<Arc<Device>> = dirs.iter().map(|d| Arc::new(open_device(d, pin))).collect();
-    let http = idp::backchannel::client_builder().expect("client").timeout(Duration::from_secs(30)).pool_max_idle_per_host(2 * devices.len()).build().expect("client");
+    let http =
+        idp::backchannel::client_builder().expect("client").timeout(Duration::from_secs(30)).pool_max_idle_per_host(2 * devices.len()).build().expect("client");
     let issuer = issuer.trim_end_matches('/').to_owned();
     let origin = url::Url::parse(&issuer).expect("issuer").origin().ascii_serialization();
     let target = Arc::new(Target { issuer, origin, client: client.clone(), secret: secret.clone(), redirect_uri: redirect_uri.clone() });

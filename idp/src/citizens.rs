@@ -146,8 +146,21 @@ pub fn scope_claims(scope: &str) -> &'static [&'static str] {
 
 /// Every claim the provider can release about a citizen.
 pub const SUPPORTED_CLAIMS: &[&str] = &[
-    "sub", "name", "given_name", "family_name", "birthdate", "email", "email_verified", "phone_number",
-    "phone_number_verified", "address", "national_id", "acr", "amr", "auth_time", "sid",
+    "sub",
+    "name",
+    "given_name",
+    "family_name",
+    "birthdate",
+    "email",
+    "email_verified",
+    "phone_number",
+    "phone_number_verified",
+    "address",
+    "national_id",
+    "acr",
+    "amr",
+    "auth_time",
+    "sid",
 ];
 
 /// Adds the value of `claim` about the citizen to `out`, if the provider has it: names in the

@@ -13,11 +13,11 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use crate::citizens::{Lang, SUPPORTED_CLAIMS};
-use crate::unix_now as now;
 use crate::oauth::{ErrorCode, MAX_REQUEST_BYTES, OAuthError, Params};
 use crate::pages::{self, escape, text};
 use crate::provider::{LoginFailure, LoginStep, Next, Provider};
 use crate::smart_id::Poll;
+use crate::unix_now as now;
 
 /// The SSO session cookie.
 pub const SESSION_COOKIE: &str = "__Host-hawiya-sso";
@@ -52,7 +52,6 @@ pub fn router(provider: Arc<Provider>) -> Router {
         .layer(axum::middleware::map_response(move |r| security_headers(r, hsts)))
         .with_state(provider)
 }
-
 
 /// Headers on every response: no framing, no sniffing, no referrer, nothing cached, and
 /// HSTS when the issuer is https.
@@ -337,11 +336,20 @@ struct LoginForm<'a> {
     smart_id_error: Option<&'a str>,
 }
 
-fn render_login(p: &Provider, ctx: &FormContext, t: &crate::provider::Transaction, client: &crate::clients::Client, form: LoginForm<'_>, status: StatusCode) -> Response {
+fn render_login(
+    p: &Provider,
+    ctx: &FormContext,
+    t: &crate::provider::Transaction,
+    client: &crate::clients::Client,
+    form: LoginForm<'_>,
+    status: StatusCode,
+) -> Response {
     let lang = ctx.lang;
     let error_id = "login-error";
     let (error_html, described) = match form.error {
-        Some(e) => (format!(r#"<p class="error" id="{error_id}" role="alert">{}</p>"#, escape(e)), format!(r#" aria-describedby="{error_id}" aria-invalid="true""#)),
+        Some(e) => {
+            (format!(r#"<p class="error" id="{error_id}" role="alert">{}</p>"#, escape(e)), format!(r#" aria-describedby="{error_id}" aria-invalid="true""#))
+        }
         None => (String::new(), String::new()),
     };
     let fields = if form.code_step {
@@ -400,7 +408,9 @@ fn render_login(p: &Provider, ctx: &FormContext, t: &crate::provider::Transactio
     };
     let smart_id_form = if p.smart_id.is_some() && !form.code_step {
         let (error_html, described) = match form.smart_id_error {
-            Some(e) => (format!(r#"<p class="error" id="smart-id-error" role="alert">{}</p>"#, escape(e)), r#" aria-describedby="smart-id-error" aria-invalid="true""#),
+            Some(e) => {
+                (format!(r#"<p class="error" id="smart-id-error" role="alert">{}</p>"#, escape(e)), r#" aria-describedby="smart-id-error" aria-invalid="true""#)
+            }
             None => (String::new(), ""),
         };
         format!(
@@ -453,9 +463,8 @@ async fn login_submit(State(p): State<Shared>, request: Request) -> Response {
     };
     let national_id = params.get("national_id").unwrap_or_default().trim();
     let address = client_address(&headers, address, &p.settings.trusted_proxies).map_or_else(|| "unknown".into(), |a| a.to_string());
-    let step = p
-        .login(&ctx.tx, national_id, params.get("password").unwrap_or_default(), params.get("code"), &address, cookie(&headers, SESSION_COOKIE), now())
-        .await;
+    let step =
+        p.login(&ctx.tx, national_id, params.get("password").unwrap_or_default(), params.get("code"), &address, cookie(&headers, SESSION_COOKIE), now()).await;
     let lang = ctx.lang;
     match step {
         Ok(LoginStep::Done(session, next)) => {
@@ -858,7 +867,11 @@ async fn account(State(p): State<Shared>, request: Request) -> Response {
         ));
     }
     let status = if params.get("withdrawn").is_some() { format!(r#"<p role="status">{}</p>"#, text(lang, "account.withdrawn")) } else { String::new() };
-    let list = if consents.is_empty() { format!("<p>{}</p>", text(lang, "account.none")) } else { format!(r#"<p>{}</p><ul class="consents">{items}</ul>"#, text(lang, "account.intro")) };
+    let list = if consents.is_empty() {
+        format!("<p>{}</p>", text(lang, "account.none"))
+    } else {
+        format!(r#"<p>{}</p><ul class="consents">{items}</ul>"#, text(lang, "account.intro"))
+    };
     let body = format!(r#"{status}{list}<p><a href="/logout?ui_locales={tag}">{logout}</a></p>"#, tag = lang.tag(), logout = text(lang, "logout.link"));
     let switch = format!("/account?lang={}", if lang == Lang::Ar { "en" } else { "ar" });
     let mut r = page(StatusCode::OK, pages::layout(lang, text(lang, "title.account"), Some(&switch), &body));

@@ -22,8 +22,7 @@ use crate::IdpError;
 pub const PURPOSE: &str = "idp-signing";
 
 /// The algorithms the provider signs id_tokens with; RS256 is mandatory (OIDC Core 15.1).
-pub const ALGORITHMS: [SignatureAlgorithm; 4] =
-    [SignatureAlgorithm::Rs256, SignatureAlgorithm::Ps256, SignatureAlgorithm::Es256, SignatureAlgorithm::EdDsa];
+pub const ALGORITHMS: [SignatureAlgorithm; 4] = [SignatureAlgorithm::Rs256, SignatureAlgorithm::Ps256, SignatureAlgorithm::Es256, SignatureAlgorithm::EdDsa];
 
 /// How often a process re-reads the key list (to see a rotation made by another process).
 const RELOAD: Duration = Duration::from_secs(10);

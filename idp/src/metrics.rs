@@ -38,7 +38,11 @@ pub fn render(counters: &Counters, (checks, cpu_nanos): (u64, u64)) -> String {
         "Token responses, by grant type.",
         &[(r#"{grant_type="authorization_code"}"#, load(&counters.code_exchanges)), (r#"{grant_type="refresh_token"}"#, load(&counters.refreshes))],
     );
-    metric("hawiya_token_reuse_total", "Authorization codes or refresh tokens presented again (their grants are revoked).", &[("", load(&counters.token_reuse))]);
+    metric(
+        "hawiya_token_reuse_total",
+        "Authorization codes or refresh tokens presented again (their grants are revoked).",
+        &[("", load(&counters.token_reuse))],
+    );
     metric("hawiya_password_checks_total", "Argon2id password checks.", &[("", checks as f64)]);
     metric("hawiya_password_check_cpu_seconds_total", "CPU time spent in Argon2id password checks.", &[("", cpu_nanos as f64 / 1e9)]);
     out

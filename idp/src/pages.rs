@@ -47,7 +47,9 @@ pub fn text(lang: Lang, key: &str) -> &'static str {
         "smart_id.check" => ("تحقّق الآن", "Check now"),
         "smart_id.none" => ("لا توجد هوية ذكية مسجلة لهذا الرقم الوطني.", "No smart-ID is registered for this national ID number."),
         "smart_id.user_refused" => ("رفضتَ الطلب على جهازك.", "You refused the request on your device."),
-        "smart_id.wrong_code" => ("اخترتَ رمز تحقق مختلفًا عن المعروض هنا؛ لم يتم الدخول.", "You chose another verification code than the one shown here; you are not logged in."),
+        "smart_id.wrong_code" => {
+            ("اخترتَ رمز تحقق مختلفًا عن المعروض هنا؛ لم يتم الدخول.", "You chose another verification code than the one shown here; you are not logged in.")
+        }
         "smart_id.locked" => ("الرمز السري الأول مقفل على جهازك بعد محاولات خاطئة.", "PIN1 is locked on your device after wrong attempts."),
         "smart_id.flood" => ("طلبات كثيرة للهوية الذكية؛ حاول بعد 15 دقيقة.", "Too many smart-ID requests; try again in 15 minutes."),
         "smart_id.timeout" => ("انتهت مهلة الطلب؛ ابدأ من جديد.", "The request timed out; start again."),
@@ -56,10 +58,7 @@ pub fn text(lang: Lang, key: &str) -> &'static str {
         "smart_id.expired" => ("انتهت صلاحية شهادة هويتك الذكية.", "Your smart-ID certificate has expired."),
         "smart_id.invalid" => ("تعذّر التحقق من توقيع جهازك.", "Your device's signature could not be verified."),
         "consent.intro" => ("تطلب هذه الخدمة البيانات التالية عنك:", "This service asks for the following data about you:"),
-        "consent.inform" => (
-            "يحق لهذه الخدمة بموجب القانون تلقي البيانات التالية عنك:",
-            "By law, this service receives the following data about you:",
-        ),
+        "consent.inform" => ("يحق لهذه الخدمة بموجب القانون تلقي البيانات التالية عنك:", "By law, this service receives the following data about you:"),
         "consent.allow" => ("موافقة", "Allow"),
         "consent.deny" => ("رفض", "Deny"),
         "consent.continue" => ("متابعة", "Continue"),

@@ -333,7 +333,13 @@ pub const RECORD_CACHE: Duration = Duration::from_secs(5);
 
 impl Provider {
     /// A provider on its stores and keys.
-    pub fn new(settings: Settings, policies: Arc<Policies>, durable: Arc<dyn DurableStore>, ephemeral: Arc<dyn EphemeralStore>, keys: SigningKeys) -> Result<Self, IdpError> {
+    pub fn new(
+        settings: Settings,
+        policies: Arc<Policies>,
+        durable: Arc<dyn DurableStore>,
+        ephemeral: Arc<dyn EphemeralStore>,
+        keys: SigningKeys,
+    ) -> Result<Self, IdpError> {
         let http = crate::backchannel::http_client()?;
         let refresh_tokens = RefreshTokens::new(&settings.secret);
         let account = account_client(&settings.issuer, &policies).map(Arc::new);
@@ -569,9 +575,10 @@ impl Provider {
             Some(m) => Some(m.parse::<u32>().map_err(|_| OAuthError::invalid_request("max_age must be a non-negative integer"))? as i64),
         };
         if let Some(d) = params.get("display")
-            && !["page", "popup", "touch", "wap"].contains(&d) {
-                return Err(OAuthError::invalid_request(format!("unknown display value {d}")));
-            }
+            && !["page", "popup", "touch", "wap"].contains(&d)
+        {
+            return Err(OAuthError::invalid_request(format!("unknown display value {d}")));
+        }
         // The level: the service's minimum, raised by acr_values or an essential acr claim.
         let mut level = client.min_level().clone();
         let mut raise = |values: &[&str]| -> Result<(), OAuthError> {
@@ -655,7 +662,11 @@ impl Provider {
         }
         let claims: Map<String, Value> = serde_json::from_slice(&jws.payload).map_err(|_| bad("the request object is not a JSON object"))?;
         let text = |name: &str| claims.get(name).and_then(Value::as_str);
-        if text("iss").is_some_and(|i| i != client.id) || claims.get("aud").is_some_and(|a| a.as_str() != Some(self.issuer()) && !a.as_array().is_some_and(|l| l.iter().any(|v| v.as_str() == Some(self.issuer())))) {
+        if text("iss").is_some_and(|i| i != client.id)
+            || claims
+                .get("aud")
+                .is_some_and(|a| a.as_str() != Some(self.issuer()) && !a.as_array().is_some_and(|l| l.iter().any(|v| v.as_str() == Some(self.issuer()))))
+        {
             return Err(bad("the request object's iss must be the client and its aud this issuer"));
         }
         if claims.get("exp").and_then(Value::as_i64).is_some_and(|exp| exp <= now) {
@@ -663,9 +674,10 @@ impl Provider {
         }
         for name in ["client_id", "response_type"] {
             if let (Some(inside), Some(outside)) = (text(name), query.get(name))
-                && inside != outside {
-                    return Err(bad(&format!("{name} differs between the request object and the request")));
-                }
+                && inside != outside
+            {
+                return Err(bad(&format!("{name} differs between the request object and the request")));
+            }
         }
         let mut merged = query.clone();
         for (name, value) in &claims {
@@ -825,11 +837,22 @@ impl Provider {
     /// one-time code). Failures are counted per account and per address; past the limits the
     /// account or address is locked for the rest of the window.
     #[allow(clippy::too_many_arguments)]
-    pub async fn login(&self, tx: &str, national_id: &str, password: &str, code: Option<&str>, address: &str, cookie: Option<&str>, now: i64) -> Result<LoginStep, OAuthError> {
+    pub async fn login(
+        &self,
+        tx: &str,
+        national_id: &str,
+        password: &str,
+        code: Option<&str>,
+        address: &str,
+        cookie: Option<&str>,
+        now: i64,
+    ) -> Result<LoginStep, OAuthError> {
         let Some(mut t) = self.transaction(tx).await? else { return Err(OAuthError::invalid_request("the login has expired; start again")) };
         let account_key = hashed("fail-account", national_id);
         let address_key = hashed("fail-address", address);
-        let failures = |key: String| async move { Ok::<u64, OAuthError>(self.ephemeral.get(&key).await?.and_then(|b| String::from_utf8(b).ok()).and_then(|s| s.parse().ok()).unwrap_or(0)) };
+        let failures = |key: String| async move {
+            Ok::<u64, OAuthError>(self.ephemeral.get(&key).await?.and_then(|b| String::from_utf8(b).ok()).and_then(|s| s.parse().ok()).unwrap_or(0))
+        };
         if failures(account_key.clone()).await? >= ACCOUNT_FAILURES || failures(address_key.clone()).await? >= ADDRESS_FAILURES {
             Counters::count(&self.counters.login_failures);
             tracing::warn!(target: "audit", event = "login.locked", "login refused: too many failures");
@@ -909,7 +932,15 @@ impl Provider {
     /// A successful login with `method`: the SSO session (a new cookie; a step-up of the
     /// same citizen keeps the session's sid, start and clients, so that logout still reaches
     /// them all), the transaction spent, and where the request goes next.
-    pub(crate) async fn complete_login(&self, tx: &str, t: Transaction, citizen: &CitizenRecord, method: &policies::Method, cookie: Option<&str>, now: i64) -> Result<LoginStep, OAuthError> {
+    pub(crate) async fn complete_login(
+        &self,
+        tx: &str,
+        t: Transaction,
+        citizen: &CitizenRecord,
+        method: &policies::Method,
+        cookie: Option<&str>,
+        now: i64,
+    ) -> Result<LoginStep, OAuthError> {
         Counters::count(&self.counters.logins);
         tracing::info!(target: "audit", event = "login.success", citizen = citizen.id, method = method.id, level = %method.level, "citizen logged in");
         let previous = self.session(cookie, now).await?.filter(|s| s.session.citizen_id == citizen.id);
@@ -966,7 +997,9 @@ impl Provider {
         if client.service.consent_required {
             let claims = self.released_claims(&client, &request);
             let grant = serde_json::to_string(&claims).unwrap_or_default();
-            self.durable.put_consent(&ConsentRecord { citizen_id: session.session.citizen_id.clone(), client_id: client.id.clone(), grant, granted_at: now }).await?;
+            self.durable
+                .put_consent(&ConsentRecord { citizen_id: session.session.citizen_id.clone(), client_id: client.id.clone(), grant, granted_at: now })
+                .await?;
             tracing::info!(target: "audit", event = "consent.given", client = client.id, "citizen consented");
         }
         match self.issue_code(&client, request.clone(), session, now).await {
@@ -1225,7 +1258,8 @@ impl Provider {
         let citizen = self.token_citizen(citizen_id).await?.ok_or_else(|| OAuthError::invalid_grant("the citizen no longer exists"))?;
         let access = random_token()?;
         let expires_at = now + self.settings.access_ttl.as_secs() as i64;
-        let record = AccessGrant { client_id: client.id.clone(), citizen_id: citizen_id.to_owned(), family: family.to_owned(), expires_at, grant: grant.clone() };
+        let record =
+            AccessGrant { client_id: client.id.clone(), citizen_id: citizen_id.to_owned(), family: family.to_owned(), expires_at, grant: grant.clone() };
         self.ephemeral.put(&hashed("at", &access), &serde_json::to_vec(&record).map_err(OAuthError::server)?, self.settings.access_ttl).await?;
         let sub = self.subject(client, citizen_id);
         let mut claims = Map::new();
@@ -1276,14 +1310,18 @@ impl Provider {
     /// The userinfo endpoint (OIDC Core 5.3): the claims the access token's scopes and
     /// `claims` request allow, as the client's policy permits.
     pub async fn userinfo(&self, access_token: &str, now: i64) -> Result<Value, OAuthError> {
-        let grant = self.access_grant(access_token, now).await?.ok_or_else(|| OAuthError::new(ErrorCode::InvalidToken, "the access token is unknown, expired or revoked"))?;
+        let grant = self
+            .access_grant(access_token, now)
+            .await?
+            .ok_or_else(|| OAuthError::new(ErrorCode::InvalidToken, "the access token is unknown, expired or revoked"))?;
         let client = self.client(&grant.client_id).await?.ok_or_else(|| OAuthError::new(ErrorCode::InvalidToken, "the client has gone"))?;
         let citizen = self.token_citizen(&grant.citizen_id).await?.ok_or_else(|| OAuthError::new(ErrorCode::InvalidToken, "the citizen has gone"))?;
         let profile = Profile::from_json(&citizen.profile)?;
         let langs = Lang::all_of(&grant.grant.claims_locales.join(" "));
         let mut out = Map::new();
         out.insert("sub".into(), self.subject(&client, &citizen.id).into());
-        let wanted = grant.grant.scopes.iter().flat_map(|s| citizens::scope_claims(s).iter().map(|c| c.to_string())).chain(grant.grant.claims.userinfo.iter().cloned());
+        let wanted =
+            grant.grant.scopes.iter().flat_map(|s| citizens::scope_claims(s).iter().map(|c| c.to_string())).chain(grant.grant.claims.userinfo.iter().cloned());
         for claim in wanted {
             if self.releasable(&client, &claim) {
                 citizens::add_claim(&mut out, &claim, &profile, &citizen.national_id, &langs);
@@ -1308,10 +1346,11 @@ impl Provider {
             return Ok(());
         }
         if let Some(a) = self.access_grant(token, now).await?
-            && a.client_id == client.id {
-                self.ephemeral.delete(&hashed("at", token)).await?;
-                tracing::info!(target: "audit", event = "token.revoked", client = client.id, "access token revoked");
-            }
+            && a.client_id == client.id
+        {
+            self.ephemeral.delete(&hashed("at", token)).await?;
+            tracing::info!(target: "audit", event = "token.revoked", client = client.id, "access token revoked");
+        }
         Ok(())
     }
 

@@ -201,9 +201,13 @@ impl Verifier {
         let oids: Vec<ObjectIdentifier> = policies.0.iter().map(|p| p.policy_identifier).collect();
         let method = self.policies.certificate_method(&oids).ok_or(Refusal::NotForAuthentication)?.clone();
         let expected = format!("PNO{country}-{national_id}");
-        let named = tbs_cert.subject.0.iter().flat_map(|rdn| rdn.0.iter()).find(|atv| atv.oid == SERIAL_NUMBER).and_then(|atv| {
-            atv.value.decode_as::<der::asn1::PrintableStringRef<'_>>().map(|s| s.as_str().to_owned()).ok()
-        });
+        let named = tbs_cert
+            .subject
+            .0
+            .iter()
+            .flat_map(|rdn| rdn.0.iter())
+            .find(|atv| atv.oid == SERIAL_NUMBER)
+            .and_then(|atv| atv.value.decode_as::<der::asn1::PrintableStringRef<'_>>().map(|s| s.as_str().to_owned()).ok());
         if named.as_deref() != Some(expected.as_str()) {
             return Err(Refusal::OtherCitizen);
         }
@@ -453,7 +457,6 @@ fn pending_key(national_id: &str) -> String {
     format!("smart-id-pending:{national_id}")
 }
 
-
 /// The page text key of a stored reason.
 fn static_reason(reason: &str) -> &'static str {
     const KEYS: [&str; 7] =
@@ -508,7 +511,10 @@ impl Provider {
         let per_address = self.ephemeral.increment(&crate::provider::hashed("smart-id-starts-from", address), window).await?;
         if per_citizen > service.limits.0 || per_address > service.limits.1 {
             tracing::warn!(target: "audit", event = "smart_id.flood", "too many smart-ID requests");
-            return Err(OAuthError::new(ErrorCode::InteractionRequired, "too many smart-ID requests for this citizen or from this address; try again in 15 minutes"));
+            return Err(OAuthError::new(
+                ErrorCode::InteractionRequired,
+                "too many smart-ID requests for this citizen or from this address; try again in 15 minutes",
+            ));
         }
         if self.durable.smart_id(national_id).await?.is_none() {
             tracing::info!(target: "audit", event = "smart_id.unknown", "smart-ID login for a national id without a smart-ID");
@@ -556,7 +562,10 @@ impl Provider {
             return Err(unauthorized("not fresh"));
         }
         let jti = claims["jti"].as_str().filter(|j| (16..=64).contains(&j.len())).ok_or_else(|| unauthorized("jti"))?;
-        let fresh = self.ephemeral.put_new(&crate::provider::hashed("device-jti", &format!("{kid}.{jti}")), b"1", Duration::from_secs(2 * DEVICE_PROOF_AGE as u64)).await?;
+        let fresh = self
+            .ephemeral
+            .put_new(&crate::provider::hashed("device-jti", &format!("{kid}.{jti}")), b"1", Duration::from_secs(2 * DEVICE_PROOF_AGE as u64))
+            .await?;
         if !fresh {
             tracing::warn!(target: "audit", event = "smart_id.replay", "a device proof was replayed");
             return Err(unauthorized("replayed"));

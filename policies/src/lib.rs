@@ -12,14 +12,13 @@ mod error;
 mod model;
 mod raw;
 
+use der::asn1::ObjectIdentifier;
 use std::collections::BTreeMap;
 use std::path::Path;
-use der::asn1::ObjectIdentifier;
 
 pub use error::{PolicyError, PolicyErrors};
 pub use model::{
-    AssuranceLevel, CertificateProfile, ExtendedKeyUsage, KeyUsage, Level, Localized, Method, ProfileKind,
-    QcStatements, QcType, Service, SubjectKind,
+    AssuranceLevel, CertificateProfile, ExtendedKeyUsage, KeyUsage, Level, Localized, Method, ProfileKind, QcStatements, QcType, Service, SubjectKind,
 };
 
 /// The shipped policy files, embedded so the binary runs anywhere.
@@ -76,10 +75,7 @@ impl Policies {
                     continue;
                 }
             };
-            let mut paths: Vec<_> = entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-                .collect();
+            let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect();
             paths.sort();
             for path in paths {
                 match std::fs::read_to_string(&path) {

@@ -206,15 +206,8 @@ impl EphemeralStore for RedisStore {
 
     async fn put_new(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
         let mut c = self.connection.clone();
-        let set: Option<String> = redis::cmd("SET")
-            .arg(self.key(key))
-            .arg(value)
-            .arg("NX")
-            .arg("PX")
-            .arg(millis(ttl))
-            .query_async(&mut c)
-            .await
-            .map_err(redis_err)?;
+        let set: Option<String> =
+            redis::cmd("SET").arg(self.key(key)).arg(value).arg("NX").arg("PX").arg(millis(ttl)).query_async(&mut c).await.map_err(redis_err)?;
         Ok(set.is_some())
     }
 
@@ -238,17 +231,8 @@ impl EphemeralStore for RedisStore {
         let mut c = self.connection.clone();
         let key = self.key(key);
         // One transaction: the count, and the window started by the first increment only.
-        let (n, _): (u64, u64) = redis::pipe()
-            .atomic()
-            .cmd("INCR")
-            .arg(&key)
-            .cmd("PEXPIRE")
-            .arg(&key)
-            .arg(millis(ttl))
-            .arg("NX")
-            .query_async(&mut c)
-            .await
-            .map_err(redis_err)?;
+        let (n, _): (u64, u64) =
+            redis::pipe().atomic().cmd("INCR").arg(&key).cmd("PEXPIRE").arg(&key).arg(millis(ttl)).arg("NX").query_async(&mut c).await.map_err(redis_err)?;
         Ok(n)
     }
 

@@ -119,14 +119,12 @@ impl FromStr for RevocationReason {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        Self::ALL
-            .iter()
-            .find(|(_, n, _)| n.eq_ignore_ascii_case(s) || n.eq_ignore_ascii_case(&s.replace(['-', '_'], "")))
-            .map(|(r, _, _)| *r)
-            .ok_or_else(|| {
+        Self::ALL.iter().find(|(_, n, _)| n.eq_ignore_ascii_case(s) || n.eq_ignore_ascii_case(&s.replace(['-', '_'], ""))).map(|(r, _, _)| *r).ok_or_else(
+            || {
                 let names: Vec<_> = Self::ALL.iter().map(|(_, n, _)| *n).collect();
                 format!("unknown revocation reason {s:?} (one of {})", names.join(", "))
-            })
+            },
+        )
     }
 }
 

@@ -169,14 +169,8 @@ impl PostgresStore {
                 )
                 .await
                 .map_err(open_err)?;
-            let find = client
-                .prepare(&format!("SELECT {RECORD_COLUMNS} FROM certificates WHERE serial = $1"))
-                .await
-                .map_err(open_err)?;
-            let status = client
-                .prepare("SELECT status, reason, revoked_at FROM certificates WHERE serial = $1 AND issuer = $2")
-                .await
-                .map_err(open_err)?;
+            let find = client.prepare(&format!("SELECT {RECORD_COLUMNS} FROM certificates WHERE serial = $1")).await.map_err(open_err)?;
+            let status = client.prepare("SELECT status, reason, revoked_at FROM certificates WHERE serial = $1 AND issuer = $2").await.map_err(open_err)?;
             pool.push(Connection { client, insert, find, status });
         }
         Ok(PostgresStore { connections: pool, next: AtomicUsize::new(0) })
@@ -255,10 +249,7 @@ impl CaStore for PostgresStore {
         let conn = self.conn();
         let inserted = conn
             .client
-            .execute(
-                &conn.insert,
-                &[&c.serial.as_bytes(), &c.issuer, &c.profile, &c.subject, &c.not_before, &c.not_after, &c.der, &c.issued_at],
-            )
+            .execute(&conn.insert, &[&c.serial.as_bytes(), &c.issuer, &c.profile, &c.subject, &c.not_before, &c.not_after, &c.der, &c.issued_at])
             .await
             .map_err(db)?;
         if inserted == 0 { Err(StoreError::DuplicateSerial(c.serial.clone())) } else { Ok(()) }
@@ -359,12 +350,7 @@ impl CaStore for PostgresStore {
     }
 
     async fn latest_crl(&self, issuer: &str) -> Result<Option<PublishedCrl>, StoreError> {
-        let row = self
-            .conn()
-            .client
-            .query_opt("SELECT number, this_update, next_update, der FROM crls WHERE issuer = $1", &[&issuer])
-            .await
-            .map_err(db)?;
+        let row = self.conn().client.query_opt("SELECT number, this_update, next_update, der FROM crls WHERE issuer = $1", &[&issuer]).await.map_err(db)?;
         Ok(row.map(|r| PublishedCrl {
             issuer: issuer.to_owned(),
             number: r.get::<_, i64>(0) as u64,
@@ -376,12 +362,8 @@ impl CaStore for PostgresStore {
 
     async fn put_ceremony(&self, record: &CeremonyRecord) -> Result<(), StoreError> {
         let json = serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let inserted = self
-            .conn()
-            .client
-            .execute("INSERT INTO ceremony (id, record) VALUES (1, $1) ON CONFLICT (id) DO NOTHING", &[&json])
-            .await
-            .map_err(db)?;
+        let inserted =
+            self.conn().client.execute("INSERT INTO ceremony (id, record) VALUES (1, $1) ON CONFLICT (id) DO NOTHING", &[&json]).await.map_err(db)?;
         if inserted == 0 {
             let when = self.ceremony().await?.map_or_else(|| record.performed_at.clone(), |r| r.performed_at);
             return Err(StoreError::CeremonyExists(when));
@@ -391,8 +373,7 @@ impl CaStore for PostgresStore {
 
     async fn ceremony(&self) -> Result<Option<CeremonyRecord>, StoreError> {
         let row = self.conn().client.query_opt("SELECT record FROM ceremony WHERE id = 1", &[]).await.map_err(db)?;
-        row.map(|r| serde_json::from_str(r.get::<_, &str>(0)).map_err(|e| StoreError::Corrupt(format!("ceremony record: {e}"))))
-            .transpose()
+        row.map(|r| serde_json::from_str(r.get::<_, &str>(0)).map_err(|e| StoreError::Corrupt(format!("ceremony record: {e}")))).transpose()
     }
 }
 

@@ -154,8 +154,7 @@ impl SqliteStore {
 
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
-            let r = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-                .map_err(open_err)?;
+            let r = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(open_err)?;
             r.busy_timeout(std::time::Duration::from_secs(10)).map_err(open_err)?;
             readers.push(r);
         }
@@ -169,10 +168,7 @@ impl SqliteStore {
     }
 
     /// Runs `f` in the writer's next transaction and returns once that has committed.
-    async fn write<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
+    async fn write<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static) -> Result<T, StoreError> {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
             let result = f(conn);
@@ -196,8 +192,7 @@ impl SqliteStore {
         let pooled = self.readers.lock().map_err(|_| StoreError::Database("reader pool poisoned".into()))?.pop();
         let conn = match pooled {
             Some(c) => c,
-            None => Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-                .map_err(db)?,
+            None => Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(db)?,
         };
         let result = f(&conn);
         if let Ok(mut pool) = self.readers.lock()
@@ -324,9 +319,7 @@ impl CaStore for SqliteStore {
         self.read(|conn| {
             conn.prepare_cached("SELECT status, reason, revoked_at FROM certificates WHERE serial = ?1 AND issuer = ?2")
                 .map_err(db)?
-                .query_row(params![serial.as_bytes(), issuer], |r| {
-                    Ok(status_of(&r.get::<_, String>(0)?, r.get(1)?, r.get(2)?))
-                })
+                .query_row(params![serial.as_bytes(), issuer], |r| Ok(status_of(&r.get::<_, String>(0)?, r.get(1)?, r.get(2)?)))
                 .optional()
                 .map_err(db)?
                 .transpose()
@@ -392,9 +385,7 @@ impl CaStore for SqliteStore {
             let mut stmt = conn
                 .prepare_cached("SELECT serial, reason, revoked_at FROM certificates WHERE issuer = ?1 AND status = 'revoked' ORDER BY serial")
                 .map_err(db)?;
-            let rows = stmt
-                .query_map([issuer], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, u8>(1)?, r.get::<_, i64>(2)?)))
-                .map_err(db)?;
+            let rows = stmt.query_map([issuer], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, u8>(1)?, r.get::<_, i64>(2)?))).map_err(db)?;
             rows.map(|row| {
                 let (serial, reason, at) = row.map_err(db)?;
                 Ok(RevokedEntry {
@@ -463,9 +454,7 @@ impl CaStore for SqliteStore {
         let json = serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let performed_at = record.performed_at.clone();
         self.write(move |conn| {
-            let inserted = conn
-                .execute("INSERT INTO ceremony (id, record) VALUES (1, ?1) ON CONFLICT (id) DO NOTHING", [&json])
-                .map_err(db)?;
+            let inserted = conn.execute("INSERT INTO ceremony (id, record) VALUES (1, ?1) ON CONFLICT (id) DO NOTHING", [&json]).map_err(db)?;
             if inserted == 0 {
                 let existing: String = conn.query_row("SELECT record FROM ceremony WHERE id = 1", [], |r| r.get(0)).map_err(db)?;
                 let when = serde_json::from_str::<CeremonyRecord>(&existing).map(|r| r.performed_at).unwrap_or(performed_at);
@@ -551,19 +540,11 @@ fn smart_id(row: &rusqlite::Row<'_>) -> rusqlite::Result<SmartIdRecord> {
 }
 
 fn find_family(conn: &Connection, id: &str) -> Result<Option<RefreshFamily>, StoreError> {
-    conn.prepare_cached(&format!("SELECT {FAMILY_COLUMNS} FROM refresh_families WHERE family = ?1"))
-        .map_err(db)?
-        .query_row([id], family)
-        .optional()
-        .map_err(db)
+    conn.prepare_cached(&format!("SELECT {FAMILY_COLUMNS} FROM refresh_families WHERE family = ?1")).map_err(db)?.query_row([id], family).optional().map_err(db)
 }
 
 fn revoke_family(conn: &Connection, id: &str) -> Result<bool, StoreError> {
-    let n = conn
-        .prepare_cached("UPDATE refresh_families SET revoked = 1 WHERE family = ?1 AND revoked = 0")
-        .map_err(db)?
-        .execute([id])
-        .map_err(db)?;
+    let n = conn.prepare_cached("UPDATE refresh_families SET revoked = 1 WHERE family = ?1 AND revoked = 0").map_err(db)?.execute([id]).map_err(db)?;
     Ok(n > 0)
 }
 
@@ -594,11 +575,7 @@ impl IdpStore for SqliteStore {
 
     async fn citizen_by_id(&self, id: &str) -> Result<Option<CitizenRecord>, StoreError> {
         self.read(|conn| {
-            conn.prepare_cached(&format!("SELECT {CITIZEN_COLUMNS} FROM citizens WHERE id = ?1"))
-                .map_err(db)?
-                .query_row([id], citizen)
-                .optional()
-                .map_err(db)
+            conn.prepare_cached(&format!("SELECT {CITIZEN_COLUMNS} FROM citizens WHERE id = ?1")).map_err(db)?.query_row([id], citizen).optional().map_err(db)
         })
     }
 
@@ -714,9 +691,7 @@ impl IdpStore for SqliteStore {
         let f = f.clone();
         self.write(move |conn| {
             let inserted = conn
-                .prepare_cached(&format!(
-                    "INSERT INTO refresh_families ({FAMILY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING"
-                ))
+                .prepare_cached(&format!("INSERT INTO refresh_families ({FAMILY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING"))
                 .map_err(db)?
                 .execute(params![f.family, f.client_id, f.citizen_id, f.grant, f.generation, f.issued_at, f.expires_at, f.ends_at, f.revoked])
                 .map_err(db)?;
@@ -862,9 +837,9 @@ impl IdpStore for SqliteStore {
                  ON CONFLICT (national_id) DO UPDATE SET custody = ?2, device_kid = ?3, device_key = ?4,
                      authentication_serial = ?5, signature_serial = ?6, activated_at = ?7"
             ))
-                .map_err(db)?
-                .execute(params![r.national_id, r.custody, r.device_kid, r.device_key, r.authentication_serial, r.signature_serial, r.activated_at])
-                .map_err(db)?;
+            .map_err(db)?
+            .execute(params![r.national_id, r.custody, r.device_kid, r.device_key, r.authentication_serial, r.signature_serial, r.activated_at])
+            .map_err(db)?;
             Ok(old)
         })
         .await

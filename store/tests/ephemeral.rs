@@ -16,7 +16,8 @@ async fn redis() -> Arc<dyn EphemeralStore> {
     let url = std::env::var("HAWIYA_TEST_REDIS_URL").unwrap_or_else(|_| {
         panic!("HAWIYA_TEST_REDIS_URL is not set: run the tests through ./scripts/test, which installs redis-server and starts a throw-away one")
     });
-    let prefix = format!("test:{}:{}:", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    let prefix =
+        format!("test:{}:{}:", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
     Arc::new(RedisStore::connect(&url, &prefix).await.expect("connect to the test Redis"))
 }
 

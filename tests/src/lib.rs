@@ -32,9 +32,7 @@ pub fn softhsm_module() -> PathBuf {
         std::env::var_os("SOFTHSM2_CONF").is_some(),
         "SOFTHSM2_CONF is not set: run the tests through ./scripts/test (installs softhsm2 and makes a throw-away token directory)"
     );
-    let module = std::env::var_os("HAWIYA_TEST_PKCS11_MODULE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/lib/softhsm/libsofthsm2.so"));
+    let module = std::env::var_os("HAWIYA_TEST_PKCS11_MODULE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/lib/softhsm/libsofthsm2.so"));
     assert!(module.exists(), "SoftHSM2 module {} not found: apt-get install softhsm2", module.display());
     module
 }
@@ -53,7 +51,8 @@ pub fn postgres_database() -> String {
         panic!("HAWIYA_TEST_POSTGRES_URL is not set: run the tests through ./scripts/test (installs postgresql and starts a throw-away server)")
     });
     let name = format!("hawiya_{}", random_suffix());
-    let out = Command::new("psql").args([admin.as_str(), "-q", "-c", &format!("CREATE DATABASE {name}")]).output().expect("psql (apt-get install postgresql-client)");
+    let out =
+        Command::new("psql").args([admin.as_str(), "-q", "-c", &format!("CREATE DATABASE {name}")]).output().expect("psql (apt-get install postgresql-client)");
     assert!(out.status.success(), "creating a database failed: {}", String::from_utf8_lossy(&out.stderr));
     format!("{admin} dbname={name}")
 }
@@ -114,11 +113,12 @@ pub const P256: &[&str] = &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-25
 pub fn pkilint(tool: &str, args: &[&str], file: &Path) -> Vec<String> {
     let out = run(Command::new(tool).arg("lint").args(args).args(["-s", "WARNING"]).arg(file));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.code().is_some() && !stderr.contains("Traceback"),
-        "{tool} did not run (install pkilint: ./scripts/test does): {stderr}"
-    );
-    String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains("(WARNING)") || l.contains("(ERROR)") || l.contains("(FATAL)")).map(str::to_owned).collect()
+    assert!(out.status.code().is_some() && !stderr.contains("Traceback"), "{tool} did not run (install pkilint: ./scripts/test does): {stderr}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("(WARNING)") || l.contains("(ERROR)") || l.contains("(FATAL)"))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Two fresh SoftHSM2 tokens standing in for a citizen's smart card, `smart-id-pin1` and
@@ -130,7 +130,16 @@ pub fn smart_card(dir: &Path, pin1: &str, pin2: &str) -> PathBuf {
     let conf = dir.join("card/softhsm2.conf");
     std::fs::write(&conf, format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n", tokens.display())).expect("conf");
     for (label, pin) in [("smart-id-pin1", pin1), ("smart-id-pin2", pin2)] {
-        let o = run(Command::new("softhsm2-util").env("SOFTHSM2_CONF", &conf).args(["--init-token", "--free", "--label", label, "--so-pin", "87654321", "--pin", pin]));
+        let o = run(Command::new("softhsm2-util").env("SOFTHSM2_CONF", &conf).args([
+            "--init-token",
+            "--free",
+            "--label",
+            label,
+            "--so-pin",
+            "87654321",
+            "--pin",
+            pin,
+        ]));
         assert!(o.status.success(), "softhsm2-util: {}", String::from_utf8_lossy(&o.stderr));
     }
     conf
@@ -182,9 +191,19 @@ impl Deployment {
                 let tokens = dir.path().join("softhsm/tokens");
                 std::fs::create_dir_all(&tokens).expect("token directory");
                 let conf = dir.path().join("softhsm/softhsm2.conf");
-                std::fs::write(&conf, format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n", tokens.display())).expect("softhsm2.conf");
+                std::fs::write(&conf, format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n", tokens.display()))
+                    .expect("softhsm2.conf");
                 let token = format!("t{}", random_suffix());
-                let out = run(Command::new("softhsm2-util").env("SOFTHSM2_CONF", &conf).args(["--init-token", "--free", "--label", &token, "--so-pin", "5678", "--pin", PIN]));
+                let out = run(Command::new("softhsm2-util").env("SOFTHSM2_CONF", &conf).args([
+                    "--init-token",
+                    "--free",
+                    "--label",
+                    &token,
+                    "--so-pin",
+                    "5678",
+                    "--pin",
+                    PIN,
+                ]));
                 assert!(out.status.success(), "softhsm2-util: {}", String::from_utf8_lossy(&out.stderr));
                 env.push(("SOFTHSM2_CONF".into(), conf.display().to_string()));
                 env.push(("HAWIYA_PKCS11_PIN".into(), PIN.into()));
@@ -265,8 +284,20 @@ impl Deployment {
     pub fn issue_citizen(&self, profile: &str, csr: &Path, out: &str) -> (String, PathBuf) {
         let out_path = self.path(out);
         let stdout = self.ok(&[
-            "ca", "issue", "--profile", profile, "--csr", csr.to_str().expect("utf-8"), "--given-name", "Layla", "--surname", "Haddad",
-            "--national-id", "9861234567", "--out", out_path.to_str().expect("utf-8"),
+            "ca",
+            "issue",
+            "--profile",
+            profile,
+            "--csr",
+            csr.to_str().expect("utf-8"),
+            "--given-name",
+            "Layla",
+            "--surname",
+            "Haddad",
+            "--national-id",
+            "9861234567",
+            "--out",
+            out_path.to_str().expect("utf-8"),
         ]);
         let serial = stdout.split_whitespace().nth(1).expect("serial in output").to_owned();
         (serial, out_path)

@@ -45,7 +45,11 @@ impl Browser {
             assert!(c.contains("Secure") && c.contains("HttpOnly") && c.contains("SameSite=Lax") && c.contains("Path=/"), "cookie flags: {c}");
             let (name, value) = c.split(';').next().expect("pair").split_once('=').expect("name=value");
             assert!(name.starts_with("__Host-"), "cookie without the __Host- prefix: {c}");
-            if c.contains("Max-Age=0") { self.cookies.remove(name) } else { self.cookies.insert(name.into(), value.into()) };
+            if c.contains("Max-Age=0") {
+                self.cookies.remove(name)
+            } else {
+                self.cookies.insert(name.into(), value.into())
+            };
         }
         let status = r.status().as_u16();
         let location = r.headers().get("location").map(|l| l.to_str().expect("ascii").to_owned());
@@ -119,4 +123,3 @@ pub fn hidden(html: &str, name: &str) -> String {
 pub fn param(url: &str, name: &str) -> Option<String> {
     url::Url::parse(url).expect("url").query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
-

@@ -56,9 +56,13 @@ fn demo_journey_in_chromium_in_arabic_and_english() {
     let data = dir.path().join("data");
     let device = dir.path().join("device");
     let conf = smart_card(dir.path(), "4321", "54321");
-    let enrolled = run(Command::new(hawiya_bin()).args(["citizen", "enroll", "--data"]).arg(&data).args(["--national-id", "9861234568", "--custody", "hardware"]));
+    let enrolled =
+        run(Command::new(hawiya_bin()).args(["citizen", "enroll", "--data"]).arg(&data).args(["--national-id", "9861234568", "--custody", "hardware"]));
     assert!(enrolled.status.success(), "enroll: {}", String::from_utf8_lossy(&enrolled.stderr));
-    let code = String::from_utf8_lossy(&enrolled.stdout).lines().find_map(|l| l.strip_prefix("Activation code for ").and_then(|l| l.split_whitespace().last()).map(str::to_owned)).expect("code");
+    let code = String::from_utf8_lossy(&enrolled.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("Activation code for ").and_then(|l| l.split_whitespace().last()).map(str::to_owned))
+        .expect("code");
     let mut activate = Command::new(hawiya_bin());
     activate.env("SOFTHSM2_CONF", &conf).args(["device", "activate", "--dir"]).arg(&device);
     activate.args(["--server", &format!("http://127.0.0.1:{port}"), "--code", &code, "--pin-stdin", "--pkcs11-module"]).arg(softhsm_module());

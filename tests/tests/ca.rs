@@ -85,10 +85,24 @@ fn revocation_reaches_crl_and_ocsp(keys: Keys, db: Db) {
     let (_, other) = d.issue_citizen("citizen-signature", &csr(d.dir.path(), "other", P256), "other.pem");
     let crl_url = format!("{}/crl/citizen-signing-ca.crl", d.base);
     let ocsp = |cert: &str| {
-        let o = openssl(d.dir.path(), &[
-            "ocsp", "-issuer", p(&certs.join("citizen-signing-ca.pem")), "-cert", cert, "-url", &format!("http://127.0.0.1:{}/ocsp", d.port),
-            "-header", &format!("Host={HOST}:{}", d.port), "-CAfile", p(&certs.join("root.pem")), "-nonce", "-resp_text",
-        ]);
+        let o = openssl(
+            d.dir.path(),
+            &[
+                "ocsp",
+                "-issuer",
+                p(&certs.join("citizen-signing-ca.pem")),
+                "-cert",
+                cert,
+                "-url",
+                &format!("http://127.0.0.1:{}/ocsp", d.port),
+                "-header",
+                &format!("Host={HOST}:{}", d.port),
+                "-CAfile",
+                p(&certs.join("root.pem")),
+                "-nonce",
+                "-resp_text",
+            ],
+        );
         stdout(&o)
     };
 
@@ -136,10 +150,22 @@ fn revocation_reaches_crl_and_ocsp(keys: Keys, db: Db) {
     assert!(findings.is_empty(), "pkilint ARL: {findings:#?}");
 
     // Unknown serials are unknown.
-    let o = openssl(d.dir.path(), &[
-        "ocsp", "-issuer", p(&certs.join("citizen-signing-ca.pem")), "-serial", "0x4242424242424242", "-url", &format!("http://127.0.0.1:{}/ocsp", d.port),
-        "-CAfile", p(&certs.join("root.pem")), "-respout", "unknown.der",
-    ]);
+    let o = openssl(
+        d.dir.path(),
+        &[
+            "ocsp",
+            "-issuer",
+            p(&certs.join("citizen-signing-ca.pem")),
+            "-serial",
+            "0x4242424242424242",
+            "-url",
+            &format!("http://127.0.0.1:{}/ocsp", d.port),
+            "-CAfile",
+            p(&certs.join("root.pem")),
+            "-respout",
+            "unknown.der",
+        ],
+    );
     assert!(stdout(&o).contains("0x4242424242424242: unknown"), "{}", stdout(&o));
 
     // The OCSP responses lint clean: good, revoked, unknown.
@@ -157,10 +183,21 @@ fn revocation_reaches_crl_and_ocsp(keys: Keys, db: Db) {
         let findings = pkilint("lint_ocsp_response", &[], &d.path(name));
         assert!(findings.is_empty(), "pkilint OCSP {name}: {findings:#?}");
     }
-    let o = openssl(d.dir.path(), &[
-        "ocsp", "-issuer", p(&certs.join("citizen-signing-ca.pem")), "-cert", "other.pem", "-url", &format!("http://127.0.0.1:{}/ocsp", d.port),
-        "-respout", "good.der", "-noverify",
-    ]);
+    let o = openssl(
+        d.dir.path(),
+        &[
+            "ocsp",
+            "-issuer",
+            p(&certs.join("citizen-signing-ca.pem")),
+            "-cert",
+            "other.pem",
+            "-url",
+            &format!("http://127.0.0.1:{}/ocsp", d.port),
+            "-respout",
+            "good.der",
+            "-noverify",
+        ],
+    );
     assert!(o.status.success());
     let findings = pkilint("lint_ocsp_response", &[], &d.path("good.der"));
     assert!(findings.is_empty(), "pkilint OCSP good: {findings:#?}");
@@ -173,7 +210,10 @@ fn revocation_reaches_crl_and_ocsp(keys: Keys, db: Db) {
     let (code, body) = d.fetch(&format!("{}/ocsp/{b64}", d.base));
     assert_eq!(code, 200);
     std::fs::write(d.path("get.der"), body).expect("write");
-    let o = openssl(d.dir.path(), &["ocsp", "-respin", "get.der", "-issuer", p(&certs.join("citizen-signing-ca.pem")), "-cert", "other.pem", "-CAfile", p(&certs.join("root.pem"))]);
+    let o = openssl(
+        d.dir.path(),
+        &["ocsp", "-respin", "get.der", "-issuer", p(&certs.join("citizen-signing-ca.pem")), "-cert", "other.pem", "-CAfile", p(&certs.join("root.pem"))],
+    );
     assert!(stdout(&o).contains("other.pem: good"), "{}", stdout(&o));
 }
 
@@ -244,8 +284,22 @@ fn bad_input_is_refused_and_changes_nothing(keys: Keys, db: Db) {
     std::fs::write(d.path("empty.csr"), "").expect("write");
     assert!(issue("citizen-authentication", &d.path("empty.csr"), "b.pem").contains("malformed certificate request"));
     // A bad identity.
-    let e = d.fails(&["ca", "issue", "--profile", "citizen-authentication", "--csr", p(&good), "--given-name", "Layla", "--surname", "Haddad",
-        "--national-id", "98-61", "--out", "x.pem"]);
+    let e = d.fails(&[
+        "ca",
+        "issue",
+        "--profile",
+        "citizen-authentication",
+        "--csr",
+        p(&good),
+        "--given-name",
+        "Layla",
+        "--surname",
+        "Haddad",
+        "--national-id",
+        "98-61",
+        "--out",
+        "x.pem",
+    ]);
     assert!(e.contains("national id"), "{e}");
     let e = d.fails(&["ca", "issue", "--profile", "citizen-authentication", "--csr", p(&good), "--given-name", "Layla", "--out", "x.pem"]);
     assert!(e.contains("--surname"), "{e}");
@@ -273,8 +327,22 @@ fn killed_issuers_leave_only_whole_records(keys: Keys, db: Db) {
     let request = csr(d.dir.path(), "req", P256);
     let before: usize = d.snapshot().lines().count();
     let issue = |out: &Path| {
-        d.command(&["ca", "issue", "--profile", "citizen-authentication", "--csr", p(&request), "--given-name", "Layla",
-            "--surname", "Haddad", "--national-id", "9861234567", "--out", p(out)])
+        d.command(&[
+            "ca",
+            "issue",
+            "--profile",
+            "citizen-authentication",
+            "--csr",
+            p(&request),
+            "--given-name",
+            "Layla",
+            "--surname",
+            "Haddad",
+            "--national-id",
+            "9861234567",
+            "--out",
+            p(out),
+        ])
     };
     // How long one issuance takes, start to exit, on this machine and backend.
     let started = Instant::now();

@@ -46,13 +46,45 @@ impl Provider {
     fn start_with(serve: impl FnOnce(&mut Deployment)) -> Self {
         let mut d = Deployment::new(Keys::Soft, Db::Sqlite);
         d.ok_with_input(
-            &["citizen", "add", "--national-id", CITIZEN, "--given-name-ar", "ليلى", "--family-name-ar", "حداد", "--given-name-en", "Layla",
-              "--family-name-en", "Haddad", "--birthdate", "1990-04-01", "--email", "layla@example.jo", "--phone", "+962790000001", "--address", "شارع الملكة رانيا، عمّان"],
+            &[
+                "citizen",
+                "add",
+                "--national-id",
+                CITIZEN,
+                "--given-name-ar",
+                "ليلى",
+                "--family-name-ar",
+                "حداد",
+                "--given-name-en",
+                "Layla",
+                "--family-name-en",
+                "Haddad",
+                "--birthdate",
+                "1990-04-01",
+                "--email",
+                "layla@example.jo",
+                "--phone",
+                "+962790000001",
+                "--address",
+                "شارع الملكة رانيا، عمّان",
+            ],
             &format!("{PASSWORD}\n"),
         );
         d.ok_with_input(
-            &["citizen", "add", "--national-id", CITIZEN_NO_TOTP, "--given-name-ar", "سامي", "--family-name-ar", "خليل", "--given-name-en", "Sami",
-              "--family-name-en", "Khalil"],
+            &[
+                "citizen",
+                "add",
+                "--national-id",
+                CITIZEN_NO_TOTP,
+                "--given-name-ar",
+                "سامي",
+                "--family-name-ar",
+                "خليل",
+                "--given-name-en",
+                "Sami",
+                "--family-name-en",
+                "Khalil",
+            ],
             &format!("{PASSWORD}\n"),
         );
         let out = d.ok(&["citizen", "totp-enroll", "--national-id", CITIZEN]);
@@ -61,7 +93,8 @@ impl Provider {
         let secret = param(uri, "secret").expect("otpauth secret");
         let totp = idp::credentials::TotpSecret::from_bytes(base32_decode(&secret)).expect("secret");
         let mut secrets = HashMap::new();
-        let out = d.ok(&["client", "add", "--id", "civil-status", "--redirect-uri", CB, "--post-logout-redirect-uri", BYE, "--auth-method", "client_secret_basic"]);
+        let out =
+            d.ok(&["client", "add", "--id", "civil-status", "--redirect-uri", CB, "--post-logout-redirect-uri", BYE, "--auth-method", "client_secret_basic"]);
         secrets.insert("civil-status", secret_of(&out));
         let out = d.ok(&["client", "add", "--id", "post-rp", "--redirect-uri", "https://post.example.jo/cb", "--auth-method", "client_secret_post"]);
         secrets.insert("post-rp", secret_of(&out));
@@ -72,8 +105,20 @@ impl Provider {
         };
         let jwk = hsm_shim::jose::jwk(&public, "rp-1", hsm_shim::SignatureAlgorithm::Es256).expect("jwk");
         std::fs::write(d.path("rp-jwks.json"), json!({"keys": [jwk]}).to_string()).expect("jwks");
-        d.ok(&["client", "add", "--id", "jwt-rp", "--redirect-uri", "https://jwt.example.jo/cb", "--auth-method", "private_key_jwt",
-               "--jwks", d.path("rp-jwks.json").to_str().expect("utf-8"), "--id-token-alg", "ES256"]);
+        d.ok(&[
+            "client",
+            "add",
+            "--id",
+            "jwt-rp",
+            "--redirect-uri",
+            "https://jwt.example.jo/cb",
+            "--auth-method",
+            "private_key_jwt",
+            "--jwks",
+            d.path("rp-jwks.json").to_str().expect("utf-8"),
+            "--id-token-alg",
+            "ES256",
+        ]);
         for (id, uri) in [("land-registry", "https://land.example.jo/cb"), ("same-sector", "https://rp.example.jo/other")] {
             let out = d.ok(&["client", "add", "--id", id, "--redirect-uri", uri, "--auth-method", "client_secret_basic"]);
             secrets.insert(id, secret_of(&out));
@@ -124,7 +169,8 @@ impl Provider {
 
     /// Introspection as the civil-status service's resource server.
     async fn introspect(&self, token: &str) -> Value {
-        let r = self.http().post(format!("{}/introspect", self.issuer)).basic_auth("civil-status", Some(&self.secrets["civil-status"])).form(&[("token", token)]);
+        let r =
+            self.http().post(format!("{}/introspect", self.issuer)).basic_auth("civil-status", Some(&self.secrets["civil-status"])).form(&[("token", token)]);
         r.send().await.expect("introspect").json().await.expect("json")
     }
 
@@ -164,7 +210,8 @@ impl Provider {
     /// Exchanges the code a redirect carries, as `client` (Basic), and returns the tokens.
     async fn exchange(&self, client: &str, redirect_uri: &str, location: &str) -> Value {
         let code = param(location, "code").unwrap_or_else(|| panic!("no code in {location}"));
-        let (status, body) = self.token_as(client, &self.secrets[client], &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", redirect_uri)]).await;
+        let (status, body) =
+            self.token_as(client, &self.secrets[client], &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", redirect_uri)]).await;
         assert_eq!(status, 200, "{body}");
         body
     }
@@ -225,7 +272,9 @@ async fn oidcc_discovery_endpoint_verification() {
     assert_eq!(r.status(), 200);
     let c: Value = r.json().await.expect("json");
     assert_eq!(c["issuer"], p.issuer.as_str(), "issuer equals the URL prefix exactly");
-    for endpoint in ["authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri", "end_session_endpoint", "revocation_endpoint", "introspection_endpoint"] {
+    for endpoint in
+        ["authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri", "end_session_endpoint", "revocation_endpoint", "introspection_endpoint"]
+    {
         assert!(c[endpoint].as_str().expect(endpoint).starts_with(&p.issuer), "{endpoint}");
     }
     let has = |k: &str, v: &str| c[k].as_array().expect(k).iter().any(|x| x == v);
@@ -289,7 +338,16 @@ async fn oidcc_claims_locales_and_prompt_none() {
     let (page, _) = b.follow(r).await;
     assert!(page.body.contains(r#"<html lang="en" dir="ltr">"#) && page.body.contains("Civil-status") || page.body.contains("civil-status"), "{}", page.body);
     let tokens = p.code_flow(&mut b, &[("claims_locales", "en ar")]).await;
-    let info: Value = p.http().get(format!("{}/userinfo", p.issuer)).bearer_auth(tokens["access_token"].as_str().expect("at")).send().await.expect("get").json().await.expect("json");
+    let info: Value = p
+        .http()
+        .get(format!("{}/userinfo", p.issuer))
+        .bearer_auth(tokens["access_token"].as_str().expect("at"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
     assert_eq!((info["name"].as_str(), info["name#ar"].as_str(), info["name#en"].as_str()), (Some("Layla Haddad"), Some("ليلى حداد"), Some("Layla Haddad")));
     // oidcc-prompt-none-logged-in: a code without any page.
     let r = b.get(&p.authorize_url("civil-status", CB, &[("prompt", "none")])).await;
@@ -338,7 +396,11 @@ async fn oidcc_response_type_missing_and_registered_redirect_uri() {
     let r = b.get(&p.authorize_url("civil-status", CB, &[]).replace("scope=openid+profile+email+phone", "")).await;
     assert_eq!(param(&r.location.expect("redirect"), "error_description").as_deref(), Some("missing parameter scope"));
     // A 1 MB query (too long for most clients to even send): refused, never redirected.
-    let path = format!("/authorize?client_id=civil-status&redirect_uri={}&x={}", url::form_urlencoded::byte_serialize(CB.as_bytes()).collect::<String>(), "a".repeat(1 << 20));
+    let path = format!(
+        "/authorize?client_id=civil-status&redirect_uri={}&x={}",
+        url::form_urlencoded::byte_serialize(CB.as_bytes()).collect::<String>(),
+        "a".repeat(1 << 20)
+    );
     let head = raw_get(p.d.port, &path);
     assert!(head.starts_with("HTTP/1.1 4"), "{}", &head[..head.len().min(200)]);
     assert!(!head.to_ascii_lowercase().contains("location:"), "{}", &head[..head.len().min(200)]);
@@ -374,9 +436,13 @@ async fn oidcc_codereuse_and_refresh_token() {
     let rt1 = tokens["refresh_token"].as_str().expect("rt").to_owned();
     let (status, body) = p.token_as("post-rp", &p.secrets["post-rp"], &[("grant_type", "refresh_token"), ("refresh_token", &rt1)]).await;
     assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")), "post-rp must use client_secret_post");
-    let r = p.http().post(format!("{}/token", p.issuer))
+    let r = p
+        .http()
+        .post(format!("{}/token", p.issuer))
         .form(&[("grant_type", "refresh_token"), ("refresh_token", rt1.as_str()), ("client_id", "post-rp"), ("client_secret", &p.secrets["post-rp"])])
-        .send().await.expect("post");
+        .send()
+        .await
+        .expect("post");
     assert_eq!(r.status(), 400, "another client's refresh token is invalid_grant");
     let (status, second) = p.token(&[("grant_type", "refresh_token"), ("refresh_token", &rt1)]).await;
     assert_eq!(status, 200, "{second}");
@@ -393,7 +459,11 @@ async fn oidcc_codereuse_and_refresh_token() {
     }
     // Introspection: the live token is active, the rotated one is not.
     let live = p.introspect(rt2).await;
-    assert_eq!((live["active"].as_bool(), live["token_type"].as_str(), live["client_id"].as_str()), (Some(true), Some("refresh_token"), Some("civil-status")), "{live}");
+    assert_eq!(
+        (live["active"].as_bool(), live["token_type"].as_str(), live["client_id"].as_str()),
+        (Some(true), Some("refresh_token"), Some("civil-status")),
+        "{live}"
+    );
     assert_eq!(p.introspect(&rt1).await["active"], false);
     let (status, third) = p.token(&[("grant_type", "refresh_token"), ("refresh_token", rt2)]).await;
     assert_eq!(status, 200, "forgeries left the live token working: {third}");
@@ -449,8 +519,11 @@ async fn oidcc_ensure_client_assertion_with_iss_aud_succeeds() {
         let code = param(&location, "code").expect("code");
         let assertion = p.assertion(&aud, &format!("jti-{i}"));
         let form = [
-            ("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", "https://jwt.example.jo/cb"),
-            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"), ("client_assertion", assertion.as_str()),
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", "https://jwt.example.jo/cb"),
+            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+            ("client_assertion", assertion.as_str()),
         ];
         let r = p.http().post(&token_endpoint).form(&form).send().await.expect("post");
         assert_eq!(r.status(), 200, "aud = {aud}");
@@ -461,8 +534,10 @@ async fn oidcc_ensure_client_assertion_with_iss_aud_succeeds() {
         // The same assertion again: a replay.
         let refresh = body["refresh_token"].as_str().expect("rt");
         let form = [
-            ("grant_type", "refresh_token"), ("refresh_token", refresh),
-            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"), ("client_assertion", assertion.as_str()),
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh),
+            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+            ("client_assertion", assertion.as_str()),
         ];
         let r = p.http().post(&token_endpoint).form(&form).send().await.expect("post");
         assert_eq!(r.status(), 401, "a replayed client assertion");
@@ -471,8 +546,12 @@ async fn oidcc_ensure_client_assertion_with_iss_aud_succeeds() {
     }
     // Another audience is refused.
     let assertion = p.assertion("https://elsewhere.example", "jti-x");
-    let form = [("grant_type", "refresh_token"), ("refresh_token", "x"),
-        ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"), ("client_assertion", assertion.as_str())];
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", "x"),
+        ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+        ("client_assertion", assertion.as_str()),
+    ];
     let r = p.http().post(&token_endpoint).form(&form).send().await.expect("post");
     assert_eq!(r.status(), 401);
 }
@@ -624,9 +703,19 @@ async fn oidcc_registration_sector_uri_and_bad() {
     let r = b.get(&p.authorize_url("post-rp", "https://post.example.jo/cb", &[])).await;
     let location = b.through_consent(r).await;
     let code = param(&location, "code").expect("code");
-    let r = p.http().post(format!("{}/token", p.issuer))
-        .form(&[("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", "https://post.example.jo/cb"), ("client_id", "post-rp"), ("client_secret", &p.secrets["post-rp"])])
-        .send().await.expect("post");
+    let r = p
+        .http()
+        .post(format!("{}/token", p.issuer))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", "https://post.example.jo/cb"),
+            ("client_id", "post-rp"),
+            ("client_secret", &p.secrets["post-rp"]),
+        ])
+        .send()
+        .await
+        .expect("post");
     // oidcc-server-client-secret-post
     assert_eq!(r.status(), 200);
     let other: Value = r.json().await.expect("json");
@@ -635,7 +724,18 @@ async fn oidcc_registration_sector_uri_and_bad() {
     assert!(!sub_cs.as_str().expect("sub").contains(CITIZEN));
     // A client whose redirect URIs span two sectors is refused, and nothing is stored.
     let before = p.d.ok(&["client", "list"]);
-    let e = p.d.fails(&["client", "add", "--id", "two-sectors", "--redirect-uri", "https://a.example.jo/cb", "--redirect-uri", "https://b.example.jo/cb", "--auth-method", "client_secret_basic"]);
+    let e = p.d.fails(&[
+        "client",
+        "add",
+        "--id",
+        "two-sectors",
+        "--redirect-uri",
+        "https://a.example.jo/cb",
+        "--redirect-uri",
+        "https://b.example.jo/cb",
+        "--auth-method",
+        "client_secret_basic",
+    ]);
     assert!(e.contains("several hosts"), "{e}");
     assert_eq!(p.d.ok(&["client", "list"]), before);
 
@@ -760,8 +860,20 @@ async fn oidcc_backchannel_rp_initiated_logout() {
     let (port, tokens_received) = backchannel_endpoint(1);
     let mut p = Provider::start();
     let cb = "https://bc.example.jo/cb";
-    let out = p.d.ok(&["client", "add", "--id", "bc-rp", "--redirect-uri", cb, "--auth-method", "client_secret_basic",
-        "--backchannel-logout-uri", &format!("http://127.0.0.1:{port}/backchannel"), "--id-token-alg", "EdDSA"]);
+    let out = p.d.ok(&[
+        "client",
+        "add",
+        "--id",
+        "bc-rp",
+        "--redirect-uri",
+        cb,
+        "--auth-method",
+        "client_secret_basic",
+        "--backchannel-logout-uri",
+        &format!("http://127.0.0.1:{port}/backchannel"),
+        "--id-token-alg",
+        "EdDSA",
+    ]);
     p.secrets.insert("bc-rp", secret_of(&out));
     let mut b = p.browser();
     let location = b.login(&p.authorize_url("bc-rp", cb, &[]), CITIZEN, PASSWORD).await;
@@ -829,8 +941,8 @@ async fn two_replicas_sharing_redis_act_as_one_provider() {
 async fn openidconnect_crate_runs_the_code_flow() {
     use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata, CoreUserInfoClaims};
     use openidconnect::{
-        AccessTokenHash, AuthType, AuthorizationCode, ClientId, CsrfToken, IssuerUrl, LanguageTag, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
-        RedirectUrl, Scope, TokenResponse,
+        AccessTokenHash, AuthType, AuthorizationCode, ClientId, CsrfToken, IssuerUrl, LanguageTag, Nonce, OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl,
+        Scope, TokenResponse,
     };
     let p = Provider::start();
     let http = p.http();
@@ -865,8 +977,8 @@ async fn openidconnect_crate_runs_the_code_flow() {
     let id_token = tokens.id_token().expect("id_token");
     let verifier = client.id_token_verifier().set_allowed_algs(vec![CoreJwsSigningAlgorithm::EcdsaP256Sha256]);
     let claims = id_token.claims(&verifier, &nonce).expect("the library accepts the id_token");
-    let at_hash = AccessTokenHash::from_token(tokens.access_token(), id_token.signing_alg().expect("alg"), id_token.signing_key(&verifier).expect("key"))
-        .expect("hash");
+    let at_hash =
+        AccessTokenHash::from_token(tokens.access_token(), id_token.signing_alg().expect("alg"), id_token.signing_key(&verifier).expect("key")).expect("hash");
     assert_eq!(claims.access_token_hash(), Some(&at_hash));
     assert_eq!(claims.auth_context_ref().map(|a| a.as_str()), Some("low"));
     let sub = claims.subject().clone();
@@ -881,12 +993,8 @@ async fn openidconnect_crate_runs_the_code_flow() {
         .expect("refresh");
     assert_ne!(refreshed.refresh_token().expect("rotated").secret(), tokens.refresh_token().expect("first").secret());
 
-    let info: CoreUserInfoClaims = client
-        .user_info(refreshed.access_token().clone(), Some(sub.clone()))
-        .expect("userinfo endpoint")
-        .request_async(&http)
-        .await
-        .expect("userinfo");
+    let info: CoreUserInfoClaims =
+        client.user_info(refreshed.access_token().clone(), Some(sub.clone())).expect("userinfo endpoint").request_async(&http).await.expect("userinfo");
     assert_eq!(info.subject(), &sub);
     let name = info.name().expect("name");
     assert_eq!(name.get(Some(&LanguageTag::new("ar".into()))).map(|n| n.as_str()), Some("ليلى حداد"));
@@ -914,7 +1022,9 @@ async fn oidcc_basic_plan_sweep() {
         ("openid address", &["address"][..], &["email", "name"][..]),
         ("openid profile email address phone", &["name", "email", "phone_number", "address"][..], &["national_id"][..]),
     ] {
-        let url = p.authorize_url("same-sector", rp, &[("display", "popup")]).replace("scope=openid+profile+email+phone", &format!("scope={}", scope.replace(' ', "+")));
+        let url = p
+            .authorize_url("same-sector", rp, &[("display", "popup")])
+            .replace("scope=openid+profile+email+phone", &format!("scope={}", scope.replace(' ', "+")));
         let r = b.get(&url).await;
         let location = b.through_consent(r).await;
         let tokens = p.exchange("same-sector", rp, &location).await;
@@ -941,7 +1051,9 @@ async fn oidcc_basic_plan_sweep() {
     let r = b.get(&p.authorize_url("same-sector", rp, &[])).await;
     b.through_consent(r).await;
     // oidcc-ensure-post-request-succeeds, oidcc-alternate-happy-flow
-    let r = b.post("/authorize", &[("client_id", "same-sector"), ("redirect_uri", rp), ("response_type", "code"), ("scope", "openid profile"), ("state", "post-1")]).await;
+    let r = b
+        .post("/authorize", &[("client_id", "same-sector"), ("redirect_uri", rp), ("response_type", "code"), ("scope", "openid profile"), ("state", "post-1")])
+        .await;
     let l = r.location.expect("redirect");
     assert_eq!(param(&l, "state").as_deref(), Some("post-1"));
     assert!(param(&l, "code").is_some(), "{l}");
@@ -978,7 +1090,14 @@ async fn oidcc_basic_plan_sweep() {
     let at = tokens["access_token"].as_str().expect("at");
     let i = p.introspect(at).await;
     assert_eq!((i["active"].as_bool(), i["client_id"].as_str()), (Some(true), Some("same-sector")));
-    let r = p.http().post(format!("{}/revoke", p.issuer)).basic_auth("same-sector", Some(&p.secrets["same-sector"])).form(&[("token", at)]).send().await.expect("revoke");
+    let r = p
+        .http()
+        .post(format!("{}/revoke", p.issuer))
+        .basic_auth("same-sector", Some(&p.secrets["same-sector"]))
+        .form(&[("token", at)])
+        .send()
+        .await
+        .expect("revoke");
     assert_eq!(r.status(), 200);
     assert_eq!(p.introspect(at).await["active"], false);
     // oidcc-rp-initiated-logout-no-params, -no-state, -only-state,
@@ -1006,8 +1125,13 @@ async fn oidcc_request_object_signed_and_ensure_request_object_with_redirect_uri
     assert!(location.starts_with(jwt_cb) && param(&location, "state").as_deref() == Some("ro-1"), "{location}");
     let code = param(&location, "code").expect("code");
     let token_url = format!("{}/token", p.issuer);
-    let form = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", jwt_cb),
-        ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"), ("client_assertion", &p.assertion(&token_url, "ro-jti"))];
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", jwt_cb),
+        ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+        ("client_assertion", &p.assertion(&token_url, "ro-jti")),
+    ];
     let tokens: Value = p.http().post(&token_url).form(&form).send().await.expect("token").json().await.expect("json");
     let claims = p.verify_id_token(tokens["id_token"].as_str().expect("id_token")).await;
     assert_eq!(claims["nonce"], "ro-n", "the nonce of the request object");
@@ -1040,7 +1164,9 @@ fn jwks_endpoint(jwks: std::sync::Arc<std::sync::Mutex<String>>) -> u16 {
                 line.clear();
             }
             let body = jwks.lock().expect("lock").clone();
-            let _ = stream.write_all(format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len()).as_bytes());
+            let _ = stream.write_all(
+                format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len()).as_bytes(),
+            );
         }
     });
     port
@@ -1067,7 +1193,18 @@ async fn private_key_jwt_with_a_jwks_uri_follows_key_rollover() {
     let port = jwks_endpoint(published.clone());
     let p = Provider::start();
     let cb = "https://uri.example.jo/cb";
-    p.d.ok(&["client", "add", "--id", "uri-rp", "--redirect-uri", cb, "--auth-method", "private_key_jwt", "--jwks-uri", &format!("http://127.0.0.1:{port}/jwks")]);
+    p.d.ok(&[
+        "client",
+        "add",
+        "--id",
+        "uri-rp",
+        "--redirect-uri",
+        cb,
+        "--auth-method",
+        "private_key_jwt",
+        "--jwks-uri",
+        &format!("http://127.0.0.1:{port}/jwks"),
+    ]);
     let token_url = format!("{}/token", p.issuer);
     let mut b = p.browser();
     for (round, (key, kid)) in [(&first, "k1"), (&second, "k2")].into_iter().enumerate() {
@@ -1077,14 +1214,23 @@ async fn private_key_jwt_with_a_jwks_uri_follows_key_rollover() {
         }
         let location = b.login(&p.authorize_url("uri-rp", cb, &[]), CITIZEN, PASSWORD).await;
         let code = param(&location, "code").expect("code");
-        let form = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", cb),
-            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"), ("client_assertion", &assertion(key, kid, &token_url, &format!("u{round}")))];
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", cb),
+            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+            ("client_assertion", &assertion(key, kid, &token_url, &format!("u{round}"))),
+        ];
         let r = p.http().post(&token_url).form(&form).send().await.expect("token");
         assert_eq!(r.status(), 200, "round {round}: {}", r.text().await.unwrap_or_default());
     }
     // The retired key no longer authenticates.
-    let form = [("grant_type", "refresh_token"), ("refresh_token", "x"),
-        ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"), ("client_assertion", &assertion(&first, "k1", &token_url, "u-old"))];
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", "x"),
+        ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+        ("client_assertion", &assertion(&first, "k1", &token_url, "u-old")),
+    ];
     let r = p.http().post(&token_url).form(&form).send().await.expect("token");
     assert_eq!(r.status(), 401);
     // A client with both a JWK Set and a jwks_uri, or neither, is refused at registration.
@@ -1148,7 +1294,8 @@ async fn clients_declared_in_policy_files() {
     let id_token = tokens["id_token"].as_str().expect("id_token");
     assert_eq!(UnverifiedJws::parse(id_token).expect("jws").algorithm, hsm_shim::SignatureAlgorithm::Ps256, "the declared algorithm");
     assert_eq!(p.verify_id_token(id_token).await["aud"], "tax-office");
-    let (status, body) = p.token_as("tax-office", "wrong", &[("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"].as_str().expect("rt"))]).await;
+    let (status, body) =
+        p.token_as("tax-office", "wrong", &[("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"].as_str().expect("rt"))]).await;
     assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
 }
 
@@ -1176,9 +1323,19 @@ async fn citizens_see_and_withdraw_their_consents() {
     assert!(page.body.contains(r#"dir="rtl""#) && page.body.contains(r#"href="/account?lang=en""#));
     // The code that brought the citizen back was spent there.
     let code = param(&back, "code").expect("code");
-    let r = p.http().post(format!("{}/token", p.issuer))
-        .form(&[("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", &format!("{}/account", p.issuer)), ("client_id", "hawiya-account"), ("code_verifier", &"v".repeat(43))])
-        .send().await.expect("post");
+    let r = p
+        .http()
+        .post(format!("{}/token", p.issuer))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", &format!("{}/account", p.issuer)),
+            ("client_id", "hawiya-account"),
+            ("code_verifier", &"v".repeat(43)),
+        ])
+        .send()
+        .await
+        .expect("post");
     assert_eq!(r.status(), 400);
 
     // Without the anti-CSRF token, or without a session: nothing changes.

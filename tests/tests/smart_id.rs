@@ -28,7 +28,20 @@ fn deployment_with(env: &[(&str, &str)]) -> (Deployment, String) {
     }
     for (id, given_ar, family_ar, given, family) in [(LAYLA, "ليلى", "حداد", "Layla", "Haddad"), (SAMI, "سامي", "خليل", "Sami", "Khalil")] {
         d.ok_with_input(
-            &["citizen", "add", "--national-id", id, "--given-name-ar", given_ar, "--family-name-ar", family_ar, "--given-name-en", given, "--family-name-en", family],
+            &[
+                "citizen",
+                "add",
+                "--national-id",
+                id,
+                "--given-name-ar",
+                given_ar,
+                "--family-name-ar",
+                family_ar,
+                "--given-name-en",
+                given,
+                "--family-name-en",
+                family,
+            ],
             "a good long password 2026\n",
         );
     }
@@ -142,7 +155,8 @@ async fn enrolment_activates_devices_on_both_key_stores() {
             let findings = pkilint("lint_pkix_cert", &[], &dir.join(cert));
             assert!(findings.is_empty(), "pkilint PKIX {cert}: {findings:#?}");
         }
-        let text = |cert: &str| String::from_utf8_lossy(&openssl(dir, &["x509", "-noout", "-text", "-in", &dir.join(cert).display().to_string()]).stdout).into_owned();
+        let text =
+            |cert: &str| String::from_utf8_lossy(&openssl(dir, &["x509", "-noout", "-text", "-in", &dir.join(cert).display().to_string()]).stdout).into_owned();
         assert!(text("authentication.pem").contains(auth_policy), "{}", text("authentication.pem"));
         assert!(text("signature.pem").contains(sign_policy), "{}", text("signature.pem"));
     }
@@ -160,7 +174,11 @@ async fn enrolment_activates_devices_on_both_key_stores() {
     assert_eq!((verified.method.id.as_str(), verified.method.level.name()), ("smart-id-soft", "substantial"), "software keys reach substantial");
     let refused = |r: Result<idp::smart_id::Verified, idp::smart_id::Refusal>| r.expect_err("must be refused");
     let card_cert = der(&card.join("authentication.pem"));
-    assert_eq!(refused(verifier.verify(&card_cert, &tbs, &signature, SAMI, "JO", now).await), idp::smart_id::Refusal::BadSignature, "the card's certificate passes every check but the signature");
+    assert_eq!(
+        refused(verifier.verify(&card_cert, &tbs, &signature, SAMI, "JO", now).await),
+        idp::smart_id::Refusal::BadSignature,
+        "the card's certificate passes every check but the signature"
+    );
     assert_eq!(refused(verifier.verify(&phone_cert, &tbs, &signature, LAYLA, "JO", now + 4 * 366 * 86_400).await), idp::smart_id::Refusal::Expired);
     d.ok(&["citizen", "suspend", "--national-id", LAYLA]);
     assert_eq!(refused(verifier.verify(&phone_cert, &tbs, &signature, LAYLA, "JO", now).await), idp::smart_id::Refusal::Suspended);
@@ -197,7 +215,8 @@ async fn enrolment_activates_devices_on_both_key_stores() {
     assert_eq!((status, e["error"].as_str()), (400, Some("invalid_code")));
     let other = csr_naming(d.dir.path(), "other", "PNOJO-1111111111");
     let mine = csr_naming(d.dir.path(), "mine", &format!("PNOJO-{LAYLA}"));
-    let device_key = json!({"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"});
+    let device_key =
+        json!({"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"});
     let activation = |auth: &str, sign: &str| json!({"code": code, "authentication_csr": auth, "signature_csr": sign, "device_key": device_key});
     let (status, e) = post(&format!("{base}/smart-id/activation"), None, &activation(&other, &mine)).await;
     assert_eq!((status, e["error"].as_str()), (400, Some("invalid_csr")), "{e}");
@@ -246,7 +265,8 @@ fn soft_key(device: &Path, pin: &str) -> impl Fn(&[u8]) -> Vec<u8> {
 fn device_proof(device: &Path, d: &Deployment, method: &str, path: &str) -> String {
     use hsm_shim::KeyStore;
     let secret = std::fs::read_to_string(device.join("device-secret")).expect("device secret");
-    let store = hsm_shim::soft::SoftKeyStore::open(&device.join("device-key"), &hsm_shim::soft::OperatorSecret::new(secret.into_bytes()).expect("secret")).expect("store");
+    let store = hsm_shim::soft::SoftKeyStore::open(&device.join("device-key"), &hsm_shim::soft::OperatorSecret::new(secret.into_bytes()).expect("secret"))
+        .expect("store");
     let key = store.list().expect("keys").remove(0).key;
     let state: Value = serde_json::from_slice(&std::fs::read(device.join("device.json")).expect("device.json")).expect("json");
     let signer = hsm_shim::signer::StoredKeySigner::new(std::sync::Arc::new(store), key, hsm_shim::SignatureAlgorithm::Es256).expect("signer");
@@ -261,10 +281,24 @@ fn device_proof(device: &Path, d: &Deployment, method: &str, path: &str) -> Stri
 fn csr_naming(dir: &Path, name: &str, serial_number: &str) -> String {
     let (key, csr): (PathBuf, PathBuf) = (dir.join(format!("{name}.key")), dir.join(format!("{name}.csr")));
     let subject = format!("/C=JO/serialNumber={serial_number}/CN=Layla Haddad");
-    let o = openssl(dir, &[
-        "req", "-new", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-subj", &subject, "-keyout", &key.display().to_string(), "-out",
-        &csr.display().to_string(),
-    ]);
+    let o = openssl(
+        dir,
+        &[
+            "req",
+            "-new",
+            "-nodes",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-subj",
+            &subject,
+            "-keyout",
+            &key.display().to_string(),
+            "-out",
+            &csr.display().to_string(),
+        ],
+    );
     assert!(o.status.success(), "openssl req: {}", stderr(&o));
     std::fs::read_to_string(csr).expect("csr")
 }
@@ -291,7 +325,11 @@ fn browser(d: &Deployment) -> hawiya_e2e::web::Browser {
 const CB: &str = "https://notary.example.jo/cb";
 
 fn authorize(d: &Deployment, extra: &str) -> String {
-    format!("{}/authorize?client_id=notary&redirect_uri={}&response_type=code&scope=openid%20profile%20national_id&state=st&nonce=n-1{extra}", d.base, url_encode(CB))
+    format!(
+        "{}/authorize?client_id=notary&redirect_uri={}&response_type=code&scope=openid%20profile%20national_id&state=st&nonce=n-1{extra}",
+        d.base,
+        url_encode(CB)
+    )
 }
 
 fn url_encode(s: &str) -> String {
@@ -317,7 +355,14 @@ async fn start_login(b: &mut hawiya_e2e::web::Browser, authorize: &str, national
 async fn id_token_claims(d: &Deployment, secret: &str, code: &str) -> Value {
     use base64::Engine;
     let b = browser(d);
-    let r = b.http.post(format!("{}/token", d.base)).basic_auth("notary", Some(secret)).form(&[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", CB)]).send().await.expect("token");
+    let r = b
+        .http
+        .post(format!("{}/token", d.base))
+        .basic_auth("notary", Some(secret))
+        .form(&[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", CB)])
+        .send()
+        .await
+        .expect("token");
     let tokens: Value = r.json().await.expect("json");
     let id_token = tokens["id_token"].as_str().unwrap_or_else(|| panic!("no id_token: {tokens}"));
     let payload = id_token.split('.').nth(1).expect("payload");
@@ -444,13 +489,21 @@ async fn smart_id_logs_in_at_level_high_and_refuses_what_it_must() {
     // Step-up: a citizen logged in with a password (low) who opens the notary is asked for
     // smart-ID only, and the same session (same sid) becomes high.
     let low_cb = "https://civil.example.jo/cb";
-    let low_secret = d.ok(&["client", "add", "--id", "civil-status", "--redirect-uri", low_cb, "--auth-method", "client_secret_basic", "--id-token-alg", "ES256"]);
+    let low_secret =
+        d.ok(&["client", "add", "--id", "civil-status", "--redirect-uri", low_cb, "--auth-method", "client_secret_basic", "--id-token-alg", "ES256"]);
     let low_secret = low_secret.lines().find_map(|l| l.strip_prefix("client_secret: ")).expect("secret").to_owned();
     let mut b = browser(&d);
     let low = format!("{}/authorize?client_id=civil-status&redirect_uri={}&response_type=code&scope=openid&state=s&nonce=n", d.base, url_encode(low_cb));
     let out = b.login(&low, SAMI, "a good long password 2026").await;
     let low_code = hawiya_e2e::web::param(&out, "code").expect("code");
-    let r = b.http.post(format!("{}/token", d.base)).basic_auth("civil-status", Some(&low_secret)).form(&[("grant_type", "authorization_code"), ("code", low_code.as_str()), ("redirect_uri", low_cb)]).send().await.expect("token");
+    let r = b
+        .http
+        .post(format!("{}/token", d.base))
+        .basic_auth("civil-status", Some(&low_secret))
+        .form(&[("grant_type", "authorization_code"), ("code", low_code.as_str()), ("redirect_uri", low_cb)])
+        .send()
+        .await
+        .expect("token");
     let low_tokens: Value = r.json().await.expect("json");
     let low_claims: Value = {
         use base64::Engine;
@@ -539,10 +592,31 @@ async fn attack_certificate_from_another_ca_is_refused() {
     let conf = dir.join("forged.cnf");
     std::fs::write(&conf, "[req]\ndistinguished_name = dn\n[dn]\n[ext]\nkeyUsage = critical, digitalSignature\nextendedKeyUsage = clientAuth\ncertificatePolicies = 0.4.0.2042.1.1, 2.16.400.1.1.1.3\n").expect("conf");
     let (key, cert) = (dir.join("forged.key"), dir.join("forged.pem"));
-    let o = openssl(dir, &[
-        "req", "-x509", "-new", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-subj", &format!("/C=JO/serialNumber=PNOJO-{LAYLA}/CN=Layla Haddad"),
-        "-keyout", &key.display().to_string(), "-out", &cert.display().to_string(), "-days", "30", "-config", &conf.display().to_string(), "-extensions", "ext",
-    ]);
+    let o = openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-new",
+            "-nodes",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-subj",
+            &format!("/C=JO/serialNumber=PNOJO-{LAYLA}/CN=Layla Haddad"),
+            "-keyout",
+            &key.display().to_string(),
+            "-out",
+            &cert.display().to_string(),
+            "-days",
+            "30",
+            "-config",
+            &conf.display().to_string(),
+            "-extensions",
+            "ext",
+        ],
+    );
     assert!(o.status.success(), "openssl: {}", stderr(&o));
     let v = verifier(&d, &phone);
     for forged in [der(&cert), der(&phone.join("root.pem"))] {
@@ -652,7 +726,12 @@ fn an_expired_activation_code_is_refused() {
     let (d, _) = deployment();
     let out = hawiya_e2e::run(d.command(&["citizen", "enroll", "--national-id", LAYLA, "--custody", "software"]).env("HAWIYA_ACTIVATION_LIFETIME", "1"));
     assert!(out.status.success(), "{}", stderr(&out));
-    let code = String::from_utf8_lossy(&out.stdout).lines().find_map(|l| l.strip_prefix("Activation code for ")).and_then(|l| l.split_whitespace().last()).expect("code").to_owned();
+    let code = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("Activation code for "))
+        .and_then(|l| l.split_whitespace().last())
+        .expect("code")
+        .to_owned();
     std::thread::sleep(std::time::Duration::from_secs(2));
     let before = d.snapshot();
     let o = activate(&d, &d.path("late"), &code, &[], &[]);
