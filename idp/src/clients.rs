@@ -354,7 +354,7 @@ impl Presented {
             return Err(bad("not valid yet"));
         }
         let jti = text("jti").ok_or_else(|| bad("jti is missing"))?;
-        let key = format!("jti:{}:{}", client.id, B64.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, jti.as_bytes())));
+        let key = crate::keyspace::client_assertion(&client.id, jti);
         let first_use = replay.put_new(&key, b"1", Duration::from_secs((exp - now + SKEW).max(1) as u64)).await.map_err(OAuthError::from)?;
         if !first_use {
             return Err(bad("jti has been used before"));

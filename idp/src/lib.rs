@@ -15,19 +15,32 @@
 
 use std::time::Duration;
 
+pub mod authorize;
 pub mod backchannel;
 mod cache;
 pub mod citizens;
+mod client_keys;
 pub mod clients;
+pub mod consent;
 pub mod credentials;
 pub mod http;
+pub mod id_token;
+pub mod introspection;
 pub mod keys;
+pub mod keyspace;
+pub mod login;
+pub mod logout;
 pub mod metrics;
 pub mod oauth;
 pub mod pages;
 pub mod provider;
-pub mod refresh;
+pub mod revocation;
+pub mod session;
 pub mod smart_id;
+pub mod subject;
+pub mod throttle;
+pub mod token;
+pub mod userinfo;
 
 /// The current time in Unix seconds: every `now` the provider's API takes.
 pub fn unix_now() -> i64 {

@@ -26,8 +26,11 @@ use x509_cert::ext::pkix::{CertificatePolicies, ExtendedKeyUsage, KeyUsage, KeyU
 use x509_ocsp::{BasicOcspResponse, CertId, CertStatus, OcspRequest, OcspResponse, OcspResponseStatus, Request, TbsRequest, Version};
 
 use crate::IdpError;
+use crate::keyspace;
+use crate::login::{Browser, LoginStep};
 use crate::oauth::{ErrorCode, OAuthError};
-use crate::provider::{LoginStep, Provider};
+use crate::provider::Provider;
+use crate::throttle::{Action, Verdict};
 
 const SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
 const SERIAL_NUMBER: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.5");
@@ -438,7 +441,7 @@ pub enum Poll {
         code: String,
     },
     /// Logged in (or refused back to the client).
-    Step(crate::provider::LoginStep),
+    Step(LoginStep),
     /// Ended: the page text key of the reason.
     Failed(&'static str),
 }
@@ -448,14 +451,6 @@ const DEVICE_PROOF_AGE: i64 = 60;
 pub const DEFAULT_LIMITS: (u64, u64) = (10, 100);
 /// The `typ` of a device's request proof.
 pub const DEVICE_PROOF_TYPE: &str = "hawiya-device+jwt";
-
-fn session_key(id: &str) -> String {
-    format!("smart-id:{id}")
-}
-
-fn pending_key(national_id: &str) -> String {
-    format!("smart-id-pending:{national_id}")
-}
 
 /// The page text key of a stored reason.
 fn static_reason(reason: &str) -> &'static str {
@@ -482,7 +477,7 @@ impl Provider {
     async fn put_smart_id_session(&self, id: &str, s: &Session, now: i64) -> Result<(), IdpError> {
         let ttl = Duration::from_secs(u64::try_from((s.expires_at - now).max(1)).unwrap_or(1));
         let bytes = serde_json::to_vec(s).map_err(|e| IdpError::Corrupt(e.to_string()))?;
-        self.ephemeral.put(&session_key(id), &bytes, ttl).await?;
+        self.ephemeral.put(&keyspace::smart_id_session(id), &bytes, ttl).await?;
         Ok(())
     }
 
@@ -490,15 +485,16 @@ impl Provider {
         if id.len() != 43 {
             return Ok(None);
         }
-        match self.ephemeral.get(&session_key(id)).await? {
+        match self.ephemeral.get(&keyspace::smart_id_session(id)).await? {
             Some(b) => Ok(Some(serde_json::from_slice(&b).map_err(|e| IdpError::Corrupt(format!("smart-ID session: {e}")))?)),
             None => Ok(None),
         }
     }
 
     /// Opens a smart-ID session for the citizen of a login transaction; returns the session
-    /// id and the verification code the page shows.
-    pub async fn start_smart_id(&self, tx: &str, national_id: &str, address: &str, now: i64) -> Result<(String, String), OAuthError> {
+    /// id and the verification code the page shows. A national id without a smart-ID gets a
+    /// session too, which no device will ever answer: the page cannot tell who has one.
+    pub async fn start_smart_id(&self, tx: &str, national_id: &str, browser: &Browser<'_>, now: i64) -> Result<(String, String), OAuthError> {
         let service = self.smart_id_service()?;
         let t = self.transaction(tx).await?.ok_or_else(|| OAuthError::invalid_request("the login has expired; start again"))?;
         if t.pending_citizen.as_deref().is_some_and(|p| p != national_id) {
@@ -506,20 +502,16 @@ impl Provider {
         }
         // Requests pushed to one citizen's device, and from one address, are limited: nobody
         // may flood a device with requests in the hope that one gets approved.
-        let window = Duration::from_secs(15 * 60);
-        let per_citizen = self.ephemeral.increment(&crate::provider::hashed("smart-id-starts", national_id), window).await?;
-        let per_address = self.ephemeral.increment(&crate::provider::hashed("smart-id-starts-from", address), window).await?;
-        if per_citizen > service.limits.0 || per_address > service.limits.1 {
-            tracing::warn!(target: "audit", event = "smart_id.flood", "too many smart-ID requests");
-            return Err(OAuthError::new(
-                ErrorCode::InteractionRequired,
-                "too many smart-ID requests for this citizen or from this address; try again in 15 minutes",
-            ));
+        match self.throttle.reserve(self.ephemeral.as_ref(), Action::SmartId, national_id, browser.address, browser.device).await? {
+            Verdict::Allowed(r) => r.keep(),
+            Verdict::Blocked => {
+                return Err(OAuthError::new(
+                    ErrorCode::InteractionRequired,
+                    "too many smart-ID requests for this citizen or from this address; try again in 15 minutes",
+                ));
+            }
         }
-        if self.durable.smart_id(national_id).await?.is_none() {
-            tracing::info!(target: "audit", event = "smart_id.unknown", "smart-ID login for a national id without a smart-ID");
-            return Err(OAuthError::new(ErrorCode::AccessDenied, "no smart-ID is registered for this national id"));
-        }
+        let registered = self.durable.smart_id(national_id).await?.is_some();
         let mut challenge = [0u8; 32];
         aws_lc_rs::rand::fill(&mut challenge).map_err(|_| OAuthError::server("no randomness"))?;
         let session = crate::provider::random_token()?;
@@ -533,9 +525,13 @@ impl Provider {
             state: SessionState::Waiting,
         };
         self.put_smart_id_session(&session, &s, now).await?;
-        // The citizen's device sees the newest request only.
-        self.ephemeral.put(&pending_key(national_id), session.as_bytes(), service.timeout).await?;
-        tracing::info!(target: "audit", event = "smart_id.started", client = s.client_id, "smart-ID session opened");
+        if registered {
+            // The citizen's device sees the newest request only.
+            self.ephemeral.put(&keyspace::smart_id_pending(national_id), session.as_bytes(), service.timeout).await?;
+            tracing::info!(target: "audit", event = "smart_id.started", client = s.client_id, "smart-ID session opened");
+        } else {
+            tracing::info!(target: "audit", event = "smart_id.unknown", client = s.client_id, "smart-ID login for a national id without a smart-ID");
+        }
         Ok((session, s.code))
     }
 
@@ -562,10 +558,7 @@ impl Provider {
             return Err(unauthorized("not fresh"));
         }
         let jti = claims["jti"].as_str().filter(|j| (16..=64).contains(&j.len())).ok_or_else(|| unauthorized("jti"))?;
-        let fresh = self
-            .ephemeral
-            .put_new(&crate::provider::hashed("device-jti", &format!("{kid}.{jti}")), b"1", Duration::from_secs(2 * DEVICE_PROOF_AGE as u64))
-            .await?;
+        let fresh = self.ephemeral.put_new(&keyspace::device_proof(&kid, jti), b"1", Duration::from_secs(2 * DEVICE_PROOF_AGE as u64)).await?;
         if !fresh {
             tracing::warn!(target: "audit", event = "smart_id.replay", "a device proof was replayed");
             return Err(unauthorized("replayed"));
@@ -575,7 +568,7 @@ impl Provider {
 
     /// The citizen's pending smart-ID request, for their device.
     pub async fn device_pending(&self, national_id: &str) -> Result<Option<Pending>, OAuthError> {
-        let Some(id) = self.ephemeral.get(&pending_key(national_id)).await? else { return Ok(None) };
+        let Some(id) = self.ephemeral.get(&keyspace::smart_id_pending(national_id)).await? else { return Ok(None) };
         let id = String::from_utf8_lossy(&id).into_owned();
         let Some(s) = self.smart_id_session(&id).await? else { return Ok(None) };
         if s.state != SessionState::Waiting || s.national_id != national_id {
@@ -601,7 +594,7 @@ impl Provider {
             .await?
             .filter(|s| s.national_id == national_id)
             .ok_or_else(|| OAuthError::invalid_request("no such smart-ID session of this citizen (or it has timed out)"))?;
-        if s.state != SessionState::Waiting || !self.ephemeral.put_new(&format!("smart-id-answered:{}", answer.session), b"1", service.timeout).await? {
+        if s.state != SessionState::Waiting || !self.ephemeral.put_new(&keyspace::smart_id_answered(&answer.session), b"1", service.timeout).await? {
             tracing::warn!(target: "audit", event = "smart_id.replay", "a smart-ID session was answered twice");
             return Err(OAuthError::invalid_request("this smart-ID session has been answered already"));
         }
@@ -625,7 +618,7 @@ impl Provider {
             "locked" => SessionState::Failed { reason: "smart_id.locked".into() },
             other => return Err(OAuthError::invalid_request(format!("unknown outcome {other:?}: approve, refuse, wrong_code or locked"))),
         };
-        self.ephemeral.delete(&pending_key(national_id)).await?;
+        self.ephemeral.delete(&keyspace::smart_id_pending(national_id)).await?;
         self.put_smart_id_session(&answer.session, &s, now).await?;
         tracing::info!(target: "audit", event = "smart_id.answered", state = ?s.state, "device answered");
         Ok(s.state)
@@ -645,12 +638,12 @@ impl Provider {
         match &s.state {
             SessionState::Waiting => Ok(Poll::Waiting { code: s.code }),
             SessionState::Failed { reason } => {
-                self.ephemeral.delete(&session_key(session)).await?;
+                self.ephemeral.delete(&keyspace::smart_id_session(session)).await?;
                 Ok(Poll::Failed(static_reason(reason)))
             }
             SessionState::Approved { method } => {
                 // Single use: of two polls, one logs in.
-                if self.ephemeral.take(&session_key(session)).await?.is_none() {
+                if self.ephemeral.take(&keyspace::smart_id_session(session)).await?.is_none() {
                     return Ok(Poll::Failed("smart_id.timeout"));
                 }
                 let method = self.policies.methods().iter().find(|m| m.id == *method).cloned().ok_or_else(|| OAuthError::server("unknown method"))?;
@@ -661,7 +654,7 @@ impl Provider {
                 let required = self.level(&t.request.level)?.level.clone();
                 if method.level < required {
                     tracing::warn!(target: "audit", event = "login.insufficient", citizen = citizen.id, level = %required, "the smart-ID does not reach the level");
-                    self.ephemeral.delete(&format!("tx:{tx}")).await?;
+                    self.ephemeral.delete(&keyspace::transaction(tx)).await?;
                     let e = OAuthError::new(
                         ErrorCode::UnmetAuthenticationRequirements,
                         format!("the citizen's smart-ID reaches {}, the request requires {required}", method.level),

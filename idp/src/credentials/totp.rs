@@ -87,7 +87,7 @@ impl TotpSecret {
     pub async fn verify_once(&self, replay: &dyn EphemeralStore, account: &str, code: &str, unix_time: u64) -> Result<bool, IdpError> {
         let Some(step) = self.matching_step(code, unix_time) else { return Ok(false) };
         // Kept for as long as the step could still be accepted.
-        let key = format!("totp-used:{account}:{step}");
+        let key = crate::keyspace::totp_step(account, step);
         Ok(replay.put_new(&key, b"1", Duration::from_secs(3 * STEP)).await?)
     }
 }

@@ -10,7 +10,15 @@ use aws_lc_rs::hmac;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 
+use serde_json::Value;
+use store::Rotation;
+
 use crate::IdpError;
+use crate::clients::Client;
+use crate::metrics::Counters;
+use crate::oauth::{OAuthError, Params};
+use crate::provider::Provider;
+use crate::token::Grant;
 
 /// Issues and reads refresh tokens.
 pub struct RefreshTokens {
@@ -55,6 +63,30 @@ impl RefreshTokens {
         let mac = B64.decode(mac).ok()?;
         hmac::verify(&self.key, body.as_bytes(), &mac).ok()?;
         Some((family, generation.parse().ok()?))
+    }
+}
+
+impl Provider {
+    pub(crate) async fn refresh(&self, client: &Client, params: &Params, now: i64) -> Result<Value, OAuthError> {
+        let invalid = || OAuthError::invalid_grant("the refresh token is unknown, expired, revoked or another client's");
+        let (family, generation) = self.refresh_tokens.read(params.require("refresh_token")?).ok_or_else(invalid)?;
+        let expires_at = now + self.settings.refresh_ttl.as_secs() as i64;
+        match self.durable.rotate_refresh_family(family, generation, &client.id, expires_at, now).await? {
+            Rotation::Rotated(f) => {
+                let mut grant: Grant = serde_json::from_str(&f.grant).map_err(OAuthError::server)?;
+                // A refreshed id_token carries no nonce (OIDC Core 12.2).
+                grant.nonce = None;
+                let next = self.refresh_tokens.token(&f.family, f.generation);
+                self.issue_tokens(client, &f.citizen_id, &f.family, grant, next, now).await
+            }
+            Rotation::Reused { family } => {
+                self.revoke_family(&family).await?;
+                Counters::count(&self.counters.token_reuse);
+                tracing::warn!(target: "audit", event = "refresh.reused", client = client.id, "refresh token reused; its family is revoked");
+                Err(OAuthError::invalid_grant("the refresh token was already used; every token of this grant is revoked"))
+            }
+            Rotation::Invalid => Err(invalid()),
+        }
     }
 }
 

@@ -1,0 +1,104 @@
+//! The citizen's account page: consents given, and their withdrawal.
+
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::Response;
+
+use super::{CSRF_COOKIE, SESSION_COOKIE, Shared, cookie, error_page, oauth_error, page, page_lang, params, redirect, session_form, set_cookie};
+use crate::citizens::Lang;
+use crate::oauth::OAuthError;
+use crate::pages::{self, escape, text};
+use crate::unix_now as now;
+
+/// The citizen's account page: the consents they have given, each of which they can
+/// withdraw. Without an SSO session the citizen logs in first, through the ordinary
+/// authorization flow of the provider's own client, which comes back here.
+pub(super) async fn account(State(p): State<Shared>, request: Request) -> Response {
+    let (headers, params, _) = match params(request).await {
+        Ok(x) => x,
+        Err(e) => return error_page(Lang::Ar, StatusCode::BAD_REQUEST, &e.description),
+    };
+    let lang = page_lang(params.get("lang").or(params.get("ui_locales")), &[], &headers);
+    if let Some(code) = params.get("code") {
+        // Back from logging in: the code is of no use to anyone.
+        if let Err(e) = p.discard_code(code).await {
+            return oauth_error(e, false);
+        }
+    }
+    let consents = match p.account_consents(cookie(&headers, SESSION_COOKIE), now()).await {
+        Ok(c) => c,
+        Err(e) => return oauth_error(e, false),
+    };
+    let Some(consents) = consents else {
+        if params.get("code").is_some() || params.get("error").is_some() {
+            return error_page(lang, StatusCode::UNAUTHORIZED, text(lang, "account.no_session"));
+        }
+        // PKCE is required of the account client; nobody ever exchanges its code.
+        let (mut verifier, url) = ([0u8; 32], format!("{}/authorize", p.issuer()));
+        if aws_lc_rs::rand::fill(&mut verifier).is_err() {
+            return oauth_error(OAuthError::server("random"), false);
+        }
+        let challenge = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, crate::provider::sha256(&verifier));
+        let Ok(mut url) = url::Url::parse(&url) else { return error_page(lang, StatusCode::INTERNAL_SERVER_ERROR, "the issuer is not a URL") };
+        url.query_pairs_mut()
+            .append_pair("client_id", crate::provider::ACCOUNT_CLIENT)
+            .append_pair("redirect_uri", &format!("{}/account", p.issuer()))
+            .append_pair("response_type", "code")
+            .append_pair("scope", "openid")
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256")
+            .append_pair("ui_locales", lang.tag());
+        return redirect(url.as_str());
+    };
+    let csrf = match crate::provider::random_token() {
+        Ok(c) => c,
+        Err(e) => return oauth_error(OAuthError::server(e), false),
+    };
+    let mut items = String::new();
+    for (consent, client) in &consents {
+        let claims: Vec<String> = serde_json::from_str(&consent.grant).unwrap_or_default();
+        let claims: String = claims.iter().map(|c| format!("<li>{}</li>", escape(&pages::claim_name(lang, c)))).collect();
+        let name = client.as_ref().map_or(text(lang, "account.gone"), |c| pages::localized(lang, &c.service.name));
+        items.push_str(&format!(
+            r#"<li><h2>{name}</h2><ul>{claims}</ul>
+<form method="post" action="/account/withdraw">
+<input type="hidden" name="csrf" value="{csrf}">
+<input type="hidden" name="lang" value="{tag}">
+<input type="hidden" name="client" value="{client}">
+<button type="submit" class="secondary">{withdraw}</button>
+</form></li>"#,
+            name = escape(name),
+            client = escape(&consent.client_id),
+            withdraw = text(lang, "account.withdraw"),
+            tag = lang.tag(),
+        ));
+    }
+    let status = if params.get("withdrawn").is_some() { format!(r#"<p role="status">{}</p>"#, text(lang, "account.withdrawn")) } else { String::new() };
+    let list = if consents.is_empty() {
+        format!("<p>{}</p>", text(lang, "account.none"))
+    } else {
+        format!(r#"<p>{}</p><ul class="consents">{items}</ul>"#, text(lang, "account.intro"))
+    };
+    let body = format!(r#"{status}{list}<p><a href="/logout?ui_locales={tag}">{logout}</a></p>"#, tag = lang.tag(), logout = text(lang, "logout.link"));
+    let switch = format!("/account?lang={}", if lang == Lang::Ar { "en" } else { "ar" });
+    let mut r = page(StatusCode::OK, pages::layout(lang, text(lang, "title.account"), Some(&switch), &body));
+    r.headers_mut().append(header::SET_COOKIE, set_cookie(CSRF_COOKIE, &csrf, None));
+    r
+}
+
+/// Withdraws one consent from the account page (a form post with its anti-CSRF token).
+pub(super) async fn account_withdraw(State(p): State<Shared>, request: Request) -> Response {
+    let (headers, params, lang) = match session_form(request).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let Some(client) = params.get("client") else { return error_page(lang, StatusCode::BAD_REQUEST, "missing parameter client") };
+    match p.withdraw_consent(cookie(&headers, SESSION_COOKIE), client, now()).await {
+        Ok(_) => {
+            let mut r = redirect(&format!("/account?lang={}&withdrawn=1", lang.tag()));
+            *r.status_mut() = StatusCode::SEE_OTHER;
+            r
+        }
+        Err(e) => oauth_error(e, false),
+    }
+}

@@ -1,0 +1,67 @@
+//! Discovery (OpenID Connect Discovery 1.0) and the provider's public keys.
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use serde_json::json;
+
+use super::{Shared, json_response, oauth_error};
+use crate::citizens::SUPPORTED_CLAIMS;
+use crate::oauth::OAuthError;
+use crate::unix_now as now;
+
+pub(super) async fn discovery(State(p): State<Shared>) -> Response {
+    let issuer = p.issuer();
+    let acr: Vec<&String> = p.policies().levels().iter().flat_map(|l| &l.acr).collect();
+    let algs: Vec<&str> = crate::keys::ALGORITHMS.iter().map(|a| a.name()).collect();
+    let client_algs = ["RS256", "PS256", "ES256", "ES384", "EdDSA"];
+    json_response(
+        StatusCode::OK,
+        json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{issuer}/authorize"),
+            "token_endpoint": format!("{issuer}/token"),
+            "userinfo_endpoint": format!("{issuer}/userinfo"),
+            "jwks_uri": format!("{issuer}/jwks"),
+            "revocation_endpoint": format!("{issuer}/revoke"),
+            "introspection_endpoint": format!("{issuer}/introspect"),
+            "end_session_endpoint": format!("{issuer}/logout"),
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "subject_types_supported": ["pairwise", "public"],
+            "id_token_signing_alg_values_supported": algs,
+            "scopes_supported": ["openid", "profile", "email", "phone", "address", "national_id", "offline_access"],
+            "claims_supported": SUPPORTED_CLAIMS,
+            "claims_parameter_supported": true,
+            "request_parameter_supported": true,
+            "request_object_signing_alg_values_supported": client_algs,
+            "request_uri_parameter_supported": false,
+            "acr_values_supported": acr,
+            "token_endpoint_auth_methods_supported": ["private_key_jwt", "client_secret_basic", "client_secret_post", "none"],
+            "token_endpoint_auth_signing_alg_values_supported": client_algs,
+            "revocation_endpoint_auth_methods_supported": ["private_key_jwt", "client_secret_basic", "client_secret_post", "none"],
+            "introspection_endpoint_auth_methods_supported": ["private_key_jwt", "client_secret_basic", "client_secret_post"],
+            "code_challenge_methods_supported": ["S256"],
+            "ui_locales_supported": ["ar", "en"],
+            "claims_locales_supported": ["ar", "en"],
+            "display_values_supported": ["page", "popup", "touch", "wap"],
+            "prompt_values_supported": ["none", "login", "consent"],
+            "authorization_response_iss_parameter_supported": true,
+            "backchannel_logout_supported": true,
+            "backchannel_logout_session_supported": true,
+        }),
+    )
+}
+
+pub(super) async fn jwks(State(p): State<Shared>) -> Response {
+    match p.keys().jwks(now()).await {
+        Ok(keys) => {
+            let mut r = json_response(StatusCode::OK, keys);
+            // Short, so that a rotation reaches relying parties before the new key signs.
+            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
+            r
+        }
+        Err(e) => oauth_error(OAuthError::server(e), false),
+    }
+}

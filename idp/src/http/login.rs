@@ -1,0 +1,173 @@
+//! The login pages: the password and one-time-code forms, and the context every form of a
+//! login or consent transaction carries (its anti-CSRF token, language and form target).
+
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::Response;
+
+use super::transaction::{FormContext, PageRequest, page_request, request_summary, with_form_headers};
+use super::{SESSION_COOKIE, Shared, client_address, cookie, error_page, page, redirect, redirect_to_next, set_cookie};
+use crate::citizens::Lang;
+use crate::login::{Browser, LoginFailure, LoginStep, Transaction};
+use crate::pages::{self, escape, text};
+use crate::provider::Provider;
+use crate::session::LiveSession;
+use crate::throttle::{DEVICE_COOKIE, DEVICE_COOKIE_LIFETIME};
+use crate::unix_now as now;
+
+#[derive(Default)]
+pub(super) struct LoginForm<'a> {
+    pub(super) national_id: &'a str,
+    pub(super) error: Option<&'a str>,
+    pub(super) code_step: bool,
+    pub(super) smart_id_error: Option<&'a str>,
+}
+
+pub(super) fn render_login(
+    p: &Provider,
+    ctx: &FormContext,
+    t: &Transaction,
+    client: &crate::clients::Client,
+    form: LoginForm<'_>,
+    status: StatusCode,
+) -> Response {
+    let lang = ctx.lang;
+    let error_id = "login-error";
+    let (error_html, described) = match form.error {
+        Some(e) => {
+            (format!(r#"<p class="error" id="{error_id}" role="alert">{}</p>"#, escape(e)), format!(r#" aria-describedby="{error_id}" aria-invalid="true""#))
+        }
+        None => (String::new(), String::new()),
+    };
+    let fields = if form.code_step {
+        format!(
+            r#"<input type="hidden" name="national_id" value="{nid}">
+<label for="code">{code}</label>
+<input type="text" id="code" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{{6}}" maxlength="6" required autofocus{described}>"#,
+            nid = escape(form.national_id),
+            code = text(lang, "code"),
+        )
+    } else {
+        let code_field = if p.level_needs_code(&t.request) {
+            format!(
+                r#"<label for="code">{}</label>
+<input type="text" id="code" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{{6}}" maxlength="6">"#,
+                text(lang, "code")
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            r#"<label for="national_id">{nid_label}</label>
+<input type="text" id="national_id" name="national_id" value="{nid}" autocomplete="username" inputmode="numeric" required{autofocus_nid}{described}>
+<label for="password">{pw_label}</label>
+<input type="password" id="password" name="password" autocomplete="current-password" required{autofocus_pw}{described}>
+{code_field}"#,
+            nid_label = text(lang, "national_id"),
+            nid = escape(form.national_id),
+            pw_label = text(lang, "password"),
+            autofocus_nid = if form.national_id.is_empty() { " autofocus" } else { "" },
+            autofocus_pw = if form.national_id.is_empty() { "" } else { " autofocus" },
+        )
+    };
+    let title = text(lang, if form.code_step { "title.code" } else { "title.login" });
+    let hidden = format!(
+        r#"<input type="hidden" name="tx" value="{}">
+<input type="hidden" name="csrf" value="{}">
+<input type="hidden" name="lang" value="{}">"#,
+        escape(&ctx.tx),
+        escape(&ctx.csrf),
+        lang.tag()
+    );
+    // The password form when a password method reaches the level; the smart-ID form when
+    // smart-ID is enabled (and always for a level only smart-ID reaches).
+    let password_form = if p.password_reaches(&t.request) || form.code_step {
+        format!(
+            r#"<form method="post" action="/login">
+{hidden}
+{fields}
+<button type="submit">{submit}</button>
+</form>"#,
+            submit = text(lang, if form.code_step { "submit.code" } else { "submit.login" }),
+        )
+    } else {
+        String::new()
+    };
+    let smart_id_form = if p.smart_id.is_some() && !form.code_step {
+        let (error_html, described) = match form.smart_id_error {
+            Some(e) => {
+                (format!(r#"<p class="error" id="smart-id-error" role="alert">{}</p>"#, escape(e)), r#" aria-describedby="smart-id-error" aria-invalid="true""#)
+            }
+            None => (String::new(), ""),
+        };
+        format!(
+            r#"<h2>{heading}</h2>{error_html}
+<form method="post" action="/login/smart-id">
+{hidden}
+<label for="smart_id_national_id">{nid_label}</label>
+<input type="text" id="smart_id_national_id" name="national_id" value="{nid}" autocomplete="username" inputmode="numeric" required{described}>
+<button type="submit">{submit}</button>
+</form>"#,
+            heading = text(lang, "smart_id.heading"),
+            nid_label = text(lang, "national_id"),
+            nid = escape(form.national_id),
+            submit = text(lang, "smart_id.submit"),
+        )
+    } else {
+        String::new()
+    };
+    let body = format!("{summary}{error_html}\n{password_form}\n{smart_id_form}", summary = request_summary(p, lang, client, &t.request.level));
+    let other = if lang == Lang::Ar { "en" } else { "ar" };
+    let switch = format!("/login?tx={}&lang={other}", ctx.tx);
+    with_form_headers(page(status, pages::layout(lang, title, Some(&switch), &body)), ctx)
+}
+
+pub(super) async fn login_page(State(p): State<Shared>, request: Request) -> Response {
+    let PageRequest { t, ctx, client, .. } = match page_request(&p, request, false).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let hint = t.pending_citizen.clone().or_else(|| t.request.login_hint.clone()).unwrap_or_default();
+    // A step-up to a level only smart-ID reaches asks for smart-ID, not for the code.
+    let code_step = t.pending_citizen.is_some() && p.password_reaches(&t.request);
+    let form = LoginForm { national_id: &hint, error: None, code_step, smart_id_error: None };
+    render_login(&p, &ctx, &t, &client, form, StatusCode::OK)
+}
+
+pub(super) async fn login_submit(State(p): State<Shared>, request: Request) -> Response {
+    let PageRequest { headers, params, address, t, ctx, client } = match page_request(&p, request, true).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let national_id = params.get("national_id").unwrap_or_default().trim();
+    let address = client_address(&headers, address, &p.settings.trusted_proxies).map_or_else(|| "unknown".into(), |a| a.to_string());
+    let browser = Browser { address: &address, session: cookie(&headers, SESSION_COOKIE), device: cookie(&headers, DEVICE_COOKIE) };
+    let step = p.login(&ctx.tx, national_id, params.get("password").unwrap_or_default(), params.get("code"), &browser, now()).await;
+    let lang = ctx.lang;
+    match step {
+        Ok(LoginStep::Done { session, next, device_cookie }) => logged_in(redirect_to_next(next, lang), &session, &device_cookie),
+        Ok(LoginStep::Refused(url)) => redirect(&url),
+        Ok(LoginStep::NeedCode) => {
+            let form = LoginForm { national_id, error: None, code_step: true, smart_id_error: None };
+            render_login(&p, &ctx, &t, &client, form, StatusCode::OK)
+        }
+        Ok(LoginStep::Failed(why)) => {
+            let (message, code_step) = match why {
+                LoginFailure::BadCredentials => (text(lang, "error.credentials"), false),
+                LoginFailure::BadCode => (text(lang, "error.code"), t.pending_citizen.is_some()),
+                LoginFailure::Locked => (text(lang, "error.locked"), t.pending_citizen.is_some()),
+            };
+            let form = LoginForm { national_id, error: Some(message), code_step, smart_id_error: None };
+            render_login(&p, &ctx, &t, &client, form, StatusCode::UNAUTHORIZED)
+        }
+        Err(e) => error_page(lang, StatusCode::BAD_REQUEST, &e.description),
+    }
+}
+
+/// A response that logs the browser in: the new SSO session cookie, and the device cookie
+/// that marks the browser as the citizen's own.
+pub(super) fn logged_in(mut response: Response, session: &LiveSession, device_cookie: &str) -> Response {
+    response.headers_mut().append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &session.id, None));
+    response.headers_mut().append(header::SET_COOKIE, set_cookie(DEVICE_COOKIE, device_cookie, Some(DEVICE_COOKIE_LIFETIME.as_secs() as i64)));
+    response
+}

@@ -1,0 +1,294 @@
+//! The provider's HTTP endpoints and pages. Thin handlers: read the request, call the
+//! [`Provider`], render; protocol errors become OAuth error bodies in [`oauth_error`] and
+//! nowhere else. One module per protocol action, as in the domain crate.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use crate::authorize::Next;
+use crate::citizens::Lang;
+use crate::oauth::{ErrorCode, MAX_REQUEST_BYTES, OAuthError, Params};
+use crate::pages::{self, escape, text};
+use crate::provider::Provider;
+
+mod account;
+mod authorize;
+mod consent;
+mod discovery;
+mod introspection;
+mod login;
+mod logout;
+mod revocation;
+mod smart_id;
+mod token;
+mod transaction;
+mod userinfo;
+
+pub use smart_id::DEVICE_PROOF_HEADER;
+
+/// The SSO session cookie.
+pub const SESSION_COOKIE: &str = "__Host-hawiya-sso";
+
+/// The anti-CSRF cookie paired with the token in every form.
+pub const CSRF_COOKIE: &str = "__Host-hawiya-csrf";
+
+type Shared = Arc<Provider>;
+
+/// The provider's routes: discovery, keys, the protocol endpoints and the login pages.
+pub fn router(provider: Arc<Provider>) -> Router {
+    // Behind TLS (an https issuer), browsers are told to keep to it.
+    let hsts = provider.issuer().starts_with("https://");
+    Router::new()
+        .route("/.well-known/openid-configuration", get(discovery::discovery))
+        .route("/jwks", get(discovery::jwks))
+        .route("/authorize", get(authorize::authorize).post(authorize::authorize))
+        .route("/login", get(login::login_page).post(login::login_submit))
+        .route("/login/smart-id", get(smart_id::smart_id_poll).post(smart_id::smart_id_start))
+        .route("/smart-id/device/pending", get(smart_id::device_pending))
+        .route("/smart-id/device/answer", post(smart_id::device_answer))
+        .route("/consent", get(consent::consent_page).post(consent::consent_submit))
+        .route("/token", post(token::token))
+        .route("/userinfo", get(userinfo::userinfo).post(userinfo::userinfo))
+        .route("/revoke", post(revocation::revoke))
+        .route("/introspect", post(introspection::introspect))
+        .route("/logout", get(logout::logout).post(logout::logout))
+        .route("/logout/confirm", post(logout::logout_confirm))
+        .route("/account", get(account::account))
+        .route("/account/withdraw", post(account::account_withdraw))
+        .route("/assets/hawiya.css", get(stylesheet))
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .layer(axum::middleware::map_response(move |r| security_headers(r, hsts)))
+        .with_state(provider)
+}
+
+/// Headers on every response: no framing, no sniffing, no referrer, nothing cached, and
+/// HSTS when the issuer is https.
+async fn security_headers(mut response: Response, hsts: bool) -> Response {
+    let h = response.headers_mut();
+    if hsts {
+        h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000; includeSubDomains"));
+    }
+    h.entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static("default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The value of cookie `name` in a request's headers.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn set_cookie(name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
+    let age = max_age.map(|a| format!("; Max-Age={a}")).unwrap_or_default();
+    // Only ever base64url tokens: always a valid header value.
+    HeaderValue::from_str(&format!("{name}={value}; Path=/; Secure; HttpOnly; SameSite=Lax{age}")).unwrap_or(HeaderValue::from_static(""))
+}
+
+fn redirect(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(l) => (StatusCode::SEE_OTHER, [(header::LOCATION, l)]).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+fn json_response(status: StatusCode, body: Value) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+/// A protocol error as the endpoint's caller must see it (RFC 6749 5.2, RFC 6750 3).
+fn oauth_error(e: OAuthError, bearer: bool) -> Response {
+    let status = match e.code {
+        ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
+        ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    let mut response = json_response(status, json!({"error": e.code.as_str(), "error_description": e.description}));
+    if status == StatusCode::UNAUTHORIZED {
+        let challenge = if bearer {
+            format!("Bearer error=\"{}\", error_description=\"{}\"", e.code.as_str(), e.description.replace('"', "'"))
+        } else {
+            "Basic realm=\"hawiya\"".to_owned()
+        };
+        if let Ok(v) = HeaderValue::from_str(&challenge) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+    }
+    response
+}
+
+/// The page language: an explicit switch, else the request's `ui_locales`, else the
+/// browser's `Accept-Language`, else Arabic.
+fn page_lang(switch: Option<&str>, ui_locales: &[Lang], headers: &HeaderMap) -> Lang {
+    switch
+        .and_then(Lang::first_of)
+        .or_else(|| ui_locales.first().copied())
+        .or_else(|| headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).and_then(Lang::first_of))
+        .unwrap_or(Lang::Ar)
+}
+
+fn page(status: StatusCode, html: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
+}
+
+fn error_page(lang: Lang, status: StatusCode, message: &str) -> Response {
+    let body = format!(r#"<p class="error" role="alert">{}</p>"#, escape(message));
+    page(status, pages::layout(lang, text(lang, "title.error"), None, &body))
+}
+
+/// Reads the parameters of a GET (query) or POST (form body, plus the query).
+async fn params(request: Request) -> Result<(HeaderMap, Params, Option<SocketAddr>), OAuthError> {
+    let address = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let (parts, body) = request.into_parts();
+    let query = Params::parse(parts.uri.query().unwrap_or_default().as_bytes())?;
+    let params = if parts.method == Method::POST {
+        let is_form = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")));
+        let body = axum::body::to_bytes(body, MAX_REQUEST_BYTES)
+            .await
+            .map_err(|_| OAuthError::invalid_request(format!("request larger than {MAX_REQUEST_BYTES} bytes")))?;
+        if !is_form && !body.is_empty() {
+            return Err(OAuthError::invalid_request("a POST body must be application/x-www-form-urlencoded"));
+        }
+        query.merge(Params::parse(&body)?)?
+    } else {
+        query
+    };
+    Ok((parts.headers, params, address))
+}
+
+/// The citizen's address, for the per-address login limit: the connection's peer or, when
+/// that peer is a trusted reverse proxy, the address the proxies say they forwarded for (the
+/// rightmost `X-Forwarded-For` entry that is not a trusted proxy itself; what lies left of
+/// it was written by the client and proves nothing).
+fn client_address(headers: &HeaderMap, peer: Option<SocketAddr>, trusted: &[std::net::IpAddr]) -> Option<std::net::IpAddr> {
+    let mut address = peer?.ip();
+    if !trusted.contains(&address) {
+        return Some(address);
+    }
+    let forwarded: Vec<&str> = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).collect();
+    for entry in forwarded.iter().rev() {
+        match entry.trim().parse() {
+            Ok(hop) if trusted.contains(&hop) => address = hop,
+            Ok(hop) => return Some(hop),
+            Err(_) => break,
+        }
+    }
+    Some(address)
+}
+
+fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+}
+
+async fn stylesheet() -> Response {
+    let mut r = ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], pages::STYLESHEET).into_response();
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hsm_shim::KeyStore;
+    use hsm_shim::soft::{OperatorSecret, SoftKeyStore};
+    use tower::ServiceExt;
+
+    #[test]
+    fn the_citizens_address_is_believed_only_from_trusted_proxies() {
+        let peer: SocketAddr = "10.0.0.5:4000".parse().expect("addr");
+        let mut headers = HeaderMap::new();
+        headers.append("x-forwarded-for", HeaderValue::from_static("203.0.113.9, 198.51.100.7"));
+        headers.append("x-forwarded-for", HeaderValue::from_static("10.0.0.6"));
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
+        // Not a trusted proxy: the header is anyone's to write.
+        assert_eq!(client_address(&headers, Some(peer), &[]), Some(ip("10.0.0.5")));
+        // Two trusted proxies in a row: the first address they did not write.
+        assert_eq!(client_address(&headers, Some(peer), &[ip("10.0.0.5"), ip("10.0.0.6")]), Some(ip("198.51.100.7")));
+        // Junk where the client's address should be: the last trusted hop.
+        let mut junk = HeaderMap::new();
+        junk.append("x-forwarded-for", HeaderValue::from_static("203.0.113.9, not-an-address"));
+        assert_eq!(client_address(&junk, Some(peer), &[ip("10.0.0.5")]), Some(ip("10.0.0.5")));
+        assert_eq!(client_address(&HeaderMap::new(), Some(peer), &[ip("10.0.0.5")]), Some(ip("10.0.0.5")));
+        assert_eq!(client_address(&headers, None, &[]), None);
+    }
+
+    async fn app(issuer: &str, dir: &std::path::Path) -> Router {
+        let secret = OperatorSecret::new(b"unit test secret, not for production".to_vec()).expect("secret");
+        let keys: Arc<dyn KeyStore> = Arc::new(SoftKeyStore::open_or_create(&dir.join("keys"), &secret).expect("key store"));
+        let durable: Arc<dyn store::DurableStore> = Arc::new(store::SqliteStore::open(&dir.join("db")).expect("db"));
+        let signing = crate::keys::SigningKeys::open(keys, durable.clone(), std::time::Duration::from_secs(900), 1).await.expect("keys");
+        let policies = Arc::new(policies::Policies::shipped().expect("policies"));
+        let provider = Provider::new(crate::Settings::new(issuer, vec![7; 32]), policies, durable, Arc::new(store::ephemeral::MemoryStore::new()), signing)
+            .expect("provider");
+        router(Arc::new(provider))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_response_carries_the_security_headers_and_hsts_on_tls() {
+        for (issuer, hsts) in [("https://id.example.jo", true), ("http://127.0.0.1:8080", false)] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let app = app(issuer, dir.path()).await;
+            for uri in ["/.well-known/openid-configuration", "/authorize?client_id=nobody", "/login?tx=x"] {
+                let response = app.clone().oneshot(Request::get(uri).body(axum::body::Body::empty()).expect("request")).await.expect("response");
+                let h = response.headers();
+                assert!(h[header::CONTENT_SECURITY_POLICY].to_str().expect("ascii").contains("frame-ancestors 'none'"), "{uri}");
+                assert_eq!(h[header::X_FRAME_OPTIONS], "DENY");
+                assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+                assert_eq!(h.contains_key(header::STRICT_TRANSPORT_SECURITY), hsts, "{issuer} {uri}");
+            }
+        }
+    }
+}
+
+/// Sends the browser where an authorization request goes next: back to the client, to the
+/// login page or to the consent page.
+fn redirect_to_next(next: Next, lang: Lang) -> Response {
+    match next {
+        Next::Redirect(url) => redirect(&url),
+        Next::Login { tx } => redirect(&format!("/login?tx={tx}&lang={}", lang.tag())),
+        Next::Consent { tx } => redirect(&format!("/consent?tx={tx}&lang={}", lang.tag())),
+    }
+}
+
+/// Checks the anti-CSRF token of a form: the one in the form, the cookie, and the one
+/// the transaction was started with must all be equal.
+fn csrf_ok(headers: &HeaderMap, params: &Params, expected: &str) -> bool {
+    let form = params.get("csrf").unwrap_or_default();
+    let cookie = cookie(headers, CSRF_COOKIE).unwrap_or_default();
+    let eq = |a: &str, b: &str| aws_lc_rs::constant_time::verify_slices_are_equal(a.as_bytes(), b.as_bytes()).is_ok();
+    !expected.is_empty() && eq(form, expected) && eq(cookie, expected)
+}
+
+/// A form post of the session's own pages (logout, account), outside any login
+/// transaction: its parameters and language, once its anti-CSRF token matches the cookie.
+async fn session_form(request: Request) -> Result<(HeaderMap, Params, Lang), Response> {
+    let (headers, params, _) = params(request).await.map_err(|e| error_page(Lang::Ar, StatusCode::BAD_REQUEST, &e.description))?;
+    let lang = page_lang(params.get("lang"), &[], &headers);
+    let expected = cookie(&headers, CSRF_COOKIE).unwrap_or_default().to_owned();
+    if expected.len() != 43 || !csrf_ok(&headers, &params, &expected) {
+        tracing::warn!(target: "audit", event = "csrf.refused", "form post without a valid anti-CSRF token");
+        return Err(error_page(lang, StatusCode::FORBIDDEN, text(lang, "error.csrf")));
+    }
+    Ok((headers, params, lang))
+}

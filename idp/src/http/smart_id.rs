@@ -1,0 +1,116 @@
+//! Smart-ID: the pages that start a login and wait for the device, and the endpoints the
+//! device calls.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::login::{LoginForm, logged_in, render_login};
+use super::transaction::{FormContext, PageRequest, page_request, request_summary, with_form_headers};
+use super::{CSRF_COOKIE, SESSION_COOKIE, Shared, client_address, cookie, error_page, json_response, oauth_error, page, redirect, redirect_to_next};
+use crate::citizens::Lang;
+use crate::login::{Browser, LoginStep};
+use crate::oauth::{ErrorCode, OAuthError};
+use crate::pages::{self, escape, text};
+use crate::provider::Provider;
+use crate::smart_id::Poll;
+use crate::throttle::DEVICE_COOKIE;
+use crate::unix_now as now;
+
+/// The page that waits for the citizen's device: the verification code, refreshed every
+/// two seconds without JavaScript (the `Refresh` header) and by a visible link.
+pub(super) fn smart_id_waiting(p: &Provider, ctx: &FormContext, client: &crate::clients::Client, level: &str, session: &str, code: &str) -> Response {
+    let lang = ctx.lang;
+    let poll = format!("/login/smart-id?tx={}&session={session}&lang={}", ctx.tx, lang.tag());
+    let body = format!(
+        r#"{summary}<p>{intro}</p>
+<p class="verification-code" aria-label="{label}"><strong id="verification-code">{code}</strong></p>
+<p role="status">{waiting}</p>
+<p><a href="{href}">{check}</a></p>"#,
+        summary = request_summary(p, lang, client, level),
+        intro = text(lang, "smart_id.intro"),
+        label = text(lang, "smart_id.code_label"),
+        code = escape(code),
+        waiting = text(lang, "smart_id.waiting"),
+        href = escape(&poll),
+        check = text(lang, "smart_id.check"),
+    );
+    let other = if lang == Lang::Ar { "en" } else { "ar" };
+    let switch = format!("/login/smart-id?tx={}&session={session}&lang={other}", ctx.tx);
+    let mut response = with_form_headers(page(StatusCode::OK, pages::layout(lang, text(lang, "smart_id.heading"), Some(&switch), &body)), ctx);
+    if let Ok(v) = HeaderValue::from_str(&format!("2; url={poll}")) {
+        response.headers_mut().insert(HeaderName::from_static("refresh"), v);
+    }
+    response
+}
+
+pub(super) async fn smart_id_start(State(p): State<Shared>, request: Request) -> Response {
+    let PageRequest { headers, params, address, t, ctx, client } = match page_request(&p, request, true).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let national_id = params.get("national_id").unwrap_or_default().trim().to_owned();
+    let address = client_address(&headers, address, &p.settings.trusted_proxies).map_or_else(|| "unknown".into(), |a| a.to_string());
+    let browser = Browser { address: &address, session: cookie(&headers, SESSION_COOKIE), device: cookie(&headers, DEVICE_COOKIE) };
+    match p.start_smart_id(&ctx.tx, &national_id, &browser, now()).await {
+        Ok((session, code)) => smart_id_waiting(&p, &ctx, &client, &t.request.level, &session, &code),
+        Err(e) if e.code == ErrorCode::InteractionRequired => {
+            let form = LoginForm { national_id: &national_id, smart_id_error: Some(text(ctx.lang, "smart_id.flood")), ..Default::default() };
+            render_login(&p, &ctx, &t, &client, form, StatusCode::TOO_MANY_REQUESTS)
+        }
+        Err(e) => error_page(ctx.lang, StatusCode::BAD_REQUEST, &e.description),
+    }
+}
+
+pub(super) async fn smart_id_poll(State(p): State<Shared>, request: Request) -> Response {
+    let PageRequest { headers, params, t, ctx, client, .. } = match page_request(&p, request, false).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let session = params.get("session").unwrap_or_default().to_owned();
+    let polled = p.poll_smart_id(&ctx.tx, &session, cookie(&headers, CSRF_COOKIE), cookie(&headers, SESSION_COOKIE), now()).await;
+    match polled {
+        Ok(Poll::Waiting { code }) => smart_id_waiting(&p, &ctx, &client, &t.request.level, &session, &code),
+        Ok(Poll::Step(LoginStep::Done { session, next, device_cookie })) => logged_in(redirect_to_next(next, ctx.lang), &session, &device_cookie),
+        Ok(Poll::Step(LoginStep::Refused(url))) => redirect(&url),
+        Ok(Poll::Step(_)) => error_page(ctx.lang, StatusCode::BAD_REQUEST, text(ctx.lang, "error.expired")),
+        Ok(Poll::Failed(reason)) => {
+            let hint = t.pending_citizen.clone().unwrap_or_default();
+            let form = LoginForm { national_id: &hint, smart_id_error: Some(text(ctx.lang, reason)), ..Default::default() };
+            render_login(&p, &ctx, &t, &client, form, StatusCode::UNAUTHORIZED)
+        }
+        Err(e) => error_page(ctx.lang, StatusCode::FORBIDDEN, &e.description),
+    }
+}
+
+/// The header that carries a device's signed proof.
+pub const DEVICE_PROOF_HEADER: &str = "hawiya-device-proof";
+
+pub(super) async fn device_pending(State(p): State<Shared>, headers: HeaderMap) -> Response {
+    let proof = headers.get(DEVICE_PROOF_HEADER).and_then(|v| v.to_str().ok());
+    let national_id = match p.device(proof, "GET", "/smart-id/device/pending", now()).await {
+        Ok(n) => n,
+        Err(e) => return oauth_error(e, false),
+    };
+    match p.device_pending(&national_id).await {
+        Ok(Some(pending)) => json_response(StatusCode::OK, serde_json::to_value(pending).unwrap_or_default()),
+        Ok(None) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => oauth_error(e, false),
+    }
+}
+
+pub(super) async fn device_answer(State(p): State<Shared>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let proof = headers.get(DEVICE_PROOF_HEADER).and_then(|v| v.to_str().ok());
+    let national_id = match p.device(proof, "POST", "/smart-id/device/answer", now()).await {
+        Ok(n) => n,
+        Err(e) => return oauth_error(e, false),
+    };
+    let answer: crate::smart_id::Answer = match serde_json::from_slice(&body) {
+        Ok(a) => a,
+        Err(e) => return oauth_error(OAuthError::invalid_request(format!("the answer is not the expected JSON: {e}")), false),
+    };
+    match p.device_answer(&national_id, &answer, now()).await {
+        Ok(state) => json_response(StatusCode::OK, serde_json::to_value(state).unwrap_or_default()),
+        Err(e) => oauth_error(e, false),
+    }
+}

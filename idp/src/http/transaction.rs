@@ -1,0 +1,82 @@
+//! What every form of a login or consent transaction carries: its anti-CSRF token (checked
+//! against the cookie and the transaction), its language, and the page headers that allow it
+//! to post back.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+
+use super::{CSRF_COOKIE, csrf_ok, error_page, oauth_error, page_lang, params, set_cookie};
+use crate::citizens::Lang;
+use crate::login::Transaction;
+use crate::oauth::{OAuthError, Params};
+use crate::pages::{self, escape, text};
+use crate::provider::Provider;
+
+/// What a form on a transaction page carries.
+pub(super) struct FormContext {
+    pub(super) tx: String,
+    pub(super) csrf: String,
+    pub(super) lang: Lang,
+    pub(super) form_action: String,
+}
+
+/// A request to a login or consent page: its parameters, the transaction it belongs to and
+/// that transaction's client. A form post (`csrf`) must carry the transaction's anti-CSRF
+/// token in the form and in the cookie.
+pub(super) struct PageRequest {
+    pub(super) headers: HeaderMap,
+    pub(super) params: Params,
+    pub(super) address: Option<SocketAddr>,
+    pub(super) t: Transaction,
+    pub(super) ctx: FormContext,
+    pub(super) client: Arc<crate::clients::Client>,
+}
+
+pub(super) async fn page_request(p: &Provider, request: Request, csrf: bool) -> Result<PageRequest, Response> {
+    let (headers, params, address) = params(request).await.map_err(|e| error_page(Lang::Ar, StatusCode::BAD_REQUEST, &e.description))?;
+    let lang_switch = params.get("lang");
+    let fallback = page_lang(lang_switch, &[], &headers);
+    let tx = params.get("tx").unwrap_or_default().to_owned();
+    let t = match p.transaction(&tx).await {
+        Ok(Some(t)) => t,
+        Ok(None) => return Err(error_page(fallback, StatusCode::BAD_REQUEST, text(fallback, "error.expired"))),
+        Err(e) => return Err(oauth_error(OAuthError::server(e), false)),
+    };
+    let lang = page_lang(lang_switch, &t.request.ui_langs(), &headers);
+    let Ok(Some(client)) = p.client(&t.request.client_id).await else {
+        return Err(error_page(lang, StatusCode::BAD_REQUEST, text(lang, "error.expired")));
+    };
+    // The form's answer redirects to the client: the policy must allow that origin.
+    let form_action = url::Url::parse(&t.request.redirect_uri).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
+    let ctx = FormContext { tx, csrf: t.csrf.clone(), lang, form_action };
+    if csrf && !csrf_ok(&headers, &params, &t.csrf) {
+        tracing::warn!(target: "audit", event = "csrf.refused", "form post without a valid anti-CSRF token");
+        return Err(error_page(ctx.lang, StatusCode::FORBIDDEN, text(ctx.lang, "error.csrf")));
+    }
+    Ok(PageRequest { headers, params, address, t, ctx, client })
+}
+
+pub(super) fn with_form_headers(mut response: Response, ctx: &FormContext) -> Response {
+    let csp = format!("default-src 'none'; style-src 'self'; form-action 'self' {}; frame-ancestors 'none'; base-uri 'none'", ctx.form_action);
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    response.headers_mut().append(header::SET_COOKIE, set_cookie(CSRF_COOKIE, &ctx.csrf, None));
+    response
+}
+
+/// The service asking and the level it needs, named as the policy files name them.
+pub(super) fn request_summary(p: &Provider, lang: Lang, client: &crate::clients::Client, level: &str) -> String {
+    let level = p.policies().level(level).map_or(level, |l| pages::localized(lang, &l.title));
+    format!(
+        r#"<dl class="request"><dt>{}</dt><dd>{}</dd><dt>{}</dt><dd>{}</dd></dl>"#,
+        text(lang, "service"),
+        escape(pages::localized(lang, &client.service.name)),
+        text(lang, "level"),
+        escape(level),
+    )
+}

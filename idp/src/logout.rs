@@ -1,0 +1,46 @@
+//! Logout: RP-initiated logout (its `id_token_hint`) and the end of an SSO session, which
+//! sends a back-channel logout token to every client of the session.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::clients::Client;
+use crate::keyspace;
+use crate::oauth::OAuthError;
+use crate::provider::{Provider, random_token};
+
+impl Provider {
+    /// Ends an SSO session (RP-initiated logout, or the citizen on the logout page) and
+    /// sends a logout token to every client of the session that has a back-channel logout
+    /// URI (in the background, with retries); returns the clients that took part.
+    pub async fn end_session(&self, cookie: Option<&str>, now: i64) -> Result<Vec<String>, OAuthError> {
+        let Some(session) = self.session(cookie, now).await? else { return Ok(Vec::new()) };
+        self.ephemeral.delete(&keyspace::session(&session.id)).await?;
+        tracing::info!(target: "audit", event = "logout", citizen = session.session.citizen_id, "SSO session ended");
+        for client_id in &session.session.clients {
+            let Some(client) = self.client(client_id).await? else { continue };
+            let Some(uri) = client.registration.backchannel_logout_uri.clone() else { continue };
+            let sub = self.subject(&client, &session.session.citizen_id);
+            let claims = crate::backchannel::logout_claims(self.issuer(), &client.id, &sub, &session.session.sid, &random_token()?, now);
+            let token = self.keys.sign(client.id_token_alg, &claims, Some("logout+jwt"), now).await?;
+            tokio::spawn(crate::backchannel::deliver(self.http.clone(), uri, client.id.clone(), token, self.settings.backchannel_retry));
+        }
+        Ok(session.session.clients)
+    }
+
+    /// Checks an `id_token_hint` for logout: issued here (expired is fine) to a client that
+    /// still exists; returns that client.
+    pub async fn logout_hint_client(&self, hint: &str) -> Result<Arc<Client>, OAuthError> {
+        let claims = self.keys.verify_own(hint).await.map_err(|_| OAuthError::invalid_request("id_token_hint was not issued by this provider"))?;
+        if claims.get("iss").and_then(Value::as_str) != Some(self.issuer()) {
+            return Err(OAuthError::invalid_request("id_token_hint was not issued by this provider"));
+        }
+        let aud = match claims.get("aud") {
+            Some(Value::String(a)) => a.clone(),
+            Some(Value::Array(a)) => a.first().and_then(Value::as_str).unwrap_or_default().to_owned(),
+            _ => String::new(),
+        };
+        self.client(&aud).await?.ok_or_else(|| OAuthError::invalid_request("id_token_hint names an unknown client"))
+    }
+}
