@@ -70,19 +70,23 @@ impl ErrorCode {
 }
 
 /// A protocol error: a code and a description for the developer at the relying party.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 #[error("{}: {description}", code.as_str())]
 pub struct OAuthError {
     /// The code.
     pub code: ErrorCode,
     /// What was wrong, in English, without secrets.
     pub description: String,
+    /// What failed on our side (`server_error`): logged where the error becomes a response,
+    /// never sent.
+    #[source]
+    pub cause: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
 impl OAuthError {
     /// An error with its description.
     pub fn new(code: ErrorCode, description: impl Into<String>) -> Self {
-        OAuthError { code, description: description.into() }
+        OAuthError { code, description: description.into(), cause: None }
     }
 
     /// `invalid_request` with a description.
@@ -100,10 +104,10 @@ impl OAuthError {
         OAuthError::new(ErrorCode::InvalidClient, description)
     }
 
-    /// `server_error`: the details go to the log, not to the caller.
-    pub fn server(cause: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %cause, "internal error behind a protocol endpoint");
-        OAuthError::new(ErrorCode::ServerError, "internal error")
+    /// `server_error`: the cause goes to the log (once, where the error becomes a response),
+    /// not to the caller.
+    pub fn server(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        OAuthError { code: ErrorCode::ServerError, description: "internal error".into(), cause: Some(cause.into()) }
     }
 }
 

@@ -2,9 +2,9 @@
 
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
-use super::{CSRF_COOKIE, SESSION_COOKIE, Shared, cookie, error_page, oauth_error, page, page_lang, params, redirect, session_form, set_cookie};
+use super::{CSRF_COOKIE, SESSION_COOKIE, Shared, cookie, error_page, page, page_lang, params, redirect, session_form, set_cookie};
 use crate::citizens::Lang;
 use crate::oauth::OAuthError;
 use crate::pages::{self, escape, text};
@@ -22,12 +22,12 @@ pub(super) async fn account(State(p): State<Shared>, request: Request) -> Respon
     if let Some(code) = params.get("code") {
         // Back from logging in: the code is of no use to anyone.
         if let Err(e) = p.discard_code(code).await {
-            return oauth_error(e, false);
+            return e.into_response();
         }
     }
     let consents = match p.account_consents(cookie(&headers, SESSION_COOKIE), now()).await {
         Ok(c) => c,
-        Err(e) => return oauth_error(e, false),
+        Err(e) => return e.into_response(),
     };
     let Some(consents) = consents else {
         if params.get("code").is_some() || params.get("error").is_some() {
@@ -36,7 +36,7 @@ pub(super) async fn account(State(p): State<Shared>, request: Request) -> Respon
         // PKCE is required of the account client; nobody ever exchanges its code.
         let (mut verifier, url) = ([0u8; 32], format!("{}/authorize", p.issuer()));
         if aws_lc_rs::rand::fill(&mut verifier).is_err() {
-            return oauth_error(OAuthError::server("random"), false);
+            return OAuthError::server("random").into_response();
         }
         let challenge = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, crate::provider::sha256(&verifier));
         let Ok(mut url) = url::Url::parse(&url) else { return error_page(lang, StatusCode::INTERNAL_SERVER_ERROR, "the issuer is not a URL") };
@@ -52,7 +52,7 @@ pub(super) async fn account(State(p): State<Shared>, request: Request) -> Respon
     };
     let csrf = match crate::provider::random_token() {
         Ok(c) => c,
-        Err(e) => return oauth_error(OAuthError::server(e), false),
+        Err(e) => return OAuthError::server(e).into_response(),
     };
     let mut items = String::new();
     for (consent, client) in &consents {
@@ -99,6 +99,6 @@ pub(super) async fn account_withdraw(State(p): State<Shared>, request: Request) 
             *r.status_mut() = StatusCode::SEE_OTHER;
             r
         }
-        Err(e) => oauth_error(e, false),
+        Err(e) => e.into_response(),
     }
 }

@@ -2,10 +2,10 @@
 
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::{Shared, json_response, oauth_error};
+use super::{Shared, json_response};
 use crate::citizens::SUPPORTED_CLAIMS;
 use crate::oauth::OAuthError;
 use crate::unix_now as now;
@@ -62,6 +62,6 @@ pub(super) async fn jwks(State(p): State<Shared>) -> Response {
             r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
             r
         }
-        Err(e) => oauth_error(OAuthError::server(e), false),
+        Err(e) => OAuthError::server(e).into_response(),
     }
 }

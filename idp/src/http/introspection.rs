@@ -1,19 +1,14 @@
 //! The introspection endpoint.
 
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::{Shared, authorization, json_response, oauth_error, params};
+use super::Shared;
+use super::error::{ClientError, OAuthRequest};
 use crate::unix_now as now;
 
-pub(super) async fn introspect(State(p): State<Shared>, request: Request) -> Response {
-    let (headers, params, _) = match params(request).await {
-        Ok(x) => x,
-        Err(e) => return oauth_error(e, false),
-    };
-    match p.introspect(params, authorization(&headers), now()).await {
-        Ok(body) => json_response(StatusCode::OK, body),
-        Err(e) => oauth_error(e, false),
-    }
+pub(super) async fn introspect(State(p): State<Shared>, request: OAuthRequest) -> Result<Response, ClientError> {
+    let OAuthRequest { headers, params, .. } = request;
+    Ok(super::json_response(StatusCode::OK, p.introspect(params, super::authorization(&headers), now()).await.map_err(ClientError::of(&headers))?))
 }

@@ -2,9 +2,9 @@
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
-use super::{CSRF_COOKIE, SESSION_COOKIE, Shared, cookie, error_page, oauth_error, page, page_lang, params, redirect, session_form, set_cookie};
+use super::{CSRF_COOKIE, SESSION_COOKIE, Shared, cookie, error_page, page, page_lang, params, redirect, session_form, set_cookie};
 use crate::citizens::Lang;
 use crate::oauth::OAuthError;
 use crate::pages::{self, text};
@@ -46,7 +46,7 @@ pub(super) async fn logout(State(p): State<Shared>, request: Request) -> Respons
         // No proof of which client asks: confirm with the citizen first.
         let csrf = match crate::provider::random_token() {
             Ok(c) => c,
-            Err(e) => return oauth_error(OAuthError::server(e), false),
+            Err(e) => return OAuthError::server(e).into_response(),
         };
         let body = format!(
             r#"<p>{}</p>
@@ -79,7 +79,7 @@ pub(super) async fn logout(State(p): State<Shared>, request: Request) -> Respons
         None => None,
     };
     if let Err(e) = p.end_session(session_cookie, now()).await {
-        return oauth_error(e, false);
+        return e.into_response();
     }
     match target {
         Some(uri) => {
@@ -98,6 +98,6 @@ pub(super) async fn logout_confirm(State(p): State<Shared>, request: Request) ->
     };
     match p.end_session(cookie(&headers, SESSION_COOKIE), now()).await {
         Ok(_) => logged_out(lang),
-        Err(e) => oauth_error(e, false),
+        Err(e) => e.into_response(),
     }
 }

@@ -1,27 +1,29 @@
 //! The provider's HTTP endpoints and pages. Thin handlers: read the request, call the
-//! [`Provider`], render; protocol errors become OAuth error bodies in [`oauth_error`] and
+//! [`Provider`], render; protocol errors become OAuth error bodies in [`error`] and
 //! nowhere else. One module per protocol action, as in the domain crate.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Request};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::authorize::Next;
 use crate::citizens::Lang;
-use crate::oauth::{ErrorCode, MAX_REQUEST_BYTES, OAuthError, Params};
+use crate::oauth::{MAX_REQUEST_BYTES, OAuthError, Params};
 use crate::pages::{self, escape, text};
 use crate::provider::Provider;
+use error::OAuthRequest;
 
 mod account;
 mod authorize;
 mod consent;
 mod discovery;
+mod error;
 mod introspection;
 mod login;
 mod logout;
@@ -65,6 +67,7 @@ pub fn router(provider: Arc<Provider>) -> Router {
         .route("/assets/hawiya.css", get(stylesheet))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .layer(axum::middleware::map_response(move |r| security_headers(r, hsts)))
+        .layer(axum::middleware::from_fn(error::request_span))
         .with_state(provider)
 }
 
@@ -113,27 +116,6 @@ fn json_response(status: StatusCode, body: Value) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
-/// A protocol error as the endpoint's caller must see it (RFC 6749 5.2, RFC 6750 3).
-fn oauth_error(e: OAuthError, bearer: bool) -> Response {
-    let status = match e.code {
-        ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
-        ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
-        _ => StatusCode::BAD_REQUEST,
-    };
-    let mut response = json_response(status, json!({"error": e.code.as_str(), "error_description": e.description}));
-    if status == StatusCode::UNAUTHORIZED {
-        let challenge = if bearer {
-            format!("Bearer error=\"{}\", error_description=\"{}\"", e.code.as_str(), e.description.replace('"', "'"))
-        } else {
-            "Basic realm=\"hawiya\"".to_owned()
-        };
-        if let Ok(v) = HeaderValue::from_str(&challenge) {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-        }
-    }
-    response
-}
-
 /// The page language: an explicit switch, else the request's `ui_locales`, else the
 /// browser's `Accept-Language`, else Arabic.
 fn page_lang(switch: Option<&str>, ui_locales: &[Lang], headers: &HeaderMap) -> Lang {
@@ -155,26 +137,8 @@ fn error_page(lang: Lang, status: StatusCode, message: &str) -> Response {
 
 /// Reads the parameters of a GET (query) or POST (form body, plus the query).
 async fn params(request: Request) -> Result<(HeaderMap, Params, Option<SocketAddr>), OAuthError> {
-    let address = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
-    let (parts, body) = request.into_parts();
-    let query = Params::parse(parts.uri.query().unwrap_or_default().as_bytes())?;
-    let params = if parts.method == Method::POST {
-        let is_form = parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")));
-        let body = axum::body::to_bytes(body, MAX_REQUEST_BYTES)
-            .await
-            .map_err(|_| OAuthError::invalid_request(format!("request larger than {MAX_REQUEST_BYTES} bytes")))?;
-        if !is_form && !body.is_empty() {
-            return Err(OAuthError::invalid_request("a POST body must be application/x-www-form-urlencoded"));
-        }
-        query.merge(Params::parse(&body)?)?
-    } else {
-        query
-    };
-    Ok((parts.headers, params, address))
+    let r = OAuthRequest::from_request(request, &()).await?;
+    Ok((r.headers, r.params, r.peer))
 }
 
 /// The citizen's address, for the per-address login limit: the connection's peer or, when

@@ -1,19 +1,14 @@
 //! The revocation endpoint.
 
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 
-use super::{Shared, authorization, oauth_error, params};
+use super::Shared;
+use super::error::{ClientError, OAuthRequest};
 use crate::unix_now as now;
 
-pub(super) async fn revoke(State(p): State<Shared>, request: Request) -> Response {
-    let (headers, params, _) = match params(request).await {
-        Ok(x) => x,
-        Err(e) => return oauth_error(e, false),
-    };
-    match p.revoke(params, authorization(&headers), now()).await {
-        Ok(()) => StatusCode::OK.into_response(),
-        Err(e) => oauth_error(e, false),
-    }
+pub(super) async fn revoke(State(p): State<Shared>, request: OAuthRequest) -> Result<StatusCode, ClientError> {
+    let OAuthRequest { headers, params, .. } = request;
+    p.revoke(params, super::authorization(&headers), now()).await.map_err(ClientError::of(&headers))?;
+    Ok(StatusCode::OK)
 }

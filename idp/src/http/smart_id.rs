@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::login::{LoginForm, logged_in, render_login};
 use super::transaction::{FormContext, PageRequest, page_request, request_summary, with_form_headers};
-use super::{CSRF_COOKIE, SESSION_COOKIE, Shared, client_address, cookie, error_page, json_response, oauth_error, page, redirect, redirect_to_next};
+use super::{CSRF_COOKIE, SESSION_COOKIE, Shared, client_address, cookie, error_page, json_response, page, redirect, redirect_to_next};
 use crate::citizens::Lang;
 use crate::login::{Browser, LoginStep};
 use crate::oauth::{ErrorCode, OAuthError};
@@ -90,12 +90,12 @@ pub(super) async fn device_pending(State(p): State<Shared>, headers: HeaderMap) 
     let proof = headers.get(DEVICE_PROOF_HEADER).and_then(|v| v.to_str().ok());
     let national_id = match p.device(proof, "GET", "/smart-id/device/pending", now()).await {
         Ok(n) => n,
-        Err(e) => return oauth_error(e, false),
+        Err(e) => return e.into_response(),
     };
     match p.device_pending(&national_id).await {
         Ok(Some(pending)) => json_response(StatusCode::OK, serde_json::to_value(pending).unwrap_or_default()),
         Ok(None) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => oauth_error(e, false),
+        Err(e) => e.into_response(),
     }
 }
 
@@ -103,14 +103,14 @@ pub(super) async fn device_answer(State(p): State<Shared>, headers: HeaderMap, b
     let proof = headers.get(DEVICE_PROOF_HEADER).and_then(|v| v.to_str().ok());
     let national_id = match p.device(proof, "POST", "/smart-id/device/answer", now()).await {
         Ok(n) => n,
-        Err(e) => return oauth_error(e, false),
+        Err(e) => return e.into_response(),
     };
     let answer: crate::smart_id::Answer = match serde_json::from_slice(&body) {
         Ok(a) => a,
-        Err(e) => return oauth_error(OAuthError::invalid_request(format!("the answer is not the expected JSON: {e}")), false),
+        Err(e) => return OAuthError::invalid_request(format!("the answer is not the expected JSON: {e}")).into_response(),
     };
     match p.device_answer(&national_id, &answer, now()).await {
         Ok(state) => json_response(StatusCode::OK, serde_json::to_value(state).unwrap_or_default()),
-        Err(e) => oauth_error(e, false),
+        Err(e) => e.into_response(),
     }
 }

@@ -1,23 +1,17 @@
 //! The token endpoint.
 
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 
-use super::{Shared, authorization, json_response, oauth_error, params};
+use super::Shared;
+use super::error::{ClientError, OAuthRequest};
 use crate::unix_now as now;
 
-pub(super) async fn token(State(p): State<Shared>, request: Request) -> Response {
-    let (headers, params, _) = match params(request).await {
-        Ok(x) => x,
-        Err(e) => return oauth_error(e, false),
-    };
-    match p.token(params, authorization(&headers), now()).await {
-        Ok(body) => {
-            let mut r = json_response(StatusCode::OK, body);
-            r.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-            r
-        }
-        Err(e) => oauth_error(e, false),
-    }
+pub(super) async fn token(State(p): State<Shared>, request: OAuthRequest) -> Result<Response, ClientError> {
+    let OAuthRequest { headers, params, .. } = request;
+    let body = p.token(params, super::authorization(&headers), now()).await.map_err(ClientError::of(&headers))?;
+    let mut r = super::json_response(StatusCode::OK, body);
+    r.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    Ok(r)
 }

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
-use super::{CSRF_COOKIE, csrf_ok, error_page, oauth_error, page_lang, params, set_cookie};
+use super::{CSRF_COOKIE, csrf_ok, error_page, page_lang, params, set_cookie};
 use crate::citizens::Lang;
 use crate::login::Transaction;
 use crate::oauth::{OAuthError, Params};
@@ -44,7 +44,7 @@ pub(super) async fn page_request(p: &Provider, request: Request, csrf: bool) -> 
     let t = match p.transaction(&tx).await {
         Ok(Some(t)) => t,
         Ok(None) => return Err(error_page(fallback, StatusCode::BAD_REQUEST, text(fallback, "error.expired"))),
-        Err(e) => return Err(oauth_error(OAuthError::server(e), false)),
+        Err(e) => return Err(OAuthError::server(e).into_response()),
     };
     let lang = page_lang(lang_switch, &t.request.ui_langs(), &headers);
     let Ok(Some(client)) = p.client(&t.request.client_id).await else {

@@ -1,0 +1,148 @@
+//! Protocol errors become responses here and nowhere else (RFC 6749 5.2, RFC 6750 3), and
+//! are logged here, once, inside the request's span. The OAuth parameters of a request are
+//! read here too, by an extractor whose rejection is such an error.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequest, Request};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::oauth::{ErrorCode, MAX_REQUEST_BYTES, OAuthError, Params};
+
+fn status(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
+        ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// Logs an error once, at the boundary: our failures with their cause, the caller's at a
+/// level that does not flood the log.
+fn log(e: &OAuthError) {
+    match &e.cause {
+        Some(cause) => tracing::error!(error = %cause, "internal error behind a protocol endpoint"),
+        None if e.code == ErrorCode::ServerError => tracing::error!(description = e.description, "internal error behind a protocol endpoint"),
+        None => tracing::info!(error = e.code.as_str(), description = e.description, "request refused"),
+    }
+}
+
+fn body(e: &OAuthError) -> Response {
+    let body = json!({"error": e.code.as_str(), "error_description": e.description}).to_string();
+    (status(e.code), [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// A protocol error as a JSON error body, without an authentication challenge.
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        log(&self);
+        body(&self)
+    }
+}
+
+/// An error of an endpoint that authenticates its client (token, revocation,
+/// introspection): an `invalid_client` carries a `WWW-Authenticate: Basic` challenge only
+/// when the client used HTTP Basic (RFC 6749 5.2), so that client libraries see the reason
+/// in the body instead of a bare challenge.
+#[derive(Debug)]
+pub(super) struct ClientError {
+    error: OAuthError,
+    basic: bool,
+}
+
+impl ClientError {
+    /// Turns errors of a request whose headers are `headers` into client errors.
+    pub(super) fn of(headers: &HeaderMap) -> impl Fn(OAuthError) -> ClientError {
+        let basic = super::authorization(headers).is_some_and(|a| a.len() > 6 && a[..6].eq_ignore_ascii_case("basic "));
+        move |error| ClientError { error, basic }
+    }
+}
+
+impl IntoResponse for ClientError {
+    fn into_response(self) -> Response {
+        log(&self.error);
+        let mut response = body(&self.error);
+        if self.basic && self.error.code == ErrorCode::InvalidClient {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"hawiya\""));
+        }
+        response
+    }
+}
+
+/// An error of a resource that takes a bearer token (userinfo): the challenge names the
+/// error (RFC 6750 3).
+#[derive(Debug)]
+pub(super) struct BearerError(pub(super) OAuthError);
+
+impl IntoResponse for BearerError {
+    fn into_response(self) -> Response {
+        log(&self.0);
+        let mut response = body(&self.0);
+        let challenge = format!("Bearer error=\"{}\", error_description=\"{}\"", self.0.code.as_str(), self.0.description.replace(['"', '\\'], "'"));
+        if let Ok(v) = HeaderValue::from_str(&challenge) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        response
+    }
+}
+
+/// The parameters of a protocol request: the query and, for a POST, the form body (a
+/// parameter in both is repeated). Anything else in a POST body is refused.
+#[derive(Debug)]
+pub(super) struct OAuthRequest {
+    /// The request's headers.
+    pub(super) headers: HeaderMap,
+    /// Its parameters.
+    pub(super) params: Params,
+    /// The connection's peer.
+    pub(super) peer: Option<SocketAddr>,
+    /// The query string's parameters alone (an access token must not be there, RFC 6750 2.3).
+    pub(super) query: Params,
+}
+
+impl<S: Send + Sync> FromRequest<S> for OAuthRequest {
+    type Rejection = OAuthError;
+
+    async fn from_request(request: Request, _: &S) -> Result<Self, OAuthError> {
+        let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+        let (parts, body) = request.into_parts();
+        let query = Params::parse(parts.uri.query().unwrap_or_default().as_bytes())?;
+        let params = if parts.method == Method::POST {
+            let is_form = parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")));
+            let body = axum::body::to_bytes(body, MAX_REQUEST_BYTES)
+                .await
+                .map_err(|_| OAuthError::invalid_request(format!("request larger than {MAX_REQUEST_BYTES} bytes")))?;
+            if !is_form && !body.is_empty() {
+                return Err(OAuthError::invalid_request("a POST body must be application/x-www-form-urlencoded"));
+            }
+            query.clone().merge(Params::parse(&body)?)?
+        } else {
+            query.clone()
+        };
+        Ok(OAuthRequest { headers: parts.headers, params, peer, query })
+    }
+}
+
+/// Runs every request inside a span with a request id (sent back as `x-request-id`), so
+/// that what is logged while serving it can be found together. Only the path is recorded:
+/// queries carry codes and tokens.
+pub(super) async fn request_span(request: Request, next: axum::middleware::Next) -> Response {
+    use tracing::Instrument;
+    let mut id = [0u8; 8];
+    let id = match aws_lc_rs::rand::fill(&mut id) {
+        Ok(()) => hex::encode(id),
+        Err(_) => "-".to_owned(),
+    };
+    let span = tracing::info_span!("request", id = %id, method = %request.method(), path = request.uri().path());
+    let mut response = next.run(request).instrument(span).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    response
+}
