@@ -68,6 +68,9 @@ pub struct AuthorizationRequest {
     pub login_hint: Option<String>,
     /// The `sub` of a valid `id_token_hint`.
     pub hint_sub: Option<String>,
+    /// The known acr values asked for (`acr_values`, an essential `acr` claim), in order.
+    #[serde(default)]
+    pub acr_values: Vec<String>,
 }
 
 impl AuthorizationRequest {
@@ -198,7 +201,15 @@ impl Provider {
         }
         // The level: the service's minimum, raised by acr_values or an essential acr claim.
         let mut level = client.min_level().clone();
+        // The values asked for, in order of preference: the id_token's acr is the first of
+        // them that the login satisfies (OIDC Core 5.5.1.1).
+        let mut acr_values: Vec<String> = Vec::new();
         let mut raise = |values: &[&str]| -> Result<(), OAuthError> {
+            for v in values {
+                if self.policies.level_for_acr(v).is_some() && !acr_values.iter().any(|a| a == v) {
+                    acr_values.push((*v).to_owned());
+                }
+            }
             let known: Vec<&AssuranceLevel> = values.iter().filter_map(|v| self.policies.level_for_acr(v)).map(|l| &l.level).collect();
             // Any of the listed values satisfies the client: the lowest is required.
             match known.into_iter().min() {
@@ -261,6 +272,7 @@ impl Provider {
             ui_locales: params.get("ui_locales").map(|l| l.split(' ').map(str::to_owned).collect()).unwrap_or_default(),
             claims_locales: params.get("claims_locales").map(|l| l.split(' ').map(str::to_owned).collect()).unwrap_or_default(),
             login_hint: params.get("login_hint").map(str::to_owned),
+            acr_values,
             hint_sub,
         })
     }

@@ -98,6 +98,7 @@ fn default_service(client_id: &str, name: Option<Localized>, policies: &Policies
         consent_required: true,
         public_subject: false,
         require_pkce: false,
+        resource_servers: Vec::new(),
         registration: None,
     })
 }

@@ -19,7 +19,7 @@ use crate::session::{LiveSession, Session};
 use crate::throttle::{Action, Reservation, Verdict};
 
 /// A login transaction: the request being served, bound to the browser that started it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Transaction {
     /// The request.
     pub request: AuthorizationRequest,
@@ -40,7 +40,7 @@ pub struct Transaction {
 }
 
 /// What the browser brought to a login attempt.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Default)]
 pub struct Browser<'a> {
     /// Its address (for the per-address limit).
     pub address: &'a str,
@@ -62,7 +62,6 @@ pub enum LoginFailure {
 }
 
 /// What a login step produced.
-#[derive(Debug)]
 pub enum LoginStep {
     /// The password was right; the one-time code is needed for the level.
     NeedCode,
@@ -80,6 +79,40 @@ pub enum LoginStep {
     },
     /// The citizen cannot reach the level: back to the client with the error.
     Refused(String),
+}
+
+// Cookies and anti-CSRF tokens are secrets: `Debug` output names them without their values.
+
+impl std::fmt::Debug for Transaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transaction")
+            .field("request", &self.request)
+            .field("csrf", &"<redacted>")
+            .field("pending_citizen", &self.pending_citizen)
+            .field("step_up", &self.step_up)
+            .field("consent", &self.consent)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Browser<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |c: Option<&str>| c.map(|_| "<redacted>");
+        f.debug_struct("Browser").field("address", &self.address).field("session", &shown(self.session)).field("device", &shown(self.device)).finish()
+    }
+}
+
+impl std::fmt::Debug for LoginStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoginStep::NeedCode => f.write_str("NeedCode"),
+            LoginStep::Failed(why) => f.debug_tuple("Failed").field(why).finish(),
+            LoginStep::Done { session, next, .. } => {
+                f.debug_struct("Done").field("session", session).field("next", next).field("device_cookie", &"<redacted>").finish()
+            }
+            LoginStep::Refused(url) => f.debug_tuple("Refused").field(url).finish(),
+        }
+    }
 }
 
 impl Provider {

@@ -30,8 +30,8 @@ impl Provider {
     }
 
     /// Checks an `id_token_hint` for logout: issued here (expired is fine) to a client that
-    /// still exists; returns that client.
-    pub async fn logout_hint_client(&self, hint: &str) -> Result<Arc<Client>, OAuthError> {
+    /// still exists.
+    pub async fn logout_hint(&self, hint: &str) -> Result<LogoutHint, OAuthError> {
         let claims = self.keys.verify_own(hint).await.map_err(|_| OAuthError::invalid_request("id_token_hint was not issued by this provider"))?;
         if claims.get("iss").and_then(Value::as_str) != Some(self.issuer()) {
             return Err(OAuthError::invalid_request("id_token_hint was not issued by this provider"));
@@ -41,6 +41,16 @@ impl Provider {
             Some(Value::Array(a)) => a.first().and_then(Value::as_str).unwrap_or_default().to_owned(),
             _ => String::new(),
         };
-        self.client(&aud).await?.ok_or_else(|| OAuthError::invalid_request("id_token_hint names an unknown client"))
+        let client = self.client(&aud).await?.ok_or_else(|| OAuthError::invalid_request("id_token_hint names an unknown client"))?;
+        Ok(LogoutHint { client, sid: claims.get("sid").and_then(Value::as_str).map(str::to_owned) })
     }
+}
+
+/// What a genuine `id_token_hint` tells a logout.
+#[derive(Debug)]
+pub struct LogoutHint {
+    /// The client it was issued to.
+    pub client: Arc<Client>,
+    /// The SSO session it was issued in (`sid`).
+    pub sid: Option<String>,
 }

@@ -85,6 +85,7 @@ fn account_client(issuer: &str, policies: &Policies) -> Option<Client> {
         consent_required: false,
         public_subject: false,
         require_pkce: true,
+        resource_servers: Vec::new(),
         registration: None,
     };
     let sector = url::Url::parse(issuer).ok()?.host_str()?.to_owned();

@@ -2,31 +2,42 @@
 
 use crate::clients;
 use crate::keyspace;
-use crate::oauth::{OAuthError, Params};
+use crate::oauth::{ErrorCode, OAuthError, Params};
 use crate::provider::Provider;
 
 impl Provider {
     /// Token revocation (RFC 7009): a refresh token revokes its whole grant, an access token
-    /// itself. Unknown tokens are not an error.
+    /// itself. Unknown tokens are not an error; another client's token is refused and stays
+    /// as it was (2.1).
     pub async fn revoke(&self, mut params: Params, authorization: Option<&str>, now: i64) -> Result<(), OAuthError> {
         let presented = clients::presented(authorization, &mut params)?;
         let client = self.client(presented.client_id()).await?.ok_or_else(|| OAuthError::invalid_client("unknown client"))?;
         let endpoint = format!("{}/revoke", self.issuer());
         self.authenticate(&presented, &client, &endpoint, now).await?;
         let token = params.require("token")?;
+        let not_yours = || {
+            tracing::warn!(target: "audit", event = "token.revoke_refused", client = client.id, "a client tried to revoke another client's token");
+            Err(OAuthError::new(ErrorCode::UnauthorizedClient, "the token was not issued to this client; only its own client may revoke it"))
+        };
         if let Some((family, _)) = self.refresh_tokens.read(token) {
-            if self.durable.refresh_family(family).await?.is_some_and(|f| f.client_id == client.id) {
-                self.revoke_family(family).await?;
-                tracing::info!(target: "audit", event = "token.revoked", client = client.id, "refresh token revoked");
+            match self.durable.refresh_family(family).await? {
+                Some(f) if f.client_id != client.id => return not_yours(),
+                Some(_) => {
+                    self.revoke_family(family).await?;
+                    tracing::info!(target: "audit", event = "token.revoked", client = client.id, "refresh token revoked");
+                }
+                None => {}
             }
             return Ok(());
         }
-        if let Some(a) = self.access_grant(token, now).await?
-            && a.client_id == client.id
-        {
-            self.ephemeral.delete(&keyspace::access_token(token)).await?;
-            tracing::info!(target: "audit", event = "token.revoked", client = client.id, "access token revoked");
+        match self.access_grant(token, now).await? {
+            Some(a) if a.client_id != client.id => not_yours(),
+            Some(_) => {
+                self.ephemeral.delete(&keyspace::access_token(token)).await?;
+                tracing::info!(target: "audit", event = "token.revoked", client = client.id, "access token revoked");
+                Ok(())
+            }
+            None => Ok(()),
         }
-        Ok(())
     }
 }

@@ -36,8 +36,8 @@ pub struct Session {
     pub sid: String,
 }
 
-/// A session and the secret that names it (the cookie value).
-#[derive(Clone, Debug)]
+/// A session and the secret that names it (the cookie value, never in `Debug` output).
+#[derive(Clone)]
 pub struct LiveSession {
     /// The cookie value.
     pub id: String,
@@ -79,5 +79,24 @@ impl Provider {
         let bytes = serde_json::to_vec(&live.session).map_err(|e| IdpError::Corrupt(e.to_string()))?;
         self.ephemeral.put(&keyspace::session(&live.id), &bytes, self.session_ttl(&live.session, now)?).await?;
         Ok(())
+    }
+}
+
+impl std::fmt::Debug for LiveSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveSession").field("id", &"<redacted>").field("session", &self.session).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_the_cookie() {
+        let session = Session { citizen_id: "c1".into(), level: "low".into(), methods: vec![], auth_time: 1, started: 1, clients: vec![], sid: "s".into() };
+        let live = LiveSession { id: "the-cookie-value-is-a-secret".into(), session };
+        let shown = format!("{live:?}");
+        assert!(!shown.contains("the-cookie-value-is-a-secret") && shown.contains("<redacted>"), "{shown}");
     }
 }

@@ -250,6 +250,9 @@ pub struct Service {
     pub public_subject: bool,
     /// Whether it must use PKCE even as a confidential client.
     pub require_pkce: bool,
+    /// The clients (resource servers, e.g. the service's API) that may introspect the
+    /// tokens issued to this service, besides the service itself.
+    pub resource_servers: Vec<String>,
     /// The client's registration, when the policy file declares the client itself
     /// (`[registration]`: redirect URIs, authentication method, keys…) instead of leaving
     /// it to `hawiya client add`. The OpenID Connect provider reads and checks it.

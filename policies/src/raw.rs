@@ -104,6 +104,8 @@ struct ServiceFile {
     public_subject: bool,
     #[serde(default)]
     require_pkce: bool,
+    #[serde(default)]
+    resource_servers: Vec<String>,
     registration: Option<toml::Table>,
 }
 
@@ -278,6 +280,7 @@ pub(crate) fn build(files: Vec<(String, String)>) -> Result<Policies, PolicyErro
                             consent_required: raw.consent_required,
                             public_subject: raw.public_subject,
                             require_pkce: raw.require_pkce,
+                            resource_servers: raw.resource_servers,
                             registration: raw.registration,
                         });
                     }

@@ -7,7 +7,8 @@ use axum::response::{IntoResponse, Response};
 use super::{CSRF_COOKIE, SESSION_COOKIE, Shared, cookie, error_page, page, page_lang, params, redirect, session_form, set_cookie};
 use crate::citizens::Lang;
 use crate::oauth::OAuthError;
-use crate::pages::{self, text};
+use crate::pages::{self, escape, text};
+use crate::provider::Provider;
 use crate::unix_now as now;
 
 pub(super) fn with_state(uri: &str, state: Option<&str>) -> String {
@@ -31,9 +32,64 @@ pub(super) fn logged_out(lang: Lang) -> Response {
     r
 }
 
-/// RP-initiated logout 1.0: with a valid `id_token_hint` the session ends at once and the
-/// citizen goes back to a registered `post_logout_redirect_uri`; without one, the citizen
-/// is asked to confirm. A URI that is not registered exactly is never redirected to.
+/// Where the citizen goes after logging out: a registered `post_logout_redirect_uri` of the
+/// client that asked, with its `state`.
+struct Return<'a> {
+    client_id: &'a str,
+    uri: &'a str,
+    state: Option<&'a str>,
+}
+
+/// The page that asks the citizen to confirm a logout nobody proved the citizen wants; its
+/// form carries where to go afterwards.
+fn confirm_page(lang: Lang, back: Option<Return<'_>>) -> Response {
+    let csrf = match crate::provider::random_token() {
+        Ok(c) => c,
+        Err(e) => return OAuthError::server(e).into_response(),
+    };
+    let hidden = |name: &str, value: &str| format!(r#"<input type="hidden" name="{name}" value="{}">"#, escape(value));
+    let mut fields = hidden("csrf", &csrf) + &hidden("lang", lang.tag());
+    if let Some(b) = back {
+        fields += &(hidden("client_id", b.client_id) + &hidden("post_logout_redirect_uri", b.uri));
+        if let Some(s) = b.state {
+            fields += &hidden("state", s);
+        }
+    }
+    let body = format!(
+        r#"<p>{}</p>
+<form method="post" action="/logout/confirm">
+{fields}
+<button type="submit">{}</button>
+</form>"#,
+        text(lang, "logout.confirm"),
+        text(lang, "logout.submit"),
+    );
+    let mut r = page(StatusCode::OK, pages::layout(lang, text(lang, "title.logout"), None, &body));
+    r.headers_mut().append(header::SET_COOKIE, set_cookie(CSRF_COOKIE, &csrf, None));
+    r
+}
+
+/// Ends the browser's session and sends the citizen back to the client, or shows that they
+/// are logged out.
+async fn end_and_return(p: &Provider, session_cookie: Option<&str>, lang: Lang, back: Option<Return<'_>>) -> Response {
+    if let Err(e) = p.end_session(session_cookie, now()).await {
+        return e.into_response();
+    }
+    match back {
+        Some(b) => {
+            let mut r = redirect(&with_state(b.uri, b.state));
+            r.headers_mut().append(header::SET_COOKIE, clear_session());
+            r
+        }
+        None => logged_out(lang),
+    }
+}
+
+/// RP-initiated logout 1.0: the session ends at once only when a valid `id_token_hint`
+/// names this browser's session (its `sid`), and the citizen then goes back to a registered
+/// `post_logout_redirect_uri`; otherwise (no hint, or a hint about another session, which
+/// any page could send) the citizen is asked to confirm first. A URI that is not registered
+/// exactly is never redirected to.
 pub(super) async fn logout(State(p): State<Shared>, request: Request) -> Response {
     let (headers, params, _) = match params(request).await {
         Ok(x) => x,
@@ -44,60 +100,56 @@ pub(super) async fn logout(State(p): State<Shared>, request: Request) -> Respons
     let session_cookie = cookie(&headers, SESSION_COOKIE);
     let Some(hint) = params.get("id_token_hint") else {
         // No proof of which client asks: confirm with the citizen first.
-        let csrf = match crate::provider::random_token() {
-            Ok(c) => c,
-            Err(e) => return OAuthError::server(e).into_response(),
-        };
-        let body = format!(
-            r#"<p>{}</p>
-<form method="post" action="/logout/confirm">
-<input type="hidden" name="csrf" value="{csrf}">
-<input type="hidden" name="lang" value="{tag}">
-<button type="submit">{}</button>
-</form>"#,
-            text(lang, "logout.confirm"),
-            text(lang, "logout.submit"),
-            tag = lang.tag(),
-        );
-        let mut r = page(StatusCode::OK, pages::layout(lang, text(lang, "title.logout"), None, &body));
-        r.headers_mut().append(header::SET_COOKIE, set_cookie(CSRF_COOKIE, &csrf, None));
-        return r;
+        return confirm_page(lang, None);
     };
-    let client = match p.logout_hint_client(hint).await {
-        Ok(c) => c,
+    let hint = match p.logout_hint(hint).await {
+        Ok(h) => h,
         Err(e) => {
             tracing::warn!(target: "audit", event = "logout.bad_hint", "logout with an id_token_hint not issued here");
             return error_page(lang, StatusCode::BAD_REQUEST, &e.description);
         }
     };
-    let target = match params.get("post_logout_redirect_uri") {
-        Some(uri) if client.registration.post_logout_redirect_uris.iter().any(|r| r == uri) => Some(uri),
+    let back = match params.get("post_logout_redirect_uri") {
+        Some(uri) if hint.client.registration.post_logout_redirect_uris.iter().any(|r| r == uri) => Some(Return { client_id: &hint.client.id, uri, state }),
         Some(uri) => {
-            tracing::warn!(client = client.id, uri, "logout with an unregistered post_logout_redirect_uri");
+            tracing::warn!(client = hint.client.id, uri, "logout with an unregistered post_logout_redirect_uri");
             return error_page(lang, StatusCode::BAD_REQUEST, "post_logout_redirect_uri is not registered for this client");
         }
         None => None,
     };
-    if let Err(e) = p.end_session(session_cookie, now()).await {
-        return e.into_response();
+    let live = match p.session(session_cookie, now()).await {
+        Ok(l) => l,
+        Err(e) => return OAuthError::from(e).into_response(),
+    };
+    if let Some(live) = live
+        && hint.sid.as_deref() != Some(live.session.sid.as_str())
+    {
+        tracing::warn!(target: "audit", event = "logout.other_session", client = hint.client.id, "logout hint names another session: the citizen is asked");
+        return confirm_page(lang, back);
     }
-    match target {
-        Some(uri) => {
-            let mut r = redirect(&with_state(uri, state));
-            r.headers_mut().append(header::SET_COOKIE, clear_session());
-            r
-        }
-        None => logged_out(lang),
-    }
+    end_and_return(&p, session_cookie, lang, back).await
 }
 
+/// The citizen confirmed a logout: the session ends, and the citizen goes back to the
+/// client that asked when its `post_logout_redirect_uri` is registered.
 pub(super) async fn logout_confirm(State(p): State<Shared>, request: Request) -> Response {
-    let (headers, _, lang) = match session_form(request).await {
+    let (headers, params, lang) = match session_form(request).await {
         Ok(x) => x,
         Err(r) => return r,
     };
-    match p.end_session(cookie(&headers, SESSION_COOKIE), now()).await {
-        Ok(_) => logged_out(lang),
-        Err(e) => e.into_response(),
-    }
+    let client = match params.get("client_id") {
+        Some(id) => match p.client(id).await {
+            Ok(c) => c,
+            Err(e) => return OAuthError::from(e).into_response(),
+        },
+        None => None,
+    };
+    let back = match (&client, params.get("post_logout_redirect_uri")) {
+        (Some(c), Some(uri)) if c.registration.post_logout_redirect_uris.iter().any(|r| r == uri) => {
+            Some(Return { client_id: &c.id, uri, state: params.get("state") })
+        }
+        (_, Some(_)) => return error_page(lang, StatusCode::BAD_REQUEST, "post_logout_redirect_uri is not registered for this client"),
+        _ => None,
+    };
+    end_and_return(&p, cookie(&headers, SESSION_COOKIE), lang, back).await
 }

@@ -75,6 +75,7 @@ impl Provider {
             auth_time: grant.auth_time,
             sid: grant.sid.clone(),
             nonce: grant.request.nonce.clone(),
+            acr: Some(self.acr_for(&grant.level, &grant.request.acr_values)?),
         };
         let refresh = self.new_refresh(client, &grant.citizen_id, &grant.family, &g, now).await?;
         self.issue_tokens(client, &grant.citizen_id, &grant.family, g, refresh, now).await

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use crate::authorize::ClaimsRequest;
 use crate::citizens::{self, Lang, Profile};
 use crate::clients::{self, Client};
-use crate::id_token::at_hash;
+use crate::id_token::{IdTokenClaims, at_hash};
 use crate::keyspace;
 use crate::metrics::Counters;
 use crate::oauth::{ErrorCode, OAuthError, Params};
@@ -27,6 +27,9 @@ pub(crate) struct Grant {
     pub(crate) auth_time: i64,
     pub(crate) sid: String,
     pub(crate) nonce: Option<String>,
+    /// The acr the id_token states: the first requested value the login satisfied.
+    #[serde(default)]
+    pub(crate) acr: Option<String>,
 }
 
 /// An access token's record.
@@ -76,31 +79,27 @@ impl Provider {
         let record =
             AccessGrant { client_id: client.id.clone(), citizen_id: citizen_id.to_owned(), family: family.to_owned(), expires_at, grant: grant.clone() };
         self.ephemeral.put(&keyspace::access_token(&access), &serde_json::to_vec(&record).map_err(OAuthError::server)?, self.settings.access_ttl).await?;
-        let sub = self.subject(client, citizen_id);
-        let mut claims = Map::new();
-        for (k, v) in [
-            ("iss", Value::from(self.issuer())),
-            ("sub", sub.into()),
-            ("aud", client.id.clone().into()),
-            ("iat", now.into()),
-            ("exp", (now + self.settings.id_token_ttl.as_secs() as i64).into()),
-            ("auth_time", grant.auth_time.into()),
-            ("acr", self.level(&grant.level)?.acr.first().cloned().unwrap_or_default().into()),
-            ("amr", grant.amr.clone().into()),
-            ("sid", grant.sid.clone().into()),
-            ("at_hash", at_hash(client.id_token_alg, &access).into()),
-        ] {
-            claims.insert(k.into(), v);
-        }
-        if let Some(n) = &grant.nonce {
-            claims.insert("nonce".into(), n.clone().into());
-        }
         let profile = Profile::from_json(&citizen.profile)?;
         let langs = Lang::all_of(&grant.claims_locales.join(" "));
+        let mut released = Map::new();
         for claim in &grant.claims.id_token {
-            citizens::add_claim(&mut claims, claim, &profile, &citizen.national_id, &langs);
+            citizens::add_claim(&mut released, claim, &profile, &citizen.national_id, &langs);
         }
-        let id_token = self.keys.sign(client.id_token_alg, &Value::Object(claims), None, now).await?;
+        let claims = IdTokenClaims {
+            iss: self.issuer(),
+            sub: self.subject(client, citizen_id),
+            aud: &client.id,
+            iat: now,
+            exp: now + self.settings.id_token_ttl.as_secs() as i64,
+            auth_time: grant.auth_time,
+            acr: self.granted_acr(&grant)?,
+            amr: &grant.amr,
+            sid: &grant.sid,
+            at_hash: at_hash(client.id_token_alg, &access),
+            nonce: grant.nonce.as_deref(),
+            released,
+        };
+        let id_token = self.keys.sign(client.id_token_alg, &serde_json::to_value(&claims).map_err(OAuthError::server)?, None, now).await?;
         let body = json!({
             "access_token": access,
             "token_type": "Bearer",
