@@ -45,7 +45,6 @@ pub fn text(lang: Lang, key: &str) -> &'static str {
         "smart_id.code_label" => ("رمز التحقق", "Verification code"),
         "smart_id.waiting" => ("بانتظار موافقتك على الجهاز…", "Waiting for your approval on the device…"),
         "smart_id.check" => ("تحقّق الآن", "Check now"),
-        "smart_id.none" => ("لا توجد هوية ذكية مسجلة لهذا الرقم الوطني.", "No smart-ID is registered for this national ID number."),
         "smart_id.user_refused" => ("رفضتَ الطلب على جهازك.", "You refused the request on your device."),
         "smart_id.wrong_code" => {
             ("اخترتَ رمز تحقق مختلفًا عن المعروض هنا؛ لم يتم الدخول.", "You chose another verification code than the one shown here; you are not logged in.")

@@ -167,10 +167,14 @@ impl Provider {
         (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
     }
 
-    /// Introspection as the civil-status service's resource server.
+    /// Introspection as the civil-status service.
     async fn introspect(&self, token: &str) -> Value {
-        let r =
-            self.http().post(format!("{}/introspect", self.issuer)).basic_auth("civil-status", Some(&self.secrets["civil-status"])).form(&[("token", token)]);
+        self.introspect_as("civil-status", token).await
+    }
+
+    /// Introspection as `client` (Basic).
+    async fn introspect_as(&self, client: &str, token: &str) -> Value {
+        let r = self.http().post(format!("{}/introspect", self.issuer)).basic_auth(client, Some(&self.secrets[client])).form(&[("token", token)]);
         r.send().await.expect("introspect").json().await.expect("json")
     }
 
@@ -662,7 +666,8 @@ async fn oidcc_ensure_request_with_acr_values_succeeds_and_steps_up() {
     // acr_values on a low service: the session is substantial already, no page.
     let r = b.get(&p.authorize_url("civil-status", CB, &[("acr_values", "http://eidas.europa.eu/LoA/substantial")])).await;
     let tokens = p.exchange("civil-status", CB, &r.location.expect("silent")).await;
-    assert_eq!(p.verify_id_token(tokens["id_token"].as_str().expect("id_token")).await["acr"], "substantial");
+    let acr = &p.verify_id_token(tokens["id_token"].as_str().expect("id_token")).await["acr"];
+    assert_eq!(acr, "http://eidas.europa.eu/LoA/substantial", "the acr in the form it was asked for (OIDC Core 5.5.1.1)");
     // oidcc-claims-essential: an essential acr with values, and the national id asked of
     // a service whose policy does not allow it.
     let claims = r#"{"id_token":{"acr":{"essential":true,"values":["high"]},"national_id":null}}"#;
@@ -1088,8 +1093,9 @@ async fn oidcc_basic_plan_sweep() {
     assert_eq!((status, body["error"].as_str()), (400, Some("unsupported_grant_type")));
     // Introspection for a resource server, and revocation.
     let at = tokens["access_token"].as_str().expect("at");
-    let i = p.introspect(at).await;
+    let i = p.introspect_as("same-sector", at).await;
     assert_eq!((i["active"].as_bool(), i["client_id"].as_str()), (Some(true), Some("same-sector")));
+    assert_eq!(p.introspect(at).await, json!({"active": false}), "another service learns nothing about the token");
     let r = p
         .http()
         .post(format!("{}/revoke", p.issuer))
@@ -1099,7 +1105,7 @@ async fn oidcc_basic_plan_sweep() {
         .await
         .expect("revoke");
     assert_eq!(r.status(), 200);
-    assert_eq!(p.introspect(at).await["active"], false);
+    assert_eq!(p.introspect_as("same-sector", at).await["active"], false);
     // oidcc-rp-initiated-logout-no-params, -no-state, -only-state,
     // -no-post-logout-redirect-uri: each handled without a redirect to anywhere unknown.
     for query in ["", "?state=only", &format!("?id_token_hint={hint}")] {
@@ -1250,7 +1256,7 @@ async fn clients_declared_in_policy_files() {
         assert!(out.status.success());
         let service = format!(
             "version = 1\nclient_id = \"tax-office\"\nname = {{ ar = \"دائرة الضريبة\", en = \"Tax office\" }}\nmin_level = \"low\"\n\
-             scopes = [\"openid\", \"profile\"]\nclaims = [\"sub\", \"name\"]\n\n[registration]\n{registration}"
+             scopes = [\"openid\", \"profile\"]\nclaims = [\"sub\", \"name\"]\nresource_servers = [\"same-sector\"]\n\n[registration]\n{registration}"
         );
         std::fs::write(dir.join("services/tax-office.toml"), service).expect("write");
     };
@@ -1294,6 +1300,11 @@ async fn clients_declared_in_policy_files() {
     let id_token = tokens["id_token"].as_str().expect("id_token");
     assert_eq!(UnverifiedJws::parse(id_token).expect("jws").algorithm, hsm_shim::SignatureAlgorithm::Ps256, "the declared algorithm");
     assert_eq!(p.verify_id_token(id_token).await["aud"], "tax-office");
+    // The tax office's policy trusts same-sector as its resource server, and no one else.
+    let at = tokens["access_token"].as_str().expect("at");
+    let seen = p.introspect_as("same-sector", at).await;
+    assert_eq!((seen["active"].as_bool(), seen["client_id"].as_str()), (Some(true), Some("tax-office")), "{seen}");
+    assert_eq!(p.introspect_as("civil-status", at).await, json!({"active": false}));
     let (status, body) =
         p.token_as("tax-office", "wrong", &[("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"].as_str().expect("rt"))]).await;
     assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
@@ -1358,4 +1369,143 @@ async fn citizens_see_and_withdraw_their_consents() {
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "withdrawing the consent ended its refresh tokens");
     let r = b.get(&p.authorize_url("civil-status", CB, &[("prompt", "none")])).await;
     assert_eq!(param(&r.location.expect("redirect"), "error").as_deref(), Some("consent_required"));
+}
+
+/// Reads a counter from the operators' metrics listener.
+async fn metric(p: &Provider, metrics: &str, name: &str) -> u64 {
+    let text = p.http().get(format!("http://{metrics}/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let line = text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("no {name} in {text}"));
+    line[name.len() + 1..].parse::<f64>().expect("number") as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_guesses_at_once_cannot_outrun_the_lockout() {
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let p = Provider::start_with(|d| {
+        d.set_env("HAWIYA_METRICS_LISTEN", &metrics);
+        d.serve();
+    });
+    let mut b = p.browser();
+    let r = b.get(&p.authorize_url("civil-status", CB, &[])).await;
+    let (page, _) = b.follow(r).await;
+    let (tx, csrf) = (hidden(&page.body, "tx"), hidden(&page.body, "csrf"));
+    let before = metric(&p, &metrics, "hawiya_password_checks_total").await;
+    let mut guesses = Vec::new();
+    for i in 0..30 {
+        let request = p.http().post(format!("{}/login", p.issuer)).header("cookie", b.cookie_header()).form(&[
+            ("tx", tx.as_str()),
+            ("csrf", csrf.as_str()),
+            ("national_id", CITIZEN),
+            ("password", &format!("wrong guess number {i}")),
+        ]);
+        guesses.push(tokio::spawn(async move { request.send().await.expect("post").status().as_u16() }));
+    }
+    for g in guesses {
+        assert_eq!(g.await.expect("task"), 401);
+    }
+    let checked = metric(&p, &metrics, "hawiya_password_checks_total").await - before;
+    assert!((1..=5).contains(&checked), "{checked} of 30 concurrent guesses were checked against a limit of 5");
+    let r = b.submit_login(&page.body, CITIZEN, PASSWORD, None).await;
+    assert_eq!(r.status, 401, "the right password is refused too while the citizen is locked");
+    assert_eq!(metric(&p, &metrics, "hawiya_password_checks_total").await - before, checked, "and is not even checked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_failures_do_not_lock_the_citizen_out_of_their_own_browser() {
+    let p = Provider::start();
+    // The citizen logs in once in their own browser, which keeps a device cookie.
+    let mut own = p.browser();
+    own.login(&p.authorize_url("civil-status", CB, &[]), CITIZEN, PASSWORD).await;
+    assert!(own.cookies.contains_key("__Host-hawiya-device"), "{:?}", own.cookies.keys());
+    // A stranger exhausts the citizen's attempts.
+    let mut stranger = p.browser();
+    let r = stranger.get(&p.authorize_url("civil-status", CB, &[])).await;
+    let (page, _) = stranger.follow(r).await;
+    for _ in 0..5 {
+        assert_eq!(stranger.submit_login(&page.body, CITIZEN, "a stranger's guess", None).await.status, 401);
+    }
+    let r = stranger.submit_login(&page.body, CITIZEN, PASSWORD, None).await;
+    assert!(r.status == 401 && r.body.contains("١٥ دقيقة"), "strangers are locked out: {}", r.body);
+    // A device cookie copied from another citizen's browser, or forged, is a stranger's.
+    stranger.cookies.insert("__Host-hawiya-device".into(), format!("{}X", own.cookies["__Host-hawiya-device"]));
+    assert_eq!(stranger.submit_login(&page.body, CITIZEN, PASSWORD, None).await.status, 401);
+    // The citizen's own browser still logs in (prompt=login asks for the password again).
+    let location = own.login(&p.authorize_url("civil-status", CB, &[("prompt", "login")]), CITIZEN, PASSWORD).await;
+    assert!(param(&location, "code").is_some(), "{location}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_with_another_sessions_hint_asks_the_citizen_first() {
+    let p = Provider::start();
+    let mut victim = p.browser();
+    p.code_flow(&mut victim, &[]).await;
+    // Any id_token of this provider, here one from another browser's session, sent to the
+    // victim's browser by a page it visits.
+    let mut other = p.browser();
+    let tokens = p.code_flow(&mut other, &[]).await;
+    let hint = tokens["id_token"].as_str().expect("id_token");
+    let mut url = url::Url::parse(&format!("{}/logout", p.issuer)).expect("url");
+    url.query_pairs_mut().append_pair("id_token_hint", hint).append_pair("post_logout_redirect_uri", BYE).append_pair("state", "s-9");
+    let r = victim.get(url.as_str()).await;
+    assert_eq!((r.status, r.location.as_deref()), (200, None), "a confirmation page, not a logout");
+    assert!(r.body.contains(r#"action="/logout/confirm""#), "{}", r.body);
+    let r = victim.get(&p.authorize_url("civil-status", CB, &[("prompt", "none")])).await;
+    assert!(param(&r.location.expect("redirect"), "code").is_some(), "the victim's session is still alive");
+    // The citizen confirms: the session ends and they go back to the client, with its state.
+    let page = victim.get(url.as_str()).await;
+    let form: Vec<(String, String)> =
+        ["csrf", "client_id", "post_logout_redirect_uri", "state"].iter().map(|n| (n.to_string(), hidden(&page.body, n))).collect();
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let r = victim.post("/logout/confirm", &form).await;
+    let l = r.location.expect("back to the client");
+    assert!(l.starts_with(BYE) && param(&l, "state").as_deref() == Some("s-9"), "{l}");
+    let r = victim.get(&p.authorize_url("civil-status", CB, &[("prompt", "none")])).await;
+    assert_eq!(param(&r.location.expect("redirect"), "error").as_deref(), Some("login_required"));
+    // The other browser's own hint ends its own session at once.
+    let r = other.get(url.as_str()).await;
+    assert!(r.location.expect("redirect").starts_with(BYE));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_endpoints_refuse_what_they_must() {
+    let p = Provider::start();
+    let mut b = p.browser();
+    let tokens = p.code_flow(&mut b, &[]).await;
+    let at = tokens["access_token"].as_str().expect("at");
+    let endpoint = |path: &str| format!("{}{path}", p.issuer);
+    // Introspection: a public client (no authentication) learns nothing.
+    let r = p.http().post(endpoint("/introspect")).form(&[("client_id", "hawiya-account"), ("token", at)]).send().await.expect("post");
+    assert_eq!(r.status(), 401);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"], "invalid_client", "{body}");
+    // invalid_client carries a Basic challenge only when the client used Basic (RFC 6749 5.2).
+    let r = p.http().post(endpoint("/token")).form(&[("client_id", "post-rp"), ("client_secret", "wrong"), ("grant_type", "refresh_token")]).send().await;
+    let r = r.expect("post");
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().get("www-authenticate").is_none(), "{:?}", r.headers());
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"], "invalid_client");
+    let r = p.http().post(endpoint("/token")).basic_auth("civil-status", Some("wrong")).form(&[("grant_type", "refresh_token")]).send().await;
+    let r = r.expect("post");
+    assert_eq!(
+        (r.status(), r.headers().get("www-authenticate").map(|v| v.to_str().expect("ascii"))),
+        (401.try_into().expect("status"), Some("Basic realm=\"hawiya\""))
+    );
+    // Revocation of another client's token is refused, and the token stays active.
+    let r = p.http().post(endpoint("/revoke")).basic_auth("same-sector", Some(&p.secrets["same-sector"])).form(&[("token", at)]).send().await.expect("post");
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"], "unauthorized_client", "{body}");
+    assert_eq!(p.introspect(at).await["active"], true);
+    let rt = tokens["refresh_token"].as_str().expect("rt");
+    let r = p.http().post(endpoint("/revoke")).basic_auth("same-sector", Some(&p.secrets["same-sector"])).form(&[("token", rt)]).send().await.expect("post");
+    assert_eq!(r.status(), 400);
+    assert_eq!(p.introspect(rt).await["active"], true);
+    // userinfo: the access token in the query string is refused (RFC 6750 2.3).
+    let r = p.http().get(format!("{}?access_token={at}", endpoint("/userinfo"))).send().await.expect("get");
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("www-authenticate").is_some_and(|v| v.to_str().expect("ascii").contains("invalid_request")));
+    assert_eq!(p.userinfo(&tokens).await["sub"].as_str().map(str::len), Some(43), "the header still works");
+    // Every response names its request for the logs.
+    assert_eq!(r.headers().get("x-request-id").map(|v| v.len()), Some(16));
 }

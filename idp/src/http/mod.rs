@@ -171,6 +171,38 @@ async fn stylesheet() -> Response {
     r
 }
 
+/// Sends the browser where an authorization request goes next: back to the client, to the
+/// login page or to the consent page.
+fn redirect_to_next(next: Next, lang: Lang) -> Response {
+    match next {
+        Next::Redirect(url) => redirect(&url),
+        Next::Login { tx } => redirect(&format!("/login?tx={tx}&lang={}", lang.tag())),
+        Next::Consent { tx } => redirect(&format!("/consent?tx={tx}&lang={}", lang.tag())),
+    }
+}
+
+/// Checks the anti-CSRF token of a form: the one in the form, the cookie, and the one
+/// the transaction was started with must all be equal.
+fn csrf_ok(headers: &HeaderMap, params: &Params, expected: &str) -> bool {
+    let form = params.get("csrf").unwrap_or_default();
+    let cookie = cookie(headers, CSRF_COOKIE).unwrap_or_default();
+    let eq = |a: &str, b: &str| aws_lc_rs::constant_time::verify_slices_are_equal(a.as_bytes(), b.as_bytes()).is_ok();
+    !expected.is_empty() && eq(form, expected) && eq(cookie, expected)
+}
+
+/// A form post of the session's own pages (logout, account), outside any login
+/// transaction: its parameters and language, once its anti-CSRF token matches the cookie.
+async fn session_form(request: Request) -> Result<(HeaderMap, Params, Lang), Response> {
+    let (headers, params, _) = params(request).await.map_err(|e| error_page(Lang::Ar, StatusCode::BAD_REQUEST, &e.description))?;
+    let lang = page_lang(params.get("lang"), &[], &headers);
+    let expected = cookie(&headers, CSRF_COOKIE).unwrap_or_default().to_owned();
+    if expected.len() != 43 || !csrf_ok(&headers, &params, &expected) {
+        tracing::warn!(target: "audit", event = "csrf.refused", "form post without a valid anti-CSRF token");
+        return Err(error_page(lang, StatusCode::FORBIDDEN, text(lang, "error.csrf")));
+    }
+    Ok((headers, params, lang))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,36 +255,4 @@ mod tests {
             }
         }
     }
-}
-
-/// Sends the browser where an authorization request goes next: back to the client, to the
-/// login page or to the consent page.
-fn redirect_to_next(next: Next, lang: Lang) -> Response {
-    match next {
-        Next::Redirect(url) => redirect(&url),
-        Next::Login { tx } => redirect(&format!("/login?tx={tx}&lang={}", lang.tag())),
-        Next::Consent { tx } => redirect(&format!("/consent?tx={tx}&lang={}", lang.tag())),
-    }
-}
-
-/// Checks the anti-CSRF token of a form: the one in the form, the cookie, and the one
-/// the transaction was started with must all be equal.
-fn csrf_ok(headers: &HeaderMap, params: &Params, expected: &str) -> bool {
-    let form = params.get("csrf").unwrap_or_default();
-    let cookie = cookie(headers, CSRF_COOKIE).unwrap_or_default();
-    let eq = |a: &str, b: &str| aws_lc_rs::constant_time::verify_slices_are_equal(a.as_bytes(), b.as_bytes()).is_ok();
-    !expected.is_empty() && eq(form, expected) && eq(cookie, expected)
-}
-
-/// A form post of the session's own pages (logout, account), outside any login
-/// transaction: its parameters and language, once its anti-CSRF token matches the cookie.
-async fn session_form(request: Request) -> Result<(HeaderMap, Params, Lang), Response> {
-    let (headers, params, _) = params(request).await.map_err(|e| error_page(Lang::Ar, StatusCode::BAD_REQUEST, &e.description))?;
-    let lang = page_lang(params.get("lang"), &[], &headers);
-    let expected = cookie(&headers, CSRF_COOKIE).unwrap_or_default().to_owned();
-    if expected.len() != 43 || !csrf_ok(&headers, &params, &expected) {
-        tracing::warn!(target: "audit", event = "csrf.refused", "form post without a valid anti-CSRF token");
-        return Err(error_page(lang, StatusCode::FORBIDDEN, text(lang, "error.csrf")));
-    }
-    Ok((headers, params, lang))
 }
