@@ -123,13 +123,49 @@ const MIGRATIONS: &[(i64, &str)] = &[
 
 const READERS: usize = 4;
 
-type Finish = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
-type Job = Box<dyn FnOnce(&Connection) -> (bool, Finish) + Send>;
+/// A caller's write as the writer thread sees it. Either it runs inside the batch's
+/// transaction, in its own savepoint, or it is abandoned without running: nothing of a write
+/// ever runs outside a transaction, where each statement would commit on its own.
+trait Job: Send {
+    /// Runs the caller's statements: whether they succeeded (if not, their savepoint is
+    /// rolled back), and the completion that tells the caller how the batch ended.
+    fn run(self: Box<Self>, conn: &Connection) -> (bool, Completion);
+
+    /// Tells the caller that its statements did not run, and why.
+    fn abandon(self: Box<Self>, error: StoreError);
+}
+
+/// Tells a caller whose statements ran how their batch ended: committed, or not.
+type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+/// A write: the caller's statements, and where their result goes.
+struct Write<F, T> {
+    statements: F,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<F, T> Job for Write<F, T>
+where
+    F: FnOnce(&Connection) -> Result<T, StoreError> + Send,
+    T: Send + 'static,
+{
+    fn run(self: Box<Self>, conn: &Connection) -> (bool, Completion) {
+        let Write { statements, reply } = *self;
+        let result = statements(conn);
+        let ok = result.is_ok();
+        // The caller may have stopped waiting: nobody to tell then.
+        (ok, Box::new(move |batch| drop(reply.send(batch.and(result)))))
+    }
+
+    fn abandon(self: Box<Self>, error: StoreError) {
+        let _ = self.reply.send(Err(error));
+    }
+}
 
 /// The SQLite durable store.
 pub struct SqliteStore {
     path: String,
-    writer: Mutex<mpsc::Sender<Job>>,
+    writer: Mutex<mpsc::Sender<Box<dyn Job>>>,
     readers: Mutex<Vec<Connection>>,
 }
 
@@ -146,13 +182,14 @@ fn db(e: rusqlite::Error) -> StoreError {
 impl SqliteStore {
     /// Opens (creating if needed) the database file and applies pending migrations.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = writer_connection(path).map_err(|e| StoreError::Open { what: path.display().to_string(), reason: e.to_string() })?;
+        Self::start(path, conn)
+    }
+
+    /// Brings the schema up to date on the writer's connection `conn`, opens the readers
+    /// and starts the writer thread.
+    fn start(path: &Path, mut conn: Connection) -> Result<Self, StoreError> {
         let open_err = |e: rusqlite::Error| StoreError::Open { what: path.display().to_string(), reason: e.to_string() };
-        let mut conn = Connection::open(path).map_err(open_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
-        // FULL: a commit is on disk before anyone is told it happened.
-        conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(open_err)?;
         migrate(&mut conn).map_err(open_err)?;
 
         let mut readers = Vec::with_capacity(READERS);
@@ -162,7 +199,7 @@ impl SqliteStore {
             readers.push(r);
         }
 
-        let (tx, rx) = mpsc::channel::<Job>();
+        let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || write_loop(conn, rx))
@@ -172,15 +209,8 @@ impl SqliteStore {
 
     /// Runs `f` in the writer's next transaction and returns once that has committed.
     async fn write<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static) -> Result<T, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
-            let result = f(conn);
-            let ok = result.is_ok();
-            let finish: Finish = Box::new(move |commit| {
-                let _ = tx.send(commit.and(result));
-            });
-            (ok, finish)
-        });
+        let (reply, rx) = oneshot::channel();
+        let job: Box<dyn Job> = Box::new(Write { statements: f, reply });
         self.writer
             .lock()
             .map_err(|_| StoreError::Database("writer lock poisoned".into()))?
@@ -207,6 +237,17 @@ impl SqliteStore {
     }
 }
 
+/// The writer's connection to the database file (created if missing).
+fn writer_connection(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // FULL: a commit is on disk before anyone is told it happened.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(conn)
+}
+
 fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")?;
@@ -219,7 +260,7 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     tx.commit()
 }
 
-fn write_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
+fn write_loop(conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>) {
     const MAX_BATCH: usize = 512;
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
@@ -230,39 +271,116 @@ fn write_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
             }
         }
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            // No transaction, so nothing of the batch runs; every caller hears why.
             let message = e.to_string();
             for job in batch {
-                // Tell every caller; nothing of theirs ran.
-                let (_, finish) = job(&conn);
-                finish(Err(StoreError::Database(message.clone())));
+                job.abandon(StoreError::Database(message.clone()));
             }
+            // In case a failed ROLLBACK left the connection inside a transaction.
             let _ = conn.execute_batch("ROLLBACK");
             continue;
         }
-        let mut finishes = Vec::with_capacity(batch.len());
+        let mut completions = Vec::with_capacity(batch.len());
+        // Set when a failed write cannot be undone alone: then the whole batch is.
+        let mut undone: Option<String> = None;
         // Savepoint statements are prepared once: a batch runs several per caller.
         let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([])).map(drop);
         for job in batch {
-            let savepoint = run("SAVEPOINT job");
-            let (ok, finish) = job(&conn);
-            if !ok || savepoint.is_err() {
-                let _ = run("ROLLBACK TO job");
+            if let Some(message) = &undone {
+                job.abandon(StoreError::Database(message.clone()));
+                continue;
+            }
+            if let Err(e) = run("SAVEPOINT job") {
+                // Without its savepoint a failed write could not be undone alone: it does not run.
+                job.abandon(StoreError::Database(e.to_string()));
+                continue;
+            }
+            let (ok, completion) = job.run(&conn);
+            if !ok && let Err(e) = run("ROLLBACK TO job") {
+                undone = Some(e.to_string());
             }
             let _ = run("RELEASE job");
-            finishes.push(finish);
+            completions.push(completion);
         }
-        let commit = conn.execute_batch("COMMIT").map_err(db);
+        let commit = match undone {
+            Some(message) => Err(message),
+            None => conn.execute_batch("COMMIT").map_err(|e| e.to_string()),
+        };
         if commit.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }
-        for finish in finishes {
-            finish(match &commit {
-                Ok(()) => Ok(()),
-                Err(e) => Err(StoreError::Database(e.to_string())),
-            });
+        for completion in completions {
+            completion(commit.clone().map_err(StoreError::Database));
         }
     }
 }
 
 mod ca;
 mod idp;
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// Set by the writer's busy handler once its `BEGIN IMMEDIATE` has met the test's lock.
+    static BEGIN_BLOCKED: AtomicBool = AtomicBool::new(false);
+    /// Set by the test once it has let go of that lock.
+    static LOCK_RELEASED: AtomicBool = AtomicBool::new(false);
+
+    /// The writer's busy handler in [`a_write_whose_transaction_cannot_begin_changes_nothing`]:
+    /// waits until the other connection has let go of the lock, then gives up all the same.
+    /// `BEGIN IMMEDIATE` fails, and nothing stands in the way of a write any more.
+    fn give_up_once_the_lock_is_released(_attempt: i32) -> bool {
+        BEGIN_BLOCKED.store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !LOCK_RELEASED.load(Ordering::SeqCst) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        false
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_whose_transaction_cannot_begin_changes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("hawiya.db");
+        let writer = writer_connection(&path).expect("writer connection");
+        writer.busy_handler(Some(give_up_once_the_lock_is_released)).expect("busy handler");
+        let store = Arc::new(SqliteStore::start(&path, writer).expect("start"));
+        let certificate = NewCertificate {
+            serial: Serial::new(vec![0x01, 0x42]).expect("serial"),
+            issuer: "ca".into(),
+            profile: "citizen-authentication".into(),
+            subject: "CN=Citizen".into(),
+            not_before: 1,
+            not_after: 2,
+            der: vec![0x30, 0x00],
+            issued_at: 1,
+        };
+
+        // Another connection holds the write lock while the store's writer begins its batch.
+        let other = Connection::open(&path).expect("another connection");
+        other.execute_batch("BEGIN IMMEDIATE").expect("take the write lock");
+        let write = tokio::spawn({
+            let (store, certificate) = (store.clone(), certificate.clone());
+            async move { store.insert_certificate(&certificate).await }
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !BEGIN_BLOCKED.load(Ordering::SeqCst) {
+            assert!(Instant::now() < deadline, "the writer never met the lock");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        other.execute_batch("ROLLBACK").expect("let go of the write lock");
+        LOCK_RELEASED.store(true, Ordering::SeqCst);
+
+        let result = write.await.expect("join");
+        assert!(matches!(result, Err(StoreError::Database(_))), "the transaction did not begin, so the write failed: {result:?}");
+        assert_eq!(store.certificate(&certificate.serial).await.expect("read"), None, "a write its caller was told failed must not be committed");
+        // The writer goes on: the next batch begins and commits.
+        store.insert_certificate(&certificate).await.expect("insert once the lock is free");
+        assert_eq!(store.certificate(&certificate.serial).await.expect("read").map(|r| r.certificate), Some(certificate));
+    }
+}
