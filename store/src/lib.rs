@@ -66,20 +66,45 @@ pub enum StoreError {
     /// A refresh-token family with that id exists already.
     #[error("refresh-token family collision")]
     DuplicateToken,
+    /// A signing key with that key id exists already.
+    #[error("a signing key with key id {0} exists already")]
+    DuplicateSigningKey(String),
+    /// Another citizen's smart-ID has that device key.
+    #[error("device key {0} belongs to another citizen's smart-ID")]
+    DuplicateDevice(String),
     /// A stored value cannot be read back.
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
-    /// The database failed.
-    #[error("database error: {0}")]
-    Database(String),
-    /// The database could not be opened or migrated.
-    #[error("cannot open {what}: {reason}")]
+    /// The database failed; what its driver reported is the source.
+    #[error("{backend} error: {source}")]
+    Database {
+        /// Which database: `SQLite`, `PostgreSQL` or `Redis`.
+        backend: &'static str,
+        /// What the driver reported (a `rusqlite::Error`, `tokio_postgres::Error`,
+        /// `redis::RedisError`, …), for the log or for a caller that must tell causes apart.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The store cannot serve requests any more: its writer thread has stopped, or a panic
+    /// poisoned one of its locks.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(&'static str),
+    /// The database could not be opened.
+    #[error("cannot open {what}: {source}")]
     Open {
         /// Which store.
         what: String,
         /// Why.
-        reason: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+impl StoreError {
+    /// A failure of the `backend` database.
+    pub(crate) fn database(backend: &'static str, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        StoreError::Database { backend, source: source.into() }
+    }
 }
 
 /// Reads a stored status back (both backends store the same columns).

@@ -2,6 +2,7 @@
 //! refresh-token families, signing keys, smart-IDs and pending activations.
 
 use tokio_postgres::Row;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
 use super::{PostgresStore, column, db};
@@ -196,7 +197,7 @@ impl IdpStore for PostgresStore {
     async fn insert_signing_key(&self, k: &SigningKeyRecord) -> Result<(), StoreError> {
         let sql = format!("INSERT INTO signing_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING");
         let n = self.execute(&sql, &[&k.kid, &k.purpose, &k.key, &k.algorithm, &k.public_jwk, &k.created_at, &k.active_from]).await?;
-        if n == 0 { Err(StoreError::Database(format!("signing key {} exists already", k.kid))) } else { Ok(()) }
+        if n == 0 { Err(StoreError::DuplicateSigningKey(k.kid.clone())) } else { Ok(()) }
     }
 
     async fn insert_activation(&self, a: &ActivationRecord) -> Result<(), StoreError> {
@@ -226,7 +227,12 @@ impl IdpStore for PostgresStore {
         );
         let params: [&(dyn ToSql + Sync); 7] =
             [&r.national_id, &r.custody, &r.device_kid, &r.device_key, &r.authentication_serial, &r.signature_serial, &r.activated_at];
-        self.one(&sql, &params, smart_id).await
+        match self.conn().client.query_opt(&sql, &params).await {
+            Ok(old) => old.map(|row| smart_id(&row)).transpose(),
+            // The only unique key the upsert leaves to the database is the device key.
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Err(StoreError::DuplicateDevice(r.device_kid.clone())),
+            Err(e) => Err(db(e)),
+        }
     }
 
     async fn smart_id(&self, national_id: &str) -> Result<Option<SmartIdRecord>, StoreError> {

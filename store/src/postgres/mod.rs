@@ -144,16 +144,13 @@ impl std::fmt::Debug for PostgresStore {
 }
 
 fn db(e: tokio_postgres::Error) -> StoreError {
-    StoreError::Database(match e.as_db_error() {
-        Some(d) => d.message().to_owned(),
-        None => e.to_string(),
-    })
+    StoreError::database("PostgreSQL", e)
 }
 
 impl PostgresStore {
     /// Connects `connections` times and applies pending migrations.
     pub async fn connect(url: &str, connections: usize) -> Result<Self, StoreError> {
-        let open_err = |e: tokio_postgres::Error| StoreError::Open { what: "PostgreSQL".into(), reason: e.to_string() };
+        let open_err = |e: tokio_postgres::Error| StoreError::Open { what: "PostgreSQL".into(), source: e.into() };
         let mut pool = Vec::with_capacity(connections.max(1));
         for i in 0..connections.max(1) {
             let (client, connection) = tokio_postgres::connect(url, NoTls).await.map_err(open_err)?;

@@ -314,7 +314,7 @@ impl IdpStore for SqliteStore {
                 .map_err(db)?
                 .execute(params![k.kid, k.purpose, k.key, k.algorithm, k.public_jwk, k.created_at, k.active_from])
                 .map_err(db)?;
-            if inserted == 0 { Err(StoreError::Database(format!("signing key {} exists already", k.kid))) } else { Ok(()) }
+            if inserted == 0 { Err(StoreError::DuplicateSigningKey(k.kid)) } else { Ok(()) }
         })
         .await
     }
@@ -372,7 +372,11 @@ impl IdpStore for SqliteStore {
             ))
             .map_err(db)?
             .execute(params![r.national_id, r.custody, r.device_kid, r.device_key, r.authentication_serial, r.signature_serial, r.activated_at])
-            .map_err(db)?;
+            .map_err(|e| match e.sqlite_error() {
+                // The only unique key the upsert leaves to the database is the device key.
+                Some(f) if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE => StoreError::DuplicateDevice(r.device_kid.clone()),
+                _ => db(e),
+            })?;
             Ok(old)
         })
         .await

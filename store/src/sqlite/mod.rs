@@ -10,7 +10,7 @@
 //! hold the tables of each trait.
 
 use std::path::Path;
-use std::sync::{Mutex, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
@@ -176,20 +176,25 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 fn db(e: rusqlite::Error) -> StoreError {
-    StoreError::Database(e.to_string())
+    StoreError::database("SQLite", e)
+}
+
+/// One failure of the writer's that several callers hear of.
+fn shared(e: &Arc<rusqlite::Error>) -> StoreError {
+    StoreError::database("SQLite", Arc::clone(e))
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and applies pending migrations.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = writer_connection(path).map_err(|e| StoreError::Open { what: path.display().to_string(), reason: e.to_string() })?;
+        let conn = writer_connection(path).map_err(|e| StoreError::Open { what: path.display().to_string(), source: e.into() })?;
         Self::start(path, conn)
     }
 
     /// Brings the schema up to date on the writer's connection `conn`, opens the readers
     /// and starts the writer thread.
     fn start(path: &Path, mut conn: Connection) -> Result<Self, StoreError> {
-        let open_err = |e: rusqlite::Error| StoreError::Open { what: path.display().to_string(), reason: e.to_string() };
+        let open_err = |e: rusqlite::Error| StoreError::Open { what: path.display().to_string(), source: e.into() };
         migrate(&mut conn).map_err(open_err)?;
 
         let mut readers = Vec::with_capacity(READERS);
@@ -203,7 +208,7 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || write_loop(conn, rx))
-            .map_err(|e| StoreError::Open { what: path.display().to_string(), reason: e.to_string() })?;
+            .map_err(|e| StoreError::Open { what: path.display().to_string(), source: e.into() })?;
         Ok(SqliteStore { path: path.display().to_string(), writer: Mutex::new(tx), readers: Mutex::new(readers) })
     }
 
@@ -213,16 +218,16 @@ impl SqliteStore {
         let job: Box<dyn Job> = Box::new(Write { statements: f, reply });
         self.writer
             .lock()
-            .map_err(|_| StoreError::Database("writer lock poisoned".into()))?
+            .map_err(|_| StoreError::Unavailable("a panic poisoned the SQLite writer's queue"))?
             .send(job)
-            .map_err(|_| StoreError::Database("the writer thread has stopped".into()))?;
-        rx.await.map_err(|_| StoreError::Database("the writer thread has stopped".into()))?
+            .map_err(|_| StoreError::Unavailable("the SQLite writer thread has stopped"))?;
+        rx.await.map_err(|_| StoreError::Unavailable("the SQLite writer thread has stopped"))?
     }
 
     /// Runs a read on a pooled read-only connection. Point reads take microseconds, less
     /// than handing them to another thread would.
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let pooled = self.readers.lock().map_err(|_| StoreError::Database("reader pool poisoned".into()))?.pop();
+        let pooled = self.readers.lock().map_err(|_| StoreError::Unavailable("a panic poisoned the SQLite reader pool"))?.pop();
         let conn = match pooled {
             Some(c) => c,
             None => Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(db)?,
@@ -272,9 +277,9 @@ fn write_loop(conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>) {
         }
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             // No transaction, so nothing of the batch runs; every caller hears why.
-            let message = e.to_string();
+            let e = Arc::new(e);
             for job in batch {
-                job.abandon(StoreError::Database(message.clone()));
+                job.abandon(shared(&e));
             }
             // In case a failed ROLLBACK left the connection inside a transaction.
             let _ = conn.execute_batch("ROLLBACK");
@@ -282,35 +287,35 @@ fn write_loop(conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>) {
         }
         let mut completions = Vec::with_capacity(batch.len());
         // Set when a failed write cannot be undone alone: then the whole batch is.
-        let mut undone: Option<String> = None;
+        let mut undone: Option<Arc<rusqlite::Error>> = None;
         // Savepoint statements are prepared once: a batch runs several per caller.
         let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([])).map(drop);
         for job in batch {
-            if let Some(message) = &undone {
-                job.abandon(StoreError::Database(message.clone()));
+            if let Some(e) = &undone {
+                job.abandon(shared(e));
                 continue;
             }
             if let Err(e) = run("SAVEPOINT job") {
                 // Without its savepoint a failed write could not be undone alone: it does not run.
-                job.abandon(StoreError::Database(e.to_string()));
+                job.abandon(db(e));
                 continue;
             }
             let (ok, completion) = job.run(&conn);
             if !ok && let Err(e) = run("ROLLBACK TO job") {
-                undone = Some(e.to_string());
+                undone = Some(Arc::new(e));
             }
             let _ = run("RELEASE job");
             completions.push(completion);
         }
         let commit = match undone {
-            Some(message) => Err(message),
-            None => conn.execute_batch("COMMIT").map_err(|e| e.to_string()),
+            Some(e) => Err(e),
+            None => conn.execute_batch("COMMIT").map_err(Arc::new),
         };
         if commit.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }
         for completion in completions {
-            completion(commit.clone().map_err(StoreError::Database));
+            completion(commit.as_ref().copied().map_err(shared));
         }
     }
 }
@@ -320,7 +325,6 @@ mod idp;
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::{Duration, Instant};
 
@@ -377,7 +381,7 @@ mod tests {
         LOCK_RELEASED.store(true, Ordering::SeqCst);
 
         let result = write.await.expect("join");
-        assert!(matches!(result, Err(StoreError::Database(_))), "the transaction did not begin, so the write failed: {result:?}");
+        assert!(matches!(result, Err(StoreError::Database { backend: "SQLite", .. })), "the transaction did not begin, so the write failed: {result:?}");
         assert_eq!(store.certificate(&certificate.serial).await.expect("read"), None, "a write its caller was told failed must not be committed");
         // The writer goes on: the next batch begins and commits.
         store.insert_certificate(&certificate).await.expect("insert once the lock is free");
