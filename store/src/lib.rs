@@ -15,6 +15,7 @@
 
 pub mod ephemeral;
 mod idp;
+mod migration;
 mod model;
 mod postgres;
 mod sqlite;
@@ -97,6 +98,29 @@ pub enum StoreError {
         /// Why.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A migration failed; nothing of it was applied.
+    #[error("cannot apply migration {name} to {what}: {source}")]
+    Migration {
+        /// Which store.
+        what: String,
+        /// The migration's version.
+        version: i64,
+        /// Its file (`0003_refresh_families.sql`).
+        name: &'static str,
+        /// Why it failed.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A newer release has migrated the database: this one does not know its schema.
+    #[error("{what} has schema version {found}, newer than this release knows ({known}): run the release that migrated it, or a newer one")]
+    SchemaTooNew {
+        /// Which store.
+        what: String,
+        /// The version recorded in the database.
+        found: i64,
+        /// The newest version this release knows.
+        known: i64,
     },
 }
 

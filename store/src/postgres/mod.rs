@@ -12,113 +12,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Row};
 
+use crate::migration::{self, Migration, migration};
 use crate::*;
 
 mod ca;
 mod idp;
 
-const MIGRATIONS: &[(i64, &str)] = &[
-    (
-        1,
-        "CREATE TABLE certificates (
-        serial BYTEA PRIMARY KEY,
-        issuer TEXT NOT NULL,
-        profile TEXT NOT NULL,
-        subject TEXT NOT NULL,
-        not_before BIGINT NOT NULL,
-        not_after BIGINT NOT NULL,
-        der BYTEA NOT NULL,
-        issued_at BIGINT NOT NULL,
-        status TEXT NOT NULL DEFAULT 'good' CHECK (status IN ('good', 'revoked')),
-        reason SMALLINT,
-        revoked_at BIGINT
-    );
-    CREATE INDEX certificates_issued ON certificates (issued_at);
-    CREATE INDEX certificates_revoked ON certificates (issuer) WHERE status = 'revoked';
-    CREATE TABLE crl_numbers (issuer TEXT PRIMARY KEY, last BIGINT NOT NULL);
-    CREATE TABLE crls (issuer TEXT PRIMARY KEY, number BIGINT NOT NULL, this_update BIGINT NOT NULL,
-                       next_update BIGINT NOT NULL, der BYTEA NOT NULL);
-    CREATE TABLE ceremony (id INTEGER PRIMARY KEY CHECK (id = 1), record TEXT NOT NULL);",
-    ),
-    (
-        2,
-        "CREATE TABLE citizens (
-        id TEXT PRIMARY KEY,
-        national_id TEXT NOT NULL UNIQUE,
-        profile TEXT NOT NULL,
-        password_hash TEXT NOT NULL,
-        totp_secret TEXT,
-        created_at BIGINT NOT NULL
-    );
-    CREATE TABLE clients (client_id TEXT PRIMARY KEY, registration TEXT NOT NULL, created_at BIGINT NOT NULL);
-    CREATE TABLE consents (
-        citizen_id TEXT NOT NULL,
-        client_id TEXT NOT NULL,
-        grant_data TEXT NOT NULL,
-        granted_at BIGINT NOT NULL,
-        PRIMARY KEY (citizen_id, client_id)
-    );
-    CREATE TABLE refresh_tokens (
-        hash BYTEA PRIMARY KEY,
-        family TEXT NOT NULL,
-        client_id TEXT NOT NULL,
-        citizen_id TEXT NOT NULL,
-        grant_data TEXT NOT NULL,
-        issued_at BIGINT NOT NULL,
-        expires_at BIGINT NOT NULL,
-        used BOOLEAN NOT NULL DEFAULT false,
-        revoked BOOLEAN NOT NULL DEFAULT false
-    );
-    CREATE INDEX refresh_tokens_family ON refresh_tokens (family);
-    CREATE INDEX refresh_tokens_client ON refresh_tokens (client_id);
-    CREATE TABLE signing_keys (
-        kid TEXT PRIMARY KEY,
-        purpose TEXT NOT NULL,
-        key_ref TEXT NOT NULL,
-        algorithm TEXT NOT NULL,
-        public_jwk TEXT NOT NULL,
-        created_at BIGINT NOT NULL,
-        active_from BIGINT NOT NULL
-    );",
-    ),
-    (
-        // One row per refresh-token family instead of one per token: a rotation rewrites
-        // one row in place. Tokens issued before this cannot be presented any more.
-        3,
-        "DROP TABLE refresh_tokens;
-    CREATE TABLE refresh_families (
-        family TEXT PRIMARY KEY,
-        client_id TEXT NOT NULL,
-        citizen_id TEXT NOT NULL,
-        grant_data TEXT NOT NULL,
-        generation BIGINT NOT NULL,
-        issued_at BIGINT NOT NULL,
-        expires_at BIGINT NOT NULL,
-        ends_at BIGINT NOT NULL,
-        revoked BOOLEAN NOT NULL DEFAULT false
-    );
-    CREATE INDEX refresh_families_client ON refresh_families (client_id);
-    CREATE INDEX refresh_families_citizen ON refresh_families (citizen_id, client_id);",
-    ),
-    (
-        4,
-        "CREATE TABLE smart_ids (
-        national_id TEXT PRIMARY KEY,
-        custody TEXT NOT NULL,
-        device_kid TEXT NOT NULL UNIQUE,
-        device_key TEXT NOT NULL,
-        authentication_serial TEXT NOT NULL,
-        signature_serial TEXT NOT NULL,
-        activated_at BIGINT NOT NULL
-    );
-    CREATE TABLE activations (
-        code_hash TEXT PRIMARY KEY,
-        national_id TEXT NOT NULL,
-        custody TEXT NOT NULL,
-        officer TEXT NOT NULL,
-        expires_at BIGINT NOT NULL
-    );",
-    ),
+/// The schema, in the order it grew: `store/migrations/postgres/`.
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    migration!("postgres", 1, "0001_ca.sql"),
+    migration!("postgres", 2, "0002_idp.sql"),
+    migration!("postgres", 3, "0003_refresh_families.sql"),
+    migration!("postgres", 4, "0004_smart_ids.sql"),
 ];
 
 /// An arbitrary constant that names Hawiya's migration lock.
@@ -153,14 +58,14 @@ impl PostgresStore {
         let open_err = |e: tokio_postgres::Error| StoreError::Open { what: "PostgreSQL".into(), source: e.into() };
         let mut pool = Vec::with_capacity(connections.max(1));
         for i in 0..connections.max(1) {
-            let (client, connection) = tokio_postgres::connect(url, NoTls).await.map_err(open_err)?;
+            let (mut client, connection) = tokio_postgres::connect(url, NoTls).await.map_err(open_err)?;
             tokio::spawn(async move {
                 if let Err(e) = connection.await {
                     tracing::error!(error = %e, "PostgreSQL connection closed");
                 }
             });
             if i == 0 {
-                migrate(&client).await.map_err(open_err)?;
+                migrate(&mut client).await?;
             }
             let ca = ca::Statements::prepare(&client).await.map_err(open_err)?;
             pool.push(Connection { client, ca });
@@ -182,32 +87,36 @@ impl PostgresStore {
     }
 }
 
-async fn migrate(client: &Client) -> Result<(), tokio_postgres::Error> {
-    client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).await?;
-    let result = async {
-        client
-            .batch_execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
-            .await?;
-        let current: i64 = client.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[]).await?.get(0);
-        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
-            client.batch_execute("BEGIN").await?;
-            let applied = async {
-                client.batch_execute(sql).await?;
-                client.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[version]).await?;
-                client.batch_execute("COMMIT").await
-            }
-            .await;
-            if applied.is_err() {
-                let _ = client.batch_execute("ROLLBACK").await;
-            }
-            applied?;
-            tracing::info!(version, "applied PostgreSQL migration");
-        }
-        Ok(())
+/// Applies the migrations the database lacks, each in its own transaction, recording its
+/// version in `schema_migrations` in the same transaction. An advisory lock keeps replicas
+/// starting together from migrating alongside one another.
+async fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    let open_err = |e: tokio_postgres::Error| StoreError::Open { what: "PostgreSQL".into(), source: e.into() };
+    client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).await.map_err(open_err)?;
+    let result = apply_migrations(client).await;
+    let unlocked = client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]).await.map_err(open_err);
+    result.and(unlocked.map(drop))
+}
+
+async fn apply_migrations(client: &mut Client) -> Result<(), StoreError> {
+    const WHAT: &str = "PostgreSQL";
+    let open_err = |e: tokio_postgres::Error| StoreError::Open { what: WHAT.into(), source: e.into() };
+    // The table every release has kept: a database of an earlier one has it already.
+    client
+        .batch_execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+        .await
+        .map_err(open_err)?;
+    let current: i64 = client.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[]).await.map_err(open_err)?.get(0);
+    for next in migration::pending(MIGRATIONS, WHAT, current)? {
+        let failed = |e: tokio_postgres::Error| StoreError::Migration { what: WHAT.into(), version: next.version, name: next.name, source: e.into() };
+        // Dropped without a commit, the transaction rolls back.
+        let tx = client.transaction().await.map_err(failed)?;
+        tx.batch_execute(next.sql).await.map_err(failed)?;
+        tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[&next.version]).await.map_err(failed)?;
+        tx.commit().await.map_err(failed)?;
+        tracing::info!(version = next.version, name = next.name, "applied PostgreSQL migration");
     }
-    .await;
-    client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]).await?;
-    result
+    Ok(())
 }
 
 fn column<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, i: usize) -> Result<T, StoreError> {

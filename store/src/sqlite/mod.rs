@@ -12,113 +12,18 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex, mpsc};
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use tokio::sync::oneshot;
 
+use crate::migration::{self, Migration, migration};
 use crate::*;
 
-const MIGRATIONS: &[(i64, &str)] = &[
-    (
-        1,
-        "CREATE TABLE certificates (
-        serial BLOB PRIMARY KEY,
-        issuer TEXT NOT NULL,
-        profile TEXT NOT NULL,
-        subject TEXT NOT NULL,
-        not_before INTEGER NOT NULL,
-        not_after INTEGER NOT NULL,
-        der BLOB NOT NULL,
-        issued_at INTEGER NOT NULL,
-        status TEXT NOT NULL DEFAULT 'good' CHECK (status IN ('good', 'revoked')),
-        reason INTEGER,
-        revoked_at INTEGER
-    ) WITHOUT ROWID;
-    CREATE INDEX certificates_issued ON certificates (issued_at);
-    CREATE INDEX certificates_revoked ON certificates (issuer) WHERE status = 'revoked';
-    CREATE TABLE crl_numbers (issuer TEXT PRIMARY KEY, last INTEGER NOT NULL);
-    CREATE TABLE crls (issuer TEXT PRIMARY KEY, number INTEGER NOT NULL, this_update INTEGER NOT NULL,
-                       next_update INTEGER NOT NULL, der BLOB NOT NULL);
-    CREATE TABLE ceremony (id INTEGER PRIMARY KEY CHECK (id = 1), record TEXT NOT NULL);",
-    ),
-    (
-        2,
-        "CREATE TABLE citizens (
-        id TEXT PRIMARY KEY,
-        national_id TEXT NOT NULL UNIQUE,
-        profile TEXT NOT NULL,
-        password_hash TEXT NOT NULL,
-        totp_secret TEXT,
-        created_at INTEGER NOT NULL
-    ) WITHOUT ROWID;
-    CREATE TABLE clients (client_id TEXT PRIMARY KEY, registration TEXT NOT NULL, created_at INTEGER NOT NULL) WITHOUT ROWID;
-    CREATE TABLE consents (
-        citizen_id TEXT NOT NULL,
-        client_id TEXT NOT NULL,
-        grant_data TEXT NOT NULL,
-        granted_at INTEGER NOT NULL,
-        PRIMARY KEY (citizen_id, client_id)
-    ) WITHOUT ROWID;
-    CREATE TABLE refresh_tokens (
-        hash BLOB PRIMARY KEY,
-        family TEXT NOT NULL,
-        client_id TEXT NOT NULL,
-        citizen_id TEXT NOT NULL,
-        grant_data TEXT NOT NULL,
-        issued_at INTEGER NOT NULL,
-        expires_at INTEGER NOT NULL,
-        used INTEGER NOT NULL DEFAULT 0,
-        revoked INTEGER NOT NULL DEFAULT 0
-    ) WITHOUT ROWID;
-    CREATE INDEX refresh_tokens_family ON refresh_tokens (family);
-    CREATE INDEX refresh_tokens_client ON refresh_tokens (client_id);
-    CREATE TABLE signing_keys (
-        kid TEXT PRIMARY KEY,
-        purpose TEXT NOT NULL,
-        key_ref TEXT NOT NULL,
-        algorithm TEXT NOT NULL,
-        public_jwk TEXT NOT NULL,
-        created_at INTEGER NOT NULL,
-        active_from INTEGER NOT NULL
-    ) WITHOUT ROWID;",
-    ),
-    (
-        // One row per refresh-token family instead of one per token: a rotation rewrites
-        // one row in place. Tokens issued before this cannot be presented any more.
-        3,
-        "DROP TABLE refresh_tokens;
-    CREATE TABLE refresh_families (
-        family TEXT PRIMARY KEY,
-        client_id TEXT NOT NULL,
-        citizen_id TEXT NOT NULL,
-        grant_data TEXT NOT NULL,
-        generation INTEGER NOT NULL,
-        issued_at INTEGER NOT NULL,
-        expires_at INTEGER NOT NULL,
-        ends_at INTEGER NOT NULL,
-        revoked INTEGER NOT NULL DEFAULT 0
-    ) WITHOUT ROWID;
-    CREATE INDEX refresh_families_client ON refresh_families (client_id);
-    CREATE INDEX refresh_families_citizen ON refresh_families (citizen_id, client_id);",
-    ),
-    (
-        4,
-        "CREATE TABLE smart_ids (
-        national_id TEXT PRIMARY KEY,
-        custody TEXT NOT NULL,
-        device_kid TEXT NOT NULL UNIQUE,
-        device_key TEXT NOT NULL,
-        authentication_serial TEXT NOT NULL,
-        signature_serial TEXT NOT NULL,
-        activated_at INTEGER NOT NULL
-    );
-    CREATE TABLE activations (
-        code_hash TEXT PRIMARY KEY,
-        national_id TEXT NOT NULL,
-        custody TEXT NOT NULL,
-        officer TEXT NOT NULL,
-        expires_at INTEGER NOT NULL
-    );",
-    ),
+/// The schema, in the order it grew: `store/migrations/sqlite/`.
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    migration!("sqlite", 1, "0001_ca.sql"),
+    migration!("sqlite", 2, "0002_idp.sql"),
+    migration!("sqlite", 3, "0003_refresh_families.sql"),
+    migration!("sqlite", 4, "0004_smart_ids.sql"),
 ];
 
 const READERS: usize = 4;
@@ -195,7 +100,7 @@ impl SqliteStore {
     /// and starts the writer thread.
     fn start(path: &Path, mut conn: Connection) -> Result<Self, StoreError> {
         let open_err = |e: rusqlite::Error| StoreError::Open { what: path.display().to_string(), source: e.into() };
-        migrate(&mut conn).map_err(open_err)?;
+        migrate(&mut conn, &path.display().to_string())?;
 
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
@@ -253,16 +158,23 @@ fn writer_connection(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")?;
-    let current: i64 = tx.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))?;
-    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
-        tx.execute_batch(sql)?;
-        tx.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?1, unixepoch())", [version])?;
-        tracing::info!(version, "applied SQLite migration");
+/// Applies the migrations the database lacks, each in its own transaction, recording its
+/// version in `schema_migrations` in the same transaction.
+fn migrate(conn: &mut Connection, what: &str) -> Result<(), StoreError> {
+    let open_err = |e: rusqlite::Error| StoreError::Open { what: what.to_owned(), source: e.into() };
+    // The table every release has kept: a database of an earlier one has it already.
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)").map_err(open_err)?;
+    loop {
+        // IMMEDIATE: another process opening the same file migrates before or after, not alongside.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(open_err)?;
+        let current: i64 = tx.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0)).map_err(open_err)?;
+        let Some(next) = migration::pending(MIGRATIONS, what, current)?.first() else { return Ok(()) };
+        tx.execute_batch(next.sql)
+            .and_then(|()| tx.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?1, unixepoch())", [next.version]))
+            .and_then(|_| tx.commit())
+            .map_err(|e| StoreError::Migration { what: what.to_owned(), version: next.version, name: next.name, source: e.into() })?;
+        tracing::info!(version = next.version, name = next.name, "applied SQLite migration");
     }
-    tx.commit()
 }
 
 fn write_loop(conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>) {

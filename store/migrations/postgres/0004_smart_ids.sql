@@ -1,0 +1,18 @@
+-- Smart-IDs (one per citizen, the device key unique) and pending activations.
+
+CREATE TABLE smart_ids (
+    national_id TEXT PRIMARY KEY,
+    custody TEXT NOT NULL,
+    device_kid TEXT NOT NULL UNIQUE,
+    device_key TEXT NOT NULL,
+    authentication_serial TEXT NOT NULL,
+    signature_serial TEXT NOT NULL,
+    activated_at BIGINT NOT NULL
+);
+CREATE TABLE activations (
+    code_hash TEXT PRIMARY KEY,
+    national_id TEXT NOT NULL,
+    custody TEXT NOT NULL,
+    officer TEXT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
