@@ -175,6 +175,30 @@ async fn takes_over_a_database_of_the_previous_release(db: Database) {
     assert_eq!(s.count().await.expect("count"), 4);
 }
 
+async fn makes_tables_that_joined_a_migration_after_it_ran(db: Database) {
+    // A version-4 database without the two tables that were added to migrations 2 and 4
+    // after databases had applied them (see 0005_tables_added_late.sql).
+    db.execute(db.previous_release()).await;
+    db.execute("DROP TABLE signing_keys; DROP TABLE activations").await;
+    let s = db.open().await.expect("open");
+    assert_eq!(db.versions().await, db.known());
+    let key = SigningKeyRecord {
+        kid: "k2".into(),
+        purpose: "idp-signing".into(),
+        key: "soft:k2".into(),
+        algorithm: "ES256".into(),
+        public_jwk: "{}".into(),
+        created_at: 1,
+        active_from: 2,
+    };
+    s.insert_signing_key(&key).await.expect("signing_keys exists");
+    assert_eq!(s.signing_keys("idp-signing").await.expect("keys"), [key]);
+    let activation =
+        ActivationRecord { code_hash: "cd".into(), national_id: "9860000001".into(), custody: "software".into(), officer: "ra-2".into(), expires_at: 10 };
+    s.insert_activation(&activation).await.expect("activations exists");
+    assert_eq!(s.take_activation("cd", 5).await.expect("take"), Some(activation));
+}
+
 async fn migrates_an_older_database_in_order(db: Database) {
     // A version-2 database as the release of that time left it: its first two files, run
     // as that release ran them, and a refresh token in the per-token table 0003 replaces.
@@ -267,6 +291,7 @@ migration_tests! {
     backends: [sqlite, postgres],
     tests: [
         takes_over_a_database_of_the_previous_release,
+        makes_tables_that_joined_a_migration_after_it_ran,
         migrates_an_older_database_in_order,
         opening_twice_changes_nothing,
         refuses_a_database_of_a_newer_release,

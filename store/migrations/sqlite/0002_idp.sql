@@ -1,5 +1,8 @@
 -- The OpenID Connect provider's tables: citizens, relying parties, consents, refresh tokens
 -- (one row per token; replaced by refresh_families in 0003) and signing keys.
+--
+-- signing_keys joined migration 2 in commit 09b2d4c; databases that commit 0db1685 had
+-- brought to version 2 never got it. 0005 makes it where it is missing.
 
 CREATE TABLE citizens (
     id TEXT PRIMARY KEY,

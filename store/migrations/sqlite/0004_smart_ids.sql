@@ -1,4 +1,7 @@
 -- Smart-IDs (one per citizen, the device key unique) and pending activations.
+--
+-- activations joined migration 4 in commit db476e5; databases that commit bd28f24 had
+-- brought to version 4 never got it. 0005 makes it where it is missing.
 
 CREATE TABLE smart_ids (
     national_id TEXT PRIMARY KEY,

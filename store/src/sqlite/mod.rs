@@ -24,6 +24,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     migration!("sqlite", 2, "0002_idp.sql"),
     migration!("sqlite", 3, "0003_refresh_families.sql"),
     migration!("sqlite", 4, "0004_smart_ids.sql"),
+    migration!("sqlite", 5, "0005_tables_added_late.sql"),
 ];
 
 const READERS: usize = 4;
