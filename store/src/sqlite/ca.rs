@@ -113,7 +113,8 @@ impl CaStore for SqliteStore {
     }
 
     async fn list(&self, issuer: Option<&str>, limit: usize) -> Result<Vec<CertificateRecord>, StoreError> {
-        self.read(|conn| {
+        let issuer = issuer.map(str::to_owned);
+        self.scan(move |conn| {
             let mut stmt = conn
                 .prepare_cached(&format!(
                     "SELECT {RECORD_COLUMNS} FROM certificates WHERE ?1 IS NULL OR issuer = ?1
@@ -123,14 +124,16 @@ impl CaStore for SqliteStore {
             let rows = stmt.query_map(params![issuer, limit as i64], record).map_err(db)?;
             rows.map(|r| r.map_err(db)?).collect()
         })
+        .await
     }
 
     async fn revoked(&self, issuer: &str) -> Result<Vec<RevokedEntry>, StoreError> {
-        self.read(|conn| {
+        let issuer = issuer.to_owned();
+        self.scan(move |conn| {
             let mut stmt = conn
                 .prepare_cached("SELECT serial, reason, revoked_at FROM certificates WHERE issuer = ?1 AND status = 'revoked' ORDER BY serial")
                 .map_err(db)?;
-            let rows = stmt.query_map([issuer], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, u8>(1)?, r.get::<_, i64>(2)?))).map_err(db)?;
+            let rows = stmt.query_map([&issuer], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, u8>(1)?, r.get::<_, i64>(2)?))).map_err(db)?;
             rows.map(|row| {
                 let (serial, reason, at) = row.map_err(db)?;
                 Ok(RevokedEntry {
@@ -141,10 +144,12 @@ impl CaStore for SqliteStore {
             })
             .collect()
         })
+        .await
     }
 
     async fn count(&self) -> Result<u64, StoreError> {
-        self.read(|conn| conn.query_row("SELECT COUNT(*) FROM certificates", [], |r| r.get::<_, i64>(0)).map(|n| n as u64).map_err(db))
+        // Counting walks an index of every certificate.
+        self.scan(|conn| conn.query_row("SELECT COUNT(*) FROM certificates", [], |r| r.get::<_, i64>(0)).map(|n| n as u64).map_err(db)).await
     }
 
     async fn next_crl_number(&self, issuer: &str) -> Result<u64, StoreError> {

@@ -4,7 +4,8 @@
 //! transaction (group commit): each caller's change runs in its own savepoint, so one
 //! failure does not undo the others, and every caller hears back only after the commit is
 //! on disk. Reads use a small pool of read-only connections, which WAL lets run alongside
-//! the writer.
+//! the writer: point reads on the caller's thread, reads that may walk millions of rows (a
+//! CRL's revoked list, listings, counts) on tokio's blocking threads.
 //!
 //! This module holds the connections, the writer thread and the migrations; [`ca`] and [`idp`]
 //! hold the tables of each trait.
@@ -70,14 +71,37 @@ where
 
 /// The SQLite durable store.
 pub struct SqliteStore {
-    path: String,
     writer: Mutex<mpsc::Sender<Box<dyn Job>>>,
-    readers: Mutex<Vec<Connection>>,
+    readers: Arc<Readers>,
 }
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("SqliteStore").field("path", &self.readers.path).finish_non_exhaustive()
+    }
+}
+
+/// The read-only connections, shared with the blocking threads that run long reads.
+struct Readers {
+    path: String,
+    pool: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    /// Runs `f` on a pooled connection, or on a new one when all are busy.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let pooled = self.pool.lock().map_err(|_| StoreError::Unavailable("a panic poisoned the SQLite reader pool"))?.pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => reader_connection(&self.path).map_err(db)?,
+        };
+        let result = f(&conn);
+        if let Ok(mut pool) = self.pool.lock()
+            && pool.len() < READERS
+        {
+            pool.push(conn);
+        }
+        result
     }
 }
 
@@ -100,22 +124,20 @@ impl SqliteStore {
     /// Brings the schema up to date on the writer's connection `conn`, opens the readers
     /// and starts the writer thread.
     fn start(path: &Path, mut conn: Connection) -> Result<Self, StoreError> {
-        let open_err = |e: rusqlite::Error| StoreError::Open { what: path.display().to_string(), source: e.into() };
-        migrate(&mut conn, &path.display().to_string())?;
+        let what = path.display().to_string();
+        migrate(&mut conn, &what)?;
 
-        let mut readers = Vec::with_capacity(READERS);
+        let mut pool = Vec::with_capacity(READERS);
         for _ in 0..READERS {
-            let r = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(open_err)?;
-            r.busy_timeout(std::time::Duration::from_secs(10)).map_err(open_err)?;
-            readers.push(r);
+            pool.push(reader_connection(&what).map_err(|e| StoreError::Open { what: what.clone(), source: e.into() })?);
         }
 
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || write_loop(conn, rx))
-            .map_err(|e| StoreError::Open { what: path.display().to_string(), source: e.into() })?;
-        Ok(SqliteStore { path: path.display().to_string(), writer: Mutex::new(tx), readers: Mutex::new(readers) })
+            .map_err(|e| StoreError::Open { what: what.clone(), source: e.into() })?;
+        Ok(SqliteStore { writer: Mutex::new(tx), readers: Arc::new(Readers { path: what, pool: Mutex::new(pool) }) })
     }
 
     /// Runs `f` in the writer's next transaction and returns once that has committed.
@@ -130,22 +152,25 @@ impl SqliteStore {
         rx.await.map_err(|_| StoreError::Unavailable("the SQLite writer thread has stopped"))?
     }
 
-    /// Runs a read on a pooled read-only connection. Point reads take microseconds, less
-    /// than handing them to another thread would.
+    /// Runs a point read on a pooled read-only connection, on the caller's thread: it takes
+    /// microseconds, less than handing it to another thread would.
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let pooled = self.readers.lock().map_err(|_| StoreError::Unavailable("a panic poisoned the SQLite reader pool"))?.pop();
-        let conn = match pooled {
-            Some(c) => c,
-            None => Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(db)?,
-        };
-        let result = f(&conn);
-        if let Ok(mut pool) = self.readers.lock()
-            && pool.len() < READERS
-        {
-            pool.push(conn);
-        }
-        result
+        self.readers.read(f)
     }
+
+    /// Runs a read that may walk millions of rows (a CRL's revoked list, a listing, a count)
+    /// on a pooled read-only connection on tokio's blocking threads, off the async workers.
+    async fn scan<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static) -> Result<T, StoreError> {
+        let readers = Arc::clone(&self.readers);
+        tokio::task::spawn_blocking(move || readers.read(f)).await.map_err(|e| StoreError::database("SQLite", e))?
+    }
+}
+
+/// A read-only connection to the database file.
+fn reader_connection(path: &str) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(conn)
 }
 
 /// The writer's connection to the database file (created if missing).
@@ -258,6 +283,15 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
         }
         false
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn long_reads_run_off_the_async_worker() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("hawiya.db")).expect("open");
+        let worker = std::thread::current().id();
+        assert_ne!(store.scan(|_| Ok(std::thread::current().id())).await.expect("scan"), worker);
+        assert_eq!(store.read(|_| Ok(std::thread::current().id())).expect("read"), worker, "point reads stay where they are");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
