@@ -3,6 +3,9 @@
 // Test code: a failed expectation is the test failing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
+mod each_backend;
+
 use std::sync::Arc;
 
 use store::*;
@@ -397,27 +400,25 @@ async fn concurrent_rotations_have_one_winner(b: Backend) {
     assert!(s.refresh_family("fam").await.expect("read").expect("present").revoked, "the family must be revoked after concurrent reuse");
 }
 
-macro_rules! conformance {
-    ($backend:ident: $($test:ident),* $(,)?) => {
-        mod $backend {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(super::$backend().await).await;
-                }
-            )*
-        }
-    };
+each_backend! {
+    backends: [sqlite, postgres],
+    tests: [
+        stores_and_reads_certificates,
+        refuses_duplicate_serials_and_keeps_the_first,
+        revokes_holds_and_releases,
+        lists_newest_first,
+        numbers_crls_and_keeps_the_newest,
+        records_one_ceremony_only,
+        concurrent_writers_all_land,
+        keeps_citizens,
+        keeps_clients_and_consents,
+        rotates_refresh_tokens_and_detects_reuse,
+        concurrent_rotations_have_one_winner,
+        keeps_signing_keys_in_order,
+        keeps_one_smart_id_per_citizen,
+        spends_activation_codes_once,
+    ],
 }
-
-conformance!(sqlite: stores_and_reads_certificates, refuses_duplicate_serials_and_keeps_the_first, revokes_holds_and_releases,
-    lists_newest_first, numbers_crls_and_keeps_the_newest, records_one_ceremony_only, concurrent_writers_all_land,
-    keeps_citizens, keeps_clients_and_consents, rotates_refresh_tokens_and_detects_reuse, concurrent_rotations_have_one_winner, keeps_signing_keys_in_order,
-    keeps_one_smart_id_per_citizen, spends_activation_codes_once);
-conformance!(postgres: stores_and_reads_certificates, refuses_duplicate_serials_and_keeps_the_first, revokes_holds_and_releases,
-    lists_newest_first, numbers_crls_and_keeps_the_newest, records_one_ceremony_only, concurrent_writers_all_land,
-    keeps_citizens, keeps_clients_and_consents, rotates_refresh_tokens_and_detects_reuse, concurrent_rotations_have_one_winner, keeps_signing_keys_in_order,
-    keeps_one_smart_id_per_citizen, spends_activation_codes_once);
 
 #[test]
 fn serials_parse_as_operators_type_them() {

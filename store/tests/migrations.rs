@@ -4,6 +4,9 @@
 // Test code: a failed expectation is the test failing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
+mod each_backend;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -266,28 +269,7 @@ async fn refuses_a_database_of_a_newer_release(db: Database) {
     assert_eq!(db.versions().await.last(), Some(&newer), "the newer database is left as it was");
 }
 
-/// Runs every test against every backend: a test missing from the list is dead code, which
-/// the build refuses (`-D warnings`).
-macro_rules! migration_tests {
-    (backends: $backends:tt, tests: [$($test:ident),* $(,)?] $(,)?) => {
-        migration_tests!(@each $backends [$($test),*]);
-    };
-    (@each [$($backend:ident),*] $tests:tt) => {
-        $(migration_tests!(@backend $backend $tests);)*
-    };
-    (@backend $backend:ident [$($test:ident),*]) => {
-        mod $backend {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(super::$backend().await).await;
-                }
-            )*
-        }
-    };
-}
-
-migration_tests! {
+each_backend! {
     backends: [sqlite, postgres],
     tests: [
         takes_over_a_database_of_the_previous_release,
