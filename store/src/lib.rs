@@ -4,7 +4,9 @@
 //! numbers, published CRLs and the ceremony record ([`CaStore`]); citizens, relying parties,
 //! consents and refresh tokens ([`IdpStore`]); later the audit log. Both traits have two
 //! backends, chosen at start-up from [`DurableConfig`]: SQLite (embedded default, WAL,
-//! group commit) and PostgreSQL. One conformance suite per trait runs against both.
+//! group commit) and PostgreSQL. One conformance suite per trait runs against both. Each
+//! backend's schema is a list of numbered SQL files (`store/migrations/`), applied when a
+//! store opens; a database of a newer release is refused.
 //!
 //! The ephemeral store ([`ephemeral::EphemeralStore`]: memory or Redis) keeps short-lived
 //! state with a time to live.

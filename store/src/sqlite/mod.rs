@@ -19,6 +19,9 @@ use tokio::sync::oneshot;
 use crate::migration::{self, Migration, migration};
 use crate::*;
 
+mod ca;
+mod idp;
+
 /// The schema, in the order it grew: `store/migrations/sqlite/`.
 pub(crate) const MIGRATIONS: &[Migration] = &[
     migration!("sqlite", 1, "0001_ca.sql"),
@@ -257,9 +260,6 @@ fn write_loop(conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>) {
         }
     }
 }
-
-mod ca;
-mod idp;
 
 #[cfg(test)]
 mod tests {
