@@ -85,7 +85,7 @@ impl MemoryStore {
 
     fn with_shard<T>(&self, key: &str, f: impl FnOnce(&mut Shard, Instant) -> T) -> Result<T, StoreError> {
         let shard = &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS];
-        let mut shard = shard.lock().map_err(|_| StoreError::Database("ephemeral shard poisoned".into()))?;
+        let mut shard = shard.lock().map_err(|_| StoreError::Unavailable("a panic poisoned an ephemeral-store shard"))?;
         let now = Instant::now();
         if shard.map.len() >= shard.sweep_at {
             shard.map.retain(|_, e| e.expires > now);
@@ -176,7 +176,7 @@ impl std::fmt::Debug for RedisStore {
 }
 
 fn redis_err(e: redis::RedisError) -> StoreError {
-    StoreError::Database(format!("Redis: {e}"))
+    StoreError::database("Redis", e)
 }
 
 fn millis(ttl: Duration) -> u64 {
@@ -186,7 +186,7 @@ fn millis(ttl: Duration) -> u64 {
 impl RedisStore {
     /// Connects (reconnecting by itself later if the connection drops).
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, StoreError> {
-        let open = |e: redis::RedisError| StoreError::Open { what: "Redis".into(), reason: e.to_string() };
+        let open = |e: redis::RedisError| StoreError::Open { what: "Redis".into(), source: e.into() };
         let client = redis::Client::open(url).map_err(open)?;
         let connection = ConnectionManager::new(client).await.map_err(open)?;
         Ok(RedisStore { connection, prefix: prefix.to_owned() })

@@ -4,7 +4,9 @@
 //! numbers, published CRLs and the ceremony record ([`CaStore`]); citizens, relying parties,
 //! consents and refresh tokens ([`IdpStore`]); later the audit log. Both traits have two
 //! backends, chosen at start-up from [`DurableConfig`]: SQLite (embedded default, WAL,
-//! group commit) and PostgreSQL. One conformance suite per trait runs against both.
+//! group commit) and PostgreSQL. One conformance suite per trait runs against both. Each
+//! backend's schema is a list of numbered SQL files (`store/migrations/`), applied when a
+//! store opens; a database of a newer release is refused.
 //!
 //! The ephemeral store ([`ephemeral::EphemeralStore`]: memory or Redis) keeps short-lived
 //! state with a time to live.
@@ -15,6 +17,7 @@
 
 pub mod ephemeral;
 mod idp;
+mod migration;
 mod model;
 mod postgres;
 mod sqlite;
@@ -66,20 +69,68 @@ pub enum StoreError {
     /// A refresh-token family with that id exists already.
     #[error("refresh-token family collision")]
     DuplicateToken,
+    /// A signing key with that key id exists already.
+    #[error("a signing key with key id {0} exists already")]
+    DuplicateSigningKey(String),
+    /// Another citizen's smart-ID has that device key.
+    #[error("device key {0} belongs to another citizen's smart-ID")]
+    DuplicateDevice(String),
     /// A stored value cannot be read back.
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
-    /// The database failed.
-    #[error("database error: {0}")]
-    Database(String),
-    /// The database could not be opened or migrated.
-    #[error("cannot open {what}: {reason}")]
+    /// The database failed; what its driver reported is the source.
+    #[error("{backend} error: {source}")]
+    Database {
+        /// Which database: `SQLite`, `PostgreSQL` or `Redis`.
+        backend: &'static str,
+        /// What the driver reported (a `rusqlite::Error`, `tokio_postgres::Error`,
+        /// `redis::RedisError`, …), for the log or for a caller that must tell causes apart.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The store cannot serve requests any more: its writer thread has stopped, or a panic
+    /// poisoned one of its locks.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(&'static str),
+    /// The database could not be opened.
+    #[error("cannot open {what}: {source}")]
     Open {
         /// Which store.
         what: String,
         /// Why.
-        reason: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A migration failed; nothing of it was applied.
+    #[error("cannot apply migration {name} to {what}: {source}")]
+    Migration {
+        /// Which store.
+        what: String,
+        /// The migration's version.
+        version: i64,
+        /// Its file (`0003_refresh_families.sql`).
+        name: &'static str,
+        /// Why it failed.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A newer release has migrated the database: this one does not know its schema.
+    #[error("{what} has schema version {found}, newer than this release knows ({known}): run the release that migrated it, or a newer one")]
+    SchemaTooNew {
+        /// Which store.
+        what: String,
+        /// The version recorded in the database.
+        found: i64,
+        /// The newest version this release knows.
+        known: i64,
+    },
+}
+
+impl StoreError {
+    /// A failure of the `backend` database.
+    pub(crate) fn database(backend: &'static str, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        StoreError::Database { backend, source: source.into() }
+    }
 }
 
 /// Reads a stored status back (both backends store the same columns).

@@ -3,6 +3,9 @@
 // Test code: a failed expectation is the test failing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
+mod each_backend;
+
 use std::sync::Arc;
 
 use store::*;
@@ -154,14 +157,15 @@ async fn concurrent_writers_all_land(b: Backend) {
     // One duplicate among them must fail alone.
     let mut dup = cert(0, "ca");
     dup.serial = Serial::new(vec![0x10, 0, 7]).expect("serial");
-    let dup = s.insert_certificate(&dup).await;
-    let mut ok = 0;
+    let mut results = vec![s.insert_certificate(&dup).await];
     for t in tasks {
-        if t.await.expect("join").is_ok() {
-            ok += 1;
-        }
+        results.push(t.await.expect("join"));
     }
-    assert_eq!(ok + usize::from(dup.is_ok()), 200, "exactly one of the two writes of serial 10:00:07 fails");
+    let refused: Vec<&StoreError> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        matches!(refused[..], [StoreError::DuplicateSerial(serial)] if *serial == dup.serial),
+        "exactly one of the two writes of serial 10:00:07 fails, as a duplicate: {refused:?}"
+    );
     assert_eq!(s.count().await.expect("count"), 200);
 }
 
@@ -323,7 +327,7 @@ async fn keeps_signing_keys_in_order(b: Backend) {
     s.insert_signing_key(&key("new", 20)).await.expect("insert");
     s.insert_signing_key(&key("old", 10)).await.expect("insert");
     s.insert_signing_key(&SigningKeyRecord { purpose: "other".into(), ..key("x", 5) }).await.expect("insert");
-    assert!(s.insert_signing_key(&key("old", 30)).await.is_err(), "a key id is unique");
+    assert!(matches!(s.insert_signing_key(&key("old", 30)).await, Err(StoreError::DuplicateSigningKey(kid)) if kid == "old"), "a key id is unique");
     let keys = s.signing_keys("idp-signing").await.expect("list");
     assert_eq!(keys, vec![key("old", 10), key("new", 20)]);
 }
@@ -349,7 +353,7 @@ async fn keeps_one_smart_id_per_citizen(b: Backend) {
     assert_eq!(s.smart_id("9000000001").await.expect("read"), Some(record("9000000001", "dev-3", 20)));
     assert_eq!(s.smart_id_by_device("dev-1").await.expect("read"), None, "the replaced device is forgotten");
     // Two citizens never share a device key; the refused write changes nothing.
-    assert!(s.put_smart_id(&record("9000000001", "dev-2", 30)).await.is_err());
+    assert!(matches!(s.put_smart_id(&record("9000000001", "dev-2", 30)).await, Err(StoreError::DuplicateDevice(kid)) if kid == "dev-2"));
     assert_eq!(s.smart_id("9000000001").await.expect("read"), Some(record("9000000001", "dev-3", 20)));
 }
 
@@ -357,7 +361,7 @@ async fn spends_activation_codes_once(b: Backend) {
     let s = &b.store;
     let a = ActivationRecord { code_hash: "h1".into(), national_id: "9000000001".into(), custody: "software".into(), officer: "ra-1".into(), expires_at: 100 };
     s.insert_activation(&a).await.expect("insert");
-    assert!(s.insert_activation(&a).await.is_err(), "a code hash is unique");
+    assert!(matches!(s.insert_activation(&a).await, Err(StoreError::DuplicateToken)), "a code hash is unique");
     assert_eq!(s.activation("h1", 99).await.expect("read"), Some(a.clone()));
     assert_eq!(s.activation("h1", 100).await.expect("read"), None, "expired");
     assert_eq!(s.take_activation("h1", 100).await.expect("take"), None, "an expired code cannot be spent");
@@ -397,36 +401,34 @@ async fn concurrent_rotations_have_one_winner(b: Backend) {
     assert!(s.refresh_family("fam").await.expect("read").expect("present").revoked, "the family must be revoked after concurrent reuse");
 }
 
-macro_rules! conformance {
-    ($backend:ident: $($test:ident),* $(,)?) => {
-        mod $backend {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(super::$backend().await).await;
-                }
-            )*
-        }
-    };
+each_backend! {
+    backends: [sqlite, postgres],
+    tests: [
+        stores_and_reads_certificates,
+        refuses_duplicate_serials_and_keeps_the_first,
+        revokes_holds_and_releases,
+        lists_newest_first,
+        numbers_crls_and_keeps_the_newest,
+        records_one_ceremony_only,
+        concurrent_writers_all_land,
+        keeps_citizens,
+        keeps_clients_and_consents,
+        rotates_refresh_tokens_and_detects_reuse,
+        concurrent_rotations_have_one_winner,
+        keeps_signing_keys_in_order,
+        keeps_one_smart_id_per_citizen,
+        spends_activation_codes_once,
+    ],
 }
-
-conformance!(sqlite: stores_and_reads_certificates, refuses_duplicate_serials_and_keeps_the_first, revokes_holds_and_releases,
-    lists_newest_first, numbers_crls_and_keeps_the_newest, records_one_ceremony_only, concurrent_writers_all_land,
-    keeps_citizens, keeps_clients_and_consents, rotates_refresh_tokens_and_detects_reuse, concurrent_rotations_have_one_winner, keeps_signing_keys_in_order,
-    keeps_one_smart_id_per_citizen, spends_activation_codes_once);
-conformance!(postgres: stores_and_reads_certificates, refuses_duplicate_serials_and_keeps_the_first, revokes_holds_and_releases,
-    lists_newest_first, numbers_crls_and_keeps_the_newest, records_one_ceremony_only, concurrent_writers_all_land,
-    keeps_citizens, keeps_clients_and_consents, rotates_refresh_tokens_and_detects_reuse, concurrent_rotations_have_one_winner, keeps_signing_keys_in_order,
-    keeps_one_smart_id_per_citizen, spends_activation_codes_once);
 
 #[test]
 fn serials_parse_as_operators_type_them() {
     let s: Serial = "00:9A:bc".parse().expect("openssl style");
     assert_eq!(s.as_bytes(), &[0x00, 0x9a, 0xbc]);
     assert_eq!("9abc".parse::<Serial>().expect("bare"), s);
-    assert!("xyz".parse::<Serial>().is_err());
-    assert!(Serial::new(vec![0x80]).is_err());
-    assert!(Serial::new(vec![0x00, 0x01]).is_err());
-    assert!("removeFromCRL".parse::<RevocationReason>().is_err());
+    assert_eq!("xyz".parse::<Serial>(), Err(r#""xyz" is not a hexadecimal serial number"#.into()));
+    assert_eq!(Serial::new(vec![0x80]), Err("negative serial number".into()));
+    assert_eq!(Serial::new(vec![0x00, 0x01]), Err("serial number with a superfluous leading zero".into()));
+    assert!(matches!("removeFromCRL".parse::<RevocationReason>(), Err(e) if e.starts_with(r#"unknown revocation reason "removeFromCRL""#)));
     assert_eq!("keyCompromise".parse::<RevocationReason>(), Ok(RevocationReason::KeyCompromise));
 }

@@ -2,6 +2,9 @@
 // Test code: a failed expectation is the test failing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
+mod each_backend;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -93,20 +96,14 @@ async fn counters_count_within_their_window(s: Arc<dyn EphemeralStore>) {
     assert_eq!(s.get("ip:10.0.0.1").await.unwrap().as_deref(), Some(&b"40"[..]), "a counter reads as decimal ASCII");
 }
 
-macro_rules! conformance {
-    ($backend:ident: $($test:ident),* $(,)?) => {
-        mod $backend {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(super::$backend().await).await;
-                }
-            )*
-        }
-    };
+each_backend! {
+    backends: [memory, redis],
+    tests: [
+        stores_reads_replaces_and_deletes,
+        put_new_refuses_a_second_writer,
+        take_has_exactly_one_winner,
+        values_expire,
+        touch_extends_the_life_of_a_value,
+        counters_count_within_their_window,
+    ],
 }
-
-conformance!(memory: stores_reads_replaces_and_deletes, put_new_refuses_a_second_writer, take_has_exactly_one_winner,
-    values_expire, touch_extends_the_life_of_a_value, counters_count_within_their_window);
-conformance!(redis: stores_reads_replaces_and_deletes, put_new_refuses_a_second_writer, take_has_exactly_one_winner,
-    values_expire, touch_extends_the_life_of_a_value, counters_count_within_their_window);
