@@ -113,6 +113,7 @@ pub async fn seed(data: &Path, base: &str, durable: &dyn DurableStore, policies:
             jwks: None,
             jwks_uri: None,
             sector_identifier_uri: None,
+            request_uris: Vec::new(),
             id_token_signed_response_alg: "ES256".into(),
             name: None,
         };

@@ -397,6 +397,7 @@ pub async fn client(command: ClientCommand) -> CommandResult {
                 jwks,
                 jwks_uri,
                 sector_identifier_uri,
+                request_uris: Vec::new(),
                 id_token_signed_response_alg: id_token_alg,
                 name: None,
             };

@@ -109,9 +109,26 @@ impl Provider {
         let client_id = params.get("client_id").ok_or_else(|| page("The request names no client (client_id is missing).".into()))?.to_owned();
         let client = self.client(&client_id).await.map_err(|e| page(format!("The client cannot be loaded: {e}")))?;
         let client = client.ok_or_else(|| page(format!("Unknown client {client_id:?}.")))?;
-        // A signed request object (OIDC Core 6.1) replaces the parameters it carries, the
-        // redirect URI included, so it is read before anything is checked.
-        if let Some(object) = params.take("request") {
+        // A signed request object (OIDC Core 6.1, by value; 6.2, by reference) replaces the
+        // parameters it carries, the redirect URI included, so it is read before anything is
+        // checked.
+        let object = match (params.take("request"), params.take("request_uri")) {
+            (Some(_), Some(_)) => Err(OAuthError::invalid_request("request and request_uri cannot both be sent")),
+            (Some(object), None) => Ok(Some(object)),
+            (None, Some(uri)) => self.fetch_request_object(&client, &uri).await.map(Some),
+            (None, None) => Ok(None),
+        };
+        let object = match object {
+            Ok(o) => o,
+            Err(e) => {
+                let registered = params.get("redirect_uri").filter(|r| client.registration.redirect_uris.iter().any(|u| u == r));
+                return match registered {
+                    Some(r) => Ok(Next::Redirect(self.error_redirect(r, &e, params.get("state")))),
+                    None => Err(page(format!("The request object was refused: {}", e.description))),
+                };
+            }
+        };
+        if let Some(object) = object {
             match self.request_object(&client, &object, &params, now).await {
                 Ok(merged) => params = merged,
                 Err(e) => {
@@ -141,9 +158,6 @@ impl Provider {
     }
 
     pub(crate) async fn check_request(&self, client: &Client, redirect_uri: &str, params: Params) -> Result<AuthorizationRequest, OAuthError> {
-        if params.get("request_uri").is_some() {
-            return Err(OAuthError::new(ErrorCode::RequestUriNotSupported, "request_uri is not supported; send the request object by value (request)"));
-        }
         match params.get("response_type") {
             None => return Err(OAuthError::invalid_request("missing parameter response_type")),
             Some("code") => {}
@@ -274,6 +288,41 @@ impl Provider {
             login_hint: params.get("login_hint").map(str::to_owned),
             acr_values,
             hint_sub,
+        })
+    }
+
+    /// Fetches a request object by reference (OIDC Core 6.2): only from a `request_uris`
+    /// entry of the client's registration (a fragment may tell versions apart), at most
+    /// 64 KiB, within 5 seconds.
+    async fn fetch_request_object(&self, client: &Client, uri: &str) -> Result<String, OAuthError> {
+        const LARGEST: usize = 64 * 1024;
+        let bad = |why: String| OAuthError::new(ErrorCode::InvalidRequestUri, why);
+        let without_fragment = uri.split('#').next().unwrap_or_default();
+        if !client.registration.request_uris.iter().any(|r| r == without_fragment) {
+            tracing::warn!(client = client.id, "request_uri not registered for the client");
+            return Err(bad("the request_uri is not registered for this client (request_uris)".into()));
+        }
+        let fetched = async {
+            let response = self.http.get(without_fragment).timeout(std::time::Duration::from_secs(5)).send().await.map_err(|e| e.to_string())?;
+            if !response.status().is_success() {
+                return Err(format!("HTTP {}", response.status()));
+            }
+            if response.content_length().is_some_and(|n| n > LARGEST as u64) {
+                return Err(format!("larger than {LARGEST} bytes"));
+            }
+            let mut body = Vec::new();
+            let mut response = response;
+            while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+                body.extend_from_slice(&chunk);
+                if body.len() > LARGEST {
+                    return Err(format!("larger than {LARGEST} bytes"));
+                }
+            }
+            String::from_utf8(body).map(|s| s.trim().to_owned()).map_err(|_| "not text".to_owned())
+        };
+        fetched.await.map_err(|e| {
+            tracing::warn!(client = client.id, error = e, "cannot fetch a request_uri");
+            bad(format!("the request object cannot be fetched from the request_uri: {e}"))
         })
     }
 

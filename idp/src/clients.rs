@@ -70,6 +70,10 @@ pub struct Registration {
     /// The list is fetched and checked when the client is registered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sector_identifier_uri: Option<String>,
+    /// Where the client publishes signed request objects for `request_uri` (OIDC Core 6.2):
+    /// the provider fetches only these (https, or http on loopback).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub request_uris: Vec<String>,
     /// The algorithm its id_tokens are signed with.
     #[serde(default = "default_alg")]
     pub id_token_signed_response_alg: String,
@@ -127,7 +131,7 @@ impl Client {
         }
         let mut hosts = Vec::new();
         let uris = registration.redirect_uris.iter().chain(&registration.post_logout_redirect_uris).chain(&registration.backchannel_logout_uri);
-        for uri in uris.chain(&registration.jwks_uri).chain(&registration.sector_identifier_uri) {
+        for uri in uris.chain(&registration.jwks_uri).chain(&registration.sector_identifier_uri).chain(&registration.request_uris) {
             let parsed = url::Url::parse(uri).map_err(|e| invalid(format!("{uri}: {e}")))?;
             if parsed.fragment().is_some() {
                 return Err(invalid(format!("{uri}: a redirect URI has no fragment")));

@@ -35,8 +35,8 @@ pub enum ErrorCode {
     InteractionRequired,
     /// The request object is unsigned, badly signed or inconsistent.
     InvalidRequestObject,
-    /// The `request_uri` parameter is not supported.
-    RequestUriNotSupported,
+    /// The `request_uri` cannot be used (not registered, not reachable, too large).
+    InvalidRequestUri,
     /// A bearer token that is missing, expired or revoked.
     InvalidToken,
     /// Something failed on our side.
@@ -61,7 +61,7 @@ impl ErrorCode {
             ErrorCode::ConsentRequired => "consent_required",
             ErrorCode::InteractionRequired => "interaction_required",
             ErrorCode::InvalidRequestObject => "invalid_request_object",
-            ErrorCode::RequestUriNotSupported => "request_uri_not_supported",
+            ErrorCode::InvalidRequestUri => "invalid_request_uri",
             ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::ServerError => "server_error",
             ErrorCode::UnmetAuthenticationRequirements => "unmet_authentication_requirements",

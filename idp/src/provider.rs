@@ -71,6 +71,7 @@ fn account_client(issuer: &str, policies: &Policies) -> Option<Client> {
         jwks: None,
         jwks_uri: None,
         sector_identifier_uri: None,
+        request_uris: Vec::new(),
         id_token_signed_response_alg: "ES256".into(),
         name: None,
     };

@@ -695,7 +695,7 @@ async fn unmet_level_goes_back_to_the_client() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oidcc_registration_sector_uri_and_bad() {
+async fn oidcc_registration_sector_uri() {
     let mut p = Provider::start();
     let mut b = p.browser();
     let tokens = p.code_flow(&mut b, &[]).await;
@@ -727,6 +727,60 @@ async fn oidcc_registration_sector_uri_and_bad() {
     let sub_other = p.verify_id_token(other["id_token"].as_str().expect("id_token")).await["sub"].clone();
     assert_ne!(sub_cs, sub_other, "another sector, another subject");
     assert!(!sub_cs.as_str().expect("sub").contains(CITIZEN));
+    // A sector identifier (a JSON list of the sector's redirect URIs, fetched at
+    // registration) lets redirect URIs span hosts, and its clients share the subject.
+    let (_server, port) = sector_server();
+    let sector = format!("http://127.0.0.1:{port}/sector.json");
+    let out = p.d.ok(&add("agency-a", &["https://a.example.jo/cb", "https://b.example.jo/cb"], &sector));
+    p.secrets.insert("agency-a", secret_of(&out));
+    let out = p.d.ok(&add("agency-b", &["https://b.example.jo/cb"], &sector));
+    p.secrets.insert("agency-b", secret_of(&out));
+    let mut subs = Vec::new();
+    for (client, cb) in [("agency-a", "https://a.example.jo/cb"), ("agency-b", "https://b.example.jo/cb")] {
+        let r = b.get(&p.authorize_url(client, cb, &[])).await;
+        let location = b.through_consent(r).await;
+        let tokens = p.exchange(client, cb, &location).await;
+        subs.push(p.verify_id_token(tokens["id_token"].as_str().expect("id_token")).await["sub"].clone());
+    }
+    assert_eq!(subs[0], subs[1], "one sector identifier, one pairwise subject");
+    assert_ne!(subs[0], sub_cs, "the sector is the sector identifier's host");
+}
+
+/// Serves a sector identifier document (`/sector.json`, listing https://a.example.jo/cb and
+/// https://b.example.jo/cb) from a python3 HTTP server; its port.
+fn sector_server() -> ((Killed, tempfile::TempDir), u16) {
+    let served = tempfile::tempdir().expect("tempdir");
+    std::fs::write(served.path().join("sector.json"), json!(["https://a.example.jo/cb", "https://b.example.jo/cb"]).to_string()).expect("write");
+    let port = free_port();
+    let server = Killed(
+        std::process::Command::new("python3")
+            .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1", "--directory"])
+            .arg(served.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 http.server"),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the sector server did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    ((server, served), port)
+}
+
+/// `client add` arguments for a client with a sector identifier.
+fn add<'a>(id: &'a str, uris: &[&'a str], sector: &'a str) -> Vec<&'a str> {
+    let mut args = vec!["client", "add", "--id", id, "--auth-method", "client_secret_basic", "--sector-identifier-uri", sector];
+    for u in uris {
+        args.extend(["--redirect-uri", *u]);
+    }
+    args
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidcc_registration_sector_bad() {
+    let p = Provider::start();
     // A client whose redirect URIs span two sectors is refused, and nothing is stored.
     let before = p.d.ok(&["client", "list"]);
     let e = p.d.fails(&[
@@ -743,48 +797,10 @@ async fn oidcc_registration_sector_uri_and_bad() {
     ]);
     assert!(e.contains("several hosts"), "{e}");
     assert_eq!(p.d.ok(&["client", "list"]), before);
-
-    // A sector identifier (a JSON list of the sector's redirect URIs, fetched at
-    // registration) lets redirect URIs span hosts, and its clients share the subject.
-    let served = tempfile::tempdir().expect("tempdir");
-    std::fs::write(served.path().join("sector.json"), json!(["https://a.example.jo/cb", "https://b.example.jo/cb"]).to_string()).expect("write");
-    let port = free_port();
-    let _server = Killed(
-        std::process::Command::new("python3")
-            .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1", "--directory"])
-            .arg(served.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("python3 http.server"),
-    );
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let sector = format!("http://127.0.0.1:{port}/sector.json");
-    fn add<'a>(id: &'a str, uris: &[&'a str], sector: &'a str) -> Vec<&'a str> {
-        let mut args = vec!["client", "add", "--id", id, "--auth-method", "client_secret_basic", "--sector-identifier-uri", sector];
-        for u in uris {
-            args.extend(["--redirect-uri", *u]);
-        }
-        args
-    }
-    let out = p.d.ok(&add("agency-a", &["https://a.example.jo/cb", "https://b.example.jo/cb"], &sector));
-    p.secrets.insert("agency-a", secret_of(&out));
-    let out = p.d.ok(&add("agency-b", &["https://b.example.jo/cb"], &sector));
-    p.secrets.insert("agency-b", secret_of(&out));
-    let mut subs = Vec::new();
-    for (client, cb) in [("agency-a", "https://a.example.jo/cb"), ("agency-b", "https://b.example.jo/cb")] {
-        let r = b.get(&p.authorize_url(client, cb, &[])).await;
-        let location = b.through_consent(r).await;
-        let tokens = p.exchange(client, cb, &location).await;
-        subs.push(p.verify_id_token(tokens["id_token"].as_str().expect("id_token")).await["sub"].clone());
-    }
-    assert_eq!(subs[0], subs[1], "one sector identifier, one pairwise subject");
-    assert_ne!(subs[0], sub_cs, "the sector is the sector identifier's host");
     // A sector identifier that leaves out a redirect URI, or cannot be fetched: refused,
     // nothing stored.
-    let before = p.d.ok(&["client", "list"]);
+    let (_server, port) = sector_server();
+    let sector = format!("http://127.0.0.1:{port}/sector.json");
     let e = p.d.fails(&add("agency-c", &["https://c.example.jo/cb"], &sector));
     assert!(e.contains("does not list the redirect URI https://c.example.jo/cb"), "{e}");
     let missing = format!("http://127.0.0.1:{port}/missing.json");
@@ -1115,7 +1131,7 @@ async fn oidcc_basic_plan_sweep() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oidcc_request_object_signed_and_ensure_request_object_with_redirect_uri() {
+async fn oidcc_request_object_signed() {
     let p = Provider::start();
     let jwt_cb = "https://jwt.example.jo/cb";
     let object = |redirect_uri: &str| {
@@ -1508,4 +1524,239 @@ async fn protocol_endpoints_refuse_what_they_must() {
     assert_eq!(p.userinfo(&tokens).await["sub"].as_str().map(str::len), Some(43), "the header still works");
     // Every response names its request for the logs.
     assert_eq!(r.headers().get("x-request-id").map(|v| v.len()), Some(16));
+}
+
+/// A copy of the shipped policies with `services/<file>` added, in a directory that lives
+/// as long as the returned value; and the provider serving with it.
+fn provider_with_service(file: &str, service: &str) -> (Provider, tempfile::TempDir) {
+    let policies = tempfile::tempdir().expect("tempdir");
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+    let out = std::process::Command::new("cp").arg("-r").arg(repo.join(".")).arg(policies.path()).output().expect("cp");
+    assert!(out.status.success());
+    std::fs::write(policies.path().join("services").join(file), service).expect("write");
+    let dir = policies.path().to_owned();
+    let p = Provider::start_with(|d| {
+        let config = d.data.join("hawiya.toml");
+        let text = std::fs::read_to_string(&config).expect("config");
+        let text = text.replacen("version = 1\n", &format!("version = 1\npolicies = {:?}\n", dir.display().to_string()), 1);
+        std::fs::write(&config, text).expect("config");
+        d.serve();
+    });
+    (p, policies)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidcc_request_uri_signed_rs256() {
+    // The notices service signs its request objects with an RSA key and publishes them at a
+    // registered request_uri.
+    let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).expect("rsa");
+    let public = {
+        use aws_lc_rs::signature::KeyPair;
+        hsm_shim::PublicKey::from_parts(hsm_shim::KeySpec::Rsa2048, key.public_key().as_ref()).expect("public")
+    };
+    let jwk = hsm_shim::jose::jwk(&public, "notices-1", hsm_shim::SignatureAlgorithm::Rs256).expect("jwk");
+    let jwk_toml: Vec<String> = jwk.as_object().expect("object").iter().map(|(k, v)| format!("{k} = {v}")).collect();
+    let published = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let port = jwks_endpoint(published.clone());
+    let request_uri = format!("http://127.0.0.1:{port}/request.jwt");
+    let secret = "the-notices-service-secret-handed-over-out-of-band";
+    let hash: String = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret.as_bytes()).as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let cb = "https://notices.example.jo/cb";
+    let service = format!(
+        "version = 1\nclient_id = \"notices\"\nname = {{ ar = \"التبليغات\", en = \"Notices\" }}\nmin_level = \"low\"\nscopes = [\"openid\", \"profile\"]\n\
+         claims = [\"sub\", \"name\"]\nconsent_required = false\n\n[registration]\nredirect_uris = [\"{cb}\"]\ntoken_endpoint_auth_method = \"client_secret_basic\"\n\
+         client_secret_sha256 = \"{hash}\"\nrequest_uris = [\"{request_uri}\"]\njwks = {{ keys = [{{ {} }}] }}\n",
+        jwk_toml.join(", ")
+    );
+    let (mut p, _policies) = provider_with_service("notices.toml", &service);
+    p.secrets.insert("notices", secret.to_owned());
+    assert_eq!(
+        p.http().get(format!("{}/.well-known/openid-configuration", p.issuer)).send().await.expect("get").json::<Value>().await.expect("json")["request_uri_parameter_supported"],
+        true
+    );
+    let claims = json!({
+        "iss": "notices", "aud": p.issuer, "client_id": "notices", "response_type": "code", "redirect_uri": cb,
+        "scope": "openid profile", "state": "ru-1", "nonce": "ru-n",
+    });
+    let input = format!("{}.{}", B64.encode(br#"{"alg":"RS256","kid":"notices-1"}"#), B64.encode(claims.to_string()));
+    let mut signature = vec![0; key.public_modulus_len()];
+    key.sign(&aws_lc_rs::signature::RSA_PKCS1_SHA256, &aws_lc_rs::rand::SystemRandom::new(), input.as_bytes(), &mut signature).expect("sign");
+    *published.lock().expect("lock") = format!("{input}.{}", B64.encode(signature));
+    let authorize = |uri: &str| {
+        let mut url = url::Url::parse(&format!("{}/authorize", p.issuer)).expect("url");
+        url.query_pairs_mut()
+            .append_pair("client_id", "notices")
+            .append_pair("response_type", "code")
+            .append_pair("scope", "openid")
+            .append_pair("request_uri", uri);
+        String::from(url)
+    };
+    // The parameters come from the fetched object: its redirect URI, state and nonce.
+    let mut b = p.browser();
+    let location = b.login(&authorize(&format!("{request_uri}#v1")), CITIZEN, PASSWORD).await;
+    assert!(location.starts_with(cb) && param(&location, "state").as_deref() == Some("ru-1"), "{location}");
+    let tokens = p.exchange("notices", cb, &location).await;
+    assert_eq!(p.verify_id_token(tokens["id_token"].as_str().expect("id_token")).await["nonce"], "ru-n");
+    // An unregistered request_uri is not fetched; a tampered object is refused.
+    let with_redirect = |uri: &str| format!("{}&redirect_uri={cb}&state=x", authorize(uri));
+    let r = b.get(&with_redirect(&format!("http://127.0.0.1:{port}/other.jwt"))).await;
+    assert_eq!(param(&r.location.expect("redirect"), "error").as_deref(), Some("invalid_request_uri"));
+    let good = published.lock().expect("lock").clone();
+    let mut parts: Vec<&str> = good.split('.').collect();
+    let forged = B64.encode(json!({"iss": "notices", "aud": p.issuer, "redirect_uri": cb, "scope": "openid national_id"}).to_string());
+    parts[1] = &forged;
+    *published.lock().expect("lock") = parts.join(".");
+    let r = b.get(&with_redirect(&request_uri)).await;
+    assert_eq!(param(&r.location.expect("redirect"), "error").as_deref(), Some("invalid_request_object"));
+    // Too large: refused without reading it all.
+    *published.lock().expect("lock") = "a".repeat(100 * 1024);
+    let r = b.get(&with_redirect(&request_uri)).await;
+    let l = r.location.expect("redirect");
+    assert_eq!(param(&l, "error").as_deref(), Some("invalid_request_uri"), "{l}");
+    // Both request and request_uri: refused.
+    let r = b.get(&format!("{}&request={good}", with_redirect(&request_uri))).await;
+    assert_eq!(param(&r.location.expect("redirect"), "error").as_deref(), Some("invalid_request"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidcc_ensure_request_object_with_redirect_uri() {
+    let p = Provider::start();
+    let jwt_cb = "https://jwt.example.jo/cb";
+    let object = |redirect_uri: &str| {
+        p.signed(&json!({"iss": "jwt-rp", "aud": p.issuer, "client_id": "jwt-rp", "response_type": "code", "redirect_uri": redirect_uri, "scope": "openid"}))
+    };
+    let authorize = |request: &str, query_redirect: &str| {
+        format!("{}/authorize?client_id=jwt-rp&response_type=code&scope=openid&redirect_uri={query_redirect}&request={request}", p.issuer)
+    };
+    let mut b = p.browser();
+    // A foreign redirect URI inside the object is not followed, even with a registered one
+    // in the query: the object's value is the one checked.
+    let r = b.get(&authorize(&object("https://evil.example/cb"), jwt_cb)).await;
+    assert_eq!((r.status, r.location), (400, None));
+    // The object's registered redirect URI wins over the query's.
+    let r = b.get(&authorize(&object(jwt_cb), "https://evil.example/cb")).await;
+    let (page, out) = b.follow(r).await;
+    assert!(out.is_none() && page.body.contains(r#"name="password""#), "the login page: {out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidcc_display_popup() {
+    let p = Provider::start();
+    let mut b = p.browser();
+    let location = b.login(&p.authorize_url("civil-status", CB, &[("display", "popup")]), CITIZEN, PASSWORD).await;
+    assert!(param(&location, "code").is_some(), "{location}");
+    let r = b.get(&p.authorize_url("civil-status", CB, &[("display", "fullscreen")])).await;
+    assert_eq!(param(&r.location.expect("redirect"), "error").as_deref(), Some("invalid_request"), "an unknown display value");
+}
+
+/// The logout URL with `extra` parameters.
+fn logout_url(p: &Provider, extra: &[(&str, &str)]) -> String {
+    let mut url = url::Url::parse(&format!("{}/logout", p.issuer)).expect("url");
+    for (k, v) in extra {
+        url.query_pairs_mut().append_pair(k, v);
+    }
+    url.into()
+}
+
+/// Whether the browser's SSO session is alive (a silent login returns a code).
+async fn logged_in(p: &Provider, b: &mut Browser) -> bool {
+    let r = b.get(&p.authorize_url("civil-status", CB, &[("prompt", "none")])).await;
+    param(&r.location.expect("redirect"), "code").is_some()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidcc_rp_initiated_logout_bad_id_token_hint() {
+    let p = Provider::start();
+    let mut b = p.browser();
+    p.code_flow(&mut b, &[]).await;
+    // A well-formed id_token signed by someone else's key.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_secs();
+    let forged = p.signed(&json!({"iss": p.issuer, "aud": "civil-status", "sub": "x", "iat": now, "exp": now + 600}));
+    let r = b.get(&logout_url(&p, &[("id_token_hint", &forged), ("post_logout_redirect_uri", BYE)])).await;
+    assert_eq!((r.status, r.location), (400, None));
+    assert!(logged_in(&p, &mut b).await, "a refused logout changes nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidcc_rp_initiated_logout_no_post_logout_redirect_uri() {
+    let p = Provider::start();
+    let mut b = p.browser();
+    let tokens = p.code_flow(&mut b, &[]).await;
+    let r = b.get(&logout_url(&p, &[("id_token_hint", tokens["id_token"].as_str().expect("id_token"))])).await;
+    assert_eq!((r.status, r.location), (200, None), "the provider's own logged-out page");
+    assert!(!logged_in(&p, &mut b).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidcc_rp_initiated_logout_no_state() {
+    let p = Provider::start();
+    let mut b = p.browser();
+    let tokens = p.code_flow(&mut b, &[]).await;
+    let r = b.get(&logout_url(&p, &[("id_token_hint", tokens["id_token"].as_str().expect("id_token")), ("post_logout_redirect_uri", BYE)])).await;
+    assert_eq!(r.location.as_deref(), Some(BYE), "exactly the registered URI, no state added");
+    assert!(!logged_in(&p, &mut b).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidcc_rp_initiated_logout_only_state() {
+    let p = Provider::start();
+    let mut b = p.browser();
+    p.code_flow(&mut b, &[]).await;
+    let r = b.get(&logout_url(&p, &[("state", "only")])).await;
+    assert_eq!((r.status, r.location), (200, None), "no hint: the citizen is asked, nobody is redirected");
+    assert!(r.body.contains(r#"action="/logout/confirm""#), "{}", r.body);
+    assert!(logged_in(&p, &mut b).await, "nothing ends before the citizen confirms");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidcc_rp_initiated_logout_query_added_to_post_logout_redirect_uri() {
+    let p = Provider::start();
+    let mut b = p.browser();
+    let tokens = p.code_flow(&mut b, &[]).await;
+    let hint = tokens["id_token"].as_str().expect("id_token");
+    let r = b.get(&logout_url(&p, &[("id_token_hint", hint), ("post_logout_redirect_uri", &format!("{BYE}?x=1"))])).await;
+    assert_eq!((r.status, r.location), (400, None));
+    assert!(logged_in(&p, &mut b).await);
+}
+
+/// Logs in to `same-sector` (whose default policy allows every standard scope) with
+/// `scope`, and returns the userinfo claims.
+async fn userinfo_for_scope(scope: &str) -> Value {
+    let p = Provider::start();
+    let mut b = p.browser();
+    let cb = "https://rp.example.jo/other";
+    let url = p.authorize_url("same-sector", cb, &[]).replace("scope=openid+profile+email+phone", &format!("scope={}", scope.replace(' ', "+")));
+    let location = b.login(&url, CITIZEN, PASSWORD).await;
+    let tokens = p.exchange("same-sector", cb, &location).await;
+    assert_eq!(tokens["scope"], scope);
+    p.userinfo(&tokens).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidcc_scope_email() {
+    let info = userinfo_for_scope("openid email").await;
+    assert_eq!((info["email"].as_str(), info["email_verified"].is_boolean()), (Some("layla@example.jo"), true), "{info}");
+    assert!(info.get("phone_number").is_none() && info.get("name").is_none(), "{info}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidcc_scope_phone() {
+    let info = userinfo_for_scope("openid phone").await;
+    assert_eq!((info["phone_number"].as_str(), info["phone_number_verified"].is_boolean()), (Some("+962790000001"), true), "{info}");
+    assert!(info.get("email").is_none(), "{info}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidcc_scope_address() {
+    let info = userinfo_for_scope("openid address").await;
+    assert_eq!(info["address"]["formatted"], "شارع الملكة رانيا، عمّان", "{info}");
+    assert!(info.get("email").is_none(), "{info}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidcc_scope_all() {
+    let info = userinfo_for_scope("openid profile email address phone").await;
+    for claim in ["name", "given_name", "family_name", "birthdate", "email", "phone_number", "address"] {
+        assert!(info.get(claim).is_some(), "{claim} missing: {info}");
+    }
 }
