@@ -233,7 +233,7 @@ fn soft_store_files_are_private_and_whole() {
     let path = dir.path().join("keys");
     let store = SoftKeyStore::open_or_create(&path, &secret("the right secret!")).expect("create");
     store.generate(KeySpec::Ed25519, "a").expect("generate");
-    let _ = store.generate(KeySpec::Ed25519, "a");
+    assert!(matches!(store.generate(KeySpec::Ed25519, "a"), Err(Error::DuplicateLabel(l)) if l == "a"), "a second key under one label is refused");
     let mut names = Vec::new();
     for entry in std::fs::read_dir(&path).expect("read dir") {
         let entry = entry.expect("entry");

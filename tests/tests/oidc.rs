@@ -340,7 +340,7 @@ async fn oidcc_claims_locales_and_prompt_none() {
     // oidcc-claims-locales, oidcc-ui-locales
     let r = b.get(&p.authorize_url("civil-status", CB, &[("ui_locales", "en")])).await;
     let (page, _) = b.follow(r).await;
-    assert!(page.body.contains(r#"<html lang="en" dir="ltr">"#) && page.body.contains("Civil-status") || page.body.contains("civil-status"), "{}", page.body);
+    assert!(page.body.contains(r#"<html lang="en" dir="ltr">"#) && page.body.contains("Civil-status certificates"), "{}", page.body);
     let tokens = p.code_flow(&mut b, &[("claims_locales", "en ar")]).await;
     let info: Value = p
         .http()
@@ -382,9 +382,11 @@ async fn oidcc_response_type_missing_and_registered_redirect_uri() {
     assert_eq!((r.status, r.location), (400, None), "only exact matches");
     let r = b.get(&p.authorize_url("nobody", CB, &[])).await;
     assert_eq!((r.status, r.location), (400, None));
-    // oidcc-request-uri-unsigned-supported-correctly-or-rejected-as-unsupported
+    // oidcc-request-uri-unsigned-supported-correctly-or-rejected-as-unsupported: request_uri
+    // is supported for registered URIs (oidcc_request_uri_signed_rs256); any other is not
+    // fetched.
     let r = b.get(&p.authorize_url("civil-status", CB, &[("request_uri", "https://rp.example.jo/req")])).await;
-    assert_eq!(param(&r.location.expect("redirect"), "error").as_deref(), Some("request_uri_not_supported"));
+    assert_eq!(param(&r.location.expect("redirect"), "error").as_deref(), Some("invalid_request_uri"));
     // oidcc-unsigned-request-object-supported-correctly-or-rejected-as-unsupported: signed
     // request objects are supported, unsigned ones refused.
     let r = b.get(&p.authorize_url("civil-status", CB, &[("request", "eyJhbGciOiJub25lIn0.e30.")])).await;
@@ -659,7 +661,7 @@ async fn oidcc_ensure_request_with_acr_values_succeeds_and_steps_up() {
     assert_eq!(high["acr"], "substantial");
     assert_eq!(high["amr"], json!(["pwd", "otp", "mfa"]));
     assert_eq!(high["sid"], low["sid"], "a step-up keeps the session");
-    assert!(high["auth_time"].as_i64() >= low["auth_time"].as_i64());
+    assert!(high["auth_time"].as_i64().expect("auth_time") >= low["auth_time"].as_i64().expect("auth_time"));
     // The national id, for the service whose policy allows it only.
     let info = p.userinfo(&tokens).await;
     assert_eq!(info["national_id"], CITIZEN);
@@ -829,8 +831,14 @@ async fn oidcc_server_rotate_keys() {
     let out = p.d.ok(&["keys", "rotate", "--purpose", "idp-signing", "--publish-delay", "0"]);
     assert!(out.contains("New idp-signing keys"), "{out}");
     // The server re-reads its keys every few seconds.
-    std::thread::sleep(std::time::Duration::from_secs(11));
-    let jwks = p.jwks().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let jwks = loop {
+        let jwks = p.jwks().await;
+        if jwks["keys"].as_array().expect("keys").len() > before || std::time::Instant::now() > deadline {
+            break jwks;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
     let kids: Vec<&str> = jwks["keys"].as_array().expect("keys").iter().filter_map(|k| k["kid"].as_str()).collect();
     assert_eq!(kids.len(), before * 2, "new keys published, old ones kept while their tokens live: {kids:?}");
     assert!(kids.contains(&old_kid.as_str()));

@@ -538,8 +538,15 @@ async fn an_unanswered_smart_id_request_times_out() {
     let (poll, code) = start_login(&mut b, &authorize(&d, "&ui_locales=en"), LAYLA).await;
     let o = device(&phone, &["pending"], None, &[]);
     assert!(String::from_utf8_lossy(&o.stdout).contains(&code), "{}", stderr(&o));
-    std::thread::sleep(std::time::Duration::from_secs(11));
-    let o = device(&phone, &["pending"], None, &[]);
+    // The request times out after 10 s: the device stops seeing it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let o = loop {
+        let o = device(&phone, &["pending"], None, &[]);
+        if !String::from_utf8_lossy(&o.stdout).contains(&code) || std::time::Instant::now() > deadline {
+            break o;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "No pending request.", "the device no longer sees it");
     let o = device(&phone, &["approve", "--pin-stdin", "--code", &code], Some(PIN1), &[]);
     assert_eq!(stderr(&o), "error: no pending request");

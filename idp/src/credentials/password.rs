@@ -159,8 +159,8 @@ mod tests {
 
     #[test]
     fn lengths_are_bounded_and_debug_is_redacted() {
-        assert!(Password::new("short".into()).is_err());
-        assert!(Password::new("x".repeat(257)).is_err());
+        assert!(matches!(Password::new("short".into()), Err(IdpError::PasswordLength { min: 8, max: 256 })));
+        assert!(matches!(Password::new("x".repeat(257)), Err(IdpError::PasswordLength { .. })));
         let pw = Password::new("a long enough secret".into()).expect("valid");
         assert_eq!(format!("{pw:?}"), "Password(<redacted>)");
     }

@@ -158,7 +158,7 @@ mod tests {
         assert!(old == current || secret.matching_step(&old, now).is_none());
         assert!(secret.matching_step("12345", now).is_none());
         assert!(secret.matching_step("12345a", now).is_none());
-        assert!(TotpSecret::from_bytes(vec![0; 10]).is_err());
+        assert!(matches!(TotpSecret::from_bytes(vec![0; 10]), Err(IdpError::InvalidTotpSecret(_))));
     }
 
     #[test]
