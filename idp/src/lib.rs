@@ -1,13 +1,32 @@
 //! The OpenID Connect provider every e-service integrates with, so that a citizen logs in
 //! once and reaches every service.
 //!
-//! [`provider::Provider`] is the protocol (authorization code flow with PKCE, client
-//! authentication, tokens, userinfo, revocation, introspection, logout) as domain logic;
-//! [`http`] turns it into endpoints and server-rendered login pages in Arabic and English.
+//! One module per protocol action, as panva's node-oidc-provider lays out `lib/actions/`;
+//! [`provider::Provider`] holds the state they share and [`http`] (split the same way) turns
+//! them into endpoints and server-rendered pages in Arabic and English.
+//!
+//! | where | what |
+//! |---|---|
+//! | [`authorize`] | the authorization request: checking it, request objects (by value and by `request_uri`), code issuance, error redirects |
+//! | [`login`] | login transactions, the password and one-time-code step, the methods that reach a level, what a login does to the session |
+//! | [`throttle`] | every rate limit and lockout, password and smart-ID alike; device cookies |
+//! | [`smart_id`] | the smart-ID login: its flow, the certificate [`smart_id::verifier`], the [`smart_id::ocsp`] revocation source |
+//! | [`session`] | the SSO session and its lifetimes; [`logout`] ends it (RP-initiated, back-channel via [`backchannel`]) |
+//! | [`consent`] | what a request releases, the consent page's answer, the account page's consents |
+//! | [`subject`] | pairwise subject identifiers |
+//! | [`id_token`] | the id_token's claims (a typed struct), its `acr`, `at_hash` |
+//! | [`token`] | the token endpoint, dispatching on [`token::GrantType`] to [`token::authorization_code`] and [`token::refresh_token`] (where a refresh token is rotated, and its format) |
+//! | [`userinfo`], [`revocation`], [`introspection`] | the other protocol endpoints |
+//! | [`clients`], `client_keys` | client registrations and client authentication |
+//! | [`keyspace`] | every key of the ephemeral store |
+//!
+//! So: the id_token is built in [`id_token`] (from [`token`]); a refresh token is rotated in
+//! [`token::refresh_token`]; the login rate limit is [`throttle`].
+//!
 //! Levels of assurance, methods and what each service may receive come from the policy
 //! files; citizens, clients, consents and refresh tokens from the durable store; sessions,
 //! codes and replay caches from the ephemeral store (memory or Redis), so that replicas
-//! sharing it act as one provider. Relying parties hear of logouts through [`backchannel`].
+//! sharing it act as one provider.
 //!
 //! This crate must never depend on the CA (`ca`), never log a secret (passwords, codes,
 //! tokens, cookies), and never redirect to a URI that is not registered exactly.

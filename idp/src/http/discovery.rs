@@ -8,6 +8,7 @@ use serde_json::json;
 use super::{Shared, json_response};
 use crate::citizens::SUPPORTED_CLAIMS;
 use crate::oauth::OAuthError;
+use crate::token::GrantType;
 use crate::unix_now as now;
 
 pub(super) async fn discovery(State(p): State<Shared>) -> Response {
@@ -28,7 +29,7 @@ pub(super) async fn discovery(State(p): State<Shared>) -> Response {
             "end_session_endpoint": format!("{issuer}/logout"),
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
-            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "grant_types_supported": GrantType::ALL.map(GrantType::as_str),
             "subject_types_supported": ["pairwise", "public"],
             "id_token_signing_alg_values_supported": algs,
             "scopes_supported": ["openid", "profile", "email", "phone", "address", "national_id", "offline_access"],

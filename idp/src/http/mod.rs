@@ -1,5 +1,5 @@
 //! The provider's HTTP endpoints and pages. Thin handlers: read the request, call the
-//! [`Provider`], render; protocol errors become OAuth error bodies in [`error`] and
+//! [`Provider`], render; protocol errors become OAuth error bodies in `http::error` and
 //! nowhere else. One module per protocol action, as in the domain crate.
 
 use std::net::SocketAddr;

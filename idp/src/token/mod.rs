@@ -32,6 +32,36 @@ pub(crate) struct Grant {
     pub(crate) acr: Option<String>,
 }
 
+/// The grant types the token endpoint serves, each in its own module.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GrantType {
+    /// `authorization_code` ([`authorization_code`]).
+    AuthorizationCode,
+    /// `refresh_token` ([`refresh_token`]).
+    RefreshToken,
+}
+
+impl GrantType {
+    /// Every grant type, as discovery lists them.
+    pub const ALL: [GrantType; 2] = [GrantType::AuthorizationCode, GrantType::RefreshToken];
+
+    /// The name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantType::AuthorizationCode => "authorization_code",
+            GrantType::RefreshToken => "refresh_token",
+        }
+    }
+}
+
+impl std::str::FromStr for GrantType {
+    type Err = OAuthError;
+
+    fn from_str(s: &str) -> Result<Self, OAuthError> {
+        GrantType::ALL.into_iter().find(|g| g.as_str() == s).ok_or_else(|| OAuthError::new(ErrorCode::UnsupportedGrantType, format!("grant_type {s}")))
+    }
+}
+
 /// An access token's record.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct AccessGrant {
@@ -49,18 +79,17 @@ impl Provider {
         let client = self.client(presented.client_id()).await?.ok_or_else(|| OAuthError::invalid_client("unknown client"))?;
         let endpoint = format!("{}/token", self.issuer());
         self.authenticate(&presented, &client, &endpoint, now).await?;
-        match params.require("grant_type")? {
-            "authorization_code" => {
+        match params.require("grant_type")?.parse::<GrantType>()? {
+            GrantType::AuthorizationCode => {
                 let tokens = self.exchange_code(&client, &params, now).await?;
                 Counters::count(&self.counters.code_exchanges);
                 Ok(tokens)
             }
-            "refresh_token" => {
+            GrantType::RefreshToken => {
                 let tokens = self.refresh(&client, &params, now).await?;
                 Counters::count(&self.counters.refreshes);
                 Ok(tokens)
             }
-            other => Err(OAuthError::new(ErrorCode::UnsupportedGrantType, format!("grant_type {other}"))),
         }
     }
 
