@@ -764,3 +764,45 @@ async fn attack_session_finished_from_another_browser_is_refused() {
     let r = b.get(&poll).await;
     assert_eq!(r.status, 303, "its own browser goes on: {} {}", r.status, r.body);
 }
+
+/// Opens the login page of `authorize` and asks for a smart-ID login of `national_id`.
+async fn request_smart_id(b: &mut hawiya_e2e::web::Browser, authorize: &str, national_id: &str) -> hawiya_e2e::web::Response {
+    let r = b.get(authorize).await;
+    let (page, _) = b.follow(r).await;
+    let (tx, csrf) = (hawiya_e2e::web::hidden(&page.body, "tx"), hawiya_e2e::web::hidden(&page.body, "csrf"));
+    b.post("/login/smart-id", &[("tx", &tx), ("csrf", &csrf), ("lang", "en"), ("national_id", national_id)]).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_smart_id_requests_do_not_block_the_citizens_own_browser() {
+    // Three requests per citizen from untrusted browsers: her first login (before her
+    // browser was known) and two of a stranger's.
+    let (d, _) = deployment_with(&[("HAWIYA_SMART_ID_LIMITS", "3,100")]);
+    let low_cb = "https://civil.example.jo/cb";
+    d.ok(&["client", "add", "--id", "civil-status", "--redirect-uri", low_cb, "--auth-method", "client_secret_basic"]);
+    let low = format!("{}/authorize?client_id=civil-status&redirect_uri={}&response_type=code&scope=openid&state=s&nonce=n", d.base, url_encode(low_cb));
+    let phone = d.path("phone");
+    let o = activate(&d, &phone, &enroll(&d, LAYLA, "software"), &[], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Layla logs in with her smart-ID once in her own browser, which keeps a device cookie.
+    let mut own = browser(&d);
+    let r = request_smart_id(&mut own, &low, LAYLA).await;
+    let code = r.body.split(r#"id="verification-code">"#).nth(1).and_then(|s| s.split('<').next()).expect("code shown").to_owned();
+    let poll = r.body.split(r#"<p><a href="/login/smart-id?"#).nth(1).and_then(|s| s.split('"').next()).expect("poll link").replace("&amp;", "&");
+    let o = device(&phone, &["approve", "--pin-stdin", "--code", &code], Some(PIN1), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = own.get(&format!("/login/smart-id?{poll}")).await;
+    let out = own.through_consent(r).await;
+    assert!(hawiya_e2e::web::param(&out, "code").is_some(), "{out}");
+    assert!(own.cookies.contains_key("__Host-hawiya-device"));
+    // Strangers use up the requests anyone may push to her device…
+    let mut stranger = browser(&d);
+    for _ in 0..2 {
+        assert_eq!(request_smart_id(&mut stranger, &low, LAYLA).await.status, 200);
+    }
+    let r = request_smart_id(&mut stranger, &low, LAYLA).await;
+    assert!(r.status == 429 && r.body.contains("Too many smart-ID requests"), "{} {}", r.status, r.body);
+    // …but not those of her own browser.
+    let r = request_smart_id(&mut own, &format!("{low}&prompt=login"), LAYLA).await;
+    assert!(r.status == 200 && r.body.contains(r#"id="verification-code""#), "{} {}", r.status, r.body);
+}
