@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use super::{CSRF_COOKIE, SESSION_COOKIE, Shared, cookie, error_page, page, page_lang, params, redirect, session_form, set_cookie};
 use crate::citizens::Lang;
 use crate::oauth::OAuthError;
-use crate::pages::{self, escape, text};
+use crate::pages::{self, AccountConsent, AccountPage, text};
 use crate::unix_now as now;
 
 /// The citizen's account page: the consents they have given, each of which they can
@@ -54,34 +54,18 @@ pub(super) async fn account(State(p): State<Shared>, request: Request) -> Respon
         Ok(c) => c,
         Err(e) => return OAuthError::server(e).into_response(),
     };
-    let mut items = String::new();
-    for (consent, client) in &consents {
-        let claims: Vec<String> = serde_json::from_str(&consent.grant).unwrap_or_default();
-        let claims: String = claims.iter().map(|c| format!("<li>{}</li>", escape(&pages::claim_name(lang, c)))).collect();
-        let name = client.as_ref().map_or(text(lang, "account.gone"), |c| pages::localized(lang, &c.service.name));
-        items.push_str(&format!(
-            r#"<li><h2>{name}</h2><ul>{claims}</ul>
-<form method="post" action="/account/withdraw">
-<input type="hidden" name="csrf" value="{csrf}">
-<input type="hidden" name="lang" value="{tag}">
-<input type="hidden" name="client" value="{client}">
-<button type="submit" class="secondary">{withdraw}</button>
-</form></li>"#,
-            name = escape(name),
-            client = escape(&consent.client_id),
-            withdraw = text(lang, "account.withdraw"),
-            tag = lang.tag(),
-        ));
-    }
-    let status = if params.get("withdrawn").is_some() { format!(r#"<p role="status">{}</p>"#, text(lang, "account.withdrawn")) } else { String::new() };
-    let list = if consents.is_empty() {
-        format!("<p>{}</p>", text(lang, "account.none"))
-    } else {
-        format!(r#"<p>{}</p><ul class="consents">{items}</ul>"#, text(lang, "account.intro"))
-    };
-    let body = format!(r#"{status}{list}<p><a href="/logout?ui_locales={tag}">{logout}</a></p>"#, tag = lang.tag(), logout = text(lang, "logout.link"));
-    let switch = format!("/account?lang={}", if lang == Lang::Ar { "en" } else { "ar" });
-    let mut r = page(StatusCode::OK, pages::layout(lang, text(lang, "title.account"), Some(&switch), &body));
+    let claims: Vec<Vec<String>> = consents.iter().map(|(consent, _)| serde_json::from_str(&consent.grant).unwrap_or_default()).collect();
+    let listed = consents
+        .iter()
+        .zip(claims)
+        .map(|((consent, client), claims)| AccountConsent {
+            service: client.as_ref().map_or(text(lang, "account.gone"), |c| pages::localized(lang, &c.service.name)),
+            client_id: &consent.client_id,
+            claims,
+        })
+        .collect();
+    let view = AccountPage { lang, csrf: &csrf, consents: listed, withdrawn: params.get("withdrawn").is_some() };
+    let mut r = page(StatusCode::OK, view.render());
     r.headers_mut().append(header::SET_COOKIE, set_cookie(CSRF_COOKIE, &csrf, None));
     r
 }

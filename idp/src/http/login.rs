@@ -7,9 +7,8 @@ use axum::response::Response;
 
 use super::transaction::{FormContext, PageRequest, page_request, request_summary, with_form_headers};
 use super::{SESSION_COOKIE, Shared, client_address, cookie, error_page, page, redirect, redirect_to_next, set_cookie};
-use crate::citizens::Lang;
 use crate::login::{Browser, LoginFailure, LoginStep, Transaction};
-use crate::pages::{self, escape, text};
+use crate::pages::{self, LoginPage, SmartIdForm, text};
 use crate::provider::Provider;
 use crate::session::LiveSession;
 use crate::throttle::{DEVICE_COOKIE, DEVICE_COOKIE_LIFETIME};
@@ -31,95 +30,22 @@ pub(super) fn render_login(
     form: LoginForm<'_>,
     status: StatusCode,
 ) -> Response {
-    let lang = ctx.lang;
-    let error_id = "login-error";
-    let (error_html, described) = match form.error {
-        Some(e) => {
-            (format!(r#"<p class="error" id="{error_id}" role="alert">{}</p>"#, escape(e)), format!(r#" aria-describedby="{error_id}" aria-invalid="true""#))
-        }
-        None => (String::new(), String::new()),
+    let switch = pages::switch_href(ctx.lang, &format!("/login?tx={}", ctx.tx));
+    let view = LoginPage {
+        lang: ctx.lang,
+        summary: request_summary(p, ctx.lang, client, &t.request.level),
+        fields: ctx.fields(),
+        national_id: form.national_id,
+        error: form.error,
+        code_step: form.code_step,
+        code_with_password: p.level_needs_code(&t.request),
+        // The password form when a password method reaches the level; the smart-ID form
+        // when smart-ID is enabled (and always for a level only smart-ID reaches).
+        password_form: p.password_reaches(&t.request),
+        smart_id: p.smart_id.is_some().then_some(SmartIdForm { error: form.smart_id_error }),
+        switch_href: &switch,
     };
-    let fields = if form.code_step {
-        format!(
-            r#"<input type="hidden" name="national_id" value="{nid}">
-<label for="code">{code}</label>
-<input type="text" id="code" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{{6}}" maxlength="6" required autofocus{described}>"#,
-            nid = escape(form.national_id),
-            code = text(lang, "code"),
-        )
-    } else {
-        let code_field = if p.level_needs_code(&t.request) {
-            format!(
-                r#"<label for="code">{}</label>
-<input type="text" id="code" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{{6}}" maxlength="6">"#,
-                text(lang, "code")
-            )
-        } else {
-            String::new()
-        };
-        format!(
-            r#"<label for="national_id">{nid_label}</label>
-<input type="text" id="national_id" name="national_id" value="{nid}" autocomplete="username" inputmode="numeric" required{autofocus_nid}{described}>
-<label for="password">{pw_label}</label>
-<input type="password" id="password" name="password" autocomplete="current-password" required{autofocus_pw}{described}>
-{code_field}"#,
-            nid_label = text(lang, "national_id"),
-            nid = escape(form.national_id),
-            pw_label = text(lang, "password"),
-            autofocus_nid = if form.national_id.is_empty() { " autofocus" } else { "" },
-            autofocus_pw = if form.national_id.is_empty() { "" } else { " autofocus" },
-        )
-    };
-    let title = text(lang, if form.code_step { "title.code" } else { "title.login" });
-    let hidden = format!(
-        r#"<input type="hidden" name="tx" value="{}">
-<input type="hidden" name="csrf" value="{}">
-<input type="hidden" name="lang" value="{}">"#,
-        escape(&ctx.tx),
-        escape(&ctx.csrf),
-        lang.tag()
-    );
-    // The password form when a password method reaches the level; the smart-ID form when
-    // smart-ID is enabled (and always for a level only smart-ID reaches).
-    let password_form = if p.password_reaches(&t.request) || form.code_step {
-        format!(
-            r#"<form method="post" action="/login">
-{hidden}
-{fields}
-<button type="submit">{submit}</button>
-</form>"#,
-            submit = text(lang, if form.code_step { "submit.code" } else { "submit.login" }),
-        )
-    } else {
-        String::new()
-    };
-    let smart_id_form = if p.smart_id.is_some() && !form.code_step {
-        let (error_html, described) = match form.smart_id_error {
-            Some(e) => {
-                (format!(r#"<p class="error" id="smart-id-error" role="alert">{}</p>"#, escape(e)), r#" aria-describedby="smart-id-error" aria-invalid="true""#)
-            }
-            None => (String::new(), ""),
-        };
-        format!(
-            r#"<h2>{heading}</h2>{error_html}
-<form method="post" action="/login/smart-id">
-{hidden}
-<label for="smart_id_national_id">{nid_label}</label>
-<input type="text" id="smart_id_national_id" name="national_id" value="{nid}" autocomplete="username" inputmode="numeric" required{described}>
-<button type="submit">{submit}</button>
-</form>"#,
-            heading = text(lang, "smart_id.heading"),
-            nid_label = text(lang, "national_id"),
-            nid = escape(form.national_id),
-            submit = text(lang, "smart_id.submit"),
-        )
-    } else {
-        String::new()
-    };
-    let body = format!("{summary}{error_html}\n{password_form}\n{smart_id_form}", summary = request_summary(p, lang, client, &t.request.level));
-    let other = if lang == Lang::Ar { "en" } else { "ar" };
-    let switch = format!("/login?tx={}&lang={other}", ctx.tx);
-    with_form_headers(page(status, pages::layout(lang, title, Some(&switch), &body)), ctx)
+    with_form_headers(page(status, view.render()), ctx)
 }
 
 pub(super) async fn login_page(State(p): State<Shared>, request: Request) -> Response {

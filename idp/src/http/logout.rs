@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use super::{CSRF_COOKIE, SESSION_COOKIE, Shared, cookie, error_page, page, page_lang, params, redirect, session_form, set_cookie};
 use crate::citizens::Lang;
 use crate::oauth::OAuthError;
-use crate::pages::{self, escape, text};
+use crate::pages::{LoggedOutPage, LogoutConfirmPage, LogoutReturn};
 use crate::provider::Provider;
 use crate::unix_now as now;
 
@@ -26,52 +26,26 @@ pub(super) fn clear_session() -> HeaderValue {
 }
 
 pub(super) fn logged_out(lang: Lang) -> Response {
-    let body = format!(r#"<p role="status">{}</p>"#, text(lang, "logout.done"));
-    let mut r = page(StatusCode::OK, pages::layout(lang, text(lang, "title.logged_out"), None, &body));
+    let mut r = page(StatusCode::OK, LoggedOutPage { lang }.render());
     r.headers_mut().append(header::SET_COOKIE, clear_session());
     r
 }
 
-/// Where the citizen goes after logging out: a registered `post_logout_redirect_uri` of the
-/// client that asked, with its `state`.
-struct Return<'a> {
-    client_id: &'a str,
-    uri: &'a str,
-    state: Option<&'a str>,
-}
-
 /// The page that asks the citizen to confirm a logout nobody proved the citizen wants; its
 /// form carries where to go afterwards.
-fn confirm_page(lang: Lang, back: Option<Return<'_>>) -> Response {
+fn confirm_page(lang: Lang, back: Option<LogoutReturn<'_>>) -> Response {
     let csrf = match crate::provider::random_token() {
         Ok(c) => c,
         Err(e) => return OAuthError::server(e).into_response(),
     };
-    let hidden = |name: &str, value: &str| format!(r#"<input type="hidden" name="{name}" value="{}">"#, escape(value));
-    let mut fields = hidden("csrf", &csrf) + &hidden("lang", lang.tag());
-    if let Some(b) = back {
-        fields += &(hidden("client_id", b.client_id) + &hidden("post_logout_redirect_uri", b.uri));
-        if let Some(s) = b.state {
-            fields += &hidden("state", s);
-        }
-    }
-    let body = format!(
-        r#"<p>{}</p>
-<form method="post" action="/logout/confirm">
-{fields}
-<button type="submit">{}</button>
-</form>"#,
-        text(lang, "logout.confirm"),
-        text(lang, "logout.submit"),
-    );
-    let mut r = page(StatusCode::OK, pages::layout(lang, text(lang, "title.logout"), None, &body));
+    let mut r = page(StatusCode::OK, LogoutConfirmPage { lang, csrf: &csrf, back }.render());
     r.headers_mut().append(header::SET_COOKIE, set_cookie(CSRF_COOKIE, &csrf, None));
     r
 }
 
 /// Ends the browser's session and sends the citizen back to the client, or shows that they
 /// are logged out.
-async fn end_and_return(p: &Provider, session_cookie: Option<&str>, lang: Lang, back: Option<Return<'_>>) -> Response {
+async fn end_and_return(p: &Provider, session_cookie: Option<&str>, lang: Lang, back: Option<LogoutReturn<'_>>) -> Response {
     if let Err(e) = p.end_session(session_cookie, now()).await {
         return e.into_response();
     }
@@ -110,7 +84,9 @@ pub(super) async fn logout(State(p): State<Shared>, request: Request) -> Respons
         }
     };
     let back = match params.get("post_logout_redirect_uri") {
-        Some(uri) if hint.client.registration.post_logout_redirect_uris.iter().any(|r| r == uri) => Some(Return { client_id: &hint.client.id, uri, state }),
+        Some(uri) if hint.client.registration.post_logout_redirect_uris.iter().any(|r| r == uri) => {
+            Some(LogoutReturn { client_id: &hint.client.id, uri, state })
+        }
         Some(uri) => {
             tracing::warn!(client = hint.client.id, uri, "logout with an unregistered post_logout_redirect_uri");
             return error_page(lang, StatusCode::BAD_REQUEST, "post_logout_redirect_uri is not registered for this client");
@@ -146,7 +122,7 @@ pub(super) async fn logout_confirm(State(p): State<Shared>, request: Request) ->
     };
     let back = match (&client, params.get("post_logout_redirect_uri")) {
         (Some(c), Some(uri)) if c.registration.post_logout_redirect_uris.iter().any(|r| r == uri) => {
-            Some(Return { client_id: &c.id, uri, state: params.get("state") })
+            Some(LogoutReturn { client_id: &c.id, uri, state: params.get("state") })
         }
         (_, Some(_)) => return error_page(lang, StatusCode::BAD_REQUEST, "post_logout_redirect_uri is not registered for this client"),
         _ => None,

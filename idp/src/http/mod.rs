@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::authorize::Next;
 use crate::citizens::Lang;
 use crate::oauth::{MAX_REQUEST_BYTES, OAuthError, Params};
-use crate::pages::{self, escape, text};
+use crate::pages::{self, text};
 use crate::provider::Provider;
 use error::OAuthRequest;
 
@@ -131,8 +131,7 @@ fn page(status: StatusCode, html: String) -> Response {
 }
 
 fn error_page(lang: Lang, status: StatusCode, message: &str) -> Response {
-    let body = format!(r#"<p class="error" role="alert">{}</p>"#, escape(message));
-    page(status, pages::layout(lang, text(lang, "title.error"), None, &body))
+    page(status, pages::ErrorPage { lang, message }.render())
 }
 
 /// Reads the parameters of a GET (query) or POST (form body, plus the query).

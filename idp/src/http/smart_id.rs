@@ -8,10 +8,9 @@ use axum::response::{IntoResponse, Response};
 use super::login::{LoginForm, logged_in, render_login};
 use super::transaction::{FormContext, PageRequest, page_request, request_summary, with_form_headers};
 use super::{CSRF_COOKIE, SESSION_COOKIE, Shared, client_address, cookie, error_page, json_response, page, redirect, redirect_to_next};
-use crate::citizens::Lang;
 use crate::login::{Browser, LoginStep};
 use crate::oauth::{ErrorCode, OAuthError};
-use crate::pages::{self, escape, text};
+use crate::pages::{self, SmartIdWaitingPage, text};
 use crate::provider::Provider;
 use crate::smart_id::Poll;
 use crate::throttle::DEVICE_COOKIE;
@@ -20,24 +19,10 @@ use crate::unix_now as now;
 /// The page that waits for the citizen's device: the verification code, refreshed every
 /// two seconds without JavaScript (the `Refresh` header) and by a visible link.
 pub(super) fn smart_id_waiting(p: &Provider, ctx: &FormContext, client: &crate::clients::Client, level: &str, session: &str, code: &str) -> Response {
-    let lang = ctx.lang;
-    let poll = format!("/login/smart-id?tx={}&session={session}&lang={}", ctx.tx, lang.tag());
-    let body = format!(
-        r#"{summary}<p>{intro}</p>
-<p class="verification-code" aria-label="{label}"><strong id="verification-code">{code}</strong></p>
-<p role="status">{waiting}</p>
-<p><a href="{href}">{check}</a></p>"#,
-        summary = request_summary(p, lang, client, level),
-        intro = text(lang, "smart_id.intro"),
-        label = text(lang, "smart_id.code_label"),
-        code = escape(code),
-        waiting = text(lang, "smart_id.waiting"),
-        href = escape(&poll),
-        check = text(lang, "smart_id.check"),
-    );
-    let other = if lang == Lang::Ar { "en" } else { "ar" };
-    let switch = format!("/login/smart-id?tx={}&session={session}&lang={other}", ctx.tx);
-    let mut response = with_form_headers(page(StatusCode::OK, pages::layout(lang, text(lang, "smart_id.heading"), Some(&switch), &body)), ctx);
+    let poll = format!("/login/smart-id?tx={}&session={session}&lang={}", ctx.tx, ctx.lang.tag());
+    let switch = pages::switch_href(ctx.lang, &format!("/login/smart-id?tx={}&session={session}", ctx.tx));
+    let view = SmartIdWaitingPage { lang: ctx.lang, summary: request_summary(p, ctx.lang, client, level), code, poll_href: &poll, switch_href: &switch };
+    let mut response = with_form_headers(page(StatusCode::OK, view.render()), ctx);
     if let Ok(v) = HeaderValue::from_str(&format!("2; url={poll}")) {
         response.headers_mut().insert(HeaderName::from_static("refresh"), v);
     }

@@ -13,7 +13,7 @@ use super::{CSRF_COOKIE, csrf_ok, error_page, page_lang, params, set_cookie};
 use crate::citizens::Lang;
 use crate::login::Transaction;
 use crate::oauth::{OAuthError, Params};
-use crate::pages::{self, escape, text};
+use crate::pages::{self, RequestSummary, TransactionFields, text};
 use crate::provider::Provider;
 
 /// What a form on a transaction page carries.
@@ -70,13 +70,14 @@ pub(super) fn with_form_headers(mut response: Response, ctx: &FormContext) -> Re
 }
 
 /// The service asking and the level it needs, named as the policy files name them.
-pub(super) fn request_summary(p: &Provider, lang: Lang, client: &crate::clients::Client, level: &str) -> String {
+pub(super) fn request_summary<'a>(p: &'a Provider, lang: Lang, client: &'a crate::clients::Client, level: &'a str) -> RequestSummary<'a> {
     let level = p.policies().level(level).map_or(level, |l| pages::localized(lang, &l.title));
-    format!(
-        r#"<dl class="request"><dt>{}</dt><dd>{}</dd><dt>{}</dt><dd>{}</dd></dl>"#,
-        text(lang, "service"),
-        escape(pages::localized(lang, &client.service.name)),
-        text(lang, "level"),
-        escape(level),
-    )
+    RequestSummary { lang, service: pages::localized(lang, &client.service.name), level }
+}
+
+impl FormContext {
+    /// The hidden fields of the transaction's forms.
+    pub(super) fn fields(&self) -> TransactionFields<'_> {
+        TransactionFields { tx: &self.tx, csrf: &self.csrf, lang: self.lang }
+    }
 }

@@ -1,5 +1,20 @@
 //! The pages citizens see: server-rendered HTML, Arabic (right to left) by default and
 //! English, no JavaScript, labelled fields with their errors tied to them.
+//!
+//! Each page is a typed view (`LoginPage`, `ConsentPage`, …) whose `render` writes the whole
+//! document through [`layout`]; the HTTP handlers decide what a page shows, never how.
+
+mod account;
+mod consent;
+mod login;
+mod logout;
+mod smart_id;
+
+pub use account::{AccountConsent, AccountPage};
+pub use consent::ConsentPage;
+pub use login::{LoginPage, SmartIdForm};
+pub use logout::{LoggedOutPage, LogoutConfirmPage, LogoutReturn};
+pub use smart_id::SmartIdWaitingPage;
 
 use crate::citizens::Lang;
 
@@ -156,6 +171,85 @@ pub fn layout(lang: Lang, title: &str, switch_href: Option<&str>, body: &str) ->
         title = escape(title),
         brand = text(lang, "brand"),
     )
+}
+
+/// The link that shows the same page in the other language: `href` with `lang=<other>`
+/// appended.
+pub fn switch_href(lang: Lang, href: &str) -> String {
+    let other = if lang == Lang::Ar { "en" } else { "ar" };
+    format!("{href}&lang={other}")
+}
+
+/// The service asking and the level it needs, named as the policy files name them.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestSummary<'a> {
+    /// The page's language.
+    pub lang: Lang,
+    /// The service's name, in that language.
+    pub service: &'a str,
+    /// The level's title, in that language.
+    pub level: &'a str,
+}
+
+impl RequestSummary<'_> {
+    /// The summary as a description list.
+    pub fn render(&self) -> String {
+        format!(
+            r#"<dl class="request"><dt>{}</dt><dd>{}</dd><dt>{}</dt><dd>{}</dd></dl>"#,
+            text(self.lang, "service"),
+            escape(self.service),
+            text(self.lang, "level"),
+            escape(self.level),
+        )
+    }
+}
+
+/// The hidden fields of every form of a login or consent transaction.
+#[derive(Clone, Copy)]
+pub struct TransactionFields<'a> {
+    /// The transaction.
+    pub tx: &'a str,
+    /// Its anti-CSRF token.
+    pub csrf: &'a str,
+    /// The page's language.
+    pub lang: Lang,
+}
+
+impl std::fmt::Debug for TransactionFields<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransactionFields").field("tx", &self.tx).field("csrf", &"<redacted>").field("lang", &self.lang).finish()
+    }
+}
+
+impl TransactionFields<'_> {
+    /// The hidden inputs.
+    pub fn render(&self) -> String {
+        format!(
+            r#"<input type="hidden" name="tx" value="{}">
+<input type="hidden" name="csrf" value="{}">
+<input type="hidden" name="lang" value="{}">"#,
+            escape(self.tx),
+            escape(self.csrf),
+            self.lang.tag()
+        )
+    }
+}
+
+/// A page that says why a request cannot go on.
+#[derive(Clone, Copy, Debug)]
+pub struct ErrorPage<'a> {
+    /// The page's language.
+    pub lang: Lang,
+    /// What went wrong, for the citizen.
+    pub message: &'a str,
+}
+
+impl ErrorPage<'_> {
+    /// The whole page.
+    pub fn render(&self) -> String {
+        let body = format!(r#"<p class="error" role="alert">{}</p>"#, escape(self.message));
+        layout(self.lang, text(self.lang, "title.error"), None, &body)
+    }
 }
 
 /// The stylesheet: high contrast, a visible focus ring, logical properties so that both

@@ -1,0 +1,41 @@
+//! The page that waits for the citizen's device.
+
+use super::{RequestSummary, escape, layout, text};
+use crate::citizens::Lang;
+
+/// The verification code and a link to check again (the response's `Refresh` header checks
+/// by itself, without JavaScript).
+#[derive(Debug)]
+pub struct SmartIdWaitingPage<'a> {
+    /// The page's language.
+    pub lang: Lang,
+    /// Who asks, at which level.
+    pub summary: RequestSummary<'a>,
+    /// The 4-digit verification code the device shows too.
+    pub code: &'a str,
+    /// Where the page checks the session again.
+    pub poll_href: &'a str,
+    /// The same page in the other language.
+    pub switch_href: &'a str,
+}
+
+impl SmartIdWaitingPage<'_> {
+    /// The whole page.
+    pub fn render(&self) -> String {
+        let lang = self.lang;
+        let body = format!(
+            r#"{summary}<p>{intro}</p>
+<p class="verification-code" aria-label="{label}"><strong id="verification-code">{code}</strong></p>
+<p role="status">{waiting}</p>
+<p><a href="{href}">{check}</a></p>"#,
+            summary = self.summary.render(),
+            intro = text(lang, "smart_id.intro"),
+            label = text(lang, "smart_id.code_label"),
+            code = escape(self.code),
+            waiting = text(lang, "smart_id.waiting"),
+            href = escape(self.poll_href),
+            check = text(lang, "smart_id.check"),
+        );
+        layout(lang, text(lang, "smart_id.heading"), Some(self.switch_href), &body)
+    }
+}
