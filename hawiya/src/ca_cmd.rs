@@ -56,7 +56,7 @@ pub enum CaCommand {
         surname: Option<String>,
         /// National identity number, for citizens.
         #[arg(long)]
-        national_id: Option<String>,
+        national_id: Option<policies::NationalId>,
         /// Country (ISO 3166-1 alpha-2; default: the hierarchy's).
         #[arg(long)]
         country: Option<String>,

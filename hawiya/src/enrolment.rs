@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use ca::{Authority, CaError, IssueRequest, Subject};
 use idp::unix_now as now;
+use policies::NationalId;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use store::{ActivationRecord, DurableStore, RevocationReason, Serial, SmartIdRecord, StoreError};
@@ -89,7 +90,7 @@ pub enum EnrolError {
     Unauthorized,
     /// The national id is not a registered citizen.
     #[error("no citizen with national id {0}")]
-    UnknownCitizen(String),
+    UnknownCitizen(NationalId),
     /// The activation code is unknown, expired or spent.
     #[error("the activation code is wrong, expired or already used")]
     BadCode,
@@ -106,7 +107,7 @@ pub enum EnrolError {
     },
     /// The citizen has no smart-ID.
     #[error("citizen {0} has no smart-ID")]
-    NoSmartId(String),
+    NoSmartId(NationalId),
     /// The CA refused a status change (say, resuming a revoked certificate).
     #[error("{0}")]
     Status(String),
@@ -125,7 +126,7 @@ impl From<StoreError> for EnrolError {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Identity {
     /// The national id.
-    pub national_id: String,
+    pub national_id: NationalId,
     /// Given name, Latin script (as in the certificate).
     pub given_name: String,
     /// Surname, Latin script.
@@ -199,9 +200,9 @@ impl Enrolment {
 
     /// Enrols a proven citizen: returns a fresh activation code (20 characters, 100 bits) and
     /// when it expires.
-    pub async fn enrol(&self, national_id: &str, custody: Custody, officer: &str, now: i64) -> Result<(String, i64), EnrolError> {
-        if self.durable.citizen(national_id).await?.is_none() {
-            return Err(EnrolError::UnknownCitizen(national_id.to_owned()));
+    pub async fn enrol(&self, national_id: &NationalId, custody: Custody, officer: &str, now: i64) -> Result<(String, i64), EnrolError> {
+        if self.durable.citizen(national_id.as_str()).await?.is_none() {
+            return Err(EnrolError::UnknownCitizen(national_id.clone()));
         }
         let mut random = [0u8; 20];
         aws_lc_rs::rand::fill(&mut random).map_err(|_| EnrolError::Internal("no randomness".into()))?;
@@ -210,23 +211,25 @@ impl Enrolment {
         self.durable
             .insert_activation(&ActivationRecord {
                 code_hash: sha256_hex(code.as_bytes()),
-                national_id: national_id.to_owned(),
+                national_id: national_id.to_string(),
                 custody: custody.name().to_owned(),
                 officer: officer.to_owned(),
                 expires_at,
             })
             .await?;
-        tracing::info!(target: "audit", event = "smart_id.enrolled", national_id, custody = custody.name(), officer, "citizen enrolled for a smart-ID");
+        tracing::info!(target: "audit", event = "smart_id.enrolled", %national_id, custody = custody.name(), officer, "citizen enrolled for a smart-ID");
         let grouped: Vec<String> = code.as_bytes().chunks(5).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
         Ok((grouped.join("-"), expires_at))
     }
 
     async fn pending(&self, code: &str, now: i64) -> Result<(ActivationRecord, Identity), EnrolError> {
         let record = self.durable.activation(&sha256_hex(normalise_code(code).as_bytes()), now).await?.ok_or(EnrolError::BadCode)?;
-        let citizen = self.durable.citizen(&record.national_id).await?.ok_or_else(|| EnrolError::UnknownCitizen(record.national_id.clone()))?;
+        let national_id: NationalId =
+            record.national_id.parse().map_err(|e| EnrolError::Internal(format!("an activation record's national id {:?}: {e}", record.national_id)))?;
+        let citizen = self.durable.citizen(national_id.as_str()).await?.ok_or_else(|| EnrolError::UnknownCitizen(national_id.clone()))?;
         let profile = idp::citizens::Profile::from_json(&citizen.profile).map_err(|e| EnrolError::Internal(e.to_string()))?;
         let identity = Identity {
-            national_id: record.national_id.clone(),
+            national_id,
             given_name: profile.given_name.en,
             surname: profile.family_name.en,
             country: self.authority.ceremony().country.clone(),
@@ -278,7 +281,7 @@ impl Enrolment {
             issued.push(self.authority.issue(request).await.map_err(|error| EnrolError::Csr { which, error })?);
         }
         let smart_id = SmartIdRecord {
-            national_id: identity.national_id.clone(),
+            national_id: identity.national_id.to_string(),
             custody: identity.custody.name().into(),
             device_kid: device_kid.clone(),
             device_key: device_jwk.to_string(),
@@ -294,7 +297,7 @@ impl Enrolment {
                 }
             }
         }
-        tracing::info!(target: "audit", event = "smart_id.activated", national_id = identity.national_id, device = device_kid, officer = record.officer, "smart-ID activated");
+        tracing::info!(target: "audit", event = "smart_id.activated", national_id = %identity.national_id, device = device_kid, officer = record.officer, "smart-ID activated");
         let chain = |name: &str| self.authority.certificate(name).map(|der| ca::authority::pem("CERTIFICATE", der)).unwrap_or_default();
         Ok(json!({
             "national_id": identity.national_id,
@@ -309,8 +312,8 @@ impl Enrolment {
     }
 
     /// Suspends, resumes or revokes both certificates of a citizen's smart-ID.
-    pub async fn change_status(&self, national_id: &str, change: StatusChange, officer: &str) -> Result<(), EnrolError> {
-        let smart_id = self.durable.smart_id(national_id).await?.ok_or_else(|| EnrolError::NoSmartId(national_id.to_owned()))?;
+    pub async fn change_status(&self, national_id: &NationalId, change: StatusChange, officer: &str) -> Result<(), EnrolError> {
+        let smart_id = self.durable.smart_id(national_id.as_str()).await?.ok_or_else(|| EnrolError::NoSmartId(national_id.clone()))?;
         for serial in [&smart_id.authentication_serial, &smart_id.signature_serial] {
             let serial = serial.parse::<Serial>().map_err(EnrolError::Internal)?;
             let done = match change {
@@ -320,7 +323,7 @@ impl Enrolment {
             };
             done.map_err(|e| EnrolError::Status(e.to_string()))?;
         }
-        tracing::info!(target: "audit", event = "smart_id.status", national_id, change = ?change, officer, "smart-ID status changed");
+        tracing::info!(target: "audit", event = "smart_id.status", %national_id, change = ?change, officer, "smart-ID status changed");
         Ok(())
     }
 }
@@ -361,7 +364,7 @@ fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, EnrolError> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EnrolBody {
-    national_id: String,
+    national_id: NationalId,
     custody: Custody,
 }
 
@@ -392,6 +395,7 @@ async fn status(
     bytes: axum::body::Bytes,
 ) -> Result<Response, EnrolError> {
     let officer = e.officer(&headers)?;
+    let national_id: NationalId = national_id.parse().map_err(|e| EnrolError::BadRequest(format!("{e}")))?;
     let b: StatusBody = if bytes.is_empty() { StatusBody { reason: None } } else { body(&bytes)? };
     let change = match action.as_str() {
         "suspend" => StatusChange::Suspend,

@@ -105,8 +105,31 @@ enum PolicyCommand {
     },
 }
 
+/// Parses the command line. A value that its type refuses (a national id, a birthdate, …)
+/// ends the command with one line naming the option and the reason, like every other
+/// refusal; other mistakes get clap's usage help.
+fn parse_command_line() -> Result<Cli, ExitCode> {
+    Cli::try_parse().map_err(|e| {
+        if e.kind() == clap::error::ErrorKind::ValueValidation {
+            let option = match e.get(clap::error::ContextKind::InvalidArg) {
+                Some(clap::error::ContextValue::String(arg)) => arg.split(' ').next().unwrap_or_default().to_owned(),
+                _ => String::new(),
+            };
+            if let Some(reason) = std::error::Error::source(&e) {
+                eprintln!("error: {option}: {reason}");
+                return ExitCode::from(2);
+            }
+        }
+        let _ = e.print();
+        ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+    })
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse_command_line() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     let serving = matches!(cli.command, Command::Demo { .. } | Command::Serve { .. });
     let default_level = if serving { "info" } else { "warn" };
     tracing_subscriber::fmt()
