@@ -53,7 +53,9 @@ pub struct AuthorityConfig {
 }
 
 impl CeremonyConfig {
-    fn check(&self) -> Result<(), CaError> {
+    /// Checks the choices that need no key store: the country and the publication base.
+    /// [`run`] checks them first too; callers check before they create anything.
+    pub fn check(&self) -> Result<(), CaError> {
         if self.country.len() != 2 || !self.country.bytes().all(|b| b.is_ascii_uppercase()) {
             return Err(CaError::Config(format!("country {:?} is not an ISO 3166-1 alpha-2 code such as JO", self.country)));
         }
@@ -69,9 +71,10 @@ impl CeremonyConfig {
 fn check_publication_url(base_url: &str) -> Result<(), CaError> {
     let bad = |why: &str| Err(CaError::Config(format!("base_url {base_url:?} {why}")));
     if base_url.starts_with("https://") {
-        return bad(
-            "must be plain http://: CRL distribution points, OCSP and caIssuers are published over http              (ETSI EN 319 412-2 GEN-4.3.11-4); an https:// OpenID Connect issuer is set apart (--issuer, HAWIYA_ISSUER or `issuer` in hawiya.toml)",
-        );
+        return bad(concat!(
+            "must be plain http://: CRL distribution points, OCSP and caIssuers are published over http (ETSI EN 319 412-2 GEN-4.3.11-4); ",
+            "an https:// OpenID Connect issuer is a setting of its own (serve --issuer, HAWIYA_ISSUER or `issuer` in hawiya.toml)"
+        ));
     }
     let Some(rest) = base_url.strip_prefix("http://") else { return bad("must be an http:// URL, such as http://pki.example.jo") };
     let host = rest.split(['/', ':']).next().unwrap_or_default();

@@ -116,6 +116,8 @@ pub enum CaCommand {
 
 /// Runs the ceremony into a new data directory.
 pub async fn init(data: &Path, ceremony: CeremonyFile) -> CommandResult {
+    // A ceremony that would be refused creates nothing, not even the directory.
+    ceremony.ceremony.check()?;
     if DataDir::exists(data) {
         let dir = DataDir::open(data)?;
         if dir.store().await?.ceremony().await?.is_some() {
