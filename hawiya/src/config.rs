@@ -65,9 +65,93 @@ pub struct DataConfig {
 #[serde(deny_unknown_fields)]
 pub struct RaOfficer {
     /// Who the officer is (named in the audit trail).
-    pub name: String,
-    /// SHA-256 (hex) of the officer's bearer token.
-    pub token_sha256: String,
+    pub name: OfficerName,
+    /// SHA-256 of the officer's bearer token.
+    pub token_sha256: TokenSha256,
+}
+
+/// A registration officer's name: 1 to 64 characters, none of them control characters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(into = "String")]
+pub struct OfficerName(String);
+
+/// Read from `hawiya.toml` only, so a refusal names the key (TOML errors give the line).
+impl<'de> Deserialize<'de> for OfficerName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(|e| serde::de::Error::custom(format!("ra_officers.name: {e}")))
+    }
+}
+
+impl OfficerName {
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for OfficerName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim().is_empty() || s.chars().count() > 64 || s.chars().any(char::is_control) {
+            return Err(format!("an officer's name is 1 to 64 characters without control characters, not {:?}", s.chars().take(64).collect::<String>()));
+        }
+        Ok(OfficerName(s.to_owned()))
+    }
+}
+
+impl From<OfficerName> for String {
+    fn from(n: OfficerName) -> Self {
+        n.0
+    }
+}
+
+impl std::fmt::Display for OfficerName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The SHA-256 of an officer's bearer token, written as 64 hexadecimal digits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TokenSha256([u8; 32]);
+
+impl TokenSha256 {
+    /// The hash of `token`.
+    pub fn of(token: &str) -> Self {
+        let mut hash = [0u8; 32];
+        // A SHA-256 digest is 32 bytes.
+        hash.copy_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes()).as_ref());
+        TokenSha256(hash)
+    }
+
+    /// Whether `token` hashes to this, compared in constant time.
+    pub fn matches(&self, token: &str) -> bool {
+        aws_lc_rs::constant_time::verify_slices_are_equal(&self.0, &Self::of(token).0).is_ok()
+    }
+}
+
+impl TryFrom<String> for TokenSha256 {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        let mut hash = [0u8; 32];
+        match hex::decode_to_slice(&s, &mut hash) {
+            Ok(()) => Ok(TokenSha256(hash)),
+            Err(_) if s.is_empty() => {
+                Err("ra_officers.token_sha256 is empty; it is the SHA-256 of the officer's token, 64 hexadecimal digits (hawiya ra add-officer writes it)"
+                    .into())
+            }
+            Err(_) => Err("ra_officers.token_sha256 is not 64 hexadecimal digits (the SHA-256 of the officer's token; hawiya ra add-officer writes it)".into()),
+        }
+    }
+}
+
+impl From<TokenSha256> for String {
+    fn from(h: TokenSha256) -> Self {
+        hex::encode(h.0)
+    }
 }
 
 /// The ephemeral store: `memory` for one process, `redis` for replicas that act as one.
@@ -376,6 +460,23 @@ impl DataDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bad_officer_entries_are_refused_with_file_line_key_and_reason() {
+        let config = |officer: &str| format!("version = 1\n\n[key_store]\nkind = \"soft\"\n\n[store]\nkind = \"sqlite\"\n\n[[ra_officers]]\n{officer}\n");
+        let good = format!("name = \"amal\"\ntoken_sha256 = \"{}\"", "ab".repeat(32));
+        let parsed: DataConfig = parse("/d/hawiya.toml", &config(&good)).expect("a good officer");
+        assert_eq!(parsed.ra_officers[0].name.as_str(), "amal");
+        assert!(TokenSha256::of("a token").matches("a token") && !TokenSha256::of("a token").matches("another token"));
+        for (officer, expected) in [
+            ("name = \"amal\"\ntoken_sha256 = \"\"", "/d/hawiya.toml:11: ra_officers.token_sha256 is empty"),
+            ("name = \"amal\"\ntoken_sha256 = \"abc\"", "/d/hawiya.toml:11: ra_officers.token_sha256 is not 64 hexadecimal digits"),
+            (&format!("name = \"\"\ntoken_sha256 = \"{}\"", "ab".repeat(32)), "/d/hawiya.toml:10: ra_officers.name: an officer's name is 1 to 64"),
+        ] {
+            let e = parse::<DataConfig>("/d/hawiya.toml", &config(officer)).expect_err("refused").to_string();
+            assert!(e.starts_with(expected), "{e}");
+        }
+    }
 
     #[test]
     fn the_provider_secret_is_made_once_and_an_older_pairwise_salt_is_kept() {

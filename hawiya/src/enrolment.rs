@@ -1,7 +1,8 @@
 //! Smart-ID enrolment: the registration authority's side.
 //!
-//! A registration officer who has proven a citizen in person enrols them (`hawiya citizen
-//! enroll`, or `POST /ra/enrolments` with an officer's token) and hands over a one-time
+//! A registration officer who has proven a citizen in person registers them (`hawiya citizen
+//! add`, or `POST /ra/citizens`), enrols them (`hawiya citizen enroll`, or
+//! `POST /ra/enrolments` with an officer's token) and hands over a one-time
 //! activation code. The citizen's device makes its keys, learns with the code whom it is
 //! activated for (`POST /smart-id/activation/identity`), and sends two certificate requests
 //! and its own device key (`POST /smart-id/activation`). Both requests are checked before
@@ -26,6 +27,7 @@ use serde_json::{Value, json};
 use store::{ActivationRecord, DurableStore, RevocationReason, Serial, SmartIdRecord, StoreError};
 
 use crate::config::RaOfficer;
+use crate::registration::{self, NewCitizen, RegisterError};
 
 /// How long an activation code works unless `HAWIYA_ACTIVATION_LIFETIME` (seconds, 1 to 86,400)
 /// says otherwise.
@@ -97,6 +99,9 @@ pub enum EnrolError {
     /// The request is malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// A citizen with that national id is registered already.
+    #[error("a citizen with national id {0} is already registered")]
+    AlreadyRegistered(NationalId),
     /// A certificate request was refused.
     #[error("{which} certificate request: {error}")]
     Csr {
@@ -190,12 +195,7 @@ impl Enrolment {
     /// The officer a bearer token belongs to (compared in constant time).
     fn officer(&self, headers: &HeaderMap) -> Result<String, EnrolError> {
         let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).ok_or(EnrolError::Unauthorized)?;
-        let presented = sha256_hex(token.trim().as_bytes());
-        self.officers
-            .iter()
-            .find(|o| aws_lc_rs::constant_time::verify_slices_are_equal(o.token_sha256.as_bytes(), presented.as_bytes()).is_ok())
-            .map(|o| o.name.clone())
-            .ok_or(EnrolError::Unauthorized)
+        self.officers.iter().find(|o| o.token_sha256.matches(token.trim())).map(|o| o.name.to_string()).ok_or(EnrolError::Unauthorized)
     }
 
     /// Enrols a proven citizen: returns a fresh activation code (20 characters, 100 bits) and
@@ -335,6 +335,7 @@ impl IntoResponse for EnrolError {
             EnrolError::UnknownCitizen(_) | EnrolError::NoSmartId(_) => (StatusCode::NOT_FOUND, "not_found"),
             EnrolError::BadCode => (StatusCode::BAD_REQUEST, "invalid_code"),
             EnrolError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            EnrolError::AlreadyRegistered(_) => (StatusCode::CONFLICT, "already_registered"),
             EnrolError::Csr { error: CaError::Store(_) | CaError::Key(_) | CaError::Encoding(_), .. } | EnrolError::Internal(_) => {
                 tracing::error!(error = %self, "enrolment failed");
                 return json_response(StatusCode::INTERNAL_SERVER_ERROR, &json!({"error": "server_error"}));
@@ -356,9 +357,32 @@ fn json_response(status: StatusCode, value: &Value) -> Response {
     (status, headers, value.to_string()).into_response()
 }
 
-/// A JSON body, or the precise reason it is not one.
+/// A JSON body, or the precise reason it is not one: a value a field's type refuses is named
+/// by its path (`citizen.birthdate: 1990-02-30 is not a day of the calendar`).
 fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, EnrolError> {
-    serde_json::from_slice(bytes).map_err(|e| EnrolError::BadRequest(format!("the body is not the expected JSON: {e}")))
+    let not_json = |e: serde_json::Error| EnrolError::BadRequest(format!("the body is not JSON: {e}"));
+    let mut json = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut json).map_err(|e| {
+        let path = e.path().to_string();
+        let e = e.into_inner();
+        if e.classify() != serde_json::error::Category::Data {
+            return not_json(e);
+        }
+        let message = e.to_string();
+        let message = message.strip_suffix(&format!(" at line {} column {}", e.line(), e.column())).unwrap_or(&message);
+        EnrolError::BadRequest(if path == "." { message.to_owned() } else { format!("{path}: {message}") })
+    })?;
+    json.end().map_err(not_json)?;
+    Ok(value)
+}
+
+/// `POST /ra/citizens`: a citizen, checked by the same types as `hawiya citizen add`, and
+/// their first password.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CitizenBody {
+    citizen: NewCitizen,
+    password: String,
 }
 
 #[derive(Deserialize)]
@@ -388,6 +412,23 @@ async fn enrol(State(e): State<Arc<Enrolment>>, headers: HeaderMap, bytes: axum:
     Ok(json_response(StatusCode::CREATED, &json!({"national_id": b.national_id, "custody": b.custody, "activation_code": code, "expires_at": expires_at})))
 }
 
+async fn register(State(e): State<Arc<Enrolment>>, headers: HeaderMap, bytes: axum::body::Bytes) -> Result<Response, EnrolError> {
+    let officer = e.officer(&headers)?;
+    let CitizenBody { citizen, password } = body(&bytes)?;
+    // Argon2id takes tens of milliseconds of CPU: off the async threads.
+    let hash = tokio::task::spawn_blocking(move || registration::hash_password(password)).await.map_err(|e| EnrolError::Internal(e.to_string()))?.map_err(
+        |e| match e {
+            RegisterError::Credential(idp::IdpError::PasswordLength { .. }) => EnrolError::BadRequest(format!("password: {e}")),
+            other => EnrolError::Internal(other.to_string()),
+        },
+    )?;
+    registration::register(e.durable.as_ref(), &citizen, hash, None, &officer).await.map_err(|error| match error {
+        RegisterError::Duplicate(id) => EnrolError::AlreadyRegistered(id),
+        other => EnrolError::Internal(other.to_string()),
+    })?;
+    Ok(json_response(StatusCode::CREATED, &json!({"national_id": citizen.national_id})))
+}
+
 async fn status(
     State(e): State<Arc<Enrolment>>,
     Path((national_id, action)): Path<(String, String)>,
@@ -395,7 +436,7 @@ async fn status(
     bytes: axum::body::Bytes,
 ) -> Result<Response, EnrolError> {
     let officer = e.officer(&headers)?;
-    let national_id: NationalId = national_id.parse().map_err(|e| EnrolError::BadRequest(format!("{e}")))?;
+    let national_id: NationalId = national_id.parse().map_err(|e| EnrolError::BadRequest(format!("national id in the path: {e}")))?;
     let b: StatusBody = if bytes.is_empty() { StatusBody { reason: None } } else { body(&bytes)? };
     let change = match action.as_str() {
         "suspend" => StatusChange::Suspend,
@@ -431,10 +472,42 @@ async fn activate(State(e): State<Arc<Enrolment>>, bytes: axum::body::Bytes) -> 
 /// The RA API (officers only) and the devices' activation endpoints.
 pub fn router(enrolment: Arc<Enrolment>) -> Router {
     Router::new()
+        .route("/ra/citizens", post(register))
         .route("/ra/enrolments", post(enrol))
         .route("/ra/smart-ids/{national_id}/{action}", post(status))
         .route("/smart-id/activation/identity", post(identity))
         .route("/smart-id/activation", post(activate))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(enrolment)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal<T: serde::de::DeserializeOwned>(json: &str) -> String {
+        match body::<T>(json.as_bytes()) {
+            Ok(_) => panic!("{json} was accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_refused_field_is_named_by_its_path() {
+        let citizen = |field: &str| {
+            format!(
+                r#"{{"citizen":{{"national_id":"9861234567","given_name":{{"ar":"ليلى","en":"Layla"}},"family_name":{{"ar":"حداد","en":"Haddad"}}{field}}},"password":"a good long password"}}"#
+            )
+        };
+        assert!(body::<CitizenBody>(citizen("").as_bytes()).is_ok());
+        assert_eq!(refusal::<CitizenBody>(&citizen(r#","birthdate":"1990-02-30""#)), "citizen.birthdate: 1990-02-30 is not a day of the calendar");
+        assert_eq!(
+            refusal::<CitizenBody>(&citizen(r#","phone_number":"call me""#)),
+            "citizen.phone_number: \"call me\" is not a phone number: + and 7 to 15 digits, such as +962790000000"
+        );
+        assert_eq!(refusal::<EnrolBody>(r#"{"national_id":"98-61","custody":"software"}"#), "national_id: a national id is 5 to 20 digits (0-9)");
+        assert!(refusal::<EnrolBody>(r#"{"national_id":"9861234567","custody":"software","x":1}"#).contains("unknown field `x`"));
+        assert!(refusal::<EnrolBody>(r#"{"national_id":"9861234567","custody":"software"} trailing"#).starts_with("the body is not JSON: trailing characters"));
+        assert!(refusal::<EnrolBody>("{").starts_with("the body is not JSON: EOF"));
+    }
 }

@@ -10,6 +10,7 @@ mod demo;
 mod device;
 mod enrolment;
 mod idp_cmd;
+mod registration;
 mod server;
 
 use std::net::SocketAddr;
@@ -90,9 +91,9 @@ enum RaCommand {
         /// The data directory.
         #[arg(long)]
         data: PathBuf,
-        /// The officer's name (in the audit trail).
+        /// The officer's name (in the audit trail): 1 to 64 characters.
         #[arg(long)]
-        name: String,
+        name: config::OfficerName,
     },
 }
 
@@ -166,17 +167,13 @@ fn main() -> ExitCode {
 }
 
 /// Adds a registration officer to a data directory's configuration; returns their token.
-pub(crate) fn add_officer(data: &std::path::Path, name: &str) -> Result<String, Box<dyn std::error::Error>> {
-    if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
-        return Err("--name: 1 to 64 printable characters".into());
-    }
+pub(crate) fn add_officer(data: &std::path::Path, name: &config::OfficerName) -> Result<String, Box<dyn std::error::Error>> {
     let mut dir = config::DataDir::open(data)?;
-    if dir.config.ra_officers.iter().any(|o| o.name == name) {
-        return Err(format!("an officer named {name:?} exists already").into());
+    if dir.config.ra_officers.iter().any(|o| o.name == *name) {
+        return Err(format!("an officer named {name:?} exists already", name = name.as_str()).into());
     }
     let token = idp::provider::random_token()?;
-    let token_sha256 = hex::encode(idp::provider::sha256(token.as_bytes()));
-    dir.config.ra_officers.push(config::RaOfficer { name: name.to_owned(), token_sha256 });
+    dir.config.ra_officers.push(config::RaOfficer { name: name.clone(), token_sha256: config::TokenSha256::of(&token) });
     dir.update()?;
     Ok(token)
 }
