@@ -54,10 +54,64 @@ pub struct DataConfig {
     /// (comma-separated) overrides it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// The OpenID Connect issuer (https:// in production), apart from the PKI publication
+    /// base written into certificates (the ceremony's `base_url`, plain http://). Default:
+    /// the publication base, so that a demo has one address; `hawiya serve --issuer` or
+    /// `HAWIYA_ISSUER` overrides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<Issuer>,
     /// Registration officers who may call the RA API, each with the SHA-256 of their token
     /// (`hawiya ra add-officer` writes them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ra_officers: Vec<RaOfficer>,
+}
+
+/// The OpenID Connect issuer identifier: an `https://` URL of a host (`http://` for a demo
+/// or a test), without query, fragment or credentials; kept without a trailing slash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Issuer(String);
+
+impl Issuer {
+    /// The URL.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for Issuer {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let url = s.trim_end_matches('/');
+        let bad = || format!("issuer {:?} is not an https:// URL of a host (http:// for a demo) without query, fragment or credentials", s);
+        let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")).ok_or_else(bad)?;
+        let host = rest.split(['/', ':']).next().unwrap_or_default();
+        if host.is_empty() || !url.bytes().all(|b| b.is_ascii_graphic()) || url.contains(['?', '#', '@', '\\']) {
+            return Err(bad());
+        }
+        Ok(Issuer(url.to_owned()))
+    }
+}
+
+impl TryFrom<String> for Issuer {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<Issuer> for String {
+    fn from(i: Issuer) -> Self {
+        i.0
+    }
+}
+
+impl std::fmt::Display for Issuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// A registration officer's API credential.
@@ -282,7 +336,16 @@ impl DataDir {
     pub fn new(path: &Path, key_store: KeyStoreConfig, store: StoreConfig) -> Self {
         DataDir {
             path: path.to_owned(),
-            config: DataConfig { version: VERSION, key_store, store, policies: None, ephemeral: None, trusted_proxies: Vec::new(), ra_officers: Vec::new() },
+            config: DataConfig {
+                version: VERSION,
+                key_store,
+                store,
+                policies: None,
+                ephemeral: None,
+                trusted_proxies: Vec::new(),
+                issuer: None,
+                ra_officers: Vec::new(),
+            },
         }
     }
 
@@ -434,6 +497,15 @@ impl DataDir {
         Ok(salt)
     }
 
+    /// The OpenID Connect issuer: `chosen` (`serve --issuer`, `HAWIYA_ISSUER`), else
+    /// `issuer` in `hawiya.toml`, else the PKI publication base `publication`.
+    pub fn issuer(&self, chosen: Option<Issuer>, publication: &str) -> Result<Issuer, ConfigError> {
+        match chosen.or_else(|| self.config.issuer.clone()) {
+            Some(issuer) => Ok(issuer),
+            None => publication.parse().map_err(|e| ConfigError(format!("the ceremony's base_url as issuer: {e}"))),
+        }
+    }
+
     /// The reverse proxies whose `X-Forwarded-For` is believed.
     pub fn trusted_proxies(&self) -> Result<Vec<std::net::IpAddr>, ConfigError> {
         match std::env::var("HAWIYA_TRUSTED_PROXIES") {
@@ -476,6 +548,35 @@ mod tests {
             let e = parse::<DataConfig>("/d/hawiya.toml", &config(officer)).expect_err("refused").to_string();
             assert!(e.starts_with(expected), "{e}");
         }
+    }
+
+    #[test]
+    fn the_issuer_is_chosen_then_configured_then_the_publication_base() {
+        let mut data = DataDir::new(Path::new("/nonexistent"), KeyStoreConfig::Soft { dir: None }, StoreConfig::Sqlite { path: None });
+        let issuer = |s: &str| s.parse::<Issuer>().expect("an issuer");
+        assert_eq!(data.issuer(None, "http://pki.hawiya.jo").expect("default"), issuer("http://pki.hawiya.jo"));
+        data.config.issuer = Some(issuer("https://id.hawiya.jo/"));
+        assert_eq!(data.issuer(None, "http://pki.hawiya.jo").expect("configured").as_str(), "https://id.hawiya.jo");
+        assert_eq!(data.issuer(Some(issuer("https://login.hawiya.jo")), "http://pki.hawiya.jo").expect("chosen"), issuer("https://login.hawiya.jo"));
+        for bad in [
+            "id.hawiya.jo",
+            "ftp://id.hawiya.jo",
+            "https://",
+            "https://id.hawiya.jo/?x",
+            "https://id.hawiya.jo/#x",
+            "https://a@id.hawiya.jo",
+            "https://id hawiya.jo",
+        ] {
+            let e = bad.parse::<Issuer>().expect_err(bad);
+            assert!(e.starts_with(&format!("issuer {bad:?} is not an https:// URL")), "{e}");
+        }
+        let parsed: DataConfig =
+            parse("/d/hawiya.toml", "version = 1\nissuer = \"https://id.hawiya.jo\"\n[key_store]\nkind = \"soft\"\n[store]\nkind = \"sqlite\"\n")
+                .expect("parsed");
+        assert_eq!(parsed.issuer, Some(issuer("https://id.hawiya.jo")));
+        let e = parse::<DataConfig>("/d/hawiya.toml", "version = 1\nissuer = \"id.hawiya.jo\"\n[key_store]\nkind = \"soft\"\n[store]\nkind = \"sqlite\"\n")
+            .expect_err("refused");
+        assert!(e.to_string().starts_with("/d/hawiya.toml:2: issuer \"id.hawiya.jo\" is not an https:// URL"), "{e}");
     }
 
     #[test]

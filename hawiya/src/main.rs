@@ -36,7 +36,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Runs everything on embedded defaults: creates the data directory (SQLite, soft key
-    /// store, the default CA hierarchy) on first start, then serves it.
+    /// store, the default CA hierarchy, demo citizens and e-services) on first start, then
+    /// serves it.
     Demo {
         /// The data directory.
         #[arg(long, default_value = "hawiya-data")]
@@ -60,6 +61,10 @@ enum Command {
         /// endpoints; not served by default.
         #[arg(long, env = "HAWIYA_METRICS_LISTEN")]
         metrics: Option<SocketAddr>,
+        /// The OpenID Connect issuer, https:// in production (default: `issuer` in
+        /// hawiya.toml, else the PKI publication base the certificates point at).
+        #[arg(long, env = "HAWIYA_ISSUER")]
+        issuer: Option<config::Issuer>,
     },
     /// The certificate authority.
     #[command(subcommand)]
@@ -131,8 +136,9 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    let serving = matches!(cli.command, Command::Demo { .. } | Command::Serve { .. });
-    let default_level = if serving { "info" } else { "warn" };
+    // The server logs at info (to a collector, in production); interactive commands, the demo
+    // among them, only warn, so that what they print is not lost among log lines.
+    let default_level = if matches!(cli.command, Command::Serve { .. }) { "info" } else { "warn" };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)))
         .with_writer(std::io::stderr)
@@ -146,8 +152,8 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Demo { data, listen, metrics } => server::demo(&data, listen, metrics).await,
-            Command::Serve { data, listen, metrics } => server::serve(&data, listen, metrics).await,
+            Command::Demo { data, listen, metrics } => demo::run(&data, listen, metrics).await,
+            Command::Serve { data, listen, metrics, issuer } => server::serve(&data, listen, metrics, issuer).await,
             Command::Ca(command) => ca_cmd::run(command).await,
             Command::Citizen(command) => idp_cmd::citizen(command).await,
             Command::Client(command) => idp_cmd::client(command).await,

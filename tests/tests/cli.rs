@@ -19,8 +19,9 @@ fn start_demo(data: &std::path::Path, port: u16) -> std::process::Child {
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .env_remove("HAWIYA_OPERATOR_SECRET")
         .env_remove("HAWIYA_OPERATOR_SECRET_FILE")
+        .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn demo");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -31,16 +32,39 @@ fn start_demo(data: &std::path::Path, port: u16) -> std::process::Child {
     child
 }
 
-fn stop(child: std::process::Child) -> String {
+/// Stops the demo; what it printed on stdout and on stderr.
+fn stop(child: std::process::Child) -> (String, String) {
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let out = child.wait_with_output().expect("wait");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 fn fetch(port: u16, path: &str) -> Vec<u8> {
     let out = run(Command::new("curl").args(["-sf", &format!("http://127.0.0.1:{port}{path}")]));
     assert!(out.status.success(), "GET {path} failed");
     out.stdout
+}
+
+/// The demo's start-up summary: the URL to open, both citizens with their passwords, the
+/// one-time-code secret, the smart-ID steps; and no log lines among them. Returns the secret.
+fn assert_summary(printed: &str, logged: &str, port: u16) -> String {
+    let base = format!("http://127.0.0.1:{port}");
+    for expected in [
+        format!("open {base}/demo/"),
+        "Layla Haddad   national id 9861234567   password demo-password-1".into(),
+        "Sami Khalil    national id 9861234568   password demo-password-2".into(),
+        "citizen enroll --data".into(),
+        format!("device activate --dir demo-device --server {base} --code <code>"),
+        "device approve --dir demo-device --code".into(),
+        format!("OpenID Connect discovery: {base}/"),
+    ] {
+        assert!(printed.contains(&expected), "{expected:?} in {printed}");
+    }
+    assert!(!printed.contains(" INFO ") && !logged.contains(" INFO "), "no info logs by default: {printed}{logged}");
+    assert!(printed.trim_end().ends_with("Ctrl-C stops the demo."), "the summary ends the start-up: {printed}");
+    let secret = printed.split("oathtool --totp -b ").nth(1).and_then(|rest| rest.split_whitespace().next()).expect("the one-time-code secret");
+    assert!(secret.len() == 32 && secret.bytes().all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b)), "base32: {secret}");
+    secret.to_owned()
 }
 
 #[test]
@@ -52,17 +76,20 @@ fn demo_creates_its_data_once_and_reuses_it() {
     let root = fetch(port, "/ca/root.crt");
     let index = String::from_utf8(fetch(port, "/")).expect("utf-8");
     assert!(index.contains(&format!("http://127.0.0.1:{port}/ocsp")), "{index}");
-    let printed = stop(first);
-    assert!(printed.contains("First start") && printed.contains(&format!("http://127.0.0.1:{port}/crl/citizen-signing-ca.crl")), "{printed}");
+    assert!(index.contains(&format!("http://127.0.0.1:{port}/crl/citizen-signing-ca.crl")), "{index}");
+    let (printed, logged) = stop(first);
+    assert!(printed.starts_with("First start"), "{printed}");
+    let secret = assert_summary(&printed, &logged, port);
 
-    let secret = data.join("operator-secret");
-    assert_eq!(std::fs::metadata(&secret).expect("secret").permissions().mode() & 0o777, 0o600);
+    let operator_secret = data.join("operator-secret");
+    assert_eq!(std::fs::metadata(&operator_secret).expect("secret").permissions().mode() & 0o777, 0o600);
     assert!(data.join("hawiya.db").exists() && data.join("keys").is_dir());
 
     let second = start_demo(&data, port);
     assert_eq!(fetch(port, "/ca/root.crt"), root, "the second start serves the same hierarchy");
-    let printed = stop(second);
-    assert!(printed.contains("Reusing"), "{printed}");
+    let (printed, logged) = stop(second);
+    assert!(printed.starts_with("Reusing"), "{printed}");
+    assert_eq!(assert_summary(&printed, &logged, port), secret, "the second start shows the same one-time-code secret");
 }
 
 #[test]
