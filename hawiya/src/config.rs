@@ -381,6 +381,7 @@ impl DataDir {
 
     /// Writes a fresh demo operator secret into the data directory (mode 0600). Demo only:
     /// production keeps the secret away from the keys it protects.
+    #[cfg(feature = "demo")]
     pub fn create_demo_secret(path: &Path) -> Result<(), ConfigError> {
         use std::os::unix::fs::OpenOptionsExt;
         let file = path.join(DEMO_SECRET_FILE);

@@ -6,7 +6,9 @@
 
 mod ca_cmd;
 mod config;
+#[cfg(feature = "demo")]
 mod demo;
+#[cfg(feature = "demo")]
 mod device;
 mod enrolment;
 mod idp_cmd;
@@ -37,7 +39,8 @@ struct Cli {
 enum Command {
     /// Runs everything on embedded defaults: creates the data directory (SQLite, soft key
     /// store, the default CA hierarchy, demo citizens and e-services) on first start, then
-    /// serves it.
+    /// serves it. Not in production builds (`--no-default-features`).
+    #[cfg(feature = "demo")]
     Demo {
         /// The data directory.
         #[arg(long, default_value = "hawiya-data")]
@@ -84,7 +87,9 @@ enum Command {
     /// The registration authority's API credentials.
     #[command(subcommand)]
     Ra(RaCommand),
-    /// The reference smart-ID device: keys, certificates and approvals on this machine.
+    /// The reference smart-ID device: keys, certificates and approvals on this machine. Not
+    /// in production builds (`--no-default-features`).
+    #[cfg(feature = "demo")]
     #[command(subcommand)]
     Device(device::DeviceCommand),
 }
@@ -152,6 +157,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            #[cfg(feature = "demo")]
             Command::Demo { data, listen, metrics } => demo::run(&data, listen, metrics).await,
             Command::Serve { data, listen, metrics, issuer } => server::serve(&data, listen, metrics, issuer).await,
             Command::Ca(command) => ca_cmd::run(command).await,
@@ -160,6 +166,7 @@ fn main() -> ExitCode {
             Command::Keys(command) => idp_cmd::keys(command).await,
             Command::Policy(PolicyCommand::Check { dir }) => policy_check(dir).await,
             Command::Ra(RaCommand::AddOfficer { data, name }) => add_officer(&data, &name).map(|token| println!("RA token for {name} (shown once): {token}")),
+            #[cfg(feature = "demo")]
             Command::Device(command) => device::run(command).await,
         }
     });
