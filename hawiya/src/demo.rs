@@ -153,12 +153,10 @@ pub async fn seed(data: &Path, base: &str, durable: &dyn DurableStore, policies:
 /// How this binary was started, as a command to copy: relative to the working directory when
 /// it is below it (`target/release/hawiya` after `cargo run --release`).
 fn program() -> String {
-    let started = std::env::args().next().unwrap_or_else(|| "hawiya".into());
+    let started = std::env::args_os().next().unwrap_or_else(|| "hawiya".into());
     let cwd = std::env::current_dir().unwrap_or_default();
-    match Path::new(&started).strip_prefix(&cwd) {
-        Ok(relative) => relative.display().to_string(),
-        Err(_) => started,
-    }
+    let started = Path::new(&started);
+    started.strip_prefix(&cwd).unwrap_or(started).display().to_string()
 }
 
 /// The end of the demo's start-up: what to open, who to log in as (their one-time codes read

@@ -121,6 +121,16 @@ pub enum EnrolError {
     Internal(String),
 }
 
+impl From<RegisterError> for EnrolError {
+    fn from(e: RegisterError) -> Self {
+        match e {
+            RegisterError::Duplicate(id) => EnrolError::AlreadyRegistered(id),
+            RegisterError::Credential(idp::IdpError::PasswordLength { .. }) => EnrolError::BadRequest(format!("password: {e}")),
+            other => EnrolError::Internal(other.to_string()),
+        }
+    }
+}
+
 impl From<StoreError> for EnrolError {
     fn from(e: StoreError) -> Self {
         EnrolError::Internal(e.to_string())
@@ -416,16 +426,8 @@ async fn register(State(e): State<Arc<Enrolment>>, headers: HeaderMap, bytes: ax
     let officer = e.officer(&headers)?;
     let CitizenBody { citizen, password } = body(&bytes)?;
     // Argon2id takes tens of milliseconds of CPU: off the async threads.
-    let hash = tokio::task::spawn_blocking(move || registration::hash_password(password)).await.map_err(|e| EnrolError::Internal(e.to_string()))?.map_err(
-        |e| match e {
-            RegisterError::Credential(idp::IdpError::PasswordLength { .. }) => EnrolError::BadRequest(format!("password: {e}")),
-            other => EnrolError::Internal(other.to_string()),
-        },
-    )?;
-    registration::register(e.durable.as_ref(), &citizen, hash, None, &officer).await.map_err(|error| match error {
-        RegisterError::Duplicate(id) => EnrolError::AlreadyRegistered(id),
-        other => EnrolError::Internal(other.to_string()),
-    })?;
+    let hash = tokio::task::spawn_blocking(move || registration::hash_password(password)).await.map_err(|e| EnrolError::Internal(e.to_string()))??;
+    registration::register(e.durable.as_ref(), &citizen, hash, None, &officer).await?;
     Ok(json_response(StatusCode::CREATED, &json!({"national_id": citizen.national_id})))
 }
 
