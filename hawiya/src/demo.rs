@@ -96,7 +96,7 @@ pub async fn run(data: &Path, listen: SocketAddr, metrics: Option<SocketAddr>) -
         crate::server::serve_metrics(&opened.provider, address).await?;
     }
     let listener = crate::server::listen(listen).await?;
-    println!("{}", summary(data, issuer.as_str(), durable.as_ref(), metrics).await?);
+    println!("{}", summary(data, issuer.as_str(), durable.as_ref(), listen, metrics).await?);
     crate::server::run(listener, app, &opened.provider).await
 }
 
@@ -161,7 +161,13 @@ fn program() -> String {
 
 /// The end of the demo's start-up: what to open, who to log in as (their one-time codes read
 /// from the store, so a restart shows them too), and the smart-ID steps.
-async fn summary(data: &Path, issuer: &str, durable: &dyn DurableStore, metrics: Option<SocketAddr>) -> Result<String, Box<dyn std::error::Error>> {
+async fn summary(
+    data: &Path,
+    issuer: &str,
+    durable: &dyn DurableStore,
+    listen: SocketAddr,
+    metrics: Option<SocketAddr>,
+) -> Result<String, Box<dyn std::error::Error>> {
     let hawiya = program();
     let d = data.display();
     let mut text = format!("\nHawiya demo — open {issuer}/demo/ and log in to one service, open another, log out of both.\n\nDemo citizens:\n");
@@ -197,7 +203,7 @@ CA certificates, CRLs, OCSP and OpenID Connect discovery: {issuer}/
     if let Some(address) = metrics {
         text.push_str(&format!("Metrics (Prometheus): http://{address}/metrics\n"));
     }
-    text.push_str("Logs show warnings only (RUST_LOG=info for more). Ctrl-C stops the demo.\n");
+    text.push_str(&format!("Hawiya is serving on http://{listen}; logs show warnings only (RUST_LOG=info for more). Ctrl-C stops the demo.\n"));
     Ok(text)
 }
 
