@@ -58,8 +58,6 @@ pub(crate) struct Opened {
     pub provider: Arc<Provider>,
     /// The registration authority.
     pub enrolment: Arc<Enrolment>,
-    /// The PKI publication base written into certificates (plain http).
-    pub publication: String,
 }
 
 impl Opened {
@@ -79,12 +77,11 @@ impl Opened {
 pub(crate) async fn open(data: &DataDir, issuer: Option<Issuer>) -> Result<Opened, Box<dyn std::error::Error>> {
     let (durable, keys, policies) = (data.store().await?, data.key_store()?, data.policies()?);
     let authority = Arc::new(Authority::load(durable.clone(), keys.clone(), policies.clone()).await?);
-    let publication = authority.ceremony().base_url.clone();
-    let issuer = data.issuer(issuer, &publication)?;
+    let issuer = data.issuer(issuer, &authority.ceremony().base_url)?;
     let ocsp = OcspResponder::new(&authority)?;
     let enrolment = Enrolment::new(Arc::clone(&authority), durable.clone(), data.config.ra_officers.clone());
     let provider = crate::idp_cmd::provider(data, issuer.as_str(), durable, keys, policies).await?;
-    Ok(Opened { ca: Arc::new(CaState { authority, ocsp }), provider: Arc::new(provider), enrolment: Arc::new(enrolment), publication })
+    Ok(Opened { ca: Arc::new(CaState { authority, ocsp }), provider: Arc::new(provider), enrolment: Arc::new(enrolment) })
 }
 
 /// Binds the public listener.
@@ -130,8 +127,9 @@ pub(crate) async fn run(listener: tokio::net::TcpListener, app: Router, provider
 pub async fn serve(data: &Path, listen: SocketAddr, metrics: Option<SocketAddr>, issuer: Option<Issuer>) -> CommandResult {
     let data = DataDir::open(data)?;
     let opened = open(&data, issuer).await?;
-    if !opened.publication.contains(&listen.to_string()) {
-        tracing::warn!(publication = %opened.publication, %listen, "the certificates point at a publication base this server does not listen on (fine behind a proxy)");
+    let publication = &opened.ca.authority.ceremony().base_url;
+    if !publication.contains(&listen.to_string()) {
+        tracing::warn!(%publication, %listen, "the certificates point at a publication base this server does not listen on (fine behind a proxy)");
     }
     if let Some(address) = metrics {
         serve_metrics(&opened.provider, address).await?;
