@@ -36,7 +36,12 @@ async fn main() {
     let device = keys.generate(KeySpec::EcP256, "device").expect("key");
     let signer = StoredKeySigner::new(keys, device, KeySpec::EcP256.default_algorithm()).expect("signer");
     let csr = rcgen::CertificateParams::default().serialize_request(&signer).expect("csr").der().to_vec();
-    let subject = Subject::NaturalPerson { given_name: "Omar".into(), surname: "Khalil".into(), national_id: "2000123456".into(), country: "JO".into() };
+    let subject = Subject::NaturalPerson {
+        given_name: "Omar".into(),
+        surname: "Khalil".into(),
+        national_id: "2000123456".parse().expect("a national id"),
+        country: "JO".into(),
+    };
 
     for (total, in_flight) in [(2_000usize, 1usize), (20_000, 64), (20_000, 256)] {
         let started = Instant::now();

@@ -23,8 +23,10 @@ pub struct CeremonyConfig {
     pub country: String,
     /// The organization operating the PKI (O in CA and service names).
     pub organization: String,
-    /// The base URL written into certificates (caIssuers, CRL distribution points, OCSP).
-    /// The server must answer there.
+    /// The PKI publication base written into certificates (caIssuers, CRL distribution
+    /// points, OCSP): plain `http://`, as ETSI EN 319 412-2 and relying parties expect. The
+    /// server must answer there. It is not the OpenID Connect issuer, which is a setting of
+    /// the data directory and may (in production, must) be `https://`.
     pub base_url: String,
     /// The National Root CA.
     pub root: AuthorityConfig,
@@ -51,15 +53,35 @@ pub struct AuthorityConfig {
 }
 
 impl CeremonyConfig {
-    fn check(&self) -> Result<(), CaError> {
+    /// Checks the choices that need no key store: the country and the publication base.
+    /// [`run`] checks them first too; callers check before they create anything.
+    pub fn check(&self) -> Result<(), CaError> {
         if self.country.len() != 2 || !self.country.bytes().all(|b| b.is_ascii_uppercase()) {
             return Err(CaError::Config(format!("country {:?} is not an ISO 3166-1 alpha-2 code such as JO", self.country)));
         }
-        if !(self.base_url.starts_with("http://") || self.base_url.starts_with("https://")) || !self.base_url.is_ascii() {
-            return Err(CaError::Config(format!("base_url {:?} must be an http:// or https:// URL", self.base_url)));
-        }
-        Ok(())
+        check_publication_url(&self.base_url)
     }
+}
+
+/// The publication base must be a plain `http://` URL of a host, without query, fragment or
+/// credentials: relying parties fetch CRLs and CA certificates over plain HTTP (they are
+/// signed; HTTPS would need revocation checking of its own), and ETSI EN 319 412-2
+/// GEN-4.3.11-4 requires a CRL distribution point over http:// or ldap:// (pkilint's ETSI
+/// linter reports an https-only one as an error).
+fn check_publication_url(base_url: &str) -> Result<(), CaError> {
+    let bad = |why: &str| Err(CaError::Config(format!("base_url {base_url:?} {why}")));
+    if base_url.starts_with("https://") {
+        return bad(concat!(
+            "must be plain http://: CRL distribution points, OCSP and caIssuers are published over http (ETSI EN 319 412-2 GEN-4.3.11-4); ",
+            "an https:// OpenID Connect issuer is a setting of its own (serve --issuer, HAWIYA_ISSUER or `issuer` in hawiya.toml)"
+        ));
+    }
+    let Some(rest) = base_url.strip_prefix("http://") else { return bad("must be an http:// URL, such as http://pki.example.jo") };
+    let host = rest.split(['/', ':']).next().unwrap_or_default();
+    if host.is_empty() || !base_url.bytes().all(|b| b.is_ascii_graphic()) || base_url.contains(['?', '#', '@', '\\']) {
+        return bad("must be an http:// URL of a host, without spaces, query, fragment or credentials, such as http://pki.example.jo");
+    }
+    Ok(())
 }
 
 struct Step<'a> {
@@ -190,4 +212,23 @@ fn self_signed_root(
     let der = params.self_signed(signer)?.der().to_vec();
     let parsed = <x509_cert::Certificate as der::Decode>::from_der(&der)?;
     Ok(crate::authority::record(serial, names::ROOT, profile, &parsed, der))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_publication_url;
+
+    #[test]
+    fn the_publication_base_is_plain_http() {
+        for good in ["http://pki.hawiya.jo", "http://127.0.0.1:8080", "http://pki.example.jo/hawiya/"] {
+            assert!(check_publication_url(good).is_ok(), "{good}");
+        }
+        let e = check_publication_url("https://pki.hawiya.jo").expect_err("https refused").to_string();
+        assert!(e.contains("must be plain http://") && e.contains("ETSI EN 319 412-2 GEN-4.3.11-4"), "{e}");
+        for bad in ["ldap://pki.hawiya.jo", "pki.hawiya.jo", "http://", "http:///crl", "http://pki.hawiya.jo/?x=1", "http://u@pki.hawiya.jo", "http://pki .jo"]
+        {
+            let e = check_publication_url(bad).expect_err(bad).to_string();
+            assert!(e.starts_with(&format!("ceremony configuration: base_url {bad:?} must be an http:// URL")), "{e}");
+        }
+    }
 }

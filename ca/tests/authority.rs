@@ -74,7 +74,12 @@ fn request(spec: KeySpec) -> Vec<u8> {
 }
 
 fn citizen() -> Subject {
-    Subject::NaturalPerson { given_name: "Omar".into(), surname: "Khalil".into(), national_id: "2000123456".into(), country: "JO".into() }
+    Subject::NaturalPerson {
+        given_name: "Omar".into(),
+        surname: "Khalil".into(),
+        national_id: "2000123456".parse().expect("a national id"),
+        country: "JO".into(),
+    }
 }
 
 async fn issues_a_thousand_certificates_concurrently(pki: Pki) {

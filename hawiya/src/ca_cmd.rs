@@ -25,7 +25,8 @@ pub enum CaCommand {
         /// The ceremony file (default: the shipped default ceremony, country JO, soft keys).
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Overrides the ceremony's base URL (written into every certificate).
+        /// Overrides the ceremony's PKI publication base, written into every certificate
+        /// (plain http://; the OpenID Connect issuer is `serve --issuer`).
         #[arg(long)]
         base_url: Option<String>,
     },
@@ -56,7 +57,7 @@ pub enum CaCommand {
         surname: Option<String>,
         /// National identity number, for citizens.
         #[arg(long)]
-        national_id: Option<String>,
+        national_id: Option<policies::NationalId>,
         /// Country (ISO 3166-1 alpha-2; default: the hierarchy's).
         #[arg(long)]
         country: Option<String>,
@@ -115,7 +116,9 @@ pub enum CaCommand {
 }
 
 /// Runs the ceremony into a new data directory.
-pub async fn init(data: &Path, ceremony: CeremonyFile) -> CommandResult {
+pub async fn init(data: &Path, ceremony: CeremonyFile) -> Result<Authority, Box<dyn std::error::Error>> {
+    // A ceremony that would be refused creates nothing, not even the directory.
+    ceremony.ceremony.check()?;
     if DataDir::exists(data) {
         let dir = DataDir::open(data)?;
         if dir.store().await?.ceremony().await?.is_some() {
@@ -131,13 +134,7 @@ pub async fn init(data: &Path, ceremony: CeremonyFile) -> CommandResult {
     if !existing {
         dir.save()?;
     }
-    let authority = ca::ceremony::run(&ceremony.ceremony, keys, store, policies).await?;
-    println!("Ceremony complete ({}), country {}:", authority.ceremony().performed_at, authority.ceremony().country);
-    for a in &authority.ceremony().authorities {
-        println!("  {:<34} {:<24} key {}", a.name, a.profile, a.key);
-    }
-    println!("Certificates point at {}", authority.ceremony().base_url);
-    Ok(())
+    Ok(ca::ceremony::run(&ceremony.ceremony, keys, store, policies).await?)
 }
 
 async fn authority(data: &DataArg) -> Result<Authority, Box<dyn std::error::Error>> {
@@ -185,7 +182,13 @@ pub async fn run(command: CaCommand) -> CommandResult {
             if let Some(url) = base_url {
                 ceremony.ceremony.base_url = url;
             }
-            init(&data.data, ceremony).await
+            let authority = init(&data.data, ceremony).await?;
+            println!("Ceremony complete ({}), country {}:", authority.ceremony().performed_at, authority.ceremony().country);
+            for a in &authority.ceremony().authorities {
+                println!("  {:<34} {:<24} key {}", a.name, a.profile, a.key);
+            }
+            println!("Certificates point at {}", authority.ceremony().base_url);
+            Ok(())
         }
         CaCommand::Certs { data, out } => {
             let authority = authority(&data).await?;

@@ -54,10 +54,64 @@ pub struct DataConfig {
     /// (comma-separated) overrides it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// The OpenID Connect issuer (https:// in production), apart from the PKI publication
+    /// base written into certificates (the ceremony's `base_url`, plain http://). Default:
+    /// the publication base, so that a demo has one address; `hawiya serve --issuer` or
+    /// `HAWIYA_ISSUER` overrides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<Issuer>,
     /// Registration officers who may call the RA API, each with the SHA-256 of their token
     /// (`hawiya ra add-officer` writes them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ra_officers: Vec<RaOfficer>,
+}
+
+/// The OpenID Connect issuer identifier: an `https://` URL of a host (`http://` for a demo
+/// or a test), without query, fragment or credentials; kept without a trailing slash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Issuer(String);
+
+impl Issuer {
+    /// The URL.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for Issuer {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let url = s.trim_end_matches('/');
+        let bad = || format!("issuer {:?} is not an https:// URL of a host (http:// for a demo) without query, fragment or credentials", s);
+        let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")).ok_or_else(bad)?;
+        let host = rest.split(['/', ':']).next().unwrap_or_default();
+        if host.is_empty() || !url.bytes().all(|b| b.is_ascii_graphic()) || url.contains(['?', '#', '@', '\\']) {
+            return Err(bad());
+        }
+        Ok(Issuer(url.to_owned()))
+    }
+}
+
+impl TryFrom<String> for Issuer {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<Issuer> for String {
+    fn from(i: Issuer) -> Self {
+        i.0
+    }
+}
+
+impl std::fmt::Display for Issuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// A registration officer's API credential.
@@ -65,9 +119,93 @@ pub struct DataConfig {
 #[serde(deny_unknown_fields)]
 pub struct RaOfficer {
     /// Who the officer is (named in the audit trail).
-    pub name: String,
-    /// SHA-256 (hex) of the officer's bearer token.
-    pub token_sha256: String,
+    pub name: OfficerName,
+    /// SHA-256 of the officer's bearer token.
+    pub token_sha256: TokenSha256,
+}
+
+/// A registration officer's name: 1 to 64 characters, none of them control characters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(into = "String")]
+pub struct OfficerName(String);
+
+/// Read from `hawiya.toml` only, so a refusal names the key (TOML errors give the line).
+impl<'de> Deserialize<'de> for OfficerName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(|e| serde::de::Error::custom(format!("ra_officers.name: {e}")))
+    }
+}
+
+impl OfficerName {
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for OfficerName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim().is_empty() || s.chars().count() > 64 || s.chars().any(char::is_control) {
+            return Err(format!("an officer's name is 1 to 64 characters without control characters, not {:?}", s.chars().take(64).collect::<String>()));
+        }
+        Ok(OfficerName(s.to_owned()))
+    }
+}
+
+impl From<OfficerName> for String {
+    fn from(n: OfficerName) -> Self {
+        n.0
+    }
+}
+
+impl std::fmt::Display for OfficerName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The SHA-256 of an officer's bearer token, written as 64 hexadecimal digits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TokenSha256([u8; 32]);
+
+impl TokenSha256 {
+    /// The hash of `token`.
+    pub fn of(token: &str) -> Self {
+        let mut hash = [0u8; 32];
+        // A SHA-256 digest is 32 bytes.
+        hash.copy_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes()).as_ref());
+        TokenSha256(hash)
+    }
+
+    /// Whether `token` hashes to this, compared in constant time.
+    pub fn matches(&self, token: &str) -> bool {
+        aws_lc_rs::constant_time::verify_slices_are_equal(&self.0, &Self::of(token).0).is_ok()
+    }
+}
+
+impl TryFrom<String> for TokenSha256 {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        let mut hash = [0u8; 32];
+        match hex::decode_to_slice(&s, &mut hash) {
+            Ok(()) => Ok(TokenSha256(hash)),
+            Err(_) if s.is_empty() => {
+                Err("ra_officers.token_sha256 is empty; it is the SHA-256 of the officer's token, 64 hexadecimal digits (hawiya ra add-officer writes it)"
+                    .into())
+            }
+            Err(_) => Err("ra_officers.token_sha256 is not 64 hexadecimal digits (the SHA-256 of the officer's token; hawiya ra add-officer writes it)".into()),
+        }
+    }
+}
+
+impl From<TokenSha256> for String {
+    fn from(h: TokenSha256) -> Self {
+        hex::encode(h.0)
+    }
 }
 
 /// The ephemeral store: `memory` for one process, `redis` for replicas that act as one.
@@ -198,7 +336,16 @@ impl DataDir {
     pub fn new(path: &Path, key_store: KeyStoreConfig, store: StoreConfig) -> Self {
         DataDir {
             path: path.to_owned(),
-            config: DataConfig { version: VERSION, key_store, store, policies: None, ephemeral: None, trusted_proxies: Vec::new(), ra_officers: Vec::new() },
+            config: DataConfig {
+                version: VERSION,
+                key_store,
+                store,
+                policies: None,
+                ephemeral: None,
+                trusted_proxies: Vec::new(),
+                issuer: None,
+                ra_officers: Vec::new(),
+            },
         }
     }
 
@@ -234,6 +381,7 @@ impl DataDir {
 
     /// Writes a fresh demo operator secret into the data directory (mode 0600). Demo only:
     /// production keeps the secret away from the keys it protects.
+    #[cfg(feature = "demo")]
     pub fn create_demo_secret(path: &Path) -> Result<(), ConfigError> {
         use std::os::unix::fs::OpenOptionsExt;
         let file = path.join(DEMO_SECRET_FILE);
@@ -350,6 +498,15 @@ impl DataDir {
         Ok(salt)
     }
 
+    /// The OpenID Connect issuer: `chosen` (`serve --issuer`, `HAWIYA_ISSUER`), else
+    /// `issuer` in `hawiya.toml`, else the PKI publication base `publication`.
+    pub fn issuer(&self, chosen: Option<Issuer>, publication: &str) -> Result<Issuer, ConfigError> {
+        match chosen.or_else(|| self.config.issuer.clone()) {
+            Some(issuer) => Ok(issuer),
+            None => publication.parse().map_err(|e| ConfigError(format!("the ceremony's base_url as issuer: {e}"))),
+        }
+    }
+
     /// The reverse proxies whose `X-Forwarded-For` is believed.
     pub fn trusted_proxies(&self) -> Result<Vec<std::net::IpAddr>, ConfigError> {
         match std::env::var("HAWIYA_TRUSTED_PROXIES") {
@@ -376,6 +533,52 @@ impl DataDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bad_officer_entries_are_refused_with_file_line_key_and_reason() {
+        let config = |officer: &str| format!("version = 1\n\n[key_store]\nkind = \"soft\"\n\n[store]\nkind = \"sqlite\"\n\n[[ra_officers]]\n{officer}\n");
+        let good = format!("name = \"amal\"\ntoken_sha256 = \"{}\"", "ab".repeat(32));
+        let parsed: DataConfig = parse("/d/hawiya.toml", &config(&good)).expect("a good officer");
+        assert_eq!(parsed.ra_officers[0].name.as_str(), "amal");
+        assert!(TokenSha256::of("a token").matches("a token") && !TokenSha256::of("a token").matches("another token"));
+        for (officer, expected) in [
+            ("name = \"amal\"\ntoken_sha256 = \"\"", "/d/hawiya.toml:11: ra_officers.token_sha256 is empty"),
+            ("name = \"amal\"\ntoken_sha256 = \"abc\"", "/d/hawiya.toml:11: ra_officers.token_sha256 is not 64 hexadecimal digits"),
+            (&format!("name = \"\"\ntoken_sha256 = \"{}\"", "ab".repeat(32)), "/d/hawiya.toml:10: ra_officers.name: an officer's name is 1 to 64"),
+        ] {
+            let e = parse::<DataConfig>("/d/hawiya.toml", &config(officer)).expect_err("refused").to_string();
+            assert!(e.starts_with(expected), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_issuer_is_chosen_then_configured_then_the_publication_base() {
+        let mut data = DataDir::new(Path::new("/nonexistent"), KeyStoreConfig::Soft { dir: None }, StoreConfig::Sqlite { path: None });
+        let issuer = |s: &str| s.parse::<Issuer>().expect("an issuer");
+        assert_eq!(data.issuer(None, "http://pki.hawiya.jo").expect("default"), issuer("http://pki.hawiya.jo"));
+        data.config.issuer = Some(issuer("https://id.hawiya.jo/"));
+        assert_eq!(data.issuer(None, "http://pki.hawiya.jo").expect("configured").as_str(), "https://id.hawiya.jo");
+        assert_eq!(data.issuer(Some(issuer("https://login.hawiya.jo")), "http://pki.hawiya.jo").expect("chosen"), issuer("https://login.hawiya.jo"));
+        for bad in [
+            "id.hawiya.jo",
+            "ftp://id.hawiya.jo",
+            "https://",
+            "https://id.hawiya.jo/?x",
+            "https://id.hawiya.jo/#x",
+            "https://a@id.hawiya.jo",
+            "https://id hawiya.jo",
+        ] {
+            let e = bad.parse::<Issuer>().expect_err(bad);
+            assert!(e.starts_with(&format!("issuer {bad:?} is not an https:// URL")), "{e}");
+        }
+        let parsed: DataConfig =
+            parse("/d/hawiya.toml", "version = 1\nissuer = \"https://id.hawiya.jo\"\n[key_store]\nkind = \"soft\"\n[store]\nkind = \"sqlite\"\n")
+                .expect("parsed");
+        assert_eq!(parsed.issuer, Some(issuer("https://id.hawiya.jo")));
+        let e = parse::<DataConfig>("/d/hawiya.toml", "version = 1\nissuer = \"id.hawiya.jo\"\n[key_store]\nkind = \"soft\"\n[store]\nkind = \"sqlite\"\n")
+            .expect_err("refused");
+        assert!(e.to_string().starts_with("/d/hawiya.toml:2: issuer \"id.hawiya.jo\" is not an https:// URL"), "{e}");
+    }
 
     #[test]
     fn the_provider_secret_is_made_once_and_an_older_pairwise_salt_is_kept() {

@@ -5,6 +5,7 @@
 //! and back-channel logout. Demo only: their secrets sit in the data directory.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -16,16 +17,19 @@ use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use hsm_shim::jose::UnverifiedJws;
-use idp::citizens::{Names, Profile};
 use idp::clients::{AuthMethod, Client, Registration};
-use idp::credentials::{Password, PasswordHasher, TotpSecret, base32};
+use idp::credentials::{TotpSecret, base32};
 use idp::http::cookie;
 use idp::pages::escape;
 use idp::provider::{random_token, sha256};
 use idp::unix_now as now;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use store::{CitizenRecord, ClientRecord, DurableStore};
+use store::{ClientRecord, DurableStore};
+
+use crate::CommandResult;
+use crate::config::{CeremonyFile, DataDir};
+use crate::registration::{self, BilingualName, NewCitizen, RegisterError};
 
 const CLIENTS_FILE: &str = "demo-clients.json";
 
@@ -65,42 +69,62 @@ const SERVICES: [(&str, &str); 3] =
 #[derive(Serialize, Deserialize)]
 struct ClientSecrets(HashMap<String, String>);
 
-/// First start: registers the demo citizens and services; prints how to log in.
+/// `hawiya demo`: on first start creates the data directory (the default ceremony, its
+/// publication base and issuer the listen address), the demo citizens and e-services; then
+/// serves everything with the e-services, and ends its start-up with one summary: what to
+/// open, who to log in as, and the smart-ID steps.
+pub async fn run(data: &Path, listen: SocketAddr, metrics: Option<SocketAddr>) -> CommandResult {
+    if DataDir::exists(data) {
+        println!("Reusing {}", data.display());
+    } else {
+        println!("First start: creating {} (SQLite, soft key store, the default CA hierarchy)…", data.display());
+        DataDir::create_demo_secret(data)?;
+        let mut ceremony = CeremonyFile::load(None)?;
+        ceremony.ceremony.base_url = format!("http://{listen}");
+        crate::ca_cmd::init(data, ceremony).await?;
+    }
+    let dir = DataDir::open(data)?;
+    let (durable, policies) = (dir.store().await?, dir.policies()?);
+    let publication = durable.ceremony().await?.map(|c| c.base_url).ok_or("the data directory has no CA hierarchy")?;
+    let issuer = dir.issuer(None, &publication)?;
+    if !seeded(data) {
+        seed(data, issuer.as_str(), durable.as_ref(), &policies).await?;
+    }
+    let opened = crate::server::open(&dir, Some(issuer.clone())).await?;
+    let app = opened.app().merge(router(data, issuer.as_str(), policies)?);
+    if let Some(address) = metrics {
+        crate::server::serve_metrics(&opened.provider, address).await?;
+    }
+    let listener = crate::server::listen(listen).await?;
+    println!("{}", summary(data, issuer.as_str(), durable.as_ref(), listen, metrics).await?);
+    crate::server::run(listener, app, &opened.provider).await
+}
+
+/// The citizens, registered through the same types as `hawiya citizen add`.
+fn citizen(c: &DemoCitizen) -> Result<NewCitizen, Box<dyn std::error::Error>> {
+    Ok(NewCitizen {
+        national_id: c.national_id.parse()?,
+        given_name: BilingualName { ar: c.given.0.parse()?, en: c.given.1.parse()? },
+        family_name: BilingualName { ar: c.family.0.parse()?, en: c.family.1.parse()? },
+        birthdate: Some(c.birthdate.parse()?),
+        email: None,
+        phone_number: None,
+        address: None,
+    })
+}
+
+/// First start: registers the demo citizens and services.
 pub async fn seed(data: &Path, base: &str, durable: &dyn DurableStore, policies: &policies::Policies) -> Result<(), Box<dyn std::error::Error>> {
-    let hasher = PasswordHasher::new()?;
-    let now = now();
-    println!("\nDemo citizens:");
     for c in &CITIZENS {
-        let profile = Profile {
-            given_name: Names { ar: c.given.0.into(), en: c.given.1.into() },
-            family_name: Names { ar: c.family.0.into(), en: c.family.1.into() },
-            birthdate: Some(c.birthdate.into()),
-            email: None,
-            phone_number: None,
-            address: None,
-        };
         let totp = if c.totp { Some(TotpSecret::generate()?) } else { None };
-        let inserted = durable
-            .insert_citizen(&CitizenRecord {
-                id: random_token()?[..22].to_owned(),
-                national_id: c.national_id.into(),
-                profile: profile.to_json(),
-                password_hash: hasher.hash(&Password::new(c.password.into())?)?,
-                totp_secret: totp.as_ref().map(|t| hex::encode(t.expose())),
-                created_at: now,
-            })
-            .await;
+        let registered = registration::register(durable, &citizen(c)?, registration::hash_password(c.password.into())?, totp.as_ref(), "demo").await;
         // A start that stopped half-way seeded some already: keep what is there.
-        if let Err(store::StoreError::DuplicateCitizen(_)) = inserted {
-            println!("  national id {} is registered already; its credentials are as they were", c.national_id);
-            continue;
-        }
-        inserted?;
-        println!("  {} {} — national id {}, password {}", c.given.1, c.family.1, c.national_id, c.password);
-        if let Some(t) = totp {
-            println!("    one-time codes: `oathtool --totp -b {}` or scan {}", base32(t.expose()), t.otpauth_uri("Hawiya demo", c.national_id));
+        match registered {
+            Ok(()) | Err(RegisterError::Duplicate(_)) => {}
+            Err(e) => return Err(e.into()),
         }
     }
+    let now = now();
     let mut secrets = HashMap::new();
     for (id, _) in SERVICES {
         let (secret, hash) = idp::clients::new_secret()?;
@@ -124,19 +148,64 @@ pub async fn seed(data: &Path, base: &str, durable: &dyn DurableStore, policies:
         durable.insert_client(&ClientRecord { client_id: id.into(), registration: serde_json::to_string(&registration)?, created_at: now }).await?;
         secrets.insert(id.to_owned(), secret);
     }
-    write_private(&data.join(CLIENTS_FILE), &serde_json::to_vec(&ClientSecrets(secrets))?)?;
+    write_private(&data.join(CLIENTS_FILE), &serde_json::to_vec(&ClientSecrets(secrets))?)
+}
+
+/// How this binary was started, as a command to copy: relative to the working directory when
+/// it is below it (`target/release/hawiya` after `cargo run --release`).
+fn program() -> String {
+    let started = std::env::args_os().next().unwrap_or_else(|| "hawiya".into());
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let started = Path::new(&started);
+    started.strip_prefix(&cwd).unwrap_or(started).display().to_string()
+}
+
+/// The end of the demo's start-up: what to open, who to log in as (their one-time codes read
+/// from the store, so a restart shows them too), and the smart-ID steps.
+async fn summary(
+    data: &Path,
+    issuer: &str,
+    durable: &dyn DurableStore,
+    listen: SocketAddr,
+    metrics: Option<SocketAddr>,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let hawiya = program();
     let d = data.display();
-    println!(
-        "\nSmart-ID for the notary (level high needs the keys on a hardware token; SoftHSM2 stands in for a smart card):
-  softhsm2-util --init-token --free --label smart-id-pin1 --so-pin 87654321 --pin 1234
-  softhsm2-util --init-token --free --label smart-id-pin2 --so-pin 87654321 --pin 12345
-  hawiya citizen enroll --data {d} --national-id 9861234568 --custody hardware     # prints the activation code
-  hawiya device activate --dir demo-device --server {base} --code <code> --pkcs11-module /usr/lib/softhsm/libsofthsm2.so
-  # open {base}/demo/notary/, log in with smart-ID as 9861234568, then:
-  hawiya device approve --dir demo-device --code <the code the page shows>
-(--custody software without --pkcs11-module makes a phone-style device: it reaches substantial, enough for the land registry.)"
-    );
-    Ok(())
+    let mut text = format!("\nHawiya demo — open {issuer}/demo/ and log in to one service, open another, log out of both.\n\nDemo citizens:\n");
+    for c in &CITIZENS {
+        text.push_str(&format!("  {:<14} national id {}   password {}\n", format!("{} {}", c.given.1, c.family.1), c.national_id, c.password));
+        let totp = durable.citizen(c.national_id).await?.and_then(|r| r.totp_secret).map(|hex| hex::decode(hex).map(TotpSecret::from_bytes));
+        match totp {
+            Some(secret) => {
+                let secret = secret.map_err(|e| format!("{}'s stored one-time-code secret: {e}", c.national_id))??;
+                text.push_str(&format!(
+                    "    one-time codes (the land registry asks): oathtool --totp -b {}\n      or scan {}\n",
+                    base32(secret.expose()),
+                    secret.otpauth_uri("Hawiya demo", c.national_id)
+                ));
+            }
+            None => text.push_str("    no one-time codes: beyond level low, log in with a smart-ID (below)\n"),
+        }
+    }
+    text.push_str(&format!(
+        "
+Smart-ID for the notary (level high needs the keys on a smart card; SoftHSM2 stands in for one):
+  1. softhsm2-util --init-token --free --label smart-id-pin1 --so-pin 87654321 --pin 1234
+     softhsm2-util --init-token --free --label smart-id-pin2 --so-pin 87654321 --pin 12345
+  2. {hawiya} citizen enroll --data {d} --national-id 9861234568 --custody hardware   # prints the activation code
+  3. {hawiya} device activate --dir demo-device --server {issuer} --code <code> --pkcs11-module /usr/lib/softhsm/libsofthsm2.so   # PIN1 1234, PIN2 12345
+  4. open {issuer}/demo/notary/, choose smart-ID, national id 9861234568, then:
+     {hawiya} device approve --dir demo-device --code <the code the page shows>
+  (--custody software without --pkcs11-module makes a phone-style device: it reaches substantial, enough for the land registry.)
+
+CA certificates, CRLs, OCSP and OpenID Connect discovery: {issuer}/
+"
+    ));
+    if let Some(address) = metrics {
+        text.push_str(&format!("Metrics (Prometheus): http://{address}/metrics\n"));
+    }
+    text.push_str(&format!("Hawiya is serving on http://{listen}; logs show warnings only (RUST_LOG=info for more). Ctrl-C stops the demo.\n"));
+    Ok(text)
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Box<dyn std::error::Error>> {

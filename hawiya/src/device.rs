@@ -109,7 +109,7 @@ struct State {
     server: String,
     /// The provider's issuer URL (requests are signed for it).
     issuer: String,
-    national_id: String,
+    national_id: policies::NationalId,
     custody: Custody,
     keys: Keys,
     device_kid: String,

@@ -1,7 +1,8 @@
 //! Smart-ID enrolment: the registration authority's side.
 //!
-//! A registration officer who has proven a citizen in person enrols them (`hawiya citizen
-//! enroll`, or `POST /ra/enrolments` with an officer's token) and hands over a one-time
+//! A registration officer who has proven a citizen in person registers them (`hawiya citizen
+//! add`, or `POST /ra/citizens`), enrols them (`hawiya citizen enroll`, or
+//! `POST /ra/enrolments` with an officer's token) and hands over a one-time
 //! activation code. The citizen's device makes its keys, learns with the code whom it is
 //! activated for (`POST /smart-id/activation/identity`), and sends two certificate requests
 //! and its own device key (`POST /smart-id/activation`). Both requests are checked before
@@ -20,11 +21,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use ca::{Authority, CaError, IssueRequest, Subject};
 use idp::unix_now as now;
+use policies::NationalId;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use store::{ActivationRecord, DurableStore, RevocationReason, Serial, SmartIdRecord, StoreError};
 
 use crate::config::RaOfficer;
+use crate::registration::{self, NewCitizen, RegisterError};
 
 /// How long an activation code works unless `HAWIYA_ACTIVATION_LIFETIME` (seconds, 1 to 86,400)
 /// says otherwise.
@@ -89,13 +92,16 @@ pub enum EnrolError {
     Unauthorized,
     /// The national id is not a registered citizen.
     #[error("no citizen with national id {0}")]
-    UnknownCitizen(String),
+    UnknownCitizen(NationalId),
     /// The activation code is unknown, expired or spent.
     #[error("the activation code is wrong, expired or already used")]
     BadCode,
     /// The request is malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// A citizen with that national id is registered already.
+    #[error("a citizen with national id {0} is already registered")]
+    AlreadyRegistered(NationalId),
     /// A certificate request was refused.
     #[error("{which} certificate request: {error}")]
     Csr {
@@ -106,13 +112,23 @@ pub enum EnrolError {
     },
     /// The citizen has no smart-ID.
     #[error("citizen {0} has no smart-ID")]
-    NoSmartId(String),
+    NoSmartId(NationalId),
     /// The CA refused a status change (say, resuming a revoked certificate).
     #[error("{0}")]
     Status(String),
     /// Anything else.
     #[error("{0}")]
     Internal(String),
+}
+
+impl From<RegisterError> for EnrolError {
+    fn from(e: RegisterError) -> Self {
+        match e {
+            RegisterError::Duplicate(id) => EnrolError::AlreadyRegistered(id),
+            RegisterError::Credential(idp::IdpError::PasswordLength { .. }) => EnrolError::BadRequest(format!("password: {e}")),
+            other => EnrolError::Internal(other.to_string()),
+        }
+    }
 }
 
 impl From<StoreError> for EnrolError {
@@ -125,7 +141,7 @@ impl From<StoreError> for EnrolError {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Identity {
     /// The national id.
-    pub national_id: String,
+    pub national_id: NationalId,
     /// Given name, Latin script (as in the certificate).
     pub given_name: String,
     /// Surname, Latin script.
@@ -189,19 +205,14 @@ impl Enrolment {
     /// The officer a bearer token belongs to (compared in constant time).
     fn officer(&self, headers: &HeaderMap) -> Result<String, EnrolError> {
         let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).ok_or(EnrolError::Unauthorized)?;
-        let presented = sha256_hex(token.trim().as_bytes());
-        self.officers
-            .iter()
-            .find(|o| aws_lc_rs::constant_time::verify_slices_are_equal(o.token_sha256.as_bytes(), presented.as_bytes()).is_ok())
-            .map(|o| o.name.clone())
-            .ok_or(EnrolError::Unauthorized)
+        self.officers.iter().find(|o| o.token_sha256.matches(token.trim())).map(|o| o.name.to_string()).ok_or(EnrolError::Unauthorized)
     }
 
     /// Enrols a proven citizen: returns a fresh activation code (20 characters, 100 bits) and
     /// when it expires.
-    pub async fn enrol(&self, national_id: &str, custody: Custody, officer: &str, now: i64) -> Result<(String, i64), EnrolError> {
-        if self.durable.citizen(national_id).await?.is_none() {
-            return Err(EnrolError::UnknownCitizen(national_id.to_owned()));
+    pub async fn enrol(&self, national_id: &NationalId, custody: Custody, officer: &str, now: i64) -> Result<(String, i64), EnrolError> {
+        if self.durable.citizen(national_id.as_str()).await?.is_none() {
+            return Err(EnrolError::UnknownCitizen(national_id.clone()));
         }
         let mut random = [0u8; 20];
         aws_lc_rs::rand::fill(&mut random).map_err(|_| EnrolError::Internal("no randomness".into()))?;
@@ -210,23 +221,25 @@ impl Enrolment {
         self.durable
             .insert_activation(&ActivationRecord {
                 code_hash: sha256_hex(code.as_bytes()),
-                national_id: national_id.to_owned(),
+                national_id: national_id.to_string(),
                 custody: custody.name().to_owned(),
                 officer: officer.to_owned(),
                 expires_at,
             })
             .await?;
-        tracing::info!(target: "audit", event = "smart_id.enrolled", national_id, custody = custody.name(), officer, "citizen enrolled for a smart-ID");
+        tracing::info!(target: "audit", event = "smart_id.enrolled", %national_id, custody = custody.name(), officer, "citizen enrolled for a smart-ID");
         let grouped: Vec<String> = code.as_bytes().chunks(5).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
         Ok((grouped.join("-"), expires_at))
     }
 
     async fn pending(&self, code: &str, now: i64) -> Result<(ActivationRecord, Identity), EnrolError> {
         let record = self.durable.activation(&sha256_hex(normalise_code(code).as_bytes()), now).await?.ok_or(EnrolError::BadCode)?;
-        let citizen = self.durable.citizen(&record.national_id).await?.ok_or_else(|| EnrolError::UnknownCitizen(record.national_id.clone()))?;
+        let national_id: NationalId =
+            record.national_id.parse().map_err(|e| EnrolError::Internal(format!("an activation record's national id {:?}: {e}", record.national_id)))?;
+        let citizen = self.durable.citizen(national_id.as_str()).await?.ok_or_else(|| EnrolError::UnknownCitizen(national_id.clone()))?;
         let profile = idp::citizens::Profile::from_json(&citizen.profile).map_err(|e| EnrolError::Internal(e.to_string()))?;
         let identity = Identity {
-            national_id: record.national_id.clone(),
+            national_id,
             given_name: profile.given_name.en,
             surname: profile.family_name.en,
             country: self.authority.ceremony().country.clone(),
@@ -278,7 +291,7 @@ impl Enrolment {
             issued.push(self.authority.issue(request).await.map_err(|error| EnrolError::Csr { which, error })?);
         }
         let smart_id = SmartIdRecord {
-            national_id: identity.national_id.clone(),
+            national_id: identity.national_id.to_string(),
             custody: identity.custody.name().into(),
             device_kid: device_kid.clone(),
             device_key: device_jwk.to_string(),
@@ -294,7 +307,7 @@ impl Enrolment {
                 }
             }
         }
-        tracing::info!(target: "audit", event = "smart_id.activated", national_id = identity.national_id, device = device_kid, officer = record.officer, "smart-ID activated");
+        tracing::info!(target: "audit", event = "smart_id.activated", national_id = %identity.national_id, device = device_kid, officer = record.officer, "smart-ID activated");
         let chain = |name: &str| self.authority.certificate(name).map(|der| ca::authority::pem("CERTIFICATE", der)).unwrap_or_default();
         Ok(json!({
             "national_id": identity.national_id,
@@ -309,8 +322,8 @@ impl Enrolment {
     }
 
     /// Suspends, resumes or revokes both certificates of a citizen's smart-ID.
-    pub async fn change_status(&self, national_id: &str, change: StatusChange, officer: &str) -> Result<(), EnrolError> {
-        let smart_id = self.durable.smart_id(national_id).await?.ok_or_else(|| EnrolError::NoSmartId(national_id.to_owned()))?;
+    pub async fn change_status(&self, national_id: &NationalId, change: StatusChange, officer: &str) -> Result<(), EnrolError> {
+        let smart_id = self.durable.smart_id(national_id.as_str()).await?.ok_or_else(|| EnrolError::NoSmartId(national_id.clone()))?;
         for serial in [&smart_id.authentication_serial, &smart_id.signature_serial] {
             let serial = serial.parse::<Serial>().map_err(EnrolError::Internal)?;
             let done = match change {
@@ -320,7 +333,7 @@ impl Enrolment {
             };
             done.map_err(|e| EnrolError::Status(e.to_string()))?;
         }
-        tracing::info!(target: "audit", event = "smart_id.status", national_id, change = ?change, officer, "smart-ID status changed");
+        tracing::info!(target: "audit", event = "smart_id.status", %national_id, change = ?change, officer, "smart-ID status changed");
         Ok(())
     }
 }
@@ -332,6 +345,7 @@ impl IntoResponse for EnrolError {
             EnrolError::UnknownCitizen(_) | EnrolError::NoSmartId(_) => (StatusCode::NOT_FOUND, "not_found"),
             EnrolError::BadCode => (StatusCode::BAD_REQUEST, "invalid_code"),
             EnrolError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            EnrolError::AlreadyRegistered(_) => (StatusCode::CONFLICT, "already_registered"),
             EnrolError::Csr { error: CaError::Store(_) | CaError::Key(_) | CaError::Encoding(_), .. } | EnrolError::Internal(_) => {
                 tracing::error!(error = %self, "enrolment failed");
                 return json_response(StatusCode::INTERNAL_SERVER_ERROR, &json!({"error": "server_error"}));
@@ -353,15 +367,38 @@ fn json_response(status: StatusCode, value: &Value) -> Response {
     (status, headers, value.to_string()).into_response()
 }
 
-/// A JSON body, or the precise reason it is not one.
+/// A JSON body, or the precise reason it is not one: a value a field's type refuses is named
+/// by its path (`citizen.birthdate: 1990-02-30 is not a day of the calendar`).
 fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, EnrolError> {
-    serde_json::from_slice(bytes).map_err(|e| EnrolError::BadRequest(format!("the body is not the expected JSON: {e}")))
+    let not_json = |e: serde_json::Error| EnrolError::BadRequest(format!("the body is not JSON: {e}"));
+    let mut json = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut json).map_err(|e| {
+        let path = e.path().to_string();
+        let e = e.into_inner();
+        if e.classify() != serde_json::error::Category::Data {
+            return not_json(e);
+        }
+        let message = e.to_string();
+        let message = message.strip_suffix(&format!(" at line {} column {}", e.line(), e.column())).unwrap_or(&message);
+        EnrolError::BadRequest(if path == "." { message.to_owned() } else { format!("{path}: {message}") })
+    })?;
+    json.end().map_err(not_json)?;
+    Ok(value)
+}
+
+/// `POST /ra/citizens`: a citizen, checked by the same types as `hawiya citizen add`, and
+/// their first password.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CitizenBody {
+    citizen: NewCitizen,
+    password: String,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EnrolBody {
-    national_id: String,
+    national_id: NationalId,
     custody: Custody,
 }
 
@@ -385,6 +422,15 @@ async fn enrol(State(e): State<Arc<Enrolment>>, headers: HeaderMap, bytes: axum:
     Ok(json_response(StatusCode::CREATED, &json!({"national_id": b.national_id, "custody": b.custody, "activation_code": code, "expires_at": expires_at})))
 }
 
+async fn register(State(e): State<Arc<Enrolment>>, headers: HeaderMap, bytes: axum::body::Bytes) -> Result<Response, EnrolError> {
+    let officer = e.officer(&headers)?;
+    let CitizenBody { citizen, password } = body(&bytes)?;
+    // Argon2id takes tens of milliseconds of CPU: off the async threads.
+    let hash = tokio::task::spawn_blocking(move || registration::hash_password(password)).await.map_err(|e| EnrolError::Internal(e.to_string()))??;
+    registration::register(e.durable.as_ref(), &citizen, hash, None, &officer).await?;
+    Ok(json_response(StatusCode::CREATED, &json!({"national_id": citizen.national_id})))
+}
+
 async fn status(
     State(e): State<Arc<Enrolment>>,
     Path((national_id, action)): Path<(String, String)>,
@@ -392,6 +438,7 @@ async fn status(
     bytes: axum::body::Bytes,
 ) -> Result<Response, EnrolError> {
     let officer = e.officer(&headers)?;
+    let national_id: NationalId = national_id.parse().map_err(|e| EnrolError::BadRequest(format!("national id in the path: {e}")))?;
     let b: StatusBody = if bytes.is_empty() { StatusBody { reason: None } } else { body(&bytes)? };
     let change = match action.as_str() {
         "suspend" => StatusChange::Suspend,
@@ -427,10 +474,42 @@ async fn activate(State(e): State<Arc<Enrolment>>, bytes: axum::body::Bytes) -> 
 /// The RA API (officers only) and the devices' activation endpoints.
 pub fn router(enrolment: Arc<Enrolment>) -> Router {
     Router::new()
+        .route("/ra/citizens", post(register))
         .route("/ra/enrolments", post(enrol))
         .route("/ra/smart-ids/{national_id}/{action}", post(status))
         .route("/smart-id/activation/identity", post(identity))
         .route("/smart-id/activation", post(activate))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(enrolment)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal<T: serde::de::DeserializeOwned>(json: &str) -> String {
+        match body::<T>(json.as_bytes()) {
+            Ok(_) => panic!("{json} was accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_refused_field_is_named_by_its_path() {
+        let citizen = |field: &str| {
+            format!(
+                r#"{{"citizen":{{"national_id":"9861234567","given_name":{{"ar":"ليلى","en":"Layla"}},"family_name":{{"ar":"حداد","en":"Haddad"}}{field}}},"password":"a good long password"}}"#
+            )
+        };
+        assert!(body::<CitizenBody>(citizen("").as_bytes()).is_ok());
+        assert_eq!(refusal::<CitizenBody>(&citizen(r#","birthdate":"1990-02-30""#)), "citizen.birthdate: 1990-02-30 is not a day of the calendar");
+        assert_eq!(
+            refusal::<CitizenBody>(&citizen(r#","phone_number":"call me""#)),
+            "citizen.phone_number: \"call me\" is not a phone number: + and 7 to 15 digits, such as +962790000000"
+        );
+        assert_eq!(refusal::<EnrolBody>(r#"{"national_id":"98-61","custody":"software"}"#), "national_id: a national id is 5 to 20 digits (0-9)");
+        assert!(refusal::<EnrolBody>(r#"{"national_id":"9861234567","custody":"software","x":1}"#).contains("unknown field `x`"));
+        assert!(refusal::<EnrolBody>(r#"{"national_id":"9861234567","custody":"software"} trailing"#).starts_with("the body is not JSON: trailing characters"));
+        assert!(refusal::<EnrolBody>("{").starts_with("the body is not JSON: EOF"));
+    }
 }

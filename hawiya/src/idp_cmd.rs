@@ -8,17 +8,19 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use hsm_shim::KeyStore;
-use idp::citizens::{Names, Profile};
+use idp::citizens::Profile;
 use idp::clients::{AuthMethod, Client, Registration};
-use idp::credentials::{Password, TotpSecret};
+use idp::credentials::TotpSecret;
 use idp::keys::SigningKeys;
 use idp::provider::Provider;
 use idp::{Settings, keys, unix_now as now};
-use store::{CitizenRecord, ClientRecord, DurableStore};
+use policies::NationalId;
+use store::{ClientRecord, DurableStore};
 
 use crate::CommandResult;
 use crate::config::DataDir;
 use crate::enrolment::{Custody, Enrolment, StatusChange};
+use crate::registration::{self, BilingualName, Birthdate, Email, NewCitizen, PersonName, PhoneNumber, PostalAddress};
 
 /// Builds the provider of a data directory (shared by `serve` and the commands here).
 pub async fn provider(
@@ -80,37 +82,46 @@ pub struct DataArg {
 #[derive(Subcommand)]
 pub enum CitizenCommand {
     /// Registers a citizen; the password is read from standard input (one line), never
-    /// from the command line.
+    /// from the command line. Every value is checked before anything is stored.
     Add {
+        #[command(flatten)]
+        data: DataArg,
+        /// The national identity number (5 to 20 digits).
+        #[arg(long)]
+        national_id: NationalId,
+        /// Given name in Arabic script (at most 100 characters, as every name).
+        #[arg(long)]
+        given_name_ar: PersonName,
+        /// Family name in Arabic script.
+        #[arg(long)]
+        family_name_ar: PersonName,
+        /// Given name in Latin script.
+        #[arg(long)]
+        given_name_en: PersonName,
+        /// Family name in Latin script.
+        #[arg(long)]
+        family_name_en: PersonName,
+        /// Birthdate, YYYY-MM-DD.
+        #[arg(long)]
+        birthdate: Option<Birthdate>,
+        /// E-mail address.
+        #[arg(long)]
+        email: Option<Email>,
+        /// Phone number, E.164 (+962…).
+        #[arg(long)]
+        phone: Option<PhoneNumber>,
+        /// Postal address, as written on an envelope.
+        #[arg(long)]
+        address: Option<PostalAddress>,
+    },
+    /// Shows what is registered of a citizen: names, birthdate, contact data, whether one-time
+    /// codes are enrolled, and their smart-ID.
+    Show {
         #[command(flatten)]
         data: DataArg,
         /// The national identity number.
         #[arg(long)]
-        national_id: String,
-        /// Given name in Arabic script.
-        #[arg(long)]
-        given_name_ar: String,
-        /// Family name in Arabic script.
-        #[arg(long)]
-        family_name_ar: String,
-        /// Given name in Latin script.
-        #[arg(long)]
-        given_name_en: String,
-        /// Family name in Latin script.
-        #[arg(long)]
-        family_name_en: String,
-        /// Birthdate, YYYY-MM-DD.
-        #[arg(long)]
-        birthdate: Option<String>,
-        /// E-mail address.
-        #[arg(long)]
-        email: Option<String>,
-        /// Phone number, E.164 (+962…).
-        #[arg(long)]
-        phone: Option<String>,
-        /// Postal address, as written on an envelope.
-        #[arg(long)]
-        address: Option<String>,
+        national_id: NationalId,
     },
     /// Withdraws a citizen's consent to a service: it will be asked again at the next login.
     RevokeConsent {
@@ -118,7 +129,7 @@ pub enum CitizenCommand {
         data: DataArg,
         /// The national identity number.
         #[arg(long)]
-        national_id: String,
+        national_id: NationalId,
         /// The service's client id.
         #[arg(long)]
         client: String,
@@ -130,7 +141,7 @@ pub enum CitizenCommand {
         data: DataArg,
         /// The national identity number.
         #[arg(long)]
-        national_id: String,
+        national_id: NationalId,
         /// Where the device keeps the keys: hardware (smart card, secure element; logins
         /// reach high) or software (at most substantial).
         #[arg(long)]
@@ -145,7 +156,7 @@ pub enum CitizenCommand {
         data: DataArg,
         /// The national identity number.
         #[arg(long)]
-        national_id: String,
+        national_id: NationalId,
     },
     /// Lifts a suspension.
     Resume {
@@ -153,7 +164,7 @@ pub enum CitizenCommand {
         data: DataArg,
         /// The national identity number.
         #[arg(long)]
-        national_id: String,
+        national_id: NationalId,
     },
     /// Revokes a citizen's smart-ID for good.
     Revoke {
@@ -161,7 +172,7 @@ pub enum CitizenCommand {
         data: DataArg,
         /// The national identity number.
         #[arg(long)]
-        national_id: String,
+        national_id: NationalId,
         /// An RFC 5280 reason: unspecified, keyCompromise, affiliationChanged, superseded,
         /// cessationOfOperation, privilegeWithdrawn.
         #[arg(long)]
@@ -173,7 +184,7 @@ pub enum CitizenCommand {
         data: DataArg,
         /// The national identity number.
         #[arg(long)]
-        national_id: String,
+        national_id: NationalId,
     },
 }
 
@@ -259,58 +270,59 @@ async fn enrolment(data: &Path) -> Result<Enrolment, Box<dyn std::error::Error>>
     Ok(Enrolment::new(Arc::new(authority), durable, dir.config.ra_officers.clone()))
 }
 
-async fn status_change(data: &Path, national_id: &str, change: StatusChange, done: &str) -> CommandResult {
+async fn status_change(data: &Path, national_id: &NationalId, change: StatusChange, done: &str) -> CommandResult {
     let officer = std::env::var("USER").unwrap_or_else(|_| "cli".into());
     enrolment(data).await?.change_status(national_id, change, &officer).await?;
     println!("The smart-ID of {national_id} is {done}.");
     Ok(())
 }
 
-fn read_password() -> Result<Password, Box<dyn std::error::Error>> {
+fn read_password() -> Result<String, Box<dyn std::error::Error>> {
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line).map_err(|e| format!("cannot read the password from standard input: {e}"))?;
     let line = line.trim_end_matches(['\n', '\r']).to_owned();
     if line.is_empty() {
         return Err("no password on standard input".into());
     }
-    Ok(Password::new(line)?)
+    Ok(line)
 }
 
 pub async fn citizen(command: CitizenCommand) -> CommandResult {
     match command {
         CitizenCommand::Add { data, national_id, given_name_ar, family_name_ar, given_name_en, family_name_en, birthdate, email, phone, address } => {
-            if !(5..=20).contains(&national_id.len()) || !national_id.bytes().all(|b| b.is_ascii_digit()) {
-                return Err("--national-id: 5 to 20 digits".into());
-            }
-            if let Some(b) = &birthdate {
-                let ok = b.len() == 10 && b.bytes().enumerate().all(|(i, c)| if i == 4 || i == 7 { c == b'-' } else { c.is_ascii_digit() });
-                if !ok {
-                    return Err("--birthdate: YYYY-MM-DD".into());
-                }
-            }
-            let password = read_password()?;
-            let (_, durable, _) = open(&data.data).await?;
-            let hash = idp::credentials::PasswordHasher::new()?.hash(&password)?;
-            let profile = Profile {
-                given_name: Names { ar: given_name_ar, en: given_name_en },
-                family_name: Names { ar: family_name_ar, en: family_name_en },
+            let citizen = NewCitizen {
+                national_id,
+                given_name: BilingualName { ar: given_name_ar, en: given_name_en },
+                family_name: BilingualName { ar: family_name_ar, en: family_name_en },
                 birthdate,
                 email,
                 phone_number: phone,
-                address: address.map(|formatted| idp::citizens::Address { formatted: Some(formatted), ..Default::default() }),
+                address,
             };
-            let id = idp::provider::random_token()?[..22].to_owned();
-            durable
-                .insert_citizen(&CitizenRecord {
-                    id,
-                    national_id: national_id.clone(),
-                    profile: profile.to_json(),
-                    password_hash: hash,
-                    totp_secret: None,
-                    created_at: now(),
-                })
-                .await?;
-            println!("Registered citizen {national_id}.");
+            let password = read_password()?;
+            let (_, durable, _) = open(&data.data).await?;
+            let officer = std::env::var("USER").unwrap_or_else(|_| "cli".into());
+            registration::register(durable.as_ref(), &citizen, registration::hash_password(password)?, None, &officer).await?;
+            println!("Registered citizen {}.", citizen.national_id);
+            Ok(())
+        }
+        CitizenCommand::Show { data, national_id } => {
+            let (_, durable, _) = open(&data.data).await?;
+            let citizen = durable.citizen(national_id.as_str()).await?.ok_or_else(|| format!("no citizen with national id {national_id}"))?;
+            let profile = Profile::from_json(&citizen.profile)?;
+            println!("national id    {national_id}");
+            println!("given name     {} / {}", profile.given_name.ar, profile.given_name.en);
+            println!("family name    {} / {}", profile.family_name.ar, profile.family_name.en);
+            let or_none = |v: Option<&str>| v.map(str::to_owned).unwrap_or_else(|| "-".into());
+            println!("birthdate      {}", or_none(profile.birthdate.as_deref()));
+            println!("email          {}", or_none(profile.email.as_deref()));
+            println!("phone          {}", or_none(profile.phone_number.as_deref()));
+            println!("address        {}", or_none(profile.address.as_ref().and_then(|a| a.formatted.as_deref())).replace('\n', ", "));
+            println!("one-time codes {}", if citizen.totp_secret.is_some() { "enrolled" } else { "not enrolled" });
+            match durable.smart_id(national_id.as_str()).await? {
+                Some(s) => println!("smart-ID       {} keys, activated {}", s.custody, crate::ca_cmd::date(s.activated_at)),
+                None => println!("smart-ID       none"),
+            }
             Ok(())
         }
         CitizenCommand::Enroll { data, national_id, custody, officer } => {
@@ -330,7 +342,7 @@ pub async fn citizen(command: CitizenCommand) -> CommandResult {
         }
         CitizenCommand::RevokeConsent { data, national_id, client } => {
             let (_, durable, _) = open(&data.data).await?;
-            let citizen = durable.citizen(&national_id).await?.ok_or_else(|| format!("no citizen with national id {national_id}"))?;
+            let citizen = durable.citizen(national_id.as_str()).await?.ok_or_else(|| format!("no citizen with national id {national_id}"))?;
             if !durable.revoke_consent(&citizen.id, &client).await? {
                 return Err(format!("citizen {national_id} has no consent for {client:?}").into());
             }
@@ -341,14 +353,14 @@ pub async fn citizen(command: CitizenCommand) -> CommandResult {
         CitizenCommand::TotpEnroll { data, national_id } => {
             let (_, durable, _) = open(&data.data).await?;
             let secret = TotpSecret::generate()?;
-            let uri = secret.otpauth_uri("Hawiya", &national_id);
+            let uri = secret.otpauth_uri("Hawiya", national_id.as_str());
             let qr = qrcode::QrCode::new(uri.as_bytes()).map_err(|e| format!("QR code: {e}"))?;
             let picture = qr
                 .render::<qrcode::render::unicode::Dense1x2>()
                 .dark_color(qrcode::render::unicode::Dense1x2::Light)
                 .light_color(qrcode::render::unicode::Dense1x2::Dark)
                 .build();
-            durable.set_totp(&national_id, Some(&hex::encode(secret.expose()))).await?;
+            durable.set_totp(national_id.as_str(), Some(&hex::encode(secret.expose()))).await?;
             println!("{uri}");
             println!("{picture}");
             Ok(())

@@ -6,10 +6,13 @@
 
 mod ca_cmd;
 mod config;
+#[cfg(feature = "demo")]
 mod demo;
+#[cfg(feature = "demo")]
 mod device;
 mod enrolment;
 mod idp_cmd;
+mod registration;
 mod server;
 
 use std::net::SocketAddr;
@@ -35,7 +38,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Runs everything on embedded defaults: creates the data directory (SQLite, soft key
-    /// store, the default CA hierarchy) on first start, then serves it.
+    /// store, the default CA hierarchy, demo citizens and e-services) on first start, then
+    /// serves it. Not in production builds (`--no-default-features`).
+    #[cfg(feature = "demo")]
     Demo {
         /// The data directory.
         #[arg(long, default_value = "hawiya-data")]
@@ -59,6 +64,10 @@ enum Command {
         /// endpoints; not served by default.
         #[arg(long, env = "HAWIYA_METRICS_LISTEN")]
         metrics: Option<SocketAddr>,
+        /// The OpenID Connect issuer, https:// in production (default: `issuer` in
+        /// hawiya.toml, else the PKI publication base the certificates point at).
+        #[arg(long, env = "HAWIYA_ISSUER")]
+        issuer: Option<config::Issuer>,
     },
     /// The certificate authority.
     #[command(subcommand)]
@@ -78,7 +87,9 @@ enum Command {
     /// The registration authority's API credentials.
     #[command(subcommand)]
     Ra(RaCommand),
-    /// The reference smart-ID device: keys, certificates and approvals on this machine.
+    /// The reference smart-ID device: keys, certificates and approvals on this machine. Not
+    /// in production builds (`--no-default-features`).
+    #[cfg(feature = "demo")]
     #[command(subcommand)]
     Device(device::DeviceCommand),
 }
@@ -90,9 +101,9 @@ enum RaCommand {
         /// The data directory.
         #[arg(long)]
         data: PathBuf,
-        /// The officer's name (in the audit trail).
+        /// The officer's name (in the audit trail): 1 to 64 characters.
         #[arg(long)]
-        name: String,
+        name: config::OfficerName,
     },
 }
 
@@ -105,10 +116,34 @@ enum PolicyCommand {
     },
 }
 
+/// Parses the command line. A value that its type refuses (a national id, a birthdate, …)
+/// ends the command with one line naming the option and the reason, like every other
+/// refusal; other mistakes get clap's usage help.
+fn parse_command_line() -> Result<Cli, ExitCode> {
+    Cli::try_parse().map_err(|e| {
+        if e.kind() == clap::error::ErrorKind::ValueValidation {
+            let option = match e.get(clap::error::ContextKind::InvalidArg) {
+                Some(clap::error::ContextValue::String(arg)) => arg.split(' ').next().unwrap_or_default().to_owned(),
+                _ => String::new(),
+            };
+            if let Some(reason) = std::error::Error::source(&e) {
+                eprintln!("error: {option}: {reason}");
+                return ExitCode::from(2);
+            }
+        }
+        let _ = e.print();
+        ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+    })
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let serving = matches!(cli.command, Command::Demo { .. } | Command::Serve { .. });
-    let default_level = if serving { "info" } else { "warn" };
+    let cli = match parse_command_line() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    // The server logs at info (to a collector, in production); interactive commands, the demo
+    // among them, only warn, so that what they print is not lost among log lines.
+    let default_level = if matches!(cli.command, Command::Serve { .. }) { "info" } else { "warn" };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)))
         .with_writer(std::io::stderr)
@@ -122,14 +157,16 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Demo { data, listen, metrics } => server::demo(&data, listen, metrics).await,
-            Command::Serve { data, listen, metrics } => server::serve(&data, listen, metrics).await,
+            #[cfg(feature = "demo")]
+            Command::Demo { data, listen, metrics } => demo::run(&data, listen, metrics).await,
+            Command::Serve { data, listen, metrics, issuer } => server::serve(&data, listen, metrics, issuer).await,
             Command::Ca(command) => ca_cmd::run(command).await,
             Command::Citizen(command) => idp_cmd::citizen(command).await,
             Command::Client(command) => idp_cmd::client(command).await,
             Command::Keys(command) => idp_cmd::keys(command).await,
             Command::Policy(PolicyCommand::Check { dir }) => policy_check(dir).await,
             Command::Ra(RaCommand::AddOfficer { data, name }) => add_officer(&data, &name).map(|token| println!("RA token for {name} (shown once): {token}")),
+            #[cfg(feature = "demo")]
             Command::Device(command) => device::run(command).await,
         }
     });
@@ -143,17 +180,13 @@ fn main() -> ExitCode {
 }
 
 /// Adds a registration officer to a data directory's configuration; returns their token.
-pub(crate) fn add_officer(data: &std::path::Path, name: &str) -> Result<String, Box<dyn std::error::Error>> {
-    if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
-        return Err("--name: 1 to 64 printable characters".into());
-    }
+pub(crate) fn add_officer(data: &std::path::Path, name: &config::OfficerName) -> Result<String, Box<dyn std::error::Error>> {
     let mut dir = config::DataDir::open(data)?;
-    if dir.config.ra_officers.iter().any(|o| o.name == name) {
-        return Err(format!("an officer named {name:?} exists already").into());
+    if dir.config.ra_officers.iter().any(|o| o.name == *name) {
+        return Err(format!("an officer named {name:?} exists already", name = name.as_str()).into());
     }
     let token = idp::provider::random_token()?;
-    let token_sha256 = hex::encode(idp::provider::sha256(token.as_bytes()));
-    dir.config.ra_officers.push(config::RaOfficer { name: name.to_owned(), token_sha256 });
+    dir.config.ra_officers.push(config::RaOfficer { name: name.clone(), token_sha256: config::TokenSha256::of(&token) });
     dir.update()?;
     Ok(token)
 }

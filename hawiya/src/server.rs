@@ -1,4 +1,5 @@
-//! `hawiya serve` and `hawiya demo`: one axum app with every crate's routes.
+//! `hawiya serve`: one axum app with every crate's routes (`hawiya demo` adds its e-services
+//! to the same app).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -6,7 +7,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
-
 use axum::routing::get;
 use ca::Authority;
 use ca::http::CaState;
@@ -14,7 +14,7 @@ use ca::ocsp::OcspResponder;
 use idp::provider::Provider;
 
 use crate::CommandResult;
-use crate::config::{CeremonyFile, DataDir};
+use crate::config::{DataDir, Issuer};
 use crate::enrolment::Enrolment;
 
 /// The whole application: every crate's router, merged, with the headers every response
@@ -49,40 +49,63 @@ fn index_text(authority: &Authority, idp: &Provider) -> String {
     text
 }
 
-async fn state(data: &DataDir) -> Result<(Arc<CaState>, Arc<Provider>, Arc<Enrolment>), Box<dyn std::error::Error>> {
+/// A data directory opened for serving: the CA, the provider (which knows its issuer) and
+/// the RA.
+pub(crate) struct Opened {
+    /// The CA's endpoints.
+    pub ca: Arc<CaState>,
+    /// The OpenID Connect provider.
+    pub provider: Arc<Provider>,
+    /// The registration authority.
+    pub enrolment: Arc<Enrolment>,
+}
+
+impl Opened {
+    /// The whole application.
+    pub fn app(&self) -> Router {
+        app(Arc::clone(&self.ca), Arc::clone(&self.provider), Arc::clone(&self.enrolment))
+    }
+
+    /// What the server serves, as the index page says it.
+    pub fn index(&self) -> String {
+        index_text(&self.ca.authority, &self.provider)
+    }
+}
+
+/// Opens what a data directory serves; the issuer is `issuer`, else the configured one,
+/// else the PKI publication base.
+pub(crate) async fn open(data: &DataDir, issuer: Option<Issuer>) -> Result<Opened, Box<dyn std::error::Error>> {
     let (durable, keys, policies) = (data.store().await?, data.key_store()?, data.policies()?);
     let authority = Arc::new(Authority::load(durable.clone(), keys.clone(), policies.clone()).await?);
+    let issuer = data.issuer(issuer, &authority.ceremony().base_url)?;
     let ocsp = OcspResponder::new(&authority)?;
     let enrolment = Enrolment::new(Arc::clone(&authority), durable.clone(), data.config.ra_officers.clone());
-    let provider = crate::idp_cmd::provider(data, &authority.ceremony().base_url, durable, keys, policies).await?;
-    Ok((Arc::new(CaState { authority, ocsp }), Arc::new(provider), Arc::new(enrolment)))
+    let provider = crate::idp_cmd::provider(data, issuer.as_str(), durable, keys, policies).await?;
+    Ok(Opened { ca: Arc::new(CaState { authority, ocsp }), provider: Arc::new(provider), enrolment: Arc::new(enrolment) })
 }
 
-/// Serves an initialised data directory until Ctrl-C or SIGTERM, and the metrics on their
-/// own address if asked.
-pub async fn serve(data: &Path, listen: SocketAddr, metrics: Option<SocketAddr>) -> CommandResult {
-    serve_with(data, listen, metrics, false).await
+/// Binds the public listener.
+pub(crate) async fn listen(listen: SocketAddr) -> Result<tokio::net::TcpListener, String> {
+    tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))
 }
 
-async fn serve_with(data: &Path, listen: SocketAddr, metrics: Option<SocketAddr>, demo: bool) -> CommandResult {
-    let data = DataDir::open(data)?;
-    let (state, provider, enrolment) = state(&data).await?;
-    let base = state.authority.ceremony().base_url.clone();
-    if !base.contains(&listen.to_string()) {
-        tracing::warn!(%base, %listen, "the certificates point at a base URL this server does not listen on (fine behind a proxy)");
-    }
-    if let Some(address) = metrics {
-        let metrics = tokio::net::TcpListener::bind(address).await.map_err(|e| format!("cannot listen on {address} for metrics: {e}"))?;
-        let provider = Arc::clone(&provider);
-        let router = Router::new().route("/metrics", get(move || async move { provider.metrics() }));
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(metrics, router).await {
-                tracing::error!(error = %e, "the metrics listener stopped");
-            }
-        });
-    }
+/// Serves `/metrics` (Prometheus) for operators on an address of its own.
+pub(crate) async fn serve_metrics(provider: &Arc<Provider>, address: SocketAddr) -> CommandResult {
+    let metrics = tokio::net::TcpListener::bind(address).await.map_err(|e| format!("cannot listen on {address} for metrics: {e}"))?;
+    let provider = Arc::clone(provider);
+    let router = Router::new().route("/metrics", get(move || async move { provider.metrics() }));
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(metrics, router).await {
+            tracing::error!(error = %e, "the metrics listener stopped");
+        }
+    });
+    Ok(())
+}
+
+/// Serves `app` on `listener` until Ctrl-C or SIGTERM, with the provider's housekeeping.
+pub(crate) async fn run(listener: tokio::net::TcpListener, app: Router, provider: &Arc<Provider>) -> CommandResult {
     // Housekeeping: expired refresh-token families leave the store once an hour.
-    let purging = Arc::clone(&provider);
+    let purging = Arc::clone(provider);
     tokio::spawn(async move {
         let mut hourly = tokio::time::interval(std::time::Duration::from_secs(3600));
         loop {
@@ -94,40 +117,30 @@ async fn serve_with(data: &Path, listen: SocketAddr, metrics: Option<SocketAddr>
             }
         }
     });
-    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    println!("Hawiya is serving on http://{listen}\n");
-    println!("{}", index_text(&state.authority, &provider));
-    if let Some(address) = metrics {
-        println!("Metrics (Prometheus) for operators:\n  http://{address}/metrics\n");
-    }
-    let mut app = app(state, provider, enrolment);
-    if demo {
-        app = app.merge(crate::demo::router(&data.path, &base, data.policies()?)?);
-        println!("Demo e-services (log in to one, open the other, log out of both):\n  {base}/demo/\n");
-    }
     let app = app.into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
     Ok(())
 }
 
-/// First start: creates the data directory with the default ceremony; then serves it.
-pub async fn demo(data: &Path, listen: SocketAddr, metrics: Option<SocketAddr>) -> CommandResult {
-    if !DataDir::exists(data) {
-        println!("First start: creating {} (SQLite, soft key store, the default CA hierarchy)…", data.display());
-        DataDir::create_demo_secret(data)?;
-        let mut ceremony = CeremonyFile::load(None)?;
-        ceremony.ceremony.base_url = format!("http://{listen}");
-        crate::ca_cmd::init(data, ceremony).await?;
-    } else {
-        println!("Reusing {}", data.display());
+/// Serves an initialised data directory until Ctrl-C or SIGTERM, and the metrics on their
+/// own address if asked.
+pub async fn serve(data: &Path, listen: SocketAddr, metrics: Option<SocketAddr>, issuer: Option<Issuer>) -> CommandResult {
+    let data = DataDir::open(data)?;
+    let opened = open(&data, issuer).await?;
+    let publication = &opened.ca.authority.ceremony().base_url;
+    if !publication.contains(&listen.to_string()) {
+        tracing::warn!(%publication, %listen, "the certificates point at a publication base this server does not listen on (fine behind a proxy)");
     }
-    if !crate::demo::seeded(data) {
-        let dir = DataDir::open(data)?;
-        let (durable, policies) = (dir.store().await?, dir.policies()?);
-        let base = durable.ceremony().await?.map(|c| c.base_url).ok_or("the data directory has no CA hierarchy")?;
-        crate::demo::seed(data, &base, durable.as_ref(), &policies).await?;
+    if let Some(address) = metrics {
+        serve_metrics(&opened.provider, address).await?;
     }
-    serve_with(data, listen, metrics, true).await
+    let listener = crate::server::listen(listen).await?;
+    println!("Hawiya is serving on http://{listen}\n");
+    println!("{}", opened.index());
+    if let Some(address) = metrics {
+        println!("Metrics (Prometheus) for operators:\n  http://{address}/metrics\n");
+    }
+    run(listener, opened.app(), &opened.provider).await
 }
 
 async fn shutdown() {

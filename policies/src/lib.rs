@@ -6,10 +6,13 @@
 //! This crate parses them into typed values and refuses anything unknown, inconsistent or
 //! missing, naming the file, the line and what is wrong.
 //!
-//! It never decides anything itself: the IdP and the CA apply what the policies say.
+//! It never decides anything itself: the IdP and the CA apply what the policies say. It
+//! also holds [`NationalId`], the one rule for national identity numbers, because every
+//! crate that takes one depends on this crate.
 
 mod error;
 mod model;
+pub mod national_id;
 mod raw;
 
 use der::asn1::ObjectIdentifier;
@@ -20,6 +23,7 @@ pub use error::{PolicyError, PolicyErrors};
 pub use model::{
     AssuranceLevel, CertificateProfile, ExtendedKeyUsage, KeyUsage, Level, Localized, Method, ProfileKind, QcStatements, QcType, Service, SubjectKind,
 };
+pub use national_id::{InvalidNationalId, NationalId};
 
 /// The shipped policy files, embedded so the binary runs anywhere.
 const SHIPPED: &[(&str, &str)] = &[

@@ -266,7 +266,16 @@ impl Deployment {
 
     /// Runs `hawiya`, expects it to fail with exactly one line on stderr, and returns it.
     pub fn fails(&self, args: &[&str]) -> String {
-        let out = run(&mut self.command(args));
+        self.fails_with_input(args, "")
+    }
+
+    /// Like [`Deployment::fails`], with `input` on standard input.
+    pub fn fails_with_input(&self, args: &[&str], input: &str) -> String {
+        use std::io::Write;
+        let mut child = self.command(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn hawiya");
+        // A command refused before it reads its input closes the pipe: that is no failure here.
+        let _ = child.stdin.take().expect("stdin").write_all(input.as_bytes());
+        let out = child.wait_with_output().expect("wait");
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(!out.status.success(), "hawiya {args:?} succeeded but should have failed");
         let lines: Vec<_> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();

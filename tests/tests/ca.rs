@@ -428,6 +428,81 @@ fn ceremony_refuses_to_run_twice(keys: Keys, db: Db) {
     assert_eq!(d.snapshot(), before);
 }
 
+/// Production's two URLs: the OpenID Connect issuer is https://, while certificates point at
+/// the plain-http publication base (ETSI EN 319 412-2 GEN-4.3.11-4), as pkilint checks; an
+/// https:// publication base is refused before anything is created.
+#[test]
+fn an_https_issuer_keeps_certificates_on_the_http_publication_base() {
+    let refused = tempfile::tempdir().expect("tempdir");
+    let data = refused.path().join("data");
+    let out = hawiya_e2e::run(
+        std::process::Command::new(hawiya_e2e::hawiya_bin())
+            .args(["ca", "init", "--data", p(&data), "--base-url", "https://pki.hawiya.jo"])
+            .env("HAWIYA_OPERATOR_SECRET", hawiya_e2e::OPERATOR_SECRET),
+    );
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && e.lines().count() == 1, "{e}");
+    assert!(e.contains("must be plain http://") && e.contains("ETSI EN 319 412-2 GEN-4.3.11-4"), "{e}");
+    assert!(!data.exists(), "a refused ceremony creates nothing");
+
+    let mut d = Deployment::new(Keys::Soft, Db::Sqlite);
+    let issuer = "https://id.hawiya.jo";
+    let e = d.fails(&["serve", "--issuer", "id.hawiya.jo"]);
+    assert!(e.starts_with("error: --issuer: issuer \"id.hawiya.jo\" is not an https:// URL"), "{e}");
+    d.set_env("HAWIYA_ISSUER", issuer);
+    d.serve();
+    let (code, discovery) = d.fetch(&format!("{}/.well-known/openid-configuration", d.base));
+    assert_eq!(code, 200);
+    let discovery: serde_json::Value = serde_json::from_slice(&discovery).expect("discovery");
+    assert_eq!(discovery["issuer"], issuer);
+    assert_eq!(discovery["token_endpoint"], format!("{issuer}/token"));
+    let (_, index) = d.fetch(&format!("{}/", d.base));
+    let index = String::from_utf8_lossy(&index);
+    assert!(index.contains(&format!("{}/ocsp", d.base)) && index.contains(&format!("{issuer}/.well-known/openid-configuration")), "{index}");
+
+    // Certificates from the CLI and from a device activated through the RA path.
+    let (_, issued) = d.issue_citizen("citizen-signature", &csr(d.dir.path(), "sig", P256), "sig.pem");
+    d.ok_with_input(
+        &[
+            "citizen",
+            "add",
+            "--national-id",
+            "9861234567",
+            "--given-name-ar",
+            "ليلى",
+            "--family-name-ar",
+            "حداد",
+            "--given-name-en",
+            "Layla",
+            "--family-name-en",
+            "Haddad",
+        ],
+        "a good long password 2026\n",
+    );
+    let enrolled = d.ok(&["citizen", "enroll", "--national-id", "9861234567", "--custody", "software", "--officer", "officer-amal"]);
+    let code = enrolled.lines().find_map(|l| l.strip_prefix("Activation code for ")).and_then(|l| l.split_whitespace().last()).expect("code");
+    let device = d.path("phone");
+    let server = format!("http://127.0.0.1:{}", d.port);
+    d.ok_with_input(&["device", "activate", "--dir", p(&device), "--server", &server, "--code", code, "--pin-stdin"], "1234\n12345\n");
+    for (cert, etsi_type) in [
+        (issued, "QCP-N-QSCD-NON-EIDAS-FINAL-CERTIFICATE"),
+        (device.join("authentication.pem"), "NCP-NATURAL-PERSON-CERTIFICATE"),
+        (device.join("signature.pem"), "QCP-N-NON-EIDAS-FINAL-CERTIFICATE"),
+    ] {
+        let text = stdout(&openssl(d.dir.path(), &["x509", "-in", p(&cert), "-noout", "-text"]));
+        let urls: Vec<&str> = text.split_whitespace().filter_map(|w| w.strip_prefix("URI:")).collect();
+        assert_eq!(urls.len(), 3, "CRL DP, OCSP and caIssuers: {text}");
+        for url in urls {
+            assert!(url.starts_with(&format!("{}/", d.base)) && url.starts_with("http://"), "{url} is not under {}", d.base);
+            assert_eq!(d.fetch(url).0, if url.ends_with("/ocsp") { 405 } else { 200 }, "{url}");
+        }
+        let findings = pkilint("lint_etsi_cert", &["-t", etsi_type], &cert);
+        assert!(findings.is_empty(), "pkilint ETSI {etsi_type} {}: {findings:#?}", cert.display());
+        let findings = pkilint("lint_pkix_cert", &[], &cert);
+        assert!(findings.is_empty(), "pkilint PKIX {}: {findings:#?}", cert.display());
+    }
+}
+
 macro_rules! scenarios {
     ($($module:ident: $keys:expr, $db:expr;)*) => {$(
         mod $module {
