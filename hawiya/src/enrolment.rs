@@ -12,18 +12,21 @@
 //! This lives in the binary because it joins the CA (which issues) and the citizens of the
 //! OpenID Connect provider (whom it issues for); neither crate knows the other.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use ca::{Authority, CaError, IssueRequest, Subject};
+use idp::throttle::AddressLimit;
 use idp::unix_now as now;
 use policies::NationalId;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use store::ephemeral::EphemeralStore;
 use store::{ActivationRecord, DurableStore, RevocationReason, Serial, SmartIdRecord, StoreError};
 
 use crate::config::RaOfficer;
@@ -96,6 +99,9 @@ pub enum EnrolError {
     /// The activation code is unknown, expired or spent.
     #[error("the activation code is wrong, expired or already used")]
     BadCode,
+    /// Too many wrong activation codes from this address.
+    #[error("too many wrong activation codes from this address; try again in 15 minutes")]
+    TooManyAttempts,
     /// The request is malformed.
     #[error("{0}")]
     BadRequest(String),
@@ -182,6 +188,16 @@ pub struct Enrolment {
     authority: Arc<Authority>,
     durable: Arc<dyn DurableStore>,
     officers: Vec<RaOfficer>,
+    guard: Option<ActivationGuard>,
+}
+
+/// Where wrong activation codes are counted per address ([`AddressLimit::ACTIVATION`]),
+/// and which reverse proxies' `X-Forwarded-For` is believed.
+pub struct ActivationGuard {
+    /// The ephemeral store the counts live in (shared by replicas when it is Redis).
+    pub store: Arc<dyn EphemeralStore>,
+    /// Trusted reverse proxies.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 fn sha256_hex(data: &[u8]) -> String {
@@ -199,7 +215,37 @@ fn normalise_code(code: &str) -> String {
 impl Enrolment {
     /// The service over a CA, the durable store and the officers allowed to use the API.
     pub fn new(authority: Arc<Authority>, durable: Arc<dyn DurableStore>, officers: Vec<RaOfficer>) -> Self {
-        Enrolment { authority, durable, officers }
+        Enrolment { authority, durable, officers, guard: None }
+    }
+
+    /// Counts wrong activation codes per address: past [`AddressLimit::ACTIVATION`] an
+    /// address is refused without its code being looked at. The server always guards; the
+    /// CLI, which activates nothing, need not.
+    pub fn guarding_activations(mut self, guard: ActivationGuard) -> Self {
+        self.guard = Some(guard);
+        self
+    }
+
+    /// Runs an activation step for a device at `address`, within the address's limit.
+    async fn limited<T>(&self, address: &str, step: impl std::future::Future<Output = Result<T, EnrolError>>) -> Result<T, EnrolError> {
+        let Some(guard) = &self.guard else { return step.await };
+        if !AddressLimit::ACTIVATION.allows(guard.store.as_ref(), address).await? {
+            tracing::warn!(target: "audit", event = "smart_id.activation_throttled", "activation refused: too many wrong codes from this address");
+            return Err(EnrolError::TooManyAttempts);
+        }
+        let result = step.await;
+        if matches!(result, Err(EnrolError::BadCode)) {
+            AddressLimit::ACTIVATION.failed(guard.store.as_ref(), address).await?;
+            tracing::warn!(target: "audit", event = "smart_id.activation_bad_code", "a wrong activation code");
+        }
+        result
+    }
+
+    /// The address a device's request came from (behind trusted proxies, the one they name).
+    fn address(&self, request: &Request) -> String {
+        let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+        let trusted = self.guard.as_ref().map_or(&[][..], |g| &g.trusted_proxies[..]);
+        idp::http::client_address(request.headers(), peer, trusted).map_or_else(|| "unknown".into(), |a| a.to_string())
     }
 
     /// The officer a bearer token belongs to (compared in constant time).
@@ -344,6 +390,7 @@ impl IntoResponse for EnrolError {
             EnrolError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             EnrolError::UnknownCitizen(_) | EnrolError::NoSmartId(_) => (StatusCode::NOT_FOUND, "not_found"),
             EnrolError::BadCode => (StatusCode::BAD_REQUEST, "invalid_code"),
+            EnrolError::TooManyAttempts => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             EnrolError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
             EnrolError::AlreadyRegistered(_) => (StatusCode::CONFLICT, "already_registered"),
             EnrolError::Csr { error: CaError::Store(_) | CaError::Key(_) | CaError::Encoding(_), .. } | EnrolError::Internal(_) => {
@@ -460,15 +507,25 @@ pub fn revocation_reason(name: Option<&str>) -> Result<RevocationReason, EnrolEr
     Ok(reason)
 }
 
-async fn identity(State(e): State<Arc<Enrolment>>, bytes: axum::body::Bytes) -> Result<Response, EnrolError> {
-    let b: CodeBody = body(&bytes)?;
-    let identity = serde_json::to_value(e.identity(&b.code, now()).await?).map_err(|e| EnrolError::Internal(e.to_string()))?;
-    Ok(json_response(StatusCode::OK, &identity))
+/// A device's request: the address it came from, and its body.
+async fn device_request(e: &Enrolment, request: Request) -> Result<(String, axum::body::Bytes), EnrolError> {
+    let address = e.address(&request);
+    let bytes =
+        axum::body::to_bytes(request.into_body(), MAX_BODY).await.map_err(|_| EnrolError::BadRequest(format!("the body is larger than {MAX_BODY} bytes")))?;
+    Ok((address, bytes))
 }
 
-async fn activate(State(e): State<Arc<Enrolment>>, bytes: axum::body::Bytes) -> Result<Response, EnrolError> {
+async fn identity(State(e): State<Arc<Enrolment>>, request: Request) -> Result<Response, EnrolError> {
+    let (address, bytes) = device_request(&e, request).await?;
+    let b: CodeBody = body(&bytes)?;
+    let identity = e.limited(&address, e.identity(&b.code, now())).await?;
+    Ok(json_response(StatusCode::OK, &serde_json::to_value(identity).map_err(|e| EnrolError::Internal(e.to_string()))?))
+}
+
+async fn activate(State(e): State<Arc<Enrolment>>, request: Request) -> Result<Response, EnrolError> {
+    let (address, bytes) = device_request(&e, request).await?;
     let a: Activation = body(&bytes)?;
-    Ok(json_response(StatusCode::CREATED, &e.activate(&a, now()).await?))
+    Ok(json_response(StatusCode::CREATED, &e.limited(&address, e.activate(&a, now())).await?))
 }
 
 /// The RA API (officers only) and the devices' activation endpoints.

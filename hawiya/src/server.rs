@@ -15,7 +15,7 @@ use idp::provider::Provider;
 
 use crate::CommandResult;
 use crate::config::{DataDir, Issuer};
-use crate::enrolment::Enrolment;
+use crate::enrolment::{ActivationGuard, Enrolment};
 
 /// The whole application: every crate's router, merged, with the headers every response
 /// carries. Shared by `main` and the tests.
@@ -79,7 +79,8 @@ pub(crate) async fn open(data: &DataDir, issuer: Option<Issuer>) -> Result<Opene
     let authority = Arc::new(Authority::load(durable.clone(), keys.clone(), policies.clone()).await?);
     let issuer = data.issuer(issuer, &authority.ceremony().base_url)?;
     let ocsp = OcspResponder::new(&authority)?;
-    let enrolment = Enrolment::new(Arc::clone(&authority), durable.clone(), data.config.ra_officers.clone());
+    let guard = ActivationGuard { store: data.ephemeral().await?, trusted_proxies: data.trusted_proxies()? };
+    let enrolment = Enrolment::new(Arc::clone(&authority), durable.clone(), data.config.ra_officers.clone()).guarding_activations(guard);
     let provider = crate::idp_cmd::provider(data, issuer.as_str(), durable, keys, policies).await?;
     Ok(Opened { ca: Arc::new(CaState { authority, ocsp }), provider: Arc::new(provider), enrolment: Arc::new(enrolment) })
 }

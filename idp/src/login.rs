@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use policies::AssuranceLevel;
+use policies::NationalId;
 use serde::{Deserialize, Serialize};
 use store::CitizenRecord;
 
@@ -180,12 +181,13 @@ impl Provider {
     pub async fn login(
         &self,
         tx: &str,
-        national_id: &str,
+        national_id: &NationalId,
         password: &str,
         code: Option<&str>,
         browser: &Browser<'_>,
         now: i64,
     ) -> Result<LoginStep, OAuthError> {
+        let national_id = national_id.as_str();
         let Some(mut t) = self.transaction(tx).await? else { return Err(OAuthError::invalid_request("the login has expired; start again")) };
         let reservation = match self.throttle.reserve(self.ephemeral.as_ref(), Action::Password, national_id, browser.address, browser.device).await? {
             Verdict::Allowed(r) => r,

@@ -85,6 +85,36 @@ impl Default for Limits {
     }
 }
 
+/// A limit on failures from one address, for a password check or an action that names
+/// nobody before it succeeds (an activation code). Failures only count: many people may
+/// share an address behind a carrier's NAT, and their successes must not use it up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AddressLimit {
+    what: &'static str,
+    limit: Limit,
+}
+
+impl AddressLimit {
+    /// Wrong activation codes: 20 per address in 15 minutes (a code has 100 bits; this keeps
+    /// guessing from being free, and a typing citizen is never near it).
+    pub const ACTIVATION: AddressLimit = AddressLimit { what: "activation", limit: Limit { max: 20, window: FIFTEEN_MINUTES } };
+
+    fn key(&self, address: &str) -> String {
+        keyspace::attempts(&format!("{}-address", self.what), address)
+    }
+
+    /// Whether `address` may try again.
+    pub async fn allows(&self, store: &dyn EphemeralStore, address: &str) -> Result<bool, StoreError> {
+        Ok(read_count(store, &self.key(address)).await? < self.limit.max)
+    }
+
+    /// An attempt from `address` failed.
+    pub async fn failed(&self, store: &dyn EphemeralStore, address: &str) -> Result<(), StoreError> {
+        store.increment(&self.key(address), self.limit.window).await?;
+        Ok(())
+    }
+}
+
 /// Counts attempts and signs device cookies.
 pub struct Throttle {
     limits: Limits,
@@ -102,9 +132,11 @@ impl std::fmt::Debug for Throttle {
 #[derive(Debug)]
 pub struct Reservation {
     citizen_key: String,
-    address_key: String,
+    citizen_limit: Limit,
     count: u64,
-    limits: (Limit, Limit),
+    /// Failures count against the address (password checks), or every attempt did already
+    /// (smart-ID requests).
+    address: Option<(AddressLimit, String)>,
 }
 
 /// Whether an attempt may go ahead.
@@ -170,15 +202,11 @@ impl Throttle {
             Some(device) => keyspace::attempts(&format!("{what}-device"), device),
             None => keyspace::attempts(&format!("{what}-citizen"), national_id),
         };
-        let address_key = keyspace::attempts(&format!("{what}-address"), address);
-        let address_count = match action {
-            // Smart-ID requests count per address whatever their outcome.
-            Action::SmartId => store.increment(&address_key, address_limit.window).await?,
-            Action::Password => read_count(store, &address_key).await?,
-        };
+        let failures = AddressLimit { what, limit: address_limit };
         let over_address = match action {
-            Action::SmartId => address_count > address_limit.max,
-            Action::Password => address_count >= address_limit.max,
+            // Smart-ID requests count per address whatever their outcome.
+            Action::SmartId => store.increment(&failures.key(address), address_limit.window).await? > address_limit.max,
+            Action::Password => !failures.allows(store, address).await?,
         };
         if over_address {
             tracing::warn!(target: "audit", event = "throttle.address", action = what, "attempt refused: too many from this address");
@@ -189,7 +217,8 @@ impl Throttle {
             tracing::warn!(target: "audit", event = "throttle.citizen", action = what, "attempt refused: too many for this citizen");
             return Ok(Verdict::Blocked);
         }
-        Ok(Verdict::Allowed(Reservation { citizen_key, address_key, count, limits: (citizen_limit, address_limit) }))
+        let address = (action == Action::Password).then(|| (failures, address.to_owned()));
+        Ok(Verdict::Allowed(Reservation { citizen_key, citizen_limit, count, address }))
     }
 }
 
@@ -206,8 +235,10 @@ impl Reservation {
     /// The attempt failed: it counts against the address too. `true` when no attempt is
     /// left for this citizen (from this browser, or from untrusted ones) in the window.
     pub async fn failed(self, store: &dyn EphemeralStore) -> Result<bool, StoreError> {
-        store.increment(&self.address_key, self.limits.1.window).await?;
-        Ok(self.count >= self.limits.0.max)
+        if let Some((limit, address)) = &self.address {
+            limit.failed(store, address).await?;
+        }
+        Ok(self.count >= self.citizen_limit.max)
     }
 
     /// The attempt succeeded: this citizen's count (for this browser, or for untrusted ones)
@@ -285,5 +316,18 @@ mod tests {
         // Successes elsewhere do not count against an address.
         let r = allowed(throttle.reserve(&store, Action::Password, "1000000009", "203.0.113.10", None).await.expect("store"));
         r.succeeded(&store).await.expect("store");
+        assert!(matches!(throttle.reserve(&store, Action::Password, "1000000008", "203.0.113.10", None).await, Ok(Verdict::Allowed(_))));
+    }
+
+    #[tokio::test]
+    async fn wrong_activation_codes_block_their_address_only() {
+        let store = MemoryStore::new();
+        let limit = AddressLimit::ACTIVATION;
+        for _ in 0..20 {
+            assert!(limit.allows(&store, "203.0.113.9").await.expect("store"));
+            limit.failed(&store, "203.0.113.9").await.expect("store");
+        }
+        assert!(!limit.allows(&store, "203.0.113.9").await.expect("store"));
+        assert!(limit.allows(&store, "203.0.113.10").await.expect("store"));
     }
 }

@@ -1768,3 +1768,23 @@ async fn oidcc_scope_all() {
         assert!(info.get(claim).is_some(), "{claim} missing: {info}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_login_page_refuses_a_malformed_national_id_with_the_clis_rule() {
+    let p = Provider::start();
+    let mut b = p.browser();
+    let r = b.get(&p.authorize_url("civil-status", CB, &[("ui_locales", "en")])).await;
+    let (page, _) = b.follow(r).await;
+    for bad in ["98-61", "1234", "٩٨٦١٢٣٤٥٦٧", &"9".repeat(21), "<script>"] {
+        let r = b.submit_login(&page.body, bad, PASSWORD, None).await;
+        assert_eq!(r.status, 400, "{bad}");
+        assert!(r.body.contains("A national id is 5 to 20 digits (0-9).") && !r.body.contains("<script>"), "{bad}: {}", r.body);
+    }
+    // Refused where it entered: no attempt was counted, the citizen logs in at once.
+    let r = b.submit_login(&page.body, CITIZEN, PASSWORD, None).await;
+    let location = b.through_consent(r).await;
+    assert!(param(&location, "code").is_some(), "{location}");
+    // The CLI says the same.
+    let e = p.d.fails(&["citizen", "totp-enroll", "--national-id", "98-61"]);
+    assert!(e.contains("a national id is 5 to 20 digits (0-9)"), "{e}");
+}

@@ -806,3 +806,26 @@ async fn strangers_smart_id_requests_do_not_block_the_citizens_own_browser() {
     let r = request_smart_id(&mut own, &format!("{low}&prompt=login"), LAYLA).await;
     assert!(r.status == 200 && r.body.contains(r#"id="verification-code""#), "{} {}", r.status, r.body);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_activation_codes_are_limited_per_address() {
+    let (d, _) = deployment();
+    let code = enroll(&d, LAYLA, "software");
+    let from = |address: &str| {
+        idp::backchannel::client_builder().expect("builder").local_address(address.parse::<std::net::IpAddr>().expect("ip")).build().expect("client")
+    };
+    let identity = |http: reqwest::Client, code: String| {
+        let url = format!("{}/smart-id/activation/identity", server(&d));
+        async move { http.post(url).json(&serde_json::json!({ "code": code })).send().await.expect("post").status().as_u16() }
+    };
+    let guesser = from("127.0.0.1");
+    for i in 0..20 {
+        assert_eq!(identity(guesser.clone(), format!("AAAAA-BBBBB-CCCCC-{i:05}")).await, 400, "guess {i}");
+    }
+    // Past 20 wrong codes the address is refused without its code being looked at, even the
+    // right one (which stays unspent).
+    assert_eq!(identity(guesser.clone(), "AAAAA-BBBBB-CCCCC-DDDDD".into()).await, 429);
+    assert_eq!(identity(guesser, code.clone()).await, 429);
+    // Another address is not affected.
+    assert_eq!(identity(from("127.0.0.2"), code).await, 200);
+}

@@ -7,6 +7,8 @@ use axum::response::Response;
 
 use super::transaction::{FormContext, PageRequest, page_request, request_summary, with_form_headers};
 use super::{SESSION_COOKIE, Shared, client_address, cookie, error_page, page, redirect, redirect_to_next, set_cookie};
+use policies::NationalId;
+
 use crate::login::{Browser, LoginFailure, LoginStep, Transaction};
 use crate::pages::{self, LoginPage, SmartIdForm, text};
 use crate::provider::Provider;
@@ -66,10 +68,16 @@ pub(super) async fn login_submit(State(p): State<Shared>, request: Request) -> R
         Err(r) => return r,
     };
     let national_id = params.get("national_id").unwrap_or_default().trim();
+    let lang = ctx.lang;
+    // One rule for national ids (policies::NationalId): a malformed one is refused here, with
+    // the message the CLI and the RA API give, and counts against nobody.
+    let Ok(typed) = national_id.parse::<NationalId>() else {
+        let form = LoginForm { national_id, error: Some(text(lang, "error.national_id")), code_step: t.pending_citizen.is_some(), smart_id_error: None };
+        return render_login(&p, &ctx, &t, &client, form, StatusCode::BAD_REQUEST);
+    };
     let address = client_address(&headers, address, &p.settings.trusted_proxies).map_or_else(|| "unknown".into(), |a| a.to_string());
     let browser = Browser { address: &address, session: cookie(&headers, SESSION_COOKIE), device: cookie(&headers, DEVICE_COOKIE) };
-    let step = p.login(&ctx.tx, national_id, params.get("password").unwrap_or_default(), params.get("code"), &browser, now()).await;
-    let lang = ctx.lang;
+    let step = p.login(&ctx.tx, &typed, params.get("password").unwrap_or_default(), params.get("code"), &browser, now()).await;
     match step {
         Ok(LoginStep::Done { session, next, device_cookie }) => logged_in(redirect_to_next(next, lang), &session, &device_cookie),
         Ok(LoginStep::Refused(url)) => redirect(&url),

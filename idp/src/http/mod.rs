@@ -144,7 +144,7 @@ async fn params(request: Request) -> Result<(HeaderMap, Params, Option<SocketAdd
 /// that peer is a trusted reverse proxy, the address the proxies say they forwarded for (the
 /// rightmost `X-Forwarded-For` entry that is not a trusted proxy itself; what lies left of
 /// it was written by the client and proves nothing).
-fn client_address(headers: &HeaderMap, peer: Option<SocketAddr>, trusted: &[std::net::IpAddr]) -> Option<std::net::IpAddr> {
+pub fn client_address(headers: &HeaderMap, peer: Option<SocketAddr>, trusted: &[std::net::IpAddr]) -> Option<std::net::IpAddr> {
     let mut address = peer?.ip();
     if !trusted.contains(&address) {
         return Some(address);

@@ -8,6 +8,8 @@ use axum::response::{IntoResponse, Response};
 use super::login::{LoginForm, logged_in, render_login};
 use super::transaction::{FormContext, PageRequest, page_request, request_summary, with_form_headers};
 use super::{CSRF_COOKIE, SESSION_COOKIE, Shared, client_address, cookie, error_page, json_response, page, redirect, redirect_to_next};
+use policies::NationalId;
+
 use crate::login::{Browser, LoginStep};
 use crate::oauth::{ErrorCode, OAuthError};
 use crate::pages::{self, SmartIdWaitingPage, text};
@@ -35,9 +37,13 @@ pub(super) async fn smart_id_start(State(p): State<Shared>, request: Request) ->
         Err(r) => return r,
     };
     let national_id = params.get("national_id").unwrap_or_default().trim().to_owned();
+    let Ok(typed) = national_id.parse::<NationalId>() else {
+        let form = LoginForm { national_id: &national_id, smart_id_error: Some(text(ctx.lang, "error.national_id")), ..Default::default() };
+        return render_login(&p, &ctx, &t, &client, form, StatusCode::BAD_REQUEST);
+    };
     let address = client_address(&headers, address, &p.settings.trusted_proxies).map_or_else(|| "unknown".into(), |a| a.to_string());
     let browser = Browser { address: &address, session: cookie(&headers, SESSION_COOKIE), device: cookie(&headers, DEVICE_COOKIE) };
-    match p.start_smart_id(&ctx.tx, &national_id, &browser, now()).await {
+    match p.start_smart_id(&ctx.tx, &typed, &browser, now()).await {
         Ok((session, code)) => smart_id_waiting(&p, &ctx, &client, &t.request.level, &session, &code),
         Err(e) if e.code == ErrorCode::InteractionRequired => {
             let form = LoginForm { national_id: &national_id, smart_id_error: Some(text(ctx.lang, "smart_id.flood")), ..Default::default() };

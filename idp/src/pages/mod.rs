@@ -77,6 +77,7 @@ pub fn text(lang: Lang, key: &str) -> &'static str {
         "consent.deny" => ("رفض", "Deny"),
         "consent.continue" => ("متابعة", "Continue"),
         "error.credentials" => ("الرقم الوطني أو كلمة المرور غير صحيحة.", "The national ID number or the password is wrong."),
+        "error.national_id" => ("الرقم الوطني من 5 إلى 20 رقمًا (0-9).", "A national id is 5 to 20 digits (0-9)."),
         "error.code" => ("رمز التحقق غير صحيح أو مستخدم من قبل.", "The code is wrong or has been used already."),
         "error.locked" => (
             "تم إيقاف تسجيل الدخول مؤقتاً بسبب كثرة المحاولات الفاشلة. حاول بعد ١٥ دقيقة.",

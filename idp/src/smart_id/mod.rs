@@ -20,6 +20,8 @@ use std::time::Duration;
 use aws_lc_rs::digest;
 use hsm_shim::SignatureAlgorithm;
 
+use policies::NationalId;
+
 use crate::IdpError;
 use crate::keyspace;
 use crate::login::{Browser, LoginStep};
@@ -215,7 +217,8 @@ impl Provider {
     /// Opens a smart-ID session for the citizen of a login transaction; returns the session
     /// id and the verification code the page shows. A national id without a smart-ID gets a
     /// session too, which no device will ever answer: the page cannot tell who has one.
-    pub async fn start_smart_id(&self, tx: &str, national_id: &str, browser: &Browser<'_>, now: i64) -> Result<(String, String), OAuthError> {
+    pub async fn start_smart_id(&self, tx: &str, national_id: &NationalId, browser: &Browser<'_>, now: i64) -> Result<(String, String), OAuthError> {
+        let national_id = national_id.as_str();
         let service = self.smart_id_service()?;
         let t = self.transaction(tx).await?.ok_or_else(|| OAuthError::invalid_request("the login has expired; start again"))?;
         if t.pending_citizen.as_deref().is_some_and(|p| p != national_id) {
