@@ -14,7 +14,7 @@ use idp::credentials::TotpSecret;
 use idp::keys::SigningKeys;
 use idp::provider::Provider;
 use idp::{Settings, keys, unix_now as now};
-use policies::NationalId;
+use policies::{ClientId, NationalId};
 use store::{ClientRecord, DurableStore};
 
 use crate::CommandResult;
@@ -132,7 +132,7 @@ pub enum CitizenCommand {
         national_id: NationalId,
         /// The service's client id.
         #[arg(long)]
-        client: String,
+        client: ClientId,
     },
     /// Enrols a citizen proven in person for a smart-ID: prints the one-time activation code
     /// the citizen's device needs (valid 15 minutes).
@@ -196,7 +196,7 @@ pub enum ClientCommand {
         data: DataArg,
         /// The client id (the name of its service policy file, if it has one).
         #[arg(long)]
-        id: String,
+        id: ClientId,
         /// A redirect URI (repeat for more); matched exactly.
         #[arg(long = "redirect-uri", required = true)]
         redirect_uris: Vec<String>,
@@ -235,7 +235,7 @@ pub enum ClientCommand {
         data: DataArg,
         /// The client id.
         #[arg(long)]
-        id: String,
+        id: ClientId,
     },
 }
 
@@ -344,9 +344,9 @@ pub async fn citizen(command: CitizenCommand) -> CommandResult {
             let (_, durable, _) = open(&data.data).await?;
             let citizen = durable.citizen(national_id.as_str()).await?.ok_or_else(|| format!("no citizen with national id {national_id}"))?;
             if !durable.revoke_consent(&citizen.id, &client).await? {
-                return Err(format!("citizen {national_id} has no consent for {client:?}").into());
+                return Err(format!("citizen {national_id} has no consent for {client}").into());
             }
-            tracing::info!(target: "audit", event = "consent.revoked", client, "consent withdrawn");
+            tracing::info!(target: "audit", event = "consent.revoked", client = client.as_str(), "consent withdrawn");
             println!("Consent of {national_id} to {client} withdrawn.");
             Ok(())
         }
@@ -424,7 +424,7 @@ pub async fn client(command: ClientCommand) -> CommandResult {
             let client = Client::new(&id, registration.clone(), &policies)?;
             idp::clients::check_sector_identifier(&idp::backchannel::http_client()?, &registration).await?;
             let document = serde_json::to_string(&registration)?;
-            durable.insert_client(&ClientRecord { client_id: id.clone(), registration: document, created_at: now() }).await?;
+            durable.insert_client(&ClientRecord { client_id: id.to_string(), registration: document, created_at: now() }).await?;
             println!("Registered client {id} ({}, minimum level {}).", method.as_str(), client.min_level());
             if let Some((secret, _)) = secret {
                 println!("client_secret: {secret}");
@@ -434,7 +434,7 @@ pub async fn client(command: ClientCommand) -> CommandResult {
         }
         ClientCommand::List { data } => {
             let (_, durable, policies) = open(&data.data).await?;
-            let declared = policies.services().iter().filter_map(|s| Some((s.client_id.clone(), Client::declared(s, &policies)?, "policy file")));
+            let declared = policies.services().iter().filter_map(|s| Some((s.client_id.to_string(), Client::declared(s, &policies)?, "policy file")));
             let stored = durable.clients().await?.into_iter().map(|r| (r.client_id.clone(), Client::from_record(&r, &policies), "client add"));
             let mut all: Vec<_> = declared.chain(stored).collect();
             all.sort_by(|a, b| a.0.cmp(&b.0));

@@ -106,7 +106,8 @@ impl Provider {
     /// Checks an authorization request (OIDC Core 3.1.2.1-2) and decides what happens next.
     pub async fn authorize(&self, mut params: Params, cookie: Option<&str>, now: i64) -> Result<Next, PageError> {
         let page = |e: String| PageError(e);
-        let client_id = params.get("client_id").ok_or_else(|| page("The request names no client (client_id is missing).".into()))?.to_owned();
+        let client_id = params.get("client_id").ok_or_else(|| page("The request names no client (client_id is missing).".into()))?;
+        let client_id = client_id.parse::<policies::ClientId>().map_err(|e| page(format!("The client_id is malformed: {e}.")))?;
         let client = self.client(&client_id).await.map_err(|e| page(format!("The client cannot be loaded: {e}")))?;
         let client = client.ok_or_else(|| page(format!("Unknown client {client_id:?}.")))?;
         // A signed request object (OIDC Core 6.1, by value; 6.2, by reference) replaces the
@@ -142,7 +143,7 @@ impl Provider {
         }
         let redirect_uri = params.take("redirect_uri").ok_or_else(|| page("The request has no redirect_uri.".into()))?;
         if !client.registration.redirect_uris.contains(&redirect_uri) {
-            tracing::warn!(client_id, redirect_uri, "authorization request with an unregistered redirect URI");
+            tracing::warn!(client_id = client_id.as_str(), redirect_uri, "authorization request with an unregistered redirect URI");
             return Err(page("The redirect_uri is not registered for this client; the provider will not send you there.".into()));
         }
         // From here on errors go back to the client.
@@ -273,7 +274,7 @@ impl Provider {
             }
         };
         Ok(AuthorizationRequest {
-            client_id: client.id.clone(),
+            client_id: client.id.to_string(),
             redirect_uri: redirect_uri.to_owned(),
             scopes,
             state: params.get("state").map(str::to_owned),
@@ -299,7 +300,7 @@ impl Provider {
         let bad = |why: String| OAuthError::new(ErrorCode::InvalidRequestUri, why);
         let without_fragment = uri.split('#').next().unwrap_or_default();
         if !client.registration.request_uris.iter().any(|r| r == without_fragment) {
-            tracing::warn!(client = client.id, "request_uri not registered for the client");
+            tracing::warn!(client = client.id.as_str(), "request_uri not registered for the client");
             return Err(bad("the request_uri is not registered for this client (request_uris)".into()));
         }
         let fetched = async {
@@ -321,7 +322,7 @@ impl Provider {
             String::from_utf8(body).map(|s| s.trim().to_owned()).map_err(|_| "not text".to_owned())
         };
         fetched.await.map_err(|e| {
-            tracing::warn!(client = client.id, error = e, "cannot fetch a request_uri");
+            tracing::warn!(client = client.id.as_str(), error = e, "cannot fetch a request_uri");
             bad(format!("the request object cannot be fetched from the request_uri: {e}"))
         })
     }
@@ -459,8 +460,8 @@ impl Provider {
         };
         let bytes = serde_json::to_vec(&grant).map_err(OAuthError::server)?;
         self.ephemeral.put(&keyspace::code(&code), &bytes, self.settings.code_ttl).await?;
-        if !session.session.clients.contains(&client.id) {
-            session.session.clients.push(client.id.clone());
+        if !session.session.clients.iter().any(|c| *c == client.id) {
+            session.session.clients.push(client.id.to_string());
             self.save_session(&session, now).await?;
         }
         let mut url = url::Url::parse(&request.redirect_uri).map_err(OAuthError::server)?;

@@ -43,7 +43,7 @@ impl Provider {
                 Ok(keys_of(&jwks))
             }
             Err(e) => {
-                tracing::warn!(client = client.id, uri, error = e, "cannot fetch a client's jwks_uri");
+                tracing::warn!(client = client.id.as_str(), uri, error = e, "cannot fetch a client's jwks_uri");
                 Ok(Vec::new())
             }
         }

@@ -7,7 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD as B64_STD, URL_SAFE_NO_PAD as B64};
 use hsm_shim::SignatureAlgorithm;
 use hsm_shim::jose::{self, UnverifiedJws};
-use policies::{AssuranceLevel, Localized, Policies, Service};
+use policies::{AssuranceLevel, ClientId, Localized, Policies, Service};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use store::ephemeral::EphemeralStore;
@@ -88,11 +88,11 @@ fn default_alg() -> String {
 
 /// What a client without a service policy file may have: the standard scopes, pairwise
 /// subjects, consent asked, never the national id.
-fn default_service(client_id: &str, name: Option<Localized>, policies: &Policies) -> Option<Service> {
+fn default_service(client_id: &ClientId, name: Option<Localized>, policies: &Policies) -> Option<Service> {
     let lowest = policies.levels().first()?.level.clone();
     Some(Service {
-        client_id: client_id.into(),
-        name: name.unwrap_or_else(|| Localized { ar: client_id.into(), en: client_id.into() }),
+        client_id: client_id.clone(),
+        name: name.unwrap_or_else(|| Localized { ar: client_id.to_string(), en: client_id.to_string() }),
         min_level: lowest,
         scopes: ["openid", "profile", "email", "phone", "address"].map(String::from).to_vec(),
         claims: ["sub", "name", "given_name", "family_name", "birthdate", "email", "email_verified", "phone_number", "phone_number_verified", "address"]
@@ -111,7 +111,7 @@ fn default_service(client_id: &str, name: Option<Localized>, policies: &Policies
 #[derive(Clone, Debug)]
 pub struct Client {
     /// The client id.
-    pub id: String,
+    pub id: ClientId,
     /// How it registered.
     pub registration: Registration,
     /// What its policy allows (the defaults when it has no policy file).
@@ -126,6 +126,7 @@ impl Client {
     /// Checks a registration and joins it with the service policy.
     pub fn new(id: &str, registration: Registration, policies: &Policies) -> Result<Self, IdpError> {
         let invalid = |what: String| IdpError::InvalidClient(format!("client {id}: {what}"));
+        let client_id: ClientId = id.parse().map_err(|e: policies::InvalidClientId| invalid(e.to_string()))?;
         if registration.redirect_uris.is_empty() {
             return Err(invalid("at least one redirect URI is needed".into()));
         }
@@ -174,9 +175,9 @@ impl Client {
         }
         let service = match policies.service(id) {
             Some(s) => s.clone(),
-            None => default_service(id, registration.name.clone(), policies).ok_or_else(|| invalid("no levels of assurance defined".into()))?,
+            None => default_service(&client_id, registration.name.clone(), policies).ok_or_else(|| invalid("no levels of assurance defined".into()))?,
         };
-        Ok(Client { id: id.into(), sector, registration, service, id_token_alg })
+        Ok(Client { id: client_id, sector, registration, service, id_token_alg })
     }
 
     /// The client its service policy file declares (`[registration]`), if it declares one.
@@ -248,6 +249,13 @@ pub struct Presented {
 /// `client_id` / `client_secret` / `client_assertion` in the body. More than one method is
 /// an error (RFC 6749 2.3).
 pub fn presented(authorization: Option<&str>, params: &mut Params) -> Result<Presented, OAuthError> {
+    let presented = presented_as_sent(authorization, params)?;
+    // One rule for client ids (policies::ClientId), wherever they are sent.
+    presented.client_id.parse::<ClientId>().map_err(|e| OAuthError::invalid_client(e.to_string()))?;
+    Ok(presented)
+}
+
+fn presented_as_sent(authorization: Option<&str>, params: &mut Params) -> Result<Presented, OAuthError> {
     let secret = params.take("client_secret");
     let assertion = params.take("client_assertion");
     let assertion_type = params.take("client_assertion_type");

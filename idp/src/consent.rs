@@ -51,16 +51,16 @@ impl Provider {
         };
         let client = self.client(&request.client_id).await?.ok_or_else(|| OAuthError::invalid_request("the client has gone"))?;
         if !approve {
-            tracing::info!(target: "audit", event = "consent.refused", client = client.id, "citizen refused consent");
+            tracing::info!(target: "audit", event = "consent.refused", client = client.id.as_str(), "citizen refused consent");
             return Ok(back(OAuthError::new(ErrorCode::AccessDenied, "the citizen did not consent")));
         }
         if client.service.consent_required {
             let claims = self.released_claims(&client, &request);
             let grant = serde_json::to_string(&claims).unwrap_or_default();
             self.durable
-                .put_consent(&ConsentRecord { citizen_id: session.session.citizen_id.clone(), client_id: client.id.clone(), grant, granted_at: now })
+                .put_consent(&ConsentRecord { citizen_id: session.session.citizen_id.clone(), client_id: client.id.to_string(), grant, granted_at: now })
                 .await?;
-            tracing::info!(target: "audit", event = "consent.given", client = client.id, "citizen consented");
+            tracing::info!(target: "audit", event = "consent.given", client = client.id.as_str(), "citizen consented");
         }
         match self.issue_code(&client, request.clone(), session, now).await {
             Ok(next) => Ok(next),

@@ -16,7 +16,7 @@ impl Provider {
         let presented = clients::presented(authorization, &mut params)?;
         let caller = self.client(presented.client_id()).await?.ok_or_else(|| OAuthError::invalid_client("unknown client"))?;
         if caller.registration.token_endpoint_auth_method == AuthMethod::None {
-            tracing::warn!(target: "audit", event = "introspection.public_client", client = caller.id, "a public client asked to introspect a token");
+            tracing::warn!(target: "audit", event = "introspection.public_client", client = caller.id.as_str(), "a public client asked to introspect a token");
             return Err(OAuthError::invalid_client("a public client cannot introspect tokens; authenticate as a confidential client"));
         }
         let endpoint = format!("{}/introspect", self.issuer());

@@ -76,8 +76,9 @@ fn account_client(issuer: &str, policies: &Policies) -> Option<Client> {
         name: None,
     };
     // Its one redirect URI is the issuer's own page: no registration checks to pass.
+    let id: policies::ClientId = ACCOUNT_CLIENT.parse().ok()?;
     let service = policies::Service {
-        client_id: ACCOUNT_CLIENT.into(),
+        client_id: id.clone(),
         name: policies::Localized { ar: "حسابي في هوية".into(), en: "My Hawiya account".into() },
         min_level: policies.levels().first()?.level.clone(),
         scopes: vec!["openid".into()],
@@ -90,7 +91,7 @@ fn account_client(issuer: &str, policies: &Policies) -> Option<Client> {
         registration: None,
     };
     let sector = url::Url::parse(issuer).ok()?.host_str()?.to_owned();
-    Some(Client { id: ACCOUNT_CLIENT.into(), registration, service, id_token_alg: hsm_shim::SignatureAlgorithm::Es256, sector })
+    Some(Client { id, registration, service, id_token_alg: hsm_shim::SignatureAlgorithm::Es256, sector })
 }
 
 /// How long a client's registration, or a citizen's record on the token and userinfo

@@ -16,7 +16,7 @@ impl Provider {
         self.authenticate(&presented, &client, &endpoint, now).await?;
         let token = params.require("token")?;
         let not_yours = || {
-            tracing::warn!(target: "audit", event = "token.revoke_refused", client = client.id, "a client tried to revoke another client's token");
+            tracing::warn!(target: "audit", event = "token.revoke_refused", client = client.id.as_str(), "a client tried to revoke another client's token");
             Err(OAuthError::new(ErrorCode::UnauthorizedClient, "the token was not issued to this client; only its own client may revoke it"))
         };
         if let Some((family, _)) = self.refresh_tokens.read(token) {
@@ -24,7 +24,7 @@ impl Provider {
                 Some(f) if f.client_id != client.id => return not_yours(),
                 Some(_) => {
                     self.revoke_family(family).await?;
-                    tracing::info!(target: "audit", event = "token.revoked", client = client.id, "refresh token revoked");
+                    tracing::info!(target: "audit", event = "token.revoked", client = client.id.as_str(), "refresh token revoked");
                 }
                 None => {}
             }
@@ -34,7 +34,7 @@ impl Provider {
             Some(a) if a.client_id != client.id => not_yours(),
             Some(_) => {
                 self.ephemeral.delete(&keyspace::access_token(token)).await?;
-                tracing::info!(target: "audit", event = "token.revoked", client = client.id, "access token revoked");
+                tracing::info!(target: "audit", event = "token.revoked", client = client.id.as_str(), "access token revoked");
                 Ok(())
             }
             None => Ok(()),

@@ -10,6 +10,7 @@
 //! also holds [`NationalId`], the one rule for national identity numbers, because every
 //! crate that takes one depends on this crate.
 
+pub mod client_id;
 mod error;
 mod model;
 pub mod national_id;
@@ -19,6 +20,7 @@ use der::asn1::ObjectIdentifier;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+pub use client_id::{ClientId, InvalidClientId};
 pub use error::{PolicyError, PolicyErrors};
 pub use model::{
     AssuranceLevel, CertificateProfile, ExtendedKeyUsage, KeyUsage, Level, Localized, Method, ProfileKind, QcStatements, QcType, Service, SubjectKind,
@@ -139,7 +141,7 @@ impl Policies {
 
     /// The e-service with that client id.
     pub fn service(&self, client_id: &str) -> Option<&Service> {
-        self.services.iter().find(|s| s.client_id == client_id)
+        self.services.iter().find(|s| s.client_id.as_str() == client_id)
     }
 }
 

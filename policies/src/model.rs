@@ -233,7 +233,7 @@ impl CertificateProfile {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Service {
     /// The OIDC client id.
-    pub client_id: String,
+    pub client_id: crate::ClientId,
     /// The service's name in both languages.
     pub name: Localized,
     /// The lowest level of assurance it accepts.
@@ -252,7 +252,7 @@ pub struct Service {
     pub require_pkce: bool,
     /// The clients (resource servers, e.g. the service's API) that may introspect the
     /// tokens issued to this service, besides the service itself.
-    pub resource_servers: Vec<String>,
+    pub resource_servers: Vec<crate::ClientId>,
     /// The client's registration, when the policy file declares the client itself
     /// (`[registration]`: redirect URIs, authentication method, keys…) instead of leaving
     /// it to `hawiya client add`. The OpenID Connect provider reads and checks it.

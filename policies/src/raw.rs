@@ -105,7 +105,7 @@ struct ServiceFile {
     #[serde(default)]
     require_pkce: bool,
     #[serde(default)]
-    resource_servers: Vec<String>,
+    resource_servers: Vec<crate::ClientId>,
     registration: Option<toml::Table>,
 }
 
@@ -260,6 +260,13 @@ pub(crate) fn build(files: Vec<(String, String)>) -> Result<Policies, PolicyErro
                 Err(e) => errors.push(e),
                 Ok(raw) => {
                     src.check_version(&raw.version, &mut errors);
+                    let client_id = match raw.client_id.get_ref().parse::<crate::ClientId>() {
+                        Ok(id) => Some(id),
+                        Err(e) => {
+                            errors.push(src.err(&raw.client_id, e.to_string()));
+                            None
+                        }
+                    };
                     if services.iter().any(|s| s.client_id == *raw.client_id.get_ref()) {
                         errors.push(src.err(&raw.client_id, format!("client id {:?} is used by two services", raw.client_id.get_ref())));
                     }
@@ -269,9 +276,9 @@ pub(crate) fn build(files: Vec<(String, String)>) -> Result<Policies, PolicyErro
                     if raw.claims.get_ref().iter().any(|c| c == "national_id") && !raw.national_id {
                         errors.push(src.err(&raw.claims, "the national_id claim needs `national_id = true` (a legal basis to receive it)"));
                     }
-                    if let Some(min_level) = find_level(&src, &raw.min_level, &mut errors) {
+                    if let (Some(min_level), Some(client_id)) = (find_level(&src, &raw.min_level, &mut errors), client_id) {
                         services.push(Service {
-                            client_id: raw.client_id.into_inner(),
+                            client_id,
                             name: raw.name,
                             min_level,
                             scopes: raw.scopes.into_inner(),

@@ -81,6 +81,12 @@ fn errors_name_file_line_and_problem() {
 
     let e = errors_after("assurance.toml", "acr = [\"high\"", "acr = [\"low\"");
     assert!(e[0].contains("names two levels"), "{e:?}");
+
+    let e = errors_after("services/civil-status.toml", "client_id = \"civil-status\"", "client_id = \"civil status\"");
+    assert!(e[0].contains(":3:") && e[0].contains("a client id is 1 to 64 characters"), "{e:?}");
+
+    let e = errors_after("services/civil-status.toml", "min_level", "resource_servers = [\"a/b\"]\nmin_level");
+    assert!(e[0].contains("a client id is 1 to 64 characters"), "{e:?}");
 }
 
 #[test]

@@ -309,3 +309,18 @@ fn bad_officer_entries_in_hawiya_toml_are_refused_at_load() {
     assert_eq!(d.fails(&["ra", "add-officer", "--name", ""]), "error: --name: an officer's name is 1 to 64 characters without control characters, not \"\"");
     assert_eq!(d.fails(&["ra", "add-officer", "--name", "officer-amal"]), "error: an officer named \"officer-amal\" exists already");
 }
+
+#[test]
+fn client_ids_follow_one_rule_on_every_command() {
+    let d = Deployment::new(Keys::Soft, Db::Sqlite);
+    let before = d.ok(&["client", "list"]);
+    for (option, args) in [
+        ("--id", vec!["client", "add", "--id", "land registry", "--redirect-uri", "https://land.example.jo/cb"]),
+        ("--id", vec!["client", "remove", "--id", ".land"]),
+        ("--client", vec!["citizen", "revoke-consent", "--national-id", "9861234567", "--client", "land/registry"]),
+    ] {
+        let expected = format!("error: {option}: a client id is 1 to 64 characters: ASCII letters, digits, '-', '_' or '.', starting with a letter or digit");
+        assert_eq!(d.fails(&args), expected, "{args:?}");
+    }
+    assert_eq!(d.ok(&["client", "list"]), before, "nothing stored");
+}

@@ -1532,6 +1532,14 @@ async fn protocol_endpoints_refuse_what_they_must() {
     assert_eq!(p.userinfo(&tokens).await["sub"].as_str().map(str::len), Some(43), "the header still works");
     // Every response names its request for the logs.
     assert_eq!(r.headers().get("x-request-id").map(|v| v.len()), Some(16));
+    // A malformed client id is refused where it enters, by the rule the CLI applies.
+    let r = p.http().post(endpoint("/token")).basic_auth("a client/id", Some("x")).form(&[("grant_type", "refresh_token")]).send().await.expect("post");
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"], "invalid_client");
+    assert!(body["error_description"].as_str().expect("description").starts_with("a client id is 1 to 64 characters"), "{body}");
+    let r = b.get(&format!("{}/authorize?client_id=%3Cscript%3E&response_type=code&scope=openid&redirect_uri={CB}", p.issuer)).await;
+    assert_eq!((r.status, r.location.as_deref()), (400, None));
+    assert!(r.body.contains("The client_id is malformed") && !r.body.contains("<script>"), "{}", r.body);
 }
 
 /// A copy of the shipped policies with `services/<file>` added, in a directory that lives

@@ -88,7 +88,7 @@ pub(super) async fn logout(State(p): State<Shared>, request: Request) -> Respons
             Some(LogoutReturn { client_id: &hint.client.id, uri, state })
         }
         Some(uri) => {
-            tracing::warn!(client = hint.client.id, uri, "logout with an unregistered post_logout_redirect_uri");
+            tracing::warn!(client = hint.client.id.as_str(), uri, "logout with an unregistered post_logout_redirect_uri");
             return error_page(lang, StatusCode::BAD_REQUEST, "post_logout_redirect_uri is not registered for this client");
         }
         None => None,
@@ -100,7 +100,7 @@ pub(super) async fn logout(State(p): State<Shared>, request: Request) -> Respons
     if let Some(live) = live
         && hint.sid.as_deref() != Some(live.session.sid.as_str())
     {
-        tracing::warn!(target: "audit", event = "logout.other_session", client = hint.client.id, "logout hint names another session: the citizen is asked");
+        tracing::warn!(target: "audit", event = "logout.other_session", client = hint.client.id.as_str(), "logout hint names another session: the citizen is asked");
         return confirm_page(lang, back);
     }
     end_and_return(&p, session_cookie, lang, back).await

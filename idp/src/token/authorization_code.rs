@@ -41,7 +41,7 @@ impl Provider {
                 let family = String::from_utf8_lossy(&family).into_owned();
                 self.revoke_family(&family).await?;
                 Counters::count(&self.counters.token_reuse);
-                tracing::warn!(target: "audit", event = "code.reused", client = client.id, "authorization code reused; its tokens are revoked");
+                tracing::warn!(target: "audit", event = "code.reused", client = client.id.as_str(), "authorization code reused; its tokens are revoked");
             }
             return Err(OAuthError::invalid_grant("the code is unknown, expired or used"));
         };
@@ -86,7 +86,7 @@ impl Provider {
         self.durable
             .insert_refresh_family(&RefreshFamily {
                 family: family.to_owned(),
-                client_id: client.id.clone(),
+                client_id: client.id.to_string(),
                 citizen_id: citizen_id.to_owned(),
                 grant: serde_json::to_string(grant).map_err(OAuthError::server)?,
                 generation: 0,

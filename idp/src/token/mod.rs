@@ -106,7 +106,7 @@ impl Provider {
         let access = random_token()?;
         let expires_at = now + self.settings.access_ttl.as_secs() as i64;
         let record =
-            AccessGrant { client_id: client.id.clone(), citizen_id: citizen_id.to_owned(), family: family.to_owned(), expires_at, grant: grant.clone() };
+            AccessGrant { client_id: client.id.to_string(), citizen_id: citizen_id.to_owned(), family: family.to_owned(), expires_at, grant: grant.clone() };
         self.ephemeral.put(&keyspace::access_token(&access), &serde_json::to_vec(&record).map_err(OAuthError::server)?, self.settings.access_ttl).await?;
         let profile = Profile::from_json(&citizen.profile)?;
         let langs = Lang::all_of(&grant.claims_locales.join(" "));
@@ -137,7 +137,7 @@ impl Provider {
             "refresh_token": refresh,
             "id_token": id_token,
         });
-        tracing::info!(target: "audit", event = "token.issued", client = client.id, "tokens issued");
+        tracing::info!(target: "audit", event = "token.issued", client = client.id.as_str(), "tokens issued");
         Ok(body)
     }
 

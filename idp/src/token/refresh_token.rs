@@ -82,7 +82,7 @@ impl Provider {
             Rotation::Reused { family } => {
                 self.revoke_family(&family).await?;
                 Counters::count(&self.counters.token_reuse);
-                tracing::warn!(target: "audit", event = "refresh.reused", client = client.id, "refresh token reused; its family is revoked");
+                tracing::warn!(target: "audit", event = "refresh.reused", client = client.id.as_str(), "refresh token reused; its family is revoked");
                 Err(OAuthError::invalid_grant("the refresh token was already used; every token of this grant is revoked"))
             }
             Rotation::Invalid => Err(invalid()),
