@@ -248,7 +248,7 @@ pub enum KeysCommand {
         data: DataArg,
         /// Which keys (only idp-signing so far).
         #[arg(long)]
-        purpose: String,
+        purpose: keys::KeyPurpose,
         /// Seconds between publishing the new keys and signing with them (at least as long
         /// as relying parties cache the JWKS).
         #[arg(long, default_value_t = 120)]
@@ -468,9 +468,8 @@ pub async fn client(command: ClientCommand) -> CommandResult {
 pub async fn keys(command: KeysCommand) -> CommandResult {
     match command {
         KeysCommand::Rotate { data, purpose, publish_delay } => {
-            if purpose != keys::PURPOSE {
-                return Err(format!("--purpose: only {} keys can be rotated", keys::PURPOSE).into());
-            }
+            // Only the provider's signing keys rotate here; the CA's rotate with their ceremony.
+            let keys::KeyPurpose::IdpSigning = purpose;
             let (dir, durable, _) = open(&data.data).await?;
             let signing = SigningKeys::open(dir.key_store()?, durable, Duration::ZERO, now()).await?;
             let kids = signing.rotate(now(), Duration::from_secs(publish_delay)).await?;

@@ -18,8 +18,46 @@ use store::{IdpStore, SigningKeyRecord};
 
 use crate::IdpError;
 
+/// What a key of the provider is for: each purpose has its own keys and rotation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyPurpose {
+    /// Signing id_tokens and logout tokens (published in the JWKS).
+    IdpSigning,
+}
+
+impl KeyPurpose {
+    /// Every purpose.
+    pub const ALL: [KeyPurpose; 1] = [KeyPurpose::IdpSigning];
+
+    /// The name under which its keys are stored and which the CLI takes.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            KeyPurpose::IdpSigning => "idp-signing",
+        }
+    }
+}
+
+impl std::fmt::Display for KeyPurpose {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A name that is no key purpose.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("a key purpose is one of: {}", KeyPurpose::ALL.map(KeyPurpose::as_str).join(", "))]
+pub struct UnknownKeyPurpose;
+
+impl std::str::FromStr for KeyPurpose {
+    type Err = UnknownKeyPurpose;
+
+    fn from_str(s: &str) -> Result<Self, UnknownKeyPurpose> {
+        KeyPurpose::ALL.into_iter().find(|p| p.as_str() == s).ok_or(UnknownKeyPurpose)
+    }
+}
+
 /// The purpose under which id_token keys are stored.
-pub const PURPOSE: &str = "idp-signing";
+const PURPOSE: &str = KeyPurpose::IdpSigning.as_str();
 
 /// The algorithms the provider signs id_tokens with; RS256 is mandatory (OIDC Core 15.1).
 pub const ALGORITHMS: [SignatureAlgorithm; 4] = [SignatureAlgorithm::Rs256, SignatureAlgorithm::Ps256, SignatureAlgorithm::Es256, SignatureAlgorithm::EdDsa];
