@@ -128,6 +128,17 @@ impl Provider {
         Provider { d, issuer, secrets, rp_key, totp }
     }
 
+    /// Like [`Provider::start`], with the operators' metrics on an address of their own; the
+    /// provider and that address.
+    fn start_with_metrics() -> (Self, String) {
+        let metrics = format!("127.0.0.1:{}", free_port());
+        let p = Self::start_with(|d| {
+            d.set_env("HAWIYA_METRICS_LISTEN", &metrics);
+            d.serve();
+        });
+        (p, metrics)
+    }
+
     fn http(&self) -> reqwest::Client {
         self.http_to(self.d.port)
     }
@@ -414,11 +425,7 @@ async fn oidcc_response_type_missing_and_registered_redirect_uri() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oidcc_codereuse_and_refresh_token() {
-    let metrics = format!("127.0.0.1:{}", free_port());
-    let p = Provider::start_with(|d| {
-        d.set_env("HAWIYA_METRICS_LISTEN", &metrics);
-        d.serve();
-    });
+    let (p, metrics) = Provider::start_with_metrics();
     let mut b = p.browser();
     let location = b.login(&p.authorize_url("civil-status", CB, &[]), CITIZEN, PASSWORD).await;
     let code = param(&location, "code").expect("code");
@@ -1404,11 +1411,7 @@ async fn metric(p: &Provider, metrics: &str, name: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_guesses_at_once_cannot_outrun_the_lockout() {
-    let metrics = format!("127.0.0.1:{}", free_port());
-    let p = Provider::start_with(|d| {
-        d.set_env("HAWIYA_METRICS_LISTEN", &metrics);
-        d.serve();
-    });
+    let (p, metrics) = Provider::start_with_metrics();
     let mut b = p.browser();
     let r = b.get(&p.authorize_url("civil-status", CB, &[])).await;
     let (page, _) = b.follow(r).await;
