@@ -161,8 +161,9 @@ impl Throttle {
         &self.limits
     }
 
-    fn device_mac(&self, nonce: &str, national_id: &str) -> hmac::Tag {
-        hmac::sign(&self.device_key, format!("{nonce}\n{national_id}").as_bytes())
+    /// What a device cookie's MAC covers: its nonce and the citizen.
+    fn device_message(nonce: &str, national_id: &str) -> Vec<u8> {
+        format!("{nonce}\n{national_id}").into_bytes()
     }
 
     /// A new device cookie for a browser in which `national_id` has just logged in. It names
@@ -171,7 +172,7 @@ impl Throttle {
         let mut nonce = [0u8; 16];
         aws_lc_rs::rand::fill(&mut nonce).map_err(|_| IdpError::Crypto("random"))?;
         let nonce = B64.encode(nonce);
-        let mac = self.device_mac(&nonce, national_id);
+        let mac = hmac::sign(&self.device_key, &Self::device_message(&nonce, national_id));
         Ok(format!("{nonce}.{}", B64.encode(mac)))
     }
 
@@ -179,7 +180,7 @@ impl Throttle {
     fn trusted_device<'c>(&self, cookie: Option<&'c str>, national_id: &str) -> Option<&'c str> {
         let (nonce, mac) = cookie?.split_once('.')?;
         let mac = B64.decode(mac).ok()?;
-        hmac::verify(&self.device_key, format!("{nonce}\n{national_id}").as_bytes(), &mac).ok()?;
+        hmac::verify(&self.device_key, &Self::device_message(nonce, national_id), &mac).ok()?;
         Some(nonce)
     }
 
