@@ -120,8 +120,9 @@ async fn authorize(http: &reqwest::Client, b: &mut Browser, t: &Target, n: u64) 
 
 /// One full login in a fresh browser: authorize, login page, consent page, code, token.
 /// Returns the tokens.
-async fn login(http: &reqwest::Client, t: &Target, n: u64) -> Result<Value, String> {
-    let (code, verifier) = authorize(http, &mut Browser::default(), t, n).await?;
+/// A whole login in `b` (the password asked again), and the code's exchange.
+async fn login(http: &reqwest::Client, b: &mut Browser, t: &Target, n: u64) -> Result<Value, String> {
+    let (code, verifier) = authorize(http, b, t, n).await?;
     let r = http
         .post(&t.token)
         .basic_auth(&t.client, Some(&t.secret))
@@ -270,13 +271,22 @@ async fn main() {
     // What is not timed: the logins that start refresh chains, the codes to exchange.
     let mut chains = Vec::new();
     let mut codes: Vec<Vec<(String, String)>> = vec![Vec::new(); concurrency];
+    // For logins: each worker's browser, logged in once (one after the other) so that it is
+    // the citizen's own browser from then on, as a citizen who logs in again is.
+    let mut devices = Vec::new();
     match mode.as_str() {
-        "logins" => {}
+        "logins" => {
+            for w in 0..concurrency {
+                let mut b = Browser::default();
+                login(&http, &mut b, &t, w as u64).await.expect("a first login in each browser");
+                devices.push(b);
+            }
+        }
         "refresh" => {
             for i in 0..concurrency {
                 // A provider may lose a grant while the others are set up (an LRU store):
                 // such a chain counts as one failure and does not run.
-                match login(&http, &t, i as u64).await.map(|tokens| tokens["refresh_token"].as_str().map(str::to_owned)) {
+                match login(&http, &mut Browser::default(), &t, i as u64).await.map(|tokens| tokens["refresh_token"].as_str().map(str::to_owned)) {
                     Ok(Some(rt)) => chains.push(rt),
                     outcome => tally.record(Err(format!("setup login {i}: {outcome:?}"))),
                 }
@@ -287,8 +297,12 @@ async fn main() {
             for (w, mut mine) in std::mem::take(&mut codes).into_iter().enumerate() {
                 let (http, t) = (http.clone(), t.clone());
                 let count = amount / concurrency as u64;
+                // Each collector's browser logs in first, one after the other (a citizen's
+                // browsers do not all log in at the same instant), then gathers codes
+                // through its SSO session alongside the others.
+                let mut b = Browser::default();
+                authorize(&http, &mut b, &t, w as u64).await.expect("a login for the SSO session");
                 collectors.push(tokio::spawn(async move {
-                    let mut b = Browser::default();
                     for n in 0..count {
                         mine.push(authorize(&http, &mut b, &t, (w as u64 + 1) * 1_000_000 + n).await.expect("a code through the SSO session"));
                     }
@@ -309,13 +323,18 @@ async fn main() {
     for (w, mine) in codes.into_iter().enumerate() {
         let (http, t, tally) = (http.clone(), t.clone(), tally.clone());
         let worker = match mode.as_str() {
-            "logins" => tokio::spawn(async move {
-                let mut n = (w as u64 + 1) * 1_000_000;
-                while started.elapsed() < duration {
-                    n += 1;
-                    tally.record(login(&http, &t, n).await.map(drop));
-                }
-            }),
+            "logins" => {
+                let Some(device) = devices.get(w).map(Browser::returning) else { continue };
+                tokio::spawn(async move {
+                    let mut n = (w as u64 + 1) * 1_000_000;
+                    while started.elapsed() < duration {
+                        n += 1;
+                        // Each login in the worker's own browser, its SSO session ended: the
+                        // password is checked every time.
+                        tally.record(login(&http, &mut device.returning(), &t, n).await.map(drop));
+                    }
+                })
+            }
             "refresh" => {
                 let Some(mut rt) = chains.get(w).cloned() else { continue };
                 tokio::spawn(async move {

@@ -12,6 +12,13 @@ pub struct Browser {
 }
 
 impl Browser {
+    /// The same browser after its SSO session has ended: what a citizen's own browser keeps
+    /// between logins (Hawiya's device cookie, which gives it its own count of attempts).
+    pub fn returning(&self) -> Browser {
+        let cookies = self.cookies.iter().filter(|(k, _)| k.as_str() == "__Host-hawiya-device").map(|(k, v)| (k.clone(), v.clone())).collect();
+        Browser { cookies }
+    }
+
     /// Sends with the cookies; keeps the ones set; returns status, location and body.
     pub async fn send(&mut self, request: reqwest::RequestBuilder) -> Result<(u16, Option<String>, String), String> {
         let jar: String = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");

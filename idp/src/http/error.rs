@@ -129,16 +129,32 @@ impl<S: Send + Sync> FromRequest<S> for OAuthRequest {
     }
 }
 
+/// Request ids: a random prefix per process (replicas differ) and a counter, 16 hex digits.
+#[derive(Debug)]
+pub(super) struct RequestIds {
+    prefix: u32,
+    next: std::sync::atomic::AtomicU32,
+}
+
+impl RequestIds {
+    pub(super) fn new() -> Self {
+        let mut prefix = [0u8; 4];
+        // Without randomness the ids of replicas may repeat; they stay unique per process.
+        let _ = aws_lc_rs::rand::fill(&mut prefix);
+        RequestIds { prefix: u32::from_be_bytes(prefix), next: std::sync::atomic::AtomicU32::new(0) }
+    }
+
+    fn next(&self) -> String {
+        format!("{:08x}{:08x}", self.prefix, self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
 /// Runs every request inside a span with a request id (sent back as `x-request-id`), so
 /// that what is logged while serving it can be found together. Only the path is recorded:
 /// queries carry codes and tokens.
-pub(super) async fn request_span(request: Request, next: axum::middleware::Next) -> Response {
+pub(super) async fn request_span(ids: std::sync::Arc<RequestIds>, request: Request, next: axum::middleware::Next) -> Response {
     use tracing::Instrument;
-    let mut id = [0u8; 8];
-    let id = match aws_lc_rs::rand::fill(&mut id) {
-        Ok(()) => hex::encode(id),
-        Err(_) => "-".to_owned(),
-    };
+    let id = ids.next();
     let span = tracing::info_span!("request", id = %id, method = %request.method(), path = request.uri().path());
     let mut response = next.run(request).instrument(span).await;
     if let Ok(v) = HeaderValue::from_str(&id) {

@@ -47,6 +47,7 @@ type Shared = Arc<Provider>;
 pub fn router(provider: Arc<Provider>) -> Router {
     // Behind TLS (an https issuer), browsers are told to keep to it.
     let hsts = provider.issuer().starts_with("https://");
+    let ids = Arc::new(error::RequestIds::new());
     Router::new()
         .route("/.well-known/openid-configuration", get(discovery::discovery))
         .route("/jwks", get(discovery::jwks))
@@ -67,7 +68,7 @@ pub fn router(provider: Arc<Provider>) -> Router {
         .route("/assets/hawiya.css", get(stylesheet))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .layer(axum::middleware::map_response(move |r| security_headers(r, hsts)))
-        .layer(axum::middleware::from_fn(error::request_span))
+        .layer(axum::middleware::from_fn(move |request, next| error::request_span(Arc::clone(&ids), request, next)))
         .with_state(provider)
 }
 
