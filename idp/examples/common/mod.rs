@@ -14,6 +14,7 @@ pub struct Browser {
 impl Browser {
     /// The same browser after its SSO session has ended: what a citizen's own browser keeps
     /// between logins (Hawiya's device cookie, which gives it its own count of attempts).
+    #[allow(dead_code, reason = "each load generator compiles this module; only oidc_load logs in again")]
     pub fn returning(&self) -> Browser {
         let cookies = self.cookies.iter().filter(|(k, _)| k.as_str() == "__Host-hawiya-device").map(|(k, v)| (k.clone(), v.clone())).collect();
         Browser { cookies }
