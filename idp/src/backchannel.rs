@@ -31,7 +31,7 @@ impl Default for Retry {
 /// An HTTP client for calls to relying parties: TLS with the system's trust store (where
 /// operators install the national root), short timeouts, never following redirects.
 pub fn http_client() -> Result<reqwest::Client, IdpError> {
-    client_builder()?.build().map_err(|e| IdpError::Http(e.to_string()))
+    Ok(client_builder()?.build()?)
 }
 
 /// The builder of [`http_client`], for callers that add to it (tests pin host names).
@@ -46,7 +46,7 @@ pub fn client_builder() -> Result<reqwest::ClientBuilder, IdpError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| IdpError::Http(e.to_string()))?
+        .map_err(|_| IdpError::Crypto("TLS 1.2 and 1.3 with aws-lc-rs"))?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(reqwest::Client::builder()

@@ -65,7 +65,7 @@ pub struct Profile {
 impl Profile {
     /// Reads a stored profile.
     pub fn from_json(json: &str) -> Result<Self, IdpError> {
-        serde_json::from_str(json).map_err(|e| IdpError::Corrupt(format!("citizen profile: {e}")))
+        serde_json::from_str(json).map_err(|source| IdpError::Record { what: "citizen profile", source })
     }
 
     /// The profile as stored.

@@ -152,7 +152,17 @@ pub enum IdpError {
     Store(#[from] store::StoreError),
     /// Outgoing HTTP cannot be set up.
     #[error("HTTP client: {0}")]
-    Http(String),
+    Http(#[from] reqwest::Error),
+    /// A record of the provider (a session, a transaction, a citizen's profile, a client
+    /// registration) cannot be written or read back.
+    #[error("the {what} record cannot be stored or read back: {source}")]
+    Record {
+        /// Which record.
+        what: &'static str,
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
+    },
     /// The cryptographic library failed.
     #[error("cryptographic operation failed: {0}")]
     Crypto(&'static str),

@@ -131,7 +131,7 @@ impl Provider {
     }
 
     pub(crate) async fn put_transaction(&self, tx: &str, t: &Transaction) -> Result<(), IdpError> {
-        let bytes = serde_json::to_vec(t).map_err(|e| IdpError::Corrupt(e.to_string()))?;
+        let bytes = serde_json::to_vec(t).map_err(|source| IdpError::Record { what: "login transaction", source })?;
         self.ephemeral.put(&keyspace::transaction(tx), &bytes, self.settings.login_timeout).await?;
         Ok(())
     }
@@ -142,7 +142,7 @@ impl Provider {
             return Ok(None);
         }
         match self.ephemeral.get(&keyspace::transaction(tx)).await? {
-            Some(bytes) => Ok(Some(serde_json::from_slice(&bytes).map_err(|e| IdpError::Corrupt(format!("transaction: {e}")))?)),
+            Some(bytes) => Ok(Some(serde_json::from_slice(&bytes).map_err(|source| IdpError::Record { what: "login transaction", source })?)),
             None => Ok(None),
         }
     }

@@ -59,7 +59,7 @@ impl Provider {
         let Some(id) = cookie.filter(|c| c.len() == 43) else { return Ok(None) };
         let key = keyspace::session(id);
         let Some(bytes) = self.ephemeral.get(&key).await? else { return Ok(None) };
-        let session: Session = serde_json::from_slice(&bytes).map_err(|e| IdpError::Corrupt(format!("session: {e}")))?;
+        let session: Session = serde_json::from_slice(&bytes).map_err(|source| IdpError::Record { what: "SSO session", source })?;
         let level = self.level(&session.level)?;
         if now >= session.started + level.session_max.as_secs() as i64 {
             self.ephemeral.delete(&key).await?;
@@ -76,7 +76,7 @@ impl Provider {
     }
 
     pub(crate) async fn save_session(&self, live: &LiveSession, now: i64) -> Result<(), IdpError> {
-        let bytes = serde_json::to_vec(&live.session).map_err(|e| IdpError::Corrupt(e.to_string()))?;
+        let bytes = serde_json::to_vec(&live.session).map_err(|source| IdpError::Record { what: "SSO session", source })?;
         self.ephemeral.put(&keyspace::session(&live.id), &bytes, self.session_ttl(&live.session, now)?).await?;
         Ok(())
     }

@@ -199,7 +199,7 @@ impl Provider {
 
     async fn put_smart_id_session(&self, id: &str, s: &Session, now: i64) -> Result<(), IdpError> {
         let ttl = Duration::from_secs(u64::try_from((s.expires_at - now).max(1)).unwrap_or(1));
-        let bytes = serde_json::to_vec(s).map_err(|e| IdpError::Corrupt(e.to_string()))?;
+        let bytes = serde_json::to_vec(s).map_err(|source| IdpError::Record { what: "smart-ID session", source })?;
         self.ephemeral.put(&keyspace::smart_id_session(id), &bytes, ttl).await?;
         Ok(())
     }
@@ -209,7 +209,7 @@ impl Provider {
             return Ok(None);
         }
         match self.ephemeral.get(&keyspace::smart_id_session(id)).await? {
-            Some(b) => Ok(Some(serde_json::from_slice(&b).map_err(|e| IdpError::Corrupt(format!("smart-ID session: {e}")))?)),
+            Some(b) => Ok(Some(serde_json::from_slice(&b).map_err(|source| IdpError::Record { what: "smart-ID session", source })?)),
             None => Ok(None),
         }
     }
