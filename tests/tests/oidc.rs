@@ -44,7 +44,12 @@ impl Provider {
 
     /// Like [`Provider::start`], with `serve` deciding how the deployment is served.
     fn start_with(serve: impl FnOnce(&mut Deployment)) -> Self {
-        let mut d = Deployment::new(Keys::Soft, Db::Sqlite);
+        Self::start_on(Keys::Soft, Db::Sqlite, serve)
+    }
+
+    /// Like [`Provider::start_with`], on the given key store and durable store.
+    fn start_on(keys: Keys, db: Db, serve: impl FnOnce(&mut Deployment)) -> Self {
+        let mut d = Deployment::new(keys, db);
         d.ok_with_input(
             &[
                 "citizen",
@@ -1798,4 +1803,44 @@ async fn the_login_page_refuses_a_malformed_national_id_with_the_clis_rule() {
     // The CLI says the same.
     let e = p.d.fails(&["citizen", "totp-enroll", "--national-id", "98-61"]);
     assert!(e.contains("a national id is 5 to 20 digits (0-9)"), "{e}");
+}
+
+/// The provider on the production stack: its signing keys in a PKCS#11 token (SoftHSM2), the
+/// durable store on PostgreSQL, and sessions, codes, replay caches and login limits in Redis,
+/// shared by two replicas.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_provider_on_pkcs11_postgresql_and_redis() {
+    let second = free_port();
+    let p = Provider::start_on(Keys::Pkcs11, Db::Postgres, |d| {
+        d.set_env("HAWIYA_REDIS_URL", &redis_url());
+        d.set_env("HAWIYA_REDIS_PREFIX", &unique_prefix());
+        d.serve();
+        d.replica(second);
+    });
+    let mut b = p.browser();
+    let tokens = p.code_flow(&mut b, &[]).await;
+    let claims = p.verify_id_token(tokens["id_token"].as_str().expect("id_token")).await;
+    assert_eq!((claims["aud"].as_str(), claims["acr"].as_str()), (Some("civil-status"), Some("low")), "{claims}");
+    // Refresh tokens rotate in PostgreSQL; a reused one revokes the family.
+    let first = tokens["refresh_token"].as_str().expect("rt");
+    let (status, rotated) = p.token(&[("grant_type", "refresh_token"), ("refresh_token", first)]).await;
+    assert_eq!(status, 200, "{rotated}");
+    let (status, body) = p.token(&[("grant_type", "refresh_token"), ("refresh_token", first)]).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    let (status, _) = p.token(&[("grant_type", "refresh_token"), ("refresh_token", rotated["refresh_token"].as_str().expect("rt"))]).await;
+    assert_eq!(status, 400, "the reuse revoked the rotated token too");
+    // The login limit is one count for every replica.
+    let mut stranger = p.browser();
+    let mut other = Browser::new(p.http_to(second), &p.issuer);
+    for (i, browser) in [&mut stranger, &mut other].into_iter().enumerate() {
+        let r = browser.get(&p.authorize_url("civil-status", CB, &[])).await;
+        let (page, _) = browser.follow(r).await;
+        for _ in 0..(2 + i) {
+            assert_eq!(browser.submit_login(&page.body, CITIZEN_NO_TOTP, "a wrong password", None).await.status, 401);
+        }
+    }
+    let r = stranger.get(&p.authorize_url("civil-status", CB, &[])).await;
+    let (page, _) = stranger.follow(r).await;
+    let r = stranger.submit_login(&page.body, CITIZEN_NO_TOTP, PASSWORD, None).await;
+    assert!(r.status == 401 && r.body.contains("١٥ دقيقة"), "locked after five failures on two replicas: {}", r.body);
 }
