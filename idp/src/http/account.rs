@@ -4,8 +4,8 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::{CSRF_COOKIE, SESSION_COOKIE, Shared, cookie, error_page, page, page_lang, params, redirect, session_form, set_cookie};
-use crate::citizens::Lang;
+use super::error::OAuthRequest;
+use super::{CSRF_COOKIE, PageParams, SESSION_COOKIE, Shared, cookie, error_page, page, page_lang, redirect, session_form, set_cookie};
 use crate::oauth::OAuthError;
 use crate::pages::{self, AccountConsent, AccountPage, text};
 use crate::unix_now as now;
@@ -13,11 +13,7 @@ use crate::unix_now as now;
 /// The citizen's account page: the consents they have given, each of which they can
 /// withdraw. Without an SSO session the citizen logs in first, through the ordinary
 /// authorization flow of the provider's own client, which comes back here.
-pub(super) async fn account(State(p): State<Shared>, request: Request) -> Response {
-    let (headers, params, _) = match params(request).await {
-        Ok(x) => x,
-        Err(e) => return error_page(Lang::Ar, StatusCode::BAD_REQUEST, &e.description),
-    };
+pub(super) async fn account(State(p): State<Shared>, PageParams(OAuthRequest { headers, params, .. }): PageParams) -> Response {
     let lang = page_lang(params.get("lang").or(params.get("ui_locales")), &[], &headers);
     if let Some(code) = params.get("code") {
         // Back from logging in: the code is of no use to anyone.

@@ -4,7 +4,8 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::{CSRF_COOKIE, SESSION_COOKIE, Shared, cookie, error_page, page, page_lang, params, redirect, session_form, set_cookie};
+use super::error::OAuthRequest;
+use super::{CSRF_COOKIE, PageParams, SESSION_COOKIE, Shared, cookie, error_page, page, page_lang, redirect, session_form, set_cookie};
 use crate::citizens::Lang;
 use crate::oauth::OAuthError;
 use crate::pages::{LoggedOutPage, LogoutConfirmPage, LogoutReturn};
@@ -64,11 +65,7 @@ async fn end_and_return(p: &Provider, session_cookie: Option<&str>, lang: Lang, 
 /// `post_logout_redirect_uri`; otherwise (no hint, or a hint about another session, which
 /// any page could send) the citizen is asked to confirm first. A URI that is not registered
 /// exactly is never redirected to.
-pub(super) async fn logout(State(p): State<Shared>, request: Request) -> Response {
-    let (headers, params, _) = match params(request).await {
-        Ok(x) => x,
-        Err(e) => return error_page(Lang::Ar, StatusCode::BAD_REQUEST, &e.description),
-    };
+pub(super) async fn logout(State(p): State<Shared>, PageParams(OAuthRequest { headers, params, .. }): PageParams) -> Response {
     let lang = page_lang(params.get("ui_locales"), &[], &headers);
     let state = params.get("state");
     let session_cookie = cookie(&headers, SESSION_COOKIE);

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::authorize::Next;
 use crate::citizens::Lang;
-use crate::oauth::{MAX_REQUEST_BYTES, OAuthError, Params};
+use crate::oauth::{MAX_REQUEST_BYTES, Params};
 use crate::pages::{self, text};
 use crate::provider::Provider;
 use error::OAuthRequest;
@@ -135,10 +135,16 @@ fn error_page(lang: Lang, status: StatusCode, message: &str) -> Response {
     page(status, pages::ErrorPage { lang, message }.render())
 }
 
-/// Reads the parameters of a GET (query) or POST (form body, plus the query).
-async fn params(request: Request) -> Result<(HeaderMap, Params, Option<SocketAddr>), OAuthError> {
-    let r = OAuthRequest::from_request(request, &()).await?;
-    Ok((r.headers, r.params, r.peer))
+/// The parameters of a request for a page. An unreadable request gets an error page, never a
+/// redirect: nothing in it can be trusted with one.
+struct PageParams(OAuthRequest);
+
+impl<S: Send + Sync> FromRequest<S> for PageParams {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Response> {
+        OAuthRequest::from_request(request, state).await.map(PageParams).map_err(|e| error_page(Lang::Ar, StatusCode::BAD_REQUEST, &e.description))
+    }
 }
 
 /// The citizen's address, for the per-address login limit: the connection's peer or, when
@@ -193,7 +199,7 @@ fn csrf_ok(headers: &HeaderMap, params: &Params, expected: &str) -> bool {
 /// A form post of the session's own pages (logout, account), outside any login
 /// transaction: its parameters and language, once its anti-CSRF token matches the cookie.
 async fn session_form(request: Request) -> Result<(HeaderMap, Params, Lang), Response> {
-    let (headers, params, _) = params(request).await.map_err(|e| error_page(Lang::Ar, StatusCode::BAD_REQUEST, &e.description))?;
+    let PageParams(OAuthRequest { headers, params, .. }) = PageParams::from_request(request, &()).await?;
     let lang = page_lang(params.get("lang"), &[], &headers);
     let expected = cookie(&headers, CSRF_COOKIE).unwrap_or_default().to_owned();
     if expected.len() != 43 || !csrf_ok(&headers, &params, &expected) {

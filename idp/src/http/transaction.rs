@@ -5,11 +5,12 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::Request;
+use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::{CSRF_COOKIE, csrf_ok, error_page, page_lang, params, set_cookie};
+use super::error::OAuthRequest;
+use super::{CSRF_COOKIE, PageParams, csrf_ok, error_page, page_lang, set_cookie};
 use crate::citizens::Lang;
 use crate::login::Transaction;
 use crate::oauth::{OAuthError, Params};
@@ -37,7 +38,7 @@ pub(super) struct PageRequest {
 }
 
 pub(super) async fn page_request(p: &Provider, request: Request, csrf: bool) -> Result<PageRequest, Response> {
-    let (headers, params, address) = params(request).await.map_err(|e| error_page(Lang::Ar, StatusCode::BAD_REQUEST, &e.description))?;
+    let PageParams(OAuthRequest { headers, params, peer: address, .. }) = PageParams::from_request(request, &()).await?;
     let lang_switch = params.get("lang");
     let fallback = page_lang(lang_switch, &[], &headers);
     let tx = params.get("tx").unwrap_or_default().to_owned();
