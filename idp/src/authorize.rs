@@ -4,7 +4,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use policies::AssuranceLevel;
+use policies::{AssuranceLevel, LevelName};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -57,7 +57,7 @@ pub struct AuthorizationRequest {
     /// `max_age` in seconds.
     pub max_age: Option<i64>,
     /// The level the login must reach (name).
-    pub level: String,
+    pub level: LevelName,
     /// The `claims` parameter's named claims.
     pub claims: ClaimsRequest,
     /// Page languages, in order of preference (`ui_locales`).
@@ -282,7 +282,7 @@ impl Provider {
             code_challenge,
             prompt,
             max_age,
-            level: level.name().to_owned(),
+            level: level.to_name(),
             claims,
             ui_locales: params.get("ui_locales").map(|l| l.split(' ').map(str::to_owned).collect()).unwrap_or_default(),
             claims_locales: params.get("claims_locales").map(|l| l.split(' ').map(str::to_owned).collect()).unwrap_or_default(),

@@ -4,6 +4,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::{Map, Value};
 
+use policies::LevelName;
+
 use crate::IdpError;
 use crate::provider::Provider;
 use crate::token::Grant;
@@ -45,7 +47,7 @@ impl Provider {
     /// The acr a login at `level` states for a request that asked for `requested` (in order
     /// of preference): the first requested value the level satisfies, in the form it was
     /// asked (OIDC Core 5.5.1.1: a URI when a URI was asked), else the level's first name.
-    pub(crate) fn acr_for(&self, level: &str, requested: &[String]) -> Result<String, IdpError> {
+    pub(crate) fn acr_for(&self, level: &LevelName, requested: &[String]) -> Result<String, IdpError> {
         let reached = self.level(level)?;
         let satisfied = requested.iter().find(|v| self.policies.level_for_acr(v).is_some_and(|l| l.level <= reached.level));
         Ok(satisfied.cloned().or_else(|| reached.acr.first().cloned()).unwrap_or_default())

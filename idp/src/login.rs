@@ -164,14 +164,14 @@ impl Provider {
     /// Whether a password method (with or without the one-time code) reaches the level the
     /// request needs.
     pub fn password_reaches(&self, request: &AuthorizationRequest) -> bool {
-        let Some(level) = self.policies.level(&request.level) else { return false };
+        let Some(level) = self.policies.level_named(&request.level) else { return false };
         self.policies.methods().iter().any(|m| matches!(m.id.as_str(), "password" | "password-totp") && m.level >= level.level)
     }
 
     /// Whether the page should ask for the one-time code together with the password: the
     /// level needs it and the password alone would not do.
     pub fn level_needs_code(&self, request: &AuthorizationRequest) -> bool {
-        let Some(level) = self.policies.level(&request.level) else { return false };
+        let Some(level) = self.policies.level_named(&request.level) else { return false };
         !self.policies.methods().iter().any(|m| m.id == "password" && m.level >= level.level)
     }
 
@@ -293,7 +293,7 @@ impl Provider {
             id: random_token()?,
             session: Session {
                 citizen_id: citizen.id.clone(),
-                level: method.level.name().to_owned(),
+                level: method.level.to_name(),
                 methods: vec![method.id.clone()],
                 auth_time: now,
                 started,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use policies::Policies;
+use policies::{LevelName, Policies};
 use store::ephemeral::EphemeralStore;
 use store::{CitizenRecord, DurableStore};
 
@@ -194,7 +194,7 @@ impl Provider {
         self.citizens.get_or_read(id, || async { Ok(self.durable.citizen_by_id(id).await?) }).await
     }
 
-    pub(crate) fn level(&self, name: &str) -> Result<&policies::Level, IdpError> {
-        self.policies.level(name).ok_or_else(|| IdpError::Corrupt(format!("unknown level {name}")))
+    pub(crate) fn level(&self, name: &LevelName) -> Result<&policies::Level, IdpError> {
+        self.policies.level_named(name).ok_or_else(|| IdpError::Corrupt(format!("unknown level {name}")))
     }
 }

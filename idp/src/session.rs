@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use policies::LevelName;
+
 use crate::IdpError;
 use crate::keyspace;
 use crate::provider::Provider;
@@ -17,7 +19,7 @@ pub struct Session {
     pub citizen_id: String,
     /// Level reached.
     #[serde(rename = "l")]
-    pub level: String,
+    pub level: LevelName,
     /// Methods used (ids from the policy files).
     #[serde(rename = "m")]
     pub methods: Vec<String>,
@@ -94,7 +96,15 @@ mod tests {
 
     #[test]
     fn debug_output_never_shows_the_cookie() {
-        let session = Session { citizen_id: "c1".into(), level: "low".into(), methods: vec![], auth_time: 1, started: 1, clients: vec![], sid: "s".into() };
+        let session = Session {
+            citizen_id: "c1".into(),
+            level: policies::Policies::shipped().expect("policies").level("low").expect("low").level.to_name(),
+            methods: vec![],
+            auth_time: 1,
+            started: 1,
+            clients: vec![],
+            sid: "s".into(),
+        };
         let live = LiveSession { id: "the-cookie-value-is-a-secret".into(), session };
         let shown = format!("{live:?}");
         assert!(!shown.contains("the-cookie-value-is-a-secret") && shown.contains("<redacted>"), "{shown}");

@@ -23,7 +23,8 @@ use std::path::Path;
 pub use client_id::{ClientId, InvalidClientId};
 pub use error::{PolicyError, PolicyErrors};
 pub use model::{
-    AssuranceLevel, CertificateProfile, ExtendedKeyUsage, KeyUsage, Level, Localized, Method, ProfileKind, QcStatements, QcType, Service, SubjectKind,
+    AssuranceLevel, CertificateProfile, ExtendedKeyUsage, KeyUsage, Level, LevelName, Localized, Method, ProfileKind, QcStatements, QcType, Service,
+    SubjectKind,
 };
 pub use national_id::{InvalidNationalId, NationalId};
 
@@ -107,6 +108,11 @@ impl Policies {
     /// The level called `name`.
     pub fn level(&self, name: &str) -> Option<&Level> {
         self.levels.iter().find(|l| l.level.name() == name)
+    }
+
+    /// The level a carried [`LevelName`] names, if the policies still define it.
+    pub fn level_named(&self, name: &LevelName) -> Option<&Level> {
+        self.level(name.as_str())
     }
 
     /// The level an `acr` value (short name or eIDAS URI) stands for.

@@ -21,6 +21,32 @@ impl AssuranceLevel {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// The name to carry between requests (in a session, a login transaction, a grant).
+    pub fn to_name(&self) -> LevelName {
+        LevelName(self.name.clone())
+    }
+}
+
+/// A level of assurance as sessions, login transactions and grants carry it from one request
+/// to the next (they are stored, and the order of levels belongs to the policy files): made
+/// from a level of the policies, and turned back into one by [`crate::Policies::level_named`],
+/// which refuses a name the policies no longer define.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct LevelName(String);
+
+impl LevelName {
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for LevelName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 impl PartialOrd for AssuranceLevel {

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use super::login::{LoginForm, logged_in, render_login};
 use super::transaction::{FormContext, PageRequest, page_request, request_summary, with_form_headers};
 use super::{CSRF_COOKIE, SESSION_COOKIE, Shared, client_address, cookie, error_page, json_response, page, redirect, redirect_to_next};
-use policies::NationalId;
+use policies::{LevelName, NationalId};
 
 use crate::login::{Browser, LoginStep};
 use crate::oauth::{ErrorCode, OAuthError};
@@ -20,7 +20,7 @@ use crate::unix_now as now;
 
 /// The page that waits for the citizen's device: the verification code, refreshed every
 /// two seconds without JavaScript (the `Refresh` header) and by a visible link.
-pub(super) fn smart_id_waiting(p: &Provider, ctx: &FormContext, client: &crate::clients::Client, level: &str, session: &str, code: &str) -> Response {
+pub(super) fn smart_id_waiting(p: &Provider, ctx: &FormContext, client: &crate::clients::Client, level: &LevelName, session: &str, code: &str) -> Response {
     let poll = format!("/login/smart-id?tx={}&session={session}&lang={}", ctx.tx, ctx.lang.tag());
     let switch = pages::switch_href(ctx.lang, &format!("/login/smart-id?tx={}&session={session}", ctx.tx));
     let view = SmartIdWaitingPage { lang: ctx.lang, summary: request_summary(p, ctx.lang, client, level), code, poll_href: &poll, switch_href: &switch };

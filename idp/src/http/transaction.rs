@@ -11,6 +11,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::OAuthRequest;
 use super::{CSRF_COOKIE, PageParams, csrf_ok, error_page, page_lang, set_cookie};
+use policies::LevelName;
+
 use crate::citizens::Lang;
 use crate::login::Transaction;
 use crate::oauth::{OAuthError, Params};
@@ -71,8 +73,8 @@ pub(super) fn with_form_headers(mut response: Response, ctx: &FormContext) -> Re
 }
 
 /// The service asking and the level it needs, named as the policy files name them.
-pub(super) fn request_summary<'a>(p: &'a Provider, lang: Lang, client: &'a crate::clients::Client, level: &'a str) -> RequestSummary<'a> {
-    let level = p.policies().level(level).map_or(level, |l| pages::localized(lang, &l.title));
+pub(super) fn request_summary<'a>(p: &'a Provider, lang: Lang, client: &'a crate::clients::Client, level: &'a LevelName) -> RequestSummary<'a> {
+    let level = p.policies().level_named(level).map_or(level.as_str(), |l| pages::localized(lang, &l.title));
     RequestSummary { lang, service: pages::localized(lang, &client.service.name), level }
 }
 

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use store::RefreshFamily;
 
+use policies::LevelName;
+
 use crate::authorize::AuthorizationRequest;
 use crate::clients::Client;
 use crate::keyspace;
@@ -23,7 +25,7 @@ use crate::token::Grant;
 pub(crate) struct CodeGrant {
     pub(crate) request: AuthorizationRequest,
     pub(crate) citizen_id: String,
-    pub(crate) level: String,
+    pub(crate) level: LevelName,
     pub(crate) amr: Vec<String>,
     pub(crate) auth_time: i64,
     pub(crate) sid: String,

@@ -7,6 +7,8 @@ pub mod refresh_token;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use policies::LevelName;
+
 use crate::authorize::ClaimsRequest;
 use crate::citizens::{self, Lang, Profile};
 use crate::clients::{self, Client};
@@ -22,7 +24,7 @@ pub(crate) struct Grant {
     pub(crate) scopes: Vec<String>,
     pub(crate) claims: ClaimsRequest,
     pub(crate) claims_locales: Vec<String>,
-    pub(crate) level: String,
+    pub(crate) level: LevelName,
     pub(crate) amr: Vec<String>,
     pub(crate) auth_time: i64,
     pub(crate) sid: String,
