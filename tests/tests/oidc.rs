@@ -1688,11 +1688,18 @@ async fn logged_in(p: &Provider, b: &mut Browser) -> bool {
     param(&r.location.expect("redirect"), "code").is_some()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oidcc_rp_initiated_logout_bad_id_token_hint() {
+/// A provider and a browser logged in to civil-status; the id_token it received.
+async fn logged_in_browser() -> (Provider, Browser, String) {
     let p = Provider::start();
     let mut b = p.browser();
-    p.code_flow(&mut b, &[]).await;
+    let tokens = p.code_flow(&mut b, &[]).await;
+    let id_token = tokens["id_token"].as_str().expect("id_token").to_owned();
+    (p, b, id_token)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidcc_rp_initiated_logout_bad_id_token_hint() {
+    let (p, mut b, _) = logged_in_browser().await;
     // A well-formed id_token signed by someone else's key.
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_secs();
     let forged = p.signed(&json!({"iss": p.issuer, "aud": "civil-status", "sub": "x", "iat": now, "exp": now + 600}));
@@ -1703,29 +1710,23 @@ async fn oidcc_rp_initiated_logout_bad_id_token_hint() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oidcc_rp_initiated_logout_no_post_logout_redirect_uri() {
-    let p = Provider::start();
-    let mut b = p.browser();
-    let tokens = p.code_flow(&mut b, &[]).await;
-    let r = b.get(&logout_url(&p, &[("id_token_hint", tokens["id_token"].as_str().expect("id_token"))])).await;
+    let (p, mut b, hint) = logged_in_browser().await;
+    let r = b.get(&logout_url(&p, &[("id_token_hint", &hint)])).await;
     assert_eq!((r.status, r.location), (200, None), "the provider's own logged-out page");
     assert!(!logged_in(&p, &mut b).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oidcc_rp_initiated_logout_no_state() {
-    let p = Provider::start();
-    let mut b = p.browser();
-    let tokens = p.code_flow(&mut b, &[]).await;
-    let r = b.get(&logout_url(&p, &[("id_token_hint", tokens["id_token"].as_str().expect("id_token")), ("post_logout_redirect_uri", BYE)])).await;
+    let (p, mut b, hint) = logged_in_browser().await;
+    let r = b.get(&logout_url(&p, &[("id_token_hint", &hint), ("post_logout_redirect_uri", BYE)])).await;
     assert_eq!(r.location.as_deref(), Some(BYE), "exactly the registered URI, no state added");
     assert!(!logged_in(&p, &mut b).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oidcc_rp_initiated_logout_only_state() {
-    let p = Provider::start();
-    let mut b = p.browser();
-    p.code_flow(&mut b, &[]).await;
+    let (p, mut b, _) = logged_in_browser().await;
     let r = b.get(&logout_url(&p, &[("state", "only")])).await;
     assert_eq!((r.status, r.location), (200, None), "no hint: the citizen is asked, nobody is redirected");
     assert!(r.body.contains(r#"action="/logout/confirm""#), "{}", r.body);
@@ -1734,11 +1735,8 @@ async fn oidcc_rp_initiated_logout_only_state() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oidcc_rp_initiated_logout_query_added_to_post_logout_redirect_uri() {
-    let p = Provider::start();
-    let mut b = p.browser();
-    let tokens = p.code_flow(&mut b, &[]).await;
-    let hint = tokens["id_token"].as_str().expect("id_token");
-    let r = b.get(&logout_url(&p, &[("id_token_hint", hint), ("post_logout_redirect_uri", &format!("{BYE}?x=1"))])).await;
+    let (p, mut b, hint) = logged_in_browser().await;
+    let r = b.get(&logout_url(&p, &[("id_token_hint", &hint), ("post_logout_redirect_uri", &format!("{BYE}?x=1"))])).await;
     assert_eq!((r.status, r.location), (400, None));
     assert!(logged_in(&p, &mut b).await);
 }
