@@ -15,6 +15,7 @@ use idp::keys::SigningKeys;
 use idp::provider::Provider;
 use idp::{Settings, keys, unix_now as now};
 use policies::{ClientId, NationalId};
+use store::ephemeral::EphemeralStore;
 use store::{ClientRecord, DurableStore};
 
 use crate::CommandResult;
@@ -29,6 +30,7 @@ pub async fn provider(
     durable: Arc<dyn DurableStore>,
     keys: Arc<dyn KeyStore>,
     policies: Arc<policies::Policies>,
+    ephemeral: Arc<dyn EphemeralStore>,
 ) -> Result<Provider, Box<dyn std::error::Error>> {
     let mut settings = Settings::new(issuer, data.provider_secret()?);
     settings.trusted_proxies = data.trusted_proxies()?;
@@ -37,7 +39,7 @@ pub async fn provider(
     let retention = settings.id_token_ttl + Duration::from_secs(300);
     let signing = SigningKeys::open(keys, durable.clone(), retention, now()).await?;
     let smart_id = smart_id(durable.as_ref(), Arc::clone(&policies)).await?;
-    let provider = Provider::new(settings, policies, durable, data.ephemeral().await?, signing)?;
+    let provider = Provider::new(settings, policies, durable, ephemeral, signing)?;
     Ok(match smart_id {
         Some(s) => provider.with_smart_id(s),
         None => provider,

@@ -79,9 +79,11 @@ pub(crate) async fn open(data: &DataDir, issuer: Option<Issuer>) -> Result<Opene
     let authority = Arc::new(Authority::load(durable.clone(), keys.clone(), policies.clone()).await?);
     let issuer = data.issuer(issuer, &authority.ceremony().base_url)?;
     let ocsp = OcspResponder::new(&authority)?;
-    let guard = ActivationGuard { store: data.ephemeral().await?, trusted_proxies: data.trusted_proxies()? };
+    // One ephemeral store (one Redis connection) for the provider and the RA's activation limit.
+    let ephemeral = data.ephemeral().await?;
+    let guard = ActivationGuard { store: Arc::clone(&ephemeral), trusted_proxies: data.trusted_proxies()? };
     let enrolment = Enrolment::new(Arc::clone(&authority), durable.clone(), data.config.ra_officers.clone()).guarding_activations(guard);
-    let provider = crate::idp_cmd::provider(data, issuer.as_str(), durable, keys, policies).await?;
+    let provider = crate::idp_cmd::provider(data, issuer.as_str(), durable, keys, policies, ephemeral).await?;
     Ok(Opened { ca: Arc::new(CaState { authority, ocsp }), provider: Arc::new(provider), enrolment: Arc::new(enrolment) })
 }
 

@@ -40,6 +40,10 @@ pub struct Limit {
 }
 
 const FIFTEEN_MINUTES: Duration = Duration::from_secs(15 * 60);
+/// Smart-ID requests per citizen, and per address, in 15 minutes, unless configured.
+pub const SMART_ID_CITIZEN: u64 = 10;
+/// See [`SMART_ID_CITIZEN`].
+pub const SMART_ID_ADDRESS: u64 = 100;
 
 /// What is being attempted; each has its own limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,8 +83,8 @@ impl Default for Limits {
         Limits {
             password_citizen: Limit { max: 5, window: FIFTEEN_MINUTES },
             password_address: Limit { max: 50, window: FIFTEEN_MINUTES },
-            smart_id_citizen: Limit { max: 10, window: FIFTEEN_MINUTES },
-            smart_id_address: Limit { max: 100, window: FIFTEEN_MINUTES },
+            smart_id_citizen: Limit { max: SMART_ID_CITIZEN, window: FIFTEEN_MINUTES },
+            smart_id_address: Limit { max: SMART_ID_ADDRESS, window: FIFTEEN_MINUTES },
         }
     }
 }

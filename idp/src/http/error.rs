@@ -98,8 +98,8 @@ pub(super) struct OAuthRequest {
     pub(super) params: Params,
     /// The connection's peer.
     pub(super) peer: Option<SocketAddr>,
-    /// The query string's parameters alone (an access token must not be there, RFC 6750 2.3).
-    pub(super) query: Params,
+    /// Whether the query string carried an `access_token` (RFC 6750 2.3 says it must not).
+    pub(super) access_token_in_query: bool,
 }
 
 impl<S: Send + Sync> FromRequest<S> for OAuthRequest {
@@ -109,6 +109,7 @@ impl<S: Send + Sync> FromRequest<S> for OAuthRequest {
         let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
         let (parts, body) = request.into_parts();
         let query = Params::parse(parts.uri.query().unwrap_or_default().as_bytes())?;
+        let access_token_in_query = query.get("access_token").is_some();
         let params = if parts.method == Method::POST {
             let is_form = parts
                 .headers
@@ -121,11 +122,11 @@ impl<S: Send + Sync> FromRequest<S> for OAuthRequest {
             if !is_form && !body.is_empty() {
                 return Err(OAuthError::invalid_request("a POST body must be application/x-www-form-urlencoded"));
             }
-            query.clone().merge(Params::parse(&body)?)?
+            query.merge(Params::parse(&body)?)?
         } else {
-            query.clone()
+            query
         };
-        Ok(OAuthRequest { headers: parts.headers, params, peer, query })
+        Ok(OAuthRequest { headers: parts.headers, params, peer, access_token_in_query })
     }
 }
 

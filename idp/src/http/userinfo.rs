@@ -11,8 +11,8 @@ use crate::oauth::{ErrorCode, OAuthError};
 use crate::unix_now as now;
 
 pub(super) async fn userinfo(State(p): State<Shared>, request: Request) -> Result<Response, BearerError> {
-    let OAuthRequest { headers, mut params, query, .. } = OAuthRequest::from_request(request, &()).await.map_err(BearerError)?;
-    if query.get("access_token").is_some() {
+    let OAuthRequest { headers, mut params, access_token_in_query, .. } = OAuthRequest::from_request(request, &()).await.map_err(BearerError)?;
+    if access_token_in_query {
         return Err(BearerError(OAuthError::invalid_request(
             "the access token must not be sent in the query string (RFC 6750 2.3); send it in the Authorization header",
         )));

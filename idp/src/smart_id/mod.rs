@@ -170,7 +170,7 @@ pub enum Poll {
 const DEVICE_PROOF_AGE: i64 = 60;
 
 /// Smart-ID requests per national id, and per address, in 15 minutes, unless configured.
-pub const DEFAULT_LIMITS: (u64, u64) = (10, 100);
+pub const DEFAULT_LIMITS: (u64, u64) = (crate::throttle::SMART_ID_CITIZEN, crate::throttle::SMART_ID_ADDRESS);
 
 /// The `typ` of a device's request proof.
 pub const DEVICE_PROOF_TYPE: &str = "hawiya-device+jwt";
