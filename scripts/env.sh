@@ -19,17 +19,19 @@ ensure_test_dependencies() {
     [ -x /usr/bin/chromium ] || missing+=(chromium)
     command -v node >/dev/null || missing+=(nodejs)
     command -v npm >/dev/null || missing+=(npm)
+    command -v pdfsig >/dev/null && command -v pdftoppm >/dev/null || missing+=(poppler-utils)
+    command -v qpdf >/dev/null || missing+=(qpdf)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "installing: ${missing[*]}" >&2
         as_root apt-get update -qq
         DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
     # pkilint lints certificates, CRLs and OCSP responses; cryptography is an independent
-    # verifier of our JWS signatures.
-    if ! "$HAWIYA_VENV/bin/python" -c 'import pkilint, cryptography' 2>/dev/null; then
-        echo "installing pkilint and cryptography into $HAWIYA_VENV" >&2
+    # verifier of our JWS signatures; pyHanko validates PAdES and CAdES signatures.
+    if ! "$HAWIYA_VENV/bin/python" -c 'import pkilint, cryptography, pyhanko' 2>/dev/null; then
+        echo "installing pkilint, cryptography and pyHanko into $HAWIYA_VENV" >&2
         python3 -m venv "$HAWIYA_VENV"
-        "$HAWIYA_VENV/bin/pip" install -q --disable-pip-version-check 'pkilint==0.13.*' 'cryptography>=42'
+        "$HAWIYA_VENV/bin/pip" install -q --disable-pip-version-check 'pkilint==0.13.*' 'cryptography>=42' 'pyHanko==0.38.*' 'pyhanko-cli==0.6.*'
     fi
     # Playwright (the driver only; the browser is Debian's chromium) for the browser tests.
     if [ ! -d tests/browser/node_modules/playwright-core ]; then

@@ -1,0 +1,11 @@
+//! Electronic signatures for citizens.
+//!
+//! A citizen's signature is made decoupled, like the smart-ID login: this crate builds what
+//! is to be signed (the signed attributes over the document's digest), the citizen's device
+//! signs it with the smart-ID signing key after PIN2, and this crate then assembles the
+//! signature at level B-LT from the signature value, a timestamp over it and the revocation
+//! evidence of the signing certificate: detached CAdES (`.p7s`) for any file, PAdES (an
+//! incremental update of the PDF) for PDFs.
+//!
+//! It knows nothing of the CA, the provider or HTTP: the timestamp authority, the OCSP
+//! responder and the devices are reached through what `hawiya` wires in.
