@@ -201,6 +201,11 @@ impl Authority {
         &self.store
     }
 
+    /// The policy files the authority applies.
+    pub fn policies(&self) -> &Policies {
+        &self.policies
+    }
+
     pub(crate) fn member(&self, name: &str) -> Result<&Member, CaError> {
         self.members.iter().find(|m| m.name == name).ok_or_else(|| CaError::UnknownAuthority {
             name: name.to_owned(),

@@ -58,6 +58,9 @@ pub enum CaError {
     /// The durable store refused or failed.
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    /// A CMS structure (a timestamp token) could not be built.
+    #[error(transparent)]
+    Cms(#[from] pkix::PkixError),
     /// The key store refused or failed.
     #[error(transparent)]
     Key(#[from] hsm_shim::Error),

@@ -1,12 +1,15 @@
 //! The CA's public endpoints: CA certificates (caIssuers), CRLs (distribution points) and
-//! the OCSP responder, at the URLs written into certificates.
+//! the OCSP responder, at the URLs written into certificates, and the timestamp authority
+//! (RFC 3161 over HTTP, §3.4) at `/tsa`.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
@@ -14,6 +17,7 @@ use base64::Engine;
 use crate::CaError;
 use crate::authority::Authority;
 use crate::ocsp::OcspResponder;
+use crate::tsa::{self, TimestampAuthority};
 
 /// What the CA endpoints need.
 #[derive(Debug)]
@@ -22,6 +26,8 @@ pub struct CaState {
     pub authority: Arc<Authority>,
     /// The OCSP responder.
     pub ocsp: OcspResponder,
+    /// The timestamp authority.
+    pub tsa: TimestampAuthority,
 }
 
 /// The largest OCSP request accepted (a request for 16 certificates is well under 4 KiB).
@@ -34,6 +40,7 @@ pub fn router(state: Arc<CaState>) -> Router {
         .route("/crl/{file}", get(crl))
         .route("/ocsp", post(ocsp_post))
         .route("/ocsp/{*request}", get(ocsp_get))
+        .route("/tsa", post(timestamp))
         .layer(DefaultBodyLimit::max(MAX_OCSP_REQUEST))
         .with_state(state)
 }
@@ -102,4 +109,19 @@ async fn ocsp_get(State(state): State<Arc<CaState>>, Path(encoded): Path<String>
         _ => return der("application/ocsp-response", state.ocsp.respond(&[]).await, 0),
     };
     der("application/ocsp-response", state.ocsp.respond(&request).await, 60)
+}
+
+/// RFC 3161 §3.4. Every request gets a TimeStampResp, refusals included: a body of another
+/// type or over the route's limit is refused as `badRequest` without being read.
+async fn timestamp(State(state): State<Arc<CaState>>, extensions: Extensions, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    const REPLY: &str = "application/timestamp-reply";
+    let requester = extensions.get::<ConnectInfo<SocketAddr>>().map_or_else(|| "unknown".to_owned(), |ConnectInfo(address)| address.ip().to_string());
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !content_type.eq_ignore_ascii_case("application/timestamp-query") {
+        return der(REPLY, TimestampAuthority::bad_request("timestamp requests are POSTed as application/timestamp-query"), 0);
+    }
+    match body {
+        Ok(body) => der(REPLY, state.tsa.respond(&body, &requester).await, 0),
+        Err(_) => der(REPLY, TimestampAuthority::bad_request(&format!("the request is larger than {} octets", tsa::MAX_REQUEST)), 0),
+    }
 }

@@ -6,8 +6,8 @@
 //! contents from the profiles in `policies/`. The [`Authority`] then issues certificates from
 //! PKCS#10 requests for identities that an upper layer has already proven (it never knows
 //! how the caller logged in), revokes and suspends them, signs CRLs, and answers OCSP
-//! ([`ocsp`]). [`http`] serves CA certificates, CRLs and OCSP at the URLs written into the
-//! certificates.
+//! ([`ocsp`]). The timestamp authority ([`tsa`]) issues RFC 3161 tokens. [`http`] serves CA
+//! certificates, CRLs and OCSP at the URLs written into the certificates, and the TSA.
 //!
 //! Every certificate is committed to the durable store before it is handed out. Private keys
 //! never leave the key store.
@@ -19,6 +19,7 @@ mod error;
 pub mod http;
 pub mod ocsp;
 mod profile;
+pub mod tsa;
 
 pub use authority::{Authority, IssueRequest, Issued, Subject};
 pub use error::CaError;

@@ -186,7 +186,11 @@ fn status_of(der: &[u8]) -> u8 {
 #[tokio::test]
 async fn ocsp_answers_caches_and_refuses_precisely() {
     let pki = pki(false, false).await;
-    let state = Arc::new(CaState { ocsp: OcspResponder::new(&pki.authority).expect("responder"), authority: pki.authority.clone() });
+    let state = Arc::new(CaState {
+        ocsp: OcspResponder::new(&pki.authority).expect("responder"),
+        tsa: ca::tsa::TimestampAuthority::new(&pki.authority).expect("tsa"),
+        authority: pki.authority.clone(),
+    });
     let router = ca::http::router(state);
     let issued =
         pki.authority.issue(&IssueRequest { profile: "citizen-signature".into(), csr: request(KeySpec::EcP256), subject: citizen() }).await.expect("issue");

@@ -111,7 +111,7 @@ enum RaCommand {
 enum PolicyCommand {
     /// Checks a policy directory (default: the shipped policies) and prints every problem.
     Check {
-        /// The directory holding assurance.toml, methods.toml, profiles/ and services/.
+        /// The directory holding assurance.toml, methods.toml, tsa.toml, profiles/ and services/.
         dir: Option<PathBuf>,
     },
 }

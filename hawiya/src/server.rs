@@ -11,6 +11,7 @@ use axum::routing::get;
 use ca::Authority;
 use ca::http::CaState;
 use ca::ocsp::OcspResponder;
+use ca::tsa::TimestampAuthority;
 use idp::provider::Provider;
 
 use crate::CommandResult;
@@ -45,6 +46,7 @@ fn index_text(authority: &Authority, idp: &Provider) -> String {
         text.push_str(&format!("  {base}/crl/{name}.crl\n"));
     }
     text.push_str(&format!("OCSP responder (RFC 6960, POST and GET):\n  {base}/ocsp\n"));
+    text.push_str(&format!("Timestamp authority (RFC 3161, POST application/timestamp-query):\n  {base}/tsa\n"));
     text.push_str(&format!("OpenID Connect provider:\n  {}/.well-known/openid-configuration\n", idp.issuer()));
     text
 }
@@ -79,12 +81,13 @@ pub(crate) async fn open(data: &DataDir, issuer: Option<Issuer>) -> Result<Opene
     let authority = Arc::new(Authority::load(durable.clone(), keys.clone(), policies.clone()).await?);
     let issuer = data.issuer(issuer, &authority.ceremony().base_url)?;
     let ocsp = OcspResponder::new(&authority)?;
+    let tsa = TimestampAuthority::new(&authority)?;
     // One ephemeral store (one Redis connection) for the provider and the RA's activation limit.
     let ephemeral = data.ephemeral().await?;
     let guard = ActivationGuard { store: Arc::clone(&ephemeral), trusted_proxies: data.trusted_proxies()? };
     let enrolment = Enrolment::new(Arc::clone(&authority), durable.clone(), data.config.ra_officers.clone()).guarding_activations(guard);
     let provider = crate::idp_cmd::provider(data, issuer.as_str(), durable, keys, policies, ephemeral).await?;
-    Ok(Opened { ca: Arc::new(CaState { authority, ocsp }), provider: Arc::new(provider), enrolment: Arc::new(enrolment) })
+    Ok(Opened { ca: Arc::new(CaState { authority, ocsp, tsa }), provider: Arc::new(provider), enrolment: Arc::new(enrolment) })
 }
 
 /// Binds the public listener.

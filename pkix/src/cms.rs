@@ -11,7 +11,8 @@
 //! around the signature value that came back.
 
 use cms::cert::IssuerAndSerialNumber;
-use cms::content_info::{CmsVersion, ContentInfo};
+use cms::content_info::CmsVersion;
+pub use cms::content_info::ContentInfo;
 use cms::signed_data::{CertificateSet, EncapsulatedContentInfo, SignerIdentifier, SignerInfo, SignerInfos};
 use der::asn1::{Any, ObjectIdentifier, OctetString, SetOfVec, UtcTime};
 use der::{Decode, Encode, Sequence, Tag};
@@ -199,6 +200,11 @@ pub struct Content<'a> {
 /// the `certificates` (chain, without the root if the caller leaves it out) and the
 /// `ocsp_responses` (DER OCSPResponse) as RFC 5940 revocation information.
 pub fn signed_data(content: Content<'_>, signer: Signer<'_>, certificates: &[Certificate], ocsp_responses: &[Vec<u8>]) -> Result<Vec<u8>, PkixError> {
+    Ok(signed_data_info(content, signer, certificates, ocsp_responses)?.to_der()?)
+}
+
+/// [`signed_data`], as a ContentInfo value rather than its DER (an RFC 3161 response embeds it).
+pub fn signed_data_info(content: Content<'_>, signer: Signer<'_>, certificates: &[Certificate], ocsp_responses: &[Vec<u8>]) -> Result<ContentInfo, PkixError> {
     let tbs = &signer.certificate.tbs_certificate;
     let signer_info = SignerInfo {
         version: CmsVersion::V1,
@@ -244,5 +250,5 @@ pub fn signed_data(content: Content<'_>, signer: Signer<'_>, certificates: &[Cer
         crls: (!crls.is_empty()).then_some(crls),
         signer_infos: SignerInfos(SetOfVec::try_from(vec![signer_info])?),
     };
-    Ok(ContentInfo { content_type: oid::SIGNED_DATA, content: any_of(&signed)? }.to_der()?)
+    Ok(ContentInfo { content_type: oid::SIGNED_DATA, content: any_of(&signed)? })
 }

@@ -8,6 +8,7 @@
 
 pub mod cms;
 mod digest;
+pub mod tsp;
 
 pub use digest::DigestAlgorithm;
 

@@ -24,7 +24,7 @@ pub use client_id::{ClientId, InvalidClientId};
 pub use error::{PolicyError, PolicyErrors};
 pub use model::{
     AssuranceLevel, CertificateProfile, ExtendedKeyUsage, KeyUsage, Level, LevelName, Localized, Method, ProfileKind, QcStatements, QcType, Service,
-    SubjectKind,
+    SubjectKind, TimestampPolicy,
 };
 pub use national_id::{InvalidNationalId, NationalId};
 
@@ -32,6 +32,7 @@ pub use national_id::{InvalidNationalId, NationalId};
 const SHIPPED: &[(&str, &str)] = &[
     ("assurance.toml", include_str!("../assurance.toml")),
     ("methods.toml", include_str!("../methods.toml")),
+    ("tsa.toml", include_str!("../tsa.toml")),
     ("profiles/root-ca.toml", include_str!("../profiles/root-ca.toml")),
     ("profiles/citizen-authentication-ca.toml", include_str!("../profiles/citizen-authentication-ca.toml")),
     ("profiles/citizen-signing-ca.toml", include_str!("../profiles/citizen-signing-ca.toml")),
@@ -54,6 +55,7 @@ pub struct Policies {
     methods: Vec<Method>,
     profiles: BTreeMap<String, CertificateProfile>,
     services: Vec<Service>,
+    timestamping: TimestampPolicy,
 }
 
 impl Policies {
@@ -62,12 +64,12 @@ impl Policies {
         Self::from_files(SHIPPED.iter().map(|(name, text)| (name.to_string(), text.to_string())).collect())
     }
 
-    /// Reads a policy directory: `assurance.toml`, `methods.toml`, `profiles/*.toml`,
-    /// `services/*.toml`.
+    /// Reads a policy directory: `assurance.toml`, `methods.toml`, `tsa.toml`,
+    /// `profiles/*.toml`, `services/*.toml`.
     pub fn load(dir: &Path) -> Result<Self, PolicyErrors> {
         let mut files = Vec::new();
         let mut errors = PolicyErrors::default();
-        for name in ["assurance.toml", "methods.toml"] {
+        for name in ["assurance.toml", "methods.toml", "tsa.toml"] {
             match std::fs::read_to_string(dir.join(name)) {
                 Ok(text) => files.push((dir.join(name).display().to_string(), text)),
                 Err(e) => errors.push(PolicyError::file(dir.join(name), format!("cannot read: {e}"))),
@@ -143,6 +145,11 @@ impl Policies {
     /// The e-services.
     pub fn services(&self) -> &[Service] {
         &self.services
+    }
+
+    /// The timestamp authority's policy.
+    pub fn timestamping(&self) -> &TimestampPolicy {
+        &self.timestamping
     }
 
     /// The e-service with that client id.

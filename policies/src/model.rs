@@ -284,3 +284,15 @@ pub struct Service {
     /// it to `hawiya client add`. The OpenID Connect provider reads and checks it.
     pub registration: Option<toml::Table>,
 }
+
+/// The timestamp authority's policy (`tsa.toml`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimestampPolicy {
+    /// The TSA policy every token is issued under (TSTInfo.policy).
+    pub policy: ObjectIdentifier,
+    /// The accuracy stated in every token.
+    pub accuracy: Duration,
+    /// The digest algorithms accepted in message imprints, by name (`sha256`, `sha384`,
+    /// `sha512`).
+    pub hash_algorithms: Vec<String>,
+}

@@ -50,6 +50,18 @@ struct RawMethod {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct TsaFile {
+    version: Spanned<u32>,
+    policy: Spanned<String>,
+    accuracy_seconds: Spanned<u32>,
+    hash_algorithms: Spanned<Vec<Spanned<String>>>,
+}
+
+/// The digest algorithms a timestamp request may use; SHA-1 is not among them.
+const TSA_HASH_ALGORITHMS: [&str; 3] = ["sha256", "sha384", "sha512"];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ProfileFile {
     version: Spanned<u32>,
     name: Spanned<String>,
@@ -146,6 +158,8 @@ pub(crate) fn build(files: Vec<(String, String)>) -> Result<Policies, PolicyErro
             "assurance"
         } else if name.ends_with("methods.toml") && !name.contains("/services/") && !name.contains("/profiles/") {
             "methods"
+        } else if name.ends_with("tsa.toml") && !name.contains("/services/") && !name.contains("/profiles/") {
+            "tsa"
         } else if name.contains("profiles/") {
             "profile"
         } else if name.contains("services/") {
@@ -207,13 +221,27 @@ pub(crate) fn build(files: Vec<(String, String)>) -> Result<Policies, PolicyErro
         found
     };
 
+    let mut timestamping = None;
+    let tsa: Vec<_> = files.iter().filter(|(n, _)| kind_of(n) == "tsa").collect();
+    match tsa.as_slice() {
+        [(file, text)] => {
+            let src = Source { file, text };
+            match src.parse::<TsaFile>() {
+                Err(e) => errors.push(e),
+                Ok(raw) => timestamping = timestamp_policy(&src, raw, &mut errors),
+            }
+        }
+        [] => errors.push(PolicyError::file("tsa.toml", "missing: the timestamp authority's policy must be defined".into())),
+        _ => errors.push(PolicyError::file("tsa.toml", "given more than once".into())),
+    }
+
     let mut methods = Vec::new();
     let mut profiles = BTreeMap::new();
     let mut services: Vec<Service> = Vec::new();
     for (file, text) in &files {
         let src = Source { file, text };
         match kind_of(file) {
-            "assurance" => {}
+            "assurance" | "tsa" => {}
             "methods" => match src.parse::<MethodsFile>() {
                 Err(e) => errors.push(e),
                 Ok(parsed) => {
@@ -293,7 +321,10 @@ pub(crate) fn build(files: Vec<(String, String)>) -> Result<Policies, PolicyErro
                     }
                 }
             },
-            _ => errors.push(PolicyError::file(file, "not a policy file (expected assurance.toml, methods.toml, profiles/*.toml or services/*.toml)".into())),
+            _ => errors.push(PolicyError::file(
+                file,
+                "not a policy file (expected assurance.toml, methods.toml, tsa.toml, profiles/*.toml or services/*.toml)".into(),
+            )),
         }
     }
 
@@ -323,7 +354,36 @@ pub(crate) fn build(files: Vec<(String, String)>) -> Result<Policies, PolicyErro
         errors.push(PolicyError::file("methods.toml", "missing: at least one authentication method must be defined".into()));
     }
     errors.into_result()?;
-    Ok(Policies { levels, methods, profiles, services })
+    let Some(timestamping) = timestamping else {
+        return Err(PolicyErrors(vec![PolicyError::file("tsa.toml", "not read".into())]));
+    };
+    Ok(Policies { levels, methods, profiles, services, timestamping })
+}
+
+fn timestamp_policy(src: &Source<'_>, raw: TsaFile, errors: &mut PolicyErrors) -> Option<TimestampPolicy> {
+    let before = errors.0.len();
+    src.check_version(&raw.version, errors);
+    let policy = ObjectIdentifier::new(raw.policy.get_ref())
+        .map_err(|_| errors.push(src.err(&raw.policy, format!("{:?} is not an object identifier", raw.policy.get_ref()))));
+    if *raw.accuracy_seconds.get_ref() == 0 {
+        errors.push(src.err(&raw.accuracy_seconds, "accuracy_seconds must be at least 1 (genTime has one-second resolution)"));
+    }
+    for name in raw.hash_algorithms.get_ref() {
+        if !TSA_HASH_ALGORITHMS.contains(&name.get_ref().as_str()) {
+            errors.push(src.err(name, format!("unknown or refused hash algorithm {:?} (expected {})", name.get_ref(), TSA_HASH_ALGORITHMS.join(", "))));
+        }
+    }
+    if raw.hash_algorithms.get_ref().is_empty() {
+        errors.push(src.err(&raw.hash_algorithms, "hash_algorithms must not be empty"));
+    }
+    match policy {
+        Ok(policy) if errors.0.len() == before => Some(TimestampPolicy {
+            policy,
+            accuracy: Duration::from_secs(u64::from(raw.accuracy_seconds.into_inner())),
+            hash_algorithms: raw.hash_algorithms.into_inner().into_iter().map(Spanned::into_inner).collect(),
+        }),
+        _ => None,
+    }
 }
 
 fn profile(src: &Source<'_>, raw: ProfileFile, errors: &mut PolicyErrors) -> Option<CertificateProfile> {

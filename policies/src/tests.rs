@@ -97,3 +97,27 @@ fn every_problem_is_reported_not_just_the_first() {
     let errors = Policies::load(tmp.path()).expect_err("must fail");
     assert_eq!(errors.0.len(), 2, "{errors}");
 }
+
+#[test]
+fn the_timestamp_policy_is_read_and_checked() {
+    let p = Policies::shipped().expect("shipped");
+    let tsa = p.timestamping();
+    assert_eq!(tsa.policy.to_string(), "2.16.400.1.1.2.1");
+    assert_eq!(tsa.accuracy, std::time::Duration::from_secs(1));
+    assert_eq!(tsa.hash_algorithms, ["sha256", "sha384", "sha512"]);
+    // The TSA certificate states the policy its tokens are issued under.
+    assert!(p.profile("timestamping").expect("profile").certificate_policies.contains(&tsa.policy));
+
+    let e = errors_after("tsa.toml", "[\"sha256\",", "[\"sha1\",");
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].starts_with("/tsa.toml:15:") && e[0].contains("unknown or refused hash algorithm \"sha1\""), "{e:?}");
+    let e = errors_after("tsa.toml", "accuracy_seconds = 1", "accuracy_seconds = 0");
+    assert!(e[0].contains("accuracy_seconds must be at least 1"), "{e:?}");
+    let e = errors_after("tsa.toml", "policy = \"2.16.400.1.1.2.1\"", "policy = \"tsa-policy\"");
+    assert!(e[0].contains("\"tsa-policy\" is not an object identifier"), "{e:?}");
+
+    let tmp = copy_shipped();
+    std::fs::remove_file(tmp.path().join("tsa.toml")).expect("remove");
+    let errors = Policies::load(tmp.path()).expect_err("must fail");
+    assert!(errors.0.iter().any(|e| e.to_string().contains("tsa.toml: cannot read")), "{errors:?}");
+}

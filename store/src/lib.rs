@@ -225,4 +225,12 @@ pub trait CaStore: Send + Sync + std::fmt::Debug {
 
     /// The key ceremony, if it has run.
     async fn ceremony(&self) -> Result<Option<CeremonyRecord>, StoreError>;
+
+    /// Records issued timestamp tokens, all or none, in one transaction. Durable when this
+    /// returns; a serial already recorded refuses the whole group with
+    /// [`StoreError::DuplicateSerial`].
+    async fn record_timestamps(&self, records: &[TimestampRecord]) -> Result<(), StoreError>;
+
+    /// The record of the timestamp token with that serial number.
+    async fn timestamp(&self, serial: &Serial) -> Result<Option<TimestampRecord>, StoreError>;
 }

@@ -190,6 +190,23 @@ pub struct RevokedEntry {
     pub at: i64,
 }
 
+/// An issued RFC 3161 timestamp token, as recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimestampRecord {
+    /// The token's serial number.
+    pub serial: Serial,
+    /// Its genTime, Unix seconds.
+    pub gen_time: i64,
+    /// The message imprint's digest algorithm (`sha256`, …).
+    pub hash_algorithm: String,
+    /// The message imprint.
+    pub imprint: Vec<u8>,
+    /// The TSA policy it was issued under (dotted OID).
+    pub policy: String,
+    /// Who asked (the client's address).
+    pub requester: String,
+}
+
 /// A signed CRL as published.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PublishedCrl {

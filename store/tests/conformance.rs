@@ -143,6 +143,25 @@ async fn records_one_ceremony_only(b: Backend) {
     assert_eq!(s.ceremony().await.expect("read"), Some(record));
 }
 
+async fn records_timestamps_all_or_none(b: Backend) {
+    let s = &b.store;
+    let record = |serial: u8| TimestampRecord {
+        serial: Serial::new(vec![0x11, serial]).expect("serial"),
+        gen_time: 1_764_000_000,
+        hash_algorithm: "sha256".into(),
+        imprint: vec![serial; 32],
+        policy: "2.16.400.1.1.2.1".into(),
+        requester: "127.0.0.1".into(),
+    };
+    s.record_timestamps(&[record(1), record(2)]).await.expect("a group");
+    assert_eq!(s.timestamp(&record(2).serial).await.expect("read"), Some(record(2)));
+    // A group with one serial already recorded leaves nothing of itself behind.
+    let refused = s.record_timestamps(&[record(3), record(1)]).await;
+    assert!(matches!(&refused, Err(StoreError::DuplicateSerial(serial)) if *serial == record(1).serial), "{refused:?}");
+    assert_eq!(s.timestamp(&record(3).serial).await.expect("read"), None);
+    assert_eq!(s.timestamp(&record(1).serial).await.expect("read"), Some(record(1)));
+}
+
 async fn concurrent_writers_all_land(b: Backend) {
     let s = b.store.clone();
     let mut tasks = Vec::new();
@@ -410,6 +429,7 @@ each_backend! {
         lists_newest_first,
         numbers_crls_and_keeps_the_newest,
         records_one_ceremony_only,
+        records_timestamps_all_or_none,
         concurrent_writers_all_land,
         keeps_citizens,
         keeps_clients_and_consents,

@@ -1,6 +1,7 @@
 //! The CA's tables on PostgreSQL: certificates and their status, CRL numbers, published CRLs
 //! and the ceremony record.
 
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, Statement};
 
@@ -197,5 +198,50 @@ impl CaStore for PostgresStore {
     async fn ceremony(&self) -> Result<Option<CeremonyRecord>, StoreError> {
         let row = self.conn().client.query_opt("SELECT record FROM ceremony WHERE id = 1", &[]).await.map_err(db)?;
         row.map(|r| serde_json::from_str(r.get::<_, &str>(0)).map_err(|e| StoreError::Corrupt(format!("ceremony record: {e}")))).transpose()
+    }
+
+    async fn record_timestamps(&self, records: &[TimestampRecord]) -> Result<(), StoreError> {
+        // One statement, so one transaction: all of the group or none of it.
+        let column = |f: fn(&TimestampRecord) -> String| records.iter().map(f).collect::<Vec<_>>();
+        let serials: Vec<&[u8]> = records.iter().map(|r| r.serial.as_bytes()).collect();
+        let times: Vec<i64> = records.iter().map(|r| r.gen_time).collect();
+        let imprints: Vec<&[u8]> = records.iter().map(|r| r.imprint.as_slice()).collect();
+        let (algorithms, policies, requesters) = (column(|r| r.hash_algorithm.clone()), column(|r| r.policy.clone()), column(|r| r.requester.clone()));
+        let result = self
+            .conn()
+            .client
+            .execute(
+                "INSERT INTO timestamps (serial, gen_time, hash_algorithm, imprint, policy, requester)
+                 SELECT * FROM UNNEST($1::bytea[], $2::bigint[], $3::text[], $4::bytea[], $5::text[], $6::text[])",
+                &[&serials, &times, &algorithms, &imprints, &policies, &requesters],
+            )
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                // Name a serial of the group that is already there.
+                for r in records {
+                    if self.timestamp(&r.serial).await?.is_some() {
+                        return Err(StoreError::DuplicateSerial(r.serial.clone()));
+                    }
+                }
+                Err(db(e))
+            }
+            Err(e) => Err(db(e)),
+        }
+    }
+
+    async fn timestamp(&self, serial: &Serial) -> Result<Option<TimestampRecord>, StoreError> {
+        self.one("SELECT serial, gen_time, hash_algorithm, imprint, policy, requester FROM timestamps WHERE serial = $1", &[&serial.as_bytes()], |r| {
+            Ok(TimestampRecord {
+                serial: Serial::new(r.get(0)).map_err(StoreError::Corrupt)?,
+                gen_time: r.get(1),
+                hash_algorithm: r.get(2),
+                imprint: r.get(3),
+                policy: r.get(4),
+                requester: r.get(5),
+            })
+        })
+        .await
     }
 }

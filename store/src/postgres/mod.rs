@@ -25,6 +25,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     migration!("postgres", 3, "0003_refresh_families.sql"),
     migration!("postgres", 4, "0004_smart_ids.sql"),
     migration!("postgres", 5, "0005_tables_added_late.sql"),
+    migration!("postgres", 6, "0006_timestamps.sql"),
 ];
 
 /// An arbitrary constant that names Hawiya's migration lock.

@@ -221,4 +221,44 @@ impl CaStore for SqliteStore {
             json.map(|j| serde_json::from_str(&j).map_err(|e| StoreError::Corrupt(format!("ceremony record: {e}")))).transpose()
         })
     }
+
+    async fn record_timestamps(&self, records: &[TimestampRecord]) -> Result<(), StoreError> {
+        let records = records.to_vec();
+        self.write(move |conn| {
+            let mut insert = conn
+                .prepare_cached(
+                    "INSERT INTO timestamps (serial, gen_time, hash_algorithm, imprint, policy, requester)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (serial) DO NOTHING",
+                )
+                .map_err(db)?;
+            for r in records {
+                let inserted = insert.execute(params![r.serial.as_bytes(), r.gen_time, r.hash_algorithm, r.imprint, r.policy, r.requester]).map_err(db)?;
+                if inserted == 0 {
+                    // The savepoint of this write is rolled back: none of the group stays.
+                    return Err(StoreError::DuplicateSerial(r.serial));
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn timestamp(&self, serial: &Serial) -> Result<Option<TimestampRecord>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT gen_time, hash_algorithm, imprint, policy, requester FROM timestamps WHERE serial = ?1")
+                .map_err(db)?
+                .query_row([serial.as_bytes()], |r| {
+                    Ok(TimestampRecord {
+                        serial: serial.clone(),
+                        gen_time: r.get(0)?,
+                        hash_algorithm: r.get(1)?,
+                        imprint: r.get(2)?,
+                        policy: r.get(3)?,
+                        requester: r.get(4)?,
+                    })
+                })
+                .optional()
+                .map_err(db)
+        })
+    }
 }

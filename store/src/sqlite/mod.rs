@@ -29,6 +29,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     migration!("sqlite", 3, "0003_refresh_families.sql"),
     migration!("sqlite", 4, "0004_smart_ids.sql"),
     migration!("sqlite", 5, "0005_tables_added_late.sql"),
+    migration!("sqlite", 6, "0006_timestamps.sql"),
 ];
 
 const READERS: usize = 4;
