@@ -247,6 +247,21 @@ impl Deployment {
         cmd
     }
 
+    /// POSTs the file `body` (a path in the test's directory) as `content_type` with curl;
+    /// the status code and the body of the answer.
+    pub fn post(&self, url: &str, content_type: &str, body: &str) -> (u16, Vec<u8>) {
+        let resolve = format!("{HOST}:{}:127.0.0.1", self.port);
+        let answer = self.path(&format!("answer-{}", random_suffix()));
+        let out = run(Command::new("curl")
+            .current_dir(self.dir.path())
+            .args(["-s", "--data-binary", &format!("@{body}"), "-H", &format!("Content-Type: {content_type}"), "-o"])
+            .arg(&answer)
+            .args(["-w", "%{http_code}", "--resolve", &resolve, url]));
+        assert!(out.status.success(), "curl {url}: {}", String::from_utf8_lossy(&out.stderr));
+        let code = String::from_utf8_lossy(&out.stdout).trim().parse().expect("status code");
+        (code, std::fs::read(&answer).unwrap_or_default())
+    }
+
     /// Runs `hawiya` and returns its stdout; fails the test if it fails.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = run(&mut self.command(args));

@@ -503,6 +503,86 @@ fn an_https_issuer_keeps_certificates_on_the_http_publication_base() {
     }
 }
 
+/// The TSA at `/tsa` of a served deployment: OpenSSL's client and verifier and pyHanko's
+/// accept its tokens with the national root as the only anchor; refusals are timestamp
+/// replies OpenSSL reads, with the status and failure it names.
+fn timestamps_verify_with_openssl_and_pyhanko(keys: Keys, db: Db) {
+    let mut d = Deployment::new(keys, db);
+    d.serve();
+    let certs = d.path("certs");
+    let url = format!("{}/tsa", d.base);
+    std::fs::write(d.path("doc.txt"), "وثيقة رسمية — an official document\n").expect("write");
+    let ts = |args: &[&str]| {
+        let o = openssl(d.dir.path(), &[&["ts"], args].concat());
+        assert!(o.status.success(), "openssl ts {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        stdout(&o)
+    };
+    let reply_text = |reply: &[u8]| {
+        std::fs::write(d.path("reply.tsr"), reply).expect("write");
+        ts(&["-reply", "-in", "reply.tsr", "-text"])
+    };
+
+    // With certReq and a nonce (OpenSSL's defaults with -cert), over SHA-256 and SHA-512.
+    for digest in ["-sha256", "-sha512"] {
+        ts(&["-query", "-data", "doc.txt", digest, "-cert", "-out", "query.tsq"]);
+        let (code, reply) = d.post(&url, "application/timestamp-query", "query.tsq");
+        assert_eq!(code, 200);
+        let text = reply_text(&reply);
+        assert!(text.contains("Status: Granted.") && text.contains("Policy OID: 2.16.400.1.1.2.1") && text.contains("Nonce: 0x"), "{text}");
+        assert!(text.contains("Accuracy: 0x01 seconds"), "{text}");
+        let verified =
+            ts(&["-verify", "-data", "doc.txt", "-in", "reply.tsr", "-CAfile", p(&certs.join("root.pem")), "-untrusted", p(&certs.join("services-ca.pem"))]);
+        assert!(verified.contains("Verification: OK"), "{verified}");
+    }
+    // Without certReq the token carries no certificate; the verifier is given it.
+    ts(&["-query", "-data", "doc.txt", "-sha384", "-no_nonce", "-out", "bare.tsq"]);
+    let (_, reply) = d.post(&url, "application/timestamp-query", "bare.tsq");
+    std::fs::write(d.path("bare.tsr"), &reply).expect("write");
+    let o = openssl(d.dir.path(), &["ts", "-verify", "-data", "doc.txt", "-in", "bare.tsr", "-CAfile", p(&certs.join("root.pem"))]);
+    assert!(!o.status.success(), "without the TSA certificate the token cannot verify");
+    let chain =
+        format!("{}\n{}", std::fs::read_to_string(certs.join("services-ca.pem")).expect("pem"), std::fs::read_to_string(certs.join("tsa.pem")).expect("pem"));
+    std::fs::write(d.path("untrusted.pem"), chain).expect("write");
+    let verified = ts(&["-verify", "-data", "doc.txt", "-in", "bare.tsr", "-CAfile", p(&certs.join("root.pem")), "-untrusted", "untrusted.pem"]);
+    assert!(verified.contains("Verification: OK"), "{verified}");
+    // A token over another document does not verify.
+    std::fs::write(d.path("other.txt"), "another document\n").expect("write");
+    let o = openssl(
+        d.dir.path(),
+        &["ts", "-verify", "-data", "other.txt", "-in", "bare.tsr", "-CAfile", p(&certs.join("root.pem")), "-untrusted", "untrusted.pem"],
+    );
+    assert!(!o.status.success(), "a token verified over another document");
+
+    // Refusals, as OpenSSL reads them.
+    ts(&["-query", "-data", "doc.txt", "-sha1", "-out", "sha1.tsq"]);
+    ts(&["-query", "-data", "doc.txt", "-sha256", "-tspolicy", "1.2.3.4", "-out", "policy.tsq"]);
+    std::fs::write(d.path("garbage.tsq"), b"\x30\x03\x02\x01").expect("write");
+    std::fs::write(d.path("huge.tsq"), vec![0x30; 64 * 1024]).expect("write");
+    for (query, content_type, failure) in [
+        ("sha1.tsq", "application/timestamp-query", "unrecognized or unsupported algorithm identifier"),
+        ("policy.tsq", "application/timestamp-query", "requested TSA policy is not supported"),
+        ("garbage.tsq", "application/timestamp-query", "the data submitted has the wrong format"),
+        ("huge.tsq", "application/timestamp-query", "transaction not permitted or supported"),
+        ("query.tsq", "text/plain", "transaction not permitted or supported"),
+    ] {
+        let (code, reply) = d.post(&url, content_type, query);
+        assert_eq!(code, 200, "{query}: never an HTTP error");
+        let text = reply_text(&reply);
+        assert!(text.contains("Status: Rejected.") && text.contains(failure), "{query}: {text}");
+    }
+
+    // pyHanko's own client asks, and its validator accepts the token.
+    let o = hawiya_e2e::run(
+        std::process::Command::new("python3")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pyhanko_timestamp.py"))
+            .arg(format!("http://127.0.0.1:{}/tsa", d.port))
+            .arg(certs.join("root.pem"))
+            .arg(certs.join("services-ca.pem")),
+    );
+    let said = stdout(&o);
+    assert!(o.status.success() && said.starts_with("INTACT:TRUSTED 2.16.400.1.1.2.1 "), "pyHanko: {said} {}", String::from_utf8_lossy(&o.stderr));
+}
+
 macro_rules! scenarios {
     ($($module:ident: $keys:expr, $db:expr;)*) => {$(
         mod $module {
@@ -519,6 +599,8 @@ macro_rules! scenarios {
             fn killed_issuers_leave_only_whole_records() { super::killed_issuers_leave_only_whole_records($keys, $db) }
             #[test]
             fn ceremony_refuses_to_run_twice() { super::ceremony_refuses_to_run_twice($keys, $db) }
+            #[test]
+            fn timestamps_verify_with_openssl_and_pyhanko() { super::timestamps_verify_with_openssl_and_pyhanko($keys, $db) }
         }
     )*};
 }
