@@ -265,42 +265,32 @@ fn embedded_token(p7s: &[u8]) -> Vec<u8> {
     attribute.values.get(0).unwrap().to_der().unwrap()
 }
 
+/// OpenSSL's verdict on `sig.p7s` over `doc.bin` with `root.pem` the only trust anchor.
+///
+/// -binary: the document's octets as they are (no MIME canonicalisation); -cades: also check
+/// that signingCertificateV2 names the signer's certificate. No `-purpose any`: OpenSSL's
+/// default S/MIME signing purpose accepts a nonRepudiation-only certificate without EKU (and
+/// a CA with basicConstraints), so the stricter default is kept. The signing CA comes from
+/// the .p7s's certificates.
+fn cms_verify(pki: &Pki) -> Output {
+    let args: Vec<&str> = "cms -verify -cades -binary -inform DER -in sig.p7s -content doc.bin -CAfile root.pem -out /dev/null".split(' ').collect();
+    openssl(pki.path(), &args)
+}
+
 #[test]
 fn openssl_verifies_the_detached_cades_and_refuses_a_changed_document() {
     let pki = Pki::new();
     let p7s = b_lt(&pki, Profile::Cades { signing_time: now() }, Root::Omit);
     std::fs::write(pki.file("sig.p7s"), &p7s).unwrap();
     std::fs::write(pki.file("doc.bin"), DOCUMENT).unwrap();
-    // -binary: the document's octets as they are (no MIME canonicalisation); -cades: also
-    // check that signingCertificateV2 names the signer's certificate; -purpose any: the
-    // default S/MIME signing purpose is not what a citizen's qualified signing certificate
-    // (nonRepudiation only, no emailProtection) is for. The signing CA comes from the .p7s.
-    let verify = [
-        "cms",
-        "-verify",
-        "-cades",
-        "-binary",
-        "-inform",
-        "DER",
-        "-in",
-        "sig.p7s",
-        "-content",
-        "doc.bin",
-        "-CAfile",
-        "root.pem",
-        "-purpose",
-        "any",
-        "-out",
-        "/dev/null",
-    ];
-    let out = openssl(pki.path(), &verify);
+    let out = cms_verify(&pki);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Verification successful"));
 
     let mut changed = DOCUMENT.to_vec();
     changed[5] ^= 0x01;
     std::fs::write(pki.file("doc.bin"), &changed).unwrap();
-    let out = openssl(pki.path(), &verify);
+    let out = cms_verify(&pki);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("content verify error"), "{}", String::from_utf8_lossy(&out.stderr));
 }
@@ -437,27 +427,7 @@ fn the_pades_cms_has_no_signing_time_and_verifies_with_openssl() {
     assert!(signed.iter().any(|a| a.oid == oid::SIGNING_CERTIFICATE_V2));
     std::fs::write(pki.file("sig.p7s"), &p7s).unwrap();
     std::fs::write(pki.file("doc.bin"), DOCUMENT).unwrap();
-    let out = openssl(
-        pki.path(),
-        &[
-            "cms",
-            "-verify",
-            "-cades",
-            "-binary",
-            "-inform",
-            "DER",
-            "-in",
-            "sig.p7s",
-            "-content",
-            "doc.bin",
-            "-CAfile",
-            "root.pem",
-            "-purpose",
-            "any",
-            "-out",
-            "/dev/null",
-        ],
-    );
+    let out = cms_verify(&pki);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -562,7 +532,7 @@ fn an_ocsp_response_produced_before_the_time_stamp_is_refused() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let token = pki.time_stamp(signed.signature());
-    let e = signed.assemble(&token, &[ocsp.clone()], &[pki.der("signing-ca")], Root::Omit).unwrap_err();
+    let e = signed.assemble(&token, std::slice::from_ref(&ocsp), &[pki.der("signing-ca")], Root::Omit).unwrap_err();
     match e {
         CadesError::OcspBeforeTimeStamp { produced_at, time_stamp } => assert!(produced_at < time_stamp && produced_at <= produced),
         e => panic!("{e}"),
