@@ -317,8 +317,9 @@ impl Prepared {
     }
 
     /// Keeps the device's signature if it is over this signing's hash, with the algorithm the
-    /// key implies, by the signing certificate's key.
-    pub fn accept(self, answer: &DeviceAnswer<'_>) -> Result<Signed, CadesError> {
+    /// key implies, by the signing certificate's key. A refused answer leaves this request
+    /// waiting (a stale answer may precede the right one).
+    pub fn accept(&self, answer: &DeviceAnswer<'_>) -> Result<Signed, CadesError> {
         if answer.signed_hash != self.hash.as_slice() {
             return Err(CadesError::OtherHashSigned { expected: self.verification_code(), signed: verification_code(answer.signed_hash) });
         }
@@ -326,7 +327,7 @@ impl Prepared {
             return Err(CadesError::AlgorithmNotForKey { key: self.algorithms.key, expected: self.algorithms.signature, given: answer.algorithm });
         }
         self.key.verify(self.algorithms.signature, &self.to_be_signed, answer.signature).map_err(|_| CadesError::SignatureDoesNotVerify)?;
-        Ok(Signed { prepared: self, signature: answer.signature.to_vec() })
+        Ok(Signed { prepared: self.clone(), signature: answer.signature.to_vec() })
     }
 }
 
@@ -479,8 +480,9 @@ impl Signed {
     /// signature-time-stamp, the signer's certificate and the `chain` (DER, issuing CA first;
     /// self-signed roots only with [`Root::Include`]), and the `ocsp_responses` (DER; the first
     /// about the signing certificate, any further ones about chain certificates), each good
-    /// and produced no earlier than the timestamp.
-    pub fn assemble(self, time_stamp_token: &[u8], ocsp_responses: &[Vec<u8>], chain: &[Vec<u8>], root: Root) -> Result<Vec<u8>, CadesError> {
+    /// and produced no earlier than the timestamp. After [`CadesError::OcspBeforeTimeStamp`]
+    /// ask the responder again and call this again.
+    pub fn assemble(&self, time_stamp_token: &[u8], ocsp_responses: &[Vec<u8>], chain: &[Vec<u8>], root: Root) -> Result<Vec<u8>, CadesError> {
         let time_stamp = check_time_stamp(time_stamp_token, &self.signature)?;
         let chain = chain.iter().map(|der| certificate("chain", der)).collect::<Result<Vec<_>, _>>()?;
         let signer = &self.prepared.certificate;
