@@ -15,8 +15,10 @@
 //!    assembles the SignedData: no encapsulated content, the timestamp as an unsigned
 //!    attribute, the chain, and the OCSP responses as RFC 5940 revocation information.
 //!
-//! The TSA's and the OCSP responder's own signatures are not verified here: the server's own
-//! TSA and responder made them, and validating them (and everything else) is the validator's.
+//! The TSA's and the OCSP responder's own signatures are not verified by [`Signed::assemble`]:
+//! the server's own TSA and responder made them, and validating them (and everything else)
+//! is the validator's. [`check_time_stamp_signature`] is a cheap check of the TSA's signature
+//! for callers that want one.
 
 use der::asn1::{ObjectIdentifier, OctetString};
 use der::{Decode, Encode};
@@ -109,6 +111,13 @@ pub enum CadesError {
     /// The timestamp is over something other than this signature value.
     #[error("the timestamp is not over this signature's value")]
     TimeStampNotOverSignature,
+    /// The timestamp token does not carry the certificate of the TSA that signed it.
+    #[error("the timestamp token does not carry its TSA's certificate")]
+    TimeStampSignerUnknown,
+    /// The TSA's signature over the token does not verify (or uses an algorithm Hawiya does
+    /// not check here).
+    #[error("the TSA's signature over the timestamp does not verify: {0}")]
+    TimeStampSignatureInvalid(&'static str),
     /// The OCSP response cannot be read.
     #[error("the OCSP response cannot be read: {0}")]
     OcspUnreadable(String),
@@ -396,6 +405,78 @@ pub fn check_time_stamp(token: &[u8], signature: &[u8]) -> Result<TimeStamp, Cad
         return Err(CadesError::TimeStampNotOverSignature);
     }
     Ok(TimeStamp { gen_time: info.gen_time.to_unix_duration().as_secs(), digest })
+}
+
+/// The signature algorithm of a SignerInfo: its signatureAlgorithm, or rsaEncryption with
+/// its digest algorithm.
+fn signer_algorithm(signature: &ObjectIdentifier, digest: &ObjectIdentifier) -> Option<SignatureAlgorithm> {
+    const ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+    const ECDSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
+    const RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+    const RSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
+    let digest = DigestAlgorithm::from_oid(digest)?;
+    match (*signature, digest) {
+        (ECDSA_SHA256, DigestAlgorithm::Sha256) => Some(SignatureAlgorithm::Es256),
+        (ECDSA_SHA384, DigestAlgorithm::Sha384) => Some(SignatureAlgorithm::Es384),
+        (RSA | RSA_SHA256, DigestAlgorithm::Sha256) => Some(SignatureAlgorithm::Rs256),
+        _ => None,
+    }
+}
+
+/// Verifies the TSA's signature over `token` with the certificate the token carries: the
+/// messageDigest attribute is the digest of the TSTInfo and the signature over the signed
+/// attributes verifies (ECDSA P-256/SHA-256, P-384/SHA-384, RSA PKCS #1 v1.5/SHA-256). It
+/// returns the TSA's certificate; whether that certificate is a trusted TSA (path, EKU,
+/// revocation) is the validator's question, not answered here.
+pub fn check_time_stamp_signature(token: &[u8]) -> Result<Certificate, CadesError> {
+    use cms::cert::CertificateChoices;
+    use cms::signed_data::SignerIdentifier;
+    let unreadable = |e: der::Error| CadesError::TimeStampUnreadable(e.to_string());
+    let invalid = CadesError::TimeStampSignatureInvalid;
+    let signed_data: cms::signed_data::SignedData =
+        cms::content_info::ContentInfo::from_der(token).map_err(unreadable)?.content.decode_as().map_err(unreadable)?;
+    tst_info(token)?;
+    let mut signers = signed_data.signer_infos.0.iter();
+    let (Some(signer), None) = (signers.next(), signers.next()) else {
+        return Err(invalid("a timestamp token has exactly one signer"));
+    };
+    let certificates = signed_data.certificates.iter().flat_map(|set| set.0.iter()).filter_map(|c| match c {
+        CertificateChoices::Certificate(c) => Some(c),
+        CertificateChoices::Other(_) => None,
+    });
+    let mut tsa = None;
+    for certificate in certificates {
+        let tbs = &certificate.tbs_certificate;
+        let named = match &signer.sid {
+            SignerIdentifier::IssuerAndSerialNumber(id) => id.issuer == tbs.issuer && id.serial_number == tbs.serial_number,
+            SignerIdentifier::SubjectKeyIdentifier(ski) => {
+                let key = tbs.subject_public_key_info.subject_public_key.raw_bytes();
+                ski.0.as_bytes() == aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, key).as_ref()
+            }
+        };
+        if named {
+            tsa = Some(certificate.clone());
+            break;
+        }
+    }
+    let tsa = tsa.ok_or(CadesError::TimeStampSignerUnknown)?;
+    let attributes = signer.signed_attrs.as_ref().ok_or(invalid("the token has no signed attributes"))?;
+    let digest = DigestAlgorithm::from_oid(&signer.digest_alg.oid).ok_or(invalid("a digest algorithm other than SHA-256/384/512"))?;
+    let econtent = signed_data.encap_content_info.econtent.ok_or(invalid("the token has no TSTInfo"))?;
+    let tst_info: OctetString = econtent.decode_as().map_err(unreadable)?;
+    let message_digest = attributes
+        .iter()
+        .find(|a| a.oid == oid::MESSAGE_DIGEST)
+        .and_then(|a| a.values.get(0))
+        .and_then(|v| v.decode_as::<OctetString>().ok())
+        .ok_or(invalid("the token has no messageDigest attribute"))?;
+    if message_digest.as_bytes() != digest.digest(tst_info.as_bytes()) {
+        return Err(invalid("the messageDigest attribute is not the digest of the TSTInfo"));
+    }
+    let algorithm = signer_algorithm(&signer.signature_algorithm.oid, &signer.digest_alg.oid).ok_or(invalid("a signature algorithm not checked here"))?;
+    let key = PublicKey::from_spki_der(&tsa.tbs_certificate.subject_public_key_info.to_der()?).map_err(|_| invalid("the TSA's key is not one checked here"))?;
+    key.verify(algorithm, &attributes.to_der()?, signer.signature.as_bytes()).map_err(|_| invalid("not made with the key of the TSA's certificate"))?;
+    Ok(tsa)
 }
 
 /// The hash a CertID is made with.

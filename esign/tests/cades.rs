@@ -13,7 +13,7 @@ use cms::content_info::{CmsVersion, ContentInfo};
 use cms::signed_data::{CertificateSet, EncapsulatedContentInfo, SignerInfos};
 use der::asn1::{Any, ObjectIdentifier, SetOfVec};
 use der::{Decode, Encode, Sequence, Tagged};
-use esign::cades::{CadesError, DeviceAnswer, Prepared, Profile, Root, Signed, check_ocsp};
+use esign::cades::{CadesError, DeviceAnswer, Prepared, Profile, Root, Signed, check_ocsp, check_time_stamp_signature};
 use hsm_shim::SignatureAlgorithm;
 use pkix::cms::oid;
 use spki::AlgorithmIdentifierOwned;
@@ -348,6 +348,7 @@ fn openssl_verifies_the_embedded_time_stamp_over_the_signature_value() {
     let signature = signed_data.signer_infos.0.get(0).unwrap().signature.as_bytes().to_vec();
     std::fs::write(pki.file("signature-value.bin"), &signature).unwrap();
     std::fs::write(pki.file("embedded-token.der"), embedded_token(&p7s)).unwrap();
+    assert_eq!(check_time_stamp_signature(&embedded_token(&p7s)).unwrap(), Certificate::from_der(&pki.der("tsa")).unwrap());
     let verify = ["ts", "-verify", "-token_in", "-in", "embedded-token.der", "-data", "signature-value.bin", "-CAfile", "root.pem"];
     let out = openssl(pki.path(), &verify);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -544,4 +545,17 @@ fn an_ocsp_response_produced_before_the_time_stamp_is_refused() {
     let citizen = Certificate::from_der(&pki.der("citizen")).unwrap();
     let issuer = Certificate::from_der(&pki.der("signing-ca")).unwrap();
     assert!(check_ocsp(&ocsp, &citizen, &issuer, produced).is_ok());
+}
+
+#[test]
+fn the_tsa_signature_over_the_token_is_checked() {
+    let pki = Pki::new();
+    let token = pki.time_stamp(b"a signature value");
+    let tsa = check_time_stamp_signature(&token).unwrap();
+    assert_eq!(tsa, Certificate::from_der(&pki.der("tsa")).unwrap());
+    // The token's DER ends with the ECDSA signature's s: one changed octet and it fails.
+    let mut tampered = token.clone();
+    *tampered.last_mut().unwrap() ^= 0x01;
+    let e = check_time_stamp_signature(&tampered).unwrap_err();
+    assert!(matches!(e, CadesError::TimeStampSignatureInvalid("not made with the key of the TSA's certificate")), "{e}");
 }
