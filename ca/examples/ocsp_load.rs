@@ -1,9 +1,10 @@
-//! A small OCSP load generator for `scripts/bench`: POSTs fixed-size DER requests read from
-//! a file over `connections` HTTP/1.1 connections for `seconds`, reusing a connection when
-//! the server keeps it open and reconnecting when it closes it (the `openssl ocsp`
-//! responder answers HTTP/1.0 and closes). Counts only successful OCSP responses.
+//! A small load generator for OCSP (`scripts/bench`) and RFC 3161 (`scripts/bench-tsa`):
+//! POSTs fixed-size DER requests read from a file over `connections` HTTP/1.1 connections
+//! for `seconds`, reusing a connection when the server keeps it open and reconnecting when
+//! it closes it (the `openssl ocsp` responder answers HTTP/1.0 and closes). Counts only
+//! successful OCSP responses, or granted timestamp responses with `tsa`.
 //!
-//! `ocsp_load <addr:port> <path> <requests file> <request size> <connections> <seconds>`
+//! `ocsp_load <addr:port> <path> <requests file> <request size> <connections> <seconds> [tsa]`
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -22,10 +23,15 @@ struct Counters {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let [_, addr, path, file, size, connections, seconds] = args.as_slice() else {
-        eprintln!("usage: ocsp_load <addr:port> <path> <requests file> <request size> <connections> <seconds>");
-        std::process::exit(2);
+    let (addr, path, file, size, connections, seconds, tsa) = match args.as_slice() {
+        [_, addr, path, file, size, connections, seconds] => (addr, path, file, size, connections, seconds, false),
+        [_, addr, path, file, size, connections, seconds, kind] if kind == "tsa" => (addr, path, file, size, connections, seconds, true),
+        _ => {
+            eprintln!("usage: ocsp_load <addr:port> <path> <requests file> <request size> <connections> <seconds> [tsa]");
+            std::process::exit(2);
+        }
     };
+    let content_type = if tsa { "application/timestamp-query" } else { "application/ocsp-request" };
     let data = Arc::new(std::fs::read(file).expect("requests"));
     let size: usize = size.parse().expect("size");
     let connections: usize = connections.parse().expect("connections");
@@ -57,9 +63,9 @@ async fn main() {
                 let body = &data[i * size..(i + 1) * size];
                 i = (i + 1) % count;
                 let mut request =
-                    format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/ocsp-request\r\nContent-Length: {size}\r\n\r\n").into_bytes();
+                    format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nContent-Length: {size}\r\n\r\n").into_bytes();
                 request.extend_from_slice(body);
-                match exchange(s, &request, &mut buf).await {
+                match exchange(s, &request, &mut buf, tsa).await {
                     Some((ok, keep_alive)) => {
                         if ok {
                             counters.ok.fetch_add(1, Ordering::Relaxed);
@@ -97,8 +103,9 @@ async fn main() {
     std::process::exit(0);
 }
 
-/// Sends one request and reads one response: (a successful OCSP response?, keep-alive?).
-async fn exchange(s: &mut TcpStream, request: &[u8], buf: &mut [u8]) -> Option<(bool, bool)> {
+/// Sends one request and reads one response: (a successful OCSP response or a granted
+/// timestamp?, keep-alive?).
+async fn exchange(s: &mut TcpStream, request: &[u8], buf: &mut [u8], tsa: bool) -> Option<(bool, bool)> {
     s.write_all(request).await.ok()?;
     let mut filled = 0;
     let header_end = loop {
@@ -125,8 +132,13 @@ async fn exchange(s: &mut TcpStream, request: &[u8], buf: &mut [u8]) -> Option<(
         filled += n;
     }
     let body = &buf[header_end..header_end + length];
-    // OCSPResponse ::= SEQUENCE { responseStatus ENUMERATED successful(0), … }
     let ok = head.starts_with("http/1.1 200") || head.starts_with("http/1.0 200");
-    let successful = body.len() > 8 && body[0] == 0x30 && body.windows(3).take(6).any(|w| w == [0x0a, 0x01, 0x00]);
+    let successful = if tsa {
+        // TimeStampResp ::= SEQUENCE { status SEQUENCE { status INTEGER granted(0) }, token }
+        body.len() > 100 && body[0] == 0x30 && body.windows(5).take(8).any(|w| w == [0x30, 0x03, 0x02, 0x01, 0x00])
+    } else {
+        // OCSPResponse ::= SEQUENCE { responseStatus ENUMERATED successful(0), … }
+        body.len() > 8 && body[0] == 0x30 && body.windows(3).take(6).any(|w| w == [0x0a, 0x01, 0x00])
+    };
     Some((ok && successful, keep_alive))
 }
