@@ -9,3 +9,4 @@
 //!
 //! It knows nothing of the CA, the provider or HTTP: the timestamp authority, the OCSP
 //! responder and the devices are reached through what `hawiya` wires in.
+pub mod pdf;
