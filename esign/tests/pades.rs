@@ -173,6 +173,25 @@ impl Pki {
         std::fs::read(self.path("ts.der")).unwrap()
     }
 
+    /// A "good" OCSP response for `name`'s certificate, signed by the CA, made by OpenSSL.
+    fn ocsp_response(&self, name: &str) -> Vec<u8> {
+        let cert = self.path(&format!("{name}.pem"));
+        let serial = run_ok("openssl", &[&"x509", &"-in", &cert, &"-noout", &"-serial"]);
+        let serial = serial.trim().trim_start_matches("serial=");
+        let subject = run_ok("openssl", &[&"x509", &"-in", &cert, &"-noout", &"-subject", &"-nameopt", &"compat"]);
+        let subject = subject.trim().trim_start_matches("subject=");
+        std::fs::write(self.path("index.txt"), format!("V\t491231235959Z\t\t{serial}\tunknown\t{subject}\n")).unwrap();
+        run_ok("openssl", &[&"ocsp", &"-issuer", &self.path("ca.pem"), &"-cert", &cert, &"-no_nonce", &"-reqout", &self.path("ocsp.req")]);
+        run_ok(
+            "openssl",
+            &[
+                &"ocsp", &"-index", &self.path("index.txt"), &"-CA", &self.path("ca.pem"), &"-rsigner", &self.path("ca.pem"), &"-rkey", &self.path("ca.key"),
+                &"-reqin", &self.path("ocsp.req"), &"-respout", &self.path("ocsp.der"), &"-ndays", &"1",
+            ],
+        );
+        std::fs::read(self.path("ocsp.der")).unwrap()
+    }
+
     /// An NSS database trusting the root, for pdfsig.
     fn nss_db(&self) -> PathBuf {
         let db = self.path("nss");
@@ -330,8 +349,12 @@ fn a_second_signature_leaves_the_first_valid_and_tampering_is_detected() {
         let mut appended = once.clone();
         appended.extend_from_slice(b"\n1 0 obj\n<< /Type /Catalog >>\nendobj\n");
         let appended_path = write(dir.path(), &format!("{name}-appended.pdf"), &appended);
+        let (_, text) = run("pdfsig", &[&"-nssdir", &pki.nss_db(), &write(dir.path(), "once.pdf", &once)]);
+        assert!(text.contains("Total document signed"), "pdfsig on the signed file:\n{text}");
         let (_, text) = run("pdfsig", &[&"-nssdir", &pki.nss_db(), &appended_path]);
-        assert!(text.contains("not signed"), "pdfsig on an appended file:\n{text}");
+        assert!(text.contains("Not total document signed"), "pdfsig on an appended file:\n{text}");
+        let (_, text) = pyhanko_validate(&pki, &appended_path, &[]);
+        assert!(!text.contains("UNTOUCHED"), "pyHanko on an appended file:\n{text}");
     }
 }
 
@@ -342,7 +365,7 @@ fn dss_update_keeps_the_signature_valid_and_is_seen() {
     for (name, original) in originals(dir.path()) {
         let signed = sign(&pki, &original);
         let certs = vec![pki.der("signer"), pki.der("ca"), pki.der("root"), pki.der("ca")];
-        let with_dss = pdf::add_dss(&signed, &certs, &[b"not really an OCSP response".to_vec()], &[]).unwrap();
+        let with_dss = pdf::add_dss(&signed, &certs, &[pki.ocsp_response("signer")], &[]).unwrap();
         assert!(with_dss.starts_with(&signed));
         // A second round extends the existing /DSS, keeping its entries.
         let with_more = pdf::add_dss(&with_dss, &[pki.der("tsa")], &[], &[]).unwrap();
@@ -350,7 +373,7 @@ fn dss_update_keeps_the_signature_valid_and_is_seen() {
         qpdf_check(&path);
         pdfsig_valid(&pki, &path, 1);
         pyhanko_valid(&pki, &path, 1);
-        let json = run_ok("qpdf", &[&"--json", &"--json-key=objects", &path]);
+        let json = run_ok("qpdf", &[&"--json=1", &"--json-key=objects", &path]);
         let dss_certs = count_dss_certs(&json);
         assert_eq!(dss_certs, 4, "{name}: signer, CA, root (once) and the TSA in /DSS /Certs");
         let script = "import sys\nfrom pyhanko.pdf_utils.reader import PdfFileReader\nfrom pyhanko.sign.validation.dss import DocumentSecurityStore\n\
@@ -358,6 +381,20 @@ fn dss_update_keeps_the_signature_valid_and_is_seen() {
         let counts = run_ok(venv_tool("python"), &[&"-c", &script, &path]);
         assert_eq!(counts.trim(), "4 1 0", "{name}: pyHanko's reading of the DSS");
     }
+}
+
+/// The /ByteRange of the last signature dictionary in `pdf`, read as a validator would.
+fn byte_range_of_last_signature(pdf: &[u8]) -> [usize; 4] {
+    let at = pdf.windows(11).rposition(|w| w == b"/ByteRange ").unwrap() + 11;
+    let end = at + pdf[at..].iter().position(|b| *b == b']').unwrap();
+    let numbers: Vec<usize> = std::str::from_utf8(&pdf[at + 1..end]).unwrap().split_whitespace().map(|n| n.parse().unwrap()).collect();
+    numbers.try_into().unwrap()
+}
+
+fn hex_decode(hex: &str) -> Vec<u8> {
+    // Zero padding is stripped by the caller; a token ending in a zero nibble is put back.
+    let hex = if hex.len() % 2 == 1 { format!("{hex}0") } else { hex.to_owned() };
+    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect()
 }
 
 /// The number of entries in /DSS /Certs, read from qpdf's JSON without a JSON parser: the
@@ -381,10 +418,26 @@ fn document_timestamp_validates() {
         assert!(stamped.starts_with(&signed));
         let path = write(dir.path(), &format!("{name}-lta.pdf"), &stamped);
         qpdf_check(&path);
-        let text = pyhanko_valid(&pki, &path, 2);
-        assert!(text.contains("timestamp"), "{name}: pyHanko sees the document timestamp:\n{text}");
+        // pyHanko sees the signature covered by an LTA update (the document timestamp).
+        let text = pyhanko_valid(&pki, &path, 1);
+        assert!(text.contains("EXTENDED_WITH_LTA_UPDATES"), "{name}: pyHanko sees the document timestamp:\n{text}");
+        // The token in the file verifies, with OpenSSL, against the digest OpenSSL computes of the final file's byte ranges.
+        let range = byte_range_of_last_signature(&stamped);
+        let ranges = [&stamped[..range[1]], &stamped[range[2]..range[2] + range[3]]].concat();
+        assert_eq!(range[2] + range[3], stamped.len(), "the timestamp covers the whole file");
+        let ranges_path = write(dir.path(), "ts-ranges.bin", &ranges);
+        let digest = run_ok("openssl", &[&"dgst", &"-sha256", &"-r", &ranges_path]);
+        let digest = digest.split_whitespace().next().unwrap();
+        let token_hex = std::str::from_utf8(&stamped[range[1] + 1..range[2] - 1]).unwrap().trim_end_matches('0');
+        let token_path = write(dir.path(), "token.der", &hex_decode(token_hex));
+        let text = run_ok(
+            "openssl",
+            &[&"ts", &"-verify", &"-digest", &digest, &"-in", &token_path, &"-token_in", &"-CAfile", &pki.path("root.pem"), &"-untrusted", &pki.path("ca.pem")],
+        );
+        assert!(text.contains("Verification: OK"), "{text}");
         let (_, text) = run("pdfsig", &[&"-nssdir", &pki.nss_db(), &path]);
-        assert!(text.contains("ETSI.RFC3161") || text.contains("Signature #2"), "pdfsig lists the timestamp:\n{text}");
+        // pdfsig lists it as a second signature by the TSA but cannot validate document timestamps.
+        assert!(text.split("Signature #2").nth(1).is_some_and(|t| t.contains("Hawiya Test TSA")), "pdfsig lists the timestamp:\n{text}");
     }
 }
 
