@@ -102,8 +102,21 @@ impl Pki {
         run_ok(
             "openssl",
             &[
-                &"req", &"-x509", &"-new", &"-key", &d.join("root.key"), &"-subj", &"/C=JO/O=Hawiya Test/CN=Hawiya Test Root", &"-days", &"30",
-                &"-addext", &"basicConstraints=critical,CA:TRUE", &"-addext", &"keyUsage=critical,keyCertSign,cRLSign", &"-out", &d.join("root.pem"),
+                &"req",
+                &"-x509",
+                &"-new",
+                &"-key",
+                &d.join("root.key"),
+                &"-subj",
+                &"/C=JO/O=Hawiya Test/CN=Hawiya Test Root",
+                &"-days",
+                &"30",
+                &"-addext",
+                &"basicConstraints=critical,CA:TRUE",
+                &"-addext",
+                &"keyUsage=critical,keyCertSign,cRLSign",
+                &"-out",
+                &d.join("root.pem"),
             ],
         );
         let issue = |name: &str, subject: &str, issuer: &str, section: &str| {
@@ -111,9 +124,24 @@ impl Pki {
             run_ok(
                 "openssl",
                 &[
-                    &"x509", &"-req", &"-in", &d.join(format!("{name}.csr")), &"-CA", &d.join(format!("{issuer}.pem")), &"-CAkey",
-                    &d.join(format!("{issuer}.key")), &"-CAcreateserial", &"-days", &"30", &"-sha256", &"-extfile", &d.join("ext.cnf"), &"-extensions",
-                    &section, &"-out", &d.join(format!("{name}.pem")),
+                    &"x509",
+                    &"-req",
+                    &"-in",
+                    &d.join(format!("{name}.csr")),
+                    &"-CA",
+                    &d.join(format!("{issuer}.pem")),
+                    &"-CAkey",
+                    &d.join(format!("{issuer}.key")),
+                    &"-CAcreateserial",
+                    &"-days",
+                    &"30",
+                    &"-sha256",
+                    &"-extfile",
+                    &d.join("ext.cnf"),
+                    &"-extensions",
+                    &section,
+                    &"-out",
+                    &d.join(format!("{name}.pem")),
                 ],
             );
         };
@@ -143,8 +171,24 @@ impl Pki {
         run_ok(
             "openssl",
             &[
-                &"cms", &"-sign", &"-binary", &"-in", &self.path("ranges.bin"), &"-signer", &self.path("signer.pem"), &"-inkey", &self.path("signer.key"),
-                &"-certfile", &self.path("ca.pem"), &"-outform", &"DER", &"-nosmimecap", &"-md", &"sha256", &"-out", &out,
+                &"cms",
+                &"-sign",
+                &"-binary",
+                &"-in",
+                &self.path("ranges.bin"),
+                &"-signer",
+                &self.path("signer.pem"),
+                &"-inkey",
+                &self.path("signer.key"),
+                &"-certfile",
+                &self.path("ca.pem"),
+                &"-outform",
+                &"DER",
+                &"-nosmimecap",
+                &"-md",
+                &"sha256",
+                &"-out",
+                &out,
             ],
         );
         std::fs::read(out).unwrap()
@@ -166,8 +210,21 @@ impl Pki {
         run_ok(
             "openssl",
             &[
-                &"ts", &"-reply", &"-config", &self.path("tsa.cnf"), &"-queryfile", &self.path("ts.tsq"), &"-signer", &self.path("tsa.pem"), &"-inkey",
-                &self.path("tsa.key"), &"-chain", &self.path("ca.pem"), &"-token_out", &"-out", &self.path("ts.der"),
+                &"ts",
+                &"-reply",
+                &"-config",
+                &self.path("tsa.cnf"),
+                &"-queryfile",
+                &self.path("ts.tsq"),
+                &"-signer",
+                &self.path("tsa.pem"),
+                &"-inkey",
+                &self.path("tsa.key"),
+                &"-chain",
+                &self.path("ca.pem"),
+                &"-token_out",
+                &"-out",
+                &self.path("ts.der"),
             ],
         );
         std::fs::read(self.path("ts.der")).unwrap()
@@ -185,8 +242,21 @@ impl Pki {
         run_ok(
             "openssl",
             &[
-                &"ocsp", &"-index", &self.path("index.txt"), &"-CA", &self.path("ca.pem"), &"-rsigner", &self.path("ca.pem"), &"-rkey", &self.path("ca.key"),
-                &"-reqin", &self.path("ocsp.req"), &"-respout", &self.path("ocsp.der"), &"-ndays", &"1",
+                &"ocsp",
+                &"-index",
+                &self.path("index.txt"),
+                &"-CA",
+                &self.path("ca.pem"),
+                &"-rsigner",
+                &self.path("ca.pem"),
+                &"-rkey",
+                &self.path("ca.key"),
+                &"-reqin",
+                &self.path("ocsp.req"),
+                &"-respout",
+                &self.path("ocsp.der"),
+                &"-ndays",
+                &"1",
             ],
         );
         std::fs::read(self.path("ocsp.der")).unwrap()
@@ -303,7 +373,11 @@ fn signs_every_kind_of_original_and_validates_with_pdfsig_and_pyhanko() {
         qpdf_check(&signed_path);
         pdfsig_valid(&pki, &signed_path, 1);
         pyhanko_valid(&pki, &signed_path, 1);
-        assert_eq!(render(dir.path(), &original_path, &format!("{name}-a")), render(dir.path(), &signed_path, &format!("{name}-b")), "{name}: the page renders differently");
+        assert_eq!(
+            render(dir.path(), &original_path, &format!("{name}-a")),
+            render(dir.path(), &signed_path, &format!("{name}-b")),
+            "{name}: the page renders differently"
+        );
     }
 }
 
@@ -523,4 +597,3 @@ fn garbage_and_truncations_are_errors_never_panics() {
     let e = pdf::prepare(b"%PDF-1.7\nxref\n0 0\ntrailer\n<</Prev 9 /Root 1 0 R>>\nstartxref\n9\n%%EOF", &options).unwrap_err();
     assert!(matches!(e, PdfError::Damaged(Damage::XrefLoop { .. })), "{e:?}");
 }
-

@@ -493,4 +493,3 @@ pub fn add_dss(signed: &[u8], certificates: &[Vec<u8>], ocsp_responses: &[Vec<u8
     }
     Ok(update.write()?.bytes)
 }
-

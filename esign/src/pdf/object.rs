@@ -534,7 +534,10 @@ mod tests {
         let object = Lexer::new(src, 0).object().unwrap();
         let dict = object.as_dict().unwrap();
         assert_eq!(dict.name(b"Type"), Some(&b"Page"[..]));
-        assert_eq!(dict.get(b"Kids"), Some(&Object::Array(vec![Object::Reference(ObjRef { num: 1, generation: 0 }), Object::Reference(ObjRef { num: 2, generation: 0 })])));
+        assert_eq!(
+            dict.get(b"Kids"),
+            Some(&Object::Array(vec![Object::Reference(ObjRef { num: 1, generation: 0 }), Object::Reference(ObjRef { num: 2, generation: 0 })]))
+        );
         assert_eq!(dict.integer(b"N"), Some(-3));
         assert_eq!(dict.get(b"S"), Some(&Object::String(b"a(b)".to_vec())));
         assert_eq!(dict.get(b"H"), Some(&Object::String(b"AB".to_vec())));

@@ -21,7 +21,10 @@ enum Entry {
     /// At a byte offset, with its generation.
     Offset(usize, u16),
     /// The `index`th object of the object stream `stream`.
-    Compressed { stream: u32, index: usize },
+    Compressed {
+        stream: u32,
+        index: usize,
+    },
 }
 
 /// The kind of the newest cross-reference section, which an update repeats.
@@ -338,9 +341,7 @@ pub(crate) fn decode_stream(data: &[u8], dict: &Dict, range: std::ops::Range<usi
     };
     let inflated = match filter {
         None => return Ok(raw.to_vec()),
-        Some(b"FlateDecode") => {
-            miniz_oxide::inflate::decompress_to_vec_zlib_with_limit(raw, MAX_DECODED).map_err(|_| Damage::BadStream { offset })?
-        }
+        Some(b"FlateDecode") => miniz_oxide::inflate::decompress_to_vec_zlib_with_limit(raw, MAX_DECODED).map_err(|_| Damage::BadStream { offset })?,
         Some(_) => return Err(Damage::UnsupportedFilter { offset }.into()),
     };
     let params = match dict.get(b"DecodeParms") {
@@ -406,4 +407,3 @@ fn paeth(a: u8, b: u8, c: u8) -> u8 {
         c
     }
 }
-
