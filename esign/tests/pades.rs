@@ -552,7 +552,15 @@ fn refuses_encrypted_damaged_and_certified_documents() {
         run_ok(venv_tool("python"), &[&"-c", &script, &pki.path("signer.key"), &pki.path("signer.pem"), &pki.path("ca.pem"), &plain, &certified]);
         let bytes = std::fs::read(&certified).unwrap();
         match pdf::prepare(&bytes, &options) {
-            Err(PdfError::CertifiedNoChanges) if refused => {}
+            Err(PdfError::CertifiedNoChanges) if refused => {
+                // Validation material and a document timestamp are still allowed (ISO 32000-2 §12.8.2.2.1).
+                let with_dss = pdf::add_dss(&bytes, &[pki.der("ca")], &[pki.ocsp_response("signer")], &[]).unwrap();
+                let prepared = pdf::prepare(&with_dss, &PrepareOptions::document_timestamp()).unwrap();
+                let token = pki.timestamp(&prepared.digest(DigestAlgorithm::Sha256));
+                let path = write(dir.path(), "certified-lta.pdf", &prepared.finish(&token).unwrap());
+                let text = pyhanko_valid(&pki, &path, 1);
+                assert!(text.contains("EXTENDED_WITH_LTA_UPDATES"), "{text}");
+            }
             Ok(_) if !refused => {
                 let signed = sign(&pki, &bytes);
                 let path = write(dir.path(), "certified-then-signed.pdf", &signed);
@@ -570,6 +578,9 @@ fn a_signature_larger_than_the_reservation_is_refused_with_both_sizes() {
     let e = prepared.finish(&[0x30; 101]).unwrap_err();
     assert!(matches!(e, PdfError::SignatureTooLarge { needed: 101, reserved: 100 }), "{e:?}");
     assert!(e.to_string().contains("101") && e.to_string().contains("100"), "{e}");
+    let options = PrepareOptions { reserved: pdf::MAX_RESERVED + 1, ..PrepareOptions::signature(details()) };
+    let e = pdf::prepare(&minimal_pdf(false), &options).unwrap_err();
+    assert!(matches!(e, PdfError::ReservationTooLarge { .. }), "{e:?}");
 }
 
 #[test]

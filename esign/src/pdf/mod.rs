@@ -49,6 +49,14 @@ pub enum PdfError {
         /// The size reserved by [`prepare`].
         reserved: usize,
     },
+    /// The caller asked to reserve more than [`MAX_RESERVED`] bytes.
+    #[error("{reserved} bytes cannot be reserved for a signature; the limit is {limit}")]
+    ReservationTooLarge {
+        /// The reservation asked for.
+        reserved: usize,
+        /// [`MAX_RESERVED`].
+        limit: usize,
+    },
     /// The document is too large for a 10-digit /ByteRange (10 GB).
     #[error("this PDF is too large to be signed")]
     TooLarge,
@@ -188,6 +196,9 @@ pub struct Prepared {
     reserved: usize,
 }
 
+/// The largest reservation [`prepare`] accepts (a CMS with a long chain and several OCSP responses is far smaller).
+pub const MAX_RESERVED: usize = 1024 * 1024;
+
 /// The placeholder /ByteRange: wide enough for four 10-digit numbers, patched in place.
 const BYTE_RANGE_PLACEHOLDER: &[u8] = b"[0 0000000000 0000000000 0000000000]";
 
@@ -196,9 +207,15 @@ const BYTE_RANGE_PLACEHOLDER: &[u8] = b"[0 0000000000 0000000000 0000000000]";
 /// The update adds an invisible signature field on the first page, creates or extends the
 /// catalog's /AcroForm, and reserves `options.reserved` bytes for the signature.
 pub fn prepare(original: &[u8], options: &PrepareOptions) -> Result<Prepared, PdfError> {
+    if options.reserved > MAX_RESERVED {
+        return Err(PdfError::ReservationTooLarge { reserved: options.reserved, limit: MAX_RESERVED });
+    }
     let document = Document::parse(original)?;
     let catalog = document.catalog()?;
-    refuse_if_certified_no_changes(&document, &catalog)?;
+    // A document timestamp is no change to a certified document (ISO 32000-2 §12.8.2.2.1): only signatures are refused.
+    if matches!(options.kind, SignatureKind::Cades(_)) {
+        refuse_if_certified_no_changes(&document, &catalog)?;
+    }
     let (page_ref, mut page) = document.first_page()?;
     let mut update = Update::new(&document);
 
@@ -441,9 +458,9 @@ fn refuse_if_certified_no_changes(document: &Document<'_>, catalog: &Dict) -> Re
 /// `certificates`, `ocsp_responses` and `crls` are DER. No /VRI dictionary is written: it is
 /// optional in EN 319 142-1 §5.4.2.2 and validators use the /DSS arrays as a whole.
 pub fn add_dss(signed: &[u8], certificates: &[Vec<u8>], ocsp_responses: &[Vec<u8>], crls: &[Vec<u8>]) -> Result<Vec<u8>, PdfError> {
+    // DSS updates are no change to a certified document (ISO 32000-2 §12.8.2.2.1), so /P 1 is not refused here.
     let document = Document::parse(signed)?;
     let mut catalog = document.catalog()?;
-    refuse_if_certified_no_changes(&document, &catalog)?;
     let mut update = Update::new(&document);
     let (dss_ref, mut dss) = match catalog.get(b"DSS") {
         Some(Object::Reference(r)) => match document.resolve(*r)? {

@@ -207,9 +207,10 @@ impl<'a> Lexer<'a> {
                             self.pos += 1;
                             let key = self.name_body()?;
                             let value = self.object_at_depth(depth + 1)?;
-                            // A null value is the same as an absent entry (§7.3.7).
+                            // A null value is the same as an absent entry (§7.3.7). Entries are
+                            // pushed, not set: a hostile dictionary with many keys stays linear.
                             if value != Object::Null {
-                                dict.set(&key, value);
+                                dict.0.push((key, value));
                             }
                         }
                         None => return Err(Damage::Truncated),
