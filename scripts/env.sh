@@ -21,6 +21,7 @@ ensure_test_dependencies() {
     command -v npm >/dev/null || missing+=(npm)
     command -v pdfsig >/dev/null && command -v pdftoppm >/dev/null || missing+=(poppler-utils)
     command -v qpdf >/dev/null || missing+=(qpdf)
+    command -v certutil >/dev/null || missing+=(libnss3-tools)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "installing: ${missing[*]}" >&2
         as_root apt-get update -qq

@@ -9,5 +9,12 @@
 //!
 //! It knows nothing of the CA, the provider or HTTP: the timestamp authority, the OCSP
 //! responder and the devices are reached through what `hawiya` wires in.
+//!
+//! - [`cades`] prepares the signed attributes, checks the device's signature and the
+//!   evidence (timestamp, OCSP) and assembles the CMS: a `.p7s`, or a PDF signature's
+//!   `/Contents`.
+//! - [`pdf`] appends to a PDF, never changing its bytes: the signature field and dictionary
+//!   with its reserved `/Contents`, the `/DSS` of B-LT, and document timestamps of B-LTA.
 
 pub mod cades;
+pub mod pdf;

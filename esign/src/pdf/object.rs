@@ -1,0 +1,557 @@
+//! PDF objects (ISO 32000-1 §7.3): parsed from untrusted bytes with every index checked, and
+//! written back in a canonical form when an update rewrites an object.
+
+use std::ops::Range;
+
+use super::Damage;
+
+/// How deep arrays and dictionaries may nest before the input is called damaged: no real
+/// document comes close, and the limit keeps the recursive parser's stack bounded.
+const MAX_DEPTH: usize = 64;
+
+/// A reference to an indirect object: its number and generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct ObjRef {
+    pub num: u32,
+    pub generation: u16,
+}
+
+/// A dictionary, its entries in the order they were read (so a rewritten object reads like the original).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Dict(pub Vec<(Vec<u8>, Object)>);
+
+impl Dict {
+    pub fn get(&self, key: &[u8]) -> Option<&Object> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// Sets `key`, replacing its value in place if it is present.
+    pub fn set(&mut self, key: &[u8], value: Object) {
+        match self.0.iter_mut().find(|(k, _)| k == key) {
+            Some(entry) => entry.1 = value,
+            None => self.0.push((key.to_vec(), value)),
+        }
+    }
+
+    pub fn name(&self, key: &[u8]) -> Option<&[u8]> {
+        match self.get(key) {
+            Some(Object::Name(n)) => Some(n),
+            _ => None,
+        }
+    }
+
+    pub fn integer(&self, key: &[u8]) -> Option<i64> {
+        match self.get(key) {
+            Some(Object::Integer(i)) => Some(*i),
+            _ => None,
+        }
+    }
+
+    pub fn reference(&self, key: &[u8]) -> Option<ObjRef> {
+        match self.get(key) {
+            Some(Object::Reference(r)) => Some(*r),
+            _ => None,
+        }
+    }
+}
+
+/// A direct object. Streams are not objects here: [`parse_indirect`] returns a stream's data apart.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Object {
+    Null,
+    Bool(bool),
+    Integer(i64),
+    /// A real number, kept as written (it is only ever copied).
+    Real(Vec<u8>),
+    /// A name, its `#xx` escapes decoded.
+    Name(Vec<u8>),
+    /// A string, literal or hexadecimal, decoded to its bytes.
+    String(Vec<u8>),
+    Array(Vec<Object>),
+    Dictionary(Dict),
+    Reference(ObjRef),
+}
+
+impl Object {
+    pub fn as_dict(&self) -> Option<&Dict> {
+        match self {
+            Object::Dictionary(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+/// An indirect object as found in the file: its reference, its value, and for a stream its
+/// dictionary's value plus the byte range of its (still encoded) data.
+#[derive(Debug)]
+pub(crate) struct Indirect {
+    pub id: ObjRef,
+    pub object: Object,
+    pub stream: Option<Range<usize>>,
+}
+
+pub(crate) fn is_whitespace(b: u8) -> bool {
+    matches!(b, b'\0' | b'\t' | b'\n' | b'\x0c' | b'\r' | b' ')
+}
+
+fn is_delimiter(b: u8) -> bool {
+    matches!(b, b'(' | b')' | b'<' | b'>' | b'[' | b']' | b'{' | b'}' | b'/' | b'%')
+}
+
+fn is_regular(b: u8) -> bool {
+    !is_whitespace(b) && !is_delimiter(b)
+}
+
+/// A cursor over untrusted bytes. Every read goes through `peek`/`get`, never an index.
+pub(crate) struct Lexer<'a> {
+    data: &'a [u8],
+    pub pos: usize,
+}
+
+impl<'a> Lexer<'a> {
+    pub fn new(data: &'a [u8], pos: usize) -> Self {
+        Lexer { data, pos }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.data.get(self.pos).copied()
+    }
+
+    fn damaged(&self) -> Damage {
+        Damage::BadObject { offset: self.pos }
+    }
+
+    /// Skips whitespace and comments.
+    pub fn skip_space(&mut self) {
+        while let Some(b) = self.peek() {
+            if is_whitespace(b) {
+                self.pos += 1;
+            } else if b == b'%' {
+                while let Some(c) = self.peek() {
+                    if c == b'\n' || c == b'\r' {
+                        break;
+                    }
+                    self.pos += 1;
+                }
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// The run of regular characters at the cursor (a number or keyword), after whitespace.
+    pub fn word(&mut self) -> &'a [u8] {
+        self.skip_space();
+        let start = self.pos;
+        while self.peek().is_some_and(is_regular) {
+            self.pos += 1;
+        }
+        self.data.get(start..self.pos).unwrap_or_default()
+    }
+
+    /// Consumes `keyword` (after whitespace) or fails without moving.
+    pub fn expect_keyword(&mut self, keyword: &[u8]) -> Result<(), Damage> {
+        let save = self.pos;
+        if self.word() == keyword {
+            Ok(())
+        } else {
+            self.pos = save;
+            Err(self.damaged())
+        }
+    }
+
+    /// A non-negative integer (after whitespace).
+    pub fn unsigned(&mut self) -> Result<u64, Damage> {
+        let save = self.pos;
+        let word = self.word();
+        match parse_unsigned(word) {
+            Some(n) => Ok(n),
+            None => {
+                self.pos = save;
+                Err(self.damaged())
+            }
+        }
+    }
+
+    /// One direct object (references included).
+    pub fn object(&mut self) -> Result<Object, Damage> {
+        self.object_at_depth(0)
+    }
+
+    fn object_at_depth(&mut self, depth: usize) -> Result<Object, Damage> {
+        if depth > MAX_DEPTH {
+            return Err(self.damaged());
+        }
+        self.skip_space();
+        let Some(b) = self.peek() else { return Err(Damage::Truncated) };
+        match b {
+            b'/' => {
+                self.pos += 1;
+                Ok(Object::Name(self.name_body()?))
+            }
+            b'(' => {
+                self.pos += 1;
+                Ok(Object::String(self.literal_string_body()?))
+            }
+            b'<' if self.data.get(self.pos + 1) == Some(&b'<') => {
+                self.pos += 2;
+                let mut dict = Dict::default();
+                loop {
+                    self.skip_space();
+                    match self.peek() {
+                        Some(b'>') if self.data.get(self.pos + 1) == Some(&b'>') => {
+                            self.pos += 2;
+                            return Ok(Object::Dictionary(dict));
+                        }
+                        Some(b'/') => {
+                            self.pos += 1;
+                            let key = self.name_body()?;
+                            let value = self.object_at_depth(depth + 1)?;
+                            // A null value is the same as an absent entry (§7.3.7). Entries are
+                            // pushed, not set: a hostile dictionary with many keys stays linear.
+                            if value != Object::Null {
+                                dict.0.push((key, value));
+                            }
+                        }
+                        None => return Err(Damage::Truncated),
+                        _ => return Err(self.damaged()),
+                    }
+                }
+            }
+            b'<' => {
+                self.pos += 1;
+                Ok(Object::String(self.hex_string_body()?))
+            }
+            b'[' => {
+                self.pos += 1;
+                let mut items = Vec::new();
+                loop {
+                    self.skip_space();
+                    match self.peek() {
+                        Some(b']') => {
+                            self.pos += 1;
+                            return Ok(Object::Array(items));
+                        }
+                        None => return Err(Damage::Truncated),
+                        _ => items.push(self.object_at_depth(depth + 1)?),
+                    }
+                }
+            }
+            _ => {
+                let start = self.pos;
+                let word = self.word();
+                match word {
+                    b"" => Err(self.damaged()),
+                    b"null" => Ok(Object::Null),
+                    b"true" => Ok(Object::Bool(true)),
+                    b"false" => Ok(Object::Bool(false)),
+                    _ => {
+                        if let Some(n) = parse_integer(word) {
+                            // `n g R` is a reference; look ahead without committing.
+                            if let Ok(num) = u32::try_from(n) {
+                                let save = self.pos;
+                                if let Some(generation) = parse_unsigned(self.word()).and_then(|g| u16::try_from(g).ok())
+                                    && self.word() == b"R"
+                                {
+                                    return Ok(Object::Reference(ObjRef { num, generation }));
+                                }
+                                self.pos = save;
+                            }
+                            Ok(Object::Integer(n))
+                        } else if is_real(word) {
+                            Ok(Object::Real(word.to_vec()))
+                        } else {
+                            self.pos = start;
+                            Err(self.damaged())
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn name_body(&mut self) -> Result<Vec<u8>, Damage> {
+        let mut name = Vec::new();
+        while let Some(b) = self.peek().filter(|b| is_regular(*b)) {
+            self.pos += 1;
+            if b == b'#' {
+                let hi = self.peek().and_then(hex_value);
+                let lo = self.data.get(self.pos + 1).copied().and_then(hex_value);
+                match (hi, lo) {
+                    (Some(hi), Some(lo)) => {
+                        name.push(hi << 4 | lo);
+                        self.pos += 2;
+                    }
+                    _ => name.push(b'#'),
+                }
+            } else {
+                name.push(b);
+            }
+        }
+        Ok(name)
+    }
+
+    fn literal_string_body(&mut self) -> Result<Vec<u8>, Damage> {
+        let mut out = Vec::new();
+        let mut nesting = 0usize;
+        loop {
+            let Some(b) = self.peek() else { return Err(Damage::Truncated) };
+            self.pos += 1;
+            match b {
+                b'(' => {
+                    nesting += 1;
+                    out.push(b);
+                }
+                b')' if nesting == 0 => return Ok(out),
+                b')' => {
+                    nesting -= 1;
+                    out.push(b);
+                }
+                b'\\' => {
+                    let Some(e) = self.peek() else { return Err(Damage::Truncated) };
+                    self.pos += 1;
+                    match e {
+                        b'n' => out.push(b'\n'),
+                        b'r' => out.push(b'\r'),
+                        b't' => out.push(b'\t'),
+                        b'b' => out.push(0x08),
+                        b'f' => out.push(0x0c),
+                        b'\r' => {
+                            if self.peek() == Some(b'\n') {
+                                self.pos += 1;
+                            }
+                        }
+                        b'\n' => {}
+                        b'0'..=b'7' => {
+                            let mut value = u32::from(e - b'0');
+                            for _ in 0..2 {
+                                match self.peek() {
+                                    Some(d @ b'0'..=b'7') => {
+                                        value = value * 8 + u32::from(d - b'0');
+                                        self.pos += 1;
+                                    }
+                                    _ => break,
+                                }
+                            }
+                            out.push((value & 0xff) as u8);
+                        }
+                        other => out.push(other),
+                    }
+                }
+                _ => out.push(b),
+            }
+        }
+    }
+
+    fn hex_string_body(&mut self) -> Result<Vec<u8>, Damage> {
+        let mut out = Vec::new();
+        let mut high: Option<u8> = None;
+        loop {
+            let Some(b) = self.peek() else { return Err(Damage::Truncated) };
+            self.pos += 1;
+            if b == b'>' {
+                if let Some(h) = high {
+                    out.push(h << 4);
+                }
+                return Ok(out);
+            }
+            if is_whitespace(b) {
+                continue;
+            }
+            let Some(v) = hex_value(b) else {
+                self.pos -= 1;
+                return Err(self.damaged());
+            };
+            match high.take() {
+                Some(h) => out.push(h << 4 | v),
+                None => high = Some(v),
+            }
+        }
+    }
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+pub(crate) fn parse_unsigned(word: &[u8]) -> Option<u64> {
+    if word.is_empty() || word.len() > 19 || !word.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    word.iter().try_fold(0u64, |acc, d| acc.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+}
+
+fn parse_integer(word: &[u8]) -> Option<i64> {
+    let (negative, digits) = match word.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, word),
+    };
+    let magnitude = i64::try_from(parse_unsigned(digits)?).ok()?;
+    Some(if negative { -magnitude } else { magnitude })
+}
+
+fn is_real(word: &[u8]) -> bool {
+    let digits = word.strip_prefix(b"-").or_else(|| word.strip_prefix(b"+")).unwrap_or(word);
+    !digits.is_empty() && digits.iter().filter(|b| **b == b'.').count() == 1 && digits.iter().all(|b| b.is_ascii_digit() || *b == b'.') && digits.len() > 1
+}
+
+/// Parses the indirect object `n g obj … endobj` at `offset`. A stream's data range comes from
+/// a direct /Length when it is consistent with an `endstream` right after, otherwise from the
+/// position of the next `endstream` (an indirect /Length is not followed: the keyword search is
+/// what readers do for damaged files anyway, and the data is bounds-checked either way).
+pub(crate) fn parse_indirect(data: &[u8], offset: usize) -> Result<Indirect, Damage> {
+    if offset >= data.len() {
+        return Err(Damage::BadOffset { offset });
+    }
+    let mut lexer = Lexer::new(data, offset);
+    let num = lexer.unsigned().ok().and_then(|n| u32::try_from(n).ok()).ok_or(Damage::BadObject { offset })?;
+    let generation = lexer.unsigned().ok().and_then(|g| u16::try_from(g).ok()).ok_or(Damage::BadObject { offset })?;
+    lexer.expect_keyword(b"obj")?;
+    let object = lexer.object()?;
+    let id = ObjRef { num, generation };
+    if lexer.word() != b"stream" {
+        return Ok(Indirect { id, object, stream: None });
+    }
+    let Object::Dictionary(dict) = &object else { return Err(Damage::BadObject { offset }) };
+    // The keyword is followed by CRLF or LF (§7.3.8.1); a lone CR is tolerated.
+    let mut start = lexer.pos;
+    if data.get(start) == Some(&b'\r') {
+        start += 1;
+    }
+    if data.get(start) == Some(&b'\n') {
+        start += 1;
+    }
+    let declared = dict.integer(b"Length").and_then(|l| usize::try_from(l).ok()).and_then(|l| start.checked_add(l)).filter(|end| {
+        let mut after = Lexer::new(data, *end);
+        *end <= data.len() && after.word() == b"endstream"
+    });
+    let end = match declared {
+        Some(end) => end,
+        None => {
+            let found = find(data.get(start..).unwrap_or_default(), b"endstream").ok_or(Damage::BadStream { offset })?;
+            let mut end = start + found;
+            // The EOL before `endstream` is not part of the data.
+            if end > start && data.get(end - 1) == Some(&b'\n') {
+                end -= 1;
+            }
+            if end > start && data.get(end - 1) == Some(&b'\r') {
+                end -= 1;
+            }
+            end
+        }
+    };
+    Ok(Indirect { id, object, stream: Some(start..end) })
+}
+
+/// The first position of `needle` in `haystack`.
+pub(crate) fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The last position of `needle` in `haystack`.
+pub(crate) fn rfind(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).rposition(|w| w == needle)
+}
+
+/// Writes `object` in canonical form: names escaped, printable strings literal and the rest hexadecimal.
+pub(crate) fn write_object(out: &mut Vec<u8>, object: &Object) {
+    match object {
+        Object::Null => out.extend_from_slice(b"null"),
+        Object::Bool(true) => out.extend_from_slice(b"true"),
+        Object::Bool(false) => out.extend_from_slice(b"false"),
+        Object::Integer(i) => out.extend_from_slice(i.to_string().as_bytes()),
+        Object::Real(r) => out.extend_from_slice(r),
+        Object::Name(n) => write_name(out, n),
+        Object::String(s) => write_string(out, s),
+        Object::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b' ');
+                }
+                write_object(out, item);
+            }
+            out.push(b']');
+        }
+        Object::Dictionary(dict) => write_dict(out, dict),
+        Object::Reference(r) => out.extend_from_slice(format!("{} {} R", r.num, r.generation).as_bytes()),
+    }
+}
+
+pub(crate) fn write_dict(out: &mut Vec<u8>, dict: &Dict) {
+    out.extend_from_slice(b"<<");
+    for (key, value) in &dict.0 {
+        write_name(out, key);
+        out.push(b' ');
+        write_object(out, value);
+    }
+    out.extend_from_slice(b">>");
+}
+
+fn write_name(out: &mut Vec<u8>, name: &[u8]) {
+    out.push(b'/');
+    for &b in name {
+        if (0x21..=0x7e).contains(&b) && is_regular(b) && b != b'#' {
+            out.push(b);
+        } else {
+            out.extend_from_slice(format!("#{b:02X}").as_bytes());
+        }
+    }
+}
+
+fn write_string(out: &mut Vec<u8>, s: &[u8]) {
+    if s.iter().all(|b| (0x20..=0x7e).contains(b)) {
+        out.push(b'(');
+        for &b in s {
+            if matches!(b, b'(' | b')' | b'\\') {
+                out.push(b'\\');
+            }
+            out.push(b);
+        }
+        out.push(b')');
+    } else {
+        out.push(b'<');
+        for b in s {
+            out.extend_from_slice(format!("{b:02X}").as_bytes());
+        }
+        out.push(b'>');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn parses_and_writes_back() {
+        let src = b"<</Type /Page /Kids [1 0 R 2 0 R] /N -3 /R .5 /S (a\\(b\\)) /H <4142> /E /A#20B /Z null>>";
+        let object = Lexer::new(src, 0).object().unwrap();
+        let dict = object.as_dict().unwrap();
+        assert_eq!(dict.name(b"Type"), Some(&b"Page"[..]));
+        assert_eq!(
+            dict.get(b"Kids"),
+            Some(&Object::Array(vec![Object::Reference(ObjRef { num: 1, generation: 0 }), Object::Reference(ObjRef { num: 2, generation: 0 })]))
+        );
+        assert_eq!(dict.integer(b"N"), Some(-3));
+        assert_eq!(dict.get(b"S"), Some(&Object::String(b"a(b)".to_vec())));
+        assert_eq!(dict.get(b"H"), Some(&Object::String(b"AB".to_vec())));
+        assert_eq!(dict.name(b"E"), Some(&b"A B"[..]));
+        assert_eq!(dict.get(b"Z"), None);
+        let mut out = Vec::new();
+        write_object(&mut out, &object);
+        assert_eq!(out, b"<</Type /Page/Kids [1 0 R 2 0 R]/N -3/R .5/S (a\\(b\\))/H (AB)/E /A#20B>>");
+    }
+
+    #[test]
+    fn deep_nesting_is_damage_not_a_stack_overflow() {
+        let src = vec![b'['; 100_000];
+        assert!(matches!(Lexer::new(&src, 0).object(), Err(Damage::BadObject { .. })));
+    }
+}
