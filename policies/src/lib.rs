@@ -24,7 +24,7 @@ pub use client_id::{ClientId, InvalidClientId};
 pub use error::{PolicyError, PolicyErrors};
 pub use model::{
     AssuranceLevel, CertificateProfile, ExtendedKeyUsage, KeyUsage, Level, LevelName, Localized, Method, ProfileKind, QcStatements, QcType, Service,
-    SubjectKind, TimestampPolicy,
+    SigningPolicy, SubjectKind, TimestampPolicy,
 };
 pub use national_id::{InvalidNationalId, NationalId};
 
@@ -33,6 +33,7 @@ const SHIPPED: &[(&str, &str)] = &[
     ("assurance.toml", include_str!("../assurance.toml")),
     ("methods.toml", include_str!("../methods.toml")),
     ("tsa.toml", include_str!("../tsa.toml")),
+    ("signing.toml", include_str!("../signing.toml")),
     ("profiles/root-ca.toml", include_str!("../profiles/root-ca.toml")),
     ("profiles/citizen-authentication-ca.toml", include_str!("../profiles/citizen-authentication-ca.toml")),
     ("profiles/citizen-signing-ca.toml", include_str!("../profiles/citizen-signing-ca.toml")),
@@ -56,6 +57,7 @@ pub struct Policies {
     profiles: BTreeMap<String, CertificateProfile>,
     services: Vec<Service>,
     timestamping: TimestampPolicy,
+    signing: SigningPolicy,
 }
 
 impl Policies {
@@ -65,11 +67,11 @@ impl Policies {
     }
 
     /// Reads a policy directory: `assurance.toml`, `methods.toml`, `tsa.toml`,
-    /// `profiles/*.toml`, `services/*.toml`.
+    /// `signing.toml`, `profiles/*.toml`, `services/*.toml`.
     pub fn load(dir: &Path) -> Result<Self, PolicyErrors> {
         let mut files = Vec::new();
         let mut errors = PolicyErrors::default();
-        for name in ["assurance.toml", "methods.toml", "tsa.toml"] {
+        for name in ["assurance.toml", "methods.toml", "tsa.toml", "signing.toml"] {
             match std::fs::read_to_string(dir.join(name)) {
                 Ok(text) => files.push((dir.join(name).display().to_string(), text)),
                 Err(e) => errors.push(PolicyError::file(dir.join(name), format!("cannot read: {e}"))),
@@ -150,6 +152,11 @@ impl Policies {
     /// The timestamp authority's policy.
     pub fn timestamping(&self) -> &TimestampPolicy {
         &self.timestamping
+    }
+
+    /// What citizens' e-signatures require.
+    pub fn signing(&self) -> &SigningPolicy {
+        &self.signing
     }
 
     /// The e-service with that client id.

@@ -296,3 +296,14 @@ pub struct TimestampPolicy {
     /// `sha512`).
     pub hash_algorithms: Vec<String>,
 }
+
+/// What citizens' e-signatures require (`signing.toml`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SigningPolicy {
+    /// The level of the SSO session the signing page needs.
+    pub min_level: AssuranceLevel,
+    /// The largest document accepted, in octets.
+    pub max_document_bytes: usize,
+    /// How long the citizen has to approve on the device.
+    pub timeout: Duration,
+}

@@ -57,6 +57,15 @@ struct TsaFile {
     hash_algorithms: Spanned<Vec<Spanned<String>>>,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SigningFile {
+    version: Spanned<u32>,
+    min_level: Spanned<String>,
+    max_document_bytes: Spanned<u64>,
+    timeout_seconds: Spanned<u32>,
+}
+
 /// The digest algorithms a timestamp request may use; SHA-1 is not among them.
 const TSA_HASH_ALGORITHMS: [&str; 3] = ["sha256", "sha384", "sha512"];
 
@@ -160,6 +169,8 @@ pub(crate) fn build(files: Vec<(String, String)>) -> Result<Policies, PolicyErro
             "methods"
         } else if name.ends_with("tsa.toml") && !name.contains("/services/") && !name.contains("/profiles/") {
             "tsa"
+        } else if name.ends_with("signing.toml") && !name.contains("/services/") && !name.contains("/profiles/") {
+            "signing"
         } else if name.contains("profiles/") {
             "profile"
         } else if name.contains("services/") {
@@ -235,13 +246,45 @@ pub(crate) fn build(files: Vec<(String, String)>) -> Result<Policies, PolicyErro
         _ => errors.push(PolicyError::file("tsa.toml", "given more than once".into())),
     }
 
+    let mut signing = None;
+    let signing_files: Vec<_> = files.iter().filter(|(n, _)| kind_of(n) == "signing").collect();
+    match signing_files.as_slice() {
+        [(file, text)] => {
+            let src = Source { file, text };
+            match src.parse::<SigningFile>() {
+                Err(e) => errors.push(e),
+                Ok(raw) => {
+                    let before = errors.0.len();
+                    src.check_version(&raw.version, &mut errors);
+                    if !(1..=100 * 1024 * 1024).contains(raw.max_document_bytes.get_ref()) {
+                        errors.push(src.err(&raw.max_document_bytes, "max_document_bytes must be between 1 and 104857600 (100 MiB)"));
+                    }
+                    if !(10..=600).contains(raw.timeout_seconds.get_ref()) {
+                        errors.push(src.err(&raw.timeout_seconds, "timeout_seconds must be between 10 and 600"));
+                    }
+                    if let Some(min_level) = find_level(&src, &raw.min_level, &mut errors)
+                        && errors.0.len() == before
+                    {
+                        signing = Some(SigningPolicy {
+                            min_level,
+                            max_document_bytes: *raw.max_document_bytes.get_ref() as usize,
+                            timeout: Duration::from_secs(u64::from(*raw.timeout_seconds.get_ref())),
+                        });
+                    }
+                }
+            }
+        }
+        [] => errors.push(PolicyError::file("signing.toml", "missing: the e-signature policy must be defined".into())),
+        _ => errors.push(PolicyError::file("signing.toml", "given more than once".into())),
+    }
+
     let mut methods = Vec::new();
     let mut profiles = BTreeMap::new();
     let mut services: Vec<Service> = Vec::new();
     for (file, text) in &files {
         let src = Source { file, text };
         match kind_of(file) {
-            "assurance" | "tsa" => {}
+            "assurance" | "tsa" | "signing" => {}
             "methods" => match src.parse::<MethodsFile>() {
                 Err(e) => errors.push(e),
                 Ok(parsed) => {
@@ -323,7 +366,7 @@ pub(crate) fn build(files: Vec<(String, String)>) -> Result<Policies, PolicyErro
             },
             _ => errors.push(PolicyError::file(
                 file,
-                "not a policy file (expected assurance.toml, methods.toml, tsa.toml, profiles/*.toml or services/*.toml)".into(),
+                "not a policy file (expected assurance.toml, methods.toml, tsa.toml, signing.toml, profiles/*.toml or services/*.toml)".into(),
             )),
         }
     }
@@ -354,10 +397,10 @@ pub(crate) fn build(files: Vec<(String, String)>) -> Result<Policies, PolicyErro
         errors.push(PolicyError::file("methods.toml", "missing: at least one authentication method must be defined".into()));
     }
     errors.into_result()?;
-    let Some(timestamping) = timestamping else {
-        return Err(PolicyErrors(vec![PolicyError::file("tsa.toml", "not read".into())]));
+    let (Some(timestamping), Some(signing)) = (timestamping, signing) else {
+        return Err(PolicyErrors(vec![PolicyError::file("tsa.toml, signing.toml", "not read".into())]));
     };
-    Ok(Policies { levels, methods, profiles, services, timestamping })
+    Ok(Policies { levels, methods, profiles, services, timestamping, signing })
 }
 
 fn timestamp_policy(src: &Source<'_>, raw: TsaFile, errors: &mut PolicyErrors) -> Option<TimestampPolicy> {

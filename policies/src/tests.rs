@@ -121,3 +121,15 @@ fn the_timestamp_policy_is_read_and_checked() {
     let errors = Policies::load(tmp.path()).expect_err("must fail");
     assert!(errors.0.iter().any(|e| e.to_string().contains("tsa.toml: cannot read")), "{errors:?}");
 }
+
+#[test]
+fn the_signing_policy_is_read_and_checked() {
+    let p = Policies::shipped().expect("shipped");
+    assert_eq!(p.signing().min_level.name(), "high");
+    assert_eq!(p.signing().max_document_bytes, 10 * 1024 * 1024);
+    assert_eq!(p.signing().timeout, std::time::Duration::from_secs(120));
+    let e = errors_after("signing.toml", "min_level = \"high\"", "min_level = \"highest\"");
+    assert!(e[0].starts_with("/signing.toml:") && e[0].contains("unknown level \"highest\""), "{e:?}");
+    let e = errors_after("signing.toml", "max_document_bytes = 10485760", "max_document_bytes = 0");
+    assert!(e[0].contains("max_document_bytes must be between 1 and"), "{e:?}");
+}

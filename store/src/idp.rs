@@ -139,6 +139,28 @@ pub struct ActivationRecord {
     pub expires_at: i64,
 }
 
+/// An e-signature a citizen made with the smart-ID signing key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignatureRecord {
+    /// The signing session's id (a hash of it; the session id itself is a bearer secret).
+    pub id: String,
+    /// The signer's national id.
+    pub national_id: String,
+    /// The service that asked (a client id; the provider's own signing page is
+    /// `hawiya-sign`).
+    pub client_id: String,
+    /// The document's name as given.
+    pub document_name: String,
+    /// SHA-256 (hex) of the document as given.
+    pub document_sha256: String,
+    /// The signature's format and level (`PAdES-BASELINE-LT`, `CAdES-BASELINE-LT`).
+    pub format: String,
+    /// Serial number (hex) of the signing certificate.
+    pub certificate_serial: String,
+    /// When the signature was made, Unix seconds.
+    pub signed_at: i64,
+}
+
 /// What presenting a refresh token led to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Rotation {
@@ -237,4 +259,10 @@ pub trait IdpStore: Send + Sync + std::fmt::Debug {
 
     /// Every signing key of `purpose`, oldest first.
     async fn signing_keys(&self, purpose: &str) -> Result<Vec<SigningKeyRecord>, StoreError>;
+
+    /// Records an e-signature; refuses an id already recorded.
+    async fn record_signature(&self, record: &SignatureRecord) -> Result<(), StoreError>;
+
+    /// The e-signatures of a citizen, newest first.
+    async fn signatures_of(&self, national_id: &str) -> Result<Vec<SignatureRecord>, StoreError>;
 }

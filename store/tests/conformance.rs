@@ -162,6 +162,25 @@ async fn records_timestamps_all_or_none(b: Backend) {
     assert_eq!(s.timestamp(&record(1).serial).await.expect("read"), Some(record(1)));
 }
 
+async fn records_signatures(b: Backend) {
+    let s = &b.store;
+    let record = |id: &str, at: i64| SignatureRecord {
+        id: id.into(),
+        national_id: "2000123456".into(),
+        client_id: "hawiya-sign".into(),
+        document_name: "عقد إيجار.pdf".into(),
+        document_sha256: "ab".repeat(32),
+        format: "PAdES-BASELINE-LT".into(),
+        certificate_serial: "5e5c".into(),
+        signed_at: at,
+    };
+    s.record_signature(&record("s1", 10)).await.expect("first");
+    s.record_signature(&record("s2", 20)).await.expect("second");
+    assert!(matches!(s.record_signature(&record("s1", 30)).await, Err(StoreError::DuplicateToken)));
+    assert_eq!(s.signatures_of("2000123456").await.expect("read"), [record("s2", 20), record("s1", 10)]);
+    assert!(s.signatures_of("2000999999").await.expect("read").is_empty());
+}
+
 async fn concurrent_writers_all_land(b: Backend) {
     let s = b.store.clone();
     let mut tasks = Vec::new();
@@ -430,6 +449,7 @@ each_backend! {
         numbers_crls_and_keeps_the_newest,
         records_one_ceremony_only,
         records_timestamps_all_or_none,
+        records_signatures,
         concurrent_writers_all_land,
         keeps_citizens,
         keeps_clients_and_consents,

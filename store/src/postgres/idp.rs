@@ -248,4 +248,32 @@ impl IdpStore for PostgresStore {
         let rows = self.conn().client.query(&sql, &[&purpose]).await.map_err(db)?;
         rows.iter().map(signing_key).collect()
     }
+
+    async fn record_signature(&self, r: &SignatureRecord) -> Result<(), StoreError> {
+        let sql = format!("INSERT INTO signatures ({SIGNATURE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING");
+        let params: [&(dyn ToSql + Sync); 8] =
+            [&r.id, &r.national_id, &r.client_id, &r.document_name, &r.document_sha256, &r.format, &r.certificate_serial, &r.signed_at];
+        if self.execute(&sql, &params).await? == 0 { Err(StoreError::DuplicateToken) } else { Ok(()) }
+    }
+
+    async fn signatures_of(&self, national_id: &str) -> Result<Vec<SignatureRecord>, StoreError> {
+        let sql = format!("SELECT {SIGNATURE_COLUMNS} FROM signatures WHERE national_id = $1 ORDER BY signed_at DESC, id");
+        let rows = self.conn().client.query(&sql, &[&national_id]).await.map_err(db)?;
+        Ok(rows.iter().map(signature).collect())
+    }
+}
+
+const SIGNATURE_COLUMNS: &str = "id, national_id, client_id, document_name, document_sha256, format, certificate_serial, signed_at";
+
+fn signature(r: &Row) -> SignatureRecord {
+    SignatureRecord {
+        id: r.get(0),
+        national_id: r.get(1),
+        client_id: r.get(2),
+        document_name: r.get(3),
+        document_sha256: r.get(4),
+        format: r.get(5),
+        certificate_serial: r.get(6),
+        signed_at: r.get(7),
+    }
 }

@@ -26,6 +26,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     migration!("postgres", 4, "0004_smart_ids.sql"),
     migration!("postgres", 5, "0005_tables_added_late.sql"),
     migration!("postgres", 6, "0006_timestamps.sql"),
+    migration!("postgres", 7, "0007_signatures.sql"),
 ];
 
 /// An arbitrary constant that names Hawiya's migration lock.

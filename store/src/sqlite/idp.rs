@@ -412,4 +412,41 @@ impl IdpStore for SqliteStore {
                 .map_err(db)
         })
     }
+
+    async fn record_signature(&self, r: &SignatureRecord) -> Result<(), StoreError> {
+        let r = r.clone();
+        self.write(move |conn| {
+            let inserted = conn
+                .prepare_cached(&format!("INSERT INTO signatures ({SIGNATURE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING"))
+                .map_err(db)?
+                .execute(params![r.id, r.national_id, r.client_id, r.document_name, r.document_sha256, r.format, r.certificate_serial, r.signed_at])
+                .map_err(db)?;
+            if inserted == 0 { Err(StoreError::DuplicateToken) } else { Ok(()) }
+        })
+        .await
+    }
+
+    async fn signatures_of(&self, national_id: &str) -> Result<Vec<SignatureRecord>, StoreError> {
+        self.read(|conn| {
+            let mut statement =
+                conn.prepare_cached(&format!("SELECT {SIGNATURE_COLUMNS} FROM signatures WHERE national_id = ?1 ORDER BY signed_at DESC, id")).map_err(db)?;
+            let rows = statement.query_map([national_id], signature).map_err(db)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(db)
+        })
+    }
+}
+
+const SIGNATURE_COLUMNS: &str = "id, national_id, client_id, document_name, document_sha256, format, certificate_serial, signed_at";
+
+fn signature(r: &rusqlite::Row<'_>) -> rusqlite::Result<SignatureRecord> {
+    Ok(SignatureRecord {
+        id: r.get(0)?,
+        national_id: r.get(1)?,
+        client_id: r.get(2)?,
+        document_name: r.get(3)?,
+        document_sha256: r.get(4)?,
+        format: r.get(5)?,
+        certificate_serial: r.get(6)?,
+        signed_at: r.get(7)?,
+    })
 }

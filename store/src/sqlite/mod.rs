@@ -30,6 +30,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     migration!("sqlite", 4, "0004_smart_ids.sql"),
     migration!("sqlite", 5, "0005_tables_added_late.sql"),
     migration!("sqlite", 6, "0006_timestamps.sql"),
+    migration!("sqlite", 7, "0007_signatures.sql"),
 ];
 
 const READERS: usize = 4;
