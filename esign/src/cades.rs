@@ -541,6 +541,15 @@ pub fn check_ocsp(response: &[u8], certificate: &Certificate, issuer: &Certifica
     Ok(OcspGood { produced_at, this_update: single.this_update.0.to_unix_duration().as_secs() })
 }
 
+/// Where the checked OCSP responses go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Revocation {
+    /// Into the SignedData, as RFC 5940 revocation information (detached CAdES).
+    InCms,
+    /// Elsewhere: the PDF's /DSS (PAdES).
+    InDss,
+}
+
 fn self_issued(certificate: &Certificate) -> bool {
     certificate.tbs_certificate.subject == certificate.tbs_certificate.issuer
 }
@@ -564,6 +573,25 @@ impl Signed {
     /// and produced no earlier than the timestamp. After [`CadesError::OcspBeforeTimeStamp`]
     /// ask the responder again and call this again.
     pub fn assemble(&self, time_stamp_token: &[u8], ocsp_responses: &[Vec<u8>], chain: &[Vec<u8>], root: Root) -> Result<Vec<u8>, CadesError> {
+        self.assemble_with(time_stamp_token, ocsp_responses, chain, root, Revocation::InCms)
+    }
+
+    /// Like [`Self::assemble`], with the same checks of the evidence, for the CMS of a PAdES
+    /// signature: the OCSP responses are left out of the SignedData (it stays version 1),
+    /// because PAdES B-LT carries them in the PDF's /DSS (`pdf::add_dss`), and validators
+    /// built on NSS (poppler's pdfsig) cannot parse RFC 5940 revocation information.
+    pub fn assemble_for_pdf(&self, time_stamp_token: &[u8], ocsp_responses: &[Vec<u8>], chain: &[Vec<u8>], root: Root) -> Result<Vec<u8>, CadesError> {
+        self.assemble_with(time_stamp_token, ocsp_responses, chain, root, Revocation::InDss)
+    }
+
+    fn assemble_with(
+        &self,
+        time_stamp_token: &[u8],
+        ocsp_responses: &[Vec<u8>],
+        chain: &[Vec<u8>],
+        root: Root,
+        revocation: Revocation,
+    ) -> Result<Vec<u8>, CadesError> {
         let time_stamp = check_time_stamp(time_stamp_token, &self.signature)?;
         let chain = chain.iter().map(|der| certificate("chain", der)).collect::<Result<Vec<_>, _>>()?;
         let signer = &self.prepared.certificate;
@@ -600,7 +628,10 @@ impl Signed {
                 unsigned_attributes: vec![pkix::cms::signature_time_stamp(time_stamp_token)?],
             },
             &certificates,
-            ocsp_responses,
+            match revocation {
+                Revocation::InCms => ocsp_responses,
+                Revocation::InDss => &[],
+            },
         )?;
         Ok(der)
     }

@@ -1,0 +1,525 @@
+//! E-signatures end to end: `esign` assembles CAdES and PAdES signatures around a citizen
+//! certificate that the real `hawiya` binary issued, with a timestamp from its TSA (`POST
+//! /tsa`) and an OCSP response from its responder (`POST /ocsp`); OpenSSL, pyHanko, poppler's
+//! pdfsig and qpdf then judge them with the national root as the only trust anchor.
+//!
+//! The citizen's device is OpenSSL signing with the key it made for the CSR (`openssl dgst
+//! -sha256 -sign`, ES256).
+// Test code: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use der::{Decode, DecodePem, Encode};
+use esign::cades::{CadesError, DeviceAnswer, Prepared, Profile, Root, check_ocsp};
+use esign::pdf::{self, PrepareOptions, SignatureDetails};
+use hawiya_e2e::{Db, Deployment, Keys, P256, csr, openssl, run};
+use hsm_shim::SignatureAlgorithm;
+use pkix::DigestAlgorithm;
+use pkix::tsp::{PkiStatus, TimeStampResp};
+use x509_cert::Certificate;
+use x509_cert::ext::pkix::CrlReason;
+
+/// Where `./scripts/test` (scripts/env.sh) installs pyHanko.
+const VENV: &str = ".cache/hawiya/venv/bin";
+
+fn venv_tool(name: &str) -> PathBuf {
+    let home = std::env::var("HOME").expect("HOME is set");
+    let path = Path::new(&home).join(VENV).join(name);
+    assert!(path.exists(), "{} is missing: run scripts/env.sh (ensure_test_dependencies) to install pyHanko", path.display());
+    path
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+fn openssl_ok(d: &Deployment, args: &[&str]) -> String {
+    let out = openssl(d.dir.path(), args);
+    assert!(out.status.success(), "openssl {args:?}: {}", text(&out));
+    text(&out)
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// A certificate the ceremony exported (`certs/<name>.pem`), as DER.
+fn exported(d: &Deployment, name: &str) -> Vec<u8> {
+    pem_der(&d.path("certs").join(format!("{name}.pem")))
+}
+
+fn pem_der(path: &Path) -> Vec<u8> {
+    let pem = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    Certificate::from_pem(&pem).unwrap_or_else(|e| panic!("{} is not a PEM certificate: {e}", path.display())).to_der().unwrap()
+}
+
+/// A deployment of the real binary, serving its TSA and OCSP responder.
+fn deployment() -> Deployment {
+    let mut d = Deployment::new(Keys::Soft, Db::Sqlite);
+    d.serve();
+    d
+}
+
+/// A citizen with a signing certificate from the CA and the key its "device" holds.
+struct Citizen {
+    /// `<name>.key` in the deployment's directory.
+    key: String,
+    /// The certificate, PEM.
+    pem: PathBuf,
+    /// The certificate, DER.
+    der: Vec<u8>,
+    /// The serial as `hawiya ca issue` printed it.
+    serial: String,
+}
+
+fn citizen(d: &Deployment, name: &str) -> Citizen {
+    let (serial, pem) = d.issue_citizen("citizen-signature", &csr(d.dir.path(), name, P256), &format!("{name}.pem"));
+    let der = pem_der(&pem);
+    Citizen { key: format!("{name}.key"), pem, der, serial }
+}
+
+/// The device: ECDSA P-256 / SHA-256 over the to-be-signed octets, DER `ECDSA-Sig-Value`.
+fn device_sign(d: &Deployment, citizen: &Citizen, to_be_signed: &[u8]) -> Vec<u8> {
+    std::fs::write(d.path("tbs.bin"), to_be_signed).unwrap();
+    openssl_ok(d, &["dgst", "-sha256", "-sign", &citizen.key, "-out", "device-sig.bin", "tbs.bin"]);
+    std::fs::read(d.path("device-sig.bin")).unwrap()
+}
+
+/// The token (DER ContentInfo) Hawiya's TSA grants over a SHA-256 `digest`.
+fn time_stamp(d: &Deployment, digest: &[u8]) -> Vec<u8> {
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    openssl_ok(d, &["ts", "-query", "-digest", &hex, "-sha256", "-cert", "-out", "query.tsq"]);
+    let (code, reply) = d.post(&format!("{}/tsa", d.base), "application/timestamp-query", "query.tsq");
+    assert_eq!(code, 200, "POST /tsa: {}", String::from_utf8_lossy(&reply));
+    let reply = TimeStampResp::from_der(&reply).expect("the TSA answers a TimeStampResp");
+    assert_eq!(reply.status, PkiStatus::Granted, "the TSA refused: {:?} {:?}", reply.text, reply.failure);
+    reply.token.expect("a granted reply carries a token").to_der().unwrap()
+}
+
+/// Hawiya's OCSP response (DER) about `citizen`'s certificate.
+fn ocsp(d: &Deployment, citizen: &Citizen) -> Vec<u8> {
+    let issuer = d.path("certs/citizen-signing-ca.pem");
+    openssl_ok(d, &["ocsp", "-issuer", p(&issuer), "-cert", p(&citizen.pem), "-no_nonce", "-reqout", "ocsp-req.der"]);
+    let (code, response) = d.post(&format!("{}/ocsp", d.base), "application/ocsp-request", "ocsp-req.der");
+    assert_eq!(code, 200, "POST /ocsp: {}", String::from_utf8_lossy(&response));
+    response
+}
+
+/// The chain `assemble` is given: the issuing CA, then the root (left out of the CMS).
+fn chain(d: &Deployment) -> Vec<Vec<u8>> {
+    vec![exported(d, "citizen-signing-ca"), exported(d, "root")]
+}
+
+/// Where the CMS goes: a `.p7s` carries the OCSP response itself, a PDF in its /DSS.
+#[derive(Clone, Copy, Debug)]
+enum Target {
+    P7s,
+    Pdf,
+}
+
+/// A B-LT CMS and the OCSP response it was checked with.
+struct Assembled {
+    cms: Vec<u8>,
+    ocsp: Vec<u8>,
+}
+
+/// The signing session after preparation: the device signs, `esign` accepts, the TSA stamps
+/// the signature value, the responder answers after the stamp (asked again while its
+/// producedAt precedes the genTime, as `assemble` tells), and `esign` assembles.
+fn b_lt(d: &Deployment, citizen: &Citizen, prepared: &Prepared, target: Target) -> Result<Assembled, CadesError> {
+    let signature = device_sign(d, citizen, prepared.to_be_signed());
+    let hash = prepared.hash().to_vec();
+    let signed = prepared.accept(&DeviceAnswer { signed_hash: &hash, algorithm: SignatureAlgorithm::Es256, signature: &signature })?;
+    let token = time_stamp(d, &DigestAlgorithm::Sha256.digest(signed.signature()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = ocsp(d, citizen);
+        let responses = std::slice::from_ref(&response);
+        let assembled = match target {
+            Target::P7s => signed.assemble(&token, responses, &chain(d), Root::Omit),
+            Target::Pdf => signed.assemble_for_pdf(&token, responses, &chain(d), Root::Omit),
+        };
+        match assembled {
+            Err(CadesError::OcspBeforeTimeStamp { .. }) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+            other => return other.map(|cms| Assembled { cms, ocsp: response }),
+        }
+    }
+}
+
+// ---- CAdES ----
+
+/// pyHanko's detached-CMS validation with `root.pem` the only trust root and nothing fetched;
+/// `services-ca.pem` is offered for the TSA's path (the token carries the TSA certificate only).
+const PYHANKO_CADES: &str = r#"
+import asyncio, json, sys
+from asn1crypto import cms
+from pyhanko.keys import load_cert_from_pemder
+from pyhanko_certvalidator import ValidationContext
+from pyhanko.sign.validation import async_validate_detached_cms
+from pyhanko.sign.validation.settings import KeyUsageConstraints
+
+document, p7s = (open(p, 'rb').read() for p in sys.argv[1:3])
+root, services = (load_cert_from_pemder(p) for p in sys.argv[3:5])
+signed_data = cms.ContentInfo.load(p7s)['content']
+context = lambda: ValidationContext(trust_roots=[root], other_certs=[services], allow_fetching=False)
+status = asyncio.run(async_validate_detached_cms(
+    document, signed_data,
+    signer_validation_context=context(), ts_validation_context=context(),
+    key_usage_settings=KeyUsageConstraints(key_usage={'non_repudiation'}),
+))
+ts = status.timestamp_validity
+print(json.dumps({
+    'intact': status.intact, 'valid': status.valid, 'trusted': status.trusted,
+    'bottom_line': status.bottom_line,
+    'timestamp': None if ts is None else {'intact': ts.intact, 'valid': ts.valid, 'trusted': ts.trusted},
+}))
+"#;
+
+#[test]
+fn detached_cades_b_lt_verifies_with_openssl_and_pyhanko() {
+    let d = deployment();
+    let layla = citizen(&d, "sig");
+    let document = "عقد إيجار — a lease, signed in Amman\n".as_bytes();
+    std::fs::write(d.path("doc.bin"), document).unwrap();
+    let prepared = Prepared::for_document(Profile::Cades { signing_time: now() }, &layla.der, document).unwrap();
+    let assembled = b_lt(&d, &layla, &prepared, Target::P7s).expect("a good certificate gives a B-LT signature");
+    std::fs::write(d.path("sig.p7s"), &assembled.cms).unwrap();
+
+    // OpenSSL: the signature, signingCertificateV2 (-cades) and the path to the root; the
+    // signing CA comes from the .p7s.
+    let root = d.path("certs/root.pem");
+    let verify = |content: &str| {
+        openssl(
+            d.dir.path(),
+            &["cms", "-verify", "-cades", "-binary", "-inform", "DER", "-in", "sig.p7s", "-content", content, "-CAfile", p(&root), "-out", "/dev/null"],
+        )
+    };
+    let out = verify("doc.bin");
+    assert!(out.status.success() && text(&out).contains("CAdES Verification successful"), "openssl cms -verify -cades: {}", text(&out));
+    std::fs::write(d.path("changed.bin"), [document, b"!"].concat()).unwrap();
+    let out = verify("changed.bin");
+    assert!(!out.status.success() && text(&out).contains("content verify error"), "openssl accepted a changed document: {}", text(&out));
+
+    // OpenSSL: the embedded timestamp token is over the signature value and chains to the root.
+    std::fs::write(d.path("token.der"), time_stamp_token_of(&assembled.cms)).unwrap();
+    std::fs::write(d.path("signature-value.bin"), signature_value_of(&assembled.cms)).unwrap();
+    let services = d.path("certs/services-ca.pem");
+    let out =
+        openssl_ok(&d, &["ts", "-verify", "-token_in", "-in", "token.der", "-data", "signature-value.bin", "-CAfile", p(&root), "-untrusted", p(&services)]);
+    assert!(out.contains("Verification: OK"), "openssl ts -verify on the embedded token: {out}");
+
+    // pyHanko.
+    std::fs::write(d.path("check_cades.py"), PYHANKO_CADES).unwrap();
+    let out = run(Command::new(venv_tool("python")).current_dir(d.dir.path()).args(["check_cades.py", "doc.bin", "sig.p7s", p(&root), p(&services)]));
+    assert!(out.status.success(), "pyHanko: {}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        r#"{"intact": true, "valid": true, "trusted": true, "bottom_line": true, "timestamp": {"intact": true, "valid": true, "trusted": true}}"#,
+        "pyHanko's verdict on the .p7s: {}",
+        text(&out)
+    );
+}
+
+/// SignedData as RFC 5652 has it, the RFC 5940 revocation choices kept as DER (the `cms`
+/// crate reads only CRLs there).
+#[derive(der::Sequence)]
+struct SignedData {
+    version: cms::content_info::CmsVersion,
+    digest_algorithms: der::asn1::SetOfVec<spki::AlgorithmIdentifierOwned>,
+    encap_content_info: cms::signed_data::EncapsulatedContentInfo,
+    #[asn1(context_specific = "0", tag_mode = "IMPLICIT", optional = "true")]
+    certificates: Option<cms::signed_data::CertificateSet>,
+    #[asn1(context_specific = "1", tag_mode = "IMPLICIT", optional = "true")]
+    crls: Option<der::asn1::SetOfVec<der::asn1::Any>>,
+    signer_infos: cms::signed_data::SignerInfos,
+}
+
+fn signed_data(cms: &[u8]) -> SignedData {
+    cms::content_info::ContentInfo::from_der(cms).unwrap().content.decode_as().unwrap()
+}
+
+fn signature_value_of(cms: &[u8]) -> Vec<u8> {
+    signed_data(cms).signer_infos.0.get(0).unwrap().signature.as_bytes().to_vec()
+}
+
+fn time_stamp_token_of(cms: &[u8]) -> Vec<u8> {
+    let signer = signed_data(cms).signer_infos.0.get(0).unwrap().clone();
+    let unsigned = signer.unsigned_attrs.expect("unsigned attributes");
+    let attribute = unsigned.iter().find(|a| a.oid == pkix::cms::oid::SIGNATURE_TIME_STAMP_TOKEN).expect("a signature-time-stamp");
+    attribute.values.get(0).unwrap().to_der().unwrap()
+}
+
+// ---- PAdES ----
+
+/// A one-page PDF with "Hawiya" in Helvetica, a classic xref table, its offsets computed.
+fn minimal_pdf() -> Vec<u8> {
+    let content = b"BT /F1 24 Tf 40 40 Td (Hawiya) Tj ET";
+    let objects: Vec<Vec<u8>> = vec![
+        b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_vec(),
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 100] /Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>".to_vec(),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_vec(),
+        [format!("<< /Length {} >>\nstream\n", content.len()).as_bytes(), content, b"\nendstream"].concat(),
+    ];
+    let mut out = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, body) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
+        out.extend_from_slice(body);
+        out.extend_from_slice(b"\nendobj\n");
+    }
+    let xref = out.len();
+    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f\r\n", objects.len() + 1).as_bytes());
+    for offset in offsets {
+        out.extend_from_slice(format!("{offset:010} 00000 n\r\n").as_bytes());
+    }
+    out.extend_from_slice(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R /ID [<48617769796148617769796148617769> <48617769796148617769796148617769>] >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
+    out
+}
+
+/// The CRLs the deployment serves, for the DSS: the citizen signing CA's, the services CA's
+/// (the TSA's issuer) and the root's ARL (both intermediates).
+fn crls(d: &Deployment) -> Vec<Vec<u8>> {
+    ["citizen-signing-ca", "services-ca", "root"]
+        .iter()
+        .map(|name| {
+            let (code, crl) = d.fetch(&format!("{}/crl/{name}.crl", d.base));
+            assert_eq!(code, 200, "GET /crl/{name}.crl");
+            crl
+        })
+        .collect()
+}
+
+/// Signs `pdf` at PAdES B-LT as `citizen`: the signature (its CMS by `esign::cades` over the
+/// byte-range digest), then a /DSS update with the certificates, the OCSP response and the CRLs.
+fn sign_pdf(d: &Deployment, citizen: &Citizen, pdf: &[u8], name: &str) -> Vec<u8> {
+    let details = SignatureDetails {
+        signing_time: time::OffsetDateTime::now_utc(),
+        name: Some(name.to_owned()),
+        reason: Some("\u{645}\u{648}\u{627}\u{641}\u{642}\u{629} (approval)".into()),
+        location: Some("Amman".into()),
+    };
+    let prepared_pdf = pdf::prepare(pdf, &PrepareOptions::signature(details)).unwrap();
+    let digest = prepared_pdf.digest(DigestAlgorithm::Sha256);
+    let prepared = Prepared::for_digest(Profile::Pades, &citizen.der, DigestAlgorithm::Sha256, &digest).unwrap();
+    let assembled = b_lt(d, citizen, &prepared, Target::Pdf).expect("a good certificate gives a B-LT CMS");
+    let signed = prepared_pdf.finish(&assembled.cms).unwrap();
+    assert!(signed.starts_with(pdf), "the signed file must begin with the file that was signed");
+    let certs = vec![
+        citizen.der.clone(),
+        exported(d, "citizen-signing-ca"),
+        exported(d, "root"),
+        exported(d, "tsa"),
+        exported(d, "services-ca"),
+        exported(d, "citizen-signing-ca-ocsp"),
+    ];
+    let with_dss = pdf::add_dss(&signed, &certs, &[assembled.ocsp], &crls(d)).unwrap();
+    assert!(with_dss.starts_with(&signed), "the /DSS is an incremental update");
+    with_dss
+}
+
+fn write(d: &Deployment, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = d.path(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn qpdf_check(path: &Path) {
+    let out = run(Command::new("qpdf").arg("--check").arg(path));
+    assert!(out.status.success() && text(&out).contains("No syntax or stream encoding errors found"), "qpdf --check {}:\n{}", path.display(), text(&out));
+}
+
+/// `pyhanko sign validate` with the national root the only trust root (`--trust-replace`) and
+/// the services CA offered for the TSA's path; `extra` before the file.
+fn pyhanko_validate(d: &Deployment, path: &Path, extra: &[&str]) -> (bool, String) {
+    let out = run(Command::new(venv_tool("pyhanko"))
+        .args(["sign", "validate", "--trust"])
+        .arg(d.path("certs/root.pem"))
+        .arg("--trust-replace")
+        .arg("--other-certs")
+        .arg(d.path("certs/services-ca.pem"))
+        .args(extra)
+        .arg(path));
+    (out.status.success(), text(&out))
+}
+
+/// pdfsig's report with an NSS database that trusts the national root only.
+fn pdfsig(d: &Deployment, path: &Path) -> String {
+    let db = d.path("nss");
+    if !db.exists() {
+        std::fs::create_dir(&db).unwrap();
+        let out = run(Command::new("certutil").args(["-N", "--empty-password", "-d"]).arg(&db));
+        assert!(out.status.success(), "certutil -N ({}): install libnss3-tools", text(&out));
+        let out = run(Command::new("certutil").args(["-A", "-n", "Hawiya Root", "-t", "CT,C,C", "-i"]).arg(d.path("certs/root.pem")).arg("-d").arg(&db));
+        assert!(out.status.success(), "certutil -A: {}", text(&out));
+    }
+    let out = run(Command::new("pdfsig").arg("-nssdir").arg(&db).arg("-no-ocsp").arg(path));
+    text(&out)
+}
+
+/// pyHanko's AdES long-term validation (ETSI EN 319 102-1 §5.6.3, `ades_lta_validation`) of
+/// every signature: the national root the only trust anchor, revocation information required
+/// for every certificate of every path (REQUIRE_REVINFO) and nothing fetched (LOCAL_ONLY), so
+/// the /DSS must hold it all. Prints `<field> <AdES indication> <pyHanko summary>` per signature.
+const PYHANKO_LTA: &str = r#"
+import asyncio, sys
+from pyhanko.keys import load_cert_from_pemder
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko_certvalidator.registry import SimpleTrustManager
+from pyhanko_certvalidator.context import CertValidationPolicySpec
+from pyhanko_certvalidator.policy_decl import CertRevTrustPolicy, REQUIRE_REVINFO
+from pyhanko.sign.validation.policy_decl import (
+    SignatureValidationSpec, PdfSignatureValidationSpec, RevocationInfoGatheringSpec,
+    RevinfoOnlineFetchingRule, LocalKnowledge)
+from pyhanko.sign.validation.ades import ades_lta_validation
+from pyhanko.sign.validation.settings import KeyUsageConstraints
+
+path, root = sys.argv[1:3]
+policy = CertValidationPolicySpec(
+    trust_manager=SimpleTrustManager.build(trust_roots=[load_cert_from_pemder(root)]),
+    revinfo_policy=CertRevTrustPolicy(REQUIRE_REVINFO))
+spec = PdfSignatureValidationSpec(SignatureValidationSpec(
+    cert_validation_policy=policy,
+    revinfo_gathering_policy=RevocationInfoGatheringSpec(online_fetching_rule=RevinfoOnlineFetchingRule.LOCAL_ONLY),
+    key_usage_settings=KeyUsageConstraints(key_usage={'non_repudiation'})))
+reader = PdfFileReader(open(path, 'rb'))
+for sig in reader.embedded_regular_signatures:
+    result = asyncio.run(ades_lta_validation(sig, spec))
+    summary = result.api_status.summary() if result.api_status is not None else None
+    print(sig.field_name, result.ades_subindic.status.name, result.ades_subindic.name, summary)
+"#;
+
+fn pyhanko_lta(d: &Deployment, path: &Path) -> String {
+    std::fs::write(d.path("check_lta.py"), PYHANKO_LTA).unwrap();
+    let out = run(Command::new(venv_tool("python")).current_dir(d.dir.path()).arg("check_lta.py").arg(path).arg(d.path("certs/root.pem")));
+    assert!(out.status.success(), "pyHanko AdES validation of {}: {}", path.display(), text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Adds a document timestamp (B-LTA) from Hawiya's TSA over `pdf`.
+fn document_timestamp(d: &Deployment, pdf: &[u8]) -> Vec<u8> {
+    let prepared = pdf::prepare(pdf, &PrepareOptions::document_timestamp()).unwrap();
+    let token = time_stamp(d, &prepared.digest(DigestAlgorithm::Sha256));
+    let stamped = prepared.finish(&token).unwrap();
+    assert!(stamped.starts_with(pdf), "the document timestamp is an incremental update");
+    stamped
+}
+
+/// pyHanko's one-line verdicts (`field:fingerprint:INTACT:TRUSTED,…`) of `path`: `count` of
+/// them, every one intact and trusted with an intact, trusted timestamp token. pyHanko's
+/// on-line revocation check is off (`--no-revocation-check`): the certificates point at
+/// `pki.hawiya.jo`, which only the test's curl resolves; revocation is proved from the /DSS by
+/// [`pyhanko_lta`].
+fn pyhanko_trusted(d: &Deployment, path: &Path, count: usize) -> String {
+    let (ok, out) = pyhanko_validate(d, path, &["--no-revocation-check"]);
+    assert!(ok, "pyhanko sign validate {}:\n{out}", path.display());
+    let verdicts: Vec<&str> = out.lines().filter(|l| l.starts_with("Signature")).collect();
+    assert_eq!(verdicts.len(), count, "pyhanko sign validate {}: {count} signatures expected:\n{out}", path.display());
+    for verdict in verdicts {
+        assert!(verdict.contains(":INTACT:TRUSTED,TIMESTAMP_TOKEN<INTACT:TRUSTED>,"), "pyhanko sign validate {}:\n{out}", path.display());
+    }
+    out
+}
+
+#[test]
+fn pades_b_lt_a_co_signature_and_b_lta_validate_with_pyhanko_pdfsig_and_qpdf() {
+    let d = deployment();
+    let layla = citizen(&d, "sig");
+    let original = minimal_pdf();
+    let b_lt = sign_pdf(&d, &layla, &original, "Layla Haddad");
+    assert!(b_lt.starts_with(&original), "the original PDF must be a prefix of the signed file");
+    let path = write(&d, "b-lt.pdf", &b_lt);
+    qpdf_check(&path);
+    let out = pyhanko_trusted(&d, &path, 1);
+    assert!(out.contains(",ACCEPTABLE_MODIFICATIONS"), "the /DSS update is signature maintenance:\n{out}");
+    let (ok, pretty) = pyhanko_validate(&d, &path, &["--no-revocation-check", "--pretty-print"]);
+    assert!(ok, "pyhanko --pretty-print:\n{pretty}");
+    for line in [
+        "The signer's certificate is trusted.",
+        "Trust anchor: \"Common Name: Hawiya National Root CA, Organization: Hawiya National PKI, Country: JO\"",
+        "The timestamp token is cryptographically sound.",
+        "The TSA certificate is trusted.",
+        "The signature is judged VALID.",
+    ] {
+        assert!(pretty.contains(line), "pyhanko --pretty-print lacks {line:?}:\n{pretty}");
+    }
+    let report = pdfsig(&d, &path);
+    assert_eq!(report.matches("Signature is Valid.").count(), 1, "pdfsig:\n{report}");
+    assert!(report.contains("Signer Certificate Common Name: Layla Haddad"), "pdfsig:\n{report}");
+    // The PAdES validation model without fetching: B-LT alone lacks a proof of existence for
+    // its validation data, which the document timestamp below gives.
+    let ades = pyhanko_lta(&d, &path);
+    assert!(ades.starts_with("Signature1 INDETERMINATE NO_POE INTACT:TRUSTED,TIMESTAMP_TOKEN<INTACT:TRUSTED>"), "pyHanko AdES on B-LT:\n{ades}");
+
+    // A second citizen co-signs the signed file; both signatures stay valid.
+    let omar = citizen(&d, "cosig");
+    let cosigned = sign_pdf(&d, &omar, &b_lt, "Omar Nasser");
+    let path = write(&d, "co-signed.pdf", &cosigned);
+    qpdf_check(&path);
+    pyhanko_trusted(&d, &path, 2);
+    let report = pdfsig(&d, &path);
+    assert_eq!(report.matches("Signature is Valid.").count(), 2, "pdfsig on the co-signed file:\n{report}");
+
+    // B-LTA: a document timestamp over everything, /DSS included; the AdES long-term
+    // validation then passes for both signatures with the /DSS as the only revocation source.
+    let lta = document_timestamp(&d, &cosigned);
+    let path = write(&d, "b-lta.pdf", &lta);
+    qpdf_check(&path);
+    let out = pyhanko_trusted(&d, &path, 2);
+    assert!(out.contains("EXTENDED_WITH_LTA_UPDATES"), "pyHanko sees the document timestamp:\n{out}");
+    let ades = pyhanko_lta(&d, &path);
+    let verdicts: Vec<&str> = ades.lines().collect();
+    assert_eq!(verdicts.len(), 2, "pyHanko AdES on B-LTA:\n{ades}");
+    // The first signature was extended by the co-signature's new field ("form filling"),
+    // the second by the /DSS and the document timestamp only.
+    for (verdict, extension) in verdicts.iter().zip(["EXTENDED_WITH_FORM_FILLING", "EXTENDED_WITH_LTA_UPDATES"]) {
+        let expected = format!(" PASSED OK INTACT:TRUSTED,TIMESTAMP_TOKEN<INTACT:TRUSTED>,{extension},ACCEPTABLE_MODIFICATIONS");
+        assert!(verdict.ends_with(&expected), "pyHanko AdES on B-LTA, expected {expected:?}:\n{ades}");
+    }
+}
+
+// ---- refusals ----
+
+#[test]
+fn a_suspended_or_revoked_certificate_gets_no_signature() {
+    let d = deployment();
+    let layla = citizen(&d, "sig");
+    let document = b"a contract";
+    let prepared = || Prepared::for_document(Profile::Cades { signing_time: now() }, &layla.der, document).unwrap();
+    let signing_ca = Certificate::from_der(&exported(&d, "citizen-signing-ca")).unwrap();
+    let certificate = Certificate::from_der(&layla.der).unwrap();
+
+    let before = now();
+    d.ok(&["ca", "revoke", "--serial", &layla.serial, "--reason", "certificateHold"]);
+    let e = check_ocsp(&ocsp(&d, &layla), &certificate, &signing_ca, 0).unwrap_err();
+    assert!(matches!(e, CadesError::Suspended { since } if since + 1 >= before && since <= now()), "check_ocsp on a held certificate: {e}");
+    let e = b_lt(&d, &layla, &prepared(), Target::P7s).err().expect("no signature is assembled for a suspended certificate");
+    assert!(matches!(e, CadesError::Suspended { .. }), "assemble with a held certificate: {e}");
+    let e = b_lt(&d, &layla, &Prepared::for_digest(Profile::Pades, &layla.der, DigestAlgorithm::Sha256, &[7; 32]).unwrap(), Target::Pdf)
+        .err()
+        .expect("nor for a PDF");
+    assert!(matches!(e, CadesError::Suspended { .. }), "assemble_for_pdf with a held certificate: {e}");
+
+    // Released, it signs again.
+    d.ok(&["ca", "release", "--serial", &layla.serial]);
+    assert!(b_lt(&d, &layla, &prepared(), Target::P7s).is_ok(), "a released certificate signs");
+
+    // Revoked for key compromise: refused with the reason.
+    d.ok(&["ca", "revoke", "--serial", &layla.serial, "--reason", "keyCompromise"]);
+    let e = b_lt(&d, &layla, &prepared(), Target::P7s).err().expect("no signature is assembled for a revoked certificate");
+    assert!(matches!(e, CadesError::Revoked { reason: Some(CrlReason::KeyCompromise), .. }), "assemble with a revoked certificate: {e}");
+}
