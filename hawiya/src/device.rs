@@ -24,6 +24,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
+use idp::smart_id::DeviceRequest;
+
 use crate::CommandResult;
 use crate::enrolment::{Custody, Identity};
 
@@ -32,8 +34,7 @@ const SECRET_FILE: &str = "device-secret";
 const AUTH_LABEL: &str = "smart-id-authentication";
 const SIGN_LABEL: &str = "smart-id-signature";
 const DEVICE_LABEL: &str = "device";
-const PIN_COUNTER_FILE: &str = "pin1-failures";
-/// Wrong PIN1 attempts before the authentication key locks.
+/// Wrong PIN attempts before a key locks (PIN1 and PIN2 count apart).
 const PIN_ATTEMPTS: u8 = 3;
 
 #[derive(Subcommand)]
@@ -65,13 +66,14 @@ pub enum DeviceCommand {
         #[arg(long)]
         pin_stdin: bool,
     },
-    /// Shows the pending login request: the service and the verification code.
+    /// Shows the pending request — a login (PIN1) or a signature (PIN2): the service, the
+    /// document to sign, and the verification code.
     Pending {
         /// The device directory.
         #[arg(long, default_value = "hawiya-device")]
         dir: PathBuf,
     },
-    /// Approves the pending login request with PIN1.
+    /// Approves the pending request: a login with PIN1, a signature with PIN2.
     Approve {
         /// The device directory.
         #[arg(long, default_value = "hawiya-device")]
@@ -80,11 +82,11 @@ pub enum DeviceCommand {
         /// request (it is someone else's).
         #[arg(long)]
         code: Option<String>,
-        /// Read PIN1 from standard input without a prompt.
+        /// Read the PIN from standard input without a prompt.
         #[arg(long)]
         pin_stdin: bool,
     },
-    /// Refuses the pending login request.
+    /// Refuses the pending request.
     Refuse {
         /// The device directory.
         #[arg(long, default_value = "hawiya-device")]
@@ -141,6 +143,14 @@ impl Which {
         match self {
             Which::Authentication => "PIN1",
             Which::Signature => "PIN2",
+        }
+    }
+
+    /// The file that counts wrong attempts of this key's PIN.
+    fn counter_file(self) -> &'static str {
+        match self {
+            Which::Authentication => "pin1-failures",
+            Which::Signature => "pin2-failures",
         }
     }
 
@@ -233,29 +243,29 @@ impl Device {
         Ok(hsm_shim::jose::sign_compact(&signer, &state.device_kid, header, claims.to_string().as_bytes())?)
     }
 
-    /// Wrong PIN1 attempts in a row, kept with a MAC under the device secret. The file is
-    /// written at activation: a missing file, or one that does not verify, counts as locked
-    /// (deleting it does not reset the count).
-    fn pin_failures(&self) -> u8 {
-        match std::fs::read_to_string(self.dir.join(PIN_COUNTER_FILE)) {
+    /// Wrong attempts in a row of one PIN, kept with a MAC under the device secret. The
+    /// files are written at activation: a missing file, or one that does not verify, counts
+    /// as locked (deleting it does not reset the count).
+    fn pin_failures(&self, which: Which) -> u8 {
+        match std::fs::read_to_string(self.dir.join(which.counter_file())) {
             Err(_) => PIN_ATTEMPTS,
             Ok(text) => {
                 let mut parts = text.trim().splitn(2, ' ');
                 match (parts.next().and_then(|n| n.parse::<u8>().ok()), parts.next()) {
-                    (Some(n), Some(mac)) if *mac == self.counter_mac(n) => n,
+                    (Some(n), Some(mac)) if *mac == self.counter_mac(which, n) => n,
                     _ => PIN_ATTEMPTS,
                 }
             }
         }
     }
 
-    fn set_pin_failures(&self, n: u8) -> Result<(), String> {
-        self.write(PIN_COUNTER_FILE, format!("{n} {}\n", self.counter_mac(n)).as_bytes())
+    fn set_pin_failures(&self, which: Which, n: u8) -> Result<(), String> {
+        self.write(which.counter_file(), format!("{n} {}\n", self.counter_mac(which, n)).as_bytes())
     }
 
-    fn counter_mac(&self, n: u8) -> String {
+    fn counter_mac(&self, which: Which, n: u8) -> String {
         let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, self.secret.as_bytes());
-        hex::encode(aws_lc_rs::hmac::sign(&key, format!("pin1-failures:{n}").as_bytes()).as_ref())
+        hex::encode(aws_lc_rs::hmac::sign(&key, format!("{}:{n}", which.counter_file()).as_bytes()).as_ref())
     }
 
     fn write(&self, name: &str, contents: &[u8]) -> Result<(), String> {
@@ -331,7 +341,7 @@ async fn discovery_issuer(http: &reqwest::Client, server: &str) -> Result<String
 }
 
 /// The pending request of an opened device, if any.
-async fn pending(http: &reqwest::Client, device: &Device, state: &State) -> Result<Option<idp::smart_id::Pending>, Box<dyn std::error::Error>> {
+async fn pending(http: &reqwest::Client, device: &Device, state: &State) -> Result<Option<DeviceRequest>, Box<dyn std::error::Error>> {
     let url = format!("{}/smart-id/device/pending", state.server);
     let response = http.get(&url).header(idp::http::DEVICE_PROOF_HEADER, device.proof(state, "GET", "/smart-id/device/pending")?).send().await?;
     match response.status().as_u16() {
@@ -344,10 +354,20 @@ async fn pending(http: &reqwest::Client, device: &Device, state: &State) -> Resu
     }
 }
 
-/// Sends the device's answer; returns the session's new state.
-async fn answer(http: &reqwest::Client, device: &Device, state: &State, body: &idp::smart_id::Answer) -> Result<Value, Box<dyn std::error::Error>> {
-    let url = format!("{}/smart-id/device/answer", state.server);
-    let proof = device.proof(state, "POST", "/smart-id/device/answer")?;
+/// Sends the device's answer to a request of `kind`; returns the session's new state.
+async fn answer(
+    http: &reqwest::Client,
+    device: &Device,
+    state: &State,
+    kind: &DeviceRequest,
+    body: &idp::smart_id::Answer,
+) -> Result<Value, Box<dyn std::error::Error>> {
+    let path = match kind {
+        DeviceRequest::Login(_) => "/smart-id/device/answer",
+        DeviceRequest::Sign(_) => "/smart-id/device/sign",
+    };
+    let url = format!("{}{path}", state.server);
+    let proof = device.proof(state, "POST", path)?;
     let response = http.post(&url).header(idp::http::DEVICE_PROOF_HEADER, proof).json(body).send().await?;
     let status = response.status();
     let answer: Value = response.json().await.unwrap_or_default();
@@ -368,9 +388,9 @@ pub async fn run(command: DeviceCommand) -> CommandResult {
             let (device, state) = Device::open(&dir)?;
             match pending(&http()?, &device, &state).await? {
                 None => println!("No pending request."),
-                Some(p) => {
-                    let code = idp::smart_id::verification_code(&b64url(&p.challenge)?);
-                    println!("{} / {} asks you to log in.\nVerification code: {code}", p.service.ar, p.service.en);
+                Some(request) => {
+                    let (what, code) = describe(&request)?;
+                    println!("{what}\nVerification code: {code}");
                 }
             }
             Ok(())
@@ -378,62 +398,75 @@ pub async fn run(command: DeviceCommand) -> CommandResult {
         DeviceCommand::Refuse { dir } => {
             let (device, state) = Device::open(&dir)?;
             let http = http()?;
-            let p = pending(&http, &device, &state).await?.ok_or("no pending request")?;
-            answer(&http, &device, &state, &outcome(&p.session, "refuse")).await?;
-            println!("Refused the request of {}.", p.service.en);
+            let request = pending(&http, &device, &state).await?.ok_or("no pending request")?;
+            answer(&http, &device, &state, &request, &outcome(request.session(), "refuse")).await?;
+            println!("Refused the request of {}.", request.service().en);
             Ok(())
         }
         DeviceCommand::Approve { dir, code, pin_stdin } => {
             let (device, state) = Device::open(&dir)?;
             let http = http()?;
-            let p = pending(&http, &device, &state).await?.ok_or("no pending request")?;
+            let request = pending(&http, &device, &state).await?.ok_or("no pending request")?;
             // The device derives the code itself: it never takes the server's word for it.
-            let shown = idp::smart_id::verification_code(&b64url(&p.challenge)?);
-            println!("{} / {} asks you to log in. Verification code: {shown}", p.service.ar, p.service.en);
+            let (what, shown) = describe(&request)?;
+            println!("{what} Verification code: {shown}");
+            let session = request.session().to_owned();
             if let Some(typed) = code
                 && typed.trim() != shown
             {
-                answer(&http, &device, &state, &outcome(&p.session, "wrong_code")).await?;
+                answer(&http, &device, &state, &request, &outcome(&session, "wrong_code")).await?;
                 return Err(format!("the page's code {} is not this request's {shown}: refused", typed.trim()).into());
             }
-            if device.pin_failures() >= PIN_ATTEMPTS {
-                answer(&http, &device, &state, &outcome(&p.session, "locked")).await?;
-                return Err("PIN1 is locked after 3 wrong attempts; ask a registration office for a new smart-ID".into());
+            let which = match request {
+                DeviceRequest::Login(_) => Which::Authentication,
+                DeviceRequest::Sign(_) => Which::Signature,
+            };
+            let pin_name = which.pin_name();
+            if device.pin_failures(which) >= PIN_ATTEMPTS {
+                answer(&http, &device, &state, &request, &outcome(&session, "locked")).await?;
+                return Err(format!("{pin_name} is locked after 3 wrong attempts; ask a registration office for a new smart-ID").into());
             }
-            let pin = Pins { quiet: pin_stdin }.read(Which::Authentication)?;
-            let store = match device.key_store(&state.keys, Which::Authentication, &pin) {
+            let pin = Pins { quiet: pin_stdin }.read(which)?;
+            let store = match device.key_store(&state.keys, which, &pin) {
                 Ok(store) => store,
                 Err(Unlock::WrongPin) => {
-                    let failures = device.pin_failures().saturating_add(1);
-                    device.set_pin_failures(failures)?;
+                    let failures = device.pin_failures(which).saturating_add(1);
+                    device.set_pin_failures(which, failures)?;
                     if failures >= PIN_ATTEMPTS {
-                        answer(&http, &device, &state, &outcome(&p.session, "locked")).await?;
-                        return Err("wrong PIN1; PIN1 is now locked".into());
+                        answer(&http, &device, &state, &request, &outcome(&session, "locked")).await?;
+                        return Err(format!("wrong {pin_name}; {pin_name} is now locked").into());
                     }
-                    return Err(format!("wrong PIN1 ({} attempts left)", PIN_ATTEMPTS - failures).into());
+                    return Err(format!("wrong {pin_name} ({} attempts left)", PIN_ATTEMPTS - failures).into());
                 }
                 Err(Unlock::Locked) => {
-                    answer(&http, &device, &state, &outcome(&p.session, "locked")).await?;
-                    return Err("PIN1 is locked".into());
+                    answer(&http, &device, &state, &request, &outcome(&session, "locked")).await?;
+                    return Err(format!("{pin_name} is locked").into());
                 }
                 Err(e) => return Err(e.into()),
             };
-            device.set_pin_failures(0)?;
-            let key = store.list()?.into_iter().find(|k| k.key.label() == AUTH_LABEL).ok_or("the authentication key is missing")?.key;
-            let tbs = idp::smart_id::to_be_signed(&p.issuer, &p.session, &p.client_id, &p.challenge, &shown);
-            let signature = store.sign(&key, SignatureAlgorithm::Es256, &tbs)?;
-            let certificate = pem_der(&std::fs::read_to_string(dir.join("authentication.pem"))?)?;
+            device.set_pin_failures(which, 0)?;
+            let key = store.list()?.into_iter().find(|k| k.key.label() == which.label()).ok_or("the key is missing from its store")?.key;
             let b64 = |b: &[u8]| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b);
-            let approval = idp::smart_id::Answer {
-                session: p.session.clone(),
-                outcome: "approve".into(),
-                certificate: Some(b64(&certificate)),
-                signature: Some(b64(&signature)),
+            let approval = match &request {
+                DeviceRequest::Login(p) => {
+                    let tbs = idp::smart_id::to_be_signed(&p.issuer, &p.session, &p.client_id, &p.challenge, &shown);
+                    let signature = store.sign(&key, SignatureAlgorithm::Es256, &tbs)?;
+                    let certificate = pem_der(&std::fs::read_to_string(dir.join("authentication.pem"))?)?;
+                    idp::smart_id::Answer { session, outcome: "approve".into(), certificate: Some(b64(&certificate)), signature: Some(b64(&signature)) }
+                }
+                DeviceRequest::Sign(p) => {
+                    let signature = store.sign(&key, SignatureAlgorithm::Es256, &b64std(&p.to_be_signed)?)?;
+                    idp::smart_id::Answer { session, outcome: "approve".into(), certificate: None, signature: Some(b64(&signature)) }
+                }
             };
-            let result = answer(&http, &device, &state, &approval).await?;
-            match result["state"].as_str() {
-                Some("approved") => {
+            let result = answer(&http, &device, &state, &request, &approval).await?;
+            match (&request, result["state"].as_str()) {
+                (DeviceRequest::Login(p), Some("approved")) => {
                     println!("Approved: you are logged in to {}.", p.service.en);
+                    Ok(())
+                }
+                (DeviceRequest::Sign(p), Some("signed")) => {
+                    println!("Signed \"{}\" for {}.", p.document_name, p.service.en);
                     Ok(())
                 }
                 _ => Err(format!("the server did not accept the approval: {}", result["reason"].as_str().unwrap_or("no reason given")).into()),
@@ -482,7 +515,8 @@ pub async fn run(command: DeviceCommand) -> CommandResult {
                 device.write(file, activated.get(field).and_then(Value::as_str).unwrap_or_default().as_bytes())?;
             }
             let issuer = discovery_issuer(&http, &server).await?;
-            device.set_pin_failures(0)?;
+            device.set_pin_failures(Which::Authentication, 0)?;
+            device.set_pin_failures(Which::Signature, 0)?;
             let state = State { server, issuer, national_id: identity.national_id.clone(), custody: identity.custody, keys, device_kid };
             device.write(STATE_FILE, &serde_json::to_vec_pretty(&state)?)?;
             println!(
@@ -532,6 +566,26 @@ async fn activate(
     jwk["kid"] = device_kid.clone().into();
     let body = json!({"code": code, "authentication_csr": csrs[0], "signature_csr": csrs[1], "device_key": jwk});
     Ok((post(http, &format!("{server}/smart-id/activation"), &body).await?, device_kid))
+}
+
+/// What the device shows for a request — who asks, for what, with which PIN — and the
+/// verification code it derives from what it would sign.
+fn describe(request: &DeviceRequest) -> Result<(String, String), String> {
+    Ok(match request {
+        DeviceRequest::Login(p) => {
+            let code = idp::smart_id::verification_code(&b64url(&p.challenge)?);
+            (format!("{} / {} asks you to log in (PIN1, authentication key).", p.service.ar, p.service.en), code)
+        }
+        DeviceRequest::Sign(p) => {
+            // What an ES256 key signs is hashed with SHA-256; the code comes from that hash.
+            let code = idp::smart_id::verification_code(&idp::provider::sha256(&b64std(&p.to_be_signed)?));
+            (format!("{} / {} asks you to sign \"{}\" (PIN2, signing key).", p.service.ar, p.service.en, p.document_name), code)
+        }
+    })
+}
+
+fn b64std(text: &str) -> Result<Vec<u8>, String> {
+    base64::Engine::decode(&base64::engine::general_purpose::STANDARD, text).map_err(|_| "the server sent data to sign that is not base64".to_owned())
 }
 
 fn b64url(text: &str) -> Result<Vec<u8>, String> {

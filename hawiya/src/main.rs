@@ -14,6 +14,7 @@ mod enrolment;
 mod idp_cmd;
 mod registration;
 mod server;
+mod signing;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

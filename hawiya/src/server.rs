@@ -86,8 +86,12 @@ pub(crate) async fn open(data: &DataDir, issuer: Option<Issuer>) -> Result<Opene
     let ephemeral = data.ephemeral().await?;
     let guard = ActivationGuard { store: Arc::clone(&ephemeral), trusted_proxies: data.trusted_proxies()? };
     let enrolment = Enrolment::new(Arc::clone(&authority), durable.clone(), data.config.ra_officers.clone()).guarding_activations(guard);
-    let provider = crate::idp_cmd::provider(data, issuer.as_str(), durable, keys, policies, ephemeral).await?;
-    Ok(Opened { ca: Arc::new(CaState { authority, ocsp, tsa }), provider: Arc::new(provider), enrolment: Arc::new(enrolment) })
+    let ca = Arc::new(CaState { authority, ocsp, tsa });
+    // Citizens sign with their smart-ID; the signatures are made with this process's TSA and
+    // OCSP responder.
+    let signing = idp::signing::Signing { maker: Box::new(crate::signing::Maker::new(Arc::clone(&ca))) };
+    let provider = crate::idp_cmd::provider(data, issuer.as_str(), durable, keys, policies, ephemeral).await?.with_signing(signing);
+    Ok(Opened { ca, provider: Arc::new(provider), enrolment: Arc::new(enrolment) })
 }
 
 /// Binds the public listener.

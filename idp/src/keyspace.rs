@@ -75,6 +75,31 @@ pub fn smart_id_answered(session: &str) -> String {
     format!("smart-id-answered:{session}")
 }
 
+/// A signing session.
+pub fn signing_session(session: &str) -> String {
+    format!("signing:{session}")
+}
+
+/// The document of a signing session, until it is signed.
+pub fn signing_document(session: &str) -> String {
+    format!("signing-document:{session}")
+}
+
+/// The signed file of a signing session, for its download.
+pub fn signing_result(session: &str) -> String {
+    format!("signing-result:{session}")
+}
+
+/// The signing session a citizen's device is shown (the newest).
+pub fn signing_pending(national_id: &str) -> String {
+    hashed("signing-pending", national_id)
+}
+
+/// A signing session that has had its one answer.
+pub fn signing_answered(session: &str) -> String {
+    format!("signing-answered:{session}")
+}
+
 /// A device proof's `jti`, spent once per device key.
 pub fn device_proof(kid: &str, jti: &str) -> String {
     hashed("device-jti", &format!("{kid}.{jti}"))

@@ -11,6 +11,7 @@
 //! | [`login`] | login transactions, the password and one-time-code step, the methods that reach a level, what a login does to the session |
 //! | [`throttle`] | every rate limit and lockout, password and smart-ID alike; device cookies |
 //! | [`smart_id`] | the smart-ID login: its flow, the certificate [`smart_id::verifier`], the [`smart_id::ocsp`] revocation source |
+//! | [`signing`] | e-signatures with the smart-ID signing key (PIN2): signing sessions, the device's requests and answers; the formats are `hawiya`'s [`signing::SignatureMaker`] |
 //! | [`session`] | the SSO session and its lifetimes; [`logout`] ends it (RP-initiated, back-channel via [`backchannel`]) |
 //! | [`consent`] | what a request releases, the consent page's answer, the account page's consents |
 //! | [`subject`] | pairwise subject identifiers |
@@ -55,6 +56,7 @@ pub mod pages;
 pub mod provider;
 pub mod revocation;
 pub mod session;
+pub mod signing;
 pub mod smart_id;
 pub mod subject;
 pub mod throttle;

@@ -46,8 +46,10 @@ pub struct Provider {
     pub(crate) clients: ShortCache<Client>,
     pub(crate) citizens: ShortCache<CitizenRecord>,
     pub(crate) account: Option<Arc<Client>>,
+    pub(crate) sign: Option<Arc<Client>>,
     pub(crate) http: reqwest::Client,
     pub(crate) smart_id: Option<crate::smart_id::SmartId>,
+    pub(crate) signing: Option<crate::signing::Signing>,
     pub(crate) throttle: Throttle,
 }
 
@@ -61,9 +63,12 @@ impl std::fmt::Debug for Provider {
 /// through the ordinary authorization flow and then uses the SSO session itself.
 pub const ACCOUNT_CLIENT: &str = "hawiya-account";
 
-fn account_client(issuer: &str, policies: &Policies) -> Option<Client> {
+/// The provider's own pages that log in through the ordinary authorization flow and then
+/// use the SSO session itself: the account page (any level) and the signing page (the
+/// level of the signing policy, so a session below it steps up).
+fn own_client(id: &str, name: policies::Localized, page: &str, min_level: policies::AssuranceLevel, issuer: &str) -> Option<Client> {
     let registration = clients::Registration {
-        redirect_uris: vec![format!("{issuer}/account")],
+        redirect_uris: vec![format!("{issuer}{page}")],
         post_logout_redirect_uris: Vec::new(),
         backchannel_logout_uri: None,
         token_endpoint_auth_method: clients::AuthMethod::None,
@@ -76,11 +81,11 @@ fn account_client(issuer: &str, policies: &Policies) -> Option<Client> {
         name: None,
     };
     // Its one redirect URI is the issuer's own page: no registration checks to pass.
-    let id: policies::ClientId = ACCOUNT_CLIENT.parse().ok()?;
+    let id: policies::ClientId = id.parse().ok()?;
     let service = policies::Service {
         client_id: id.clone(),
-        name: policies::Localized { ar: "حسابي في هوية".into(), en: "My Hawiya account".into() },
-        min_level: policies.levels().first()?.level.clone(),
+        name,
+        min_level,
         scopes: vec!["openid".into()],
         claims: vec!["sub".into()],
         national_id: false,
@@ -109,7 +114,12 @@ impl Provider {
     ) -> Result<Self, IdpError> {
         let http = crate::backchannel::http_client()?;
         let refresh_tokens = RefreshTokens::new(&settings.secret);
-        let account = account_client(&settings.issuer, &policies).map(Arc::new);
+        let account_name = policies::Localized { ar: "حسابي في هوية".into(), en: "My Hawiya account".into() };
+        let lowest = policies.levels().first().map(|l| l.level.clone()).ok_or_else(|| IdpError::Corrupt("no level of assurance".into()))?;
+        let account = own_client(ACCOUNT_CLIENT, account_name, "/account", lowest, &settings.issuer).map(Arc::new);
+        let sign_name = policies::Localized { ar: "التوقيع الإلكتروني في هوية".into(), en: "Hawiya e-signature".into() };
+        let sign_level = policies.signing().min_level.clone();
+        let sign = own_client(crate::signing::SIGN_CLIENT, sign_name, "/sign", sign_level, &settings.issuer).map(Arc::new);
         Ok(Provider {
             policies,
             durable,
@@ -122,8 +132,10 @@ impl Provider {
             clients: ShortCache::new(RECORD_CACHE, 10_000),
             citizens: ShortCache::new(RECORD_CACHE, 100_000),
             account,
+            sign,
             http,
             smart_id: None,
+            signing: None,
             throttle: Throttle::new(Limits::default(), &settings.secret),
             settings,
         })
@@ -137,6 +149,12 @@ impl Provider {
         limits.smart_id_address.max = address;
         self.throttle = Throttle::new(limits, &self.settings.secret);
         self.smart_id = Some(smart_id);
+        self
+    }
+
+    /// Enables e-signatures with the smart-ID signing key, made by `signing`'s maker.
+    pub fn with_signing(mut self, signing: crate::signing::Signing) -> Self {
+        self.signing = Some(signing);
         self
     }
 
@@ -178,6 +196,9 @@ impl Provider {
     pub async fn client(&self, id: &str) -> Result<Option<Arc<Client>>, IdpError> {
         if id == ACCOUNT_CLIENT {
             return Ok(self.account.clone());
+        }
+        if id == crate::signing::SIGN_CLIENT {
+            return Ok(self.sign.clone());
         }
         self.clients
             .get_or_read(id, || async {

@@ -376,3 +376,55 @@ impl Drop for Deployment {
         }
     }
 }
+
+/// A one-page PDF with "Hawiya" in Helvetica, a classic xref table, its offsets computed.
+pub fn sample_pdf() -> Vec<u8> {
+    let content = b"BT /F1 24 Tf 40 40 Td (Hawiya) Tj ET";
+    let objects: Vec<Vec<u8>> = vec![
+        b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_vec(),
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 100] /Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>".to_vec(),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_vec(),
+        [format!("<< /Length {} >>\nstream\n", content.len()).as_bytes(), content, b"\nendstream"].concat(),
+    ];
+    let mut out = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, body) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
+        out.extend_from_slice(body);
+        out.extend_from_slice(b"\nendobj\n");
+    }
+    let xref = out.len();
+    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f\r\n", objects.len() + 1).as_bytes());
+    for offset in offsets {
+        out.extend_from_slice(format!("{offset:010} 00000 n\r\n").as_bytes());
+    }
+    out.extend_from_slice(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R /ID [<48617769796148617769796148617769> <48617769796148617769796148617769>] >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
+    out
+}
+
+/// pdfsig's report with an NSS database that trusts the national root only.
+pub fn pdfsig(d: &Deployment, path: &Path) -> String {
+    let db = d.path("nss");
+    if !db.exists() {
+        std::fs::create_dir(&db).unwrap();
+        let out = run(Command::new("certutil").args(["-N", "--empty-password", "-d"]).arg(&db));
+        assert!(out.status.success(), "certutil -N ({}): install libnss3-tools", output_text(&out));
+        let out = run(Command::new("certutil").args(["-A", "-n", "Hawiya Root", "-t", "CT,C,C", "-i"]).arg(d.path("certs/root.pem")).arg("-d").arg(&db));
+        assert!(out.status.success(), "certutil -A: {}", output_text(&out));
+    }
+    let out = run(Command::new("pdfsig").arg("-nssdir").arg(&db).arg("-no-ocsp").arg(path));
+    output_text(&out)
+}
+
+/// Standard output and error of a finished command, together.
+pub fn output_text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}

@@ -66,6 +66,34 @@ impl Browser {
         self.send(req).await
     }
 
+    /// POSTs a multipart form (`multipart/form-data`, as a browser sends a file input):
+    /// text fields, then one file `(field, file name, bytes)`.
+    pub async fn post_file(&mut self, url: &str, fields: &[(&str, &str)], file: (&str, &str, &[u8])) -> Response {
+        let boundary = "----hawiya-test-boundary-7f3a9c";
+        let mut body = Vec::new();
+        for (name, value) in fields {
+            body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes());
+        }
+        let (name, file_name, bytes) = file;
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let req = self.http.post(self.absolute(url)).header("content-type", format!("multipart/form-data; boundary={boundary}")).body(body);
+        self.send(req).await
+    }
+
+    /// GETs a file: the status, the Content-Disposition and the bytes.
+    pub async fn download(&mut self, url: &str) -> (u16, String, Vec<u8>) {
+        let r = self.http.get(self.absolute(url)).header("cookie", self.cookie_header()).send().await.expect("request");
+        let disposition = r.headers().get("content-disposition").map(|v| v.to_str().expect("ascii").to_owned()).unwrap_or_default();
+        (r.status().as_u16(), disposition, r.bytes().await.expect("body").to_vec())
+    }
+
     /// Follows redirects inside the provider; returns the first one that leaves it.
     pub async fn follow(&mut self, mut r: Response) -> (Response, Option<String>) {
         while let Some(l) = r.location.clone() {

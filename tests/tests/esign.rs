@@ -258,39 +258,6 @@ fn time_stamp_token_of(cms: &[u8]) -> Vec<u8> {
 
 // ---- PAdES ----
 
-/// A one-page PDF with "Hawiya" in Helvetica, a classic xref table, its offsets computed.
-fn minimal_pdf() -> Vec<u8> {
-    let content = b"BT /F1 24 Tf 40 40 Td (Hawiya) Tj ET";
-    let objects: Vec<Vec<u8>> = vec![
-        b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_vec(),
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 100] /Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>".to_vec(),
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_vec(),
-        [format!("<< /Length {} >>\nstream\n", content.len()).as_bytes(), content, b"\nendstream"].concat(),
-    ];
-    let mut out = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n".to_vec();
-    let mut offsets = Vec::new();
-    for (i, body) in objects.iter().enumerate() {
-        offsets.push(out.len());
-        out.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
-        out.extend_from_slice(body);
-        out.extend_from_slice(b"\nendobj\n");
-    }
-    let xref = out.len();
-    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f\r\n", objects.len() + 1).as_bytes());
-    for offset in offsets {
-        out.extend_from_slice(format!("{offset:010} 00000 n\r\n").as_bytes());
-    }
-    out.extend_from_slice(
-        format!(
-            "trailer\n<< /Size {} /Root 1 0 R /ID [<48617769796148617769796148617769> <48617769796148617769796148617769>] >>\nstartxref\n{xref}\n%%EOF\n",
-            objects.len() + 1
-        )
-        .as_bytes(),
-    );
-    out
-}
-
 /// The CRLs the deployment serves, for the DSS: the citizen signing CA's, the services CA's
 /// (the TSA's issuer) and the root's ARL (both intermediates).
 fn crls(d: &Deployment) -> Vec<Vec<u8>> {
@@ -355,20 +322,6 @@ fn pyhanko_validate(d: &Deployment, path: &Path, extra: &[&str]) -> (bool, Strin
         .args(extra)
         .arg(path));
     (out.status.success(), text(&out))
-}
-
-/// pdfsig's report with an NSS database that trusts the national root only.
-fn pdfsig(d: &Deployment, path: &Path) -> String {
-    let db = d.path("nss");
-    if !db.exists() {
-        std::fs::create_dir(&db).unwrap();
-        let out = run(Command::new("certutil").args(["-N", "--empty-password", "-d"]).arg(&db));
-        assert!(out.status.success(), "certutil -N ({}): install libnss3-tools", text(&out));
-        let out = run(Command::new("certutil").args(["-A", "-n", "Hawiya Root", "-t", "CT,C,C", "-i"]).arg(d.path("certs/root.pem")).arg("-d").arg(&db));
-        assert!(out.status.success(), "certutil -A: {}", text(&out));
-    }
-    let out = run(Command::new("pdfsig").arg("-nssdir").arg(&db).arg("-no-ocsp").arg(path));
-    text(&out)
 }
 
 /// pyHanko's AdES long-term validation (ETSI EN 319 102-1 §5.6.3, `ades_lta_validation`) of
@@ -439,7 +392,7 @@ fn pyhanko_trusted(d: &Deployment, path: &Path, count: usize) -> String {
 fn pades_b_lt_a_co_signature_and_b_lta_validate_with_pyhanko_pdfsig_and_qpdf() {
     let d = deployment();
     let layla = citizen(&d, "sig");
-    let original = minimal_pdf();
+    let original = hawiya_e2e::sample_pdf();
     let b_lt = sign_pdf(&d, &layla, &original, "Layla Haddad");
     assert!(b_lt.starts_with(&original), "the original PDF must be a prefix of the signed file");
     let path = write(&d, "b-lt.pdf", &b_lt);
@@ -457,7 +410,7 @@ fn pades_b_lt_a_co_signature_and_b_lta_validate_with_pyhanko_pdfsig_and_qpdf() {
     ] {
         assert!(pretty.contains(line), "pyhanko --pretty-print lacks {line:?}:\n{pretty}");
     }
-    let report = pdfsig(&d, &path);
+    let report = hawiya_e2e::pdfsig(&d, &path);
     assert_eq!(report.matches("Signature is Valid.").count(), 1, "pdfsig:\n{report}");
     assert!(report.contains("Signer Certificate Common Name: Layla Haddad"), "pdfsig:\n{report}");
     // The PAdES validation model without fetching: B-LT alone lacks a proof of existence for
@@ -471,7 +424,7 @@ fn pades_b_lt_a_co_signature_and_b_lta_validate_with_pyhanko_pdfsig_and_qpdf() {
     let path = write(&d, "co-signed.pdf", &cosigned);
     qpdf_check(&path);
     pyhanko_trusted(&d, &path, 2);
-    let report = pdfsig(&d, &path);
+    let report = hawiya_e2e::pdfsig(&d, &path);
     assert_eq!(report.matches("Signature is Valid.").count(), 2, "pdfsig on the co-signed file:\n{report}");
 
     // B-LTA: a document timestamp over everything, /DSS included; the AdES long-term

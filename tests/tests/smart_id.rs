@@ -829,3 +829,170 @@ async fn wrong_activation_codes_are_limited_per_address() {
     // Another address is not affected.
     assert_eq!(identity(from("127.0.0.2"), code).await, 200);
 }
+
+// ---- E-signatures with PIN2 ----
+
+/// The verification code on a signing page.
+fn shown_code(body: &str) -> String {
+    body.split(r#"id="verification-code">"#).nth(1).and_then(|s| s.split('<').next()).unwrap_or_else(|| panic!("no code on the page: {body}")).to_owned()
+}
+
+/// Uploads `bytes` as `name` on the signing form `form` (its HTML); returns the waiting
+/// page's URL and the code it shows.
+async fn upload(b: &mut hawiya_e2e::web::Browser, form: &str, name: &str, bytes: &[u8]) -> (String, String) {
+    let csrf = hawiya_e2e::web::hidden(form, "csrf");
+    let r = b.post_file("/sign", &[("csrf", &csrf), ("lang", "en")], ("document", name, bytes)).await;
+    assert_eq!(r.status, 303, "the upload opens a signing session: {}", r.body);
+    let wait = r.location.expect("to the waiting page");
+    let page = b.get(&wait).await;
+    assert!(page.body.contains(name) && page.body.contains("then enter PIN2"), "{}", page.body);
+    (wait, shown_code(&page.body))
+}
+
+/// The waiting page of a session that ended without a signature: the form again, with
+/// `reason`, no download, and no new signature record.
+async fn refused(b: &mut hawiya_e2e::web::Browser, d: &Deployment, wait: &str, reason: &str) {
+    let page = b.get(wait).await;
+    assert!(page.body.contains(reason) && page.body.contains(r#"action="/sign""#), "expected {reason:?}: {}", page.body);
+    assert!(!page.body.contains(r#"id="download""#), "no signature was assembled");
+    assert_eq!(sqlite_count(d, "SELECT count(*) FROM signatures"), 2, "nothing recorded after {reason:?}");
+}
+
+fn sqlite_count(d: &Deployment, sql: &str) -> i64 {
+    let out = hawiya_e2e::run(
+        Command::new("python3")
+            .args(["-c", "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0])"])
+            .arg(d.data.join("hawiya.db"))
+            .arg(sql),
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or_else(|_| panic!("sqlite: {}", hawiya_e2e::output_text(&out)))
+}
+
+/// The citizen's journey on `/sign`: logging in at high with the smart card (PIN1) from the
+/// page itself, a PDF and a text file signed with PIN2 after the device showed the same
+/// document and code, the results accepted by pyHanko, pdfsig, qpdf and OpenSSL with the
+/// national root as the only anchor; then every refusal, each ending without a signature
+/// and without a record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_citizen_signs_documents_with_pin2_and_validators_accept_them() {
+    let (d, _) = deployment();
+    let card_env = smart_card(d.dir.path());
+    let env: Vec<(&str, &str)> = card_env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let card = d.path("card");
+    let o = activate(&d, &card, &enroll(&d, SAMI, "hardware"), &["--pkcs11-module", &softhsm_module().display().to_string()], &env);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // Without a session at high, the page logs in first (the smart card, PIN1), then comes back.
+    let mut b = browser(&d);
+    let (poll, code) = start_login(&mut b, &format!("{}/sign?lang=en", d.base), SAMI).await;
+    let o = device(&card, &["approve", "--pin-stdin", "--code", &code], Some(PIN1), &env);
+    assert!(o.status.success(), "login approve: {}", stderr(&o));
+    let r = b.get(&poll).await;
+    let (form, out) = b.follow(r).await;
+    assert!(out.is_none() && form.body.contains(r#"action="/sign""#), "back on the signing page: {} {}", form.status, form.body);
+    assert!(form.body.contains("Largest document accepted: 10 MB"), "{}", form.body);
+
+    // A PDF: the device shows the document and the page's code, PIN2 signs.
+    let pdf = hawiya_e2e::sample_pdf();
+    let (wait, code) = upload(&mut b, &form.body, "عقد إيجار.pdf", &pdf).await;
+    let o = device(&card, &["pending"], None, &env);
+    let shown = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(shown.contains("asks you to sign \"عقد إيجار.pdf\" (PIN2, signing key)") && shown.contains(&format!("Verification code: {code}")), "{shown}");
+    let o = device(&card, &["approve", "--pin-stdin", "--code", &code], Some(PIN2), &env);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("Signed \"عقد إيجار.pdf\""), "sign approve: {}", stderr(&o));
+    let done = b.get(&wait).await;
+    assert!(done.body.contains("The document is signed.") && done.body.contains("PAdES-BASELINE-LT"), "{}", done.body);
+    let href = done.body.split(r#"id="download" href=""#).nth(1).and_then(|s| s.split('"').next()).expect("download link").replace("&amp;", "&");
+    let (status, disposition, signed) = b.download(&href).await;
+    assert_eq!(status, 200);
+    assert!(disposition.contains("filename*=UTF-8''%D8%B9%D9%82%D8%AF%20%D8%A5%D9%8A%D8%AC%D8%A7%D8%B1-signed.pdf"), "{disposition}");
+    assert!(signed.starts_with(&pdf), "the original bytes are only appended to");
+    let path = d.path("signed.pdf");
+    std::fs::write(&path, &signed).expect("write");
+    let qpdf = hawiya_e2e::run(Command::new("qpdf").arg("--check").arg(&path));
+    assert!(qpdf.status.success(), "qpdf --check: {}", hawiya_e2e::output_text(&qpdf));
+    let certs = d.path("certs");
+    let pyhanko = hawiya_e2e::run(
+        Command::new("pyhanko")
+            .args(["sign", "validate", "--trust"])
+            .arg(certs.join("root.pem"))
+            .args(["--trust-replace", "--other-certs"])
+            .arg(certs.join("services-ca.pem"))
+            .arg("--no-revocation-check")
+            .arg(&path),
+    );
+    let verdict = hawiya_e2e::output_text(&pyhanko);
+    assert!(verdict.contains(":INTACT:TRUSTED,TIMESTAMP_TOKEN<INTACT:TRUSTED>"), "pyHanko: {verdict}");
+    let report = hawiya_e2e::pdfsig(&d, &path);
+    // "Not total document signed": the /DSS update follows the signature, as B-LT wants.
+    assert!(report.contains("Signature is Valid.") && report.contains("Signer Certificate Common Name: Sami Khalil"), "pdfsig: {report}");
+
+    // Any other file: a detached CAdES .p7s that OpenSSL verifies against the root.
+    let text = "بيان رسمي — an official statement\n".as_bytes();
+    let form = b.get("/sign?lang=en").await;
+    let (wait, code) = upload(&mut b, &form.body, "statement.txt", text).await;
+    let o = device(&card, &["approve", "--pin-stdin", "--code", &code], Some(PIN2), &env);
+    assert!(o.status.success(), "sign approve: {}", stderr(&o));
+    let done = b.get(&wait).await;
+    assert!(done.body.contains("statement.txt.p7s") && done.body.contains("CAdES-BASELINE-LT"), "{}", done.body);
+    let href = done.body.split(r#"id="download" href=""#).nth(1).and_then(|s| s.split('"').next()).expect("download link").replace("&amp;", "&");
+    let (_, _, p7s) = b.download(&href).await;
+    std::fs::write(d.path("statement.txt"), text).expect("write");
+    std::fs::write(d.path("statement.p7s"), &p7s).expect("write");
+    let root = certs.join("root.pem").display().to_string();
+    let o = openssl(
+        d.dir.path(),
+        &["cms", "-verify", "-cades", "-binary", "-inform", "DER", "-in", "statement.p7s", "-content", "statement.txt", "-CAfile", &root, "-out", "/dev/null"],
+    );
+    assert!(o.status.success(), "openssl cms -verify -cades: {}", hawiya_e2e::output_text(&o));
+    assert_eq!(sqlite_count(&d, &format!("SELECT count(*) FROM signatures WHERE national_id = '{SAMI}'")), 2, "both signatures are recorded");
+
+    // Refusals: each ends on the form with its reason, nothing signed, nothing recorded.
+    let form = b.get("/sign?lang=en").await;
+    let (wait, _) = upload(&mut b, &form.body, "letter.pdf", &pdf).await;
+    let o = device(&card, &["refuse"], None, &env);
+    assert!(o.status.success(), "{}", stderr(&o));
+    refused(&mut b, &d, &wait, "You refused the request on your device; nothing was signed.").await;
+
+    let form = b.get("/sign?lang=en").await;
+    let (wait, code) = upload(&mut b, &form.body, "letter.pdf", &pdf).await;
+    let other = if code == "0000" { "0001" } else { "0000" };
+    let o = device(&card, &["approve", "--pin-stdin", "--code", other], Some(PIN2), &env);
+    assert!(stderr(&o).contains("is not this request's"), "{}", stderr(&o));
+    refused(&mut b, &d, &wait, "You chose another verification code on your device than the one shown here").await;
+
+    // A suspended signing certificate: the device signs, no signature is assembled.
+    let serial =
+        String::from_utf8_lossy(&openssl(&card, &["x509", "-in", "signature.pem", "-noout", "-serial"]).stdout).trim().trim_start_matches("serial=").to_owned();
+    d.ok(&["ca", "revoke", "--serial", &serial, "--reason", "certificateHold"]);
+    let form = b.get("/sign?lang=en").await;
+    let (wait, code) = upload(&mut b, &form.body, "letter.pdf", &pdf).await;
+    let o = device(&card, &["approve", "--pin-stdin", "--code", &code], Some(PIN2), &env);
+    assert!(!o.status.success() && stderr(&o).contains("sign.suspended"), "the device hears it: {}", stderr(&o));
+    refused(&mut b, &d, &wait, "Your signing certificate is suspended; nothing was signed.").await;
+    d.ok(&["ca", "release", "--serial", &serial]);
+
+    // Three wrong PIN2s lock the signing key; PIN1 and logins are untouched.
+    let form = b.get("/sign?lang=en").await;
+    let (wait, code) = upload(&mut b, &form.body, "letter.pdf", &pdf).await;
+    for left in [2, 1] {
+        let o = device(&card, &["approve", "--pin-stdin", "--code", &code], Some("00000"), &env);
+        assert_eq!(stderr(&o), format!("error: wrong PIN2 ({left} attempts left)"));
+    }
+    let o = device(&card, &["approve", "--pin-stdin", "--code", &code], Some("00000"), &env);
+    assert_eq!(stderr(&o), "error: wrong PIN2; PIN2 is now locked");
+    let page = b.get(&wait).await;
+    assert!(page.body.contains("PIN2 is locked on your device after three wrong attempts"), "{}", page.body);
+    let mut login = browser(&d);
+    let (poll, code) = start_login(&mut login, &format!("{}/sign?lang=en", d.base), SAMI).await;
+    let o = device(&card, &["approve", "--pin-stdin", "--code", &code], Some(PIN1), &env);
+    assert!(o.status.success(), "PIN1 still works after PIN2 locked: {}", stderr(&o));
+    let r = login.get(&poll).await;
+    let (page, _) = login.follow(r).await;
+    assert!(page.body.contains(r#"action="/sign""#), "logged in with PIN1: {}", page.body);
+    let form = b.get("/sign?lang=en").await;
+    let (_, code) = upload(&mut b, &form.body, "letter.pdf", &pdf).await;
+    let o = device(&card, &["approve", "--pin-stdin", "--code", &code], Some(PIN2), &env);
+    assert!(stderr(&o).contains("PIN2 is locked after 3 wrong attempts"), "even the right PIN2: {}", stderr(&o));
+    assert_eq!(sqlite_count(&d, "SELECT count(*) FROM signatures"), 2);
+}

@@ -28,6 +28,7 @@ mod introspection;
 mod login;
 mod logout;
 mod revocation;
+mod signing;
 mod smart_id;
 mod token;
 mod transaction;
@@ -56,6 +57,7 @@ pub fn router(provider: Arc<Provider>) -> Router {
         .route("/login/smart-id", get(smart_id::smart_id_poll).post(smart_id::smart_id_start))
         .route("/smart-id/device/pending", get(smart_id::device_pending))
         .route("/smart-id/device/answer", post(smart_id::device_answer))
+        .route("/smart-id/device/sign", post(smart_id::device_sign))
         .route("/consent", get(consent::consent_page).post(consent::consent_submit))
         .route("/token", post(token::token))
         .route("/userinfo", get(userinfo::userinfo).post(userinfo::userinfo))
@@ -65,6 +67,9 @@ pub fn router(provider: Arc<Provider>) -> Router {
         .route("/logout/confirm", post(logout::logout_confirm))
         .route("/account", get(account::account))
         .route("/account/withdraw", post(account::account_withdraw))
+        .route("/sign", get(signing::sign_page).post(signing::sign_upload).layer(DefaultBodyLimit::max(signing::upload_limit(&provider))))
+        .route("/sign/wait", get(signing::sign_wait))
+        .route("/sign/download", get(signing::sign_download))
         .route("/assets/hawiya.css", get(stylesheet))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .layer(axum::middleware::map_response(move |r| security_headers(r, hsts)))

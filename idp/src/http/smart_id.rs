@@ -14,7 +14,7 @@ use crate::login::{Browser, LoginStep};
 use crate::oauth::{ErrorCode, OAuthError};
 use crate::pages::{self, SmartIdWaitingPage, text};
 use crate::provider::Provider;
-use crate::smart_id::Poll;
+use crate::smart_id::{DeviceRequest, Poll};
 use crate::throttle::DEVICE_COOKIE;
 use crate::unix_now as now;
 
@@ -83,9 +83,32 @@ pub(super) async fn device_pending(State(p): State<Shared>, headers: HeaderMap) 
         Ok(n) => n,
         Err(e) => return e.into_response(),
     };
-    match p.device_pending(&national_id).await {
-        Ok(Some(pending)) => json_response(StatusCode::OK, serde_json::to_value(pending).unwrap_or_default()),
+    // A signing request first: the citizen started it on purpose, moments ago.
+    let request = match p.device_signing_pending(&national_id).await {
+        Ok(Some(sign)) => Ok(Some(DeviceRequest::Sign(sign))),
+        Ok(None) => p.device_pending(&national_id).await.map(|login| login.map(DeviceRequest::Login)),
+        Err(e) => Err(e),
+    };
+    match request {
+        Ok(Some(request)) => json_response(StatusCode::OK, serde_json::to_value(request).unwrap_or_default()),
         Ok(None) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The device's answer to a signing request (PIN2).
+pub(super) async fn device_sign(State(p): State<Shared>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let proof = headers.get(DEVICE_PROOF_HEADER).and_then(|v| v.to_str().ok());
+    let national_id = match p.device(proof, "POST", "/smart-id/device/sign", now()).await {
+        Ok(n) => n,
+        Err(e) => return e.into_response(),
+    };
+    let answer: crate::smart_id::Answer = match serde_json::from_slice(&body) {
+        Ok(a) => a,
+        Err(e) => return OAuthError::invalid_request(format!("the answer is not the expected JSON: {e}")).into_response(),
+    };
+    match p.device_sign(&national_id, &answer, now()).await {
+        Ok(state) => json_response(StatusCode::OK, serde_json::to_value(state).unwrap_or_default()),
         Err(e) => e.into_response(),
     }
 }

@@ -8,12 +8,14 @@ mod account;
 mod consent;
 mod login;
 mod logout;
+mod signing;
 mod smart_id;
 
 pub use account::{AccountConsent, AccountPage};
 pub use consent::ConsentPage;
 pub use login::{LoginPage, SmartIdForm};
 pub use logout::{LoggedOutPage, LogoutConfirmPage, LogoutReturn};
+pub use signing::{SignFormPage, SignWaitingPage, SignedPage, size};
 pub use smart_id::SmartIdWaitingPage;
 
 use crate::citizens::Lang;
@@ -103,6 +105,52 @@ pub fn text(lang: Lang, key: &str) -> &'static str {
         ),
         "logout.link" => ("تسجيل الخروج من جميع الخدمات", "Log out of every service"),
         "switch" => ("English", "العربية"),
+        "sign.heading" => ("توقيع مستند", "Sign a document"),
+        "sign.intro" => (
+            "اختر المستند الذي تريد توقيعه: ملف PDF يُوقَّع داخل الملف نفسه، وأي ملف آخر يُوقَّع بملف توقيع منفصل (.p7s). يُطلب منك بعدها الرمز السري الثاني على جهازك.",
+            "Choose the document to sign: a PDF is signed inside the file itself, any other file gets a separate signature file (.p7s). Your device then asks for PIN2.",
+        ),
+        "sign.document" => ("المستند", "Document"),
+        "sign.document_name" => ("المستند", "Document"),
+        "sign.limit" => ("الحد الأقصى لحجم المستند:", "Largest document accepted:"),
+        "sign.submit" => ("وقّع بالهوية الذكية", "Sign with my smart-ID"),
+        "sign.waiting_intro" => (
+            "افتح الهوية الذكية على جهازك وتأكد أنه يعرض اسم المستند ورمز التحقق نفسه، ثم أدخل الرمز السري الثاني.",
+            "Open your smart-ID device, check that it shows this document and this same verification code, then enter PIN2.",
+        ),
+        "sign.done" => ("تم توقيع المستند.", "The document is signed."),
+        "sign.signed_file" => ("الملف الموقّع", "Signed file"),
+        "sign.format" => ("صيغة التوقيع", "Signature format"),
+        "sign.download" => ("تنزيل الملف الموقّع", "Download the signed file"),
+        "sign.again" => ("توقيع مستند آخر", "Sign another document"),
+        "sign.user_refused" => ("رفضتَ الطلب على جهازك؛ لم يُوقَّع شيء.", "You refused the request on your device; nothing was signed."),
+        "sign.wrong_code" => (
+            "اخترتَ على جهازك رمز تحقق غير المعروض هنا؛ لم يُوقَّع شيء.",
+            "You chose another verification code on your device than the one shown here; nothing was signed.",
+        ),
+        "sign.locked" => (
+            "الرمز السري الثاني مقفل على جهازك بعد ثلاث محاولات خاطئة. راجع مكتب التسجيل.",
+            "PIN2 is locked on your device after three wrong attempts. Contact a registration office.",
+        ),
+        "sign.suspended" => ("شهادة التوقيع في هويتك الذكية موقوفة مؤقتًا؛ لم يُوقَّع شيء.", "Your signing certificate is suspended; nothing was signed."),
+        "sign.revoked" => ("شهادة التوقيع في هويتك الذكية ملغاة؛ لم يُوقَّع شيء.", "Your signing certificate is revoked; nothing was signed."),
+        "sign.bad_signature" => ("توقيع الجهاز لا يطابق المستند؛ لم يُوقَّع شيء.", "The device's signature does not match the document; nothing was signed."),
+        "sign.document_changed" => ("تغيّر المستند بعد الطلب؛ لم يُوقَّع شيء.", "The document changed after the request; nothing was signed."),
+        "sign.unavailable" => ("تعذّر إتمام التوقيع الآن؛ حاول لاحقًا.", "The signature cannot be completed now; try again later."),
+        "sign.timeout" => ("انتهت مهلة الطلب؛ ابدأ من جديد.", "The request timed out; start again."),
+        "sign.too_large" => ("المستند أكبر من الحد المسموح.", "The document is larger than allowed."),
+        "sign.empty" => ("اختر ملفًا غير فارغ لتوقيعه.", "Choose a file that is not empty."),
+        "sign.no_smart_id" => (
+            "ليس لديك هوية ذكية مفعّلة فيها شهادة توقيع. راجع مكتب التسجيل.",
+            "You have no active smart-ID with a signing certificate. Contact a registration office.",
+        ),
+        "sign.flood" => ("طلبات كثيرة لجهازك؛ حاول بعد 15 دقيقة.", "Too many requests to your device; try again in 15 minutes."),
+        "sign.encrypted" => ("ملف PDF هذا مشفّر؛ لا يمكن توقيعه.", "This PDF is encrypted; it cannot be signed."),
+        "sign.damaged" => ("ملف PDF هذا تالف؛ لا يمكن توقيعه.", "This PDF is damaged; it cannot be signed."),
+        "sign.certified" => (
+            "صدّق مُعِدّ ملف PDF هذا عليه ومنع أي تغيير فيه؛ لا يمكن توقيعه مرة أخرى.",
+            "The author of this PDF certified it against any change; it cannot be signed again.",
+        ),
         _ => ("", ""),
     };
     match lang {
@@ -262,7 +310,7 @@ header a { color: #fff; }
 main { max-width: 32rem; margin: 2rem auto; padding: 0 1rem; }
 h1 { font-size: 1.5rem; }
 label { display: block; margin-block-start: 1rem; font-weight: 600; }
-input[type=text], input[type=password] { display: block; inline-size: 100%; box-sizing: border-box; padding: 0.6rem; font-size: 1rem; border: 2px solid #444; border-radius: 4px; }
+input[type=text], input[type=password], input[type=file] { display: block; inline-size: 100%; box-sizing: border-box; padding: 0.6rem; font-size: 1rem; border: 2px solid #444; border-radius: 4px; }
 button { margin-block-start: 1.25rem; padding: 0.6rem 1.5rem; font-size: 1rem; border: 2px solid #0b3d2e; border-radius: 4px; background: #0b3d2e; color: #fff; cursor: pointer; }
 button.secondary { background: #fff; color: #0b3d2e; }
 :focus-visible { outline: 3px solid #b35c00; outline-offset: 2px; }

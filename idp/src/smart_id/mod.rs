@@ -136,6 +136,44 @@ pub struct Pending {
     pub expires_at: i64,
 }
 
+/// A request waiting on a citizen's device: a login (PIN1, the authentication key) or a
+/// signature (PIN2, the signing key). The JSON says which in `kind`.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DeviceRequest {
+    /// A login at a service.
+    Login(Pending),
+    /// A signature of a document.
+    Sign(crate::signing::SigningPending),
+}
+
+impl DeviceRequest {
+    /// The session it belongs to.
+    pub fn session(&self) -> &str {
+        match self {
+            DeviceRequest::Login(p) => &p.session,
+            DeviceRequest::Sign(p) => &p.session,
+        }
+    }
+
+    /// The PIN it needs, and so the key: PIN1 unlocks the authentication key, PIN2 the
+    /// signing key.
+    pub fn pin(&self) -> &'static str {
+        match self {
+            DeviceRequest::Login(_) => "PIN1",
+            DeviceRequest::Sign(_) => "PIN2",
+        }
+    }
+
+    /// The service that asks.
+    pub fn service(&self) -> &policies::Localized {
+        match self {
+            DeviceRequest::Login(p) => &p.service,
+            DeviceRequest::Sign(p) => &p.service,
+        }
+    }
+}
+
 /// The device's answer.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]

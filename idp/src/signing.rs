@@ -1,0 +1,492 @@
+//! Citizens' e-signatures with the smart-ID signing key, decoupled like the smart-ID login.
+//!
+//! Whoever asks (the citizen on the provider's own signing page, `/sign`) gives a document
+//! and the signer. The provider takes the citizen's signing certificate from their
+//! smart-ID, has the [`SignatureMaker`] build what is to be signed (the signed attributes
+//! over the document's digest), and opens a signing session. The citizen's device is shown
+//! the service, the document's name and a 4-digit verification code derived from the hash
+//! of what it signs (the page shows the same code), and signs after PIN2. The maker then
+//! checks the signature, fetches the timestamp and the revocation evidence and assembles the
+//! signed file (PAdES for PDFs, detached CAdES otherwise) at level B-LT; a suspended or
+//! revoked certificate gets no signature, even when the device signed.
+//!
+//! The provider does not link the CA or the signature formats: `hawiya` wires the maker to
+//! `esign`, the timestamp authority and the OCSP responder.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+
+use crate::IdpError;
+use crate::keyspace;
+use crate::login::Browser;
+use crate::oauth::{ErrorCode, OAuthError};
+use crate::provider::Provider;
+use crate::smart_id::verification_code;
+
+/// The provider's own signing page's client id (in the signature records).
+pub const SIGN_CLIENT: &str = "hawiya-sign";
+
+/// A document to be signed, as the citizen or agency gave it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Document {
+    /// Its file name.
+    pub name: String,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// The signature format a document gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// PAdES, an incremental update of the PDF.
+    Pades,
+    /// Detached CAdES (`.p7s`), for any file.
+    Cades,
+}
+
+impl Format {
+    /// The format and level of what is made (ETSI's names).
+    pub fn level(self) -> &'static str {
+        match self {
+            Format::Pades => "PAdES-BASELINE-LT",
+            Format::Cades => "CAdES-BASELINE-LT",
+        }
+    }
+}
+
+/// What the device signs.
+#[derive(Clone, Debug)]
+pub struct ToBeSigned {
+    /// The octets (DER signed attributes) the signing key signs.
+    pub octets: Vec<u8>,
+    /// Their hash with the digest the key signs with: the verification code is derived
+    /// from it.
+    pub hash: Vec<u8>,
+    /// The format the signature will have.
+    pub format: Format,
+}
+
+/// A signed file.
+#[derive(Clone, Debug)]
+pub struct SignedFile {
+    /// Its bytes: the signed PDF, or the `.p7s`.
+    pub bytes: Vec<u8>,
+    /// Its format.
+    pub format: Format,
+}
+
+/// Why a signature was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum SigningError {
+    /// The document cannot be signed: the page text key of the reason (`sign.encrypted`,
+    /// `sign.damaged`, `sign.certified`).
+    #[error("the document cannot be signed ({0})")]
+    NotSignable(&'static str),
+    /// The signing certificate is suspended.
+    #[error("the signing certificate is suspended")]
+    Suspended,
+    /// The signing certificate is revoked.
+    #[error("the signing certificate is revoked")]
+    Revoked,
+    /// The device's signature is not over what was to be signed, or not by the certificate.
+    #[error("the device's signature does not verify: {0}")]
+    BadSignature(String),
+    /// The document is no longer the one the session was opened for.
+    #[error("the document changed after the request")]
+    DocumentChanged,
+    /// The timestamp authority, the responder or a key store failed.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Builds what is signed and turns a device's signature into a signed file.
+#[async_trait::async_trait]
+pub trait SignatureMaker: Send + Sync {
+    /// What the holder of `certificate` (DER) signs for `document` at `signing_time` (Unix
+    /// seconds). The same arguments give the same octets.
+    fn prepare(&self, document: &Document, certificate: &[u8], signing_time: i64) -> Result<ToBeSigned, SigningError>;
+
+    /// Checks `signature` (by the device, over [`SignatureMaker::prepare`]'s octets), gets
+    /// the timestamp and the revocation evidence, and assembles the signed file.
+    async fn complete(&self, document: &Document, certificate: &[u8], signing_time: i64, signature: &[u8]) -> Result<SignedFile, SigningError>;
+}
+
+/// E-signatures as the provider runs them.
+pub struct Signing {
+    /// Builds and assembles signatures.
+    pub maker: Box<dyn SignatureMaker>,
+}
+
+/// Where a signing session stands.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum SigningState {
+    /// Waiting for the device.
+    Waiting,
+    /// Signed: the file is ready.
+    Signed,
+    /// It ended without a signature.
+    Failed {
+        /// Why, as a page text key (`sign.refused`, …).
+        reason: String,
+    },
+}
+
+/// A signing session, kept in the ephemeral store for the timeout (the document and the
+/// signed file under keys of their own).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct SigningSession {
+    /// The citizen's opaque id (the SSO session that may poll and download).
+    pub citizen_id: String,
+    /// The signer.
+    pub national_id: String,
+    /// The service that asked.
+    pub client_id: String,
+    /// The document's name.
+    pub document_name: String,
+    /// SHA-256 (hex) of the document.
+    pub document_sha256: String,
+    /// The signature format.
+    pub format: Format,
+    /// The claimed signing time, Unix seconds (fixed: what is signed depends on it).
+    pub signing_time: i64,
+    /// What the device signs, base64.
+    pub to_be_signed: String,
+    /// The verification code derived from its hash.
+    pub code: String,
+    /// When it times out, Unix seconds.
+    pub expires_at: i64,
+    /// Where it stands.
+    #[serde(flatten)]
+    pub state: SigningState,
+}
+
+/// What the device is shown for a signing request.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct SigningPending {
+    /// The session.
+    pub session: String,
+    /// The service that asks, in Arabic and English.
+    pub service: policies::Localized,
+    /// The document's name.
+    pub document_name: String,
+    /// What to sign, base64: the device hashes it, derives the verification code from the
+    /// hash and signs it with the signing key after PIN2.
+    pub to_be_signed: String,
+    /// When the request times out.
+    pub expires_at: i64,
+}
+
+/// What the page shows while polling a signing session.
+#[derive(Debug)]
+pub enum SigningPoll {
+    /// Still waiting: show the code again.
+    Waiting {
+        /// The verification code.
+        code: String,
+        /// The document's name.
+        document_name: String,
+    },
+    /// Signed: the file can be downloaded.
+    Signed {
+        /// The signed file's name.
+        file_name: String,
+        /// Its format and level.
+        level: &'static str,
+    },
+    /// Ended: the page text key of the reason.
+    Failed(&'static str),
+}
+
+/// The page text keys a failed session may name.
+const REASONS: [&str; 9] = [
+    "sign.user_refused",
+    "sign.wrong_code",
+    "sign.locked",
+    "sign.suspended",
+    "sign.revoked",
+    "sign.bad_signature",
+    "sign.document_changed",
+    "sign.unavailable",
+    "sign.timeout",
+];
+
+fn static_reason(reason: &str) -> &'static str {
+    REASONS.into_iter().find(|k| *k == reason).unwrap_or("sign.unavailable")
+}
+
+fn reason_key(e: &SigningError) -> &'static str {
+    match e {
+        SigningError::Suspended => "sign.suspended",
+        SigningError::Revoked => "sign.revoked",
+        SigningError::BadSignature(_) => "sign.bad_signature",
+        SigningError::DocumentChanged => "sign.document_changed",
+        SigningError::NotSignable(_) | SigningError::Unavailable(_) => "sign.unavailable",
+    }
+}
+
+/// The name of the signed file: `contract.pdf` → `contract-signed.pdf`; `data.xml` →
+/// `data.xml.p7s`.
+pub fn signed_file_name(name: &str, format: Format) -> String {
+    match format {
+        Format::Pades => match name.rsplit_once('.') {
+            Some((stem, ext)) if ext.eq_ignore_ascii_case("pdf") => format!("{stem}-signed.pdf"),
+            _ => format!("{name}-signed.pdf"),
+        },
+        Format::Cades => format!("{name}.p7s"),
+    }
+}
+
+/// Why a signing request was not opened.
+#[derive(Debug)]
+pub enum StartRefusal {
+    /// The document is larger than the policy's limit (octets).
+    TooLarge(usize),
+    /// The document is empty or has no name.
+    Empty,
+    /// The citizen has no active smart-ID with a signing certificate.
+    NoSmartId,
+    /// The document cannot be signed; the page text key of the reason.
+    NotSignable(&'static str),
+    /// Too many requests for this citizen.
+    Flood,
+    /// Anything else.
+    Error(OAuthError),
+}
+
+impl<E: Into<OAuthError>> From<E> for StartRefusal {
+    fn from(e: E) -> Self {
+        StartRefusal::Error(e.into())
+    }
+}
+
+impl Provider {
+    fn signing_service(&self) -> Result<&Signing, OAuthError> {
+        self.signing.as_ref().ok_or_else(|| OAuthError::invalid_request("e-signatures are not enabled on this provider"))
+    }
+
+    /// Whether e-signatures are enabled.
+    pub fn signs(&self) -> bool {
+        self.signing.is_some()
+    }
+
+    async fn put_signing_session(&self, id: &str, s: &SigningSession, now: i64) -> Result<(), IdpError> {
+        let bytes = serde_json::to_vec(s).map_err(|source| IdpError::Record { what: "signing session", source })?;
+        self.ephemeral.put(&keyspace::signing_session(id), &bytes, ttl(s.expires_at, now)).await?;
+        Ok(())
+    }
+
+    async fn signing_session(&self, id: &str) -> Result<Option<SigningSession>, IdpError> {
+        if id.len() != 43 {
+            return Ok(None);
+        }
+        match self.ephemeral.get(&keyspace::signing_session(id)).await? {
+            Some(b) => Ok(Some(serde_json::from_slice(&b).map_err(|source| IdpError::Record { what: "signing session", source })?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Opens a signing session for `document` by the citizen `citizen_id` (whose SSO session
+    /// asked) on behalf of `client_id`; returns the session id and the verification code.
+    pub async fn start_signing(
+        &self,
+        citizen_id: &str,
+        client_id: &str,
+        document: Document,
+        browser: &Browser<'_>,
+        now: i64,
+    ) -> Result<(String, String), StartRefusal> {
+        let service = self.signing_service()?;
+        let limit = self.policies.signing().max_document_bytes;
+        if document.bytes.len() > limit {
+            return Err(StartRefusal::TooLarge(limit));
+        }
+        if document.bytes.is_empty() || document.name.trim().is_empty() {
+            return Err(StartRefusal::Empty);
+        }
+        let citizen = self.durable.citizen_by_id(citizen_id).await?.ok_or_else(|| OAuthError::invalid_request("the citizen no longer exists"))?;
+        let national_id = citizen.national_id.clone();
+        // The same limit as smart-ID logins: nobody floods a device with requests.
+        match self.throttle.reserve(self.ephemeral.as_ref(), crate::throttle::Action::SmartId, &national_id, browser.address, browser.device).await? {
+            crate::throttle::Verdict::Allowed(r) => r.keep(),
+            crate::throttle::Verdict::Blocked => return Err(StartRefusal::Flood),
+        }
+        let certificate = self.signing_certificate(&national_id).await?.ok_or(StartRefusal::NoSmartId)?;
+        let tbs = service.maker.prepare(&document, &certificate, now).map_err(|e| match e {
+            SigningError::NotSignable(why) => StartRefusal::NotSignable(why),
+            other => StartRefusal::Error(OAuthError::server(other.to_string())),
+        })?;
+        let id = crate::provider::random_token()?;
+        let timeout = self.policies.signing().timeout;
+        let session = SigningSession {
+            citizen_id: citizen_id.to_owned(),
+            national_id: national_id.clone(),
+            client_id: client_id.to_owned(),
+            document_name: document.name.clone(),
+            document_sha256: hex::encode(crate::provider::sha256(&document.bytes)),
+            format: tbs.format,
+            signing_time: now,
+            to_be_signed: B64.encode(&tbs.octets),
+            code: verification_code(&tbs.hash),
+            expires_at: now + timeout.as_secs() as i64,
+            state: SigningState::Waiting,
+        };
+        self.ephemeral.put(&keyspace::signing_document(&id), &document.bytes, timeout).await?;
+        self.put_signing_session(&id, &session, now).await?;
+        // The citizen's device sees the newest request only.
+        self.ephemeral.put(&keyspace::signing_pending(&national_id), id.as_bytes(), timeout).await?;
+        tracing::info!(target: "audit", event = "signing.started", client = client_id, format = session.format.level(), "signing session opened");
+        Ok((id, session.code))
+    }
+
+    /// The signing certificate (DER) of the citizen's smart-ID, if they have one.
+    async fn signing_certificate(&self, national_id: &str) -> Result<Option<Vec<u8>>, IdpError> {
+        let Some(record) = self.durable.smart_id(national_id).await? else { return Ok(None) };
+        let Ok(serial) = record.signature_serial.parse::<store::Serial>() else {
+            return Err(IdpError::Corrupt(format!("smart-ID of a citizen: signature serial {:?}", record.signature_serial)));
+        };
+        Ok(self.durable.certificate(&serial).await?.map(|c| c.certificate.der))
+    }
+
+    /// The citizen's pending signing request, for their device.
+    pub async fn device_signing_pending(&self, national_id: &str) -> Result<Option<SigningPending>, OAuthError> {
+        let Some(id) = self.ephemeral.get(&keyspace::signing_pending(national_id)).await? else { return Ok(None) };
+        let id = String::from_utf8_lossy(&id).into_owned();
+        let Some(s) = self.signing_session(&id).await? else { return Ok(None) };
+        if s.state != SigningState::Waiting || s.national_id != national_id {
+            return Ok(None);
+        }
+        let service = match self.client(&s.client_id).await? {
+            Some(client) => client.service.name.clone(),
+            None => policies::Localized { ar: "التوقيع الإلكتروني في هوية".into(), en: "Hawiya e-signature".into() },
+        };
+        Ok(Some(SigningPending { session: id, service, document_name: s.document_name, to_be_signed: s.to_be_signed, expires_at: s.expires_at }))
+    }
+
+    /// The device's answer to a signing session of its citizen. An approval is checked and,
+    /// if good, made into the signed file at once; a session takes one answer.
+    pub async fn device_sign(&self, national_id: &str, answer: &crate::smart_id::Answer, now: i64) -> Result<SigningState, OAuthError> {
+        let service = self.signing_service()?;
+        let mut s = self
+            .signing_session(&answer.session)
+            .await?
+            .filter(|s| s.national_id == national_id)
+            .ok_or_else(|| OAuthError::invalid_request("no such signing session of this citizen (or it has timed out)"))?;
+        let window = Duration::from_secs(u64::try_from((s.expires_at - now).max(1)).unwrap_or(1));
+        if s.state != SigningState::Waiting || !self.ephemeral.put_new(&keyspace::signing_answered(&answer.session), b"1", window).await? {
+            tracing::warn!(target: "audit", event = "signing.replay", "a signing session was answered twice");
+            return Err(OAuthError::invalid_request("this signing session has been answered already"));
+        }
+        s.state = match answer.outcome.as_str() {
+            "approve" => {
+                let signature = answer.signature.as_deref().and_then(|t| B64.decode(t).ok());
+                let Some(signature) = signature else { return Err(OAuthError::invalid_request("approve needs the signature, base64")) };
+                self.complete_signing(service, &answer.session, &s, &signature, now).await?
+            }
+            "refuse" => SigningState::Failed { reason: "sign.user_refused".into() },
+            "wrong_code" => SigningState::Failed { reason: "sign.wrong_code".into() },
+            "locked" => SigningState::Failed { reason: "sign.locked".into() },
+            other => return Err(OAuthError::invalid_request(format!("unknown outcome {other:?}: approve, refuse, wrong_code or locked"))),
+        };
+        self.ephemeral.delete(&keyspace::signing_pending(national_id)).await?;
+        self.put_signing_session(&answer.session, &s, now).await?;
+        tracing::info!(target: "audit", event = "signing.answered", state = ?s.state, "device answered a signing request");
+        Ok(s.state)
+    }
+
+    async fn complete_signing(&self, service: &Signing, id: &str, s: &SigningSession, signature: &[u8], now: i64) -> Result<SigningState, OAuthError> {
+        let Some(bytes) = self.ephemeral.get(&keyspace::signing_document(id)).await? else {
+            return Ok(SigningState::Failed { reason: "sign.timeout".into() });
+        };
+        let document = Document { name: s.document_name.clone(), bytes };
+        let failed = |e: SigningError| {
+            tracing::warn!(target: "audit", event = "signing.refused", reason = %e, "no signature made");
+            SigningState::Failed { reason: reason_key(&e).into() }
+        };
+        // What is signed now must be what the device was shown: the same document, the same
+        // certificate, the same octets.
+        let Some(certificate) = self.signing_certificate(&s.national_id).await? else { return Ok(failed(SigningError::Revoked)) };
+        let prepared = match service.maker.prepare(&document, &certificate, s.signing_time) {
+            Ok(p) => p,
+            Err(e) => return Ok(failed(e)),
+        };
+        if B64.encode(&prepared.octets) != s.to_be_signed || hex::encode(crate::provider::sha256(&document.bytes)) != s.document_sha256 {
+            return Ok(failed(SigningError::DocumentChanged));
+        }
+        let signed = match service.maker.complete(&document, &certificate, s.signing_time, signature).await {
+            Ok(signed) => signed,
+            Err(e) => return Ok(failed(e)),
+        };
+        let serial = x509_serial(&certificate).unwrap_or_default();
+        self.durable
+            .record_signature(&store::SignatureRecord {
+                id: hex::encode(crate::provider::sha256(id.as_bytes())),
+                national_id: s.national_id.clone(),
+                client_id: s.client_id.clone(),
+                document_name: s.document_name.clone(),
+                document_sha256: s.document_sha256.clone(),
+                format: signed.format.level().to_owned(),
+                certificate_serial: serial,
+                signed_at: now,
+            })
+            .await?;
+        self.ephemeral.put(&keyspace::signing_result(id), &signed.bytes, ttl(s.expires_at + 600, now)).await?;
+        self.ephemeral.delete(&keyspace::signing_document(id)).await?;
+        tracing::info!(target: "audit", event = "signing.signed", client = s.client_id, format = signed.format.level(), "signature made");
+        Ok(SigningState::Signed)
+    }
+
+    /// The page's poll of a signing session the citizen of `citizen_id` started.
+    pub async fn poll_signing(&self, citizen_id: &str, id: &str) -> Result<SigningPoll, OAuthError> {
+        let Some(s) = self.signing_session(id).await? else { return Ok(SigningPoll::Failed("sign.timeout")) };
+        if s.citizen_id != citizen_id {
+            tracing::warn!(target: "audit", event = "signing.foreign_session", "a signing session was polled by another citizen");
+            return Err(OAuthError::new(ErrorCode::AccessDenied, "this signing session belongs to another citizen"));
+        }
+        Ok(match s.state {
+            SigningState::Waiting => SigningPoll::Waiting { code: s.code, document_name: s.document_name },
+            SigningState::Signed => SigningPoll::Signed { file_name: signed_file_name(&s.document_name, s.format), level: s.format.level() },
+            SigningState::Failed { reason } => SigningPoll::Failed(static_reason(&reason)),
+        })
+    }
+
+    /// The signed file of a session the citizen of `citizen_id` started: its name, media
+    /// type and bytes.
+    pub async fn signed_file(&self, citizen_id: &str, id: &str) -> Result<Option<(String, &'static str, Vec<u8>)>, OAuthError> {
+        let Some(s) = self.signing_session(id).await?.filter(|s| s.citizen_id == citizen_id && s.state == SigningState::Signed) else { return Ok(None) };
+        let Some(bytes) = self.ephemeral.get(&keyspace::signing_result(id)).await? else { return Ok(None) };
+        let media = match s.format {
+            Format::Pades => "application/pdf",
+            Format::Cades => "application/pkcs7-signature",
+        };
+        Ok(Some((signed_file_name(&s.document_name, s.format), media, bytes)))
+    }
+}
+
+fn ttl(until: i64, now: i64) -> Duration {
+    Duration::from_secs(u64::try_from((until - now).max(1)).unwrap_or(1))
+}
+
+/// The serial number (hex) of a DER certificate.
+fn x509_serial(der: &[u8]) -> Option<String> {
+    use der::Decode;
+    let certificate = x509_cert::Certificate::from_der(der).ok()?;
+    Some(hex::encode(certificate.tbs_certificate.serial_number.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signed_files_are_named_after_the_document() {
+        assert_eq!(signed_file_name("عقد.pdf", Format::Pades), "عقد-signed.pdf");
+        assert_eq!(signed_file_name("Contract.PDF", Format::Pades), "Contract-signed.pdf");
+        assert_eq!(signed_file_name("data.xml", Format::Cades), "data.xml.p7s");
+        assert_eq!(static_reason("sign.locked"), "sign.locked");
+        assert_eq!(static_reason("anything else"), "sign.unavailable");
+    }
+}
