@@ -148,18 +148,33 @@ pub fn signature_time_stamp(token: &[u8]) -> Result<Attribute, PkixError> {
     attribute(oid::SIGNATURE_TIME_STAMP_TOKEN, Any::from_der(token)?)
 }
 
-/// SignedData with the revocation information choices kept as DER, because RFC 5940's
-/// `[1] IMPLICIT OtherRevocationInfoFormat` is mis-typed in the `cms` crate.
+/// SignedData (RFC 5652 §5.1) with the revocation information choices kept as DER, because
+/// RFC 5940's `[1] IMPLICIT OtherRevocationInfoFormat` is mis-typed in the `cms` crate,
+/// which therefore cannot read a CAdES-LT signature.
 #[derive(Clone, Debug, Eq, PartialEq, Sequence)]
-struct SignedData {
-    version: CmsVersion,
-    digest_algorithms: SetOfVec<AlgorithmIdentifierOwned>,
-    encap_content_info: EncapsulatedContentInfo,
+#[allow(missing_docs)]
+pub struct SignedData {
+    pub version: CmsVersion,
+    pub digest_algorithms: SetOfVec<AlgorithmIdentifierOwned>,
+    pub encap_content_info: EncapsulatedContentInfo,
     #[asn1(context_specific = "0", tag_mode = "IMPLICIT", optional = "true")]
-    certificates: Option<CertificateSet>,
+    pub certificates: Option<CertificateSet>,
+    /// CRLs and other revocation information (`[1]`-tagged OCSP responses), each as DER.
     #[asn1(context_specific = "1", tag_mode = "IMPLICIT", optional = "true")]
-    crls: Option<SetOfVec<Any>>,
-    signer_infos: SignerInfos,
+    pub crls: Option<SetOfVec<Any>>,
+    pub signer_infos: SignerInfos,
+}
+
+impl SignedData {
+    /// The SignedData inside a DER ContentInfo (a `.p7s`, a PDF's `/Contents`, a timestamp
+    /// token).
+    pub fn from_content_info(der: &[u8]) -> Result<Self, PkixError> {
+        let info = ContentInfo::from_der(der)?;
+        if info.content_type != oid::SIGNED_DATA {
+            return Err(PkixError::Invalid(format!("content type {} is not signedData", info.content_type)));
+        }
+        Ok(SignedData::from_der(&info.content.to_der()?)?)
+    }
 }
 
 /// OtherRevocationInfoFormat (RFC 5652 §10.2.1) under its `[1] IMPLICIT` choice tag.

@@ -850,12 +850,12 @@ async fn upload(b: &mut hawiya_e2e::web::Browser, form: &str, name: &str, bytes:
 }
 
 /// The waiting page of a session that ended without a signature: the form again, with
-/// `reason`, no download, and no new signature record.
-async fn refused(b: &mut hawiya_e2e::web::Browser, d: &Deployment, wait: &str, reason: &str) {
+/// `reason`, no download, and still `recorded` signatures in the store.
+async fn refused(b: &mut hawiya_e2e::web::Browser, d: &Deployment, wait: &str, reason: &str, recorded: i64) {
     let page = b.get(wait).await;
     assert!(page.body.contains(reason) && page.body.contains(r#"action="/sign""#), "expected {reason:?}: {}", page.body);
     assert!(!page.body.contains(r#"id="download""#), "no signature was assembled");
-    assert_eq!(sqlite_count(d, "SELECT count(*) FROM signatures"), 2, "nothing recorded after {reason:?}");
+    assert_eq!(sqlite_count(d, "SELECT count(*) FROM signatures"), recorded, "nothing recorded after {reason:?}");
 }
 
 fn sqlite_count(d: &Deployment, sql: &str) -> i64 {
@@ -875,7 +875,8 @@ fn sqlite_count(d: &Deployment, sql: &str) -> i64 {
 /// and without a record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_citizen_signs_documents_with_pin2_and_validators_accept_them() {
-    let (d, _) = deployment();
+    // More device requests than a citizen may make in 15 minutes (the limit has its own test).
+    let (d, _) = deployment_with(&[("HAWIYA_SMART_ID_LIMITS", "50,500")]);
     let card_env = smart_card(d.dir.path());
     let env: Vec<(&str, &str)> = card_env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let card = d.path("card");
@@ -952,14 +953,73 @@ async fn a_citizen_signs_documents_with_pin2_and_validators_accept_them() {
     let (wait, _) = upload(&mut b, &form.body, "letter.pdf", &pdf).await;
     let o = device(&card, &["refuse"], None, &env);
     assert!(o.status.success(), "{}", stderr(&o));
-    refused(&mut b, &d, &wait, "You refused the request on your device; nothing was signed.").await;
+    refused(&mut b, &d, &wait, "You refused the request on your device; nothing was signed.", 2).await;
 
     let form = b.get("/sign?lang=en").await;
     let (wait, code) = upload(&mut b, &form.body, "letter.pdf", &pdf).await;
     let other = if code == "0000" { "0001" } else { "0000" };
     let o = device(&card, &["approve", "--pin-stdin", "--code", other], Some(PIN2), &env);
     assert!(stderr(&o).contains("is not this request's"), "{}", stderr(&o));
-    refused(&mut b, &d, &wait, "You chose another verification code on your device than the one shown here").await;
+    refused(&mut b, &d, &wait, "You chose another verification code on your device than the one shown here", 2).await;
+
+    // Too large: refused with the limit named, before anything is stored.
+    let form = b.get("/sign?lang=en").await;
+    let csrf = hawiya_e2e::web::hidden(&form.body, "csrf");
+    let r = b.post_file("/sign", &[("csrf", &csrf), ("lang", "en")], ("document", "huge.pdf", &vec![b'%'; 10 * 1024 * 1024 + 1])).await;
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert!(r.body.contains("The document is larger than allowed. Largest document accepted: 10 MB"), "{}", r.body);
+    // An encrypted PDF cannot be signed, and says so (the refusal is a fresh form).
+    let csrf = hawiya_e2e::web::hidden(&r.body, "csrf");
+    let r = b.post_file("/sign", &[("csrf", &csrf), ("lang", "en")], ("document", "locked.pdf", &encrypted_pdf(&d))).await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("This PDF is encrypted; it cannot be signed."), "{}", r.body);
+
+    // Attacks on the device endpoint. A signature over another request's hash: session one is
+    // opened, session two signed by the device; session two's signature (from its .p7s) is
+    // then offered for session one.
+    let form = b.get("/sign?lang=en").await;
+    let (first, _) = upload(&mut b, &form.body, "one.txt", b"first document").await;
+    let form = b.get("/sign?lang=en").await;
+    let (second, code) = upload(&mut b, &form.body, "two.txt", b"second document").await;
+    let o = device(&card, &["approve", "--pin-stdin", "--code", &code], Some(PIN2), &env);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let done = b.get(&second).await;
+    let href = done.body.split(r#"id="download" href=""#).nth(1).and_then(|s| s.split('"').next()).expect("download link").replace("&amp;", "&");
+    let (_, _, p7s) = b.download(&href).await;
+    let signed = pkix::cms::SignedData::from_content_info(&p7s).expect("SignedData");
+    let signature = signed.signer_infos.0.get(0).expect("signer").signature.as_bytes().to_vec();
+    let session_of = |wait: &str| wait.split("session=").nth(1).and_then(|s| s.split('&').next()).expect("session").to_owned();
+    let http = idp::backchannel::http_client().expect("http");
+    let sign_url = format!("{}/smart-id/device/sign", server(&d));
+    let answer = |device_dir: PathBuf, body: Value| {
+        let (http, url, proof) = (http.clone(), sign_url.clone(), device_proof(&device_dir, &d, "POST", "/smart-id/device/sign"));
+        async move {
+            let r = http.post(url).header("hawiya-device-proof", proof).json(&body).send().await.expect("answer");
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let b64 = |bytes: &[u8]| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes);
+    let approval = json!({"session": session_of(&first), "outcome": "approve", "signature": b64(&signature)});
+    let (status, state) = answer(card.clone(), approval.clone()).await;
+    assert_eq!((status, state), (200, json!({"state": "failed", "reason": "sign.bad_signature"})));
+    refused(&mut b, &d, &first, "The device&#39;s signature does not match the document; nothing was signed.", 3).await;
+    // A replayed answer: each session takes one.
+    let (status, e) = answer(card.clone(), approval).await;
+    assert_eq!((status, e["error_description"].as_str()), (400, Some("this signing session has been answered already")));
+    let (status, _) = answer(card.clone(), json!({"session": session_of(&second), "outcome": "approve", "signature": b64(&signature)})).await;
+    assert_eq!(status, 400, "the signed session cannot be answered again");
+    // Another citizen's device cannot answer this citizen's session, which keeps waiting.
+    let phone = d.path("phone");
+    let o = activate(&d, &phone, &enroll(&d, LAYLA, "software"), &[], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let form = b.get("/sign?lang=en").await;
+    let (third, _) = upload(&mut b, &form.body, "three.txt", b"third document").await;
+    let (status, _) = answer(phone, json!({"session": session_of(&third), "outcome": "refuse"})).await;
+    assert_eq!(status, 400, "Layla's device answering Sami's signing session");
+    assert!(b.get(&third).await.body.contains("then enter PIN2"), "still waiting for Sami's device");
+    let o = device(&card, &["refuse"], None, &env);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(sqlite_count(&d, "SELECT count(*) FROM signatures"), 3, "only session two was signed");
 
     // A suspended signing certificate: the device signs, no signature is assembled.
     let serial =
@@ -969,7 +1029,7 @@ async fn a_citizen_signs_documents_with_pin2_and_validators_accept_them() {
     let (wait, code) = upload(&mut b, &form.body, "letter.pdf", &pdf).await;
     let o = device(&card, &["approve", "--pin-stdin", "--code", &code], Some(PIN2), &env);
     assert!(!o.status.success() && stderr(&o).contains("sign.suspended"), "the device hears it: {}", stderr(&o));
-    refused(&mut b, &d, &wait, "Your signing certificate is suspended; nothing was signed.").await;
+    refused(&mut b, &d, &wait, "Your signing certificate is suspended; nothing was signed.", 3).await;
     d.ok(&["ca", "release", "--serial", &serial]);
 
     // Three wrong PIN2s lock the signing key; PIN1 and logins are untouched.
@@ -994,5 +1054,13 @@ async fn a_citizen_signs_documents_with_pin2_and_validators_accept_them() {
     let (_, code) = upload(&mut b, &form.body, "letter.pdf", &pdf).await;
     let o = device(&card, &["approve", "--pin-stdin", "--code", &code], Some(PIN2), &env);
     assert!(stderr(&o).contains("PIN2 is locked after 3 wrong attempts"), "even the right PIN2: {}", stderr(&o));
-    assert_eq!(sqlite_count(&d, "SELECT count(*) FROM signatures"), 2);
+    assert_eq!(sqlite_count(&d, "SELECT count(*) FROM signatures"), 3);
+}
+
+/// The sample PDF encrypted by qpdf (AES-256, user password "u").
+fn encrypted_pdf(d: &Deployment) -> Vec<u8> {
+    std::fs::write(d.path("plain.pdf"), hawiya_e2e::sample_pdf()).expect("write");
+    let o = hawiya_e2e::run(Command::new("qpdf").current_dir(d.dir.path()).args(["--encrypt", "u", "o", "256", "--", "plain.pdf", "encrypted.pdf"]));
+    assert!(o.status.success(), "qpdf --encrypt: {}", hawiya_e2e::output_text(&o));
+    std::fs::read(d.path("encrypted.pdf")).expect("read")
 }
