@@ -4,7 +4,7 @@
 // page in both languages go to the artefact directory.
 //
 //   node demo.mjs <base URL> <artefact dir> <base32 TOTP secret of the demo citizen> \
-//        <hawiya binary> <data dir> <smart-ID device dir>
+//        <hawiya binary> <data dir> <smart-ID device dir> <a PDF to sign>
 //
 // Then the notary (level high) with smart-ID: the page shows a verification code, the
 // reference device (`hawiya device approve`, its keys on SoftHSM2) approves with PIN1; a
@@ -15,14 +15,16 @@
 import { chromium } from 'playwright-core';
 import crypto from 'node:crypto';
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 
-const [base, out, secret, hawiya, data, device] = process.argv.slice(2);
-if (!base || !out || !secret || !hawiya || !data || !device) {
-  console.error('usage: node demo.mjs <base URL> <artefact dir> <TOTP secret> <hawiya> <data dir> <device dir>');
+const [base, out, secret, hawiya, data, device, pdf] = process.argv.slice(2);
+if (!base || !out || !secret || !hawiya || !data || !device || !pdf) {
+  console.error('usage: node demo.mjs <base URL> <artefact dir> <TOTP secret> <hawiya> <data dir> <device dir> <a PDF to sign>');
   process.exit(2);
 }
 const SMART_ID_CITIZEN = '9861234568';
 const PIN1 = '4321';
+const PIN2 = '54321';
 
 function hawiyaCli(args, input) {
   return execFileSync(hawiya, args, { input: input ?? '', encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
@@ -182,8 +184,32 @@ try {
   hawiyaCli(['device', 'approve', '--dir', device, '--pin-stdin', '--code', code], `${PIN1}\n`);
   await consentIfAsked(arPage);
   expect((await arPage.locator('dl').innerText()).includes('high'), 'logged in at high in Arabic');
-  await arabic.close();
   console.log('ok: smart-id');
+
+  // Signing a PDF on /sign in Arabic with the session at high: the page and the device show
+  // the same code, PIN2 signs, the page (refreshing itself) offers the signed file.
+  await arPage.goto(`${base}/sign`);
+  expect(await arPage.locator('html').getAttribute('dir') === 'rtl', 'the signing page is right to left');
+  await arPage.setInputFiles('#document', pdf);
+  await arPage.click('form[action="/sign"] button');
+  await arPage.waitForSelector('#verification-code');
+  code = (await arPage.locator('#verification-code').innerText()).trim();
+  await arPage.screenshot({ path: `${out}/sign-waiting-ar.png`, fullPage: true });
+  const signing = hawiyaCli(['device', 'pending', '--dir', device]);
+  expect(signing.includes(`Verification code: ${code}`) && signing.includes('PIN2'), `the device shows the signing request: ${signing}`);
+  hawiyaCli(['device', 'approve', '--dir', device, '--pin-stdin', '--code', code], `${PIN2}\n`);
+  await arPage.waitForSelector('#download', { timeout: 15000 });
+  const done = await arPage.locator('main').innerText();
+  expect(done.includes('تم توقيع المستند') && done.includes('PAdES-BASELINE-LT'), `Arabic signed page: ${done}`);
+  await arPage.screenshot({ path: `${out}/signed-ar.png`, fullPage: true });
+  const [download] = await Promise.all([arPage.waitForEvent('download'), arPage.click('#download')]);
+  const saved = `${out}/signed-in-browser.pdf`;
+  await download.saveAs(saved);
+  const original = fs.readFileSync(pdf);
+  const signed = fs.readFileSync(saved);
+  expect(signed.length > original.length && signed.subarray(0, original.length).equals(original), 'the downloaded file is the PDF with the signature appended');
+  await arabic.close();
+  console.log('ok: sign');
 } finally {
   await browser.close();
 }

@@ -1,6 +1,7 @@
 //! The demo in a real headless browser: Debian's chromium, driven by Playwright
 //! (`tests/browser/demo.mjs`), logs a citizen into both demo e-services in Arabic and in
-//! English and logs out of both at once. Screenshots of the login page in both languages
+//! English and logs out of both at once, then signs a PDF on `/sign` in Arabic with the
+//! smart-ID's PIN2 while `hawiya device approve` approves. Screenshots of the login page in both languages
 //! are written to `target/test-artefacts/`.
 // Test code: a failed expectation is the test failing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -69,6 +70,8 @@ fn demo_journey_in_chromium_in_arabic_and_english() {
     let activated = run_with_input(&mut activate, "4321\n54321\n");
     assert!(activated.status.success(), "activate: {}", String::from_utf8_lossy(&activated.stderr));
 
+    let pdf = dir.path().join("لائحة.pdf");
+    std::fs::write(&pdf, hawiya_e2e::sample_pdf()).expect("write the PDF to sign");
     let out = Command::new("node")
         .arg(browser_dir.join("demo.mjs"))
         .arg(format!("http://127.0.0.1:{port}"))
@@ -77,6 +80,7 @@ fn demo_journey_in_chromium_in_arabic_and_english() {
         .arg(hawiya_bin())
         .arg(&data)
         .arg(&device)
+        .arg(&pdf)
         .env("SOFTHSM2_CONF", &conf)
         .current_dir(&browser_dir)
         .output()
@@ -85,7 +89,7 @@ fn demo_journey_in_chromium_in_arabic_and_english() {
     let _ = demo.wait();
     let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "the browser journey failed:\n{report}");
-    assert!(report.contains("ok: ar") && report.contains("ok: en") && report.contains("ok: smart-id"), "{report}");
+    assert!(report.contains("ok: ar") && report.contains("ok: en") && report.contains("ok: smart-id") && report.contains("ok: sign"), "{report}");
     for lang in ["ar", "en"] {
         let shot = artefacts.join(format!("login-{lang}.png"));
         assert!(std::fs::metadata(&shot).map(|m| m.len() > 1000).unwrap_or(false), "no screenshot {}", shot.display());

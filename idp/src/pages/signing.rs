@@ -74,7 +74,7 @@ impl SignWaitingPage<'_> {
     pub fn render(&self) -> String {
         let lang = self.lang;
         let body = format!(
-            r#"<dl class="request"><dt>{doc_label}</dt><dd>{doc}</dd></dl>
+            r#"<dl class="request"><dt>{doc_label}</dt><dd><bdi>{doc}</bdi></dd></dl>
 <p>{intro}</p>
 <p class="verification-code" aria-label="{label}"><strong id="verification-code">{code}</strong></p>
 <p role="status">{waiting}</p>
@@ -113,7 +113,7 @@ impl SignedPage<'_> {
         let lang = self.lang;
         let body = format!(
             r#"<p role="status">{done}</p>
-<dl class="request"><dt>{file_label}</dt><dd>{file}</dd><dt>{format_label}</dt><dd lang="en" dir="ltr">{level}</dd></dl>
+<dl class="request"><dt>{file_label}</dt><dd><bdi>{file}</bdi></dd><dt>{format_label}</dt><dd lang="en" dir="ltr">{level}</dd></dl>
 <p><a id="download" href="{href}" download="{file}">{download}</a></p>
 <p><a href="/sign?lang={tag}">{again}</a></p>"#,
             done = text(lang, "sign.done"),
