@@ -15,6 +15,9 @@
 //!   `/Contents`.
 //! - [`pdf`] appends to a PDF, never changing its bytes: the signature field and dictionary
 //!   with its reserved `/Contents`, the `/DSS` of B-LT, and document timestamps of B-LTA.
+//! - [`signature`] is the whole of one signature, document to B-LT file, with the timestamp
+//!   authority and the OCSP responder behind [`signature::Evidence`].
 
 pub mod cades;
 pub mod pdf;
+pub mod signature;
