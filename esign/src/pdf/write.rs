@@ -105,10 +105,21 @@ impl<'d, 'a> Update<'d, 'a> {
             trailer.set(b"Info", Object::Reference(info));
         }
         // The first identifier stays (it names the document); the second changes with each
-        // version (§14.4). A document without one gets both.
+        // version (§14.4). A document without one gets both. The new one is a hash of what
+        // tells this version apart — the old identifier, the old length and cross-reference
+        // offset, and the update itself — not of the whole file, which a large PDF would make
+        // the costliest step of signing.
         let fresh = || {
             let mut digest = DigestAlgorithm::Sha256.context();
-            digest.update(self.document.data);
+            if let Some(Object::Array(id)) = old.get(b"ID") {
+                for part in id {
+                    if let Object::String(s) = part {
+                        digest.update(s);
+                    }
+                }
+            }
+            digest.update(&(self.document.data.len() as u64).to_be_bytes());
+            digest.update(&(self.document.startxref as u64).to_be_bytes());
             digest.update(update);
             digest.finish().as_ref().get(..16).unwrap_or_default().to_vec()
         };
