@@ -15,6 +15,11 @@ fn shipped_policies_parse() {
     let sig = p.profile("citizen-signature").expect("profile");
     assert_eq!(sig.qc_statements.as_ref().map(|q| q.qc_type), Some(Some(QcType::Esign)));
     assert_eq!(sig.certificate_policies[0].to_string(), "0.4.0.194112.1.2");
+    // NSS (pdfsig) validates signers as email signers: emailProtection, not critical, in both.
+    for name in ["citizen-signature", "citizen-signature-soft"] {
+        let s = p.profile(name).expect("profile");
+        assert_eq!((s.extended_key_usage.as_slice(), s.extended_key_usage_critical), (&[ExtendedKeyUsage::EmailProtection][..], false), "{name}");
+    }
     assert!(p.profile("root-ca").expect("root").is_ca());
     assert_eq!(p.service("land-registry").expect("service").min_level.name(), "substantial");
 }
