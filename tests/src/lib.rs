@@ -114,6 +114,8 @@ pub fn pkilint(tool: &str, args: &[&str], file: &Path) -> Vec<String> {
     let out = run(Command::new(tool).arg("lint").args(args).args(["-s", "WARNING"]).arg(file));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.code().is_some() && !stderr.contains("Traceback"), "{tool} did not run (install pkilint: ./scripts/test does): {stderr}");
+    // A usage error (an unknown certificate type, say) lints nothing: it must not pass as clean.
+    assert!(out.status.code() != Some(2) && !stderr.contains("error: argument"), "{tool} refused its arguments {args:?}: {stderr}");
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| l.contains("(WARNING)") || l.contains("(ERROR)") || l.contains("(FATAL)"))
