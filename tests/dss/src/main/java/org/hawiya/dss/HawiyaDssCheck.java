@@ -105,7 +105,7 @@ public final class HawiyaDssCheck {
             messages("error", simple.getAdESValidationErrors(id));
             messages("warning", simple.getAdESValidationWarnings(id));
             for (XmlTimestamp ts : simple.getSignatureTimestamps(id)) {
-                System.err.println("  timestamp " + ts.getId() + " (" + ts.getTimestampLevel() + "): " + ts.getIndication() + " "
+                System.err.println("  timestamp " + ts.getId() + " (" + (ts.getTimestampLevel() == null ? "-" : ts.getTimestampLevel().getValue()) + "): " + ts.getIndication() + " "
                         + (ts.getSubIndication() == null ? "-" : ts.getSubIndication()));
                 if (ts.getAdESValidationDetails() != null) {
                     xmlMessages("  error", ts.getAdESValidationDetails().getError());
