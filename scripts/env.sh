@@ -42,7 +42,7 @@ ensure_test_dependencies() {
     local dss_jar=tests/dss/target/hawiya-dss.jar
     if [ ! -f "$dss_jar" ] || [ -n "$(find tests/dss/pom.xml tests/dss/src -newer "$dss_jar" -type f)" ]; then
         echo "building the DSS validator (tests/dss)" >&2
-        mvn -q -B -f tests/dss/pom.xml package -DskipTests
+        mvn -q -B -Dstyle.color=never -f tests/dss/pom.xml package -DskipTests
     fi
     # Playwright (the driver only; the browser is Debian's chromium) for the browser tests.
     if [ ! -d tests/browser/node_modules/playwright-core ]; then

@@ -95,7 +95,7 @@ impl Maker {
         Ok(self.ca.ocsp.respond(&request.to_der().map_err(|e| unavailable(&e))?).await.to_vec())
     }
 
-    /// The CRLs of the CAs above the signer and the TSA, for the `/DSS`.
+    /// The CRLs of the CAs above the signer and the TSA, for the `/DSS` or the `.p7s`.
     async fn crls(&self) -> Result<Vec<Vec<u8>>, SigningError> {
         let mut crls = Vec::new();
         for name in [ca::names::CITIZEN_SIGNING, ca::names::SERVICES, ca::names::ROOT] {
@@ -190,13 +190,17 @@ impl SignatureMaker for Maker {
         let issuer_der = self.certificate(ca::names::CITIZEN_SIGNING)?;
         let issuer = Certificate::from_der(&issuer_der).map_err(|e| SigningError::Unavailable(e.to_string()))?;
         let ocsp = self.ocsp(signed.certificate(), &issuer).await?;
-        let chain = vec![issuer_der.clone()];
         match prepared.pdf {
             None => {
-                let p7s = signed.assemble(&token, std::slice::from_ref(&ocsp), &chain, Root::Omit).map_err(cades_refusal)?;
+                // The TSA's CA and the CRLs too: a .p7s carries the evidence for every path
+                // (a validator trusting only the root, fetching nothing, needs all of it).
+                let chain = vec![issuer_der, self.certificate(ca::names::SERVICES)?];
+                let crls = self.crls().await?;
+                let p7s = signed.assemble(&token, std::slice::from_ref(&ocsp), &crls, &chain, Root::Omit).map_err(cades_refusal)?;
                 Ok(SignedFile { bytes: p7s, format: Format::Cades })
             }
             Some(pdf) => {
+                let chain = vec![issuer_der.clone()];
                 let cms = signed.assemble_for_pdf(&token, std::slice::from_ref(&ocsp), &chain, Root::Omit).map_err(cades_refusal)?;
                 let signed_pdf = pdf.finish(&cms).map_err(pdf_refusal)?;
                 let mut certificates = vec![certificate.to_vec(), issuer_der, self.certificate(ca::names::ROOT)?];

@@ -433,11 +433,7 @@ pub fn output_text(out: &Output) -> String {
 /// builds it from `tests/dss`.
 pub fn dss_jar() -> PathBuf {
     let jar = Path::new(env!("CARGO_MANIFEST_DIR")).join("dss/target/hawiya-dss.jar");
-    assert!(
-        jar.exists(),
-        "{} is missing: run scripts/env.sh (ensure_test_dependencies) to build it (mvn -f tests/dss/pom.xml package)",
-        jar.display()
-    );
+    assert!(jar.exists(), "{} is missing: run scripts/env.sh (ensure_test_dependencies) to build it (mvn -f tests/dss/pom.xml package)", jar.display());
     jar
 }
 

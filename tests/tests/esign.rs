@@ -144,7 +144,10 @@ fn b_lt(d: &Deployment, citizen: &Citizen, prepared: &Prepared, target: Target) 
         let response = ocsp(d, citizen);
         let responses = std::slice::from_ref(&response);
         let assembled = match target {
-            Target::P7s => signed.assemble(&token, responses, &chain(d), Root::Omit),
+            Target::P7s => {
+                let chain = [chain(d), vec![exported(d, "services-ca")]].concat();
+                signed.assemble(&token, responses, &crls(d), &chain, Root::Omit)
+            }
             Target::Pdf => signed.assemble_for_pdf(&token, responses, &chain(d), Root::Omit),
         };
         match assembled {
@@ -263,8 +266,8 @@ fn time_stamp_token_of(cms: &[u8]) -> Vec<u8> {
 
 // ---- PAdES ----
 
-/// The CRLs the deployment serves, for the DSS: the citizen signing CA's, the services CA's
-/// (the TSA's issuer) and the root's ARL (both intermediates).
+/// The CRLs the deployment serves, for the /DSS and the .p7s: the citizen signing CA's, the
+/// services CA's (the TSA's issuer) and the root's ARL (both intermediates).
 fn crls(d: &Deployment) -> Vec<Vec<u8>> {
     ["citizen-signing-ca", "services-ca", "root"]
         .iter()
