@@ -22,6 +22,9 @@ ensure_test_dependencies() {
     command -v pdfsig >/dev/null && command -v pdftoppm >/dev/null || missing+=(poppler-utils)
     command -v qpdf >/dev/null || missing+=(qpdf)
     command -v certutil >/dev/null || missing+=(libnss3-tools)
+    # DSS (tests/dss) is built with Maven, which needs a JDK's compiler, and run with java.
+    command -v javac >/dev/null && command -v java >/dev/null || missing+=(default-jdk-headless)
+    command -v mvn >/dev/null || missing+=(maven)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "installing: ${missing[*]}" >&2
         as_root apt-get update -qq
@@ -33,6 +36,13 @@ ensure_test_dependencies() {
         echo "installing pkilint, cryptography and pyHanko into $HAWIYA_VENV" >&2
         python3 -m venv "$HAWIYA_VENV"
         "$HAWIYA_VENV/bin/pip" install -q --disable-pip-version-check 'pkilint==0.13.*' 'cryptography>=42' 'pyHanko==0.38.*' 'pyhanko-cli==0.6.*'
+    fi
+    # DSS, the EU's reference AdES validator, as one jar for the e-signature tests; rebuilt
+    # when its sources change. Maven keeps what it downloads in ~/.m2.
+    local dss_jar=tests/dss/target/hawiya-dss.jar
+    if [ ! -f "$dss_jar" ] || [ -n "$(find tests/dss/pom.xml tests/dss/src -newer "$dss_jar" -type f)" ]; then
+        echo "building the DSS validator (tests/dss)" >&2
+        mvn -q -B -Dstyle.color=never -f tests/dss/pom.xml package -DskipTests
     fi
     # Playwright (the driver only; the browser is Debian's chromium) for the browser tests.
     if [ ! -d tests/browser/node_modules/playwright-core ]; then

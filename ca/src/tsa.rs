@@ -220,7 +220,7 @@ impl TimestampAuthority {
             unsigned_attributes: Vec::new(),
         };
         let certificates = if include_certificate { std::slice::from_ref(&self.certificate) } else { &[] };
-        Ok(cms::signed_data_info(Content { content_type: cms::oid::TST_INFO, encapsulated: Some(&content) }, signer, certificates, &[])?)
+        Ok(cms::signed_data_info(Content { content_type: cms::oid::TST_INFO, encapsulated: Some(&content) }, signer, certificates, &[], &[])?)
     }
 }
 

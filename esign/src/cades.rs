@@ -159,6 +159,9 @@ pub enum CadesError {
         /// The timestamp's genTime, Unix seconds.
         time_stamp: u64,
     },
+    /// A CRL given for the signature's validation data is not a DER CertificateList.
+    #[error("a CRL cannot be read: {0}")]
+    CrlUnreadable(String),
     /// No OCSP response about the signing certificate was given.
     #[error("no OCSP response about the signing certificate")]
     NoOcspResponse,
@@ -543,9 +546,13 @@ pub fn check_ocsp(response: &[u8], certificate: &Certificate, issuer: &Certifica
 
 /// Where the checked OCSP responses go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Revocation {
-    /// Into the SignedData, as RFC 5940 revocation information (detached CAdES).
-    InCms,
+enum Revocation<'a> {
+    /// Into the SignedData, as RFC 5940 revocation information, with these CRLs (detached
+    /// CAdES).
+    InCms {
+        /// DER CertificateLists.
+        crls: &'a [Vec<u8>],
+    },
     /// Elsewhere: the PDF's /DSS (PAdES).
     InDss,
 }
@@ -567,13 +574,27 @@ impl Signed {
 
     /// Checks the evidence and assembles the DER ContentInfo (SignedData, detached, content
     /// type id-data) at level B-LT: `time_stamp_token` (DER, over [`Self::signature`]) as the
-    /// signature-time-stamp, the signer's certificate and the `chain` (DER, issuing CA first;
-    /// self-signed roots only with [`Root::Include`]), and the `ocsp_responses` (DER; the first
+    /// signature-time-stamp, the signer's certificate and the `chain` (DER, issuing CA first,
+    /// then any other certificate a validator needs, such as the CA above the TSA;
+    /// self-signed roots only with [`Root::Include`]), the `ocsp_responses` (DER; the first
     /// about the signing certificate, any further ones about chain certificates), each good
-    /// and produced no earlier than the timestamp. After [`CadesError::OcspBeforeTimeStamp`]
-    /// ask the responder again and call this again.
-    pub fn assemble(&self, time_stamp_token: &[u8], ocsp_responses: &[Vec<u8>], chain: &[Vec<u8>], root: Root) -> Result<Vec<u8>, CadesError> {
-        self.assemble_with(time_stamp_token, ocsp_responses, chain, root, Revocation::InCms)
+    /// and produced no earlier than the timestamp, and the `crls` (DER) that cover the other
+    /// certificates of the signer's and the TSA's paths (the root's ARL, the TSA's CA's CRL).
+    /// B-LT (ETSI EN 319 122-1) wants all of it inside: a validator that trusts only the root
+    /// and fetches nothing (DSS) reaches no conclusion otherwise. After
+    /// [`CadesError::OcspBeforeTimeStamp`] ask the responder again and call this again.
+    pub fn assemble(
+        &self,
+        time_stamp_token: &[u8],
+        ocsp_responses: &[Vec<u8>],
+        crls: &[Vec<u8>],
+        chain: &[Vec<u8>],
+        root: Root,
+    ) -> Result<Vec<u8>, CadesError> {
+        for crl in crls {
+            x509_cert::crl::CertificateList::from_der(crl).map_err(|e| CadesError::CrlUnreadable(e.to_string()))?;
+        }
+        self.assemble_with(time_stamp_token, ocsp_responses, chain, root, Revocation::InCms { crls })
     }
 
     /// Like [`Self::assemble`], with the same checks of the evidence, for the CMS of a PAdES
@@ -590,7 +611,7 @@ impl Signed {
         ocsp_responses: &[Vec<u8>],
         chain: &[Vec<u8>],
         root: Root,
-        revocation: Revocation,
+        revocation: Revocation<'_>,
     ) -> Result<Vec<u8>, CadesError> {
         let time_stamp = check_time_stamp(time_stamp_token, &self.signature)?;
         let chain = chain.iter().map(|der| certificate("chain", der)).collect::<Result<Vec<_>, _>>()?;
@@ -629,7 +650,11 @@ impl Signed {
             },
             &certificates,
             match revocation {
-                Revocation::InCms => ocsp_responses,
+                Revocation::InCms { .. } => ocsp_responses,
+                Revocation::InDss => &[],
+            },
+            match revocation {
+                Revocation::InCms { crls } => crls,
                 Revocation::InDss => &[],
             },
         )?;

@@ -127,7 +127,13 @@ impl Signing {
         let ocsp = std::slice::from_ref(&ocsp);
         let issuers = std::slice::from_ref(&chain.issuer);
         match self.pdf {
-            None => Ok(signed.assemble(&token, ocsp, issuers, Root::Omit)?),
+            // A .p7s carries the evidence for every path a validator builds (the signer's and
+            // the TSA's), as a PDF's /DSS does: a validator trusting only the root and
+            // fetching nothing needs all of it. The root itself stays out.
+            None => {
+                let certificates: Vec<Vec<u8>> = std::iter::once(chain.issuer.clone()).chain(chain.others.iter().cloned()).collect();
+                Ok(signed.assemble(&token, ocsp, &chain.crls, &certificates, Root::Omit)?)
+            }
             Some(pdf) => {
                 let signed_pdf = pdf.finish(&signed.assemble_for_pdf(&token, ocsp, issuers, Root::Omit)?)?;
                 let signer = signed.certificate().to_der().map_err(CadesError::from)?;

@@ -234,7 +234,7 @@ fn b_lt(pki: &Pki, profile: Profile, root: Root) -> Vec<u8> {
     let signed = signed(pki, profile);
     let token = pki.time_stamp(signed.signature());
     let ocsp = pki.ocsp("citizen", "V");
-    signed.assemble(&token, &[ocsp], &[pki.der("signing-ca"), pki.der("root")], root).unwrap()
+    signed.assemble(&token, &[ocsp], &[], &[pki.der("signing-ca"), pki.der("root")], root).unwrap()
 }
 
 /// SignedData as RFC 5652 has it, the RFC 5940 choices kept as DER.
@@ -303,7 +303,7 @@ fn the_p7s_carries_the_chain_the_ocsp_response_and_the_signature_time_stamp() {
     let token = pki.time_stamp(&signature);
     let ocsp = pki.ocsp("citizen", "V");
     let chain = [pki.der("signing-ca"), pki.der("root")];
-    let p7s = signed.assemble(&token, std::slice::from_ref(&ocsp), &chain, Root::Omit).unwrap();
+    let p7s = signed.assemble(&token, std::slice::from_ref(&ocsp), &[], &chain, Root::Omit).unwrap();
     let signed_data = parse(&p7s);
     assert_eq!(signed_data.version, CmsVersion::V5, "RFC 5940 revocation information needs SignedData v5");
     assert!(signed_data.encap_content_info.econtent.is_none(), "detached");
@@ -336,8 +336,35 @@ fn the_p7s_carries_the_chain_the_ocsp_response_and_the_signature_time_stamp() {
     assert_eq!(embedded_token(&p7s), token);
 
     // With the root asked for, the root is there too.
-    let with_root = signed.assemble(&token, &[ocsp], &chain, Root::Include).unwrap();
+    let with_root = signed.assemble(&token, &[ocsp], &[], &chain, Root::Include).unwrap();
     assert_eq!(parse(&with_root).certificates.unwrap().0.len(), 3);
+}
+
+#[test]
+fn the_p7s_carries_the_crls_it_is_given_and_refuses_what_is_not_a_crl() {
+    let pki = Pki::new();
+    let d = pki.path();
+    std::fs::write(d.join("index.txt"), "").unwrap();
+    std::fs::write(d.join("crlnumber"), "01\n").unwrap();
+    let config = "[ca]\ndefault_ca = root\n[root]\ndatabase = index.txt\ncrlnumber = crlnumber\ndefault_md = sha256\ndefault_crl_days = 7\n";
+    std::fs::write(d.join("crl.cnf"), config).unwrap();
+    ok(d, &["ca", "-gencrl", "-config", "crl.cnf", "-keyfile", "root.key", "-cert", "root.pem", "-out", "root.crl.pem"]);
+    ok(d, &["crl", "-in", "root.crl.pem", "-outform", "DER", "-out", "root.crl"]);
+    let crl = pki.read("root.crl");
+
+    let signed = signed(&pki, Profile::Cades { signing_time: now() });
+    let token = pki.time_stamp(signed.signature());
+    let ocsp = pki.ocsp("citizen", "V");
+    let chain = [pki.der("signing-ca"), pki.der("root")];
+    let p7s = signed.assemble(&token, std::slice::from_ref(&ocsp), std::slice::from_ref(&crl), &chain, Root::Omit).unwrap();
+    let signed_data = parse(&p7s);
+    assert_eq!(signed_data.version, CmsVersion::V5);
+    let crls: Vec<Vec<u8>> = signed_data.crls.unwrap().iter().map(|c| c.to_der().unwrap()).collect();
+    assert_eq!(crls.len(), 2, "the OCSP response and the CRL");
+    assert!(crls.contains(&crl), "the CRL, as RevocationInfoChoice crl (untagged)");
+
+    let e = signed.assemble(&token, &[ocsp], &[b"not a CRL".to_vec()], &chain, Root::Omit).unwrap_err();
+    assert!(matches!(e, CadesError::CrlUnreadable(_)), "{e}");
 }
 
 #[test]
@@ -487,7 +514,7 @@ fn a_time_stamp_over_something_else_is_refused() {
     let signed = signed(&pki, Profile::Cades { signing_time: now() });
     let token = pki.time_stamp(DOCUMENT);
     let ocsp = pki.ocsp("citizen", "V");
-    let e = signed.assemble(&token, &[ocsp], &[pki.der("signing-ca")], Root::Omit).unwrap_err();
+    let e = signed.assemble(&token, &[ocsp], &[], &[pki.der("signing-ca")], Root::Omit).unwrap_err();
     assert!(matches!(e, CadesError::TimeStampNotOverSignature), "{e}");
 }
 
@@ -496,7 +523,7 @@ fn refused_with_status(certificate: &str, status: &str) -> CadesError {
     let signed = signed(&pki, Profile::Cades { signing_time: now() });
     let token = pki.time_stamp(signed.signature());
     let ocsp = pki.ocsp(certificate, status);
-    signed.assemble(&token, &[ocsp], &[pki.der("signing-ca")], Root::Omit).unwrap_err()
+    signed.assemble(&token, &[ocsp], &[], &[pki.der("signing-ca")], Root::Omit).unwrap_err()
 }
 
 #[test]
@@ -530,14 +557,14 @@ fn an_ocsp_response_produced_before_the_time_stamp_is_refused() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let token = pki.time_stamp(signed.signature());
-    let e = signed.assemble(&token, std::slice::from_ref(&ocsp), &[pki.der("signing-ca")], Root::Omit).unwrap_err();
+    let e = signed.assemble(&token, std::slice::from_ref(&ocsp), &[], &[pki.der("signing-ca")], Root::Omit).unwrap_err();
     match e {
         CadesError::OcspBeforeTimeStamp { produced_at, time_stamp } => assert!(produced_at < time_stamp && produced_at <= produced),
         e => panic!("{e}"),
     }
     // Asked again, the responder's answer is recent enough for the same signature.
     let fresh = pki.ocsp("citizen", "V");
-    assert!(signed.assemble(&token, &[fresh], &[pki.der("signing-ca")], Root::Omit).is_ok());
+    assert!(signed.assemble(&token, &[fresh], &[], &[pki.der("signing-ca")], Root::Omit).is_ok());
     // The first response is fine for a signature stamped before it was produced.
     let citizen = Certificate::from_der(&pki.der("citizen")).unwrap();
     let issuer = Certificate::from_der(&pki.der("signing-ca")).unwrap();

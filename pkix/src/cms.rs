@@ -212,14 +212,27 @@ pub struct Content<'a> {
 }
 
 /// Assembles a DER ContentInfo holding SignedData: the signature of `signer` over `content`,
-/// the `certificates` (chain, without the root if the caller leaves it out) and the
-/// `ocsp_responses` (DER OCSPResponse) as RFC 5940 revocation information.
-pub fn signed_data(content: Content<'_>, signer: Signer<'_>, certificates: &[Certificate], ocsp_responses: &[Vec<u8>]) -> Result<Vec<u8>, PkixError> {
-    Ok(signed_data_info(content, signer, certificates, ocsp_responses)?.to_der()?)
+/// the `certificates` (chain, without the root if the caller leaves it out), the
+/// `ocsp_responses` (DER OCSPResponse) as RFC 5940 revocation information and the `crls`
+/// (DER CertificateList) as RevocationInfoChoice `crl`.
+pub fn signed_data(
+    content: Content<'_>,
+    signer: Signer<'_>,
+    certificates: &[Certificate],
+    ocsp_responses: &[Vec<u8>],
+    crls: &[Vec<u8>],
+) -> Result<Vec<u8>, PkixError> {
+    Ok(signed_data_info(content, signer, certificates, ocsp_responses, crls)?.to_der()?)
 }
 
 /// [`signed_data`], as a ContentInfo value rather than its DER (an RFC 3161 response embeds it).
-pub fn signed_data_info(content: Content<'_>, signer: Signer<'_>, certificates: &[Certificate], ocsp_responses: &[Vec<u8>]) -> Result<ContentInfo, PkixError> {
+pub fn signed_data_info(
+    content: Content<'_>,
+    signer: Signer<'_>,
+    certificates: &[Certificate],
+    ocsp_responses: &[Vec<u8>],
+    crls: &[Vec<u8>],
+) -> Result<ContentInfo, PkixError> {
     let tbs = &signer.certificate.tbs_certificate;
     let signer_info = SignerInfo {
         version: CmsVersion::V1,
@@ -237,7 +250,12 @@ pub fn signed_data_info(content: Content<'_>, signer: Signer<'_>, certificates: 
     for certificate in certificates {
         set.insert(cms::cert::CertificateChoices::Certificate(certificate.clone()))?;
     }
+    let crl_list = crls;
     let mut crls = SetOfVec::new();
+    for crl in crl_list {
+        // RevocationInfoChoice `crl`: the CertificateList itself, untagged.
+        crls.insert(Any::from_der(crl)?)?;
+    }
     for response in ocsp_responses {
         let other = OtherRevocationInfo { format: oid::RI_OCSP_RESPONSE, info: Any::from_der(response)? };
         // `[1] IMPLICIT` replaces the SEQUENCE tag and keeps the length and contents.
@@ -247,7 +265,7 @@ pub fn signed_data_info(content: Content<'_>, signer: Signer<'_>, certificates: 
     }
     // RFC 5652 §5.1: other revocation formats need version 5; a content type other than
     // id-data needs version 3; otherwise 1.
-    let version = if !crls.is_empty() {
+    let version = if !ocsp_responses.is_empty() {
         CmsVersion::V5
     } else if content.content_type != oid::DATA {
         CmsVersion::V3

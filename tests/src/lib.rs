@@ -430,3 +430,30 @@ pub fn pdfsig(d: &Deployment, path: &Path) -> String {
 pub fn output_text(out: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
+
+/// The EU's reference AdES validator, DSS, as `scripts/env.sh` (`ensure_test_dependencies`)
+/// builds it from `tests/dss`.
+pub fn dss_jar() -> PathBuf {
+    let jar = Path::new(env!("CARGO_MANIFEST_DIR")).join("dss/target/hawiya-dss.jar");
+    assert!(jar.exists(), "{} is missing: run scripts/env.sh (ensure_test_dependencies) to build it (mvn -f tests/dss/pom.xml package)", jar.display());
+    jar
+}
+
+/// DSS's verdict on `signed` (a PDF, or a `.p7s` with its `detached` content): one line per
+/// signature, `<indication> <sub-indication or -> <format>` (`TOTAL_PASSED -
+/// PAdES-BASELINE-LT`), with the national root (`certs/root.pem`) the only trust anchor, DSS's
+/// default validation policy and nothing fetched: only the evidence the file embeds counts.
+/// DSS's errors, warnings and timestamp verdicts go to the test's stderr (shown when it
+/// fails), its XML reports to `dss-<file name>/` in the deployment's directory.
+pub fn dss(d: &Deployment, signed: &Path, detached: Option<&Path>) -> String {
+    let reports = d.path(&format!("dss-{}", signed.file_name().expect("a file").to_string_lossy()));
+    let mut command = Command::new("java");
+    command.arg("-jar").arg(dss_jar()).arg("--trust").arg(d.path("certs/root.pem")).arg("--reports").arg(&reports);
+    if let Some(content) = detached {
+        command.arg("--detached-content").arg(content);
+    }
+    let out = command.arg(signed).output().expect("java (apt-get install default-jre-headless; scripts/env.sh installs it)");
+    eprintln!("DSS on {}:\n{}", signed.display(), output_text(&out));
+    assert!(out.status.success(), "DSS failed on {}: {}", signed.display(), output_text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

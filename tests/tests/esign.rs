@@ -1,7 +1,8 @@
 //! E-signatures end to end: `esign` assembles CAdES and PAdES signatures around a citizen
 //! certificate that the real `hawiya` binary issued, with a timestamp from its TSA (`POST
 //! /tsa`) and an OCSP response from its responder (`POST /ocsp`); OpenSSL, pyHanko, poppler's
-//! pdfsig and qpdf then judge them with the national root as the only trust anchor.
+//! pdfsig, qpdf and the EU's reference validator DSS then judge them with the national root as
+//! the only trust anchor.
 //!
 //! The citizen's device is OpenSSL signing with the key it made for the CSR (`openssl dgst
 //! -sha256 -sign`, ES256).
@@ -143,7 +144,10 @@ fn b_lt(d: &Deployment, citizen: &Citizen, prepared: &Prepared, target: Target) 
         let response = ocsp(d, citizen);
         let responses = std::slice::from_ref(&response);
         let assembled = match target {
-            Target::P7s => signed.assemble(&token, responses, &chain(d), Root::Omit),
+            Target::P7s => {
+                let chain = [chain(d), vec![exported(d, "services-ca")]].concat();
+                signed.assemble(&token, responses, &crls(d), &chain, Root::Omit)
+            }
             Target::Pdf => signed.assemble_for_pdf(&token, responses, &chain(d), Root::Omit),
         };
         match assembled {
@@ -225,6 +229,10 @@ fn detached_cades_b_lt_verifies_with_openssl_and_pyhanko() {
         "pyHanko's verdict on the .p7s: {}",
         text(&out)
     );
+
+    // DSS, the EU's reference validator, with the document as the detached content.
+    let verdict = hawiya_e2e::dss(&d, &d.path("sig.p7s"), Some(&d.path("doc.bin")));
+    assert_eq!(verdict, "TOTAL_PASSED - CAdES-BASELINE-LT\n", "DSS on the .p7s");
 }
 
 /// SignedData as RFC 5652 has it, the RFC 5940 revocation choices kept as DER (the `cms`
@@ -258,8 +266,8 @@ fn time_stamp_token_of(cms: &[u8]) -> Vec<u8> {
 
 // ---- PAdES ----
 
-/// The CRLs the deployment serves, for the DSS: the citizen signing CA's, the services CA's
-/// (the TSA's issuer) and the root's ARL (both intermediates).
+/// The CRLs the deployment serves, for the /DSS and the .p7s: the citizen signing CA's, the
+/// services CA's (the TSA's issuer) and the root's ARL (both intermediates).
 fn crls(d: &Deployment) -> Vec<Vec<u8>> {
     ["citizen-signing-ca", "services-ca", "root"]
         .iter()
@@ -417,6 +425,8 @@ fn pades_b_lt_a_co_signature_and_b_lta_validate_with_pyhanko_pdfsig_and_qpdf() {
     // its validation data, which the document timestamp below gives.
     let ades = pyhanko_lta(&d, &path);
     assert!(ades.starts_with("Signature1 INDETERMINATE NO_POE INTACT:TRUSTED,TIMESTAMP_TOKEN<INTACT:TRUSTED>"), "pyHanko AdES on B-LT:\n{ades}");
+    // DSS, the EU's reference validator: B-LT passes with the /DSS as the only revocation source.
+    assert_eq!(hawiya_e2e::dss(&d, &path, None), "TOTAL_PASSED - PAdES-BASELINE-LT\n", "DSS on the B-LT file");
 
     // A second citizen co-signs the signed file; both signatures stay valid.
     let omar = citizen(&d, "cosig");
@@ -426,6 +436,7 @@ fn pades_b_lt_a_co_signature_and_b_lta_validate_with_pyhanko_pdfsig_and_qpdf() {
     pyhanko_trusted(&d, &path, 2);
     let report = hawiya_e2e::pdfsig(&d, &path);
     assert_eq!(report.matches("Signature is Valid.").count(), 2, "pdfsig on the co-signed file:\n{report}");
+    assert_eq!(hawiya_e2e::dss(&d, &path, None), "TOTAL_PASSED - PAdES-BASELINE-LT\n".repeat(2), "DSS on the co-signed file");
 
     // B-LTA: a document timestamp over everything, /DSS included; the AdES long-term
     // validation then passes for both signatures with the /DSS as the only revocation source.
@@ -443,6 +454,7 @@ fn pades_b_lt_a_co_signature_and_b_lta_validate_with_pyhanko_pdfsig_and_qpdf() {
         let expected = format!(" PASSED OK INTACT:TRUSTED,TIMESTAMP_TOKEN<INTACT:TRUSTED>,{extension},ACCEPTABLE_MODIFICATIONS");
         assert!(verdict.ends_with(&expected), "pyHanko AdES on B-LTA, expected {expected:?}:\n{ades}");
     }
+    assert_eq!(hawiya_e2e::dss(&d, &path, None), "TOTAL_PASSED - PAdES-BASELINE-LTA\n".repeat(2), "DSS on the B-LTA file");
 }
 
 // ---- refusals ----

@@ -929,6 +929,7 @@ async fn a_citizen_signs_documents_with_pin2_and_validators_accept_them() {
     // "Not total document signed": the /DSS update follows the signature, as B-LT wants.
     assert!(report.contains("Signature is Valid.") && report.contains("Certificate is Trusted."), "pdfsig: {report}");
     assert!(report.contains("Signer Certificate Common Name: Sami Khalil"), "pdfsig: {report}");
+    assert_eq!(hawiya_e2e::dss(&d, &path, None), "TOTAL_PASSED - PAdES-BASELINE-LT\n", "DSS on the signed PDF");
 
     // Any other file: a detached CAdES .p7s that OpenSSL verifies against the root.
     let text = "بيان رسمي — an official statement\n".as_bytes();
@@ -948,6 +949,8 @@ async fn a_citizen_signs_documents_with_pin2_and_validators_accept_them() {
         &["cms", "-verify", "-cades", "-binary", "-inform", "DER", "-in", "statement.p7s", "-content", "statement.txt", "-CAfile", &root, "-out", "/dev/null"],
     );
     assert!(o.status.success(), "openssl cms -verify -cades: {}", hawiya_e2e::output_text(&o));
+    let verdict = hawiya_e2e::dss(&d, &d.path("statement.p7s"), Some(&d.path("statement.txt")));
+    assert_eq!(verdict, "TOTAL_PASSED - CAdES-BASELINE-LT\n", "DSS on the .p7s");
     assert_eq!(sqlite_count(&d, &format!("SELECT count(*) FROM signatures WHERE national_id = '{SAMI}'")), 2, "both signatures are recorded");
 
     // Refusals: each ends on the form with its reason, nothing signed, nothing recorded.
