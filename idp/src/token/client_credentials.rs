@@ -96,3 +96,73 @@ impl Provider {
         Ok(self.access_grant(token, now).await?.is_some())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use base64::Engine;
+    use hsm_shim::KeyStore;
+    use hsm_shim::soft::{OperatorSecret, SoftKeyStore};
+
+    use super::*;
+    use crate::esign_api::ApiError;
+
+    async fn provider(dir: &std::path::Path) -> Provider {
+        let secret = OperatorSecret::new(b"unit test secret, not for production".to_vec()).expect("secret");
+        let keys: Arc<dyn KeyStore> = Arc::new(SoftKeyStore::open_or_create(&dir.join("keys"), &secret).expect("key store"));
+        let durable: Arc<dyn store::DurableStore> = Arc::new(store::SqliteStore::open(&dir.join("db")).expect("db"));
+        let signing = crate::keys::SigningKeys::open(keys, durable.clone(), Duration::from_secs(900), 1).await.expect("keys");
+        let policies = Arc::new(policies::Policies::shipped().expect("policies"));
+        Provider::new(crate::Settings::new("https://id.example.jo", vec![7; 32]), policies, durable, Arc::new(store::ephemeral::MemoryStore::new()), signing)
+            .expect("provider")
+    }
+
+    /// Registers `id` (secret `id-secret` unless public); its Basic credentials.
+    async fn register(p: &Provider, id: &str, public: bool) -> String {
+        let secret = format!("{id}-secret");
+        let hash = hex::encode(crate::provider::sha256(secret.as_bytes()));
+        let registration = if public {
+            json!({"redirect_uris": [format!("https://{id}.example.jo/cb")], "token_endpoint_auth_method": "none"})
+        } else {
+            json!({"redirect_uris": [format!("https://{id}.example.jo/cb")], "token_endpoint_auth_method": "client_secret_basic", "client_secret_sha256": hash})
+        };
+        let record = store::ClientRecord { client_id: id.into(), registration: registration.to_string(), created_at: 0 };
+        p.durable.insert_client(&record).await.expect("client");
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")))
+    }
+
+    fn form(s: &str) -> Params {
+        Params::parse(s.as_bytes()).expect("params")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn agencies_get_short_lived_esign_tokens_and_nothing_else() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = provider(dir.path()).await;
+        let notary = register(&p, "notary", false).await;
+        let civil = register(&p, "civil-status", false).await;
+        register(&p, "kiosk", true).await;
+        let now = 1_800_000_000;
+
+        let body = p.token(form("grant_type=client_credentials&scope=esign"), Some(&notary), now).await.expect("token");
+        assert_eq!((body["scope"].as_str(), body["expires_in"].as_u64()), (Some("esign"), Some(300)), "{body}");
+        assert!(body.get("refresh_token").is_none() && body.get("id_token").is_none(), "{body}");
+        let token = body["access_token"].as_str().expect("token");
+        let agency = p.esign_agency(Some(token), now + 299).await.expect("a live esign token");
+        assert_eq!(agency.id.as_str(), "notary");
+        // Expired: refused as invalid_token, like garbage.
+        assert!(matches!(p.esign_agency(Some(token), now + 300).await, Err(ApiError::InvalidToken(_))));
+        assert!(matches!(p.esign_agency(Some("garbage"), now).await, Err(ApiError::InvalidToken(_))));
+        assert!(matches!(p.esign_agency(None, now).await, Err(ApiError::InvalidToken(_))));
+        // An agency token is not a citizen's access token.
+        assert_eq!(p.userinfo(token, now).await.expect_err("not for userinfo").code, ErrorCode::InvalidToken);
+
+        let refused = |r: Result<Value, OAuthError>| r.expect_err("refused").code;
+        assert_eq!(refused(p.token(form("grant_type=client_credentials&scope=openid%20esign"), Some(&notary), now).await), ErrorCode::InvalidScope);
+        assert_eq!(refused(p.token(form("grant_type=client_credentials&scope=profile"), Some(&notary), now).await), ErrorCode::InvalidScope);
+        assert_eq!(refused(p.token(form("grant_type=client_credentials"), Some(&notary), now).await), ErrorCode::InvalidRequest);
+        assert_eq!(refused(p.token(form("grant_type=client_credentials&scope=esign"), Some(&civil), now).await), ErrorCode::InvalidScope);
+        assert_eq!(refused(p.token(form("grant_type=client_credentials&scope=esign&client_id=kiosk"), None, now).await), ErrorCode::UnauthorizedClient);
+    }
+}
