@@ -31,11 +31,12 @@ ensure_test_dependencies() {
         DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
     # pkilint lints certificates, CRLs and OCSP responses; cryptography is an independent
-    # verifier of our JWS signatures; pyHanko validates PAdES and CAdES signatures.
-    if ! "$HAWIYA_VENV/bin/python" -c 'import pkilint, cryptography, pyhanko' 2>/dev/null; then
-        echo "installing pkilint, cryptography and pyHanko into $HAWIYA_VENV" >&2
+    # verifier of our JWS signatures; pyHanko validates PAdES and CAdES signatures;
+    # jsonschema and PyYAML hold the signing API to its OpenAPI document.
+    if ! "$HAWIYA_VENV/bin/python" -c 'import pkilint, cryptography, pyhanko, jsonschema, yaml' 2>/dev/null; then
+        echo "installing pkilint, cryptography, pyHanko, jsonschema and PyYAML into $HAWIYA_VENV" >&2
         python3 -m venv "$HAWIYA_VENV"
-        "$HAWIYA_VENV/bin/pip" install -q --disable-pip-version-check 'pkilint==0.13.*' 'cryptography>=42' 'pyHanko==0.38.*' 'pyhanko-cli==0.6.*'
+        "$HAWIYA_VENV/bin/pip" install -q --disable-pip-version-check 'pkilint==0.13.*' 'cryptography>=42' 'pyHanko==0.38.*' 'pyhanko-cli==0.6.*' 'jsonschema>=4' 'PyYAML>=6'
     fi
     # DSS, the EU's reference AdES validator, as one jar for the e-signature tests; rebuilt
     # when its sources change. Maven keeps what it downloads in ~/.m2.

@@ -579,7 +579,11 @@ fn describe(request: &DeviceRequest) -> Result<(String, String), String> {
         DeviceRequest::Sign(p) => {
             // What an ES256 key signs is hashed with SHA-256; the code comes from that hash.
             let code = idp::smart_id::verification_code(&idp::provider::sha256(&b64std(&p.to_be_signed)?));
-            (format!("{} / {} asks you to sign \"{}\" (PIN2, signing key).", p.service.ar, p.service.en, p.document_name), code)
+            let mut what = format!("{} / {} asks you to sign \"{}\" (PIN2, signing key).", p.service.ar, p.service.en, p.document_name);
+            if let Some(text) = &p.display_text {
+                what.push_str(&format!("\nMessage from {}: {text}", p.service.en));
+            }
+            (what, code)
         }
     })
 }

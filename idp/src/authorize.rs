@@ -174,7 +174,9 @@ impl Provider {
         // Scopes outside the service's policy are not granted (RFC 6749 3.3).
         let mut scopes: Vec<String> = Vec::new();
         for s in asked {
-            let allowed = s == "openid" || s == "offline_access" || client.service.scopes.iter().any(|a| a == s);
+            // Machine scopes (esign) are the agency's own, never granted through a citizen.
+            let machine = crate::token::client_credentials::MACHINE_SCOPES.contains(&s);
+            let allowed = s == "openid" || s == "offline_access" || (!machine && client.service.scopes.iter().any(|a| a == s));
             if allowed && !scopes.iter().any(|x| x == s) {
                 scopes.push(s.to_owned());
             }

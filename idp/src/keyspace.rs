@@ -40,6 +40,11 @@ pub fn access_token(token: &str) -> String {
     hashed("at", token)
 }
 
+/// An agency's access token (the `client_credentials` grant).
+pub fn agency_token(token: &str) -> String {
+    hashed("agency-at", token)
+}
+
 /// A token family whose access tokens are revoked.
 pub fn revoked_family(family: &str) -> String {
     format!("revoked:{family}")

@@ -1,7 +1,8 @@
 //! Citizens' e-signatures with the smart-ID signing key, decoupled like the smart-ID login.
 //!
-//! Whoever asks (the citizen on the provider's own signing page, `/sign`) gives a document
-//! and the signer. The provider takes the citizen's signing certificate from their
+//! Whoever asks (the citizen on the provider's own signing page, `/sign`, or an agency
+//! through the signing API) gives a document and the signer; the session belongs to whoever
+//! asked, and only they can poll it and fetch the signed file. The provider takes the citizen's signing certificate from their
 //! smart-ID, has the [`SignatureMaker`] build what is to be signed (the signed attributes
 //! over the document's digest), and opens a signing session. The citizen's device is shown
 //! the service, the document's name and a 4-digit verification code derived from the hash
@@ -135,18 +136,50 @@ pub enum SigningState {
     },
 }
 
-/// A signing session, kept in the ephemeral store for the timeout (the document and the
-/// signed file under keys of their own).
+/// Who opened a signing session: only they may poll it and fetch the signed file.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Owner {
+    /// The citizen on the provider's own signing page (their opaque id).
+    Citizen {
+        /// The citizen's opaque id.
+        citizen_id: String,
+    },
+    /// An agency through the signing API (its client id).
+    Agency {
+        /// The agency's client id.
+        client_id: String,
+    },
+}
+
+impl Owner {
+    /// The service that asks (in the signature record, and shown on the device).
+    pub fn client_id(&self) -> &str {
+        match self {
+            Owner::Citizen { .. } => SIGN_CLIENT,
+            Owner::Agency { client_id } => client_id,
+        }
+    }
+}
+
+/// How long a finished (or timed-out) session can still be polled, and its file fetched.
+const AFTERLIFE: i64 = 600;
+
+/// A signing session, kept in the ephemeral store until a while after its timeout (the
+/// document and the signed file under keys of their own).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct SigningSession {
-    /// The citizen's opaque id (the SSO session that may poll and download).
-    pub citizen_id: String,
+    /// Who asked: the only one who may poll and download.
+    pub owner: Owner,
     /// The signer.
     pub national_id: String,
     /// The service that asked.
     pub client_id: String,
     /// The document's name.
     pub document_name: String,
+    /// What the asking service wants the device to show besides the document's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_text: Option<String>,
     /// SHA-256 (hex) of the document.
     pub document_sha256: String,
     /// The signature format.
@@ -173,6 +206,9 @@ pub struct SigningPending {
     pub service: policies::Localized,
     /// The document's name.
     pub document_name: String,
+    /// What the service wants the device to show besides the document's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_text: Option<String>,
     /// What to sign, base64: the device hashes it, derives the verification code from the
     /// hash and signs it with the signing key after PIN2.
     pub to_be_signed: String,
@@ -199,6 +235,30 @@ pub enum SigningPoll {
     },
     /// Ended: the page text key of the reason.
     Failed(&'static str),
+}
+
+/// Where a signing session stands, for the agency that opened it.
+#[derive(Debug)]
+pub struct SigningStatus {
+    /// Where it stands (a waiting session past its timeout has failed with `sign.timeout`).
+    pub state: SigningState,
+    /// The format the signature has, or will have.
+    pub format: Format,
+    /// When it times out (or timed out), Unix seconds.
+    pub expires_at: i64,
+}
+
+/// A request to open a signing session.
+#[derive(Debug)]
+pub struct SigningRequest {
+    /// The signer: the citizen's opaque id.
+    pub citizen_id: String,
+    /// Who asks.
+    pub owner: Owner,
+    /// The document.
+    pub document: Document,
+    /// What the device shows besides the document's name (checked by the caller).
+    pub display_text: Option<String>,
 }
 
 /// The page text keys a failed session may name.
@@ -275,7 +335,8 @@ impl Provider {
 
     async fn put_signing_session(&self, id: &str, s: &SigningSession, now: i64) -> Result<(), IdpError> {
         let bytes = serde_json::to_vec(s).map_err(|source| IdpError::Record { what: "signing session", source })?;
-        self.ephemeral.put(&keyspace::signing_session(id), &bytes, ttl(s.expires_at, now)).await?;
+        // Kept past the timeout, so that whoever asked hears that it timed out.
+        self.ephemeral.put(&keyspace::signing_session(id), &bytes, ttl(s.expires_at + AFTERLIFE, now)).await?;
         Ok(())
     }
 
@@ -289,16 +350,13 @@ impl Provider {
         }
     }
 
-    /// Opens a signing session for `document` by the citizen `citizen_id` (whose SSO session
-    /// asked) on behalf of `client_id`; returns the session id and the verification code.
-    pub async fn start_signing(
-        &self,
-        citizen_id: &str,
-        client_id: &str,
-        document: Document,
-        browser: &Browser<'_>,
-        now: i64,
-    ) -> Result<(String, String), StartRefusal> {
+    /// Opens a signing session for the request's document and signer, on behalf of its
+    /// owner; `browser` is the citizen's own browser when they asked on the signing page
+    /// (`None` for an agency: only the citizen's count limits it). Returns the session id
+    /// and the verification code.
+    pub async fn start_signing(&self, request: SigningRequest, browser: Option<&Browser<'_>>, now: i64) -> Result<(String, String), StartRefusal> {
+        let SigningRequest { citizen_id, owner, document, display_text } = request;
+        let client_id = owner.client_id().to_owned();
         let service = self.signing_service()?;
         let limit = self.policies.signing().max_document_bytes;
         if document.bytes.len() > limit {
@@ -307,10 +365,14 @@ impl Provider {
         if document.bytes.is_empty() || document.name.trim().is_empty() {
             return Err(StartRefusal::Empty);
         }
-        let citizen = self.durable.citizen_by_id(citizen_id).await?.ok_or_else(|| OAuthError::invalid_request("the citizen no longer exists"))?;
+        let citizen = self.durable.citizen_by_id(&citizen_id).await?.ok_or_else(|| OAuthError::invalid_request("the citizen no longer exists"))?;
         let national_id = citizen.national_id.clone();
         // The same limit as smart-ID logins: nobody floods a device with requests.
-        match self.throttle.reserve(self.ephemeral.as_ref(), crate::throttle::Action::SmartId, &national_id, browser.address, browser.device).await? {
+        let verdict = match browser {
+            Some(b) => self.throttle.reserve(self.ephemeral.as_ref(), crate::throttle::Action::SmartId, &national_id, b.address, b.device).await?,
+            None => self.throttle.reserve_citizen(self.ephemeral.as_ref(), crate::throttle::Action::SmartId, &national_id).await?,
+        };
+        match verdict {
             crate::throttle::Verdict::Allowed(r) => r.keep(),
             crate::throttle::Verdict::Blocked => return Err(StartRefusal::Flood),
         }
@@ -322,10 +384,11 @@ impl Provider {
         let id = crate::provider::random_token()?;
         let timeout = self.policies.signing().timeout;
         let session = SigningSession {
-            citizen_id: citizen_id.to_owned(),
+            owner,
             national_id: national_id.clone(),
-            client_id: client_id.to_owned(),
+            client_id: client_id.clone(),
             document_name: document.name.clone(),
+            display_text,
             document_sha256: hex::encode(crate::provider::sha256(&document.bytes)),
             format: tbs.format,
             signing_time: now,
@@ -338,7 +401,7 @@ impl Provider {
         self.put_signing_session(&id, &session, now).await?;
         // The citizen's device sees the newest request only.
         self.ephemeral.put(&keyspace::signing_pending(&national_id), id.as_bytes(), timeout).await?;
-        tracing::info!(target: "audit", event = "signing.started", client = client_id, format = session.format.level(), "signing session opened");
+        tracing::info!(target: "audit", event = "signing.started", client = client_id.as_str(), format = session.format.level(), "signing session opened");
         Ok((id, session.code))
     }
 
@@ -352,18 +415,25 @@ impl Provider {
     }
 
     /// The citizen's pending signing request, for their device.
-    pub async fn device_signing_pending(&self, national_id: &str) -> Result<Option<SigningPending>, OAuthError> {
+    pub async fn device_signing_pending(&self, national_id: &str, now: i64) -> Result<Option<SigningPending>, OAuthError> {
         let Some(id) = self.ephemeral.get(&keyspace::signing_pending(national_id)).await? else { return Ok(None) };
         let id = String::from_utf8_lossy(&id).into_owned();
         let Some(s) = self.signing_session(&id).await? else { return Ok(None) };
-        if s.state != SigningState::Waiting || s.national_id != national_id {
+        if s.state != SigningState::Waiting || s.national_id != national_id || now >= s.expires_at {
             return Ok(None);
         }
         let service = match self.client(&s.client_id).await? {
             Some(client) => client.service.name.clone(),
             None => policies::Localized { ar: "التوقيع الإلكتروني في هوية".into(), en: "Hawiya e-signature".into() },
         };
-        Ok(Some(SigningPending { session: id, service, document_name: s.document_name, to_be_signed: s.to_be_signed, expires_at: s.expires_at }))
+        Ok(Some(SigningPending {
+            session: id,
+            service,
+            document_name: s.document_name,
+            display_text: s.display_text,
+            to_be_signed: s.to_be_signed,
+            expires_at: s.expires_at,
+        }))
     }
 
     /// The device's answer to a signing session of its citizen. An approval is checked and,
@@ -373,7 +443,7 @@ impl Provider {
         let mut s = self
             .signing_session(&answer.session)
             .await?
-            .filter(|s| s.national_id == national_id)
+            .filter(|s| s.national_id == national_id && now < s.expires_at)
             .ok_or_else(|| OAuthError::invalid_request("no such signing session of this citizen (or it has timed out)"))?;
         let window = Duration::from_secs(u64::try_from((s.expires_at - now).max(1)).unwrap_or(1));
         if s.state != SigningState::Waiting || !self.ephemeral.put_new(&keyspace::signing_answered(&answer.session), b"1", window).await? {
@@ -440,12 +510,13 @@ impl Provider {
     }
 
     /// The page's poll of a signing session the citizen of `citizen_id` started.
-    pub async fn poll_signing(&self, citizen_id: &str, id: &str) -> Result<SigningPoll, OAuthError> {
-        let Some(s) = self.signing_session(id).await? else { return Ok(SigningPoll::Failed("sign.timeout")) };
-        if s.citizen_id != citizen_id {
+    pub async fn poll_signing(&self, citizen_id: &str, id: &str, now: i64) -> Result<SigningPoll, OAuthError> {
+        let Some(mut s) = self.signing_session(id).await? else { return Ok(SigningPoll::Failed("sign.timeout")) };
+        if !matches!(&s.owner, Owner::Citizen { citizen_id: owner } if owner == citizen_id) {
             tracing::warn!(target: "audit", event = "signing.foreign_session", "a signing session was polled by another citizen");
             return Err(OAuthError::new(ErrorCode::AccessDenied, "this signing session belongs to another citizen"));
         }
+        s.state = current_state(&s, now);
         Ok(match s.state {
             SigningState::Waiting => SigningPoll::Waiting { code: s.code, document_name: s.document_name },
             SigningState::Signed => SigningPoll::Signed { file_name: signed_file_name(&s.document_name, s.format), level: s.format.level() },
@@ -453,16 +524,30 @@ impl Provider {
         })
     }
 
-    /// The signed file of a session the citizen of `citizen_id` started: its name, media
-    /// type and bytes.
-    pub async fn signed_file(&self, citizen_id: &str, id: &str) -> Result<Option<(String, &'static str, Vec<u8>)>, OAuthError> {
-        let Some(s) = self.signing_session(id).await?.filter(|s| s.citizen_id == citizen_id && s.state == SigningState::Signed) else { return Ok(None) };
+    /// Where a session that `owner` opened stands; `None` for a session of anyone else (or
+    /// one long gone): whoever asks cannot tell the two apart.
+    pub async fn signing_status(&self, owner: &Owner, id: &str, now: i64) -> Result<Option<SigningStatus>, OAuthError> {
+        let Some(s) = self.signing_session(id).await?.filter(|s| s.owner == *owner) else { return Ok(None) };
+        Ok(Some(SigningStatus { state: current_state(&s, now), format: s.format, expires_at: s.expires_at }))
+    }
+
+    /// The signed file of a session that `owner` opened: its name, media type and bytes.
+    pub async fn signed_file(&self, owner: &Owner, id: &str) -> Result<Option<(String, &'static str, Vec<u8>)>, OAuthError> {
+        let Some(s) = self.signing_session(id).await?.filter(|s| s.owner == *owner && s.state == SigningState::Signed) else { return Ok(None) };
         let Some(bytes) = self.ephemeral.get(&keyspace::signing_result(id)).await? else { return Ok(None) };
         let media = match s.format {
             Format::Pades => "application/pdf",
             Format::Cades => "application/pkcs7-signature",
         };
         Ok(Some((signed_file_name(&s.document_name, s.format), media, bytes)))
+    }
+}
+
+/// A session's state at `now`: still waiting past its timeout is a timeout.
+fn current_state(s: &SigningSession, now: i64) -> SigningState {
+    match &s.state {
+        SigningState::Waiting if now >= s.expires_at => SigningState::Failed { reason: "sign.timeout".into() },
+        state => state.clone(),
     }
 }
 

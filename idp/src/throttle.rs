@@ -227,6 +227,25 @@ impl Throttle {
     }
 }
 
+impl Throttle {
+    /// Counts a request pushed to `national_id`'s device by a relying party (not from a
+    /// browser): the citizen's count only. An agency asks for many citizens from one
+    /// address; only the citizen's device must not be flooded.
+    pub async fn reserve_citizen(&self, store: &dyn EphemeralStore, action: Action, national_id: &str) -> Result<Verdict, StoreError> {
+        let citizen_limit = match action {
+            Action::Password => self.limits.password_citizen,
+            Action::SmartId => self.limits.smart_id_citizen,
+        };
+        let citizen_key = keyspace::attempts(&format!("{}-citizen", action.name()), national_id);
+        let count = store.increment(&citizen_key, citizen_limit.window).await?;
+        if count > citizen_limit.max {
+            tracing::warn!(target: "audit", event = "throttle.citizen", action = action.name(), "request refused: too many for this citizen");
+            return Ok(Verdict::Blocked);
+        }
+        Ok(Verdict::Allowed(Reservation { citizen_key, citizen_limit, count, address: None }))
+    }
+}
+
 async fn read_count(store: &dyn EphemeralStore, key: &str) -> Result<u64, StoreError> {
     Ok(store.get(key).await?.and_then(|b| String::from_utf8(b).ok()).and_then(|s| s.parse().ok()).unwrap_or(0))
 }

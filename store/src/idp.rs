@@ -265,4 +265,11 @@ pub trait IdpStore: Send + Sync + std::fmt::Debug {
 
     /// The e-signatures of a citizen, newest first.
     async fn signatures_of(&self, national_id: &str) -> Result<Vec<SignatureRecord>, StoreError>;
+
+    /// Records that the pairwise subject `sub` of `sector` is the citizen `citizen_id`;
+    /// an entry already present is kept as it is (a pairwise subject never changes owner).
+    async fn put_subject(&self, sector: &str, sub: &str, citizen_id: &str) -> Result<(), StoreError>;
+
+    /// The citizen whose pairwise subject in `sector` is `sub`.
+    async fn subject_citizen(&self, sector: &str, sub: &str) -> Result<Option<String>, StoreError>;
 }

@@ -181,6 +181,20 @@ async fn records_signatures(b: Backend) {
     assert!(s.signatures_of("2000999999").await.expect("read").is_empty());
 }
 
+async fn resolves_pairwise_subjects_per_sector(b: Backend) {
+    let s = &b.store;
+    s.put_subject("notary.example.jo", "sub-1", "citizen-a").await.expect("put");
+    // Written again (another token exchange): kept, and never moved to another citizen.
+    s.put_subject("notary.example.jo", "sub-1", "citizen-a").await.expect("again");
+    s.put_subject("notary.example.jo", "sub-1", "citizen-b").await.expect("ignored");
+    s.put_subject("gazette.example.jo", "sub-2", "citizen-a").await.expect("other sector");
+    assert_eq!(s.subject_citizen("notary.example.jo", "sub-1").await.expect("read").as_deref(), Some("citizen-a"));
+    assert_eq!(s.subject_citizen("gazette.example.jo", "sub-2").await.expect("read").as_deref(), Some("citizen-a"));
+    // A subject is only found in its own sector.
+    assert_eq!(s.subject_citizen("gazette.example.jo", "sub-1").await.expect("read"), None);
+    assert_eq!(s.subject_citizen("notary.example.jo", "sub-2").await.expect("read"), None);
+}
+
 async fn concurrent_writers_all_land(b: Backend) {
     let s = b.store.clone();
     let mut tasks = Vec::new();
@@ -450,6 +464,7 @@ each_backend! {
         records_one_ceremony_only,
         records_timestamps_all_or_none,
         records_signatures,
+        resolves_pairwise_subjects_per_sector,
         concurrent_writers_all_land,
         keeps_citizens,
         keeps_clients_and_consents,

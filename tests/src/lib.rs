@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 
 use hsm_shim::pkcs11::{Pin, initialize_token};
 
+pub mod client_key;
 pub mod web;
+
+pub use client_key::ClientKey;
 
 /// The user PIN of every test token.
 pub const PIN: &str = "1234";
@@ -351,6 +354,22 @@ impl Deployment {
             std::thread::sleep(Duration::from_millis(50));
         }
         child
+    }
+
+    /// Serves with a copy of the shipped policies (in the test's directory) to which the
+    /// service policy files `services` (file name, text) are added: call before serving.
+    pub fn add_services(&self, services: &[(&str, &str)]) {
+        let dir = self.path("policies");
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+        let out = run(Command::new("cp").arg("-r").arg(&repo).arg(&dir));
+        assert!(out.status.success(), "cp policies: {}", output_text(&out));
+        for (file, text) in services {
+            std::fs::write(dir.join("services").join(file), text).expect("write a service policy");
+        }
+        let config = self.data.join("hawiya.toml");
+        let text = std::fs::read_to_string(&config).expect("config");
+        let text = text.replacen("version = 1\n", &format!("version = 1\npolicies = {:?}\n", dir.display().to_string()), 1);
+        std::fs::write(&config, text).expect("config");
     }
 
     /// Sets an environment variable for every later `hawiya` command of this deployment.

@@ -28,7 +28,7 @@ struct Provider {
     d: Deployment,
     issuer: String,
     secrets: HashMap<&'static str, String>,
-    rp_key: aws_lc_rs::signature::EcdsaKeyPair,
+    rp_key: hawiya_e2e::ClientKey,
     /// The first citizen's TOTP secret.
     totp: idp::credentials::TotpSecret,
 }
@@ -103,13 +103,8 @@ impl Provider {
         secrets.insert("civil-status", secret_of(&out));
         let out = d.ok(&["client", "add", "--id", "post-rp", "--redirect-uri", "https://post.example.jo/cb", "--auth-method", "client_secret_post"]);
         secrets.insert("post-rp", secret_of(&out));
-        let rp_key = aws_lc_rs::signature::EcdsaKeyPair::generate(&aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING).expect("key");
-        let public = {
-            use aws_lc_rs::signature::KeyPair;
-            hsm_shim::PublicKey::from_parts(hsm_shim::KeySpec::EcP256, rp_key.public_key().as_ref()).expect("public")
-        };
-        let jwk = hsm_shim::jose::jwk(&public, "rp-1", hsm_shim::SignatureAlgorithm::Es256).expect("jwk");
-        std::fs::write(d.path("rp-jwks.json"), json!({"keys": [jwk]}).to_string()).expect("jwks");
+        let rp_key = hawiya_e2e::ClientKey::generate("rp-1");
+        std::fs::write(d.path("rp-jwks.json"), rp_key.jwks().to_string()).expect("jwks");
         d.ok(&[
             "client",
             "add",
@@ -210,16 +205,12 @@ impl Provider {
 
     /// A client assertion (RFC 7523) signed with the `jwt-rp` key.
     fn assertion(&self, aud: &str, jti: &str) -> String {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_secs();
-        self.signed(&json!({"iss": "jwt-rp", "sub": "jwt-rp", "aud": aud, "jti": jti, "exp": now + 60, "iat": now}))
+        self.rp_key.assertion("jwt-rp", aud, jti)
     }
 
     /// A JWT signed with the `jwt-rp` key (ES256).
     fn signed(&self, claims: &Value) -> String {
-        let header = B64.encode(br#"{"alg":"ES256","kid":"rp-1"}"#);
-        let input = format!("{header}.{}", B64.encode(claims.to_string()));
-        let sig = self.rp_key.sign(&aws_lc_rs::rand::SystemRandom::new(), input.as_bytes()).expect("sign");
-        format!("{input}.{}", B64.encode(sig.as_ref()))
+        self.rp_key.signed(claims)
     }
 
     async fn code_flow(&self, browser: &mut Browser, extra: &[(&str, &str)]) -> Value {

@@ -22,7 +22,16 @@ fn deployment() -> (Deployment, String) {
 }
 
 fn deployment_with(env: &[(&str, &str)]) -> (Deployment, String) {
+    deployment_with_services(env, &[])
+}
+
+/// Like [`deployment_with`], with the service policy files `services` added to the shipped
+/// policies.
+fn deployment_with_services(env: &[(&str, &str)], services: &[(&str, &str)]) -> (Deployment, String) {
     let mut d = Deployment::new(Keys::Soft, Db::Sqlite);
+    if !services.is_empty() {
+        d.add_services(services);
+    }
     for (k, v) in env {
         d.set_env(k, v);
     }
@@ -1068,4 +1077,270 @@ fn encrypted_pdf(d: &Deployment) -> Vec<u8> {
     let o = hawiya_e2e::run(Command::new("qpdf").current_dir(d.dir.path()).args(["--encrypt", "u", "o", "256", "--", "plain.pdf", "encrypted.pdf"]));
     assert!(o.status.success(), "qpdf --encrypt: {}", hawiya_e2e::output_text(&o));
     std::fs::read(d.path("encrypted.pdf")).expect("read")
+}
+
+/// An official gazette that may ask for signatures (`esign`) but has no legal basis for the
+/// national id.
+const GAZETTE: &str = "version = 1\nclient_id = \"gazette\"\nname = { ar = \"الجريدة الرسمية\", en = \"Official gazette\" }\n\
+min_level = \"low\"\nscopes = [\"openid\", \"profile\", \"esign\"]\nclaims = [\"sub\", \"name\"]\n";
+
+/// Calls of the signing API and of the token endpoint, with every response recorded for
+/// the check against `idp/openapi/esign-v1.yaml`.
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    recorded: Vec<Value>,
+}
+
+/// A response: status, `WWW-Authenticate`, content type, body.
+struct Answer {
+    status: u16,
+    challenge: String,
+    content_type: String,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|_| panic!("not JSON ({}): {}", self.status, String::from_utf8_lossy(&self.body)))
+    }
+
+    /// The error code and description of an error body.
+    fn error(&self) -> (u16, String, String) {
+        let e = self.json();
+        (self.status, e["error"].as_str().unwrap_or_default().to_owned(), e["error_description"].as_str().unwrap_or_default().to_owned())
+    }
+}
+
+impl Api {
+    async fn send(&mut self, template: &str, request: reqwest::RequestBuilder) -> Answer {
+        let built = request.build().expect("request");
+        let method = built.method().as_str().to_lowercase();
+        let r = self.http.execute(built).await.expect("request");
+        let header = |name: reqwest::header::HeaderName| r.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let (status, challenge, content_type) = (r.status().as_u16(), header(reqwest::header::WWW_AUTHENTICATE), header(reqwest::header::CONTENT_TYPE));
+        let body = r.bytes().await.expect("body").to_vec();
+        let json = if content_type.starts_with("application/json") { serde_json::from_slice(&body).unwrap_or(Value::Null) } else { Value::Null };
+        self.recorded.push(json!({"method": method, "path": template, "status": status, "content_type": content_type, "body": json}));
+        Answer { status, challenge, content_type, body }
+    }
+
+    /// The token endpoint with `form` (client authentication included by the caller).
+    async fn token(&mut self, request: reqwest::RequestBuilder) -> Answer {
+        self.send("/token", request).await
+    }
+
+    fn token_request(&self, form: &[(&str, &str)]) -> reqwest::RequestBuilder {
+        self.http.post(format!("{}/token", self.base)).form(form)
+    }
+
+    async fn create(&mut self, token: Option<&str>, body: &Value) -> Answer {
+        let mut r = self.http.post(format!("{}/api/esign/v1/signing-requests", self.base)).json(body);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        self.send("/api/esign/v1/signing-requests", r).await
+    }
+
+    async fn status(&mut self, token: &str, id: &str) -> Answer {
+        let r = self.http.get(format!("{}/api/esign/v1/signing-requests/{id}", self.base)).bearer_auth(token);
+        self.send("/api/esign/v1/signing-requests/{id}", r).await
+    }
+
+    async fn document(&mut self, token: &str, id: &str) -> Answer {
+        let r = self.http.get(format!("{}/api/esign/v1/signing-requests/{id}/document", self.base)).bearer_auth(token);
+        self.send("/api/esign/v1/signing-requests/{id}/document", r).await
+    }
+
+    /// Every recorded response against the OpenAPI document (jsonschema, from scripts/env.sh).
+    fn check_against_openapi(&self, dir: &Path) {
+        let recorded = dir.join("api-responses.json");
+        std::fs::write(&recorded, Value::Array(self.recorded.clone()).to_string()).expect("write");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let out = hawiya_e2e::run(
+            Command::new("python3").arg(root.join("tests/openapi/check_responses.py")).arg(root.join("idp/openapi/esign-v1.yaml")).arg(&recorded),
+        );
+        let text = hawiya_e2e::output_text(&out);
+        assert!(!text.contains("No module named"), "jsonschema or PyYAML missing: run scripts/env.sh (ensure_test_dependencies): {text}");
+        assert!(out.status.success(), "responses that drift from idp/openapi/esign-v1.yaml:\n{text}");
+    }
+}
+
+/// The id_token claims of a token response.
+fn id_token_payload(tokens: &Value) -> Value {
+    use base64::Engine;
+    let payload = tokens["id_token"].as_str().unwrap_or_else(|| panic!("no id_token: {tokens}")).split('.').nth(1).expect("payload").to_owned();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("b64")).expect("claims")
+}
+
+/// The agency signing API: the notary (private_key_jwt) gets an `esign` token by client
+/// credentials, names the citizen by the pairwise `sub` it got when the citizen logged in,
+/// and asks for a PDF's signature; the device shows the notary, the document and the
+/// display text, PIN2 signs, the notary polls and fetches a PDF that pyHanko validates.
+/// Every refusal is checked on its own, with nothing recorded; every response is held to
+/// the OpenAPI document.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agency_asks_a_citizen_to_sign_through_the_api() {
+    let (d, _) = deployment_with_services(&[("HAWIYA_SMART_ID_LIMITS", "50,500")], &[("gazette.toml", GAZETTE)]);
+    let card_env = smart_card(d.dir.path());
+    let env: Vec<(&str, &str)> = card_env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let card = d.path("card");
+    let o = activate(&d, &card, &enroll(&d, SAMI, "hardware"), &["--pkcs11-module", &softhsm_module().display().to_string()], &env);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let notary_key = hawiya_e2e::ClientKey::generate("notary-1");
+    std::fs::write(d.path("notary-jwks.json"), notary_key.jwks().to_string()).expect("jwks");
+    let jwks = d.path("notary-jwks.json").display().to_string();
+    d.ok(&["client", "add", "--id", "notary", "--redirect-uri", CB, "--auth-method", "private_key_jwt", "--jwks", &jwks]);
+    let secret_of = |out: String| out.lines().find_map(|l| l.strip_prefix("client_secret: ")).expect("secret").to_owned();
+    let gazette =
+        secret_of(d.ok(&["client", "add", "--id", "gazette", "--redirect-uri", "https://gazette.example.jo/cb", "--auth-method", "client_secret_basic"]));
+    let civil =
+        secret_of(d.ok(&["client", "add", "--id", "civil-status", "--redirect-uri", "https://civil.example.jo/cb", "--auth-method", "client_secret_basic"]));
+    d.ok(&["client", "add", "--id", "kiosk", "--redirect-uri", "https://kiosk.example.jo/cb", "--auth-method", "none"]);
+    let mut api = Api { http: browser(&d).http, base: d.base.clone(), recorded: Vec::new() };
+    let token_url = format!("{}/token", d.base);
+    let assertion_form = |assertion: &str, extra: &[(&'static str, &'static str)]| -> Vec<(&'static str, String)> {
+        let mut form =
+            vec![("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_owned()), ("client_assertion", assertion.to_owned())];
+        form.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        form
+    };
+    let as_pairs = |form: &[(&'static str, String)]| form.iter().map(|(k, v)| (*k, v.clone())).collect::<Vec<_>>();
+    let signatures = || sqlite_count(&d, "SELECT count(*) FROM signatures");
+
+    // The notary learns the citizen's pairwise sub: Sami logs in to it once (smart card, PIN1).
+    let mut b = browser(&d);
+    // Asking for esign through a citizen's authorization gets it ignored.
+    let with_esign = authorize(&d, "&ui_locales=en").replace("scope=openid%20profile%20national_id", "scope=openid%20profile%20national_id%20esign");
+    let (poll, code) = start_login(&mut b, &with_esign, SAMI).await;
+    let o = device(&card, &["approve", "--pin-stdin", "--code", &code], Some(PIN1), &env);
+    assert!(o.status.success(), "login approve: {}", stderr(&o));
+    let r = b.get(&poll).await;
+    let out = b.through_consent(r).await;
+    let code = hawiya_e2e::web::param(&out, "code").expect("a code for the notary");
+    let form = assertion_form(&notary_key.assertion("notary", &token_url, "code-1"), &[("grant_type", "authorization_code"), ("redirect_uri", CB)]);
+    let mut form = as_pairs(&form);
+    form.push(("code", code));
+    let r = api.http.post(&token_url).form(&form).send().await.expect("token");
+    assert_eq!(r.status(), 200);
+    let citizen_tokens: Value = r.json().await.expect("json");
+    assert!(!citizen_tokens["scope"].as_str().unwrap_or_default().contains("esign"), "esign is never granted through a citizen: {citizen_tokens}");
+    let sub = id_token_payload(&citizen_tokens)["sub"].as_str().expect("sub").to_owned();
+    assert_ne!(sub, SAMI);
+
+    // Client credentials: the notary gets an esign token; nothing for a citizen in it.
+    let form = assertion_form(&notary_key.assertion("notary", &token_url, "cc-1"), &[("grant_type", "client_credentials"), ("scope", "esign")]);
+    let r = api.token(api.token_request(&[]).form(&as_pairs(&form))).await;
+    let t = r.json();
+    assert_eq!((r.status, t["token_type"].as_str(), t["scope"].as_str()), (200, Some("Bearer"), Some("esign")), "{t}");
+    assert!(t.get("refresh_token").is_none() && t.get("id_token").is_none(), "{t}");
+    let notary = t["access_token"].as_str().expect("token").to_owned();
+    // openid needs a citizen.
+    let form = assertion_form(&notary_key.assertion("notary", &token_url, "cc-2"), &[("grant_type", "client_credentials"), ("scope", "openid esign")]);
+    let r = api.token(api.token_request(&[]).form(&as_pairs(&form))).await;
+    let (status, error, why) = r.error();
+    assert_eq!((status, error.as_str()), (400, "invalid_scope"), "{why}");
+    // A service whose policy does not grant esign.
+    let r = api.token(api.token_request(&[("grant_type", "client_credentials"), ("scope", "esign")]).basic_auth("civil-status", Some(&civil))).await;
+    let (status, error, why) = r.error();
+    assert_eq!((status, error.as_str()), (400, "invalid_scope"), "{why}");
+    assert!(why.contains("does not grant the scope esign"), "{why}");
+    // A public client has no credentials.
+    let r = api.token(api.token_request(&[("grant_type", "client_credentials"), ("scope", "esign"), ("client_id", "kiosk")])).await;
+    let (status, error, _) = r.error();
+    assert_eq!((status, error.as_str()), (400, "unauthorized_client"));
+    let r = api.token(api.token_request(&[("grant_type", "client_credentials"), ("scope", "esign")]).basic_auth("gazette", Some(&gazette))).await;
+    assert_eq!(r.status, 200);
+    let gazette_token = r.json()["access_token"].as_str().expect("token").to_owned();
+
+    // Refusals, each on its own, nothing signed or recorded.
+    let pdf = hawiya_e2e::sample_pdf();
+    let b64 = |bytes: &[u8]| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes);
+    let request = |signer: Value| json!({"signer": signer, "document": {"name": "power-of-attorney.pdf", "content": b64(&pdf)}, "display_text": "Power of attorney no. 2026/117 for the sale of parcel 42"});
+    let r = api.create(None, &request(json!({"sub": sub}))).await;
+    assert_eq!(r.error().1, "invalid_token");
+    assert_eq!((r.status, r.challenge.starts_with("Bearer error=\"invalid_token\"")), (401, true), "{}", r.challenge);
+    let r = api.create(Some("not-a-token"), &request(json!({"sub": sub}))).await;
+    assert_eq!((r.status, r.error().1.as_str(), r.challenge.starts_with("Bearer error=\"invalid_token\"")), (401, "invalid_token", true));
+    // A citizen's access token of the same agency: a good token, without esign.
+    let r = api.create(citizen_tokens["access_token"].as_str(), &request(json!({"sub": sub}))).await;
+    assert_eq!((r.status, r.error().1.as_str()), (403, "insufficient_scope"), "{}", r.error().2);
+    assert!(r.challenge.starts_with("Bearer error=\"insufficient_scope\""), "{}", r.challenge);
+    // The gazette has no legal basis for the national id.
+    let r = api.create(Some(&gazette_token), &request(json!({"national_id": SAMI}))).await;
+    let (status, error, why) = r.error();
+    assert_eq!((status, error.as_str()), (403, "access_denied"), "{why}");
+    assert!(why.contains("service policy of gazette does not allow naming a signer by national id"), "{why}");
+    // The notary's sub names nobody in the gazette's sector.
+    let r = api.create(Some(&gazette_token), &request(json!({"sub": sub}))).await;
+    assert_eq!(r.error(), (404, "not_found".to_owned(), "no such citizen for this service".to_owned()));
+    // Too large: the limit is named.
+    let huge = json!({"signer": {"sub": sub}, "document": {"name": "huge.pdf", "content": b64(&vec![b'%'; 10 * 1024 * 1024 + 1])}});
+    let r = api.create(Some(&notary), &huge).await;
+    let (status, error, why) = r.error();
+    assert_eq!((status, error.as_str()), (413, "document_too_large"), "{why}");
+    assert!(why.contains("10485760 bytes"), "{why}");
+    let r = api.create(Some(&notary), &json!({"signer": {"sub": sub, "national_id": SAMI}, "document": {"name": "a.pdf", "content": b64(&pdf)}})).await;
+    assert_eq!((r.status, r.error().1.as_str()), (400, "invalid_request"));
+    let r =
+        api.create(Some(&notary), &json!({"signer": {"sub": sub}, "document": {"name": "a.pdf", "content": b64(&pdf)}, "display_text": "x".repeat(201)})).await;
+    assert_eq!((r.status, r.error().1.as_str()), (400, "invalid_request"));
+    assert_eq!(signatures(), 0, "no refusal signs or records anything");
+    let o = device(&card, &["pending"], None, &env);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "No pending request.", "no refusal reached the device");
+
+    // The request: the device shows the notary, the document, the display text and the code.
+    let r = api.create(Some(&notary), &request(json!({"sub": sub}))).await;
+    let opened = r.json();
+    assert_eq!((r.status, opened["status"].as_str()), (201, Some("waiting")), "{opened}");
+    let id = opened["id"].as_str().expect("id").to_owned();
+    let code = opened["verification_code"].as_str().expect("code").to_owned();
+    let o = device(&card, &["pending"], None, &env);
+    let shown = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(shown.contains("Notary public asks you to sign \"power-of-attorney.pdf\" (PIN2, signing key)"), "{shown}");
+    assert!(shown.contains("Power of attorney no. 2026/117 for the sale of parcel 42") && shown.contains(&format!("Verification code: {code}")), "{shown}");
+    let r = api.status(&notary, &id).await;
+    assert_eq!((r.status, r.json()["status"].as_str(), r.json()["format"].as_str()), (200, Some("waiting"), Some("PAdES-BASELINE-LT")));
+    let r = api.document(&notary, &id).await;
+    assert_eq!((r.status, r.error().1.as_str()), (404, "not_found"), "nothing to fetch before the signature");
+    // Another agency: the request does not exist for it.
+    let r = api.status(&gazette_token, &id).await;
+    assert_eq!(r.error(), (404, "not_found".to_owned(), "no such signing request of this agency".to_owned()));
+    assert_eq!(api.document(&gazette_token, &id).await.status, 404);
+
+    let o = device(&card, &["approve", "--pin-stdin", "--code", &code], Some(PIN2), &env);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("Signed \"power-of-attorney.pdf\" for Notary public"), "{}", stderr(&o));
+    let r = api.status(&notary, &id).await;
+    assert_eq!((r.status, r.json()["status"].as_str()), (200, Some("signed")));
+    let r = api.document(&notary, &id).await;
+    assert_eq!((r.status, r.content_type.as_str()), (200, "application/pdf"));
+    assert!(r.body.starts_with(&pdf), "the original bytes are only appended to");
+    let path = d.path("api-signed.pdf");
+    std::fs::write(&path, &r.body).expect("write");
+    let certs = d.path("certs");
+    let pyhanko = hawiya_e2e::run(
+        Command::new("pyhanko")
+            .args(["sign", "validate", "--trust"])
+            .arg(certs.join("root.pem"))
+            .args(["--trust-replace", "--other-certs"])
+            .arg(certs.join("services-ca.pem"))
+            .arg("--no-revocation-check")
+            .arg(&path),
+    );
+    let verdict = hawiya_e2e::output_text(&pyhanko);
+    assert!(verdict.contains(":INTACT:TRUSTED,TIMESTAMP_TOKEN<INTACT:TRUSTED>"), "pyHanko: {verdict}");
+    assert_eq!(sqlite_count(&d, &format!("SELECT count(*) FROM signatures WHERE client_id = 'notary' AND national_id = '{SAMI}'")), 1);
+
+    // By national id (the notary's policy allows it), a text file; the citizen refuses.
+    let r = api.create(Some(&notary), &json!({"signer": {"national_id": SAMI}, "document": {"name": "declaration.txt", "content": b64(b"I declare.")}})).await;
+    assert_eq!(r.status, 201, "{}", r.json());
+    let id = r.json()["id"].as_str().expect("id").to_owned();
+    let o = device(&card, &["refuse"], None, &env);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = api.status(&notary, &id).await;
+    assert_eq!((r.json()["status"].as_str(), r.json()["format"].as_str()), (Some("refused"), Some("CAdES-BASELINE-LT")));
+    assert_eq!(api.document(&notary, &id).await.status, 404);
+    assert_eq!(signatures(), 1);
+
+    api.check_against_openapi(d.dir.path());
 }

@@ -32,7 +32,7 @@ pub(super) async fn discovery(State(p): State<Shared>) -> Response {
             "grant_types_supported": GrantType::ALL.map(GrantType::as_str),
             "subject_types_supported": ["pairwise", "public"],
             "id_token_signing_alg_values_supported": algs,
-            "scopes_supported": ["openid", "profile", "email", "phone", "address", "national_id", "offline_access"],
+            "scopes_supported": ["openid", "profile", "email", "phone", "address", "national_id", "offline_access", "esign"],
             "claims_supported": SUPPORTED_CLAIMS,
             "claims_parameter_supported": true,
             "request_parameter_supported": true,

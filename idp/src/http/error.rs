@@ -88,6 +88,44 @@ impl IntoResponse for BearerError {
     }
 }
 
+/// An error of the agency signing API: its status, a JSON error body, and for token errors
+/// the challenge (RFC 6750 3).
+impl IntoResponse for crate::esign_api::ApiError {
+    fn into_response(self) -> Response {
+        use crate::esign_api::ApiError as E;
+        let status = match &self {
+            E::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            E::InsufficientScope(_) | E::AccessDenied(_) => StatusCode::FORBIDDEN,
+            E::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            E::NotFound(_) => StatusCode::NOT_FOUND,
+            E::DocumentTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            E::NotSignable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            E::NoSmartId => StatusCode::CONFLICT,
+            E::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            E::Server(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let description = match &self {
+            E::Server(e) => {
+                log(e);
+                e.description.clone()
+            }
+            other => {
+                tracing::info!(error = other.code(), description = %other, "signing API request refused");
+                other.to_string()
+            }
+        };
+        let body = json!({"error": self.code(), "error_description": description}).to_string();
+        let mut response = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+        if matches!(self, E::InvalidToken(_) | E::InsufficientScope(_)) {
+            let challenge = format!("Bearer error=\"{}\", error_description=\"{}\"", self.code(), description.replace(['"', '\\'], "'"));
+            if let Ok(v) = HeaderValue::from_str(&challenge) {
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+            }
+        }
+        response
+    }
+}
+
 /// The parameters of a protocol request: the query and, for a POST, the form body (a
 /// parameter in both is repeated). Anything else in a POST body is refused.
 #[derive(Debug)]

@@ -24,6 +24,7 @@ mod authorize;
 mod consent;
 mod discovery;
 mod error;
+mod esign_api;
 mod introspection;
 mod login;
 mod logout;
@@ -70,6 +71,9 @@ pub fn router(provider: Arc<Provider>) -> Router {
         .route("/sign", get(signing::sign_page).post(signing::sign_upload).layer(DefaultBodyLimit::max(signing::upload_limit(&provider))))
         .route("/sign/wait", get(signing::sign_wait))
         .route("/sign/download", get(signing::sign_download))
+        .route("/api/esign/v1/signing-requests", post(esign_api::create))
+        .route("/api/esign/v1/signing-requests/{id}", get(esign_api::status))
+        .route("/api/esign/v1/signing-requests/{id}/document", get(esign_api::document))
         .route("/assets/hawiya.css", get(stylesheet))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .layer(axum::middleware::map_response(move |r| security_headers(r, hsts)))
@@ -170,6 +174,15 @@ pub fn client_address(headers: &HeaderMap, peer: Option<SocketAddr>, trusted: &[
         }
     }
     Some(address)
+}
+
+/// A `Content-Disposition` that downloads `name` (RFC 6266: an ASCII fallback and the UTF-8
+/// name; Arabic names are common).
+fn attachment(name: &str) -> HeaderValue {
+    let ascii: String = name.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' { c } else { '_' }).collect();
+    let encoded: String =
+        name.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect();
+    HeaderValue::from_str(&format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")).unwrap_or(HeaderValue::from_static("attachment"))
 }
 
 fn authorization(headers: &HeaderMap) -> Option<&str> {

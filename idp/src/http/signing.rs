@@ -19,7 +19,7 @@ use crate::oauth::OAuthError;
 use crate::pages::{self, SignFormPage, SignWaitingPage, SignedPage, text};
 use crate::provider::Provider;
 use crate::session::LiveSession;
-use crate::signing::{Document, SIGN_CLIENT, SigningPoll, StartRefusal};
+use crate::signing::{Document, Owner, SIGN_CLIENT, SigningPoll, SigningRequest, StartRefusal};
 use crate::throttle::DEVICE_COOKIE;
 use crate::unix_now as now;
 
@@ -181,7 +181,9 @@ pub(super) async fn sign_upload(State(p): State<Shared>, request: Request) -> Re
     let Some(document) = upload.document else { return form(&p, lang, StatusCode::BAD_REQUEST, Some(text(lang, "sign.empty"))) };
     let address = client_address(&headers, peer, &p.settings.trusted_proxies).map_or_else(|| "unknown".into(), |a| a.to_string());
     let browser = Browser { address: &address, session: Some(&live.id), device: cookie(&headers, DEVICE_COOKIE) };
-    match p.start_signing(&live.session.citizen_id, SIGN_CLIENT, document, &browser, now()).await {
+    let citizen_id = live.session.citizen_id.clone();
+    let request = SigningRequest { citizen_id: citizen_id.clone(), owner: Owner::Citizen { citizen_id }, document, display_text: None };
+    match p.start_signing(request, Some(&browser), now()).await {
         Ok((session, _code)) => {
             let mut r = redirect(&format!("/sign/wait?session={session}&lang={}", lang.tag()));
             *r.status_mut() = StatusCode::SEE_OTHER;
@@ -207,7 +209,7 @@ pub(super) async fn sign_wait(State(p): State<Shared>, PageParams(OAuthRequest {
     };
     let here = format!("/sign/wait?session={session}");
     let switch = pages::switch_href(lang, &here);
-    match p.poll_signing(&live.session.citizen_id, &session).await {
+    match p.poll_signing(&live.session.citizen_id, &session, now()).await {
         Ok(SigningPoll::Waiting { code, document_name }) => {
             let poll = format!("{here}&lang={}", lang.tag());
             let view = SignWaitingPage { lang, document_name: &document_name, code: &code, poll_href: &poll, switch_href: &switch };
@@ -234,18 +236,13 @@ pub(super) async fn sign_download(State(p): State<Shared>, PageParams(OAuthReque
         Ok(None) => return error_page(lang, StatusCode::UNAUTHORIZED, text(lang, "account.no_session")),
         Err(e) => return e.into_response(),
     };
-    match p.signed_file(&live.session.citizen_id, params.get("session").unwrap_or_default()).await {
+    let owner = Owner::Citizen { citizen_id: live.session.citizen_id.clone() };
+    match p.signed_file(&owner, params.get("session").unwrap_or_default()).await {
         Ok(Some((name, media, bytes))) => {
             let mut r = (StatusCode::OK, bytes).into_response();
             let h = r.headers_mut();
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
-            // RFC 6266: an ASCII fallback and the UTF-8 name (Arabic names are common).
-            let ascii: String = name.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' { c } else { '_' }).collect();
-            let encoded: String =
-                name.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect();
-            if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")) {
-                h.insert(header::CONTENT_DISPOSITION, v);
-            }
+            h.insert(header::CONTENT_DISPOSITION, super::attachment(&name));
             r
         }
         Ok(None) => error_page(lang, StatusCode::NOT_FOUND, text(lang, "sign.timeout")),

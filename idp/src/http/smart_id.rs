@@ -84,7 +84,7 @@ pub(super) async fn device_pending(State(p): State<Shared>, headers: HeaderMap) 
         Err(e) => return e.into_response(),
     };
     // A signing request first: the citizen started it on purpose, moments ago.
-    let request = match p.device_signing_pending(&national_id).await {
+    let request = match p.device_signing_pending(&national_id, now()).await {
         Ok(Some(sign)) => Ok(Some(DeviceRequest::Sign(sign))),
         Ok(None) => p.device_pending(&national_id).await.map(|login| login.map(DeviceRequest::Login)),
         Err(e) => Err(e),

@@ -2,6 +2,7 @@
 //! per grant type; the tokens a grant issues (access token, refresh token, id_token).
 
 pub mod authorization_code;
+pub mod client_credentials;
 pub mod refresh_token;
 
 use serde::{Deserialize, Serialize};
@@ -41,17 +42,20 @@ pub enum GrantType {
     AuthorizationCode,
     /// `refresh_token` ([`refresh_token`]).
     RefreshToken,
+    /// `client_credentials` ([`client_credentials`]).
+    ClientCredentials,
 }
 
 impl GrantType {
     /// Every grant type, as discovery lists them.
-    pub const ALL: [GrantType; 2] = [GrantType::AuthorizationCode, GrantType::RefreshToken];
+    pub const ALL: [GrantType; 3] = [GrantType::AuthorizationCode, GrantType::RefreshToken, GrantType::ClientCredentials];
 
     /// The name on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
             GrantType::AuthorizationCode => "authorization_code",
             GrantType::RefreshToken => "refresh_token",
+            GrantType::ClientCredentials => "client_credentials",
         }
     }
 }
@@ -92,6 +96,7 @@ impl Provider {
                 Counters::count(&self.counters.refreshes);
                 Ok(tokens)
             }
+            GrantType::ClientCredentials => self.client_credentials(&client, &params, now).await,
         }
     }
 
@@ -116,9 +121,11 @@ impl Provider {
         for claim in &grant.claims.id_token {
             citizens::add_claim(&mut released, claim, &profile, &citizen.national_id, &langs);
         }
+        let sub = self.subject(client, citizen_id);
+        self.index_subject(client, &sub, citizen_id).await?;
         let claims = IdTokenClaims {
             iss: self.issuer(),
-            sub: self.subject(client, citizen_id),
+            sub,
             aud: &client.id,
             iat: now,
             exp: now + self.settings.id_token_ttl.as_secs() as i64,
@@ -141,6 +148,18 @@ impl Provider {
         });
         tracing::info!(target: "audit", event = "token.issued", client = client.id.as_str(), "tokens issued");
         Ok(body)
+    }
+
+    /// Keeps the pairwise `sub` of a service that may ask citizens to sign, so that the
+    /// signing API can find the citizen it names; only for those services, and written
+    /// only when absent (a read, not a write, on every later exchange).
+    async fn index_subject(&self, client: &Client, sub: &str, citizen_id: &str) -> Result<(), OAuthError> {
+        let signs = client.service.scopes.iter().any(|s| s == client_credentials::ESIGN_SCOPE);
+        if !signs || client.service.public_subject || self.durable.subject_citizen(&client.sector, sub).await?.is_some() {
+            return Ok(());
+        }
+        self.durable.put_subject(&client.sector, sub, citizen_id).await?;
+        Ok(())
     }
 
     /// Revokes refresh tokens and access tokens of a family.

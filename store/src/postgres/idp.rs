@@ -261,6 +261,15 @@ impl IdpStore for PostgresStore {
         let rows = self.conn().client.query(&sql, &[&national_id]).await.map_err(db)?;
         Ok(rows.iter().map(signature).collect())
     }
+
+    async fn put_subject(&self, sector: &str, sub: &str, citizen_id: &str) -> Result<(), StoreError> {
+        self.execute("INSERT INTO subjects (sector, sub, citizen_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", &[&sector, &sub, &citizen_id]).await?;
+        Ok(())
+    }
+
+    async fn subject_citizen(&self, sector: &str, sub: &str) -> Result<Option<String>, StoreError> {
+        self.one("SELECT citizen_id FROM subjects WHERE sector = $1 AND sub = $2", &[&sector, &sub], |r| column(r, 0)).await
+    }
 }
 
 const SIGNATURE_COLUMNS: &str = "id, national_id, client_id, document_name, document_sha256, format, certificate_serial, signed_at";

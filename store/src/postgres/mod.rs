@@ -27,6 +27,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     migration!("postgres", 5, "0005_tables_added_late.sql"),
     migration!("postgres", 6, "0006_timestamps.sql"),
     migration!("postgres", 7, "0007_signatures.sql"),
+    migration!("postgres", 8, "0008_subjects.sql"),
 ];
 
 /// An arbitrary constant that names Hawiya's migration lock.

@@ -434,6 +434,28 @@ impl IdpStore for SqliteStore {
             rows.collect::<Result<Vec<_>, _>>().map_err(db)
         })
     }
+
+    async fn put_subject(&self, sector: &str, sub: &str, citizen_id: &str) -> Result<(), StoreError> {
+        let (sector, sub, citizen_id) = (sector.to_owned(), sub.to_owned(), citizen_id.to_owned());
+        self.write(move |conn| {
+            conn.prepare_cached("INSERT INTO subjects (sector, sub, citizen_id) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")
+                .map_err(db)?
+                .execute(params![sector, sub, citizen_id])
+                .map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn subject_citizen(&self, sector: &str, sub: &str) -> Result<Option<String>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT citizen_id FROM subjects WHERE sector = ?1 AND sub = ?2")
+                .map_err(db)?
+                .query_row([sector, sub], |r| r.get(0))
+                .optional()
+                .map_err(db)
+        })
+    }
 }
 
 const SIGNATURE_COLUMNS: &str = "id, national_id, client_id, document_name, document_sha256, format, certificate_serial, signed_at";

@@ -31,6 +31,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     migration!("sqlite", 5, "0005_tables_added_late.sql"),
     migration!("sqlite", 6, "0006_timestamps.sql"),
     migration!("sqlite", 7, "0007_signatures.sql"),
+    migration!("sqlite", 8, "0008_subjects.sql"),
 ];
 
 const READERS: usize = 4;

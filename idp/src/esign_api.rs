@@ -1,0 +1,300 @@
+//! The agency signing API (`/api/esign/v1`): an agency with an `esign` agency token (the
+//! `client_credentials` grant) asks a citizen it names to sign a document with the smart-ID
+//! signing key, polls the request, and fetches the signed file.
+//!
+//! The agency names the signer by the pairwise `sub` it was given when the citizen logged
+//! in to it (resolved within the agency's own sector: another service's `sub` names nobody
+//! here), or by the national id when its service policy has that legal basis. The request
+//! belongs to the agency: nobody else can poll it or fetch its file, and to them it does not
+//! exist. The session itself is the citizen's ordinary signing session, with the agency's
+//! name (and its `display_text`) on the device.
+//!
+//! This module knows nothing of HTTP: `http::esign_api` reads requests and writes
+//! [`ApiError`]s as responses.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::Deserialize;
+
+use crate::clients::Client;
+use crate::oauth::OAuthError;
+use crate::provider::Provider;
+use crate::signing::{Document, Format, Owner, SigningRequest, SigningState, SigningStatus, StartRefusal};
+use crate::token::client_credentials::ESIGN_SCOPE;
+
+/// The longest `display_text`, in characters.
+pub const MAX_DISPLAY_TEXT: usize = 200;
+
+/// Why an API request was refused; each has its wire code ([`ApiError::code`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// No bearer token, or one that is unknown, expired or not an agency's.
+    #[error("{0}")]
+    InvalidToken(String),
+    /// A good token without the `esign` scope.
+    #[error("{0}")]
+    InsufficientScope(String),
+    /// The request is malformed.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// The agency's service policy does not allow what it asked.
+    #[error("{0}")]
+    AccessDenied(String),
+    /// No such signer, signing request or signed file for this agency.
+    #[error("{0}")]
+    NotFound(String),
+    /// The document is larger than the policy's limit (octets).
+    #[error("the document is larger than allowed; the largest document accepted is {0} bytes")]
+    DocumentTooLarge(usize),
+    /// The document cannot be signed (a page text key: `sign.encrypted`, …).
+    #[error("the document cannot be signed ({0})")]
+    NotSignable(&'static str),
+    /// The citizen has no active smart-ID with a signing certificate.
+    #[error("the citizen has no smart-ID with a signing certificate")]
+    NoSmartId,
+    /// Too many signing requests for this citizen.
+    #[error("too many signing requests for this citizen; try again later")]
+    TooManyRequests,
+    /// Something failed on our side.
+    #[error(transparent)]
+    Server(OAuthError),
+}
+
+impl ApiError {
+    /// The code on the wire.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidToken(_) => "invalid_token",
+            ApiError::InsufficientScope(_) => "insufficient_scope",
+            ApiError::InvalidRequest(_) => "invalid_request",
+            ApiError::AccessDenied(_) => "access_denied",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::DocumentTooLarge(_) => "document_too_large",
+            ApiError::NotSignable(_) => "document_not_signable",
+            ApiError::NoSmartId => "no_smart_id",
+            ApiError::TooManyRequests => "too_many_requests",
+            ApiError::Server(_) => "server_error",
+        }
+    }
+}
+
+impl From<OAuthError> for ApiError {
+    fn from(e: OAuthError) -> Self {
+        ApiError::Server(e)
+    }
+}
+
+impl From<crate::IdpError> for ApiError {
+    fn from(e: crate::IdpError) -> Self {
+        ApiError::Server(e.into())
+    }
+}
+
+impl From<store::StoreError> for ApiError {
+    fn from(e: store::StoreError) -> Self {
+        ApiError::Server(e.into())
+    }
+}
+
+/// `POST /api/esign/v1/signing-requests`: the body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSigningRequest {
+    /// Who is to sign.
+    pub signer: SignerRef,
+    /// What.
+    pub document: DocumentBody,
+    /// What the device shows besides the document's name.
+    #[serde(default)]
+    pub display_text: Option<String>,
+}
+
+/// The signer, named one way.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignerRef {
+    /// The pairwise subject the agency was given.
+    #[serde(default)]
+    pub sub: Option<String>,
+    /// The national id (only with the legal basis: `national_id = true`).
+    #[serde(default)]
+    pub national_id: Option<String>,
+}
+
+/// The document as sent.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentBody {
+    /// Its file name.
+    pub name: String,
+    /// Its bytes, base64.
+    pub content: String,
+}
+
+/// A signing request just opened.
+#[derive(Debug)]
+pub struct Opened {
+    /// Its id (the signing session).
+    pub id: String,
+    /// The verification code the device shows: the agency shows it to the citizen.
+    pub verification_code: String,
+    /// When it times out, Unix seconds.
+    pub expires_at: i64,
+}
+
+/// Where a request stands, by the API's names.
+pub fn status_name(state: &SigningState) -> &'static str {
+    match state {
+        SigningState::Waiting => "waiting",
+        SigningState::Signed => "signed",
+        SigningState::Failed { reason } => match reason.as_str() {
+            "sign.user_refused" => "refused",
+            "sign.wrong_code" => "wrong_code",
+            "sign.locked" => "pin2_locked",
+            "sign.suspended" => "suspended",
+            "sign.revoked" => "revoked",
+            "sign.bad_signature" => "bad_signature",
+            "sign.timeout" => "timeout",
+            _ => "failed",
+        },
+    }
+}
+
+/// The media type of a signed file.
+pub fn media_type(format: Format) -> &'static str {
+    match format {
+        Format::Pades => "application/pdf",
+        Format::Cades => "application/pkcs7-signature",
+    }
+}
+
+/// The largest request body: the document's limit in base64, and room for the rest.
+pub fn body_limit(p: &Provider) -> usize {
+    p.policies.signing().max_document_bytes.div_ceil(3) * 4 + 64 * 1024
+}
+
+fn agency_owner(agency: &Client) -> Owner {
+    Owner::Agency { client_id: agency.id.to_string() }
+}
+
+impl Provider {
+    /// The agency a bearer token with `esign` was issued to.
+    pub async fn esign_agency(&self, token: Option<&str>, now: i64) -> Result<Arc<Client>, ApiError> {
+        let token = token.ok_or_else(|| ApiError::InvalidToken("no access token".into()))?;
+        match self.agency_grant(token, now).await? {
+            Some(grant) if grant.grants(ESIGN_SCOPE) => {
+                self.client(&grant.client_id).await?.ok_or_else(|| ApiError::InvalidToken("the client of this token no longer exists".into()))
+            }
+            Some(_) => Err(ApiError::InsufficientScope("the token does not grant esign".into())),
+            None if self.is_citizen_token(token, now).await? => Err(ApiError::InsufficientScope(
+                "a citizen's access token does not grant esign: the signing API takes an agency token (grant_type=client_credentials, scope=esign)".into(),
+            )),
+            None => Err(ApiError::InvalidToken("the access token is unknown or expired".into())),
+        }
+    }
+
+    /// Opens a signing request of `agency`.
+    pub async fn esign_request(&self, agency: &Client, request: NewSigningRequest, now: i64) -> Result<Opened, ApiError> {
+        let limit = self.policies.signing().max_document_bytes;
+        if request.document.content.len() > limit.div_ceil(3) * 4 + 4 {
+            return Err(ApiError::DocumentTooLarge(limit));
+        }
+        let bytes = B64.decode(request.document.content.trim()).map_err(|_| ApiError::InvalidRequest("document.content is not base64".into()))?;
+        if bytes.len() > limit {
+            return Err(ApiError::DocumentTooLarge(limit));
+        }
+        let name = request.document.name.trim();
+        if name.is_empty() || name.chars().count() > 200 || name.chars().any(|c| c.is_control() || c == '/' || c == '\\') {
+            return Err(ApiError::InvalidRequest("document.name must be a file name of 1 to 200 characters, without a path or control characters".into()));
+        }
+        if let Some(text) = &request.display_text
+            && (text.trim().is_empty() || text.chars().count() > MAX_DISPLAY_TEXT || text.chars().any(char::is_control))
+        {
+            return Err(ApiError::InvalidRequest(format!("display_text must be 1 to {MAX_DISPLAY_TEXT} characters, without control characters")));
+        }
+        let citizen_id = self.esign_signer(agency, &request.signer).await?;
+        let signing = SigningRequest {
+            citizen_id,
+            owner: agency_owner(agency),
+            document: Document { name: name.to_owned(), bytes },
+            display_text: request.display_text.map(|t| t.trim().to_owned()),
+        };
+        let (id, code) = self.start_signing(signing, None, now).await.map_err(|e| match e {
+            StartRefusal::TooLarge(limit) => ApiError::DocumentTooLarge(limit),
+            StartRefusal::Empty => ApiError::InvalidRequest("the document is empty".into()),
+            StartRefusal::NoSmartId => ApiError::NoSmartId,
+            StartRefusal::NotSignable(key) => ApiError::NotSignable(key),
+            StartRefusal::Flood => ApiError::TooManyRequests,
+            StartRefusal::Error(e) => ApiError::Server(e),
+        })?;
+        Ok(Opened { id, verification_code: code, expires_at: now + self.policies.signing().timeout.as_secs() as i64 })
+    }
+
+    /// The citizen the agency names (their opaque id).
+    async fn esign_signer(&self, agency: &Client, signer: &SignerRef) -> Result<String, ApiError> {
+        match (&signer.sub, &signer.national_id) {
+            (Some(sub), None) => {
+                let found = if agency.service.public_subject {
+                    self.durable.citizen_by_id(sub).await?.map(|c| c.id)
+                } else {
+                    self.durable.subject_citizen(&agency.sector, sub).await?
+                };
+                found.ok_or_else(|| ApiError::NotFound("no such citizen for this service".into()))
+            }
+            (None, Some(national_id)) => {
+                if !agency.service.national_id {
+                    return Err(ApiError::AccessDenied(format!(
+                        "the service policy of {} does not allow naming a signer by national id; name them by their sub",
+                        agency.id
+                    )));
+                }
+                let typed: policies::NationalId = national_id.parse().map_err(|e: policies::InvalidNationalId| ApiError::InvalidRequest(e.to_string()))?;
+                let citizen = self.durable.citizen(typed.as_str()).await?;
+                citizen.map(|c| c.id).ok_or_else(|| ApiError::NotFound("no such citizen".into()))
+            }
+            _ => Err(ApiError::InvalidRequest("signer must name the citizen by exactly one of sub and national_id".into())),
+        }
+    }
+
+    /// Where a signing request of `agency` stands.
+    pub async fn esign_status(&self, agency: &Client, id: &str, now: i64) -> Result<SigningStatus, ApiError> {
+        self.signing_status(&agency_owner(agency), id, now).await?.ok_or_else(|| ApiError::NotFound("no such signing request of this agency".into()))
+    }
+
+    /// The signed file of a signing request of `agency`: its name, media type and bytes.
+    pub async fn esign_document(&self, agency: &Client, id: &str, now: i64) -> Result<(String, &'static str, Vec<u8>), ApiError> {
+        let status = self.esign_status(agency, id, now).await?;
+        if status.state != SigningState::Signed {
+            return Err(ApiError::NotFound(format!("the document is not signed (the request is {})", status_name(&status.state))));
+        }
+        self.signed_file(&agency_owner(agency), id).await?.ok_or_else(|| ApiError::NotFound("the signed document is no longer kept".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_have_api_names() {
+        let failed = |r: &str| SigningState::Failed { reason: r.into() };
+        assert_eq!(status_name(&SigningState::Waiting), "waiting");
+        assert_eq!(status_name(&SigningState::Signed), "signed");
+        for (key, name) in [
+            ("sign.user_refused", "refused"),
+            ("sign.wrong_code", "wrong_code"),
+            ("sign.locked", "pin2_locked"),
+            ("sign.suspended", "suspended"),
+            ("sign.revoked", "revoked"),
+            ("sign.bad_signature", "bad_signature"),
+            ("sign.timeout", "timeout"),
+            ("sign.document_changed", "failed"),
+            ("sign.unavailable", "failed"),
+        ] {
+            assert_eq!(status_name(&failed(key)), name, "{key}");
+        }
+    }
+}
