@@ -3,65 +3,27 @@
 // Test code: a failed expectation is the test failing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::{Pki, pki};
+
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use ca::ceremony::{AuthorityConfig, CeremonyConfig};
 use ca::http::CaState;
 use ca::ocsp::OcspResponder;
 use ca::{Authority, IssueRequest, Subject};
 use der::asn1::{ObjectIdentifier, OctetString};
 use der::{Decode, Encode};
-use hsm_shim::pkcs11::{Pin, Pkcs11KeyStore};
 use hsm_shim::signer::StoredKeySigner;
 use hsm_shim::soft::{OperatorSecret, SoftKeyStore};
 use hsm_shim::{KeySpec, KeyStore, SignatureAlgorithm};
-use store::{DurableConfig, RevocationReason, Serial};
+use store::{RevocationReason, Serial};
 use tower::ServiceExt;
 use x509_cert::ext::pkix::CrlReason;
 use x509_ocsp::{BasicOcspResponse, CertId, CertStatus, OcspRequest, OcspResponse, OcspResponseStatus, Request as OcspItem, TbsRequest};
-
-struct Pki {
-    authority: Arc<Authority>,
-    _dir: tempfile::TempDir,
-}
-
-fn ceremony() -> CeremonyConfig {
-    let a = |cn: &str, key: &str| AuthorityConfig { common_name: cn.into(), key: key.into() };
-    CeremonyConfig {
-        country: "JO".into(),
-        organization: "Hawiya Test PKI".into(),
-        base_url: "http://pki.hawiya.jo".into(),
-        root: a("Test Root", "ec-p384"),
-        citizen_authentication_ca: a("Test Authentication CA", "ec-p256"),
-        citizen_signing_ca: a("Test Signing CA", "ec-p256"),
-        services_ca: a("Test Services CA", "ec-p256"),
-        ocsp_responder: a("Test OCSP", "ec-p256"),
-        tsa: a("Test TSA", "ec-p256"),
-    }
-}
-
-async fn pki(pkcs11: bool, postgres: bool) -> Pki {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let keys: Arc<dyn KeyStore> = if pkcs11 {
-        let (module, token) = hawiya_e2e::fresh_token();
-        Arc::new(Pkcs11KeyStore::open(&module, &token, &Pin::new(hawiya_e2e::PIN.into())).expect("token"))
-    } else {
-        let secret = OperatorSecret::new(hawiya_e2e::OPERATOR_SECRET.as_bytes().to_vec()).expect("secret");
-        Arc::new(SoftKeyStore::open_or_create(&dir.path().join("keys"), &secret).expect("soft store"))
-    };
-    let config = if postgres {
-        DurableConfig::Postgres { url: hawiya_e2e::postgres_database(), connections: 4 }
-    } else {
-        DurableConfig::Sqlite { path: dir.path().join("hawiya.db") }
-    };
-    let store = store::open(&config).await.expect("store");
-    let policies = Arc::new(policies::Policies::shipped().expect("policies"));
-    let authority = ca::ceremony::run(&ceremony(), keys, store, policies).await.expect("ceremony");
-    Pki { authority: Arc::new(authority), _dir: dir }
-}
 
 /// A PKCS#10 request made with the rcgen adapter of a soft key (the key never leaves it).
 fn request(spec: KeySpec) -> Vec<u8> {

@@ -4,22 +4,20 @@
 //! certificate when asked and is recorded.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use ca::ceremony::{AuthorityConfig, CeremonyConfig};
 use ca::http::CaState;
 use ca::ocsp::OcspResponder;
 use ca::tsa::TimestampAuthority;
 use der::asn1::{Any, Int, ObjectIdentifier, OctetString};
 use der::{Decode, Encode};
-use hsm_shim::KeyStore;
-use hsm_shim::pkcs11::{Pin, Pkcs11KeyStore};
-use hsm_shim::soft::{OperatorSecret, SoftKeyStore};
 use pkix::tsp::{FailureInfo, PkiStatus, TimeStampResp};
 use spki::AlgorithmIdentifier;
-use store::{DurableConfig, Serial};
+use store::Serial;
 use tower::ServiceExt;
 use x509_tsp::{MessageImprint, TimeStampReq, TspVersion, TstInfo};
 
@@ -30,40 +28,14 @@ const SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
 struct Tsa {
     router: axum::Router,
     state: Arc<CaState>,
-    _dir: tempfile::TempDir,
+    _pki: common::Pki,
 }
 
 async fn tsa(pkcs11: bool, postgres: bool) -> Tsa {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let keys: Arc<dyn KeyStore> = if pkcs11 {
-        let (module, token) = hawiya_e2e::fresh_token();
-        Arc::new(Pkcs11KeyStore::open(&module, &token, &Pin::new(hawiya_e2e::PIN.into())).expect("token"))
-    } else {
-        let secret = OperatorSecret::new(hawiya_e2e::OPERATOR_SECRET.as_bytes().to_vec()).expect("secret");
-        Arc::new(SoftKeyStore::open_or_create(&dir.path().join("keys"), &secret).expect("soft store"))
-    };
-    let config = if postgres {
-        DurableConfig::Postgres { url: hawiya_e2e::postgres_database(), connections: 4 }
-    } else {
-        DurableConfig::Sqlite { path: dir.path().join("hawiya.db") }
-    };
-    let store = store::open(&config).await.expect("store");
-    let policies = Arc::new(policies::Policies::shipped().expect("policies"));
-    let a = |cn: &str, key: &str| AuthorityConfig { common_name: cn.into(), key: key.into() };
-    let ceremony = CeremonyConfig {
-        country: "JO".into(),
-        organization: "Hawiya Test PKI".into(),
-        base_url: "http://pki.hawiya.jo".into(),
-        root: a("Test Root", "ec-p384"),
-        citizen_authentication_ca: a("Test Authentication CA", "ec-p256"),
-        citizen_signing_ca: a("Test Signing CA", "ec-p256"),
-        services_ca: a("Test Services CA", "ec-p256"),
-        ocsp_responder: a("Test OCSP", "ec-p256"),
-        tsa: a("Test TSA", "ec-p384"),
-    };
-    let authority = Arc::new(ca::ceremony::run(&ceremony, keys, store, policies).await.expect("ceremony"));
+    let pki = common::pki(pkcs11, postgres).await;
+    let authority = pki.authority.clone();
     let state = Arc::new(CaState { ocsp: OcspResponder::new(&authority).expect("ocsp"), tsa: TimestampAuthority::new(&authority).expect("tsa"), authority });
-    Tsa { router: ca::http::router(state.clone()), state, _dir: dir }
+    Tsa { router: ca::http::router(state.clone()), state, _pki: pki }
 }
 
 fn query(algorithm: ObjectIdentifier, imprint: &[u8], policy: Option<&str>, nonce: Option<&[u8]>, cert_req: bool) -> Vec<u8> {

@@ -859,6 +859,24 @@ async fn upload(b: &mut hawiya_e2e::web::Browser, form: &str, name: &str, bytes:
     (wait, shown_code(&page.body))
 }
 
+/// pyHanko finds the signed PDF at `path` intact and trusted, its timestamp too, with the
+/// national root as the only anchor (the token carries the TSA's certificate; its issuer is
+/// offered for path building).
+fn pyhanko_accepts(d: &Deployment, path: &Path) {
+    let certs = d.path("certs");
+    let pyhanko = hawiya_e2e::run(
+        Command::new("pyhanko")
+            .args(["sign", "validate", "--trust"])
+            .arg(certs.join("root.pem"))
+            .args(["--trust-replace", "--other-certs"])
+            .arg(certs.join("services-ca.pem"))
+            .arg("--no-revocation-check")
+            .arg(path),
+    );
+    let verdict = hawiya_e2e::output_text(&pyhanko);
+    assert!(verdict.contains(":INTACT:TRUSTED,TIMESTAMP_TOKEN<INTACT:TRUSTED>"), "pyHanko: {verdict}");
+}
+
 /// The waiting page of a session that ended without a signature: the form again, with
 /// `reason`, no download, and still `recorded` signatures in the store.
 async fn refused(b: &mut hawiya_e2e::web::Browser, d: &Deployment, wait: &str, reason: &str, recorded: i64) {
@@ -922,18 +940,7 @@ async fn a_citizen_signs_documents_with_pin2_and_validators_accept_them() {
     std::fs::write(&path, &signed).expect("write");
     let qpdf = hawiya_e2e::run(Command::new("qpdf").arg("--check").arg(&path));
     assert!(qpdf.status.success(), "qpdf --check: {}", hawiya_e2e::output_text(&qpdf));
-    let certs = d.path("certs");
-    let pyhanko = hawiya_e2e::run(
-        Command::new("pyhanko")
-            .args(["sign", "validate", "--trust"])
-            .arg(certs.join("root.pem"))
-            .args(["--trust-replace", "--other-certs"])
-            .arg(certs.join("services-ca.pem"))
-            .arg("--no-revocation-check")
-            .arg(&path),
-    );
-    let verdict = hawiya_e2e::output_text(&pyhanko);
-    assert!(verdict.contains(":INTACT:TRUSTED,TIMESTAMP_TOKEN<INTACT:TRUSTED>"), "pyHanko: {verdict}");
+    pyhanko_accepts(&d, &path);
     let report = hawiya_e2e::pdfsig(&d, &path);
     // "Not total document signed": the /DSS update follows the signature, as B-LT wants.
     assert!(report.contains("Signature is Valid.") && report.contains("Certificate is Trusted."), "pdfsig: {report}");
@@ -952,7 +959,7 @@ async fn a_citizen_signs_documents_with_pin2_and_validators_accept_them() {
     let (_, _, p7s) = b.download(&href).await;
     std::fs::write(d.path("statement.txt"), text).expect("write");
     std::fs::write(d.path("statement.p7s"), &p7s).expect("write");
-    let root = certs.join("root.pem").display().to_string();
+    let root = d.path("certs/root.pem").display().to_string();
     let o = openssl(
         d.dir.path(),
         &["cms", "-verify", "-cades", "-binary", "-inform", "DER", "-in", "statement.p7s", "-content", "statement.txt", "-CAfile", &root, "-out", "/dev/null"],
@@ -1317,18 +1324,7 @@ async fn an_agency_asks_a_citizen_to_sign_through_the_api() {
     assert!(r.body.starts_with(&pdf), "the original bytes are only appended to");
     let path = d.path("api-signed.pdf");
     std::fs::write(&path, &r.body).expect("write");
-    let certs = d.path("certs");
-    let pyhanko = hawiya_e2e::run(
-        Command::new("pyhanko")
-            .args(["sign", "validate", "--trust"])
-            .arg(certs.join("root.pem"))
-            .args(["--trust-replace", "--other-certs"])
-            .arg(certs.join("services-ca.pem"))
-            .arg("--no-revocation-check")
-            .arg(&path),
-    );
-    let verdict = hawiya_e2e::output_text(&pyhanko);
-    assert!(verdict.contains(":INTACT:TRUSTED,TIMESTAMP_TOKEN<INTACT:TRUSTED>"), "pyHanko: {verdict}");
+    pyhanko_accepts(&d, &path);
     assert_eq!(sqlite_count(&d, &format!("SELECT count(*) FROM signatures WHERE client_id = 'notary' AND national_id = '{SAMI}'")), 1);
 
     // By national id (the notary's policy allows it), a text file; the citizen refuses.
