@@ -117,8 +117,9 @@ impl Signing {
     }
 
     /// Checks the device's `signature`, asks the timestamp and the OCSP response, and
-    /// assembles the signed file (the signed PDF, or the `.p7s`).
-    pub async fn complete(self, signature: &[u8], evidence: &dyn Evidence, chain: &Chain) -> Result<Vec<u8>, SignError> {
+    /// assembles the signed file (the signed PDF, or the `.p7s`). With `archive`, a PDF also
+    /// gets a document timestamp over all of that, in a further update (PAdES B-LTA).
+    pub async fn complete(self, signature: &[u8], evidence: &dyn Evidence, chain: &Chain, archive: bool) -> Result<Vec<u8>, SignError> {
         let algorithms = self.cades.algorithms();
         let signed = self.cades.accept(&DeviceAnswer { signed_hash: self.cades.hash(), algorithm: algorithms.signature, signature })?;
         let token = timestamp(evidence, algorithms.digest, signed.signature()).await?;
@@ -138,7 +139,13 @@ impl Signing {
                 let signed_pdf = pdf.finish(&signed.assemble_for_pdf(&token, ocsp, issuers, Root::Omit)?)?;
                 let signer = signed.certificate().to_der().map_err(CadesError::from)?;
                 let certificates: Vec<Vec<u8>> = [signer, chain.issuer.clone()].into_iter().chain(chain.others.iter().cloned()).collect();
-                Ok(pdf::add_dss(&signed_pdf, &certificates, ocsp, &chain.crls)?)
+                let lt = pdf::add_dss(&signed_pdf, &certificates, ocsp, &chain.crls)?;
+                if !archive {
+                    return Ok(lt);
+                }
+                let stamp = pdf::prepare(&lt, &PrepareOptions::document_timestamp())?;
+                let token = imprint_timestamp(evidence, DigestAlgorithm::Sha256, stamp.digest(DigestAlgorithm::Sha256)).await?;
+                Ok(stamp.finish(&token)?)
             }
         }
     }
@@ -146,13 +153,18 @@ impl Signing {
 
 /// A timestamp token (DER ContentInfo) over `data` (the signature value).
 async fn timestamp(evidence: &dyn Evidence, digest: DigestAlgorithm, data: &[u8]) -> Result<Vec<u8>, SignError> {
+    imprint_timestamp(evidence, digest, digest.digest(data)).await
+}
+
+/// A timestamp token over a digest already made (`imprint`, with `digest`).
+async fn imprint_timestamp(evidence: &dyn Evidence, digest: DigestAlgorithm, imprint: Vec<u8>) -> Result<Vec<u8>, SignError> {
     let failed = |e: &dyn std::fmt::Display| SignError::Evidence(format!("timestamp: {e}"));
     let mut nonce = [0u8; 8];
     aws_lc_rs::rand::fill(&mut nonce).map_err(|_| failed(&"no randomness"))?;
     nonce[0] = (nonce[0] & 0x7f) | 0x01;
     let request = TimeStampReq {
         version: TspVersion::V1,
-        message_imprint: MessageImprint { hash_algorithm: digest.identifier(), hashed_message: OctetString::new(digest.digest(data)).map_err(|e| failed(&e))? },
+        message_imprint: MessageImprint { hash_algorithm: digest.identifier(), hashed_message: OctetString::new(imprint).map_err(|e| failed(&e))? },
         req_policy: None,
         nonce: Some(Int::new(&nonce).map_err(|e| failed(&e))?),
         cert_req: true,

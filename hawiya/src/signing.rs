@@ -66,8 +66,9 @@ fn refusal(e: SignError) -> SigningError {
     }
 }
 
-fn format(signing: &Signing) -> Format {
+fn format(signing: &Signing, archive: bool) -> Format {
     match signing.format() {
+        esign::signature::Format::Pades if archive => Format::PadesLta,
         esign::signature::Format::Pades => Format::Pades,
         esign::signature::Format::Cades => Format::Cades,
     }
@@ -75,16 +76,15 @@ fn format(signing: &Signing) -> Format {
 
 #[async_trait::async_trait]
 impl SignatureMaker for Maker {
-    fn prepare(&self, document: &Document, certificate: &[u8], signing_time: i64) -> Result<ToBeSigned, SigningError> {
+    fn prepare(&self, document: &Document, certificate: &[u8], signing_time: i64, archive: bool) -> Result<ToBeSigned, SigningError> {
         let signing = Signing::prepare(&document.bytes, certificate, signing_time).map_err(refusal)?;
-        Ok(ToBeSigned { octets: signing.to_be_signed().to_vec(), hash: signing.hash().to_vec(), format: format(&signing) })
+        Ok(ToBeSigned { octets: signing.to_be_signed().to_vec(), hash: signing.hash().to_vec(), format: format(&signing, archive) })
     }
 
-    async fn complete(&self, document: &Document, certificate: &[u8], signing_time: i64, signature: &[u8]) -> Result<SignedFile, SigningError> {
+    async fn complete(&self, document: &Document, certificate: &[u8], signing_time: i64, format: Format, signature: &[u8]) -> Result<SignedFile, SigningError> {
         let signing = Signing::prepare(&document.bytes, certificate, signing_time).map_err(refusal)?;
-        let format = format(&signing);
         let chain = self.chain().await?;
-        let bytes = signing.complete(signature, self, &chain).await.map_err(refusal)?;
+        let bytes = signing.complete(signature, self, &chain, format == Format::PadesLta).await.map_err(refusal)?;
         Ok(SignedFile { bytes, format })
     }
 }

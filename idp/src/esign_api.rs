@@ -110,6 +110,9 @@ pub struct NewSigningRequest {
     /// What the device shows besides the document's name.
     #[serde(default)]
     pub display_text: Option<String>,
+    /// A PDF gets an archive timestamp too (PAdES-BASELINE-LTA); other files ignore it.
+    #[serde(default)]
+    pub archive_timestamp: bool,
 }
 
 /// The signer, named one way.
@@ -166,7 +169,7 @@ pub fn status_name(state: &SigningState) -> &'static str {
 /// The media type of a signed file.
 pub fn media_type(format: Format) -> &'static str {
     match format {
-        Format::Pades => "application/pdf",
+        Format::Pades | Format::PadesLta => "application/pdf",
         Format::Cades => "application/pkcs7-signature",
     }
 }
@@ -221,6 +224,7 @@ impl Provider {
             owner: agency_owner(agency),
             document: Document { name: name.to_owned(), bytes },
             display_text: request.display_text.map(|t| t.trim().to_owned()),
+            archive: request.archive_timestamp,
         };
         let (id, code) = self.start_signing(signing, None, now).await.map_err(|e| match e {
             StartRefusal::TooLarge(limit) => ApiError::DocumentTooLarge(limit),

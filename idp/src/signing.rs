@@ -42,9 +42,11 @@ pub struct Document {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
-    /// PAdES, an incremental update of the PDF.
+    /// PAdES B-LT, an incremental update of the PDF.
     Pades,
-    /// Detached CAdES (`.p7s`), for any file.
+    /// PAdES B-LTA: B-LT and a document timestamp over it, in a further update.
+    PadesLta,
+    /// Detached CAdES B-LT (`.p7s`), for any file.
     Cades,
 }
 
@@ -53,8 +55,14 @@ impl Format {
     pub fn level(self) -> &'static str {
         match self {
             Format::Pades => "PAdES-BASELINE-LT",
+            Format::PadesLta => "PAdES-BASELINE-LTA",
             Format::Cades => "CAdES-BASELINE-LT",
         }
+    }
+
+    /// Whether the result is a PDF.
+    pub fn is_pdf(self) -> bool {
+        matches!(self, Format::Pades | Format::PadesLta)
     }
 }
 
@@ -107,12 +115,13 @@ pub enum SigningError {
 #[async_trait::async_trait]
 pub trait SignatureMaker: Send + Sync {
     /// What the holder of `certificate` (DER) signs for `document` at `signing_time` (Unix
-    /// seconds). The same arguments give the same octets.
-    fn prepare(&self, document: &Document, certificate: &[u8], signing_time: i64) -> Result<ToBeSigned, SigningError>;
+    /// seconds), and the format it will have (`archive`: B-LTA for a PDF). The same
+    /// arguments give the same octets.
+    fn prepare(&self, document: &Document, certificate: &[u8], signing_time: i64, archive: bool) -> Result<ToBeSigned, SigningError>;
 
     /// Checks `signature` (by the device, over [`SignatureMaker::prepare`]'s octets), gets
-    /// the timestamp and the revocation evidence, and assembles the signed file.
-    async fn complete(&self, document: &Document, certificate: &[u8], signing_time: i64, signature: &[u8]) -> Result<SignedFile, SigningError>;
+    /// the timestamp and the revocation evidence, and assembles the signed file in `format`.
+    async fn complete(&self, document: &Document, certificate: &[u8], signing_time: i64, format: Format, signature: &[u8]) -> Result<SignedFile, SigningError>;
 }
 
 /// E-signatures as the provider runs them.
@@ -259,6 +268,8 @@ pub struct SigningRequest {
     pub document: Document,
     /// What the device shows besides the document's name (checked by the caller).
     pub display_text: Option<String>,
+    /// Whether a PDF gets an archive timestamp (PAdES B-LTA); other files ignore it.
+    pub archive: bool,
 }
 
 /// The page text keys a failed session may name.
@@ -292,7 +303,7 @@ fn reason_key(e: &SigningError) -> &'static str {
 /// `data.xml.p7s`.
 pub fn signed_file_name(name: &str, format: Format) -> String {
     match format {
-        Format::Pades => match name.rsplit_once('.') {
+        Format::Pades | Format::PadesLta => match name.rsplit_once('.') {
             Some((stem, ext)) if ext.eq_ignore_ascii_case("pdf") => format!("{stem}-signed.pdf"),
             _ => format!("{name}-signed.pdf"),
         },
@@ -355,7 +366,7 @@ impl Provider {
     /// (`None` for an agency: only the citizen's count limits it). Returns the session id
     /// and the verification code.
     pub async fn start_signing(&self, request: SigningRequest, browser: Option<&Browser<'_>>, now: i64) -> Result<(String, String), StartRefusal> {
-        let SigningRequest { citizen_id, owner, document, display_text } = request;
+        let SigningRequest { citizen_id, owner, document, display_text, archive } = request;
         let client_id = owner.client_id().to_owned();
         let service = self.signing_service()?;
         let limit = self.policies.signing().max_document_bytes;
@@ -377,7 +388,7 @@ impl Provider {
             crate::throttle::Verdict::Blocked => return Err(StartRefusal::Flood),
         }
         let certificate = self.signing_certificate(&national_id).await?.ok_or(StartRefusal::NoSmartId)?;
-        let tbs = service.maker.prepare(&document, &certificate, now).map_err(|e| match e {
+        let tbs = service.maker.prepare(&document, &certificate, now, archive).map_err(|e| match e {
             SigningError::NotSignable(why) => StartRefusal::NotSignable(why),
             other => StartRefusal::Error(OAuthError::server(other.to_string())),
         })?;
@@ -479,14 +490,14 @@ impl Provider {
         // What is signed now must be what the device was shown: the same document, the same
         // certificate, the same octets.
         let Some(certificate) = self.signing_certificate(&s.national_id).await? else { return Ok(failed(SigningError::Revoked)) };
-        let prepared = match service.maker.prepare(&document, &certificate, s.signing_time) {
+        let prepared = match service.maker.prepare(&document, &certificate, s.signing_time, s.format == Format::PadesLta) {
             Ok(p) => p,
             Err(e) => return Ok(failed(e)),
         };
         if B64.encode(&prepared.octets) != s.to_be_signed || hex::encode(crate::provider::sha256(&document.bytes)) != s.document_sha256 {
             return Ok(failed(SigningError::DocumentChanged));
         }
-        let signed = match service.maker.complete(&document, &certificate, s.signing_time, signature).await {
+        let signed = match service.maker.complete(&document, &certificate, s.signing_time, s.format, signature).await {
             Ok(signed) => signed,
             Err(e) => return Ok(failed(e)),
         };
@@ -536,7 +547,7 @@ impl Provider {
         let Some(s) = self.signing_session(id).await?.filter(|s| s.owner == *owner && s.state == SigningState::Signed) else { return Ok(None) };
         let Some(bytes) = self.ephemeral.get(&keyspace::signing_result(id)).await? else { return Ok(None) };
         let media = match s.format {
-            Format::Pades => "application/pdf",
+            Format::Pades | Format::PadesLta => "application/pdf",
             Format::Cades => "application/pkcs7-signature",
         };
         Ok(Some((signed_file_name(&s.document_name, s.format), media, bytes)))

@@ -120,7 +120,7 @@ fn main() {
                     let t2 = ThreadTime::now();
                     // The server prepares again when the answer comes (it keeps no state between).
                     let again = Signing::prepare(&document, &certificate, now).expect("prepare");
-                    let signed = rt.block_on(again.complete(&signature, ca.as_ref(), &chain)).expect("complete");
+                    let signed = rt.block_on(again.complete(&signature, ca.as_ref(), &chain, false)).expect("complete");
                     let t3 = ThreadTime::now();
                     assert!(signed.len() > 1000);
                     if measure {

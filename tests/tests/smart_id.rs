@@ -967,21 +967,36 @@ async fn a_citizen_signs_documents_with_pin2_and_validators_accept_them() {
     assert!(o.status.success(), "openssl cms -verify -cades: {}", hawiya_e2e::output_text(&o));
     let verdict = hawiya_e2e::dss(&d, &d.path("statement.p7s"), Some(&d.path("statement.txt")));
     assert_eq!(verdict, "TOTAL_PASSED - CAdES-BASELINE-LT\n", "DSS on the .p7s");
-    assert_eq!(sqlite_count(&d, &format!("SELECT count(*) FROM signatures WHERE national_id = '{SAMI}'")), 2, "both signatures are recorded");
+    // B-LTA on request: the archive timestamp goes over the B-LT PDF.
+    let form = b.get("/sign?lang=en").await;
+    let csrf = hawiya_e2e::web::hidden(&form.body, "csrf");
+    let r = b.post_file("/sign", &[("csrf", &csrf), ("lang", "en"), ("archive", "1")], ("document", "archive.pdf", &pdf)).await;
+    let wait = r.location.unwrap_or_else(|| panic!("to the waiting page: {}", r.body));
+    let code = shown_code(&b.get(&wait).await.body);
+    let o = device(&card, &["approve", "--pin-stdin", "--code", &code], Some(PIN2), &env);
+    assert!(o.status.success(), "sign approve: {}", stderr(&o));
+    let done = b.get(&wait).await;
+    assert!(done.body.contains("PAdES-BASELINE-LTA"), "{}", done.body);
+    let href = done.body.split(r#"id="download" href=""#).nth(1).and_then(|s| s.split('"').next()).expect("download link").replace("&amp;", "&");
+    let (_, _, archived) = b.download(&href).await;
+    let lta = d.path("archive-signed.pdf");
+    std::fs::write(&lta, &archived).expect("write");
+    assert_eq!(hawiya_e2e::dss(&d, &lta, None), "TOTAL_PASSED - PAdES-BASELINE-LTA\n", "DSS on the B-LTA PDF");
+    assert_eq!(sqlite_count(&d, &format!("SELECT count(*) FROM signatures WHERE national_id = '{SAMI}'")), 3, "all three signatures are recorded");
 
     // Refusals: each ends on the form with its reason, nothing signed, nothing recorded.
     let form = b.get("/sign?lang=en").await;
     let (wait, _) = upload(&mut b, &form.body, "letter.pdf", &pdf).await;
     let o = device(&card, &["refuse"], None, &env);
     assert!(o.status.success(), "{}", stderr(&o));
-    refused(&mut b, &d, &wait, "You refused the request on your device; nothing was signed.", 2).await;
+    refused(&mut b, &d, &wait, "You refused the request on your device; nothing was signed.", 3).await;
 
     let form = b.get("/sign?lang=en").await;
     let (wait, code) = upload(&mut b, &form.body, "letter.pdf", &pdf).await;
     let other = if code == "0000" { "0001" } else { "0000" };
     let o = device(&card, &["approve", "--pin-stdin", "--code", other], Some(PIN2), &env);
     assert!(stderr(&o).contains("is not this request's"), "{}", stderr(&o));
-    refused(&mut b, &d, &wait, "You chose another verification code on your device than the one shown here", 2).await;
+    refused(&mut b, &d, &wait, "You chose another verification code on your device than the one shown here", 3).await;
 
     // Too large: refused with the limit named, before anything is stored.
     let form = b.get("/sign?lang=en").await;
@@ -1023,7 +1038,7 @@ async fn a_citizen_signs_documents_with_pin2_and_validators_accept_them() {
     let approval = json!({"session": session_of(&first), "outcome": "approve", "signature": b64(&signature)});
     let (status, state) = answer(card.clone(), approval.clone()).await;
     assert_eq!((status, state), (200, json!({"state": "failed", "reason": "sign.bad_signature"})));
-    refused(&mut b, &d, &first, "The device&#39;s signature does not match the document; nothing was signed.", 3).await;
+    refused(&mut b, &d, &first, "The device&#39;s signature does not match the document; nothing was signed.", 4).await;
     // A replayed answer: each session takes one.
     let (status, e) = answer(card.clone(), approval).await;
     assert_eq!((status, e["error_description"].as_str()), (400, Some("this signing session has been answered already")));
@@ -1040,7 +1055,7 @@ async fn a_citizen_signs_documents_with_pin2_and_validators_accept_them() {
     assert!(b.get(&third).await.body.contains("then enter PIN2"), "still waiting for Sami's device");
     let o = device(&card, &["refuse"], None, &env);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(sqlite_count(&d, "SELECT count(*) FROM signatures"), 3, "only session two was signed");
+    assert_eq!(sqlite_count(&d, "SELECT count(*) FROM signatures"), 4, "only session two was signed");
 
     // A suspended signing certificate: the device signs, no signature is assembled.
     let serial =
@@ -1050,7 +1065,7 @@ async fn a_citizen_signs_documents_with_pin2_and_validators_accept_them() {
     let (wait, code) = upload(&mut b, &form.body, "letter.pdf", &pdf).await;
     let o = device(&card, &["approve", "--pin-stdin", "--code", &code], Some(PIN2), &env);
     assert!(!o.status.success() && stderr(&o).contains("sign.suspended"), "the device hears it: {}", stderr(&o));
-    refused(&mut b, &d, &wait, "Your signing certificate is suspended; nothing was signed.", 3).await;
+    refused(&mut b, &d, &wait, "Your signing certificate is suspended; nothing was signed.", 4).await;
     d.ok(&["ca", "release", "--serial", &serial]);
 
     // Three wrong PIN2s lock the signing key; PIN1 and logins are untouched.
@@ -1075,7 +1090,7 @@ async fn a_citizen_signs_documents_with_pin2_and_validators_accept_them() {
     let (_, code) = upload(&mut b, &form.body, "letter.pdf", &pdf).await;
     let o = device(&card, &["approve", "--pin-stdin", "--code", &code], Some(PIN2), &env);
     assert!(stderr(&o).contains("PIN2 is locked after 3 wrong attempts"), "even the right PIN2: {}", stderr(&o));
-    assert_eq!(sqlite_count(&d, "SELECT count(*) FROM signatures"), 3);
+    assert_eq!(sqlite_count(&d, "SELECT count(*) FROM signatures"), 4);
 }
 
 /// The sample PDF encrypted by qpdf (AES-256, user password "u").

@@ -102,6 +102,7 @@ struct Upload {
     lang: Option<String>,
     document: Option<Document>,
     too_large: bool,
+    archive: bool,
 }
 
 async fn read_upload(mut multipart: Multipart, limit: usize) -> Result<Upload, String> {
@@ -129,6 +130,7 @@ async fn read_upload(mut multipart: Multipart, limit: usize) -> Result<Upload, S
         match name.as_str() {
             "csrf" => upload.csrf = String::from_utf8_lossy(&bytes).into_owned(),
             "lang" => upload.lang = Some(String::from_utf8_lossy(&bytes).into_owned()),
+            "archive" => upload.archive = &bytes[..] == b"1",
             "document" => {
                 if bytes.len() > limit {
                     upload.too_large = true;
@@ -182,7 +184,8 @@ pub(super) async fn sign_upload(State(p): State<Shared>, request: Request) -> Re
     let address = client_address(&headers, peer, &p.settings.trusted_proxies).map_or_else(|| "unknown".into(), |a| a.to_string());
     let browser = Browser { address: &address, session: Some(&live.id), device: cookie(&headers, DEVICE_COOKIE) };
     let citizen_id = live.session.citizen_id.clone();
-    let request = SigningRequest { citizen_id: citizen_id.clone(), owner: Owner::Citizen { citizen_id }, document, display_text: None };
+    let request =
+        SigningRequest { citizen_id: citizen_id.clone(), owner: Owner::Citizen { citizen_id }, document, display_text: None, archive: upload.archive };
     match p.start_signing(request, Some(&browser), now()).await {
         Ok((session, _code)) => {
             let mut r = redirect(&format!("/sign/wait?session={session}&lang={}", lang.tag()));

@@ -114,6 +114,10 @@ pub fn text(lang: Lang, key: &str) -> &'static str {
         "sign.document_name" => ("المستند", "Document"),
         "sign.limit" => ("الحد الأقصى لحجم المستند:", "Largest document accepted:"),
         "sign.submit" => ("وقّع بالهوية الذكية", "Sign with my smart-ID"),
+        "sign.archive" => (
+            "أضف طابعًا زمنيًا للأرشفة (PAdES-BASELINE-LTA) لمستند يُحفظ سنوات طويلة — لملفات PDF فقط",
+            "Add an archive timestamp (PAdES-BASELINE-LTA) for a document kept for many years — PDFs only",
+        ),
         "sign.waiting_intro" => (
             "افتح الهوية الذكية على جهازك وتأكد أنه يعرض اسم المستند ورمز التحقق نفسه، ثم أدخل الرمز السري الثاني.",
             "Open your smart-ID device, check that it shows this document and this same verification code, then enter PIN2.",
@@ -310,6 +314,7 @@ header a { color: #fff; }
 main { max-width: 32rem; margin: 2rem auto; padding: 0 1rem; }
 h1 { font-size: 1.5rem; }
 label { display: block; margin-block-start: 1rem; font-weight: 600; }
+label.inline { display: inline; font-weight: normal; }
 input[type=text], input[type=password], input[type=file] { display: block; inline-size: 100%; box-sizing: border-box; padding: 0.6rem; font-size: 1rem; border: 2px solid #444; border-radius: 4px; }
 button { margin-block-start: 1.25rem; padding: 0.6rem 1.5rem; font-size: 1rem; border: 2px solid #0b3d2e; border-radius: 4px; background: #0b3d2e; color: #fff; cursor: pointer; }
 button.secondary { background: #fff; color: #0b3d2e; }

@@ -39,6 +39,7 @@ impl SignFormPage<'_> {
 <label for="document">{label}</label>
 <input type="file" id="document" name="document" required{described}>
 <p id="sign-limit">{limit_text} {limit}</p>
+<p><label class="inline"><input type="checkbox" name="archive" value="1"> {archive}</label></p>
 <button type="submit">{submit}</button>
 </form>"#,
             intro = text(lang, "sign.intro"),
@@ -48,6 +49,7 @@ impl SignFormPage<'_> {
             limit_text = text(lang, "sign.limit"),
             limit = size(self.max_bytes),
             submit = text(lang, "sign.submit"),
+            archive = text(lang, "sign.archive"),
         );
         layout(lang, text(lang, "sign.heading"), Some(self.switch_href), &body)
     }
