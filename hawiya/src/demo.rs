@@ -2,7 +2,9 @@
 //! `/demo/…` — a civil-status certificate service (level low), a land registry (level
 //! substantial) and a notary (level high, smart-ID with a hardware key) — each using the provider over HTTP like any agency would: authorization
 //! code flow with PKCE and a client secret, id_token checked against the JWKS, RP-initiated
-//! and back-channel logout. Demo only: their secrets sit in the data directory.
+//! and back-channel logout. The notary also acts as an agency of the signing API: it asks a
+//! logged-in citizen to sign a power of attorney it generates (client credentials, `esign`).
+//! Demo only: their secrets sit in the data directory.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -11,11 +13,11 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::{Path as UrlPath, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD as B64};
 use hsm_shim::jose::UnverifiedJws;
 use idp::clients::{AuthMethod, Client, Registration};
 use idp::credentials::{TotpSecret, base32};
@@ -65,6 +67,13 @@ const CITIZENS: [DemoCitizen; 2] = [
 /// The demo services: client id and scopes.
 const SERVICES: [(&str, &str); 3] =
     [("civil-status", "openid profile"), ("land-registry", "openid profile national_id"), ("notary", "openid profile national_id")];
+
+/// The service that asks its citizens to sign through the agency signing API (its policy
+/// grants `esign`).
+const SIGNING_SERVICE: &str = "notary";
+
+/// The file name of the power of attorney the notary asks the citizen to sign.
+const POWER_OF_ATTORNEY: &str = "power-of-attorney.pdf";
 
 #[derive(Serialize, Deserialize)]
 struct ClientSecrets(HashMap<String, String>);
@@ -196,6 +205,8 @@ Smart-ID for the notary (level high needs the keys on a smart card; SoftHSM2 sta
   3. {hawiya} device activate --dir demo-device --server {issuer} --code <code> --pkcs11-module /usr/lib/softhsm/libsofthsm2.so   # PIN1 1234, PIN2 12345
   4. open {issuer}/demo/notary/, choose smart-ID, national id 9861234568, then:
      {hawiya} device approve --dir demo-device --code <the code the page shows>
+  5. on the notary's page, \"Sign the power of attorney\": the notary asks for your signature through the
+     signing API; {hawiya} device approve --dir demo-device --code <the code the page shows>   # PIN2 12345
   (--custody software without --pkcs11-module makes a phone-style device: it reaches substantial, enough for the land registry.)
 
 CA certificates, CRLs, OCSP and OpenID Connect discovery: {issuer}/
@@ -228,6 +239,20 @@ struct Pending {
 struct RpSession {
     claims: Value,
     id_token: String,
+    /// The pairwise subject of the id_token: how the service names the citizen to the
+    /// signing API.
+    sub: String,
+    /// The signing request the service opened for this citizen, if any.
+    signing: Option<SigningRequest>,
+}
+
+/// A signing request opened through the agency signing API.
+#[derive(Clone)]
+struct SigningRequest {
+    /// Its id at the provider.
+    id: String,
+    /// The code the citizen's device shows too.
+    verification_code: String,
 }
 
 /// One demo service's state.
@@ -264,6 +289,8 @@ pub fn router(data: &Path, issuer: &str, policies: Arc<policies::Policies>) -> R
         .route("/demo/{service}/callback", get(callback))
         .route("/demo/{service}/logout", post(logout))
         .route("/demo/{service}/backchannel", post(backchannel))
+        .route("/demo/{service}/sign", post(sign_start).get(sign_status))
+        .route("/demo/{service}/sign/document", get(sign_document))
         .with_state(demo))
 }
 
@@ -334,9 +361,18 @@ async fn home(State(demo): State<Arc<Demo>>, UrlPath(service): UrlPath<String>, 
         }
     }
     let name = claims.get("name#ar").or_else(|| claims.get("name")).and_then(Value::as_str).unwrap_or_default();
+    let sign = if rp.id == SIGNING_SERVICE {
+        format!(
+            r#"<form method="post" action="/demo/{id}/sign"><button type="submit" id="sign-power-of-attorney">توقيع الوكالة · <span lang="en" dir="ltr">Sign the power of attorney</span></button></form>"#,
+            id = rp.id
+        )
+    } else {
+        String::new()
+    };
     let body = format!(
         r#"<h1>{t}</h1><p class="welcome">مرحباً {name} · <span lang="en" dir="ltr">Welcome, {name_en}</span></p>
 <dl class="request">{rows}</dl>
+{sign}
 <p><a href="{issuer}/account">بياناتي المشاركة مع الخدمات · <span lang="en" dir="ltr">The data I share with services</span></a></p>
 <form method="post" action="/demo/{id}/logout"><button type="submit">تسجيل الخروج من جميع الخدمات · <span lang="en" dir="ltr">Log out everywhere</span></button></form>"#,
         issuer = escape(&demo.issuer),
@@ -461,7 +497,8 @@ async fn finish_login(demo: &Demo, rp: &Rp, code: &str, pending: &Pending) -> Re
             map.insert(k.into(), v.clone());
         }
     }
-    Ok(RpSession { claims: info, id_token })
+    let sub = claims.get("sub").and_then(Value::as_str).ok_or("the id_token has no sub")?.to_owned();
+    Ok(RpSession { claims: info, id_token, sub, signing: None })
 }
 
 /// Verifies a JWT of the provider against its JWKS (fetched over HTTP), with its issuer and
@@ -510,4 +547,232 @@ async fn backchannel(State(demo): State<Arc<Demo>>, UrlPath(service): UrlPath<St
     }
     tracing::info!(service = rp.id, "demo service ended its sessions on back-channel logout");
     StatusCode::OK.into_response()
+}
+
+/// The power of attorney the notary asks `name` to sign: a one-page PDF, written by hand.
+/// Helvetica has no Arabic glyphs, so the text is Latin; what is not printable ASCII becomes
+/// `?`.
+fn power_of_attorney_pdf(name: &str) -> Vec<u8> {
+    let latin: String = name.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect();
+    let escaped = latin.replace('\\', "\\\\").replace('(', "\\(").replace(')', "\\)");
+    let content = format!(
+        "BT /F1 18 Tf 50 760 Td (Power of attorney) Tj ET\n\
+         BT /F1 12 Tf 50 720 Td (I, {escaped}, appoint the bearer to act for me before the land registry) Tj ET\n\
+         BT /F1 12 Tf 50 700 Td (in the sale of parcel 42, for one year from the date of my signature.) Tj ET\n\
+         BT /F1 10 Tf 50 660 Td (Notary public - Hawiya demo. Signed electronically with smart-ID.) Tj ET"
+    );
+    let objects: Vec<Vec<u8>> = vec![
+        b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_vec(),
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>".to_vec(),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_vec(),
+        [format!("<< /Length {} >>\nstream\n", content.len()).as_bytes(), content.as_bytes(), b"\nendstream"].concat(),
+    ];
+    let mut out = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, body) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
+        out.extend_from_slice(body);
+        out.extend_from_slice(b"\nendobj\n");
+    }
+    let xref = out.len();
+    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f\r\n", objects.len() + 1).as_bytes());
+    for offset in offsets {
+        out.extend_from_slice(format!("{offset:010} 00000 n\r\n").as_bytes());
+    }
+    let id = hex::encode(&sha256(&out)[..16]);
+    out.extend_from_slice(format!("trailer\n<< /Size {} /Root 1 0 R /ID [<{id}> <{id}>] >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).as_bytes());
+    out
+}
+
+/// An access token of `rp` for the signing API: client credentials, scope `esign`.
+async fn agency_token(demo: &Demo, rp: &Rp) -> Result<String, String> {
+    let r = demo
+        .http
+        .post(format!("{}/token", demo.issuer))
+        .basic_auth(&rp.id, Some(&rp.secret))
+        .form(&[("grant_type", "client_credentials"), ("scope", "esign")])
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let body: Value = r.json().await.map_err(|e| e.to_string())?;
+    body.get("access_token").and_then(Value::as_str).map(str::to_owned).ok_or_else(|| format!("no agency token: {body}"))
+}
+
+/// The session of this browser at `rp`: its cookie and a copy of what the service needs.
+fn rp_session(rp: &Rp, headers: &HeaderMap) -> Option<(String, Value, String, Option<SigningRequest>)> {
+    let id = cookie(headers, &cookie_name(rp))?.to_owned();
+    let sessions = rp.sessions.lock().ok()?;
+    let s = sessions.get(&id)?;
+    Some((id, s.claims.clone(), s.sub.clone(), s.signing.clone()))
+}
+
+fn signing_service<'a>(demo: &'a Demo, service: &str) -> Option<&'a Rp> {
+    demo.rps.get(service).filter(|rp| rp.id == SIGNING_SERVICE)
+}
+
+fn signing_failed(rp: &Rp, why: &str) -> Response {
+    let body = format!(
+        r#"<h1>تعذّر التوقيع · <span lang="en" dir="ltr">Signing failed</span></h1><p class="error" id="signing-error">{}</p><p><a href="/demo/{}/">←</a></p>"#,
+        escape(why),
+        rp.id
+    );
+    page("Signing failed", &body)
+}
+
+/// `POST /demo/notary/sign`: the notary writes the power of attorney for the logged-in
+/// citizen and asks the provider's signing API for the citizen's signature, by the
+/// id_token's pairwise sub.
+async fn sign_start(State(demo): State<Arc<Demo>>, UrlPath(service): UrlPath<String>, headers: HeaderMap) -> Response {
+    let Some(rp) = signing_service(&demo, &service) else { return not_found() };
+    let Some((session, claims, sub, _)) = rp_session(rp, &headers) else { return redirect(&format!("/demo/{}/", rp.id)) };
+    let name = claims.get("name#en").or_else(|| claims.get("name")).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let pdf = power_of_attorney_pdf(&name);
+    let request = serde_json::json!({
+        "signer": {"sub": sub},
+        "document": {"name": POWER_OF_ATTORNEY, "content": STANDARD.encode(&pdf)},
+        "display_text": "Power of attorney for the sale of parcel 42",
+    });
+    let opened = async {
+        let token = agency_token(&demo, rp).await?;
+        let r = demo
+            .http
+            .post(format!("{}/api/esign/v1/signing-requests", demo.issuer))
+            .bearer_auth(token)
+            .json(&request)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = r.status();
+        let body: Value = r.json().await.map_err(|e| e.to_string())?;
+        if status != StatusCode::CREATED {
+            return Err(format!("{status}: {}", body.get("error_description").and_then(Value::as_str).unwrap_or_default()));
+        }
+        let field = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned).ok_or_else(|| format!("no {k} in {body}"));
+        Ok::<_, String>(SigningRequest { id: field("id")?, verification_code: field("verification_code")? })
+    }
+    .await;
+    match opened {
+        Ok(signing) => {
+            if let Ok(mut s) = rp.sessions.lock()
+                && let Some(s) = s.get_mut(&session)
+            {
+                s.signing = Some(signing);
+            }
+            redirect(&format!("/demo/{}/sign", rp.id))
+        }
+        Err(e) => {
+            tracing::warn!(service = rp.id, error = %e, "demo signing request refused");
+            signing_failed(rp, &e)
+        }
+    }
+}
+
+/// `GET /demo/notary/sign`: where the request stands. Waiting: the verification code, and
+/// the page refreshes itself; signed: the download link.
+async fn sign_status(State(demo): State<Arc<Demo>>, UrlPath(service): UrlPath<String>, headers: HeaderMap) -> Response {
+    let Some(rp) = signing_service(&demo, &service) else { return not_found() };
+    let Some((_, _, _, Some(signing))) = rp_session(rp, &headers) else { return redirect(&format!("/demo/{}/", rp.id)) };
+    let status = async {
+        let token = agency_token(&demo, rp).await?;
+        let r = demo
+            .http
+            .get(format!("{}/api/esign/v1/signing-requests/{}", demo.issuer, signing.id))
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let body: Value = r.json().await.map_err(|e| e.to_string())?;
+        body.get("status").and_then(Value::as_str).map(str::to_owned).ok_or_else(|| format!("no status: {body}"))
+    }
+    .await;
+    let title = "توقيع الوكالة · Power of attorney";
+    match status.as_deref() {
+        Ok("waiting") => {
+            let body = format!(
+                r#"<h1>توقيع الوكالة · <span lang="en" dir="ltr">Sign the power of attorney</span></h1>
+<p>افتح تطبيق هوية على جهازك ووقّع الوكالة بالرقم السري الثاني إذا ظهر الرمز نفسه · <span lang="en" dir="ltr">Open Hawiya on your device and sign the power of attorney with PIN2 if it shows the same code.</span></p>
+<p class="code" id="verification-code" dir="ltr">{}</p>
+<p>بانتظار توقيعك… · <span lang="en" dir="ltr">Waiting for your signature…</span></p>"#,
+                escape(&signing.verification_code)
+            );
+            let mut r = page(title, &body);
+            r.headers_mut().insert(HeaderName::from_static("refresh"), HeaderValue::from_static("2"));
+            r
+        }
+        Ok("signed") => {
+            let body = format!(
+                r#"<h1>تم توقيع الوكالة · <span lang="en" dir="ltr">The power of attorney is signed</span></h1>
+<p><a id="download" href="/demo/{id}/sign/document" download="{POWER_OF_ATTORNEY}">تنزيل الوكالة الموقّعة · <span lang="en" dir="ltr">Download the signed power of attorney</span></a></p>
+<p><a href="/demo/{id}/">←</a></p>"#,
+                id = rp.id
+            );
+            page(title, &body)
+        }
+        Ok(other) => signing_failed(rp, &format!("لم يتم التوقيع · not signed: {other}")),
+        Err(e) => {
+            tracing::warn!(service = rp.id, error = %e, "demo signing status");
+            signing_failed(rp, e)
+        }
+    }
+}
+
+/// `GET /demo/notary/sign/document`: the signed power of attorney, fetched from the provider.
+async fn sign_document(State(demo): State<Arc<Demo>>, UrlPath(service): UrlPath<String>, headers: HeaderMap) -> Response {
+    let Some(rp) = signing_service(&demo, &service) else { return not_found() };
+    let Some((_, _, _, Some(signing))) = rp_session(rp, &headers) else { return redirect(&format!("/demo/{}/", rp.id)) };
+    let document = async {
+        let token = agency_token(&demo, rp).await?;
+        let r = demo
+            .http
+            .get(format!("{}/api/esign/v1/signing-requests/{}/document", demo.issuer, signing.id))
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if r.status() != StatusCode::OK {
+            return Err(format!("the provider answered {}", r.status()));
+        }
+        r.bytes().await.map_err(|e| e.to_string())
+    }
+    .await;
+    match document {
+        Ok(bytes) => (
+            [
+                (header::CONTENT_TYPE, HeaderValue::from_static("application/pdf")),
+                (header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment; filename=\"power-of-attorney.pdf\"")),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::warn!(service = rp.id, error = %e, "demo signed document");
+            signing_failed(rp, &e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_power_of_attorney_is_a_one_page_pdf_with_the_name_in_latin() {
+        let pdf = power_of_attorney_pdf("Sami (Khalil) سامي");
+        let text = String::from_utf8_lossy(&pdf);
+        assert!(pdf.starts_with(b"%PDF-1.7\n") && pdf.ends_with(b"%%EOF\n"));
+        assert!(text.contains("(I, Sami \\(Khalil\\) ????, appoint the bearer"), "{text}");
+        assert!(text.contains("/Count 1"));
+        // The cross-reference table points at each object (offsets in bytes: the header's
+        // binary comment is not UTF-8).
+        let xref: usize = text.rsplit("startxref\n").next().and_then(|t| t.lines().next()).and_then(|n| n.parse().ok()).expect("startxref");
+        let table = std::str::from_utf8(&pdf[xref..]).expect("the table is ASCII");
+        assert!(table.starts_with("xref\n0 6\n"), "{table}");
+        for (i, line) in table.lines().skip(3).take(5).enumerate() {
+            let offset: usize = line[..10].parse().expect("offset");
+            assert!(pdf[offset..].starts_with(format!("{} 0 obj\n", i + 1).as_bytes()), "object {}", i + 1);
+        }
+    }
 }

@@ -9,7 +9,9 @@
 // Then the notary (level high) with smart-ID: the page shows a verification code, the
 // reference device (`hawiya device approve`, its keys on SoftHSM2) approves with PIN1; a
 // suspended smart-ID is refused with the suspension message, and works again once resumed,
-// in English and then in Arabic.
+// in English and then in Arabic. Then the notary asks the citizen, through the provider's
+// agency signing API, to sign a power of attorney it writes; PIN2 signs, the page offers
+// the signed PDF.
 //
 // Exits non-zero with the first failed expectation.
 import { chromium } from 'playwright-core';
@@ -208,8 +210,37 @@ try {
   const original = fs.readFileSync(pdf);
   const signed = fs.readFileSync(saved);
   expect(signed.length > original.length && signed.subarray(0, original.length).equals(original), 'the downloaded file is the PDF with the signature appended');
-  await arabic.close();
   console.log('ok: sign');
+
+  // The notary as an agency: still logged in at high, the citizen asks to sign the power of
+  // attorney the notary writes; the notary asks the provider's signing API (client
+  // credentials, the id_token's sub), the page shows the code the device shows with the
+  // notary's name and the document, PIN2 signs, the page (refreshing itself) offers the file.
+  await arPage.goto(`${base}/demo/notary/`);
+  await arPage.click('#sign-power-of-attorney');
+  await arPage.waitForSelector('#verification-code');
+  code = (await arPage.locator('#verification-code').innerText()).trim();
+  const asking = await arPage.locator('main').innerText();
+  expect(asking.includes('توقيع الوكالة') && asking.includes('Sign the power of attorney'), `the notary's signing page, both languages: ${asking}`);
+  await arPage.screenshot({ path: `${out}/demo-sign-waiting-ar.png`, fullPage: true });
+  const agency = hawiyaCli(['device', 'pending', '--dir', device]);
+  expect(agency.includes('Notary public asks you to sign "power-of-attorney.pdf" (PIN2, signing key)') && agency.includes(`Verification code: ${code}`),
+    `the device shows the notary, the document and the page's code ${code}: ${agency}`);
+  hawiyaCli(['device', 'approve', '--dir', device, '--pin-stdin', '--code', code], `${PIN2}\n`);
+  await arPage.waitForSelector('#download', { timeout: 15000 });
+  const offered = await arPage.locator('main').innerText();
+  expect(offered.includes('تم توقيع الوكالة') && offered.includes('The power of attorney is signed'), `the notary's signed page: ${offered}`);
+  await arPage.screenshot({ path: `${out}/demo-sign-signed-ar.png`, fullPage: true });
+  const [attorney] = await Promise.all([arPage.waitForEvent('download'), arPage.click('#download')]);
+  const attorneyPath = `${out}/power-of-attorney-signed.pdf`;
+  await attorney.saveAs(attorneyPath);
+  const attorneyBytes = fs.readFileSync(attorneyPath);
+  expect(attorneyBytes.subarray(0, 4).toString('latin1') === '%PDF', 'the download is a PDF');
+  const attorneyText = attorneyBytes.toString('latin1');
+  expect(attorneyText.includes('/ETSI.CAdES.detached') && attorneyText.includes('(I, Sami Khalil, appoint the bearer'),
+    'the download is the power of attorney for the citizen, with a PAdES signature');
+  await arabic.close();
+  console.log('ok: demo-sign');
 } finally {
   await browser.close();
 }

@@ -1,7 +1,8 @@
 //! The demo in a real headless browser: Debian's chromium, driven by Playwright
 //! (`tests/browser/demo.mjs`), logs a citizen into both demo e-services in Arabic and in
 //! English and logs out of both at once, then signs a PDF on `/sign` in Arabic with the
-//! smart-ID's PIN2 while `hawiya device approve` approves. Screenshots of the login page in both languages
+//! smart-ID's PIN2 while `hawiya device approve` approves, and signs the power of attorney
+//! the demo notary asks for through the agency signing API. Screenshots of the login page in both languages
 //! are written to `target/test-artefacts/`.
 // Test code: a failed expectation is the test failing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -89,7 +90,14 @@ fn demo_journey_in_chromium_in_arabic_and_english() {
     let _ = demo.wait();
     let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "the browser journey failed:\n{report}");
-    assert!(report.contains("ok: ar") && report.contains("ok: en") && report.contains("ok: smart-id") && report.contains("ok: sign"), "{report}");
+    assert!(
+        report.contains("ok: ar")
+            && report.contains("ok: en")
+            && report.contains("ok: smart-id")
+            && report.contains("ok: sign")
+            && report.contains("ok: demo-sign"),
+        "{report}"
+    );
     for lang in ["ar", "en"] {
         let shot = artefacts.join(format!("login-{lang}.png"));
         assert!(std::fs::metadata(&shot).map(|m| m.len() > 1000).unwrap_or(false), "no screenshot {}", shot.display());
