@@ -12,11 +12,12 @@
 //! | [`throttle`] | every rate limit and lockout, password and smart-ID alike; device cookies |
 //! | [`smart_id`] | the smart-ID login: its flow, the certificate [`smart_id::verifier`], the [`smart_id::ocsp`] revocation source |
 //! | [`signing`] | e-signatures with the smart-ID signing key (PIN2): signing sessions, the device's requests and answers; the formats are `hawiya`'s [`signing::SignatureMaker`] |
+//! | [`esign_api`] | the agencies' signing API (`/api/esign/v1`), on agency tokens from [`token::client_credentials`] |
 //! | [`session`] | the SSO session and its lifetimes; [`logout`] ends it (RP-initiated, back-channel via [`backchannel`]) |
 //! | [`consent`] | what a request releases, the consent page's answer, the account page's consents |
 //! | [`subject`] | pairwise subject identifiers |
 //! | [`id_token`] | the id_token's claims (a typed struct), its `acr`, `at_hash` |
-//! | [`token`] | the token endpoint, dispatching on [`token::GrantType`] to [`token::authorization_code`] and [`token::refresh_token`] (where a refresh token is rotated, and its format) |
+//! | [`token`] | the token endpoint, dispatching on [`token::GrantType`] to [`token::authorization_code`], [`token::refresh_token`] (where a refresh token is rotated, and its format) and [`token::client_credentials`] (agencies' machine scopes) |
 //! | [`userinfo`], [`revocation`], [`introspection`] | the other protocol endpoints |
 //! | [`clients`], `client_keys` | client registrations and client authentication |
 //! | [`keyspace`] | every key of the ephemeral store |
