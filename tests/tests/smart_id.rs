@@ -940,6 +940,17 @@ async fn a_citizen_signs_documents_with_pin2_and_validators_accept_them() {
     std::fs::write(&path, &signed).expect("write");
     let qpdf = hawiya_e2e::run(Command::new("qpdf").arg("--check").arg(&path));
     assert!(qpdf.status.success(), "qpdf --check: {}", hawiya_e2e::output_text(&qpdf));
+    // It renders as the original does (poppler, 50 dpi, the same pixels).
+    std::fs::write(d.path("original.pdf"), &pdf).expect("write");
+    for name in ["original", "signed"] {
+        let o = hawiya_e2e::run(Command::new("pdftoppm").current_dir(d.dir.path()).args(["-r", "50", "-png", "-singlefile", &format!("{name}.pdf"), name]));
+        assert!(o.status.success(), "pdftoppm {name}: {}", hawiya_e2e::output_text(&o));
+    }
+    assert_eq!(
+        std::fs::read(d.path("original.png")).expect("png"),
+        std::fs::read(d.path("signed.png")).expect("png"),
+        "the signed PDF renders as the original"
+    );
     pyhanko_accepts(&d, &path);
     let report = hawiya_e2e::pdfsig(&d, &path);
     // "Not total document signed": the /DSS update follows the signature, as B-LT wants.
