@@ -422,6 +422,9 @@ pub async fn client(command: ClientCommand) -> CommandResult {
             if id == idp::provider::ACCOUNT_CLIENT {
                 return Err(format!("{id} is the provider's own client (the citizens' account page)").into());
             }
+            if id == idp::signing::SIGN_CLIENT {
+                return Err(format!("{id} is the provider's own client (the citizens' signing page)").into());
+            }
             // Checked before anything is stored.
             let client = Client::new(&id, registration.clone(), &policies)?;
             idp::clients::check_sector_identifier(&idp::backchannel::http_client()?, &registration).await?;

@@ -1320,6 +1320,11 @@ async fn clients_declared_in_policy_files() {
     assert!(e.contains("declared in its policy file"), "{e}");
     let e = p.d.fails(&["client", "remove", "--id", "tax-office"]);
     assert!(e.contains("declared in its policy file"), "{e}");
+    // The provider's own clients are not anyone's to register.
+    for (own, page) in [("hawiya-account", "account page"), ("hawiya-sign", "signing page")] {
+        let e = p.d.fails(&["client", "add", "--id", own, "--redirect-uri", cb]);
+        assert!(e.contains(&format!("is the provider's own client (the citizens' {page})")), "{e}");
+    }
 
     let mut b = p.browser();
     let location = b.login(&p.authorize_url("tax-office", cb, &[]), CITIZEN, PASSWORD).await;
