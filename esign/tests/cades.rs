@@ -549,8 +549,11 @@ fn an_ocsp_response_produced_before_the_time_stamp_is_refused() {
     let pki = Pki::new();
     let signed = signed(&pki, Profile::Cades { signing_time: now() });
     let ocsp = pki.ocsp("citizen", "V");
-    // OCSP and timestamps count whole seconds: wait for the next second before stamping.
-    let produced = now();
+    let citizen = Certificate::from_der(&pki.der("citizen")).unwrap();
+    let issuer = Certificate::from_der(&pki.der("signing-ca")).unwrap();
+    // OCSP and timestamps count whole seconds: wait for the second after the response's
+    // producedAt (read from it: the clock may have moved on since) before stamping.
+    let produced = check_ocsp(&ocsp, &citizen, &issuer, 0).unwrap().produced_at;
     let deadline = Instant::now() + Duration::from_secs(5);
     while now() <= produced {
         assert!(Instant::now() < deadline, "the clock did not advance");
@@ -565,9 +568,7 @@ fn an_ocsp_response_produced_before_the_time_stamp_is_refused() {
     // Asked again, the responder's answer is recent enough for the same signature.
     let fresh = pki.ocsp("citizen", "V");
     assert!(signed.assemble(&token, &[fresh], &[], &[pki.der("signing-ca")], Root::Omit).is_ok());
-    // The first response is fine for a signature stamped before it was produced.
-    let citizen = Certificate::from_der(&pki.der("citizen")).unwrap();
-    let issuer = Certificate::from_der(&pki.der("signing-ca")).unwrap();
+    // The first response is fine for a signature stamped when it was produced.
     assert!(check_ocsp(&ocsp, &citizen, &issuer, produced).is_ok());
 }
 
