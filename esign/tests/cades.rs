@@ -385,31 +385,8 @@ fn openssl_verifies_the_embedded_time_stamp_over_the_signature_value() {
     assert!(!openssl(pki.path(), &verify).status.success());
 }
 
-const PYHANKO: &str = r#"
-import asyncio, json, sys
-from asn1crypto import cms, pem, x509
-from pyhanko_certvalidator import ValidationContext
-from pyhanko.sign.validation import async_validate_detached_cms
-from pyhanko.sign.validation.settings import KeyUsageConstraints
-
-document, p7s, root = (open(p, 'rb').read() for p in sys.argv[1:4])
-if pem.detect(root):
-    root = pem.unarmor(root)[2]
-root = x509.Certificate.load(root)
-signed_data = cms.ContentInfo.load(p7s)['content']
-context = lambda: ValidationContext(trust_roots=[root], allow_fetching=False)
-status = asyncio.run(async_validate_detached_cms(
-    document, signed_data,
-    signer_validation_context=context(), ts_validation_context=context(),
-    key_usage_settings=KeyUsageConstraints(key_usage={'non_repudiation'}),
-))
-ts = status.timestamp_validity
-print(json.dumps({
-    'intact': status.intact, 'valid': status.valid, 'trusted': status.trusted,
-    'bottom_line': status.bottom_line,
-    'timestamp': None if ts is None else {'intact': ts.intact, 'valid': ts.valid, 'trusted': ts.trusted},
-}))
-"#;
+/// The shared pyHanko check of a detached CAdES signature (the end-to-end tests use it too).
+const PYHANKO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/scripts/pyhanko_cades.py");
 
 /// pyHanko's verdict on `p7s` over `document`; fails without the venv that scripts/env.sh
 /// installs (never a silent skip).
@@ -419,10 +396,9 @@ fn pyhanko(pki: &Pki, document: &[u8], p7s: &[u8]) -> String {
         .unwrap_or_else(|| Path::new(&std::env::var_os("HOME").expect("HOME")).join(".cache/hawiya/venv"));
     let python = venv.join("bin/python");
     assert!(python.exists(), "no pyHanko venv at {}: run ./scripts/test, which installs it (scripts/env.sh)", python.display());
-    std::fs::write(pki.file("check.py"), PYHANKO).unwrap();
     std::fs::write(pki.file("py-doc.bin"), document).unwrap();
     std::fs::write(pki.file("py-sig.p7s"), p7s).unwrap();
-    let out = Command::new(python).args(["check.py", "py-doc.bin", "py-sig.p7s", "root.pem"]).current_dir(pki.path()).output().unwrap();
+    let out = Command::new(python).args([PYHANKO, "py-doc.bin", "py-sig.p7s", "root.pem"]).current_dir(pki.path()).output().unwrap();
     assert!(out.status.success(), "pyHanko: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }

@@ -57,27 +57,7 @@ fn minimal_pdf(form: bool) -> Vec<u8> {
         objects.push(b"<< /FT /Tx /T (Name) /V (Hawiya) /Type /Annot /Subtype /Widget /Rect [10 10 100 30] /F 2 /P 3 0 R >>".to_vec());
         objects.push(b"[7 0 R]".to_vec());
     }
-    let mut out = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n".to_vec();
-    let mut offsets = Vec::new();
-    for (i, body) in objects.iter().enumerate() {
-        offsets.push(out.len());
-        out.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
-        out.extend_from_slice(body);
-        out.extend_from_slice(b"\nendobj\n");
-    }
-    let xref = out.len();
-    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f\r\n", objects.len() + 1).as_bytes());
-    for offset in offsets {
-        out.extend_from_slice(format!("{offset:010} 00000 n\r\n").as_bytes());
-    }
-    out.extend_from_slice(
-        format!(
-            "trailer\n<< /Size {} /Root 1 0 R /ID [<48617769796148617769796148617769> <48617769796148617769796148617769>] >>\nstartxref\n{xref}\n%%EOF\n",
-            objects.len() + 1
-        )
-        .as_bytes(),
-    );
-    out
+    pdf::write_document(&objects)
 }
 
 /// A throw-away PKI: root → signing CA → signer (P-256), and a TSA under the same CA.

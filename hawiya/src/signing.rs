@@ -81,8 +81,19 @@ impl SignatureMaker for Maker {
         Ok(ToBeSigned { octets: signing.to_be_signed().to_vec(), hash: signing.hash().to_vec(), format: format(&signing, archive) })
     }
 
-    async fn complete(&self, document: &Document, certificate: &[u8], signing_time: i64, format: Format, signature: &[u8]) -> Result<SignedFile, SigningError> {
+    async fn complete(
+        &self,
+        document: &Document,
+        certificate: &[u8],
+        signing_time: i64,
+        format: Format,
+        shown: &[u8],
+        signature: &[u8],
+    ) -> Result<SignedFile, SigningError> {
         let signing = Signing::prepare(&document.bytes, certificate, signing_time).map_err(refusal)?;
+        if signing.to_be_signed() != shown {
+            return Err(SigningError::DocumentChanged);
+        }
         let chain = self.chain().await?;
         let bytes = signing.complete(signature, self, &chain, format == Format::PadesLta).await.map_err(refusal)?;
         Ok(SignedFile { bytes, format })

@@ -119,9 +119,19 @@ pub trait SignatureMaker: Send + Sync {
     /// arguments give the same octets.
     fn prepare(&self, document: &Document, certificate: &[u8], signing_time: i64, archive: bool) -> Result<ToBeSigned, SigningError>;
 
-    /// Checks `signature` (by the device, over [`SignatureMaker::prepare`]'s octets), gets
-    /// the timestamp and the revocation evidence, and assembles the signed file in `format`.
-    async fn complete(&self, document: &Document, certificate: &[u8], signing_time: i64, format: Format, signature: &[u8]) -> Result<SignedFile, SigningError>;
+    /// Prepares again and checks that what is to be signed is `shown` (the octets the device
+    /// was given; [`SigningError::DocumentChanged`] otherwise), checks `signature` over them,
+    /// gets the timestamp and the revocation evidence, and assembles the signed file in
+    /// `format`.
+    async fn complete(
+        &self,
+        document: &Document,
+        certificate: &[u8],
+        signing_time: i64,
+        format: Format,
+        shown: &[u8],
+        signature: &[u8],
+    ) -> Result<SignedFile, SigningError>;
 }
 
 /// E-signatures as the provider runs them.
@@ -487,17 +497,11 @@ impl Provider {
             tracing::warn!(target: "audit", event = "signing.refused", reason = %e, "no signature made");
             SigningState::Failed { reason: reason_key(&e).into() }
         };
-        // What is signed now must be what the device was shown: the same document, the same
-        // certificate, the same octets.
+        // What is signed now must be what the device was shown: the same document and
+        // certificate give the same octets (they include the document's digest).
         let Some(certificate) = self.signing_certificate(&s.national_id).await? else { return Ok(failed(SigningError::Revoked)) };
-        let prepared = match service.maker.prepare(&document, &certificate, s.signing_time, s.format == Format::PadesLta) {
-            Ok(p) => p,
-            Err(e) => return Ok(failed(e)),
-        };
-        if B64.encode(&prepared.octets) != s.to_be_signed || hex::encode(crate::provider::sha256(&document.bytes)) != s.document_sha256 {
-            return Ok(failed(SigningError::DocumentChanged));
-        }
-        let signed = match service.maker.complete(&document, &certificate, s.signing_time, s.format, signature).await {
+        let Ok(shown) = B64.decode(&s.to_be_signed) else { return Ok(failed(SigningError::DocumentChanged)) };
+        let signed = match service.maker.complete(&document, &certificate, s.signing_time, s.format, &shown, signature).await {
             Ok(signed) => signed,
             Err(e) => return Ok(failed(e)),
         };

@@ -159,33 +159,6 @@ fn b_lt(d: &Deployment, citizen: &Citizen, prepared: &Prepared, target: Target) 
 
 // ---- CAdES ----
 
-/// pyHanko's detached-CMS validation with `root.pem` the only trust root and nothing fetched;
-/// `services-ca.pem` is offered for the TSA's path (the token carries the TSA certificate only).
-const PYHANKO_CADES: &str = r#"
-import asyncio, json, sys
-from asn1crypto import cms
-from pyhanko.keys import load_cert_from_pemder
-from pyhanko_certvalidator import ValidationContext
-from pyhanko.sign.validation import async_validate_detached_cms
-from pyhanko.sign.validation.settings import KeyUsageConstraints
-
-document, p7s = (open(p, 'rb').read() for p in sys.argv[1:3])
-root, services = (load_cert_from_pemder(p) for p in sys.argv[3:5])
-signed_data = cms.ContentInfo.load(p7s)['content']
-context = lambda: ValidationContext(trust_roots=[root], other_certs=[services], allow_fetching=False)
-status = asyncio.run(async_validate_detached_cms(
-    document, signed_data,
-    signer_validation_context=context(), ts_validation_context=context(),
-    key_usage_settings=KeyUsageConstraints(key_usage={'non_repudiation'}),
-))
-ts = status.timestamp_validity
-print(json.dumps({
-    'intact': status.intact, 'valid': status.valid, 'trusted': status.trusted,
-    'bottom_line': status.bottom_line,
-    'timestamp': None if ts is None else {'intact': ts.intact, 'valid': ts.valid, 'trusted': ts.trusted},
-}))
-"#;
-
 #[test]
 fn detached_cades_b_lt_verifies_with_openssl_and_pyhanko() {
     let d = deployment();
@@ -220,8 +193,9 @@ fn detached_cades_b_lt_verifies_with_openssl_and_pyhanko() {
     assert!(out.contains("Verification: OK"), "openssl ts -verify on the embedded token: {out}");
 
     // pyHanko.
-    std::fs::write(d.path("check_cades.py"), PYHANKO_CADES).unwrap();
-    let out = run(Command::new(venv_tool("python")).current_dir(d.dir.path()).args(["check_cades.py", "doc.bin", "sig.p7s", p(&root), p(&services)]));
+    // pyHanko, the national root the only anchor, the services CA offered for the TSA's path.
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pyhanko_cades.py");
+    let out = run(Command::new(venv_tool("python")).current_dir(d.dir.path()).args([script, "doc.bin", "sig.p7s", p(&root), p(&services)]));
     assert!(out.status.success(), "pyHanko: {}", text(&out));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),

@@ -859,6 +859,11 @@ async fn upload(b: &mut hawiya_e2e::web::Browser, form: &str, name: &str, bytes:
     (wait, shown_code(&page.body))
 }
 
+/// The signed page's download link.
+fn download_link(page: &str) -> String {
+    page.split(r#"id="download" href=""#).nth(1).and_then(|s| s.split('"').next()).expect("download link").replace("&amp;", "&")
+}
+
 /// pyHanko finds the signed PDF at `path` intact and trusted, its timestamp too, with the
 /// national root as the only anchor (the token carries the TSA's certificate; its issuer is
 /// offered for path building).
@@ -931,7 +936,7 @@ async fn a_citizen_signs_documents_with_pin2_and_validators_accept_them() {
     assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("Signed \"عقد إيجار.pdf\""), "sign approve: {}", stderr(&o));
     let done = b.get(&wait).await;
     assert!(done.body.contains("The document is signed.") && done.body.contains("PAdES-BASELINE-LT"), "{}", done.body);
-    let href = done.body.split(r#"id="download" href=""#).nth(1).and_then(|s| s.split('"').next()).expect("download link").replace("&amp;", "&");
+    let href = download_link(&done.body);
     let (status, disposition, signed) = b.download(&href).await;
     assert_eq!(status, 200);
     assert!(disposition.contains("filename*=UTF-8''%D8%B9%D9%82%D8%AF%20%D8%A5%D9%8A%D8%AC%D8%A7%D8%B1-signed.pdf"), "{disposition}");
@@ -966,7 +971,7 @@ async fn a_citizen_signs_documents_with_pin2_and_validators_accept_them() {
     assert!(o.status.success(), "sign approve: {}", stderr(&o));
     let done = b.get(&wait).await;
     assert!(done.body.contains("statement.txt.p7s") && done.body.contains("CAdES-BASELINE-LT"), "{}", done.body);
-    let href = done.body.split(r#"id="download" href=""#).nth(1).and_then(|s| s.split('"').next()).expect("download link").replace("&amp;", "&");
+    let href = download_link(&done.body);
     let (_, _, p7s) = b.download(&href).await;
     std::fs::write(d.path("statement.txt"), text).expect("write");
     std::fs::write(d.path("statement.p7s"), &p7s).expect("write");
@@ -988,7 +993,7 @@ async fn a_citizen_signs_documents_with_pin2_and_validators_accept_them() {
     assert!(o.status.success(), "sign approve: {}", stderr(&o));
     let done = b.get(&wait).await;
     assert!(done.body.contains("PAdES-BASELINE-LTA"), "{}", done.body);
-    let href = done.body.split(r#"id="download" href=""#).nth(1).and_then(|s| s.split('"').next()).expect("download link").replace("&amp;", "&");
+    let href = download_link(&done.body);
     let (_, _, archived) = b.download(&href).await;
     let lta = d.path("archive-signed.pdf");
     std::fs::write(&lta, &archived).expect("write");
@@ -1031,7 +1036,7 @@ async fn a_citizen_signs_documents_with_pin2_and_validators_accept_them() {
     let o = device(&card, &["approve", "--pin-stdin", "--code", &code], Some(PIN2), &env);
     assert!(o.status.success(), "{}", stderr(&o));
     let done = b.get(&second).await;
-    let href = done.body.split(r#"id="download" href=""#).nth(1).and_then(|s| s.split('"').next()).expect("download link").replace("&amp;", "&");
+    let href = download_link(&done.body);
     let (_, _, p7s) = b.download(&href).await;
     let signed = pkix::cms::SignedData::from_content_info(&p7s).expect("SignedData");
     let signature = signed.signer_infos.0.get(0).expect("signer").signature.as_bytes().to_vec();

@@ -5,7 +5,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::error::OAuthRequest;
-use super::{CSRF_COOKIE, PageParams, SESSION_COOKIE, Shared, cookie, error_page, page, page_lang, redirect, session_form, set_cookie};
+use super::{CSRF_COOKIE, PageParams, SESSION_COOKIE, Shared, cookie, error_page, own_client_login, page, page_lang, redirect, session_form, set_cookie};
 use crate::oauth::OAuthError;
 use crate::pages::{self, AccountConsent, AccountPage, text};
 use crate::unix_now as now;
@@ -29,22 +29,7 @@ pub(super) async fn account(State(p): State<Shared>, PageParams(OAuthRequest { h
         if params.get("code").is_some() || params.get("error").is_some() {
             return error_page(lang, StatusCode::UNAUTHORIZED, text(lang, "account.no_session"));
         }
-        // PKCE is required of the account client; nobody ever exchanges its code.
-        let (mut verifier, url) = ([0u8; 32], format!("{}/authorize", p.issuer()));
-        if aws_lc_rs::rand::fill(&mut verifier).is_err() {
-            return OAuthError::server("random").into_response();
-        }
-        let challenge = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, crate::provider::sha256(&verifier));
-        let Ok(mut url) = url::Url::parse(&url) else { return error_page(lang, StatusCode::INTERNAL_SERVER_ERROR, "the issuer is not a URL") };
-        url.query_pairs_mut()
-            .append_pair("client_id", crate::provider::ACCOUNT_CLIENT)
-            .append_pair("redirect_uri", &format!("{}/account", p.issuer()))
-            .append_pair("response_type", "code")
-            .append_pair("scope", "openid")
-            .append_pair("code_challenge", &challenge)
-            .append_pair("code_challenge_method", "S256")
-            .append_pair("ui_locales", lang.tag());
-        return redirect(url.as_str());
+        return own_client_login(&p, crate::provider::ACCOUNT_CLIENT, "/account", lang, None);
     };
     let csrf = match crate::provider::random_token() {
         Ok(c) => c,

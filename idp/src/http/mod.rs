@@ -136,6 +136,32 @@ fn page_lang(switch: Option<&str>, ui_locales: &[Lang], headers: &HeaderMap) -> 
         .unwrap_or(Lang::Ar)
 }
 
+/// Sends the browser through the ordinary authorization flow of one of the provider's own
+/// clients (the account page, the signing page), back to `page` on the issuer. PKCE is
+/// required of them; nobody ever exchanges the code, which the page discards.
+fn own_client_login(p: &Provider, client_id: &str, page: &str, lang: Lang, state: Option<&str>) -> Response {
+    let mut verifier = [0u8; 32];
+    if aws_lc_rs::rand::fill(&mut verifier).is_err() {
+        return crate::oauth::OAuthError::server("random").into_response();
+    }
+    let challenge = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, crate::provider::sha256(&verifier));
+    let Ok(mut url) = url::Url::parse(&format!("{}/authorize", p.issuer())) else {
+        return error_page(lang, StatusCode::INTERNAL_SERVER_ERROR, "the issuer is not a URL");
+    };
+    url.query_pairs_mut()
+        .append_pair("client_id", client_id)
+        .append_pair("redirect_uri", &format!("{}{page}", p.issuer()))
+        .append_pair("response_type", "code")
+        .append_pair("scope", "openid")
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("ui_locales", lang.tag());
+    if let Some(state) = state {
+        url.query_pairs_mut().append_pair("state", state);
+    }
+    redirect(url.as_str())
+}
+
 fn page(status: StatusCode, html: String) -> Response {
     (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
 }

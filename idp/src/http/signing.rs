@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::error::OAuthRequest;
-use super::{CSRF_COOKIE, PageParams, SESSION_COOKIE, Shared, client_address, cookie, error_page, page, page_lang, redirect, set_cookie};
+use super::{CSRF_COOKIE, PageParams, SESSION_COOKIE, Shared, client_address, cookie, error_page, own_client_login, page, page_lang, redirect, set_cookie};
 use crate::citizens::Lang;
 use crate::login::Browser;
 use crate::oauth::OAuthError;
@@ -36,28 +36,10 @@ async fn signer(p: &Provider, headers: &HeaderMap) -> Result<Option<LiveSession>
     Ok((level.level >= p.policies.signing().min_level).then_some(live))
 }
 
-/// Logs in (or steps up) through the provider's own signing client, back to `/sign`.
+/// Logs in (or steps up) through the provider's own signing client, back to `/sign` in the
+/// language it was left in (carried in `state`).
 fn login_redirect(p: &Provider, lang: Lang) -> Response {
-    // PKCE is required of the provider's own clients; nobody ever exchanges this code.
-    let mut verifier = [0u8; 32];
-    if aws_lc_rs::rand::fill(&mut verifier).is_err() {
-        return OAuthError::server("random").into_response();
-    }
-    let challenge = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, crate::provider::sha256(&verifier));
-    let Ok(mut url) = url::Url::parse(&format!("{}/authorize", p.issuer())) else {
-        return error_page(lang, StatusCode::INTERNAL_SERVER_ERROR, "the issuer is not a URL");
-    };
-    url.query_pairs_mut()
-        .append_pair("client_id", SIGN_CLIENT)
-        .append_pair("redirect_uri", &format!("{}/sign", p.issuer()))
-        .append_pair("response_type", "code")
-        .append_pair("scope", "openid")
-        .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256")
-        .append_pair("ui_locales", lang.tag())
-        // The page comes back in the language it was left in.
-        .append_pair("state", lang.tag());
-    redirect(url.as_str())
+    own_client_login(p, SIGN_CLIENT, "/sign", lang, Some(lang.tag()))
 }
 
 /// The form, with a fresh anti-CSRF token in its cookie.

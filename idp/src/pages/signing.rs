@@ -1,6 +1,7 @@
 //! The signing page: choose a document, see the verification code while the device asks
 //! for PIN2, download the signed file.
 
+use super::smart_id::waiting_for_device;
 use super::{escape, layout, text};
 use crate::citizens::Lang;
 
@@ -76,19 +77,11 @@ impl SignWaitingPage<'_> {
     pub fn render(&self) -> String {
         let lang = self.lang;
         let body = format!(
-            r#"<dl class="request"><dt>{doc_label}</dt><dd><bdi>{doc}</bdi></dd></dl>
-<p>{intro}</p>
-<p class="verification-code" aria-label="{label}"><strong id="verification-code">{code}</strong></p>
-<p role="status">{waiting}</p>
-<p><a href="{href}">{check}</a></p>"#,
-            doc_label = text(lang, "sign.document_name"),
-            doc = escape(self.document_name),
-            intro = text(lang, "sign.waiting_intro"),
-            label = text(lang, "smart_id.code_label"),
-            code = escape(self.code),
-            waiting = text(lang, "smart_id.waiting"),
-            href = escape(self.poll_href),
-            check = text(lang, "smart_id.check"),
+            r#"<dl class="request"><dt>{}</dt><dd><bdi>{}</bdi></dd></dl>
+{}"#,
+            text(lang, "sign.document_name"),
+            escape(self.document_name),
+            waiting_for_device(lang, text(lang, "sign.waiting_intro"), self.code, self.poll_href),
         );
         layout(lang, text(lang, "sign.heading"), Some(self.switch_href), &body)
     }

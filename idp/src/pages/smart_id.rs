@@ -23,19 +23,23 @@ impl SmartIdWaitingPage<'_> {
     /// The whole page.
     pub fn render(&self) -> String {
         let lang = self.lang;
-        let body = format!(
-            r#"{summary}<p>{intro}</p>
+        let body = format!("{}{}", self.summary.render(), waiting_for_device(lang, text(lang, "smart_id.intro"), self.code, self.poll_href));
+        layout(lang, text(lang, "smart_id.heading"), Some(self.switch_href), &body)
+    }
+}
+
+/// What every page that waits for the device shows: what to do, the verification code, that
+/// it is waiting, and a link to check again.
+pub(super) fn waiting_for_device(lang: Lang, intro: &str, code: &str, poll_href: &str) -> String {
+    format!(
+        r#"<p>{intro}</p>
 <p class="verification-code" aria-label="{label}"><strong id="verification-code">{code}</strong></p>
 <p role="status">{waiting}</p>
 <p><a href="{href}">{check}</a></p>"#,
-            summary = self.summary.render(),
-            intro = text(lang, "smart_id.intro"),
-            label = text(lang, "smart_id.code_label"),
-            code = escape(self.code),
-            waiting = text(lang, "smart_id.waiting"),
-            href = escape(self.poll_href),
-            check = text(lang, "smart_id.check"),
-        );
-        layout(lang, text(lang, "smart_id.heading"), Some(self.switch_href), &body)
-    }
+        label = text(lang, "smart_id.code_label"),
+        code = escape(code),
+        waiting = text(lang, "smart_id.waiting"),
+        href = escape(poll_href),
+        check = text(lang, "smart_id.check"),
+    )
 }
