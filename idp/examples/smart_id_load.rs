@@ -244,7 +244,7 @@ async fn sign(http: &reqwest::Client, a: &Agency, d: &Device, n: u64) -> Result<
         .await
         .map_err(|e| format!("pending: {e}"))?;
     let tbs = STANDARD.decode(pending["to_be_signed"].as_str().ok_or_else(|| format!("not a signing request: {pending}"))?).map_err(|e| e.to_string())?;
-    let code = idp::smart_id::verification_code(&aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &tbs).as_ref().to_vec());
+    let code = idp::smart_id::verification_code(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &tbs).as_ref());
     if Some(code.as_str()) != opened["verification_code"].as_str() {
         return Err(format!("the device's code {code} is not the agency's {}", opened["verification_code"]));
     }
@@ -404,7 +404,9 @@ async fn main() {
         return;
     }
     let [_, issuer, client, secret, redirect_uri, devices, pin, seconds] = &args[..] else {
-        eprintln!("usage: smart_id_load ISSUER CLIENT SECRET REDIRECT_URI DEVICES_DIR PIN1 SECONDS | sign ISSUER CLIENT SECRET DEVICES_DIR PIN2 DOCUMENT SECONDS | verify-cost | ocsp ISSUER DEVICE_DIR SECONDS");
+        eprintln!(
+            "usage: smart_id_load ISSUER CLIENT SECRET REDIRECT_URI DEVICES_DIR PIN1 SECONDS | sign ISSUER CLIENT SECRET DEVICES_DIR PIN2 DOCUMENT SECONDS | verify-cost | ocsp ISSUER DEVICE_DIR SECONDS"
+        );
         std::process::exit(2);
     };
     let devices = open_devices(devices, Which::Authentication, pin);
