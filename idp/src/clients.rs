@@ -103,6 +103,7 @@ fn default_service(client_id: &ClientId, name: Option<Localized>, policies: &Pol
         public_subject: false,
         require_pkce: false,
         resource_servers: Vec::new(),
+        validation_policy: None,
         registration: None,
     })
 }
