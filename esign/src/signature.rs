@@ -15,7 +15,7 @@
 
 use der::asn1::{Int, ObjectIdentifier, OctetString};
 use der::{Decode, Encode};
-use pkix::DigestAlgorithm;
+pub use pkix::DigestAlgorithm;
 use pkix::tsp::{PkiStatus, TimeStampResp};
 use x509_cert::Certificate;
 use x509_ocsp::ext::Nonce;
