@@ -184,8 +184,7 @@ pub fn notification_claims(issuer: &str, client_id: &str, request: &str, status:
 fn callback_uri(agency: &Client, uri: &str) -> Result<String, ApiError> {
     let invalid = |why: &str| ApiError::InvalidRequest(format!("callback_uri {why}"));
     let parsed = url::Url::parse(uri).map_err(|_| invalid("must be an absolute URL"))?;
-    let loopback = matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
-    if parsed.scheme() != "https" && !(parsed.scheme() == "http" && loopback) {
+    if !crate::clients::https_or_loopback(&parsed) {
         return Err(invalid("must be https (http only on a loopback host)"));
     }
     if !parsed.username().is_empty() || parsed.password().is_some() || parsed.fragment().is_some() {
@@ -414,6 +413,35 @@ mod tests {
         ] {
             assert_eq!(status_name(&failed(key)), name, "{key}");
         }
+    }
+
+    #[test]
+    fn callback_uris_share_a_redirect_uris_origin() {
+        let policies = policies::Policies::shipped().unwrap_or_else(|e| panic!("{e}"));
+        let registration = serde_json::from_value(serde_json::json!({
+            "redirect_uris": ["https://notary.example.jo/cb", "https://notary.example.jo/other"],
+            "token_endpoint_auth_method": "none",
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let agency = Client::new("notary", registration, &policies).unwrap_or_else(|e| panic!("{e}"));
+        let checked = |uri: &str| match callback_uri(&agency, uri) {
+            Ok(uri) => uri,
+            Err(ApiError::InvalidRequest(why)) => why,
+            Err(other) => panic!("{other:?}"),
+        };
+        assert_eq!(checked("https://notary.example.jo/esign/done?x=1"), "https://notary.example.jo/esign/done?x=1");
+        assert_eq!(checked("https://notary.example.jo:443/done"), "https://notary.example.jo/done", "the default port is the same origin");
+        let origin = "callback_uri must have the origin (scheme, host and port) of one of the agency's registered redirect URIs";
+        for uri in ["https://notary.example.jo:8443/done", "https://evil.example.jo/done", "https://example.jo/done", "https://notary.example.jo.evil.jo/done"]
+        {
+            assert_eq!(checked(uri), origin, "{uri}");
+        }
+        assert_eq!(checked("http://notary.example.jo/done"), "callback_uri must be https (http only on a loopback host)");
+        assert_eq!(checked("ftp://notary.example.jo/done"), "callback_uri must be https (http only on a loopback host)");
+        assert_eq!(checked("http://127.0.0.1:9000/done"), origin, "loopback, but not the agency's origin");
+        assert_eq!(checked("//notary.example.jo/done"), "callback_uri must be an absolute URL");
+        assert_eq!(checked("https://a:b@notary.example.jo/done"), "callback_uri must not carry credentials or a fragment");
+        assert_eq!(checked("https://notary.example.jo/done#x"), "callback_uri must not carry credentials or a fragment");
     }
 
     #[test]
