@@ -1190,6 +1190,12 @@ impl Api {
         self.send("/api/esign/v1/signing-requests/{id}/document", r).await
     }
 
+    /// Records `value` to be checked against the OpenAPI document's component schema `name`
+    /// (what is no response: a notification's claims).
+    fn record_schema(&mut self, name: &str, value: &Value) {
+        self.recorded.push(json!({"schema": name, "body": value}));
+    }
+
     /// Every recorded response against the OpenAPI document (jsonschema, from scripts/env.sh).
     fn check_against_openapi(&self, dir: &Path) {
         let recorded = dir.join("api-responses.json");
@@ -1544,6 +1550,7 @@ async fn an_agency_signs_a_document_hash_and_hears_back_at_its_callback() {
     let mut names: Vec<&str> = claims.as_object().expect("claims").keys().map(String::as_str).collect();
     names.sort_unstable();
     assert_eq!(names, ["aud", "exp", "iat", "iss", "jti", "signing_request", "status"], "nothing of the document or the signature");
+    api.record_schema("SigningNotification", &claims);
     // The agency fetches the result with its token.
     let r = api.document(&token, &id).await;
     assert_eq!((r.status, r.content_type.as_str()), (200, "application/pkcs7-signature"));
@@ -1588,6 +1595,7 @@ async fn an_agency_signs_a_document_hash_and_hears_back_at_its_callback() {
     assert!(o.status.success(), "{}", stderr(&o));
     let (_, claims) = notification(&d, &mut received, "/esign/notify").await;
     assert_eq!((claims["signing_request"].as_str(), claims["status"].as_str()), (Some(id.as_str()), Some("refused")), "{claims}");
+    api.record_schema("SigningNotification", &claims);
     assert_eq!(signatures(), 1);
     api.check_against_openapi(d.dir.path());
 }
@@ -1629,5 +1637,6 @@ async fn a_document_changed_between_the_request_and_the_approval_is_refused() {
     assert!(store.get(&format!("signing-result:{id}")).await.expect("get").is_none(), "no signature assembled");
     let (_, claims) = notification(&d, &mut received, "/cb").await;
     assert_eq!((claims["signing_request"].as_str(), claims["status"].as_str()), (Some(id.as_str()), Some("document_changed")), "{claims}");
+    api.record_schema("SigningNotification", &claims);
     api.check_against_openapi(d.dir.path());
 }
