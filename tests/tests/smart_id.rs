@@ -1487,7 +1487,7 @@ async fn an_agency_signs_a_document_hash_and_hears_back_at_its_callback() {
     let file = "حكم — a judgment the courts keep to themselves\n".as_bytes();
     let sha256 = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, file).as_ref().to_vec();
     let callback = format!("http://127.0.0.1:{port}/esign/notify");
-    let request = |document: Value, callback: &str| json!({"signer": {"national_id": SAMI}, "document": document, "callback_uri": callback});
+    let request = |document: Value, callback: &str| json!({"signer": {"national_id": SAMI}, "document": document, "callback_uri": callback, "display_text": "Judgment 2026/88, for your signature as witness"});
     let by_digest = |algorithm: &str, value: &[u8]| json!({"name": "judgment.txt", "digest": {"algorithm": algorithm, "value": b64(value)}});
 
     // Refusals, each precise, nothing stored, nothing on the device.
@@ -1539,6 +1539,7 @@ async fn an_agency_signs_a_document_hash_and_hears_back_at_its_callback() {
     let o = device(&card, &["pending"], None, &env);
     let shown = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(shown.contains("Courts asks you to sign \"judgment.txt\" (PIN2, signing key)") && shown.contains(&format!("Verification code: {code}")), "{shown}");
+    assert!(shown.contains("Judgment 2026/88, for your signature as witness"), "the display text as usual: {shown}");
     let o = device(&card, &["approve", "--pin-stdin", "--code", &code], Some(PIN2), &env);
     assert!(o.status.success(), "{}", stderr(&o));
     // The first delivery meets a 503; the retry brings the same token.
