@@ -8,6 +8,7 @@
 
 pub mod cms;
 mod digest;
+pub mod path;
 pub mod tsp;
 
 pub use digest::DigestAlgorithm;
