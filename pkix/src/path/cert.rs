@@ -306,7 +306,15 @@ fn attribute_values(name: &Name, oid: ObjectIdentifier) -> Vec<Option<String>> {
     name.0.iter().flat_map(|rdn| rdn.0.iter()).filter(|atv| atv.oid == oid).map(|atv| names::attribute_string(&atv.value)).collect()
 }
 
-/// A subject name for messages: the RFC 4514 string, or a placeholder for an empty name.
+/// A subject name for messages: the RFC 4514 string (cut after 200 characters), or a
+/// placeholder for an empty name.
 pub(crate) fn display_name(name: &Name) -> String {
-    if name.0.is_empty() { "(empty subject)".to_string() } else { name.to_string() }
+    if name.0.is_empty() {
+        return "(empty subject)".to_string();
+    }
+    let text = name.to_string();
+    match text.char_indices().nth(200) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
 }

@@ -82,6 +82,10 @@ pub struct PathOptions {
     /// trust anchor must not carry extendedKeyUsage and its authority key identifier, if any,
     /// must be its own key identifier only.
     pub web_pki_server: bool,
+    /// With [`PathOptions::web_pki_server`], also require the end-entity's common name to be a
+    /// copy of one of its subjectAltName entries (BR §7.1.4.3, an obligation of the CA that
+    /// not every verifier enforces).
+    pub web_pki_common_name: bool,
     /// Refuse a path when the revocation source has no answer for one of its certificates.
     pub require_revocation_status: bool,
 }
@@ -98,6 +102,7 @@ impl PathOptions {
             max_intermediates: 8,
             policy: PolicyOptions::default(),
             web_pki_server: false,
+            web_pki_common_name: true,
             require_revocation_status: false,
         }
     }
@@ -153,9 +158,19 @@ pub fn validate<T: AsRef<[u8]>>(
     revocation: Option<&dyn Revocation>,
 ) -> Result<ValidatedPath, PathError> {
     let leaf = ParsedCert::from_der(leaf).map_err(|e| PathError::Malformed { what: "end-entity".into(), reason: e.to_string() })?;
+    // The same certificate given twice (a CMS that repeats its chain) is one candidate.
+    let mut seen: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
     let mut pool = vec![leaf];
-    pool.extend(intermediates.iter().filter_map(|der| ParsedCert::from_der(der.as_ref()).ok()));
+    pool.extend(intermediates.iter().map(AsRef::as_ref).filter(|der| seen.insert(der)).filter_map(|der| ParsedCert::from_der(der).ok()));
+    let mut by_subject: HashMap<names::NameKey, Vec<Node>> = HashMap::new();
+    for (i, anchor) in anchors.certs.iter().enumerate() {
+        by_subject.entry(names::name_key(&anchor.cert.tbs_certificate.subject)).or_default().push(Node::Anchor(i));
+    }
+    for (i, cert) in pool.iter().enumerate().skip(1) {
+        by_subject.entry(names::name_key(&cert.cert.tbs_certificate.subject)).or_default().push(Node::Pool(i));
+    }
     let mut builder = Builder {
+        by_subject,
         pool: &pool,
         anchors: &anchors.certs,
         options,
@@ -167,6 +182,7 @@ pub fn validate<T: AsRef<[u8]>>(
         edge_error: None,
         gave_up: None,
         dead_end: None,
+        depth_limited: false,
     };
     let mut path = vec![Node::Pool(0)];
     if let Some(found) = builder.search(&mut path) {
@@ -184,7 +200,8 @@ pub fn validate<T: AsRef<[u8]>>(
     }
     let reason = match builder.dead_end {
         Some(dead_end) => format!("no certificate of {dead_end} among the intermediates and trust anchors"),
-        None => "every candidate path was refused".into(),
+        None if builder.depth_limited => format!("every path found would need more than {} intermediate certificates", options.max_intermediates),
+        None => "every candidate issuer leads back into the path (a loop)".into(),
     };
     Err(PathError::NoPath { subject, reason })
 }
@@ -203,6 +220,8 @@ enum Node {
 }
 
 struct Builder<'a> {
+    /// Anchors and intermediates by subject name, anchors first.
+    by_subject: HashMap<names::NameKey, Vec<Node>>,
     pool: &'a [ParsedCert],
     anchors: &'a [ParsedCert],
     options: &'a PathOptions,
@@ -214,6 +233,7 @@ struct Builder<'a> {
     edge_error: Option<PathError>,
     gave_up: Option<String>,
     dead_end: Option<String>,
+    depth_limited: bool,
 }
 
 impl<'a> Builder<'a> {
@@ -227,7 +247,7 @@ impl<'a> Builder<'a> {
     fn search(&mut self, path: &mut Vec<Node>) -> Option<ValidatedPath> {
         let &current = path.last()?;
         let child = self.cert(current);
-        let candidates: Vec<Node> = (0..self.anchors.len()).map(Node::Anchor).chain((1..self.pool.len()).map(Node::Pool)).collect();
+        let candidates = self.by_subject.get(&names::name_key(&child.cert.tbs_certificate.issuer)).cloned().unwrap_or_default();
         let mut any_issuer = false;
         for candidate in candidates {
             if self.gave_up.is_some() {
@@ -274,10 +294,9 @@ impl<'a> Builder<'a> {
                 }
             } else {
                 let intermediates = path[1..].iter().filter(|n| !self.cert(**n).self_issued).count();
-                if intermediates <= self.options.max_intermediates
-                    && path.len() < MAX_PATH_LEN
-                    && let Some(found) = self.search(path)
-                {
+                if intermediates > self.options.max_intermediates || path.len() >= MAX_PATH_LEN {
+                    self.depth_limited = true;
+                } else if let Some(found) = self.search(path) {
                     return Some(found);
                 }
             }
@@ -439,13 +458,13 @@ impl<'a> Builder<'a> {
                         return Err(broken(format!("extendedKeyUsage does not allow {required}")));
                     }
                 }
-                if options.web_pki_server {
-                    self.check_server_leaf(cert)?;
-                }
             }
             let constrained = is_leaf || !cert.self_issued;
             if !is_anchor && constrained {
                 check_names(cert, &constraints)?;
+            }
+            if is_leaf && options.web_pki_server {
+                self.check_server_leaf(cert)?;
             }
             if let Some((nc, critical)) = &cert.name_constraints {
                 if !critical {
@@ -486,6 +505,7 @@ impl<'a> Builder<'a> {
             return Err(broken("more than one common name"));
         }
         if let Some(cn) = common_names.first()
+            && self.options.web_pki_common_name
             && !cn.as_deref().is_some_and(|cn| names::common_name_in_san(cn, sans))
         {
             return Err(broken("the common name is not a copy of a subjectAltName entry"));
@@ -739,6 +759,16 @@ mod tests {
         let error = validate(&der(LEAF), &none, &anchors(), &options(time), None).err();
         assert!(matches!(&error, Some(PathError::NoPath { reason, .. }) if reason.contains("Test Issuing CA")), "{error:?}");
         assert_eq!(error.map(|e| e.sub_indication()), Some(SubIndication::NoCertificateChainFound));
+    }
+
+    #[test]
+    fn ten_thousand_intermediates_are_handled_in_bounded_time() {
+        let time = not_before(LEAF) + DAY;
+        let many: Vec<Vec<u8>> = (0..10_000).map(|i| if i % 2 == 0 { der(ICA) } else { der(LEAF_SHA1) }).collect();
+        let started = std::time::Instant::now();
+        let path = validate(&der(LEAF), &many, &anchors(), &options(time), None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(path.certificates.len(), 3);
+        assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
     }
 
     #[test]

@@ -54,6 +54,22 @@ fn normalized(value: &Any) -> Result<String, Vec<u8>> {
     }
 }
 
+/// See [`name_key`].
+pub(crate) type NameKey = Vec<Vec<(String, Result<String, Vec<u8>>)>>;
+
+/// A key under which equal names (in the sense of [`same_name`]) collide: per RDN, the sorted
+/// (type, normalised value) pairs.
+pub(crate) fn name_key(name: &Name) -> NameKey {
+    name.0
+        .iter()
+        .map(|rdn| {
+            let mut atvs: Vec<(String, Result<String, Vec<u8>>)> = rdn.0.iter().map(|atv| (atv.oid.to_string(), normalized(&atv.value))).collect();
+            atvs.sort();
+            atvs
+        })
+        .collect()
+}
+
 fn same_atv(a: &AttributeTypeAndValue, b: &AttributeTypeAndValue) -> bool {
     a.oid == b.oid && (a.value == b.value || normalized(&a.value) == normalized(&b.value))
 }
