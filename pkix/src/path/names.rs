@@ -429,6 +429,50 @@ mod tests {
         assert!(!dns_name_matches("*.com", "example.com"));
     }
 
+    fn constraint(permitted: Vec<GeneralName>, excluded: Vec<GeneralName>) -> NameConstraints {
+        let subtrees = |names: Vec<GeneralName>| {
+            if names.is_empty() { None } else { Some(names.into_iter().map(|base| GeneralSubtree { base, minimum: 0, maximum: None }).collect()) }
+        };
+        NameConstraints { permitted_subtrees: subtrees(permitted), excluded_subtrees: subtrees(excluded) }
+    }
+
+    #[test]
+    fn uri_constraints_compare_the_host() {
+        let nc =
+            constraint(vec![GeneralName::UniformResourceIdentifier(ia5(".example.sa"))], vec![GeneralName::UniformResourceIdentifier(ia5("bad.example.sa"))]);
+        assert!(check_constraints(&nc).is_ok());
+        assert!(check_name(&ConstrainedName::Uri("https://www.example.sa:8443/path"), &nc).is_ok());
+        let outside = check_name(&ConstrainedName::Uri("https://www.example.com/"), &nc);
+        assert!(outside.as_ref().is_err_and(|e| e.contains("outside the permitted")), "{outside:?}");
+        let excluded = check_name(&ConstrainedName::Uri("http://user@BAD.example.sa/"), &nc);
+        assert!(excluded.as_ref().is_err_and(|e| e.contains("excluded")), "{excluded:?}");
+        let no_host = check_name(&ConstrainedName::Uri("urn:isbn:123"), &nc);
+        assert!(no_host.as_ref().is_err_and(|e| e.contains("no host")), "{no_host:?}");
+    }
+
+    #[test]
+    fn email_and_ip_constraints() {
+        let nc = constraint(
+            vec![
+                GeneralName::Rfc822Name(ia5(".gov.sa")),
+                GeneralName::IpAddress(der::asn1::OctetString::new(vec![10, 0, 0, 0, 255, 0, 0, 0]).unwrap_or_else(|e| panic!("{e}"))),
+            ],
+            vec![GeneralName::Rfc822Name(ia5("root@mail.gov.sa"))],
+        );
+        assert!(check_constraints(&nc).is_ok());
+        assert!(check_name(&ConstrainedName::Email("citizen@mail.gov.sa".into()), &nc).is_ok());
+        assert!(check_name(&ConstrainedName::Email("root@mail.gov.sa".into()), &nc).is_err());
+        assert!(check_name(&ConstrainedName::Email("citizen@gov.sa".into()), &nc).is_err(), "a leading dot means subdomains only");
+        assert!(check_name(&ConstrainedName::Ip(&[10, 1, 2, 3]), &nc).is_ok());
+        assert!(check_name(&ConstrainedName::Ip(&[11, 1, 2, 3]), &nc).is_err());
+        let mut v6 = [0u8; 16];
+        v6[15] = 1;
+        assert!(check_name(&ConstrainedName::Ip(&v6), &nc).is_err(), "an IPv6 name is outside IPv4-only permitted iPAddress subtrees");
+        let bad_mask =
+            constraint(vec![GeneralName::IpAddress(der::asn1::OctetString::new(vec![10, 0, 0, 0, 255, 0, 255, 0]).unwrap_or_else(|e| panic!("{e}")))], vec![]);
+        assert!(check_constraints(&bad_mask).is_err());
+    }
+
     #[test]
     fn wildcard_against_constraints() {
         let name = ConstrainedName::Dns("*.example.com".into());
