@@ -5,6 +5,7 @@ use der::asn1::ObjectIdentifier;
 use der::{Decode, Encode};
 use x509_cert::Certificate;
 use x509_cert::certificate::Version;
+use x509_cert::ext::Extension;
 use x509_cert::ext::pkix::constraints::name::GeneralSubtrees;
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{
@@ -100,10 +101,16 @@ impl ParsedCert {
             unknown_critical: None,
             defect: None,
             serial_defect: None,
-            cert: cert.clone(),
+            cert,
         };
-        parsed.read_extensions();
-        parsed.check_sanity();
+        let extensions = parsed.cert.tbs_certificate.extensions.take();
+        parsed.read_extensions(extensions.as_deref().unwrap_or_default());
+        parsed.cert.tbs_certificate.extensions = extensions;
+        let (defects, serial_defect) = parsed.sanity_defects();
+        for defect in defects {
+            parsed.defect(defect);
+        }
+        parsed.serial_defect = serial_defect;
         Ok(parsed)
     }
 
@@ -113,10 +120,9 @@ impl ParsedCert {
         }
     }
 
-    fn read_extensions(&mut self) {
-        let extensions = self.cert.tbs_certificate.extensions.clone().unwrap_or_default();
+    fn read_extensions(&mut self, extensions: &[Extension]) {
         let mut seen: Vec<ObjectIdentifier> = Vec::new();
-        for ext in &extensions {
+        for ext in extensions {
             if seen.contains(&ext.extn_id) {
                 self.defect(format!("extension {} appears more than once (RFC 5280 §4.2)", ext.extn_id));
             }
@@ -238,14 +244,15 @@ impl ParsedCert {
         }
     }
 
-    fn check_sanity(&mut self) {
-        let cert = self.cert.clone();
-        let tbs = &cert.tbs_certificate;
-        if algorithm_der(&tbs.signature) != algorithm_der(&cert.signature_algorithm) {
-            self.defect("the signature algorithm inside the certificate differs from the one outside (RFC 5280 §4.1.1.2)");
+    /// The defects of the certificate's fields, and a serial number RFC 5280 forbids.
+    fn sanity_defects(&self) -> (Vec<String>, Option<String>) {
+        let tbs = &self.cert.tbs_certificate;
+        let mut defects: Vec<String> = Vec::new();
+        if algorithm_der(&tbs.signature) != algorithm_der(&self.cert.signature_algorithm) {
+            defects.push("the signature algorithm inside the certificate differs from the one outside (RFC 5280 §4.1.1.2)".into());
         }
         let serial = tbs.serial_number.as_bytes();
-        self.serial_defect = if serial.first().is_some_and(|b| b & 0x80 != 0) {
+        let serial_defect = if serial.first().is_some_and(|b| b & 0x80 != 0) {
             Some("negative serial number (RFC 5280 §4.1.2.2)".into())
         } else if serial.iter().all(|b| *b == 0) {
             Some("serial number zero (RFC 5280 §4.1.2.2)".into())
@@ -255,25 +262,25 @@ impl ParsedCert {
             None
         };
         if tbs.version != Version::V3 {
-            self.defect("not an X.509 version 3 certificate");
+            defects.push("not an X.509 version 3 certificate".into());
         }
         if tbs.issuer.0.is_empty() {
-            self.defect("empty issuer name (RFC 5280 §4.1.2.4)");
+            defects.push("empty issuer name (RFC 5280 §4.1.2.4)".into());
         }
         if tbs.issuer_unique_id.is_some() || tbs.subject_unique_id.is_some() {
-            self.defect("unique identifiers are not allowed (RFC 5280 §4.1.2.8)");
+            defects.push("unique identifiers are not allowed (RFC 5280 §4.1.2.8)".into());
         }
         if tbs.subject.0.is_empty() {
             match &self.subject_alt_name {
-                None => self.defect("empty subject and no subjectAltName (RFC 5280 §4.1.2.6)"),
-                Some((_, false)) => self.defect("empty subject with a non-critical subjectAltName (RFC 5280 §4.2.1.6)"),
+                None => defects.push("empty subject and no subjectAltName (RFC 5280 §4.1.2.6)".into()),
+                Some((_, false)) => defects.push("empty subject with a non-critical subjectAltName (RFC 5280 §4.2.1.6)".into()),
                 Some(_) => {}
             }
         }
-        let san_defect = self.sans().iter().find_map(names::general_name_defect);
-        if let Some(why) = san_defect {
-            self.defect(format!("subjectAltName: {why}"));
+        if let Some(why) = self.sans().iter().find_map(names::general_name_defect) {
+            defects.push(format!("subjectAltName: {why}"));
         }
+        (defects, serial_defect)
     }
 
     /// The common names of the subject, as text (None for a value that is not a string).
