@@ -761,6 +761,37 @@ mod tests {
         assert_eq!(error.map(|e| e.sub_indication()), Some(SubIndication::NoCertificateChainFound));
     }
 
+    /// The issuing CA's CRL (made by `openssl ca`) as a revocation source.
+    #[derive(Debug)]
+    struct Crls(Vec<Crl>);
+
+    impl Revocation for Crls {
+        fn status(&self, certificate: &Certificate, issuer: &Certificate, time: SystemTime) -> Result<RevocationStatus, RevocationError> {
+            Crl::status_among(&self.0, certificate, issuer, time, &AlgorithmPolicy::default())
+        }
+    }
+
+    #[test]
+    fn an_openssl_crl_revokes_the_leaf_until_it_is_stale() {
+        let crl_der = der(include_str!("../../testdata/path/ica-crl.pem"));
+        let crls = Crls(vec![Crl::from_der(&crl_der).unwrap_or_else(|e| panic!("{e}"))]);
+        let time = not_before(LEAF) + DAY;
+        let error = validate(&der(LEAF), &[der(ICA)], &anchors(), &options(time), Some(&crls));
+        assert!(
+            matches!(&error, Err(PathError::Revoked { subject, reason: Some(x509_cert::ext::pkix::CrlReason::KeyCompromise), .. }) if subject.contains("Citizen Test")),
+            "{error:?}"
+        );
+        // The issuing CA itself has no CRL from the root here: unknown, and not required.
+        let stale = validate(&der(LEAF), &[der(ICA)], &anchors(), &options(not_before(LEAF) + 31 * DAY), Some(&crls));
+        assert!(matches!(&stale, Err(PathError::RevocationUnknown { reason, .. }) if reason.contains("nextUpdate")), "{stale:?}");
+        let mut tampered = crl_der.clone();
+        let last = tampered.len() - 1;
+        tampered[last] ^= 1;
+        let crls = Crls(vec![Crl::from_der(&tampered).unwrap_or_else(|e| panic!("{e}"))]);
+        let forged = validate(&der(LEAF), &[der(ICA)], &anchors(), &options(time), Some(&crls));
+        assert!(matches!(&forged, Err(PathError::RevocationUnknown { reason, .. }) if reason.contains("signature")), "{forged:?}");
+    }
+
     #[test]
     fn ten_thousand_intermediates_are_handled_in_bounded_time() {
         let time = not_before(LEAF) + DAY;

@@ -5,6 +5,7 @@
 #   -> ica (P-384, signed by root with RSASSA-PSS/SHA-256, policy 1.3.6.1.4.1.99999.1)
 #      -> leaf (Ed25519, signed by ica with ecdsa-with-SHA384, clientAuth, policy 1.3.6.1.4.1.99999.1)
 #      -> leaf-sha1 (P-256, signed by ica with ecdsa-with-SHA1)
+#   ica-crl.pem: ica's CRL (ecdsa-with-SHA384, nextUpdate 30 days on) revoking leaf for keyCompromise
 set -eu
 cd "$(dirname "$0")"
 work=$(mktemp -d)
@@ -41,3 +42,19 @@ openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$work/sha1.
 openssl req -new -key "$work/sha1.key" -subj "/C=SA/CN=Citizen SHA-1" -out "$work/sha1.csr"
 openssl x509 -req -in "$work/sha1.csr" -CA ica.pem -CAkey "$work/ica.key" -set_serial 4 -days 3650 -sha1 \
   -extfile "$work/ext.cnf" -extensions leaf -out leaf-sha1.pem
+printf '' > "$work/index.txt"
+echo 01 > "$work/crlnumber"
+cat > "$work/ca.cnf" <<CNF
+[ca]
+default_ca = ica
+[ica]
+database = $work/index.txt
+crlnumber = $work/crlnumber
+default_md = sha384
+default_crl_days = 30
+crl_extensions = crl_ext
+[crl_ext]
+authorityKeyIdentifier = keyid:always
+CNF
+openssl ca -config "$work/ca.cnf" -keyfile "$work/ica.key" -cert ica.pem -revoke leaf.pem -crl_reason keyCompromise 2>/dev/null
+openssl ca -config "$work/ca.cnf" -keyfile "$work/ica.key" -cert ica.pem -gencrl -out ica-crl.pem 2>/dev/null
