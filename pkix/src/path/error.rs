@@ -11,10 +11,15 @@ pub enum SubIndication {
     /// No path from the certificate to a trust anchor could be built.
     NoCertificateChainFound,
     /// A certificate of the path was not valid at the validation time (expired or not yet
-    /// valid) and no proof of existence before that moment is known.
+    /// valid) and no proof of existence before that moment is known. A caller that holds
+    /// revocation evidence up to the expiry reports OUT_OF_BOUNDS_NOT_REVOKED instead; the
+    /// [`PathError::Expired`] / [`PathError::NotYetValid`] variants tell it which bound.
     OutOfBoundsNoPoe,
-    /// A certificate of the path is revoked.
+    /// The end-entity certificate is revoked.
     Revoked,
+    /// A CA certificate of the path is revoked (and no proof of existence of the signed object
+    /// before the revocation is known at this level).
+    RevokedCaNoPoe,
     /// The revocation status of a certificate of the path could not be determined.
     TryLater,
     /// A constraint of the path (basic constraints, key usage, names, policies, profile) is broken.
@@ -70,10 +75,12 @@ pub enum PathError {
         at: u64,
     },
     /// A certificate is revoked.
-    #[error("certificate «{subject}» is revoked{}", revoked_detail(*.revoked_at, *.reason))]
+    #[error("{} «{subject}» is revoked{}", if *.end_entity { "certificate" } else { "CA certificate" }, revoked_detail(*.revoked_at, *.reason))]
     Revoked {
         /// The certificate's subject.
         subject: String,
+        /// Whether it is the end-entity (REVOKED) rather than a CA of the path (REVOKED_CA_NO_POE).
+        end_entity: bool,
         /// When it was revoked.
         revoked_at: SystemTime,
         /// The reason given, if any.
@@ -144,7 +151,8 @@ impl PathError {
             PathError::Malformed { .. } => SubIndication::FormatFailure,
             PathError::NoPath { .. } | PathError::TooComplex { .. } => SubIndication::NoCertificateChainFound,
             PathError::Expired { .. } | PathError::NotYetValid { .. } => SubIndication::OutOfBoundsNoPoe,
-            PathError::Revoked { .. } => SubIndication::Revoked,
+            PathError::Revoked { end_entity: true, .. } => SubIndication::Revoked,
+            PathError::Revoked { end_entity: false, .. } => SubIndication::RevokedCaNoPoe,
             PathError::RevocationUnknown { .. } => SubIndication::TryLater,
             PathError::Constraint { .. } | PathError::NameMismatch { .. } => SubIndication::ChainConstraintsFailure,
             PathError::Crypto { .. } => SubIndication::CryptoConstraintsFailure,

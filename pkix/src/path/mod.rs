@@ -521,13 +521,13 @@ impl<'a> Builder<'a> {
                 Ok(())
             };
         };
-        for pair in certs.windows(2) {
+        for (index, pair) in certs.windows(2).enumerate() {
             let (cert, issuer) = (pair[0], pair[1]);
             let unknown = |reason: String| PathError::RevocationUnknown { subject: cert.subject_text.clone(), reason };
             match source.status(&cert.cert, &issuer.cert, self.options.time) {
                 Ok(RevocationStatus::Good) => {}
                 Ok(RevocationStatus::Revoked { at, reason }) => {
-                    return Err(PathError::Revoked { subject: cert.subject_text.clone(), revoked_at: at, reason });
+                    return Err(PathError::Revoked { subject: cert.subject_text.clone(), end_entity: index == 0, revoked_at: at, reason });
                 }
                 Ok(RevocationStatus::Unknown) if self.options.require_revocation_status => return Err(unknown("no evidence".into())),
                 Ok(RevocationStatus::Unknown) => {}
@@ -660,11 +660,11 @@ mod tests {
         let time = not_before(LEAF) + 10 * DAY;
         let source = Source::new("Test Issuing CA", not_before(LEAF) + DAY);
         let error = validate(&der(LEAF), &[der(ICA)], &anchors(), &options(time), Some(&source)).err();
-        let Some(PathError::Revoked { subject, revoked_at, reason }) = &error else { panic!("expected Revoked, got {error:?}") };
+        let Some(PathError::Revoked { subject, end_entity: false, revoked_at, reason }) = &error else { panic!("expected Revoked, got {error:?}") };
         assert!(subject.contains("Test Issuing CA"), "{subject}");
         assert_eq!(*revoked_at, not_before(LEAF) + DAY);
         assert_eq!(*reason, Some(x509_cert::ext::pkix::CrlReason::KeyCompromise));
-        assert_eq!(error.as_ref().map(PathError::sub_indication), Some(SubIndication::Revoked));
+        assert_eq!(error.as_ref().map(PathError::sub_indication), Some(SubIndication::RevokedCaNoPoe));
         let asked = source.asked.lock().unwrap_or_else(|e| e.into_inner()).clone();
         assert_eq!(asked.len(), 2, "{asked:?}");
         assert!(asked.iter().all(|(subject, _, at)| !subject.contains("Test Root") && *at == time), "{asked:?}");
@@ -678,7 +678,8 @@ mod tests {
         let before = validate(&der(LEAF), &[der(ICA)], &anchors(), &options(revoked_at - DAY), Some(&source));
         assert!(before.is_ok(), "valid the day before its revocation: {before:?}");
         let after = validate(&der(LEAF), &[der(ICA)], &anchors(), &options(revoked_at + DAY), Some(&source));
-        assert!(matches!(&after, Err(PathError::Revoked { subject, .. }) if subject.contains("Citizen Test")), "{after:?}");
+        assert!(matches!(&after, Err(PathError::Revoked { subject, end_entity: true, .. }) if subject.contains("Citizen Test")), "{after:?}");
+        assert_eq!(after.err().map(|e| e.sub_indication()), Some(SubIndication::Revoked));
     }
 
     #[test]
