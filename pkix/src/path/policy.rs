@@ -187,3 +187,65 @@ fn push_unique(set: &mut Vec<ObjectIdentifier>, oid: ObjectIdentifier) {
         set.push(oid);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use x509_cert::ext::pkix::PolicyConstraints;
+
+    use super::*;
+
+    const A: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.99999.10");
+    const B: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.99999.11");
+
+    /// A certificate of the test chain with the policy extensions replaced.
+    fn cert(policies: Option<Vec<ObjectIdentifier>>, mappings: Option<Vec<(ObjectIdentifier, ObjectIdentifier)>>) -> ParsedCert {
+        let (_, der) = der::pem::decode_vec(include_str!("../../testdata/path/ica.pem").as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        let mut cert = ParsedCert::from_der(&der).unwrap_or_else(|e| panic!("{e}"));
+        cert.policies = policies;
+        cert.policy_mappings = mappings;
+        cert.policy_constraints = None;
+        cert.inhibit_any_policy = None;
+        cert
+    }
+
+    fn run(options: &PolicyOptions, path: &[ParsedCert]) -> Result<Vec<ObjectIdentifier>, String> {
+        let mut state = PolicyState::new(options, path.len() as u32);
+        for (i, cert) in path.iter().enumerate() {
+            state.process(cert, i == path.len() - 1)?;
+        }
+        state.finish(options)
+    }
+
+    fn explicit(set: Vec<ObjectIdentifier>) -> PolicyOptions {
+        PolicyOptions { initial_policy_set: set, initial_explicit_policy: true, ..PolicyOptions::default() }
+    }
+
+    #[test]
+    fn a_mapping_carries_the_issuer_domain_policy() {
+        let path = [cert(Some(vec![A]), Some(vec![(A, B)])), cert(Some(vec![B]), None)];
+        assert_eq!(run(&explicit(vec![A]), &path), Ok(vec![A]));
+        assert!(run(&explicit(vec![B]), &path).is_err(), "B is the subject-domain name of A, not an authority-domain policy");
+        let inhibited = PolicyOptions { initial_policy_mapping_inhibit: true, ..explicit(vec![]) };
+        assert!(run(&inhibited, &path).is_err(), "with mapping inhibited, the mapped node is deleted");
+        assert_eq!(run(&PolicyOptions { initial_explicit_policy: false, ..inhibited }, &path), Ok(vec![]));
+    }
+
+    #[test]
+    fn any_policy_counts_only_until_inhibited() {
+        let path = [cert(Some(vec![ANY_POLICY]), None), cert(Some(vec![A]), None)];
+        assert_eq!(run(&explicit(vec![]), &path), Ok(vec![A]));
+        let inhibited = PolicyOptions { initial_any_policy_inhibit: true, ..explicit(vec![]) };
+        assert!(run(&inhibited, &path).is_err());
+        let leaf_any = [cert(Some(vec![A]), None), cert(Some(vec![ANY_POLICY]), None)];
+        assert_eq!(run(&explicit(vec![]), &leaf_any), Ok(vec![A]), "anyPolicy in the leaf keeps the expected policy");
+    }
+
+    #[test]
+    fn require_explicit_policy_in_a_ca_binds_the_path_below() {
+        let mut ca = cert(Some(vec![A]), None);
+        ca.policy_constraints = Some(PolicyConstraints { require_explicit_policy: Some(0), inhibit_policy_mapping: None });
+        let error = run(&PolicyOptions::default(), &[ca, cert(None, None)]);
+        assert!(error.as_ref().is_err_and(|e| e.contains("explicit policy")), "{error:?}");
+        assert_eq!(run(&PolicyOptions::default(), &[cert(Some(vec![A]), None), cert(None, None)]), Ok(vec![]));
+    }
+}
