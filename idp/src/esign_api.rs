@@ -282,6 +282,7 @@ impl Provider {
             return Err(ApiError::InvalidRequest(format!("display_text must be 1 to {MAX_DISPLAY_TEXT} characters, without control characters")));
         }
         let citizen_id = self.esign_signer(agency, &request.signer).await?;
+        self.esign_signer_level(agency, &citizen_id).await?;
         let signing = SigningRequest {
             citizen_id,
             owner: agency_owner(agency),
@@ -356,6 +357,27 @@ impl Provider {
                 citizen.map(|c| c.id).ok_or_else(|| ApiError::NotFound("no such citizen".into()))
             }
             _ => Err(ApiError::InvalidRequest("signer must name the citizen by exactly one of sub and national_id".into())),
+        }
+    }
+
+    /// Refuses a signer whose smart-ID cannot make a signature the agency's own validation
+    /// policy accepts (its `signer_min_level`: a qualified signature needs the key on a smart
+    /// card), before the citizen is asked for anything.
+    async fn esign_signer_level(&self, agency: &Client, citizen_id: &str) -> Result<(), ApiError> {
+        let policy = agency.service.validation_policy.as_deref().and_then(|id| self.policies.validation_policy(id));
+        let policy = policy.unwrap_or_else(|| self.policies.default_validation_policy());
+        let Some(required) = &policy.signer_min_level else { return Ok(()) };
+        let citizen = self.durable.citizen_by_id(citizen_id).await?.ok_or_else(|| ApiError::NotFound("no such citizen".into()))?;
+        match self.smart_id_level(&citizen.national_id).await? {
+            None => Err(ApiError::NoSmartId),
+            Some(level) if level >= *required => Ok(()),
+            Some(level) => Err(ApiError::AccessDenied(format!(
+                "the citizen's smart-ID reaches {} (a software key); {}'s validation policy {} accepts signatures from {} (a key on a smart card)",
+                level.name(),
+                agency.id,
+                policy.id,
+                required.name()
+            ))),
         }
     }
 

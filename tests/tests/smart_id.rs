@@ -1329,6 +1329,17 @@ async fn an_agency_asks_a_citizen_to_sign_through_the_api() {
     let r =
         api.create(Some(&notary), &json!({"signer": {"sub": sub}, "document": {"name": "a.pdf", "content": b64(&pdf)}, "display_text": "x".repeat(201)})).await;
     assert_eq!((r.status, r.error().1.as_str()), (400, "invalid_request"));
+    // Layla's smart-ID keeps its key in software: the notary's validation policy (qualified)
+    // would never accept her signature, so she is not asked.
+    let phone = d.path("layla-phone");
+    let o = activate(&d, &phone, &enroll(&d, LAYLA, "software"), &[], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = api.create(Some(&notary), &request(json!({"national_id": LAYLA}))).await;
+    let (status, error, why) = r.error();
+    assert_eq!((status, error.as_str()), (403, "access_denied"), "{why}");
+    assert!(why.contains("reaches substantial") && why.contains("validation policy qualified") && why.contains("from high"), "{why}");
+    let o = device(&phone, &["pending"], None, &[]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "No pending request.", "Layla's device was not asked");
     assert_eq!(signatures(), 0, "no refusal signs or records anything");
     let o = device(&card, &["pending"], None, &env);
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "No pending request.", "no refusal reached the device");
