@@ -13,6 +13,7 @@
 
 pub mod cms;
 mod digest;
+pub mod etsi;
 pub mod path;
 pub mod tsp;
 

@@ -4,33 +4,7 @@ use std::time::SystemTime;
 
 use x509_cert::ext::pkix::CrlReason;
 
-/// The ETSI EN 319 102-1 sub-indication a [`PathError`] corresponds to (§5.1.3, table 5).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum SubIndication {
-    /// No path from the certificate to a trust anchor could be built.
-    NoCertificateChainFound,
-    /// A certificate of the path was not valid at the validation time (expired or not yet
-    /// valid) and no proof of existence before that moment is known. A caller that holds
-    /// revocation evidence up to the expiry reports OUT_OF_BOUNDS_NOT_REVOKED instead; the
-    /// [`PathError::Expired`] / [`PathError::NotYetValid`] variants tell it which bound.
-    OutOfBoundsNoPoe,
-    /// The end-entity certificate is revoked.
-    Revoked,
-    /// A CA certificate of the path is revoked (and no proof of existence of the signed object
-    /// before the revocation is known at this level).
-    RevokedCaNoPoe,
-    /// The revocation status of a certificate of the path could not be determined.
-    TryLater,
-    /// A constraint of the path (basic constraints, key usage, names, policies, profile) is broken.
-    ChainConstraintsFailure,
-    /// A key or algorithm is below the algorithm policy, or not supported.
-    CryptoConstraintsFailure,
-    /// A signature of the path does not verify.
-    SigCryptoFailure,
-    /// A certificate cannot be decoded.
-    FormatFailure,
-}
+pub use crate::etsi::SubIndication;
 
 /// Why a certificate path was refused. Every variant names the certificate (its subject) and
 /// the rule it breaks.
