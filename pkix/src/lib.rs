@@ -14,6 +14,8 @@
 pub mod cms;
 mod digest;
 pub mod etsi;
+pub mod evidence;
+pub mod ocsp;
 pub mod path;
 pub mod tsp;
 

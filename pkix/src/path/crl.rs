@@ -24,6 +24,17 @@ const ISSUER_ALT_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.1
 const CRL_REASON: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.21");
 const INVALIDITY_DATE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.24");
 
+/// What an authentic CRL of the issuer says about a certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CrlAnswer {
+    /// thisUpdate.
+    pub this_update: SystemTime,
+    /// nextUpdate, if given.
+    pub next_update: Option<SystemTime>,
+    /// When the certificate was revoked and why, if it is listed.
+    pub revoked: Option<(SystemTime, Option<CrlReason>)>,
+}
+
 /// A decoded CRL.
 #[derive(Clone, Debug)]
 pub struct Crl {
@@ -41,7 +52,7 @@ impl Crl {
 
     /// What this CRL says about `certificate` issued by `issuer` at `time`: `Unknown` when it
     /// is not the issuer's CRL (or does not cover that kind of certificate); an error when it is
-    /// the issuer's CRL but cannot be relied on.
+    /// the issuer's CRL but cannot be relied on, or was not current at `time`.
     pub fn status(
         &self,
         certificate: &Certificate,
@@ -49,9 +60,29 @@ impl Crl {
         time: SystemTime,
         algorithms: &AlgorithmPolicy,
     ) -> Result<RevocationStatus, RevocationError> {
+        let Some(answer) = self.answer(certificate, issuer, algorithms)? else { return Ok(RevocationStatus::Unknown) };
+        let bad = |why: &str| Err(RevocationError(format!("CRL of «{}»: {why}", self.list.tbs_cert_list.issuer)));
+        let at = time.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        if secs(answer.this_update) > at {
+            return bad("issued after the time asked about");
+        }
+        if answer.next_update.is_some_and(|next| secs(next) < at) {
+            return bad("its nextUpdate is before the time asked about");
+        }
+        Ok(match answer.revoked {
+            Some((revoked, reason)) if secs(revoked) <= at => RevocationStatus::Revoked { at: revoked, reason },
+            _ => RevocationStatus::Good,
+        })
+    }
+
+    /// What this CRL says about `certificate` issued by `issuer`, whatever the time: `None` when
+    /// it is not the issuer's CRL (or does not cover that kind of certificate); an error when it
+    /// is the issuer's CRL but cannot be relied on (signature, cRLSign, extensions).
+    pub fn answer(&self, certificate: &Certificate, issuer: &Certificate, algorithms: &AlgorithmPolicy) -> Result<Option<CrlAnswer>, RevocationError> {
         let tbs = &self.list.tbs_cert_list;
         if !same_name(&tbs.issuer, &issuer.tbs_certificate.subject) || !same_name(&tbs.issuer, &certificate.tbs_certificate.issuer) {
-            return Ok(RevocationStatus::Unknown);
+            return Ok(None);
         }
         let bad = |why: &str| Err(RevocationError(format!("CRL of «{}»: {why}", tbs.issuer)));
         if let Some(ku) = extension::<KeyUsage>(issuer, KEY_USAGE)
@@ -82,7 +113,7 @@ impl Crl {
                 }
                 let is_ca = extension::<BasicConstraints>(certificate, BASIC_CONSTRAINTS).is_some_and(|bc| bc.ca);
                 if (idp.only_contains_user_certs && is_ca) || (idp.only_contains_ca_certs && !is_ca) {
-                    return Ok(RevocationStatus::Unknown);
+                    return Ok(None);
                 }
             } else if ext.critical && ext.extn_id != AUTHORITY_KEY_ID && ext.extn_id != ISSUER_ALT_NAME {
                 return bad(&format!("unsupported critical extension {}", ext.extn_id));
@@ -91,14 +122,8 @@ impl Crl {
         if !has_number {
             return bad("no cRLNumber (RFC 5280 §5.2.3)");
         }
-        let at = time.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        if tbs.this_update.to_unix_duration().as_secs() > at {
-            return bad("issued after the time asked about");
-        }
-        if tbs.next_update.is_some_and(|next| next.to_unix_duration().as_secs() < at) {
-            return bad("its nextUpdate is before the time asked about");
-        }
         let serial = certificate.tbs_certificate.serial_number.as_bytes();
+        let mut revoked = None;
         for entry in tbs.revoked_certificates.iter().flatten() {
             if entry.serial_number.as_bytes() != serial {
                 continue;
@@ -111,14 +136,10 @@ impl Crl {
                     return bad(&format!("unsupported critical entry extension {}", ext.extn_id));
                 }
             }
-            if reason == Some(CrlReason::RemoveFromCRL) {
-                return Ok(RevocationStatus::Good);
-            }
-            if entry.revocation_date.to_unix_duration().as_secs() <= at {
-                return Ok(RevocationStatus::Revoked { at: entry.revocation_date.to_system_time(), reason });
-            }
+            revoked = (reason != Some(CrlReason::RemoveFromCRL)).then(|| (entry.revocation_date.to_system_time(), reason));
+            break;
         }
-        Ok(RevocationStatus::Good)
+        Ok(Some(CrlAnswer { this_update: tbs.this_update.to_system_time(), next_update: tbs.next_update.map(|n| n.to_system_time()), revoked }))
     }
 
     /// The combined answer of several CRLs: revoked if one says so, an error if one of the

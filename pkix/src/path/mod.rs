@@ -22,7 +22,7 @@
 mod cert;
 mod crl;
 mod error;
-mod names;
+pub(crate) mod names;
 mod policy;
 mod revocation;
 mod signature;
@@ -35,7 +35,7 @@ use x509_cert::Certificate;
 use x509_cert::ext::pkix::KeyUsages;
 
 pub use cert::{ANY_EXTENDED_KEY_USAGE, ANY_POLICY};
-pub use crl::Crl;
+pub use crl::{Crl, CrlAnswer};
 pub use error::{PathError, SubIndication};
 pub use names::{PeerName, san_matches};
 pub use policy::PolicyOptions;
