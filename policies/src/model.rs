@@ -107,6 +107,9 @@ pub struct Method {
     /// certificate's key under this method. The policy states the key's custody (a hardware
     /// token or software), which decides the level the login reaches.
     pub certificate_policy: Option<ObjectIdentifier>,
+    /// For a smart-ID method: the policy OID of the signing certificate issued with the same
+    /// custody, so a signature's key reaches the same level as the login.
+    pub signature_policy: Option<ObjectIdentifier>,
 }
 
 /// Where a certificate stands in the hierarchy.
