@@ -80,7 +80,7 @@ pub enum ByteRangeProblem {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LaterChange {
     /// What it is: `signature`, `document-timestamp`, `signature-field`, `dss`, `catalog`,
-    /// `acroform`, `annotation`, `page`, `page-content`, `other`.
+    /// `acroform`, `annotation`, `metadata` (XMP), `page`, `page-content`, `other`.
     pub kind: &'static str,
     /// The object (`12 0 R`).
     pub object: String,
@@ -333,13 +333,16 @@ fn classify(document: &Document<'_>, r: ObjRef, old: &Object, new: &Object, dss:
         return Ok(if matches!(old, Object::Null) && matches!(new, Object::Array(_)) { ("other", true) } else { ("other", false) });
     };
     if r == document.root {
-        // The catalog may gain /DSS, /AcroForm (signing) and keep all else.
-        let allowed = old_dict.is_some_and(|o| without(o, &[b"DSS", b"AcroForm"]) == without(new_dict, &[b"DSS", b"AcroForm"]));
+        // The catalog may gain /DSS, /AcroForm (signing), /Metadata and keep all else.
+        let keys: [&[u8]; 3] = [b"DSS", b"AcroForm", b"Metadata"];
+        let allowed = old_dict.is_some_and(|o| without(o, &keys) == without(new_dict, &keys));
         return Ok(("catalog", allowed));
     }
     match new_dict.name(b"Type") {
         Some(b"Sig") if old_dict.is_none() => return Ok(("signature", permissions >= 2)),
         Some(b"DocTimeStamp") if old_dict.is_none() => return Ok(("document-timestamp", true)),
+        // XMP metadata (a modification date): writers update it with every signature.
+        Some(b"Metadata") if new_dict.name(b"Subtype") == Some(b"XML") => return Ok(("metadata", true)),
         Some(b"Page") => {
             // A page may gain annotations (a signature's widget); its content may not change.
             let allowed = old_dict.is_some_and(|o| without(o, &[b"Annots"]) == without(new_dict, &[b"Annots"]));
