@@ -430,6 +430,30 @@ pub fn output_text(out: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
+/// `hawiya verify --format json` on `signed` (with its `detached` content), the deployment's
+/// own hierarchy trusted: the exit status and the JSON report.
+pub fn hawiya_verify(d: &Deployment, signed: &Path, detached: Option<&Path>, extra: &[&str]) -> (i32, serde_json::Value) {
+    let mut command = d.command(&["verify"]);
+    command.arg(signed).arg("--data").arg(&d.data).args(["--format", "json"]).args(extra);
+    if let Some(content) = detached {
+        command.arg("--detached").arg(content);
+    }
+    let out = command.output().expect("hawiya verify");
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("hawiya verify's report ({e}): {}", output_text(&out)));
+    (out.status.code().unwrap_or(-1), report)
+}
+
+/// One line per signature of a `hawiya verify` report: `<indication> <sub-indication or -> <format> <qualification>`.
+pub fn verdicts(report: &serde_json::Value) -> String {
+    let field = |s: &serde_json::Value, k: &str| s[k].as_str().unwrap_or("-").to_owned();
+    report["signatures"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| format!("{} {} {} {}\n", field(s, "indication"), field(s, "sub_indication"), field(s, "format"), field(s, "qualification")))
+        .collect()
+}
+
 /// The EU's reference AdES validator, DSS, as `scripts/env.sh` (`ensure_test_dependencies`)
 /// builds it from `tests/dss`.
 pub fn dss_jar() -> PathBuf {
