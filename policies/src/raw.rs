@@ -464,7 +464,9 @@ pub(crate) fn build(files: Vec<(String, String)>) -> Result<Policies, PolicyErro
     // A signature policy is one some end-entity signing profile puts into certificates.
     for m in &methods {
         if let Some(oid) = m.signature_policy
-            && !profiles.values().any(|p| p.kind == ProfileKind::EndEntity && p.key_usage.contains(&KeyUsage::NonRepudiation) && p.certificate_policies.contains(&oid))
+            && !profiles
+                .values()
+                .any(|p| p.kind == ProfileKind::EndEntity && p.key_usage.contains(&KeyUsage::NonRepudiation) && p.certificate_policies.contains(&oid))
         {
             errors.push(PolicyError::file("methods.toml", format!("method {:?}: no signing (nonRepudiation) certificate profile carries policy {oid}", m.id)));
         }
