@@ -44,6 +44,7 @@ mod client_keys;
 pub mod clients;
 pub mod consent;
 pub mod credentials;
+pub mod csc;
 pub mod esign_api;
 pub mod http;
 pub mod id_token;
