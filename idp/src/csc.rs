@@ -153,7 +153,7 @@ impl HashAlgorithm {
     }
 
     /// The length of its output, in bytes.
-    pub fn len(self) -> usize {
+    pub fn output_len(self) -> usize {
         match self {
             HashAlgorithm::Sha256 => 32,
             HashAlgorithm::Sha384 => 48,
@@ -1064,8 +1064,8 @@ fn decode_hashes(hashes: &[String], algorithm: HashAlgorithm) -> Result<Vec<Vec<
         .map(|(i, h)| {
             let raw = B64.decode(h).or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h.trim_end_matches('=')));
             match raw {
-                Ok(raw) if raw.len() == algorithm.len() => Ok(raw),
-                Ok(raw) => Err(invalid(format!("hash {} has {} bytes; a {} hash has {}", i + 1, raw.len(), algorithm.name(), algorithm.len()))),
+                Ok(raw) if raw.len() == algorithm.output_len() => Ok(raw),
+                Ok(raw) => Err(invalid(format!("hash {} has {} bytes; a {} hash has {}", i + 1, raw.len(), algorithm.name(), algorithm.output_len()))),
                 Err(_) => Err(invalid(format!("hash {} is not base64", i + 1))),
             }
         })
