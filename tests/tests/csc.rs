@@ -176,6 +176,20 @@ async fn pyhanko_signs_a_pdf_through_the_csc_api_with_pin2_on_the_device() {
         .call("credentials/authorize", Some(&token), &json!({"credentialID": credential, "numSignatures": 2, "hashes": [hash], "hashAlgorithmOID": SHA256}))
         .await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")), "{body}");
+    // The citizen refuses on the device; then chooses another code than the tool shows.
+    let authorize = json!({"credentialID": credential, "numSignatures": 1, "hashes": [hash], "hashAlgorithmOID": SHA256});
+    for (refuse, why) in [(true, "the citizen refused"), (false, "another verification code")] {
+        let (status, _, opened) = csc.call("credentials/authorize", Some(&token), &authorize).await;
+        assert_eq!(status, 200, "{opened}");
+        let wrong = if opened["verificationCode"] == "0000" { "0001" } else { "0000" };
+        let answer = if refuse { vec!["refuse"] } else { vec!["approve", "--pin-stdin", "--code", wrong] };
+        let o = device(&card, &answer, Some(PIN2), &env);
+        assert_eq!(o.status.success(), refuse, "{}", stderr(&o));
+        let check = json!({"credentialID": credential, "responseID": opened["responseID"]});
+        let (status, _, body) = csc.call("credentials/authorizeCheck", Some(&token), &check).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("access_denied")), "{body}");
+        assert!(body["error_description"].as_str().unwrap_or_default().contains(why), "{body}");
+    }
     let (status, _, opened) = csc
         .call(
             "credentials/authorize",

@@ -342,6 +342,24 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn csc_is_granted_only_to_clients_whose_service_policy_grants_it() {
+        let f = Fixture::new().await;
+        for (id, granted) in [(TOOL, "openid csc"), ("notary", "openid")] {
+            let registration = json!({"redirect_uris": [format!("https://{id}.example.jo/cb")], "token_endpoint_auth_method": "none"});
+            let record = store::ClientRecord { client_id: id.into(), registration: registration.to_string(), created_at: 0 };
+            f.p.durable.insert_client(&record).await.expect("client");
+            let client = f.p.client(id).await.expect("client").expect("registered");
+            let query = format!(
+                "response_type=code&client_id={id}&redirect_uri=https://{id}.example.jo/cb&scope=openid%20csc&code_challenge={}&code_challenge_method=S256",
+                "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+            );
+            let params = crate::oauth::Params::parse(query.as_bytes()).expect("params");
+            let request = f.p.check_request(&client, &format!("https://{id}.example.jo/cb"), params).await.expect("request");
+            assert_eq!(request.scopes.join(" "), granted, "{id}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn info_needs_no_token_and_names_the_provider_as_issuer() {
         let f = Fixture::new().await;
         let (status, _, body) = f.raw("info", None, Vec::new()).await;
