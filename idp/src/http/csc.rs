@@ -631,6 +631,21 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn another_citizens_device_cannot_answer() {
+        let f = Fixture::new().await;
+        let token = f.layla().await;
+        let (id, _) = f.authorize(&token, &hashes(1)).await;
+        assert!(f.p.device_hash_pending(SAMI, crate::unix_now()).await.expect("pending").is_none(), "Sami's device is shown nothing");
+        let answer = HashAnswer { session: id.clone(), outcome: "refuse".into(), signatures: None };
+        let e = f.p.device_sign_hashes(SAMI, &answer, crate::unix_now()).await.expect_err("not Sami's");
+        assert!(e.description.contains("no such hash-signing request of this citizen"), "{e:?}");
+        // Layla's request is untouched: still pending, and her device can still approve.
+        let (status, body) = f.check(&token, &id).await;
+        assert_eq!((status, body["status"].as_str()), (StatusCode::ACCEPTED, Some("pending")), "{body}");
+        assert!(matches!(f.approve(None).await, Ok(AuthorizationState::Approved { .. })));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_signature_over_another_hash_gets_no_sad() {
         let f = Fixture::new().await;
         let token = f.layla().await;
