@@ -17,7 +17,9 @@
 //!   with its reserved `/Contents`, the `/DSS` of B-LT, and document timestamps of B-LTA.
 //! - [`signature`] is the whole of one signature, document to B-LT file, with the timestamp
 //!   authority and the OCSP responder behind [`signature::Evidence`].
+//! - [`validation`] validates signed documents for auditors (EN 319 102-1), whoever made them.
 
 pub mod cades;
 pub mod pdf;
 pub mod signature;
+pub mod validation;

@@ -3,8 +3,9 @@
 //!
 //! A PDF (a file that starts with `%PDF-`) gets PAdES-BASELINE-LT: the signature in an
 //! incremental update, then a `/DSS` update with the chain, the other certificates and CRLs
-//! the caller names and the OCSP response. Any other file gets a detached
-//! CAdES-BASELINE-LT `.p7s` with the OCSP response inside (RFC 5940). The timestamp is
+//! the caller names and the OCSP response. Any other file, or a document that only its digest
+//! stands for ([`Signing::prepare_digest`]), gets a detached CAdES-BASELINE-LT `.p7s` with the
+//! OCSP response inside (RFC 5940). The timestamp is
 //! asked first and the OCSP response after it (with a nonce, so the responder signs anew):
 //! the revocation evidence is produced after the signature time, and a suspended or revoked
 //! certificate gets no signature.
@@ -14,7 +15,7 @@
 
 use der::asn1::{Int, ObjectIdentifier, OctetString};
 use der::{Decode, Encode};
-use pkix::DigestAlgorithm;
+pub use pkix::DigestAlgorithm;
 use pkix::tsp::{PkiStatus, TimeStampResp};
 use x509_cert::Certificate;
 use x509_ocsp::ext::Nonce;
@@ -69,7 +70,7 @@ pub enum SignError {
     Evidence(String),
 }
 
-/// One document being signed by one certificate at one time. Preparing it again with the
+/// One document (or one document digest) being signed by one certificate at one time. Preparing it again with the
 /// same arguments gives the same octets to sign.
 #[derive(Debug)]
 pub struct Signing {
@@ -81,11 +82,14 @@ impl Signing {
     /// Prepares `document` for the holder of `certificate` (DER) at `signing_time` (Unix
     /// seconds).
     pub fn prepare(document: &[u8], certificate: &[u8], signing_time: i64) -> Result<Self, SignError> {
-        if !document.starts_with(b"%PDF-") {
-            let cades = Prepared::for_document(Profile::Cades { signing_time: signing_time.max(0) as u64 }, certificate, document)?;
-            return Ok(Signing { cades, pdf: None });
-        }
         let parsed = Certificate::from_der(certificate).map_err(|e| CadesError::Certificate { which: "signing", reason: e.to_string() })?;
+        // The document digest fits the key (SHA-256 for P-256, SHA-384 for P-384).
+        let digest = key_digest(&parsed)?;
+        if !document.starts_with(b"%PDF-") {
+            // A detached signature covers the document's digest only: the same path as a
+            // digest the caller sends.
+            return Self::prepare_digest(digest, &digest.digest(document), certificate, signing_time);
+        }
         let details = SignatureDetails {
             signing_time: time::OffsetDateTime::from_unix_timestamp(signing_time).map_err(|e| SignError::Evidence(e.to_string()))?,
             name: common_name(&parsed),
@@ -93,12 +97,18 @@ impl Signing {
             location: None,
         };
         let prepared = pdf::prepare(document, &PrepareOptions::signature(details))?;
-        let spki = parsed.tbs_certificate.subject_public_key_info.to_der().map_err(CadesError::from)?;
-        let key = hsm_shim::PublicKey::from_spki_der(&spki).map_err(|e| CadesError::UnsupportedKey(e.to_string()))?;
-        // The document digest fits the key (SHA-256 for P-256, SHA-384 for P-384).
-        let digest = KeyAlgorithms::of(key.spec())?.digest;
         let cades = Prepared::for_digest(Profile::Pades, certificate, digest, &prepared.digest(digest))?;
         Ok(Signing { cades, pdf: Some(prepared) })
+    }
+
+    /// Prepares a detached CAdES signature (`.p7s`) over a document that only its `digest`
+    /// (made with `algorithm`) stands for: the signer never needs the document itself. The
+    /// algorithm must be the one the key of `certificate` signs with
+    /// ([`CadesError::DigestDoesNotFitKey`]; [`CadesError::DigestLength`] for a digest of
+    /// the wrong size). A PDF signature needs the document: there is no PAdES by digest.
+    pub fn prepare_digest(algorithm: DigestAlgorithm, digest: &[u8], certificate: &[u8], signing_time: i64) -> Result<Self, SignError> {
+        let cades = Prepared::for_digest(Profile::Cades { signing_time: signing_time.max(0) as u64 }, certificate, algorithm, digest)?;
+        Ok(Signing { cades, pdf: None })
     }
 
     /// The format the signature will have.
@@ -149,6 +159,13 @@ impl Signing {
             }
         }
     }
+}
+
+/// The digest the key of `certificate` signs with.
+fn key_digest(certificate: &Certificate) -> Result<DigestAlgorithm, SignError> {
+    let spki = certificate.tbs_certificate.subject_public_key_info.to_der().map_err(CadesError::from)?;
+    let key = hsm_shim::PublicKey::from_spki_der(&spki).map_err(|e| CadesError::UnsupportedKey(e.to_string()))?;
+    Ok(KeyAlgorithms::of(key.spec())?.digest)
 }
 
 /// A timestamp token (DER ContentInfo) over `data` (the signature value).
@@ -219,4 +236,30 @@ fn common_name(certificate: &Certificate) -> Option<String> {
             .ok()
             .or_else(|| der::asn1::PrintableStringRef::try_from(&a.value).map(|s| s.as_str().to_owned()).ok())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    const CITIZEN: &[u8] = include_bytes!("../testdata/citizen-p256.der");
+
+    #[test]
+    fn a_digest_is_signed_as_its_document_would_be() {
+        let document = b"any file, not a PDF";
+        let by_document = Signing::prepare(document, CITIZEN, 1_767_225_600).unwrap();
+        let by_digest = Signing::prepare_digest(DigestAlgorithm::Sha256, &DigestAlgorithm::Sha256.digest(document), CITIZEN, 1_767_225_600).unwrap();
+        assert_eq!((by_document.format(), by_digest.format()), (Format::Cades, Format::Cades));
+        assert_eq!(by_digest.to_be_signed(), by_document.to_be_signed(), "one path: the same signed attributes");
+        let other = Signing::prepare_digest(DigestAlgorithm::Sha256, &DigestAlgorithm::Sha256.digest(b"another file"), CITIZEN, 1_767_225_600).unwrap();
+        assert_ne!(other.to_be_signed(), by_document.to_be_signed());
+        let e = Signing::prepare_digest(DigestAlgorithm::Sha512, &[7; 64], CITIZEN, 0).unwrap_err();
+        assert!(
+            matches!(e, SignError::Cades(CadesError::DigestDoesNotFitKey { expected: DigestAlgorithm::Sha256, given: DigestAlgorithm::Sha512, .. })),
+            "{e}"
+        );
+        let e = Signing::prepare_digest(DigestAlgorithm::Sha256, &[7; 20], CITIZEN, 0).unwrap_err();
+        assert!(matches!(e, SignError::Cades(CadesError::DigestLength { expected: 32, given: 20, .. })), "{e}");
+    }
 }

@@ -225,11 +225,15 @@ async fn policy_check(dir: Option<PathBuf>) -> CommandResult {
                 return Err(problems.join("\n").into());
             }
             println!(
-                "ok: {} levels, {} methods, {} certificate profiles, {} e-services",
+                "ok: {} levels, {} methods, {} certificate profiles, {} e-services, {} validation policies (default {}), a trust list of {} authorities{}",
                 p.levels().len(),
                 p.methods().len(),
                 p.profiles().count(),
-                p.services().len()
+                p.services().len(),
+                p.validation_policies().len(),
+                p.default_validation_policy().id,
+                p.trust_list().authorities.len(),
+                if p.trust_list().own_hierarchy { " and this deployment's own hierarchy" } else { "" }
             );
             Ok(())
         }

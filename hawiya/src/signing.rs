@@ -7,7 +7,7 @@ use ca::http::CaState;
 use esign::cades::CadesError;
 use esign::pdf::PdfError;
 use esign::signature::{Chain, Evidence, SignError, Signing};
-use idp::signing::{Document, Format, SignatureMaker, SignedFile, SigningError, ToBeSigned};
+use idp::signing::{Content, DigestAlgorithm, Document, Format, SignatureMaker, SignedFile, SigningError, ToBeSigned};
 
 /// Makes citizens' signatures with this process's CA.
 pub struct Maker {
@@ -59,6 +59,10 @@ fn refusal(e: SignError) -> SigningError {
         SignError::Pdf(PdfError::NotPdf | PdfError::Damaged(_)) => SigningError::NotSignable("sign.damaged"),
         SignError::Cades(CadesError::Suspended { .. }) => SigningError::Suspended,
         SignError::Cades(CadesError::Revoked { .. }) => SigningError::Revoked,
+        SignError::Cades(CadesError::DigestDoesNotFitKey { expected, given, .. }) => {
+            SigningError::Digest(format!("the signer's signing key signs {} digests, not {}", api_name(expected), api_name(given)))
+        }
+        SignError::Cades(e @ CadesError::DigestLength { .. }) => SigningError::Digest(e.to_string()),
         SignError::Cades(e @ (CadesError::OtherHashSigned { .. } | CadesError::SignatureDoesNotVerify | CadesError::AlgorithmNotForKey { .. })) => {
             SigningError::BadSignature(e.to_string())
         }
@@ -74,10 +78,35 @@ fn format(signing: &Signing, archive: bool) -> Format {
     }
 }
 
+/// A digest algorithm by the signing API's name (`sha-256`).
+fn api_name(algorithm: esign::signature::DigestAlgorithm) -> &'static str {
+    match algorithm {
+        esign::signature::DigestAlgorithm::Sha256 => DigestAlgorithm::Sha256.name(),
+        esign::signature::DigestAlgorithm::Sha384 => DigestAlgorithm::Sha384.name(),
+        esign::signature::DigestAlgorithm::Sha512 => DigestAlgorithm::Sha512.name(),
+    }
+}
+
+/// A document, or the digest that stands for it, prepared for the holder of `certificate`.
+fn prepare(document: &Document, certificate: &[u8], signing_time: i64) -> Result<Signing, SigningError> {
+    match &document.content {
+        Content::Bytes(bytes) => Signing::prepare(bytes, certificate, signing_time),
+        Content::Digest(digest) => {
+            let algorithm = match digest.algorithm {
+                DigestAlgorithm::Sha256 => esign::signature::DigestAlgorithm::Sha256,
+                DigestAlgorithm::Sha384 => esign::signature::DigestAlgorithm::Sha384,
+                DigestAlgorithm::Sha512 => esign::signature::DigestAlgorithm::Sha512,
+            };
+            Signing::prepare_digest(algorithm, &digest.value, certificate, signing_time)
+        }
+    }
+    .map_err(refusal)
+}
+
 #[async_trait::async_trait]
 impl SignatureMaker for Maker {
     fn prepare(&self, document: &Document, certificate: &[u8], signing_time: i64, archive: bool) -> Result<ToBeSigned, SigningError> {
-        let signing = Signing::prepare(&document.bytes, certificate, signing_time).map_err(refusal)?;
+        let signing = prepare(document, certificate, signing_time)?;
         Ok(ToBeSigned { octets: signing.to_be_signed().to_vec(), hash: signing.hash().to_vec(), format: format(&signing, archive) })
     }
 
@@ -90,7 +119,7 @@ impl SignatureMaker for Maker {
         shown: &[u8],
         signature: &[u8],
     ) -> Result<SignedFile, SigningError> {
-        let signing = Signing::prepare(&document.bytes, certificate, signing_time).map_err(refusal)?;
+        let signing = prepare(document, certificate, signing_time)?;
         if signing.to_be_signed() != shown {
             return Err(SigningError::DocumentChanged);
         }

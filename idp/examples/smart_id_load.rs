@@ -1,19 +1,25 @@
-//! A load generator for smart-ID logins, used by `scripts/bench-smart-id`. Each worker is a
-//! browser and the citizen's device at once: it opens the service's login, starts a
-//! smart-ID login on the page, fetches the request as the device (a request signed with the
-//! device key), signs the challenge with the authentication key, answers, lets the page
-//! finish the login (consenting the first time), and exchanges the code for tokens.
+//! A load generator for smart-ID logins and signatures, used by `scripts/bench-smart-id` and
+//! `scripts/bench-signing`. Each worker is one citizen's device and whoever asks at once.
+//! Logins: it opens the service's login, starts a smart-ID login on the page, fetches the
+//! request as the device (a request signed with the device key), signs the challenge with the
+//! authentication key, answers, lets the page finish the login (consenting the first time),
+//! and exchanges the code for tokens. Signatures (`sign`): an agency with an `esign` token
+//! asks the citizen (by national id) to sign DOCUMENT through the signing API, the device
+//! fetches the request, signs what it is given with the signing key and answers (the server
+//! checks the signature, gets a timestamp and an OCSP response and assembles the B-LT file),
+//! and the agency reads the request's status and downloads the signed file.
 //!
 //! ```text
 //! smart_id_load ISSUER CLIENT SECRET REDIRECT_URI DEVICES_DIR PIN1 SECONDS
+//! smart_id_load sign ISSUER CLIENT SECRET DEVICES_DIR PIN2 DOCUMENT SECONDS
 //! smart_id_load verify-cost
 //! smart_id_load ocsp ISSUER DEVICE_DIR SECONDS
 //! ```
 //!
-//! DEVICES_DIR holds devices made by `hawiya device activate` with soft keys (one worker
-//! each); their key stores are opened once with the device secret and PIN1, as the device
-//! does. Prints `<logins per second> <logins> <failures> <server CPU ms per login>` (server
-//! CPU from `/proc/$SERVER_PID/stat` over the timed part). `verify-cost` prints the CPU cost
+//! DEVICES_DIR holds devices made by `hawiya device activate` (one worker each), with soft
+//! keys or on PKCS#11 tokens; their key stores are opened once with the device secret and the
+//! PIN, as the device does. Prints `<operations per second> <operations> <failures> <server
+//! CPU ms per operation>` (server CPU from `/proc/$SERVER_PID/stat` over the timed part). `verify-cost` prints the CPU cost
 //! of one ECDSA P-256 and one P-384 signature verification on this machine, in microseconds;
 //! `ocsp` asks the provider's OCSP responder about a device's certificate as the provider
 //! does at each login (8 at a time), and prints the same four numbers per OCSP answer.
@@ -25,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD as B64};
+use hsm_shim::pkcs11::{Pin, Pkcs11KeyStore};
 use hsm_shim::signer::StoredKeySigner;
 use hsm_shim::soft::{OperatorSecret, SoftKeyStore};
 use hsm_shim::{KeyRef, KeyStore, SignatureAlgorithm};
@@ -36,34 +43,54 @@ use common::{Browser, Tally, Timed};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// One simulated citizen: their device's keys and certificate.
+/// Which of the citizen's two keys a worker uses.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Which {
+    /// The authentication key (PIN1): logins.
+    Authentication,
+    /// The signing key (PIN2): signatures.
+    Signature,
+}
+
+/// One simulated citizen: their device's proof key, the citizen key the worker uses (unlocked
+/// with its PIN) and that key's certificate.
 struct Device {
     national_id: String,
     kid: String,
     proof_key: StoredKeySigner,
-    auth_store: Arc<dyn KeyStore>,
-    auth_key: KeyRef,
+    store: Arc<dyn KeyStore>,
+    key: KeyRef,
     certificate_b64: String,
 }
 
-fn open_device(dir: &Path, pin: &str) -> Device {
+fn open_device(dir: &Path, which: Which, pin: &str) -> Device {
     let state: Value = serde_json::from_slice(&std::fs::read(dir.join("device.json")).expect("device.json")).expect("json");
     let secret = std::fs::read_to_string(dir.join("device-secret")).expect("secret");
     let device_store =
         SoftKeyStore::open(&dir.join("device-key"), &OperatorSecret::new(secret.clone().into_bytes()).expect("secret")).expect("device key store");
     let device_key = device_store.list().expect("keys").remove(0).key;
     let proof_key = StoredKeySigner::new(Arc::new(device_store), device_key, SignatureAlgorithm::Es256).expect("signer");
-    let auth_store: Arc<dyn KeyStore> =
-        Arc::new(SoftKeyStore::open(&dir.join("authentication"), &OperatorSecret::new(format!("{secret}:{pin}").into_bytes()).expect("secret")).expect("PIN1"));
-    let auth_key = auth_store.list().expect("keys").remove(0).key;
-    let pem = std::fs::read_to_string(dir.join("authentication.pem")).expect("certificate");
+    let (name, token) = match which {
+        Which::Authentication => ("authentication", "authentication_token"),
+        Which::Signature => ("signature", "signature_token"),
+    };
+    let keys = &state["keys"];
+    let store: Arc<dyn KeyStore> = match keys["kind"].as_str() {
+        Some("pkcs11") => Arc::new(
+            Pkcs11KeyStore::open(Path::new(keys["module"].as_str().expect("module")), keys[token].as_str().expect("token"), &Pin::new(pin.to_owned()))
+                .expect("PKCS#11 token"),
+        ),
+        _ => Arc::new(SoftKeyStore::open(&dir.join(name), &OperatorSecret::new(format!("{secret}:{pin}").into_bytes()).expect("secret")).expect("PIN")),
+    };
+    let key = store.list().expect("keys").into_iter().find(|k| k.key.label() == format!("smart-id-{name}")).expect("the citizen key").key;
+    let pem = std::fs::read_to_string(dir.join(format!("{name}.pem"))).expect("certificate");
     let certificate_b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
     Device {
         national_id: state["national_id"].as_str().expect("national id").to_owned(),
         kid: state["device_kid"].as_str().expect("kid").to_owned(),
         proof_key,
-        auth_store,
-        auth_key,
+        store,
+        key,
         certificate_b64,
     }
 }
@@ -129,7 +156,7 @@ async fn login(http: &reqwest::Client, t: &Target, d: &Device, n: u64) -> Result
     );
     let code = idp::smart_id::verification_code(&B64.decode(challenge).map_err(|e| e.to_string())?);
     let tbs = idp::smart_id::to_be_signed(&t.issuer, session, client, challenge, &code);
-    let signature = d.auth_store.sign(&d.auth_key, SignatureAlgorithm::Es256, &tbs).map_err(|e| e.to_string())?;
+    let signature = d.store.sign(&d.key, SignatureAlgorithm::Es256, &tbs).map_err(|e| e.to_string())?;
     let answer = json!({"session": session, "outcome": "approve", "certificate": d.certificate_b64, "signature": STANDARD.encode(signature)});
     let answered: Value = http
         .post(format!("{}/smart-id/device/answer", t.origin))
@@ -174,6 +201,107 @@ async fn login(http: &reqwest::Client, t: &Target, d: &Device, n: u64) -> Result
         .map_err(|e| e.to_string())?;
     let tokens: Value = r.json().await.map_err(|e| e.to_string())?;
     if tokens["id_token"].is_string() { Ok(()) } else { Err(format!("token: {tokens}")) }
+}
+
+/// The agency asking for signatures: its `esign` token, and the document it has signed.
+struct Agency {
+    issuer: String,
+    origin: String,
+    token: String,
+    request: Value,
+}
+
+/// An agency's `esign` token (client credentials, client_secret_basic).
+async fn agency_token(http: &reqwest::Client, origin: &str, client: &str, secret: &str) -> String {
+    let r = http
+        .post(format!("{origin}/token"))
+        .basic_auth(client, Some(secret))
+        .form(&[("grant_type", "client_credentials"), ("scope", "esign")])
+        .send()
+        .await
+        .expect("token request");
+    let tokens: Value = r.json().await.expect("token response");
+    tokens["access_token"].as_str().unwrap_or_else(|| panic!("no esign token: {tokens}")).to_owned()
+}
+
+/// One signature through the signing API, end to end; `n` makes proof ids unique.
+async fn sign(http: &reqwest::Client, a: &Agency, d: &Device, n: u64) -> Result<(), String> {
+    let mut request = a.request.clone();
+    request["signer"] = json!({"national_id": d.national_id});
+    let r = http.post(format!("{}/api/esign/v1/signing-requests", a.origin)).bearer_auth(&a.token).json(&request).send().await.map_err(|e| e.to_string())?;
+    let status = r.status();
+    let opened: Value = r.json().await.map_err(|e| e.to_string())?;
+    let id = opened["id"].as_str().ok_or_else(|| format!("signing request ({status}): {opened}"))?;
+
+    // The device: what to sign, the same code as the agency was given, PIN2's key.
+    let pending: Value = http
+        .get(format!("{}/smart-id/device/pending", a.origin))
+        .header(idp::http::DEVICE_PROOF_HEADER, d.proof(&a.issuer, "GET", "/smart-id/device/pending", 2 * n))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| format!("pending: {e}"))?;
+    let tbs = STANDARD.decode(pending["to_be_signed"].as_str().ok_or_else(|| format!("not a signing request: {pending}"))?).map_err(|e| e.to_string())?;
+    let code = idp::smart_id::verification_code(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &tbs).as_ref());
+    if Some(code.as_str()) != opened["verification_code"].as_str() {
+        return Err(format!("the device's code {code} is not the agency's {}", opened["verification_code"]));
+    }
+    let signature = d.store.sign(&d.key, SignatureAlgorithm::Es256, &tbs).map_err(|e| e.to_string())?;
+    let answer = json!({"session": pending["session"], "outcome": "approve", "signature": STANDARD.encode(signature)});
+    let answered: Value = http
+        .post(format!("{}/smart-id/device/sign", a.origin))
+        .header(idp::http::DEVICE_PROOF_HEADER, d.proof(&a.issuer, "POST", "/smart-id/device/sign", 2 * n + 1))
+        .json(&answer)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    if answered["state"] != "signed" {
+        return Err(format!("answer: {answered}"));
+    }
+
+    // The agency: the status, then the signed file.
+    let url = format!("{}/api/esign/v1/signing-requests/{id}", a.origin);
+    let status: Value = http.get(&url).bearer_auth(&a.token).send().await.map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())?;
+    if status["status"] != "signed" {
+        return Err(format!("status: {status}"));
+    }
+    let r = http.get(format!("{url}/document")).bearer_auth(&a.token).send().await.map_err(|e| e.to_string())?;
+    let ok = r.status().is_success();
+    let file = r.bytes().await.map_err(|e| e.to_string())?;
+    if ok && file.len() > 1000 { Ok(()) } else { Err(format!("signed file: {} bytes", file.len())) }
+}
+
+/// Runs `op` on every device, one worker each, until `seconds` have passed, and prints the
+/// report; `op` gets the device and a number unique to the operation.
+async fn timed<F, Fut>(devices: &[Arc<Device>], seconds: u64, op: F)
+where
+    F: Fn(Arc<Device>, u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
+{
+    let op = Arc::new(op);
+    let tally = Arc::new(Tally::default());
+    let timed = Timed::start();
+    let deadline = timed.started + Duration::from_secs(seconds);
+    let mut workers = Vec::new();
+    for (i, d) in devices.iter().enumerate() {
+        let (op, d, tally) = (Arc::clone(&op), Arc::clone(d), Arc::clone(&tally));
+        workers.push(tokio::spawn(async move {
+            let mut n = 1_000_000 * (i as u64 + 1);
+            while Instant::now() < deadline {
+                n += 1;
+                tally.record(op(Arc::clone(&d), n).await);
+            }
+        }));
+    }
+    for w in workers {
+        w.await.expect("worker");
+    }
+    timed.report(&tally);
 }
 
 /// Microseconds of CPU per signature verification and signature, P-256 and P-384 (what the
@@ -252,16 +380,37 @@ async fn main() {
         ocsp(issuer, Path::new(device), seconds.parse().expect("seconds")).await;
         return;
     }
+    if let [_, mode, issuer, client, secret, devices, pin, document, seconds] = &args[..]
+        && mode == "sign"
+    {
+        let devices = open_devices(devices, Which::Signature, pin);
+        let http = http_client(devices.len());
+        let issuer = issuer.trim_end_matches('/').to_owned();
+        let origin = url::Url::parse(&issuer).expect("issuer").origin().ascii_serialization();
+        let name = Path::new(document).file_name().expect("document name").to_string_lossy().into_owned();
+        let content = STANDARD.encode(std::fs::read(document).expect("document"));
+        let request = json!({"document": {"name": name, "content": content}, "display_text": "Load test"});
+        let token = agency_token(&http, &origin, client, secret).await;
+        let agency = Arc::new(Agency { issuer, origin, token, request });
+        // Each citizen signs once untimed (caches, connections).
+        for (i, d) in devices.iter().enumerate() {
+            sign(&http, &agency, d, i as u64).await.unwrap_or_else(|e| panic!("warm-up signature of {}: {e}", d.national_id));
+        }
+        timed(&devices, seconds.parse().expect("seconds"), move |d, n| {
+            let (http, agency) = (http.clone(), Arc::clone(&agency));
+            async move { sign(&http, &agency, &d, n).await }
+        })
+        .await;
+        return;
+    }
     let [_, issuer, client, secret, redirect_uri, devices, pin, seconds] = &args[..] else {
-        eprintln!("usage: smart_id_load ISSUER CLIENT SECRET REDIRECT_URI DEVICES_DIR PIN1 SECONDS | verify-cost");
+        eprintln!(
+            "usage: smart_id_load ISSUER CLIENT SECRET REDIRECT_URI DEVICES_DIR PIN1 SECONDS | sign ISSUER CLIENT SECRET DEVICES_DIR PIN2 DOCUMENT SECONDS | verify-cost | ocsp ISSUER DEVICE_DIR SECONDS"
+        );
         std::process::exit(2);
     };
-    let seconds: u64 = seconds.parse().expect("seconds");
-    let mut dirs: Vec<_> = std::fs::read_dir(devices).expect("devices").map(|e| e.expect("entry").path()).collect();
-    dirs.sort();
-    let devices: Vec<Arc<Device>> = dirs.iter().map(|d| Arc::new(open_device(d, pin))).collect();
-    let http =
-        idp::backchannel::client_builder().expect("client").timeout(Duration::from_secs(30)).pool_max_idle_per_host(2 * devices.len()).build().expect("client");
+    let devices = open_devices(devices, Which::Authentication, pin);
+    let http = http_client(devices.len());
     let issuer = issuer.trim_end_matches('/').to_owned();
     let origin = url::Url::parse(&issuer).expect("issuer").origin().ascii_serialization();
     let target = Arc::new(Target { issuer, origin, client: client.clone(), secret: secret.clone(), redirect_uri: redirect_uri.clone() });
@@ -269,22 +418,20 @@ async fn main() {
     for (i, d) in devices.iter().enumerate() {
         login(&http, &target, d, i as u64).await.unwrap_or_else(|e| panic!("warm-up login of {}: {e}", d.national_id));
     }
-    let tally = Arc::new(Tally::default());
-    let timed = Timed::start();
-    let deadline = timed.started + Duration::from_secs(seconds);
-    let mut workers = Vec::new();
-    for (i, d) in devices.iter().enumerate() {
-        let (http, t, d, tally) = (http.clone(), Arc::clone(&target), Arc::clone(d), Arc::clone(&tally));
-        workers.push(tokio::spawn(async move {
-            let mut n = 1_000_000 * (i as u64 + 1);
-            while Instant::now() < deadline {
-                n += 1;
-                tally.record(login(&http, &t, &d, n).await);
-            }
-        }));
-    }
-    for w in workers {
-        w.await.expect("worker");
-    }
-    timed.report(&tally);
+    timed(&devices, seconds.parse().expect("seconds"), move |d, n| {
+        let (http, t) = (http.clone(), Arc::clone(&target));
+        async move { login(&http, &t, &d, n).await }
+    })
+    .await;
+}
+
+/// The devices of DEVICES_DIR, in name order, each with the key `which` unlocked by `pin`.
+fn open_devices(dir: &str, which: Which, pin: &str) -> Vec<Arc<Device>> {
+    let mut dirs: Vec<_> = std::fs::read_dir(dir).expect("devices").map(|e| e.expect("entry").path()).collect();
+    dirs.sort();
+    dirs.iter().map(|d| Arc::new(open_device(d, which, pin))).collect()
+}
+
+fn http_client(workers: usize) -> reqwest::Client {
+    idp::backchannel::client_builder().expect("client").timeout(Duration::from_secs(30)).pool_max_idle_per_host(2 * workers).build().expect("client")
 }

@@ -1,9 +1,11 @@
-//! Outgoing HTTP: back-channel logout (OpenID Connect Back-Channel Logout 1.0).
+//! Outgoing HTTP: back-channel logout (OpenID Connect Back-Channel Logout 1.0) and the
+//! signing API's notifications.
 //!
 //! When an SSO session ends, every relying party that took part in it and registered a
-//! back-channel logout URI receives a signed logout token by POST. A relying party that is
-//! down is retried with exponential back-off; every failure is logged, the last one as an
-//! error.
+//! back-channel logout URI receives a signed logout token by POST; when an agency's signing
+//! request ends, its `callback_uri` receives a signed notification token the same way. A
+//! relying party that is down is retried with exponential back-off; every failure is logged,
+//! the last one as an error.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,25 +72,53 @@ pub fn logout_claims(issuer: &str, client_id: &str, sub: &str, sid: &str, jti: &
     })
 }
 
-/// Posts a logout token to `uri`, retrying as `retry` says. Runs until it succeeds or gives
-/// up; meant to be spawned.
-pub async fn deliver(http: reqwest::Client, uri: String, client_id: String, token: String, retry: Retry) {
+/// A signed token posted to a relying party, as the form field its kind names.
+#[derive(Debug)]
+pub enum Message {
+    /// A logout token (`logout_token=`).
+    Logout(String),
+    /// A signing request's notification token (`notification_token=`).
+    SigningNotification(String),
+}
+
+impl Message {
+    /// The form field and the token.
+    fn field(&self) -> (&'static str, &str) {
+        match self {
+            Message::Logout(t) => ("logout_token", t),
+            Message::SigningNotification(t) => ("notification_token", t),
+        }
+    }
+
+    /// The audit events of a delivery and of giving up, and what it is called in logs.
+    fn names(&self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Message::Logout(_) => ("logout.backchannel.delivered", "logout.backchannel.failed", "logout token"),
+            Message::SigningNotification(_) => ("signing.notification.delivered", "signing.notification.failed", "signing notification"),
+        }
+    }
+}
+
+/// Posts `message` to `uri` (a form with its one field), retrying as `retry` says. Runs until
+/// it succeeds or gives up; meant to be spawned.
+pub async fn deliver(http: reqwest::Client, uri: String, client_id: String, message: Message, retry: Retry) {
+    let (delivered, failed, what) = message.names();
     let mut delay = retry.first_delay;
     for attempt in 1..=retry.attempts {
-        let outcome = http.post(&uri).form(&[("logout_token", token.as_str())]).send().await;
+        let outcome = http.post(&uri).form(&[message.field()]).send().await;
         let failure = match outcome {
             Ok(r) if r.status().is_success() => {
-                tracing::info!(target: "audit", event = "logout.backchannel.delivered", client = client_id, attempt, "logout token delivered");
+                tracing::info!(target: "audit", event = delivered, client = client_id, attempt, "{what} delivered");
                 return;
             }
             Ok(r) => format!("HTTP {}", r.status()),
             Err(e) => e.to_string(),
         };
         if attempt == retry.attempts {
-            tracing::error!(target: "audit", event = "logout.backchannel.failed", client = client_id, uri, attempt, failure, "gave up delivering a logout token");
+            tracing::error!(target: "audit", event = failed, client = client_id, uri, attempt, failure, "gave up delivering a {what}");
             return;
         }
-        tracing::warn!(client = client_id, uri, attempt, failure, retry_in = ?delay, "logout token not delivered; will retry");
+        tracing::warn!(client = client_id, uri, attempt, failure, retry_in = ?delay, "{what} not delivered; will retry");
         tokio::time::sleep(delay).await;
         delay *= 2;
     }

@@ -103,6 +103,7 @@ fn default_service(client_id: &ClientId, name: Option<Localized>, policies: &Pol
         public_subject: false,
         require_pkce: false,
         resource_servers: Vec::new(),
+        validation_policy: None,
         registration: None,
     })
 }
@@ -122,6 +123,13 @@ pub struct Client {
     pub sector: String,
 }
 
+/// Whether the provider may call or send citizens to `url`: https, or plain http on a
+/// loopback host (`localhost`, `127.0.0.1`, `[::1]`).
+pub(crate) fn https_or_loopback(url: &url::Url) -> bool {
+    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    url.scheme() == "https" || (url.scheme() == "http" && loopback)
+}
+
 impl Client {
     /// Checks a registration and joins it with the service policy.
     pub fn new(id: &str, registration: Registration, policies: &Policies) -> Result<Self, IdpError> {
@@ -137,8 +145,7 @@ impl Client {
             if parsed.fragment().is_some() {
                 return Err(invalid(format!("{uri}: a redirect URI has no fragment")));
             }
-            let loopback = matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
-            if parsed.scheme() != "https" && !(parsed.scheme() == "http" && loopback) {
+            if !https_or_loopback(&parsed) {
                 return Err(invalid(format!("{uri}: only https (or http on loopback)")));
             }
             if registration.redirect_uris.contains(uri) {

@@ -944,7 +944,10 @@ impl Provider {
                     national_id: record.national_id.clone(),
                     client_id: record.client_id.clone(),
                     document_name: record.description.clone().unwrap_or_else(|| "CSC signHash".into()),
-                    document_sha256: hex::encode(h),
+                    document_sha256: match record.hash_algorithm {
+                        HashAlgorithm::Sha256 => hex::encode(h),
+                        HashAlgorithm::Sha384 => format!("sha-384:{}", hex::encode(h)),
+                    },
                     format: format!("CSC-signHash ({})", record.hash_algorithm.name()),
                     certificate_serial: credential.id.clone(),
                     signed_at: now,

@@ -1,6 +1,11 @@
 //! The agency signing API (`/api/esign/v1`): an agency with an `esign` agency token (the
 //! `client_credentials` grant) asks a citizen it names to sign a document with the smart-ID
-//! signing key, polls the request, and fetches the signed file.
+//! signing key, polls the request (or is told by a signed notification posted to its
+//! `callback_uri` when it ends), and fetches the signed file.
+//!
+//! The agency sends the document, or only its name and digest: then the provider never sees
+//! the document and makes a detached CAdES `.p7s` whose messageDigest is that digest (a PDF
+//! signature needs the document itself).
 //!
 //! The agency names the signer by the pairwise `sub` it was given when the citizen logged
 //! in to it (resolved within the agency's own sector: another service's `sub` names nobody
@@ -21,7 +26,7 @@ use serde::Deserialize;
 use crate::clients::Client;
 use crate::oauth::OAuthError;
 use crate::provider::Provider;
-use crate::signing::{Document, Format, Owner, SigningRequest, SigningState, SigningStatus, StartRefusal};
+use crate::signing::{Content, Digest, DigestAlgorithm, Document, Format, Owner, SigningRequest, SigningState, SigningStatus, StartRefusal};
 use crate::token::client_credentials::ESIGN_SCOPE;
 
 /// The longest `display_text`, in characters.
@@ -113,6 +118,10 @@ pub struct NewSigningRequest {
     /// A PDF gets an archive timestamp too (PAdES-BASELINE-LTA); other files ignore it.
     #[serde(default)]
     pub archive_timestamp: bool,
+    /// Where to POST the notification when the request ends: an absolute https URL (http
+    /// on a loopback host) with the origin of one of the agency's redirect URIs.
+    #[serde(default)]
+    pub callback_uri: Option<String>,
 }
 
 /// The signer, named one way.
@@ -127,14 +136,66 @@ pub struct SignerRef {
     pub national_id: Option<String>,
 }
 
-/// The document as sent.
+/// The document as sent: its name, and its bytes or its digest (exactly one).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DocumentBody {
     /// Its file name.
     pub name: String,
     /// Its bytes, base64.
-    pub content: String,
+    #[serde(default)]
+    pub content: Option<String>,
+    /// Its digest, instead of its bytes.
+    #[serde(default)]
+    pub digest: Option<DigestBody>,
+}
+
+/// A document's digest as sent.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DigestBody {
+    /// `sha-256`, `sha-384` or `sha-512`.
+    pub algorithm: String,
+    /// The digest, base64.
+    pub value: String,
+}
+
+/// The `typ` of a signing notification token (RFC 8725 3.11: not to be taken for another
+/// kind of token).
+pub const NOTIFICATION_TYP: &str = "esign-notification+jwt";
+
+/// The claims of a signing notification: who it is for, which request, its status by the
+/// API's names; never a document or a signature (the agency fetches those with its token).
+pub fn notification_claims(issuer: &str, client_id: &str, request: &str, status: &str, jti: &str, now: i64) -> serde_json::Value {
+    serde_json::json!({
+        "iss": issuer,
+        "aud": client_id,
+        "iat": now,
+        "exp": now + 300,
+        "jti": jti,
+        "signing_request": request,
+        "status": status,
+    })
+}
+
+/// Checks a `callback_uri` against the agency's registration: an absolute https URL (http
+/// on a loopback host), without credentials or fragment, whose origin is the origin of one of
+/// its redirect URIs.
+fn callback_uri(agency: &Client, uri: &str) -> Result<String, ApiError> {
+    let invalid = |why: &str| ApiError::InvalidRequest(format!("callback_uri {why}"));
+    let parsed = url::Url::parse(uri).map_err(|_| invalid("must be an absolute URL"))?;
+    if !crate::clients::https_or_loopback(&parsed) {
+        return Err(invalid("must be https (http only on a loopback host)"));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() || parsed.fragment().is_some() {
+        return Err(invalid("must not carry credentials or a fragment"));
+    }
+    let origin = parsed.origin();
+    let registered = agency.registration.redirect_uris.iter().filter_map(|r| url::Url::parse(r).ok()).any(|r| r.origin() == origin);
+    if !registered {
+        return Err(invalid("must have the origin (scheme, host and port) of one of the agency's registered redirect URIs"));
+    }
+    Ok(parsed.to_string())
 }
 
 /// A signing request just opened.
@@ -160,6 +221,7 @@ pub fn status_name(state: &SigningState) -> &'static str {
             "sign.suspended" => "suspended",
             "sign.revoked" => "revoked",
             "sign.bad_signature" => "bad_signature",
+            "sign.document_changed" => "document_changed",
             "sign.timeout" => "timeout",
             _ => "failed",
         },
@@ -201,14 +263,15 @@ impl Provider {
 
     /// Opens a signing request of `agency`.
     pub async fn esign_request(&self, agency: &Client, request: NewSigningRequest, now: i64) -> Result<Opened, ApiError> {
-        let limit = self.policies.signing().max_document_bytes;
-        if request.document.content.len() > limit.div_ceil(3) * 4 + 4 {
-            return Err(ApiError::DocumentTooLarge(limit));
+        let content = match (&request.document.content, &request.document.digest) {
+            (Some(content), None) => Content::Bytes(self.esign_content(content)?),
+            (None, Some(digest)) => Content::Digest(esign_digest(digest)?),
+            _ => return Err(ApiError::InvalidRequest("document must have exactly one of content and digest".into())),
+        };
+        if matches!(content, Content::Digest(_)) && request.archive_timestamp {
+            return Err(ApiError::InvalidRequest("archive_timestamp is for PDF signatures, which need the document's content, not its digest".into()));
         }
-        let bytes = B64.decode(request.document.content.trim()).map_err(|_| ApiError::InvalidRequest("document.content is not base64".into()))?;
-        if bytes.len() > limit {
-            return Err(ApiError::DocumentTooLarge(limit));
-        }
+        let callback_uri = request.callback_uri.as_deref().map(|uri| callback_uri(agency, uri)).transpose()?;
         let name = request.document.name.trim();
         if name.is_empty() || name.chars().count() > 200 || name.chars().any(|c| c.is_control() || c == '/' || c == '\\') {
             return Err(ApiError::InvalidRequest("document.name must be a file name of 1 to 200 characters, without a path or control characters".into()));
@@ -219,22 +282,56 @@ impl Provider {
             return Err(ApiError::InvalidRequest(format!("display_text must be 1 to {MAX_DISPLAY_TEXT} characters, without control characters")));
         }
         let citizen_id = self.esign_signer(agency, &request.signer).await?;
+        self.esign_signer_level(agency, &citizen_id).await?;
         let signing = SigningRequest {
             citizen_id,
             owner: agency_owner(agency),
-            document: Document { name: name.to_owned(), bytes },
+            document: Document { name: name.to_owned(), content },
             display_text: request.display_text.map(|t| t.trim().to_owned()),
             archive: request.archive_timestamp,
+            callback_uri,
         };
         let (id, code) = self.start_signing(signing, None, now).await.map_err(|e| match e {
             StartRefusal::TooLarge(limit) => ApiError::DocumentTooLarge(limit),
             StartRefusal::Empty => ApiError::InvalidRequest("the document is empty".into()),
             StartRefusal::NoSmartId => ApiError::NoSmartId,
             StartRefusal::NotSignable(key) => ApiError::NotSignable(key),
+            StartRefusal::Digest(why) => ApiError::InvalidRequest(format!("document.digest: {why}")),
             StartRefusal::Flood => ApiError::TooManyRequests,
             StartRefusal::Error(e) => ApiError::Server(e),
         })?;
         Ok(Opened { id, verification_code: code, expires_at: now + self.policies.signing().timeout.as_secs() as i64 })
+    }
+
+    /// A document's bytes from their base64, within the policy's limit.
+    fn esign_content(&self, content: &str) -> Result<Vec<u8>, ApiError> {
+        let limit = self.policies.signing().max_document_bytes;
+        if content.len() > limit.div_ceil(3) * 4 + 4 {
+            return Err(ApiError::DocumentTooLarge(limit));
+        }
+        let bytes = B64.decode(content.trim()).map_err(|_| ApiError::InvalidRequest("document.content is not base64".into()))?;
+        if bytes.len() > limit {
+            return Err(ApiError::DocumentTooLarge(limit));
+        }
+        Ok(bytes)
+    }
+
+    /// Tells the agency that its request `id` ended in `state`, at its `callback_uri`: a
+    /// notification token signed with the provider's key, delivered in the background with
+    /// retries. Never fails: whatever goes wrong is logged (the agency can still poll).
+    pub(crate) async fn notify_agency(&self, client_id: &str, uri: &str, id: &str, state: &SigningState, now: i64) {
+        let token = async {
+            let client = self.client(client_id).await?.ok_or_else(|| OAuthError::server("the agency no longer exists"))?;
+            let claims = notification_claims(self.issuer(), client_id, id, status_name(state), &crate::provider::random_token()?, now);
+            Ok::<_, OAuthError>(self.keys.sign(client.id_token_alg, &claims, Some(NOTIFICATION_TYP), now).await?)
+        };
+        match token.await {
+            Ok(token) => {
+                let message = crate::backchannel::Message::SigningNotification(token);
+                tokio::spawn(crate::backchannel::deliver(self.http.clone(), uri.to_owned(), client_id.to_owned(), message, self.settings.backchannel_retry));
+            }
+            Err(e) => tracing::error!(target: "audit", event = "signing.notification.failed", client = client_id, error = %e, "no signing notification made"),
+        }
     }
 
     /// The citizen the agency names (their opaque id).
@@ -263,6 +360,27 @@ impl Provider {
         }
     }
 
+    /// Refuses a signer whose smart-ID cannot make a signature the agency's own validation
+    /// policy accepts (its `signer_min_level`: a qualified signature needs the key on a smart
+    /// card), before the citizen is asked for anything.
+    async fn esign_signer_level(&self, agency: &Client, citizen_id: &str) -> Result<(), ApiError> {
+        let policy = agency.service.validation_policy.as_deref().and_then(|id| self.policies.validation_policy(id));
+        let policy = policy.unwrap_or_else(|| self.policies.default_validation_policy());
+        let Some(required) = &policy.signer_min_level else { return Ok(()) };
+        let citizen = self.durable.citizen_by_id(citizen_id).await?.ok_or_else(|| ApiError::NotFound("no such citizen".into()))?;
+        match self.smart_id_level(&citizen.national_id).await? {
+            None => Err(ApiError::NoSmartId),
+            Some(level) if level >= *required => Ok(()),
+            Some(level) => Err(ApiError::AccessDenied(format!(
+                "the citizen's smart-ID reaches {} (a software key); {}'s validation policy {} accepts signatures from {} (a key on a smart card)",
+                level.name(),
+                agency.id,
+                policy.id,
+                required.name()
+            ))),
+        }
+    }
+
     /// Where a signing request of `agency` stands.
     pub async fn esign_status(&self, agency: &Client, id: &str, now: i64) -> Result<SigningStatus, ApiError> {
         self.signing_status(&agency_owner(agency), id, now).await?.ok_or_else(|| ApiError::NotFound("no such signing request of this agency".into()))
@@ -276,6 +394,23 @@ impl Provider {
         }
         self.signed_file(&agency_owner(agency), id).await?.ok_or_else(|| ApiError::NotFound("the signed document is no longer kept".into()))
     }
+}
+
+/// A digest as sent, checked: a known algorithm and a value of its length.
+fn esign_digest(body: &DigestBody) -> Result<Digest, ApiError> {
+    let names = DigestAlgorithm::ALL.map(DigestAlgorithm::name).join(", ");
+    let algorithm = DigestAlgorithm::named(&body.algorithm)
+        .ok_or_else(|| ApiError::InvalidRequest(format!("document.digest.algorithm {:?} is not one of {names}", body.algorithm)))?;
+    let value = B64.decode(body.value.trim()).map_err(|_| ApiError::InvalidRequest("document.digest.value is not base64".into()))?;
+    if value.len() != algorithm.output_len() {
+        return Err(ApiError::InvalidRequest(format!(
+            "document.digest.value has {} octets; a {} digest has {}",
+            value.len(),
+            algorithm.name(),
+            algorithm.output_len()
+        )));
+    }
+    Ok(Digest { algorithm, value })
 }
 
 #[cfg(test)]
@@ -295,10 +430,53 @@ mod tests {
             ("sign.revoked", "revoked"),
             ("sign.bad_signature", "bad_signature"),
             ("sign.timeout", "timeout"),
-            ("sign.document_changed", "failed"),
+            ("sign.document_changed", "document_changed"),
             ("sign.unavailable", "failed"),
         ] {
             assert_eq!(status_name(&failed(key)), name, "{key}");
         }
+    }
+
+    #[test]
+    fn callback_uris_share_a_redirect_uris_origin() {
+        let policies = policies::Policies::shipped().unwrap_or_else(|e| panic!("{e}"));
+        let registration = serde_json::from_value(serde_json::json!({
+            "redirect_uris": ["https://notary.example.jo/cb", "https://notary.example.jo/other"],
+            "token_endpoint_auth_method": "none",
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let agency = Client::new("notary", registration, &policies).unwrap_or_else(|e| panic!("{e}"));
+        let checked = |uri: &str| match callback_uri(&agency, uri) {
+            Ok(uri) => uri,
+            Err(ApiError::InvalidRequest(why)) => why,
+            Err(other) => panic!("{other:?}"),
+        };
+        assert_eq!(checked("https://notary.example.jo/esign/done?x=1"), "https://notary.example.jo/esign/done?x=1");
+        assert_eq!(checked("https://notary.example.jo:443/done"), "https://notary.example.jo/done", "the default port is the same origin");
+        let origin = "callback_uri must have the origin (scheme, host and port) of one of the agency's registered redirect URIs";
+        for uri in ["https://notary.example.jo:8443/done", "https://evil.example.jo/done", "https://example.jo/done", "https://notary.example.jo.evil.jo/done"]
+        {
+            assert_eq!(checked(uri), origin, "{uri}");
+        }
+        assert_eq!(checked("http://notary.example.jo/done"), "callback_uri must be https (http only on a loopback host)");
+        assert_eq!(checked("ftp://notary.example.jo/done"), "callback_uri must be https (http only on a loopback host)");
+        assert_eq!(checked("http://127.0.0.1:9000/done"), origin, "loopback, but not the agency's origin");
+        assert_eq!(checked("//notary.example.jo/done"), "callback_uri must be an absolute URL");
+        assert_eq!(checked("https://a:b@notary.example.jo/done"), "callback_uri must not carry credentials or a fragment");
+        assert_eq!(checked("https://notary.example.jo/done#x"), "callback_uri must not carry credentials or a fragment");
+    }
+
+    #[test]
+    fn digests_are_checked_precisely() {
+        let body = |algorithm: &str, value: &[u8]| DigestBody { algorithm: algorithm.into(), value: B64.encode(value) };
+        let d = esign_digest(&body("sha-384", &[1; 48])).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((d.algorithm, d.value.len()), (DigestAlgorithm::Sha384, 48));
+        let why = |e: Result<Digest, ApiError>| match e {
+            Err(ApiError::InvalidRequest(why)) => why,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(why(esign_digest(&body("md5", &[1; 16]))), "document.digest.algorithm \"md5\" is not one of sha-256, sha-384, sha-512");
+        assert_eq!(why(esign_digest(&body("sha-256", &[1; 48]))), "document.digest.value has 48 octets; a sha-256 digest has 32");
+        assert_eq!(why(esign_digest(&DigestBody { algorithm: "sha-512".into(), value: "not base64!".into() })), "document.digest.value is not base64");
     }
 }

@@ -24,7 +24,13 @@ impl Provider {
             let sub = self.subject(&client, &session.session.citizen_id);
             let claims = crate::backchannel::logout_claims(self.issuer(), &client.id, &sub, &session.session.sid, &random_token()?, now);
             let token = self.keys.sign(client.id_token_alg, &claims, Some("logout+jwt"), now).await?;
-            tokio::spawn(crate::backchannel::deliver(self.http.clone(), uri, client.id.to_string(), token, self.settings.backchannel_retry));
+            tokio::spawn(crate::backchannel::deliver(
+                self.http.clone(),
+                uri,
+                client.id.to_string(),
+                crate::backchannel::Message::Logout(token),
+                self.settings.backchannel_retry,
+            ));
         }
         Ok(session.session.clients)
     }

@@ -93,6 +93,7 @@ fn own_client(id: &str, name: policies::Localized, page: &str, min_level: polici
         public_subject: false,
         require_pkce: true,
         resource_servers: Vec::new(),
+        validation_policy: None,
         registration: None,
     };
     let sector = url::Url::parse(issuer).ok()?.host_str()?.to_owned();

@@ -1,7 +1,8 @@
 //! Citizens' e-signatures with the smart-ID signing key, decoupled like the smart-ID login.
 //!
 //! Whoever asks (the citizen on the provider's own signing page, `/sign`, or an agency
-//! through the signing API) gives a document and the signer; the session belongs to whoever
+//! through the signing API) gives a document (an agency may give only its digest: then the
+//! signature is a detached CAdES over it) and the signer; the session belongs to whoever
 //! asked, and only they can poll it and fetch the signed file. The provider takes the citizen's signing certificate from their
 //! smart-ID, has the [`SignatureMaker`] build what is to be signed (the signed attributes
 //! over the document's digest), and opens a signing session. The citizen's device is shown
@@ -9,7 +10,9 @@
 //! of what it signs (the page shows the same code), and signs after PIN2. The maker then
 //! checks the signature, fetches the timestamp and the revocation evidence and assembles the
 //! signed file (PAdES for PDFs, detached CAdES otherwise) at level B-LT; a suspended or
-//! revoked certificate gets no signature, even when the device signed.
+//! revoked certificate gets no signature, even when the device signed; nor does a session
+//! whose document (or signing certificate) changed since the device was shown it
+//! (`sign.document_changed`).
 //!
 //! The provider does not link the CA or the signature formats: `hawiya` wires the maker to
 //! `esign`, the timestamp authority and the OCSP responder.
@@ -34,8 +37,103 @@ pub const SIGN_CLIENT: &str = "hawiya-sign";
 pub struct Document {
     /// Its file name.
     pub name: String,
-    /// Its bytes.
-    pub bytes: Vec<u8>,
+    /// What the provider gets of it.
+    pub content: Content,
+}
+
+impl Document {
+    /// A document given whole.
+    pub fn bytes(name: impl Into<String>, bytes: Vec<u8>) -> Self {
+        Document { name: name.into(), content: Content::Bytes(bytes) }
+    }
+}
+
+/// What the provider gets of a document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Content {
+    /// The document itself.
+    Bytes(Vec<u8>),
+    /// Only its digest (an agency that keeps the document to itself): the signature is a
+    /// detached CAdES `.p7s` whose messageDigest is this digest; a PDF signature needs the
+    /// document and cannot be made this way.
+    Digest(Digest),
+}
+
+/// A document's digest, as an agency sends it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Digest {
+    /// The hash function.
+    pub algorithm: DigestAlgorithm,
+    /// The digest, of [`DigestAlgorithm::output_len`] octets (base64 when serialized).
+    #[serde(with = "base64_octets")]
+    pub value: Vec<u8>,
+}
+
+impl Digest {
+    /// The digest as the signature record keeps it: hex for SHA-256 (the record's
+    /// `document_sha256`), `sha-384:`/`sha-512:` and hex for the others.
+    fn record(&self) -> String {
+        match self.algorithm {
+            DigestAlgorithm::Sha256 => hex::encode(&self.value),
+            other => format!("{}:{}", other.name(), hex::encode(&self.value)),
+        }
+    }
+}
+
+/// The hash functions a document digest may be made with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum DigestAlgorithm {
+    /// SHA-256.
+    #[serde(rename = "sha-256")]
+    Sha256,
+    /// SHA-384.
+    #[serde(rename = "sha-384")]
+    Sha384,
+    /// SHA-512.
+    #[serde(rename = "sha-512")]
+    Sha512,
+}
+
+impl DigestAlgorithm {
+    /// Every one, in the API's order.
+    pub const ALL: [DigestAlgorithm; 3] = [DigestAlgorithm::Sha256, DigestAlgorithm::Sha384, DigestAlgorithm::Sha512];
+
+    /// Its name in the API (`sha-256`, the IANA hash function textual name).
+    pub fn name(self) -> &'static str {
+        match self {
+            DigestAlgorithm::Sha256 => "sha-256",
+            DigestAlgorithm::Sha384 => "sha-384",
+            DigestAlgorithm::Sha512 => "sha-512",
+        }
+    }
+
+    /// The algorithm called `name` in the API.
+    pub fn named(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    /// The length of its digests, in octets.
+    pub fn output_len(self) -> usize {
+        match self {
+            DigestAlgorithm::Sha256 => 32,
+            DigestAlgorithm::Sha384 => 48,
+            DigestAlgorithm::Sha512 => 64,
+        }
+    }
+}
+
+mod base64_octets {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD as B64;
+
+    pub fn serialize<S: serde::Serializer>(value: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&B64.encode(value))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = <String as serde::Deserialize>::deserialize(d)?;
+        B64.decode(text).map_err(serde::de::Error::custom)
+    }
 }
 
 /// The signature format a document gets.
@@ -106,6 +204,10 @@ pub enum SigningError {
     /// The document is no longer the one the session was opened for.
     #[error("the document changed after the request")]
     DocumentChanged,
+    /// A document digest the signer's key cannot sign (another hash function than the key
+    /// signs with, or a digest of the wrong length): what is wrong.
+    #[error("the digest cannot be signed: {0}")]
+    Digest(String),
     /// The timestamp authority, the responder or a key store failed.
     #[error("{0}")]
     Unavailable(String),
@@ -199,8 +301,15 @@ pub struct SigningSession {
     /// What the asking service wants the device to show besides the document's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_text: Option<String>,
-    /// SHA-256 (hex) of the document.
+    /// SHA-256 (hex) of the document, or the digest sent in its place (as
+    /// [`store::SignatureRecord`] keeps it).
     pub document_sha256: String,
+    /// The digest the agency sent instead of the document (then no document is kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
+    /// Where the agency is told that the session ended (signed or failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_uri: Option<String>,
     /// The signature format.
     pub format: Format,
     /// The claimed signing time, Unix seconds (fixed: what is signed depends on it).
@@ -280,6 +389,8 @@ pub struct SigningRequest {
     pub display_text: Option<String>,
     /// Whether a PDF gets an archive timestamp (PAdES B-LTA); other files ignore it.
     pub archive: bool,
+    /// Where the agency is told that the session ended (checked by the caller).
+    pub callback_uri: Option<String>,
 }
 
 /// The page text keys a failed session may name.
@@ -305,7 +416,7 @@ fn reason_key(e: &SigningError) -> &'static str {
         SigningError::Revoked => "sign.revoked",
         SigningError::BadSignature(_) => "sign.bad_signature",
         SigningError::DocumentChanged => "sign.document_changed",
-        SigningError::NotSignable(_) | SigningError::Unavailable(_) => "sign.unavailable",
+        SigningError::NotSignable(_) | SigningError::Digest(_) | SigningError::Unavailable(_) => "sign.unavailable",
     }
 }
 
@@ -332,6 +443,8 @@ pub enum StartRefusal {
     NoSmartId,
     /// The document cannot be signed; the page text key of the reason.
     NotSignable(&'static str),
+    /// The digest sent for the document cannot be signed by this signer: why.
+    Digest(String),
     /// Too many requests for this citizen.
     Flood,
     /// Anything else.
@@ -376,14 +489,20 @@ impl Provider {
     /// (`None` for an agency: only the citizen's count limits it). Returns the session id
     /// and the verification code.
     pub async fn start_signing(&self, request: SigningRequest, browser: Option<&Browser<'_>>, now: i64) -> Result<(String, String), StartRefusal> {
-        let SigningRequest { citizen_id, owner, document, display_text, archive } = request;
+        let SigningRequest { citizen_id, owner, document, display_text, archive, callback_uri } = request;
         let client_id = owner.client_id().to_owned();
         let service = self.signing_service()?;
         let limit = self.policies.signing().max_document_bytes;
-        if document.bytes.len() > limit {
-            return Err(StartRefusal::TooLarge(limit));
-        }
-        if document.bytes.is_empty() || document.name.trim().is_empty() {
+        let (document_sha256, digest) = match &document.content {
+            Content::Bytes(bytes) if bytes.len() > limit => return Err(StartRefusal::TooLarge(limit)),
+            Content::Bytes(bytes) if bytes.is_empty() => return Err(StartRefusal::Empty),
+            Content::Bytes(bytes) => (hex::encode(crate::provider::sha256(bytes)), None),
+            Content::Digest(d) if d.value.len() != d.algorithm.output_len() => {
+                return Err(StartRefusal::Digest(format!("a {} digest has {} octets, not {}", d.algorithm.name(), d.algorithm.output_len(), d.value.len())));
+            }
+            Content::Digest(d) => (d.record(), Some(d.clone())),
+        };
+        if document.name.trim().is_empty() {
             return Err(StartRefusal::Empty);
         }
         let citizen = self.durable.citizen_by_id(&citizen_id).await?.ok_or_else(|| OAuthError::invalid_request("the citizen no longer exists"))?;
@@ -400,6 +519,7 @@ impl Provider {
         let certificate = self.signing_certificate(&national_id).await?.ok_or(StartRefusal::NoSmartId)?;
         let tbs = service.maker.prepare(&document, &certificate, now, archive).map_err(|e| match e {
             SigningError::NotSignable(why) => StartRefusal::NotSignable(why),
+            SigningError::Digest(why) => StartRefusal::Digest(why),
             other => StartRefusal::Error(OAuthError::server(other.to_string())),
         })?;
         let id = crate::provider::random_token()?;
@@ -410,7 +530,9 @@ impl Provider {
             client_id: client_id.clone(),
             document_name: document.name.clone(),
             display_text,
-            document_sha256: hex::encode(crate::provider::sha256(&document.bytes)),
+            document_sha256,
+            digest,
+            callback_uri,
             format: tbs.format,
             signing_time: now,
             to_be_signed: B64.encode(&tbs.octets),
@@ -418,7 +540,11 @@ impl Provider {
             expires_at: now + timeout.as_secs() as i64,
             state: SigningState::Waiting,
         };
-        self.ephemeral.put(&keyspace::signing_document(&id), &document.bytes, timeout).await?;
+        // The document is kept for the answer (what is signed is derived from it again); a
+        // digest is in the session itself.
+        if let Content::Bytes(bytes) = &document.content {
+            self.ephemeral.put(&keyspace::signing_document(&id), bytes, timeout).await?;
+        }
         self.put_signing_session(&id, &session, now).await?;
         // The citizen's device sees the newest request only.
         self.ephemeral.put(&keyspace::signing_pending(&national_id), id.as_bytes(), timeout).await?;
@@ -433,6 +559,30 @@ impl Provider {
             return Err(IdpError::Corrupt(format!("smart-ID of a citizen: signature serial {:?}", record.signature_serial)));
         };
         Ok(self.durable.certificate(&serial).await?.map(|c| c.certificate.der))
+    }
+
+    /// The level of assurance the citizen's smart-ID reaches: the login method its
+    /// authentication certificate's policy names (a key on a smart card reaches `high`, a
+    /// software key less); `None` without a smart-ID.
+    pub(crate) async fn smart_id_level(&self, national_id: &str) -> Result<Option<policies::AssuranceLevel>, IdpError> {
+        use der::Decode;
+        use der::oid::AssociatedOid;
+        let Some(record) = self.durable.smart_id(national_id).await? else { return Ok(None) };
+        let Ok(serial) = record.authentication_serial.parse::<store::Serial>() else {
+            return Err(IdpError::Corrupt(format!("smart-ID of a citizen: authentication serial {:?}", record.authentication_serial)));
+        };
+        let Some(stored) = self.durable.certificate(&serial).await? else { return Ok(None) };
+        let certificate = x509_cert::Certificate::from_der(&stored.certificate.der).map_err(|e| IdpError::Corrupt(format!("a smart-ID certificate: {e}")))?;
+        let policies: Vec<_> = certificate
+            .tbs_certificate
+            .extensions
+            .iter()
+            .flatten()
+            .filter(|e| e.extn_id == x509_cert::ext::pkix::CertificatePolicies::OID)
+            .filter_map(|e| x509_cert::ext::pkix::CertificatePolicies::from_der(e.extn_value.as_bytes()).ok())
+            .flat_map(|p| p.0.into_iter().map(|i| i.policy_identifier))
+            .collect();
+        Ok(self.policies.certificate_method(&policies).map(|m| m.level.clone()))
     }
 
     /// The citizen's pending signing request, for their device.
@@ -485,14 +635,22 @@ impl Provider {
         self.ephemeral.delete(&keyspace::signing_pending(national_id)).await?;
         self.put_signing_session(&answer.session, &s, now).await?;
         tracing::info!(target: "audit", event = "signing.answered", state = ?s.state, "device answered a signing request");
+        if let (Owner::Agency { client_id }, Some(uri)) = (&s.owner, &s.callback_uri) {
+            // In the background, with retries: the device's answer never waits for the agency.
+            self.notify_agency(client_id, uri, &answer.session, &s.state, now).await;
+        }
         Ok(s.state)
     }
 
     async fn complete_signing(&self, service: &Signing, id: &str, s: &SigningSession, signature: &[u8], now: i64) -> Result<SigningState, OAuthError> {
-        let Some(bytes) = self.ephemeral.get(&keyspace::signing_document(id)).await? else {
-            return Ok(SigningState::Failed { reason: "sign.timeout".into() });
+        let content = match &s.digest {
+            Some(digest) => Content::Digest(digest.clone()),
+            None => match self.ephemeral.get(&keyspace::signing_document(id)).await? {
+                Some(bytes) => Content::Bytes(bytes),
+                None => return Ok(SigningState::Failed { reason: "sign.timeout".into() }),
+            },
         };
-        let document = Document { name: s.document_name.clone(), bytes };
+        let document = Document { name: s.document_name.clone(), content };
         let failed = |e: SigningError| {
             tracing::warn!(target: "audit", event = "signing.refused", reason = %e, "no signature made");
             SigningState::Failed { reason: reason_key(&e).into() }

@@ -1,13 +1,22 @@
 //! X.509 and CMS building blocks shared by the CA, the identity provider and e-signatures.
 //!
-//! This crate knows no key store, no database and no HTTP: it encodes and decodes. The
+//! This crate knows no key store, no database and no HTTP: it encodes, decodes and validates,
+//! and never fetches anything (intermediates, trust anchors and revocation evidence are handed
+//! to it). The
 //! timestamp authority (`ca`) and the signatures of `esign` build their CMS SignedData
 //! ([`cms`]) here, so that both write signed attributes, signing-certificate references and
-//! embedded revocation evidence the same way. The certificate path validator of the
-//! validation issue belongs here too.
+//! embedded revocation evidence the same way. [`path`] is the one certificate path validator
+//! of the project (RFC 5280 path building and validation, revocation through a trait the
+//! caller implements), meant to replace every chain check of its own in the smart-ID login,
+//! signature validation and the CA (not wired into them yet). Its peer test suite is
+//! x509-limbo (`pkix/tests/limbo.rs`).
 
 pub mod cms;
 mod digest;
+pub mod etsi;
+pub mod evidence;
+pub mod ocsp;
+pub mod path;
 pub mod tsp;
 
 pub use digest::DigestAlgorithm;

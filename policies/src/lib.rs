@@ -15,6 +15,7 @@ mod error;
 mod model;
 pub mod national_id;
 mod raw;
+mod validation;
 
 use der::asn1::ObjectIdentifier;
 use std::collections::BTreeMap;
@@ -27,6 +28,10 @@ pub use model::{
     SigningPolicy, SubjectKind, TimestampPolicy,
 };
 pub use national_id::{InvalidNationalId, NationalId};
+pub use validation::{
+    Algorithm, AlgorithmConstraint, AlgorithmRefusal, AuthorityKind, BaselineLevel, Qualification, SignatureFormat, TrustList, TrustedAuthority,
+    ValidationPolicy,
+};
 
 /// The shipped policy files, embedded so the binary runs anywhere.
 const SHIPPED: &[(&str, &str)] = &[
@@ -34,6 +39,9 @@ const SHIPPED: &[(&str, &str)] = &[
     ("methods.toml", include_str!("../methods.toml")),
     ("tsa.toml", include_str!("../tsa.toml")),
     ("signing.toml", include_str!("../signing.toml")),
+    ("trust-list.toml", include_str!("../trust-list.toml")),
+    ("validation/advanced.toml", include_str!("../validation/advanced.toml")),
+    ("validation/qualified.toml", include_str!("../validation/qualified.toml")),
     ("profiles/root-ca.toml", include_str!("../profiles/root-ca.toml")),
     ("profiles/citizen-authentication-ca.toml", include_str!("../profiles/citizen-authentication-ca.toml")),
     ("profiles/citizen-signing-ca.toml", include_str!("../profiles/citizen-signing-ca.toml")),
@@ -58,6 +66,8 @@ pub struct Policies {
     services: Vec<Service>,
     timestamping: TimestampPolicy,
     signing: SigningPolicy,
+    validation: Vec<ValidationPolicy>,
+    trust_list: TrustList,
 }
 
 impl Policies {
@@ -67,26 +77,28 @@ impl Policies {
     }
 
     /// Reads a policy directory: `assurance.toml`, `methods.toml`, `tsa.toml`,
-    /// `signing.toml`, `profiles/*.toml`, `services/*.toml`.
+    /// `signing.toml`, `trust-list.toml`, `profiles/*.toml`, `services/*.toml`,
+    /// `validation/*.toml`, and the certificates the trust list names (`trust/*.pem`, if any).
     pub fn load(dir: &Path) -> Result<Self, PolicyErrors> {
         let mut files = Vec::new();
         let mut errors = PolicyErrors::default();
-        for name in ["assurance.toml", "methods.toml", "tsa.toml", "signing.toml"] {
+        for name in ["assurance.toml", "methods.toml", "tsa.toml", "signing.toml", "trust-list.toml"] {
             match std::fs::read_to_string(dir.join(name)) {
                 Ok(text) => files.push((dir.join(name).display().to_string(), text)),
                 Err(e) => errors.push(PolicyError::file(dir.join(name), format!("cannot read: {e}"))),
             }
         }
-        for sub in ["profiles", "services"] {
+        for (sub, extension) in [("profiles", "toml"), ("services", "toml"), ("validation", "toml"), ("trust", "pem")] {
             let sub_dir = dir.join(sub);
             let entries = match std::fs::read_dir(&sub_dir) {
                 Ok(entries) => entries,
+                Err(e) if sub == "trust" && e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => {
                     errors.push(PolicyError::file(&sub_dir, format!("cannot read directory: {e}")));
                     continue;
                 }
             };
-            let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect();
+            let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == extension)).collect();
             paths.sort();
             for path in paths {
                 match std::fs::read_to_string(&path) {
@@ -157,6 +169,27 @@ impl Policies {
     /// What citizens' e-signatures require.
     pub fn signing(&self) -> &SigningPolicy {
         &self.signing
+    }
+
+    /// The signature validation policies.
+    pub fn validation_policies(&self) -> &[ValidationPolicy] {
+        &self.validation
+    }
+
+    /// The validation policy with that id.
+    pub fn validation_policy(&self, id: &str) -> Option<&ValidationPolicy> {
+        self.validation.iter().find(|p| p.id == id)
+    }
+
+    /// The validation policy applied when none is named.
+    pub fn default_validation_policy(&self) -> &ValidationPolicy {
+        // Loading checks that exactly one policy is the default.
+        self.validation.iter().find(|p| p.default).unwrap_or(&self.validation[0])
+    }
+
+    /// The national trust list.
+    pub fn trust_list(&self) -> &TrustList {
+        &self.trust_list
     }
 
     /// The e-service with that client id.

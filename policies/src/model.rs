@@ -279,6 +279,9 @@ pub struct Service {
     /// The clients (resource servers, e.g. the service's API) that may introspect the
     /// tokens issued to this service, besides the service itself.
     pub resource_servers: Vec<crate::ClientId>,
+    /// The signature validation policy it accepts (`validation/<id>.toml`); `None`: the
+    /// default policy.
+    pub validation_policy: Option<String>,
     /// The client's registration, when the policy file declares the client itself
     /// (`[registration]`: redirect URIs, authentication method, keys…) instead of leaving
     /// it to `hawiya client add`. The OpenID Connect provider reads and checks it.

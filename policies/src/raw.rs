@@ -9,6 +9,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::model::*;
+use crate::validation;
 use crate::{Policies, PolicyError, PolicyErrors};
 
 const VERSION: u32 = 1;
@@ -128,6 +129,7 @@ struct ServiceFile {
     require_pkce: bool,
     #[serde(default)]
     resource_servers: Vec<crate::ClientId>,
+    validation_policy: Option<Spanned<String>>,
     registration: Option<toml::Table>,
 }
 
@@ -136,24 +138,24 @@ fn yes() -> bool {
 }
 
 /// One file being read: its name and text, to turn spans into line numbers.
-struct Source<'a> {
-    file: &'a str,
-    text: &'a str,
+pub(crate) struct Source<'a> {
+    pub(crate) file: &'a str,
+    pub(crate) text: &'a str,
 }
 
 impl Source<'_> {
-    fn err<T>(&self, spanned: &Spanned<T>, message: impl Into<String>) -> PolicyError {
+    pub(crate) fn err<T>(&self, spanned: &Spanned<T>, message: impl Into<String>) -> PolicyError {
         PolicyError::at(self.file, self.text, spanned.span().start, message.into())
     }
 
-    fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, PolicyError> {
+    pub(crate) fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, PolicyError> {
         toml::from_str(self.text).map_err(|e| {
             let offset = e.span().map_or(0, |s| s.start);
             PolicyError::at(self.file, self.text, offset, e.message().trim().to_owned())
         })
     }
 
-    fn check_version(&self, version: &Spanned<u32>, errors: &mut PolicyErrors) {
+    pub(crate) fn check_version(&self, version: &Spanned<u32>, errors: &mut PolicyErrors) {
         if *version.get_ref() != VERSION {
             errors.push(self.err(version, format!("unsupported version {} (this Hawiya reads version {VERSION})", version.get_ref())));
         }
@@ -172,10 +174,16 @@ pub(crate) fn build(files: Vec<(String, String)>) -> Result<Policies, PolicyErro
             "tsa"
         } else if name.ends_with("signing.toml") && !name.contains("/services/") && !name.contains("/profiles/") {
             "signing"
+        } else if name.ends_with("trust-list.toml") && !name.contains("/services/") && !name.contains("/profiles/") {
+            "trust-list"
         } else if name.contains("profiles/") {
             "profile"
         } else if name.contains("services/") {
             "service"
+        } else if name.contains("validation/") {
+            "validation"
+        } else if name.contains("trust/") {
+            "trust-certificate"
         } else {
             "unknown"
         }
@@ -283,13 +291,50 @@ pub(crate) fn build(files: Vec<(String, String)>) -> Result<Policies, PolicyErro
         _ => errors.push(PolicyError::file("signing.toml", "given more than once".into())),
     }
 
+    let mut trust_list = None;
+    let trust_files: Vec<_> = files.iter().filter(|(n, _)| kind_of(n) == "trust-list").collect();
+    match trust_files.as_slice() {
+        [(file, text)] => {
+            let src = Source { file, text };
+            match src.parse::<validation::TrustListFile>() {
+                Err(e) => errors.push(e),
+                Ok(raw) => {
+                    // Certificates are named relative to the policy directory (the trust list's own).
+                    let base = file.replace('\\', "/");
+                    let base = base.strip_suffix("trust-list.toml").unwrap_or_default().to_owned();
+                    let certificate = |name: &str| {
+                        let wanted = format!("{base}{name}");
+                        files.iter().find(|(n, _)| kind_of(n) == "trust-certificate" && n.replace('\\', "/") == wanted).map(|(_, text)| text.clone())
+                    };
+                    trust_list = validation::trust_list(&src, raw, &certificate, &mut errors);
+                }
+            }
+        }
+        [] => errors.push(PolicyError::file("trust-list.toml", "missing: the trust list must be defined".into())),
+        _ => errors.push(PolicyError::file("trust-list.toml", "given more than once".into())),
+    }
+
     let mut methods = Vec::new();
+    let mut validation_policies: Vec<validation::ValidationPolicy> = Vec::new();
+    // The validation policies services name, checked once every policy is read.
+    let mut named_policies = Vec::new();
     let mut profiles = BTreeMap::new();
     let mut services: Vec<Service> = Vec::new();
     for (file, text) in &files {
         let src = Source { file, text };
         match kind_of(file) {
-            "assurance" | "tsa" | "signing" => {}
+            "assurance" | "tsa" | "signing" | "trust-list" | "trust-certificate" => {}
+            "validation" => match src.parse::<validation::ValidationFile>() {
+                Err(e) => errors.push(e),
+                Ok(raw) => {
+                    if let Some(policy) = validation::validation_policy(&src, raw, &find_level, &mut errors) {
+                        if validation_policies.iter().any(|p| p.id == policy.id) {
+                            errors.push(PolicyError::file(file, format!("validation policy {:?} is defined twice", policy.id)));
+                        }
+                        validation_policies.push(policy);
+                    }
+                }
+            },
             "methods" => match src.parse::<MethodsFile>() {
                 Err(e) => errors.push(e),
                 Ok(parsed) => {
@@ -364,6 +409,10 @@ pub(crate) fn build(files: Vec<(String, String)>) -> Result<Policies, PolicyErro
                             public_subject: raw.public_subject,
                             require_pkce: raw.require_pkce,
                             resource_servers: raw.resource_servers,
+                            validation_policy: raw.validation_policy.map(|p| {
+                                named_policies.push((file.as_str(), text.as_str(), p.span().start, p.get_ref().clone()));
+                                p.into_inner()
+                            }),
                             registration: raw.registration,
                         });
                     }
@@ -371,7 +420,7 @@ pub(crate) fn build(files: Vec<(String, String)>) -> Result<Policies, PolicyErro
             },
             _ => errors.push(PolicyError::file(
                 file,
-                "not a policy file (expected assurance.toml, methods.toml, tsa.toml, signing.toml, profiles/*.toml or services/*.toml)".into(),
+                "not a policy file (expected assurance.toml, methods.toml, tsa.toml, signing.toml, trust-list.toml, profiles/*.toml, services/*.toml, validation/*.toml or trust/*.pem)".into(),
             )),
         }
     }
@@ -398,14 +447,21 @@ pub(crate) fn build(files: Vec<(String, String)>) -> Result<Policies, PolicyErro
             }
         }
     }
+    validation::check_policies(&validation_policies, &mut errors);
+    for (file, text, offset, name) in named_policies {
+        if !validation_policies.iter().any(|p| p.id == name) {
+            let known: Vec<_> = validation_policies.iter().map(|p| p.id.as_str()).collect();
+            errors.push(PolicyError::at(file, text, offset, format!("unknown validation policy {name:?} (known: {})", known.join(", "))));
+        }
+    }
     if methods.is_empty() && errors.0.is_empty() {
         errors.push(PolicyError::file("methods.toml", "missing: at least one authentication method must be defined".into()));
     }
     errors.into_result()?;
-    let (Some(timestamping), Some(signing)) = (timestamping, signing) else {
-        return Err(PolicyErrors(vec![PolicyError::file("tsa.toml, signing.toml", "not read".into())]));
+    let (Some(timestamping), Some(signing), Some(trust_list)) = (timestamping, signing, trust_list) else {
+        return Err(PolicyErrors(vec![PolicyError::file("tsa.toml, signing.toml, trust-list.toml", "not read".into())]));
     };
-    Ok(Policies { levels, methods, profiles, services, timestamping, signing })
+    Ok(Policies { levels, methods, profiles, services, timestamping, signing, validation: validation_policies, trust_list })
 }
 
 fn timestamp_policy(src: &Source<'_>, raw: TsaFile, errors: &mut PolicyErrors) -> Option<TimestampPolicy> {

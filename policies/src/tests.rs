@@ -141,3 +141,80 @@ fn the_signing_policy_is_read_and_checked() {
     let e = errors_after("signing.toml", "max_hashes_per_authorization = 10", "max_hashes_per_authorization = 0");
     assert!(e[0].contains("max_hashes_per_authorization must be between 1 and 100"), "{e:?}");
 }
+
+#[test]
+fn validation_policies_are_read_and_checked() {
+    let p = Policies::shipped().expect("shipped");
+    let default = p.default_validation_policy();
+    assert_eq!((default.id.as_str(), default.revision, default.min_baseline), ("advanced", 1, BaselineLevel::B));
+    let qualified = p.validation_policy("qualified").expect("qualified");
+    assert_eq!((qualified.min_baseline, qualified.min_qualification, qualified.timestamp_required), (BaselineLevel::Lt, Qualification::Qualified, true));
+    assert_eq!(qualified.signer_min_level.as_ref().map(AssuranceLevel::name), Some("high"));
+    assert_eq!(p.service("notary").expect("notary").validation_policy.as_deref(), Some("qualified"));
+    assert_eq!(p.service("civil-status").expect("civil status").validation_policy, None);
+    assert_eq!(BaselineLevel::Lta.suffix(), "LTA");
+    assert_eq!(Qualification::AdvancedQc.report_name(), "AdESig-QC");
+
+    // Algorithms: end dates, key sizes, and what is not listed.
+    let y2016 = 1_451_606_400; // 2016-01-01T00:00:00Z
+    assert_eq!(default.accepts(Algorithm::Sha1, None, y2016 - 1), Ok(()));
+    assert_eq!(default.accepts(Algorithm::Sha1, None, y2016), Err(AlgorithmRefusal::Expired { until: y2016 }));
+    assert_eq!(qualified.accepts(Algorithm::Sha1, None, 0), Err(AlgorithmRefusal::NotAccepted));
+    assert_eq!(default.accepts(Algorithm::Rsa, Some(4096), i64::MAX), Ok(()));
+    assert_eq!(default.accepts(Algorithm::Rsa, Some(2048), y2016), Ok(()));
+    assert_eq!(default.accepts(Algorithm::Rsa, Some(1024), y2016), Ok(()));
+    let y2019 = 1_546_300_800;
+    assert_eq!(default.accepts(Algorithm::Rsa, Some(1024), y2019), Err(AlgorithmRefusal::Expired { until: y2019 }));
+    assert_eq!(default.accepts(Algorithm::Rsa, Some(512), 0), Err(AlgorithmRefusal::KeyTooSmall { bits: 512, min_bits: 1024 }));
+    assert_eq!(qualified.accepts(Algorithm::RsaPss, Some(2048), 0), Err(AlgorithmRefusal::KeyTooSmall { bits: 2048, min_bits: 3072 }));
+    assert_eq!(qualified.accepts(Algorithm::EcdsaP256, None, i64::MAX), Ok(()));
+
+    let e = errors_after("validation/qualified.toml", "min_baseline = \"B-LT\"", "min_baseline = \"B-XL\"");
+    assert!(e[0].starts_with("/validation/qualified.toml:") && e[0].contains("B-XL"), "{e:?}");
+    let e = errors_after("validation/qualified.toml", "timestamp_required = true", "timestamp_required = false");
+    assert!(e[0].contains("a minimum baseline of B-T or higher means a timestamp is required"), "{e:?}");
+    let e = errors_after("validation/qualified.toml", "signer_min_level = \"high\"", "signer_min_level = \"highest\"");
+    assert!(e[0].contains("unknown level \"highest\""), "{e:?}");
+    let e = errors_after("validation/qualified.toml", "name = \"rsa\"\nmin_bits = 2048", "name = \"rsa\"");
+    assert!(e[0].contains("RSA needs min_bits"), "{e:?}");
+    let e = errors_after("validation/qualified.toml", "name = \"ecdsa-p256\"", "name = \"ecdsa-p256\"\nuntil = 2030-02-30");
+    assert!(e[0].contains("validation/qualified.toml:"), "{e:?}");
+    let e = errors_after("validation/qualified.toml", "name = \"ecdsa-p256\"", "name = \"ecdsa-p255\"");
+    assert!(e[0].contains("ecdsa-p255"), "{e:?}");
+    let e = errors_after("validation/qualified.toml", "id = \"qualified\"", "id = \"qualifed\"");
+    assert!(e[0].contains("must match its file name \"qualified\""), "{e:?}");
+    let e = errors_after("validation/qualified.toml", "revision = 1", "revision = 1\ndefault = true");
+    assert_eq!(e, ["validation/: more than one validation policy says `default = true`"], "{e:?}");
+    let e = errors_after("services/notary.toml", "validation_policy = \"qualified\"", "validation_policy = \"qualifed\"");
+    assert!(e[0].starts_with("/services/notary.toml:") && e[0].contains("unknown validation policy \"qualifed\" (known: advanced, qualified)"), "{e:?}");
+}
+
+#[test]
+fn the_trust_list_names_authorities_by_certificate() {
+    let p = Policies::shipped().expect("shipped");
+    assert_eq!((p.trust_list().territory.as_str(), p.trust_list().own_hierarchy, p.trust_list().authorities.len()), ("JO", true, 0));
+
+    // Another provider's root, in trust/ next to the list.
+    let tmp = copy_shipped();
+    std::fs::create_dir_all(tmp.path().join("trust")).expect("mkdir");
+    let der = [0x30u8, 0x03, 0x02, 0x01, 0x01];
+    let pem = der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &der).expect("pem");
+    std::fs::write(tmp.path().join("trust/tsp-root.pem"), &pem).expect("write");
+    let list = std::fs::read_to_string(tmp.path().join("trust-list.toml")).expect("read");
+    let entry =
+        "\n[[authority]]\nname = { ar = \"مزوّد\", en = \"Provider\" }\nkind = \"root\"\ncertificate = \"trust/tsp-root.pem\"\nqualified_since = 2026-01-01\n";
+    std::fs::write(tmp.path().join("trust-list.toml"), format!("{list}{entry}")).expect("write");
+    let loaded = Policies::load(tmp.path()).expect("loads");
+    let a = &loaded.trust_list().authorities[0];
+    assert_eq!((a.kind, a.certificate.as_slice(), a.qualified_since, a.withdrawn), (AuthorityKind::Root, &der[..], Some(1_767_225_600), None));
+
+    std::fs::write(tmp.path().join("trust-list.toml"), format!("{list}{}", entry.replace("tsp-root.pem", "missing.pem"))).expect("write");
+    let e = Policies::load(tmp.path()).expect_err("must fail").to_string();
+    assert!(e.contains("no certificate file \"trust/missing.pem\""), "{e}");
+    std::fs::write(tmp.path().join("trust-list.toml"), format!("{list}{entry}withdrawn = 2025-01-01\n")).expect("write");
+    let e = Policies::load(tmp.path()).expect_err("must fail").to_string();
+    assert!(e.contains("withdrawn before it was qualified"), "{e}");
+    std::fs::write(tmp.path().join("trust-list.toml"), list.replace("territory = \"JO\"", "territory = \"Jordan\"")).expect("write");
+    let e = Policies::load(tmp.path()).expect_err("must fail").to_string();
+    assert!(e.contains("not an ISO 3166 alpha-2 code"), "{e}");
+}

@@ -151,7 +151,8 @@ pub struct SignatureRecord {
     pub client_id: String,
     /// The document's name as given.
     pub document_name: String,
-    /// SHA-256 (hex) of the document as given.
+    /// SHA-256 (hex) of the document as given, or the digest an agency sent instead of it:
+    /// hex for SHA-256, `sha-384:` or `sha-512:` and hex for the others.
     pub document_sha256: String,
     /// The signature's format and level (`PAdES-BASELINE-LT`, `CAdES-BASELINE-LT`).
     pub format: String,

@@ -4,8 +4,9 @@ JSON body that validates against the schema it gives.
 
 Usage: check_responses.py SPEC.yaml RESPONSES.json, where RESPONSES.json is a list of
 {"method", "path" (the template, as in the document), "status", "content_type", "body"}
-(body: the JSON value, or null for other media types). Prints one line per failure and
-exits 1 if there is any.
+(body: the JSON value, or null for other media types), or {"schema", "body"}: a value
+that is no response (the claims of a notification token) and must validate against the
+component schema of that name. Prints one line per failure and exits 1 if there is any.
 """
 import json
 import sys
@@ -30,6 +31,12 @@ def main():
     records = json.load(open(sys.argv[2], encoding="utf-8"))
     failures = []
     for r in records:
+        if "schema" in r:
+            schema = {"$ref": f'#/components/schemas/{r["schema"]}', "components": spec["components"]}
+            schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+            for e in sorted(jsonschema.Draft202012Validator(schema).iter_errors(r["body"]), key=str):
+                failures.append(f'{r["schema"]}: {e.message} at {list(e.absolute_path)} in {json.dumps(r["body"])}')
+            continue
         where = f'{r["method"].upper()} {r["path"]} {r["status"]}'
         operation = spec["paths"].get(r["path"], {}).get(r["method"].lower())
         if operation is None:

@@ -101,6 +101,8 @@ fn demo_creates_its_data_once_and_reuses_it() {
 fn policy_check_accepts_the_shipped_files_and_names_problems() {
     let shipped = run(Command::new(hawiya_bin()).args(["policy", "check"]));
     assert!(shipped.status.success(), "{}", String::from_utf8_lossy(&shipped.stderr));
+    let summary = String::from_utf8_lossy(&shipped.stdout);
+    assert!(summary.contains("2 validation policies (default advanced), a trust list of 0 authorities and this deployment's own hierarchy"), "{summary}");
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
     let dir_check = run(Command::new(hawiya_bin()).args(["policy", "check"]).arg(&repo));
     assert!(dir_check.status.success(), "{}", String::from_utf8_lossy(&dir_check.stderr));
@@ -115,6 +117,15 @@ fn policy_check_accepts_the_shipped_files_and_names_problems() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("methods.toml:24:9: unknown level \"ultra\""), "{stderr}");
+
+    // A validation policy that names a level nobody defines.
+    std::fs::write(&methods, std::fs::read_to_string(repo.join("methods.toml")).expect("read")).expect("write");
+    let qualified = broken.path().join("validation/qualified.toml");
+    std::fs::write(&qualified, std::fs::read_to_string(&qualified).expect("read").replace("signer_min_level = \"high\"", "signer_min_level = \"ultra\""))
+        .expect("write");
+    let out = run(Command::new(hawiya_bin()).args(["policy", "check"]).arg(broken.path()));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("validation/qualified.toml:") && stderr.contains("unknown level \"ultra\""), "{stderr}");
 }
 
 const LAYLA: &str = "9861234567";

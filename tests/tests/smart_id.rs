@@ -1061,6 +1061,12 @@ impl Api {
         self.send("/api/esign/v1/signing-requests/{id}/document", r).await
     }
 
+    /// Records `value` to be checked against the OpenAPI document's component schema `name`
+    /// (what is no response: a notification's claims).
+    fn record_schema(&mut self, name: &str, value: &Value) {
+        self.recorded.push(json!({"schema": name, "body": value}));
+    }
+
     /// Every recorded response against the OpenAPI document (jsonschema, from scripts/env.sh).
     fn check_against_openapi(&self, dir: &Path) {
         let recorded = dir.join("api-responses.json");
@@ -1194,6 +1200,17 @@ async fn an_agency_asks_a_citizen_to_sign_through_the_api() {
     let r =
         api.create(Some(&notary), &json!({"signer": {"sub": sub}, "document": {"name": "a.pdf", "content": b64(&pdf)}, "display_text": "x".repeat(201)})).await;
     assert_eq!((r.status, r.error().1.as_str()), (400, "invalid_request"));
+    // Layla's smart-ID keeps its key in software: the notary's validation policy (qualified)
+    // would never accept her signature, so she is not asked.
+    let phone = d.path("layla-phone");
+    let o = activate(&d, &phone, &enroll(&d, LAYLA, "software"), &[], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = api.create(Some(&notary), &request(json!({"national_id": LAYLA}))).await;
+    let (status, error, why) = r.error();
+    assert_eq!((status, error.as_str()), (403, "access_denied"), "{why}");
+    assert!(why.contains("reaches substantial") && why.contains("validation policy qualified") && why.contains("from high"), "{why}");
+    let o = device(&phone, &["pending"], None, &[]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "No pending request.", "Layla's device was not asked");
     assert_eq!(signatures(), 0, "no refusal signs or records anything");
     let o = device(&card, &["pending"], None, &env);
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "No pending request.", "no refusal reached the device");
@@ -1240,5 +1257,269 @@ async fn an_agency_asks_a_citizen_to_sign_through_the_api() {
     assert_eq!(api.document(&notary, &id).await.status, 404);
     assert_eq!(signatures(), 1);
 
+    api.check_against_openapi(d.dir.path());
+}
+
+const COURTS: &str = "version = 1\nclient_id = \"courts\"\nname = { ar = \"المحاكم\", en = \"Courts\" }\n\
+min_level = \"low\"\nscopes = [\"openid\", \"profile\", \"national_id\", \"esign\"]\nclaims = [\"sub\", \"name\", \"national_id\"]\nnational_id = true\n";
+
+/// What an agency's callback endpoint received: the path, the content type and the body.
+type Received = (String, String, Vec<u8>);
+
+/// An agency's callback endpoint, a tokio listener on loopback: answers 503 to the first
+/// `failures` posts and 200 after, and hands every post to the test.
+async fn callback_endpoint(failures: usize) -> (u16, tokio::sync::mpsc::UnboundedReceiver<Received>) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        for n in 0.. {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let mut reader = BufReader::new(stream);
+            let mut request_line = String::new();
+            let (mut length, mut content_type) = (0, String::new());
+            reader.read_line(&mut request_line).await.expect("request line");
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).await.unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                if let Some(v) = lower.strip_prefix("content-type:") {
+                    content_type = v.trim().to_owned();
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).await.expect("body");
+            let status = if n < failures { "503 Service Unavailable" } else { "200 OK" };
+            let _ = reader.get_mut().write_all(format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes()).await;
+            let path = request_line.split_whitespace().nth(1).unwrap_or_default().to_owned();
+            if tx.send((path, content_type, body)).is_err() {
+                return;
+            }
+        }
+    });
+    (port, rx)
+}
+
+/// The next notification the endpoint receives (within 20 s): its token, checked against
+/// the provider's JWKS, and its claims.
+async fn notification(d: &Deployment, received: &mut tokio::sync::mpsc::UnboundedReceiver<Received>, path: &str) -> (String, Value) {
+    use hsm_shim::jose::{UnverifiedJws, public_key_from_jwk};
+    let (at, content_type, body) =
+        tokio::time::timeout(std::time::Duration::from_secs(20), received.recv()).await.expect("a notification within 20 s").expect("the endpoint runs");
+    assert_eq!((at.as_str(), content_type.as_str()), (path, "application/x-www-form-urlencoded"));
+    let fields: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let [(field, token)] = fields.as_slice() else { panic!("one field: {fields:?}") };
+    assert_eq!(field, "notification_token");
+    let jws = UnverifiedJws::parse(token).expect("a JWS");
+    assert_eq!(jws.header.get("typ").and_then(Value::as_str), Some("esign-notification+jwt"));
+    let http = idp::backchannel::http_client().expect("client");
+    let jwks: Value = http.get(format!("{}/jwks", server(d))).send().await.expect("jwks").json().await.expect("json");
+    let jwk = jwks["keys"].as_array().expect("keys").iter().find(|k| k["kid"].as_str() == jws.kid()).expect("its kid is published");
+    let (key, alg) = public_key_from_jwk(jwk).expect("jwk");
+    jws.verify(&key, alg).expect("the notification verifies against the provider's JWKS");
+    (token.clone(), serde_json::from_slice(&jws.payload).expect("claims"))
+}
+
+/// A deployment with the courts' service (esign, national id) registered with a redirect URI
+/// on the loopback callback endpoint, and Sami's smart card: the deployment, the card, its
+/// environment, and an `esign` token of the courts.
+async fn courts(env: &[(&str, &str)], port: u16) -> (Deployment, PathBuf, Vec<(String, String)>, String) {
+    let (d, _) = deployment_with_services(env, &[("courts.toml", COURTS)]);
+    let card_env = smart_card(d.dir.path());
+    let envs: Vec<(&str, &str)> = card_env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let card = d.path("card");
+    let o = activate(&d, &card, &enroll(&d, SAMI, "hardware"), &["--pkcs11-module", &softhsm_module().display().to_string()], &envs);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let redirect = format!("http://127.0.0.1:{port}/cb");
+    let out = d.ok(&["client", "add", "--id", "courts", "--redirect-uri", &redirect, "--auth-method", "client_secret_basic"]);
+    let secret = out.lines().find_map(|l| l.strip_prefix("client_secret: ")).expect("secret").to_owned();
+    let r = browser(&d)
+        .http
+        .post(format!("{}/token", d.base))
+        .basic_auth("courts", Some(&secret))
+        .form(&[("grant_type", "client_credentials"), ("scope", "esign")])
+        .send()
+        .await
+        .expect("token");
+    let body: Value = r.json().await.expect("json");
+    let token = body["access_token"].as_str().unwrap_or_else(|| panic!("an esign token: {body}")).to_owned();
+    (d, card, card_env, token)
+}
+
+/// An agency signs a file by its hash: the provider never sees the file, the device shows
+/// its name, and the `.p7s` is a detached CAdES-BASELINE-LT over that digest that OpenSSL
+/// and DSS accept with the file. The agency gave a callback URI: when the request ends
+/// (signed, then refused) it receives a notification token signed with the provider's key
+/// (retried after a 503), with the request and its status and nothing else. Every refusal
+/// of a malformed digest or callback URI is precise and leaves nothing behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agency_signs_a_document_hash_and_hears_back_at_its_callback() {
+    let (port, mut received) = callback_endpoint(1).await;
+    let (d, card, card_env, token) = courts(&[("HAWIYA_SMART_ID_LIMITS", "50,500")], port).await;
+    let env: Vec<(&str, &str)> = card_env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut api = Api { http: browser(&d).http, base: d.base.clone(), recorded: Vec::new() };
+    let signatures = || sqlite_count(&d, "SELECT count(*) FROM signatures");
+    let b64 = |bytes: &[u8]| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes);
+    let file = "حكم — a judgment the courts keep to themselves\n".as_bytes();
+    let sha256 = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, file).as_ref().to_vec();
+    let callback = format!("http://127.0.0.1:{port}/esign/notify");
+    let request = |document: Value, callback: &str| json!({"signer": {"national_id": SAMI}, "document": document, "callback_uri": callback, "display_text": "Judgment 2026/88, for your signature as witness"});
+    let by_digest = |algorithm: &str, value: &[u8]| json!({"name": "judgment.txt", "digest": {"algorithm": algorithm, "value": b64(value)}});
+
+    // Refusals, each precise, nothing stored, nothing on the device.
+    let refusals = [
+        (
+            json!({"name": "judgment.txt", "content": b64(file), "digest": {"algorithm": "sha-256", "value": b64(&sha256)}}),
+            callback.clone(),
+            "document must have exactly one of content and digest",
+        ),
+        (json!({"name": "judgment.txt"}), callback.clone(), "document must have exactly one of content and digest"),
+        (by_digest("md5", &sha256[..16]), callback.clone(), "document.digest.algorithm \"md5\" is not one of sha-256, sha-384, sha-512"),
+        (by_digest("sha-256", &sha256[..31]), callback.clone(), "document.digest.value has 31 octets; a sha-256 digest has 32"),
+        (by_digest("sha-512", &sha256), callback.clone(), "document.digest.value has 32 octets; a sha-512 digest has 64"),
+        // The citizen's P-256 signing key signs SHA-256 digests only.
+        (by_digest("sha-384", &[7; 48]), callback.clone(), "document.digest: the signer's signing key signs sha-256 digests, not sha-384"),
+        (
+            by_digest("sha-256", &sha256),
+            "https://courts.example.jo/cb".into(),
+            "callback_uri must have the origin (scheme, host and port) of one of the agency's registered redirect URIs",
+        ),
+        (
+            by_digest("sha-256", &sha256),
+            format!("http://127.0.0.1:{}/cb", port.wrapping_add(1)),
+            "callback_uri must have the origin (scheme, host and port) of one of the agency's registered redirect URIs",
+        ),
+        (by_digest("sha-256", &sha256), "http://courts.example.jo/cb".into(), "callback_uri must be https (http only on a loopback host)"),
+        (by_digest("sha-256", &sha256), "/esign/notify".into(), "callback_uri must be an absolute URL"),
+        (by_digest("sha-256", &sha256), format!("http://user:pw@127.0.0.1:{port}/cb"), "callback_uri must not carry credentials or a fragment"),
+    ];
+    for (document, callback, why) in refusals {
+        let r = api.create(Some(&token), &request(document, &callback)).await;
+        assert_eq!(r.error(), (400, "invalid_request".to_owned(), why.to_owned()));
+    }
+    let mut archive = request(by_digest("sha-256", &sha256), &callback);
+    archive["archive_timestamp"] = json!(true);
+    let r = api.create(Some(&token), &archive).await;
+    assert_eq!((r.status, r.error().2.as_str()), (400, "archive_timestamp is for PDF signatures, which need the document's content, not its digest"));
+    let o = device(&card, &["pending"], None, &env);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "No pending request.", "no refusal reached the device");
+    assert_eq!(signatures(), 0);
+
+    // The digest: the device shows the file's name, PIN2 signs.
+    let r = api.create(Some(&token), &request(by_digest("sha-256", &sha256), &callback)).await;
+    assert_eq!(r.status, 201, "{}", r.json());
+    let id = r.json()["id"].as_str().expect("id").to_owned();
+    let code = r.json()["verification_code"].as_str().expect("code").to_owned();
+    let r = api.status(&token, &id).await;
+    assert_eq!((r.json()["status"].as_str(), r.json()["format"].as_str()), (Some("waiting"), Some("CAdES-BASELINE-LT")));
+    let o = device(&card, &["pending"], None, &env);
+    let shown = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(shown.contains("Courts asks you to sign \"judgment.txt\" (PIN2, signing key)") && shown.contains(&format!("Verification code: {code}")), "{shown}");
+    assert!(shown.contains("Judgment 2026/88, for your signature as witness"), "the display text as usual: {shown}");
+    let o = device(&card, &["approve", "--pin-stdin", "--code", &code], Some(PIN2), &env);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The first delivery meets a 503; the retry brings the same token.
+    let (first, claims) = notification(&d, &mut received, "/esign/notify").await;
+    let (again, _) = notification(&d, &mut received, "/esign/notify").await;
+    assert_eq!(first, again, "the retry carries the same token");
+    assert_eq!((claims["iss"].as_str(), claims["aud"].as_str()), (Some(d.base.as_str()), Some("courts")), "{claims}");
+    assert_eq!((claims["signing_request"].as_str(), claims["status"].as_str()), (Some(id.as_str()), Some("signed")), "{claims}");
+    let mut names: Vec<&str> = claims.as_object().expect("claims").keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["aud", "exp", "iat", "iss", "jti", "signing_request", "status"], "nothing of the document or the signature");
+    api.record_schema("SigningNotification", &claims);
+    // The agency fetches the result with its token.
+    let r = api.document(&token, &id).await;
+    assert_eq!((r.status, r.content_type.as_str()), (200, "application/pkcs7-signature"));
+    std::fs::write(d.path("judgment.txt"), file).expect("write");
+    std::fs::write(d.path("judgment.txt.p7s"), &r.body).expect("write");
+    let root = d.path("certs/root.pem").display().to_string();
+    let o = openssl(
+        d.dir.path(),
+        &[
+            "cms",
+            "-verify",
+            "-cades",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            "judgment.txt.p7s",
+            "-content",
+            "judgment.txt",
+            "-CAfile",
+            &root,
+            "-out",
+            "/dev/null",
+        ],
+    );
+    assert!(o.status.success(), "openssl cms -verify -cades: {}", hawiya_e2e::output_text(&o));
+    std::fs::write(d.path("other.txt"), b"another judgment").expect("write");
+    let o = openssl(
+        d.dir.path(),
+        &["cms", "-verify", "-cades", "-binary", "-inform", "DER", "-in", "judgment.txt.p7s", "-content", "other.txt", "-CAfile", &root, "-out", "/dev/null"],
+    );
+    assert!(!o.status.success(), "the signature covers that file's digest only");
+    let verdict = hawiya_e2e::dss(&d, &d.path("judgment.txt.p7s"), Some(&d.path("judgment.txt")));
+    assert_eq!(verdict, "TOTAL_PASSED - CAdES-BASELINE-LT\n", "DSS on the .p7s with the detached original");
+    let recorded: String = sha256.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(sqlite_count(&d, &format!("SELECT count(*) FROM signatures WHERE client_id = 'courts' AND document_sha256 = '{recorded}'")), 1);
+
+    // A request that ends without a signature is notified too.
+    let r = api.create(Some(&token), &request(by_digest("sha-256", &sha256), &callback)).await;
+    let id = r.json()["id"].as_str().expect("id").to_owned();
+    let o = device(&card, &["refuse"], None, &env);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (_, claims) = notification(&d, &mut received, "/esign/notify").await;
+    assert_eq!((claims["signing_request"].as_str(), claims["status"].as_str()), (Some(id.as_str()), Some("refused")), "{claims}");
+    api.record_schema("SigningNotification", &claims);
+    assert_eq!(signatures(), 1);
+    api.check_against_openapi(d.dir.path());
+}
+
+/// A document changed between the request and the approval: the courts' request is opened,
+/// then the document the provider keeps for it (in Redis, the ephemeral store replicas
+/// share) is replaced; the device signs what it was shown, the provider derives what it
+/// would sign from the document it now holds, sees that they differ and refuses: no
+/// signature assembled or recorded, the API says `document_changed`, and so does the
+/// notification.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_changed_between_the_request_and_the_approval_is_refused() {
+    let (port, mut received) = callback_endpoint(0).await;
+    let (redis, prefix) = (hawiya_e2e::redis_url(), hawiya_e2e::unique_prefix());
+    let (d, card, card_env, token) = courts(&[("HAWIYA_REDIS_URL", &redis), ("HAWIYA_REDIS_PREFIX", &prefix)], port).await;
+    let env: Vec<(&str, &str)> = card_env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut api = Api { http: browser(&d).http, base: d.base.clone(), recorded: Vec::new() };
+    let b64 = |bytes: &[u8]| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes);
+    let callback = format!("http://127.0.0.1:{port}/cb");
+    let body = json!({"signer": {"national_id": SAMI}, "document": {"name": "lease.txt", "content": b64(b"rent: 300 JOD a month")}, "callback_uri": callback});
+    let r = api.create(Some(&token), &body).await;
+    assert_eq!(r.status, 201, "{}", r.json());
+    let id = r.json()["id"].as_str().expect("id").to_owned();
+    let code = r.json()["verification_code"].as_str().expect("code").to_owned();
+
+    use store::ephemeral::EphemeralStore;
+    let store = store::ephemeral::RedisStore::connect(&redis, &prefix).await.expect("redis");
+    let key = format!("signing-document:{id}");
+    assert_eq!(store.get(&key).await.expect("get").as_deref(), Some(&b"rent: 300 JOD a month"[..]), "the provider keeps the document there");
+    store.put(&key, b"rent: 900 JOD a month", std::time::Duration::from_secs(120)).await.expect("put");
+
+    let o = device(&card, &["approve", "--pin-stdin", "--code", &code], Some(PIN2), &env);
+    assert!(!o.status.success() && stderr(&o).contains("sign.document_changed"), "{}", stderr(&o));
+    let r = api.status(&token, &id).await;
+    assert_eq!((r.status, r.json()["status"].as_str()), (200, Some("document_changed")));
+    let r = api.document(&token, &id).await;
+    assert_eq!((r.status, r.error().2.as_str()), (404, "the document is not signed (the request is document_changed)"));
+    assert_eq!(sqlite_count(&d, "SELECT count(*) FROM signatures"), 0, "nothing recorded");
+    assert!(store.get(&format!("signing-result:{id}")).await.expect("get").is_none(), "no signature assembled");
+    let (_, claims) = notification(&d, &mut received, "/cb").await;
+    assert_eq!((claims["signing_request"].as_str(), claims["status"].as_str()), (Some(id.as_str()), Some("document_changed")), "{claims}");
+    api.record_schema("SigningNotification", &claims);
     api.check_against_openapi(d.dir.path());
 }

@@ -13,6 +13,7 @@
 
 mod object;
 mod parse;
+pub mod read;
 mod write;
 
 use object::{Dict, Object, write_dict};

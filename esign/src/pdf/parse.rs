@@ -171,6 +171,50 @@ impl<'a> Document<'a> {
         }
     }
 
+    /// The numbers of the objects in use.
+    pub fn object_numbers(&self) -> impl Iterator<Item = u32> + '_ {
+        self.entries.iter().filter(|(_, e)| **e != Entry::Free).map(|(n, _)| *n)
+    }
+
+    /// The generation of object `num` in use, if it is.
+    pub fn generation(&self, num: u32) -> Option<u16> {
+        match self.entries.get(&num)? {
+            Entry::Offset(_, generation) => Some(*generation),
+            Entry::Compressed { .. } => Some(0),
+            Entry::Free => None,
+        }
+    }
+
+    /// Whether the newest version of object `num` was written at or after `offset` (in an
+    /// update appended there): directly, or in an object stream written there.
+    pub fn written_after(&self, num: u32, offset: usize) -> bool {
+        match self.entries.get(&num) {
+            Some(Entry::Offset(at, _)) => *at >= offset,
+            Some(Entry::Compressed { stream, .. }) => matches!(self.entries.get(stream), Some(Entry::Offset(at, _)) if *at >= offset),
+            _ => false,
+        }
+    }
+
+    /// The still-encoded data of stream object `r`; `None` when `r` is not a stream.
+    pub fn raw_stream(&self, r: ObjRef) -> Result<Option<&'a [u8]>, PdfError> {
+        let Some(Entry::Offset(offset, generation)) = self.entries.get(&r.num) else { return Ok(None) };
+        if *generation != r.generation {
+            return Ok(None);
+        }
+        let found = parse_indirect(self.data, *offset)?;
+        Ok(found.stream.and_then(|range| self.data.get(range)))
+    }
+
+    /// The decoded data of stream object `r`.
+    pub fn stream(&self, r: ObjRef) -> Result<Vec<u8>, PdfError> {
+        let Some(Entry::Offset(offset, _)) = self.entries.get(&r.num) else { return Err(Damage::BadStream { offset: 0 }.into()) };
+        let found = parse_indirect(self.data, *offset)?;
+        match (found.object, found.stream) {
+            (Object::Dictionary(dict), Some(range)) if found.id == r => decode_stream(self.data, &dict, range, *offset),
+            _ => Err(Damage::BadStream { offset: *offset }.into()),
+        }
+    }
+
     fn compressed(&self, stream: u32, index: usize, num: u32) -> Result<Object, PdfError> {
         // An object stream is itself never compressed (§7.5.7), so this does not recurse.
         let Some(Entry::Offset(offset, _)) = self.entries.get(&stream) else {

@@ -120,7 +120,7 @@ async fn read_upload(mut multipart: Multipart, limit: usize) -> Result<Upload, S
                 // Only the last path segment of the name the browser sent, without control characters.
                 let name = file_name.unwrap_or_default();
                 let name: String = name.rsplit(['/', '\\']).next().unwrap_or_default().chars().filter(|c| !c.is_control()).take(200).collect();
-                upload.document = Some(Document { name, bytes: bytes.to_vec() });
+                upload.document = Some(Document::bytes(name, bytes.to_vec()));
             }
             _ => {}
         }
@@ -166,8 +166,14 @@ pub(super) async fn sign_upload(State(p): State<Shared>, request: Request) -> Re
     let address = client_address(&headers, peer, &p.settings.trusted_proxies).map_or_else(|| "unknown".into(), |a| a.to_string());
     let browser = Browser { address: &address, session: Some(&live.id), device: cookie(&headers, DEVICE_COOKIE) };
     let citizen_id = live.session.citizen_id.clone();
-    let request =
-        SigningRequest { citizen_id: citizen_id.clone(), owner: Owner::Citizen { citizen_id }, document, display_text: None, archive: upload.archive };
+    let request = SigningRequest {
+        citizen_id: citizen_id.clone(),
+        owner: Owner::Citizen { citizen_id },
+        document,
+        display_text: None,
+        archive: upload.archive,
+        callback_uri: None,
+    };
     match p.start_signing(request, Some(&browser), now()).await {
         Ok((session, _code)) => {
             let mut r = redirect(&format!("/sign/wait?session={session}&lang={}", lang.tag()));
@@ -179,6 +185,8 @@ pub(super) async fn sign_upload(State(p): State<Shared>, request: Request) -> Re
         Err(StartRefusal::NoSmartId) => form(&p, lang, StatusCode::CONFLICT, Some(text(lang, "sign.no_smart_id"))),
         Err(StartRefusal::NotSignable(key)) => form(&p, lang, StatusCode::UNPROCESSABLE_ENTITY, Some(text(lang, key))),
         Err(StartRefusal::Flood) => form(&p, lang, StatusCode::TOO_MANY_REQUESTS, Some(text(lang, "sign.flood"))),
+        // The page always sends the document itself.
+        Err(StartRefusal::Digest(why)) => error_page(lang, StatusCode::BAD_REQUEST, &why),
         Err(StartRefusal::Error(e)) => error_page(lang, StatusCode::INTERNAL_SERVER_ERROR, &e.description),
     }
 }
