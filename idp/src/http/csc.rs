@@ -149,11 +149,15 @@ mod tests {
             let dir = tempfile::tempdir().expect("tempdir");
             let policies = dir.path().join("policies");
             let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
-            for sub in ["", "profiles", "services"] {
-                std::fs::create_dir_all(policies.join(sub)).expect("mkdir");
-                for entry in std::fs::read_dir(shipped.join(sub)).expect("policies").flatten() {
-                    if entry.path().extension().is_some_and(|x| x == "toml") {
-                        std::fs::copy(entry.path(), policies.join(sub).join(entry.file_name())).expect("copy");
+            // The shipped policy tree, every file and directory of it, and the tool's service.
+            let mut dirs = vec![std::path::PathBuf::new()];
+            while let Some(sub) = dirs.pop() {
+                std::fs::create_dir_all(policies.join(&sub)).expect("mkdir");
+                for entry in std::fs::read_dir(shipped.join(&sub)).expect("policies").flatten() {
+                    if entry.path().is_dir() {
+                        dirs.push(sub.join(entry.file_name()));
+                    } else if entry.path().extension().is_some_and(|x| x == "toml") {
+                        std::fs::copy(entry.path(), policies.join(&sub).join(entry.file_name())).expect("copy");
                     }
                 }
             }
