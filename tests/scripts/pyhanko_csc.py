@@ -1,6 +1,6 @@
 """pyHanko's own CSC signer signs a PDF through Hawiya's CSC API v2.
 
-usage: pyhanko_csc.py SERVICE_URL ACCESS_TOKEN INPUT.pdf OUTPUT.pdf
+usage: pyhanko_csc.py SERVICE_URL ACCESS_TOKEN INPUT.pdf OUTPUT.pdf [TSA_URL]
 
 The token is a citizen's access token with the `csc` scope. The script lists the
 citizen's credential, reads its certificates (credentials/info, chain), and signs with
@@ -9,7 +9,8 @@ credentials/authorize with the hash pyHanko is about to sign, prints
 `verification-code: NNNN` (the citizen compares it with the device's and approves with
 PIN2), and polls credentials/authorizeCheck until it returns the SAD, which CSCSigner
 spends at signatures/signHash (with the v1 names `hash` and `hashAlgo`, as pyHanko sends
-them). Prints `signed` at the end; any refusal ends the script with its CSC error.
+them). With TSA_URL the signature gets a signature timestamp from it (PAdES B-T).
+Prints `signed` at the end; any refusal ends the script with its CSC error.
 """
 import asyncio
 import sys
@@ -19,6 +20,7 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import signers
 from pyhanko.sign.general import SigningError
 from pyhanko.sign.signers import csc_signer
+from pyhanko.sign.timestamps import HTTPTimeStamper
 
 SHA256 = "2.16.840.1.101.3.4.2.1"
 
@@ -60,6 +62,7 @@ class DeviceApproval(csc_signer.CSCAuthorizationManager):
 
 async def main():
     service_url, token, source, target = sys.argv[1:5]
+    timestamper = HTTPTimeStamper(sys.argv[5]) if len(sys.argv) > 5 else None
     async with aiohttp.ClientSession() as http:
         listing = csc_signer.CSCServiceSessionInfo(service_url, "", oauth_token=token, api_ver="v2")
         async with http.post(listing.endpoint_url("credentials/list"), headers=listing.auth_headers, json={}) as r:
@@ -70,7 +73,7 @@ async def main():
         signer = csc_signer.CSCSigner(http, DeviceApproval(http, session_info, credential_info))
         meta = signers.PdfSignatureMetadata(field_name="Signature1", md_algorithm="sha256")
         with open(source, "rb") as inf, open(target, "wb") as outf:
-            await signers.async_sign_pdf(IncrementalPdfFileWriter(inf), meta, signer=signer, output=outf)
+            await signers.async_sign_pdf(IncrementalPdfFileWriter(inf), meta, signer=signer, timestamper=timestamper, output=outf)
     print("signed", flush=True)
 
 

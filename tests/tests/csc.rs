@@ -1,8 +1,9 @@
 //! The CSC API v2 end to end, over real sockets: a signing tool (a public OpenID Connect
 //! client with PKCE, whose service policy grants `csc`) gets a citizen's access token after
 //! a smart-ID login at level high; pyHanko's own CSC signer signs a PDF through the API while
-//! `hawiya device approve` approves the hash with PIN2 on a smart card; pyHanko validates
-//! the result with the national root as the only trust anchor. Every response of a second,
+//! `hawiya device approve` approves the hash with PIN2 on a smart card (a signature timestamp
+//! from the provider's TSA makes it PAdES B-T); pyHanko validates the result, and its
+//! timestamp, with the national root as the only trust anchor. Every response of a second,
 //! hand-driven flow (and of its refusals) is held to `idp/openapi/csc-v2.yaml`.
 // Test code: a failed expectation is the test failing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -117,6 +118,7 @@ async fn pyhanko_signs_a_pdf_through_the_csc_api_with_pin2_on_the_device() {
         .args([&server(&d), &token])
         .arg(&pdf)
         .arg(&signed)
+        .arg(format!("{}/tsa", server(&d)))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -147,11 +149,13 @@ async fn pyhanko_signs_a_pdf_through_the_csc_api_with_pin2_on_the_device() {
         Command::new("pyhanko")
             .args(["sign", "validate", "--trust"])
             .arg(certs.join("root.pem"))
-            .args(["--trust-replace", "--no-revocation-check"])
+            .args(["--trust-replace", "--other-certs"])
+            .arg(certs.join("services-ca.pem"))
+            .arg("--no-revocation-check")
             .arg(&signed),
     );
     let verdict = hawiya_e2e::output_text(&verdict);
-    assert!(verdict.contains(":INTACT:TRUSTED"), "pyHanko: {verdict}");
+    assert!(verdict.contains(":INTACT:TRUSTED,TIMESTAMP_TOKEN<INTACT:TRUSTED>"), "pyHanko: {verdict}");
     assert_eq!(signatures(), 1, "the released signature is recorded");
 
     // The same flow by hand, every response held to the OpenAPI file, with refusals.
