@@ -66,8 +66,9 @@ pub enum DeviceCommand {
         #[arg(long)]
         pin_stdin: bool,
     },
-    /// Shows the pending request — a login (PIN1) or a signature (PIN2): the service, the
-    /// document to sign, and the verification code.
+    /// Shows the pending request — a login (PIN1), or a signature (PIN2) of a document or of
+    /// a signing tool's hashes (CSC): the service, what is to be signed, and the
+    /// verification code.
     Pending {
         /// The device directory.
         #[arg(long, default_value = "hawiya-device")]
