@@ -229,16 +229,36 @@ struct Credential {
     algorithm: Option<KeyAlgorithm>,
 }
 
+/// A credential's certificate status, as CSC names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CertStatus {
+    Valid,
+    Expired,
+    Revoked,
+    Suspended,
+}
+
+impl CertStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            CertStatus::Valid => "valid",
+            CertStatus::Expired => "expired",
+            CertStatus::Revoked => "revoked",
+            CertStatus::Suspended => "suspended",
+        }
+    }
+}
+
 impl Credential {
-    /// `valid`, `expired`, `revoked` or `suspended` at `now`.
-    fn status(&self, now: i64) -> &'static str {
+    /// The certificate's status at `now`.
+    fn status(&self, now: i64) -> CertStatus {
         match self.status {
-            s if s.on_hold() => "suspended",
-            store::CertificateStatus::Revoked { .. } => "revoked",
-            _ => {
+            s if s.on_hold() => CertStatus::Suspended,
+            store::CertificateStatus::Revoked { .. } => CertStatus::Revoked,
+            store::CertificateStatus::Good => {
                 let v = &self.certificate.tbs_certificate.validity;
                 let (from, to) = (v.not_before.to_unix_duration().as_secs() as i64, v.not_after.to_unix_duration().as_secs() as i64);
-                if now < from || now > to { "expired" } else { "valid" }
+                if now < from || now > to { CertStatus::Expired } else { CertStatus::Valid }
             }
         }
     }
@@ -246,8 +266,8 @@ impl Credential {
     /// The refusal for a certificate that cannot sign at `now`.
     fn usable(&self, now: i64) -> Result<KeyAlgorithm, CscError> {
         match self.status(now) {
-            "valid" => self.algorithm.ok_or_else(|| invalid("the credential's key cannot sign hashes")),
-            status => Err(invalid(format!("the signing certificate is {status}"))),
+            CertStatus::Valid => self.algorithm.ok_or_else(|| invalid("the credential's key cannot sign hashes")),
+            status => Err(invalid(format!("the signing certificate is {}", status.as_str()))),
         }
     }
 
@@ -704,14 +724,14 @@ impl Provider {
         let status = c.status(now);
         let description = if lang == "ar" { "مفتاح التوقيع في الهوية الذكية (PIN2)" } else { "Smart-ID signing key (PIN2)" };
         let mut key = json!({
-            "status": if status == "valid" && c.algorithm.is_some() { "enabled" } else { "disabled" },
+            "status": if status == CertStatus::Valid && c.algorithm.is_some() { "enabled" } else { "disabled" },
             "algo": c.algorithm.iter().map(|a| a.sign_algo).collect::<Vec<_>>(),
             "len": c.algorithm.map_or(0, |a| a.len),
         });
         if let Some(curve) = c.algorithm.and_then(|a| a.curve) {
             key["curve"] = curve.into();
         }
-        let mut cert = json!({"status": status});
+        let mut cert = json!({"status": status.as_str()});
         let list = match certificates {
             Certificates::None => Vec::new(),
             Certificates::Single => vec![c.der.clone()],
@@ -1030,8 +1050,8 @@ impl Provider {
         };
         let Some(credential) = self.csc_credential(&a.national_id).await?.filter(|c| c.id == a.credential_id) else { return Ok(failed("revoked")) };
         match credential.status(now) {
-            "valid" => {}
-            status => return Ok(failed(status)),
+            CertStatus::Valid => {}
+            status => return Ok(failed(status.as_str())),
         }
         if signatures.len() != a.hashes.len() {
             return Ok(failed("bad_signature"));
