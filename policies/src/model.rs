@@ -312,4 +312,7 @@ pub struct SigningPolicy {
     pub max_document_bytes: usize,
     /// How long the citizen has to approve on the device.
     pub timeout: Duration,
+    /// The most hashes one CSC authorisation (`credentials/authorize`) may ask the device to
+    /// sign: the credential's `multisign`.
+    pub max_hashes_per_authorization: usize,
 }

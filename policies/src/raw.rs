@@ -67,6 +67,7 @@ struct SigningFile {
     min_level: Spanned<String>,
     max_document_bytes: Spanned<u64>,
     timeout_seconds: Spanned<u32>,
+    max_hashes_per_authorization: Spanned<u32>,
 }
 
 /// The digest algorithms a timestamp request may use; SHA-1 is not among them.
@@ -272,6 +273,9 @@ pub(crate) fn build(files: Vec<(String, String)>) -> Result<Policies, PolicyErro
                     if !(10..=600).contains(raw.timeout_seconds.get_ref()) {
                         errors.push(src.err(&raw.timeout_seconds, "timeout_seconds must be between 10 and 600"));
                     }
+                    if !(1..=100).contains(raw.max_hashes_per_authorization.get_ref()) {
+                        errors.push(src.err(&raw.max_hashes_per_authorization, "max_hashes_per_authorization must be between 1 and 100"));
+                    }
                     if let Some(min_level) = find_level(&src, &raw.min_level, &mut errors)
                         && errors.0.len() == before
                     {
@@ -279,6 +283,7 @@ pub(crate) fn build(files: Vec<(String, String)>) -> Result<Policies, PolicyErro
                             min_level,
                             max_document_bytes: *raw.max_document_bytes.get_ref() as usize,
                             timeout: Duration::from_secs(u64::from(*raw.timeout_seconds.get_ref())),
+                            max_hashes_per_authorization: *raw.max_hashes_per_authorization.get_ref() as usize,
                         });
                     }
                 }

@@ -137,6 +137,9 @@ fn the_signing_policy_is_read_and_checked() {
     assert!(e[0].starts_with("/signing.toml:") && e[0].contains("unknown level \"highest\""), "{e:?}");
     let e = errors_after("signing.toml", "max_document_bytes = 10485760", "max_document_bytes = 0");
     assert!(e[0].contains("max_document_bytes must be between 1 and"), "{e:?}");
+    assert_eq!(p.signing().max_hashes_per_authorization, 10);
+    let e = errors_after("signing.toml", "max_hashes_per_authorization = 10", "max_hashes_per_authorization = 0");
+    assert!(e[0].contains("max_hashes_per_authorization must be between 1 and 100"), "{e:?}");
 }
 
 #[test]
