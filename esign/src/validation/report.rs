@@ -5,7 +5,7 @@
 //! and HTML forms are written from the same values. Every finding has a stable code and its
 //! text in Arabic and English.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The main status indication (EN 319 102-1 §5.1.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -32,8 +32,9 @@ impl Indication {
     }
 }
 
-/// The sub-indications of EN 319 102-1 §5.1.3 (table 5).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+/// The sub-indications of EN 319 102-1 §5.1.3 (table 5), (de)serialised by the standard's
+/// names (`"HASH_FAILURE"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SubIndication {
     /// The signature is not conformant to one of the base standards.
@@ -439,6 +440,14 @@ mod tests {
         assert_eq!(Conclusion::failed(SubIndication::Expired).indication, Indication::TotalFailed);
         assert!(!SubIndication::TryLater.goes_with(Indication::TotalPassed));
         assert_eq!(SubIndication::CryptoConstraintsFailureNoPoe.as_str(), "CRYPTO_CONSTRAINTS_FAILURE_NO_POE");
+    }
+
+    #[test]
+    fn sub_indications_are_read_by_their_standard_names() {
+        let read = |name: &str| serde_json::from_value::<SubIndication>(serde_json::Value::String(name.into()));
+        assert_eq!(read("CRYPTO_CONSTRAINTS_FAILURE_NO_POE").unwrap(), SubIndication::CryptoConstraintsFailureNoPoe);
+        assert_eq!(read(SubIndication::RevokedNoPoe.as_str()).unwrap(), SubIndication::RevokedNoPoe);
+        assert!(read("REVOKED-NO-POE").unwrap_err().to_string().contains("unknown variant"));
     }
 
     fn signature(conclusion: Conclusion) -> SignatureReport {
