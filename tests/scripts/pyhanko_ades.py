@@ -4,16 +4,19 @@ usage: pyhanko_ades.py CORPUS_DIR
 
 For every file of CORPUS_DIR/manifest.json (see validation_corpus.py) prints one JSON line:
 {"file": ..., "verdicts": ["<INDICATION> <SUB-INDICATION or ->", ...], "detail": ...},
-one verdict per signature (none for a file without signature; "FORMAT_FAILURE" as the
-TOTAL_FAILED FORMAT_FAILURE when pyHanko cannot read the file at all), with the
-manifest's trust anchor the only trust root, revocation required, and only the evidence the
-file embeds:
+one verdict per signature (none for a file without signature; "TOTAL_FAILED
+FORMAT_FAILURE" when pyHanko cannot read the file at all), with the manifest's trust anchor
+the only trust root, revocation required as `adesverify` requires it, and only the evidence
+the file embeds (plus a proof that it exists now, see `knowledge`):
 
-- PDFs: every signature through `ades_lta_validation`, exactly what `pyhanko sign adesverify`
-  runs (the /DSS, the document timestamps and the incremental-update analysis included);
+- PDFs: every signature through `ades_lta_validation`, what `pyhanko sign adesverify` runs
+  (the /DSS, the document timestamps and the incremental-update analysis included);
 - CMS (.p7s): `ades_with_time_validation` when the signer has a signature timestamp, else
   `ades_basic_validation`; the certificates and CRLs of SignedData are the local knowledge;
 - RFC 3161 tokens (.tst): `ades_timestamp_validation` against the detached document.
+
+A timestamp's indication is PASSED / FAILED / INDETERMINATE (no TOTAL_). pyHanko's log goes
+to stderr.
 """
 
 import asyncio
@@ -86,7 +89,7 @@ def knowledge(certs, crls):
     validation time (EN 319 102-1: what the verifier holds exists now). pyHanko 0.38 needs
     that said: its POE manager otherwise stamps an object it first meets during the
     time-slide with the wall clock, later than the control time the time-slide started from,
-    and every past validation ends INDETERMINATE/NO_POE."""
+    and its past validation stops at "no proof of existence for the CA certificate"."""
     local = LocalKnowledge(known_certs=list(certs), known_crls=[CRLContainer(c) for c in crls])
     now = datetime.datetime.now(datetime.timezone.utc)
     return dataclasses.replace(local, known_poes=list(local.assert_existence_known_at(now)))

@@ -224,9 +224,10 @@ def make_pki(outdir, now):
         "expired_signing": now - 2 * YEAR,
     }
     p.crls = {
-        # current CRLs: the revoked certificate listed, revoked 30 days ago
-        "ca": p.crl("ca", "ca", now - DAY, now + 7 * DAY, revoked=[("revoked", p.times["revocation"])]),
-        "root": p.crl("root", "root", now - DAY, now + 30 * DAY),
+        # current CRLs, issued after every signature timestamp but the LTA ones: the revoked
+        # certificate listed, revoked 30 days ago
+        "ca": p.crl("ca", "ca", now, now + 7 * DAY, revoked=[("revoked", p.times["revocation"])]),
+        "root": p.crl("root", "root", now, now + 30 * DAY),
         # CRLs of two years ago, a day after the expired certificate's signature: nothing revoked
         "ca-past": p.crl("ca-past", "ca", now - 2 * YEAR + DAY, now - 2 * YEAR + 8 * DAY),
         "root-past": p.crl("root-past", "root", now - 2 * YEAR + DAY, now - 2 * YEAR + 31 * DAY),
@@ -394,11 +395,10 @@ NO_REVOCATION = ("No revocation status information for the signing certificate i
                  "revocation information that exists but is not yet fresh enough, 5.2.5.)")
 
 PYHANKO_PAST = ("pyHanko 0.38's ades_lta_validation (what `pyhanko sign adesverify` runs) goes through past signature validation "
-                "(5.6.2.4) even when validation at the current time succeeds, and its time-slide (5.6.2.2) accepts none of the CRLs "
-                "embedded in the /DSS for the control time, so it ends INDETERMINATE/NO_POE. The same CRLs make its "
-                "ades_with_time_validation pass cades-detached-lt.p7s, and adesverify itself prints INTACT:TRUSTED for this file. "
-                "DSS is right: at the current time the chain is valid and the embedded CRLs, issued after the signature timestamp, "
-                "show the certificate not revoked.")
+                "(5.6.2.4) even when validation at the current time succeeds, and its time-slide (5.6.2.2) finds none of the CRLs "
+                "embedded in the /DSS relevant at the control time, so it ends INDETERMINATE/NO_POE; the same CRLs make its "
+                "ades_with_time_validation pass cades-detached-lt.p7s, and `adesverify` prints INTACT:TRUSTED for pades-b-lt.pdf "
+                "from its older status object while the AdES result is NO_POE. DSS is right")
 
 
 def main(outdir):
@@ -409,7 +409,9 @@ def main(outdir):
     recent = now - datetime.timedelta(minutes=5)
     chain = ["ca", "tsa"]
     current_crls = ["ca", "root"]
-    no_poe = dict(pyhanko_expected=verdict("INDETERMINATE", "NO_POE"), pyhanko_note=PYHANKO_PAST)
+
+    def no_poe(why):
+        return dict(pyhanko_expected=verdict("INDETERMINATE", "NO_POE"), pyhanko_note=f"{PYHANKO_PAST}: {why}")
 
     # ---- pyHanko PAdES at every baseline level -------------------------------------------
     c.write("pades-b-b.pdf", c.pades("good"))
@@ -424,11 +426,11 @@ def main(outdir):
     c.add("pades-b-lt.pdf", "pyHanko PAdES B-LT: the B-T file plus the chain and the current CRLs of the CA and the root in the /DSS",
           verdict("TOTAL_PASSED", None, "PAdES-BASELINE-LT"),
           "Intact, chained to the anchor, and the embedded CRLs (issued after the signature timestamp) show nothing revoked.",
-          made_by="pyHanko", **no_poe)
+          made_by="pyHanko", **no_poe("the chain is valid now and the embedded CRLs, issued after the signature timestamp, show nothing revoked."))
     c.write("pades-b-lta.pdf", c.doc_timestamp(lt, now))
     c.add("pades-b-lta.pdf", "pyHanko PAdES B-LTA: the B-LT file plus a document timestamp over the /DSS",
           verdict("TOTAL_PASSED", None, "PAdES-BASELINE-LTA"),
-          "As B-LT, and the document timestamp protects the validation data.", made_by="pyHanko", **no_poe)
+          "As B-LT, and the document timestamp protects the validation data.", made_by="pyHanko", **no_poe("as for pades-b-lt.pdf, with the document timestamp valid too."))
 
     # ---- OpenSSL CAdES and the RFC 3161 token -------------------------------------------
     c.write("document.txt", "وثيقة موقعة — a document signed with OpenSSL for the validation corpus.\n".encode())
@@ -467,7 +469,8 @@ def main(outdir):
     c.add("revoked-before.pdf", "PAdES B-LT by a certificate revoked 30 days ago (cessationOfOperation), signature timestamp 60 days ago, the CRL listing the revocation embedded",
           verdict("TOTAL_PASSED", None, "PAdES-BASELINE-LT"),
           "At the current time the certificate is revoked (INDETERMINATE/REVOKED_NO_POE), but the signature timestamp proves the signature existed before the revocation time, so past signature validation (EN 319 102-1 5.6.2.4) passes.",
-          made_by="pyHanko", revocation_time=pki.times["revocation"].isoformat(), signature_time=(now - 60 * DAY).isoformat(), **no_poe)
+          made_by="pyHanko", revocation_time=pki.times["revocation"].isoformat(), signature_time=(now - 60 * DAY).isoformat(),
+          **no_poe("the signature timestamp proves the signature existed before the revocation the embedded CRL states."))
     c.write("revoked-after.pdf", c.add_dss(c.pades("revoked", ts=now - 10 * DAY), chain, current_crls))
     c.add("revoked-after.pdf", "PAdES B-LT by the same certificate, signature timestamp 10 days ago, i.e. after the revocation",
           verdict("INDETERMINATE", "REVOKED_NO_POE", "PAdES-BASELINE-LT"),
@@ -488,12 +491,12 @@ def main(outdir):
     c.add("expired-b-lt.pdf", "PAdES B-LT by the expired certificate: signature timestamp two years ago, the CRLs of then (issued a day after the signature, before expiry) and of now in the /DSS, no document timestamp",
           verdict("TOTAL_PASSED", None, "PAdES-BASELINE-LT"),
           "Long-term validation material is what B-LT is for: the signature timestamp proves the signature existed while the certificate was valid, and a CRL issued after it and before the expiry shows it not revoked, so past signature validation (5.6.2.4) passes; an archive timestamp is only needed once those algorithms or keys weaken.",
-          made_by="pyHanko", **expired_times, **no_poe)
+          made_by="pyHanko", **expired_times, **no_poe("the signature timestamp falls inside the certificate's validity and a CRL issued after it, before the expiry, shows it not revoked."))
     c.write("expired-lta.pdf", c.doc_timestamp(expired_lt, now))
     c.add("expired-lta.pdf", "PAdES B-LTA: expired-b-lt.pdf plus a document timestamp (LTA evidence) over the signature and the /DSS",
           verdict("TOTAL_PASSED", None, "PAdES-BASELINE-LTA"),
           "As expired-b-lt.pdf, with the evidence preserved by the document timestamp (5.6.3).",
-          made_by="pyHanko", **expired_times, **no_poe)
+          made_by="pyHanko", **expired_times, **no_poe("as for expired-b-lt.pdf, with the document timestamp valid too."))
 
     c.write("wrong-anchor.pdf", c.add_dss(c.pades("stranger", ts=recent, issuer="other-ca"), ["other-ca", "other-root", "ca", "tsa"], ["other-ca", "other-root", "ca", "root"]))
     c.add("wrong-anchor.pdf", "PAdES B-LT by a certificate of another PKI (its own chain and CRLs embedded); the trust anchor is the corpus root",
@@ -536,7 +539,7 @@ def main(outdir):
           verdict("TOTAL_FAILED", "FORMAT_FAILURE", None),
           "A signature dictionary is there but the signature cannot be parsed (5.2.2); a validator must say so rather than call the file unsigned.",
           made_by="pyHanko + truncation",
-          dss_expected=verdict("NO_SIGNATURE"), dss_note="DSS reports no signature at all (its PDF reader finds no usable signature field without the xref); the file is not unsigned, so the manifest is right.",
+          dss_expected=verdict("NO_SIGNATURE"), dss_note="DSS reports no signature at all, as if the file were unsigned; it is not, so the manifest is right.",
           pyhanko_expected=verdict("NO_SIGNATURE"), pyhanko_note="pyHanko's reader recovers the objects but lists no embedded signature; as DSS, it should have reported a damaged signature.")
 
     c.write("unsigned.pdf", sample_pdf())
