@@ -16,22 +16,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use der::{Decode, DecodePem, Encode};
 use esign::cades::{CadesError, DeviceAnswer, Prepared, Profile, Root, check_ocsp};
 use esign::pdf::{self, PrepareOptions, SignatureDetails};
-use hawiya_e2e::{Db, Deployment, Keys, P256, csr, openssl, run};
+use hawiya_e2e::{Db, Deployment, Keys, P256, csr, openssl, run, venv_tool};
 use hsm_shim::SignatureAlgorithm;
 use pkix::DigestAlgorithm;
 use pkix::tsp::{PkiStatus, TimeStampResp};
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::CrlReason;
-
-/// Where `./scripts/test` (scripts/env.sh) installs pyHanko.
-const VENV: &str = ".cache/hawiya/venv/bin";
-
-fn venv_tool(name: &str) -> PathBuf {
-    let home = std::env::var("HOME").expect("HOME is set");
-    let path = Path::new(&home).join(VENV).join(name);
-    assert!(path.exists(), "{} is missing: run scripts/env.sh (ensure_test_dependencies) to install pyHanko", path.display());
-    path
-}
 
 fn text(out: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
