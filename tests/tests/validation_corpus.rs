@@ -2,8 +2,8 @@
 //! (pyHanko for PAdES, the OpenSSL command line for CAdES and an RFC 3161 token) under a PKI
 //! that is not Hawiya's, each with the verdict ETSI EN 319 102-1 expects, and the proof that
 //! the two independent validators — the EU's DSS and pyHanko's AdES validator — give exactly
-//! the verdicts the manifest says they give. Hawiya's own validator will be tested on the same
-//! corpus against the `expected` verdicts.
+//! the verdicts the manifest says they give, and that Hawiya's own validator (`hawiya verify`)
+//! gives the `expected` verdict on every file, with the matching exit status.
 //!
 //! `tests/scripts/validation_corpus.py` makes the corpus and its `manifest.json` in a fresh
 //! directory (fresh keys, times relative to now, nothing fetched);
@@ -103,6 +103,17 @@ impl Verdict {
             && self.format.as_deref().is_none_or(|f| f == fields[2])
     }
 
+    /// As Hawiya's JSON report has it: the first signature (or the timestamp token), the
+    /// standard's names with DSS's underscores.
+    fn matches_hawiya(&self, report: &Value) -> bool {
+        let signatures: Vec<&Value> = report["signatures"].as_array().into_iter().flatten().filter(|s| s["kind"] != "document-timestamp").collect();
+        let Some(first) = signatures.first() else { return self.no_signature() };
+        let format = if first["kind"] == "timestamp" { "TIMESTAMP" } else { first["format"].as_str().unwrap_or_default() };
+        first["indication"].as_str().map(|i| i.replace('-', "_")).as_deref() == Some(self.indication.as_str())
+            && first["sub_indication"].as_str() == self.sub_indication.as_deref()
+            && self.format.as_deref().is_none_or(|f| f == format)
+    }
+
     /// As pyhanko_ades.py prints it: `<indication> <sub or ->`, no verdict for no signature.
     fn matches_pyhanko(&self, verdicts: &[String]) -> bool {
         if self.no_signature() {
@@ -187,7 +198,7 @@ fn check_pki(dir: &Path) {
 }
 
 #[test]
-fn dss_and_pyhanko_agree_with_the_manifest() {
+fn hawiya_dss_and_pyhanko_agree_with_the_manifest() {
     let dir = tempfile::tempdir().unwrap();
     let corpus = dir.path();
 
@@ -262,6 +273,23 @@ fn dss_and_pyhanko_agree_with_the_manifest() {
                     failures.push(format!("{file}: pyHanko's {key} is {}, the manifest expects {value}", py["detail"][0][key]));
                 }
             }
+        }
+
+        // Hawiya's own validator: the standard's verdict, always.
+        let mut command = Command::new(hawiya_e2e::hawiya_bin());
+        command.arg("verify").arg(&path).arg("--trust").arg(corpus.join(entry["trust_anchor"].as_str().unwrap())).args(["--format", "json"]);
+        if let Some(d) = &detached {
+            command.arg("--detached").arg(d);
+        }
+        let out = command.output().expect("hawiya verify");
+        let hawiya: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{file}: hawiya verify ({e}): {}", output_text(&out)));
+        let want_code = match expected.indication.as_str() {
+            "TOTAL_PASSED" => 0,
+            "TOTAL_FAILED" => 1,
+            _ => 2,
+        };
+        if !expected.matches_hawiya(&hawiya) || out.status.code() != Some(want_code) {
+            failures.push(format!("{file}: Hawiya said (exit {:?}) {hawiya:#}, the manifest expects {}", out.status.code(), expected.show()));
         }
 
         let mark = |v: &Verdict| if *v == expected { "" } else { " (*)" };

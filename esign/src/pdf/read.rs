@@ -130,6 +130,12 @@ fn without_padding(contents: &[u8]) -> Vec<u8> {
     }
 }
 
+/// Whether the file ends with a complete revision: `%%EOF` and at most whitespace after it.
+pub fn ends_complete(data: &[u8]) -> bool {
+    let tail = &data[data.len().saturating_sub(1024)..];
+    super::object::rfind(tail, b"%%EOF").is_some_and(|at| tail[at + 5..].iter().all(|b| b.is_ascii_whitespace() || *b == 0))
+}
+
 /// Every signature and document timestamp of the form, in the order their revisions end
 /// (the order they were made). A PDF without a form has none.
 pub fn signatures(data: &[u8]) -> Result<Vec<FoundSignature>, PdfError> {
@@ -279,6 +285,8 @@ pub fn changes_after(data: &[u8], signature: &FoundSignature, certification: Opt
     let after = Document::parse(data)?;
     let catalog = after.catalog()?;
     let dss_parts = dss_objects(&after, catalog.get(b"DSS"))?;
+    // The document information dictionary (producer, modification date): metadata.
+    let info = after.trailer.reference(b"Info").map(|r| r.num);
     // Without a certification signature, a later signer may fill in, sign and annotate.
     let permissions = certification.unwrap_or(3);
     let mut changes = Vec::new();
@@ -294,7 +302,7 @@ pub fn changes_after(data: &[u8], signature: &FoundSignature, certification: Opt
         if old == new && old != Object::Null && before.raw_stream(r)? == after.raw_stream(r)? {
             continue;
         }
-        let (kind, allowed) = classify(&after, r, &old, &new, &dss_parts, permissions)?;
+        let (kind, allowed) = if Some(num) == info { ("metadata", true) } else { classify(&after, r, &old, &new, &dss_parts, permissions)? };
         changes.push(LaterChange { kind, object: format!("{num} {generation} R"), allowed });
     }
     Ok(changes)

@@ -221,9 +221,18 @@ fn signature_algorithm(signer: &SignerInfo, key: &spki::SubjectPublicKeyInfoOwne
         }
         _ => signer.signature_algorithm.clone(),
     };
-    let (named, bits) = match key.algorithm.oid {
-        RSA if algorithm.oid == RSA_PSS => (Algorithm::RsaPss, rsa_bits(key)),
+    let (mut named, bits) = key_algorithm(key)?;
+    if named == Algorithm::Rsa && algorithm.oid == RSA_PSS {
+        named = Algorithm::RsaPss;
+    }
+    Some((algorithm, named, bits))
+}
+
+/// A public key's algorithm in policy terms, and its size for RSA.
+fn key_algorithm(key: &spki::SubjectPublicKeyInfoOwned) -> Option<(Algorithm, Option<u32>)> {
+    Some(match key.algorithm.oid {
         RSA => (Algorithm::Rsa, rsa_bits(key)),
+        RSA_PSS => (Algorithm::RsaPss, rsa_bits(key)),
         EC_PUBLIC_KEY => match key.algorithm.parameters.as_ref().and_then(|p| p.decode_as::<ObjectIdentifier>().ok()) {
             Some(P256) => (Algorithm::EcdsaP256, None),
             Some(P384) => (Algorithm::EcdsaP384, None),
@@ -231,10 +240,20 @@ fn signature_algorithm(signer: &SignerInfo, key: &spki::SubjectPublicKeyInfoOwne
             _ => return None,
         },
         ED25519 => (Algorithm::Ed25519, None),
-        RSA_PSS => (Algorithm::RsaPss, rsa_bits(key)),
         _ => return None,
-    };
-    Some((algorithm, named, bits))
+    })
+}
+
+/// The digest a certificate's signature algorithm uses (RSASSA-PSS counted as SHA-256).
+fn certificate_digest(c: &Certificate) -> Option<Algorithm> {
+    Some(match c.signature_algorithm.oid.to_string().as_str() {
+        "1.2.840.113549.1.1.5" | "1.2.840.10045.4.1" => Algorithm::Sha1,
+        "1.2.840.113549.1.1.14" | "1.2.840.10045.4.3.1" => Algorithm::Sha224,
+        "1.2.840.113549.1.1.11" | "1.2.840.10045.4.3.2" | "1.2.840.113549.1.1.10" => Algorithm::Sha256,
+        "1.2.840.113549.1.1.12" | "1.2.840.10045.4.3.3" => Algorithm::Sha384,
+        "1.2.840.113549.1.1.13" | "1.2.840.10045.4.3.4" => Algorithm::Sha512,
+        _ => return None,
+    })
 }
 
 /// The size of an RSA key's modulus, in bits.
@@ -318,7 +337,6 @@ struct Verified {
     certificate_der: Vec<u8>,
     digest: Algorithm,
     signature: (Algorithm, Option<u32>),
-    signing_certificate_reference: bool,
     claimed_time: Option<SystemTime>,
 }
 
@@ -417,7 +435,7 @@ fn verify_signer(sd: &SignedData, signer: &SignerInfo, content: &[&[u8]], pool: 
         });
     }
     let claimed_time = attribute(Some(attributes), oid::SIGNING_TIME).and_then(generalized_or_utc);
-    Ok(Verified { certificate, certificate_der, digest, signature: (named, bits), signing_certificate_reference: reference.is_some(), claimed_time })
+    Ok(Verified { certificate, certificate_der, digest, signature: (named, bits), claimed_time })
 }
 
 fn generalized_or_utc(any: &Any) -> Option<SystemTime> {
@@ -488,8 +506,18 @@ pub(crate) struct Timestamp {
 }
 
 /// Validates an RFC 3161 token over `over`: its format, its imprint, the TSA's signature, and
-/// the TSA's certificate (id-kp-timeStamping, a path to the trust list at the token's time).
-pub(crate) fn validate_timestamp(token: &[u8], over: &[&[u8]], inputs: &Inputs<'_>, evidence: &Evidence, extra: &[Certificate]) -> Timestamp {
+/// the TSA's certificate (id-kp-timeStamping, a path to the trust list at the token's time,
+/// not revoked by the evidence at hand; with `require_revocation`, evidence must say so — a
+/// token validated on its own needs it, one that gives a signature its proof of existence is
+/// judged as DSS does, on the evidence there is).
+pub(crate) fn validate_timestamp(
+    token: &[u8],
+    over: &[&[u8]],
+    inputs: &Inputs<'_>,
+    evidence: &Evidence,
+    extra: &[Certificate],
+    require_revocation: bool,
+) -> Timestamp {
     let broken = |sub: SubIndication, f: Finding, info: Option<&TstInfo>| Timestamp {
         gen_time: info.map(|i| i.gen_time),
         serial: info.map(|i| i.serial.clone()),
@@ -535,13 +563,17 @@ pub(crate) fn validate_timestamp(token: &[u8], over: &[&[u8]], inputs: &Inputs<'
     };
     let mut options = PathOptions::at(info.gen_time);
     options.required_eku = Some(TIME_STAMPING);
+    options.require_revocation_status = require_revocation;
     let intermediates: Vec<Vec<u8>> = pool.iter().filter_map(|c| c.to_der().ok()).chain(inputs.certificates.iter().cloned()).collect();
     match path::validate(&verified.certificate_der, &intermediates, &inputs.trust.anchors, &options, Some(evidence)) {
         Ok(_) => Timestamp { gen_time: Some(info.gen_time), serial: Some(info.serial), conclusion: Conclusion::PASSED, findings: Vec::new() },
         Err(e) => Timestamp {
             gen_time: Some(info.gen_time),
             serial: Some(info.serial),
-            conclusion: Conclusion::indeterminate(e.sub_indication()),
+            conclusion: Conclusion::indeterminate(match &e {
+                PathError::RevocationUnknown { .. } => SubIndication::CertificateChainGeneralFailure,
+                e => e.sub_indication(),
+            }),
             findings: vec![finding("TIMESTAMP_AUTHORITY_NOT_TRUSTED", "سلطة الختم الزمني غير موثوقة", e.to_string())],
         },
     }
@@ -690,6 +722,19 @@ pub fn validate(cms: &[u8], content: Content<'_>, inputs: &Inputs<'_>) -> Vec<Si
         .collect()
 }
 
+/// The baseline level a signer's structure reaches.
+fn structural_level(sd: &SignedData, signer: &SignerInfo, inputs: &Inputs<'_>) -> Option<BaselineLevel> {
+    let signed = signer.signed_attrs.as_ref();
+    let reference = attribute(signed, oid::SIGNING_CERTIFICATE_V2).is_some() || attribute(signed, SIGNING_CERTIFICATE).is_some();
+    let timestamped = signer.unsigned_attrs.iter().flat_map(|a| a.iter()).any(|a| a.oid == oid::SIGNATURE_TIME_STAMP_TOKEN);
+    match (reference, timestamped, !evidence_is_empty(inputs, sd)) {
+        (false, _, _) => None,
+        (true, false, _) => Some(BaselineLevel::B),
+        (true, true, false) => Some(BaselineLevel::T),
+        (true, true, true) => Some(BaselineLevel::Lt),
+    }
+}
+
 /// Whether neither the CMS nor the document carries any revocation evidence.
 fn evidence_is_empty(inputs: &Inputs<'_>, sd: &SignedData) -> bool {
     let (ocsp, crls) = revocation_info(sd);
@@ -720,6 +765,11 @@ fn validate_signer(sd: &SignedData, signer: &SignerInfo, parts: &[&[u8]], pool: 
     };
     let passed =
         |report: &mut SignatureReport, block: &'static str| report.blocks.push(BlockResult { block, conclusion: Conclusion::PASSED, findings: Vec::new() });
+    // The level the signature's structure reaches, whatever its validity (as DSS reports it):
+    // B-B with a signing-certificate reference, B-T with a signature timestamp, B-LT with
+    // revocation evidence embedded (in the CMS or the document).
+    let level = structural_level(sd, signer, inputs);
+    report.format = level.map_or("NOT-ETSI".to_owned(), |l| format!("BASELINE-{}", l.suffix()));
     let verified = match verify_signer(sd, signer, parts, pool) {
         Ok(v) => v,
         Err(f) => {
@@ -735,12 +785,10 @@ fn validate_signer(sd: &SignedData, signer: &SignerInfo, parts: &[&[u8]], pool: 
 
     // Signature timestamps: each valid one proves the signature value existed at its time.
     let mut best: (SystemTime, &'static str, Option<String>) = (inputs.now, "validation-time", None);
-    let mut timestamped = false;
     let tokens = signer.unsigned_attrs.iter().flat_map(|a| a.iter()).filter(|a| a.oid == oid::SIGNATURE_TIME_STAMP_TOKEN).flat_map(|a| a.values.iter());
     for token in tokens {
         let Ok(token) = token.to_der() else { continue };
-        let ts = validate_timestamp(&token, &[signer.signature.as_bytes()], inputs, evidence, pool);
-        timestamped = true;
+        let ts = validate_timestamp(&token, &[signer.signature.as_bytes()], inputs, evidence, pool, false);
         let ok = ts.conclusion.passed();
         report.blocks.push(BlockResult { block: "timestamp-validation", conclusion: ts.conclusion, findings: ts.findings.clone() });
         match (ok, ts.gen_time) {
@@ -764,17 +812,6 @@ fn validate_signer(sd: &SignedData, signer: &SignerInfo, parts: &[&[u8]], pool: 
         return report;
     }
     report.best_signature_time = ProvedTime { time: rfc3339(best.0), proof: best.1, timestamp_serial: best.2 };
-    // The level the signature's structure reaches (refined to what is proved below): B-B
-    // with a signing-certificate reference, B-T with a signature timestamp, B-LT with
-    // validation data (certificates and revocation evidence) embedded.
-    let has_validation_data = !evidence_is_empty(inputs, sd);
-    let structural = match (verified.signing_certificate_reference, timestamped, has_validation_data) {
-        (false, _, _) => None,
-        (true, false, _) => Some(BaselineLevel::B),
-        (true, true, false) => Some(BaselineLevel::T),
-        (true, true, true) => Some(BaselineLevel::Lt),
-    };
-    report.format = structural.map_or("NOT-ETSI".to_owned(), |l| format!("BASELINE-{}", l.suffix()));
 
     // X.509 validation at the best signature time, with revocation evidence that speaks for it.
     let intermediates: Vec<Vec<u8>> = pool.iter().filter_map(|c| c.to_der().ok()).collect();
@@ -784,14 +821,17 @@ fn validate_signer(sd: &SignedData, signer: &SignerInfo, parts: &[&[u8]], pool: 
     let path = match path::validate(&verified.certificate_der, &intermediates, &inputs.trust.anchors, &options, Some(evidence)) {
         Ok(path) => path,
         Err(e) => {
-            let sub = match (&e, proved) {
-                // Revoked at or before the time the signature is proved to have existed.
-                (PathError::Revoked { end_entity: true, .. }, true) => SubIndication::Revoked,
-                (PathError::Revoked { end_entity: true, .. }, false) => SubIndication::RevokedNoPoe,
-                (PathError::Expired { .. } | PathError::NotYetValid { .. }, _) => SubIndication::OutOfBoundsNoPoe,
+            let sub = match &e {
+                // Revoked before the time the signature is proved to have existed: a signature
+                // timestamp only bounds the signing time from above, so the signature may have
+                // been made before the revocation, or after: no proof either way.
+                PathError::Revoked { end_entity: true, .. } => SubIndication::RevokedNoPoe,
+                PathError::Expired { .. } | PathError::NotYetValid { .. } => SubIndication::OutOfBoundsNoPoe,
+                // No revocation evidence at all (nothing fetched): what DSS and pyHanko say.
+                PathError::RevocationUnknown { .. } => SubIndication::CertificateChainGeneralFailure,
                 _ => e.sub_indication(),
             };
-            let conclusion = if sub == SubIndication::Revoked { Conclusion::failed(sub) } else { Conclusion::indeterminate(sub) };
+            let conclusion = Conclusion::indeterminate(sub);
             let f = finding("CERTIFICATE_PATH", "تعذّر التحقق من سلسلة شهادة التوقيع", e.to_string());
             conclude(&mut report, fail("x509-certificate-validation", conclusion, f));
             return report;
@@ -804,22 +844,24 @@ fn validate_signer(sd: &SignedData, signer: &SignerInfo, parts: &[&[u8]], pool: 
     // timestamp), B-LT (every certificate of the path and its revocation evidence embedded).
     let qualification = qualification(&path.certificates, inputs.trust);
     report.qualification = qualification.report_name();
-    let used = evidence.used();
-    let embedded_chain = path.certificates.iter().rev().skip(1).all(|c| pool.contains(c));
-    let evidence_for_all = path.certificates.iter().rev().skip(1).all(|c| used.iter().any(|u| u.certificate == c.tbs_certificate.subject.to_string()));
-    let level = match (verified.signing_certificate_reference, proved && timestamped, embedded_chain && evidence_for_all) {
-        (false, _, _) => None,
-        (true, false, _) => Some(BaselineLevel::B),
-        (true, true, false) => Some(BaselineLevel::T),
-        (true, true, true) => Some(BaselineLevel::Lt),
-    };
-    report.format = level.map_or("NOT-ETSI".to_owned(), |l| format!("BASELINE-{}", l.suffix()));
 
     // Signature acceptance under the policy.
     let policy = inputs.policy;
     let constraint = |f: Finding| fail("signature-acceptance-validation", Conclusion::indeterminate(SubIndication::SigConstraintsFailure), f);
     let at = secs(best.0);
-    for (algorithm, bits, what) in [(verified.digest, None, "digest"), (verified.signature.0, verified.signature.1, "signature")] {
+    // The signature's own algorithms, and those of the certificates it relies on (not the
+    // anchor's self-signature: trust in an anchor does not rest on it).
+    let mut algorithms = vec![(verified.digest, None, "digest".to_owned()), (verified.signature.0, verified.signature.1, "signature".to_owned())];
+    for c in path.certificates.iter().take(path.certificates.len().saturating_sub(1)) {
+        let who = format!("certificate «{}»'s", c.tbs_certificate.subject);
+        if let Some(d) = certificate_digest(c) {
+            algorithms.push((d, None, format!("{who} signature digest")));
+        }
+        if let Some((k, bits)) = key_algorithm(&c.tbs_certificate.subject_public_key_info) {
+            algorithms.push((k, bits, format!("{who} key")));
+        }
+    }
+    for (algorithm, bits, what) in algorithms {
         if let Err(refusal) = policy.accepts(algorithm, bits, at) {
             let en = match refusal {
                 AlgorithmRefusal::NotAccepted => format!("the {what} algorithm {algorithm:?} is not accepted by policy {}", policy.id),
@@ -829,7 +871,9 @@ fn validate_signer(sd: &SignedData, signer: &SignerInfo, parts: &[&[u8]], pool: 
                     rfc3339(SystemTime::UNIX_EPOCH + Duration::from_secs(until.max(0) as u64))
                 ),
             };
-            let sub = if matches!(refusal, AlgorithmRefusal::Expired { .. }) && !proved {
+            // An algorithm past its end date at the best signature time: no proof the signature
+            // existed while it was reliable.
+            let sub = if matches!(refusal, AlgorithmRefusal::Expired { .. }) {
                 SubIndication::CryptoConstraintsFailureNoPoe
             } else {
                 SubIndication::CryptoConstraintsFailure

@@ -157,7 +157,7 @@ fn timestamp(bytes: &[u8], detached: Option<&[u8]>, v: &Validation<'_>) -> Vec<S
         AlgorithmPolicy { allow_sha1: true, ..AlgorithmPolicy::default() },
         std::time::Duration::from_secs(v.policy.revocation_freshness),
     );
-    let ts = core::validate_timestamp(bytes, &[document], &inputs, &evidence, &[]);
+    let ts = core::validate_timestamp(bytes, &[document], &inputs, &evidence, &[], true);
     vec![timestamp_report("timestamp-1", "timestamp", ts, v.now)]
 }
 
@@ -186,6 +186,11 @@ fn pades(bytes: &[u8], v: &Validation<'_>) -> Vec<SignatureReport> {
         Ok(store) => store,
         Err(e) => return damaged(e.to_string()),
     };
+    // A file that does not end with a complete revision was cut or damaged: what it signs
+    // cannot be told (an update being written, a download cut short).
+    if !read::ends_complete(bytes) {
+        return damaged("it does not end with a complete revision (%%EOF): truncated or damaged".into());
+    }
     let certification = found.iter().find_map(|s| s.certification);
     let policy_algorithms = AlgorithmPolicy { allow_sha1: true, ..AlgorithmPolicy::default() };
     let evidence = Evidence::new(store.ocsp_responses.clone(), &store.crls, policy_algorithms, std::time::Duration::from_secs(v.policy.revocation_freshness));
@@ -202,7 +207,7 @@ fn pades(bytes: &[u8], v: &Validation<'_>) -> Vec<SignatureReport> {
                 unusable(&s.field, "document-timestamp", Conclusion::failed(SubIndication::FormatFailure), f, v.now)
             }
             Ok(parts) => {
-                let ts = core::validate_timestamp(&s.contents, &parts, &base, &evidence, &extra);
+                let ts = core::validate_timestamp(&s.contents, &parts, &base, &evidence, &extra, false);
                 if let (true, Some(t)) = (ts.conclusion.passed(), ts.gen_time) {
                     proofs.push((s.signed_end(), t, ts.serial.clone().unwrap_or_default()));
                 }
@@ -251,7 +256,9 @@ fn pades(bytes: &[u8], v: &Validation<'_>) -> Vec<SignatureReport> {
                 "تغيّر المستند بعد التوقيع بطريقة لا تسمح بها صلاحيات التوقيع",
                 "the document was changed after this signature in a way its permissions do not allow",
             );
-            r.conclusion = Conclusion::indeterminate(SubIndication::SigConstraintsFailure);
+            // The file is no longer a signed document with allowed updates (ISO 32000-2
+            // §12.8.2.2): what the signature covers is not what is shown.
+            r.conclusion = Conclusion::failed(SubIndication::FormatFailure);
             r.blocks.push(BlockResult { block: "signature-acceptance-validation", conclusion: r.conclusion, findings: vec![f.clone()] });
             r.errors.push(f);
         }
