@@ -22,6 +22,7 @@ ensure_test_dependencies() {
     command -v pdfsig >/dev/null && command -v pdftoppm >/dev/null || missing+=(poppler-utils)
     command -v qpdf >/dev/null || missing+=(qpdf)
     command -v certutil >/dev/null || missing+=(libnss3-tools)
+    command -v xmllint >/dev/null || missing+=(libxml2-utils)
     # DSS (tests/dss) is built with Maven, which needs a JDK's compiler, and run with java.
     command -v javac >/dev/null && command -v java >/dev/null || missing+=(default-jdk-headless)
     command -v mvn >/dev/null || missing+=(maven)

@@ -16,15 +16,28 @@ pub enum Format {
     Text,
     /// The JSON report.
     Json,
+    /// The ETSI TS 119 102-2 XML validation report.
+    Xml,
+    /// A printable HTML page (`--lang`), the verdict first.
+    Html,
 }
 
-/// The language of the text report.
+/// The language of the text and HTML reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Lang {
     /// Arabic.
     Ar,
     /// English.
     En,
+}
+
+impl From<Lang> for esign::validation::html::Lang {
+    fn from(lang: Lang) -> Self {
+        match lang {
+            Lang::Ar => esign::validation::html::Lang::Ar,
+            Lang::En => esign::validation::html::Lang::En,
+        }
+    }
 }
 
 /// `hawiya verify`'s arguments.
@@ -51,7 +64,7 @@ pub struct VerifyArgs {
     /// The report's form.
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
-    /// The language of the text report.
+    /// The language of the text and HTML reports.
     #[arg(long, value_enum, default_value = "ar")]
     lang: Lang,
 }
@@ -120,6 +133,8 @@ pub async fn run(args: VerifyArgs) -> Result<u8, String> {
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?),
         Format::Text => print!("{}", text(&report, args.lang)),
+        Format::Xml => print!("{}", esign::validation::xml::to_xml(&report)),
+        Format::Html => print!("{}", esign::validation::html::to_html(&report, args.lang.into())),
     }
     Ok(report.exit_code())
 }

@@ -208,6 +208,72 @@ fn detached_cades_b_lt_verifies_with_openssl_and_pyhanko() {
     assert_eq!((code, hawiya_e2e::verdicts(&report).as_str()), (1, "TOTAL-FAILED HASH_FAILURE CAdES-BASELINE-LT n/a\n"), "{report:#}");
 }
 
+/// `hawiya verify --format xml|html` on a real B-LT signature: the ETSI TS 119 102-2 report is
+/// valid under the ETSI schema (xmllint) and says what the JSON report says; the HTML
+/// report puts the verdict first, in Arabic by default and in English on request.
+#[test]
+fn xml_and_html_reports_of_a_real_signature() {
+    let d = deployment();
+    let layla = citizen(&d, "report");
+    let document = "عقد — a contract\n".as_bytes();
+    std::fs::write(d.path("doc.bin"), document).unwrap();
+    let prepared = Prepared::for_document(Profile::Cades { signing_time: now() }, &layla.der, document).unwrap();
+    let assembled = b_lt(&d, &layla, &prepared, Target::P7s).expect("a B-LT signature");
+    std::fs::write(d.path("sig.p7s"), &assembled.cms).unwrap();
+    std::fs::write(d.path("changed.bin"), [document, b"!"].concat()).unwrap();
+    let verify = |content: &str, args: &[&str]| {
+        let out = d
+            .command(&["verify"])
+            .arg(d.path("sig.p7s"))
+            .arg("--detached")
+            .arg(d.path(content))
+            .arg("--data")
+            .arg(&d.data)
+            .args(args)
+            .output()
+            .expect("hawiya verify");
+        (out.status.code().unwrap_or(-1), String::from_utf8(out.stdout.clone()).unwrap_or_else(|_| panic!("utf-8: {}", text(&out))))
+    };
+    let (_, json) = verify("doc.bin", &["--format", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let signing_sha256 = json["signatures"][0]["chain"][0]["sha256"].as_str().expect("the signing certificate's digest").to_owned();
+
+    let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/etsi/TS119102-2-v122.xsd");
+    for (content, code, main, sub) in [("doc.bin", 0, "total-passed", None), ("changed.bin", 1, "total-failed", Some("HASH_FAILURE"))] {
+        let (got, xml) = verify(content, &["--format", "xml"]);
+        assert_eq!(got, code, "{xml}");
+        std::fs::write(d.path("report.xml"), &xml).unwrap();
+        let out = Command::new("xmllint").args(["--noout", "--nonet", "--schema", schema]).arg(d.path("report.xml")).output().expect("xmllint");
+        assert!(out.status.success(), "the report is not valid under TS 119 102-2: {}\n{xml}", text(&out));
+        assert!(xml.contains(&format!("<MainIndication>urn:etsi:019102:mainindication:{main}</MainIndication>")), "{xml}");
+        if let Some(sub) = sub {
+            assert!(xml.contains(&format!("<SubIndication>urn:etsi:019102:subindication:{sub}</SubIndication>")), "{xml}");
+        }
+        assert!(xml.contains(&format!("<SignerInformation><SignerCertificate VOReference=\"C-{signing_sha256}\"/>")), "{xml}");
+        // Every piece of revocation evidence the JSON report names is a validation object.
+        let evidence = xml.matches("urn:etsi:019102:validationObject:OCSPResponse").count() + xml.matches("urn:etsi:019102:validationObject:CRL").count();
+        assert_eq!(evidence, json["signatures"][0]["revocation"].as_array().map_or(0, Vec::len), "{xml}");
+        assert!(evidence > 0, "{xml}");
+    }
+    let (_, xml) = verify("doc.bin", &["--format", "xml"]);
+    assert!(xml.contains("urn:cef:dss:signatureQualification:QESig") && xml.contains(">9861234567</Value>"), "{xml}");
+
+    let (code, html) = verify("doc.bin", &["--format", "html"]);
+    assert_eq!(code, 0);
+    assert!(html.contains("<html lang=\"ar\" dir=\"rtl\">") && html.contains("class=\"verdict passed\""), "{html}");
+    let top = &html[html.find("class=\"verdict").unwrap()..html.find("class=\"signature\"").unwrap()];
+    for part in ["صالح", "9861234567", "طابع زمني على التوقيع", "CAdES-BASELINE-LT", "توقيع إلكتروني مؤهل"] {
+        assert!(top.contains(part), "{part} in the verdict: {top}");
+    }
+    let (code, html) = verify("changed.bin", &["--format", "html", "--lang", "en"]);
+    assert_eq!(code, 1);
+    assert!(
+        html.contains("<html lang=\"en\" dir=\"ltr\">") && html.contains("class=\"verdict failed\"") && html.contains("TOTAL-FAILED / HASH_FAILURE"),
+        "{html}"
+    );
+    assert!(!html.contains("<script") && !html.contains("http://") && !html.contains("https://"), "{html}");
+}
+
 /// SignedData as RFC 5652 has it, the RFC 5940 revocation choices kept as DER (the `cms`
 /// crate reads only CRLs there).
 #[derive(der::Sequence)]

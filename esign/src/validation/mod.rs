@@ -5,10 +5,14 @@
 //! - [`report`]: indications, sub-indications and the report.
 //! - [`cms`]: the signature core of CAdES and PAdES: one CMS signer, validated.
 //! - [`document`]: a whole document: what it is, every signature and timestamp in it.
+//! - [`xml`]: the report as ETSI TS 119 102-2 XML.
+//! - [`html`]: the report for people, printable, in Arabic or English.
 
 pub mod cms;
 pub mod document;
+pub mod html;
 pub mod report;
+pub mod xml;
 
 pub use cms::{OwnHierarchy, Trust};
 pub use document::{Validation, validate};
