@@ -30,6 +30,7 @@ async fn main() {
         services_ca: a("Services CA", "ec-p256"),
         ocsp_responder: a("OCSP", "ec-p256"),
         tsa: a("TSA", "ec-p256"),
+        validation_service: None,
     };
     let policies = Arc::new(policies::Policies::shipped().expect("policies"));
     let authority = Arc::new(ca::ceremony::run(&config, keys.clone(), store, policies).await.expect("ceremony"));

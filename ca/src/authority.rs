@@ -218,6 +218,16 @@ impl Authority {
         Ok(&self.member(name)?.certificate)
     }
 
+    /// What signs validation reports: the validation service's key, and its chain (its
+    /// certificate, the Services CA's, the root's). A hierarchy made before the validation
+    /// service existed has none: [`CaError::UnknownAuthority`].
+    pub fn validation_service(&self) -> Result<(&StoredKeySigner, Vec<&[u8]>), CaError> {
+        let service = self.member(crate::names::VALIDATION_SERVICE)?;
+        let chain =
+            [crate::names::VALIDATION_SERVICE, crate::names::SERVICES, crate::names::ROOT].iter().map(|n| self.certificate(n)).collect::<Result<_, _>>()?;
+        Ok((&service.signer, chain))
+    }
+
     /// The names of the CAs (root and issuing), in ceremony order.
     pub fn ca_names(&self) -> Vec<&str> {
         self.members.iter().filter(|m| m.profile.is_ca()).map(|m| m.name.as_str()).collect()

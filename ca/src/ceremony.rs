@@ -40,6 +40,10 @@ pub struct CeremonyConfig {
     pub ocsp_responder: AuthorityConfig,
     /// The timestamp authority.
     pub tsa: AuthorityConfig,
+    /// The signature validation service, whose key signs validation reports; when left out,
+    /// "<organization> Validation Service" with a key of the TSA's type.
+    #[serde(default)]
+    pub validation_service: Option<AuthorityConfig>,
 }
 
 /// One authority's name and key.
@@ -134,6 +138,18 @@ pub async fn run(config: &CeremonyConfig, keys: Arc<dyn KeyStore>, store: Arc<dy
         issuer: names::SERVICES,
         config: &config.tsa,
         common_name: config.tsa.common_name.clone(),
+    });
+
+    let validation_service = config
+        .validation_service
+        .clone()
+        .unwrap_or_else(|| AuthorityConfig { common_name: format!("{} Validation Service", config.organization), key: config.tsa.key.clone() });
+    steps.push(Step {
+        name: names::VALIDATION_SERVICE.into(),
+        profile: "validation-service",
+        issuer: names::SERVICES,
+        config: &validation_service,
+        common_name: validation_service.common_name.clone(),
     });
 
     let mut record = CeremonyRecord {

@@ -36,6 +36,8 @@ pub mod names {
     pub const SERVICES: &str = "services-ca";
     /// The timestamp authority.
     pub const TSA: &str = "tsa";
+    /// The signature validation service: its key signs validation reports.
+    pub const VALIDATION_SERVICE: &str = "validation-service";
     /// The issuing CAs, in ceremony order.
     pub const ISSUING: [&str; 3] = [CITIZEN_AUTHENTICATION, CITIZEN_SIGNING, SERVICES];
 

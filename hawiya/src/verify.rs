@@ -67,6 +67,11 @@ pub struct VerifyArgs {
     /// The language of the text and HTML reports.
     #[arg(long, value_enum, default_value = "ar")]
     lang: Lang,
+    /// Sign the report with the validation service's key (the `--data` directory's
+    /// `validation-service`, certified by its Services CA): the JSON report becomes a JWS in
+    /// compact serialization with the chain in `x5c`.
+    #[arg(long, requires = "data")]
+    signed: bool,
 }
 
 fn read(path: &std::path::Path) -> Result<Vec<u8>, String> {
@@ -103,6 +108,27 @@ async fn own_hierarchy(data: &std::path::Path) -> Result<OwnHierarchy, String> {
     Ok(OwnHierarchy { anchors: vec![root], qualified: vec![(signing, since)] })
 }
 
+/// The JSON report as a JWS (RFC 7515, compact) signed by the validation service of the CA in
+/// `data`: the protected header names the algorithm, `kid` `validation-service`, `typ`, and
+/// the chain in `x5c` (the service's certificate, the Services CA, the root), so that an
+/// auditor checks it with any JOSE library and the national root alone.
+async fn signed_json(data: &std::path::Path, report: &Report) -> Result<String, String> {
+    use base64::Engine as _;
+    let dir = crate::config::DataDir::open(data).map_err(|e| e.to_string())?;
+    let store = dir.store().await.map_err(|e| e.to_string())?;
+    let authority = ca::authority::Authority::load(store, dir.key_store().map_err(|e| e.to_string())?, dir.policies().map_err(|e| e.to_string())?)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (signer, chain) = authority.validation_service().map_err(|e| format!("this CA cannot sign validation reports: {e}"))?;
+    let x5c: Vec<serde_json::Value> = chain.iter().map(|der| base64::engine::general_purpose::STANDARD.encode(der).into()).collect();
+    let mut header = serde_json::Map::new();
+    header.insert("typ".into(), "hawiya-validation-report+jws".into());
+    header.insert("cty".into(), "json".into());
+    header.insert("x5c".into(), x5c.into());
+    let payload = serde_json::to_vec(report).map_err(|e| e.to_string())?;
+    hsm_shim::jose::sign_compact(signer, ca::names::VALIDATION_SERVICE, header, &payload).map_err(|e| e.to_string())
+}
+
 /// Runs `hawiya verify`; returns the exit status.
 pub async fn run(args: VerifyArgs) -> Result<u8, String> {
     let policies = match &args.policies {
@@ -130,6 +156,14 @@ pub async fn run(args: VerifyArgs) -> Result<u8, String> {
     let name = args.file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let validation = Validation { policy, policies: &policies, trust: &trust, now: SystemTime::now() };
     let report = esign::validation::validate(&bytes, &name, detached.as_deref(), &validation);
+    if args.signed {
+        let data = args.data.as_deref().ok_or("--signed needs --data")?;
+        match args.format {
+            Format::Json => println!("{}", signed_json(data, &report).await?),
+            other => return Err(format!("--signed signs the JSON report (--format json), not {other:?}")),
+        }
+        return Ok(report.exit_code());
+    }
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?),
         Format::Text => print!("{}", text(&report, args.lang)),

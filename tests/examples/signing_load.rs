@@ -79,6 +79,7 @@ fn main() {
             services_ca: a("Benchmark Services CA", "ec-p256"),
             ocsp_responder: a("Benchmark OCSP", "ec-p256"),
             tsa: a("Benchmark TSA", "ec-p256"),
+            validation_service: Some(a("Benchmark Validation Service", "ec-p256")),
         };
         let authority = Arc::new(ca::ceremony::run(&ceremony, keys, store, policies).await.expect("ceremony"));
         // The citizen's device: a P-256 signing key, certified by the Citizen Signing CA.

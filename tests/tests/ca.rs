@@ -64,6 +64,7 @@ fn issues_verifiable_lint_clean_certificates(keys: Keys, db: Db) {
         ("citizen-signing-ca-ocsp", "citizen-signing-ca"),
         ("services-ca-ocsp", "services-ca"),
         ("tsa", "services-ca"),
+        ("validation-service", "services-ca"),
     ] {
         let cert = certs.join(format!("{name}.pem"));
         let o = verify(&d, &cert, issuer, None);
@@ -75,6 +76,9 @@ fn issues_verifiable_lint_clean_certificates(keys: Keys, db: Db) {
     assert!(text.contains("critical") && text.contains("Time Stamping"), "{text}");
     let text = stdout(&openssl(d.dir.path(), &["x509", "-in", p(&certs.join("services-ca-ocsp.pem")), "-noout", "-text"]));
     assert!(text.contains("OCSP Signing") && text.contains("OCSP No Check"), "{text}");
+    // The validation service signs reports it stands by: nonRepudiation, no CA bit, its policy.
+    let text = stdout(&openssl(d.dir.path(), &["x509", "-in", p(&certs.join("validation-service.pem")), "-noout", "-text"]));
+    assert!(text.contains("Digital Signature, Non Repudiation") && text.contains("2.16.400.1.1.2.2") && !text.contains("CA:TRUE"), "{text}");
 }
 
 fn revocation_reaches_crl_and_ocsp(keys: Keys, db: Db) {

@@ -28,6 +28,7 @@ pub fn ceremony() -> CeremonyConfig {
         ocsp_responder: a("Test OCSP", "ec-p256"),
         // P-384: the TSA's tokens are signed with SHA-384, the other path from the CAs'.
         tsa: a("Test TSA", "ec-p384"),
+        validation_service: None,
     }
 }
 
