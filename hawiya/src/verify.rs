@@ -69,9 +69,14 @@ pub struct VerifyArgs {
     lang: Lang,
     /// Sign the report with the validation service's key (the `--data` directory's
     /// `validation-service`, certified by its Services CA): the JSON report becomes a JWS in
-    /// compact serialization with the chain in `x5c`.
+    /// compact serialization with the chain in `x5c`; the XML report is written to `--out`
+    /// with a detached CAdES B-LT signature beside it (`<out>.p7s`).
     #[arg(long, requires = "data")]
     signed: bool,
+    /// Write the report to this file instead of standard output (a signed XML report needs
+    /// it: its signature goes to `<out>.p7s`).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 fn read(path: &std::path::Path) -> Result<Vec<u8>, String> {
@@ -114,11 +119,7 @@ async fn own_hierarchy(data: &std::path::Path) -> Result<OwnHierarchy, String> {
 /// auditor checks it with any JOSE library and the national root alone.
 async fn signed_json(data: &std::path::Path, report: &Report) -> Result<String, String> {
     use base64::Engine as _;
-    let dir = crate::config::DataDir::open(data).map_err(|e| e.to_string())?;
-    let store = dir.store().await.map_err(|e| e.to_string())?;
-    let authority = ca::authority::Authority::load(store, dir.key_store().map_err(|e| e.to_string())?, dir.policies().map_err(|e| e.to_string())?)
-        .await
-        .map_err(|e| e.to_string())?;
+    let authority = authority(data).await?;
     let (signer, chain) = authority.validation_service().map_err(|e| format!("this CA cannot sign validation reports: {e}"))?;
     let x5c: Vec<serde_json::Value> = chain.iter().map(|der| base64::engine::general_purpose::STANDARD.encode(der).into()).collect();
     let mut header = serde_json::Map::new();
@@ -156,21 +157,105 @@ pub async fn run(args: VerifyArgs) -> Result<u8, String> {
     let name = args.file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let validation = Validation { policy, policies: &policies, trust: &trust, now: SystemTime::now() };
     let report = esign::validation::validate(&bytes, &name, detached.as_deref(), &validation);
-    if args.signed {
+    let output = if args.signed {
         let data = args.data.as_deref().ok_or("--signed needs --data")?;
         match args.format {
-            Format::Json => println!("{}", signed_json(data, &report).await?),
-            other => return Err(format!("--signed signs the JSON report (--format json), not {other:?}")),
+            Format::Json => format!("{}\n", signed_json(data, &report).await?),
+            Format::Xml => {
+                let out = args.out.as_deref().ok_or("--signed --format xml needs --out <file>: the detached signature goes to <file>.p7s")?;
+                let xml = esign::validation::xml::to_xml(&report);
+                let signature = signed_xml(data, xml.as_bytes()).await?;
+                write_file(out, xml.as_bytes())?;
+                let mut p7s = out.as_os_str().to_owned();
+                p7s.push(".p7s");
+                write_file(std::path::Path::new(&p7s), &signature)?;
+                return Ok(report.exit_code());
+            }
+            other => return Err(format!("--signed signs the JSON or the XML report, not the {other:?} one")),
         }
-        return Ok(report.exit_code());
-    }
-    match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?),
-        Format::Text => print!("{}", text(&report, args.lang)),
-        Format::Xml => print!("{}", esign::validation::xml::to_xml(&report)),
-        Format::Html => print!("{}", esign::validation::html::to_html(&report, args.lang.into())),
+    } else {
+        match args.format {
+            Format::Json => format!("{}\n", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?),
+            Format::Text => text(&report, args.lang),
+            Format::Xml => esign::validation::xml::to_xml(&report),
+            Format::Html => esign::validation::html::to_html(&report, args.lang.into()),
+        }
+    };
+    match &args.out {
+        Some(out) => write_file(out, output.as_bytes())?,
+        None => print!("{output}"),
     }
     Ok(report.exit_code())
+}
+
+fn write_file(path: &std::path::Path, contents: &[u8]) -> Result<(), String> {
+    std::fs::write(path, contents).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The CA of `data`, with its keys (the operator secret or the HSM PIN is needed).
+async fn authority(data: &std::path::Path) -> Result<ca::authority::Authority, String> {
+    let dir = crate::config::DataDir::open(data).map_err(|e| e.to_string())?;
+    let store = dir.store().await.map_err(|e| e.to_string())?;
+    ca::authority::Authority::load(store, dir.key_store().map_err(|e| e.to_string())?, dir.policies().map_err(|e| e.to_string())?)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The CA's own TSA and OCSP responder, asked in-process.
+struct ServiceEvidence {
+    tsa: ca::tsa::TimestampAuthority,
+    ocsp: ca::ocsp::OcspResponder,
+}
+
+#[async_trait::async_trait]
+impl esign::signature::Evidence for ServiceEvidence {
+    async fn timestamp(&self, request: Vec<u8>) -> Result<Vec<u8>, String> {
+        Ok(self.tsa.respond(&request, "validation-report").await)
+    }
+
+    async fn ocsp(&self, request: Vec<u8>) -> Result<Vec<u8>, String> {
+        Ok(self.ocsp.respond(&request).await.to_vec())
+    }
+}
+
+/// A detached CAdES B-LT signature (`.p7s`) over the XML report by the validation service:
+/// the signature timestamped by the CA's TSA, the service certificate's OCSP response, the
+/// Services CA and the CRLs inside, so that `openssl cms -verify` with the national root
+/// (or DSS) checks it offline.
+async fn signed_xml(data: &std::path::Path, xml: &[u8]) -> Result<Vec<u8>, String> {
+    use ca::names;
+    let authority = authority(data).await?;
+    let (signer, _) = authority.validation_service().map_err(|e| format!("this CA cannot sign validation reports: {e}"))?;
+    let evidence = ServiceEvidence {
+        tsa: ca::tsa::TimestampAuthority::new(&authority).map_err(|e| e.to_string())?,
+        ocsp: ca::ocsp::OcspResponder::new(&authority).map_err(|e| e.to_string())?,
+    };
+    let certificate = |name: &str| authority.certificate(name).map(<[u8]>::to_vec).map_err(|e| e.to_string());
+    let mut crls = Vec::new();
+    for name in [names::SERVICES, names::ROOT] {
+        if let Some(crl) = authority.current_crl(name).await.map_err(|e| e.to_string())? {
+            crls.push(crl.der);
+        }
+    }
+    let chain = esign::signature::Chain {
+        issuer: certificate(names::SERVICES)?,
+        others: vec![certificate(names::ROOT)?, certificate(names::TSA)?, certificate(&names::ocsp_responder(names::SERVICES))?],
+        crls,
+    };
+    let service = certificate(names::VALIDATION_SERVICE)?;
+    let signing_time = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_err(|e| e.to_string())?.as_secs() as i64;
+    // A cached OCSP response older than the timestamp is asked again (the responder re-signs).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let signing = esign::signature::Signing::prepare(xml, &service, signing_time).map_err(|e| e.to_string())?;
+        let signature = signer.sign_bytes(signing.to_be_signed()).map_err(|e| e.to_string())?;
+        match signing.complete(&signature, &evidence, &chain, false).await {
+            Err(esign::signature::SignError::Cades(esign::cades::CadesError::OcspBeforeTimeStamp { .. })) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            other => return other.map_err(|e| format!("signing the report: {e}")),
+        }
+    }
 }
 
 /// The text report: the verdict first, then one paragraph per signature.

@@ -302,9 +302,51 @@ fn xml_and_html_reports_of_a_real_signature() {
     let out = d.command(&["verify"]).arg(d.path("sig.p7s")).arg("--detached").arg(d.path("doc.bin")).args(["--signed"]).output().unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(out.stdout.is_empty() && text(&out).contains("--data"), "{}", text(&out));
-    // Only the JSON report is signed this way.
+    // The HTML report is not signed.
     let (code, html) = verify("doc.bin", &["--format", "html", "--signed"]);
     assert_eq!(code, 3, "{html}");
+
+    // The signed XML report: the report in --out, a detached CAdES B-LT beside it that
+    // OpenSSL verifies up to the national root, and that fails on a changed report.
+    let (code, said) = verify("doc.bin", &["--format", "xml", "--signed"]);
+    assert_eq!(code, 3, "a signed XML report needs --out: {said}");
+    let (code, said) = verify("doc.bin", &["--format", "xml", "--signed", "--out", p(&d.path("signed-report.xml"))]);
+    assert_eq!((code, said.as_str()), (0, ""));
+    let xml = std::fs::read_to_string(d.path("signed-report.xml")).unwrap();
+    assert!(xml.contains("urn:etsi:019102:mainindication:total-passed"), "{xml}");
+    let cms_verify = |content: &str| {
+        openssl(
+            d.dir.path(),
+            &[
+                "cms",
+                "-verify",
+                "-binary",
+                "-inform",
+                "DER",
+                "-in",
+                "signed-report.xml.p7s",
+                "-content",
+                content,
+                "-CAfile",
+                p(&root),
+                "-purpose",
+                "any",
+                "-out",
+                "/dev/null",
+            ],
+        )
+    };
+    let out = cms_verify("signed-report.xml");
+    assert!(out.status.success() && text(&out).contains("Verification successful"), "openssl cms -verify on the signed report: {}", text(&out));
+    std::fs::write(d.path("changed-report.xml"), xml.replacen("total-passed", "total-failed", 1)).unwrap();
+    let out = cms_verify("changed-report.xml");
+    assert!(!out.status.success() && text(&out).contains("content verify error"), "a changed report must not verify: {}", text(&out));
+    let signer = openssl_ok(&d, &["cms", "-cmsout", "-print", "-inform", "DER", "-in", "signed-report.xml.p7s"]);
+    assert!(signer.contains("Validation Service"), "{signer}");
+    // Hawiya's own validator sees a B-LT signature by the validation service.
+    let (code, report) = hawiya_e2e::hawiya_verify(&d, &d.path("signed-report.xml.p7s"), Some(&d.path("signed-report.xml")), &[]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["signatures"][0]["format"], "CAdES-BASELINE-LT", "{report:#}");
 }
 
 /// SignedData as RFC 5652 has it, the RFC 5940 revocation choices kept as DER (the `cms`
