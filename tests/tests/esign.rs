@@ -302,6 +302,11 @@ fn xml_and_html_reports_of_a_real_signature() {
     let out = d.command(&["verify"]).arg(d.path("sig.p7s")).arg("--detached").arg(d.path("doc.bin")).args(["--signed"]).output().unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(out.stdout.is_empty() && text(&out).contains("--data"), "{}", text(&out));
+    // --out writes the report to a file, nothing to standard output.
+    let (code, said) = verify("doc.bin", &["--format", "html", "--lang", "en", "--out", p(&d.path("report.html"))]);
+    assert_eq!((code, said.as_str()), (0, ""));
+    let written = std::fs::read_to_string(d.path("report.html")).unwrap();
+    assert!(written.contains("<html lang=\"en\" dir=\"ltr\">") && written.contains("class=\"verdict passed\""), "{written}");
     // The HTML report is not signed.
     let (code, html) = verify("doc.bin", &["--format", "html", "--signed"]);
     assert_eq!(code, 3, "{html}");
