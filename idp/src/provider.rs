@@ -50,6 +50,7 @@ pub struct Provider {
     pub(crate) http: reqwest::Client,
     pub(crate) smart_id: Option<crate::smart_id::SmartId>,
     pub(crate) signing: Option<crate::signing::Signing>,
+    pub(crate) validator: Option<Arc<dyn crate::validation::Validator>>,
     pub(crate) throttle: Throttle,
 }
 
@@ -137,6 +138,7 @@ impl Provider {
             http,
             smart_id: None,
             signing: None,
+            validator: None,
             throttle: Throttle::new(Limits::default(), &settings.secret),
             settings,
         })

@@ -35,6 +35,7 @@ mod smart_id;
 mod token;
 mod transaction;
 mod userinfo;
+mod validation;
 
 pub use smart_id::DEVICE_PROOF_HEADER;
 
@@ -83,6 +84,8 @@ pub fn router(provider: Arc<Provider>) -> Router {
         .route("/csc/v2/credentials/authorizeCheck", post(csc::authorize_check))
         .route("/csc/v2/signatures/signHash", post(csc::sign_hash))
         .route("/smart-id/device/sign-hashes", post(smart_id::device_sign_hashes))
+        .route("/validation", post(validation::validate).layer(DefaultBodyLimit::max(validation::body_limit(&provider))))
+        .route("/verify", get(validation::verify_page).post(validation::verify_upload).layer(DefaultBodyLimit::max(validation::body_limit(&provider))))
         .route("/assets/hawiya.css", get(stylesheet))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .layer(axum::middleware::map_response(move |r| security_headers(r, hsts)))
