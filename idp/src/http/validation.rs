@@ -220,3 +220,271 @@ pub(super) async fn verify_upload(State(p): State<Shared>, request: Request) -> 
         Err(e) => OAuthError::server(e).into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode, header};
+    use hsm_shim::KeyStore;
+    use hsm_shim::soft::{OperatorSecret, SoftKeyStore};
+    use serde_json::{Value, json};
+    use store::ephemeral::{EphemeralStore, MemoryStore};
+    use tower::ServiceExt;
+
+    use crate::provider::Provider;
+    use crate::validation::Validator;
+
+    /// Answers every document with a fixed report naming the policy it was given, and counts
+    /// the validations: the refusals under test must never reach it. (The real validator is
+    /// `hawiya`'s, on `esign`, which this crate must not depend on; it is tested end to end.)
+    #[derive(Default)]
+    struct Counting {
+        calls: AtomicUsize,
+    }
+
+    impl Validator for Counting {
+        fn validate(&self, document: &[u8], name: &str, detached: Option<&[u8]>, policy: &policies::ValidationPolicy) -> Value {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            json!({
+                "policy": {"id": policy.id, "revision": policy.revision, "name": {"ar": policy.name.ar, "en": policy.name.en}},
+                "validation_time": "2026-11-29T12:00:00Z",
+                "document": {"name": name, "size": document.len(), "format": "PDF", "detached": detached.map(<[u8]>::len)},
+                "indication": "TOTAL-PASSED",
+                "signatures": [{
+                    "id": "Signature1", "kind": "signature", "indication": "TOTAL-PASSED", "format": "PAdES-BASELINE-LT",
+                    "qualification": "QESig", "signer": {"name_ar": "ليلى حداد", "name_latin": "Layla Haddad", "national_id": "9861234567"},
+                    "best_signature_time": {"time": "2026-11-29T11:59:00Z", "proof": "signature-timestamp", "timestamp_serial": "0a"},
+                    "revocation": [{"certificate": "CN=Layla Haddad", "kind": "ocsp", "source": "dss", "status": "good", "produced_at": "2026-11-29T11:59:01Z"}],
+                    "chain": [{"subject": "CN=Layla Haddad", "serial": "01", "not_before": "2026-01-01T00:00:00Z", "not_after": "2028-01-01T00:00:00Z", "trust_anchor": false}],
+                    "covers": {"whole_document": false, "later_changes": [{"kind": "dss", "allowed": true}]},
+                    "errors": [], "warnings": [{"code": "W1", "ar": "تنبيه <b>", "en": "a warning <b>"}]
+                }]
+            })
+        }
+    }
+
+    struct Fixture {
+        app: axum::Router,
+        validator: Arc<Counting>,
+        ephemeral: Arc<MemoryStore>,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn fixture(validates: bool) -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secret = OperatorSecret::new(b"unit test secret, not for production".to_vec()).expect("secret");
+        let keys: Arc<dyn KeyStore> = Arc::new(SoftKeyStore::open_or_create(&dir.path().join("keys"), &secret).expect("key store"));
+        let durable: Arc<dyn store::DurableStore> = Arc::new(store::SqliteStore::open(&dir.path().join("db")).expect("db"));
+        let signing = crate::keys::SigningKeys::open(keys, durable.clone(), std::time::Duration::from_secs(900), 1).await.expect("keys");
+        let policies = Arc::new(policies::Policies::shipped().expect("policies"));
+        let ephemeral = Arc::new(MemoryStore::new());
+        let mut provider =
+            Provider::new(crate::Settings::new("https://id.example.jo", vec![7; 32]), policies, durable, ephemeral.clone(), signing).expect("provider");
+        let validator = Arc::new(Counting::default());
+        if validates {
+            provider = provider.with_validation(validator.clone());
+        }
+        Fixture { app: super::super::router(Arc::new(provider)), validator, ephemeral, _dir: dir }
+    }
+
+    const BOUNDARY: &str = "hawiya-test-boundary";
+
+    /// A multipart body of `parts`: (name, file name if a file, content).
+    fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (name, file, content) in parts {
+            body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
+            match file {
+                Some(f) => body.extend_from_slice(
+                    format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
+                ),
+                None => body.extend_from_slice(format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes()),
+            }
+            body.extend_from_slice(content);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+        body
+    }
+
+    fn post(uri: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> Request<Body> {
+        let mut r = Request::post(uri).header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={BOUNDARY}"));
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        r.body(Body::from(body)).expect("request")
+    }
+
+    async fn send(app: &axum::Router, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
+        let response = app.clone().oneshot(request).await.expect("response");
+        let (status, headers) = (response.status(), response.headers().clone());
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
+        (status, headers, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    async fn api(app: &axum::Router, body: Vec<u8>) -> (StatusCode, Value) {
+        let (status, headers, body) = send(app, post("/validation", body, &[])).await;
+        assert_eq!(headers[header::CONTENT_TYPE], "application/json", "{body}");
+        (status, serde_json::from_str(&body).expect("JSON"))
+    }
+
+    /// The per-address count the limit keeps (oneshot requests have no peer: "unknown").
+    async fn counted(f: &Fixture) -> Option<Vec<u8>> {
+        f.ephemeral.get(&crate::keyspace::attempts("validation-address", "unknown")).await.expect("store")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn malformed_requests_unknown_policies_and_oversized_uploads_are_refused_before_any_validation() {
+        let f = fixture(true).await;
+        // Not multipart at all.
+        let request = Request::post("/validation").header(header::CONTENT_TYPE, "application/json").body(Body::from("{}")).expect("request");
+        let (status, _, body) = send(&f.app, request).await;
+        let body: Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")), "{body}");
+        assert!(body["error_description"].as_str().expect("description").contains("multipart/form-data"), "{body}");
+        // No `file`, or an empty one.
+        for parts in [vec![("detached", Some("doc.bin"), &b"content"[..])], vec![("file", Some("empty.pdf"), &b""[..])]] {
+            let (status, body) = api(&f.app, multipart(&parts)).await;
+            assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")), "{body}");
+            assert!(body["error_description"].as_str().expect("description").contains("`file`"), "{body}");
+        }
+        // Two files.
+        let (status, body) = api(&f.app, multipart(&[("file", Some("a.pdf"), b"a"), ("file", Some("b.pdf"), b"b")])).await;
+        assert_eq!((status, body["error_description"].as_str()), (StatusCode::BAD_REQUEST, Some("more than one part `file`")), "{body}");
+        // A policy nobody wrote: the known ones are named.
+        let (status, body) = api(&f.app, multipart(&[("file", Some("a.pdf"), b"%PDF"), ("policy", None, b"lenient")])).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("unknown_policy")), "{body}");
+        let description = body["error_description"].as_str().expect("description");
+        assert!(description.contains("\"lenient\"") && description.contains("qualified") && description.contains("advanced"), "{body}");
+        // Over max_validation_bytes, the file and its detached document together; the limit named.
+        let limit = policies::Policies::shipped().expect("policies").signing().max_validation_bytes;
+        let half = vec![b'x'; limit / 2 + 1];
+        let (status, body) = api(&f.app, multipart(&[("file", Some("a.p7s"), &half), ("detached", Some("doc"), &half)])).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("document_too_large")), "{body}");
+        assert!(body["error_description"].as_str().expect("description").contains(&limit.to_string()), "{body}");
+        // A body beyond the transport limit too.
+        let huge = vec![b'x'; limit + 128 * 1024];
+        let (status, body) = api(&f.app, multipart(&[("file", Some("a.pdf"), &huge)])).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("document_too_large")), "{body}");
+        // Nothing was validated, nothing counted against the address.
+        assert_eq!(f.validator.calls.load(Ordering::SeqCst), 0);
+        assert_eq!(counted(&f).await, None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_document_gets_the_validators_report_under_the_policy_asked_for_or_the_default() {
+        let f = fixture(true).await;
+        let (status, report) = api(&f.app, multipart(&[("file", Some("dir/signed.pdf"), b"%PDF-1.7"), ("policy", None, b"qualified")])).await;
+        assert_eq!(status, StatusCode::OK, "{report}");
+        assert_eq!((report["policy"]["id"].as_str(), report["document"]["name"].as_str()), (Some("qualified"), Some("signed.pdf")), "{report}");
+        assert_eq!(report["document"]["size"], 8);
+        // No policy, or an empty choice: the default; the detached document is passed on.
+        let default = policies::Policies::shipped().expect("policies").default_validation_policy().id.clone();
+        for policy in [None, Some(&b""[..])] {
+            let mut parts = vec![("file", Some("sig.p7s"), &b"cms"[..]), ("detached", Some("doc.txt"), &b"content"[..])];
+            if let Some(p) = policy {
+                parts.push(("policy", None, p));
+            }
+            let (status, report) = api(&f.app, multipart(&parts)).await;
+            assert_eq!((status, report["policy"]["id"].as_str()), (StatusCode::OK, Some(default.as_str())), "{report}");
+            assert_eq!(report["document"]["detached"], 7, "{report}");
+        }
+        assert_eq!(f.validator.calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_address_gets_100_validations_in_15_minutes() {
+        let f = fixture(true).await;
+        let body = multipart(&[("file", Some("a.pdf"), b"%PDF")]);
+        for i in 0..100 {
+            let (status, report) = api(&f.app, body.clone()).await;
+            assert_eq!(status, StatusCode::OK, "validation {i}: {report}");
+        }
+        let (status, body) = api(&f.app, body).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("too_many_requests")), "{body}");
+        assert_eq!(f.validator.calls.load(Ordering::SeqCst), 100, "the refused one was not validated");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_server_without_a_validator_says_so() {
+        let f = fixture(false).await;
+        let (status, body) = api(&f.app, multipart(&[("file", Some("a.pdf"), b"%PDF")])).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "{body}");
+        let (status, _, page) = send(&f.app, Request::get("/verify").body(Body::empty()).expect("request")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(page.contains("لا يتحقق هذا الخادم من المستندات"), "{page}");
+    }
+
+    fn csrf_of(headers: &axum::http::HeaderMap) -> String {
+        let cookie = headers[header::SET_COOKIE].to_str().expect("ascii");
+        let value = cookie.strip_prefix(&format!("{}=", super::CSRF_COOKIE)).expect("the anti-CSRF cookie");
+        value.split(';').next().expect("value").to_owned()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_page_speaks_arabic_by_default_and_english_when_asked_and_needs_its_csrf_token() {
+        let f = fixture(true).await;
+        let get = |uri: &str, accept: Option<&str>| {
+            let mut r = Request::get(uri);
+            if let Some(a) = accept {
+                r = r.header(header::ACCEPT_LANGUAGE, a);
+            }
+            r.body(Body::empty()).expect("request")
+        };
+        let (status, headers, page) = send(&f.app, get("/verify", None)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains(r#"<html lang="ar" dir="rtl">"#) && page.contains("التحقق من مستند موقّع"), "{page}");
+        assert!(page.contains(r#"enctype="multipart/form-data""#) && page.contains(r#"<option value="qualified""#), "{page}");
+        assert!(!page.contains("<script"), "no JavaScript");
+        assert!(headers[header::CONTENT_SECURITY_POLICY].to_str().expect("ascii").contains("frame-ancestors 'none'"));
+        let csrf = csrf_of(&headers);
+        assert!(page.contains(&format!(r#"name="csrf" value="{csrf}""#)), "{page}");
+        for (uri, accept) in [("/verify", Some("en-GB,en;q=0.9")), ("/verify?ui_locales=en", None), ("/verify?lang=en", Some("ar"))] {
+            let (_, _, page) = send(&f.app, get(uri, accept)).await;
+            assert!(page.contains(r#"<html lang="en" dir="ltr">"#) && page.contains("Verify a signed document"), "{uri}: {page}");
+        }
+
+        // Without the token in the form and the cookie: refused, nothing validated.
+        let form = |token: &str| multipart(&[("csrf", None, token.as_bytes()), ("lang", None, b"en"), ("file", Some("signed.pdf"), b"%PDF")]);
+        let cookie = format!("{}={csrf}", super::CSRF_COOKIE);
+        for (body, cookie) in [(form(&csrf), None), (form("forged-token-forged-token-forged-token-00000"), Some(cookie.as_str()))] {
+            let headers: Vec<(&str, &str)> = cookie.map(|c| vec![("cookie", c)]).unwrap_or_default();
+            let (status, _, page) = send(&f.app, post("/verify", body, &headers)).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+        }
+        assert_eq!(f.validator.calls.load(Ordering::SeqCst), 0);
+        assert_eq!(counted(&f).await, None);
+
+        // With it: the verdict in words at the top, the details below, findings escaped.
+        let (status, _, page) = send(&f.app, post("/verify", form(&csrf), &[("cookie", &cookie)])).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let verdict = page.find(r#"id="verdict""#).expect("the verdict");
+        let details = page.find("<h2>Details</h2>").expect("the details");
+        assert!(verdict < details);
+        for expected in [
+            "The signature is valid.",
+            "TOTAL-PASSED",
+            "Layla Haddad",
+            "9861234567",
+            "proved by a timestamp on the signature",
+            "PAdES-BASELINE-LT",
+            "Qualified electronic signature",
+            "Revocation evidence used",
+            "Later changes to the document",
+            "a warning &lt;b&gt;",
+        ] {
+            assert!(page.contains(expected), "{expected:?} missing: {page}");
+        }
+        assert_eq!(f.validator.calls.load(Ordering::SeqCst), 1);
+
+        // An unknown policy on the page: the form again, with the reason, in the page's language.
+        let body = multipart(&[("csrf", None, csrf.as_bytes()), ("file", Some("signed.pdf"), b"%PDF"), ("policy", None, b"lenient")]);
+        let (status, _, page) = send(&f.app, post("/verify", body, &[("cookie", &cookie)])).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(page.contains("سياسة التحقق هذه غير معروفة") && page.contains(r#"action="/verify""#), "{page}");
+        assert_eq!(f.validator.calls.load(Ordering::SeqCst), 1);
+    }
+}
