@@ -515,7 +515,10 @@ fn the_validation_api_passes_a_pdf_hawiya_signed_and_fails_a_tampered_one() {
     assert_eq!(report["document"]["name"], "signed.pdf");
     assert!(report["signatures"][0]["chain"].as_array().is_some_and(|c| c.len() >= 2), "{report:#}");
     let evidence = report["signatures"][0]["revocation"].as_array().expect("revocation evidence");
-    assert!(evidence.iter().any(|e| e["status"] == "good" && e["source"] == "dss" && e["certificate"].as_str().is_some_and(|c| c.contains("Layla Haddad"))), "{report:#}");
+    assert!(
+        evidence.iter().any(|e| e["status"] == "good" && e["source"] == "dss" && e["certificate"].as_str().is_some_and(|c| c.contains("Layla Haddad"))),
+        "{report:#}"
+    );
     // The same verdict as `hawiya verify` on the same file.
     let (code, cli) = hawiya_e2e::hawiya_verify(&d, &d.path("signed.pdf"), None, &["--policy", "qualified"]);
     assert_eq!((code, hawiya_e2e::verdicts(&cli)), (0, hawiya_e2e::verdicts(&report)));

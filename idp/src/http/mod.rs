@@ -223,6 +223,35 @@ fn attachment(name: &str) -> HeaderValue {
     HeaderValue::from_str(&format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")).unwrap_or(HeaderValue::from_static("attachment"))
 }
 
+/// One part of a multipart upload (the signing page, the validation API and page).
+enum Part {
+    /// A part: its name, the file name the client sent (only its last path segment, without
+    /// control characters, at most 200 characters; empty if none) and its content.
+    Field { name: String, file_name: String, bytes: axum::body::Bytes },
+    /// No more parts.
+    End,
+    /// The body is over its limit: the rest is not read.
+    TooLarge,
+}
+
+/// The next part of `multipart`; what is malformed, as the error.
+async fn next_part(multipart: &mut axum::extract::Multipart) -> Result<Part, String> {
+    let field = match multipart.next_field().await {
+        Ok(Some(field)) => field,
+        Ok(None) => return Ok(Part::End),
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Ok(Part::TooLarge),
+        Err(e) => return Err(e.body_text()),
+    };
+    let name = field.name().unwrap_or_default().to_owned();
+    let sent = field.file_name().unwrap_or_default();
+    let file_name = sent.rsplit(['/', '\\']).next().unwrap_or_default().chars().filter(|c| !c.is_control()).take(200).collect();
+    match field.bytes().await {
+        Ok(bytes) => Ok(Part::Field { name, file_name, bytes }),
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Ok(Part::TooLarge),
+        Err(e) => Err(e.body_text()),
+    }
+}
+
 fn authorization(headers: &HeaderMap) -> Option<&str> {
     headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
 }

@@ -33,36 +33,19 @@ struct Upload {
     too_large: bool,
 }
 
-/// Only the last path segment of a name a client sent, without control characters.
-fn file_name(name: Option<&str>) -> String {
-    let name = name.unwrap_or_default();
-    name.rsplit(['/', '\\']).next().unwrap_or_default().chars().filter(|c| !c.is_control()).take(200).collect()
-}
-
 /// Reads the parts `file`, `detached`, `policy` (and for the page `csrf`, `lang`); others
 /// are ignored. An upload over `limit` is marked, not read further.
 async fn read_upload(mut multipart: Multipart, limit: usize) -> Result<Upload, String> {
     let mut upload = Upload::default();
     let mut total = 0usize;
     loop {
-        let field = match multipart.next_field().await {
-            Ok(Some(field)) => field,
-            Ok(None) => return Ok(upload),
-            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+        let (name, sent_name, bytes) = match super::next_part(&mut multipart).await? {
+            super::Part::Field { name, file_name, bytes } => (name, file_name, bytes),
+            super::Part::End => return Ok(upload),
+            super::Part::TooLarge => {
                 upload.too_large = true;
                 return Ok(upload);
             }
-            Err(e) => return Err(e.body_text()),
-        };
-        let name = field.name().unwrap_or_default().to_owned();
-        let sent_name = field.file_name().map(str::to_owned);
-        let bytes = match field.bytes().await {
-            Ok(b) => b,
-            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                upload.too_large = true;
-                return Ok(upload);
-            }
-            Err(e) => return Err(e.body_text()),
         };
         let text = || String::from_utf8(bytes.to_vec()).map_err(|_| format!("the part `{name}` is not UTF-8 text"));
         match name.as_str() {
@@ -83,7 +66,7 @@ async fn read_upload(mut multipart: Multipart, limit: usize) -> Result<Upload, S
                     if !upload.request.document.is_empty() {
                         return Err("more than one part `file`".into());
                     }
-                    upload.request.name = file_name(sent_name.as_deref());
+                    upload.request.name = sent_name;
                     upload.request.document = bytes.to_vec();
                 } else if !bytes.is_empty() {
                     // A page's empty file input sends an empty part: no detached document.

@@ -31,9 +31,7 @@ impl VerifyFormPage<'_> {
         let options: String = self
             .policies
             .iter()
-            .map(|(id, name, default)| {
-                format!(r#"<option value="{}"{}>{}</option>"#, escape(id), if *default { " selected" } else { "" }, escape(name))
-            })
+            .map(|(id, name, default)| format!(r#"<option value="{}"{}>{}</option>"#, escape(id), if *default { " selected" } else { "" }, escape(name)))
             .collect();
         let body = format!(
             r#"<p>{intro}</p>{error}
@@ -214,7 +212,13 @@ impl VerifyReportPage<'_> {
                 .iter()
                 .map(|c| {
                     let anchor = if c.trust_anchor { text(lang, "verify.anchor") } else { "" };
-                    format!("<tr><td>{}</td><td>{}</td><td>{} — {}</td><td>{anchor}</td></tr>", latin(&c.subject), latin(&c.serial), latin(&c.not_before), latin(&c.not_after))
+                    format!(
+                        "<tr><td>{}</td><td>{}</td><td>{} — {}</td><td>{anchor}</td></tr>",
+                        latin(&c.subject),
+                        latin(&c.serial),
+                        latin(&c.not_before),
+                        latin(&c.not_after)
+                    )
                 })
                 .collect();
             out.push_str(&format!(
@@ -228,7 +232,8 @@ impl VerifyReportPage<'_> {
         let revocation: String = s
             .revocation
             .iter()
-            .map(|e| format!("<li>{}: {} {} ({}) — {}</li>", latin(&e.certificate), latin(&e.kind), latin(&e.status), latin(&e.source), latin(&e.produced_at)))
+            .map(|e| latin(&format!("{}: {} {} ({}) — {}", e.certificate, e.kind, e.status, e.source, e.produced_at)))
+            .map(|line| format!("<li>{line}</li>"))
             .collect();
         out.push_str(&format!(
             "<h4>{}</h4>{}",
