@@ -48,6 +48,10 @@ fn index_text(authority: &Authority, idp: &Provider) -> String {
     text.push_str(&format!("OCSP responder (RFC 6960, POST and GET):\n  {base}/ocsp\n"));
     text.push_str(&format!("Timestamp authority (RFC 3161, POST application/timestamp-query):\n  {base}/tsa\n"));
     text.push_str(&format!("OpenID Connect provider:\n  {}/.well-known/openid-configuration\n", idp.issuer()));
+    if idp.validates() {
+        let issuer = idp.issuer();
+        text.push_str(&format!("Signed document validation (no login):\n  {issuer}/verify\n  POST {issuer}/validation (multipart: file, detached, policy)\n"));
+    }
     text
 }
 
