@@ -110,7 +110,10 @@ impl Provider {
         if !AddressLimit::VALIDATION.counted(self.ephemeral.as_ref(), address).await? {
             return Err(ValidationRefusal::Flood);
         }
+        // CPU-bound: no more at once than there are cores, so that logins keep their share.
+        let permit = Arc::clone(&self.validations).acquire_owned().await.map_err(|_| crate::IdpError::Corrupt("the validation queue is closed".into()))?;
         let report = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let policy = request.policy.as_deref().and_then(|id| policies.validation_policy(id)).unwrap_or_else(|| policies.default_validation_policy());
             validator.validate(&request.document, &request.name, request.detached.as_deref(), policy)
         })
