@@ -48,6 +48,10 @@ fn index_text(authority: &Authority, idp: &Provider) -> String {
     text.push_str(&format!("OCSP responder (RFC 6960, POST and GET):\n  {base}/ocsp\n"));
     text.push_str(&format!("Timestamp authority (RFC 3161, POST application/timestamp-query):\n  {base}/tsa\n"));
     text.push_str(&format!("OpenID Connect provider:\n  {}/.well-known/openid-configuration\n", idp.issuer()));
+    if idp.validates() {
+        let issuer = idp.issuer();
+        text.push_str(&format!("Signed document validation (no login):\n  {issuer}/verify\n  POST {issuer}/validation (multipart: file, detached, policy)\n"));
+    }
     text
 }
 
@@ -90,7 +94,10 @@ pub(crate) async fn open(data: &DataDir, issuer: Option<Issuer>) -> Result<Opene
     // Citizens sign with their smart-ID; the signatures are made with this process's TSA and
     // OCSP responder.
     let signing = idp::signing::Signing { maker: Box::new(crate::signing::Maker::new(Arc::clone(&ca))) };
-    let provider = crate::idp_cmd::provider(data, issuer.as_str(), durable, keys, policies, ephemeral).await?.with_signing(signing);
+    // Auditors and citizens validate documents against the trust list and this hierarchy.
+    let own = crate::verify::hierarchy(ca.authority.certificate(ca::names::ROOT)?.to_vec(), ca.authority.certificate(ca::names::CITIZEN_SIGNING)?.to_vec())?;
+    let validator = Arc::new(crate::verify::Validator::new(Arc::clone(&policies), &own)?);
+    let provider = crate::idp_cmd::provider(data, issuer.as_str(), durable, keys, policies, ephemeral).await?.with_signing(signing).with_validation(validator);
     Ok(Opened { ca, provider: Arc::new(provider), enrolment: Arc::new(enrolment) })
 }
 

@@ -100,7 +100,6 @@ fn pem_certificates(path: &std::path::Path) -> Result<Vec<Vec<u8>>, String> {
 /// The deployment's own anchors and qualified CAs, from its ceremony record (certificates
 /// only: no key is opened, so no operator secret is needed).
 async fn own_hierarchy(data: &std::path::Path) -> Result<OwnHierarchy, String> {
-    use der::Decode;
     let dir = crate::config::DataDir::open(data).map_err(|e| e.to_string())?;
     let store = dir.store().await.map_err(|e| e.to_string())?;
     let ceremony = store.ceremony().await.map_err(|e| e.to_string())?.ok_or_else(|| format!("{}: no CA hierarchy in this data directory", data.display()))?;
@@ -108,7 +107,13 @@ async fn own_hierarchy(data: &std::path::Path) -> Result<OwnHierarchy, String> {
         let a = ceremony.authorities.iter().find(|a| a.name == name).ok_or_else(|| format!("the ceremony has no {name}"))?;
         hex::decode(&a.certificate).map_err(|e| format!("the ceremony's {name}: {e}"))
     };
-    let (root, signing) = (certificate(ca::names::ROOT)?, certificate(ca::names::CITIZEN_SIGNING)?);
+    hierarchy(certificate(ca::names::ROOT)?, certificate(ca::names::CITIZEN_SIGNING)?)
+}
+
+/// The hierarchy of a root and the Citizen Signing CA (DER), qualified since the signing
+/// CA's notBefore.
+pub(crate) fn hierarchy(root: Vec<u8>, signing: Vec<u8>) -> Result<OwnHierarchy, String> {
+    use der::Decode;
     let since = x509_cert::Certificate::from_der(&signing).map_err(|e| e.to_string())?.tbs_certificate.validity.not_before.to_system_time();
     Ok(OwnHierarchy { anchors: vec![root], qualified: vec![(signing, since)] })
 }
@@ -128,6 +133,29 @@ async fn signed_json(data: &std::path::Path, report: &Report) -> Result<String, 
     header.insert("x5c".into(), x5c.into());
     let payload = serde_json::to_vec(report).map_err(|e| e.to_string())?;
     hsm_shim::jose::sign_compact(signer, ca::names::VALIDATION_SERVICE, header, &payload).map_err(|e| e.to_string())
+}
+
+/// The provider's validator: EN 319 102-1 validation against the trust list and this
+/// deployment's own hierarchy, both read once at start.
+pub struct Validator {
+    policies: std::sync::Arc<policies::Policies>,
+    trust: Trust,
+}
+
+impl Validator {
+    /// A validator trusting what `policies`' trust list trusts and `own`.
+    pub fn new(policies: std::sync::Arc<policies::Policies>, own: &OwnHierarchy) -> Result<Self, String> {
+        let trust = Trust::new(policies.trust_list(), Some(own), &[]).map_err(|e| e.to_string())?;
+        Ok(Validator { policies, trust })
+    }
+}
+
+impl idp::validation::Validator for Validator {
+    fn validate(&self, document: &[u8], name: &str, detached: Option<&[u8]>, policy: &policies::ValidationPolicy) -> serde_json::Value {
+        let validation = Validation { policy, policies: &self.policies, trust: &self.trust, now: SystemTime::now() };
+        let report = esign::validation::validate(document, name, detached, &validation);
+        serde_json::to_value(&report).unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}))
+    }
 }
 
 /// Runs `hawiya verify`; returns the exit status.

@@ -14,6 +14,7 @@
 //! | [`signing`] | e-signatures with the smart-ID signing key (PIN2): signing sessions, the device's requests and answers; the formats are `hawiya`'s [`signing::SignatureMaker`] |
 //! | [`esign_api`] | the agencies' signing API (`/api/esign/v1`), on agency tokens from [`token::client_credentials`]: a document or only its digest (a detached CAdES over it), and a signed notification to the agency's `callback_uri` when a request ends (delivered by [`backchannel`]) |
 //! | [`csc`] | the CSC API v2 for signing tools (`/csc/v2`), on citizens' access tokens with `csc`: hashes signed on the device after PIN2, released by a SAD bound to them (SCAL2) |
+//! | [`validation`] | the validation API (`POST /validation`) and the verification page (`/verify`) for auditors and citizens, no login; the validation itself is `hawiya`'s [`validation::Validator`] |
 //! | [`session`] | the SSO session and its lifetimes; [`logout`] ends it (RP-initiated, back-channel via [`backchannel`]) |
 //! | [`consent`] | what a request releases, the consent page's answer, the account page's consents |
 //! | [`subject`] | pairwise subject identifiers |
@@ -66,6 +67,7 @@ pub mod subject;
 pub mod throttle;
 pub mod token;
 pub mod userinfo;
+pub mod validation;
 
 /// The current time in Unix seconds: every `now` the provider's API takes.
 pub fn unix_now() -> i64 {

@@ -50,6 +50,9 @@ pub struct Provider {
     pub(crate) http: reqwest::Client,
     pub(crate) smart_id: Option<crate::smart_id::SmartId>,
     pub(crate) signing: Option<crate::signing::Signing>,
+    pub(crate) validator: Option<Arc<dyn crate::validation::Validator>>,
+    /// Validations running at once: at most one per core, the rest wait.
+    pub(crate) validations: Arc<tokio::sync::Semaphore>,
     pub(crate) throttle: Throttle,
 }
 
@@ -137,6 +140,8 @@ impl Provider {
             http,
             smart_id: None,
             signing: None,
+            validator: None,
+            validations: Arc::new(tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, usize::from))),
             throttle: Throttle::new(Limits::default(), &settings.secret),
             settings,
         })

@@ -103,6 +103,10 @@ impl AddressLimit {
     /// guessing from being free, and a typing citizen is never near it).
     pub const ACTIVATION: AddressLimit = AddressLimit { what: "activation", limit: Limit { max: 20, window: FIFTEEN_MINUTES } };
 
+    /// Validations of signed documents (the validation API and the verification page): 100
+    /// per address in 15 minutes, every one counted (each costs the server the work).
+    pub const VALIDATION: AddressLimit = AddressLimit { what: "validation", limit: Limit { max: 100, window: FIFTEEN_MINUTES } };
+
     fn key(&self, address: &str) -> String {
         keyspace::attempts(&format!("{}-address", self.what), address)
     }
@@ -110,6 +114,16 @@ impl AddressLimit {
     /// Whether `address` may try again.
     pub async fn allows(&self, store: &dyn EphemeralStore, address: &str) -> Result<bool, StoreError> {
         Ok(read_count(store, &self.key(address)).await? < self.limit.max)
+    }
+
+    /// Counts a request from `address` whatever its outcome; whether it is within the limit.
+    pub async fn counted(&self, store: &dyn EphemeralStore, address: &str) -> Result<bool, StoreError> {
+        let count = store.increment(&self.key(address), self.limit.window).await?;
+        if count > self.limit.max {
+            tracing::warn!(target: "audit", event = "throttle.address", action = self.what, "request refused: too many from this address");
+            return Ok(false);
+        }
+        Ok(true)
     }
 
     /// An attempt from `address` failed.

@@ -315,4 +315,7 @@ pub struct SigningPolicy {
     /// The most hashes one CSC authorisation (`credentials/authorize`) may ask the device to
     /// sign: the credential's `multisign`.
     pub max_hashes_per_authorization: usize,
+    /// The largest upload the validation API and the verification page accept, in octets:
+    /// the signed file and its detached document together.
+    pub max_validation_bytes: usize,
 }

@@ -68,6 +68,7 @@ struct SigningFile {
     max_document_bytes: Spanned<u64>,
     timeout_seconds: Spanned<u32>,
     max_hashes_per_authorization: Spanned<u32>,
+    max_validation_bytes: Spanned<u64>,
 }
 
 /// The digest algorithms a timestamp request may use; SHA-1 is not among them.
@@ -273,6 +274,9 @@ pub(crate) fn build(files: Vec<(String, String)>) -> Result<Policies, PolicyErro
                     if !(10..=600).contains(raw.timeout_seconds.get_ref()) {
                         errors.push(src.err(&raw.timeout_seconds, "timeout_seconds must be between 10 and 600"));
                     }
+                    if !(1..=100 * 1024 * 1024).contains(raw.max_validation_bytes.get_ref()) {
+                        errors.push(src.err(&raw.max_validation_bytes, "max_validation_bytes must be between 1 and 104857600 (100 MiB)"));
+                    }
                     if !(1..=100).contains(raw.max_hashes_per_authorization.get_ref()) {
                         errors.push(src.err(&raw.max_hashes_per_authorization, "max_hashes_per_authorization must be between 1 and 100"));
                     }
@@ -284,6 +288,7 @@ pub(crate) fn build(files: Vec<(String, String)>) -> Result<Policies, PolicyErro
                             max_document_bytes: *raw.max_document_bytes.get_ref() as usize,
                             timeout: Duration::from_secs(u64::from(*raw.timeout_seconds.get_ref())),
                             max_hashes_per_authorization: *raw.max_hashes_per_authorization.get_ref() as usize,
+                            max_validation_bytes: *raw.max_validation_bytes.get_ref() as usize,
                         });
                     }
                 }

@@ -138,6 +138,9 @@ fn the_signing_policy_is_read_and_checked() {
     let e = errors_after("signing.toml", "max_document_bytes = 10485760", "max_document_bytes = 0");
     assert!(e[0].contains("max_document_bytes must be between 1 and"), "{e:?}");
     assert_eq!(p.signing().max_hashes_per_authorization, 10);
+    assert_eq!(p.signing().max_validation_bytes, 20 * 1024 * 1024);
+    let e = errors_after("signing.toml", "max_validation_bytes = 20971520", "max_validation_bytes = 0");
+    assert!(e[0].contains("max_validation_bytes must be between 1 and"), "{e:?}");
     let e = errors_after("signing.toml", "max_hashes_per_authorization = 10", "max_hashes_per_authorization = 0");
     assert!(e[0].contains("max_hashes_per_authorization must be between 1 and 100"), "{e:?}");
 }

@@ -11,7 +11,8 @@
 // suspended smart-ID is refused with the suspension message, and works again once resumed,
 // in English and then in Arabic. Then the notary asks the citizen, through the provider's
 // agency signing API, to sign a power of attorney it writes; PIN2 signs, the page offers
-// the signed PDF.
+// the signed PDF. Last, anyone verifies that PDF on /verify in both languages, and a copy
+// with a changed byte fails.
 //
 // Exits non-zero with the first failed expectation.
 import { chromium } from 'playwright-core';
@@ -241,6 +242,42 @@ try {
     'the download is the power of attorney for the citizen, with a PAdES signature');
   await arabic.close();
   console.log('ok: demo-sign');
+
+  // Anyone (no login) verifies the PDF signed above on /verify, in Arabic (the default) and in
+  // English: the verdict names TOTAL-PASSED and the signer; a copy with one byte of the signed
+  // text changed fails on its digest.
+  const tampered = Buffer.from(signed);
+  const at = tampered.indexOf(Buffer.from('Hawiya'));
+  expect(at > 0 && at < original.length, 'the sample text is in the signed revision');
+  tampered[at] = 'X'.charCodeAt(0);
+  const tamperedPath = `${out}/signed-in-browser-tampered.pdf`;
+  fs.writeFileSync(tamperedPath, tampered);
+  for (const [lang, locale, valid] of [['ar', 'ar', 'التوقيع صالح'], ['en', 'en-GB', 'The signature is valid']]) {
+    const context = await browser.newContext({ locale });
+    const page = await context.newPage();
+    await page.goto(`${base}/verify`);
+    expect(await page.locator('html').getAttribute('lang') === lang, `the verification page follows Accept-Language (${lang})`);
+    expect(await page.locator('html').getAttribute('dir') === (lang === 'ar' ? 'rtl' : 'ltr'), `the verification page's direction (${lang})`);
+    await page.setInputFiles('#file', saved);
+    await page.click('form[action="/verify"] button');
+    await page.waitForSelector('#verdict');
+    const verdict = await page.locator('#verdict').innerText();
+    expect(verdict.includes(valid) && verdict.includes('TOTAL-PASSED') && verdict.includes('PAdES-BASELINE-LT') && verdict.includes(SMART_ID_CITIZEN),
+      `the verdict on the signed PDF (${lang}): ${verdict}`);
+    expect(lang === 'ar' || verdict.includes('Sami'), `the signer's name (${lang}): ${verdict}`);
+    const details = await page.locator('main').innerText();
+    expect(details.includes('Hawiya National Root CA') && /(ocsp|crl) good/.test(details), `the details name the chain and the revocation evidence (${lang}): ${details}`);
+    await page.screenshot({ path: `${out}/verify-passed-${lang}.png`, fullPage: true });
+    await page.goto(`${base}/verify`);
+    await page.setInputFiles('#file', tamperedPath);
+    await page.click('form[action="/verify"] button');
+    await page.waitForSelector('#verdict');
+    const failed = await page.locator('#verdict').innerText();
+    expect(failed.includes('TOTAL-FAILED') && failed.includes('HASH_FAILURE') && !failed.includes('TOTAL-PASSED'), `the verdict on the changed PDF (${lang}): ${failed}`);
+    await page.screenshot({ path: `${out}/verify-failed-${lang}.png`, fullPage: true });
+    await context.close();
+  }
+  console.log('ok: verify');
 } finally {
   await browser.close();
 }

@@ -2,8 +2,10 @@
 //! (`tests/browser/demo.mjs`), logs a citizen into both demo e-services in Arabic and in
 //! English and logs out of both at once, then signs a PDF on `/sign` in Arabic with the
 //! smart-ID's PIN2 while `hawiya device approve` approves, and signs the power of attorney
-//! the demo notary asks for through the agency signing API. Screenshots of the login page in both languages
-//! are written to `target/test-artefacts/`.
+//! the demo notary asks for through the agency signing API, then verifies the signed PDF
+//! on `/verify` without logging in, in both languages, and a tampered copy. Screenshots of the
+//! login page and of the verification results in both languages are written to
+//! `target/test-artefacts/`.
 // Test code: a failed expectation is the test failing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -95,11 +97,14 @@ fn demo_journey_in_chromium_in_arabic_and_english() {
             && report.contains("ok: en")
             && report.contains("ok: smart-id")
             && report.contains("ok: sign")
-            && report.contains("ok: demo-sign"),
+            && report.contains("ok: demo-sign")
+            && report.contains("ok: verify"),
         "{report}"
     );
     for lang in ["ar", "en"] {
-        let shot = artefacts.join(format!("login-{lang}.png"));
-        assert!(std::fs::metadata(&shot).map(|m| m.len() > 1000).unwrap_or(false), "no screenshot {}", shot.display());
+        for name in ["login", "verify-passed", "verify-failed"] {
+            let shot = artefacts.join(format!("{name}-{lang}.png"));
+            assert!(std::fs::metadata(&shot).map(|m| m.len() > 1000).unwrap_or(false), "no screenshot {}", shot.display());
+        }
     }
 }

@@ -622,3 +622,77 @@ fn a_suspended_or_revoked_certificate_gets_no_signature() {
     let e = b_lt(&d, &layla, &prepared(), Target::P7s).err().expect("no signature is assembled for a revoked certificate");
     assert!(matches!(e, CadesError::Revoked { reason: Some(CrlReason::KeyCompromise), .. }), "assemble with a revoked certificate: {e}");
 }
+
+// ---- the validation API ----
+
+/// `POST /validation` with curl's multipart `parts` (`file=@path`, `policy=id`): status, media
+/// type and JSON body, each response recorded in `recorded` for the OpenAPI check.
+fn post_validation(d: &Deployment, parts: &[&str], recorded: &mut Vec<serde_json::Value>) -> (u16, serde_json::Value) {
+    let resolve = format!("{}:{}:127.0.0.1", hawiya_e2e::HOST, d.port);
+    let answer = d.path("validation-answer.json");
+    let mut curl = Command::new("curl");
+    curl.current_dir(d.dir.path()).args(["-s", "-o"]).arg(&answer).args(["-w", "%{http_code} %{content_type}", "--resolve", &resolve]);
+    for part in parts {
+        curl.args(["-F", part]);
+    }
+    let out = run(curl.arg(format!("{}/validation", d.base)));
+    assert!(out.status.success(), "curl: {}", text(&out));
+    let written = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (status, media) = written.split_once(' ').unwrap_or((&written, ""));
+    let status: u16 = status.parse().expect("status code");
+    let body: serde_json::Value = serde_json::from_slice(&std::fs::read(&answer).unwrap()).unwrap_or(serde_json::Value::Null);
+    recorded.push(serde_json::json!({"method": "post", "path": "/validation", "status": status, "content_type": media, "body": body}));
+    (status, body)
+}
+
+#[test]
+fn the_validation_api_passes_a_pdf_hawiya_signed_and_fails_a_tampered_one() {
+    let d = deployment();
+    let layla = citizen(&d, "sig");
+    let signed = sign_pdf(&d, &layla, &hawiya_e2e::sample_pdf(), "Layla Haddad");
+    write(&d, "signed.pdf", &signed);
+    let mut recorded = Vec::new();
+
+    // No login: the server's own hierarchy is trusted, the qualified policy applied when named.
+    let (status, report) = post_validation(&d, &["file=@signed.pdf", "policy=qualified"], &mut recorded);
+    assert_eq!(status, 200, "{report:#}");
+    assert_eq!(hawiya_e2e::verdicts(&report), "TOTAL-PASSED - PAdES-BASELINE-LT QESig\n", "{report:#}");
+    assert_eq!((report["indication"].as_str(), report["policy"]["id"].as_str()), (Some("TOTAL-PASSED"), Some("qualified")), "{report:#}");
+    assert_eq!(report["document"]["name"], "signed.pdf");
+    assert!(report["signatures"][0]["chain"].as_array().is_some_and(|c| c.len() >= 2), "{report:#}");
+    let evidence = report["signatures"][0]["revocation"].as_array().expect("revocation evidence");
+    assert!(
+        evidence.iter().any(|e| e["status"] == "good" && e["source"] == "dss" && e["certificate"].as_str().is_some_and(|c| c.contains("Layla Haddad"))),
+        "{report:#}"
+    );
+    // The same verdict as `hawiya verify` on the same file.
+    let (code, cli) = hawiya_e2e::hawiya_verify(&d, &d.path("signed.pdf"), None, &["--policy", "qualified"]);
+    assert_eq!((code, hawiya_e2e::verdicts(&cli)), (0, hawiya_e2e::verdicts(&report)));
+
+    // One byte of the signed text changed: the digest fails.
+    let mut tampered = signed.clone();
+    let at = tampered.windows(6).position(|w| w == b"Hawiya").expect("the sample's text");
+    tampered[at] = b'X';
+    write(&d, "tampered.pdf", &tampered);
+    let (status, report) = post_validation(&d, &["file=@tampered.pdf"], &mut recorded);
+    assert_eq!(status, 200, "{report:#}");
+    assert_eq!((report["indication"].as_str(), report["sub_indication"].as_str()), (Some("TOTAL-FAILED"), Some("HASH_FAILURE")), "{report:#}");
+
+    // Refusals, each with its precise error.
+    let (status, body) = post_validation(&d, &["file=@signed.pdf", "policy=lenient"], &mut recorded);
+    assert_eq!((status, body["error"].as_str()), (400, Some("unknown_policy")), "{body}");
+    assert!(body["error_description"].as_str().unwrap().contains("\"lenient\""), "{body}");
+    let (status, body) = post_validation(&d, &["detached=@signed.pdf"], &mut recorded);
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")), "{body}");
+    let big = vec![b'%'; 20 * 1024 * 1024 + 1];
+    write(&d, "big.bin", &big);
+    let (status, body) = post_validation(&d, &["file=@big.bin"], &mut recorded);
+    assert_eq!((status, body["error"].as_str()), (413, Some("document_too_large")), "{body}");
+    assert!(body["error_description"].as_str().unwrap().contains("20971520"), "the limit is named: {body}");
+
+    let file = d.path("validation-responses.json");
+    std::fs::write(&file, serde_json::Value::Array(recorded).to_string()).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = run(Command::new("python3").arg(root.join("tests/openapi/check_responses.py")).arg(root.join("idp/openapi/validation-v1.yaml")).arg(&file));
+    assert!(out.status.success(), "responses that drift from idp/openapi/validation-v1.yaml:\n{}", text(&out));
+}

@@ -35,6 +35,7 @@ mod smart_id;
 mod token;
 mod transaction;
 mod userinfo;
+mod validation;
 
 pub use smart_id::DEVICE_PROOF_HEADER;
 
@@ -83,6 +84,8 @@ pub fn router(provider: Arc<Provider>) -> Router {
         .route("/csc/v2/credentials/authorizeCheck", post(csc::authorize_check))
         .route("/csc/v2/signatures/signHash", post(csc::sign_hash))
         .route("/smart-id/device/sign-hashes", post(smart_id::device_sign_hashes))
+        .route("/validation", post(validation::validate).layer(DefaultBodyLimit::max(validation::body_limit(&provider))))
+        .route("/verify", get(validation::verify_page).post(validation::verify_upload).layer(DefaultBodyLimit::max(validation::body_limit(&provider))))
         .route("/assets/hawiya.css", get(stylesheet))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .layer(axum::middleware::map_response(move |r| security_headers(r, hsts)))
@@ -218,6 +221,35 @@ fn attachment(name: &str) -> HeaderValue {
     let encoded: String =
         name.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect();
     HeaderValue::from_str(&format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")).unwrap_or(HeaderValue::from_static("attachment"))
+}
+
+/// One part of a multipart upload (the signing page, the validation API and page).
+enum Part {
+    /// A part: its name, the file name the client sent (only its last path segment, without
+    /// control characters, at most 200 characters; empty if none) and its content.
+    Field { name: String, file_name: String, bytes: axum::body::Bytes },
+    /// No more parts.
+    End,
+    /// The body is over its limit: the rest is not read.
+    TooLarge,
+}
+
+/// The next part of `multipart`; what is malformed, as the error.
+async fn next_part(multipart: &mut axum::extract::Multipart) -> Result<Part, String> {
+    let field = match multipart.next_field().await {
+        Ok(Some(field)) => field,
+        Ok(None) => return Ok(Part::End),
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Ok(Part::TooLarge),
+        Err(e) => return Err(e.body_text()),
+    };
+    let name = field.name().unwrap_or_default().to_owned();
+    let sent = field.file_name().unwrap_or_default();
+    let file_name = sent.rsplit(['/', '\\']).next().unwrap_or_default().chars().filter(|c| !c.is_control()).take(200).collect();
+    match field.bytes().await {
+        Ok(bytes) => Ok(Part::Field { name, file_name, bytes }),
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Ok(Part::TooLarge),
+        Err(e) => Err(e.body_text()),
+    }
 }
 
 fn authorization(headers: &HeaderMap) -> Option<&str> {

@@ -90,24 +90,13 @@ struct Upload {
 async fn read_upload(mut multipart: Multipart, limit: usize) -> Result<Upload, String> {
     let mut upload = Upload::default();
     loop {
-        let field = match multipart.next_field().await {
-            Ok(Some(field)) => field,
-            Ok(None) => return Ok(upload),
-            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+        let (name, file_name, bytes) = match super::next_part(&mut multipart).await? {
+            super::Part::Field { name, file_name, bytes } => (name, file_name, bytes),
+            super::Part::End => return Ok(upload),
+            super::Part::TooLarge => {
                 upload.too_large = true;
                 return Ok(upload);
             }
-            Err(e) => return Err(e.body_text()),
-        };
-        let name = field.name().unwrap_or_default().to_owned();
-        let file_name = field.file_name().map(str::to_owned);
-        let bytes = match field.bytes().await {
-            Ok(b) => b,
-            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                upload.too_large = true;
-                return Ok(upload);
-            }
-            Err(e) => return Err(e.body_text()),
         };
         match name.as_str() {
             "csrf" => upload.csrf = String::from_utf8_lossy(&bytes).into_owned(),
@@ -117,10 +106,7 @@ async fn read_upload(mut multipart: Multipart, limit: usize) -> Result<Upload, S
                 if bytes.len() > limit {
                     upload.too_large = true;
                 }
-                // Only the last path segment of the name the browser sent, without control characters.
-                let name = file_name.unwrap_or_default();
-                let name: String = name.rsplit(['/', '\\']).next().unwrap_or_default().chars().filter(|c| !c.is_control()).take(200).collect();
-                upload.document = Some(Document::bytes(name, bytes.to_vec()));
+                upload.document = Some(Document::bytes(file_name, bytes.to_vec()));
             }
             _ => {}
         }

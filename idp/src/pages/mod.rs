@@ -10,6 +10,7 @@ mod login;
 mod logout;
 mod signing;
 mod smart_id;
+mod validation;
 
 pub use account::{AccountConsent, AccountPage};
 pub use consent::ConsentPage;
@@ -17,6 +18,7 @@ pub use login::{LoginPage, SmartIdForm};
 pub use logout::{LoggedOutPage, LogoutConfirmPage, LogoutReturn};
 pub use signing::{SignFormPage, SignWaitingPage, SignedPage, size};
 pub use smart_id::SmartIdWaitingPage;
+pub use validation::{VerifyFormPage, VerifyReportPage};
 
 use crate::citizens::Lang;
 
@@ -155,6 +157,57 @@ pub fn text(lang: Lang, key: &str) -> &'static str {
             "صدّق مُعِدّ ملف PDF هذا عليه ومنع أي تغيير فيه؛ لا يمكن توقيعه مرة أخرى.",
             "The author of this PDF certified it against any change; it cannot be signed again.",
         ),
+        "verify.heading" => ("التحقق من مستند موقّع", "Verify a signed document"),
+        "verify.report_heading" => ("نتيجة التحقق", "Verification result"),
+        "verify.intro" => (
+            "اختر ملفًا موقّعًا: ملف PDF موقّع، أو ملف توقيع منفصل (.p7s) مع المستند الذي وُقّع، أو طابعًا زمنيًا (.tsr) مع مستنده. يُتحقق منه وفق المعيار الأوروبي EN 319 102-1.",
+            "Choose a signed file: a signed PDF, a separate signature file (.p7s) with the document it signs, or a timestamp token (.tsr) with its document. It is validated as ETSI EN 319 102-1 says.",
+        ),
+        "verify.file" => ("الملف الموقّع", "Signed file"),
+        "verify.detached" => ("المستند الموقَّع (لتوقيع منفصل فقط)", "The signed document (for a separate signature only)"),
+        "verify.detached_hint" => ("اتركه فارغًا لملف PDF موقّع.", "Leave it empty for a signed PDF."),
+        "verify.policy" => ("سياسة التحقق", "Validation policy"),
+        "verify.limit" => ("الحد الأقصى لحجم الملفات معًا:", "Largest upload accepted (both files together):"),
+        "verify.submit" => ("تحقّق", "Verify"),
+        "verify.passed" => ("التوقيع صالح.", "The signature is valid."),
+        "verify.failed" => ("التوقيع غير صالح.", "The signature is not valid."),
+        "verify.indeterminate" => ("تعذّر الحكم على صلاحية التوقيع.", "Whether the signature is valid cannot be determined."),
+        "verify.signer" => ("الموقّع", "Signer"),
+        "verify.unknown_signer" => ("غير معروف", "Unknown"),
+        "verify.time" => ("وقّع قبل", "Signed no later than"),
+        "verify.claimed" => ("وقت التوقيع الذي يذكره الموقّع", "Signing time the signer claims"),
+        "verify.level" => ("الصيغة والمستوى", "Format and level"),
+        "verify.qualification" => ("التأهيل", "Qualification"),
+        "verify.qualified" => ("توقيع إلكتروني مؤهل", "Qualified electronic signature"),
+        "verify.adesig_qc" => ("توقيع إلكتروني متقدم بشهادة مؤهلة", "Advanced electronic signature with a qualified certificate"),
+        "verify.adesig" => ("توقيع إلكتروني متقدم (غير مؤهل)", "Advanced electronic signature (not qualified)"),
+        "verify.not_determined" => ("لا ينطبق أو غير محدد", "Not applicable or not determined"),
+        "verify.proof.signature_timestamp" => ("يثبته طابع زمني على التوقيع", "proved by a timestamp on the signature"),
+        "verify.proof.archive_timestamp" => ("يثبته طابع زمني للأرشفة", "proved by an archive timestamp"),
+        "verify.proof.document_timestamp" => ("يثبته طابع زمني على المستند", "proved by a document timestamp"),
+        "verify.proof.validation_time" => ("لا يثبت شيء وقتًا أسبق من وقت التحقق", "nothing proves an earlier time than the validation"),
+        "verify.count" => ("عدد التواقيع والطوابع الزمنية:", "Signatures and timestamps:"),
+        "verify.document" => ("المستند", "Document"),
+        "verify.validated_at" => ("وقت التحقق", "Validated at"),
+        "verify.details" => ("التفاصيل", "Details"),
+        "verify.chain" => ("سلسلة الشهادات", "Certificate chain"),
+        "verify.subject" => ("الشهادة", "Certificate"),
+        "verify.serial" => ("الرقم التسلسلي", "Serial number"),
+        "verify.validity" => ("الصلاحية", "Validity"),
+        "verify.anchor" => ("مرجع الثقة", "Trust anchor"),
+        "verify.revocation" => ("أدلة الإلغاء المستخدمة", "Revocation evidence used"),
+        "verify.none" => ("لا شيء", "None"),
+        "verify.changes" => ("تغييرات لاحقة على المستند", "Later changes to the document"),
+        "verify.allowed" => ("مسموح", "allowed"),
+        "verify.not_allowed" => ("غير مسموح", "not allowed"),
+        "verify.errors" => ("الأخطاء", "Errors"),
+        "verify.warnings" => ("التنبيهات", "Warnings"),
+        "verify.again" => ("التحقق من مستند آخر", "Verify another document"),
+        "verify.unavailable" => ("لا يتحقق هذا الخادم من المستندات.", "This server does not validate documents."),
+        "verify.too_large" => ("الملفات أكبر من الحد المسموح.", "The files are larger than allowed."),
+        "verify.empty" => ("اختر ملفًا موقّعًا غير فارغ.", "Choose a signed file that is not empty."),
+        "verify.unknown_policy" => ("سياسة التحقق هذه غير معروفة.", "This validation policy is unknown."),
+        "verify.flood" => ("طلبات تحقق كثيرة من عنوانك؛ حاول بعد 15 دقيقة.", "Too many validations from your address; try again in 15 minutes."),
         _ => ("", ""),
     };
     match lang {
@@ -323,5 +376,13 @@ button.secondary { background: #fff; color: #0b3d2e; }
 dl.request { background: #f2f2f2; padding: 0.75rem 1rem; border-radius: 4px; }
 dt { font-weight: 600; }
 dd { margin: 0 0 0.5rem 0; }
+main:has(.verdict), main:has(form[action="/verify"]) { max-width: 56rem; }
+select { display: block; inline-size: 100%; padding: 0.5rem; font-size: 1rem; border: 2px solid #444; border-radius: 4px; }
+.verdict { border: 3px solid #444; border-radius: 4px; padding: 0.75rem 1rem; margin-block-end: 1.5rem; }
+.verdict.passed { border-color: #0b6b2e; } .verdict.failed { border-color: #a00000; } .verdict.indeterminate { border-color: #8a5a00; }
+.verdict-words { font-size: 1.4rem; font-weight: 700; margin: 0; }
+.signature { border-block-start: 1px solid #888; margin-block-start: 1rem; }
+table { border-collapse: collapse; inline-size: 100%; font-size: 0.9rem; } th, td { border: 1px solid #888; padding: 0.25rem 0.5rem; text-align: start; overflow-wrap: anywhere; }
+@media print { header, .no-print { display: none; } main { max-width: none; margin: 0; } }
 .verification-code { font-size: 2.5rem; letter-spacing: 0.25em; margin-block: 1rem; direction: ltr; text-align: center; }
 "#;
