@@ -151,10 +151,11 @@ impl Validator {
 }
 
 impl idp::validation::Validator for Validator {
-    fn validate(&self, document: &[u8], name: &str, detached: Option<&[u8]>, policy: &policies::ValidationPolicy) -> serde_json::Value {
+    fn validate(&self, document: &[u8], name: &str, detached: Option<&[u8]>, policy: &policies::ValidationPolicy) -> idp::validation::Reports {
         let validation = Validation { policy, policies: &self.policies, trust: &self.trust, now: SystemTime::now() };
         let report = esign::validation::validate(document, name, detached, &validation);
-        serde_json::to_value(&report).unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}))
+        let json = serde_json::to_value(&report).unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}));
+        idp::validation::Reports { json, xml: esign::validation::xml::to_xml(&report) }
     }
 }
 

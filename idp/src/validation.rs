@@ -15,12 +15,21 @@ use serde_json::Value;
 use crate::provider::Provider;
 use crate::throttle::AddressLimit;
 
-/// Validates a signed document (EN 319 102-1) and reports as the JSON validation report.
+/// A validation report in the forms the API serves.
+#[derive(Clone, Debug)]
+pub struct Reports {
+    /// The JSON report (what the page reads).
+    pub json: Value,
+    /// The same as an ETSI TS 119 102-2 XML validation report.
+    pub xml: String,
+}
+
+/// Validates a signed document (EN 319 102-1) and reports.
 pub trait Validator: Send + Sync {
-    /// The JSON report on `document` (named `name`; with `detached`, the document a
-    /// detached signature or a timestamp token is over) under `policy`. CPU-bound and
-    /// synchronous: the provider calls it on a blocking thread.
-    fn validate(&self, document: &[u8], name: &str, detached: Option<&[u8]>, policy: &policies::ValidationPolicy) -> Value;
+    /// The reports on `document` (named `name`; with `detached`, the document a detached
+    /// signature or a timestamp token is over) under `policy`. CPU-bound and synchronous: the
+    /// provider calls it on a blocking thread.
+    fn validate(&self, document: &[u8], name: &str, detached: Option<&[u8]>, policy: &policies::ValidationPolicy) -> Reports;
 }
 
 /// A document to validate.
@@ -91,7 +100,7 @@ impl Provider {
     /// Validates `request` for a client at `address`: the JSON report. The request is
     /// checked before anything is counted; a validation is counted against the address
     /// before it runs.
-    pub async fn validate_document(&self, request: ValidationRequest, address: &str) -> Result<Value, ValidationRefusal> {
+    pub async fn validate_document(&self, request: ValidationRequest, address: &str) -> Result<Reports, ValidationRefusal> {
         let Some(validator) = self.validator.clone() else { return Err(ValidationRefusal::Unavailable) };
         let limit = self.max_validation_bytes();
         if request.document.len().saturating_add(request.detached.as_ref().map_or(0, Vec::len)) > limit {

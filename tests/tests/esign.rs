@@ -658,6 +658,17 @@ fn the_validation_api_passes_a_pdf_hawiya_signed_and_fails_a_tampered_one() {
     assert_eq!(status, 200, "{report:#}");
     assert_eq!(hawiya_e2e::verdicts(&report), "TOTAL-PASSED - PAdES-BASELINE-LT QESig\n", "{report:#}");
     assert_eq!((report["indication"].as_str(), report["policy"]["id"].as_str()), (Some("TOTAL-PASSED"), Some("qualified")), "{report:#}");
+    // The same report as ETSI TS 119 102-2 XML, by Accept; valid under the ETSI schema.
+    let resolve = format!("{}:{}:127.0.0.1", hawiya_e2e::HOST, d.port);
+    let out = run(Command::new("curl")
+        .current_dir(d.dir.path())
+        .args(["-s", "-o", "validation.xml", "-w", "%{content_type}", "--resolve", &resolve, "-H", "Accept: application/xml", "-F", "file=@signed.pdf"])
+        .arg(format!("{}/validation", d.base)));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "application/xml; charset=utf-8", "{}", text(&out));
+    let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/etsi/TS119102-2-v122.xsd");
+    let out = run(Command::new("xmllint").args(["--noout", "--nonet", "--schema", schema]).arg(d.path("validation.xml")));
+    assert!(out.status.success(), "the API's XML report is not valid under TS 119 102-2: {}", text(&out));
+    assert!(std::fs::read_to_string(d.path("validation.xml")).unwrap().contains("urn:etsi:019102:mainindication:total-passed"));
     assert_eq!(report["document"]["name"], "signed.pdf");
     assert!(report["signatures"][0]["chain"].as_array().is_some_and(|c| c.len() >= 2), "{report:#}");
     let evidence = report["signatures"][0]["revocation"].as_array().expect("revocation evidence");

@@ -106,8 +106,18 @@ fn invalid_request(description: String) -> Response {
     json_response(StatusCode::BAD_REQUEST, json!({"error": "invalid_request", "error_description": description}))
 }
 
-/// `POST /validation`: the JSON report on the uploaded document.
+/// Whether the client asked for the XML report (`Accept: application/xml`), not JSON.
+fn wants_xml(headers: &HeaderMap) -> bool {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let xml = accept.split(',').any(|t| t.trim().starts_with("application/xml") || t.trim().starts_with("text/xml"));
+    let json = accept.split(',').any(|t| t.trim().starts_with("application/json"));
+    xml && !json
+}
+
+/// `POST /validation`: the report on the uploaded document, JSON or (by `Accept`) the ETSI
+/// TS 119 102-2 XML.
 pub(super) async fn validate(State(p): State<Shared>, request: Request) -> Response {
+    let xml = wants_xml(request.headers());
     if !p.validates() {
         return api_refusal(ValidationRefusal::Unavailable);
     }
@@ -125,7 +135,12 @@ pub(super) async fn validate(State(p): State<Shared>, request: Request) -> Respo
         return api_refusal(ValidationRefusal::TooLarge(limit));
     }
     match p.validate_document(upload.request, &address).await {
-        Ok(report) => json_response(StatusCode::OK, report),
+        Ok(reports) if xml => {
+            let mut r = (StatusCode::OK, reports.xml).into_response();
+            r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/xml; charset=utf-8"));
+            r
+        }
+        Ok(reports) => json_response(StatusCode::OK, reports.json),
         Err(e) => api_refusal(e),
     }
 }
@@ -189,7 +204,7 @@ pub(super) async fn verify_upload(State(p): State<Shared>, request: Request) -> 
         return error_page(lang, StatusCode::FORBIDDEN, text(lang, "error.csrf"));
     }
     match p.validate_document(upload.request, &address).await {
-        Ok(report) => match serde_json::from_value::<ReportView>(report) {
+        Ok(reports) => match serde_json::from_value::<ReportView>(reports.json) {
             Ok(report) => {
                 let switch = format!("/verify?lang={}", if lang == Lang::Ar { "en" } else { "ar" });
                 page(StatusCode::OK, VerifyReportPage { lang, report: &report, switch_href: &switch }.render())
@@ -229,9 +244,10 @@ mod tests {
     }
 
     impl Validator for Counting {
-        fn validate(&self, document: &[u8], name: &str, detached: Option<&[u8]>, policy: &policies::ValidationPolicy) -> Value {
+        fn validate(&self, document: &[u8], name: &str, detached: Option<&[u8]>, policy: &policies::ValidationPolicy) -> crate::validation::Reports {
             self.calls.fetch_add(1, Ordering::SeqCst);
-            json!({
+            let xml = format!("<ValidationReport policy=\"{}\"/>", policy.id);
+            let json = json!({
                 "policy": {"id": policy.id, "revision": policy.revision, "name": {"ar": policy.name.ar, "en": policy.name.en}},
                 "validation_time": "2026-11-29T12:00:00Z",
                 "document": {"name": name, "size": document.len(), "format": "PDF", "detached": detached.map(<[u8]>::len)},
@@ -245,7 +261,8 @@ mod tests {
                     "covers": {"whole_document": false, "later_changes": [{"kind": "dss", "allowed": true}]},
                     "errors": [], "warnings": [{"code": "W1", "ar": "تنبيه <b>", "en": "a warning <b>"}]
                 }]
-            })
+            });
+            crate::validation::Reports { json, xml }
         }
     }
 
@@ -376,6 +393,15 @@ mod tests {
             assert_eq!(report["document"]["detached"], 7, "{report}");
         }
         assert_eq!(f.validator.calls.load(Ordering::SeqCst), 3);
+        // Accept: application/xml gets the ETSI XML report; JSON stays the default.
+        let body = multipart(&[("file", Some("a.pdf"), b"%PDF"), ("policy", None, b"qualified")]);
+        let (status, headers, xml) = send(&f.app, post("/validation", body.clone(), &[("accept", "application/xml")])).await;
+        assert_eq!(
+            (status, headers[header::CONTENT_TYPE].to_str().ok(), xml.as_str()),
+            (StatusCode::OK, Some("application/xml; charset=utf-8"), "<ValidationReport policy=\"qualified\"/>")
+        );
+        let (_, headers, _) = send(&f.app, post("/validation", body, &[("accept", "application/json, application/xml")])).await;
+        assert_eq!(headers[header::CONTENT_TYPE], "application/json");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
