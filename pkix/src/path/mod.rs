@@ -206,6 +206,12 @@ pub fn validate<T: AsRef<[u8]>>(
     Err(PathError::NoPath { subject, reason })
 }
 
+/// A certificate's subject as [`PathError`]s name it (RFC 4514, cut after 200 characters), so
+/// that a caller can tell which certificate of a path an error is about.
+pub fn subject_text(certificate: &Certificate) -> String {
+    cert::display_name(&certificate.tbs_certificate.subject)
+}
+
 /// Whether the end-entity of `path` is valid for `peer` (see [`san_matches`]).
 pub fn check_peer_name(path: &ValidatedPath, peer: &PeerName) -> Result<(), PathError> {
     let leaf = path.certificates.first().ok_or_else(|| PathError::NoPath { subject: "(none)".into(), reason: "empty path".into() })?;
