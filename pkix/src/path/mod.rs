@@ -810,6 +810,20 @@ mod tests {
     }
 
     #[test]
+    fn an_error_tells_which_certificate_of_the_path_it_is_about() {
+        let leaf = Certificate::from_pem(LEAF).unwrap_or_else(|e| panic!("{e}"));
+        let ica = Certificate::from_pem(ICA).unwrap_or_else(|e| panic!("{e}"));
+        let late = validate(&der(LEAF), &[der(ICA)], &anchors(), &options(not_after(LEAF) + Duration::from_secs(1)), None).err();
+        assert_eq!(late.as_ref().and_then(PathError::subject), Some(subject_text(&leaf).as_str()), "{late:?}");
+        let time = not_before(LEAF) + 10 * DAY;
+        let source = Source::new("Test Issuing CA", not_before(LEAF) + DAY);
+        let revoked = validate(&der(LEAF), &[der(ICA)], &anchors(), &options(time), Some(&source)).err();
+        assert_eq!(revoked.as_ref().and_then(PathError::subject), Some(subject_text(&ica).as_str()), "{revoked:?}");
+        assert_ne!(subject_text(&leaf), subject_text(&ica));
+        assert_eq!(PathError::Malformed { what: "end-entity".into(), reason: "truncated".into() }.subject(), None);
+    }
+
+    #[test]
     fn error_messages_name_the_certificate_and_the_rule() {
         let error = PathError::Constraint { subject: "CN=Test Issuing CA".into(), rule: "an issuer whose keyUsage lacks keyCertSign".into() };
         assert_eq!(error.to_string(), "certificate «CN=Test Issuing CA»: an issuer whose keyUsage lacks keyCertSign");
