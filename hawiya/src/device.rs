@@ -66,8 +66,9 @@ pub enum DeviceCommand {
         #[arg(long)]
         pin_stdin: bool,
     },
-    /// Shows the pending request — a login (PIN1) or a signature (PIN2): the service, the
-    /// document to sign, and the verification code.
+    /// Shows the pending request — a login (PIN1), or a signature (PIN2) of a document or of
+    /// a signing tool's hashes (CSC): the service, what is to be signed, and the
+    /// verification code.
     Pending {
         /// The device directory.
         #[arg(long, default_value = "hawiya-device")]
@@ -355,16 +356,11 @@ async fn pending(http: &reqwest::Client, device: &Device, state: &State) -> Resu
 }
 
 /// Sends the device's answer to a request of `kind`; returns the session's new state.
-async fn answer(
-    http: &reqwest::Client,
-    device: &Device,
-    state: &State,
-    kind: &DeviceRequest,
-    body: &idp::smart_id::Answer,
-) -> Result<Value, Box<dyn std::error::Error>> {
+async fn answer(http: &reqwest::Client, device: &Device, state: &State, kind: &DeviceRequest, body: &Value) -> Result<Value, Box<dyn std::error::Error>> {
     let path = match kind {
         DeviceRequest::Login(_) => "/smart-id/device/answer",
         DeviceRequest::Sign(_) => "/smart-id/device/sign",
+        DeviceRequest::SignHashes(_) => "/smart-id/device/sign-hashes",
     };
     let url = format!("{}{path}", state.server);
     let proof = device.proof(state, "POST", path)?;
@@ -377,8 +373,10 @@ async fn answer(
     Ok(answer)
 }
 
-fn outcome(session: &str, outcome: &str) -> idp::smart_id::Answer {
-    idp::smart_id::Answer { session: session.to_owned(), outcome: outcome.to_owned(), certificate: None, signature: None }
+/// An answer without a signature (refuse, wrong_code, locked), as every kind of request
+/// takes it.
+fn outcome(session: &str, outcome: &str) -> Value {
+    json!({"session": session, "outcome": outcome})
 }
 
 /// Runs a device command.
@@ -419,7 +417,7 @@ pub async fn run(command: DeviceCommand) -> CommandResult {
             }
             let which = match request {
                 DeviceRequest::Login(_) => Which::Authentication,
-                DeviceRequest::Sign(_) => Which::Signature,
+                DeviceRequest::Sign(_) | DeviceRequest::SignHashes(_) => Which::Signature,
             };
             let pin_name = which.pin_name();
             if device.pin_failures(which) >= PIN_ATTEMPTS {
@@ -452,11 +450,25 @@ pub async fn run(command: DeviceCommand) -> CommandResult {
                     let tbs = idp::smart_id::to_be_signed(&p.issuer, &p.session, &p.client_id, &p.challenge, &shown);
                     let signature = store.sign(&key, SignatureAlgorithm::Es256, &tbs)?;
                     let certificate = pem_der(&std::fs::read_to_string(dir.join("authentication.pem"))?)?;
-                    idp::smart_id::Answer { session, outcome: "approve".into(), certificate: Some(b64(&certificate)), signature: Some(b64(&signature)) }
+                    serde_json::to_value(idp::smart_id::Answer {
+                        session,
+                        outcome: "approve".into(),
+                        certificate: Some(b64(&certificate)),
+                        signature: Some(b64(&signature)),
+                    })?
                 }
                 DeviceRequest::Sign(p) => {
                     let signature = store.sign(&key, SignatureAlgorithm::Es256, &b64std(&p.to_be_signed)?)?;
-                    idp::smart_id::Answer { session, outcome: "approve".into(), certificate: None, signature: Some(b64(&signature)) }
+                    serde_json::to_value(idp::smart_id::Answer { session, outcome: "approve".into(), certificate: None, signature: Some(b64(&signature)) })?
+                }
+                DeviceRequest::SignHashes(p) => {
+                    // Each digest as it is: the tool hashed what it signs (CSC signHash).
+                    let hash = idp::csc::HashAlgorithm::from_name(&p.hash_algorithm).ok_or("the server asks for an unknown hash algorithm")?;
+                    let mut signatures = Vec::with_capacity(p.hashes.len());
+                    for digest in &p.hashes {
+                        signatures.push(b64(&store.sign_digest(&key, hash.signature_algorithm(), &b64std(digest)?)?));
+                    }
+                    serde_json::to_value(idp::csc::HashAnswer { session, outcome: "approve".into(), signatures: Some(signatures) })?
                 }
             };
             let result = answer(&http, &device, &state, &request, &approval).await?;
@@ -467,6 +479,10 @@ pub async fn run(command: DeviceCommand) -> CommandResult {
                 }
                 (DeviceRequest::Sign(p), Some("signed")) => {
                     println!("Signed \"{}\" for {}.", p.document_name, p.service.en);
+                    Ok(())
+                }
+                (DeviceRequest::SignHashes(p), Some("approved")) => {
+                    println!("Signed {} hash(es) for {}.", p.hashes.len(), p.service.en);
                     Ok(())
                 }
                 _ => Err(format!("the server did not accept the approval: {}", result["reason"].as_str().unwrap_or("no reason given")).into()),
@@ -582,6 +598,18 @@ fn describe(request: &DeviceRequest) -> Result<(String, String), String> {
             let mut what = format!("{} / {} asks you to sign \"{}\" (PIN2, signing key).", p.service.ar, p.service.en, p.document_name);
             if let Some(text) = &p.display_text {
                 what.push_str(&format!("\nMessage from {}: {text}", p.service.en));
+            }
+            (what, code)
+        }
+        DeviceRequest::SignHashes(p) => {
+            let hashes = p.hashes.iter().map(|h| b64std(h)).collect::<Result<Vec<_>, _>>()?;
+            let code = idp::csc::hashes_verification_code(&hashes);
+            let mut what = format!("{} / {} asks you to sign {} {} hash(es) (PIN2, signing key).", p.service.ar, p.service.en, hashes.len(), p.hash_algorithm);
+            if let Some(text) = &p.description {
+                what.push_str(&format!("\nMessage from {}: {text}", p.service.en));
+            }
+            for h in &hashes {
+                what.push_str(&format!("\n  {}", hex::encode(h)));
             }
             (what, code)
         }

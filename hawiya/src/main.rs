@@ -15,6 +15,7 @@ mod idp_cmd;
 mod registration;
 mod server;
 mod signing;
+mod verify;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -85,6 +86,9 @@ enum Command {
     /// Policy files.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Verifies a signed document (PAdES, CAdES, an RFC 3161 token) under a validation
+    /// policy: exit status 0 TOTAL-PASSED, 1 TOTAL-FAILED, 2 INDETERMINATE, 3 a usage error.
+    Verify(verify::VerifyArgs),
     /// The registration authority's API credentials.
     #[command(subcommand)]
     Ra(RaCommand),
@@ -122,6 +126,8 @@ enum PolicyCommand {
 /// refusal; other mistakes get clap's usage help.
 fn parse_command_line() -> Result<Cli, ExitCode> {
     Cli::try_parse().map_err(|e| {
+        // `hawiya verify` keeps 0 to 2 for its verdicts: its usage errors are 3.
+        let usage = if std::env::args().nth(1).as_deref() == Some("verify") { 3 } else { 2 };
         if e.kind() == clap::error::ErrorKind::ValueValidation {
             let option = match e.get(clap::error::ContextKind::InvalidArg) {
                 Some(clap::error::ContextValue::String(arg)) => arg.split(' ').next().unwrap_or_default().to_owned(),
@@ -129,11 +135,14 @@ fn parse_command_line() -> Result<Cli, ExitCode> {
             };
             if let Some(reason) = std::error::Error::source(&e) {
                 eprintln!("error: {option}: {reason}");
-                return ExitCode::from(2);
+                return ExitCode::from(usage);
             }
         }
         let _ = e.print();
-        ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+        match e.exit_code() {
+            0 => ExitCode::SUCCESS,
+            _ => ExitCode::from(usage),
+        }
     })
 }
 
@@ -156,6 +165,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Command::Verify(args) = cli.command {
+        return match runtime.block_on(verify::run(args)) {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(3)
+            }
+        };
+    }
     let result = runtime.block_on(async {
         match cli.command {
             #[cfg(feature = "demo")]
@@ -166,6 +184,7 @@ fn main() -> ExitCode {
             Command::Client(command) => idp_cmd::client(command).await,
             Command::Keys(command) => idp_cmd::keys(command).await,
             Command::Policy(PolicyCommand::Check { dir }) => policy_check(dir).await,
+            Command::Verify(_) => Ok(()),
             Command::Ra(RaCommand::AddOfficer { data, name }) => add_officer(&data, &name).map(|token| println!("RA token for {name} (shown once): {token}")),
             #[cfg(feature = "demo")]
             Command::Device(command) => device::run(command).await,

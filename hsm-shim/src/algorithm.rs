@@ -120,6 +120,24 @@ impl SignatureAlgorithm {
         if self.fits(spec) { Ok(()) } else { Err(Error::AlgorithmNotAllowed { spec, algorithm: self }) }
     }
 
+    /// The length in bytes of the digest [`crate::KeyStore::sign_digest`] signs for this
+    /// algorithm (32 for SHA-256, 48 for SHA-384), or `None` for EdDSA: PureEdDSA hashes the
+    /// message together with the key, so an Ed25519 key cannot sign a digest computed elsewhere.
+    pub fn digest_len(self) -> Option<usize> {
+        match self {
+            SignatureAlgorithm::Es256 | SignatureAlgorithm::Rs256 | SignatureAlgorithm::Ps256 => Some(32),
+            SignatureAlgorithm::Es384 => Some(48),
+            SignatureAlgorithm::EdDsa => None,
+        }
+    }
+
+    /// `Ok` if `digest` is a digest this algorithm can sign as it is; the precise error
+    /// otherwise ([`Error::PrehashNotSupported`] or [`Error::DigestLength`]).
+    pub fn check_digest(self, digest: &[u8]) -> Result<(), Error> {
+        let expected = self.digest_len().ok_or(Error::PrehashNotSupported(self))?;
+        if digest.len() == expected { Ok(()) } else { Err(Error::DigestLength { algorithm: self, expected, actual: digest.len() }) }
+    }
+
     /// The DER of the X.509 AlgorithmIdentifier for signatures made with this algorithm.
     pub fn x509_algorithm_identifier(self) -> &'static [u8] {
         match self {
@@ -209,6 +227,22 @@ mod tests {
         assert!(!SignatureAlgorithm::Es256.fits(KeySpec::EcP384));
         assert!(!SignatureAlgorithm::Rs256.fits(KeySpec::Ed25519));
         assert!(SignatureAlgorithm::Ps256.fits(KeySpec::Rsa4096));
+    }
+
+    #[test]
+    fn digest_lengths_follow_the_hash() {
+        assert!(SignatureAlgorithm::Es256.check_digest(&[0; 32]).is_ok());
+        assert!(SignatureAlgorithm::Es384.check_digest(&[0; 48]).is_ok());
+        assert!(SignatureAlgorithm::Ps256.check_digest(&[0; 32]).is_ok());
+        assert!(matches!(
+            SignatureAlgorithm::Es384.check_digest(&[0; 32]),
+            Err(Error::DigestLength { algorithm: SignatureAlgorithm::Es384, expected: 48, actual: 32 })
+        ));
+        assert!(matches!(
+            SignatureAlgorithm::Rs256.check_digest(&[]),
+            Err(Error::DigestLength { algorithm: SignatureAlgorithm::Rs256, expected: 32, actual: 0 })
+        ));
+        assert!(matches!(SignatureAlgorithm::EdDsa.check_digest(&[0; 64]), Err(Error::PrehashNotSupported(SignatureAlgorithm::EdDsa))));
     }
 
     #[test]

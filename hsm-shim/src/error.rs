@@ -36,6 +36,19 @@ pub enum Error {
         /// The algorithm asked for.
         algorithm: SignatureAlgorithm,
     },
+    /// The algorithm cannot sign a digest computed elsewhere (EdDSA signs the whole message).
+    #[error("{0} cannot sign a precomputed digest: Ed25519 (PureEdDSA) hashes the message itself, so send the message")]
+    PrehashNotSupported(SignatureAlgorithm),
+    /// A digest to sign is not as long as the algorithm's hash output.
+    #[error("a digest for {algorithm} must be {expected} bytes, got {actual}")]
+    DigestLength {
+        /// The algorithm asked for.
+        algorithm: SignatureAlgorithm,
+        /// The hash output length the algorithm needs (32 for SHA-256, 48 for SHA-384).
+        expected: usize,
+        /// The length given.
+        actual: usize,
+    },
     /// The key type is not one Hawiya supports.
     #[error("unsupported key: {0}")]
     UnsupportedKey(String),

@@ -54,6 +54,16 @@ pub trait KeyStore: Send + Sync + std::fmt::Debug {
     /// `Ecdsa-Sig-Value`, RSA and Ed25519 signatures are the raw octets.
     fn sign(&self, key: &KeyRef, algorithm: SignatureAlgorithm, message: &[u8]) -> Result<Vec<u8>, Error>;
 
+    /// Signs a digest computed by the caller (CSC `signatures/signHash`): the signature is
+    /// the one [`KeyStore::sign`] makes over any message whose hash is `digest`, in the same
+    /// encoding, so it verifies with [`PublicKey::verify`] over that message.
+    ///
+    /// `digest` is the SHA-256 (ES256, RS256, PS256) or SHA-384 (ES384) output, without a
+    /// DigestInfo wrapper. Refuses EdDSA ([`Error::PrehashNotSupported`]) and a digest of the
+    /// wrong length ([`Error::DigestLength`]). The store cannot know what was hashed: callers
+    /// must authorise the digest as they would the document.
+    fn sign_digest(&self, key: &KeyRef, algorithm: SignatureAlgorithm, digest: &[u8]) -> Result<Vec<u8>, Error>;
+
     /// Every key in the store.
     fn list(&self) -> Result<Vec<KeyInfo>, Error>;
 

@@ -28,6 +28,8 @@ use crate::{Error, KeyInfo, KeyRef, KeySpec, KeyStore, PublicKey, SignatureAlgor
 const OID_P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 const OID_P384: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
 const OID_ED25519: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
+/// DER `DigestInfo { sha256, NULL }` up to the 32 digest octets (RFC 8017 section 9.2, note 1).
+const SHA256_DIGEST_INFO_PREFIX: &[u8] = &[0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20];
 
 /// The user PIN of a token. Zeroized on drop; `Debug` prints nothing of it.
 pub struct Pin(Zeroizing<String>);
@@ -203,6 +205,27 @@ impl KeyStore for Pkcs11KeyStore {
             SignatureAlgorithm::EdDsa => (Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure)), message.to_vec()),
             SignatureAlgorithm::Rs256 => (Mechanism::Sha256RsaPkcs, message.to_vec()),
             SignatureAlgorithm::Ps256 => (Mechanism::Sha256RsaPkcsPss(pss), message.to_vec()),
+        };
+        let signature = self.with_session(|session| session.sign(&mechanism, known.private, &input).map_err(pkcs11_error))?;
+        match algorithm {
+            SignatureAlgorithm::Es256 | SignatureAlgorithm::Es384 => ecdsa_fixed_to_der(&signature),
+            _ => Ok(signature),
+        }
+    }
+
+    fn sign_digest(&self, key: &KeyRef, algorithm: SignatureAlgorithm, digest: &[u8]) -> Result<Vec<u8>, Error> {
+        algorithm.check_digest(digest)?;
+        let known = self.find(key)?;
+        algorithm.check_fits(known.public.spec())?;
+        let pss = PkcsPssParams { hash_alg: MechanismType::SHA256, mgf: PkcsMgfType::MGF1_SHA256, s_len: 32u64.into() };
+        let (mechanism, input): (Mechanism<'_>, Vec<u8>) = match algorithm {
+            // CKM_ECDSA signs the hash it is given.
+            SignatureAlgorithm::Es256 | SignatureAlgorithm::Es384 => (Mechanism::Ecdsa, digest.to_vec()),
+            // CKM_RSA_PKCS pads what it is given: the EMSA-PKCS1-v1_5 DigestInfo is ours to add.
+            SignatureAlgorithm::Rs256 => (Mechanism::RsaPkcs, [SHA256_DIGEST_INFO_PREFIX, digest].concat()),
+            // CKM_RSA_PKCS_PSS takes the bare hash; its parameters name the hash it came from.
+            SignatureAlgorithm::Ps256 => (Mechanism::RsaPkcsPss(pss), digest.to_vec()),
+            SignatureAlgorithm::EdDsa => return Err(Error::PrehashNotSupported(algorithm)),
         };
         let signature = self.with_session(|session| session.sign(&mechanism, known.private, &input).map_err(pkcs11_error))?;
         match algorithm {

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::digest::{self, Digest};
 use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use aws_lc_rs::rsa;
@@ -311,6 +312,28 @@ impl KeyStore for SoftKeyStore {
                 };
                 let mut out = vec![0u8; kp.public_modulus_len()];
                 kp.sign(padding, &self.rng, message, &mut out).map_err(|_| Error::Crypto("RSA signing"))?;
+                Ok(out)
+            }
+        }
+    }
+
+    fn sign_digest(&self, key: &KeyRef, algorithm: SignatureAlgorithm, digest: &[u8]) -> Result<Vec<u8>, Error> {
+        algorithm.check_digest(digest)?;
+        let loaded = self.load(key)?;
+        algorithm.check_fits(loaded.public.spec())?;
+        let hash = if algorithm == SignatureAlgorithm::Es384 { &digest::SHA384 } else { &digest::SHA256 };
+        // The length was checked above, the only reason the import fails.
+        let digest = Digest::import_less_safe(digest, hash).map_err(|_| Error::DigestLength { algorithm, expected: hash.output_len, actual: digest.len() })?;
+        match &loaded.key {
+            LoadedKey::Ecdsa(kp) => Ok(kp.sign_digest(&digest).map_err(|_| Error::Crypto("ECDSA signing"))?.as_ref().to_vec()),
+            LoadedKey::Ed25519(_) => Err(Error::PrehashNotSupported(algorithm)),
+            LoadedKey::Rsa(kp) => {
+                let padding: &'static dyn signature::RsaEncoding = match algorithm {
+                    SignatureAlgorithm::Ps256 => &signature::RSA_PSS_SHA256,
+                    _ => &signature::RSA_PKCS1_SHA256,
+                };
+                let mut out = vec![0u8; kp.public_modulus_len()];
+                kp.sign_digest(padding, &digest, &mut out).map_err(|_| Error::Crypto("RSA signing"))?;
                 Ok(out)
             }
         }

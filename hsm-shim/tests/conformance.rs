@@ -1,5 +1,6 @@
 //! One conformance suite for every `KeyStore` backend: the soft store and a PKCS#11 token on
-//! SoftHSM2. Every signature is also verified by OpenSSL on the exported public key.
+//! SoftHSM2. Every signature is also verified by OpenSSL on the exported public key; signatures
+//! over a precomputed digest (`sign_digest`) also by `openssl pkeyutl` over the digest alone.
 // Test code: a failed expectation is the test failing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -81,6 +82,101 @@ fn signs_and_verifies_every_algorithm(backend: Backend) {
     }
 }
 
+/// The hash a signer computes before asking for `signHash`.
+fn hash(algorithm: SignatureAlgorithm, message: &[u8]) -> Vec<u8> {
+    use aws_lc_rs::digest;
+    let hash = if algorithm == SignatureAlgorithm::Es384 { &digest::SHA384 } else { &digest::SHA256 };
+    digest::digest(hash, message).as_ref().to_vec()
+}
+
+/// Verifies a signature over a digest with `openssl pkeyutl` (no message involved): for RSA
+/// OpenSSL wraps the digest in its DigestInfo itself, so a missing or wrong prefix fails.
+fn openssl_verifies_digest(spki_der: &[u8], algorithm: SignatureAlgorithm, digest: &[u8], signature: &[u8]) -> bool {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |name: &str, data: &[u8]| -> String {
+        let p = dir.path().join(name);
+        std::fs::write(&p, data).expect("write");
+        p.to_str().expect("utf-8 path").to_owned()
+    };
+    let (key, digest, sig) = (write("key.der", spki_der), write("digest.bin", digest), write("sig.der", signature));
+    let mut cmd = Command::new("openssl");
+    cmd.args(["pkeyutl", "-verify", "-pubin", "-keyform", "DER", "-inkey", &key, "-in", &digest, "-sigfile", &sig]);
+    match algorithm {
+        SignatureAlgorithm::Rs256 => {
+            cmd.args(["-pkeyopt", "digest:sha256"]);
+        }
+        SignatureAlgorithm::Ps256 => {
+            cmd.args(["-pkeyopt", "digest:sha256", "-pkeyopt", "rsa_padding_mode:pss", "-pkeyopt", "rsa_pss_saltlen:32"]);
+        }
+        _ => {}
+    }
+    let out = cmd.output().expect("openssl is installed (apt-get install openssl)");
+    out.status.success()
+}
+
+fn signs_digests_that_verify_over_the_message(backend: Backend) {
+    let store = &backend.store;
+    for spec in KeySpec::ALL.into_iter().filter(|s| *s != KeySpec::Ed25519) {
+        let key = store.generate(spec, &format!("d-{}", spec.name())).expect("generate");
+        let public = store.public_key(&key).expect("public key");
+        for algorithm in SignatureAlgorithm::ALL.into_iter().filter(|a| a.fits(spec)) {
+            let message = format!("هوية signs the hash of this with {algorithm} on {spec}");
+            let digest = hash(algorithm, message.as_bytes());
+            let signature = store.sign_digest(&key, algorithm, &digest).expect("sign digest");
+            public.verify(algorithm, message.as_bytes(), &signature).expect("verifies over the message with aws-lc-rs");
+            assert!(openssl_verifies(public.spki_der(), algorithm, message.as_bytes(), &signature), "OpenSSL dgst rejects {algorithm} on {spec}");
+            assert!(openssl_verifies_digest(public.spki_der(), algorithm, &digest, &signature), "OpenSSL pkeyutl rejects {algorithm} on {spec}");
+            let mut other = digest.clone();
+            other[0] ^= 1;
+            assert!(!openssl_verifies_digest(public.spki_der(), algorithm, &other, &signature), "OpenSSL accepts another digest");
+            assert!(matches!(public.verify(algorithm, b"another message", &signature), Err(Error::BadSignature)));
+            // The same key signing the message itself gives a signature of the same shape.
+            let direct = store.sign(&key, algorithm, message.as_bytes()).expect("sign");
+            if spec.rsa_bits().is_some() {
+                assert_eq!(direct.len(), signature.len());
+            }
+            if algorithm == SignatureAlgorithm::Rs256 {
+                assert_eq!(direct, signature, "PKCS#1 v1.5 is deterministic: signing the hash equals signing the message");
+            }
+        }
+    }
+}
+
+fn refuses_eddsa_and_wrong_length_digests(backend: Backend) {
+    let store = &backend.store;
+    let ed = store.generate(KeySpec::Ed25519, "ed").expect("generate");
+    assert!(matches!(store.sign_digest(&ed, SignatureAlgorithm::EdDsa, &[7; 32]), Err(Error::PrehashNotSupported(SignatureAlgorithm::EdDsa))));
+    assert!(matches!(store.sign_digest(&ed, SignatureAlgorithm::EdDsa, &[7; 64]), Err(Error::PrehashNotSupported(SignatureAlgorithm::EdDsa))));
+    let p256 = store.generate(KeySpec::EcP256, "p256").expect("generate");
+    let p384 = store.generate(KeySpec::EcP384, "p384").expect("generate");
+    let rsa = store.generate(KeySpec::Rsa2048, "rsa").expect("generate");
+    let cases = [
+        (&p256, SignatureAlgorithm::Es256, 48, 32),
+        (&p256, SignatureAlgorithm::Es256, 31, 32),
+        (&p256, SignatureAlgorithm::Es256, 0, 32),
+        (&p384, SignatureAlgorithm::Es384, 32, 48),
+        (&p384, SignatureAlgorithm::Es384, 64, 48),
+        (&rsa, SignatureAlgorithm::Rs256, 51, 32), // a whole DigestInfo is not a digest
+        (&rsa, SignatureAlgorithm::Rs256, 48, 32),
+        (&rsa, SignatureAlgorithm::Ps256, 33, 32),
+    ];
+    for (key, algorithm, len, want) in cases {
+        match store.sign_digest(key, algorithm, &vec![7; len]) {
+            Err(Error::DigestLength { algorithm: a, expected, actual }) => assert_eq!((a, expected, actual), (algorithm, want, len)),
+            other => panic!("{algorithm} with a {len}-byte digest: expected DigestLength, got {other:?}"),
+        }
+    }
+    // A digest of the right length for the algorithm, but the algorithm does not fit the key.
+    assert!(matches!(
+        store.sign_digest(&p256, SignatureAlgorithm::Es384, &[7; 48]),
+        Err(Error::AlgorithmNotAllowed { spec: KeySpec::EcP256, algorithm: SignatureAlgorithm::Es384 })
+    ));
+    assert!(matches!(
+        store.sign_digest(&rsa, SignatureAlgorithm::Es256, &[7; 32]),
+        Err(Error::AlgorithmNotAllowed { spec: KeySpec::Rsa2048, algorithm: SignatureAlgorithm::Es256 })
+    ));
+}
+
 /// Verifies a JWS with Python's `cryptography` (installed by ./scripts/test in its venv).
 fn python_verifies_jws(jwk: &serde_json::Value, jws: &str) -> bool {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/verify_jws.py");
@@ -134,12 +230,14 @@ fn refuses_unknown_and_foreign_keys(backend: Backend) {
         KeyRef::Pkcs11 { token, .. } => KeyRef::Pkcs11 { token, object: "missing".into() },
     };
     assert!(matches!(backend.store.sign(&unknown, SignatureAlgorithm::Es256, b"m"), Err(Error::UnknownKey(_))));
+    assert!(matches!(backend.store.sign_digest(&unknown, SignatureAlgorithm::Es256, &[0; 32]), Err(Error::UnknownKey(_))));
     assert!(matches!(backend.store.public_key(&unknown), Err(Error::UnknownKey(_))));
     let foreign = match unknown {
         KeyRef::Soft { .. } => KeyRef::Pkcs11 { token: "t".into(), object: "exists".into() },
         KeyRef::Pkcs11 { .. } => KeyRef::Soft { label: "exists".into() },
     };
     assert!(matches!(backend.store.sign(&foreign, SignatureAlgorithm::Es256, b"m"), Err(Error::ForeignKey(_))));
+    assert!(matches!(backend.store.sign_digest(&foreign, SignatureAlgorithm::Es256, &[0; 32]), Err(Error::ForeignKey(_))));
     assert!(matches!(backend.store.generate(KeySpec::EcP256, "../escape"), Err(Error::InvalidLabel(_))));
 }
 
@@ -179,6 +277,14 @@ macro_rules! conformance {
             #[test]
             fn signs_and_verifies_every_algorithm() {
                 super::signs_and_verifies_every_algorithm(super::$backend());
+            }
+            #[test]
+            fn signs_digests_that_verify_over_the_message() {
+                super::signs_digests_that_verify_over_the_message(super::$backend());
+            }
+            #[test]
+            fn refuses_eddsa_and_wrong_length_digests() {
+                super::refuses_eddsa_and_wrong_length_digests(super::$backend());
             }
             #[test]
             fn signs_jws_that_python_cryptography_verifies() {

@@ -105,6 +105,31 @@ pub fn signing_answered(session: &str) -> String {
     format!("signing-answered:{session}")
 }
 
+/// A CSC authorisation (`credentials/authorize`).
+pub fn csc_authorization(id: &str) -> String {
+    format!("csc-authorization:{id}")
+}
+
+/// The CSC authorisation a citizen's device is shown (the newest).
+pub fn csc_pending(national_id: &str) -> String {
+    hashed("csc-pending", national_id)
+}
+
+/// A CSC authorisation that has had its one answer from the device.
+pub fn csc_answered(id: &str) -> String {
+    format!("csc-answered:{id}")
+}
+
+/// A CSC authorisation whose one SAD has been issued.
+pub fn csc_released(id: &str) -> String {
+    format!("csc-released:{id}")
+}
+
+/// A SAD (signature activation data), until `signatures/signHash` spends it.
+pub fn csc_sad(sad: &str) -> String {
+    hashed("csc-sad", sad)
+}
+
 /// A device proof's `jti`, spent once per device key.
 pub fn device_proof(kid: &str, jti: &str) -> String {
     hashed("device-jti", &format!("{kid}.{jti}"))

@@ -13,6 +13,7 @@
 //! | [`smart_id`] | the smart-ID login: its flow, the certificate [`smart_id::verifier`], the [`smart_id::ocsp`] revocation source |
 //! | [`signing`] | e-signatures with the smart-ID signing key (PIN2): signing sessions, the device's requests and answers; the formats are `hawiya`'s [`signing::SignatureMaker`] |
 //! | [`esign_api`] | the agencies' signing API (`/api/esign/v1`), on agency tokens from [`token::client_credentials`]: a document or only its digest (a detached CAdES over it), and a signed notification to the agency's `callback_uri` when a request ends (delivered by [`backchannel`]) |
+//! | [`csc`] | the CSC API v2 for signing tools (`/csc/v2`), on citizens' access tokens with `csc`: hashes signed on the device after PIN2, released by a SAD bound to them (SCAL2) |
 //! | [`session`] | the SSO session and its lifetimes; [`logout`] ends it (RP-initiated, back-channel via [`backchannel`]) |
 //! | [`consent`] | what a request releases, the consent page's answer, the account page's consents |
 //! | [`subject`] | pairwise subject identifiers |
@@ -44,6 +45,7 @@ mod client_keys;
 pub mod clients;
 pub mod consent;
 pub mod credentials;
+pub mod csc;
 pub mod esign_api;
 pub mod http;
 pub mod id_token;

@@ -111,6 +111,39 @@ impl SubIndication {
         }
     }
 
+    /// The sub-indication the standard calls `name` (`HASH_FAILURE`, …).
+    pub fn named(name: &str) -> Option<Self> {
+        use SubIndication::*;
+        [
+            FormatFailure,
+            HashFailure,
+            SigCryptoFailure,
+            Revoked,
+            Expired,
+            NotYetValid,
+            SigConstraintsFailure,
+            ChainConstraintsFailure,
+            CertificateChainGeneralFailure,
+            CryptoConstraintsFailure,
+            PolicyProcessingError,
+            SignaturePolicyNotAvailable,
+            TimestampOrderFailure,
+            NoSigningCertificateFound,
+            NoCertificateChainFound,
+            RevokedNoPoe,
+            RevokedCaNoPoe,
+            OutOfBoundsNoPoe,
+            OutOfBoundsNotRevoked,
+            RevocationOutOfBoundsNoPoe,
+            CryptoConstraintsFailureNoPoe,
+            NoPoe,
+            TryLater,
+            SignedDataNotFound,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
+
     /// Whether the standard lets this sub-indication go with `indication` (table 5: the
     /// first six go with TOTAL-FAILED; EXPIRED and NOT_YET_VALID, and all others, with
     /// INDETERMINATE).
@@ -121,5 +154,17 @@ impl SubIndication {
             Indication::TotalFailed => matches!(self, FormatFailure | HashFailure | SigCryptoFailure | Revoked | Expired | NotYetValid),
             Indication::Indeterminate => !matches!(self, FormatFailure | HashFailure | SigCryptoFailure | Revoked),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sub_indications_are_read_by_their_standard_names() {
+        assert_eq!(SubIndication::named("CRYPTO_CONSTRAINTS_FAILURE_NO_POE"), Some(SubIndication::CryptoConstraintsFailureNoPoe));
+        assert_eq!(SubIndication::named(SubIndication::RevokedNoPoe.as_str()), Some(SubIndication::RevokedNoPoe));
+        assert_eq!(SubIndication::named("REVOKED-NO-POE"), None);
     }
 }

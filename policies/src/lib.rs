@@ -146,6 +146,12 @@ impl Policies {
         self.methods.iter().find(|m| m.certificate_policy.is_some_and(|p| policies.contains(&p)))
     }
 
+    /// The smart-ID method whose signing-certificate policy is among a certificate's
+    /// `policies`: the level a signature made with that key reaches.
+    pub fn signature_method(&self, policies: &[ObjectIdentifier]) -> Option<&Method> {
+        self.methods.iter().find(|m| m.signature_policy.is_some_and(|p| policies.contains(&p)))
+    }
+
     /// The certificate profile called `name`.
     pub fn profile(&self, name: &str) -> Option<&CertificateProfile> {
         self.profiles.get(name)

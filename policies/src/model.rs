@@ -107,6 +107,9 @@ pub struct Method {
     /// certificate's key under this method. The policy states the key's custody (a hardware
     /// token or software), which decides the level the login reaches.
     pub certificate_policy: Option<ObjectIdentifier>,
+    /// For a smart-ID method: the policy OID of the signing certificate issued with the same
+    /// custody, so a signature's key reaches the same level as the login.
+    pub signature_policy: Option<ObjectIdentifier>,
 }
 
 /// Where a certificate stands in the hierarchy.
@@ -309,4 +312,7 @@ pub struct SigningPolicy {
     pub max_document_bytes: usize,
     /// How long the citizen has to approve on the device.
     pub timeout: Duration,
+    /// The most hashes one CSC authorisation (`credentials/authorize`) may ask the device to
+    /// sign: the credential's `multisign`.
+    pub max_hashes_per_authorization: usize,
 }

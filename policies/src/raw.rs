@@ -47,6 +47,8 @@ struct RawMethod {
     name: Localized,
     #[serde(default)]
     certificate_policy: Option<Spanned<String>>,
+    #[serde(default)]
+    signature_policy: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -65,6 +67,7 @@ struct SigningFile {
     min_level: Spanned<String>,
     max_document_bytes: Spanned<u64>,
     timeout_seconds: Spanned<u32>,
+    max_hashes_per_authorization: Spanned<u32>,
 }
 
 /// The digest algorithms a timestamp request may use; SHA-1 is not among them.
@@ -270,6 +273,9 @@ pub(crate) fn build(files: Vec<(String, String)>) -> Result<Policies, PolicyErro
                     if !(10..=600).contains(raw.timeout_seconds.get_ref()) {
                         errors.push(src.err(&raw.timeout_seconds, "timeout_seconds must be between 10 and 600"));
                     }
+                    if !(1..=100).contains(raw.max_hashes_per_authorization.get_ref()) {
+                        errors.push(src.err(&raw.max_hashes_per_authorization, "max_hashes_per_authorization must be between 1 and 100"));
+                    }
                     if let Some(min_level) = find_level(&src, &raw.min_level, &mut errors)
                         && errors.0.len() == before
                     {
@@ -277,6 +283,7 @@ pub(crate) fn build(files: Vec<(String, String)>) -> Result<Policies, PolicyErro
                             min_level,
                             max_document_bytes: *raw.max_document_bytes.get_ref() as usize,
                             timeout: Duration::from_secs(u64::from(*raw.timeout_seconds.get_ref())),
+                            max_hashes_per_authorization: *raw.max_hashes_per_authorization.get_ref() as usize,
                         });
                     }
                 }
@@ -355,8 +362,18 @@ pub(crate) fn build(files: Vec<(String, String)>) -> Result<Policies, PolicyErro
                                 }
                             },
                         };
+                        let signature_policy = raw.signature_policy.as_ref().and_then(|oid| match ObjectIdentifier::new(oid.get_ref()) {
+                            Ok(o) => Some(o),
+                            Err(_) => {
+                                errors.push(src.err(oid, format!("{:?} is not an object identifier", oid.get_ref())));
+                                None
+                            }
+                        });
+                        if signature_policy.is_some() && certificate_policy.is_none() {
+                            errors.push(src.err(&raw.id, "signature_policy is for smart-ID methods, which have a certificate_policy"));
+                        }
                         if let Some(level) = find_level(&src, &raw.level, &mut errors) {
-                            methods.push(Method { id: raw.id.into_inner(), level, amr: raw.amr.into_inner(), name: raw.name, certificate_policy });
+                            methods.push(Method { id: raw.id.into_inner(), level, amr: raw.amr.into_inner(), name: raw.name, certificate_policy, signature_policy });
                         }
                     }
                 }
@@ -447,6 +464,16 @@ pub(crate) fn build(files: Vec<(String, String)>) -> Result<Policies, PolicyErro
         if !validation_policies.iter().any(|p| p.id == name) {
             let known: Vec<_> = validation_policies.iter().map(|p| p.id.as_str()).collect();
             errors.push(PolicyError::at(file, text, offset, format!("unknown validation policy {name:?} (known: {})", known.join(", "))));
+        }
+    }
+    // A signature policy is one some end-entity signing profile puts into certificates.
+    for m in &methods {
+        if let Some(oid) = m.signature_policy
+            && !profiles
+                .values()
+                .any(|p| p.kind == ProfileKind::EndEntity && p.key_usage.contains(&KeyUsage::NonRepudiation) && p.certificate_policies.contains(&oid))
+        {
+            errors.push(PolicyError::file("methods.toml", format!("method {:?}: no signing (nonRepudiation) certificate profile carries policy {oid}", m.id)));
         }
     }
     if methods.is_empty() && errors.0.is_empty() {

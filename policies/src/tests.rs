@@ -137,6 +137,9 @@ fn the_signing_policy_is_read_and_checked() {
     assert!(e[0].starts_with("/signing.toml:") && e[0].contains("unknown level \"highest\""), "{e:?}");
     let e = errors_after("signing.toml", "max_document_bytes = 10485760", "max_document_bytes = 0");
     assert!(e[0].contains("max_document_bytes must be between 1 and"), "{e:?}");
+    assert_eq!(p.signing().max_hashes_per_authorization, 10);
+    let e = errors_after("signing.toml", "max_hashes_per_authorization = 10", "max_hashes_per_authorization = 0");
+    assert!(e[0].contains("max_hashes_per_authorization must be between 1 and 100"), "{e:?}");
 }
 
 #[test]
@@ -149,6 +152,14 @@ fn validation_policies_are_read_and_checked() {
     assert_eq!(qualified.signer_min_level.as_ref().map(AssuranceLevel::name), Some("high"));
     assert_eq!(p.service("notary").expect("notary").validation_policy.as_deref(), Some("qualified"));
     assert_eq!(p.service("civil-status").expect("civil status").validation_policy, None);
+    // A signing certificate's policy gives its signatures the level of the same custody's login.
+    let hardware = der::asn1::ObjectIdentifier::new_unwrap("2.16.400.1.1.1.2");
+    let software = der::asn1::ObjectIdentifier::new_unwrap("2.16.400.1.1.1.4");
+    assert_eq!(p.signature_method(&[hardware]).map(|m| m.level.name()), Some("high"));
+    assert_eq!(p.signature_method(&[software]).map(|m| m.level.name()), Some("substantial"));
+    assert!(p.signature_method(&[der::asn1::ObjectIdentifier::new_unwrap("2.16.400.1.1.1.1")]).is_none());
+    let e = errors_after("methods.toml", "signature_policy = \"2.16.400.1.1.1.2\"", "signature_policy = \"2.16.400.1.1.1.9\"");
+    assert!(e[0].contains("no signing (nonRepudiation) certificate profile carries policy 2.16.400.1.1.1.9"), "{e:?}");
     assert_eq!(BaselineLevel::Lta.suffix(), "LTA");
     assert_eq!(Qualification::AdvancedQc.report_name(), "AdESig-QC");
 

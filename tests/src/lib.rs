@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use hsm_shim::pkcs11::{Pin, initialize_token};
 
 pub mod client_key;
+pub mod smart_id;
 pub mod web;
 
 pub use client_key::ClientKey;
@@ -430,6 +431,30 @@ pub fn output_text(out: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
+/// `hawiya verify --format json` on `signed` (with its `detached` content), the deployment's
+/// own hierarchy trusted: the exit status and the JSON report.
+pub fn hawiya_verify(d: &Deployment, signed: &Path, detached: Option<&Path>, extra: &[&str]) -> (i32, serde_json::Value) {
+    let mut command = d.command(&["verify"]);
+    command.arg(signed).arg("--data").arg(&d.data).args(["--format", "json"]).args(extra);
+    if let Some(content) = detached {
+        command.arg("--detached").arg(content);
+    }
+    let out = command.output().expect("hawiya verify");
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("hawiya verify's report ({e}): {}", output_text(&out)));
+    (out.status.code().unwrap_or(-1), report)
+}
+
+/// One line per signature of a `hawiya verify` report: `<indication> <sub-indication or -> <format> <qualification>`.
+pub fn verdicts(report: &serde_json::Value) -> String {
+    let field = |s: &serde_json::Value, k: &str| s[k].as_str().unwrap_or("-").to_owned();
+    report["signatures"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| format!("{} {} {} {}\n", field(s, "indication"), field(s, "sub_indication"), field(s, "format"), field(s, "qualification")))
+        .collect()
+}
+
 /// The EU's reference AdES validator, DSS, as `scripts/env.sh` (`ensure_test_dependencies`)
 /// builds it from `tests/dss`.
 pub fn dss_jar() -> PathBuf {
@@ -446,13 +471,44 @@ pub fn dss_jar() -> PathBuf {
 /// fails), its XML reports to `dss-<file name>/` in the deployment's directory.
 pub fn dss(d: &Deployment, signed: &Path, detached: Option<&Path>) -> String {
     let reports = d.path(&format!("dss-{}", signed.file_name().expect("a file").to_string_lossy()));
+    let run = dss_with_trust(&d.path("certs/root.pem"), &reports, signed, detached);
+    eprintln!("DSS on {}:\n{}", signed.display(), run.log);
+    run.verdict
+}
+
+/// What [`dss_with_trust`] printed.
+pub struct DssRun {
+    /// One line per signature, `<indication> <sub-indication or -> <format>`; for a file with
+    /// no signature but timestamps (a detached RFC 3161 token), one `<indication>
+    /// <sub-indication or -> TIMESTAMP` line per timestamp; empty when DSS found neither.
+    pub verdict: String,
+    /// DSS's errors and warnings (with their message keys, `[BBB_FC_DSCNUOM_ANS]`) and its
+    /// timestamps' verdicts.
+    pub log: String,
+}
+
+/// DSS on `signed` (with its `detached` content, if any) with `trust` (PEM or DER) the only
+/// trust anchor, DSS's default validation policy and nothing fetched; its XML reports go to
+/// `reports`. Panics if DSS itself fails (not if it judges the signature bad).
+pub fn dss_with_trust(trust: &Path, reports: &Path, signed: &Path, detached: Option<&Path>) -> DssRun {
     let mut command = Command::new("java");
-    command.arg("-jar").arg(dss_jar()).arg("--trust").arg(d.path("certs/root.pem")).arg("--reports").arg(&reports);
+    command.arg("-jar").arg(dss_jar()).arg("--trust").arg(trust).arg("--reports").arg(reports);
     if let Some(content) = detached {
         command.arg("--detached-content").arg(content);
     }
     let out = command.arg(signed).output().expect("java (apt-get install default-jre-headless; scripts/env.sh installs it)");
-    eprintln!("DSS on {}:\n{}", signed.display(), output_text(&out));
     assert!(out.status.success(), "DSS failed on {}: {}", signed.display(), output_text(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    DssRun { verdict: String::from_utf8_lossy(&out.stdout).into_owned(), log: String::from_utf8_lossy(&out.stderr).into_owned() }
+}
+
+/// A tool of the Python environment `scripts/env.sh` (`ensure_test_dependencies`) makes,
+/// where pyHanko lives: `$HAWIYA_VENV/bin/<name>`, by default under `~/.cache/hawiya/venv`.
+pub fn venv_tool(name: &str) -> PathBuf {
+    let venv = match std::env::var_os("HAWIYA_VENV") {
+        Some(venv) => PathBuf::from(venv),
+        None => Path::new(&std::env::var("HOME").expect("HOME is set")).join(".cache/hawiya/venv"),
+    };
+    let path = venv.join("bin").join(name);
+    assert!(path.exists(), "{} is missing: run scripts/env.sh (ensure_test_dependencies) to install pyHanko", path.display());
+    path
 }

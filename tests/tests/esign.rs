@@ -16,22 +16,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use der::{Decode, DecodePem, Encode};
 use esign::cades::{CadesError, DeviceAnswer, Prepared, Profile, Root, check_ocsp};
 use esign::pdf::{self, PrepareOptions, SignatureDetails};
-use hawiya_e2e::{Db, Deployment, Keys, P256, csr, openssl, run};
+use hawiya_e2e::{Db, Deployment, Keys, P256, csr, openssl, run, venv_tool};
 use hsm_shim::SignatureAlgorithm;
 use pkix::DigestAlgorithm;
 use pkix::tsp::{PkiStatus, TimeStampResp};
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::CrlReason;
-
-/// Where `./scripts/test` (scripts/env.sh) installs pyHanko.
-const VENV: &str = ".cache/hawiya/venv/bin";
-
-fn venv_tool(name: &str) -> PathBuf {
-    let home = std::env::var("HOME").expect("HOME is set");
-    let path = Path::new(&home).join(VENV).join(name);
-    assert!(path.exists(), "{} is missing: run scripts/env.sh (ensure_test_dependencies) to install pyHanko", path.display());
-    path
-}
 
 fn text(out: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
@@ -207,6 +197,15 @@ fn detached_cades_b_lt_verifies_with_openssl_and_pyhanko() {
     // DSS, the EU's reference validator, with the document as the detached content.
     let verdict = hawiya_e2e::dss(&d, &d.path("sig.p7s"), Some(&d.path("doc.bin")));
     assert_eq!(verdict, "TOTAL_PASSED - CAdES-BASELINE-LT\n", "DSS on the .p7s");
+
+    // Hawiya's own validator agrees, and refuses the changed document.
+    let (code, report) = hawiya_e2e::hawiya_verify(&d, &d.path("sig.p7s"), Some(&d.path("doc.bin")), &[]);
+    assert_eq!((code, hawiya_e2e::verdicts(&report).as_str()), (0, "TOTAL-PASSED - CAdES-BASELINE-LT QESig\n"), "{report:#}");
+    let signature = &report["signatures"][0];
+    assert_eq!(signature["best_signature_time"]["proof"], "signature-timestamp", "{report:#}");
+    assert_eq!(signature["signer"]["national_id"], "9861234567", "{report:#}");
+    let (code, report) = hawiya_e2e::hawiya_verify(&d, &d.path("sig.p7s"), Some(&d.path("changed.bin")), &[]);
+    assert_eq!((code, hawiya_e2e::verdicts(&report).as_str()), (1, "TOTAL-FAILED HASH_FAILURE CAdES-BASELINE-LT n/a\n"), "{report:#}");
 }
 
 /// SignedData as RFC 5652 has it, the RFC 5940 revocation choices kept as DER (the `cms`
@@ -401,6 +400,8 @@ fn pades_b_lt_a_co_signature_and_b_lta_validate_with_pyhanko_pdfsig_and_qpdf() {
     assert!(ades.starts_with("Signature1 INDETERMINATE NO_POE INTACT:TRUSTED,TIMESTAMP_TOKEN<INTACT:TRUSTED>"), "pyHanko AdES on B-LT:\n{ades}");
     // DSS, the EU's reference validator: B-LT passes with the /DSS as the only revocation source.
     assert_eq!(hawiya_e2e::dss(&d, &path, None), "TOTAL_PASSED - PAdES-BASELINE-LT\n", "DSS on the B-LT file");
+    let (code, report) = hawiya_e2e::hawiya_verify(&d, &path, None, &["--policy", "qualified"]);
+    assert_eq!((code, hawiya_e2e::verdicts(&report).as_str()), (0, "TOTAL-PASSED - PAdES-BASELINE-LT QESig\n"), "{report:#}");
 
     // A second citizen co-signs the signed file; both signatures stay valid.
     let omar = citizen(&d, "cosig");
@@ -411,6 +412,8 @@ fn pades_b_lt_a_co_signature_and_b_lta_validate_with_pyhanko_pdfsig_and_qpdf() {
     let report = hawiya_e2e::pdfsig(&d, &path);
     assert_eq!(report.matches("Signature is Valid.").count(), 2, "pdfsig on the co-signed file:\n{report}");
     assert_eq!(hawiya_e2e::dss(&d, &path, None), "TOTAL_PASSED - PAdES-BASELINE-LT\n".repeat(2), "DSS on the co-signed file");
+    let (code, report) = hawiya_e2e::hawiya_verify(&d, &path, None, &[]);
+    assert_eq!((code, hawiya_e2e::verdicts(&report).as_str()), (0, "TOTAL-PASSED - PAdES-BASELINE-LT QESig\n".repeat(2).as_str()), "{report:#}");
 
     // B-LTA: a document timestamp over everything, /DSS included; the AdES long-term
     // validation then passes for both signatures with the /DSS as the only revocation source.
@@ -429,6 +432,17 @@ fn pades_b_lt_a_co_signature_and_b_lta_validate_with_pyhanko_pdfsig_and_qpdf() {
         assert!(verdict.ends_with(&expected), "pyHanko AdES on B-LTA, expected {expected:?}:\n{ades}");
     }
     assert_eq!(hawiya_e2e::dss(&d, &path, None), "TOTAL_PASSED - PAdES-BASELINE-LTA\n".repeat(2), "DSS on the B-LTA file");
+    let (code, report) = hawiya_e2e::hawiya_verify(&d, &path, None, &[]);
+    let expected = format!("{}TOTAL-PASSED - RFC3161 n/a\n", "TOTAL-PASSED - PAdES-BASELINE-LTA QESig\n".repeat(2));
+    assert_eq!((code, hawiya_e2e::verdicts(&report).as_str()), (0, expected.as_str()), "{report:#}");
+
+    // A byte of the first revision changed: both signatures fail on their digests.
+    let mut tampered = lta.clone();
+    let at = tampered.windows(6).position(|w| w == b"Hawiya").expect("the sample's text");
+    tampered[at] = b'X';
+    let (code, report) = hawiya_e2e::hawiya_verify(&d, &write(&d, "tampered.pdf", &tampered), None, &[]);
+    assert_eq!(code, 1, "{report:#}");
+    assert!(hawiya_e2e::verdicts(&report).starts_with("TOTAL-FAILED HASH_FAILURE PAdES-BASELINE-LT n/a\nTOTAL-FAILED HASH_FAILURE"), "{report:#}");
 }
 
 // ---- refusals ----

@@ -5,90 +5,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
-use hawiya_e2e::{Db, Deployment, Keys, openssl, pkilint, softhsm_module};
+use hawiya_e2e::smart_id::{
+    LAYLA, PIN1, PIN2, SAMI, activate, browser, deployment, deployment_with, deployment_with_services, device, enroll, server, smart_card, sqlite_count,
+    start_login, stderr, url_encode,
+};
+use hawiya_e2e::{Deployment, openssl, pkilint, softhsm_module};
 use serde_json::{Value, json};
-
-const LAYLA: &str = "9861234567";
-const SAMI: &str = "9861234568";
-const PIN1: &str = "4321";
-const PIN2: &str = "54321";
-
-/// A served deployment with two citizens and one registration officer; returns the officer's
-/// token.
-fn deployment() -> (Deployment, String) {
-    deployment_with(&[])
-}
-
-fn deployment_with(env: &[(&str, &str)]) -> (Deployment, String) {
-    deployment_with_services(env, &[])
-}
-
-/// Like [`deployment_with`], with the service policy files `services` added to the shipped
-/// policies.
-fn deployment_with_services(env: &[(&str, &str)], services: &[(&str, &str)]) -> (Deployment, String) {
-    let mut d = Deployment::new(Keys::Soft, Db::Sqlite);
-    if !services.is_empty() {
-        d.add_services(services);
-    }
-    for (k, v) in env {
-        d.set_env(k, v);
-    }
-    for (id, given_ar, family_ar, given, family) in [(LAYLA, "ليلى", "حداد", "Layla", "Haddad"), (SAMI, "سامي", "خليل", "Sami", "Khalil")] {
-        d.ok_with_input(
-            &[
-                "citizen",
-                "add",
-                "--national-id",
-                id,
-                "--given-name-ar",
-                given_ar,
-                "--family-name-ar",
-                family_ar,
-                "--given-name-en",
-                given,
-                "--family-name-en",
-                family,
-            ],
-            "a good long password 2026\n",
-        );
-    }
-    let out = d.ok(&["ra", "add-officer", "--name", "officer-amal"]);
-    let token = out.split_whitespace().last().expect("token printed").to_owned();
-    // The certificates name the deployment's public host, which does not resolve here.
-    let ocsp = format!("{}/ocsp", server(&d));
-    d.set_env("HAWIYA_OCSP_URL", &ocsp);
-    d.serve();
-    (d, token)
-}
-
-fn server(d: &Deployment) -> String {
-    // The device and the RA reach the server by address; browsers by the issuer's host.
-    format!("http://127.0.0.1:{}", d.port)
-}
-
-/// `hawiya citizen enroll`; the activation code.
-fn enroll(d: &Deployment, national_id: &str, custody: &str) -> String {
-    let out = d.ok(&["citizen", "enroll", "--national-id", national_id, "--custody", custody, "--officer", "officer-amal"]);
-    out.lines().find_map(|l| l.strip_prefix("Activation code for ")).and_then(|l| l.split_whitespace().last()).expect("code printed").to_owned()
-}
-
-/// `hawiya device activate` with the PINs on stdin.
-fn activate(d: &Deployment, dir: &Path, code: &str, extra: &[&str], env: &[(&str, &str)]) -> Output {
-    use std::io::Write;
-    let server = server(d);
-    let mut cmd = Command::new(hawiya_e2e::hawiya_bin());
-    cmd.args(["device", "activate", "--dir"]).arg(dir).args(["--server", &server, "--code", code, "--pin-stdin"]).args(extra);
-    cmd.envs(env.iter().copied()).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn device");
-    child.stdin.take().expect("stdin").write_all(format!("{PIN1}\n{PIN2}\n").as_bytes()).expect("PINs");
-    child.wait_with_output().expect("wait")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).trim().to_owned()
-}
 
 async fn post(url: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
     let mut request = idp::backchannel::http_client().expect("client").post(url).json(body);
@@ -115,11 +39,6 @@ fn ocsp_status(d: &Deployment, dir: &Path) -> String {
     let text = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
     assert!(text.contains("Response verify OK"), "openssl ocsp: {text}");
     text.lines().filter(|l| l.contains("authentication.pem:") || l.contains("Reason:")).map(str::trim).collect::<Vec<_>>().join(" ")
-}
-
-/// A smart card for a device: the environment that names its tokens.
-fn smart_card(dir: &Path) -> Vec<(String, String)> {
-    vec![("SOFTHSM2_CONF".into(), hawiya_e2e::smart_card(dir, PIN1, PIN2).display().to_string())]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -313,25 +232,6 @@ fn csr_naming(dir: &Path, name: &str, serial_number: &str) -> String {
     std::fs::read_to_string(csr).expect("csr")
 }
 
-/// `hawiya device <command>` on a device directory; PIN1 (if any) on stdin.
-fn device(dir: &Path, args: &[&str], pin: Option<&str>, env: &[(&str, &str)]) -> Output {
-    use std::io::Write;
-    let mut cmd = Command::new(hawiya_e2e::hawiya_bin());
-    cmd.arg("device").args(args).arg("--dir").arg(dir).envs(env.iter().copied());
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn device");
-    if let Some(pin) = pin {
-        child.stdin.take().expect("stdin").write_all(format!("{pin}\n").as_bytes()).expect("PIN");
-    }
-    child.wait_with_output().expect("wait")
-}
-
-fn browser(d: &Deployment) -> hawiya_e2e::web::Browser {
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", d.port).parse().expect("addr");
-    let http = idp::backchannel::client_builder().expect("builder").resolve(hawiya_e2e::HOST, addr).build().expect("client");
-    hawiya_e2e::web::Browser::new(http, &d.base)
-}
-
 const CB: &str = "https://notary.example.jo/cb";
 
 fn authorize(d: &Deployment, extra: &str) -> String {
@@ -340,25 +240,6 @@ fn authorize(d: &Deployment, extra: &str) -> String {
         d.base,
         url_encode(CB)
     )
-}
-
-fn url_encode(s: &str) -> String {
-    s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
-}
-
-/// Starts a smart-ID login in the browser; returns the waiting page's poll URL and code.
-async fn start_login(b: &mut hawiya_e2e::web::Browser, authorize: &str, national_id: &str) -> (String, String) {
-    let r = b.get(authorize).await;
-    let (page, out) = b.follow(r).await;
-    assert!(out.is_none(), "expected the login page, went to {out:?}");
-    assert!(page.body.contains(r#"action="/login/smart-id""#), "the login page offers smart-ID: {}", page.body);
-    assert!(!page.body.contains(r#"name="password""#), "no password form for a level only smart-ID reaches");
-    let (tx, csrf) = (hawiya_e2e::web::hidden(&page.body, "tx"), hawiya_e2e::web::hidden(&page.body, "csrf"));
-    let r = b.post("/login/smart-id", &[("tx", &tx), ("csrf", &csrf), ("lang", "en"), ("national_id", national_id)]).await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    let code = r.body.split(r#"id="verification-code">"#).nth(1).and_then(|s| s.split('<').next()).expect("code shown").to_owned();
-    let poll = r.body.split(r#"<p><a href="/login/smart-id?"#).nth(1).and_then(|s| s.split('"').next()).expect("poll link").replace("&amp;", "&");
-    (format!("/login/smart-id?{poll}"), code)
 }
 
 /// Exchanges a code for tokens; the id_token's claims.
@@ -889,16 +770,6 @@ async fn refused(b: &mut hawiya_e2e::web::Browser, d: &Deployment, wait: &str, r
     assert!(page.body.contains(reason) && page.body.contains(r#"action="/sign""#), "expected {reason:?}: {}", page.body);
     assert!(!page.body.contains(r#"id="download""#), "no signature was assembled");
     assert_eq!(sqlite_count(d, "SELECT count(*) FROM signatures"), recorded, "nothing recorded after {reason:?}");
-}
-
-fn sqlite_count(d: &Deployment, sql: &str) -> i64 {
-    let out = hawiya_e2e::run(
-        Command::new("python3")
-            .args(["-c", "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0])"])
-            .arg(d.data.join("hawiya.db"))
-            .arg(sql),
-    );
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or_else(|_| panic!("sqlite: {}", hawiya_e2e::output_text(&out)))
 }
 
 /// The citizen's journey on `/sign`: logging in at high with the smart card (PIN1) from the

@@ -80,7 +80,7 @@ pub enum ByteRangeProblem {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LaterChange {
     /// What it is: `signature`, `document-timestamp`, `signature-field`, `dss`, `catalog`,
-    /// `acroform`, `annotation`, `page`, `page-content`, `other`.
+    /// `acroform`, `annotation`, `metadata` (XMP), `page`, `page-content`, `other`.
     pub kind: &'static str,
     /// The object (`12 0 R`).
     pub object: String,
@@ -128,6 +128,12 @@ fn without_padding(contents: &[u8]) -> Vec<u8> {
         Some(n) if n <= contents.len() => contents[..n].to_vec(),
         _ => contents.to_vec(),
     }
+}
+
+/// Whether the file ends with a complete revision: `%%EOF` and at most whitespace after it.
+pub fn ends_complete(data: &[u8]) -> bool {
+    let tail = &data[data.len().saturating_sub(1024)..];
+    super::object::rfind(tail, b"%%EOF").is_some_and(|at| tail[at + 5..].iter().all(|b| b.is_ascii_whitespace() || *b == 0))
 }
 
 /// Every signature and document timestamp of the form, in the order their revisions end
@@ -279,6 +285,8 @@ pub fn changes_after(data: &[u8], signature: &FoundSignature, certification: Opt
     let after = Document::parse(data)?;
     let catalog = after.catalog()?;
     let dss_parts = dss_objects(&after, catalog.get(b"DSS"))?;
+    // The document information dictionary (producer, modification date): metadata.
+    let info = after.trailer.reference(b"Info").map(|r| r.num);
     // Without a certification signature, a later signer may fill in, sign and annotate.
     let permissions = certification.unwrap_or(3);
     let mut changes = Vec::new();
@@ -294,7 +302,7 @@ pub fn changes_after(data: &[u8], signature: &FoundSignature, certification: Opt
         if old == new && old != Object::Null && before.raw_stream(r)? == after.raw_stream(r)? {
             continue;
         }
-        let (kind, allowed) = classify(&after, r, &old, &new, &dss_parts, permissions)?;
+        let (kind, allowed) = if Some(num) == info { ("metadata", true) } else { classify(&after, r, &old, &new, &dss_parts, permissions)? };
         changes.push(LaterChange { kind, object: format!("{num} {generation} R"), allowed });
     }
     Ok(changes)
@@ -333,13 +341,16 @@ fn classify(document: &Document<'_>, r: ObjRef, old: &Object, new: &Object, dss:
         return Ok(if matches!(old, Object::Null) && matches!(new, Object::Array(_)) { ("other", true) } else { ("other", false) });
     };
     if r == document.root {
-        // The catalog may gain /DSS, /AcroForm (signing) and keep all else.
-        let allowed = old_dict.is_some_and(|o| without(o, &[b"DSS", b"AcroForm"]) == without(new_dict, &[b"DSS", b"AcroForm"]));
+        // The catalog may gain /DSS, /AcroForm (signing), /Metadata and keep all else.
+        let keys: [&[u8]; 3] = [b"DSS", b"AcroForm", b"Metadata"];
+        let allowed = old_dict.is_some_and(|o| without(o, &keys) == without(new_dict, &keys));
         return Ok(("catalog", allowed));
     }
     match new_dict.name(b"Type") {
         Some(b"Sig") if old_dict.is_none() => return Ok(("signature", permissions >= 2)),
         Some(b"DocTimeStamp") if old_dict.is_none() => return Ok(("document-timestamp", true)),
+        // XMP metadata (a modification date): writers update it with every signature.
+        Some(b"Metadata") if new_dict.name(b"Subtype") == Some(b"XML") => return Ok(("metadata", true)),
         Some(b"Page") => {
             // A page may gain annotations (a signature's widget); its content may not change.
             let allowed = old_dict.is_some_and(|o| without(o, &[b"Annots"]) == without(new_dict, &[b"Annots"]));

@@ -3,5 +3,12 @@
 //! from the policy files, and why.
 //!
 //! - [`report`]: indications, sub-indications and the report.
+//! - [`cms`]: the signature core of CAdES and PAdES: one CMS signer, validated.
+//! - [`document`]: a whole document: what it is, every signature and timestamp in it.
 
+pub mod cms;
+pub mod document;
 pub mod report;
+
+pub use cms::{OwnHierarchy, Trust};
+pub use document::{Validation, validate};

@@ -114,15 +114,47 @@ impl IntoResponse for crate::esign_api::ApiError {
                 other.to_string()
             }
         };
-        let body = json!({"error": self.code(), "error_description": description}).to_string();
-        let mut response = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
-        if matches!(self, E::InvalidToken(_) | E::InsufficientScope(_)) {
-            let challenge = format!("Bearer error=\"{}\", error_description=\"{}\"", self.code(), description.replace(['"', '\\'], "'"));
-            if let Ok(v) = HeaderValue::from_str(&challenge) {
-                response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-            }
+        api_error(status, self.code(), &description, matches!(self, E::InvalidToken(_) | E::InsufficientScope(_)))
+    }
+}
+
+/// An API's JSON error body (`error`, `error_description`) with its status, and with
+/// `challenge` the bearer challenge that names the error (RFC 6750 3).
+fn api_error(status: StatusCode, code: &str, description: &str, challenge: bool) -> Response {
+    let body = json!({"error": code, "error_description": description}).to_string();
+    let mut response = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+    if challenge {
+        let value = format!("Bearer error=\"{code}\", error_description=\"{}\"", description.replace(['"', '\\'], "'"));
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
         }
-        response
+    }
+    response
+}
+
+/// An error of the CSC API: its status, a CSC error body (`error`, `error_description`),
+/// and for token errors the challenge (RFC 6750 3, RFC 9470).
+impl IntoResponse for crate::csc::CscError {
+    fn into_response(self) -> Response {
+        use crate::csc::CscError as E;
+        let status = match &self {
+            E::InvalidToken(_) | E::InsufficientUserAuthentication(_) => StatusCode::UNAUTHORIZED,
+            E::InsufficientScope(_) => StatusCode::FORBIDDEN,
+            E::InvalidRequest(_) | E::AccessDenied(_) => StatusCode::BAD_REQUEST,
+            E::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            E::Server(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let description = match &self {
+            E::Server(e) => {
+                log(e);
+                e.description.clone()
+            }
+            other => {
+                tracing::info!(error = other.code(), description = %other, "CSC request refused");
+                other.to_string()
+            }
+        };
+        api_error(status, self.code(), &description, matches!(self, E::InvalidToken(_) | E::InsufficientScope(_) | E::InsufficientUserAuthentication(_)))
     }
 }
 

@@ -22,6 +22,7 @@ use error::OAuthRequest;
 mod account;
 mod authorize;
 mod consent;
+mod csc;
 mod discovery;
 mod error;
 mod esign_api;
@@ -74,6 +75,14 @@ pub fn router(provider: Arc<Provider>) -> Router {
         .route("/api/esign/v1/signing-requests", post(esign_api::create))
         .route("/api/esign/v1/signing-requests/{id}", get(esign_api::status))
         .route("/api/esign/v1/signing-requests/{id}/document", get(esign_api::document))
+        .route("/csc/v2/info", post(csc::info).layer(DefaultBodyLimit::max(csc::body_limit(&provider))))
+        .route("/csc/v2/logo.svg", get(csc::logo))
+        .route("/csc/v2/credentials/list", post(csc::list))
+        .route("/csc/v2/credentials/info", post(csc::credential_info))
+        .route("/csc/v2/credentials/authorize", post(csc::authorize))
+        .route("/csc/v2/credentials/authorizeCheck", post(csc::authorize_check))
+        .route("/csc/v2/signatures/signHash", post(csc::sign_hash))
+        .route("/smart-id/device/sign-hashes", post(smart_id::device_sign_hashes))
         .route("/assets/hawiya.css", get(stylesheet))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .layer(axum::middleware::map_response(move |r| security_headers(r, hsts)))

@@ -86,7 +86,11 @@ pub(super) async fn device_pending(State(p): State<Shared>, headers: HeaderMap) 
     // A signing request first: the citizen started it on purpose, moments ago.
     let request = match p.device_signing_pending(&national_id, now()).await {
         Ok(Some(sign)) => Ok(Some(DeviceRequest::Sign(sign))),
-        Ok(None) => p.device_pending(&national_id).await.map(|login| login.map(DeviceRequest::Login)),
+        Ok(None) => match p.device_hash_pending(&national_id, now()).await {
+            Ok(Some(hashes)) => Ok(Some(DeviceRequest::SignHashes(hashes))),
+            Ok(None) => p.device_pending(&national_id).await.map(|login| login.map(DeviceRequest::Login)),
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
     match request {
@@ -108,6 +112,23 @@ pub(super) async fn device_sign(State(p): State<Shared>, headers: HeaderMap, bod
         Err(e) => return OAuthError::invalid_request(format!("the answer is not the expected JSON: {e}")).into_response(),
     };
     match p.device_sign(&national_id, &answer, now()).await {
+        Ok(state) => json_response(StatusCode::OK, serde_json::to_value(state).unwrap_or_default()),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The device's answer to a hash-signing request of a signing tool (CSC, PIN2).
+pub(super) async fn device_sign_hashes(State(p): State<Shared>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let proof = headers.get(DEVICE_PROOF_HEADER).and_then(|v| v.to_str().ok());
+    let national_id = match p.device(proof, "POST", "/smart-id/device/sign-hashes", now()).await {
+        Ok(n) => n,
+        Err(e) => return e.into_response(),
+    };
+    let answer: crate::csc::HashAnswer = match serde_json::from_slice(&body) {
+        Ok(a) => a,
+        Err(e) => return OAuthError::invalid_request(format!("the answer is not the expected JSON: {e}")).into_response(),
+    };
+    match p.device_sign_hashes(&national_id, &answer, now()).await {
         Ok(state) => json_response(StatusCode::OK, serde_json::to_value(state).unwrap_or_default()),
         Err(e) => e.into_response(),
     }

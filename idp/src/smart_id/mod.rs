@@ -145,6 +145,8 @@ pub enum DeviceRequest {
     Login(Pending),
     /// A signature of a document.
     Sign(crate::signing::SigningPending),
+    /// Signatures of hashes a signing tool sent through the CSC API (PIN2, the signing key).
+    SignHashes(crate::csc::HashSigningPending),
 }
 
 impl DeviceRequest {
@@ -153,6 +155,7 @@ impl DeviceRequest {
         match self {
             DeviceRequest::Login(p) => &p.session,
             DeviceRequest::Sign(p) => &p.session,
+            DeviceRequest::SignHashes(p) => &p.session,
         }
     }
 
@@ -161,7 +164,7 @@ impl DeviceRequest {
     pub fn pin(&self) -> &'static str {
         match self {
             DeviceRequest::Login(_) => "PIN1",
-            DeviceRequest::Sign(_) => "PIN2",
+            DeviceRequest::Sign(_) | DeviceRequest::SignHashes(_) => "PIN2",
         }
     }
 
@@ -170,6 +173,7 @@ impl DeviceRequest {
         match self {
             DeviceRequest::Login(p) => &p.service,
             DeviceRequest::Sign(p) => &p.service,
+            DeviceRequest::SignHashes(p) => &p.service,
         }
     }
 }

@@ -201,7 +201,10 @@ pub fn validate<T: AsRef<[u8]>>(
     let reason = match builder.dead_end {
         Some(dead_end) => format!("no certificate of {dead_end} among the intermediates and trust anchors"),
         None if builder.depth_limited => format!("every path found would need more than {} intermediate certificates", options.max_intermediates),
-        None => "every candidate issuer leads back into the path (a loop)".into(),
+        None => match pool.iter().skip(1).find(|c| names::same_name(&c.cert.tbs_certificate.subject, &c.cert.tbs_certificate.issuer)) {
+            Some(root) => format!("it leads to «{}», a self-signed certificate that is not a trust anchor", root.subject_text),
+            None => "every candidate issuer leads back into the path (a loop)".into(),
+        },
     };
     Err(PathError::NoPath { subject, reason })
 }

@@ -28,7 +28,9 @@ import java.util.List;
  * <pre>java -jar hawiya-dss.jar --trust root.pem [--detached-content file] [--reports dir] signed-file</pre>
  *
  * <p>Prints one line per signature on stdout, {@code <indication> <sub-indication or -> <format>}
- * (e.g. {@code TOTAL_PASSED - PAdES-BASELINE-LT}), and exits 0 whatever DSS concluded: the
+ * (e.g. {@code TOTAL_PASSED - PAdES-BASELINE-LT}); a file with no signature but timestamps (a
+ * detached RFC 3161 token) gets one line per timestamp, {@code PASSED - TIMESTAMP}; a file with
+ * neither gets no line. Exits 0 whatever DSS concluded: the
  * caller asserts on the text. Why a signature did not pass (DSS's errors and warnings, and
  * its timestamps' conclusions) goes to stderr; {@code --reports dir} also writes DSS's
  * simple, detailed and diagnostic XML reports there. Exits 2 on bad arguments.
@@ -95,7 +97,20 @@ public final class HawiyaDssCheck {
         SimpleReport simple = reports.getSimpleReport();
         List<String> ids = simple.getSignatureIdList();
         if (ids.isEmpty()) {
-            System.err.println("DSS found no signature in " + signed);
+            // A detached RFC 3161 token (validated against --detached-content) has timestamps
+            // and no signature: one line per timestamp, its format given as TIMESTAMP.
+            List<String> timestamps = simple.getTimestampIdList();
+            if (timestamps.isEmpty()) {
+                System.err.println("DSS found no signature and no timestamp in " + signed);
+            }
+            for (String id : timestamps) {
+                SubIndication sub = simple.getSubIndication(id);
+                String conclusion = simple.getIndication(id) + " " + (sub == null ? "-" : sub);
+                System.out.println(conclusion + " TIMESTAMP");
+                System.err.println("timestamp " + id + ": " + conclusion);
+                messages("error", simple.getAdESValidationErrors(id));
+                messages("warning", simple.getAdESValidationWarnings(id));
+            }
         }
         for (String id : ids) {
             SubIndication sub = simple.getSubIndication(id);

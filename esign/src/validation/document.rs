@@ -1,0 +1,278 @@
+//! Validating a whole document: recognising what it is (a PDF, a CAdES signature, an RFC
+//! 3161 token), validating every signature and timestamp in it, and the report.
+
+use std::time::SystemTime;
+
+use der::Decode;
+use pkix::cms::{SignedData, oid};
+use pkix::etsi::SubIndication;
+use pkix::evidence::Evidence;
+use pkix::path::AlgorithmPolicy;
+use policies::{SignatureFormat, ValidationPolicy};
+
+use super::cms::{self as core, Content, Inputs, Trust, rfc3339};
+use super::report::{Bilingual, BlockResult, Conclusion, Coverage, DocumentInfo, Finding, PolicyApplied, ProvedTime, Report, SignatureReport};
+use crate::pdf::read::{self, FoundKind};
+
+/// What to validate against.
+pub struct Validation<'a> {
+    /// The policy applied.
+    pub policy: &'a ValidationPolicy,
+    /// The policy files.
+    pub policies: &'a policies::Policies,
+    /// The trust anchors and qualified CAs.
+    pub trust: &'a Trust,
+    /// The validation time.
+    pub now: SystemTime,
+}
+
+fn finding(code: &'static str, ar: &str, en: impl Into<String>) -> Finding {
+    Finding { code, ar: ar.into(), en: en.into() }
+}
+
+/// A report entry for something that cannot be validated at all.
+fn unusable(id: &str, kind: &'static str, conclusion: Conclusion, f: Finding, now: SystemTime) -> SignatureReport {
+    SignatureReport {
+        id: id.into(),
+        kind,
+        conclusion,
+        format: "NOT-ETSI".into(),
+        qualification: "n/a",
+        signer: None,
+        claimed_signing_time: None,
+        best_signature_time: ProvedTime { time: rfc3339(now), proof: "validation-time", timestamp_serial: None },
+        revocation: Vec::new(),
+        chain: Vec::new(),
+        covers: Coverage { byte_range: None, whole_document: false, later_changes: Vec::new() },
+        blocks: vec![BlockResult { block: "format-checking", conclusion, findings: vec![f.clone()] }],
+        errors: vec![f],
+        warnings: Vec::new(),
+    }
+}
+
+/// What a file is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Pdf,
+    Cms,
+    Timestamp,
+    Unsupported(&'static str),
+}
+
+fn kind(bytes: &[u8]) -> Kind {
+    let head = &bytes[..bytes.len().min(1024)];
+    if head.windows(5).any(|w| w == b"%PDF-") {
+        return Kind::Pdf;
+    }
+    if bytes.starts_with(b"PK\x03\x04") {
+        return Kind::Unsupported("ASiC (a ZIP container)");
+    }
+    let text = String::from_utf8_lossy(&head[..head.len().min(64)]);
+    if text.trim_start_matches('\u{feff}').trim_start().starts_with('<') {
+        return Kind::Unsupported("XAdES (XML)");
+    }
+    match SignedData::from_content_info(bytes) {
+        Ok(sd) if sd.encap_content_info.econtent_type == oid::TST_INFO => Kind::Timestamp,
+        Ok(_) => Kind::Cms,
+        Err(_) => Kind::Unsupported("an unknown format"),
+    }
+}
+
+/// Validates `bytes` (named `name`), with `detached` the document a detached CAdES
+/// signature or a timestamp token is over.
+pub fn validate(bytes: &[u8], name: &str, detached: Option<&[u8]>, v: &Validation<'_>) -> Report {
+    let kind = kind(bytes);
+    let format = match kind {
+        Kind::Pdf => "PDF",
+        Kind::Cms => "CMS",
+        Kind::Timestamp => "TIMESTAMP",
+        Kind::Unsupported(_) => "UNKNOWN",
+    };
+    let document = DocumentInfo {
+        name: name.to_owned(),
+        size: bytes.len() as u64,
+        sha256: hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes)),
+        format,
+    };
+    let policy =
+        PolicyApplied { id: v.policy.id.clone(), revision: v.policy.revision, name: Bilingual { ar: v.policy.name.ar.clone(), en: v.policy.name.en.clone() } };
+    let accepted = |f: SignatureFormat| v.policy.formats.contains(&f);
+    let refused_by_policy = |what: &str| {
+        let f = finding("FORMAT_NOT_ACCEPTED", "سياسة التحقق لا تقبل هذا النوع من التوقيعات", format!("policy {} does not accept {what}", v.policy.id));
+        vec![unusable("document", "signature", Conclusion::indeterminate(SubIndication::SigConstraintsFailure), f, v.now)]
+    };
+    let signatures = match kind {
+        Kind::Unsupported(what) => {
+            let f = finding(
+                "FORMAT_NOT_SUPPORTED",
+                "صيغة الملف غير مدعومة",
+                format!("format not supported: {what}; Hawiya validates PAdES, CAdES and RFC 3161 timestamps"),
+            );
+            vec![unusable("document", "signature", Conclusion::failed(SubIndication::FormatFailure), f, v.now)]
+        }
+        Kind::Pdf if !accepted(SignatureFormat::Pades) => refused_by_policy("PAdES"),
+        Kind::Cms if !accepted(SignatureFormat::Cades) => refused_by_policy("CAdES"),
+        Kind::Timestamp if !accepted(SignatureFormat::Timestamp) => refused_by_policy("timestamps"),
+        Kind::Pdf => pades(bytes, v),
+        Kind::Cms => cades(bytes, detached, v),
+        Kind::Timestamp => timestamp(bytes, detached, v),
+    };
+    Report::new(policy, rfc3339(v.now), document, signatures)
+}
+
+fn inputs<'a>(
+    v: &'a Validation<'a>,
+    certificates: &'a [Vec<u8>],
+    ocsp: &'a [Vec<u8>],
+    crls: &'a [Vec<u8>],
+    archive_poe: Option<(SystemTime, String)>,
+) -> Inputs<'a> {
+    Inputs { policy: v.policy, policies: v.policies, trust: v.trust, certificates, ocsp, crls, now: v.now, archive_poe }
+}
+
+fn cades(bytes: &[u8], detached: Option<&[u8]>, v: &Validation<'_>) -> Vec<SignatureReport> {
+    let inputs = inputs(v, &[], &[], &[], None);
+    let content = match detached {
+        Some(d) => core::validate(bytes, Content::Detached(&[d]), &inputs),
+        None => core::validate(bytes, Content::Encapsulated, &inputs),
+    };
+    content
+        .into_iter()
+        .map(|mut r| {
+            r.format = format!("CAdES-{}", r.format);
+            r
+        })
+        .collect()
+}
+
+fn timestamp(bytes: &[u8], detached: Option<&[u8]>, v: &Validation<'_>) -> Vec<SignatureReport> {
+    let Some(document) = detached else {
+        let f = finding("DETACHED_CONTENT_MISSING", "الختم الزمني على مستند لم يُعطَ", "a timestamp token is over a document: give it (--detached)");
+        return vec![unusable("timestamp-1", "timestamp", Conclusion::indeterminate(SubIndication::SignedDataNotFound), f, v.now)];
+    };
+    let inputs = inputs(v, &[], &[], &[], None);
+    let evidence = Evidence::new(
+        Vec::new(),
+        &[],
+        AlgorithmPolicy { allow_sha1: true, ..AlgorithmPolicy::default() },
+        std::time::Duration::from_secs(v.policy.revocation_freshness),
+    );
+    let ts = core::validate_timestamp(bytes, &[document], &inputs, &evidence, &[], true);
+    vec![timestamp_report("timestamp-1", "timestamp", ts, v.now)]
+}
+
+fn timestamp_report(id: &str, kind: &'static str, ts: core::Timestamp, now: SystemTime) -> SignatureReport {
+    let mut r = unusable(id, kind, ts.conclusion, finding("", "", ""), now);
+    r.format = "RFC3161".into();
+    r.blocks = vec![BlockResult { block: "timestamp-validation", conclusion: ts.conclusion, findings: ts.findings.clone() }];
+    r.errors = ts.findings;
+    r.covers.whole_document = true;
+    if let Some(t) = ts.gen_time {
+        r.best_signature_time = ProvedTime { time: rfc3339(t), proof: "timestamp", timestamp_serial: ts.serial };
+    }
+    r
+}
+
+fn pades(bytes: &[u8], v: &Validation<'_>) -> Vec<SignatureReport> {
+    let damaged = |e: String| {
+        let f = finding("PDF_DAMAGED", "ملف PDF تالف أو غير مقروء", format!("the PDF cannot be read: {e}"));
+        vec![unusable("document", "signature", Conclusion::failed(SubIndication::FormatFailure), f, v.now)]
+    };
+    let found = match read::signatures(bytes) {
+        Ok(found) => found,
+        Err(e) => return damaged(e.to_string()),
+    };
+    let store = match read::security_store(bytes) {
+        Ok(store) => store,
+        Err(e) => return damaged(e.to_string()),
+    };
+    // A file that does not end with a complete revision was cut or damaged: what it signs
+    // cannot be told (an update being written, a download cut short).
+    if !read::ends_complete(bytes) {
+        return damaged("it does not end with a complete revision (%%EOF): truncated or damaged".into());
+    }
+    let certification = found.iter().find_map(|s| s.certification);
+    let policy_algorithms = AlgorithmPolicy { allow_sha1: true, ..AlgorithmPolicy::default() };
+    let evidence = Evidence::new(store.ocsp_responses.clone(), &store.crls, policy_algorithms, std::time::Duration::from_secs(v.policy.revocation_freshness));
+    let extra: Vec<x509_cert::Certificate> = store.certificates.iter().filter_map(|d| x509_cert::Certificate::from_der(d).ok()).collect();
+    let base = inputs(v, &store.certificates, &store.ocsp_responses, &store.crls, None);
+
+    // Document timestamps first: a valid one proves every revision it covers existed.
+    let mut timestamp_reports = std::collections::HashMap::new();
+    let mut proofs = Vec::new();
+    for (i, s) in found.iter().enumerate().filter(|(_, s)| s.kind == FoundKind::DocumentTimestamp) {
+        let report = match read::signed_parts(bytes, s) {
+            Err(problem) => {
+                let f = finding("BYTE_RANGE", "النطاق الموقّع لا يغطي الملف كما يجب", problem.to_string());
+                unusable(&s.field, "document-timestamp", Conclusion::failed(SubIndication::FormatFailure), f, v.now)
+            }
+            Ok(parts) => {
+                let ts = core::validate_timestamp(&s.contents, &parts, &base, &evidence, &extra, false);
+                if let (true, Some(t)) = (ts.conclusion.passed(), ts.gen_time) {
+                    proofs.push((s.signed_end(), t, ts.serial.clone().unwrap_or_default()));
+                }
+                let mut r = timestamp_report(&s.field, "document-timestamp", ts, v.now);
+                r.covers = coverage(bytes, s, certification);
+                r
+            }
+        };
+        timestamp_reports.insert(i, report);
+    }
+    let mut reports = Vec::new();
+    for (i, s) in found.iter().enumerate() {
+        if let Some(r) = timestamp_reports.remove(&i) {
+            reports.push(r);
+            continue;
+        }
+        let parts = match read::signed_parts(bytes, s) {
+            Ok(parts) => parts,
+            Err(problem) => {
+                let f = finding("BYTE_RANGE", "النطاق الموقّع لا يغطي الملف كما يجب", problem.to_string());
+                reports.push(unusable(&s.field, "signature", Conclusion::failed(SubIndication::FormatFailure), f, v.now));
+                continue;
+            }
+        };
+        // The earliest valid document timestamp over a later revision proves this signature.
+        let archive = proofs.iter().filter(|(end, _, _)| *end > s.signed_end()).min_by_key(|t| t.1).map(|(_, t, serial)| (*t, serial.clone()));
+        let lta = archive.is_some();
+        let inputs = Inputs { archive_poe: archive, ..inputs(v, &store.certificates, &store.ocsp_responses, &store.crls, None) };
+        let mut r = core::validate(&s.contents, Content::Detached(&parts), &inputs).into_iter().next().unwrap_or_else(|| {
+            let f = finding("NO_SIGNER", "لا موقّع في التوقيع", "the signature has no signer");
+            unusable(&s.field, "signature", Conclusion::failed(SubIndication::FormatFailure), f, v.now)
+        });
+        r.id = s.field.clone();
+        if s.sub_filter != "ETSI.CAdES.detached" && r.format.starts_with("BASELINE") {
+            // adbe.pkcs7.detached and others: a CMS signature, not a PAdES baseline one.
+            r.format = "NOT-ETSI".into();
+        }
+        r.format = match (r.format.as_str(), lta) {
+            ("BASELINE-LT", true) => "PAdES-BASELINE-LTA".into(),
+            (level, _) => format!("PAdES-{level}"),
+        };
+        r.covers = coverage(bytes, s, certification);
+        if r.covers.later_changes.iter().any(|c| !c.allowed) && r.conclusion.passed() {
+            let f = finding(
+                "CHANGED_AFTER_SIGNING",
+                "تغيّر المستند بعد التوقيع بطريقة لا تسمح بها صلاحيات التوقيع",
+                "the document was changed after this signature in a way its permissions do not allow",
+            );
+            // The file is no longer a signed document with allowed updates (ISO 32000-2
+            // §12.8.2.2): what the signature covers is not what is shown.
+            r.conclusion = Conclusion::failed(SubIndication::FormatFailure);
+            r.blocks.push(BlockResult { block: "signature-acceptance-validation", conclusion: r.conclusion, findings: vec![f.clone()] });
+            r.errors.push(f);
+        }
+        reports.push(r);
+    }
+    reports
+}
+
+fn coverage(bytes: &[u8], s: &read::FoundSignature, certification: Option<u8>) -> Coverage {
+    let [a, b, c, d] = s.byte_range;
+    let later_changes = read::changes_after(bytes, s, certification)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| super::report::Change { kind: c.kind, object: Some(c.object), allowed: c.allowed })
+        .collect();
+    Coverage { byte_range: Some([a as u64, b as u64, c as u64, d as u64]), whole_document: s.signed_end() == bytes.len(), later_changes }
+}
