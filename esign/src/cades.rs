@@ -15,26 +15,28 @@
 //!    assembles the SignedData: no encapsulated content, the timestamp as an unsigned
 //!    attribute, the chain, and the OCSP responses as RFC 5940 revocation information.
 //!
-//! The TSA's and the OCSP responder's own signatures are not verified by [`Signed::assemble`]:
-//! the server's own TSA and responder made them, and validating them (and everything else)
-//! is the validator's. [`check_time_stamp_signature`] is a cheap check of the TSA's signature
-//! for callers that want one.
+//! Each OCSP response gets the project's one OCSP check ([`pkix::ocsp::check`]: about the
+//! certificate, signed by its issuer or a responder the issuer authorised, consistent times)
+//! before the B-LT rules of [`check_ocsp`]. The TSA's own signature is not verified by
+//! [`Signed::assemble`]: the server's own TSA made it, and validating it (and the paths of
+//! every certificate) is the validator's. [`check_time_stamp_signature`] is a cheap check of
+//! the TSA's signature for callers that want one.
+
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use der::asn1::{ObjectIdentifier, OctetString};
 use der::{Decode, Encode};
 use hsm_shim::{KeySpec, PublicKey, SignatureAlgorithm};
 use pkix::cms::{Content, SignedAttributes, Signer, oid};
+use pkix::ocsp::{OcspError, OcspStatus};
+use pkix::path::AlgorithmPolicy;
 use pkix::{DigestAlgorithm, PkixError};
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::{CrlReason, KeyUsage};
-use x509_ocsp::{BasicOcspResponse, CertStatus, OcspResponse, OcspResponseStatus, SingleResponse};
+use x509_ocsp::OcspResponseStatus;
 use x509_tsp::TstInfo;
 
-/// id-pkix-ocsp-basic (RFC 6960).
-const OCSP_BASIC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.1");
-/// id-sha1, which OCSP certificate identifiers still use by default (identification only).
-const SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
 /// id-ce-keyUsage.
 const KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.15");
 
@@ -127,12 +129,15 @@ pub enum CadesError {
     /// The OCSP response is not a basic response.
     #[error("the OCSP response is of type {0}, not a basic OCSP response")]
     OcspNotBasic(ObjectIdentifier),
-    /// The OCSP response identifies its certificate with a hash Hawiya does not know.
-    #[error("the OCSP response identifies the certificate with hash algorithm {0}")]
-    OcspCertIdHashUnsupported(ObjectIdentifier),
-    /// The OCSP response is about another certificate.
+    /// The OCSP response is about another certificate (or names it with a hash other than
+    /// SHA-1/256/384/512).
     #[error("the OCSP response is about another certificate than the signing certificate or its chain")]
     OcspForAnotherCertificate,
+    /// The OCSP response cannot be relied on: its signer is neither the certificate's issuer
+    /// nor a responder the issuer authorised, its signature does not verify (or uses an
+    /// algorithm refused), or its times contradict each other.
+    #[error("{0}")]
+    OcspUnreliable(OcspError),
     /// The certificate is revoked.
     #[error("the certificate was revoked at {revoked_at} (Unix time), reason {reason:?}")]
     Revoked {
@@ -242,8 +247,8 @@ fn certificate(which: &'static str, der: &[u8]) -> Result<Certificate, CadesErro
     Certificate::from_der(der).map_err(|e| CadesError::Certificate { which, reason: e.to_string() })
 }
 
-/// A signing certificate, its key, and the algorithms that key implies.
-fn signing_certificate(der: &[u8]) -> Result<(Certificate, PublicKey, KeyAlgorithms), CadesError> {
+/// A signing certificate and the algorithms its key implies.
+fn signing_certificate(der: &[u8]) -> Result<(Certificate, KeyAlgorithms), CadesError> {
     let certificate = certificate("signing", der)?;
     let spki = certificate.tbs_certificate.subject_public_key_info.to_der()?;
     let key = PublicKey::from_spki_der(&spki).map_err(|e| CadesError::UnsupportedKey(e.to_string()))?;
@@ -256,14 +261,13 @@ fn signing_certificate(der: &[u8]) -> Result<(Certificate, PublicKey, KeyAlgorit
     if !non_repudiation {
         return Err(CadesError::NotASigningCertificate);
     }
-    Ok((certificate, key, algorithms))
+    Ok((certificate, algorithms))
 }
 
 /// Signed attributes built and waiting for the device's signature.
 #[derive(Clone, Debug)]
 pub struct Prepared {
     certificate: Certificate,
-    key: PublicKey,
     algorithms: KeyAlgorithms,
     signed_attributes: SignedAttributes,
     to_be_signed: Vec<u8>,
@@ -274,32 +278,32 @@ impl Prepared {
     /// Prepares a signature over `document`, hashed with the algorithm the key of
     /// `certificate` (DER) calls for.
     pub fn for_document(profile: Profile, certificate: &[u8], document: &[u8]) -> Result<Self, CadesError> {
-        let (certificate, key, algorithms) = signing_certificate(certificate)?;
+        let (certificate, algorithms) = signing_certificate(certificate)?;
         let digest = algorithms.digest.digest(document);
-        Self::build(profile, certificate, key, algorithms, &digest)
+        Self::build(profile, certificate, algorithms, &digest)
     }
 
     /// Prepares a signature over a document the caller hashed with `digest`, which must be the
     /// algorithm the key of `certificate` (DER) calls for ([`KeyAlgorithms::of`]).
     pub fn for_digest(profile: Profile, certificate: &[u8], digest: DigestAlgorithm, document_digest: &[u8]) -> Result<Self, CadesError> {
-        let (certificate, key, algorithms) = signing_certificate(certificate)?;
+        let (certificate, algorithms) = signing_certificate(certificate)?;
         if digest != algorithms.digest {
             return Err(CadesError::DigestDoesNotFitKey { key: algorithms.key, expected: algorithms.digest, given: digest });
         }
         if document_digest.len() != digest.output_len() {
             return Err(CadesError::DigestLength { digest, expected: digest.output_len(), given: document_digest.len() });
         }
-        Self::build(profile, certificate, key, algorithms, document_digest)
+        Self::build(profile, certificate, algorithms, document_digest)
     }
 
-    fn build(profile: Profile, certificate: Certificate, key: PublicKey, algorithms: KeyAlgorithms, document_digest: &[u8]) -> Result<Self, CadesError> {
+    fn build(profile: Profile, certificate: Certificate, algorithms: KeyAlgorithms, document_digest: &[u8]) -> Result<Self, CadesError> {
         let mut signed_attributes = SignedAttributes::new(oid::DATA, algorithms.digest, document_digest, &certificate)?;
         if let Profile::Cades { signing_time } = profile {
             signed_attributes = signed_attributes.with_signing_time(signing_time)?;
         }
         let to_be_signed = signed_attributes.to_be_signed()?;
         let hash = algorithms.digest.digest(&to_be_signed);
-        Ok(Prepared { certificate, key, algorithms, signed_attributes, to_be_signed, hash })
+        Ok(Prepared { certificate, algorithms, signed_attributes, to_be_signed, hash })
     }
 
     /// The octets the key signs: the DER SET OF the signed attributes.
@@ -338,7 +342,10 @@ impl Prepared {
         if answer.algorithm != self.algorithms.signature {
             return Err(CadesError::AlgorithmNotForKey { key: self.algorithms.key, expected: self.algorithms.signature, given: answer.algorithm });
         }
-        self.key.verify(self.algorithms.signature, &self.to_be_signed, answer.signature).map_err(|_| CadesError::SignatureDoesNotVerify)?;
+        let algorithm = AlgorithmIdentifierOwned::from_der(self.algorithms.signature.x509_algorithm_identifier())?;
+        AlgorithmPolicy::default()
+            .verify(&self.certificate.tbs_certificate.subject_public_key_info, &algorithm, &self.to_be_signed, answer.signature)
+            .map_err(|_| CadesError::SignatureDoesNotVerify)?;
         Ok(Signed { prepared: self.clone(), signature: answer.signature.to_vec() })
     }
 }
@@ -482,66 +489,34 @@ pub fn check_time_stamp_signature(token: &[u8]) -> Result<Certificate, CadesErro
     Ok(tsa)
 }
 
-/// The hash a CertID is made with.
-fn cert_id_hash(algorithm: &ObjectIdentifier, data: &[u8]) -> Result<Vec<u8>, CadesError> {
-    if *algorithm == SHA1 {
-        return Ok(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, data).as_ref().to_vec());
-    }
-    let digest = DigestAlgorithm::from_oid(algorithm).ok_or(CadesError::OcspCertIdHashUnsupported(*algorithm))?;
-    Ok(digest.digest(data))
+/// Seconds since 1970.
+fn unix(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-/// Whether `single` is about `certificate`, issued by `issuer`.
-fn names(single: &SingleResponse, certificate: &Certificate, issuer: &Certificate) -> Result<bool, CadesError> {
-    let id = &single.cert_id;
-    if id.serial_number != certificate.tbs_certificate.serial_number {
-        return Ok(false);
-    }
-    let algorithm = &id.hash_algorithm.oid;
-    let name_hash = cert_id_hash(algorithm, &issuer.tbs_certificate.subject.to_der()?)?;
-    let key_hash = cert_id_hash(algorithm, issuer.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes())?;
-    Ok(id.issuer_name_hash.as_bytes() == name_hash && id.issuer_key_hash.as_bytes() == key_hash)
-}
-
-/// Checks that `response` (a DER OCSPResponse) is a successful basic response that says
-/// `certificate` (issued by `issuer`) is good, produced no earlier than `not_before` (Unix
-/// seconds; the signature's timestamp). Times compare to the second, the precision of OCSP.
+/// Checks that `response` (a DER OCSPResponse) passes the one OCSP check
+/// ([`pkix::ocsp::check`]) and says that `certificate` (issued by `issuer`) is good, produced
+/// no earlier than `not_before` (Unix seconds; the signature's timestamp). Times compare to
+/// the second, the precision of OCSP.
 pub fn check_ocsp(response: &[u8], certificate: &Certificate, issuer: &Certificate, not_before: u64) -> Result<OcspGood, CadesError> {
-    let unreadable = |e: der::Error| CadesError::OcspUnreadable(e.to_string());
-    let response = OcspResponse::from_der(response).map_err(unreadable)?;
-    if response.response_status != OcspResponseStatus::Successful {
-        return Err(CadesError::OcspNotSuccessful(response.response_status));
+    let answer = pkix::ocsp::check(response, certificate, issuer, &AlgorithmPolicy::default()).map_err(|e| match e {
+        OcspError::Unreadable(reason) => CadesError::OcspUnreadable(reason),
+        OcspError::NotSuccessful(status) => CadesError::OcspNotSuccessful(status),
+        OcspError::NotBasic(kind) => CadesError::OcspNotBasic(kind),
+        OcspError::OtherCertificate => CadesError::OcspForAnotherCertificate,
+        other => CadesError::OcspUnreliable(other),
+    })?;
+    match answer.status {
+        OcspStatus::Good => {}
+        OcspStatus::Revoked { at, reason: Some(CrlReason::CertificateHold) } => return Err(CadesError::Suspended { since: unix(at) }),
+        OcspStatus::Revoked { at, reason } => return Err(CadesError::Revoked { revoked_at: unix(at), reason }),
+        OcspStatus::Unknown => return Err(CadesError::StatusUnknown),
     }
-    let bytes = response.response_bytes.ok_or_else(|| CadesError::OcspUnreadable("a successful response without response bytes".into()))?;
-    if bytes.response_type != OCSP_BASIC {
-        return Err(CadesError::OcspNotBasic(bytes.response_type));
-    }
-    let basic = BasicOcspResponse::from_der(bytes.response.as_bytes()).map_err(unreadable)?;
-    let data = basic.tbs_response_data;
-    let mut single = None;
-    for candidate in &data.responses {
-        if names(candidate, certificate, issuer)? {
-            single = Some(candidate);
-            break;
-        }
-    }
-    let single = single.ok_or(CadesError::OcspForAnotherCertificate)?;
-    match single.cert_status {
-        CertStatus::Good(_) => {}
-        CertStatus::Revoked(info) => {
-            let at = info.revocation_time.0.to_unix_duration().as_secs();
-            return Err(match info.revocation_reason {
-                Some(CrlReason::CertificateHold) => CadesError::Suspended { since: at },
-                reason => CadesError::Revoked { revoked_at: at, reason },
-            });
-        }
-        CertStatus::Unknown(_) => return Err(CadesError::StatusUnknown),
-    }
-    let produced_at = data.produced_at.0.to_unix_duration().as_secs();
+    let produced_at = unix(answer.produced_at);
     if produced_at < not_before {
         return Err(CadesError::OcspBeforeTimeStamp { produced_at, time_stamp: not_before });
     }
-    Ok(OcspGood { produced_at, this_update: single.this_update.0.to_unix_duration().as_secs() })
+    Ok(OcspGood { produced_at, this_update: unix(answer.this_update) })
 }
 
 /// Where the checked OCSP responses go.

@@ -16,6 +16,7 @@ use der::{Decode, Encode, Sequence, Tagged};
 use esign::cades::{CadesError, DeviceAnswer, Prepared, Profile, Root, Signed, check_ocsp, check_time_stamp_signature};
 use hsm_shim::SignatureAlgorithm;
 use pkix::cms::oid;
+use pkix::ocsp::OcspError;
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::CrlReason;
@@ -175,6 +176,12 @@ impl Pki {
     /// with `status` the index line's status and revocation fields ("V\t" or
     /// "R\t<time>,<reason>").
     fn ocsp(&self, certificate: &str, status: &str) -> Vec<u8> {
+        self.ocsp_signed_by(certificate, status, "ocsp", &[])
+    }
+
+    /// Like [`Pki::ocsp`], signed with the key and certificate of `responder`, with further
+    /// `openssl ocsp` options.
+    fn ocsp_signed_by(&self, certificate: &str, status: &str, responder: &str, options: &[&str]) -> Vec<u8> {
         // The index is looked up by serial; the subject column is informative only.
         let (flag, revocation) = status.split_once('\t').unwrap_or((status, ""));
         let index = format!("{flag}\t301231000000Z\t{revocation}\t{}\tunknown\t/CN={certificate}\n", self.serial(certificate));
@@ -189,16 +196,19 @@ impl Pki {
                 "-CA",
                 "signing-ca.pem",
                 "-rsigner",
-                "ocsp.pem",
+                &format!("{responder}.pem"),
                 "-rkey",
-                "ocsp.key",
+                &format!("{responder}.key"),
                 "-reqin",
                 "ocsp-req.der",
                 "-respout",
                 "ocsp-resp.der",
                 "-ndays",
                 "1",
-            ],
+            ]
+            .into_iter()
+            .chain(options.iter().copied())
+            .collect::<Vec<_>>(),
         );
         self.read("ocsp-resp.der")
     }
@@ -518,6 +528,43 @@ fn an_ocsp_response_saying_suspended_is_refused() {
 fn an_ocsp_response_for_another_certificate_is_refused() {
     let e = refused_with_status("other-citizen", "V");
     assert!(matches!(e, CadesError::OcspForAnotherCertificate), "{e}");
+}
+
+#[test]
+fn an_ocsp_response_by_a_responder_the_issuer_did_not_authorise_is_refused() {
+    let pki = Pki::new();
+    // An OCSP signing certificate, but from the root: it may not answer for the signing CA's
+    // certificates (RFC 6960 §4.2.2.2). And another citizen of the signing CA, whose
+    // certificate is not for OCSP signing.
+    pki.issue("rogue-ocsp", "/C=JO/O=Hawiya Test/CN=Rogue OCSP Responder", "root", "ocsp");
+    let signed = signed(&pki, Profile::Cades { signing_time: now() });
+    let token = pki.time_stamp(signed.signature());
+    for (responder, why) in [("rogue-ocsp", "not issued by the certificate's issuer"), ("other-citizen", "no id-kp-OCSPSigning")] {
+        let ocsp = pki.ocsp_signed_by("citizen", "V", responder, &[]);
+        let e = signed.assemble(&token, &[ocsp], &[], &[pki.der("signing-ca")], Root::Omit).unwrap_err();
+        assert!(matches!(&e, CadesError::OcspUnreliable(OcspError::UnauthorisedResponder(r)) if r.contains(why)), "{responder}: {e}");
+        assert!(e.to_string().contains("did not authorise"), "{e}");
+    }
+    // Issued by the signing CA for OCSP signing, but not carried in the response.
+    let ocsp = pki.ocsp_signed_by("citizen", "V", "ocsp", &["-resp_no_certs"]);
+    let e = signed.assemble(&token, &[ocsp], &[], &[pki.der("signing-ca")], Root::Omit).unwrap_err();
+    assert!(matches!(&e, CadesError::OcspUnreliable(OcspError::UnauthorisedResponder(_))), "{e}");
+}
+
+#[test]
+fn an_ocsp_response_whose_signature_does_not_verify_is_refused() {
+    let pki = Pki::new();
+    let signed = signed(&pki, Profile::Cades { signing_time: now() });
+    let token = pki.time_stamp(signed.signature());
+    // Signed by the issuing CA itself, without certificates: the response ends with its
+    // signature, whose last octet is changed.
+    let ocsp = pki.ocsp_signed_by("citizen", "V", "signing-ca", &["-resp_no_certs"]);
+    signed.assemble(&token, std::slice::from_ref(&ocsp), &[], &[pki.der("signing-ca")], Root::Omit).expect("signed by the issuer itself");
+    let mut tampered = ocsp.clone();
+    *tampered.last_mut().unwrap() ^= 0x01;
+    let e = signed.assemble(&token, &[tampered], &[], &[pki.der("signing-ca")], Root::Omit).unwrap_err();
+    assert!(matches!(&e, CadesError::OcspUnreliable(OcspError::BadSignature(_))), "{e}");
+    assert!(e.to_string().starts_with("the OCSP response's signature does not verify"), "{e}");
 }
 
 #[test]

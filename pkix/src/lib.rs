@@ -7,9 +7,11 @@
 //! ([`cms`]) here, so that both write signed attributes, signing-certificate references and
 //! embedded revocation evidence the same way. [`path`] is the one certificate path validator
 //! of the project (RFC 5280 path building and validation, revocation through a trait the
-//! caller implements), meant to replace every chain check of its own in the smart-ID login,
-//! signature validation and the CA (not wired into them yet). Its peer test suite is
-//! x509-limbo (`pkix/tests/limbo.rs`).
+//! caller implements): the smart-ID login and the signature validator of `esign` check their
+//! certificates with it. [`ocsp`] is the one OCSP request and the one check of an OCSP
+//! response, used by the smart-ID login's OCSP client, the B-LT assembly of `esign` and
+//! [`evidence`], which turns a signature's embedded OCSP responses and CRLs into the
+//! validator's revocation source. Its peer test suite is x509-limbo (`pkix/tests/limbo.rs`).
 
 pub mod cms;
 mod digest;

@@ -1,14 +1,19 @@
 //! The certificate verifier of the smart-ID login: whether a device's certificate and
-//! signature log a citizen in (chain to a configured Citizen Authentication CA, validity,
-//! key usage, extended key usage, the policy that names a login method, the citizen's
-//! serialNumber, the signature), the revocation status last.
+//! signature log a citizen in. The chain to a configured Citizen Authentication CA, validity,
+//! key usage (digitalSignature), extended key usage (clientAuth) and a certificate policy that
+//! names a login method are checked by the project's one path validator, [`pkix::path`];
+//! what only a login asks is checked here: the method (and so the level) that policy names,
+//! the citizen's serialNumber, the signature over the session's text, and the revocation
+//! status last.
 
 use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
 
 use der::asn1::ObjectIdentifier;
 use der::oid::AssociatedOid;
 use der::{Decode, Encode};
 use hsm_shim::{PublicKey, SignatureAlgorithm};
+use pkix::path::{CLIENT_AUTH, PathError, PathOptions, PolicyOptions, TrustAnchors};
 use policies::{Method, Policies};
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::{CertificatePolicies, ExtendedKeyUsage, KeyUsage, KeyUsages};
@@ -16,8 +21,6 @@ use x509_cert::ext::pkix::{CertificatePolicies, ExtendedKeyUsage, KeyUsage, KeyU
 use super::ocsp::{RevocationSource, Status};
 
 const SERIAL_NUMBER: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.5");
-
-const CLIENT_AUTH: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.2");
 
 /// Why a device's answer does not log the citizen in, as the page and the relying party are
 /// told.
@@ -52,15 +55,12 @@ pub enum Refusal {
     StatusUnavailable(String),
 }
 
-/// A trust anchor: a Citizen Authentication CA certificate.
-pub(super) struct Anchor {
-    certificate: Certificate,
-    key: PublicKey,
-}
-
-/// Decides whether a device's certificate and signature log a citizen in.
+/// Decides whether a device's answer logs a citizen in.
 pub struct Verifier {
-    anchors: Vec<Anchor>,
+    /// The Citizen Authentication CA certificates.
+    anchors: TrustAnchors,
+    /// The certificate policies that name a login method: a path must be valid for one.
+    method_policies: Vec<ObjectIdentifier>,
     revocation: Arc<dyn RevocationSource>,
     policies: Arc<Policies>,
 }
@@ -72,50 +72,26 @@ pub struct Verified {
     pub method: Method,
 }
 
-/// The signature algorithm of an X.509 `AlgorithmIdentifier`.
-pub(super) fn x509_algorithm(oid: ObjectIdentifier) -> Option<SignatureAlgorithm> {
-    const ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
-    const ECDSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
-    const RSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
-    const ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
-    match oid {
-        ECDSA_SHA256 => Some(SignatureAlgorithm::Es256),
-        ECDSA_SHA384 => Some(SignatureAlgorithm::Es384),
-        RSA_SHA256 => Some(SignatureAlgorithm::Rs256),
-        ED25519 => Some(SignatureAlgorithm::EdDsa),
-        _ => None,
+/// The refusal a path validation error stands for: the certificate's own defects (validity,
+/// key usage, extended key usage, policy) as they were always told, anything about the chain
+/// as an untrusted issuer.
+fn refusal(error: &PathError, leaf: &str) -> Refusal {
+    let about_leaf = error.subject() == Some(leaf);
+    match error {
+        PathError::Malformed { .. } => Refusal::Malformed,
+        PathError::Expired { .. } | PathError::NotYetValid { .. } => Refusal::Expired,
+        PathError::Constraint { .. } if about_leaf => Refusal::NotForAuthentication,
+        PathError::Crypto { detail, .. } if about_leaf && detail.starts_with("public key refused") => Refusal::NotForAuthentication,
+        _ => Refusal::UntrustedIssuer,
     }
-}
-
-pub(super) fn spki_key(certificate: &Certificate) -> Result<PublicKey, Refusal> {
-    let spki = certificate.tbs_certificate.subject_public_key_info.to_der().map_err(|_| Refusal::Malformed)?;
-    PublicKey::from_spki_der(&spki).map_err(|_| Refusal::Malformed)
-}
-
-/// Whether `issuer_key` signed `certificate`.
-pub(super) fn signed_by(certificate: &Certificate, issuer_key: &PublicKey) -> bool {
-    let Some(algorithm) = x509_algorithm(certificate.signature_algorithm.oid) else { return false };
-    let (Ok(tbs), Some(signature)) = (certificate.tbs_certificate.to_der(), certificate.signature.as_bytes()) else { return false };
-    issuer_key.verify(algorithm, &tbs, signature).is_ok()
-}
-
-pub(super) fn extension<'c, T: Decode<'c>>(certificate: &'c Certificate, oid: ObjectIdentifier) -> Option<Result<T, der::Error>> {
-    let extensions = certificate.tbs_certificate.extensions.as_ref()?;
-    extensions.iter().find(|e| e.extn_id == oid).map(|e| T::from_der(e.extn_value.as_bytes()))
 }
 
 impl Verifier {
     /// A verifier trusting the given Citizen Authentication CA certificates (DER).
     pub fn new(anchors: &[Vec<u8>], revocation: Arc<dyn RevocationSource>, policies: Arc<Policies>) -> Result<Self, String> {
-        let anchors = anchors
-            .iter()
-            .map(|der| {
-                let certificate = Certificate::from_der(der).map_err(|e| format!("trust anchor: {e}"))?;
-                let key = spki_key(&certificate).map_err(|e| format!("trust anchor: {e}"))?;
-                Ok(Anchor { certificate, key })
-            })
-            .collect::<Result<_, String>>()?;
-        Ok(Verifier { anchors, revocation, policies })
+        let anchors = TrustAnchors::from_der(anchors).map_err(|e| e.to_string())?;
+        let method_policies = policies.methods().iter().filter_map(|m| m.certificate_policy).collect();
+        Ok(Verifier { anchors, method_policies, revocation, policies })
     }
 
     /// Checks a device's answer: `certificate` (DER) must be a good smart-ID authentication
@@ -123,25 +99,37 @@ impl Verifier {
     /// its signature over `tbs`.
     pub async fn verify(&self, certificate: &[u8], tbs: &[u8], signature: &[u8], national_id: &str, country: &str, now: i64) -> Result<Verified, Refusal> {
         let cert = Certificate::from_der(certificate).map_err(|_| Refusal::Malformed)?;
-        let tbs_cert = &cert.tbs_certificate;
-        let anchor = self
-            .anchors
-            .iter()
-            .find(|a| a.certificate.tbs_certificate.subject == tbs_cert.issuer && signed_by(&cert, &a.key))
-            .ok_or(Refusal::UntrustedIssuer)?;
-        let validity = &tbs_cert.validity;
-        let (not_before, not_after) = (validity.not_before.to_unix_duration().as_secs() as i64, validity.not_after.to_unix_duration().as_secs() as i64);
-        if now < not_before || now > not_after {
-            return Err(Refusal::Expired);
-        }
-        let usage: KeyUsage = extension(&cert, KeyUsage::OID).ok_or(Refusal::NotForAuthentication)?.map_err(|_| Refusal::Malformed)?;
-        let eku: ExtendedKeyUsage = extension(&cert, ExtendedKeyUsage::OID).ok_or(Refusal::NotForAuthentication)?.map_err(|_| Refusal::Malformed)?;
-        if !usage.0.contains(KeyUsages::DigitalSignature) || !eku.0.contains(&CLIENT_AUTH) {
+        // The chain, the time, the purpose and the policy: the project's one path validator,
+        // anchored at the Citizen Authentication CA. The certificate must carry keyUsage,
+        // extendedKeyUsage and certificatePolicies; their values are the validator's to check.
+        let mut options = PathOptions::at(UNIX_EPOCH + Duration::from_secs(u64::try_from(now).unwrap_or(0)));
+        options.required_eku = Some(CLIENT_AUTH);
+        options.required_key_usage = vec![KeyUsages::DigitalSignature];
+        options.max_intermediates = 0;
+        options.policy = PolicyOptions { initial_policy_set: self.method_policies.clone(), initial_explicit_policy: true, ..PolicyOptions::default() };
+        let no_intermediates: [&[u8]; 0] = [];
+        let path = pkix::path::validate(certificate, &no_intermediates, &self.anchors, &options, None).map_err(|e| {
+            tracing::debug!(error = %e, "smart-ID certificate path refused");
+            refusal(&e, &pkix::path::subject_text(&cert))
+        })?;
+        let issuer = path.certificates.get(1).ok_or(Refusal::UntrustedIssuer)?;
+        let present = |oid| cert.tbs_certificate.extensions.iter().flatten().any(|e| e.extn_id == oid);
+        if !present(KeyUsage::OID) || !present(ExtendedKeyUsage::OID) {
             return Err(Refusal::NotForAuthentication);
         }
-        let policies: CertificatePolicies = extension(&cert, CertificatePolicies::OID).ok_or(Refusal::NotForAuthentication)?.map_err(|_| Refusal::Malformed)?;
-        let oids: Vec<ObjectIdentifier> = policies.0.iter().map(|p| p.policy_identifier).collect();
+        // The method: named by a policy the certificate asserts and the path is valid for.
+        let policies: CertificatePolicies = cert
+            .tbs_certificate
+            .extensions
+            .iter()
+            .flatten()
+            .find(|e| e.extn_id == CertificatePolicies::OID)
+            .map(|e| CertificatePolicies::from_der(e.extn_value.as_bytes()))
+            .ok_or(Refusal::NotForAuthentication)?
+            .map_err(|_| Refusal::Malformed)?;
+        let oids: Vec<ObjectIdentifier> = policies.0.iter().map(|p| p.policy_identifier).filter(|p| path.policies.contains(p)).collect();
         let method = self.policies.certificate_method(&oids).ok_or(Refusal::NotForAuthentication)?.clone();
+        let tbs_cert = &cert.tbs_certificate;
         let expected = format!("PNO{country}-{national_id}");
         let named = tbs_cert
             .subject
@@ -153,7 +141,8 @@ impl Verifier {
         if named.as_deref() != Some(expected.as_str()) {
             return Err(Refusal::OtherCitizen);
         }
-        let key = spki_key(&cert)?;
+        let spki = tbs_cert.subject_public_key_info.to_der().map_err(|_| Refusal::Malformed)?;
+        let key = PublicKey::from_spki_der(&spki).map_err(|_| Refusal::Malformed)?;
         let algorithm = match key.spec() {
             hsm_shim::KeySpec::EcP256 => SignatureAlgorithm::Es256,
             hsm_shim::KeySpec::EcP384 => SignatureAlgorithm::Es384,
@@ -162,10 +151,38 @@ impl Verifier {
         };
         key.verify(algorithm, tbs, signature).map_err(|_| Refusal::BadSignature)?;
         // Last, because it is the one network call.
-        match self.revocation.status(&cert, &anchor.certificate, now).await.map_err(Refusal::StatusUnavailable)? {
+        match self.revocation.status(&cert, issuer, now).await.map_err(Refusal::StatusUnavailable)? {
             Status::Good => Ok(Verified { method }),
             Status::Suspended => Err(Refusal::Suspended),
             Status::Revoked => Err(Refusal::Revoked),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LEAF: &str = "CN=Layla Haddad,serialNumber=PNOJO-9000000001,C=JO";
+    const CA: &str = "CN=Citizen Authentication CA,O=Hawiya,C=JO";
+
+    #[test]
+    fn path_errors_about_the_certificate_itself_keep_their_refusals_and_the_chain_is_an_untrusted_issuer() {
+        let constraint = |subject: &str| PathError::Constraint { subject: subject.into(), rule: "extendedKeyUsage does not allow 1.3.6.1.5.5.7.3.2".into() };
+        assert_eq!(refusal(&constraint(LEAF), LEAF), Refusal::NotForAuthentication);
+        assert_eq!(refusal(&constraint(CA), LEAF), Refusal::UntrustedIssuer, "a CA's broken constraint is the chain's fault");
+        let expired = PathError::Expired { subject: CA.into(), not_after: 1, at: 2 };
+        assert_eq!(refusal(&expired, LEAF), Refusal::Expired);
+        let early = PathError::NotYetValid { subject: LEAF.into(), not_before: 2, at: 1 };
+        assert_eq!(refusal(&early, LEAF), Refusal::Expired);
+        let weak_key = PathError::Crypto { subject: LEAF.into(), detail: "public key refused: RSA key of 1024 bits, below the 2048 bits required".into() };
+        assert_eq!(refusal(&weak_key, LEAF), Refusal::NotForAuthentication);
+        let weak_signature = PathError::Crypto { subject: LEAF.into(), detail: format!("signed by «{CA}»: SHA-1 signature") };
+        assert_eq!(refusal(&weak_signature, LEAF), Refusal::UntrustedIssuer);
+        let no_path = PathError::NoPath { subject: LEAF.into(), reason: "no certificate of «CN=Attacker»".into() };
+        assert_eq!(refusal(&no_path, LEAF), Refusal::UntrustedIssuer, "NoPath names the end-entity, and is still the issuer's fault");
+        let forged = PathError::BadSignature { subject: LEAF.into(), issuer: CA.into() };
+        assert_eq!(refusal(&forged, LEAF), Refusal::UntrustedIssuer);
+        assert_eq!(refusal(&PathError::Malformed { what: "end-entity".into(), reason: "truncated".into() }, LEAF), Refusal::Malformed);
     }
 }

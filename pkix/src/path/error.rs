@@ -119,6 +119,24 @@ fn revoked_detail(at: SystemTime, reason: Option<CrlReason>) -> String {
 }
 
 impl PathError {
+    /// The subject of the certificate the error is about, as [`super::subject_text`] writes
+    /// it: the end-entity's when no path was found, none when a certificate cannot be decoded.
+    pub fn subject(&self) -> Option<&str> {
+        match self {
+            PathError::Malformed { .. } => None,
+            PathError::NoPath { subject, .. }
+            | PathError::Expired { subject, .. }
+            | PathError::NotYetValid { subject, .. }
+            | PathError::Revoked { subject, .. }
+            | PathError::RevocationUnknown { subject, .. }
+            | PathError::Constraint { subject, .. }
+            | PathError::Crypto { subject, .. }
+            | PathError::BadSignature { subject, .. }
+            | PathError::NameMismatch { subject, .. }
+            | PathError::TooComplex { subject, .. } => Some(subject),
+        }
+    }
+
     /// The EN 319 102-1 sub-indication this error corresponds to.
     pub fn sub_indication(&self) -> SubIndication {
         match self {

@@ -209,6 +209,12 @@ pub fn validate<T: AsRef<[u8]>>(
     Err(PathError::NoPath { subject, reason })
 }
 
+/// A certificate's subject as [`PathError`]s name it (RFC 4514, cut after 200 characters), so
+/// that a caller can tell which certificate of a path an error is about.
+pub fn subject_text(certificate: &Certificate) -> String {
+    cert::display_name(&certificate.tbs_certificate.subject)
+}
+
 /// Whether the end-entity of `path` is valid for `peer` (see [`san_matches`]).
 pub fn check_peer_name(path: &ValidatedPath, peer: &PeerName) -> Result<(), PathError> {
     let leaf = path.certificates.first().ok_or_else(|| PathError::NoPath { subject: "(none)".into(), reason: "empty path".into() })?;
@@ -804,6 +810,20 @@ mod tests {
         let path = validate(&der(LEAF), &many, &anchors(), &options(time), None).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(path.certificates.len(), 3);
         assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn an_error_tells_which_certificate_of_the_path_it_is_about() {
+        let leaf = Certificate::from_pem(LEAF).unwrap_or_else(|e| panic!("{e}"));
+        let ica = Certificate::from_pem(ICA).unwrap_or_else(|e| panic!("{e}"));
+        let late = validate(&der(LEAF), &[der(ICA)], &anchors(), &options(not_after(LEAF) + Duration::from_secs(1)), None).err();
+        assert_eq!(late.as_ref().and_then(PathError::subject), Some(subject_text(&leaf).as_str()), "{late:?}");
+        let time = not_before(LEAF) + 10 * DAY;
+        let source = Source::new("Test Issuing CA", not_before(LEAF) + DAY);
+        let revoked = validate(&der(LEAF), &[der(ICA)], &anchors(), &options(time), Some(&source)).err();
+        assert_eq!(revoked.as_ref().and_then(PathError::subject), Some(subject_text(&ica).as_str()), "{revoked:?}");
+        assert_ne!(subject_text(&leaf), subject_text(&ica));
+        assert_eq!(PathError::Malformed { what: "end-entity".into(), reason: "truncated".into() }.subject(), None);
     }
 
     #[test]
