@@ -111,8 +111,8 @@ impl SubIndication {
         }
     }
 
-    /// The sub-indication the standard calls `name` (`HASH_FAILURE`, …).
-    pub fn named(name: &str) -> Option<Self> {
+    /// Every sub-indication, in the standard's order.
+    pub const ALL: [SubIndication; 24] = {
         use SubIndication::*;
         [
             FormatFailure,
@@ -140,8 +140,11 @@ impl SubIndication {
             TryLater,
             SignedDataNotFound,
         ]
-        .into_iter()
-        .find(|s| s.as_str() == name)
+    };
+
+    /// The sub-indication the standard calls `name` (`HASH_FAILURE`, …).
+    pub fn named(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
     }
 
     /// Whether the standard lets this sub-indication go with `indication` (table 5: the

@@ -25,7 +25,7 @@ use policies::{Algorithm, AlgorithmRefusal, BaselineLevel, Qualification, Valida
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::Certificate;
 
-use super::report::{BlockResult, CertificateInfo, Conclusion, Coverage, Finding, ProvedTime, RevocationEvidence, SignatureReport, SignerInfo as Signer};
+use super::report::{BlockResult, CertificateInfo, Conclusion, Finding, ProvedTime, RevocationEvidence, SignatureReport, SignerInfo as Signer};
 
 const SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
 const SHA224: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.4");
@@ -667,22 +667,7 @@ fn revocation_report(used: &[Used], ocsp_embedded: usize, crl_embedded: usize) -
 /// the caller after). The reports' `format` is the level reached (`B-B`, `B-T`, `B-LT`),
 /// which the caller prefixes (`CAdES-BASELINE-`, `PAdES-BASELINE-`).
 pub fn validate(cms: &[u8], content: Content<'_>, inputs: &Inputs<'_>) -> Vec<SignatureReport> {
-    let empty = |conclusion: Conclusion, f: Finding| SignatureReport {
-        id: "signature-1".into(),
-        kind: "signature",
-        conclusion,
-        format: "NOT-ETSI".into(),
-        qualification: "n/a",
-        signer: None,
-        claimed_signing_time: None,
-        best_signature_time: ProvedTime { time: rfc3339(inputs.now), proof: "validation-time", timestamp_serial: None },
-        revocation: Vec::new(),
-        chain: Vec::new(),
-        covers: Coverage { byte_range: None, whole_document: true, later_changes: Vec::new() },
-        blocks: vec![BlockResult { block: "format-checking", conclusion, findings: vec![f.clone()] }],
-        errors: vec![f],
-        warnings: Vec::new(),
-    };
+    let empty = |conclusion: Conclusion, f: Finding| SignatureReport::unusable("signature-1", "signature", conclusion, f, rfc3339(inputs.now));
     let Ok(sd) = SignedData::from_content_info(cms) else {
         let f = finding("CMS_UNREADABLE", "التوقيع ليس رسالة CMS مقروءة", "the signature is not a readable CMS SignedData");
         return vec![empty(Conclusion::failed(SubIndication::FormatFailure), f)];
@@ -742,22 +727,7 @@ fn evidence_is_empty(inputs: &Inputs<'_>, sd: &SignedData) -> bool {
 }
 
 fn validate_signer(sd: &SignedData, signer: &SignerInfo, parts: &[&[u8]], pool: &[Certificate], inputs: &Inputs<'_>, evidence: &Evidence) -> SignatureReport {
-    let mut report = SignatureReport {
-        id: String::new(),
-        kind: "signature",
-        conclusion: Conclusion::PASSED,
-        format: "NOT-ETSI".into(),
-        qualification: "n/a",
-        signer: None,
-        claimed_signing_time: None,
-        best_signature_time: ProvedTime { time: rfc3339(inputs.now), proof: "validation-time", timestamp_serial: None },
-        revocation: Vec::new(),
-        chain: Vec::new(),
-        covers: Coverage { byte_range: None, whole_document: true, later_changes: Vec::new() },
-        blocks: Vec::new(),
-        errors: Vec::new(),
-        warnings: Vec::new(),
-    };
+    let mut report = SignatureReport::blank("", "signature", rfc3339(inputs.now));
     let conclude = |report: &mut SignatureReport, f: Failure| {
         report.blocks.push(BlockResult { block: f.block, conclusion: f.conclusion, findings: vec![f.finding.clone()] });
         report.errors.push(f.finding);

@@ -32,22 +32,9 @@ fn finding(code: &'static str, ar: &str, en: impl Into<String>) -> Finding {
 
 /// A report entry for something that cannot be validated at all.
 fn unusable(id: &str, kind: &'static str, conclusion: Conclusion, f: Finding, now: SystemTime) -> SignatureReport {
-    SignatureReport {
-        id: id.into(),
-        kind,
-        conclusion,
-        format: "NOT-ETSI".into(),
-        qualification: "n/a",
-        signer: None,
-        claimed_signing_time: None,
-        best_signature_time: ProvedTime { time: rfc3339(now), proof: "validation-time", timestamp_serial: None },
-        revocation: Vec::new(),
-        chain: Vec::new(),
-        covers: Coverage { byte_range: None, whole_document: false, later_changes: Vec::new() },
-        blocks: vec![BlockResult { block: "format-checking", conclusion, findings: vec![f.clone()] }],
-        errors: vec![f],
-        warnings: Vec::new(),
-    }
+    let mut report = SignatureReport::unusable(id, kind, conclusion, f, rfc3339(now));
+    report.covers.whole_document = false;
+    report
 }
 
 /// What a file is.

@@ -262,6 +262,39 @@ pub struct SignatureReport {
     pub warnings: Vec<Finding>,
 }
 
+impl SignatureReport {
+    /// A report on signature `id` before anything is known of it: passed so far, no level,
+    /// its time the validation time (`now`, RFC 3339).
+    pub fn blank(id: &str, kind: &'static str, now: String) -> Self {
+        SignatureReport {
+            id: id.into(),
+            kind,
+            conclusion: Conclusion::PASSED,
+            format: "NOT-ETSI".into(),
+            qualification: "n/a",
+            signer: None,
+            claimed_signing_time: None,
+            best_signature_time: ProvedTime { time: now, proof: "validation-time", timestamp_serial: None },
+            revocation: Vec::new(),
+            chain: Vec::new(),
+            covers: Coverage { byte_range: None, whole_document: true, later_changes: Vec::new() },
+            blocks: Vec::new(),
+            errors: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// A report on something that could not be validated at all: format checking concluded
+    /// `conclusion` for the reason `finding`.
+    pub fn unusable(id: &str, kind: &'static str, conclusion: Conclusion, finding: Finding, now: String) -> Self {
+        let mut report = SignatureReport::blank(id, kind, now);
+        report.conclusion = conclusion;
+        report.blocks.push(BlockResult { block: "format-checking", conclusion, findings: vec![finding.clone()] });
+        report.errors.push(finding);
+        report
+    }
+}
+
 /// A validation report for one document.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Report {
