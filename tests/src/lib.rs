@@ -431,6 +431,20 @@ pub fn output_text(out: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
+/// Checks responses recorded by a test (`{method, path, status, content_type, body}`, or
+/// `{schema, body}` for a value of a named component schema) against the OpenAPI document
+/// `spec` (a path from the repository root, e.g. `idp/openapi/esign-v1.yaml`), with
+/// `tests/openapi/check_responses.py` (jsonschema and PyYAML, from scripts/env.sh).
+pub fn check_against_openapi(spec: &str, recorded: &[serde_json::Value], dir: &Path) {
+    let file = dir.join(format!("responses-{}.json", random_suffix()));
+    std::fs::write(&file, serde_json::Value::Array(recorded.to_vec()).to_string()).expect("write the recorded responses");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = run(Command::new("python3").arg(root.join("tests/openapi/check_responses.py")).arg(root.join(spec)).arg(&file));
+    let text = output_text(&out);
+    assert!(!text.contains("No module named"), "jsonschema or PyYAML missing: run scripts/env.sh (ensure_test_dependencies): {text}");
+    assert!(out.status.success(), "responses that drift from {spec}:\n{text}");
+}
+
 /// `hawiya verify --format json` on `signed` (with its `detached` content), the deployment's
 /// own hierarchy trusted: the exit status and the JSON report.
 pub fn hawiya_verify(d: &Deployment, signed: &Path, detached: Option<&Path>, extra: &[&str]) -> (i32, serde_json::Value) {

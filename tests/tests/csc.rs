@@ -82,15 +82,7 @@ impl Csc {
     }
 
     fn check_against_openapi(&self, dir: &Path) {
-        let recorded = dir.join("csc-responses.json");
-        std::fs::write(&recorded, Value::Array(self.recorded.clone()).to_string()).expect("write");
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let out = hawiya_e2e::run(
-            Command::new("python3").arg(root.join("tests/openapi/check_responses.py")).arg(root.join("idp/openapi/csc-v2.yaml")).arg(&recorded),
-        );
-        let text = hawiya_e2e::output_text(&out);
-        assert!(!text.contains("No module named"), "jsonschema or PyYAML missing: run scripts/env.sh (ensure_test_dependencies): {text}");
-        assert!(out.status.success(), "responses that drift from idp/openapi/csc-v2.yaml:\n{text}");
+        hawiya_e2e::check_against_openapi("idp/openapi/csc-v2.yaml", &self.recorded, dir);
     }
 }
 

@@ -701,9 +701,5 @@ fn the_validation_api_passes_a_pdf_hawiya_signed_and_fails_a_tampered_one() {
     assert_eq!((status, body["error"].as_str()), (413, Some("document_too_large")), "{body}");
     assert!(body["error_description"].as_str().unwrap().contains("20971520"), "the limit is named: {body}");
 
-    let file = d.path("validation-responses.json");
-    std::fs::write(&file, serde_json::Value::Array(recorded).to_string()).unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let out = run(Command::new("python3").arg(root.join("tests/openapi/check_responses.py")).arg(root.join("idp/openapi/validation-v1.yaml")).arg(&file));
-    assert!(out.status.success(), "responses that drift from idp/openapi/validation-v1.yaml:\n{}", text(&out));
+    hawiya_e2e::check_against_openapi("idp/openapi/validation-v1.yaml", &recorded, d.dir.path());
 }

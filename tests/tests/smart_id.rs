@@ -1069,15 +1069,7 @@ impl Api {
 
     /// Every recorded response against the OpenAPI document (jsonschema, from scripts/env.sh).
     fn check_against_openapi(&self, dir: &Path) {
-        let recorded = dir.join("api-responses.json");
-        std::fs::write(&recorded, Value::Array(self.recorded.clone()).to_string()).expect("write");
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let out = hawiya_e2e::run(
-            Command::new("python3").arg(root.join("tests/openapi/check_responses.py")).arg(root.join("idp/openapi/esign-v1.yaml")).arg(&recorded),
-        );
-        let text = hawiya_e2e::output_text(&out);
-        assert!(!text.contains("No module named"), "jsonschema or PyYAML missing: run scripts/env.sh (ensure_test_dependencies): {text}");
-        assert!(out.status.success(), "responses that drift from idp/openapi/esign-v1.yaml:\n{text}");
+        hawiya_e2e::check_against_openapi("idp/openapi/esign-v1.yaml", &self.recorded, dir);
     }
 }
 
