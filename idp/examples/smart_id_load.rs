@@ -104,6 +104,17 @@ struct Target {
 }
 
 impl Device {
+    /// A request of the device to the provider (GET without a body, POST with one), with its
+    /// signed proof; the JSON answer.
+    async fn call(&self, http: &reqwest::Client, issuer: &str, origin: &str, path: &str, n: u64, body: Option<&Value>) -> Result<Value, String> {
+        let (method, request) = match body {
+            None => ("GET", http.get(format!("{origin}{path}"))),
+            Some(body) => ("POST", http.post(format!("{origin}{path}")).json(body)),
+        };
+        let response = request.header(idp::http::DEVICE_PROOF_HEADER, self.proof(issuer, method, path, n)).send().await.map_err(|e| e.to_string())?;
+        response.json().await.map_err(|e| format!("{path}: {e}"))
+    }
+
     fn proof(&self, issuer: &str, method: &str, path: &str, n: u64) -> String {
         let claims = json!({"htm": method, "htu": format!("{issuer}{path}"), "iat": idp::unix_now(), "jti": format!("{n:016x}{:08x}", std::process::id())});
         let mut header = serde_json::Map::new();
@@ -140,15 +151,7 @@ async fn login(http: &reqwest::Client, t: &Target, d: &Device, n: u64) -> Result
         .replace("&amp;", "&");
 
     // The device.
-    let pending: Value = http
-        .get(format!("{}/smart-id/device/pending", t.origin))
-        .header(idp::http::DEVICE_PROOF_HEADER, d.proof(&t.issuer, "GET", "/smart-id/device/pending", 2 * n))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| format!("pending: {e}"))?;
+    let pending = d.call(http, &t.issuer, &t.origin, "/smart-id/device/pending", 2 * n, None).await?;
     let (session, challenge, client) = (
         pending["session"].as_str().ok_or("no session")?,
         pending["challenge"].as_str().ok_or("no challenge")?,
@@ -158,16 +161,7 @@ async fn login(http: &reqwest::Client, t: &Target, d: &Device, n: u64) -> Result
     let tbs = idp::smart_id::to_be_signed(&t.issuer, session, client, challenge, &code);
     let signature = d.store.sign(&d.key, SignatureAlgorithm::Es256, &tbs).map_err(|e| e.to_string())?;
     let answer = json!({"session": session, "outcome": "approve", "certificate": d.certificate_b64, "signature": STANDARD.encode(signature)});
-    let answered: Value = http
-        .post(format!("{}/smart-id/device/answer", t.origin))
-        .header(idp::http::DEVICE_PROOF_HEADER, d.proof(&t.issuer, "POST", "/smart-id/device/answer", 2 * n + 1))
-        .json(&answer)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
+    let answered = d.call(http, &t.issuer, &t.origin, "/smart-id/device/answer", 2 * n + 1, Some(&answer)).await?;
     if answered["state"] != "approved" {
         return Err(format!("answer: {answered}"));
     }
@@ -234,15 +228,7 @@ async fn sign(http: &reqwest::Client, a: &Agency, d: &Device, n: u64) -> Result<
     let id = opened["id"].as_str().ok_or_else(|| format!("signing request ({status}): {opened}"))?;
 
     // The device: what to sign, the same code as the agency was given, PIN2's key.
-    let pending: Value = http
-        .get(format!("{}/smart-id/device/pending", a.origin))
-        .header(idp::http::DEVICE_PROOF_HEADER, d.proof(&a.issuer, "GET", "/smart-id/device/pending", 2 * n))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| format!("pending: {e}"))?;
+    let pending = d.call(http, &a.issuer, &a.origin, "/smart-id/device/pending", 2 * n, None).await?;
     let tbs = STANDARD.decode(pending["to_be_signed"].as_str().ok_or_else(|| format!("not a signing request: {pending}"))?).map_err(|e| e.to_string())?;
     let code = idp::smart_id::verification_code(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &tbs).as_ref());
     if Some(code.as_str()) != opened["verification_code"].as_str() {
@@ -250,16 +236,7 @@ async fn sign(http: &reqwest::Client, a: &Agency, d: &Device, n: u64) -> Result<
     }
     let signature = d.store.sign(&d.key, SignatureAlgorithm::Es256, &tbs).map_err(|e| e.to_string())?;
     let answer = json!({"session": pending["session"], "outcome": "approve", "signature": STANDARD.encode(signature)});
-    let answered: Value = http
-        .post(format!("{}/smart-id/device/sign", a.origin))
-        .header(idp::http::DEVICE_PROOF_HEADER, d.proof(&a.issuer, "POST", "/smart-id/device/sign", 2 * n + 1))
-        .json(&answer)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
+    let answered = d.call(http, &a.issuer, &a.origin, "/smart-id/device/sign", 2 * n + 1, Some(&answer)).await?;
     if answered["state"] != "signed" {
         return Err(format!("answer: {answered}"));
     }
