@@ -61,6 +61,11 @@ pub struct VerifyArgs {
     /// A further trust anchor (PEM), for this validation only; repeatable.
     #[arg(long)]
     trust: Vec<PathBuf>,
+    /// Fetch revocation evidence the document lacks from the OCSP responders and CRL
+    /// distribution points its certificates name (otherwise only what it embeds counts,
+    /// unless the policy says `online_revocation`).
+    #[arg(long)]
+    online: bool,
     /// The report's form.
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
@@ -135,24 +140,69 @@ async fn signed_json(data: &std::path::Path, report: &Report) -> Result<String, 
     hsm_shim::jose::sign_compact(signer, ca::names::VALIDATION_SERVICE, header, &payload).map_err(|e| e.to_string())
 }
 
+/// Revocation evidence over HTTP, for `--online` and policies with `online_revocation`: OCSP
+/// responders and CRL distribution points the certificates name, http(s) only, each answer
+/// at most 10 MiB and 5 s. Called from a thread that may block (the validation runs on one).
+struct HttpFetch {
+    http: reqwest::Client,
+    runtime: tokio::runtime::Handle,
+}
+
+/// The largest OCSP response or CRL fetched.
+const MAX_FETCHED: usize = 10 * 1024 * 1024;
+
+impl HttpFetch {
+    fn new() -> Result<Self, String> {
+        Ok(HttpFetch { http: idp::backchannel::http_client().map_err(|e| e.to_string())?, runtime: tokio::runtime::Handle::current() })
+    }
+
+    fn fetch(&self, request: impl std::future::Future<Output = Result<reqwest::Response, reqwest::Error>>) -> Option<Vec<u8>> {
+        self.runtime.block_on(async {
+            let response = tokio::time::timeout(std::time::Duration::from_secs(5), request).await.ok()?.ok()?;
+            if !response.status().is_success() || response.content_length().is_some_and(|n| n > MAX_FETCHED as u64) {
+                return None;
+            }
+            let body = tokio::time::timeout(std::time::Duration::from_secs(5), response.bytes()).await.ok()?.ok()?;
+            (body.len() <= MAX_FETCHED).then(|| body.to_vec())
+        })
+    }
+}
+
+fn http_url(url: &str) -> bool {
+    url.starts_with("http://") || url.starts_with("https://")
+}
+
+impl esign::validation::Fetch for HttpFetch {
+    fn ocsp(&self, url: &str, request: &[u8]) -> Option<Vec<u8>> {
+        http_url(url).then(|| self.fetch(self.http.post(url).header("content-type", "application/ocsp-request").body(request.to_vec()).send())).flatten()
+    }
+
+    fn crl(&self, url: &str) -> Option<Vec<u8>> {
+        http_url(url).then(|| self.fetch(self.http.get(url).send())).flatten()
+    }
+}
+
 /// The provider's validator: EN 319 102-1 validation against the trust list and this
-/// deployment's own hierarchy, both read once at start.
+/// deployment's own hierarchy, both read once at start; online only under a policy that says
+/// `online_revocation`.
 pub struct Validator {
     policies: std::sync::Arc<policies::Policies>,
     trust: Trust,
+    fetch: HttpFetch,
 }
 
 impl Validator {
-    /// A validator trusting what `policies`' trust list trusts and `own`.
+    /// A validator trusting what `policies`' trust list trusts and `own`; made on the runtime.
     pub fn new(policies: std::sync::Arc<policies::Policies>, own: &OwnHierarchy) -> Result<Self, String> {
         let trust = Trust::new(policies.trust_list(), Some(own), &[]).map_err(|e| e.to_string())?;
-        Ok(Validator { policies, trust })
+        Ok(Validator { policies, trust, fetch: HttpFetch::new()? })
     }
 }
 
 impl idp::validation::Validator for Validator {
     fn validate(&self, document: &[u8], name: &str, detached: Option<&[u8]>, policy: &policies::ValidationPolicy) -> idp::validation::Reports {
-        let validation = Validation { policy, policies: &self.policies, trust: &self.trust, now: SystemTime::now() };
+        let online = policy.online_revocation.then_some(&self.fetch as &dyn esign::validation::Fetch);
+        let validation = Validation { policy, policies: &self.policies, trust: &self.trust, now: SystemTime::now(), online };
         let report = esign::validation::validate(document, name, detached, &validation);
         let json = serde_json::to_value(&report).unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}));
         idp::validation::Reports { json, xml: esign::validation::xml::to_xml(&report) }
@@ -184,8 +234,11 @@ pub async fn run(args: VerifyArgs) -> Result<u8, String> {
     }
     let trust = Trust::new(policies.trust_list(), own.as_ref(), &extra).map_err(|e| e.to_string())?;
     let name = args.file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let validation = Validation { policy, policies: &policies, trust: &trust, now: SystemTime::now() };
-    let report = esign::validation::validate(&bytes, &name, detached.as_deref(), &validation);
+    let fetch = HttpFetch::new()?;
+    let online = (args.online || policy.online_revocation).then_some(&fetch as &dyn esign::validation::Fetch);
+    let validation = Validation { policy, policies: &policies, trust: &trust, now: SystemTime::now(), online };
+    // The fetcher blocks on the runtime: the validation runs where blocking is allowed.
+    let report = tokio::task::block_in_place(|| esign::validation::validate(&bytes, &name, detached.as_deref(), &validation));
     let output = if args.signed {
         let data = args.data.as_deref().ok_or("--signed needs --data")?;
         match args.format {

@@ -15,6 +15,10 @@ use std::time::{Duration, SystemTime};
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::CrlReason;
 
+use der::Decode;
+use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
+use x509_cert::ext::pkix::{AuthorityInfoAccessSyntax, CrlDistributionPoints};
+
 use crate::ocsp::{self, OcspError, OcspStatus};
 use crate::path::{AlgorithmPolicy, Crl, Revocation, RevocationError, RevocationStatus};
 
@@ -136,4 +140,36 @@ impl Revocation for Evidence {
             None => Ok(RevocationStatus::Unknown),
         }
     }
+}
+
+/// Where a certificate's revocation status can be asked: its OCSP responders (authority
+/// information access) and its CRLs (distribution points), as URLs.
+pub fn locations(certificate: &Certificate) -> (Vec<String>, Vec<String>) {
+    const AIA: der::asn1::ObjectIdentifier = der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.1.1");
+    const AD_OCSP: der::asn1::ObjectIdentifier = der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1");
+    const CDP: der::asn1::ObjectIdentifier = der::asn1::ObjectIdentifier::new_unwrap("2.5.29.31");
+    let extension = |oid| certificate.tbs_certificate.extensions.iter().flatten().find(|e| e.extn_id == oid).map(|e| e.extn_value.as_bytes());
+    let uri = |name: &GeneralName| match name {
+        GeneralName::UniformResourceIdentifier(uri) => Some(uri.as_str().to_owned()),
+        _ => None,
+    };
+    let ocsp = extension(AIA)
+        .and_then(|v| AuthorityInfoAccessSyntax::from_der(v).ok())
+        .map(|aia| aia.0.iter().filter(|d| d.access_method == AD_OCSP).filter_map(|d| uri(&d.access_location)).collect())
+        .unwrap_or_default();
+    let crls = extension(CDP)
+        .and_then(|v| CrlDistributionPoints::from_der(v).ok())
+        .map(|points| {
+            points
+                .0
+                .iter()
+                .filter_map(|p| match &p.distribution_point {
+                    Some(DistributionPointName::FullName(names)) => Some(names.iter().filter_map(uri).collect::<Vec<_>>()),
+                    _ => None,
+                })
+                .flatten()
+                .collect()
+        })
+        .unwrap_or_default();
+    (ocsp, crls)
 }

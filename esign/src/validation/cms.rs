@@ -123,6 +123,17 @@ pub struct Inputs<'a> {
     pub now: SystemTime,
     /// A later archive (document) timestamp's time that covers this signature, if valid.
     pub archive_poe: Option<(SystemTime, String)>,
+    /// Where to fetch revocation evidence the signature lacks, when going online is allowed.
+    pub online: Option<&'a dyn Fetch>,
+}
+
+/// Fetches revocation evidence when the validation may go online (`hawiya verify --online`, a
+/// policy's `online_revocation`): the validator asks; whoever wires it does the HTTP.
+pub trait Fetch: Sync {
+    /// The answer to a DER OCSP request POSTed to `url`, if one came.
+    fn ocsp(&self, url: &str, request: &[u8]) -> Option<Vec<u8>>;
+    /// The CRL at `url`, if it could be fetched.
+    fn crl(&self, url: &str) -> Option<Vec<u8>>;
 }
 
 /// Where the content is: outside the CMS (a detached `.p7s`'s document, a PDF's byte
@@ -642,12 +653,31 @@ fn qualification(chain: &[Certificate], trust: &Trust) -> Qualification {
     }
 }
 
-fn revocation_report(used: &[Used], ocsp_embedded: usize, crl_embedded: usize) -> Vec<RevocationEvidence> {
+/// How many OCSP responses or CRLs came from each source, in the order the evidence holds them.
+#[derive(Clone, Copy)]
+struct Sources {
+    signature: usize,
+    document: usize,
+}
+
+impl Sources {
+    fn of(self, i: usize) -> &'static str {
+        if i < self.signature {
+            "signature"
+        } else if i < self.signature + self.document {
+            "dss"
+        } else {
+            "online"
+        }
+    }
+}
+
+fn revocation_report(used: &[Used], ocsp: Sources, crls: Sources) -> Vec<RevocationEvidence> {
     used.iter()
         .map(|u| {
             let (kind, source) = match u.source {
-                Source::Ocsp(i) => ("ocsp", if i < ocsp_embedded { "signature" } else { "dss" }),
-                Source::Crl(i) => ("crl", if i < crl_embedded { "signature" } else { "dss" }),
+                Source::Ocsp(i) => ("ocsp", ocsp.of(i)),
+                Source::Crl(i) => ("crl", crls.of(i)),
             };
             RevocationEvidence {
                 certificate: u.certificate.clone(),
@@ -686,11 +716,17 @@ pub fn validate(cms: &[u8], content: Content<'_>, inputs: &Inputs<'_>) -> Vec<Si
         }
     };
     let (mut ocsp, mut crls) = revocation_info(&sd);
-    let (ocsp_embedded, crl_embedded) = (ocsp.len(), crls.len());
+    let ocsp_sources = Sources { signature: ocsp.len(), document: inputs.ocsp.len() };
+    let crl_sources = Sources { signature: crls.len(), document: inputs.crls.len() };
     ocsp.extend(inputs.ocsp.iter().cloned());
     crls.extend(inputs.crls.iter().cloned());
     let mut pool = certificates(&sd);
     pool.extend(inputs.certificates.iter().filter_map(|d| Certificate::from_der(d).ok()));
+    if let Some(fetch) = inputs.online {
+        let (more_ocsp, more_crls) = fetch_evidence(fetch, &pool, inputs.trust);
+        ocsp.extend(more_ocsp);
+        crls.extend(more_crls);
+    }
     let freshness = Duration::from_secs(inputs.policy.revocation_freshness);
     let lax = AlgorithmPolicy { allow_sha1: true, ..AlgorithmPolicy::default() };
     sd.signer_infos
@@ -701,10 +737,35 @@ pub fn validate(cms: &[u8], content: Content<'_>, inputs: &Inputs<'_>) -> Vec<Si
             let evidence = Evidence::new(ocsp.clone(), &crls, lax.clone(), freshness);
             let mut report = validate_signer(&sd, signer, &parts, &pool, inputs, &evidence);
             report.id = format!("signature-{}", i + 1);
-            report.revocation = revocation_report(&evidence.used(), ocsp_embedded, crl_embedded);
+            report.revocation = revocation_report(&evidence.used(), ocsp_sources, crl_sources);
             report
         })
         .collect()
+}
+
+/// Asks, for every certificate the signature carries whose issuer is known (in the signature
+/// or a trust anchor), its OCSP responders and CRL distribution points; a responder that
+/// answers makes the CRLs unnecessary. At most 16 certificates are asked about.
+fn fetch_evidence(fetch: &dyn Fetch, pool: &[Certificate], trust: &Trust) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let anchors: Vec<Certificate> = trust.anchor_der.iter().filter_map(|d| Certificate::from_der(d).ok()).collect();
+    let (mut ocsp, mut crls) = (Vec::new(), Vec::new());
+    for certificate in pool.iter().take(16) {
+        let tbs = &certificate.tbs_certificate;
+        if tbs.subject == tbs.issuer {
+            continue;
+        }
+        let Some(issuer) = pool.iter().chain(&anchors).find(|i| i.tbs_certificate.subject == tbs.issuer) else { continue };
+        let (responders, distribution_points) = pkix::evidence::locations(certificate);
+        let answered = pkix::ocsp::request(certificate, issuer)
+            .ok()
+            .and_then(|request| responders.iter().find_map(|url| fetch.ocsp(url, &request)))
+            .map(|answer| ocsp.push(answer))
+            .is_some();
+        if !answered && let Some(crl) = distribution_points.iter().find_map(|url| fetch.crl(url)) {
+            crls.push(crl);
+        }
+    }
+    (ocsp, crls)
 }
 
 /// The baseline level a signer's structure reaches.

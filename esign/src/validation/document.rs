@@ -24,6 +24,9 @@ pub struct Validation<'a> {
     pub trust: &'a Trust,
     /// The validation time.
     pub now: SystemTime,
+    /// Where to fetch revocation evidence the document lacks (`--online`, or the policy's
+    /// `online_revocation`); `None`: only what the document embeds counts.
+    pub online: Option<&'a dyn core::Fetch>,
 }
 
 fn finding(code: &'static str, ar: &str, en: impl Into<String>) -> Finding {
@@ -114,7 +117,7 @@ fn inputs<'a>(
     crls: &'a [Vec<u8>],
     archive_poe: Option<(SystemTime, String)>,
 ) -> Inputs<'a> {
-    Inputs { policy: v.policy, policies: v.policies, trust: v.trust, certificates, ocsp, crls, now: v.now, archive_poe }
+    Inputs { policy: v.policy, policies: v.policies, trust: v.trust, certificates, ocsp, crls, now: v.now, archive_poe, online: v.online }
 }
 
 fn cades(bytes: &[u8], detached: Option<&[u8]>, v: &Validation<'_>) -> Vec<SignatureReport> {

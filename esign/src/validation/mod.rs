@@ -14,5 +14,5 @@ pub mod html;
 pub mod report;
 pub mod xml;
 
-pub use cms::{OwnHierarchy, Trust};
+pub use cms::{Fetch, OwnHierarchy, Trust};
 pub use document::{Validation, validate};
