@@ -219,7 +219,8 @@ fn check_set_sizes(der: &[u8]) -> Result<(), PkixError> {
         let end = pos.checked_add(len).filter(|end| *end <= data.len())?;
         Some((tag, pos..end))
     }
-    let mut pending = vec![0..der.len()];
+    let mut pending = Vec::new();
+    pending.push(0..der.len());
     while let Some(range) = pending.pop() {
         let mut at = range.start;
         while at < range.end {
