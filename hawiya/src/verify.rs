@@ -1,6 +1,7 @@
 //! `hawiya verify`: an auditor's verdict on a signed document (ETSI EN 319 102-1), on the
 //! command line. The exit status is the verdict: 0 TOTAL-PASSED, 1 TOTAL-FAILED,
-//! 2 INDETERMINATE, 3 a usage error (a file that cannot be read, an unknown policy).
+//! 2 INDETERMINATE, 3 a usage error (a file that cannot be read or is larger than
+//! [`MAX_INPUT_BYTES`], an unknown policy).
 
 use std::path::PathBuf;
 use std::time::SystemTime;
@@ -84,8 +85,30 @@ pub struct VerifyArgs {
     out: Option<PathBuf>,
 }
 
+/// The largest file (signed file, detached document, trust anchor) `hawiya verify` reads:
+/// the PDF reader holds a whole file in memory, so a bigger one is refused before it is read.
+pub const MAX_INPUT_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Reads `path`, refusing a file larger than `limit` without reading it (and stopping at the
+/// limit for one that grows while it is read, or a device that never ends).
+fn read_limited(path: &std::path::Path, limit: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let too_large = |size: u64| format!("{}: {size} bytes is more than the limit of {limit} bytes (MAX_INPUT_BYTES)", path.display());
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let size = file.metadata().map_err(|e| format!("{}: {e}", path.display()))?.len();
+    if size > limit {
+        return Err(too_large(size));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.take(limit + 1).read_to_end(&mut bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
 fn read(path: &std::path::Path) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+    read_limited(path, MAX_INPUT_BYTES)
 }
 
 fn pem_certificates(path: &std::path::Path) -> Result<Vec<Vec<u8>>, String> {
@@ -385,4 +408,29 @@ fn text(report: &Report, lang: Lang) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    // Test code: a failed expectation is the test failing.
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_file_over_the_limit_is_refused_naming_the_limit_and_one_at_it_is_read() {
+        let path = std::env::temp_dir().join(format!("hawiya-verify-limit-{}", std::process::id()));
+        std::fs::write(&path, [7u8; 100]).unwrap();
+        let (at, over) = (read_limited(&path, 100), read_limited(&path, 99));
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(at.unwrap(), vec![7u8; 100]);
+        let error = over.unwrap_err();
+        assert!(error.contains("100 bytes is more than the limit of 99 bytes (MAX_INPUT_BYTES)"), "{error}");
+    }
+
+    #[test]
+    fn a_device_that_never_ends_is_cut_at_the_limit() {
+        let error = read_limited(std::path::Path::new("/dev/zero"), 4096).unwrap_err();
+        assert!(error.contains("4097 bytes is more than the limit of 4096 bytes"), "{error}");
+    }
 }

@@ -169,12 +169,81 @@ impl SignedData {
     /// The SignedData inside a DER ContentInfo (a `.p7s`, a PDF's `/Contents`, a timestamp
     /// token).
     pub fn from_content_info(der: &[u8]) -> Result<Self, PkixError> {
+        check_set_sizes(der)?;
         let info = ContentInfo::from_der(der)?;
         if info.content_type != oid::SIGNED_DATA {
             return Err(PkixError::Invalid(format!("content type {} is not signedData", info.content_type)));
         }
         Ok(SignedData::from_der(&info.content.to_der()?)?)
     }
+}
+
+/// The most elements one SET OF in a CMS may have (certificates, CRLs, signers, attributes).
+/// The `der` crate checks the order of a SET OF it decodes with an insertion sort that
+/// re-encodes both elements at every comparison: a set written in reverse order costs n²
+/// encodings (10,000 certificates: hours of CPU). No CMS made in good faith comes near.
+pub const MAX_SET_ELEMENTS: usize = 256;
+
+/// Why a CMS with a larger SET OF is refused (the words a validation report shows).
+pub const TOO_MANY_SET_ELEMENTS: &str = "a CMS with more than 256 elements in one SET (MAX_SET_ELEMENTS)";
+
+/// Refuses DER in which a SET (tag 0x31) or a constructed context-specific tag (the
+/// IMPLICIT `[0]` certificates and `[1]` crls sets) has more than [`MAX_SET_ELEMENTS`]
+/// elements, before the `der` crate decodes it. One pass over the headers, without recursion;
+/// anything malformed is left for the decoder to refuse.
+fn check_set_sizes(der: &[u8]) -> Result<(), PkixError> {
+    /// The next TLV of `data` at `at`: whether it is constructed and a set, its content range.
+    fn header(data: &[u8], at: usize) -> Option<(u8, std::ops::Range<usize>)> {
+        let tag = *data.get(at)?;
+        let mut pos = at + 1;
+        if tag & 0x1f == 0x1f {
+            // High tag number form: continuation bytes have the top bit set.
+            while data.get(pos)? & 0x80 != 0 {
+                pos += 1;
+            }
+            pos += 1;
+        }
+        let first = *data.get(pos)?;
+        pos += 1;
+        let len = match first {
+            0..=0x7f => usize::from(first),
+            0x81..=0x88 => {
+                let n = usize::from(first & 0x7f);
+                let bytes = data.get(pos..pos.checked_add(n)?)?;
+                pos += n;
+                bytes.iter().try_fold(0usize, |acc, b| acc.checked_mul(256)?.checked_add(usize::from(*b)))?
+            }
+            // Indefinite or reserved lengths are not DER: the decoder refuses them.
+            _ => return None,
+        };
+        let end = pos.checked_add(len).filter(|end| *end <= data.len())?;
+        Some((tag, pos..end))
+    }
+    let mut pending = Vec::new();
+    pending.push(0..der.len());
+    while let Some(range) = pending.pop() {
+        let mut at = range.start;
+        while at < range.end {
+            let Some((tag, content)) = header(&der[..range.end], at) else { break };
+            at = content.end;
+            if tag & 0x20 == 0 {
+                continue;
+            }
+            if tag == 0x31 || tag & 0xc0 == 0x80 {
+                let mut count = 0usize;
+                let mut inner = content.start;
+                while let Some((_, element)) = (inner < content.end).then(|| header(&der[..content.end], inner)).flatten() {
+                    inner = element.end;
+                    count += 1;
+                    if count > MAX_SET_ELEMENTS {
+                        return Err(PkixError::Invalid(TOO_MANY_SET_ELEMENTS.into()));
+                    }
+                }
+            }
+            pending.push(content);
+        }
+    }
+    Ok(())
 }
 
 /// OtherRevocationInfoFormat (RFC 5652 §10.2.1) under its `[1] IMPLICIT` choice tag.

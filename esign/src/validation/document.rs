@@ -64,6 +64,7 @@ fn kind(bytes: &[u8]) -> Kind {
     match SignedData::from_content_info(bytes) {
         Ok(sd) if sd.encap_content_info.econtent_type == oid::TST_INFO => Kind::Timestamp,
         Ok(_) => Kind::Cms,
+        Err(pkix::PkixError::Invalid(why)) if why == pkix::cms::TOO_MANY_SET_ELEMENTS => Kind::Unsupported(pkix::cms::TOO_MANY_SET_ELEMENTS),
         Err(_) => Kind::Unsupported("an unknown format"),
     }
 }
@@ -209,7 +210,16 @@ fn pades(bytes: &[u8], v: &Validation<'_>) -> Vec<SignatureReport> {
         timestamp_reports.insert(i, report);
     }
     let mut reports = Vec::new();
+    // A hostile file may give thousands of fields the same signature (byte range and CMS):
+    // each is validated once, and what followed each revision is read once.
+    let mut validated: std::collections::HashMap<([usize; 4], &[u8]), SignatureReport> = std::collections::HashMap::new();
+    let mut coverages = std::collections::HashMap::new();
+    let mut covers = |s: &read::FoundSignature| coverages.entry(s.byte_range).or_insert_with(|| coverage(bytes, s, certification)).clone();
     for (i, s) in found.iter().enumerate() {
+        if let Some(r) = validated.get(&(s.byte_range, s.contents.as_slice())) {
+            reports.push(SignatureReport { id: s.field.clone(), ..r.clone() });
+            continue;
+        }
         if let Some(r) = timestamp_reports.remove(&i) {
             reports.push(r);
             continue;
@@ -239,7 +249,7 @@ fn pades(bytes: &[u8], v: &Validation<'_>) -> Vec<SignatureReport> {
             ("BASELINE-LT", true) => "PAdES-BASELINE-LTA".into(),
             (level, _) => format!("PAdES-{level}"),
         };
-        r.covers = coverage(bytes, s, certification);
+        r.covers = covers(s);
         if r.covers.later_changes.iter().any(|c| !c.allowed) && r.conclusion.passed() {
             let f = finding(
                 "CHANGED_AFTER_SIGNING",
@@ -252,17 +262,27 @@ fn pades(bytes: &[u8], v: &Validation<'_>) -> Vec<SignatureReport> {
             r.blocks.push(BlockResult { block: "signature-acceptance-validation", conclusion: r.conclusion, findings: vec![f.clone()] });
             r.errors.push(f);
         }
+        validated.insert((s.byte_range, s.contents.as_slice()), r.clone());
         reports.push(r);
     }
     reports
 }
 
+/// The most later changes a report lists per signature: a hostile update may change
+/// thousands of objects, and a report per signature listing them all grows quadratically.
+/// Beyond it, the changes not allowed come first, so the verdict and the reason stay.
+const MAX_LISTED_CHANGES: usize = 100;
+
 fn coverage(bytes: &[u8], s: &read::FoundSignature, certification: Option<u8>) -> Coverage {
     let [a, b, c, d] = s.byte_range;
-    let later_changes = read::changes_after(bytes, s, certification)
+    let mut later_changes: Vec<_> = read::changes_after(bytes, s, certification)
         .unwrap_or_default()
         .into_iter()
         .map(|c| super::report::Change { kind: c.kind, object: Some(c.object), allowed: c.allowed })
         .collect();
+    if later_changes.len() > MAX_LISTED_CHANGES {
+        later_changes.sort_by_key(|c| c.allowed);
+        later_changes.truncate(MAX_LISTED_CHANGES);
+    }
     Coverage { byte_range: Some([a as u64, b as u64, c as u64, d as u64]), whole_document: s.signed_end() == bytes.len(), later_changes }
 }
