@@ -29,7 +29,7 @@ fn validate(bytes: &[u8], name: &str, detached: Option<&[u8]>) -> (Report, Durat
     let policies = policies::Policies::shipped().unwrap();
     let (_, root) = der::pem::decode_vec(ROOT).unwrap();
     let trust = Trust::new(policies.trust_list(), None, &[root]).unwrap();
-    let validation = Validation { policy: policies.default_validation_policy(), policies: &policies, trust: &trust, now: SystemTime::now() };
+    let validation = Validation { policy: policies.default_validation_policy(), policies: &policies, trust: &trust, now: SystemTime::now(), online: None };
     let started = Instant::now();
     let report = esign::validation::validate(bytes, name, detached, &validation);
     let took = started.elapsed();

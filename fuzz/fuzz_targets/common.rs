@@ -32,5 +32,6 @@ pub fn validation(setup: &Setup) -> Validation<'_> {
         policies: &setup.policies,
         trust: &setup.trust,
         now: SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_000_000),
+        online: None,
     }
 }

@@ -31,7 +31,7 @@ fn main() {
     let validate = {
         let (policies, trust, file, detached) = (policies.clone(), trust.clone(), file.clone(), detached.clone());
         move || {
-            let v = Validation { policy: policies.default_validation_policy(), policies: &policies, trust: &trust, now: SystemTime::now() };
+            let v = Validation { policy: policies.default_validation_policy(), policies: &policies, trust: &trust, now: SystemTime::now(), online: None };
             let report = esign::validation::validate(&file, "bench", detached.as_deref(), &v);
             let verdict = report.signatures.iter().map(|s| format!("{}/{}", s.conclusion.indication.as_str(), s.format)).collect::<Vec<_>>().join(",");
             (report.exit_code(), verdict)
