@@ -833,6 +833,8 @@ async fn a_citizen_signs_documents_with_pin2_and_validators_accept_them() {
     assert!(report.contains("Signature is Valid.") && report.contains("Certificate is Trusted."), "pdfsig: {report}");
     assert!(report.contains("Signer Certificate Common Name: Sami Khalil"), "pdfsig: {report}");
     assert_eq!(hawiya_e2e::dss(&d, &path, None), "TOTAL_PASSED - PAdES-BASELINE-LT\n", "DSS on the signed PDF");
+    let (code, report) = hawiya_e2e::hawiya_verify(&d, &path, None, &["--policy", "qualified"]);
+    assert_eq!((code, hawiya_e2e::verdicts(&report).as_str()), (0, "TOTAL-PASSED - PAdES-BASELINE-LT QESig\n"), "hawiya verify: {report:#}");
 
     // Any other file: a detached CAdES .p7s that OpenSSL verifies against the root.
     let text = "بيان رسمي — an official statement\n".as_bytes();
@@ -854,6 +856,8 @@ async fn a_citizen_signs_documents_with_pin2_and_validators_accept_them() {
     assert!(o.status.success(), "openssl cms -verify -cades: {}", hawiya_e2e::output_text(&o));
     let verdict = hawiya_e2e::dss(&d, &d.path("statement.p7s"), Some(&d.path("statement.txt")));
     assert_eq!(verdict, "TOTAL_PASSED - CAdES-BASELINE-LT\n", "DSS on the .p7s");
+    let (code, report) = hawiya_e2e::hawiya_verify(&d, &d.path("statement.p7s"), Some(&d.path("statement.txt")), &["--policy", "qualified"]);
+    assert_eq!((code, hawiya_e2e::verdicts(&report).as_str()), (0, "TOTAL-PASSED - CAdES-BASELINE-LT QESig\n"), "hawiya verify: {report:#}");
     // B-LTA on request: the archive timestamp goes over the B-LT PDF.
     let form = b.get("/sign?lang=en").await;
     let csrf = hawiya_e2e::web::hidden(&form.body, "csrf");
@@ -869,6 +873,12 @@ async fn a_citizen_signs_documents_with_pin2_and_validators_accept_them() {
     let lta = d.path("archive-signed.pdf");
     std::fs::write(&lta, &archived).expect("write");
     assert_eq!(hawiya_e2e::dss(&d, &lta, None), "TOTAL_PASSED - PAdES-BASELINE-LTA\n", "DSS on the B-LTA PDF");
+    let (code, report) = hawiya_e2e::hawiya_verify(&d, &lta, None, &[]);
+    assert_eq!(
+        (code, hawiya_e2e::verdicts(&report).as_str()),
+        (0, "TOTAL-PASSED - PAdES-BASELINE-LTA QESig\nTOTAL-PASSED - RFC3161 n/a\n"),
+        "hawiya verify: {report:#}"
+    );
     assert_eq!(sqlite_count(&d, &format!("SELECT count(*) FROM signatures WHERE national_id = '{SAMI}'")), 3, "all three signatures are recorded");
 
     // Refusals: each ends on the form with its reason, nothing signed, nothing recorded.
@@ -1460,6 +1470,9 @@ async fn an_agency_signs_a_document_hash_and_hears_back_at_its_callback() {
     assert!(!o.status.success(), "the signature covers that file's digest only");
     let verdict = hawiya_e2e::dss(&d, &d.path("judgment.txt.p7s"), Some(&d.path("judgment.txt")));
     assert_eq!(verdict, "TOTAL_PASSED - CAdES-BASELINE-LT\n", "DSS on the .p7s with the detached original");
+    let (code, report) = hawiya_e2e::hawiya_verify(&d, &d.path("judgment.txt.p7s"), Some(&d.path("judgment.txt")), &[]);
+    assert_eq!(code, 0, "hawiya verify: {report:#}");
+    assert!(hawiya_e2e::verdicts(&report).starts_with("TOTAL-PASSED - CAdES-BASELINE-LT "), "hawiya verify: {report:#}");
     let recorded: String = sha256.iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(sqlite_count(&d, &format!("SELECT count(*) FROM signatures WHERE client_id = 'courts' AND document_sha256 = '{recorded}'")), 1);
 
