@@ -566,22 +566,13 @@ impl Provider {
     /// software key less); `None` without a smart-ID.
     pub(crate) async fn smart_id_level(&self, national_id: &str) -> Result<Option<policies::AssuranceLevel>, IdpError> {
         use der::Decode;
-        use der::oid::AssociatedOid;
         let Some(record) = self.durable.smart_id(national_id).await? else { return Ok(None) };
         let Ok(serial) = record.authentication_serial.parse::<store::Serial>() else {
             return Err(IdpError::Corrupt(format!("smart-ID of a citizen: authentication serial {:?}", record.authentication_serial)));
         };
         let Some(stored) = self.durable.certificate(&serial).await? else { return Ok(None) };
         let certificate = x509_cert::Certificate::from_der(&stored.certificate.der).map_err(|e| IdpError::Corrupt(format!("a smart-ID certificate: {e}")))?;
-        let policies: Vec<_> = certificate
-            .tbs_certificate
-            .extensions
-            .iter()
-            .flatten()
-            .filter(|e| e.extn_id == x509_cert::ext::pkix::CertificatePolicies::OID)
-            .filter_map(|e| x509_cert::ext::pkix::CertificatePolicies::from_der(e.extn_value.as_bytes()).ok())
-            .flat_map(|p| p.0.into_iter().map(|i| i.policy_identifier))
-            .collect();
+        let policies = pkix::path::certificate_policies(&certificate).and_then(Result::ok).unwrap_or_default();
         Ok(self.policies.certificate_method(&policies).map(|m| m.level.clone()))
     }
 

@@ -47,7 +47,6 @@ const TIME_STAMPING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.
 const QC_COMPLIANCE: ObjectIdentifier = ObjectIdentifier::new_unwrap("0.4.0.1862.1.1");
 const QC_SSCD: ObjectIdentifier = ObjectIdentifier::new_unwrap("0.4.0.1862.1.4");
 const QC_STATEMENTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.1.3");
-const CERTIFICATE_POLICIES: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.32");
 const COMMON_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
 const SERIAL_NUMBER: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.5");
 
@@ -632,11 +631,6 @@ fn qc_statements(c: &Certificate) -> Vec<ObjectIdentifier> {
     statements.iter().filter_map(|s| s.decode_as::<Vec<Any>>().ok()).filter_map(|s| s.first().and_then(|id| id.decode_as::<ObjectIdentifier>().ok())).collect()
 }
 
-fn certificate_policies(c: &Certificate) -> Vec<ObjectIdentifier> {
-    let Some(value) = extension_value(c, CERTIFICATE_POLICIES) else { return Vec::new() };
-    x509_cert::ext::pkix::CertificatePolicies::from_der(value).map(|p| p.0.into_iter().map(|i| i.policy_identifier).collect()).unwrap_or_default()
-}
-
 /// QESig when the certificate is qualified (QcCompliance, from a CA the trust list says
 /// issues qualified certificates since before the certificate) and its key on a QSCD
 /// (QcSSCD); AdESig-QC when only qualified; AdESig otherwise.
@@ -720,6 +714,8 @@ pub fn validate(cms: &[u8], content: Content<'_>, inputs: &Inputs<'_>) -> Vec<Si
     let crl_sources = Sources { signature: crls.len(), document: inputs.crls.len() };
     ocsp.extend(inputs.ocsp.iter().cloned());
     crls.extend(inputs.crls.iter().cloned());
+    // Embedded evidence only: what is fetched online does not raise the signature's level.
+    let has_evidence = !ocsp.is_empty() || !crls.is_empty();
     let mut pool = certificates(&sd);
     pool.extend(inputs.certificates.iter().filter_map(|d| Certificate::from_der(d).ok()));
     if let Some(fetch) = inputs.online {
@@ -735,7 +731,7 @@ pub fn validate(cms: &[u8], content: Content<'_>, inputs: &Inputs<'_>) -> Vec<Si
         .enumerate()
         .map(|(i, signer)| {
             let evidence = Evidence::new(ocsp.clone(), &crls, lax.clone(), freshness);
-            let mut report = validate_signer(&sd, signer, &parts, &pool, inputs, &evidence);
+            let mut report = validate_signer(&sd, signer, &parts, &pool, inputs, &evidence, has_evidence);
             report.id = format!("signature-{}", i + 1);
             report.revocation = revocation_report(&evidence.used(), ocsp_sources, crl_sources);
             report
@@ -768,12 +764,13 @@ fn fetch_evidence(fetch: &dyn Fetch, pool: &[Certificate], trust: &Trust) -> (Ve
     (ocsp, crls)
 }
 
-/// The baseline level a signer's structure reaches.
-fn structural_level(sd: &SignedData, signer: &SignerInfo, inputs: &Inputs<'_>) -> Option<BaselineLevel> {
+/// The baseline level a signer's structure reaches, `has_evidence` saying whether any
+/// revocation evidence is embedded (in the CMS or the document).
+fn structural_level(signer: &SignerInfo, has_evidence: bool) -> Option<BaselineLevel> {
     let signed = signer.signed_attrs.as_ref();
     let reference = attribute(signed, oid::SIGNING_CERTIFICATE_V2).is_some() || attribute(signed, SIGNING_CERTIFICATE).is_some();
     let timestamped = signer.unsigned_attrs.iter().flat_map(|a| a.iter()).any(|a| a.oid == oid::SIGNATURE_TIME_STAMP_TOKEN);
-    match (reference, timestamped, !evidence_is_empty(inputs, sd)) {
+    match (reference, timestamped, has_evidence) {
         (false, _, _) => None,
         (true, false, _) => Some(BaselineLevel::B),
         (true, true, false) => Some(BaselineLevel::T),
@@ -781,13 +778,15 @@ fn structural_level(sd: &SignedData, signer: &SignerInfo, inputs: &Inputs<'_>) -
     }
 }
 
-/// Whether neither the CMS nor the document carries any revocation evidence.
-fn evidence_is_empty(inputs: &Inputs<'_>, sd: &SignedData) -> bool {
-    let (ocsp, crls) = revocation_info(sd);
-    ocsp.is_empty() && crls.is_empty() && inputs.ocsp.is_empty() && inputs.crls.is_empty()
-}
-
-fn validate_signer(sd: &SignedData, signer: &SignerInfo, parts: &[&[u8]], pool: &[Certificate], inputs: &Inputs<'_>, evidence: &Evidence) -> SignatureReport {
+fn validate_signer(
+    sd: &SignedData,
+    signer: &SignerInfo,
+    parts: &[&[u8]],
+    pool: &[Certificate],
+    inputs: &Inputs<'_>,
+    evidence: &Evidence,
+    has_evidence: bool,
+) -> SignatureReport {
     let mut report = SignatureReport::blank("", "signature", rfc3339(inputs.now));
     let conclude = |report: &mut SignatureReport, f: Failure| {
         report.blocks.push(BlockResult { block: f.block, conclusion: f.conclusion, findings: vec![f.finding.clone()] });
@@ -799,7 +798,7 @@ fn validate_signer(sd: &SignedData, signer: &SignerInfo, parts: &[&[u8]], pool: 
     // The level the signature's structure reaches, whatever its validity (as DSS reports it):
     // B-B with a signing-certificate reference, B-T with a signature timestamp, B-LT with
     // revocation evidence embedded (in the CMS or the document).
-    let level = structural_level(sd, signer, inputs);
+    let level = structural_level(signer, has_evidence);
     report.format = level.map_or("NOT-ETSI".to_owned(), |l| format!("BASELINE-{}", l.suffix()));
     let verified = match verify_signer(sd, signer, parts, pool) {
         Ok(v) => v,
@@ -942,7 +941,7 @@ fn validate_signer(sd: &SignedData, signer: &SignerInfo, parts: &[&[u8]], pool: 
         return report;
     }
     if let Some(required) = &policy.signer_min_level
-        && let Some(method) = inputs.policies.signature_method(&certificate_policies(&verified.certificate))
+        && let Some(method) = inputs.policies.signature_method(&path::certificate_policies(&verified.certificate).and_then(Result::ok).unwrap_or_default())
         && method.level < *required
     {
         let en = format!("the signing key reaches {} ({}); policy {} requires {}", method.level.name(), method.name.en, policy.id, required.name());

@@ -80,10 +80,7 @@ impl IntoResponse for BearerError {
     fn into_response(self) -> Response {
         log(&self.0);
         let mut response = body(&self.0);
-        let challenge = format!("Bearer error=\"{}\", error_description=\"{}\"", self.0.code.as_str(), self.0.description.replace(['"', '\\'], "'"));
-        if let Ok(v) = HeaderValue::from_str(&challenge) {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-        }
+        bearer_challenge(&mut response, self.0.code.as_str(), &self.0.description);
         response
     }
 }
@@ -124,12 +121,17 @@ fn api_error(status: StatusCode, code: &str, description: &str, challenge: bool)
     let body = json!({"error": code, "error_description": description}).to_string();
     let mut response = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
     if challenge {
-        let value = format!("Bearer error=\"{code}\", error_description=\"{}\"", description.replace(['"', '\\'], "'"));
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-        }
+        bearer_challenge(&mut response, code, description);
     }
     response
+}
+
+/// Names the error in a `WWW-Authenticate: Bearer` challenge (RFC 6750 3).
+fn bearer_challenge(response: &mut Response, code: &str, description: &str) {
+    let value = format!("Bearer error=\"{code}\", error_description=\"{}\"", description.replace(['"', '\\'], "'"));
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
 }
 
 /// An error of the CSC API: its status, a CSC error body (`error`, `error_description`),

@@ -16,7 +16,7 @@ use hsm_shim::{PublicKey, SignatureAlgorithm};
 use pkix::path::{CLIENT_AUTH, PathError, PathOptions, PolicyOptions, TrustAnchors};
 use policies::{Method, Policies};
 use x509_cert::Certificate;
-use x509_cert::ext::pkix::{CertificatePolicies, ExtendedKeyUsage, KeyUsage, KeyUsages};
+use x509_cert::ext::pkix::{ExtendedKeyUsage, KeyUsage, KeyUsages};
 
 use super::ocsp::{RevocationSource, Status};
 
@@ -118,16 +118,8 @@ impl Verifier {
             return Err(Refusal::NotForAuthentication);
         }
         // The method: named by a policy the certificate asserts and the path is valid for.
-        let policies: CertificatePolicies = cert
-            .tbs_certificate
-            .extensions
-            .iter()
-            .flatten()
-            .find(|e| e.extn_id == CertificatePolicies::OID)
-            .map(|e| CertificatePolicies::from_der(e.extn_value.as_bytes()))
-            .ok_or(Refusal::NotForAuthentication)?
-            .map_err(|_| Refusal::Malformed)?;
-        let oids: Vec<ObjectIdentifier> = policies.0.iter().map(|p| p.policy_identifier).filter(|p| path.policies.contains(p)).collect();
+        let asserted = pkix::path::certificate_policies(&cert).ok_or(Refusal::NotForAuthentication)?.map_err(|_| Refusal::Malformed)?;
+        let oids: Vec<ObjectIdentifier> = asserted.into_iter().filter(|p| path.policies.contains(p)).collect();
         let method = self.policies.certificate_method(&oids).ok_or(Refusal::NotForAuthentication)?.clone();
         let tbs_cert = &cert.tbs_certificate;
         let expected = format!("PNO{country}-{national_id}");

@@ -215,6 +215,16 @@ pub fn subject_text(certificate: &Certificate) -> String {
     cert::display_name(&certificate.tbs_certificate.subject)
 }
 
+/// The policies a certificate asserts (its certificatePolicies): `None` when it has no such
+/// extension, an error when the extension cannot be read.
+pub fn certificate_policies(certificate: &Certificate) -> Option<Result<Vec<ObjectIdentifier>, der::Error>> {
+    use der::Decode;
+    use der::oid::AssociatedOid;
+    use x509_cert::ext::pkix::CertificatePolicies;
+    let extension = certificate.tbs_certificate.extensions.iter().flatten().find(|e| e.extn_id == CertificatePolicies::OID)?;
+    Some(CertificatePolicies::from_der(extension.extn_value.as_bytes()).map(|p| p.0.into_iter().map(|i| i.policy_identifier).collect()))
+}
+
 /// Whether the end-entity of `path` is valid for `peer` (see [`san_matches`]).
 pub fn check_peer_name(path: &ValidatedPath, peer: &PeerName) -> Result<(), PathError> {
     let leaf = path.certificates.first().ok_or_else(|| PathError::NoPath { subject: "(none)".into(), reason: "empty path".into() })?;
