@@ -25,7 +25,10 @@ use clap::{Parser, Subcommand};
 
 /// mimalloc instead of glibc's allocator: the server allocates many small, short-lived
 /// buffers per request on every worker thread, and glibc spent a sixth of the token
-/// endpoint's CPU time in malloc and free (BENCHMARKS.md).
+/// endpoint's CPU time in malloc and free (BENCHMARKS.md). Built without transparent huge
+/// pages (`no_thp`): with them, each megabyte-sized buffer of a signing request (the
+/// document, the signed file) faulted in fresh 2 MiB pages that the kernel zeroed, 30 % of
+/// the server's CPU when agencies sign 1 MB PDFs (BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
