@@ -73,22 +73,27 @@ pub enum SignError {
 /// One document (or one document digest) being signed by one certificate at one time. Preparing it again with the
 /// same arguments gives the same octets to sign.
 #[derive(Debug)]
-pub struct Signing {
+pub struct Signing<'a> {
     cades: Prepared,
-    pdf: Option<pdf::Prepared>,
+    pdf: Option<pdf::Prepared<'a>>,
+    document_sha256: Option<[u8; 32]>,
 }
 
-impl Signing {
+impl<'a> Signing<'a> {
     /// Prepares `document` for the holder of `certificate` (DER) at `signing_time` (Unix
     /// seconds).
-    pub fn prepare(document: &[u8], certificate: &[u8], signing_time: i64) -> Result<Self, SignError> {
+    pub fn prepare(document: &'a [u8], certificate: &[u8], signing_time: i64) -> Result<Self, SignError> {
         let parsed = Certificate::from_der(certificate).map_err(|e| CadesError::Certificate { which: "signing", reason: e.to_string() })?;
         // The document digest fits the key (SHA-256 for P-256, SHA-384 for P-384).
         let digest = key_digest(&parsed)?;
         if !document.starts_with(b"%PDF-") {
             // A detached signature covers the document's digest only: the same path as a
             // digest the caller sends.
-            return Self::prepare_digest(digest, &digest.digest(document), certificate, signing_time);
+            let value = digest.digest(document);
+            let sha256 = if digest == DigestAlgorithm::Sha256 { value.as_slice().try_into().ok() } else { None };
+            let sha256 = sha256.unwrap_or_else(|| DigestAlgorithm::Sha256.digest(document).try_into().unwrap_or_default());
+            let signing = Self::prepare_digest(digest, &value, certificate, signing_time)?;
+            return Ok(Signing { document_sha256: Some(sha256), ..signing });
         }
         let details = SignatureDetails {
             signing_time: time::OffsetDateTime::from_unix_timestamp(signing_time).map_err(|e| SignError::Evidence(e.to_string()))?,
@@ -97,8 +102,9 @@ impl Signing {
             location: None,
         };
         let prepared = pdf::prepare(document, &PrepareOptions::signature(details))?;
-        let cades = Prepared::for_digest(Profile::Pades, certificate, digest, &prepared.digest(digest))?;
-        Ok(Signing { cades, pdf: Some(prepared) })
+        let (signed_digest, sha256) = prepared.digests(digest);
+        let cades = Prepared::for_digest(Profile::Pades, certificate, digest, &signed_digest)?;
+        Ok(Signing { cades, pdf: Some(prepared), document_sha256: Some(sha256) })
     }
 
     /// Prepares a detached CAdES signature (`.p7s`) over a document that only its `digest`
@@ -108,7 +114,13 @@ impl Signing {
     /// the wrong size). A PDF signature needs the document: there is no PAdES by digest.
     pub fn prepare_digest(algorithm: DigestAlgorithm, digest: &[u8], certificate: &[u8], signing_time: i64) -> Result<Self, SignError> {
         let cades = Prepared::for_digest(Profile::Cades { signing_time: signing_time.max(0) as u64 }, certificate, algorithm, digest)?;
-        Ok(Signing { cades, pdf: None })
+        Ok(Signing { cades, pdf: None, document_sha256: None })
+    }
+
+    /// The SHA-256 of the document (what a signature record keeps), made in the same pass as
+    /// the signed digest; `None` when only a digest was given.
+    pub fn document_sha256(&self) -> Option<[u8; 32]> {
+        self.document_sha256
     }
 
     /// The format the signature will have.
@@ -149,7 +161,7 @@ impl Signing {
                 let signed_pdf = pdf.finish(&signed.assemble_for_pdf(&token, ocsp, issuers, Root::Omit)?)?;
                 let signer = signed.certificate().to_der().map_err(CadesError::from)?;
                 let certificates: Vec<Vec<u8>> = [signer, chain.issuer.clone()].into_iter().chain(chain.others.iter().cloned()).collect();
-                let lt = pdf::add_dss(&signed_pdf, &certificates, ocsp, &chain.crls)?;
+                let lt = pdf::add_dss(signed_pdf, &certificates, ocsp, &chain.crls)?;
                 if !archive {
                     return Ok(lt);
                 }

@@ -419,10 +419,10 @@ fn dss_update_keeps_the_signature_valid_and_is_seen() {
     for (name, original) in originals(dir.path()) {
         let signed = sign(&pki, &original);
         let certs = vec![pki.der("signer"), pki.der("ca"), pki.der("root"), pki.der("ca")];
-        let with_dss = pdf::add_dss(&signed, &certs, &[pki.ocsp_response("signer")], &[]).unwrap();
+        let with_dss = pdf::add_dss(signed.clone(), &certs, &[pki.ocsp_response("signer")], &[]).unwrap();
         assert!(with_dss.starts_with(&signed));
         // A second round extends the existing /DSS, keeping its entries.
-        let with_more = pdf::add_dss(&with_dss, &[pki.der("tsa")], &[], &[]).unwrap();
+        let with_more = pdf::add_dss(with_dss.clone(), &[pki.der("tsa")], &[], &[]).unwrap();
         let path = write(dir.path(), &format!("{name}-dss.pdf"), &with_more);
         qpdf_check(&path);
         pdfsig_valid(&pki, &path, 1);
@@ -530,7 +530,7 @@ fn refuses_encrypted_damaged_and_certified_documents() {
         match pdf::prepare(&bytes, &options) {
             Err(PdfError::CertifiedNoChanges) if refused => {
                 // Validation material and a document timestamp are still allowed (ISO 32000-2 §12.8.2.2.1).
-                let with_dss = pdf::add_dss(&bytes, &[pki.der("ca")], &[pki.ocsp_response("signer")], &[]).unwrap();
+                let with_dss = pdf::add_dss(bytes.clone(), &[pki.der("ca")], &[pki.ocsp_response("signer")], &[]).unwrap();
                 let prepared = pdf::prepare(&with_dss, &PrepareOptions::document_timestamp()).unwrap();
                 let token = pki.timestamp(&prepared.digest(DigestAlgorithm::Sha256));
                 let path = write(dir.path(), "certified-lta.pdf", &prepared.finish(&token).unwrap());
@@ -550,7 +550,8 @@ fn refuses_encrypted_damaged_and_certified_documents() {
 #[test]
 fn a_signature_larger_than_the_reservation_is_refused_with_both_sizes() {
     let options = PrepareOptions { reserved: 100, ..PrepareOptions::signature(details()) };
-    let prepared = pdf::prepare(&minimal_pdf(false), &options).unwrap();
+    let original = minimal_pdf(false);
+    let prepared = pdf::prepare(&original, &options).unwrap();
     let e = prepared.finish(&[0x30; 101]).unwrap_err();
     assert!(matches!(e, PdfError::SignatureTooLarge { needed: 101, reserved: 100 }), "{e:?}");
     assert!(e.to_string().contains("101") && e.to_string().contains("100"), "{e}");
@@ -567,7 +568,7 @@ fn garbage_and_truncations_are_errors_never_panics() {
         // Every prefix (stepping, to keep the test fast) and a sweep of single-byte corruptions.
         for cut in (0..original.len()).step_by(7) {
             let _ = pdf::prepare(&original[..cut], &options);
-            let _ = pdf::add_dss(&original[..cut], &[vec![1]], &[], &[]);
+            let _ = pdf::add_dss(original[..cut].to_vec(), &[vec![1]], &[], &[]);
         }
         for at in (0..original.len()).step_by(3) {
             for byte in [b'0', b'9', b'<', b'(', b'[', 0xff, b'/', b' '] {

@@ -90,7 +90,7 @@ fn later_signatures_timestamps_and_dss_are_allowed_changes() {
     let first = read::signatures(&once).unwrap().remove(0);
     assert!(read::changes_after(&once, &first, None).unwrap().is_empty());
     let twice = sign(&once, 0x22);
-    let with_dss = pdf::add_dss(&twice, &[der(40, 1)], &[der(50, 2)], &[]).unwrap();
+    let with_dss = pdf::add_dss(twice.clone(), &[der(40, 1)], &[der(50, 2)], &[]).unwrap();
     let stamped = pdf::prepare(&with_dss, &PrepareOptions::document_timestamp()).unwrap().finish(&der(200, 0x33)).unwrap();
     let changes = read::changes_after(&stamped, &first, None).unwrap();
     assert!(!changes.is_empty());

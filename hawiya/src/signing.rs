@@ -88,7 +88,7 @@ fn api_name(algorithm: esign::signature::DigestAlgorithm) -> &'static str {
 }
 
 /// A document, or the digest that stands for it, prepared for the holder of `certificate`.
-fn prepare(document: &Document, certificate: &[u8], signing_time: i64) -> Result<Signing, SigningError> {
+fn prepare<'a>(document: &'a Document, certificate: &[u8], signing_time: i64) -> Result<Signing<'a>, SigningError> {
     match &document.content {
         Content::Bytes(bytes) => Signing::prepare(bytes, certificate, signing_time),
         Content::Digest(digest) => {
@@ -107,7 +107,12 @@ fn prepare(document: &Document, certificate: &[u8], signing_time: i64) -> Result
 impl SignatureMaker for Maker {
     fn prepare(&self, document: &Document, certificate: &[u8], signing_time: i64, archive: bool) -> Result<ToBeSigned, SigningError> {
         let signing = prepare(document, certificate, signing_time)?;
-        Ok(ToBeSigned { octets: signing.to_be_signed().to_vec(), hash: signing.hash().to_vec(), format: format(&signing, archive) })
+        Ok(ToBeSigned {
+            octets: signing.to_be_signed().to_vec(),
+            hash: signing.hash().to_vec(),
+            format: format(&signing, archive),
+            document_sha256: signing.document_sha256(),
+        })
     }
 
     async fn complete(

@@ -197,12 +197,29 @@ async fn login(http: &reqwest::Client, t: &Target, d: &Device, n: u64) -> Result
     if tokens["id_token"].is_string() { Ok(()) } else { Err(format!("token: {tokens}")) }
 }
 
-/// The agency asking for signatures: its `esign` token, and the document it has signed.
+/// The agency asking for signatures: its `esign` token, and the document it has signed
+/// (sent as the API's multipart request: the JSON, then the file's bytes).
 struct Agency {
     issuer: String,
     origin: String,
     token: String,
     request: Value,
+    document: Vec<u8>,
+}
+
+const BOUNDARY: &str = "hawiya-load-boundary-7f3a9c";
+
+/// The multipart body of a signing request: the part `request` (JSON) and the part
+/// `document` (the file).
+fn multipart_request(request: &Value, document: &[u8]) -> Vec<u8> {
+    let mut body = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"request\"\r\nContent-Type: application/json\r\n\r\n{request}\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"document\"; filename=\"document\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.reserve(document.len() + BOUNDARY.len() + 8);
+    body.extend_from_slice(document);
+    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+    body
 }
 
 /// An agency's `esign` token (client credentials, client_secret_basic).
@@ -222,7 +239,14 @@ async fn agency_token(http: &reqwest::Client, origin: &str, client: &str, secret
 async fn sign(http: &reqwest::Client, a: &Agency, d: &Device, n: u64) -> Result<(), String> {
     let mut request = a.request.clone();
     request["signer"] = json!({"national_id": d.national_id});
-    let r = http.post(format!("{}/api/esign/v1/signing-requests", a.origin)).bearer_auth(&a.token).json(&request).send().await.map_err(|e| e.to_string())?;
+    let r = http
+        .post(format!("{}/api/esign/v1/signing-requests", a.origin))
+        .bearer_auth(&a.token)
+        .header("content-type", format!("multipart/form-data; boundary={BOUNDARY}"))
+        .body(multipart_request(&request, &a.document))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
     let status = r.status();
     let opened: Value = r.json().await.map_err(|e| e.to_string())?;
     let id = opened["id"].as_str().ok_or_else(|| format!("signing request ({status}): {opened}"))?;
@@ -365,10 +389,10 @@ async fn main() {
         let issuer = issuer.trim_end_matches('/').to_owned();
         let origin = url::Url::parse(&issuer).expect("issuer").origin().ascii_serialization();
         let name = Path::new(document).file_name().expect("document name").to_string_lossy().into_owned();
-        let content = STANDARD.encode(std::fs::read(document).expect("document"));
-        let request = json!({"document": {"name": name, "content": content}, "display_text": "Load test"});
+        let document = std::fs::read(document).expect("document");
+        let request = json!({"document": {"name": name}, "display_text": "Load test"});
         let token = agency_token(&http, &origin, client, secret).await;
-        let agency = Arc::new(Agency { issuer, origin, token, request });
+        let agency = Arc::new(Agency { issuer, origin, token, request, document });
         // Each citizen signs once untimed (caches, connections).
         for (i, d) in devices.iter().enumerate() {
             sign(&http, &agency, d, i as u64).await.unwrap_or_else(|e| panic!("warm-up signature of {}: {e}", d.national_id));

@@ -26,7 +26,7 @@ use serde::Deserialize;
 use crate::clients::Client;
 use crate::oauth::OAuthError;
 use crate::provider::Provider;
-use crate::signing::{Content, Digest, DigestAlgorithm, Document, Format, Owner, SigningRequest, SigningState, SigningStatus, StartRefusal};
+use crate::signing::{Content, Digest, DigestAlgorithm, Document, Owner, SigningRequest, SigningState, SigningStatus, StartRefusal};
 use crate::token::client_credentials::ESIGN_SCOPE;
 
 /// The longest `display_text`, in characters.
@@ -136,12 +136,14 @@ pub struct SignerRef {
     pub national_id: Option<String>,
 }
 
-/// The document as sent: its name, and its bytes or its digest (exactly one).
-#[derive(Debug, Deserialize)]
+/// The document as sent: its name, and its bytes or its digest (exactly one; neither when
+/// the bytes come as a multipart part of their own).
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DocumentBody {
-    /// Its file name.
-    pub name: String,
+    /// Its file name (in a multipart request, the file part's name when absent).
+    #[serde(default)]
+    pub name: Option<String>,
     /// Its bytes, base64.
     #[serde(default)]
     pub content: Option<String>,
@@ -198,6 +200,15 @@ fn callback_uri(agency: &Client, uri: &str) -> Result<String, ApiError> {
     Ok(parsed.to_string())
 }
 
+/// A document sent as a binary part of its own.
+#[derive(Debug)]
+pub struct Upload {
+    /// The file name the part carried (empty if none).
+    pub file_name: String,
+    /// The document.
+    pub bytes: bytes::Bytes,
+}
+
 /// A signing request just opened.
 #[derive(Debug)]
 pub struct Opened {
@@ -228,14 +239,6 @@ pub fn status_name(state: &SigningState) -> &'static str {
     }
 }
 
-/// The media type of a signed file.
-pub fn media_type(format: Format) -> &'static str {
-    match format {
-        Format::Pades | Format::PadesLta => "application/pdf",
-        Format::Cades => "application/pkcs7-signature",
-    }
-}
-
 /// The largest request body: the document's limit in base64, and room for the rest.
 pub fn body_limit(p: &Provider) -> usize {
     p.policies.signing().max_document_bytes.div_ceil(3) * 4 + 64 * 1024
@@ -261,18 +264,31 @@ impl Provider {
         }
     }
 
-    /// Opens a signing request of `agency`.
-    pub async fn esign_request(&self, agency: &Client, request: NewSigningRequest, now: i64) -> Result<Opened, ApiError> {
-        let content = match (&request.document.content, &request.document.digest) {
-            (Some(content), None) => Content::Bytes(self.esign_content(content)?),
-            (None, Some(digest)) => Content::Digest(esign_digest(digest)?),
-            _ => return Err(ApiError::InvalidRequest("document must have exactly one of content and digest".into())),
+    /// Opens a signing request of `agency`; `upload` is the document when it came as a
+    /// binary part of its own (a multipart request) rather than in `request`.
+    pub async fn esign_request(&self, agency: &Client, request: NewSigningRequest, upload: Option<Upload>, now: i64) -> Result<Opened, ApiError> {
+        let mut uploaded_name = None;
+        let content = match (&request.document.content, &request.document.digest, upload) {
+            (Some(content), None, None) => Content::Bytes(self.esign_content(content)?.into()),
+            (None, Some(digest), None) => Content::Digest(esign_digest(digest)?),
+            (None, None, Some(upload)) => {
+                let limit = self.policies.signing().max_document_bytes;
+                if upload.bytes.len() > limit {
+                    return Err(ApiError::DocumentTooLarge(limit));
+                }
+                uploaded_name = Some(upload.file_name);
+                Content::Bytes(upload.bytes)
+            }
+            (_, _, Some(_)) => {
+                return Err(ApiError::InvalidRequest("with a document part, the request's document.content and document.digest must be absent".into()));
+            }
+            _ => return Err(ApiError::InvalidRequest("document must have exactly one of content and digest, or come as the multipart part `document`".into())),
         };
         if matches!(content, Content::Digest(_)) && request.archive_timestamp {
             return Err(ApiError::InvalidRequest("archive_timestamp is for PDF signatures, which need the document's content, not its digest".into()));
         }
         let callback_uri = request.callback_uri.as_deref().map(|uri| callback_uri(agency, uri)).transpose()?;
-        let name = request.document.name.trim();
+        let name = request.document.name.as_deref().or(uploaded_name.as_deref()).unwrap_or_default().trim();
         if name.is_empty() || name.chars().count() > 200 || name.chars().any(|c| c.is_control() || c == '/' || c == '\\') {
             return Err(ApiError::InvalidRequest("document.name must be a file name of 1 to 200 characters, without a path or control characters".into()));
         }
@@ -387,7 +403,7 @@ impl Provider {
     }
 
     /// The signed file of a signing request of `agency`: its name, media type and bytes.
-    pub async fn esign_document(&self, agency: &Client, id: &str, now: i64) -> Result<(String, &'static str, Vec<u8>), ApiError> {
+    pub async fn esign_document(&self, agency: &Client, id: &str, now: i64) -> Result<(String, &'static str, bytes::Bytes), ApiError> {
         let status = self.esign_status(agency, id, now).await?;
         if status.state != SigningState::Signed {
             return Err(ApiError::NotFound(format!("the document is not signed (the request is {})", status_name(&status.state))));

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use bytes::Bytes;
 
 use crate::IdpError;
 use crate::keyspace;
@@ -43,16 +44,16 @@ pub struct Document {
 
 impl Document {
     /// A document given whole.
-    pub fn bytes(name: impl Into<String>, bytes: Vec<u8>) -> Self {
-        Document { name: name.into(), content: Content::Bytes(bytes) }
+    pub fn bytes(name: impl Into<String>, bytes: impl Into<Bytes>) -> Self {
+        Document { name: name.into(), content: Content::Bytes(bytes.into()) }
     }
 }
 
 /// What the provider gets of a document.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Content {
-    /// The document itself.
-    Bytes(Vec<u8>),
+    /// The document itself (shared, not copied, from the upload to the signature).
+    Bytes(Bytes),
     /// Only its digest (an agency that keeps the document to itself): the signature is a
     /// detached CAdES `.p7s` whose messageDigest is this digest; a PDF signature needs the
     /// document and cannot be made this way.
@@ -162,6 +163,11 @@ impl Format {
     pub fn is_pdf(self) -> bool {
         matches!(self, Format::Pades | Format::PadesLta)
     }
+
+    /// The signed file's media type.
+    pub fn media_type(self) -> &'static str {
+        if self.is_pdf() { "application/pdf" } else { "application/pkcs7-signature" }
+    }
 }
 
 /// What the device signs.
@@ -174,6 +180,9 @@ pub struct ToBeSigned {
     pub hash: Vec<u8>,
     /// The format the signature will have.
     pub format: Format,
+    /// The SHA-256 of the document given whole (for the signature record; the maker digests
+    /// the document anyway); `None` for a document given by its digest.
+    pub document_sha256: Option<[u8; 32]>,
 }
 
 /// A signed file.
@@ -493,14 +502,14 @@ impl Provider {
         let client_id = owner.client_id().to_owned();
         let service = self.signing_service()?;
         let limit = self.policies.signing().max_document_bytes;
-        let (document_sha256, digest) = match &document.content {
+        let digest = match &document.content {
             Content::Bytes(bytes) if bytes.len() > limit => return Err(StartRefusal::TooLarge(limit)),
             Content::Bytes(bytes) if bytes.is_empty() => return Err(StartRefusal::Empty),
-            Content::Bytes(bytes) => (hex::encode(crate::provider::sha256(bytes)), None),
+            Content::Bytes(_) => None,
             Content::Digest(d) if d.value.len() != d.algorithm.output_len() => {
                 return Err(StartRefusal::Digest(format!("a {} digest has {} octets, not {}", d.algorithm.name(), d.algorithm.output_len(), d.value.len())));
             }
-            Content::Digest(d) => (d.record(), Some(d.clone())),
+            Content::Digest(d) => Some(d.clone()),
         };
         if document.name.trim().is_empty() {
             return Err(StartRefusal::Empty);
@@ -522,6 +531,11 @@ impl Provider {
             SigningError::Digest(why) => StartRefusal::Digest(why),
             other => StartRefusal::Error(OAuthError::server(other.to_string())),
         })?;
+        let document_sha256 = match (&digest, tbs.document_sha256) {
+            (Some(d), _) => d.record(),
+            (None, Some(sha256)) => hex::encode(sha256),
+            (None, None) => return Err(StartRefusal::Error(OAuthError::server("the signature maker gave no digest of the document"))),
+        };
         let id = crate::provider::random_token()?;
         let timeout = self.policies.signing().timeout;
         let session = SigningSession {
@@ -543,7 +557,7 @@ impl Provider {
         // The document is kept for the answer (what is signed is derived from it again); a
         // digest is in the session itself.
         if let Content::Bytes(bytes) = &document.content {
-            self.ephemeral.put(&keyspace::signing_document(&id), bytes, timeout).await?;
+            self.ephemeral.put_shared(&keyspace::signing_document(&id), bytes.clone(), timeout).await?;
         }
         self.put_signing_session(&id, &session, now).await?;
         // The citizen's device sees the newest request only.
@@ -667,7 +681,7 @@ impl Provider {
                 signed_at: now,
             })
             .await?;
-        self.ephemeral.put(&keyspace::signing_result(id), &signed.bytes, ttl(s.expires_at + 600, now)).await?;
+        self.ephemeral.put_shared(&keyspace::signing_result(id), signed.bytes.into(), ttl(s.expires_at + 600, now)).await?;
         self.ephemeral.delete(&keyspace::signing_document(id)).await?;
         tracing::info!(target: "audit", event = "signing.signed", client = s.client_id, format = signed.format.level(), "signature made");
         Ok(SigningState::Signed)
@@ -696,14 +710,10 @@ impl Provider {
     }
 
     /// The signed file of a session that `owner` opened: its name, media type and bytes.
-    pub async fn signed_file(&self, owner: &Owner, id: &str) -> Result<Option<(String, &'static str, Vec<u8>)>, OAuthError> {
+    pub async fn signed_file(&self, owner: &Owner, id: &str) -> Result<Option<(String, &'static str, Bytes)>, OAuthError> {
         let Some(s) = self.signing_session(id).await?.filter(|s| s.owner == *owner && s.state == SigningState::Signed) else { return Ok(None) };
         let Some(bytes) = self.ephemeral.get(&keyspace::signing_result(id)).await? else { return Ok(None) };
-        let media = match s.format {
-            Format::Pades | Format::PadesLta => "application/pdf",
-            Format::Cades => "application/pkcs7-signature",
-        };
-        Ok(Some((signed_file_name(&s.document_name, s.format), media, bytes)))
+        Ok(Some((signed_file_name(&s.document_name, s.format), s.format.media_type(), bytes)))
     }
 }
 

@@ -261,7 +261,7 @@ impl Throttle {
 }
 
 async fn read_count(store: &dyn EphemeralStore, key: &str) -> Result<u64, StoreError> {
-    Ok(store.get(key).await?.and_then(|b| String::from_utf8(b).ok()).and_then(|s| s.parse().ok()).unwrap_or(0))
+    Ok(store.get(key).await?.and_then(|b| String::from_utf8(b.to_vec()).ok()).and_then(|s| s.parse().ok()).unwrap_or(0))
 }
 
 impl Reservation {

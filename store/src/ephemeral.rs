@@ -10,6 +10,7 @@ use std::hash::BuildHasher;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 
@@ -21,15 +22,23 @@ pub trait EphemeralStore: Send + Sync + std::fmt::Debug {
     /// Stores `value` under `key` for `ttl`, replacing what was there.
     async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError>;
 
+    /// Stores `value` as [`EphemeralStore::put`] does, without copying it where the backend
+    /// can keep it as it is (the memory store): for megabyte values, a signing session's
+    /// document and signed file.
+    async fn put_shared(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), StoreError> {
+        self.put(key, &value, ttl).await
+    }
+
     /// Stores `value` only if `key` holds nothing; `false` if it did (replay caches).
     async fn put_new(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError>;
 
-    /// The value under `key`, if it has not expired.
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The value under `key`, if it has not expired (shared, not copied, by the memory
+    /// store: a signing session's document is megabytes).
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError>;
 
     /// Reads and removes the value: of many concurrent callers, exactly one gets it
     /// (single-use authorization codes).
-    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    async fn take(&self, key: &str) -> Result<Option<Bytes>, StoreError>;
 
     /// Removes the value; `true` if there was one.
     async fn delete(&self, key: &str) -> Result<bool, StoreError>;
@@ -46,7 +55,7 @@ pub trait EphemeralStore: Send + Sync + std::fmt::Debug {
 const SHARDS: usize = 16;
 
 struct Entry {
-    value: Vec<u8>,
+    value: Bytes,
     expires: Instant,
 }
 
@@ -110,7 +119,13 @@ fn live(map: &mut HashMap<String, Entry>, key: &str, now: Instant) -> bool {
 impl EphemeralStore for MemoryStore {
     async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
         self.with_shard(key, |s, now| {
-            s.map.insert(key.to_owned(), Entry { value: value.to_vec(), expires: now + ttl });
+            s.map.insert(key.to_owned(), Entry { value: Bytes::copy_from_slice(value), expires: now + ttl });
+        })
+    }
+
+    async fn put_shared(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), StoreError> {
+        self.with_shard(key, |s, now| {
+            s.map.insert(key.to_owned(), Entry { value, expires: now + ttl });
         })
     }
 
@@ -119,16 +134,16 @@ impl EphemeralStore for MemoryStore {
             if live(&mut s.map, key, now) {
                 return false;
             }
-            s.map.insert(key.to_owned(), Entry { value: value.to_vec(), expires: now + ttl });
+            s.map.insert(key.to_owned(), Entry { value: Bytes::copy_from_slice(value), expires: now + ttl });
             true
         })
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
         self.with_shard(key, |s, now| if live(&mut s.map, key, now) { s.map.get(key).map(|e| e.value.clone()) } else { None })
     }
 
-    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn take(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
         self.with_shard(key, |s, now| s.map.remove(key).filter(|e| e.expires > now).map(|e| e.value))
     }
 
@@ -139,13 +154,13 @@ impl EphemeralStore for MemoryStore {
     async fn increment(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
         self.with_shard(key, |s, now| {
             if !live(&mut s.map, key, now) {
-                s.map.insert(key.to_owned(), Entry { value: b"1".to_vec(), expires: now + ttl });
+                s.map.insert(key.to_owned(), Entry { value: Bytes::from_static(b"1"), expires: now + ttl });
                 return 1;
             }
             let Some(e) = s.map.get_mut(key) else { return 1 };
             // Decimal ASCII, as Redis keeps counters: `get` reads the same on both.
             let n = std::str::from_utf8(&e.value).ok().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + 1;
-            e.value = n.to_string().into_bytes();
+            e.value = Bytes::from(n.to_string());
             n
         })
     }
@@ -211,14 +226,16 @@ impl EphemeralStore for RedisStore {
         Ok(set.is_some())
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
         let mut c = self.connection.clone();
-        c.get(self.key(key)).await.map_err(redis_err)
+        let value: Option<Vec<u8>> = c.get(self.key(key)).await.map_err(redis_err)?;
+        Ok(value.map(Bytes::from))
     }
 
-    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn take(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
         let mut c = self.connection.clone();
-        redis::cmd("GETDEL").arg(self.key(key)).query_async(&mut c).await.map_err(redis_err)
+        let value: Option<Vec<u8>> = redis::cmd("GETDEL").arg(self.key(key)).query_async(&mut c).await.map_err(redis_err)?;
+        Ok(value.map(Bytes::from))
     }
 
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {

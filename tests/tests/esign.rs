@@ -421,7 +421,7 @@ fn sign_pdf(d: &Deployment, citizen: &Citizen, pdf: &[u8], name: &str) -> Vec<u8
         exported(d, "services-ca"),
         exported(d, "citizen-signing-ca-ocsp"),
     ];
-    let with_dss = pdf::add_dss(&signed, &certs, &[assembled.ocsp], &crls(d)).unwrap();
+    let with_dss = pdf::add_dss(signed.clone(), &certs, &[assembled.ocsp], &crls(d)).unwrap();
     assert!(with_dss.starts_with(&signed), "the /DSS is an incremental update");
     with_dss
 }

@@ -1061,6 +1061,26 @@ impl Api {
         self.send("/api/esign/v1/signing-requests", r).await
     }
 
+    /// A multipart signing request of `parts`: (name, file name if a file, content).
+    async fn create_multipart(&mut self, token: &str, parts: &[(&str, Option<&str>, &[u8])]) -> Answer {
+        const BOUNDARY: &str = "api-test-boundary-41b7";
+        let mut body = Vec::new();
+        for (name, file_name, content) in parts {
+            let file = file_name.map(|f| format!("; filename=\"{f}\"")).unwrap_or_default();
+            body.extend_from_slice(format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"{file}\r\n\r\n").as_bytes());
+            body.extend_from_slice(content);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+        let r = self
+            .http
+            .post(format!("{}/api/esign/v1/signing-requests", self.base))
+            .bearer_auth(token)
+            .header(reqwest::header::CONTENT_TYPE, format!("multipart/form-data; boundary={BOUNDARY}"))
+            .body(body);
+        self.send("/api/esign/v1/signing-requests", r).await
+    }
+
     async fn status(&mut self, token: &str, id: &str) -> Answer {
         let r = self.http.get(format!("{}/api/esign/v1/signing-requests/{id}", self.base)).bearer_auth(token);
         self.send("/api/esign/v1/signing-requests/{id}", r).await
@@ -1202,6 +1222,43 @@ async fn an_agency_asks_a_citizen_to_sign_through_the_api() {
     let r =
         api.create(Some(&notary), &json!({"signer": {"sub": sub}, "document": {"name": "a.pdf", "content": b64(&pdf)}, "display_text": "x".repeat(201)})).await;
     assert_eq!((r.status, r.error().1.as_str()), (400, "invalid_request"));
+    // The same request as multipart (the JSON, then the file's bytes): each malformed body
+    // refused precisely.
+    let json_part = |v: Value| v.to_string().into_bytes();
+    let meta = json_part(json!({"signer": {"sub": sub}, "document": {}}));
+    for (parts, status, error, why) in [
+        (vec![("document", Some("a.pdf"), &pdf[..])], 400, "invalid_request", "no part `request` (the signing request, JSON)"),
+        (vec![("request", None, &meta[..]), ("request", None, &meta[..])], 400, "invalid_request", "more than one part `request`"),
+        (
+            vec![("request", None, &meta[..]), ("document", Some("a.pdf"), &pdf[..]), ("document", Some("b.pdf"), &pdf[..])],
+            400,
+            "invalid_request",
+            "more than one part `document`",
+        ),
+        (
+            vec![("request", None, &meta[..]), ("attachment", Some("x"), b"x")],
+            400,
+            "invalid_request",
+            "unknown part `attachment`: the parts are `request` (the JSON) and `document` (the file)",
+        ),
+        (vec![("request", None, &b"{not json"[..]), ("document", Some("a.pdf"), &pdf[..])], 400, "invalid_request", "the body is not a signing request"),
+        (vec![("request", None, &meta[..])], 400, "invalid_request", "document must have exactly one of content and digest"),
+    ] {
+        let r = api.create_multipart(&notary, &parts).await;
+        let (s, e, w) = r.error();
+        assert_eq!((s, e.as_str()), (status, error), "{w}");
+        assert!(w.starts_with(why), "{w}");
+    }
+    let with_content = json_part(json!({"signer": {"sub": sub}, "document": {"name": "a.pdf", "content": b64(&pdf)}}));
+    let r = api.create_multipart(&notary, &[("request", None, &with_content), ("document", Some("a.pdf"), &pdf)]).await;
+    assert_eq!(
+        r.error(),
+        (400, "invalid_request".to_owned(), "with a document part, the request's document.content and document.digest must be absent".to_owned())
+    );
+    let huge = vec![b'%'; 10 * 1024 * 1024 + 1];
+    let r = api.create_multipart(&notary, &[("request", None, &meta), ("document", Some("huge.pdf"), &huge)]).await;
+    let (status, error, why) = r.error();
+    assert_eq!((status, error.as_str(), why.contains("10485760 bytes")), (413, "document_too_large", true), "{why}");
     // Layla's smart-ID keeps its key in software: the notary's validation policy (qualified)
     // would never accept her signature, so she is not asked.
     let phone = d.path("layla-phone");
@@ -1217,8 +1274,10 @@ async fn an_agency_asks_a_citizen_to_sign_through_the_api() {
     let o = device(&card, &["pending"], None, &env);
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "No pending request.", "no refusal reached the device");
 
-    // The request: the device shows the notary, the document, the display text and the code.
-    let r = api.create(Some(&notary), &request(json!({"sub": sub}))).await;
+    // The request, as multipart with the PDF's bytes (its name from the file part): the
+    // device shows the notary, the document, the display text and the code.
+    let meta = json_part(json!({"signer": {"sub": sub}, "document": {}, "display_text": "Power of attorney no. 2026/117 for the sale of parcel 42"}));
+    let r = api.create_multipart(&notary, &[("request", None, &meta), ("document", Some("power-of-attorney.pdf"), &pdf)]).await;
     let opened = r.json();
     assert_eq!((r.status, opened["status"].as_str()), (201, Some("waiting")), "{opened}");
     let id = opened["id"].as_str().expect("id").to_owned();
@@ -1379,9 +1438,9 @@ async fn an_agency_signs_a_document_hash_and_hears_back_at_its_callback() {
         (
             json!({"name": "judgment.txt", "content": b64(file), "digest": {"algorithm": "sha-256", "value": b64(&sha256)}}),
             callback.clone(),
-            "document must have exactly one of content and digest",
+            "document must have exactly one of content and digest, or come as the multipart part `document`",
         ),
-        (json!({"name": "judgment.txt"}), callback.clone(), "document must have exactly one of content and digest"),
+        (json!({"name": "judgment.txt"}), callback.clone(), "document must have exactly one of content and digest, or come as the multipart part `document`"),
         (by_digest("md5", &sha256[..16]), callback.clone(), "document.digest.algorithm \"md5\" is not one of sha-256, sha-384, sha-512"),
         (by_digest("sha-256", &sha256[..31]), callback.clone(), "document.digest.value has 31 octets; a sha-256 digest has 32"),
         (by_digest("sha-512", &sha256), callback.clone(), "document.digest.value has 32 octets; a sha-512 digest has 64"),

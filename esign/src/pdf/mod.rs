@@ -189,13 +189,20 @@ impl PrepareOptions {
     }
 }
 
-/// A document with a signature dictionary whose /Contents is still zeros.
+/// A document with a signature dictionary whose /Contents is still zeros: the original,
+/// borrowed, and the update that follows it (the original is copied once, by
+/// [`Prepared::finish`]).
 #[derive(Clone)]
-pub struct Prepared {
-    bytes: Vec<u8>,
+pub struct Prepared<'a> {
+    original: &'a [u8],
+    update: Vec<u8>,
     byte_range: [usize; 4],
     reserved: usize,
 }
+
+/// The room [`Prepared::finish`] leaves after the signed file, so that a `/DSS` update (a
+/// chain, OCSP responses and CRLs) is appended without moving the file.
+const ROOM_AFTER: usize = 64 * 1024;
 
 /// The largest reservation [`prepare`] accepts (a CMS with a long chain and several OCSP responses is far smaller).
 pub const MAX_RESERVED: usize = 1024 * 1024;
@@ -207,7 +214,7 @@ const BYTE_RANGE_PLACEHOLDER: &[u8] = b"[0 0000000000 0000000000 0000000000]";
 ///
 /// The update adds an invisible signature field on the first page, creates or extends the
 /// catalog's /AcroForm, and reserves `options.reserved` bytes for the signature.
-pub fn prepare(original: &[u8], options: &PrepareOptions) -> Result<Prepared, PdfError> {
+pub fn prepare<'a>(original: &'a [u8], options: &PrepareOptions) -> Result<Prepared<'a>, PdfError> {
     if options.reserved > MAX_RESERVED {
         return Err(PdfError::ReservationTooLarge { reserved: options.reserved, limit: MAX_RESERVED });
     }
@@ -304,61 +311,87 @@ pub fn prepare(original: &[u8], options: &PrepareOptions) -> Result<Prepared, Pd
     }
 
     let written = update.write()?;
-    let mut bytes = written.bytes;
+    let mut bytes = written.update;
+    let base = original.len();
     let body_start = written.body_offsets.get(signature_index).copied().ok_or(Damage::BadSignature)?;
     let contents_start = body_start + contents_at;
     let contents_end = contents_start + 2 + 2 * options.reserved;
-    let byte_range = [0, contents_start, contents_end, bytes.len() - contents_end];
+    let byte_range = [0, contents_start, contents_end, base + bytes.len() - contents_end];
     let patch = format!("[0 {} {} {}]", byte_range[1], byte_range[2], byte_range[3]);
-    let slot = bytes.get_mut(body_start + byte_range_at..body_start + byte_range_at + BYTE_RANGE_PLACEHOLDER.len()).ok_or(Damage::BadSignature)?;
+    let at = body_start - base + byte_range_at;
+    let slot = bytes.get_mut(at..at + BYTE_RANGE_PLACEHOLDER.len()).ok_or(Damage::BadSignature)?;
     if patch.len() > slot.len() {
         return Err(PdfError::TooLarge);
     }
     slot.fill(b' ');
     slot[..patch.len()].copy_from_slice(patch.as_bytes());
-    Ok(Prepared { bytes, byte_range, reserved: options.reserved })
+    Ok(Prepared { original, update: bytes, byte_range, reserved: options.reserved })
 }
 
-impl std::fmt::Debug for Prepared {
+impl std::fmt::Debug for Prepared<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Prepared").field("len", &self.bytes.len()).field("byte_range", &self.byte_range).field("reserved", &self.reserved).finish()
+        f.debug_struct("Prepared")
+            .field("len", &(self.original.len() + self.update.len()))
+            .field("byte_range", &self.byte_range)
+            .field("reserved", &self.reserved)
+            .finish()
     }
 }
 
-impl Prepared {
+impl Prepared<'_> {
     /// The /ByteRange: `[0, a, b, c]`, the signed bytes being `0..a` and `b..b+c`.
     pub fn byte_range(&self) -> [usize; 4] {
         self.byte_range
     }
 
     /// The prepared document, /Contents still zeros (for handing the byte ranges to other tools).
-    pub fn document(&self) -> &[u8] {
-        &self.bytes
+    pub fn document(&self) -> Vec<u8> {
+        [self.original, &self.update].concat()
     }
 
     /// The digest of the two byte ranges: what the CMS's message-digest attribute, or the
     /// timestamp's message imprint, must hold.
     pub fn digest(&self, algorithm: DigestAlgorithm) -> Vec<u8> {
-        let [_, a, b, _] = self.byte_range;
-        let mut context = algorithm.context();
-        context.update(self.bytes.get(..a).unwrap_or_default());
-        context.update(self.bytes.get(b..).unwrap_or_default());
-        context.finish().as_ref().to_vec()
+        self.digests(algorithm).0
     }
 
-    /// Writes `signature` (DER of the CMS or timestamp token) into the reservation, zero-padded.
+    /// The digest of the two byte ranges, and the SHA-256 of the original document, in one
+    /// pass over the original when `algorithm` is SHA-256 (the signed ranges start with it).
+    pub fn digests(&self, algorithm: DigestAlgorithm) -> (Vec<u8>, [u8; 32]) {
+        let [_, a, b, _] = self.byte_range;
+        let base = self.original.len();
+        let mut context = algorithm.context();
+        context.update(self.original);
+        let original =
+            if algorithm == DigestAlgorithm::Sha256 { context.clone().finish().as_ref().try_into().unwrap_or_default() } else { sha256(self.original) };
+        context.update(self.update.get(..a - base).unwrap_or_default());
+        context.update(self.update.get(b - base..).unwrap_or_default());
+        (context.finish().as_ref().to_vec(), original)
+    }
+
+    /// Writes `signature` (DER of the CMS or timestamp token) into the reservation,
+    /// zero-padded: the signed file, with room after it for a `/DSS` update.
     pub fn finish(self, signature: &[u8]) -> Result<Vec<u8>, PdfError> {
         if signature.len() > self.reserved {
             return Err(PdfError::SignatureTooLarge { needed: signature.len(), reserved: self.reserved });
         }
-        let mut bytes = self.bytes;
+        let mut update = self.update;
         let [_, a, _, _] = self.byte_range;
-        let hex = bytes.get_mut(a + 1..a + 1 + 2 * signature.len()).ok_or(Damage::BadSignature)?;
+        let at = a + 1 - self.original.len();
+        let hex = update.get_mut(at..at + 2 * signature.len()).ok_or(Damage::BadSignature)?;
         for (pair, byte) in hex.chunks_exact_mut(2).zip(signature) {
             pair.copy_from_slice(format!("{byte:02X}").as_bytes());
         }
+        let mut bytes = Vec::with_capacity(self.original.len() + update.len() + ROOM_AFTER);
+        bytes.extend_from_slice(self.original);
+        bytes.extend_from_slice(&update);
         Ok(bytes)
     }
+}
+
+/// The SHA-256 of `bytes`.
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    DigestAlgorithm::Sha256.digest(bytes).try_into().unwrap_or_default()
 }
 
 /// The signature dictionary's body, and where in it the /ByteRange placeholder and the /Contents `<` are.
@@ -458,7 +491,14 @@ fn refuse_if_certified_no_changes(document: &Document<'_>, catalog: &Dict) -> Re
 ///
 /// `certificates`, `ocsp_responses` and `crls` are DER. No /VRI dictionary is written: it is
 /// optional in EN 319 142-1 §5.4.2.2 and validators use the /DSS arrays as a whole.
-pub fn add_dss(signed: &[u8], certificates: &[Vec<u8>], ocsp_responses: &[Vec<u8>], crls: &[Vec<u8>]) -> Result<Vec<u8>, PdfError> {
+pub fn add_dss(mut signed: Vec<u8>, certificates: &[Vec<u8>], ocsp_responses: &[Vec<u8>], crls: &[Vec<u8>]) -> Result<Vec<u8>, PdfError> {
+    let update = dss_update(&signed, certificates, ocsp_responses, crls)?;
+    signed.extend_from_slice(&update);
+    Ok(signed)
+}
+
+/// The update [`add_dss`] appends to `signed`.
+fn dss_update(signed: &[u8], certificates: &[Vec<u8>], ocsp_responses: &[Vec<u8>], crls: &[Vec<u8>]) -> Result<Vec<u8>, PdfError> {
     // DSS updates are no change to a certified document (ISO 32000-2 §12.8.2.2.1), so /P 1 is not refused here.
     let document = Document::parse(signed)?;
     let mut catalog = document.catalog()?;
@@ -509,7 +549,7 @@ pub fn add_dss(signed: &[u8], certificates: &[Vec<u8>], ocsp_responses: &[Vec<u8
             update.put_object(document.root, &Object::Dictionary(catalog));
         }
     }
-    Ok(update.write()?.bytes)
+    Ok(update.write()?.update)
 }
 
 /// A new PDF file from its objects, numbered from 1 in the order given (object 1 is the

@@ -15,9 +15,10 @@ pub(crate) struct Update<'d, 'a> {
     next: u32,
 }
 
-/// An update written out: the whole new file, and where each object's body starts in it.
+/// An update written out: the bytes that follow the original, and where each object's body
+/// starts in the whole new file.
 pub(crate) struct Written {
-    pub bytes: Vec<u8>,
+    pub update: Vec<u8>,
     pub body_offsets: Vec<usize>,
 }
 
@@ -61,11 +62,12 @@ impl<'d, 'a> Update<'d, 'a> {
         Ok(id)
     }
 
-    /// The original bytes followed by the update.
+    /// The update, to be appended to the original bytes (which it never copies: a large
+    /// document is not moved around to be signed).
     pub fn write(mut self) -> Result<Written, PdfError> {
         let original = self.document.data;
-        let mut out = Vec::with_capacity(original.len() + self.objects.iter().map(|(_, b)| b.len() + 32).sum::<usize>() + 512);
-        out.extend_from_slice(original);
+        let base = original.len();
+        let mut out = Vec::with_capacity(self.objects.iter().map(|(_, b)| b.len() + 32).sum::<usize>() + 512);
         if !matches!(original.last(), Some(b'\n' | b'\r')) {
             out.push(b'\n');
         }
@@ -76,14 +78,14 @@ impl<'d, 'a> Update<'d, 'a> {
         let mut offsets = Vec::with_capacity(self.objects.len() + 1);
         let mut body_offsets = Vec::with_capacity(self.objects.len());
         for (id, body) in &self.objects {
-            offsets.push((*id, out.len()));
+            offsets.push((*id, base + out.len()));
             out.extend_from_slice(format!("{} {} obj\n", id.num, id.generation).as_bytes());
-            body_offsets.push(out.len());
+            body_offsets.push(base + out.len());
             out.extend_from_slice(body);
             out.extend_from_slice(b"\nendobj\n");
         }
-        let trailer = self.trailer(&out[original.len()..]);
-        let xref_offset = out.len();
+        let trailer = self.trailer(&out);
+        let xref_offset = base + out.len();
         match xref_stream {
             None => write_table(&mut out, &offsets, &trailer),
             Some(id) => {
@@ -92,7 +94,7 @@ impl<'d, 'a> Update<'d, 'a> {
             }
         }
         out.extend_from_slice(format!("startxref\n{xref_offset}\n%%EOF\n").as_bytes());
-        Ok(Written { bytes: out, body_offsets })
+        Ok(Written { update: out, body_offsets })
     }
 
     /// The trailer entries every section repeats: /Size, /Root, /Info, /ID and /Prev.

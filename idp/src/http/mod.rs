@@ -73,7 +73,7 @@ pub fn router(provider: Arc<Provider>) -> Router {
         .route("/sign", get(signing::sign_page).post(signing::sign_upload).layer(DefaultBodyLimit::max(signing::upload_limit(&provider))))
         .route("/sign/wait", get(signing::sign_wait))
         .route("/sign/download", get(signing::sign_download))
-        .route("/api/esign/v1/signing-requests", post(esign_api::create))
+        .route("/api/esign/v1/signing-requests", post(esign_api::create).layer(DefaultBodyLimit::max(crate::esign_api::body_limit(&provider))))
         .route("/api/esign/v1/signing-requests/{id}", get(esign_api::status))
         .route("/api/esign/v1/signing-requests/{id}/document", get(esign_api::document))
         .route("/csc/v2/info", post(csc::info).layer(DefaultBodyLimit::max(csc::body_limit(&provider))))

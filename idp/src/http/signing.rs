@@ -106,7 +106,7 @@ async fn read_upload(mut multipart: Multipart, limit: usize) -> Result<Upload, S
                 if bytes.len() > limit {
                     upload.too_large = true;
                 }
-                upload.document = Some(Document::bytes(file_name, bytes.to_vec()));
+                upload.document = Some(Document::bytes(file_name, bytes));
             }
             _ => {}
         }

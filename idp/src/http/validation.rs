@@ -332,7 +332,7 @@ mod tests {
     }
 
     /// The per-address count the limit keeps (oneshot requests have no peer: "unknown").
-    async fn counted(f: &Fixture) -> Option<Vec<u8>> {
+    async fn counted(f: &Fixture) -> Option<axum::body::Bytes> {
         f.ephemeral.get(&crate::keyspace::attempts("validation-address", "unknown")).await.expect("store")
     }
 
