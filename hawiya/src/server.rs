@@ -26,8 +26,8 @@ pub fn app(ca: Arc<CaState>, idp: Arc<Provider>, enrolment: Arc<Enrolment>, read
     Router::new()
         .route("/", get(move || async move { index }))
         .merge(crate::health::router(readiness))
-        .merge(crate::enrolment::router(enrolment))
-        .merge(ca::http::router(ca))
+        // The CA's and the RA's requests get request ids as the provider's do.
+        .merge(idp::http::with_request_ids(crate::enrolment::router(enrolment).merge(ca::http::router(ca))))
         .merge(idp::http::router(idp))
         .layer(axum::middleware::map_response(|mut response: axum::response::Response| async move {
             let headers = response.headers_mut();

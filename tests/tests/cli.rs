@@ -88,6 +88,9 @@ fn demo_creates_its_data_once_and_reuses_it() {
     }
     let index = String::from_utf8(fetch(port, "/")).expect("utf-8");
     assert!(index.contains("/healthz") && index.contains("/readyz"), "{index}");
+    // The CA's responses carry a request id, as the provider's do.
+    let head = run(Command::new("curl").args(["-s", "-D", "-", "-o", "/dev/null", &format!("http://127.0.0.1:{port}/ca/root.crt")]));
+    assert!(String::from_utf8_lossy(&head.stdout).to_ascii_lowercase().contains("\nx-request-id: "), "{}", String::from_utf8_lossy(&head.stdout));
     assert!(index.contains(&format!("http://127.0.0.1:{port}/ocsp")), "{index}");
     assert!(index.contains(&format!("http://127.0.0.1:{port}/crl/citizen-signing-ca.crl")), "{index}");
     let (printed, logged) = stop(first);
