@@ -740,6 +740,30 @@ async fn upload(b: &mut hawiya_e2e::web::Browser, form: &str, name: &str, bytes:
     (wait, shown_code(&page.body))
 }
 
+/// Sami's smart card (a SoftHSM2 token), enrolled and activated: its directory and the
+/// environment that names its token.
+fn sami_card(d: &Deployment) -> (PathBuf, Vec<(String, String)>) {
+    let card_env = smart_card(d.dir.path());
+    let env: Vec<(&str, &str)> = card_env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let card = d.path("card");
+    let o = activate(d, &card, &enroll(d, SAMI, "hardware"), &["--pkcs11-module", &softhsm_module().display().to_string()], &env);
+    assert!(o.status.success(), "{}", stderr(&o));
+    (card, card_env)
+}
+
+/// Opens the signing page without a session at high: it logs in first (the smart card,
+/// PIN1), then comes back; the browser and the signing form.
+async fn on_the_signing_page(d: &Deployment, card: &Path, env: &[(&str, &str)]) -> (hawiya_e2e::web::Browser, hawiya_e2e::web::Response) {
+    let mut b = browser(d);
+    let (poll, code) = start_login(&mut b, &format!("{}/sign?lang=en", d.base), SAMI).await;
+    let o = device(card, &["approve", "--pin-stdin", "--code", &code], Some(PIN1), env);
+    assert!(o.status.success(), "login approve: {}", stderr(&o));
+    let r = b.get(&poll).await;
+    let (form, out) = b.follow(r).await;
+    assert!(out.is_none() && form.body.contains(r#"action="/sign""#), "back on the signing page: {} {}", form.status, form.body);
+    (b, form)
+}
+
 /// The signed page's download link.
 fn download_link(page: &str) -> String {
     page.split(r#"id="download" href=""#).nth(1).and_then(|s| s.split('"').next()).expect("download link").replace("&amp;", "&")
@@ -781,20 +805,11 @@ async fn refused(b: &mut hawiya_e2e::web::Browser, d: &Deployment, wait: &str, r
 async fn a_citizen_signs_documents_with_pin2_and_validators_accept_them() {
     // More device requests than a citizen may make in 15 minutes (the limit has its own test).
     let (d, _) = deployment_with(&[("HAWIYA_SMART_ID_LIMITS", "50,500")]);
-    let card_env = smart_card(d.dir.path());
+    let (card, card_env) = sami_card(&d);
     let env: Vec<(&str, &str)> = card_env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let card = d.path("card");
-    let o = activate(&d, &card, &enroll(&d, SAMI, "hardware"), &["--pkcs11-module", &softhsm_module().display().to_string()], &env);
-    assert!(o.status.success(), "{}", stderr(&o));
 
     // Without a session at high, the page logs in first (the smart card, PIN1), then comes back.
-    let mut b = browser(&d);
-    let (poll, code) = start_login(&mut b, &format!("{}/sign?lang=en", d.base), SAMI).await;
-    let o = device(&card, &["approve", "--pin-stdin", "--code", &code], Some(PIN1), &env);
-    assert!(o.status.success(), "login approve: {}", stderr(&o));
-    let r = b.get(&poll).await;
-    let (form, out) = b.follow(r).await;
-    assert!(out.is_none() && form.body.contains(r#"action="/sign""#), "back on the signing page: {} {}", form.status, form.body);
+    let (mut b, form) = on_the_signing_page(&d, &card, &env).await;
     assert!(form.body.contains("Largest document accepted: 10 MB"), "{}", form.body);
 
     // A PDF: the device shows the document and the page's code, PIN2 signs.
@@ -1698,19 +1713,11 @@ fn the_exposition_parser_refuses_what_breaks_the_format() {
 async fn every_metric_family_moves_on_the_operators_metrics() {
     let metrics = format!("127.0.0.1:{}", hawiya_e2e::free_port());
     let (d, officer) = deployment_with(&[("HAWIYA_METRICS_LISTEN", &metrics)]);
-    let card_env = smart_card(d.dir.path());
+    let (card, card_env) = sami_card(&d);
     let env: Vec<(&str, &str)> = card_env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let card = d.path("card");
-    let o = activate(&d, &card, &enroll(&d, SAMI, "hardware"), &["--pkcs11-module", &softhsm_module().display().to_string()], &env);
-    assert!(o.status.success(), "{}", stderr(&o));
 
     // A smart-ID login (PIN1) on the signing page, then a signature (PIN2).
-    let mut b = browser(&d);
-    let (poll, code) = start_login(&mut b, &format!("{}/sign?lang=en", d.base), SAMI).await;
-    let o = device(&card, &["approve", "--pin-stdin", "--code", &code], Some(PIN1), &env);
-    assert!(o.status.success(), "login approve: {}", stderr(&o));
-    let r = b.get(&poll).await;
-    let (form, _) = b.follow(r).await;
+    let (mut b, form) = on_the_signing_page(&d, &card, &env).await;
     let (wait, code) = upload(&mut b, &form.body, "statement.txt", b"an official statement\n").await;
     let o = device(&card, &["approve", "--pin-stdin", "--code", &code], Some(PIN2), &env);
     assert!(o.status.success(), "sign approve: {}", stderr(&o));
