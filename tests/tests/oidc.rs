@@ -1811,6 +1811,15 @@ async fn the_provider_on_pkcs11_postgresql_and_redis() {
         d.serve();
         d.replica(second);
     });
+    // Both replicas ready: PostgreSQL, Redis and the token each answered their check.
+    for port in [p.d.port, second] {
+        let r = p.http_to(port).get(format!("{}/readyz", p.issuer)).send().await.expect("readyz");
+        assert_eq!(r.status(), 200);
+        let ready: Value = r.json().await.expect("json");
+        for component in ["durable_store", "ephemeral_store", "key_store"] {
+            assert_eq!(ready["checks"][component]["status"], "ok", "{ready}");
+        }
+    }
     let mut b = p.browser();
     let tokens = p.code_flow(&mut b, &[]).await;
     let claims = p.verify_id_token(tokens["id_token"].as_str().expect("id_token")).await;
