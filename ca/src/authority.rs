@@ -15,6 +15,7 @@ use store::{CaStore, CeremonyRecord, NewCertificate, PublishedCrl, RevocationRea
 use time::{Duration, OffsetDateTime};
 use x509_cert::Certificate;
 
+use crate::metrics::CaMetrics;
 use crate::profile::{Contents, IssuerUrls, SubjectKey, certificate_params, key_identifier};
 use crate::{CaError, csr};
 
@@ -147,6 +148,7 @@ pub struct Authority {
     ceremony: CeremonyRecord,
     members: Vec<Member>,
     rng: SystemRandom,
+    metrics: Arc<CaMetrics>,
 }
 
 /// CRL lifetimes: issuing CAs publish daily, the offline root yearly.
@@ -188,12 +190,17 @@ impl Authority {
                 not_after,
             });
         }
-        Ok(Authority { store, policies, ceremony, members, rng: SystemRandom::new() })
+        Ok(Authority { store, policies, ceremony, members, rng: SystemRandom::new(), metrics: Arc::default() })
     }
 
     /// The ceremony this authority was built from.
     pub fn ceremony(&self) -> &CeremonyRecord {
         &self.ceremony
+    }
+
+    /// What the authority, its OCSP responder and its TSA count.
+    pub fn metrics(&self) -> &Arc<CaMetrics> {
+        &self.metrics
     }
 
     /// The durable store.
@@ -321,6 +328,7 @@ impl Authority {
             let certificate = self.sign_certificate(issuer, profile, &request.subject, &key, &serial)?;
             match self.store.insert_certificate(&certificate).await {
                 Ok(()) => {
+                    self.metrics.issued();
                     tracing::info!(serial = %serial, profile = %profile.name, issuer = %issuer.name, "issued certificate");
                     return Ok(Issued { serial, issuer: issuer.name.clone(), der: certificate.der });
                 }
@@ -334,6 +342,7 @@ impl Authority {
     /// Revokes (or, with `certificateHold`, suspends) a certificate.
     pub async fn revoke(&self, serial: &Serial, reason: RevocationReason) -> Result<store::CertificateRecord, CaError> {
         let record = self.store.revoke(serial, reason, crate::now()).await?;
+        self.metrics.revoked(reason == RevocationReason::CertificateHold);
         tracing::info!(serial = %serial, %reason, "revoked certificate");
         Ok(record)
     }
@@ -341,6 +350,7 @@ impl Authority {
     /// Lifts a hold.
     pub async fn release(&self, serial: &Serial) -> Result<store::CertificateRecord, CaError> {
         let record = self.store.release(serial).await?;
+        self.metrics.released();
         tracing::info!(serial = %serial, "released certificate from hold");
         Ok(record)
     }
@@ -387,6 +397,7 @@ impl Authority {
         let der = params.signed_by(&ca.issuer()?)?.der().to_vec();
         let crl = PublishedCrl { issuer: name.to_owned(), number, this_update: this_update.unix_timestamp(), next_update: next_update.unix_timestamp(), der };
         self.store.put_crl(&crl).await?;
+        self.metrics.crl_published();
         tracing::info!(ca = name, number, revoked = revoked.len(), "published CRL");
         Ok(crl)
     }

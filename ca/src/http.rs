@@ -118,10 +118,10 @@ async fn timestamp(State(state): State<Arc<CaState>>, extensions: Extensions, he
     let requester = extensions.get::<ConnectInfo<SocketAddr>>().map_or_else(|| "unknown".to_owned(), |ConnectInfo(address)| address.ip().to_string());
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !content_type.eq_ignore_ascii_case("application/timestamp-query") {
-        return der(REPLY, TimestampAuthority::bad_request("timestamp requests are POSTed as application/timestamp-query"), 0);
+        return der(REPLY, state.tsa.bad_request("timestamp requests are POSTed as application/timestamp-query"), 0);
     }
     match body {
         Ok(body) => der(REPLY, state.tsa.respond(&body, &requester).await, 0),
-        Err(_) => der(REPLY, TimestampAuthority::bad_request(&format!("the request is larger than {} octets", tsa::MAX_REQUEST)), 0),
+        Err(_) => der(REPLY, state.tsa.bad_request(&format!("the request is larger than {} octets", tsa::MAX_REQUEST)), 0),
     }
 }

@@ -17,6 +17,7 @@ pub mod ceremony;
 pub mod csr;
 mod error;
 pub mod http;
+pub mod metrics;
 pub mod ocsp;
 mod profile;
 pub mod tsa;

@@ -21,6 +21,8 @@ use x509_ocsp::ext::Nonce;
 use x509_ocsp::{CertId, CertStatus, OcspGeneralizedTime, OcspRequest, OcspResponse, ResponderId, RevokedInfo, SingleResponse};
 
 use crate::authority::Authority;
+// Why a request got no signed answer.
+use crate::metrics::{CaMetrics, OcspRefusal as Refusal};
 use crate::{CaError, names};
 
 const SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
@@ -54,6 +56,7 @@ struct Cached {
 /// Answers OCSP requests for the issuing CAs.
 pub struct OcspResponder {
     store: Arc<dyn CaStore>,
+    metrics: Arc<CaMetrics>,
     cas: Vec<IssuingCa>,
     cache: RwLock<HashMap<Vec<u8>, Cached>>,
 }
@@ -70,13 +73,6 @@ fn hash(alg: &'static digest::Algorithm, data: &[u8]) -> Vec<u8> {
 
 fn generalized(unix: i64) -> Result<OcspGeneralizedTime, der::Error> {
     Ok(OcspGeneralizedTime(GeneralizedTime::from_unix_duration(Duration::from_secs(unix.max(0) as u64))?))
-}
-
-/// Why a request got no signed answer.
-enum Refusal {
-    Malformed,
-    Unauthorized,
-    Internal,
 }
 
 impl OcspResponder {
@@ -98,7 +94,7 @@ impl OcspResponder {
                 responder_certificate: responder.parsed.clone(),
             });
         }
-        Ok(OcspResponder { store: authority.store().clone(), cas, cache: RwLock::default() })
+        Ok(OcspResponder { store: authority.store().clone(), metrics: Arc::clone(authority.metrics()), cas, cache: RwLock::default() })
     }
 
     fn issuer_of(&self, id: &CertId) -> Option<&IssuingCa> {
@@ -113,9 +109,11 @@ impl OcspResponder {
     /// Answers one DER OCSPRequest with a DER OCSPResponse; never fails: problems become the
     /// RFC 6960 error statuses.
     pub async fn respond(&self, request: &[u8]) -> Bytes {
-        match self.try_respond(request).await {
+        let start = std::time::Instant::now();
+        let der = match self.try_respond(request).await {
             Ok(der) => der,
             Err(refusal) => {
+                self.metrics.ocsp_refused(refusal);
                 let response = match refusal {
                     Refusal::Malformed => OcspResponse::malformed_request(),
                     Refusal::Unauthorized => OcspResponse::unauthorized(),
@@ -123,7 +121,9 @@ impl OcspResponder {
                 };
                 Bytes::from(response.to_der().unwrap_or_default())
             }
-        }
+        };
+        self.metrics.ocsp_latency(start);
+        der
     }
 
     async fn try_respond(&self, request: &[u8]) -> Result<Bytes, Refusal> {
@@ -169,6 +169,7 @@ impl OcspResponder {
             && hit.status == *status
             && now - hit.this_update < REFRESH
         {
+            self.metrics.ocsp_answered(&statuses);
             return Ok(hit.der.clone());
         }
         let der = self.sign(ca, list.iter().map(|r| &r.req_cert).zip(&statuses), nonce, now).map_err(|e| {
@@ -183,6 +184,7 @@ impl OcspResponder {
             }
             cache.insert(key, Cached { status: *status, this_update: now, der: der.clone() });
         }
+        self.metrics.ocsp_answered(&statuses);
         Ok(der)
     }
 

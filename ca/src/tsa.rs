@@ -13,6 +13,8 @@
 //! the records that are waiting and writes them in one transaction, so recording costs a
 //! fraction of a commit per token.
 
+use std::sync::Arc;
+
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use der::asn1::{GeneralizedTime, Int, ObjectIdentifier};
 use der::{Decode, Encode, Tagged};
@@ -29,6 +31,7 @@ use x509_cert::ext::pkix::name::GeneralName;
 use x509_tsp::{Accuracy, TimeStampReq, TspVersion, TstInfo};
 
 use crate::authority::Authority;
+use crate::metrics::CaMetrics;
 use crate::{CaError, names};
 
 /// The largest request accepted. A request is an imprint, a policy, a nonce and a flag:
@@ -57,6 +60,7 @@ pub struct TimestampAuthority {
     accepted: Vec<DigestAlgorithm>,
     recorder: mpsc::Sender<Pending>,
     rng: SystemRandom,
+    metrics: Arc<CaMetrics>,
 }
 
 impl std::fmt::Debug for TimestampAuthority {
@@ -110,27 +114,40 @@ impl TimestampAuthority {
             accepted,
             recorder,
             rng: SystemRandom::new(),
+            metrics: Arc::clone(authority.metrics()),
         })
     }
 
     /// Answers one DER TimeStampReq with a DER TimeStampResp; never fails: problems become
     /// the PKIStatus and failure information of RFC 3161 §2.4.2.
     pub async fn respond(&self, request: &[u8], requester: &str) -> Vec<u8> {
-        match self.issue(request, requester).await {
-            Ok(token) => TimeStampResp::granted(token).to_der().unwrap_or_else(|e| {
-                tracing::error!(error = %e, "encoding a timestamp response failed");
-                BARE_REJECTION.to_vec()
-            }),
+        let start = std::time::Instant::now();
+        let response = match self.issue(request, requester).await {
+            Ok(token) => match TimeStampResp::granted(token).to_der() {
+                Ok(der) => {
+                    self.metrics.timestamp_granted();
+                    der
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "encoding a timestamp response failed");
+                    self.metrics.timestamp_refused(FailureInfo::SystemFailure);
+                    BARE_REJECTION.to_vec()
+                }
+            },
             Err(refusal) => {
                 tracing::info!(requester, reason = %refusal.1, "timestamp request refused");
+                self.metrics.timestamp_refused(refusal.0);
                 refusal.response()
             }
-        }
+        };
+        self.metrics.timestamp_latency(start);
+        response
     }
 
     /// The refusal, as `badRequest`, of a request that could not even be read (of another
-    /// media type, or too large).
-    pub fn bad_request(text: &str) -> Vec<u8> {
+    /// media type, or too large); counted like every other refusal.
+    pub fn bad_request(&self, text: &str) -> Vec<u8> {
+        self.metrics.timestamp_refused(FailureInfo::BadRequest);
         Refusal::new(FailureInfo::BadRequest, text).response()
     }
 

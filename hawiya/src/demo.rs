@@ -102,7 +102,7 @@ pub async fn run(data: &Path, listen: SocketAddr, metrics: Option<SocketAddr>) -
     let opened = crate::server::open(&dir, Some(issuer.clone())).await?;
     let app = opened.app().merge(router(data, issuer.as_str(), policies)?);
     if let Some(address) = metrics {
-        crate::server::serve_metrics(&opened.provider, address).await?;
+        crate::server::serve_metrics(&opened, address).await?;
     }
     let listener = crate::server::listen(listen).await?;
     println!("{}", summary(data, issuer.as_str(), durable.as_ref(), listen, metrics).await?);

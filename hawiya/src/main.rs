@@ -11,7 +11,9 @@ mod demo;
 #[cfg(feature = "demo")]
 mod device;
 mod enrolment;
+mod health;
 mod idp_cmd;
+mod logging;
 mod registration;
 mod server;
 mod signing;
@@ -157,10 +159,13 @@ fn main() -> ExitCode {
     // The server logs at info (to a collector, in production); interactive commands, the demo
     // among them, only warn, so that what they print is not lost among log lines.
     let default_level = if matches!(cli.command, Command::Serve { .. }) { "info" } else { "warn" };
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)))
-        .with_writer(std::io::stderr)
-        .init();
+    match logging::LogFormat::from_env() {
+        Ok(format) => logging::install(format, default_level),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

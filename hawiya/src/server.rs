@@ -17,15 +17,17 @@ use idp::provider::Provider;
 use crate::CommandResult;
 use crate::config::{DataDir, Issuer};
 use crate::enrolment::{ActivationGuard, Enrolment};
+use crate::health::Readiness;
 
 /// The whole application: every crate's router, merged, with the headers every response
 /// carries. Shared by `main` and the tests.
-pub fn app(ca: Arc<CaState>, idp: Arc<Provider>, enrolment: Arc<Enrolment>) -> Router {
+pub fn app(ca: Arc<CaState>, idp: Arc<Provider>, enrolment: Arc<Enrolment>, readiness: Arc<Readiness>) -> Router {
     let index = index_text(&ca.authority, &idp);
     Router::new()
         .route("/", get(move || async move { index }))
-        .merge(crate::enrolment::router(enrolment))
-        .merge(ca::http::router(ca))
+        .merge(crate::health::router(readiness))
+        // The CA's and the RA's requests get request ids as the provider's do.
+        .merge(idp::http::with_request_ids(crate::enrolment::router(enrolment).merge(ca::http::router(ca))))
         .merge(idp::http::router(idp))
         .layer(axum::middleware::map_response(|mut response: axum::response::Response| async move {
             let headers = response.headers_mut();
@@ -48,6 +50,7 @@ fn index_text(authority: &Authority, idp: &Provider) -> String {
     text.push_str(&format!("OCSP responder (RFC 6960, POST and GET):\n  {base}/ocsp\n"));
     text.push_str(&format!("Timestamp authority (RFC 3161, POST application/timestamp-query):\n  {base}/tsa\n"));
     text.push_str(&format!("OpenID Connect provider:\n  {}/.well-known/openid-configuration\n", idp.issuer()));
+    text.push_str("Health (for load balancers): /healthz (alive), /readyz (stores answering)\n");
     if idp.validates() {
         let issuer = idp.issuer();
         text.push_str(&format!("Signed document validation (no login):\n  {issuer}/verify\n  POST {issuer}/validation (multipart: file, detached, policy)\n"));
@@ -64,12 +67,14 @@ pub(crate) struct Opened {
     pub provider: Arc<Provider>,
     /// The registration authority.
     pub enrolment: Arc<Enrolment>,
+    /// The stores `/readyz` asks.
+    pub readiness: Arc<Readiness>,
 }
 
 impl Opened {
     /// The whole application.
     pub fn app(&self) -> Router {
-        app(Arc::clone(&self.ca), Arc::clone(&self.provider), Arc::clone(&self.enrolment))
+        app(Arc::clone(&self.ca), Arc::clone(&self.provider), Arc::clone(&self.enrolment), Arc::clone(&self.readiness))
     }
 
     /// What the server serves, as the index page says it.
@@ -88,6 +93,7 @@ pub(crate) async fn open(data: &DataDir, issuer: Option<Issuer>) -> Result<Opene
     let tsa = TimestampAuthority::new(&authority)?;
     // One ephemeral store (one Redis connection) for the provider and the RA's activation limit.
     let ephemeral = data.ephemeral().await?;
+    let readiness = Arc::new(Readiness::new(durable.clone(), Arc::clone(&ephemeral), keys.clone()));
     let guard = ActivationGuard { store: Arc::clone(&ephemeral), trusted_proxies: data.trusted_proxies()? };
     let enrolment = Enrolment::new(Arc::clone(&authority), durable.clone(), data.config.ra_officers.clone()).guarding_activations(guard);
     let ca = Arc::new(CaState { authority, ocsp, tsa });
@@ -98,7 +104,7 @@ pub(crate) async fn open(data: &DataDir, issuer: Option<Issuer>) -> Result<Opene
     let own = crate::verify::hierarchy(ca.authority.certificate(ca::names::ROOT)?.to_vec(), ca.authority.certificate(ca::names::CITIZEN_SIGNING)?.to_vec())?;
     let validator = Arc::new(crate::verify::Validator::new(Arc::clone(&policies), &own)?);
     let provider = crate::idp_cmd::provider(data, issuer.as_str(), durable, keys, policies, ephemeral).await?.with_signing(signing).with_validation(validator);
-    Ok(Opened { ca, provider: Arc::new(provider), enrolment: Arc::new(enrolment) })
+    Ok(Opened { ca, provider: Arc::new(provider), enrolment: Arc::new(enrolment), readiness })
 }
 
 /// Binds the public listener.
@@ -106,11 +112,20 @@ pub(crate) async fn listen(listen: SocketAddr) -> Result<tokio::net::TcpListener
     tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))
 }
 
-/// Serves `/metrics` (Prometheus) for operators on an address of its own.
-pub(crate) async fn serve_metrics(provider: &Arc<Provider>, address: SocketAddr) -> CommandResult {
+/// Serves `/metrics` (Prometheus) for operators on an address of its own: the provider's
+/// metrics and the CA's (OCSP, TSA, issuance) side by side.
+pub(crate) async fn serve_metrics(opened: &Opened, address: SocketAddr) -> CommandResult {
     let metrics = tokio::net::TcpListener::bind(address).await.map_err(|e| format!("cannot listen on {address} for metrics: {e}"))?;
-    let provider = Arc::clone(provider);
-    let router = Router::new().route("/metrics", get(move || async move { provider.metrics() }));
+    let (provider, ca) = (Arc::clone(&opened.provider), Arc::clone(&opened.ca));
+    let router = Router::new().route(
+        "/metrics",
+        get(move || async move {
+            let mut e = telemetry::Exposition::new();
+            provider.metrics(&mut e);
+            ca.authority.metrics().render(&mut e);
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], e.finish())
+        }),
+    );
     tokio::spawn(async move {
         if let Err(e) = axum::serve(metrics, router).await {
             tracing::error!(error = %e, "the metrics listener stopped");
@@ -149,7 +164,7 @@ pub async fn serve(data: &Path, listen: SocketAddr, metrics: Option<SocketAddr>,
         tracing::warn!(%publication, %listen, "the certificates point at a publication base this server does not listen on (fine behind a proxy)");
     }
     if let Some(address) = metrics {
-        serve_metrics(&opened.provider, address).await?;
+        serve_metrics(&opened, address).await?;
     }
     let listener = crate::server::listen(listen).await?;
     println!("Hawiya is serving on http://{listen}\n");

@@ -69,6 +69,10 @@ pub trait KeyStore: Send + Sync + std::fmt::Debug {
 
     /// Destroys a key for good. Guarded: `confirm_label` must repeat the key's label.
     fn destroy(&self, key: &KeyRef, confirm_label: &str) -> Result<(), Error>;
+
+    /// Answers if the store does, without signing or touching a key (readiness probes): the
+    /// key directory can be read; the token answers a logged-in session.
+    fn ping(&self) -> Result<(), Error>;
 }
 
 /// Checks a label before it names a key or a file: 1 to 64 characters out of

@@ -195,6 +195,15 @@ impl KeyStore for Pkcs11KeyStore {
         Ok(self.find(key)?.public)
     }
 
+    fn ping(&self) -> Result<(), Error> {
+        use cryptoki::session::SessionState;
+        let state = self.with_session(|session| session.get_session_info().map(|i| i.session_state()).map_err(pkcs11_error))?;
+        match state {
+            SessionState::RwUser | SessionState::RoUser => Ok(()),
+            other => Err(Error::Pkcs11(format!("the session on token {} is not logged in ({other:?})", self.token))),
+        }
+    }
+
     fn sign(&self, key: &KeyRef, algorithm: SignatureAlgorithm, message: &[u8]) -> Result<Vec<u8>, Error> {
         let known = self.find(key)?;
         algorithm.check_fits(known.public.spec())?;

@@ -299,6 +299,13 @@ impl KeyStore for SoftKeyStore {
         Ok(self.load(key)?.public.clone())
     }
 
+    fn ping(&self) -> Result<(), Error> {
+        match fs::read_dir(&self.dir).map_err(Error::io(&self.dir))?.next() {
+            Some(Err(e)) => Err(Error::io(&self.dir)(e)),
+            _ => Ok(()),
+        }
+    }
+
     fn sign(&self, key: &KeyRef, algorithm: SignatureAlgorithm, message: &[u8]) -> Result<Vec<u8>, Error> {
         let loaded = self.load(key)?;
         algorithm.check_fits(loaded.public.spec())?;

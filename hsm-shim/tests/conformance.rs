@@ -271,9 +271,21 @@ fn signs_from_many_threads(backend: Backend) {
     });
 }
 
+fn answers_a_ping_without_touching_keys(backend: Backend) {
+    backend.store.ping().expect("ping an empty store");
+    let key = backend.store.generate(KeySpec::EcP256, "pinged").expect("generate");
+    backend.store.ping().expect("ping");
+    let listed: Vec<KeyRef> = backend.store.list().expect("list").into_iter().map(|k| k.key).collect();
+    assert_eq!(listed, vec![key], "a ping creates and removes nothing");
+}
+
 macro_rules! conformance {
     ($backend:ident) => {
         mod $backend {
+            #[test]
+            fn answers_a_ping_without_touching_keys() {
+                super::answers_a_ping_without_touching_keys(super::$backend());
+            }
             #[test]
             fn signs_and_verifies_every_algorithm() {
                 super::signs_and_verifies_every_algorithm(super::$backend());
@@ -316,6 +328,16 @@ macro_rules! conformance {
 
 conformance!(soft);
 conformance!(pkcs11);
+
+#[test]
+fn a_soft_store_whose_directory_is_gone_fails_its_ping() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("keys");
+    let store = SoftKeyStore::open_or_create(&path, &secret("correct horse battery staple")).expect("create");
+    store.ping().expect("ping");
+    std::fs::remove_dir_all(&path).expect("remove the key directory");
+    assert!(matches!(store.ping(), Err(Error::Io { .. })), "{:?}", store.ping());
+}
 
 #[test]
 fn soft_store_refuses_wrong_secret_and_survives_reopen() {

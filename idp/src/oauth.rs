@@ -125,8 +125,17 @@ impl From<store::StoreError> for OAuthError {
 
 /// Request parameters, each present at most once (RFC 6749 3.1: "Request and response
 /// parameters MUST NOT be included more than once"); empty values count as absent.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Params(HashMap<String, String>);
+
+/// The names only: values are codes, tokens, passwords and client secrets.
+impl std::fmt::Debug for Params {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&str> = self.0.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        f.debug_struct("Params").field("names", &names).finish_non_exhaustive()
+    }
+}
 
 impl Params {
     /// Parses an `application/x-www-form-urlencoded` string (a query or a form body).
@@ -193,5 +202,12 @@ mod tests {
         let merged = Params::parse(b"a=1").and_then(|p| p.merge(Params::parse(b"a=2")?));
         assert_eq!(merged.unwrap_err().description, "parameter a is repeated");
         assert_eq!(p.require("zz").unwrap_err().code, ErrorCode::InvalidRequest);
+    }
+
+    #[test]
+    fn debug_shows_the_names_of_parameters_not_their_values() {
+        let p = Params::parse(b"password=hunter2-2026&code=Zq81xcodevalue&client_secret=s3cr3t-value").expect("parse");
+        let shown = format!("{p:?}");
+        assert_eq!(shown, r#"Params { names: ["client_secret", "code", "password"], .. }"#);
     }
 }

@@ -185,9 +185,9 @@ impl Provider {
         Ok(self.durable.purge_refresh_families(now).await?)
     }
 
-    /// The provider's counters in Prometheus' text format.
-    pub fn metrics(&self) -> String {
-        crate::metrics::render(&self.counters, self.hasher.checks())
+    /// Writes the provider's metric families (Prometheus' text format).
+    pub fn metrics(&self, e: &mut telemetry::Exposition) {
+        crate::metrics::render(&self.counters, self.hasher.checks(), e)
     }
 
     /// The signing keys.

@@ -19,6 +19,9 @@ use crate::StoreError;
 /// Short-lived values with a time to live. Every operation is atomic.
 #[async_trait::async_trait]
 pub trait EphemeralStore: Send + Sync + std::fmt::Debug {
+    /// Answers if the store does, changing nothing (readiness probes).
+    async fn ping(&self) -> Result<(), StoreError>;
+
     /// Stores `value` under `key` for `ttl`, replacing what was there.
     async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError>;
 
@@ -117,6 +120,11 @@ fn live(map: &mut HashMap<String, Entry>, key: &str, now: Instant) -> bool {
 
 #[async_trait::async_trait]
 impl EphemeralStore for MemoryStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        // In this process: it answers if a shard's lock is not poisoned.
+        self.with_shard("ping", |_, _| ())
+    }
+
     async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
         self.with_shard(key, |s, now| {
             s.map.insert(key.to_owned(), Entry { value: Bytes::copy_from_slice(value), expires: now + ttl });
@@ -214,6 +222,11 @@ impl RedisStore {
 
 #[async_trait::async_trait]
 impl EphemeralStore for RedisStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        let mut c = self.connection.clone();
+        redis::cmd("PING").query_async::<()>(&mut c).await.map_err(redis_err)
+    }
+
     async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
         let mut c = self.connection.clone();
         redis::cmd("SET").arg(self.key(key)).arg(value).arg("PX").arg(millis(ttl)).query_async::<()>(&mut c).await.map_err(redis_err)

@@ -186,6 +186,10 @@ pub async fn open(config: &DurableConfig) -> Result<Arc<dyn DurableStore>, Store
 /// What the certificate authority keeps.
 #[async_trait::async_trait]
 pub trait CaStore: Send + Sync + std::fmt::Debug {
+    /// Answers if the database does, changing nothing (readiness probes): every connection
+    /// (or the reader and the writer) runs a trivial statement.
+    async fn ping(&self) -> Result<(), StoreError>;
+
     /// Stores a newly issued certificate (status good). Durable when this returns.
     async fn insert_certificate(&self, certificate: &NewCertificate) -> Result<(), StoreError>;
 

@@ -41,6 +41,15 @@ fn cert(serial: u8, issuer: &str) -> NewCertificate {
     }
 }
 
+async fn answers_a_ping_without_changing_anything(b: Backend) {
+    let s = &b.store;
+    s.ping().await.expect("ping an empty store");
+    s.insert_certificate(&cert(9, "ca-a")).await.expect("insert");
+    s.ping().await.expect("ping");
+    assert_eq!(s.count().await.expect("count"), 1, "a ping writes nothing");
+    assert_eq!(s.list(None, 10).await.expect("list").len(), 1);
+}
+
 async fn stores_and_reads_certificates(b: Backend) {
     let s = &b.store;
     let c = cert(1, "ca-a");
@@ -456,6 +465,7 @@ async fn concurrent_rotations_have_one_winner(b: Backend) {
 each_backend! {
     backends: [sqlite, postgres],
     tests: [
+        answers_a_ping_without_changing_anything,
         stores_and_reads_certificates,
         refuses_duplicate_serials_and_keeps_the_first,
         revokes_holds_and_releases,

@@ -26,6 +26,12 @@ async fn redis() -> Arc<dyn EphemeralStore> {
 
 const LONG: Duration = Duration::from_secs(60);
 
+async fn answers_a_ping_without_storing_anything(s: Arc<dyn EphemeralStore>) {
+    s.ping().await.expect("ping");
+    s.ping().await.expect("ping again");
+    assert_eq!(s.get("ping").await.unwrap(), None, "a ping stores nothing");
+}
+
 async fn stores_reads_replaces_and_deletes(s: Arc<dyn EphemeralStore>) {
     assert_eq!(s.get("k").await.unwrap(), None);
     s.put("k", b"one", LONG).await.unwrap();
@@ -105,6 +111,7 @@ async fn counters_count_within_their_window(s: Arc<dyn EphemeralStore>) {
 each_backend! {
     backends: [memory, redis],
     tests: [
+        answers_a_ping_without_storing_anything,
         stores_reads_replaces_and_deletes,
         put_new_refuses_a_second_writer,
         take_has_exactly_one_winner,

@@ -346,9 +346,21 @@ impl Deployment {
         self.servers.push(child);
     }
 
+    /// Starts `hawiya serve` with what it logs (stderr) going to the file `log`, and waits
+    /// until it answers.
+    pub fn serve_logging_to(&mut self, log: &Path) {
+        let file = std::fs::File::create(log).expect("log file");
+        let child = self.serve_with(self.port, Stdio::from(file));
+        self.servers.push(child);
+    }
+
     fn serve_on(&self, port: u16) -> Child {
+        self.serve_with(port, Stdio::null())
+    }
+
+    fn serve_with(&self, port: u16, stderr: Stdio) -> Child {
         let listen = format!("127.0.0.1:{port}");
-        let child = self.command(&["serve", "--listen", &listen]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn hawiya serve");
+        let child = self.command(&["serve", "--listen", &listen]).stdout(Stdio::null()).stderr(stderr).spawn().expect("spawn hawiya serve");
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(&listen).is_err() {
             assert!(Instant::now() < deadline, "hawiya serve did not start listening on {listen}");

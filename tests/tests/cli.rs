@@ -79,7 +79,18 @@ fn demo_creates_its_data_once_and_reuses_it() {
     let port = free_port();
     let first = start_demo(&data, port);
     let root = fetch(port, "/ca/root.crt");
+    // Probes on the same listener as everything else.
+    assert_eq!(fetch(port, "/healthz"), br#"{"status":"alive"}"#);
+    let ready: Value = serde_json::from_slice(&fetch(port, "/readyz")).expect("JSON");
+    assert_eq!(ready["status"], "ready", "{ready}");
+    for component in ["durable_store", "ephemeral_store", "key_store"] {
+        assert_eq!(ready["checks"][component]["status"], "ok", "{ready}");
+    }
     let index = String::from_utf8(fetch(port, "/")).expect("utf-8");
+    assert!(index.contains("/healthz") && index.contains("/readyz"), "{index}");
+    // The CA's responses carry a request id, as the provider's do.
+    let head = run(Command::new("curl").args(["-s", "-D", "-", "-o", "/dev/null", &format!("http://127.0.0.1:{port}/ca/root.crt")]));
+    assert!(String::from_utf8_lossy(&head.stdout).to_ascii_lowercase().contains("\nx-request-id: "), "{}", String::from_utf8_lossy(&head.stdout));
     assert!(index.contains(&format!("http://127.0.0.1:{port}/ocsp")), "{index}");
     assert!(index.contains(&format!("http://127.0.0.1:{port}/crl/citizen-signing-ca.crl")), "{index}");
     let (printed, logged) = stop(first);
@@ -95,6 +106,15 @@ fn demo_creates_its_data_once_and_reuses_it() {
     let (printed, logged) = stop(second);
     assert!(printed.starts_with("Reusing"), "{printed}");
     assert_eq!(assert_summary(&printed, &logged, port), secret, "the second start shows the same one-time-code secret");
+}
+
+#[test]
+fn an_unknown_log_format_is_a_one_line_startup_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(Command::new(hawiya_bin()).args(["serve", "--data"]).arg(dir.path()).env("HAWIYA_LOG_FORMAT", "yaml"));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "error: HAWIYA_LOG_FORMAT: unknown log format \"yaml\": use json or human\n");
+    assert!(out.stdout.is_empty());
 }
 
 #[test]
@@ -334,4 +354,73 @@ fn client_ids_follow_one_rule_on_every_command() {
         assert_eq!(d.fails(&args), expected, "{args:?}");
     }
     assert_eq!(d.ok(&["client", "list"]), before, "nothing stored");
+}
+
+/// `GET` of a served path with curl: the status and the JSON body.
+fn get_json(port: u16, path: &str) -> (u16, Value) {
+    let out = run(Command::new("curl").args(["-s", "-w", "\n%{http_code}", &format!("http://127.0.0.1:{port}{path}")]));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').expect("status line");
+    (status.parse().expect("status"), serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// `/readyz` of a server whose Redis stops answering: 503 naming the ephemeral store and
+/// `timeout` (after the 2 s), while `/healthz` stays 200; ready again once Redis is back;
+/// `error` once Redis is gone. The body never names Redis' address.
+#[test]
+fn readiness_names_the_store_that_stops_answering_and_recovers() {
+    let redis_port = free_port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut redis = Command::new("redis-server")
+        .args(["--port", &redis_port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir"])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", redis_port)).is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut d = Deployment::new(Keys::Soft, Db::Sqlite);
+    d.set_env("HAWIYA_REDIS_URL", &format!("redis://127.0.0.1:{redis_port}/"));
+    d.serve();
+    let (status, body) = get_json(d.port, "/readyz");
+    assert_eq!((status, body["status"].as_str()), (200, Some("ready")), "{body}");
+    let signal = |sig: &str| assert!(run(Command::new("kill").args([sig, &redis.id().to_string()])).status.success(), "kill {sig}");
+
+    // Redis frozen: no answer within the timeout.
+    signal("-STOP");
+    let start = Instant::now();
+    let (status, body) = get_json(d.port, "/readyz");
+    let took = start.elapsed();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["failed"], json!(["ephemeral_store"]), "{body}");
+    assert_eq!(body["checks"]["ephemeral_store"], json!({"status": "timeout", "error": "no answer within 2000 ms"}), "{body}");
+    assert_eq!((body["checks"]["durable_store"]["status"].as_str(), body["checks"]["key_store"]["status"].as_str()), (Some("ok"), Some("ok")), "{body}");
+    assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(5), "the checks run at once, each within 2 s: {took:?}");
+    assert_eq!(get_json(d.port, "/healthz"), (200, json!({"status": "alive"})), "alive all the same");
+
+    // Back: ready again.
+    signal("-CONT");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while get_json(d.port, "/readyz").0 != 200 {
+        assert!(Instant::now() < deadline, "ready again once Redis answers");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Gone: an error, named.
+    let _ = redis.kill();
+    let _ = redis.wait();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let body = loop {
+        let (status, body) = get_json(d.port, "/readyz");
+        if status == 503 && body["checks"]["ephemeral_store"]["status"] == "error" {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "an error once Redis is gone: {status} {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(body["checks"]["ephemeral_store"]["error"], "the store refused or failed the check", "{body}");
+    assert!(!body.to_string().contains("127.0.0.1") && !body.to_string().contains("redis"), "no address in the body: {body}");
 }

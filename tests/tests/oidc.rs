@@ -1811,6 +1811,15 @@ async fn the_provider_on_pkcs11_postgresql_and_redis() {
         d.serve();
         d.replica(second);
     });
+    // Both replicas ready: PostgreSQL, Redis and the token each answered their check.
+    for port in [p.d.port, second] {
+        let r = p.http_to(port).get(format!("{}/readyz", p.issuer)).send().await.expect("readyz");
+        assert_eq!(r.status(), 200);
+        let ready: Value = r.json().await.expect("json");
+        for component in ["durable_store", "ephemeral_store", "key_store"] {
+            assert_eq!(ready["checks"][component]["status"], "ok", "{ready}");
+        }
+    }
     let mut b = p.browser();
     let tokens = p.code_flow(&mut b, &[]).await;
     let claims = p.verify_id_token(tokens["id_token"].as_str().expect("id_token")).await;
@@ -1837,4 +1846,125 @@ async fn the_provider_on_pkcs11_postgresql_and_redis() {
     let (page, _) = stranger.follow(r).await;
     let r = stranger.submit_login(&page.body, CITIZEN_NO_TOTP, PASSWORD, None).await;
     assert!(r.status == 401 && r.body.contains("١٥ دقيقة"), "locked after five failures on two replicas: {}", r.body);
+}
+
+/// Operators' JSON logs (`HAWIYA_LOG_FORMAT=json`, every level of every target): a password
+/// + one-time-code login, consent, a code exchange, a refresh and refused requests through
+/// the real HTTP stack leave one JSON object per line, each line logged while a request was
+/// served carrying that request's id, and not one of the secrets used: the password (right
+/// and wrong), the one-time code, the authorization code, the access, refresh and id
+/// tokens, the client secret (right and wrong) and the session and anti-CSRF cookies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_the_request_id_and_never_a_secret() {
+    let p = Provider::start_with(|d| {
+        d.set_env("HAWIYA_LOG_FORMAT", "json");
+        d.set_env("RUST_LOG", "trace");
+        let log = d.path("server.log");
+        d.serve_logging_to(&log);
+    });
+    let mut b = p.browser();
+    let land = "https://land.example.jo/cb";
+    let url = p.authorize_url("land-registry", land, &[]);
+    let r = b.get(&url).await;
+    let (page, _) = b.follow(r).await;
+    assert!(page.body.contains(r#"name="code""#), "substantial asks for the one-time code: {}", page.body);
+    // A wrong password first (refused), then the right one with the code.
+    let wrong_password = "not the password 7391";
+    let r = b.submit_login(&page.body, CITIZEN, wrong_password, Some("000000")).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    let r = b.get(&url).await;
+    let (page, _) = b.follow(r).await;
+    let otp = p.totp_code(0);
+    let r = b.submit_login(&page.body, CITIZEN, PASSWORD, Some(&otp)).await;
+    let location = b.through_consent(r).await;
+    let code = param(&location, "code").expect("code");
+    let session_cookie = b.cookies.get(idp::http::SESSION_COOKIE).expect("session cookie").clone();
+    let csrf_cookie = b.cookies.get(idp::http::CSRF_COOKIE).expect("anti-CSRF cookie").clone();
+    // A wrong client secret (refused, with the request id sent back), then the exchange.
+    let wrong_secret = "a-wrong-client-secret-5512";
+    let form = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", land)];
+    let refused = p.http().post(format!("{}/token", p.issuer)).basic_auth("land-registry", Some(wrong_secret)).form(&form).send().await.expect("token");
+    assert_eq!(refused.status(), 401);
+    let refused_id = refused.headers()["x-request-id"].to_str().expect("ascii").to_owned();
+    let tokens = p.exchange("land-registry", land, &location).await;
+    let (access, refresh, id_token) =
+        (tokens["access_token"].as_str().expect("at"), tokens["refresh_token"].as_str().expect("rt"), tokens["id_token"].as_str().expect("id_token"));
+    let secret = &p.secrets["land-registry"];
+    let (status, refreshed) = p.token_as("land-registry", secret, &[("grant_type", "refresh_token"), ("refresh_token", refresh)]).await;
+    assert_eq!(status, 200, "{refreshed}");
+    // The code again: refused as reuse (its tokens are revoked).
+    let (status, _) = p.token_as("land-registry", secret, &form).await;
+    assert_eq!(status, 400);
+    let r = p.http().get(format!("{}/userinfo", p.issuer)).bearer_auth(access).send().await.expect("userinfo");
+    assert_eq!(r.status(), 401, "the access token of a reused code is revoked");
+    let second_refresh = refreshed["refresh_token"].as_str().expect("rotated");
+    let second_access = refreshed["access_token"].as_str().expect("at");
+
+    // The server writes each line as it logs it: wait for the last request's line.
+    let log_path = p.d.path("server.log");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let log = loop {
+        let log = std::fs::read_to_string(&log_path).expect("log");
+        if log.contains("\"path\":\"/userinfo\"") || std::time::Instant::now() > deadline {
+            break log;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    // What happened is there: the failed and the good login, the refusals.
+    for event in ["\"event\":\"login.failure\"", "\"event\":\"login.success\"", "\"message\":\"request refused\""] {
+        assert!(log.contains(event), "{event} in the log:\n{log}");
+    }
+    let secrets: [(&str, &str); 13] = [
+        ("the password", PASSWORD),
+        ("a wrong password", wrong_password),
+        ("the one-time code", &otp),
+        ("the authorization code", &code),
+        ("the access token", access),
+        ("the refresh token", refresh),
+        ("the rotated refresh token", second_refresh),
+        ("the second access token", second_access),
+        ("the id_token", id_token),
+        ("the client secret", secret),
+        ("a wrong client secret", wrong_secret),
+        ("the session cookie", &session_cookie),
+        ("the anti-CSRF cookie", &csrf_cookie),
+    ];
+    for (what, value) in secrets {
+        assert!(value.len() >= 6, "{what} is long enough to be found");
+        let found: Vec<&str> = log.lines().filter(|l| appears(l, value)).collect();
+        assert!(found.is_empty(), "{what} is in the log:\n{}", found.join("\n"));
+    }
+    // One JSON object per line, with the request's id inside its span.
+    let mut in_requests = 0;
+    let mut ids = std::collections::HashSet::new();
+    for line in log.lines() {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        for key in ["timestamp", "level", "target", "message"] {
+            assert!(v[key].is_string(), "{key} in {line}");
+        }
+        assert!(v["fields"].is_object(), "fields in {line}");
+        let request = v["spans"].as_array().and_then(|s| s.iter().find(|s| s["name"] == "request")).cloned();
+        if let Some(span) = request {
+            assert_eq!(v["request_id"], span["id"], "the request id of the span: {line}");
+            in_requests += 1;
+            ids.insert(v["request_id"].as_str().expect("id").to_owned());
+        } else {
+            assert!(v.get("request_id").is_none(), "{line}");
+        }
+    }
+    assert!(ids.contains(&refused_id), "the refused token request's x-request-id {refused_id} is in the log");
+    assert!(in_requests >= 5 && ids.len() >= 3, "lines logged inside requests: {in_requests}, requests: {}", ids.len());
+    let refused_line = log.lines().find(|l| l.contains(&refused_id) && l.contains("\"message\":\"request refused\"")).expect("the refusal is logged");
+    assert!(refused_line.contains("invalid_client"), "{refused_line}");
+}
+
+/// Whether `value` appears in `line`; a short one (a six-digit code, which also occurs by
+/// chance inside nanoseconds and ids) only as a value of its own, not inside a longer run of
+/// letters and digits.
+fn appears(line: &str, value: &str) -> bool {
+    if value.len() > 12 {
+        return line.contains(value);
+    }
+    let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    line.match_indices(value).any(|(i, _)| !(alnum(line[..i].chars().next_back()) || alnum(line[i + value.len()..].chars().next())))
 }

@@ -740,6 +740,30 @@ async fn upload(b: &mut hawiya_e2e::web::Browser, form: &str, name: &str, bytes:
     (wait, shown_code(&page.body))
 }
 
+/// Sami's smart card (a SoftHSM2 token), enrolled and activated: its directory and the
+/// environment that names its token.
+fn sami_card(d: &Deployment) -> (PathBuf, Vec<(String, String)>) {
+    let card_env = smart_card(d.dir.path());
+    let env: Vec<(&str, &str)> = card_env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let card = d.path("card");
+    let o = activate(d, &card, &enroll(d, SAMI, "hardware"), &["--pkcs11-module", &softhsm_module().display().to_string()], &env);
+    assert!(o.status.success(), "{}", stderr(&o));
+    (card, card_env)
+}
+
+/// Opens the signing page without a session at high: it logs in first (the smart card,
+/// PIN1), then comes back; the browser and the signing form.
+async fn on_the_signing_page(d: &Deployment, card: &Path, env: &[(&str, &str)]) -> (hawiya_e2e::web::Browser, hawiya_e2e::web::Response) {
+    let mut b = browser(d);
+    let (poll, code) = start_login(&mut b, &format!("{}/sign?lang=en", d.base), SAMI).await;
+    let o = device(card, &["approve", "--pin-stdin", "--code", &code], Some(PIN1), env);
+    assert!(o.status.success(), "login approve: {}", stderr(&o));
+    let r = b.get(&poll).await;
+    let (form, out) = b.follow(r).await;
+    assert!(out.is_none() && form.body.contains(r#"action="/sign""#), "back on the signing page: {} {}", form.status, form.body);
+    (b, form)
+}
+
 /// The signed page's download link.
 fn download_link(page: &str) -> String {
     page.split(r#"id="download" href=""#).nth(1).and_then(|s| s.split('"').next()).expect("download link").replace("&amp;", "&")
@@ -781,20 +805,11 @@ async fn refused(b: &mut hawiya_e2e::web::Browser, d: &Deployment, wait: &str, r
 async fn a_citizen_signs_documents_with_pin2_and_validators_accept_them() {
     // More device requests than a citizen may make in 15 minutes (the limit has its own test).
     let (d, _) = deployment_with(&[("HAWIYA_SMART_ID_LIMITS", "50,500")]);
-    let card_env = smart_card(d.dir.path());
+    let (card, card_env) = sami_card(&d);
     let env: Vec<(&str, &str)> = card_env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let card = d.path("card");
-    let o = activate(&d, &card, &enroll(&d, SAMI, "hardware"), &["--pkcs11-module", &softhsm_module().display().to_string()], &env);
-    assert!(o.status.success(), "{}", stderr(&o));
 
     // Without a session at high, the page logs in first (the smart card, PIN1), then comes back.
-    let mut b = browser(&d);
-    let (poll, code) = start_login(&mut b, &format!("{}/sign?lang=en", d.base), SAMI).await;
-    let o = device(&card, &["approve", "--pin-stdin", "--code", &code], Some(PIN1), &env);
-    assert!(o.status.success(), "login approve: {}", stderr(&o));
-    let r = b.get(&poll).await;
-    let (form, out) = b.follow(r).await;
-    assert!(out.is_none() && form.body.contains(r#"action="/sign""#), "back on the signing page: {} {}", form.status, form.body);
+    let (mut b, form) = on_the_signing_page(&d, &card, &env).await;
     assert!(form.body.contains("Largest document accepted: 10 MB"), "{}", form.body);
 
     // A PDF: the device shows the document and the page's code, PIN2 signs.
@@ -1586,4 +1601,275 @@ async fn a_document_changed_between_the_request_and_the_approval_is_refused() {
     assert_eq!((claims["signing_request"].as_str(), claims["status"].as_str()), (Some(id.as_str()), Some("document_changed")), "{claims}");
     api.record_schema("SigningNotification", &claims);
     api.check_against_openapi(d.dir.path());
+}
+
+/// One metric family of a Prometheus text exposition: its type and samples (name, labels,
+/// value).
+struct Family {
+    kind: String,
+    samples: Vec<(String, std::collections::BTreeMap<String, String>, f64)>,
+}
+
+impl Family {
+    /// The sum of the family's values that moved: the samples of a counter, the `_count`s
+    /// of a histogram.
+    fn total(&self) -> f64 {
+        let counted = |name: &String| self.kind != "histogram" || name.ends_with("_count");
+        self.samples.iter().filter(|(name, _, _)| counted(name)).map(|(_, _, v)| v).sum()
+    }
+
+    /// The value of the sample whose labels include `label`.
+    fn with(&self, label: (&str, &str)) -> f64 {
+        let hits: Vec<f64> = self.samples.iter().filter(|(_, l, _)| l.get(label.0).map(String::as_str) == Some(label.1)).map(|(_, _, v)| *v).collect();
+        assert_eq!(hits.len(), 1, "one sample with {label:?}");
+        hits[0]
+    }
+}
+
+/// Parses the text exposition format (version 0.0.4) strictly: `# HELP` then `# TYPE` once
+/// per family before its samples, metric and label names of the allowed characters, label
+/// values with their escapes, no duplicate labels, a value per sample; counters named
+/// `_total` and never negative; histograms with cumulative `le` buckets ending at `+Inf`
+/// equal to `_count`, and a `_sum`. Panics naming the line that breaks a rule.
+fn parse_exposition(text: &str) -> std::collections::BTreeMap<String, Family> {
+    use std::collections::BTreeMap;
+    let name_ok = |n: &str| {
+        !n.is_empty()
+            && n.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+            && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    };
+    assert!(text.ends_with('\n'), "the exposition ends with a newline");
+    let mut families: BTreeMap<String, Family> = BTreeMap::new();
+    let mut current: Option<String> = None;
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap_or_else(|| panic!("HELP without text: {line}"));
+            assert!(name_ok(name) && !help.is_empty(), "{line}");
+            assert!(!families.contains_key(name), "family {name} appears twice");
+            let next = lines.next().unwrap_or_else(|| panic!("no TYPE after {line}"));
+            let kind = next.strip_prefix(&format!("# TYPE {name} ")).unwrap_or_else(|| panic!("TYPE of {name} expected after its HELP: {next}"));
+            assert!(["counter", "gauge", "histogram"].contains(&kind), "{next}");
+            if kind == "counter" {
+                assert!(name.ends_with("_total") || name.ends_with("_seconds_total"), "a counter is named _total: {name}");
+            }
+            families.insert(name.to_owned(), Family { kind: kind.to_owned(), samples: Vec::new() });
+            current = Some(name.to_owned());
+            continue;
+        }
+        assert!(!line.starts_with('#') && !line.is_empty(), "unexpected line: {line:?}");
+        let family_name = current.clone().unwrap_or_else(|| panic!("a sample before any family: {line}"));
+        let family = families.get_mut(&family_name).expect("current family");
+        let end = line.find(['{', ' ']).unwrap_or_else(|| panic!("no value: {line}"));
+        let name = &line[..end];
+        assert!(name_ok(name), "metric name: {line}");
+        let allowed: Vec<String> = match family.kind.as_str() {
+            "histogram" => ["_bucket", "_sum", "_count"].iter().map(|s| format!("{family_name}{s}")).collect(),
+            _ => vec![family_name.clone()],
+        };
+        assert!(allowed.iter().any(|a| a == name), "sample {name} outside its family {family_name}: {line}");
+        let mut rest = &line[end..];
+        let mut labels = BTreeMap::new();
+        if let Some(after) = rest.strip_prefix('{') {
+            let mut chars = after.char_indices().peekable();
+            loop {
+                let start = chars.peek().map(|(i, _)| *i).expect("labels end");
+                if after[start..].starts_with('}') {
+                    chars.next();
+                    break;
+                }
+                let eq = after[start..].find('=').map(|i| start + i).unwrap_or_else(|| panic!("label without =: {line}"));
+                let key = &after[start..eq];
+                assert!(name_ok(key) && !key.contains(':'), "label name {key:?}: {line}");
+                assert!(after[eq + 1..].starts_with('"'), "label value quoted: {line}");
+                while chars.peek().is_some_and(|(i, _)| *i <= eq + 1) {
+                    chars.next();
+                }
+                let mut value = String::new();
+                loop {
+                    match chars.next().unwrap_or_else(|| panic!("unterminated label value: {line}")) {
+                        (_, '\\') => match chars.next().map(|(_, c)| c) {
+                            Some('\\') => value.push('\\'),
+                            Some('"') => value.push('"'),
+                            Some('n') => value.push('\n'),
+                            other => panic!("bad escape {other:?}: {line}"),
+                        },
+                        (_, '"') => break,
+                        (_, c) => value.push(c),
+                    }
+                }
+                assert!(labels.insert(key.to_owned(), value).is_none(), "label {key} twice: {line}");
+                match chars.next() {
+                    Some((_, ',')) => {}
+                    Some((_, '}')) => break,
+                    other => panic!("expected , or }} after a label, got {other:?}: {line}"),
+                }
+            }
+            let consumed = chars.peek().map_or(after.len(), |(i, _)| *i);
+            rest = &after[consumed..];
+        }
+        let value = rest.strip_prefix(' ').unwrap_or_else(|| panic!("one space before the value: {line}"));
+        assert!(!value.contains(' '), "a value and nothing else (no timestamps here): {line}");
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v.parse().unwrap_or_else(|e| panic!("value {v:?} ({e}): {line}")),
+        };
+        if family.kind == "counter" || family.kind == "histogram" {
+            assert!(value >= 0.0 && value.is_finite(), "a {} value is finite and not negative: {line}", family.kind);
+        }
+        assert_eq!(name.ends_with("_bucket"), labels.contains_key("le"), "le on buckets only: {line}");
+        family.samples.push((name.to_owned(), labels, value));
+    }
+    for (name, family) in families.iter().filter(|(_, f)| f.kind == "histogram") {
+        // Each series (labels without le): buckets cumulative, +Inf last and equal to _count.
+        // By the series' labels (without le): (sample name, le, value).
+        type Series<'a> = BTreeMap<Vec<(String, String)>, Vec<(&'a str, &'a str, f64)>>;
+        let mut series: Series<'_> = BTreeMap::new();
+        for (sample, labels, v) in &family.samples {
+            let key: Vec<(String, String)> = labels.iter().filter(|(k, _)| *k != "le").map(|(k, v)| (k.clone(), v.clone())).collect();
+            series.entry(key).or_default().push((sample.as_str(), labels.get("le").map_or("", String::as_str), *v));
+        }
+        for (key, samples) in series {
+            let buckets: Vec<(f64, f64)> = samples
+                .iter()
+                .filter(|(s, _, _)| s.ends_with("_bucket"))
+                .map(|(_, le, v)| (if *le == "+Inf" { f64::INFINITY } else { le.parse().expect("le") }, *v))
+                .collect();
+            assert!(buckets.len() >= 2 && buckets.last().is_some_and(|(le, _)| le.is_infinite()), "{name} {key:?}: buckets end at +Inf");
+            assert!(buckets.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1), "{name} {key:?}: le increasing, counts cumulative");
+            let count = samples.iter().find(|(s, _, _)| s.ends_with("_count")).unwrap_or_else(|| panic!("{name} {key:?}: _count")).2;
+            assert!(samples.iter().any(|(s, _, _)| s.ends_with("_sum")), "{name} {key:?}: _sum");
+            assert_eq!(buckets.last().map(|b| b.1), Some(count), "{name} {key:?}: +Inf is the count");
+        }
+    }
+    families
+}
+
+#[test]
+fn the_exposition_parser_refuses_what_breaks_the_format() {
+    let good = "# HELP a_total A.\n# TYPE a_total counter\na_total{x=\"q\\\"\\\\\"} 3\n# HELP h_seconds H.\n# TYPE h_seconds histogram\nh_seconds_bucket{le=\"0.1\"} 1\nh_seconds_bucket{le=\"+Inf\"} 2\nh_seconds_sum 0.3\nh_seconds_count 2\n";
+    let f = parse_exposition(good);
+    assert_eq!((f["a_total"].total(), f["a_total"].with(("x", "q\"\\")), f["h_seconds"].total()), (3.0, 3.0, 2.0));
+    for bad in [
+        "a_total 1\n",                                                   // no HELP/TYPE
+        "# HELP a_total A.\n# TYPE a_total counter\na_total -1\n",       // negative counter
+        "# HELP a_total A.\n# TYPE a_total counter\nb_total 1\n",        // outside its family
+        "# HELP a_total A.\n# TYPE a_total counter\na_total{x=\"1} 1\n", // unterminated value
+        "# HELP h_seconds H.\n# TYPE h_seconds histogram\nh_seconds_bucket{le=\"0.1\"} 2\nh_seconds_bucket{le=\"+Inf\"} 1\nh_seconds_sum 0\nh_seconds_count 1\n",
+        "# HELP h_seconds H.\n# TYPE h_seconds histogram\nh_seconds_bucket{le=\"0.1\"} 1\nh_seconds_bucket{le=\"+Inf\"} 2\nh_seconds_sum 0\nh_seconds_count 3\n",
+    ] {
+        assert!(std::panic::catch_unwind(|| parse_exposition(bad)).is_err(), "accepted: {bad}");
+    }
+}
+
+/// What operators watch, on `/metrics` of a running server after each thing was done once:
+/// certificates issued, suspended, released and revoked, a CRL re-signed, OCSP answers of
+/// every status and a malformed request, timestamp tokens and refusals, smart-ID logins
+/// approved and refused, a signature, token requests; every family of the right type, each
+/// new one moved, the whole text in the exposition format.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_metric_family_moves_on_the_operators_metrics() {
+    let metrics = format!("127.0.0.1:{}", hawiya_e2e::free_port());
+    let (d, officer) = deployment_with(&[("HAWIYA_METRICS_LISTEN", &metrics)]);
+    let (card, card_env) = sami_card(&d);
+    let env: Vec<(&str, &str)> = card_env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+
+    // A smart-ID login (PIN1) on the signing page, then a signature (PIN2).
+    let (mut b, form) = on_the_signing_page(&d, &card, &env).await;
+    let (wait, code) = upload(&mut b, &form.body, "statement.txt", b"an official statement\n").await;
+    let o = device(&card, &["approve", "--pin-stdin", "--code", &code], Some(PIN2), &env);
+    assert!(o.status.success(), "sign approve: {}", stderr(&o));
+    assert!(b.get(&wait).await.body.contains("CAdES-BASELINE-LT"), "signed");
+    // A login the citizen refuses on the device.
+    let (_, _) = start_login(&mut browser(&d), &format!("{}/sign?lang=en", d.base), SAMI).await;
+    let o = device(&card, &["refuse"], None, &env);
+    assert!(o.status.success(), "refuse: {}", stderr(&o));
+    // The token endpoint, refusing an unknown client.
+    let r = b.http.post(format!("{}/token", d.base)).form(&[("grant_type", "refresh_token"), ("refresh_token", "x"), ("client_id", "nobody")]);
+    assert_eq!(r.send().await.expect("token").status(), 401);
+
+    // OCSP: good, unknown, malformed.
+    assert!(ocsp_status(&d, &card).contains(": good"), "good");
+    let p = |f: &str| card.join(f).display().to_string();
+    let o = openssl(&card, &["ocsp", "-issuer", &p("authentication-ca.pem"), "-serial", "0x1234", "-url", &format!("{}/ocsp", server(&d)), "-noverify"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("unknown"), "unknown: {}", String::from_utf8_lossy(&o.stdout));
+    std::fs::write(d.path("junk.der"), b"not an OCSP request").expect("write");
+    assert_eq!(d.post(&format!("{}/ocsp", d.base), "application/ocsp-request", "junk.der").0, 200);
+    // The TSA: a token, a SHA-1 request (badAlg), another media type (badRequest).
+    std::fs::write(d.path("doc.txt"), b"a document").expect("write");
+    for (digest, file) in [("-sha256", "q256.tsq"), ("-sha1", "q1.tsq")] {
+        let o = openssl(d.dir.path(), &["ts", "-query", "-data", "doc.txt", digest, "-cert", "-out", file]);
+        assert!(o.status.success(), "openssl ts -query");
+    }
+    let tsa = format!("{}/tsa", d.base);
+    for (content_type, file) in [("application/timestamp-query", "q256.tsq"), ("application/timestamp-query", "q1.tsq"), ("text/plain", "q256.tsq")] {
+        assert_eq!(d.post(&tsa, content_type, file).0, 200, "a TimeStampResp for every request");
+    }
+    // Suspend (OCSP says revoked, the CRL is re-signed), resume, then revoke for good.
+    let ra = |action: &str| format!("{}/ra/smart-ids/{SAMI}/{action}", server(&d));
+    assert_eq!(post(&ra("suspend"), Some(&officer), &json!({})).await.0, 204);
+    assert!(ocsp_status(&d, &card).contains("revoked"), "on hold");
+    assert_eq!(d.fetch(&format!("{}/crl/citizen-authentication-ca.crl", d.base)).0, 200);
+    assert_eq!(post(&ra("resume"), Some(&officer), &json!({})).await.0, 204);
+    assert_eq!(post(&ra("revoke"), Some(&officer), &json!({"reason": "keyCompromise"})).await.0, 204);
+
+    let text = idp::backchannel::http_client().expect("client").get(format!("http://{metrics}/metrics")).send().await.expect("metrics");
+    assert_eq!(text.headers()["content-type"], "text/plain; version=0.0.4; charset=utf-8");
+    let families = parse_exposition(&text.text().await.expect("text"));
+    let moved = [
+        ("hawiya_ca_certificates_issued_total", "counter"),
+        ("hawiya_ca_certificates_suspended_total", "counter"),
+        ("hawiya_ca_certificates_released_total", "counter"),
+        ("hawiya_ca_certificates_revoked_total", "counter"),
+        ("hawiya_ca_crls_published_total", "counter"),
+        ("hawiya_ocsp_responses_total", "counter"),
+        ("hawiya_ocsp_refusals_total", "counter"),
+        ("hawiya_ocsp_request_duration_seconds", "histogram"),
+        ("hawiya_tsa_tokens_issued_total", "counter"),
+        ("hawiya_tsa_refusals_total", "counter"),
+        ("hawiya_tsa_request_duration_seconds", "histogram"),
+        ("hawiya_token_request_duration_seconds", "histogram"),
+        ("hawiya_smart_id_logins_total", "counter"),
+        ("hawiya_smart_id_answer_duration_seconds", "histogram"),
+        ("hawiya_signing_sessions_total", "counter"),
+        ("hawiya_signing_answer_duration_seconds", "histogram"),
+        ("hawiya_logins_total", "counter"),
+    ];
+    for (name, kind) in moved {
+        let family = families.get(name).unwrap_or_else(|| panic!("no {name} on /metrics"));
+        assert_eq!(family.kind, kind, "{name}");
+        assert!(family.total() > 0.0, "{name} moved");
+    }
+    for (name, kind) in [
+        ("hawiya_login_failures_total", "counter"),
+        ("hawiya_tokens_issued_total", "counter"),
+        ("hawiya_token_reuse_total", "counter"),
+        ("hawiya_password_checks_total", "counter"),
+        ("hawiya_password_check_cpu_seconds_total", "counter"),
+    ] {
+        assert_eq!(families.get(name).map(|f| f.kind.as_str()), Some(kind), "{name}");
+    }
+    let f = |name: &str| &families[name];
+    // Two certificates at enrolment; the suspension and the revocation cover both.
+    assert_eq!(f("hawiya_ca_certificates_issued_total").total(), 2.0);
+    assert_eq!(f("hawiya_ca_certificates_suspended_total").total(), 2.0);
+    assert_eq!(f("hawiya_ca_certificates_released_total").total(), 2.0);
+    assert_eq!(f("hawiya_ca_certificates_revoked_total").total(), 2.0);
+    for status in ["good", "revoked", "unknown"] {
+        assert!(f("hawiya_ocsp_responses_total").with(("status", status)) >= 1.0, "OCSP {status}");
+    }
+    assert_eq!(f("hawiya_ocsp_refusals_total").with(("status", "malformedRequest")), 1.0);
+    assert!(f("hawiya_tsa_tokens_issued_total").total() >= 2.0, "ours and the signature's");
+    assert_eq!(f("hawiya_tsa_refusals_total").with(("failure", "badAlg")), 1.0);
+    assert_eq!(f("hawiya_tsa_refusals_total").with(("failure", "badRequest")), 1.0);
+    assert_eq!(f("hawiya_smart_id_logins_total").with(("outcome", "approved")), 1.0);
+    assert_eq!(f("hawiya_smart_id_logins_total").with(("outcome", "refused")), 1.0);
+    assert_eq!(f("hawiya_signing_sessions_total").with(("outcome", "signed")), 1.0);
+    assert_eq!(f("hawiya_smart_id_answer_duration_seconds").total(), 2.0);
+    assert_eq!(f("hawiya_signing_answer_duration_seconds").total(), 1.0);
+    let refreshes = f("hawiya_token_request_duration_seconds").samples.iter().find(|(name, labels, _)| {
+        name == "hawiya_token_request_duration_seconds_count" && labels.get("grant_type").map(String::as_str) == Some("refresh_token")
+    });
+    assert_eq!(refreshes.map(|s| s.2), Some(1.0), "the refused refresh was timed");
 }

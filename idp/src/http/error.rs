@@ -162,7 +162,6 @@ impl IntoResponse for crate::csc::CscError {
 
 /// The parameters of a protocol request: the query and, for a POST, the form body (a
 /// parameter in both is repeated). Anything else in a POST body is refused.
-#[derive(Debug)]
 pub(super) struct OAuthRequest {
     /// The request's headers.
     pub(super) headers: HeaderMap,
@@ -172,6 +171,14 @@ pub(super) struct OAuthRequest {
     pub(super) peer: Option<SocketAddr>,
     /// Whether the query string carried an `access_token` (RFC 6750 2.3 says it must not).
     pub(super) access_token_in_query: bool,
+}
+
+/// Without the headers (the Authorization header and the cookies are credentials) and with
+/// the parameters' names only.
+impl std::fmt::Debug for OAuthRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthRequest").field("params", &self.params).field("peer", &self.peer).finish_non_exhaustive()
+    }
 }
 
 impl<S: Send + Sync> FromRequest<S> for OAuthRequest {

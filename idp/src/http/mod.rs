@@ -51,8 +51,7 @@ type Shared = Arc<Provider>;
 pub fn router(provider: Arc<Provider>) -> Router {
     // Behind TLS (an https issuer), browsers are told to keep to it.
     let hsts = provider.issuer().starts_with("https://");
-    let ids = Arc::new(error::RequestIds::new());
-    Router::new()
+    let routes = Router::new()
         .route("/.well-known/openid-configuration", get(discovery::discovery))
         .route("/jwks", get(discovery::jwks))
         .route("/authorize", get(authorize::authorize).post(authorize::authorize))
@@ -89,8 +88,16 @@ pub fn router(provider: Arc<Provider>) -> Router {
         .route("/assets/hawiya.css", get(stylesheet))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .layer(axum::middleware::map_response(move |r| security_headers(r, hsts)))
-        .layer(axum::middleware::from_fn(move |request, next| error::request_span(Arc::clone(&ids), request, next)))
-        .with_state(provider)
+        .with_state(provider);
+    with_request_ids(routes)
+}
+
+/// Runs every request of `router` inside a span named `request` with a request id (sent
+/// back as `x-request-id`), so that what is logged while serving it can be found together.
+/// The provider's routes have it; the binary gives it to the other crates' routes too.
+pub fn with_request_ids(router: Router) -> Router {
+    let ids = Arc::new(error::RequestIds::new());
+    router.layer(axum::middleware::from_fn(move |request, next| error::request_span(Arc::clone(&ids), request, next)))
 }
 
 /// Headers on every response: no framing, no sniffing, no referrer, nothing cached, and

@@ -11,6 +11,7 @@ use super::{CSRF_COOKIE, SESSION_COOKIE, Shared, client_address, cookie, error_p
 use policies::{LevelName, NationalId};
 
 use crate::login::{Browser, LoginStep};
+use crate::metrics::{SigningOutcome, SmartIdOutcome};
 use crate::oauth::{ErrorCode, OAuthError};
 use crate::pages::{self, SmartIdWaitingPage, text};
 use crate::provider::Provider;
@@ -66,6 +67,11 @@ pub(super) async fn smart_id_poll(State(p): State<Shared>, request: Request) -> 
         Ok(Poll::Step(LoginStep::Refused(url))) => redirect(&url),
         Ok(Poll::Step(_)) => error_page(ctx.lang, StatusCode::BAD_REQUEST, text(ctx.lang, "error.expired")),
         Ok(Poll::Failed(reason)) => {
+            // A failed answer was counted when the device gave it; a session that is gone
+            // was never answered.
+            if reason == "smart_id.timeout" {
+                p.counters.smart_id(SmartIdOutcome::Timeout);
+            }
             let hint = t.pending_citizen.clone().unwrap_or_default();
             let form = LoginForm { national_id: &hint, smart_id_error: Some(text(ctx.lang, reason)), ..Default::default() };
             render_login(&p, &ctx, &t, &client, form, StatusCode::UNAUTHORIZED)
@@ -111,9 +117,39 @@ pub(super) async fn device_sign(State(p): State<Shared>, headers: HeaderMap, bod
         Ok(a) => a,
         Err(e) => return OAuthError::invalid_request(format!("the answer is not the expected JSON: {e}")).into_response(),
     };
-    match p.device_sign(&national_id, &answer, now()).await {
-        Ok(state) => json_response(StatusCode::OK, serde_json::to_value(state).unwrap_or_default()),
+    let start = std::time::Instant::now();
+    let answered = p.device_sign(&national_id, &answer, now()).await;
+    p.counters.signing_latency(start);
+    match answered {
+        Ok(state) => {
+            p.counters.signing(signing_outcome(&state));
+            json_response(StatusCode::OK, serde_json::to_value(state).unwrap_or_default())
+        }
         Err(e) => e.into_response(),
+    }
+}
+
+/// How a signing session the device answered ended, for the metrics.
+fn signing_outcome(state: &crate::signing::SigningState) -> SigningOutcome {
+    use crate::signing::SigningState as S;
+    match state {
+        S::Signed => SigningOutcome::Signed,
+        S::Failed { reason } if reason == "sign.user_refused" => SigningOutcome::Refused,
+        S::Failed { reason } if reason == "sign.wrong_code" => SigningOutcome::WrongCode,
+        S::Failed { reason } if reason == "sign.locked" => SigningOutcome::Locked,
+        S::Failed { .. } | S::Waiting => SigningOutcome::Failed,
+    }
+}
+
+/// How a smart-ID login the device answered ended, for the metrics.
+fn smart_id_outcome(state: &crate::smart_id::SessionState) -> SmartIdOutcome {
+    use crate::smart_id::SessionState as S;
+    match state {
+        S::Approved { .. } => SmartIdOutcome::Approved,
+        S::Failed { reason } if reason == "smart_id.user_refused" => SmartIdOutcome::Refused,
+        S::Failed { reason } if reason == "smart_id.wrong_code" => SmartIdOutcome::WrongCode,
+        S::Failed { reason } if reason == "smart_id.locked" => SmartIdOutcome::Locked,
+        S::Failed { .. } | S::Waiting => SmartIdOutcome::Invalid,
     }
 }
 
@@ -144,8 +180,14 @@ pub(super) async fn device_answer(State(p): State<Shared>, headers: HeaderMap, b
         Ok(a) => a,
         Err(e) => return OAuthError::invalid_request(format!("the answer is not the expected JSON: {e}")).into_response(),
     };
-    match p.device_answer(&national_id, &answer, now()).await {
-        Ok(state) => json_response(StatusCode::OK, serde_json::to_value(state).unwrap_or_default()),
+    let start = std::time::Instant::now();
+    let answered = p.device_answer(&national_id, &answer, now()).await;
+    p.counters.smart_id_latency(start);
+    match answered {
+        Ok(state) => {
+            p.counters.smart_id(smart_id_outcome(&state));
+            json_response(StatusCode::OK, serde_json::to_value(state).unwrap_or_default())
+        }
         Err(e) => e.into_response(),
     }
 }

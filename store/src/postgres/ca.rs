@@ -69,6 +69,14 @@ fn record(row: &Row) -> Result<CertificateRecord, StoreError> {
 
 #[async_trait::async_trait]
 impl CaStore for PostgresStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        // Every connection: requests go round-robin, one dead connection fails one in N.
+        for c in &self.connections {
+            c.client.simple_query("SELECT 1").await.map_err(db)?;
+        }
+        Ok(())
+    }
+
     async fn insert_certificate(&self, c: &NewCertificate) -> Result<(), StoreError> {
         let conn = self.conn();
         let inserted = conn

@@ -40,6 +40,13 @@ fn find(conn: &Connection, serial: &Serial) -> Result<Option<CertificateRecord>,
 
 #[async_trait::async_trait]
 impl CaStore for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        let one = |conn: &rusqlite::Connection| conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(drop).map_err(db);
+        self.read(one)?;
+        // The writer thread too: a read-only pool can answer while writes are stuck.
+        self.write(one).await
+    }
+
     async fn insert_certificate(&self, c: &NewCertificate) -> Result<(), StoreError> {
         let c = c.clone();
         self.write(move |conn| {

@@ -1,0 +1,164 @@
+//! The log subscriber: the human format by default, or one JSON object per line with
+//! `HAWIYA_LOG_FORMAT=json` (for a log collector). Levels come from `RUST_LOG`.
+//!
+//! A JSON line carries the time (RFC 3339, UTC), level, target, message, the event's
+//! fields, the spans it was logged in with their fields, and — for an event logged while a
+//! request is served — that request's id (`request_id`, the `x-request-id` sent back).
+//! What is logged is decided where it is logged: secrets never enter a field or a message
+//! (STYLE.md 6), and this format adds nothing a request carried beyond what the spans hold
+//! (the request span records the method and path, never the query).
+
+use std::io::Write;
+
+use serde_json::{Map, Value};
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// tracing's human-readable lines (the default).
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    /// The format `HAWIYA_LOG_FORMAT` names: `json`, or `human` / unset for the default.
+    pub fn from_env() -> Result<Self, String> {
+        match std::env::var("HAWIYA_LOG_FORMAT") {
+            Err(std::env::VarError::NotPresent) => Self::parse(None),
+            Ok(v) => Self::parse(Some(&v)),
+            Err(std::env::VarError::NotUnicode(_)) => Err("HAWIYA_LOG_FORMAT: not UTF-8: use json or human".into()),
+        }
+    }
+
+    fn parse(value: Option<&str>) -> Result<Self, String> {
+        match value {
+            None | Some("" | "human") => Ok(LogFormat::Human),
+            Some("json") => Ok(LogFormat::Json),
+            Some(v) => Err(format!("HAWIYA_LOG_FORMAT: unknown log format {v:?}: use json or human")),
+        }
+    }
+}
+
+/// Installs the subscriber for the process: `format`, at `RUST_LOG`'s levels or else
+/// `default_level`, to stderr.
+pub fn install(format: LogFormat, default_level: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    match format {
+        LogFormat::Human => tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init(),
+        LogFormat::Json => tracing_subscriber::registry().with(filter).with(JsonLines).init(),
+    }
+}
+
+/// The fields of a span, kept in its extensions for the events logged inside it.
+struct SpanFields(Map<String, Value>);
+
+/// Collects fields as JSON values.
+struct Fields<'a>(&'a mut Map<String, Value>);
+
+impl Visit for Fields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.0.insert(field.name().to_owned(), Value::from(value.to_string()));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0.insert(field.name().to_owned(), Value::from(format!("{value:?}")));
+    }
+}
+
+/// The JSON-lines layer.
+struct JsonLines;
+
+/// The name of the span `idp::http` opens per request, and its id field.
+const REQUEST_SPAN: &str = "request";
+
+impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for JsonLines {
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let mut fields = Map::new();
+        attrs.record(&mut Fields(&mut fields));
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(SpanFields(fields));
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        if let Some(span) = ctx.span(id)
+            && let Some(SpanFields(fields)) = span.extensions_mut().get_mut::<SpanFields>()
+        {
+            values.record(&mut Fields(fields));
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let mut fields = Map::new();
+        event.record(&mut Fields(&mut fields));
+        let message = fields.remove("message").unwrap_or(Value::from(""));
+        let meta = event.metadata();
+        let mut line = Map::new();
+        let now = time::OffsetDateTime::now_utc();
+        line.insert("timestamp".into(), Value::from(now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()));
+        line.insert("level".into(), Value::from(meta.level().as_str()));
+        line.insert("target".into(), Value::from(meta.target()));
+        line.insert("message".into(), message);
+        let mut spans = Vec::new();
+        if let Some(scope) = ctx.event_scope(event) {
+            for span in scope.from_root() {
+                let extensions = span.extensions();
+                let mut described = Map::new();
+                described.insert("name".into(), Value::from(span.name()));
+                if let Some(SpanFields(fields)) = extensions.get::<SpanFields>() {
+                    if span.name() == REQUEST_SPAN
+                        && let Some(id) = fields.get("id")
+                    {
+                        line.insert("request_id".into(), id.clone());
+                    }
+                    described.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
+                spans.push(Value::Object(described));
+            }
+        }
+        line.insert("fields".into(), Value::Object(fields));
+        if !spans.is_empty() {
+            line.insert("spans".into(), Value::Array(spans));
+        }
+        let mut text = Value::Object(line).to_string();
+        text.push('\n');
+        // One write per line, so that lines of concurrent requests never interleave.
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_format_is_json_human_or_a_startup_error() {
+        // The value, not the variable: setting variables is unsafe in a threaded test run.
+        assert_eq!(LogFormat::parse(None), Ok(LogFormat::Human));
+        assert_eq!(LogFormat::parse(Some("json")), Ok(LogFormat::Json));
+        assert_eq!(LogFormat::parse(Some("human")), Ok(LogFormat::Human));
+        assert_eq!(LogFormat::parse(Some("JSON")), Err("HAWIYA_LOG_FORMAT: unknown log format \"JSON\": use json or human".to_owned()));
+    }
+}
