@@ -16,6 +16,22 @@
 //!   findings as `AdditionalValidationReportData`);
 //! - `SignatureValidationObjects`: each certificate (by its SHA-256) and each piece of
 //!   revocation evidence used, referred to by id.
+//!
+//! Where TS 119 102-2 leaves a choice, the report makes DSS's (the EU's reference validator,
+//! whose reports auditors' tools already read), so the two can be compared line by line:
+//! - `SignatureValidationProcessID` is `…:validationprocess:LTA`: the process Hawiya runs is
+//!   EN 319 102-1's §5.6 one (archive and document timestamps as proof of existence, which
+//!   contains §5.5 and §5.3), and DSS names the highest process it ran, LTA under its default
+//!   policy, for every signature, whatever its level;
+//! - `BestSignatureTime` has `TypeOfProof` `…:poetype:validation`: the time is derived by the
+//!   validation from the timestamps (or is the validation time), never provided or set by
+//!   policy — as DSS and pyHanko write it;
+//! - a certificate is a `ValidationObject` by its SHA-256 (`DigestAlgAndValue`), and a piece
+//!   of revocation evidence one described inline (`direct`: what it says about which
+//!   certificate, and when). DSS carries both by value (`base64` of the DER), which makes the
+//!   report a proof on its own; the report does not keep the DER yet;
+//! - `SignatureQualityInformation` is DSS's `urn:cef:dss:signatureQualification:` URI
+//!   (`QESig`, `AdESig-QC`, `AdESig`, `NA`): the standard defines none of its own.
 
 use std::fmt::Write as _;
 
