@@ -20,12 +20,14 @@ import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * The EU's reference AdES validator (DSS) as an oracle for Hawiya's end-to-end tests.
  *
- * <pre>java -jar hawiya-dss.jar --trust root.pem [--detached-content file] [--reports dir] signed-file</pre>
+ * <pre>java -jar hawiya-dss.jar --trust root.pem [--detached-content file] [--reports dir] [--bench seconds threads] signed-file</pre>
  *
  * <p>Prints one line per signature on stdout, {@code <indication> <sub-indication or -> <format>}
  * (e.g. {@code TOTAL_PASSED - PAdES-BASELINE-LT}); a file with no signature but timestamps (a
@@ -39,18 +41,32 @@ import java.util.List;
  * with {@code --trust} (no trusted list); there is no AIA, OCSP or CRL source, so only the
  * certificates and revocation data embedded in the signed file count, as they must for a
  * B-LT signature. The validation policy is DSS's default, unchanged.
+ *
+ * <p>{@code --bench seconds threads} (the benchmark, {@code scripts/bench-validation}): after
+ * the verdict, validates the same file again for that long on that many threads in this JVM,
+ * warm, and prints {@code RATE <validations per second> <count>}.
  */
 public final class HawiyaDssCheck {
     private HawiyaDssCheck() {}
 
-    public static void main(String[] args) throws IOException {
+    public static void main(String[] args) throws IOException, InterruptedException {
         String trust = null;
         String detached = null;
         String reportsDir = null;
         String signed = null;
+        double benchSeconds = 0;
+        int benchThreads = 0;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--trust" -> trust = value(args, ++i);
+                case "--bench" -> {
+                    try {
+                        benchSeconds = Double.parseDouble(value(args, ++i));
+                        benchThreads = Integer.parseInt(value(args, ++i));
+                    } catch (NumberFormatException e) {
+                        usage("--bench takes seconds and a number of threads");
+                    }
+                }
                 case "--detached-content" -> detached = value(args, ++i);
                 case "--reports" -> reportsDir = value(args, ++i);
                 default -> {
@@ -65,26 +81,12 @@ public final class HawiyaDssCheck {
             usage("--trust and the signed file are required");
         }
 
-        CommonTrustedCertificateSource anchors = new CommonTrustedCertificateSource();
+        CertificateToken root;
         try (InputStream in = new FileInputStream(trust)) {
-            CertificateToken root = DSSUtils.loadCertificate(in);
-            anchors.addCertificate(root);
+            root = DSSUtils.loadCertificate(in);
             System.err.println("trust anchor: " + root.getSubject().getRFC2253());
         }
-
-        CommonCertificateVerifier verifier = new CommonCertificateVerifier();
-        verifier.setTrustedCertSources(anchors);
-        // Offline on purpose: only what the signed file embeds counts.
-        verifier.setAIASource(null);
-        verifier.setOcspSource(null);
-        verifier.setCrlSource(null);
-
-        SignedDocumentValidator validator = SignedDocumentValidator.fromDocument(new FileDocument(signed));
-        validator.setCertificateVerifier(verifier);
-        if (detached != null) {
-            validator.setDetachedContents(List.<DSSDocument>of(new FileDocument(detached)));
-        }
-        Reports reports = validator.validateDocument();
+        Reports reports = validate(root, signed, detached);
 
         if (reportsDir != null) {
             Path dir = Path.of(reportsDir);
@@ -128,6 +130,50 @@ public final class HawiyaDssCheck {
                 }
             }
         }
+        if (benchThreads > 0) {
+            bench(root, signed, detached, benchSeconds, benchThreads);
+        }
+    }
+
+    /** One validation of {@code signed}, offline, with {@code root} the only trust anchor. */
+    private static Reports validate(CertificateToken root, String signed, String detached) {
+        CommonTrustedCertificateSource anchors = new CommonTrustedCertificateSource();
+        anchors.addCertificate(root);
+        CommonCertificateVerifier verifier = new CommonCertificateVerifier();
+        verifier.setTrustedCertSources(anchors);
+        // Offline on purpose: only what the signed file embeds counts.
+        verifier.setAIASource(null);
+        verifier.setOcspSource(null);
+        verifier.setCrlSource(null);
+        SignedDocumentValidator validator = SignedDocumentValidator.fromDocument(new FileDocument(signed));
+        validator.setCertificateVerifier(verifier);
+        if (detached != null) {
+            validator.setDetachedContents(List.<DSSDocument>of(new FileDocument(detached)));
+        }
+        return validator.validateDocument();
+    }
+
+    /** Validates {@code signed} again and again on {@code threads} threads for {@code seconds}. */
+    private static void bench(CertificateToken root, String signed, String detached, double seconds, int threads) throws InterruptedException {
+        AtomicLong count = new AtomicLong();
+        long deadline = System.nanoTime() + (long) (seconds * 1e9);
+        long start = System.nanoTime();
+        List<Thread> workers = new ArrayList<>();
+        for (int t = 0; t < threads; t++) {
+            Thread w = new Thread(() -> {
+                while (System.nanoTime() < deadline) {
+                    validate(root, signed, detached);
+                    count.incrementAndGet();
+                }
+            });
+            w.start();
+            workers.add(w);
+        }
+        for (Thread w : workers) {
+            w.join();
+        }
+        double elapsed = (System.nanoTime() - start) / 1e9;
+        System.out.printf("RATE %.1f %d%n", count.get() / elapsed, count.get());
     }
 
     private static void messages(String kind, List<Message> messages) {
@@ -151,7 +197,7 @@ public final class HawiyaDssCheck {
 
     private static void usage(String why) {
         System.err.println("hawiya-dss: " + why);
-        System.err.println("usage: java -jar hawiya-dss.jar --trust root.pem [--detached-content file] [--reports dir] signed-file");
+        System.err.println("usage: java -jar hawiya-dss.jar --trust root.pem [--detached-content file] [--reports dir] [--bench seconds threads] signed-file");
         System.exit(2);
     }
 }
