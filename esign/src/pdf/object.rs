@@ -85,7 +85,7 @@ impl Object {
 
 /// An indirect object as found in the file: its reference, its value, and for a stream its
 /// dictionary's value plus the byte range of its (still encoded) data.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Indirect {
     pub id: ObjRef,
     pub object: Object,
@@ -449,8 +449,8 @@ pub(crate) fn unreadable(offset: usize) -> impl Fn(std::io::Error) -> Damage {
     move |e| Damage::Unreadable { offset, error: e.to_string() }
 }
 
-/// Runs `parse` on a window of `bytes` at `offset`, read again four times larger while the
-/// parse looked past the window's end (up to [`MAX_OBJECT`], then [`Damage::ObjectTooLarge`]):
+/// Runs `parse` on a window of `bytes` at `offset`, read again larger (a chunk, then four
+/// times larger each time) while the parse looked past the window's end (up to [`MAX_OBJECT`], then [`Damage::ObjectTooLarge`]):
 /// what is parsed is never cut short by the window, and never more than an object is held.
 pub(crate) fn windowed<T>(bytes: &Bytes<'_>, offset: usize, parse: impl Fn(&mut Lexer<'_>) -> Result<T, Damage>) -> Result<T, Damage> {
     let mut size = FIRST_WINDOW;
@@ -465,7 +465,7 @@ pub(crate) fn windowed<T>(bytes: &Bytes<'_>, offset: usize, parse: impl Fn(&mut 
         if size >= MAX_OBJECT {
             return Err(Damage::ObjectTooLarge { offset });
         }
-        size = size.saturating_mul(4).min(MAX_OBJECT);
+        size = if size < crate::source::CHUNK { crate::source::CHUNK } else { size.saturating_mul(4).min(MAX_OBJECT) };
     }
 }
 

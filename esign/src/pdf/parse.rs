@@ -2,7 +2,8 @@
 //! through `/Prev` (tables and streams, §7.5.4 and §7.5.8), object streams (§7.5.7), the trailer,
 //! and the few objects an update touches (catalog, first page, AcroForm, /Perms, /DSS).
 
-use std::collections::{HashMap, HashSet};
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use super::object::{Dict, Indirect, Lexer, ObjRef, Object, find, parse_indirect, rfind, unreadable, windowed};
 use super::{Damage, PdfError};
@@ -38,11 +39,17 @@ pub(crate) enum XrefKind {
     Stream,
 }
 
+/// How many of the objects last parsed a [`Document`] keeps: a form whose thousands of fields
+/// share one signature dictionary parses it once, not once per field.
+const RECENT: usize = 4;
+
 /// A parsed PDF: the file (read where needed, never whole), where each object is, and the
 /// newest trailer.
 #[derive(Debug)]
 pub(crate) struct Document<'a> {
     pub bytes: Bytes<'a>,
+    /// The objects last parsed, by offset, newest first.
+    recent: RefCell<VecDeque<(usize, Indirect)>>,
     entries: HashMap<u32, Entry>,
     /// The newest trailer (or xref stream dictionary).
     pub trailer: Dict,
@@ -93,11 +100,26 @@ impl<'a> Document<'a> {
         let root = trailer.reference(b"Root").ok_or(Damage::NoRoot)?;
         let declared = trailer.integer(b"Size").and_then(|s| u32::try_from(s).ok()).unwrap_or(0);
         let highest = entries.keys().max().map_or(0, |n| n.saturating_add(1));
-        let document = Document { bytes, entries, trailer, startxref, kind, size: declared.max(highest), root };
+        let document =
+            Document { bytes, recent: RefCell::new(VecDeque::with_capacity(RECENT)), entries, trailer, startxref, kind, size: declared.max(highest), root };
         match document.resolve(root) {
             Ok(Object::Dictionary(_)) => Ok(document),
             _ => Err(Damage::NoRoot.into()),
         }
+    }
+
+    /// The indirect object at `offset`, parsed once while it is among the [`RECENT`] ones.
+    fn indirect(&self, offset: usize) -> Result<Indirect, Damage> {
+        if let Some((_, found)) = self.recent.borrow().iter().find(|(at, _)| *at == offset) {
+            return Ok(found.clone());
+        }
+        let found = parse_indirect(&self.bytes, offset)?;
+        let mut recent = self.recent.borrow_mut();
+        if recent.len() == RECENT {
+            recent.pop_back();
+        }
+        recent.push_front((offset, found.clone()));
+        Ok(found)
     }
 
     /// The object `r` refers to; a free or missing object is `null` (§7.3.10).
@@ -108,7 +130,7 @@ impl<'a> Document<'a> {
                 if *generation != r.generation {
                     return Ok(Object::Null);
                 }
-                let found = parse_indirect(&self.bytes, *offset)?;
+                let found = self.indirect(*offset)?;
                 if found.id != r {
                     return Err(Damage::WrongObject { expected: r.num, offset: *offset }.into());
                 }
@@ -206,7 +228,7 @@ impl<'a> Document<'a> {
         if *generation != r.generation {
             return Ok(None);
         }
-        Ok(parse_indirect(&self.bytes, *offset)?.stream)
+        Ok(self.indirect(*offset)?.stream)
     }
 
     /// The SHA-256 of the still-encoded data of stream object `r`, read in chunks; `None` when
@@ -221,7 +243,7 @@ impl<'a> Document<'a> {
     /// The decoded data of stream object `r`.
     pub fn stream(&self, r: ObjRef) -> Result<Vec<u8>, PdfError> {
         let Some(Entry::Offset(offset, _)) = self.entries.get(&r.num) else { return Err(Damage::BadStream { offset: 0 }.into()) };
-        let found = parse_indirect(&self.bytes, *offset)?;
+        let found = self.indirect(*offset)?;
         match (found.object, found.stream) {
             (Object::Dictionary(dict), Some(range)) if found.id == r => decode_stream(&self.bytes, &dict, range, *offset),
             _ => Err(Damage::BadStream { offset: *offset }.into()),
@@ -234,7 +256,7 @@ impl<'a> Document<'a> {
             return Err(Damage::BadObjectStream { num: stream }.into());
         };
         let bad = || PdfError::from(Damage::BadObjectStream { num: stream });
-        let found = parse_indirect(&self.bytes, *offset)?;
+        let found = self.indirect(*offset)?;
         let Indirect { object: Object::Dictionary(dict), stream: Some(range), .. } = found else { return Err(bad()) };
         let decoded = decode_stream(&self.bytes, &dict, range, *offset)?;
         let count = dict.integer(b"N").and_then(|n| usize::try_from(n).ok()).ok_or_else(bad)?;
