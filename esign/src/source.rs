@@ -216,7 +216,7 @@ impl<'s> Ranges<'s> {
     /// All of `bytes`.
     pub fn whole(bytes: Bytes<'s>) -> Self {
         let len = bytes.len();
-        Ranges { bytes, ranges: vec![0..len] }
+        Ranges { bytes, ranges: std::iter::once(0..len).collect() }
     }
 
     /// The ranges.

@@ -428,6 +428,13 @@ fn text(report: &Report, lang: Lang) -> String {
         } else {
             format!("  signed by: {} (proved by: {})\n", t.time, t.proof)
         });
+        if let Some(after) = &s.retry_after {
+            out.push_str(&if ar {
+                format!("  أدلة الإلغاء غير حديثة بما يكفي؛ أعد التحقق بعد {after}\n")
+            } else {
+                format!("  the revocation evidence is not fresh enough; validate again after {after}\n")
+            });
+        }
         for e in &s.errors {
             out.push_str(&format!("  {} {}: {}\n", if ar { "خطأ" } else { "error" }, e.code, if ar { &e.ar } else { &e.en }));
             if ar && !e.en.is_empty() && e.en != e.ar {

@@ -254,6 +254,9 @@ mod tests {
         let stale = PathError::RevocationNotFresh { subject: "CN=leaf".into(), newest: this_update, retry_after: next_update };
         assert_eq!(stale.sub_indication(), SubIndication::TryLater);
         assert!(stale.to_string().contains("not fresh enough"), "{stale}");
-        assert_eq!(PathError::RevocationUnknown { subject: "CN=leaf".into(), reason: "no evidence".into() }.sub_indication(), SubIndication::CertificateChainGeneralFailure);
+        assert_eq!(
+            PathError::RevocationUnknown { subject: "CN=leaf".into(), reason: "no evidence".into() }.sub_indication(),
+            SubIndication::CertificateChainGeneralFailure
+        );
     }
 }

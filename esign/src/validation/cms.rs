@@ -498,6 +498,30 @@ fn signing_certificate_reference(attributes: &x509_cert::attr::Attributes, der: 
     Some(hash.is_some_and(|h| h.as_bytes() == digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, der).as_ref()))
 }
 
+/// Why a certificate path was refused, as a finding; stale revocation evidence also sets the
+/// report's `retry_after`.
+fn path_finding(e: &PathError, report: &mut SignatureReport) -> Finding {
+    match e {
+        PathError::RevocationNotFresh { subject, newest, retry_after } => {
+            report.retry_after = Some(rfc3339(*retry_after));
+            not_fresh(subject, *newest, *retry_after)
+        }
+        e => finding("CERTIFICATE_PATH", "تعذّر التحقق من سلسلة شهادة التوقيع", e.to_string()),
+    }
+}
+
+/// The finding for revocation evidence that is there but not fresh enough.
+fn not_fresh(subject: &str, newest: SystemTime, retry_after: SystemTime) -> Finding {
+    let (newest, retry_after) = (rfc3339(newest), rfc3339(retry_after));
+    finding(
+        "REVOCATION_NOT_FRESH",
+        format!("أدلة الإلغاء للشهادة «{subject}» موجودة لكنها غير حديثة بما يكفي (أحدثها صدر في {newest})؛ أعد التحقق بعد {retry_after}"),
+        format!(
+            "the revocation evidence about certificate «{subject}» is there but not fresh enough (the newest was issued at {newest}); validate again after {retry_after}"
+        ),
+    )
+}
+
 /// A timestamp token's TSTInfo: what the validator needs of it.
 struct TstInfo {
     imprint_algorithm: ObjectIdentifier,
@@ -595,11 +619,13 @@ pub(crate) fn validate_timestamp(
         Err(e) => Timestamp {
             gen_time: Some(info.gen_time),
             serial: Some(info.serial),
-            conclusion: Conclusion::indeterminate(match &e {
-                PathError::RevocationUnknown { .. } => SubIndication::CertificateChainGeneralFailure,
-                e => e.sub_indication(),
-            }),
-            findings: vec![finding("TIMESTAMP_AUTHORITY_NOT_TRUSTED", "سلطة الختم الزمني غير موثوقة", e.to_string())],
+            // As for a signer: no evidence CERTIFICATE_CHAIN_GENERAL_FAILURE, stale evidence
+            // TRY_LATER (PathError::sub_indication).
+            conclusion: Conclusion::indeterminate(e.sub_indication()),
+            findings: vec![match &e {
+                PathError::RevocationNotFresh { subject, newest, retry_after } => not_fresh(subject, *newest, *retry_after),
+                e => finding("TIMESTAMP_AUTHORITY_NOT_TRUSTED", "سلطة الختم الزمني غير موثوقة", e.to_string()),
+            }],
         },
     }
 }
@@ -692,7 +718,11 @@ fn revocation_report(used: &[Used], ocsp: Sources, crls: Sources) -> Vec<Revocat
                 certificate: u.certificate.clone(),
                 kind,
                 source,
-                status: if u.revoked.is_some() { "revoked" } else { "good" },
+                status: match (u.revoked, u.fresh) {
+                    (Some(_), _) => "revoked",
+                    (None, true) => "good",
+                    (None, false) => "not-fresh",
+                },
                 produced_at: rfc3339(u.issued),
                 this_update: rfc3339(u.this_update),
                 next_update: u.next_update.map(rfc3339),
@@ -873,12 +903,19 @@ fn validate_signer(
                 // been made before the revocation, or after: no proof either way.
                 PathError::Revoked { end_entity: true, .. } => SubIndication::RevokedNoPoe,
                 PathError::Expired { .. } | PathError::NotYetValid { .. } => SubIndication::OutOfBoundsNoPoe,
-                // No revocation evidence at all (nothing fetched): what DSS and pyHanko say.
+                // No revocation evidence that can be relied on (nothing embedded, nothing
+                // fetched): INDETERMINATE / CERTIFICATE_CHAIN_GENERAL_FAILURE, as EN 319 102-1
+                // §5.2.6 and DSS (RevocationDataAvailable, AcceptableRevocationDataAvailable)
+                // say, and pyHanko too.
                 PathError::RevocationUnknown { .. } => SubIndication::CertificateChainGeneralFailure,
+                // Evidence there is, but not fresh enough for the best signature time: the
+                // revocation freshness checker (§5.2.5) fails, and §5.2.6 concludes
+                // INDETERMINATE / TRY_LATER with when to try again, as DSS does.
+                PathError::RevocationNotFresh { .. } => SubIndication::TryLater,
                 _ => e.sub_indication(),
             };
             let conclusion = Conclusion::indeterminate(sub);
-            let f = finding("CERTIFICATE_PATH", "تعذّر التحقق من سلسلة شهادة التوقيع", e.to_string());
+            let f = path_finding(&e, &mut report);
             conclude(&mut report, fail("x509-certificate-validation", conclusion, f));
             return report;
         }
