@@ -499,7 +499,9 @@ pub(crate) fn parse_indirect(bytes: &Bytes<'_>, offset: usize) -> Result<Indirec
     let Some(start) = data_start else { return Ok(Indirect { id, object, stream: None }) };
     let Object::Dictionary(dict) = &object else { return Err(Damage::BadObject { offset }) };
     let declared = match dict.integer(b"Length").and_then(|l| usize::try_from(l).ok()).and_then(|l| start.checked_add(l)) {
-        Some(end) if end <= bytes.len() => windowed(bytes, end, |after| Ok(after.word() == b"endstream"))?.then_some(end),
+        // Anything unexpected after the declared data (even a run of whitespace longer than an
+        // object) sends the reader to the keyword search below.
+        Some(end) if end <= bytes.len() => windowed(bytes, end, |after| Ok(after.word() == b"endstream")).unwrap_or(false).then_some(end),
         _ => None,
     };
     let end = match declared {
@@ -620,6 +622,19 @@ mod tests {
         let mut out = Vec::new();
         write_object(&mut out, &object);
         assert_eq!(out, b"<</Type /Page/Kids [1 0 R 2 0 R]/N -3/R .5/S (a\\(b\\))/H (AB)/E /A#20B>>");
+    }
+
+    #[test]
+    fn an_object_is_read_in_growing_windows_and_one_too_large_is_refused() {
+        // A string of 100 KB: more than the first window and a chunk, read whole.
+        let long = [b"7 0 obj\n(".as_slice(), &vec![b'a'; 100_000], b")\nendobj\n"].concat();
+        let found = parse_indirect(&Bytes::new(&long), 0).unwrap();
+        assert_eq!(found.object, Object::String(vec![b'a'; 100_000]));
+        // An array that never ends within MAX_OBJECT: refused, not read on to the file's end.
+        let endless = [b"7 0 obj\n[".as_slice(), &b"1 ".repeat(MAX_OBJECT)].concat();
+        assert_eq!(parse_indirect(&Bytes::new(&endless), 0).err(), Some(Damage::ObjectTooLarge { offset: 0 }));
+        // The same cut at the file's end is truncated, as before.
+        assert_eq!(parse_indirect(&Bytes::new(&&endless[..4096]), 0).err(), Some(Damage::Truncated));
     }
 
     #[test]

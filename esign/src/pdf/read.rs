@@ -3,6 +3,11 @@
 //! incremental update changed (and whether a signature's permissions allow it), and the
 //! document security store (/DSS) of PAdES B-LT.
 //!
+//! The file is a [`Source`] read by offset, never whole: the cross-reference sections, the
+//! objects they point to (each in a bounded window), and stream data only where a /DSS entry
+//! or a changed stream needs it; the signed byte ranges are returned as ranges, for the
+//! caller to hash in chunks. In-memory bytes are a source too: one code path for both.
+//!
 //! The input is untrusted: anything malformed is a [`PdfError`] or a [`ByteRangeProblem`],
 //! never a panic, and every walk is bounded.
 
