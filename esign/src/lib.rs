@@ -18,8 +18,11 @@
 //! - [`signature`] is the whole of one signature, document to B-LT file, with the timestamp
 //!   authority and the OCSP responder behind [`signature::Evidence`].
 //! - [`validation`] validates signed documents for auditors (EN 319 102-1), whoever made them.
+//! - [`source`]: what the validator reads from, by offset (bytes in memory, or a file), so a
+//!   large PDF is validated without being held in memory.
 
 pub mod cades;
 pub mod pdf;
 pub mod signature;
+pub mod source;
 pub mod validation;

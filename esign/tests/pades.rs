@@ -585,3 +585,86 @@ fn garbage_and_truncations_are_errors_never_panics() {
     let e = pdf::prepare(b"%PDF-1.7\nxref\n0 0\ntrailer\n<</Prev 9 /Root 1 0 R>>\nstartxref\n9\n%%EOF", &options).unwrap_err();
     assert!(matches!(e, PdfError::Damaged(Damage::XrefLoop { .. })), "{e:?}");
 }
+
+/// A file source that remembers its largest read and how much it read in all.
+struct CountingFile {
+    file: std::fs::File,
+    largest: std::sync::atomic::AtomicUsize,
+    total: std::sync::atomic::AtomicUsize,
+}
+
+impl CountingFile {
+    fn open(path: &Path) -> Self {
+        CountingFile { file: std::fs::File::open(path).unwrap(), largest: Default::default(), total: Default::default() }
+    }
+}
+
+impl esign::source::Source for CountingFile {
+    fn len(&self) -> usize {
+        esign::source::Source::len(&self.file)
+    }
+
+    fn read_at(&self, offset: usize, buf: &mut [u8]) -> std::io::Result<()> {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.largest.fetch_max(buf.len(), Relaxed);
+        self.total.fetch_add(buf.len(), Relaxed);
+        esign::source::Source::read_at(&self.file, offset, buf)
+    }
+}
+
+/// Issue 11 §6: a large PDF is validated from its file without being held — every read the
+/// validator makes is at most two chunks (64 KiB), however large the file, yet the signature's
+/// digest over the whole signed range is computed (the cryptographic verification passes, and
+/// one byte changed in the middle of the file is a HASH_FAILURE).
+#[test]
+fn a_large_pdf_is_validated_from_its_file_in_bounded_reads() {
+    use esign::source::CHUNK;
+    use esign::validation::report::Indication;
+    use std::sync::atomic::Ordering::Relaxed;
+    const SIZE: usize = 32 * 1024 * 1024;
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let line = b"BT /F1 8 Tf 20 400 Td (Hawiya streamed validation) Tj ET\n";
+    let content: Vec<u8> = line.iter().copied().cycle().take(SIZE).collect();
+    let objects = vec![
+        b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_vec(),
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>".to_vec(),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_vec(),
+        [format!("<< /Length {} >>\nstream\n", content.len()).as_bytes(), &content, b"\nendstream"].concat(),
+    ];
+    drop(content);
+    let signed = sign(&pki, &pdf::write_document(&objects));
+    drop(objects);
+    let path = write(dir.path(), "large.pdf", &signed);
+    let len = signed.len();
+    drop(signed);
+    assert!(len > SIZE);
+
+    let policies = policies::Policies::shipped().unwrap();
+    let trust = esign::validation::Trust::new(policies.trust_list(), None, &[pki.der("root")]).unwrap();
+    let validation = esign::validation::Validation {
+        policy: policies.default_validation_policy(),
+        policies: &policies,
+        trust: &trust,
+        now: std::time::SystemTime::now(),
+        online: None,
+    };
+    let source = CountingFile::open(&path);
+    let report = esign::validation::validate_source(&source, "large.pdf", None, &validation);
+    assert_eq!(report.document.size, len as u64);
+    let signature = &report.signatures[0];
+    let crypto = signature.blocks.iter().find(|b| b.block == "cryptographic-verification").unwrap_or_else(|| panic!("{report:?}"));
+    assert!(crypto.conclusion.passed(), "{report:?}");
+    let (largest, total) = (source.largest.load(Relaxed), source.total.load(Relaxed));
+    assert!(largest <= 2 * CHUNK, "the largest read was {largest} bytes");
+    // The file's digest and the signature's: each byte read about twice, never held.
+    assert!((2 * len..4 * len).contains(&total), "{total} bytes read of a {len}-byte file");
+
+    // One byte changed in the middle of the signed content: the digest computed in chunks sees it.
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, b"X", (len / 2) as u64).unwrap();
+    let report = esign::validation::validate_source(&CountingFile::open(&path), "large.pdf", None, &validation);
+    assert_eq!(report.conclusion.indication, Indication::TotalFailed, "{report:?}");
+    assert_eq!(report.conclusion.sub_indication.map(|s| s.as_str()), Some("HASH_FAILURE"), "{report:?}");
+}

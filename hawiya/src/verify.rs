@@ -85,8 +85,10 @@ pub struct VerifyArgs {
     out: Option<PathBuf>,
 }
 
-/// The largest file (signed file, detached document, trust anchor) `hawiya verify` reads:
-/// the PDF reader holds a whole file in memory, so a bigger one is refused before it is read.
+/// The largest file (signed file, detached document, trust anchor) `hawiya verify` reads,
+/// refused before it is read. A PDF and a detached document are read by offset and hashed in
+/// chunks, never held whole (the memory a validation takes does not grow with them); a CMS
+/// signature, a timestamp token and a trust anchor are read whole, so the limit bounds them.
 pub const MAX_INPUT_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Reads `path`, refusing a file larger than `limit` without reading it (and stopping at the
@@ -109,6 +111,35 @@ fn read_limited(path: &std::path::Path, limit: u64) -> Result<Vec<u8>, String> {
 
 fn read(path: &std::path::Path) -> Result<Vec<u8>, String> {
     read_limited(path, MAX_INPUT_BYTES)
+}
+
+/// A file to validate: a regular file, read by offset where it lies; anything else (a pipe,
+/// a device) read into memory up to the limit, since it cannot be read by offset.
+enum Input {
+    File(std::fs::File),
+    Memory(Vec<u8>),
+}
+
+impl Input {
+    fn source(&self) -> &dyn esign::source::Source {
+        match self {
+            Input::File(file) => file,
+            Input::Memory(bytes) => bytes,
+        }
+    }
+}
+
+/// Opens `path` to be validated, refusing a file larger than `limit` without reading it.
+fn open_limited(path: &std::path::Path, limit: u64) -> Result<Input, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let metadata = file.metadata().map_err(|e| format!("{}: {e}", path.display()))?;
+    if !metadata.is_file() {
+        return read_limited(path, limit).map(Input::Memory);
+    }
+    if metadata.len() > limit {
+        return Err(format!("{}: {} bytes is more than the limit of {limit} bytes (MAX_INPUT_BYTES)", path.display(), metadata.len()));
+    }
+    Ok(Input::File(file))
 }
 
 fn pem_certificates(path: &std::path::Path) -> Result<Vec<Vec<u8>>, String> {
@@ -245,8 +276,8 @@ pub async fn run(args: VerifyArgs) -> Result<u8, String> {
         })?,
         None => policies.default_validation_policy(),
     };
-    let bytes = read(&args.file)?;
-    let detached = args.detached.as_deref().map(read).transpose()?;
+    let file = open_limited(&args.file, MAX_INPUT_BYTES)?;
+    let detached = args.detached.as_deref().map(|d| open_limited(d, MAX_INPUT_BYTES)).transpose()?;
     let own = match &args.data {
         Some(data) => Some(own_hierarchy(data).await?),
         None => None,
@@ -261,7 +292,7 @@ pub async fn run(args: VerifyArgs) -> Result<u8, String> {
     let online = (args.online || policy.online_revocation).then_some(&fetch as &dyn esign::validation::Fetch);
     let validation = Validation { policy, policies: &policies, trust: &trust, now: SystemTime::now(), online };
     // The fetcher blocks on the runtime: the validation runs where blocking is allowed.
-    let report = tokio::task::block_in_place(|| esign::validation::validate(&bytes, &name, detached.as_deref(), &validation));
+    let report = tokio::task::block_in_place(|| esign::validation::validate_source(file.source(), &name, detached.as_ref().map(Input::source), &validation));
     let output = if args.signed {
         let data = args.data.as_deref().ok_or("--signed needs --data")?;
         match args.format {
@@ -397,6 +428,13 @@ fn text(report: &Report, lang: Lang) -> String {
         } else {
             format!("  signed by: {} (proved by: {})\n", t.time, t.proof)
         });
+        if let Some(after) = &s.retry_after {
+            out.push_str(&if ar {
+                format!("  أدلة الإلغاء غير حديثة بما يكفي؛ أعد التحقق بعد {after}\n")
+            } else {
+                format!("  the revocation evidence is not fresh enough; validate again after {after}\n")
+            });
+        }
         for e in &s.errors {
             out.push_str(&format!("  {} {}: {}\n", if ar { "خطأ" } else { "error" }, e.code, if ar { &e.ar } else { &e.en }));
             if ar && !e.en.is_empty() && e.en != e.ar {
@@ -426,6 +464,20 @@ mod tests {
         assert_eq!(at.unwrap(), vec![7u8; 100]);
         let error = over.unwrap_err();
         assert!(error.contains("100 bytes is more than the limit of 99 bytes (MAX_INPUT_BYTES)"), "{error}");
+    }
+
+    #[test]
+    fn a_file_to_validate_over_the_limit_is_refused_unread_and_a_pipe_is_read_up_to_it() {
+        let path = std::env::temp_dir().join(format!("hawiya-verify-open-{}", std::process::id()));
+        std::fs::write(&path, [7u8; 100]).unwrap();
+        let (at, over) = (open_limited(&path, 100), open_limited(&path, 99));
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(&at, Ok(Input::File(_))), "a regular file is read by offset");
+        assert_eq!(at.unwrap().source().len(), 100);
+        let error = over.err().unwrap();
+        assert!(error.contains("100 bytes is more than the limit of 99 bytes (MAX_INPUT_BYTES)"), "{error}");
+        let error = open_limited(std::path::Path::new("/dev/zero"), 4096).err().unwrap();
+        assert!(error.contains("4097 bytes is more than the limit of 4096 bytes"), "{error}");
     }
 
     #[test]

@@ -6,8 +6,11 @@
 //! was made says whether the certificate had been revoked by then. A certificate revoked at
 //! or before the time asked about is revoked, whatever else the evidence says. Evidence that
 //! is about the certificate but cannot be relied on (a bad signature, an unauthorised
-//! responder) is an error unless other evidence answers. Every answer used is kept, for the
-//! report.
+//! responder) is an error unless other evidence answers. Evidence that is authentic but not
+//! fresh enough for the time asked about (issued more than the freshness before it, or its
+//! nextUpdate passed by then) is [`RevocationStatus::NotFresh`] — try later (EN 319 102-1
+//! §5.2.5) — never confused with having none ([`RevocationStatus::Unknown`]). Every answer
+//! used is kept, for the report.
 
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
@@ -46,6 +49,9 @@ pub struct Used {
     pub next_update: Option<SystemTime>,
     /// When the certificate was revoked, if it was.
     pub revoked: Option<(SystemTime, Option<CrlReason>)>,
+    /// Whether it was fresh enough for the time it was asked about; an answer that was not is
+    /// kept only to show why the status is [`RevocationStatus::NotFresh`].
+    pub fresh: bool,
 }
 
 /// The OCSP responses and CRLs of a signature, as a revocation source.
@@ -92,6 +98,7 @@ impl Evidence {
                         this_update: a.this_update,
                         next_update: a.next_update,
                         revoked,
+                        fresh: true,
                     });
                 }
                 Err(OcspError::OtherCertificate) => {}
@@ -107,6 +114,7 @@ impl Evidence {
                     this_update: a.this_update,
                     next_update: a.next_update,
                     revoked: a.revoked,
+                    fresh: true,
                 }),
                 Ok(None) => {}
                 Err(e) => errors.push(e.to_string()),
@@ -130,14 +138,25 @@ impl Revocation for Evidence {
             let (at, reason) = revoked.revoked.unwrap_or((time, None));
             return Ok(RevocationStatus::Revoked { at, reason });
         }
-        let fresh = answers.into_iter().filter(|a| a.this_update + self.freshness >= time).max_by_key(|a| a.this_update);
-        match fresh {
-            Some(good) => {
-                self.keep(good);
+        // Fresh for `time` (EN 319 102-1 §5.2.5): issued at most the policy's freshness
+        // before it, and not superseded by then (its nextUpdate, if given, not passed).
+        let fresh = |a: &Used| a.this_update + self.freshness >= time && a.next_update.is_none_or(|next| next >= time);
+        let newest = |a: &&Used| a.this_update;
+        match (answers.iter().filter(|a| fresh(a)).max_by_key(newest), answers.iter().max_by_key(newest)) {
+            (Some(good), _) => {
+                self.keep(good.clone());
                 Ok(RevocationStatus::Good)
             }
-            None if !errors.is_empty() => Err(RevocationError(errors.join("; "))),
-            None => Ok(RevocationStatus::Unknown),
+            // Evidence that cannot be relied on is no answer at all, whatever else is stale.
+            (None, _) if !errors.is_empty() => Err(RevocationError(errors.join("; "))),
+            // Evidence there is, but none fresh enough: try later, not "no evidence" (§5.2.6).
+            (None, Some(stale)) => {
+                let retry_after = stale.next_update.map_or(time, |next| next.max(time));
+                let newest = stale.this_update;
+                self.keep(Used { fresh: false, ..stale.clone() });
+                Ok(RevocationStatus::NotFresh { newest, retry_after })
+            }
+            (None, None) => Ok(RevocationStatus::Unknown),
         }
     }
 }
@@ -172,4 +191,72 @@ pub fn locations(certificate: &Certificate) -> (Vec<String>, Vec<String>) {
         })
         .unwrap_or_default();
     (ocsp, crls)
+}
+
+#[cfg(test)]
+mod tests {
+    use der::DecodePem;
+
+    use super::*;
+    use crate::etsi::SubIndication;
+    use crate::path::PathError;
+
+    const ICA: &str = include_str!("../testdata/path/ica.pem");
+    /// Serial 04, not on the CRL.
+    const LEAF: &str = include_str!("../testdata/path/leaf-sha1.pem");
+    /// The issuing CA's CRL (`openssl ca -gencrl`): thisUpdate 2026-11-29, nextUpdate 30 days later.
+    const CRL: &str = include_str!("../testdata/path/ica-crl.pem");
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    fn der(pem: &str) -> Vec<u8> {
+        der::pem::decode_vec(pem.as_bytes()).map(|(_, d)| d).unwrap_or_else(|e| panic!("test PEM: {e}"))
+    }
+
+    fn certificate(pem: &str) -> Certificate {
+        Certificate::from_pem(pem).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn crl_times() -> (SystemTime, SystemTime) {
+        let crl = x509_cert::crl::CertificateList::from_der(&der(CRL)).unwrap_or_else(|e| panic!("{e}"));
+        let next = crl.tbs_cert_list.next_update.unwrap_or_else(|| panic!("the test CRL has a nextUpdate")).to_system_time();
+        (crl.tbs_cert_list.this_update.to_system_time(), next)
+    }
+
+    fn evidence(crls: &[Vec<u8>], freshness: Duration) -> Evidence {
+        Evidence::new(Vec::new(), crls, AlgorithmPolicy { allow_sha1: true, ..AlgorithmPolicy::default() }, freshness)
+    }
+
+    /// EN 319 102-1 §5.2.5 / §5.2.6: evidence that is there but not fresh enough is not "no
+    /// evidence": NotFresh with when to try again (TRY_LATER); none at all is Unknown
+    /// (CERTIFICATE_CHAIN_GENERAL_FAILURE). A real CRL of the test issuing CA.
+    #[test]
+    fn stale_evidence_is_not_fresh_and_no_evidence_is_unknown() {
+        let (leaf, ica) = (certificate(LEAF), certificate(ICA));
+        let (this_update, next_update) = crl_times();
+        let crl = evidence(&[der(CRL)], DAY);
+        // An hour after the CRL: fresh, good.
+        assert_eq!(crl.status(&leaf, &ica, this_update + Duration::from_secs(3600)), Ok(RevocationStatus::Good));
+        // Two days after: older than the policy's freshness (a day), though before its
+        // nextUpdate: fresher evidence should exist from its nextUpdate on.
+        let two_days = this_update + 2 * DAY;
+        assert_eq!(crl.status(&leaf, &ica, two_days), Ok(RevocationStatus::NotFresh { newest: this_update, retry_after: next_update }));
+        // With a freshness of 60 days, a time after its nextUpdate: superseded, so not fresh
+        // either; fresher evidence exists from the time asked about on.
+        let lax = evidence(&[der(CRL)], 60 * DAY);
+        let after_next = next_update + DAY;
+        assert_eq!(lax.status(&leaf, &ica, after_next), Ok(RevocationStatus::NotFresh { newest: this_update, retry_after: after_next }));
+        let used = lax.used();
+        assert!(matches!(used.as_slice(), [u] if !u.fresh && u.this_update == this_update && u.source == Source::Crl(0)), "{used:?}");
+        // No evidence about it at all.
+        assert_eq!(evidence(&[], DAY).status(&leaf, &ica, two_days), Ok(RevocationStatus::Unknown));
+
+        // What the path validator makes of them, requiring a status.
+        let stale = PathError::RevocationNotFresh { subject: "CN=leaf".into(), newest: this_update, retry_after: next_update };
+        assert_eq!(stale.sub_indication(), SubIndication::TryLater);
+        assert!(stale.to_string().contains("not fresh enough"), "{stale}");
+        assert_eq!(
+            PathError::RevocationUnknown { subject: "CN=leaf".into(), reason: "no evidence".into() }.sub_indication(),
+            SubIndication::CertificateChainGeneralFailure
+        );
+    }
 }

@@ -192,14 +192,27 @@ fn evidence_speaks_for_the_time_it_was_issued_after() {
     // Issued now: good for a signature made an hour ago, and for tomorrow within the freshness.
     assert_eq!(evidence.status(&leaf, &ca, now - Duration::from_secs(3600)).unwrap(), RevocationStatus::Good);
     assert_eq!(evidence.status(&leaf, &ca, now + Duration::from_secs(3600)).unwrap(), RevocationStatus::Good);
-    // Not for a time two days later: nothing fresh speaks for it.
-    assert_eq!(evidence.status(&leaf, &ca, now + Duration::from_secs(2 * 86_400)).unwrap(), RevocationStatus::Unknown);
+    // Not for a time two days later: it is there, but not fresh enough to speak for it (its
+    // nextUpdate, a day on, passed too): try again later, which is not "no evidence".
+    let answer = ocsp::check(&good, &leaf, &ca, &AlgorithmPolicy::default()).unwrap();
+    let later = now + Duration::from_secs(2 * 86_400);
+    assert_eq!(evidence.status(&leaf, &ca, later).unwrap(), RevocationStatus::NotFresh { newest: answer.this_update, retry_after: later });
+    // Within a week's freshness, but after its nextUpdate: superseded, not fresh either.
+    let week = Evidence::new(vec![good.clone()], &[], AlgorithmPolicy::default(), Duration::from_secs(7 * 86_400));
+    let next_update = answer.next_update.unwrap();
+    let after = next_update + Duration::from_secs(60);
+    assert_eq!(week.status(&leaf, &ca, after).unwrap(), RevocationStatus::NotFresh { newest: answer.this_update, retry_after: after });
+    assert_eq!(week.status(&leaf, &ca, next_update - Duration::from_secs(60)).unwrap(), RevocationStatus::Good);
+    // Responses about other certificates only: no evidence at all.
+    let none = Evidence::new(vec![respond(d, "revoked.pem", "responder", "other.der")], &[], AlgorithmPolicy::default(), Duration::from_secs(86_400));
+    assert_eq!(none.status(&leaf, &ca, now).unwrap(), RevocationStatus::Unknown);
     // Revoked on 2026-01-02: good before, revoked after.
     let revoked_at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_312_000);
     assert_eq!(evidence.status(&revoked, &ca, revoked_at - Duration::from_secs(1)).unwrap(), RevocationStatus::Good);
     assert!(matches!(evidence.status(&revoked, &ca, revoked_at).unwrap(), RevocationStatus::Revoked { at, .. } if at == revoked_at));
     let used = evidence.used();
-    assert_eq!(used.len(), 4, "{used:?}");
+    assert_eq!(used.len(), 5, "{used:?}");
+    assert_eq!(used.iter().filter(|u| !u.fresh).count(), 1, "the stale answer is kept, marked: {used:?}");
     assert_eq!((used[0].source, used[0].certificate.as_str()), (Source::Ocsp(0), "CN=leaf"));
 
     // Evidence about the certificate that cannot be relied on is an error, unless something else answers.

@@ -22,6 +22,8 @@ use pkix::DigestAlgorithm;
 use time::OffsetDateTime;
 use write::Update;
 
+use crate::source::Bytes;
+
 /// The default reservation for /Contents, in bytes of DER: room for a CMS with a timestamp token,
 /// a certificate chain and an OCSP response.
 pub const DEFAULT_RESERVED: usize = 16 * 1024;
@@ -141,6 +143,21 @@ pub enum Damage {
     /// A signed document's signature dictionary is not where its field says.
     #[error("unreadable signature dictionary")]
     BadSignature,
+    /// An object (its stream data apart) is larger than [`object::MAX_OBJECT`], or a stream
+    /// larger than the reader reads whole.
+    #[error("object at {offset} is too large")]
+    ObjectTooLarge {
+        /// Where it is.
+        offset: usize,
+    },
+    /// The file could not be read there (a file cut or changed while it is read).
+    #[error("cannot read the file at {offset}: {error}")]
+    Unreadable {
+        /// Where the read was.
+        offset: usize,
+        /// What the system said.
+        error: String,
+    },
 }
 
 /// The citizen-visible details of a signature; /Name, /Reason and /Location are written as
@@ -218,14 +235,14 @@ pub fn prepare<'a>(original: &'a [u8], options: &PrepareOptions) -> Result<Prepa
     if options.reserved > MAX_RESERVED {
         return Err(PdfError::ReservationTooLarge { reserved: options.reserved, limit: MAX_RESERVED });
     }
-    let document = Document::parse(original)?;
+    let document = Document::parse(Bytes::new(&original))?;
     let catalog = document.catalog()?;
     // A document timestamp is no change to a certified document (ISO 32000-2 §12.8.2.2.1): only signatures are refused.
     if matches!(options.kind, SignatureKind::Cades(_)) {
         refuse_if_certified_no_changes(&document, &catalog)?;
     }
     let (page_ref, mut page) = document.first_page()?;
-    let mut update = Update::new(&document);
+    let mut update = Update::new(&document, original);
 
     // The AcroForm: where it lives decides which object is rewritten.
     let (acroform_ref, mut acroform) = match catalog.get(b"AcroForm") {
@@ -500,9 +517,9 @@ pub fn add_dss(mut signed: Vec<u8>, certificates: &[Vec<u8>], ocsp_responses: &[
 /// The update [`add_dss`] appends to `signed`.
 fn dss_update(signed: &[u8], certificates: &[Vec<u8>], ocsp_responses: &[Vec<u8>], crls: &[Vec<u8>]) -> Result<Vec<u8>, PdfError> {
     // DSS updates are no change to a certified document (ISO 32000-2 §12.8.2.2.1), so /P 1 is not refused here.
-    let document = Document::parse(signed)?;
+    let document = Document::parse(Bytes::new(&signed))?;
     let mut catalog = document.catalog()?;
-    let mut update = Update::new(&document);
+    let mut update = Update::new(&document, signed);
     let (dss_ref, mut dss) = match catalog.get(b"DSS") {
         Some(Object::Reference(r)) => match document.resolve(*r)? {
             Object::Dictionary(d) => (Some(*r), d),

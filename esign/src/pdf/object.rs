@@ -1,9 +1,11 @@
 //! PDF objects (ISO 32000-1 §7.3): parsed from untrusted bytes with every index checked, and
 //! written back in a canonical form when an update rewrites an object.
 
+use std::cell::Cell;
 use std::ops::Range;
 
 use super::Damage;
+use crate::source::Bytes;
 
 /// How deep arrays and dictionaries may nest before the input is called damaged: no real
 /// document comes close, and the limit keeps the recursive parser's stack bounded.
@@ -83,7 +85,7 @@ impl Object {
 
 /// An indirect object as found in the file: its reference, its value, and for a stream its
 /// dictionary's value plus the byte range of its (still encoded) data.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Indirect {
     pub id: ObjRef,
     pub object: Object,
@@ -102,23 +104,57 @@ fn is_regular(b: u8) -> bool {
     !is_whitespace(b) && !is_delimiter(b)
 }
 
-/// A cursor over untrusted bytes. Every read goes through `peek`/`get`, never an index.
+/// A cursor over untrusted bytes. Every read goes through `peek`/`at`, never an index.
+///
+/// The bytes may be a window of a larger file (`base` its offset in the file): the lexer
+/// remembers whether it looked past the window's end, so that a caller can read a larger
+/// window instead of trusting a parse the window cut short ([`windowed`]).
 pub(crate) struct Lexer<'a> {
     data: &'a [u8],
     pub pos: usize,
+    base: usize,
+    hit_end: Cell<bool>,
 }
 
 impl<'a> Lexer<'a> {
     pub fn new(data: &'a [u8], pos: usize) -> Self {
-        Lexer { data, pos }
+        Lexer { data, pos, base: 0, hit_end: Cell::new(false) }
+    }
+
+    /// A lexer at the start of `window`, which begins at `base` in the file.
+    pub fn window(window: &'a [u8], base: usize) -> Self {
+        Lexer { data: window, pos: 0, base, hit_end: Cell::new(false) }
+    }
+
+    /// The cursor's offset in the file.
+    pub fn offset(&self) -> usize {
+        self.base + self.pos
+    }
+
+    /// Whether a read looked past the end of the bytes since [`Lexer::clear_end`].
+    pub fn hit_end(&self) -> bool {
+        self.hit_end.get()
+    }
+
+    pub fn clear_end(&self) {
+        self.hit_end.set(false);
+    }
+
+    /// The byte at `i`, remembering a read past the end.
+    pub fn at(&self, i: usize) -> Option<u8> {
+        let b = self.data.get(i).copied();
+        if b.is_none() {
+            self.hit_end.set(true);
+        }
+        b
     }
 
     fn peek(&self) -> Option<u8> {
-        self.data.get(self.pos).copied()
+        self.at(self.pos)
     }
 
     fn damaged(&self) -> Damage {
-        Damage::BadObject { offset: self.pos }
+        Damage::BadObject { offset: self.offset() }
     }
 
     /// Skips whitespace and comments.
@@ -193,13 +229,13 @@ impl<'a> Lexer<'a> {
                 self.pos += 1;
                 Ok(Object::String(self.literal_string_body()?))
             }
-            b'<' if self.data.get(self.pos + 1) == Some(&b'<') => {
+            b'<' if self.at(self.pos + 1) == Some(b'<') => {
                 self.pos += 2;
                 let mut dict = Dict::default();
                 loop {
                     self.skip_space();
                     match self.peek() {
-                        Some(b'>') if self.data.get(self.pos + 1) == Some(&b'>') => {
+                        Some(b'>') if self.at(self.pos + 1) == Some(b'>') => {
                             self.pos += 2;
                             return Ok(Object::Dictionary(dict));
                         }
@@ -276,7 +312,7 @@ impl<'a> Lexer<'a> {
             self.pos += 1;
             if b == b'#' {
                 let hi = self.peek().and_then(hex_value);
-                let lo = self.data.get(self.pos + 1).copied().and_then(hex_value);
+                let lo = self.at(self.pos + 1).and_then(hex_value);
                 match (hi, lo) {
                     (Some(hi), Some(lo)) => {
                         name.push(hi << 4 | lo);
@@ -401,46 +437,85 @@ fn is_real(word: &[u8]) -> bool {
     !digits.is_empty() && digits.iter().filter(|b| **b == b'.').count() == 1 && digits.iter().all(|b| b.is_ascii_digit() || *b == b'.') && digits.len() > 1
 }
 
+/// The first window [`windowed`] reads; most objects fit in it.
+const FIRST_WINDOW: usize = 4096;
+/// The most an object may take in the file, its stream data apart: a signature dictionary
+/// with the largest /Contents a signer reserves (1 MiB of DER is 2 MiB of hexadecimal) fits
+/// with room to spare; more is damage, not a reason to read on.
+pub(crate) const MAX_OBJECT: usize = 8 * 1024 * 1024;
+
+/// A read error at `offset`, as damage.
+pub(crate) fn unreadable(offset: usize) -> impl Fn(std::io::Error) -> Damage {
+    move |e| Damage::Unreadable { offset, error: e.to_string() }
+}
+
+/// Runs `parse` on a window of `bytes` at `offset`, read again larger (a chunk, then four
+/// times larger each time) while the parse looked past the window's end (up to [`MAX_OBJECT`], then [`Damage::ObjectTooLarge`]):
+/// what is parsed is never cut short by the window, and never more than an object is held.
+pub(crate) fn windowed<T>(bytes: &Bytes<'_>, offset: usize, parse: impl Fn(&mut Lexer<'_>) -> Result<T, Damage>) -> Result<T, Damage> {
+    let mut size = FIRST_WINDOW;
+    loop {
+        let window = bytes.read_up_to(offset, size).map_err(unreadable(offset))?;
+        let whole = offset + window.len() >= bytes.len();
+        let mut lexer = Lexer::window(&window, offset);
+        let parsed = parse(&mut lexer);
+        if whole || !lexer.hit_end() {
+            return parsed;
+        }
+        if size >= MAX_OBJECT {
+            return Err(Damage::ObjectTooLarge { offset });
+        }
+        size = if size < crate::source::CHUNK { crate::source::CHUNK } else { size.saturating_mul(4).min(MAX_OBJECT) };
+    }
+}
+
 /// Parses the indirect object `n g obj … endobj` at `offset`. A stream's data range comes from
 /// a direct /Length when it is consistent with an `endstream` right after, otherwise from the
 /// position of the next `endstream` (an indirect /Length is not followed: the keyword search is
-/// what readers do for damaged files anyway, and the data is bounds-checked either way).
-pub(crate) fn parse_indirect(data: &[u8], offset: usize) -> Result<Indirect, Damage> {
-    if offset >= data.len() {
+/// what readers do for damaged files anyway, and the data is bounds-checked either way). The
+/// stream's data is not read.
+pub(crate) fn parse_indirect(bytes: &Bytes<'_>, offset: usize) -> Result<Indirect, Damage> {
+    if offset >= bytes.len() {
         return Err(Damage::BadOffset { offset });
     }
-    let mut lexer = Lexer::new(data, offset);
-    let num = lexer.unsigned().ok().and_then(|n| u32::try_from(n).ok()).ok_or(Damage::BadObject { offset })?;
-    let generation = lexer.unsigned().ok().and_then(|g| u16::try_from(g).ok()).ok_or(Damage::BadObject { offset })?;
-    lexer.expect_keyword(b"obj")?;
-    let object = lexer.object()?;
-    let id = ObjRef { num, generation };
-    if lexer.word() != b"stream" {
-        return Ok(Indirect { id, object, stream: None });
-    }
+    let (id, object, data_start) = windowed(bytes, offset, |lexer| {
+        let num = lexer.unsigned().ok().and_then(|n| u32::try_from(n).ok()).ok_or(Damage::BadObject { offset })?;
+        let generation = lexer.unsigned().ok().and_then(|g| u16::try_from(g).ok()).ok_or(Damage::BadObject { offset })?;
+        lexer.expect_keyword(b"obj")?;
+        let object = lexer.object()?;
+        let id = ObjRef { num, generation };
+        if lexer.word() != b"stream" {
+            return Ok((id, object, None));
+        }
+        // The keyword is followed by CRLF or LF (§7.3.8.1); a lone CR is tolerated.
+        if lexer.at(lexer.pos) == Some(b'\r') {
+            lexer.pos += 1;
+        }
+        if lexer.at(lexer.pos) == Some(b'\n') {
+            lexer.pos += 1;
+        }
+        Ok((id, object, Some(lexer.offset())))
+    })?;
+    let Some(start) = data_start else { return Ok(Indirect { id, object, stream: None }) };
     let Object::Dictionary(dict) = &object else { return Err(Damage::BadObject { offset }) };
-    // The keyword is followed by CRLF or LF (§7.3.8.1); a lone CR is tolerated.
-    let mut start = lexer.pos;
-    if data.get(start) == Some(&b'\r') {
-        start += 1;
-    }
-    if data.get(start) == Some(&b'\n') {
-        start += 1;
-    }
-    let declared = dict.integer(b"Length").and_then(|l| usize::try_from(l).ok()).and_then(|l| start.checked_add(l)).filter(|end| {
-        let mut after = Lexer::new(data, *end);
-        *end <= data.len() && after.word() == b"endstream"
-    });
+    let declared = match dict.integer(b"Length").and_then(|l| usize::try_from(l).ok()).and_then(|l| start.checked_add(l)) {
+        // Anything unexpected after the declared data (even a run of whitespace longer than an
+        // object) sends the reader to the keyword search below.
+        Some(end) if end <= bytes.len() => windowed(bytes, end, |after| Ok(after.word() == b"endstream")).unwrap_or(false).then_some(end),
+        _ => None,
+    };
     let end = match declared {
         Some(end) => end,
         None => {
-            let found = find(data.get(start..).unwrap_or_default(), b"endstream").ok_or(Damage::BadStream { offset })?;
-            let mut end = start + found;
+            let mut end = bytes.find(start, b"endstream").map_err(unreadable(start))?.ok_or(Damage::BadStream { offset })?;
             // The EOL before `endstream` is not part of the data.
-            if end > start && data.get(end - 1) == Some(&b'\n') {
+            let before = bytes.read(end.saturating_sub(2).max(start)..end).map_err(unreadable(end))?;
+            let mut tail = before.as_slice();
+            if let Some((b'\n', rest)) = tail.split_last() {
                 end -= 1;
+                tail = rest;
             }
-            if end > start && data.get(end - 1) == Some(&b'\r') {
+            if let Some((b'\r', _)) = tail.split_last() {
                 end -= 1;
             }
             end
@@ -547,6 +622,19 @@ mod tests {
         let mut out = Vec::new();
         write_object(&mut out, &object);
         assert_eq!(out, b"<</Type /Page/Kids [1 0 R 2 0 R]/N -3/R .5/S (a\\(b\\))/H (AB)/E /A#20B>>");
+    }
+
+    #[test]
+    fn an_object_is_read_in_growing_windows_and_one_too_large_is_refused() {
+        // A string of 100 KB: more than the first window and a chunk, read whole.
+        let long = [b"7 0 obj\n(".as_slice(), &vec![b'a'; 100_000], b")\nendobj\n"].concat();
+        let found = parse_indirect(&Bytes::new(&long), 0).unwrap();
+        assert_eq!(found.object, Object::String(vec![b'a'; 100_000]));
+        // An array that never ends within MAX_OBJECT: refused, not read on to the file's end.
+        let endless = [b"7 0 obj\n[".as_slice(), &b"1 ".repeat(MAX_OBJECT)].concat();
+        assert_eq!(parse_indirect(&Bytes::new(&endless), 0).err(), Some(Damage::ObjectTooLarge { offset: 0 }));
+        // The same cut at the file's end is truncated, as before.
+        assert_eq!(parse_indirect(&Bytes::new(&&endless[..4096]), 0).err(), Some(Damage::Truncated));
     }
 
     #[test]

@@ -2,15 +2,20 @@
 //! through `/Prev` (tables and streams, §7.5.4 and §7.5.8), object streams (§7.5.7), the trailer,
 //! and the few objects an update touches (catalog, first page, AcroForm, /Perms, /DSS).
 
-use std::collections::{HashMap, HashSet};
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet, VecDeque};
 
-use super::object::{Dict, Indirect, Lexer, ObjRef, Object, find, parse_indirect, rfind};
+use super::object::{Dict, Indirect, Lexer, ObjRef, Object, find, parse_indirect, rfind, unreadable, windowed};
 use super::{Damage, PdfError};
+use crate::source::Bytes;
 
 /// More xref sections than any real document has; stops `/Prev` chains that never end.
 const MAX_SECTIONS: usize = 4096;
 /// The most a decoded xref or object stream may grow to (a guard against deflate bombs).
 const MAX_DECODED: usize = 256 * 1024 * 1024;
+/// The most stream data read whole (a /DSS certificate, OCSP response or CRL, an xref or
+/// object stream, before it is decoded): a national CRL fits; a page's content is never read.
+const MAX_STREAM: usize = 64 * 1024 * 1024;
 /// How many pages deep a page tree may nest.
 const MAX_PAGE_TREE_DEPTH: usize = 64;
 
@@ -34,10 +39,17 @@ pub(crate) enum XrefKind {
     Stream,
 }
 
-/// A parsed PDF: the original bytes, where each object is, and the newest trailer.
+/// How many of the objects last parsed a [`Document`] keeps: a form whose thousands of fields
+/// share one signature dictionary parses it once, not once per field.
+const RECENT: usize = 4;
+
+/// A parsed PDF: the file (read where needed, never whole), where each object is, and the
+/// newest trailer.
 #[derive(Debug)]
 pub(crate) struct Document<'a> {
-    pub data: &'a [u8],
+    pub bytes: Bytes<'a>,
+    /// The objects last parsed, by offset, newest first.
+    recent: RefCell<VecDeque<(usize, Indirect)>>,
     entries: HashMap<u32, Entry>,
     /// The newest trailer (or xref stream dictionary).
     pub trailer: Dict,
@@ -50,13 +62,13 @@ pub(crate) struct Document<'a> {
 }
 
 impl<'a> Document<'a> {
-    /// Reads the structure of `data`, refusing encrypted and damaged files.
-    pub fn parse(data: &'a [u8]) -> Result<Self, PdfError> {
-        let head = data.get(..1024).unwrap_or(data);
-        if find(head, b"%PDF-").is_none() {
+    /// Reads the structure of `bytes`, refusing encrypted and damaged files.
+    pub fn parse(bytes: Bytes<'a>) -> Result<Self, PdfError> {
+        let head = bytes.read_up_to(0, 1024).map_err(unreadable(0))?;
+        if find(&head, b"%PDF-").is_none() {
             return Err(PdfError::NotPdf);
         }
-        let startxref = find_startxref(data)?;
+        let startxref = find_startxref(&bytes)?;
         let mut entries = HashMap::new();
         let mut newest: Option<(Dict, XrefKind)> = None;
         let mut visited = HashSet::new();
@@ -65,7 +77,7 @@ impl<'a> Document<'a> {
             if !visited.insert(offset) || visited.len() > MAX_SECTIONS {
                 return Err(Damage::XrefLoop { offset }.into());
             }
-            let (trailer, kind) = read_section(data, offset, &mut entries)?;
+            let (trailer, kind) = read_section(&bytes, offset, &mut entries)?;
             if trailer.get(b"Encrypt").is_some() {
                 return Err(PdfError::Encrypted);
             }
@@ -73,7 +85,7 @@ impl<'a> Document<'a> {
             if let Some(stm) = trailer.integer(b"XRefStm").and_then(|o| usize::try_from(o).ok())
                 && visited.insert(stm)
             {
-                read_section(data, stm, &mut entries)?;
+                read_section(&bytes, stm, &mut entries)?;
             }
             next = match trailer.get(b"Prev") {
                 None => None,
@@ -88,11 +100,26 @@ impl<'a> Document<'a> {
         let root = trailer.reference(b"Root").ok_or(Damage::NoRoot)?;
         let declared = trailer.integer(b"Size").and_then(|s| u32::try_from(s).ok()).unwrap_or(0);
         let highest = entries.keys().max().map_or(0, |n| n.saturating_add(1));
-        let document = Document { data, entries, trailer, startxref, kind, size: declared.max(highest), root };
+        let document =
+            Document { bytes, recent: RefCell::new(VecDeque::with_capacity(RECENT)), entries, trailer, startxref, kind, size: declared.max(highest), root };
         match document.resolve(root) {
             Ok(Object::Dictionary(_)) => Ok(document),
             _ => Err(Damage::NoRoot.into()),
         }
+    }
+
+    /// The indirect object at `offset`, parsed once while it is among the [`RECENT`] ones.
+    fn indirect(&self, offset: usize) -> Result<Indirect, Damage> {
+        if let Some((_, found)) = self.recent.borrow().iter().find(|(at, _)| *at == offset) {
+            return Ok(found.clone());
+        }
+        let found = parse_indirect(&self.bytes, offset)?;
+        let mut recent = self.recent.borrow_mut();
+        if recent.len() == RECENT {
+            recent.pop_back();
+        }
+        recent.push_front((offset, found.clone()));
+        Ok(found)
     }
 
     /// The object `r` refers to; a free or missing object is `null` (§7.3.10).
@@ -103,7 +130,7 @@ impl<'a> Document<'a> {
                 if *generation != r.generation {
                     return Ok(Object::Null);
                 }
-                let found = parse_indirect(self.data, *offset)?;
+                let found = self.indirect(*offset)?;
                 if found.id != r {
                     return Err(Damage::WrongObject { expected: r.num, offset: *offset }.into());
                 }
@@ -195,22 +222,30 @@ impl<'a> Document<'a> {
         }
     }
 
-    /// The still-encoded data of stream object `r`; `None` when `r` is not a stream.
-    pub fn raw_stream(&self, r: ObjRef) -> Result<Option<&'a [u8]>, PdfError> {
+    /// Where the still-encoded data of stream object `r` is; `None` when `r` is not a stream.
+    pub fn stream_range(&self, r: ObjRef) -> Result<Option<std::ops::Range<usize>>, PdfError> {
         let Some(Entry::Offset(offset, generation)) = self.entries.get(&r.num) else { return Ok(None) };
         if *generation != r.generation {
             return Ok(None);
         }
-        let found = parse_indirect(self.data, *offset)?;
-        Ok(found.stream.and_then(|range| self.data.get(range)))
+        Ok(self.indirect(*offset)?.stream)
+    }
+
+    /// The SHA-256 of the still-encoded data of stream object `r`, read in chunks; `None` when
+    /// `r` is not a stream.
+    pub fn stream_digest(&self, r: ObjRef) -> Result<Option<Vec<u8>>, PdfError> {
+        let Some(range) = self.stream_range(r)? else { return Ok(None) };
+        let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        self.bytes.chunks(range.clone(), |chunk| context.update(chunk)).map_err(unreadable(range.start))?;
+        Ok(Some(context.finish().as_ref().to_vec()))
     }
 
     /// The decoded data of stream object `r`.
     pub fn stream(&self, r: ObjRef) -> Result<Vec<u8>, PdfError> {
         let Some(Entry::Offset(offset, _)) = self.entries.get(&r.num) else { return Err(Damage::BadStream { offset: 0 }.into()) };
-        let found = parse_indirect(self.data, *offset)?;
+        let found = self.indirect(*offset)?;
         match (found.object, found.stream) {
-            (Object::Dictionary(dict), Some(range)) if found.id == r => decode_stream(self.data, &dict, range, *offset),
+            (Object::Dictionary(dict), Some(range)) if found.id == r => decode_stream(&self.bytes, &dict, range, *offset),
             _ => Err(Damage::BadStream { offset: *offset }.into()),
         }
     }
@@ -221,9 +256,9 @@ impl<'a> Document<'a> {
             return Err(Damage::BadObjectStream { num: stream }.into());
         };
         let bad = || PdfError::from(Damage::BadObjectStream { num: stream });
-        let found = parse_indirect(self.data, *offset)?;
+        let found = self.indirect(*offset)?;
         let Indirect { object: Object::Dictionary(dict), stream: Some(range), .. } = found else { return Err(bad()) };
-        let decoded = decode_stream(self.data, &dict, range, *offset)?;
+        let decoded = decode_stream(&self.bytes, &dict, range, *offset)?;
         let count = dict.integer(b"N").and_then(|n| usize::try_from(n).ok()).ok_or_else(bad)?;
         let first = dict.integer(b"First").and_then(|n| usize::try_from(n).ok()).ok_or_else(bad)?;
         if index >= count {
@@ -250,71 +285,109 @@ impl<'a> Document<'a> {
 }
 
 /// The offset after the last `startxref` of the file.
-fn find_startxref(data: &[u8]) -> Result<usize, PdfError> {
-    let tail_start = data.len().saturating_sub(2048);
-    let tail = data.get(tail_start..).unwrap_or_default();
-    let at = rfind(tail, b"startxref").ok_or(Damage::NoStartxref)?;
-    let mut lexer = Lexer::new(data, tail_start + at + b"startxref".len());
+fn find_startxref(bytes: &Bytes<'_>) -> Result<usize, PdfError> {
+    let tail_start = bytes.len().saturating_sub(2048);
+    let tail = bytes.read_up_to(tail_start, 2048).map_err(unreadable(tail_start))?;
+    let at = rfind(&tail, b"startxref").ok_or(Damage::NoStartxref)?;
+    let mut lexer = Lexer::window(&tail, tail_start);
+    lexer.pos = at + b"startxref".len();
     let offset = lexer.unsigned().map_err(|_| Damage::NoStartxref)?;
-    usize::try_from(offset).ok().filter(|o| *o < data.len()).ok_or_else(|| Damage::BadOffset { offset: tail_start + at }.into())
+    usize::try_from(offset).ok().filter(|o| *o < bytes.len()).ok_or_else(|| Damage::BadOffset { offset: tail_start + at }.into())
 }
 
 /// Reads the section at `offset` into `entries` (keeping entries already there: newer sections
 /// are read first) and returns its trailer.
-fn read_section(data: &[u8], offset: usize, entries: &mut HashMap<u32, Entry>) -> Result<(Dict, XrefKind), PdfError> {
-    if offset >= data.len() {
+fn read_section(bytes: &Bytes<'_>, offset: usize, entries: &mut HashMap<u32, Entry>) -> Result<(Dict, XrefKind), PdfError> {
+    if offset >= bytes.len() {
         return Err(Damage::BadOffset { offset }.into());
     }
-    let mut lexer = Lexer::new(data, offset);
-    if lexer.word() == b"xref" {
-        return read_table(data, lexer.pos, entries).map(|t| (t, XrefKind::Table));
+    let table = windowed(bytes, offset, |lexer| Ok((lexer.word() == b"xref").then(|| lexer.offset())))?;
+    if let Some(pos) = table {
+        return read_table(bytes, pos, entries).map(|t| (t, XrefKind::Table));
     }
-    read_stream(data, offset, entries).map(|t| (t, XrefKind::Stream))
+    read_stream(bytes, offset, entries).map(|t| (t, XrefKind::Stream))
 }
 
-fn read_table(data: &[u8], pos: usize, entries: &mut HashMap<u32, Entry>) -> Result<Dict, PdfError> {
+/// How close to a window's end a table entry may start and still be read from that window
+/// (an entry is 20 bytes; whitespace and comments may make it longer, and a parse that reaches
+/// the end is read again from a new window anyway).
+const ENTRY_MARGIN: usize = 256;
+
+/// A cross-reference table from `pos` (after `xref`), read in windows of [`crate::source::CHUNK`]:
+/// a table of a million entries is never held whole.
+fn read_table(bytes: &Bytes<'_>, pos: usize, entries: &mut HashMap<u32, Entry>) -> Result<Dict, PdfError> {
     let broken = |offset| PdfError::from(Damage::BrokenXref { offset });
-    let mut lexer = Lexer::new(data, pos);
+    let mut at = pos;
     loop {
-        let save = lexer.pos;
-        if lexer.word() == b"trailer" {
-            break;
-        }
-        lexer.pos = save;
-        let first = lexer.unsigned().map_err(|_| broken(save))?;
-        let count = lexer.unsigned().map_err(|_| broken(save))?;
+        let header = windowed(bytes, at, |lexer| {
+            let save = lexer.pos;
+            if lexer.word() == b"trailer" {
+                return Ok(None);
+            }
+            lexer.pos = save;
+            let first = lexer.unsigned()?;
+            let count = lexer.unsigned()?;
+            Ok(Some((first, count, lexer.offset())))
+        })
+        .map_err(|e| if matches!(e, Damage::Unreadable { .. }) { e.into() } else { broken(at) })?;
+        let Some((first, count, after)) = header else { break };
         // Each entry is 20 bytes; a count the rest of the file cannot hold is a lie.
-        if count.saturating_mul(20) > data.len() as u64 {
-            return Err(broken(save));
+        if count.saturating_mul(20) > bytes.len() as u64 {
+            return Err(broken(at));
         }
-        for i in 0..count {
-            let at = lexer.pos;
-            let num = u32::try_from(first.saturating_add(i)).map_err(|_| broken(at))?;
-            let value = lexer.unsigned().map_err(|_| broken(at))?;
-            let generation = lexer.unsigned().ok().and_then(|g| u16::try_from(g).ok()).ok_or_else(|| broken(at))?;
-            let entry = match lexer.word() {
-                b"n" => Entry::Offset(usize::try_from(value).map_err(|_| broken(at))?, generation),
-                b"f" => Entry::Free,
-                _ => return Err(broken(at)),
-            };
-            entries.entry(num).or_insert(entry);
+        at = after;
+        let mut i = 0;
+        while i < count {
+            let window = bytes.read_up_to(at, crate::source::CHUNK).map_err(unreadable(at))?;
+            let whole = at + window.len() >= bytes.len();
+            let mut lexer = Lexer::window(&window, at);
+            while i < count && (whole || lexer.pos + ENTRY_MARGIN <= window.len()) {
+                let entry_at = lexer.offset();
+                lexer.clear_end();
+                let num = u32::try_from(first.saturating_add(i)).map_err(|_| broken(entry_at))?;
+                let value = lexer.unsigned().map_err(|_| broken(entry_at));
+                let generation = lexer.unsigned().ok().and_then(|g| u16::try_from(g).ok()).ok_or_else(|| broken(entry_at));
+                let kind = lexer.word().to_vec();
+                if lexer.hit_end() && !whole {
+                    // Cut by the window: read it again from a window that starts with it.
+                    lexer.pos = entry_at - at;
+                    break;
+                }
+                let (value, generation) = (value?, generation?);
+                let entry = match kind.as_slice() {
+                    b"n" => Entry::Offset(usize::try_from(value).map_err(|_| broken(entry_at))?, generation),
+                    b"f" => Entry::Free,
+                    _ => return Err(broken(entry_at)),
+                };
+                entries.entry(num).or_insert(entry);
+                i += 1;
+            }
+            if lexer.pos == 0 && i < count {
+                // Not even one entry in a whole window: no real table looks like that.
+                return Err(broken(at));
+            }
+            at = lexer.offset();
         }
     }
-    let at = lexer.pos;
-    match lexer.object()? {
+    let trailer = windowed(bytes, at, |lexer| {
+        lexer.expect_keyword(b"trailer")?;
+        lexer.object()
+    })
+    .map_err(|e| if matches!(e, Damage::Unreadable { .. } | Damage::ObjectTooLarge { .. }) { e.into() } else { broken(at) })?;
+    match trailer {
         Object::Dictionary(trailer) => Ok(trailer),
         _ => Err(broken(at)),
     }
 }
 
-fn read_stream(data: &[u8], offset: usize, entries: &mut HashMap<u32, Entry>) -> Result<Dict, PdfError> {
+fn read_stream(bytes: &Bytes<'_>, offset: usize, entries: &mut HashMap<u32, Entry>) -> Result<Dict, PdfError> {
     let broken = || PdfError::from(Damage::BrokenXref { offset });
-    let found = parse_indirect(data, offset).map_err(|_| broken())?;
+    let found = parse_indirect(bytes, offset).map_err(|_| broken())?;
     let Indirect { object: Object::Dictionary(dict), stream: Some(range), .. } = found else { return Err(broken()) };
     if dict.name(b"Type") != Some(b"XRef") {
         return Err(broken());
     }
-    let decoded = decode_stream(data, &dict, range, offset)?;
+    let decoded = decode_stream(bytes, &dict, range, offset)?;
     let widths: Vec<usize> = match dict.get(b"W") {
         Some(Object::Array(w)) if w.len() == 3 => w
             .iter()
@@ -371,8 +444,11 @@ fn be(bytes: &[u8]) -> u64 {
 }
 
 /// The decoded data of a stream: no filter, or FlateDecode with an optional PNG predictor.
-pub(crate) fn decode_stream(data: &[u8], dict: &Dict, range: std::ops::Range<usize>, offset: usize) -> Result<Vec<u8>, PdfError> {
-    let raw = data.get(range).ok_or(Damage::BadStream { offset })?;
+pub(crate) fn decode_stream(bytes: &Bytes<'_>, dict: &Dict, range: std::ops::Range<usize>, offset: usize) -> Result<Vec<u8>, PdfError> {
+    if range.end.saturating_sub(range.start) > MAX_STREAM {
+        return Err(Damage::ObjectTooLarge { offset }.into());
+    }
+    let raw = bytes.read(range).map_err(|_| Damage::BadStream { offset })?;
     let filter = match dict.get(b"Filter") {
         None => None,
         Some(Object::Name(n)) => Some(n.as_slice()),
@@ -384,8 +460,8 @@ pub(crate) fn decode_stream(data: &[u8], dict: &Dict, range: std::ops::Range<usi
         Some(_) => return Err(Damage::UnsupportedFilter { offset }.into()),
     };
     let inflated = match filter {
-        None => return Ok(raw.to_vec()),
-        Some(b"FlateDecode") => miniz_oxide::inflate::decompress_to_vec_zlib_with_limit(raw, MAX_DECODED).map_err(|_| Damage::BadStream { offset })?,
+        None => return Ok(raw),
+        Some(b"FlateDecode") => miniz_oxide::inflate::decompress_to_vec_zlib_with_limit(&raw, MAX_DECODED).map_err(|_| Damage::BadStream { offset })?,
         Some(_) => return Err(Damage::UnsupportedFilter { offset }.into()),
     };
     let params = match dict.get(b"DecodeParms") {

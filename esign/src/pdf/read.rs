@@ -3,14 +3,22 @@
 //! incremental update changed (and whether a signature's permissions allow it), and the
 //! document security store (/DSS) of PAdES B-LT.
 //!
+//! The file is a [`Source`] read by offset, never whole: the cross-reference sections, the
+//! objects they point to (each in a bounded window), and stream data only where a /DSS entry
+//! or a changed stream needs it; the signed byte ranges are returned as ranges, for the
+//! caller to hash in chunks. In-memory bytes are a source too: one code path for both.
+//!
 //! The input is untrusted: anything malformed is a [`PdfError`] or a [`ByteRangeProblem`],
 //! never a panic, and every walk is bounded.
 
 use std::collections::HashSet;
 
-use super::object::{Dict, ObjRef, Object};
+use std::ops::Range;
+
+use super::object::{Dict, MAX_OBJECT, ObjRef, Object};
 use super::parse::Document;
 use super::{Damage, PdfError};
+use crate::source::{Bytes, Source};
 
 /// How many fields (with their kids) a form may have before it is called damaged.
 const MAX_FIELDS: usize = 10_000;
@@ -61,6 +69,7 @@ impl FoundSignature {
 
 /// Why a /ByteRange does not cover what it must.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ByteRangeProblem {
     /// It does not start at the beginning of the file.
     #[error("the signed range does not start at the beginning of the file")]
@@ -74,6 +83,9 @@ pub enum ByteRangeProblem {
     /// The gap is not exactly the signature's /Contents hex string.
     #[error("the part left out of the signed range is not exactly the signature value")]
     GapNotContents,
+    /// The file could not be read (cut or changed while it is read).
+    #[error("the file cannot be read: {0}")]
+    Unreadable(String),
 }
 
 /// What a later incremental update changed.
@@ -131,15 +143,17 @@ fn without_padding(contents: &[u8]) -> Vec<u8> {
 }
 
 /// Whether the file ends with a complete revision: `%%EOF` and at most whitespace after it.
-pub fn ends_complete(data: &[u8]) -> bool {
-    let tail = &data[data.len().saturating_sub(1024)..];
-    super::object::rfind(tail, b"%%EOF").is_some_and(|at| tail[at + 5..].iter().all(|b| b.is_ascii_whitespace() || *b == 0))
+pub fn ends_complete(source: &(impl Source + ?Sized)) -> bool {
+    let bytes = Bytes::new(&source);
+    let start = bytes.len().saturating_sub(1024);
+    let Ok(tail) = bytes.read_up_to(start, 1024) else { return false };
+    super::object::rfind(&tail, b"%%EOF").is_some_and(|at| tail[at + 5..].iter().all(|b| b.is_ascii_whitespace() || *b == 0))
 }
 
 /// Every signature and document timestamp of the form, in the order their revisions end
 /// (the order they were made). A PDF without a form has none.
-pub fn signatures(data: &[u8]) -> Result<Vec<FoundSignature>, PdfError> {
-    let document = Document::parse(data)?;
+pub fn signatures(source: &(impl Source + ?Sized)) -> Result<Vec<FoundSignature>, PdfError> {
+    let document = Document::parse(Bytes::new(&source))?;
     let catalog = document.catalog()?;
     let certification = certification_signature(&document, &catalog)?;
     let Some(form) = catalog.get(b"AcroForm").map(|f| document.deref(f)).transpose()? else { return Ok(Vec::new()) };
@@ -245,21 +259,27 @@ fn collect(
 }
 
 /// Checks that the byte range starts at 0, stays in the file, and leaves out exactly the
-/// /Contents hex string (`<…>`), and returns the two signed parts.
-pub fn signed_parts<'d>(data: &'d [u8], signature: &FoundSignature) -> Result<[&'d [u8]; 2], ByteRangeProblem> {
+/// /Contents hex string (`<…>`), and returns the two signed ranges (to hash them from the
+/// file: [`crate::source::Ranges`]).
+pub fn signed_parts(source: &(impl Source + ?Sized), signature: &FoundSignature) -> Result<[Range<usize>; 2], ByteRangeProblem> {
+    let bytes = Bytes::new(&source);
     let [a, b, c, d] = signature.byte_range;
     if a != 0 {
         return Err(ByteRangeProblem::NotFromStart);
     }
     let end = c.checked_add(d).ok_or(ByteRangeProblem::PastEnd)?;
-    if end > data.len() {
+    if end > bytes.len() {
         return Err(ByteRangeProblem::PastEnd);
     }
     if b > c {
         return Err(ByteRangeProblem::Overlap);
     }
-    let gap = &data[b..c];
-    let hex = match gap {
+    // The gap is the /Contents string the signature dictionary held, so no larger than an object.
+    if c - b > MAX_OBJECT {
+        return Err(ByteRangeProblem::GapNotContents);
+    }
+    let gap = bytes.read(b..c).map_err(|e| ByteRangeProblem::Unreadable(e.to_string()))?;
+    let hex = match gap.as_slice() {
         [b'<', inner @ .., b'>'] => inner,
         _ => return Err(ByteRangeProblem::GapNotContents),
     };
@@ -270,19 +290,20 @@ pub fn signed_parts<'d>(data: &'d [u8], signature: &FoundSignature) -> Result<[&
     if without_padding(&decoded) != signature.contents {
         return Err(ByteRangeProblem::GapNotContents);
     }
-    Ok([&data[..b], &data[c..end]])
+    Ok([0..b, c..end])
 }
 
 /// What the updates after `signature`'s revision changed, each judged against its
 /// permissions (`certification`: the document's certification signature's /P, if the
 /// document is certified).
-pub fn changes_after(data: &[u8], signature: &FoundSignature, certification: Option<u8>) -> Result<Vec<LaterChange>, PdfError> {
+pub fn changes_after(source: &(impl Source + ?Sized), signature: &FoundSignature, certification: Option<u8>) -> Result<Vec<LaterChange>, PdfError> {
+    let bytes = Bytes::new(&source);
     let end = signature.signed_end();
-    if end >= data.len() {
+    if end >= bytes.len() {
         return Ok(Vec::new());
     }
-    let before = Document::parse(&data[..end])?;
-    let after = Document::parse(data)?;
+    let before = Document::parse(bytes.prefix(end))?;
+    let after = Document::parse(bytes)?;
     let catalog = after.catalog()?;
     let dss_parts = dss_objects(&after, catalog.get(b"DSS"))?;
     // The document information dictionary (producer, modification date): metadata.
@@ -298,14 +319,25 @@ pub fn changes_after(data: &[u8], signature: &FoundSignature, certification: Opt
         let new = after.resolve(r)?;
         let old = before.resolve(r)?;
         // An object written again unchanged (some writers repeat objects) is no change; a
-        // stream is compared by its data too.
-        if old == new && old != Object::Null && before.raw_stream(r)? == after.raw_stream(r)? {
+        // stream is compared by its data too (by digest: the data is not held).
+        if old == new && old != Object::Null && same_stream(&before, &after, r)? {
             continue;
         }
         let (kind, allowed) = if Some(num) == info { ("metadata", true) } else { classify(&after, r, &old, &new, &dss_parts, permissions)? };
         changes.push(LaterChange { kind, object: format!("{num} {generation} R"), allowed });
     }
     Ok(changes)
+}
+
+/// Whether object `r` has the same stream data (or none) in both versions.
+fn same_stream(before: &Document<'_>, after: &Document<'_>, r: ObjRef) -> Result<bool, PdfError> {
+    match (before.stream_range(r)?, after.stream_range(r)?) {
+        (None, None) => Ok(true),
+        (Some(old), Some(new)) if old == new => Ok(true),
+        (Some(old), Some(new)) if old.len() != new.len() => Ok(false),
+        (Some(_), Some(_)) => Ok(before.stream_digest(r)? == after.stream_digest(r)?),
+        _ => Ok(false),
+    }
 }
 
 /// The object numbers of the /DSS dictionary and everything it holds (arrays, streams,
@@ -375,8 +407,8 @@ fn classify(document: &Document<'_>, r: ObjRef, old: &Object, new: &Object, dss:
 }
 
 /// The document security store: the /DSS /Certs, /OCSPs and /CRLs streams, decoded.
-pub fn security_store(data: &[u8]) -> Result<SecurityStore, PdfError> {
-    let document = Document::parse(data)?;
+pub fn security_store(source: &(impl Source + ?Sized)) -> Result<SecurityStore, PdfError> {
+    let document = Document::parse(Bytes::new(&source))?;
     let catalog = document.catalog()?;
     let mut store = SecurityStore::default();
     let Some(dss) = catalog.get(b"DSS").map(|d| document.deref(d)).transpose()? else { return Ok(store) };

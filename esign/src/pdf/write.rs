@@ -11,6 +11,7 @@ use super::parse::{Document, XrefKind};
 /// The objects of one update, in the order they will be written.
 pub(crate) struct Update<'d, 'a> {
     document: &'d Document<'a>,
+    original: &'d [u8],
     objects: Vec<(ObjRef, Vec<u8>)>,
     next: u32,
 }
@@ -23,8 +24,9 @@ pub(crate) struct Written {
 }
 
 impl<'d, 'a> Update<'d, 'a> {
-    pub fn new(document: &'d Document<'a>) -> Self {
-        Update { document, objects: Vec::new(), next: document.size }
+    /// An update of `document`, parsed from `original`.
+    pub fn new(document: &'d Document<'a>, original: &'d [u8]) -> Self {
+        Update { document, original, objects: Vec::new(), next: document.size }
     }
 
     /// A fresh object number.
@@ -65,7 +67,7 @@ impl<'d, 'a> Update<'d, 'a> {
     /// The update, to be appended to the original bytes (which it never copies: a large
     /// document is not moved around to be signed).
     pub fn write(mut self) -> Result<Written, PdfError> {
-        let original = self.document.data;
+        let original = self.original;
         let base = original.len();
         let mut out = Vec::with_capacity(self.objects.iter().map(|(_, b)| b.len() + 32).sum::<usize>() + 512);
         if !matches!(original.last(), Some(b'\n' | b'\r')) {
@@ -120,7 +122,7 @@ impl<'d, 'a> Update<'d, 'a> {
                     }
                 }
             }
-            digest.update(&(self.document.data.len() as u64).to_be_bytes());
+            digest.update(&(self.original.len() as u64).to_be_bytes());
             digest.update(&(self.document.startxref as u64).to_be_bytes());
             digest.update(update);
             digest.finish().as_ref().get(..16).unwrap_or_default().to_vec()

@@ -25,6 +25,8 @@ use policies::{Algorithm, AlgorithmRefusal, BaselineLevel, Qualification, Valida
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::Certificate;
 
+use crate::source::{Bytes, Ranges};
+
 use super::report::{BlockResult, CertificateInfo, Conclusion, Finding, ProvedTime, RevocationEvidence, SignatureReport, SignerInfo as Signer};
 
 const SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
@@ -138,8 +140,8 @@ pub trait Fetch: Sync {
 /// Where the content is: outside the CMS (a detached `.p7s`'s document, a PDF's byte
 /// ranges) or inside it (enveloping).
 pub enum Content<'a> {
-    /// Detached: the signed octets, in pieces.
-    Detached(&'a [&'a [u8]]),
+    /// Detached: the signed octets, ranges of a file or of bytes in memory, hashed in chunks.
+    Detached(Ranges<'a>),
     /// Encapsulated in the SignedData.
     Encapsulated,
 }
@@ -189,21 +191,26 @@ fn generalized_time(text: &[u8]) -> Option<SystemTime> {
     Some(SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(s).ok()?))
 }
 
-/// The digest of `parts` with the algorithm `oid` names, and that algorithm in policy terms.
-fn digest_of(oid: &ObjectIdentifier, parts: &[&[u8]]) -> Option<(Vec<u8>, Algorithm)> {
-    let (algorithm, named) = match *oid {
+/// The digest algorithm `oid` names, and that algorithm in policy terms.
+fn digest_algorithm(oid: &ObjectIdentifier) -> Option<(&'static digest::Algorithm, Algorithm)> {
+    Some(match *oid {
         SHA1 => (&digest::SHA1_FOR_LEGACY_USE_ONLY, Algorithm::Sha1),
         SHA224 => (&digest::SHA224, Algorithm::Sha224),
         SHA256 => (&digest::SHA256, Algorithm::Sha256),
         SHA384 => (&digest::SHA384, Algorithm::Sha384),
         SHA512 => (&digest::SHA512, Algorithm::Sha512),
         _ => return None,
-    };
+    })
+}
+
+/// The digest of `content` (read in chunks) with the algorithm `oid` names, and that
+/// algorithm in policy terms; `None` for an algorithm not supported, `Some(Err)` when the
+/// content cannot be read.
+fn digest_of(oid: &ObjectIdentifier, content: &Ranges<'_>) -> Option<(Result<Vec<u8>, String>, Algorithm)> {
+    let (algorithm, named) = digest_algorithm(oid)?;
     let mut context = digest::Context::new(algorithm);
-    for part in parts {
-        context.update(part);
-    }
-    Some((context.finish().as_ref().to_vec(), named))
+    let read = content.chunks(|chunk| context.update(chunk)).map_err(|e| e.to_string());
+    Some((read.map(|()| context.finish().as_ref().to_vec()), named))
 }
 
 /// The signature algorithm to verify with (a SignerInfo may say only rsaEncryption or
@@ -352,7 +359,7 @@ struct Verified {
 
 /// Identification of the signing certificate and cryptographic verification of `signer`
 /// over `content` (the eContent when encapsulated).
-fn verify_signer(sd: &SignedData, signer: &SignerInfo, content: &[&[u8]], pool: &[Certificate]) -> Result<Verified, Failure> {
+fn verify_signer(sd: &SignedData, signer: &SignerInfo, content: &Ranges<'_>, pool: &[Certificate]) -> Result<Verified, Failure> {
     let format = |en: &str, ar: &str| fail("format-checking", Conclusion::failed(SubIndication::FormatFailure), finding("FORMAT", ar, en));
     let Some(attributes) = signer.signed_attrs.as_ref() else {
         return Err(format("the signature has no signed attributes (CAdES needs them)", "لا يحتوي التوقيع على سمات موقّعة"));
@@ -401,6 +408,13 @@ fn verify_signer(sd: &SignedData, signer: &SignerInfo, content: &[&[u8]], pool: 
             finding("DIGEST_UNSUPPORTED", "خوارزمية البصمة غير مدعومة", format!("digest algorithm {} is not supported", signer.digest_alg.oid)),
         ));
     };
+    let computed = computed.map_err(|e| {
+        fail(
+            "cryptographic-verification",
+            Conclusion::indeterminate(SubIndication::SignedDataNotFound),
+            finding("CONTENT_UNREADABLE", "تعذّرت قراءة المحتوى الموقّع", format!("the signed content cannot be read: {e}")),
+        )
+    })?;
     if computed != message_digest.as_bytes() {
         return Err(fail(
             "cryptographic-verification",
@@ -467,9 +481,10 @@ fn signing_certificate_reference(attributes: &x509_cert::attr::Attributes, der: 
         let Ok(v2) = v2.decode_as::<SigningCertificateV2>() else { return Some(false) };
         let Some(first) = v2.certs.first() else { return Some(false) };
         let algorithm = first.hash_algorithm.as_ref().map_or(SHA256, |a| a.oid);
-        let Some((hash, _)) = digest_of(&algorithm, &[der]) else { return Some(false) };
+        let Some((hash, _)) = digest_algorithm(&algorithm) else { return Some(false) };
+        let hash = digest::digest(hash, der);
         let serial_ok = first.issuer_serial.as_ref().is_none_or(|s| s.serial_number == certificate.tbs_certificate.serial_number);
-        return Some(hash == first.cert_hash.as_bytes() && serial_ok);
+        return Some(hash.as_ref() == first.cert_hash.as_bytes() && serial_ok);
     }
     // SigningCertificate ::= SEQUENCE { certs SEQUENCE OF ESSCertID, … };
     // ESSCertID ::= SEQUENCE { certHash OCTET STRING (SHA-1), issuerSerial OPTIONAL }.
@@ -481,6 +496,30 @@ fn signing_certificate_reference(attributes: &x509_cert::attr::Attributes, der: 
         first.first()?.decode_as::<OctetString>().ok()
     })();
     Some(hash.is_some_and(|h| h.as_bytes() == digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, der).as_ref()))
+}
+
+/// Why a certificate path was refused, as a finding; stale revocation evidence also sets the
+/// report's `retry_after`.
+fn path_finding(e: &PathError, report: &mut SignatureReport) -> Finding {
+    match e {
+        PathError::RevocationNotFresh { subject, newest, retry_after } => {
+            report.retry_after = Some(rfc3339(*retry_after));
+            not_fresh(subject, *newest, *retry_after)
+        }
+        e => finding("CERTIFICATE_PATH", "تعذّر التحقق من سلسلة شهادة التوقيع", e.to_string()),
+    }
+}
+
+/// The finding for revocation evidence that is there but not fresh enough.
+fn not_fresh(subject: &str, newest: SystemTime, retry_after: SystemTime) -> Finding {
+    let (newest, retry_after) = (rfc3339(newest), rfc3339(retry_after));
+    finding(
+        "REVOCATION_NOT_FRESH",
+        format!("أدلة الإلغاء للشهادة «{subject}» موجودة لكنها غير حديثة بما يكفي (أحدثها صدر في {newest})؛ أعد التحقق بعد {retry_after}"),
+        format!(
+            "the revocation evidence about certificate «{subject}» is there but not fresh enough (the newest was issued at {newest}); validate again after {retry_after}"
+        ),
+    )
 }
 
 /// A timestamp token's TSTInfo: what the validator needs of it.
@@ -522,7 +561,7 @@ pub(crate) struct Timestamp {
 /// judged as DSS does, on the evidence there is).
 pub(crate) fn validate_timestamp(
     token: &[u8],
-    over: &[&[u8]],
+    over: &Ranges<'_>,
     inputs: &Inputs<'_>,
     evidence: &Evidence,
     extra: &[Certificate],
@@ -547,7 +586,7 @@ pub(crate) fn validate_timestamp(
         );
     };
     match digest_of(&info.imprint_algorithm, over) {
-        Some((d, _)) if d == info.imprint => {}
+        Some((Ok(d), _)) if d == info.imprint => {}
         _ => {
             return broken(
                 SubIndication::HashFailure,
@@ -567,7 +606,7 @@ pub(crate) fn validate_timestamp(
         );
     };
     let content = econtent.unwrap_or_default();
-    let verified = match verify_signer(&sd, signer, &[&content], &pool) {
+    let verified = match verify_signer(&sd, signer, &Ranges::whole(Bytes::new(&content)), &pool) {
         Ok(v) => v,
         Err(f) => return Timestamp { gen_time: Some(info.gen_time), serial: Some(info.serial), conclusion: f.conclusion, findings: vec![f.finding] },
     };
@@ -580,11 +619,13 @@ pub(crate) fn validate_timestamp(
         Err(e) => Timestamp {
             gen_time: Some(info.gen_time),
             serial: Some(info.serial),
-            conclusion: Conclusion::indeterminate(match &e {
-                PathError::RevocationUnknown { .. } => SubIndication::CertificateChainGeneralFailure,
-                e => e.sub_indication(),
-            }),
-            findings: vec![finding("TIMESTAMP_AUTHORITY_NOT_TRUSTED", "سلطة الختم الزمني غير موثوقة", e.to_string())],
+            // As for a signer: no evidence CERTIFICATE_CHAIN_GENERAL_FAILURE, stale evidence
+            // TRY_LATER (PathError::sub_indication).
+            conclusion: Conclusion::indeterminate(e.sub_indication()),
+            findings: vec![match &e {
+                PathError::RevocationNotFresh { subject, newest, retry_after } => not_fresh(subject, *newest, *retry_after),
+                e => finding("TIMESTAMP_AUTHORITY_NOT_TRUSTED", "سلطة الختم الزمني غير موثوقة", e.to_string()),
+            }],
         },
     }
 }
@@ -677,7 +718,11 @@ fn revocation_report(used: &[Used], ocsp: Sources, crls: Sources) -> Vec<Revocat
                 certificate: u.certificate.clone(),
                 kind,
                 source,
-                status: if u.revoked.is_some() { "revoked" } else { "good" },
+                status: match (u.revoked, u.fresh) {
+                    (Some(_), _) => "revoked",
+                    (None, true) => "good",
+                    (None, false) => "not-fresh",
+                },
                 produced_at: rfc3339(u.issued),
                 this_update: rfc3339(u.this_update),
                 next_update: u.next_update.map(rfc3339),
@@ -696,10 +741,10 @@ pub fn validate(cms: &[u8], content: Content<'_>, inputs: &Inputs<'_>) -> Vec<Si
         let f = finding("CMS_UNREADABLE", "التوقيع ليس رسالة CMS مقروءة", "the signature is not a readable CMS SignedData");
         return vec![empty(Conclusion::failed(SubIndication::FormatFailure), f)];
     };
-    let encapsulated = sd.encap_content_info.econtent.as_ref().map(|e| e.value().to_vec());
-    let parts: Vec<&[u8]> = match (&content, &encapsulated) {
-        (Content::Detached(parts), None) => parts.to_vec(),
-        (Content::Encapsulated, Some(e)) => vec![e.as_slice()],
+    let encapsulated = sd.encap_content_info.econtent.as_ref().map(|e| e.value());
+    let parts: Ranges<'_> = match (content, &encapsulated) {
+        (Content::Detached(parts), None) => parts,
+        (Content::Encapsulated, Some(e)) => Ranges::whole(Bytes::new(e)),
         (Content::Detached(_), Some(_)) | (Content::Encapsulated, None) => {
             let f = finding(
                 "CONTENT_MISMATCH",
@@ -781,7 +826,7 @@ fn structural_level(signer: &SignerInfo, has_evidence: bool) -> Option<BaselineL
 fn validate_signer(
     sd: &SignedData,
     signer: &SignerInfo,
-    parts: &[&[u8]],
+    parts: &Ranges<'_>,
     pool: &[Certificate],
     inputs: &Inputs<'_>,
     evidence: &Evidence,
@@ -818,7 +863,8 @@ fn validate_signer(
     let tokens = signer.unsigned_attrs.iter().flat_map(|a| a.iter()).filter(|a| a.oid == oid::SIGNATURE_TIME_STAMP_TOKEN).flat_map(|a| a.values.iter());
     for token in tokens {
         let Ok(token) = token.to_der() else { continue };
-        let ts = validate_timestamp(&token, &[signer.signature.as_bytes()], inputs, evidence, pool, false);
+        let value = signer.signature.as_bytes();
+        let ts = validate_timestamp(&token, &Ranges::whole(Bytes::new(&value)), inputs, evidence, pool, false);
         let ok = ts.conclusion.passed();
         report.blocks.push(BlockResult { block: "timestamp-validation", conclusion: ts.conclusion, findings: ts.findings.clone() });
         match (ok, ts.gen_time) {
@@ -857,12 +903,19 @@ fn validate_signer(
                 // been made before the revocation, or after: no proof either way.
                 PathError::Revoked { end_entity: true, .. } => SubIndication::RevokedNoPoe,
                 PathError::Expired { .. } | PathError::NotYetValid { .. } => SubIndication::OutOfBoundsNoPoe,
-                // No revocation evidence at all (nothing fetched): what DSS and pyHanko say.
+                // No revocation evidence that can be relied on (nothing embedded, nothing
+                // fetched): INDETERMINATE / CERTIFICATE_CHAIN_GENERAL_FAILURE, as EN 319 102-1
+                // §5.2.6 and DSS (RevocationDataAvailable, AcceptableRevocationDataAvailable)
+                // say, and pyHanko too.
                 PathError::RevocationUnknown { .. } => SubIndication::CertificateChainGeneralFailure,
+                // Evidence there is, but not fresh enough for the best signature time: the
+                // revocation freshness checker (§5.2.5) fails, and §5.2.6 concludes
+                // INDETERMINATE / TRY_LATER with when to try again, as DSS does.
+                PathError::RevocationNotFresh { .. } => SubIndication::TryLater,
                 _ => e.sub_indication(),
             };
             let conclusion = Conclusion::indeterminate(sub);
-            let f = finding("CERTIFICATE_PATH", "تعذّر التحقق من سلسلة شهادة التوقيع", e.to_string());
+            let f = path_finding(&e, &mut report);
             conclude(&mut report, fail("x509-certificate-validation", conclusion, f));
             return report;
         }

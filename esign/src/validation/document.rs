@@ -13,6 +13,7 @@ use policies::{SignatureFormat, ValidationPolicy};
 use super::cms::{self as core, Content, Inputs, Trust, rfc3339};
 use super::report::{Bilingual, BlockResult, Conclusion, Coverage, DocumentInfo, Finding, PolicyApplied, ProvedTime, Report, SignatureReport};
 use crate::pdf::read::{self, FoundKind};
+use crate::source::{Bytes, Ranges, Source};
 
 /// What to validate against.
 pub struct Validation<'a> {
@@ -49,18 +50,26 @@ enum Kind {
     Unsupported(&'static str),
 }
 
-fn kind(bytes: &[u8]) -> Kind {
-    let head = &bytes[..bytes.len().min(1024)];
+/// What a file is, from its first kilobyte; a CMS is decoded whole (`read` reads it).
+fn kind(bytes: Bytes<'_>) -> (Kind, Option<Vec<u8>>) {
+    let Ok(head) = bytes.read_up_to(0, 1024) else { return (Kind::Unsupported("an unreadable file"), None) };
     if head.windows(5).any(|w| w == b"%PDF-") {
-        return Kind::Pdf;
+        return (Kind::Pdf, None);
     }
-    if bytes.starts_with(b"PK\x03\x04") {
-        return Kind::Unsupported("ASiC (a ZIP container)");
+    if head.starts_with(b"PK\x03\x04") {
+        return (Kind::Unsupported("ASiC (a ZIP container)"), None);
     }
     let text = String::from_utf8_lossy(&head[..head.len().min(64)]);
     if text.trim_start_matches('\u{feff}').trim_start().starts_with('<') {
-        return Kind::Unsupported("XAdES (XML)");
+        return (Kind::Unsupported("XAdES (XML)"), None);
     }
+    // Not a PDF: a CMS (a signature or a timestamp token) is read whole, as its decoder needs.
+    let Ok(all) = bytes.read(0..bytes.len()) else { return (Kind::Unsupported("an unreadable file"), None) };
+    let kind = cms_kind(&all);
+    (kind, Some(all))
+}
+
+fn cms_kind(bytes: &[u8]) -> Kind {
     match SignedData::from_content_info(bytes) {
         Ok(sd) if sd.encap_content_info.econtent_type == oid::TST_INFO => Kind::Timestamp,
         Ok(_) => Kind::Cms,
@@ -70,19 +79,34 @@ fn kind(bytes: &[u8]) -> Kind {
 }
 
 /// Validates `bytes` (named `name`), with `detached` the document a detached CAdES
-/// signature or a timestamp token is over.
+/// signature or a timestamp token is over: [`validate_source`] on bytes in memory.
 pub fn validate(bytes: &[u8], name: &str, detached: Option<&[u8]>, v: &Validation<'_>) -> Report {
-    let kind = kind(bytes);
+    validate_source(&bytes, name, detached.as_ref().map(|d| d as &dyn Source), v)
+}
+
+/// Validates the file `source` (named `name`), with `detached` the document a detached CAdES
+/// signature or a timestamp token is over. Neither is held in memory: a PDF's structures are
+/// read where its cross-reference sections say, its signed byte ranges and a detached
+/// document are hashed in chunks ([`crate::source::CHUNK`]); only a CMS signature or token
+/// (not a PDF) is read whole.
+pub fn validate_source(source: &dyn Source, name: &str, detached: Option<&dyn Source>, v: &Validation<'_>) -> Report {
+    let bytes = Bytes::new(source);
+    let detached = detached.map(Bytes::new);
+    let (kind, cms) = kind(bytes);
+    let cms = cms.unwrap_or_default();
     let format = match kind {
         Kind::Pdf => "PDF",
         Kind::Cms => "CMS",
         Kind::Timestamp => "TIMESTAMP",
         Kind::Unsupported(_) => "UNKNOWN",
     };
+    let mut sha256 = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    let read = Ranges::whole(bytes).chunks(|chunk| sha256.update(chunk));
     let document = DocumentInfo {
         name: name.to_owned(),
         size: bytes.len() as u64,
-        sha256: hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes)),
+        // A file that cannot be read to its end has no digest; what was read of it is reported on.
+        sha256: read.map(|()| hex::encode(sha256.finish())).unwrap_or_default(),
         format,
     };
     let policy =
@@ -105,8 +129,8 @@ pub fn validate(bytes: &[u8], name: &str, detached: Option<&[u8]>, v: &Validatio
         Kind::Cms if !accepted(SignatureFormat::Cades) => refused_by_policy("CAdES"),
         Kind::Timestamp if !accepted(SignatureFormat::Timestamp) => refused_by_policy("timestamps"),
         Kind::Pdf => pades(bytes, v),
-        Kind::Cms => cades(bytes, detached, v),
-        Kind::Timestamp => timestamp(bytes, detached, v),
+        Kind::Cms => cades(&cms, detached, v),
+        Kind::Timestamp => timestamp(&cms, detached, v),
     };
     Report::new(policy, rfc3339(v.now), document, signatures)
 }
@@ -121,10 +145,10 @@ fn inputs<'a>(
     Inputs { policy: v.policy, policies: v.policies, trust: v.trust, certificates, ocsp, crls, now: v.now, archive_poe, online: v.online }
 }
 
-fn cades(bytes: &[u8], detached: Option<&[u8]>, v: &Validation<'_>) -> Vec<SignatureReport> {
+fn cades(bytes: &[u8], detached: Option<Bytes<'_>>, v: &Validation<'_>) -> Vec<SignatureReport> {
     let inputs = inputs(v, &[], &[], &[], None);
     let content = match detached {
-        Some(d) => core::validate(bytes, Content::Detached(&[d]), &inputs),
+        Some(d) => core::validate(bytes, Content::Detached(Ranges::whole(d)), &inputs),
         None => core::validate(bytes, Content::Encapsulated, &inputs),
     };
     content
@@ -136,7 +160,7 @@ fn cades(bytes: &[u8], detached: Option<&[u8]>, v: &Validation<'_>) -> Vec<Signa
         .collect()
 }
 
-fn timestamp(bytes: &[u8], detached: Option<&[u8]>, v: &Validation<'_>) -> Vec<SignatureReport> {
+fn timestamp(bytes: &[u8], detached: Option<Bytes<'_>>, v: &Validation<'_>) -> Vec<SignatureReport> {
     let Some(document) = detached else {
         let f = finding("DETACHED_CONTENT_MISSING", "الختم الزمني على مستند لم يُعطَ", "a timestamp token is over a document: give it (--detached)");
         return vec![unusable("timestamp-1", "timestamp", Conclusion::indeterminate(SubIndication::SignedDataNotFound), f, v.now)];
@@ -148,7 +172,7 @@ fn timestamp(bytes: &[u8], detached: Option<&[u8]>, v: &Validation<'_>) -> Vec<S
         AlgorithmPolicy { allow_sha1: true, ..AlgorithmPolicy::default() },
         std::time::Duration::from_secs(v.policy.revocation_freshness),
     );
-    let ts = core::validate_timestamp(bytes, &[document], &inputs, &evidence, &[], true);
+    let ts = core::validate_timestamp(bytes, &Ranges::whole(document), &inputs, &evidence, &[], true);
     vec![timestamp_report("timestamp-1", "timestamp", ts, v.now)]
 }
 
@@ -164,22 +188,22 @@ fn timestamp_report(id: &str, kind: &'static str, ts: core::Timestamp, now: Syst
     r
 }
 
-fn pades(bytes: &[u8], v: &Validation<'_>) -> Vec<SignatureReport> {
+fn pades(bytes: Bytes<'_>, v: &Validation<'_>) -> Vec<SignatureReport> {
     let damaged = |e: String| {
         let f = finding("PDF_DAMAGED", "ملف PDF تالف أو غير مقروء", format!("the PDF cannot be read: {e}"));
         vec![unusable("document", "signature", Conclusion::failed(SubIndication::FormatFailure), f, v.now)]
     };
-    let found = match read::signatures(bytes) {
+    let found = match read::signatures(&bytes) {
         Ok(found) => found,
         Err(e) => return damaged(e.to_string()),
     };
-    let store = match read::security_store(bytes) {
+    let store = match read::security_store(&bytes) {
         Ok(store) => store,
         Err(e) => return damaged(e.to_string()),
     };
     // A file that does not end with a complete revision was cut or damaged: what it signs
     // cannot be told (an update being written, a download cut short).
-    if !read::ends_complete(bytes) {
+    if !read::ends_complete(&bytes) {
         return damaged("it does not end with a complete revision (%%EOF): truncated or damaged".into());
     }
     let certification = found.iter().find_map(|s| s.certification);
@@ -192,13 +216,13 @@ fn pades(bytes: &[u8], v: &Validation<'_>) -> Vec<SignatureReport> {
     let mut timestamp_reports = std::collections::HashMap::new();
     let mut proofs = Vec::new();
     for (i, s) in found.iter().enumerate().filter(|(_, s)| s.kind == FoundKind::DocumentTimestamp) {
-        let report = match read::signed_parts(bytes, s) {
+        let report = match read::signed_parts(&bytes, s) {
             Err(problem) => {
                 let f = finding("BYTE_RANGE", "النطاق الموقّع لا يغطي الملف كما يجب", problem.to_string());
                 unusable(&s.field, "document-timestamp", Conclusion::failed(SubIndication::FormatFailure), f, v.now)
             }
             Ok(parts) => {
-                let ts = core::validate_timestamp(&s.contents, &parts, &base, &evidence, &extra, false);
+                let ts = core::validate_timestamp(&s.contents, &Ranges::new(bytes, parts.to_vec()), &base, &evidence, &extra, false);
                 if let (true, Some(t)) = (ts.conclusion.passed(), ts.gen_time) {
                     proofs.push((s.signed_end(), t, ts.serial.clone().unwrap_or_default()));
                 }
@@ -224,7 +248,7 @@ fn pades(bytes: &[u8], v: &Validation<'_>) -> Vec<SignatureReport> {
             reports.push(r);
             continue;
         }
-        let parts = match read::signed_parts(bytes, s) {
+        let parts = match read::signed_parts(&bytes, s) {
             Ok(parts) => parts,
             Err(problem) => {
                 let f = finding("BYTE_RANGE", "النطاق الموقّع لا يغطي الملف كما يجب", problem.to_string());
@@ -236,7 +260,7 @@ fn pades(bytes: &[u8], v: &Validation<'_>) -> Vec<SignatureReport> {
         let archive = proofs.iter().filter(|(end, _, _)| *end > s.signed_end()).min_by_key(|t| t.1).map(|(_, t, serial)| (*t, serial.clone()));
         let lta = archive.is_some();
         let inputs = Inputs { archive_poe: archive, ..inputs(v, &store.certificates, &store.ocsp_responses, &store.crls, None) };
-        let mut r = core::validate(&s.contents, Content::Detached(&parts), &inputs).into_iter().next().unwrap_or_else(|| {
+        let mut r = core::validate(&s.contents, Content::Detached(Ranges::new(bytes, parts.to_vec())), &inputs).into_iter().next().unwrap_or_else(|| {
             let f = finding("NO_SIGNER", "لا موقّع في التوقيع", "the signature has no signer");
             unusable(&s.field, "signature", Conclusion::failed(SubIndication::FormatFailure), f, v.now)
         });
@@ -273,9 +297,9 @@ fn pades(bytes: &[u8], v: &Validation<'_>) -> Vec<SignatureReport> {
 /// Beyond it, the changes not allowed come first, so the verdict and the reason stay.
 const MAX_LISTED_CHANGES: usize = 100;
 
-fn coverage(bytes: &[u8], s: &read::FoundSignature, certification: Option<u8>) -> Coverage {
+fn coverage(bytes: Bytes<'_>, s: &read::FoundSignature, certification: Option<u8>) -> Coverage {
     let [a, b, c, d] = s.byte_range;
-    let mut later_changes: Vec<_> = read::changes_after(bytes, s, certification)
+    let mut later_changes: Vec<_> = read::changes_after(&bytes, s, certification)
         .unwrap_or_default()
         .into_iter()
         .map(|c| super::report::Change { kind: c.kind, object: Some(c.object), allowed: c.allowed })

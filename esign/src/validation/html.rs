@@ -200,6 +200,14 @@ fn details(out: &mut String, s: &SignatureReport, lang: Lang) {
     if let Some(serial) = &s.best_signature_time.timestamp_serial {
         let _ = write!(out, "<p>{} {}</p>", lang.pick("الرقم التسلسلي للطابع الزمني:", "Serial of the timestamp:"), ltr(serial));
     }
+    if let Some(after) = &s.retry_after {
+        let _ = write!(
+            out,
+            "<p class=\"retry\">{} {}</p>",
+            lang.pick("أدلة الإلغاء غير حديثة بما يكفي؛ أعد التحقق بعد:", "The revocation evidence is not fresh enough; validate again after:"),
+            ltr(after)
+        );
+    }
     // Findings first: they are why it did not pass.
     for (title, list) in [(lang.pick("أخطاء", "Errors"), &s.errors), (lang.pick("تنبيهات", "Warnings"), &s.warnings)] {
         if list.is_empty() {
@@ -266,6 +274,8 @@ fn details(out: &mut String, s: &SignatureReport, lang: Lang) {
                 ("good", Lang::Ar) => "سارية".to_owned(),
                 ("revoked", Lang::Ar) => "ملغاة".to_owned(),
                 ("unknown", Lang::Ar) => "غير معروفة".to_owned(),
+                ("not-fresh", Lang::Ar) => "غير حديثة بما يكفي".to_owned(),
+                ("not-fresh", Lang::En) => "not fresh enough".to_owned(),
                 (other, _) => other.to_owned(),
             };
             let revoked = r.revoked_at.as_deref().map(|t| format!(" ({} {})", lang.pick("منذ", "since"), ltr(t))).unwrap_or_default();

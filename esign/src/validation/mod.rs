@@ -15,4 +15,4 @@ pub mod report;
 pub mod xml;
 
 pub use cms::{Fetch, OwnHierarchy, Trust};
-pub use document::{Validation, validate};
+pub use document::{Validation, validate, validate_source};

@@ -184,7 +184,8 @@ pub struct RevocationEvidence {
     pub kind: &'static str,
     /// Where it came from: `signature` (in the CMS), `dss` (the PDF's /DSS), `online`.
     pub source: &'static str,
-    /// `good`, `revoked` or `unknown`.
+    /// `good`, `revoked`, `unknown`, or `not-fresh` (authentic, but too old to speak for the
+    /// time asked about: the reason for INDETERMINATE / TRY_LATER).
     pub status: &'static str,
     /// When it was produced (OCSP producedAt, CRL thisUpdate), RFC 3339.
     pub produced_at: String,
@@ -250,6 +251,11 @@ pub struct SignatureReport {
     pub best_signature_time: ProvedTime,
     /// The revocation evidence used.
     pub revocation: Vec<RevocationEvidence>,
+    /// With INDETERMINATE / TRY_LATER: the time (RFC 3339) from which fresher revocation
+    /// evidence should exist (the stale evidence's nextUpdate, or the time it had to speak
+    /// for when that has passed), so that validating again then can conclude.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<String>,
     /// The chain, from the signing certificate to the trust anchor.
     pub chain: Vec<CertificateInfo>,
     /// What it covers.
@@ -276,6 +282,7 @@ impl SignatureReport {
             claimed_signing_time: None,
             best_signature_time: ProvedTime { time: now, proof: "validation-time", timestamp_serial: None },
             revocation: Vec::new(),
+            retry_after: None,
             chain: Vec::new(),
             covers: Coverage { byte_range: None, whole_document: true, later_changes: Vec::new() },
             blocks: Vec::new(),
@@ -373,6 +380,7 @@ mod tests {
             claimed_signing_time: None,
             best_signature_time: ProvedTime { time: "2026-11-29T20:00:00Z".into(), proof: "signature-timestamp", timestamp_serial: None },
             revocation: Vec::new(),
+            retry_after: None,
             chain: Vec::new(),
             covers: Coverage { byte_range: None, whole_document: true, later_changes: Vec::new() },
             blocks: Vec::new(),

@@ -292,6 +292,9 @@ fn signature(out: &mut String, report: &Report, s: &SignatureReport, revocation:
         if let Some(name) = s.signer.as_ref().and_then(|n| n.name_ar.as_deref()) {
             report_data(out, "signer-name-ar", name);
         }
+        if let Some(after) = &s.retry_after {
+            report_data(out, "retry-after", after);
+        }
         report_data(out, "covers-whole-document", if s.covers.whole_document { "true" } else { "false" });
         for c in &s.covers.later_changes {
             let object = c.object.as_deref().map(|o| format!(" {o}")).unwrap_or_default();
@@ -382,6 +385,7 @@ pub(crate) mod tests {
             }),
             claimed_signing_time: Some("2026-11-29T19:59:58Z".into()),
             best_signature_time: ProvedTime { time: "2026-11-29T20:00:00Z".into(), proof: "signature-timestamp", timestamp_serial: Some("7f01".into()) },
+            retry_after: None,
             revocation: vec![
                 evidence("good", None),
                 RevocationEvidence { kind: "crl", certificate: "CN=Citizen Signing CA,C=JO".into(), ..evidence("good", None) },

@@ -157,7 +157,7 @@ impl Crl {
             match crl.status(certificate, issuer, time, algorithms)? {
                 revoked @ RevocationStatus::Revoked { .. } => return Ok(revoked),
                 RevocationStatus::Good => answer = RevocationStatus::Good,
-                RevocationStatus::Unknown => {}
+                RevocationStatus::NotFresh { .. } | RevocationStatus::Unknown => {}
             }
         }
         Ok(answer)

@@ -68,6 +68,17 @@ pub enum PathError {
         /// What the revocation source said.
         reason: String,
     },
+    /// The revocation evidence about a certificate is authentic but not fresh enough for the
+    /// time asked about, and the options require a status.
+    #[error("the revocation evidence about certificate «{subject}» is not fresh enough: the newest was issued at {} (unix time); fresher evidence should exist from {} (unix time) on", unix(*newest), unix(*retry_after))]
+    RevocationNotFresh {
+        /// The certificate's subject.
+        subject: String,
+        /// thisUpdate of the newest evidence.
+        newest: SystemTime,
+        /// From when fresher evidence should exist.
+        retry_after: SystemTime,
+    },
     /// A certificate breaks a constraint of RFC 5280 or of the profile in force.
     #[error("certificate «{subject}»: {rule}")]
     Constraint {
@@ -110,6 +121,10 @@ pub enum PathError {
     },
 }
 
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
 fn revoked_detail(at: SystemTime, reason: Option<CrlReason>) -> String {
     let secs = at.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     match reason {
@@ -129,6 +144,7 @@ impl PathError {
             | PathError::NotYetValid { subject, .. }
             | PathError::Revoked { subject, .. }
             | PathError::RevocationUnknown { subject, .. }
+            | PathError::RevocationNotFresh { subject, .. }
             | PathError::Constraint { subject, .. }
             | PathError::Crypto { subject, .. }
             | PathError::BadSignature { subject, .. }
@@ -145,7 +161,12 @@ impl PathError {
             PathError::Expired { .. } | PathError::NotYetValid { .. } => SubIndication::OutOfBoundsNoPoe,
             PathError::Revoked { end_entity: true, .. } => SubIndication::Revoked,
             PathError::Revoked { end_entity: false, .. } => SubIndication::RevokedCaNoPoe,
-            PathError::RevocationUnknown { .. } => SubIndication::TryLater,
+            // No evidence that can be relied on: EN 319 102-1 §5.2.6 and DSS (its
+            // RevocationDataAvailable and AcceptableRevocationDataAvailable checks) say
+            // INDETERMINATE / CERTIFICATE_CHAIN_GENERAL_FAILURE; TRY_LATER is for evidence that
+            // exists but is not fresh enough (§5.2.5, DSS's revocation freshness checker).
+            PathError::RevocationUnknown { .. } => SubIndication::CertificateChainGeneralFailure,
+            PathError::RevocationNotFresh { .. } => SubIndication::TryLater,
             PathError::Constraint { .. } | PathError::NameMismatch { .. } => SubIndication::ChainConstraintsFailure,
             PathError::Crypto { .. } => SubIndication::CryptoConstraintsFailure,
             PathError::BadSignature { .. } => SubIndication::SigCryptoFailure,

@@ -548,8 +548,11 @@ impl<'a> Builder<'a> {
                 Ok(RevocationStatus::Revoked { at, reason }) => {
                     return Err(PathError::Revoked { subject: cert.subject_text.clone(), end_entity: index == 0, revoked_at: at, reason });
                 }
+                Ok(RevocationStatus::NotFresh { newest, retry_after }) if self.options.require_revocation_status => {
+                    return Err(PathError::RevocationNotFresh { subject: cert.subject_text.clone(), newest, retry_after });
+                }
                 Ok(RevocationStatus::Unknown) if self.options.require_revocation_status => return Err(unknown("no evidence".into())),
-                Ok(RevocationStatus::Unknown) => {}
+                Ok(RevocationStatus::NotFresh { .. } | RevocationStatus::Unknown) => {}
                 Err(e) => return Err(unknown(e.0)),
             }
         }
@@ -722,7 +725,7 @@ mod tests {
         strict.require_revocation_status = true;
         let error = validate(&der(LEAF), &[der(ICA)], &anchors(), &strict, Some(&source)).err();
         assert!(matches!(&error, Some(PathError::RevocationUnknown { subject, .. }) if subject.contains("Citizen Test")), "{error:?}");
-        assert_eq!(error.map(|e| e.sub_indication()), Some(SubIndication::TryLater));
+        assert_eq!(error.map(|e| e.sub_indication()), Some(SubIndication::CertificateChainGeneralFailure));
         let missing = validate(&der(LEAF), &[der(ICA)], &anchors(), &strict, None);
         assert!(matches!(missing, Err(PathError::RevocationUnknown { .. })), "{missing:?}");
         source.answer_unknown = false;

@@ -17,6 +17,17 @@ pub enum RevocationStatus {
         /// The reason, if the evidence gives one.
         reason: Option<CrlReason>,
     },
+    /// The source has authentic evidence about this certificate that does not say it was
+    /// revoked, but none fresh enough to speak for the time asked about (EN 319 102-1 §5.2.5,
+    /// the revocation freshness checker): fresher evidence should exist from `retry_after` on.
+    /// The validation concludes INDETERMINATE / TRY_LATER, not as if there were none.
+    NotFresh {
+        /// thisUpdate of the newest evidence there is.
+        newest: SystemTime,
+        /// When to look again: the newest evidence's nextUpdate, or the time asked about when
+        /// that has passed (or is not given) — evidence issued since then speaks for it.
+        retry_after: SystemTime,
+    },
     /// The source has no usable evidence about this certificate.
     Unknown,
 }
