@@ -2,7 +2,7 @@
 //!
 //! The durable store keeps what must survive anything: certificates and their status, CRL
 //! numbers, published CRLs and the ceremony record ([`CaStore`]); citizens, relying parties,
-//! consents and refresh tokens ([`IdpStore`]); later the audit log. Both traits have two
+//! consents and refresh tokens ([`IdpStore`]); the audit log ([`audit::AuditStore`]). Each trait has two
 //! backends, chosen at start-up from [`DurableConfig`]: SQLite (embedded default, WAL,
 //! group commit) and PostgreSQL. One conformance suite per trait runs against both. Each
 //! backend's schema is a list of numbered SQL files (`store/migrations/`), applied when a
@@ -15,6 +15,7 @@
 //! This crate knows no X.509, no OpenID Connect and no HTTP; it stores what the CA and the
 //! provider tell it.
 
+pub mod audit;
 pub mod ephemeral;
 mod idp;
 mod migration;
@@ -171,9 +172,9 @@ pub enum DurableConfig {
 
 /// Everything kept durably: what the CA and what the OpenID Connect provider keep. A
 /// `Arc<dyn DurableStore>` turns into either part with `as Arc<dyn CaStore>`.
-pub trait DurableStore: CaStore + IdpStore {}
+pub trait DurableStore: CaStore + IdpStore + audit::AuditStore {}
 
-impl<T: CaStore + IdpStore> DurableStore for T {}
+impl<T: CaStore + IdpStore + audit::AuditStore> DurableStore for T {}
 
 /// Opens the configured store and brings its schema up to date.
 pub async fn open(config: &DurableConfig) -> Result<Arc<dyn DurableStore>, StoreError> {

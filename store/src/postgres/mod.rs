@@ -15,6 +15,7 @@ use tokio_postgres::{Client, NoTls, Row};
 use crate::migration::{self, Migration, migration};
 use crate::*;
 
+mod audit;
 mod ca;
 mod idp;
 
@@ -28,6 +29,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     migration!("postgres", 6, "0006_timestamps.sql"),
     migration!("postgres", 7, "0007_signatures.sql"),
     migration!("postgres", 8, "0008_subjects.sql"),
+    migration!("postgres", 9, "0009_audit.sql"),
 ];
 
 /// An arbitrary constant that names Hawiya's migration lock.

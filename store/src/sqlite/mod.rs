@@ -19,6 +19,7 @@ use tokio::sync::oneshot;
 use crate::migration::{self, Migration, migration};
 use crate::*;
 
+mod audit;
 mod ca;
 mod idp;
 
@@ -32,6 +33,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     migration!("sqlite", 6, "0006_timestamps.sql"),
     migration!("sqlite", 7, "0007_signatures.sql"),
     migration!("sqlite", 8, "0008_subjects.sql"),
+    migration!("sqlite", 9, "0009_audit.sql"),
 ];
 
 const READERS: usize = 4;
