@@ -280,6 +280,68 @@ pub fn verify(
     Ok(Verified { entries: entries.len() as u64, checkpoints: checkpoints.len(), signed_up_to, last: last_seq })
 }
 
+/// Appends a process's events with group commit: events submitted while an append is under
+/// way go in the next one, so a busy server pays one transaction for many events.
+#[derive(Clone, Debug)]
+pub struct Recorder {
+    node: String,
+    queue: tokio::sync::mpsc::UnboundedSender<Pending>,
+}
+
+/// An event waiting for its append, and who waits for it (`None`: nobody).
+type Pending = (AuditEvent, Option<tokio::sync::oneshot::Sender<Result<u64, String>>>);
+
+/// The most events one append takes.
+const MAX_BATCH: usize = 512;
+
+impl Recorder {
+    /// Starts appending to `store` on the current tokio runtime, as replica `node`.
+    pub fn start(store: std::sync::Arc<dyn AuditStore>, node: String) -> Self {
+        let (queue, mut pending) = tokio::sync::mpsc::unbounded_channel::<Pending>();
+        tokio::spawn(async move {
+            let mut batch = Vec::new();
+            while pending.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                let events: Vec<AuditEvent> = batch.iter().map(|(e, _)| e.clone()).collect();
+                let result = store.append_audit(&events).await;
+                if let Err(e) = &result {
+                    // Not at the target `audit`: that would be recorded, and fail, again.
+                    tracing::error!(target: "hawiya::audit", error = %e, events = events.len(), "audit events not appended");
+                }
+                let count = batch.len() as u64;
+                for (i, (_, reply)) in batch.drain(..).enumerate() {
+                    if let Some(reply) = reply {
+                        let _ = reply.send(result.as_ref().map(|last| last + 1 + i as u64 - count).map_err(ToString::to_string));
+                    }
+                }
+            }
+        });
+        Recorder { node, queue }
+    }
+
+    /// The replica's name in its entries.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The event for `event` with `fields` (a JSON object, never a secret), now.
+    pub fn event(&self, event: &str, fields: &serde_json::Map<String, serde_json::Value>) -> AuditEvent {
+        let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        AuditEvent { at, node: self.node.clone(), event: event.to_owned(), fields: serde_json::Value::Object(fields.clone()).to_string() }
+    }
+
+    /// Appends `event` and returns its number once it is durable.
+    pub async fn record(&self, event: AuditEvent) -> Result<u64, StoreError> {
+        let (reply, done) = tokio::sync::oneshot::channel();
+        self.queue.send((event, Some(reply))).map_err(|_| StoreError::Unavailable("the audit recorder has stopped"))?;
+        done.await.map_err(|_| StoreError::Unavailable("the audit recorder has stopped"))?.map_err(|e| StoreError::database("audit log", e))
+    }
+
+    /// Appends `event` without waiting (from a log layer, which cannot).
+    pub fn submit(&self, event: AuditEvent) {
+        let _ = self.queue.send((event, None));
+    }
+}
+
 mod hex_bytes {
     pub fn serialize<S: serde::Serializer>(value: &[u8], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&hex::encode(value))

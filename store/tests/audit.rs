@@ -143,11 +143,47 @@ async fn the_database_refuses_changes_and_the_verifier_names_what_bypassed_it(b:
     assert_eq!(verify(gap, 1, &checkpoints, any_signature), Err(Break::Deleted { first: 2, last: 2 }));
 }
 
+async fn a_recorder_commits_many_events_together_and_tells_each_its_number(b: Backend) {
+    let recorder = store::audit::Recorder::start(b.store.clone(), "replica-a".into());
+    let mut waiting = Vec::new();
+    for n in 0..300 {
+        let (recorder, mut fields) = (recorder.clone(), serde_json::Map::new());
+        fields.insert("n".into(), n.into());
+        let event = recorder.event("token.issued", &fields);
+        waiting.push(tokio::spawn(async move { (n, recorder.record(event).await.expect("recorded")) }));
+    }
+    recorder.submit(recorder.event("logout", &serde_json::Map::new()));
+    let mut numbers = Vec::new();
+    for w in waiting {
+        numbers.push(w.await.expect("join"));
+    }
+    let entries = b.store.audit_entries(1, 1000).await.expect("entries");
+    for (n, seq) in &numbers {
+        let entry = &entries[*seq as usize - 1];
+        assert_eq!((entry.seq, entry.event.fields.as_str(), entry.event.node.as_str()), (*seq, format!("{{\"n\":{n}}}").as_str(), "replica-a"));
+    }
+    let mut seqs: Vec<u64> = numbers.iter().map(|(_, s)| *s).collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), 300, "every event has a number of its own");
+    // The submitted event lands too, soon after.
+    for _ in 0..100 {
+        if b.store.audit_head().await.expect("head").is_some_and(|(n, _)| n == 301) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let entries = b.store.audit_entries(1, 1000).await.expect("entries");
+    assert_eq!(entries.iter().filter(|e| e.event.event == "logout").count(), 1);
+    verify(entries, 1, &[], any_signature).expect("one chain");
+}
+
 each_backend! {
     backends: [sqlite, postgres],
     tests: [
         replicas_appending_at_once_keep_one_chain,
         keeps_checkpoints_once,
+        a_recorder_commits_many_events_together_and_tells_each_its_number,
         the_database_refuses_changes_and_the_verifier_names_what_bypassed_it,
     ],
 }
