@@ -7,6 +7,12 @@
 //! What is logged is decided where it is logged: secrets never enter a field or a message
 //! (STYLE.md 6), and this format adds nothing a request carried beyond what the spans hold
 //! (the request span records the method and path, never the query).
+//!
+//! Every event logged at the target `audit` (logins, consents, tokens, smart-ID and signing
+//! sessions, …) is also an entry of the audit log in the durable store (`store::audit`),
+//! once a server has started its recorder ([`start_audit`]): whatever `RUST_LOG` says, and in
+//! either format. Its fields (less `event`, which names the entry) and the request id are the
+//! entry's fields.
 
 use std::io::Write;
 
@@ -17,7 +23,7 @@ use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer};
+use tracing_subscriber::{EnvFilter, Layer, filter};
 
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,13 +54,65 @@ impl LogFormat {
 }
 
 /// Installs the subscriber for the process: `format`, at `RUST_LOG`'s levels or else
-/// `default_level`, to stderr.
+/// `default_level`, to stderr; and the audit log's layer, which `RUST_LOG` does not filter.
 pub fn install(format: LogFormat, default_level: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    // Audit events, and the request spans whose ids they carry.
+    let audit = AuditEntries
+        .with_filter(filter::filter_fn(|meta| (meta.is_event() && meta.target() == AUDIT_TARGET) || (meta.is_span() && meta.name() == REQUEST_SPAN)));
+    let registry = tracing_subscriber::registry().with(audit);
     match format {
-        LogFormat::Human => tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init(),
-        LogFormat::Json => tracing_subscriber::registry().with(filter).with(JsonLines).init(),
+        LogFormat::Human => registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter)).init(),
+        LogFormat::Json => registry.with(JsonLines.with_filter(filter)).init(),
     }
+}
+
+/// The target of the events that are audit entries.
+const AUDIT_TARGET: &str = "audit";
+
+/// The process's audit recorder, once a server has started it.
+static RECORDER: std::sync::OnceLock<store::audit::Recorder> = std::sync::OnceLock::new();
+
+/// Starts recording audit events into `store` (once per process; later calls keep the
+/// first recorder). The replica's name is its host name and process id.
+pub fn start_audit(store: std::sync::Arc<dyn store::audit::AuditStore>) {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "hawiya".into());
+    let _ = RECORDER.get_or_init(|| store::audit::Recorder::start(store, format!("{host}:{}", std::process::id())));
+}
+
+/// The layer that turns audit events into audit entries.
+struct AuditEntries;
+
+/// A request span's id, kept for the audit events logged inside it.
+struct RequestId(Value);
+
+impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for AuditEntries {
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let mut fields = Map::new();
+        attrs.record(&mut Fields(&mut fields));
+        if let (Some(span), Some(request)) = (ctx.span(id), fields.remove("id")) {
+            span.extensions_mut().insert(RequestId(request));
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let Some(recorder) = RECORDER.get() else { return };
+        let mut fields = Map::new();
+        event.record(&mut Fields(&mut fields));
+        let name = match fields.remove("event") {
+            Some(Value::String(name)) => name,
+            _ => "unnamed".to_owned(),
+        };
+        if let Some(id) = request_id(event, &ctx) {
+            fields.insert("request_id".into(), id);
+        }
+        recorder.submit(recorder.event(&name, &fields));
+    }
+}
+
+/// The id of the request an event was logged in, if any.
+fn request_id<S: Subscriber + for<'a> LookupSpan<'a>>(event: &Event<'_>, ctx: &Context<'_, S>) -> Option<Value> {
+    ctx.event_scope(event)?.from_root().find_map(|span| span.extensions().get::<RequestId>().map(|r| r.0.clone()))
 }
 
 /// The fields of a span, kept in its extensions for the events logged inside it.

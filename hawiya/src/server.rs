@@ -87,8 +87,11 @@ impl Opened {
 /// else the PKI publication base.
 pub(crate) async fn open(data: &DataDir, issuer: Option<Issuer>) -> Result<Opened, Box<dyn std::error::Error>> {
     let (durable, keys, policies) = (data.store().await?, data.key_store()?, data.policies()?);
+    // From here on, every audit event is an entry of the store's audit log.
+    crate::logging::start_audit(durable.clone());
     let authority = Arc::new(Authority::load(durable.clone(), keys.clone(), policies.clone()).await?);
     let issuer = data.issuer(issuer, &authority.ceremony().base_url)?;
+    tracing::info!(target: "audit", event = "server.configured", issuer = issuer.as_str(), data = %data.path.display(), "configuration loaded");
     let ocsp = OcspResponder::new(&authority)?;
     let tsa = TimestampAuthority::new(&authority)?;
     // One ephemeral store (one Redis connection) for the provider and the RA's activation limit.

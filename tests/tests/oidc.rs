@@ -1956,6 +1956,41 @@ async fn json_logs_carry_the_request_id_and_never_a_secret() {
     assert!(in_requests >= 5 && ids.len() >= 3, "lines logged inside requests: {in_requests}, requests: {}", ids.len());
     let refused_line = log.lines().find(|l| l.contains(&refused_id) && l.contains("\"message\":\"request refused\"")).expect("the refusal is logged");
     assert!(refused_line.contains("invalid_client"), "{refused_line}");
+
+    // The same security events are entries of the audit log, one chain, without a secret.
+    let data = p.d.data.display().to_string();
+    let export = p.d.path("audit.jsonl");
+    let exported = loop {
+        p.d.ok(&["audit", "export", "--data", &data, "--out", &export.display().to_string()]);
+        let text = std::fs::read_to_string(&export).expect("export");
+        if text.contains("\"event\":\"code.reused\"") || std::time::Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    for event in ["server.configured", "login.failure", "login.success", "consent.given", "token.issued", "code.reused"] {
+        assert!(exported.contains(&format!("\"event\":\"{event}\"")), "{event} in the audit log:\n{exported}");
+    }
+    for (what, value) in secrets {
+        let found: Vec<&str> = exported.lines().filter(|l| appears(l, value)).collect();
+        assert!(found.is_empty(), "{what} is in the audit log:\n{}", found.join("\n"));
+    }
+    let login = exported.lines().find(|l| l.contains("\"event\":\"login.success\"")).expect("the login");
+    assert!(login.contains("request_id"), "an entry names its request: {login}");
+    let verified = p.d.ok(&["audit", "verify", "--data", &data]);
+    assert!(verified.starts_with("The audit log is intact: "), "{verified}");
+    let independent = hawiya_e2e::run(std::process::Command::new("python3").arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/verify_audit.py")).arg(&export));
+    assert!(independent.status.success() && String::from_utf8_lossy(&independent.stdout).starts_with("intact "), "{independent:?}");
+    // Someone with the database file drops the append-only rule and edits entry 2.
+    let db = p.d.data.join("hawiya.db");
+    let tamper = "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.executescript(\"DROP TRIGGER audit_log_no_update; UPDATE audit_log SET fields = '{}' WHERE seq = 2;\"); c.commit()";
+    let out = hawiya_e2e::run(std::process::Command::new("python3").args(["-c", tamper]).arg(&db));
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(p.d.fails(&["audit", "verify", "--data", &data]), "error: entry 2 was edited: its content does not give its hash");
+    p.d.ok(&["audit", "export", "--data", &data, "--out", &export.display().to_string()]);
+    assert_eq!(p.d.fails(&["audit", "verify", "--file", &export.display().to_string()]), "error: entry 2 was edited: its content does not give its hash");
+    let independent = hawiya_e2e::run(std::process::Command::new("python3").arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/verify_audit.py")).arg(&export));
+    assert_eq!(String::from_utf8_lossy(&independent.stdout).trim(), "break: entry 2 does not hash to its hash");
 }
 
 /// Whether `value` appears in `line`; a short one (a six-digit code, which also occurs by
