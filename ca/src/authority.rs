@@ -235,6 +235,13 @@ impl Authority {
         Ok((&service.signer, chain))
     }
 
+    /// What signs the audit log's checkpoints: its key and certificate (DER). A hierarchy made
+    /// before the audit log existed has none: [`CaError::UnknownAuthority`].
+    pub fn audit_log(&self) -> Result<(&StoredKeySigner, &[u8]), CaError> {
+        let member = self.member(crate::names::AUDIT_LOG)?;
+        Ok((&member.signer, &member.certificate))
+    }
+
     /// The names of the CAs (root and issuing), in ceremony order.
     pub fn ca_names(&self) -> Vec<&str> {
         self.members.iter().filter(|m| m.profile.is_ca()).map(|m| m.name.as_str()).collect()

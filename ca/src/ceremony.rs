@@ -152,6 +152,16 @@ pub async fn run(config: &CeremonyConfig, keys: Arc<dyn KeyStore>, store: Arc<dy
         common_name: validation_service.common_name.clone(),
     });
 
+    // The audit log's checkpoints: "<organization> Audit Log", a key of the TSA's type.
+    let audit_log = AuthorityConfig { common_name: format!("{} Audit Log", config.organization), key: config.tsa.key.clone() };
+    steps.push(Step {
+        name: names::AUDIT_LOG.into(),
+        profile: "audit-log",
+        issuer: names::SERVICES,
+        config: &audit_log,
+        common_name: audit_log.common_name.clone(),
+    });
+
     let mut record = CeremonyRecord {
         performed_at: started.format(&Rfc3339).map_err(|e| CaError::Encoding(e.to_string()))?,
         country: config.country.clone(),

@@ -39,6 +39,8 @@ pub mod names {
     pub const TSA: &str = "tsa";
     /// The signature validation service: its key signs validation reports.
     pub const VALIDATION_SERVICE: &str = "validation-service";
+    /// The audit log: its key signs the checkpoints of the audit chain.
+    pub const AUDIT_LOG: &str = "audit-log";
     /// The issuing CAs, in ceremony order.
     pub const ISSUING: [&str; 3] = [CITIZEN_AUTHENTICATION, CITIZEN_SIGNING, SERVICES];
 

@@ -4,7 +4,7 @@
 //!
 //! Errors end the command with one line on stderr and a non-zero exit code.
 
-mod audit_cmd;
+mod audit;
 mod ca_cmd;
 mod config;
 #[cfg(feature = "demo")]
@@ -100,7 +100,7 @@ enum Command {
     Ra(RaCommand),
     /// The audit log: verify its chain, export it.
     #[command(subcommand)]
-    Audit(audit_cmd::AuditCommand),
+    Audit(audit::AuditCommand),
     /// The reference smart-ID device: keys, certificates and approvals on this machine. Not
     /// in production builds (`--no-default-features`).
     #[cfg(feature = "demo")]
@@ -197,7 +197,7 @@ fn main() -> ExitCode {
             Command::Keys(command) => idp_cmd::keys(command).await,
             Command::Policy(PolicyCommand::Check { dir }) => policy_check(dir).await,
             Command::Verify(_) => Ok(()),
-            Command::Audit(command) => audit_cmd::run(command).await,
+            Command::Audit(command) => audit::run(command).await,
             Command::Ra(RaCommand::AddOfficer { data, name }) => add_officer(&data, &name).map(|token| println!("RA token for {name} (shown once): {token}")),
             #[cfg(feature = "demo")]
             Command::Device(command) => device::run(command).await,

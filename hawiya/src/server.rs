@@ -90,6 +90,7 @@ pub(crate) async fn open(data: &DataDir, issuer: Option<Issuer>) -> Result<Opene
     // From here on, every audit event is an entry of the store's audit log.
     crate::logging::start_audit(durable.clone());
     let authority = Arc::new(Authority::load(durable.clone(), keys.clone(), policies.clone()).await?);
+    crate::audit::start_checkpoints(durable.clone(), Arc::clone(&authority))?;
     let issuer = data.issuer(issuer, &authority.ceremony().base_url)?;
     tracing::info!(target: "audit", event = "server.configured", issuer = issuer.as_str(), data = %data.path.display(), "configuration loaded");
     let ocsp = OcspResponder::new(&authority)?;

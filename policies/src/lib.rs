@@ -53,6 +53,7 @@ const SHIPPED: &[(&str, &str)] = &[
     ("profiles/ocsp-responder.toml", include_str!("../profiles/ocsp-responder.toml")),
     ("profiles/timestamping.toml", include_str!("../profiles/timestamping.toml")),
     ("profiles/validation-service.toml", include_str!("../profiles/validation-service.toml")),
+    ("profiles/audit-log.toml", include_str!("../profiles/audit-log.toml")),
     ("services/civil-status.toml", include_str!("../services/civil-status.toml")),
     ("services/land-registry.toml", include_str!("../services/land-registry.toml")),
     ("services/notary.toml", include_str!("../services/notary.toml")),

@@ -65,6 +65,7 @@ fn issues_verifiable_lint_clean_certificates(keys: Keys, db: Db) {
         ("services-ca-ocsp", "services-ca"),
         ("tsa", "services-ca"),
         ("validation-service", "services-ca"),
+        ("audit-log", "services-ca"),
     ] {
         let cert = certs.join(format!("{name}.pem"));
         let o = verify(&d, &cert, issuer, None);

@@ -1859,6 +1859,8 @@ async fn json_logs_carry_the_request_id_and_never_a_secret() {
     let p = Provider::start_with(|d| {
         d.set_env("HAWIYA_LOG_FORMAT", "json");
         d.set_env("RUST_LOG", "trace");
+        // A checkpoint every second the chain grows.
+        d.set_env("HAWIYA_AUDIT_CHECKPOINT", "1,1");
         let log = d.path("server.log");
         d.serve_logging_to(&log);
     });
@@ -1963,7 +1965,7 @@ async fn json_logs_carry_the_request_id_and_never_a_secret() {
     let exported = loop {
         p.d.ok(&["audit", "export", "--data", &data, "--out", &export.display().to_string()]);
         let text = std::fs::read_to_string(&export).expect("export");
-        if text.contains("\"event\":\"code.reused\"") || std::time::Instant::now() > deadline {
+        if (text.contains("\"event\":\"code.reused\"") && text.contains("\"checkpoint\"")) || std::time::Instant::now() > deadline {
             break text;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -1978,9 +1980,34 @@ async fn json_logs_carry_the_request_id_and_never_a_secret() {
     let login = exported.lines().find(|l| l.contains("\"event\":\"login.success\"")).expect("the login");
     assert!(login.contains("request_id"), "an entry names its request: {login}");
     let verified = p.d.ok(&["audit", "verify", "--data", &data]);
-    assert!(verified.starts_with("The audit log is intact: "), "{verified}");
+    assert!(verified.starts_with("The audit log is intact: ") && verified.contains("checkpoints sign"), "{verified}");
     let independent = hawiya_e2e::run(std::process::Command::new("python3").arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/verify_audit.py")).arg(&export));
     assert!(independent.status.success() && String::from_utf8_lossy(&independent.stdout).starts_with("intact "), "{independent:?}");
+    // On its own, with the Services CA: the export verifies; under another CA, or with a
+    // checkpoint's signature changed, it does not.
+    let certs = p.d.path("audit-certs");
+    p.d.ok(&["ca", "certs", "--out", &certs.display().to_string()]);
+    let file = export.display().to_string();
+    let services = certs.join("services-ca.pem").display().to_string();
+    let alone = p.d.ok(&["audit", "verify", "--file", &file, "--trust", &services]);
+    assert!(alone.starts_with("The audit log is intact: ") && alone.contains("checkpoints sign"), "{alone}");
+    let root = certs.join("root.pem").display().to_string();
+    let refused = p.d.fails(&["audit", "verify", "--file", &file, "--trust", &root]);
+    assert!(refused.starts_with("error: the checkpoint at entry ") && refused.contains("is not signed by an audit key: its certificate"), "{refused}");
+    let forged_path = p.d.path("forged.jsonl");
+    let forged: String = exported
+        .lines()
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).expect("json");
+            if let Some(c) = v.get_mut("checkpoint") {
+                c["at"] = json!(c["at"].as_i64().expect("at") + 1);
+            }
+            format!("{v}\n")
+        })
+        .collect();
+    std::fs::write(&forged_path, forged).expect("write");
+    let refused = p.d.fails(&["audit", "verify", "--file", &forged_path.display().to_string(), "--trust", &services]);
+    assert!(refused.ends_with("is not signed by an audit key: its signature does not verify"), "{refused}");
     // Someone with the database file drops the append-only rule and edits entry 2.
     let db = p.d.data.join("hawiya.db");
     let tamper = "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.executescript(\"DROP TRIGGER audit_log_no_update; UPDATE audit_log SET fields = '{}' WHERE seq = 2;\"); c.commit()";
@@ -1988,7 +2015,7 @@ async fn json_logs_carry_the_request_id_and_never_a_secret() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(p.d.fails(&["audit", "verify", "--data", &data]), "error: entry 2 was edited: its content does not give its hash");
     p.d.ok(&["audit", "export", "--data", &data, "--out", &export.display().to_string()]);
-    assert_eq!(p.d.fails(&["audit", "verify", "--file", &export.display().to_string()]), "error: entry 2 was edited: its content does not give its hash");
+    assert_eq!(p.d.fails(&["audit", "verify", "--file", &file, "--trust", &services]), "error: entry 2 was edited: its content does not give its hash");
     let independent = hawiya_e2e::run(std::process::Command::new("python3").arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/verify_audit.py")).arg(&export));
     assert_eq!(String::from_utf8_lossy(&independent.stdout).trim(), "break: entry 2 does not hash to its hash");
 }
