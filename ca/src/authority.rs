@@ -336,7 +336,7 @@ impl Authority {
             match self.store.insert_certificate(&certificate).await {
                 Ok(()) => {
                     self.metrics.issued();
-                    tracing::info!(serial = %serial, profile = %profile.name, issuer = %issuer.name, "issued certificate");
+                    tracing::info!(target: "audit", event = "certificate.issued", serial = %serial, profile = %profile.name, issuer = %issuer.name, subject = %certificate.subject, "issued certificate");
                     return Ok(Issued { serial, issuer: issuer.name.clone(), der: certificate.der });
                 }
                 Err(StoreError::DuplicateSerial(_)) => continue,
@@ -350,7 +350,8 @@ impl Authority {
     pub async fn revoke(&self, serial: &Serial, reason: RevocationReason) -> Result<store::CertificateRecord, CaError> {
         let record = self.store.revoke(serial, reason, crate::now()).await?;
         self.metrics.revoked(reason == RevocationReason::CertificateHold);
-        tracing::info!(serial = %serial, %reason, "revoked certificate");
+        let event = if reason == RevocationReason::CertificateHold { "certificate.suspended" } else { "certificate.revoked" };
+        tracing::info!(target: "audit", event, serial = %serial, %reason, "revoked certificate");
         Ok(record)
     }
 
@@ -358,7 +359,7 @@ impl Authority {
     pub async fn release(&self, serial: &Serial) -> Result<store::CertificateRecord, CaError> {
         let record = self.store.release(serial).await?;
         self.metrics.released();
-        tracing::info!(serial = %serial, "released certificate from hold");
+        tracing::info!(target: "audit", event = "certificate.released", serial = %serial, "released certificate from hold");
         Ok(record)
     }
 
@@ -405,7 +406,7 @@ impl Authority {
         let crl = PublishedCrl { issuer: name.to_owned(), number, this_update: this_update.unix_timestamp(), next_update: next_update.unix_timestamp(), der };
         self.store.put_crl(&crl).await?;
         self.metrics.crl_published();
-        tracing::info!(ca = name, number, revoked = revoked.len(), "published CRL");
+        tracing::info!(target: "audit", event = "crl.published", ca = name, number, revoked = revoked.len(), "published CRL");
         Ok(crl)
     }
 

@@ -199,7 +199,7 @@ pub async fn run(config: &CeremonyConfig, keys: Arc<dyn KeyStore>, store: Arc<dy
             certificate: hex::encode(&certificate.der),
         });
         stored.push(store::NewCertificate { issuer: step.issuer.into(), ..certificate });
-        tracing::info!(authority = %step.name, key = %key, "ceremony step done");
+        tracing::info!(target: "audit", event = "ceremony.key_generated", authority = %step.name, key = %key, profile = step.profile, "ceremony step done");
     }
     for certificate in &stored {
         store.insert_certificate(certificate).await?;
@@ -212,7 +212,7 @@ pub async fn run(config: &CeremonyConfig, keys: Arc<dyn KeyStore>, store: Arc<dy
         }
         other => other.into(),
     })?;
-    tracing::info!(performed_at = %record.performed_at, "ceremony recorded");
+    tracing::info!(target: "audit", event = "ceremony.recorded", performed_at = %record.performed_at, "ceremony recorded");
     Ok(authority)
 }
 

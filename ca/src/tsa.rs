@@ -208,9 +208,13 @@ impl TimestampAuthority {
             requester: requester.to_owned(),
         };
         let (done, recorded) = oneshot::channel();
+        let serial = record.serial.to_string();
         self.recorder.send((record, done)).await.map_err(|e| system("recording", &e))?;
         match recorded.await {
-            Ok(Ok(())) => Ok(token),
+            Ok(Ok(())) => {
+                tracing::info!(target: "audit", event = "timestamp.issued", serial, requester, policy = %self.policy, "timestamp token issued");
+                Ok(token)
+            }
             Ok(Err(())) => Err(Refusal::new(SystemFailure, "the timestamp authority cannot answer now; try again")),
             Err(e) => Err(system("recording", &e)),
         }

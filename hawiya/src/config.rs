@@ -440,7 +440,10 @@ impl DataDir {
                 connections: connections.unwrap_or(4),
             },
         };
-        store::open(&config).await.map_err(|e| ConfigError(e.to_string()))
+        let store = store::open(&config).await.map_err(|e| ConfigError(e.to_string()))?;
+        // Whatever a command does to this store from now on is in its audit log.
+        crate::logging::start_audit(store.clone());
+        Ok(store)
     }
 
     /// Opens the ephemeral store. `HAWIYA_REDIS_URL` selects Redis even without a

@@ -430,6 +430,7 @@ pub async fn client(command: ClientCommand) -> CommandResult {
             idp::clients::check_sector_identifier(&idp::backchannel::http_client()?, &registration).await?;
             let document = serde_json::to_string(&registration)?;
             durable.insert_client(&ClientRecord { client_id: id.to_string(), registration: document, created_at: now() }).await?;
+            tracing::info!(target: "audit", event = "client.added", client = %id, auth_method = method.as_str(), "client registered");
             println!("Registered client {id} ({}, minimum level {}).", method.as_str(), client.min_level());
             if let Some((secret, _)) = secret {
                 println!("client_secret: {secret}");
@@ -464,6 +465,7 @@ pub async fn client(command: ClientCommand) -> CommandResult {
             if !durable.remove_client(&id).await? {
                 return Err(format!("no client {id:?}").into());
             }
+            tracing::info!(target: "audit", event = "client.removed", client = %id, "client removed");
             println!("Removed client {id} with its consents and refresh tokens.");
             Ok(())
         }

@@ -80,6 +80,15 @@ pub fn start_audit(store: std::sync::Arc<dyn store::audit::AuditStore>) {
     let _ = RECORDER.get_or_init(|| store::audit::Recorder::start(store, format!("{host}:{}", std::process::id())));
 }
 
+/// Waits until every audit event of this process is in the audit log (before it exits).
+pub async fn flush_audit() {
+    if let Some(recorder) = RECORDER.get()
+        && let Err(e) = recorder.flush().await
+    {
+        eprintln!("warning: audit events of this command may be missing from the audit log: {e}");
+    }
+}
+
 /// The layer that turns audit events into audit entries.
 struct AuditEntries;
 

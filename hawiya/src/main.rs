@@ -187,7 +187,7 @@ fn main() -> ExitCode {
         };
     }
     let result = runtime.block_on(async {
-        match cli.command {
+        let result = match cli.command {
             #[cfg(feature = "demo")]
             Command::Demo { data, listen, metrics } => demo::run(&data, listen, metrics).await,
             Command::Serve { data, listen, metrics, issuer } => server::serve(&data, listen, metrics, issuer).await,
@@ -201,7 +201,9 @@ fn main() -> ExitCode {
             Command::Ra(RaCommand::AddOfficer { data, name }) => add_officer(&data, &name).map(|token| println!("RA token for {name} (shown once): {token}")),
             #[cfg(feature = "demo")]
             Command::Device(command) => device::run(command).await,
-        }
+        };
+        logging::flush_audit().await;
+        result
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

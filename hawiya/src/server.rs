@@ -87,8 +87,6 @@ impl Opened {
 /// else the PKI publication base.
 pub(crate) async fn open(data: &DataDir, issuer: Option<Issuer>) -> Result<Opened, Box<dyn std::error::Error>> {
     let (durable, keys, policies) = (data.store().await?, data.key_store()?, data.policies()?);
-    // From here on, every audit event is an entry of the store's audit log.
-    crate::logging::start_audit(durable.clone());
     let authority = Arc::new(Authority::load(durable.clone(), keys.clone(), policies.clone()).await?);
     crate::audit::start_checkpoints(durable.clone(), Arc::clone(&authority))?;
     let issuer = data.issuer(issuer, &authority.ceremony().base_url)?;

@@ -288,8 +288,9 @@ pub struct Recorder {
     queue: tokio::sync::mpsc::UnboundedSender<Pending>,
 }
 
-/// An event waiting for its append, and who waits for it (`None`: nobody).
-type Pending = (AuditEvent, Option<tokio::sync::oneshot::Sender<Result<u64, String>>>);
+/// An event waiting for its append and who waits for it (`None`: nobody), or someone
+/// waiting for everything before to be appended (a `None` event).
+type Pending = (Option<AuditEvent>, Option<tokio::sync::oneshot::Sender<Result<u64, String>>>);
 
 /// The most events one append takes.
 const MAX_BATCH: usize = 512;
@@ -301,16 +302,19 @@ impl Recorder {
         tokio::spawn(async move {
             let mut batch = Vec::new();
             while pending.recv_many(&mut batch, MAX_BATCH).await > 0 {
-                let events: Vec<AuditEvent> = batch.iter().map(|(e, _)| e.clone()).collect();
+                let events: Vec<AuditEvent> = batch.iter().filter_map(|(e, _)| e.clone()).collect();
                 let result = store.append_audit(&events).await;
                 if let Err(e) = &result {
                     // Not at the target `audit`: that would be recorded, and fail, again.
                     tracing::error!(target: "hawiya::audit", error = %e, events = events.len(), "audit events not appended");
                 }
-                let count = batch.len() as u64;
-                for (i, (_, reply)) in batch.drain(..).enumerate() {
+                // The i-th event of the batch is entry last - count + 1 + i.
+                let (count, mut i) = (events.len() as u64, 0);
+                for (event, reply) in batch.drain(..) {
+                    let number = result.as_ref().map(|last| last + 1 + i - count).map_err(ToString::to_string);
+                    i += u64::from(event.is_some());
                     if let Some(reply) = reply {
-                        let _ = reply.send(result.as_ref().map(|last| last + 1 + i as u64 - count).map_err(ToString::to_string));
+                        let _ = reply.send(number);
                     }
                 }
             }
@@ -332,13 +336,20 @@ impl Recorder {
     /// Appends `event` and returns its number once it is durable.
     pub async fn record(&self, event: AuditEvent) -> Result<u64, StoreError> {
         let (reply, done) = tokio::sync::oneshot::channel();
-        self.queue.send((event, Some(reply))).map_err(|_| StoreError::Unavailable("the audit recorder has stopped"))?;
+        self.queue.send((Some(event), Some(reply))).map_err(|_| StoreError::Unavailable("the audit recorder has stopped"))?;
         done.await.map_err(|_| StoreError::Unavailable("the audit recorder has stopped"))?.map_err(|e| StoreError::database("audit log", e))
     }
 
     /// Appends `event` without waiting (from a log layer, which cannot).
     pub fn submit(&self, event: AuditEvent) {
-        let _ = self.queue.send((event, None));
+        let _ = self.queue.send((Some(event), None));
+    }
+
+    /// Returns once every event submitted before is durable (a command that ends).
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let (reply, done) = tokio::sync::oneshot::channel();
+        self.queue.send((None, Some(reply))).map_err(|_| StoreError::Unavailable("the audit recorder has stopped"))?;
+        done.await.map_err(|_| StoreError::Unavailable("the audit recorder has stopped"))?.map(drop).map_err(|e| StoreError::database("audit log", e))
     }
 }
 

@@ -154,6 +154,24 @@ fn revocation_reaches_crl_and_ocsp(keys: Keys, db: Db) {
     let findings = pkilint("lint_crl", &["-t", "ARL", "-p", "PKIX"], &d.path("root.crl"));
     assert!(findings.is_empty(), "pkilint ARL: {findings:#?}");
 
+    // Every step is an entry of the audit log, one chain: the ceremony, the issuance, the
+    // hold and its release, the revocation, the CRLs.
+    let data = d.data.display().to_string();
+    let exported = d.ok(&["audit", "export", "--data", &data]);
+    for event in [
+        "ceremony.key_generated",
+        "ceremony.recorded",
+        "certificate.issued",
+        "certificate.suspended",
+        "certificate.released",
+        "certificate.revoked",
+        "crl.published",
+    ] {
+        assert!(exported.contains(&format!("\"event\":\"{event}\"")), "{event} in the audit log:\n{exported}");
+    }
+    let verified = d.ok(&["audit", "verify", "--data", &data]);
+    assert!(verified.starts_with("The audit log is intact: "), "{verified}");
+
     // Unknown serials are unknown.
     let o = openssl(
         d.dir.path(),
