@@ -422,6 +422,12 @@ impl Deployment {
         self.env.push((name.to_owned(), value.to_owned()));
     }
 
+    /// The value this deployment's commands get for the environment variable `name` (the
+    /// last one set).
+    pub fn env(&self, name: &str) -> Option<String> {
+        self.env.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
     /// Fetches a URL of this deployment (as written in certificates) with curl; the
     /// status code and body.
     pub fn fetch(&self, url: &str) -> (u16, Vec<u8>) {

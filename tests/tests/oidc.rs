@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use hawiya_e2e::web::{Browser, hidden, param};
-use hawiya_e2e::{Db, Deployment, HOST, Keys, free_port, redis_url, unique_prefix};
+use hawiya_e2e::{Db, Deployment, HOST, Keys, free_port, redis_tls_url, redis_url, unique_prefix};
 use hsm_shim::jose::{UnverifiedJws, public_key_from_jwk};
 use serde_json::{Value, json};
 
@@ -1846,6 +1846,56 @@ async fn the_provider_on_pkcs11_postgresql_and_redis() {
     let (page, _) = stranger.follow(r).await;
     let r = stranger.submit_login(&page.body, CITIZEN_NO_TOTP, PASSWORD, None).await;
     assert!(r.status == 401 && r.body.contains("١٥ دقيقة"), "locked after five failures on two replicas: {}", r.body);
+}
+
+/// The provider on PostgreSQL and Redis that speak TLS only: two replicas connect with the
+/// servers verified against the test CA (`sslmode=verify-full sslrootcert=…`,
+/// `rediss://…?cacert=…`), answer `/readyz` with every store ready, and serve a login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_provider_on_tls_postgresql_and_redis() {
+    let second = free_port();
+    let p = Provider::start_on(Keys::Soft, Db::PostgresTls, |d| {
+        d.set_env("HAWIYA_REDIS_URL", &redis_tls_url());
+        d.set_env("HAWIYA_REDIS_PREFIX", &unique_prefix());
+        d.serve();
+        d.replica(second);
+    });
+    for port in [p.d.port, second] {
+        let r = p.http_to(port).get(format!("{}/readyz", p.issuer)).send().await.expect("readyz");
+        assert_eq!(r.status(), 200);
+        let ready: Value = r.json().await.expect("json");
+        for component in ["durable_store", "ephemeral_store", "key_store"] {
+            assert_eq!(ready["checks"][component]["status"], "ok", "{ready}");
+        }
+    }
+    let mut b = p.browser();
+    let tokens = p.code_flow(&mut b, &[]).await;
+    let (status, rotated) = p.token(&[("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"].as_str().expect("rt"))]).await;
+    assert_eq!(status, 200, "{rotated}");
+}
+
+/// `hawiya serve` refuses, in one line and before it listens, a connection string that says
+/// nothing about TLS and names no CA (the default is verify-full), another CA's certificate,
+/// and plaintext Redis to a host that is not loopback.
+#[test]
+fn serve_refuses_unverified_database_connections() {
+    let d = Deployment::new(Keys::Soft, Db::PostgresTls);
+    let url = d.env("HAWIYA_DATABASE_URL").expect("the deployment's database");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let serve = |(name, value): (&str, &str)| {
+        let out = hawiya_e2e::run(d.command(&["serve", "--listen", &listen]).env(name, value));
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let lines: Vec<_> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert!(!out.status.success() && lines.len() == 1, "must fail with one line: {stderr}");
+        lines[0].to_owned()
+    };
+    let no_tls_setting: String = url.split(' ').filter(|p| !p.starts_with("sslmode=") && !p.starts_with("sslrootcert=")).collect::<Vec<_>>().join(" ");
+    let e = serve(("HAWIYA_DATABASE_URL", &no_tls_setting));
+    assert!(e.contains("cannot open PostgreSQL: sslmode=verify-full needs sslrootcert=<CA file>"), "{e}");
+    let e = serve(("HAWIYA_DATABASE_URL", &hawiya_e2e::other_ca(&url)));
+    assert!(e.contains("invalid peer certificate: UnknownIssuer"), "{e}");
+    let e = serve(("HAWIYA_REDIS_URL", "redis://192.0.2.7:6379/"));
+    assert!(e.contains("redis:// to 192.0.2.7 would send the password and every session in plaintext"), "{e}");
 }
 
 /// Operators' JSON logs (`HAWIYA_LOG_FORMAT=json`, every level of every target): a password

@@ -66,7 +66,7 @@ impl PostgresStore {
     /// `verify-full`; plaintext only with `sslmode=disable`) and `sslrootcert` (see
     /// `connection_string`).
     pub async fn connect(url: &str, connections: usize) -> Result<Self, StoreError> {
-        let open_err = |e: tokio_postgres::Error| StoreError::Open { what: "PostgreSQL".into(), source: e.into() };
+        let open_err = connect_failed;
         let settings = connection_string::parse(url)?;
         let mut pool = Vec::with_capacity(connections.max(1));
         for i in 0..connections.max(1) {
@@ -95,6 +95,18 @@ impl PostgresStore {
     async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
         self.conn().client.execute(sql, params).await.map_err(db)
     }
+}
+
+/// A failed connection, with its causes: tokio-postgres's own text is only the kind ("error
+/// performing TLS handshake", "db error"), the reason is in its source.
+fn connect_failed(e: tokio_postgres::Error) -> StoreError {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    StoreError::Open { what: "PostgreSQL".into(), source: text.into() }
 }
 
 /// Drives a new connection in the background; its client.
