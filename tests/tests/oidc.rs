@@ -1799,19 +1799,17 @@ async fn the_login_page_refuses_a_malformed_national_id_with_the_clis_rule() {
     assert!(e.contains("a national id is 5 to 20 digits (0-9)"), "{e}");
 }
 
-/// The provider on the production stack: its signing keys in a PKCS#11 token (SoftHSM2), the
-/// durable store on PostgreSQL, and sessions, codes, replay caches and login limits in Redis,
-/// shared by two replicas.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_provider_on_pkcs11_postgresql_and_redis() {
+/// Two replicas of one deployment on `keys` and `db`, sharing the Redis at `redis`, each
+/// checked ready: the durable store, Redis and the key store each answered `/readyz`'s
+/// check. The provider and the second replica's port.
+async fn two_replicas_ready(keys: Keys, db: Db, redis: &str) -> (Provider, u16) {
     let second = free_port();
-    let p = Provider::start_on(Keys::Pkcs11, Db::Postgres, |d| {
-        d.set_env("HAWIYA_REDIS_URL", &redis_url());
+    let p = Provider::start_on(keys, db, |d| {
+        d.set_env("HAWIYA_REDIS_URL", redis);
         d.set_env("HAWIYA_REDIS_PREFIX", &unique_prefix());
         d.serve();
         d.replica(second);
     });
-    // Both replicas ready: PostgreSQL, Redis and the token each answered their check.
     for port in [p.d.port, second] {
         let r = p.http_to(port).get(format!("{}/readyz", p.issuer)).send().await.expect("readyz");
         assert_eq!(r.status(), 200);
@@ -1820,6 +1818,15 @@ async fn the_provider_on_pkcs11_postgresql_and_redis() {
             assert_eq!(ready["checks"][component]["status"], "ok", "{ready}");
         }
     }
+    (p, second)
+}
+
+/// The provider on the production stack: its signing keys in a PKCS#11 token (SoftHSM2), the
+/// durable store on PostgreSQL, and sessions, codes, replay caches and login limits in Redis,
+/// shared by two replicas.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_provider_on_pkcs11_postgresql_and_redis() {
+    let (p, second) = two_replicas_ready(Keys::Pkcs11, Db::Postgres, &redis_url()).await;
     let mut b = p.browser();
     let tokens = p.code_flow(&mut b, &[]).await;
     let claims = p.verify_id_token(tokens["id_token"].as_str().expect("id_token")).await;
@@ -1853,21 +1860,7 @@ async fn the_provider_on_pkcs11_postgresql_and_redis() {
 /// `rediss://…?cacert=…`), answer `/readyz` with every store ready, and serve a login.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_provider_on_tls_postgresql_and_redis() {
-    let second = free_port();
-    let p = Provider::start_on(Keys::Soft, Db::PostgresTls, |d| {
-        d.set_env("HAWIYA_REDIS_URL", &redis_tls_url());
-        d.set_env("HAWIYA_REDIS_PREFIX", &unique_prefix());
-        d.serve();
-        d.replica(second);
-    });
-    for port in [p.d.port, second] {
-        let r = p.http_to(port).get(format!("{}/readyz", p.issuer)).send().await.expect("readyz");
-        assert_eq!(r.status(), 200);
-        let ready: Value = r.json().await.expect("json");
-        for component in ["durable_store", "ephemeral_store", "key_store"] {
-            assert_eq!(ready["checks"][component]["status"], "ok", "{ready}");
-        }
-    }
+    let (p, _) = two_replicas_ready(Keys::Soft, Db::PostgresTls, &redis_tls_url()).await;
     let mut b = p.browser();
     let tokens = p.code_flow(&mut b, &[]).await;
     let (status, rotated) = p.token(&[("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"].as_str().expect("rt"))]).await;
