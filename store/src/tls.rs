@@ -93,7 +93,7 @@ pub(crate) enum Verify {
 }
 
 /// A rustls client configuration trusting only `roots`.
-pub(crate) fn client_config(roots: &Roots, verify: Verify, what: &str) -> Result<Arc<ClientConfig>, StoreError> {
+pub(crate) fn client_config(roots: &Roots, verify: Verify, what: &str) -> Result<ClientConfig, StoreError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots.store(what)?), provider.clone())
         .build()
@@ -103,7 +103,7 @@ pub(crate) fn client_config(roots: &Roots, verify: Verify, what: &str) -> Result
         Verify::Full => builder.with_webpki_verifier(webpki).with_no_client_auth(),
         Verify::ChainOnly => builder.dangerous().with_custom_certificate_verifier(Arc::new(ChainOnly(webpki))).with_no_client_auth(),
     };
-    Ok(Arc::new(config))
+    Ok(config)
 }
 
 /// `verify-ca`: the chain is verified, the name is not. rustls's verifier checks the name

@@ -53,7 +53,11 @@ pub(crate) fn parse(url: &str) -> Result<Settings, StoreError> {
         ));
     };
     config.ssl_mode(tokio_postgres::config::SslMode::Require);
-    Ok(Settings { config, tls: Some(client_config(&Roots::parse(&root), verify, WHAT)?) })
+    let mut tls = client_config(&Roots::parse(&root), verify, WHAT)?;
+    // As libpq ≥ 17 does: PostgreSQL 17 requires it with `sslnegotiation=direct`, older
+    // servers ignore it.
+    tls.alpn_protocols = vec![b"postgresql".to_vec()];
+    Ok(Settings { config, tls: Some(Arc::new(tls)) })
 }
 
 /// The connection string without `sslmode` and `sslrootcert`, and their values.
