@@ -467,7 +467,7 @@ impl DataDir {
         let prefix = std::env::var("HAWIYA_REDIS_PREFIX").ok().or(configured_prefix).unwrap_or_else(|| "hawiya:".into());
         Ok(match url {
             Some(url) => {
-                let store = RedisStore::connect(&url, &prefix).await.map_err(|e| ConfigError(format!("Redis: {e}")))?;
+                let store = RedisStore::connect(&url, &prefix).await.map_err(|e| ConfigError(e.to_string()))?;
                 tracing::info!(%prefix, "ephemeral state in Redis");
                 Arc::new(store)
             }

@@ -1867,7 +1867,7 @@ async fn the_provider_on_tls_postgresql_and_redis() {
     assert_eq!(status, 200, "{rotated}");
 }
 
-/// `hawiya serve` refuses, in one line and before it listens, a connection string that says
+/// `hawiya serve` refuses, in one error line and before it listens, a connection string that says
 /// nothing about TLS and names no CA (the default is verify-full), another CA's certificate,
 /// and plaintext Redis to a host that is not loopback.
 #[test]
@@ -1878,17 +1878,18 @@ fn serve_refuses_unverified_database_connections() {
     let serve = |(name, value): (&str, &str)| {
         let out = hawiya_e2e::run(d.command(&["serve", "--listen", &listen]).env(name, value));
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        let lines: Vec<_> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-        assert!(!out.status.success() && lines.len() == 1, "must fail with one line: {stderr}");
-        lines[0].to_owned()
+        // What it logged before (the configuration it loaded) aside, one error line.
+        let errors: Vec<_> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+        assert!(!out.status.success() && errors.len() == 1, "must fail with one error line: {stderr}");
+        errors[0].to_owned()
     };
     let no_tls_setting: String = url.split(' ').filter(|p| !p.starts_with("sslmode=") && !p.starts_with("sslrootcert=")).collect::<Vec<_>>().join(" ");
     let e = serve(("HAWIYA_DATABASE_URL", &no_tls_setting));
-    assert!(e.contains("cannot open PostgreSQL: sslmode=verify-full needs sslrootcert=<CA file>"), "{e}");
+    assert!(e.starts_with("error: cannot open PostgreSQL: sslmode=verify-full needs sslrootcert=<CA file>"), "{e}");
     let e = serve(("HAWIYA_DATABASE_URL", &hawiya_e2e::other_ca(&url)));
     assert!(e.contains("invalid peer certificate: UnknownIssuer"), "{e}");
     let e = serve(("HAWIYA_REDIS_URL", "redis://192.0.2.7:6379/"));
-    assert!(e.contains("redis:// to 192.0.2.7 would send the password and every session in plaintext"), "{e}");
+    assert!(e.starts_with("error: cannot open Redis: redis:// to 192.0.2.7 would send the password and every session in plaintext"), "{e}");
 }
 
 /// Operators' JSON logs (`HAWIYA_LOG_FORMAT=json`, every level of every target): a password
