@@ -57,19 +57,46 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# start_postgres DIR: a throw-away cluster in DIR on a free loopback port (sets PG_PORT).
+# start_postgres DIR [tls]: a throw-away cluster in DIR on a free loopback port (sets PG_PORT).
+# With `tls`, the server speaks TLS only (pg_hba has hostssl lines only) with the certificate
+# make_test_tls wrote in DIR/tls; the client verifies it against DIR/tls/ca.pem.
 start_postgres() {
-    local dir=$1 bin run=()
+    local dir=$1 mode=${2:-} bin run=() ssl=()
     bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
     PG_PORT=$(free_port)
     mkdir -p "$dir"
+    if [ "$mode" = tls ]; then
+        make_test_tls "$dir/tls" || return 1
+        ssl=(-c ssl=on -c "ssl_cert_file=$dir/tls/server.pem" -c "ssl_key_file=$dir/tls/server.key" -c "hba_file=$dir/tls/pg_hba.conf")
+        printf 'local all all trust\nhostssl all all 127.0.0.1/32 trust\n' > "$dir/tls/pg_hba.conf"
+    fi
     if [ "$(id -u)" = 0 ]; then
-        chown postgres: "$dir"
+        chown -R postgres: "$dir"
         run=(runuser -u postgres --)
     fi
     "${run[@]}" "$bin/initdb" -D "$dir/data" -U postgres -A trust --no-sync >/dev/null
     "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w \
-        -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $dir -c fsync=off -c max_connections=300" start >/dev/null
+        -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $dir -c fsync=off -c max_connections=300 ${ssl[*]}" start >/dev/null
+}
+
+# make_test_tls DIR: a throw-away CA (DIR/ca.pem), a server certificate it issued for
+# 127.0.0.1 only (DIR/server.pem, DIR/server.key: `localhost` is deliberately a wrong name),
+# and another CA that issued nothing (DIR/other-ca.pem), for the tests of TLS refusals.
+make_test_tls() {
+    local dir=$1
+    [ -f "$dir/server.pem" ] && return 0
+    mkdir -p "$dir"
+    (
+        cd "$dir" || exit 1
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 2 \
+            -subj "/CN=Hawiya test database CA" -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign &&
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout other-ca.key -out other-ca.pem -days 2 \
+            -subj "/CN=Another CA" -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign &&
+        openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key -out server.csr -subj "/CN=127.0.0.1" &&
+        printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' > server.ext &&
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile server.ext -out server.pem &&
+        chmod 600 server.key && chmod 644 ca.pem other-ca.pem server.pem
+    ) >/dev/null 2>&1 || { echo "make_test_tls: openssl failed in $dir" >&2; return 1; }
 }
 
 stop_postgres() {
@@ -80,14 +107,23 @@ stop_postgres() {
     "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1
 }
 
-# start_redis DIR: a throw-away Redis on a free loopback port, no persistence (sets REDIS_PORT).
+# start_redis DIR [tls]: a throw-away Redis on a free loopback port, no persistence (sets
+# REDIS_PORT). With `tls`, it listens for TLS only, with the certificate make_test_tls wrote
+# in DIR/tls (Debian's redis-server is built with TLS).
 start_redis() {
-    local dir=$1
+    local dir=$1 mode=${2:-} listen cli=()
     REDIS_PORT=$(free_port)
     mkdir -p "$dir"
-    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no --dir "$dir" \
+    listen=(--port "$REDIS_PORT")
+    if [ "$mode" = tls ]; then
+        make_test_tls "$dir/tls" || return 1
+        listen=(--port 0 --tls-port "$REDIS_PORT" --tls-cert-file "$dir/tls/server.pem" --tls-key-file "$dir/tls/server.key"
+            --tls-ca-cert-file "$dir/tls/ca.pem" --tls-auth-clients no)
+        cli=(--tls --cacert "$dir/tls/ca.pem")
+    fi
+    redis-server --bind 127.0.0.1 "${listen[@]}" --save '' --appendonly no --dir "$dir" \
         --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
-    for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && return 0; sleep 0.1; done
+    for _ in $(seq 50); do redis-cli "${cli[@]}" -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1 && return 0; sleep 0.1; done
     echo "redis-server did not start: $(tail -n 5 "$dir/redis.log")" >&2
     return 1
 }

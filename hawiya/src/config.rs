@@ -216,7 +216,10 @@ pub enum EphemeralConfig {
     Memory,
     /// A Redis server shared by every replica; `HAWIYA_REDIS_URL` overrides `url`.
     Redis {
-        /// `redis://host:port/db`.
+        /// `rediss://host:port/db?cacert=/etc/hawiya/redis-ca.pem`: TLS, the server's
+        /// certificate verified (chain and host name) against that CA file (`cacert=system`:
+        /// the system's roots). `redis://host:port/db` (plaintext) is accepted only to a
+        /// loopback address or `localhost`; `redis+unix:///path` for a Unix socket.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         url: Option<String>,
         /// Prefix of every key (default `hawiya:`), so that deployments can share a server;
@@ -257,7 +260,10 @@ pub enum StoreConfig {
     },
     /// PostgreSQL; `HAWIYA_DATABASE_URL` overrides `url` (keep passwords out of files).
     Postgres {
-        /// Connection string.
+        /// libpq-style connection string or URL. TLS follows libpq's `sslmode`
+        /// (`verify-full` when absent, `verify-ca`, `require` = the chain only; `disable` for
+        /// plaintext, which must be said; `allow` and `prefer` are refused) and `sslrootcert`
+        /// (the CA's PEM file, or `system`), needed by every mode but `disable`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         url: Option<String>,
         /// Connections to open (default 4).
@@ -464,7 +470,7 @@ impl DataDir {
         let prefix = std::env::var("HAWIYA_REDIS_PREFIX").ok().or(configured_prefix).unwrap_or_else(|| "hawiya:".into());
         Ok(match url {
             Some(url) => {
-                let store = RedisStore::connect(&url, &prefix).await.map_err(|e| ConfigError(format!("Redis: {e}")))?;
+                let store = RedisStore::connect(&url, &prefix).await.map_err(|e| ConfigError(e.to_string()))?;
                 tracing::info!(%prefix, "ephemeral state in Redis");
                 Arc::new(store)
             }

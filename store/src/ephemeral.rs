@@ -207,10 +207,14 @@ fn millis(ttl: Duration) -> u64 {
 }
 
 impl RedisStore {
-    /// Connects (reconnecting by itself later if the connection drops).
+    /// Connects (reconnecting by itself later if the connection drops). `rediss://…?cacert=`
+    /// verifies the server against that CA; `redis://` (plaintext) only to loopback.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, StoreError> {
         let open = |e: redis::RedisError| StoreError::Open { what: "Redis".into(), source: e.into() };
-        let client = redis::Client::open(url).map_err(open)?;
+        let client = crate::tls::redis_client(url)?;
+        // One plain attempt first: a refused certificate or password is reported at once,
+        // not after the manager's retries with back-off.
+        drop(client.get_multiplexed_async_connection().await.map_err(|e| crate::tls::redis_open_error(&client, e))?);
         let connection = ConnectionManager::new(client).await.map_err(open)?;
         Ok(RedisStore { connection, prefix: prefix.to_owned() })
     }

@@ -22,6 +22,7 @@ mod migration;
 mod model;
 mod postgres;
 mod sqlite;
+mod tls;
 
 use std::path::PathBuf;
 use std::sync::Arc;

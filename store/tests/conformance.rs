@@ -1,4 +1,5 @@
-//! One conformance suite for every durable backend (SQLite and a real PostgreSQL), for what
+//! One conformance suite for every durable backend (SQLite and a real PostgreSQL, in
+//! plaintext and over verified TLS), for what
 //! the CA keeps and for what the OpenID Connect provider keeps.
 // Test code: a failed expectation is the test failing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -25,6 +26,14 @@ async fn sqlite() -> Backend {
 async fn postgres() -> Backend {
     let url = hawiya_e2e::postgres_database();
     let store = store::open(&DurableConfig::Postgres { url, connections: 2 }).await.expect("open");
+    Backend { store, _dir: tempfile::tempdir().expect("tempdir") }
+}
+
+/// A fresh database on the TLS-only server `./scripts/test` starts (its `pg_hba.conf` has
+/// `hostssl` lines only: a connection that opens is a verified TLS one).
+async fn postgres_tls() -> Backend {
+    let url = hawiya_e2e::postgres_tls_database();
+    let store = store::open(&DurableConfig::Postgres { url, connections: 2 }).await.expect("open over TLS");
     Backend { store, _dir: tempfile::tempdir().expect("tempdir") }
 }
 
@@ -463,7 +472,7 @@ async fn concurrent_rotations_have_one_winner(b: Backend) {
 }
 
 each_backend! {
-    backends: [sqlite, postgres],
+    backends: [sqlite, postgres, postgres_tls],
     tests: [
         answers_a_ping_without_changing_anything,
         stores_and_reads_certificates,

@@ -1,4 +1,5 @@
-//! One conformance suite for every ephemeral backend: in-process memory and a real Redis.
+//! One conformance suite for every ephemeral backend: in-process memory and a real Redis, in
+//! plaintext and over verified TLS.
 // Test code: a failed expectation is the test failing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -22,6 +23,12 @@ async fn redis() -> Arc<dyn EphemeralStore> {
     let prefix =
         format!("test:{}:{}:", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
     Arc::new(RedisStore::connect(&url, &prefix).await.expect("connect to the test Redis"))
+}
+
+/// The throw-away TLS-only Redis `./scripts/test` starts (`rediss://`, the server verified
+/// against the test CA); a fresh key prefix per test.
+async fn redis_tls() -> Arc<dyn EphemeralStore> {
+    Arc::new(RedisStore::connect(&hawiya_e2e::redis_tls_url(), &hawiya_e2e::unique_prefix()).await.expect("connect to the test Redis over TLS"))
 }
 
 const LONG: Duration = Duration::from_secs(60);
@@ -109,7 +116,7 @@ async fn counters_count_within_their_window(s: Arc<dyn EphemeralStore>) {
 }
 
 each_backend! {
-    backends: [memory, redis],
+    backends: [memory, redis, redis_tls],
     tests: [
         answers_a_ping_without_storing_anything,
         stores_reads_replaces_and_deletes,

@@ -49,14 +49,29 @@ pub fn fresh_token() -> (PathBuf, String) {
     (module, label)
 }
 
-/// A fresh database on the throw-away PostgreSQL `./scripts/test` started; its URL.
+/// A fresh database on the throw-away PostgreSQL `./scripts/test` started; its URL. That
+/// server is plaintext on loopback: the URL says `sslmode=disable`, which Hawiya requires to
+/// connect without TLS (an older `HAWIYA_TEST_POSTGRES_URL` without it gets it added).
 pub fn postgres_database() -> String {
     let admin = std::env::var("HAWIYA_TEST_POSTGRES_URL").unwrap_or_else(|_| {
         panic!("HAWIYA_TEST_POSTGRES_URL is not set: run the tests through ./scripts/test (installs postgresql and starts a throw-away server)")
     });
+    let admin = if admin.contains("sslmode=") { admin } else { format!("{admin} sslmode=disable") };
+    database_on(&admin)
+}
+
+/// A fresh database on the throw-away TLS-only PostgreSQL `./scripts/test` started; its
+/// connection string (`sslmode=verify-full sslrootcert=…/ca.pem`, see [`other_ca`]).
+pub fn postgres_tls_database() -> String {
+    let admin = std::env::var("HAWIYA_TEST_POSTGRES_TLS_URL").unwrap_or_else(|_| {
+        panic!("HAWIYA_TEST_POSTGRES_TLS_URL is not set: run the tests through ./scripts/test (starts a throw-away PostgreSQL speaking TLS only)")
+    });
+    database_on(&admin)
+}
+
+fn database_on(admin: &str) -> String {
     let name = format!("hawiya_{}", random_suffix());
-    let out =
-        Command::new("psql").args([admin.as_str(), "-q", "-c", &format!("CREATE DATABASE {name}")]).output().expect("psql (apt-get install postgresql-client)");
+    let out = Command::new("psql").args([admin, "-q", "-c", &format!("CREATE DATABASE {name}")]).output().expect("psql (apt-get install postgresql-client)");
     assert!(out.status.success(), "creating a database failed: {}", String::from_utf8_lossy(&out.stderr));
     format!("{admin} dbname={name}")
 }
@@ -66,6 +81,20 @@ pub fn redis_url() -> String {
     std::env::var("HAWIYA_TEST_REDIS_URL").unwrap_or_else(|_| {
         panic!("HAWIYA_TEST_REDIS_URL is not set: run the tests through ./scripts/test (installs redis-server and starts a throw-away one)")
     })
+}
+
+/// The throw-away TLS-only Redis `./scripts/test` started; its URL
+/// (`rediss://127.0.0.1:port/?cacert=…/ca.pem`).
+pub fn redis_tls_url() -> String {
+    std::env::var("HAWIYA_TEST_REDIS_TLS_URL")
+        .unwrap_or_else(|_| panic!("HAWIYA_TEST_REDIS_TLS_URL is not set: run the tests through ./scripts/test (starts a throw-away Redis speaking TLS only)"))
+}
+
+/// `url` trusting the CA that issued nothing, which `make_test_tls` (scripts/env.sh) writes
+/// next to the one that issued the server's certificate.
+pub fn other_ca(url: &str) -> String {
+    assert!(url.contains("/ca.pem"), "the test TLS URL names no ca.pem: {url}");
+    url.replace("/ca.pem", "/other-ca.pem")
 }
 
 /// A key prefix no other test uses.
@@ -167,6 +196,8 @@ pub enum Db {
     Sqlite,
     /// A fresh PostgreSQL database.
     Postgres,
+    /// A fresh database on the TLS-only PostgreSQL, the server verified (`verify-full`).
+    PostgresTls,
 }
 
 /// An initialised data directory and, once [`Deployment::serve`] is called, its server.
@@ -218,8 +249,9 @@ impl Deployment {
         };
         let store = match db {
             Db::Sqlite => "[store]\nkind = \"sqlite\"\n".to_owned(),
-            Db::Postgres => {
-                env.push(("HAWIYA_DATABASE_URL".into(), postgres_database()));
+            Db::Postgres | Db::PostgresTls => {
+                let url = if db == Db::Postgres { postgres_database() } else { postgres_tls_database() };
+                env.push(("HAWIYA_DATABASE_URL".into(), url));
                 "[store]\nkind = \"postgres\"\n".to_owned()
             }
         };
@@ -388,6 +420,12 @@ impl Deployment {
     /// Sets an environment variable for every later `hawiya` command of this deployment.
     pub fn set_env(&mut self, name: &str, value: &str) {
         self.env.push((name.to_owned(), value.to_owned()));
+    }
+
+    /// The value this deployment's commands get for the environment variable `name` (the
+    /// last one set).
+    pub fn env(&self, name: &str) -> Option<String> {
+        self.env.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone())
     }
 
     /// Fetches a URL of this deployment (as written in certificates) with curl; the

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use hawiya_e2e::web::{Browser, hidden, param};
-use hawiya_e2e::{Db, Deployment, HOST, Keys, free_port, redis_url, unique_prefix};
+use hawiya_e2e::{Db, Deployment, HOST, Keys, free_port, redis_tls_url, redis_url, unique_prefix};
 use hsm_shim::jose::{UnverifiedJws, public_key_from_jwk};
 use serde_json::{Value, json};
 
@@ -1799,19 +1799,17 @@ async fn the_login_page_refuses_a_malformed_national_id_with_the_clis_rule() {
     assert!(e.contains("a national id is 5 to 20 digits (0-9)"), "{e}");
 }
 
-/// The provider on the production stack: its signing keys in a PKCS#11 token (SoftHSM2), the
-/// durable store on PostgreSQL, and sessions, codes, replay caches and login limits in Redis,
-/// shared by two replicas.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_provider_on_pkcs11_postgresql_and_redis() {
+/// Two replicas of one deployment on `keys` and `db`, sharing the Redis at `redis`, each
+/// checked ready: the durable store, Redis and the key store each answered `/readyz`'s
+/// check. The provider and the second replica's port.
+async fn two_replicas_ready(keys: Keys, db: Db, redis: &str) -> (Provider, u16) {
     let second = free_port();
-    let p = Provider::start_on(Keys::Pkcs11, Db::Postgres, |d| {
-        d.set_env("HAWIYA_REDIS_URL", &redis_url());
+    let p = Provider::start_on(keys, db, |d| {
+        d.set_env("HAWIYA_REDIS_URL", redis);
         d.set_env("HAWIYA_REDIS_PREFIX", &unique_prefix());
         d.serve();
         d.replica(second);
     });
-    // Both replicas ready: PostgreSQL, Redis and the token each answered their check.
     for port in [p.d.port, second] {
         let r = p.http_to(port).get(format!("{}/readyz", p.issuer)).send().await.expect("readyz");
         assert_eq!(r.status(), 200);
@@ -1820,6 +1818,15 @@ async fn the_provider_on_pkcs11_postgresql_and_redis() {
             assert_eq!(ready["checks"][component]["status"], "ok", "{ready}");
         }
     }
+    (p, second)
+}
+
+/// The provider on the production stack: its signing keys in a PKCS#11 token (SoftHSM2), the
+/// durable store on PostgreSQL, and sessions, codes, replay caches and login limits in Redis,
+/// shared by two replicas.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_provider_on_pkcs11_postgresql_and_redis() {
+    let (p, second) = two_replicas_ready(Keys::Pkcs11, Db::Postgres, &redis_url()).await;
     let mut b = p.browser();
     let tokens = p.code_flow(&mut b, &[]).await;
     let claims = p.verify_id_token(tokens["id_token"].as_str().expect("id_token")).await;
@@ -1846,6 +1853,43 @@ async fn the_provider_on_pkcs11_postgresql_and_redis() {
     let (page, _) = stranger.follow(r).await;
     let r = stranger.submit_login(&page.body, CITIZEN_NO_TOTP, PASSWORD, None).await;
     assert!(r.status == 401 && r.body.contains("١٥ دقيقة"), "locked after five failures on two replicas: {}", r.body);
+}
+
+/// The provider on PostgreSQL and Redis that speak TLS only: two replicas connect with the
+/// servers verified against the test CA (`sslmode=verify-full sslrootcert=…`,
+/// `rediss://…?cacert=…`), answer `/readyz` with every store ready, and serve a login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_provider_on_tls_postgresql_and_redis() {
+    let (p, _) = two_replicas_ready(Keys::Soft, Db::PostgresTls, &redis_tls_url()).await;
+    let mut b = p.browser();
+    let tokens = p.code_flow(&mut b, &[]).await;
+    let (status, rotated) = p.token(&[("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"].as_str().expect("rt"))]).await;
+    assert_eq!(status, 200, "{rotated}");
+}
+
+/// `hawiya serve` refuses, in one error line and before it listens, a connection string that says
+/// nothing about TLS and names no CA (the default is verify-full), another CA's certificate,
+/// and plaintext Redis to a host that is not loopback.
+#[test]
+fn serve_refuses_unverified_database_connections() {
+    let d = Deployment::new(Keys::Soft, Db::PostgresTls);
+    let url = d.env("HAWIYA_DATABASE_URL").expect("the deployment's database");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let serve = |(name, value): (&str, &str)| {
+        let out = hawiya_e2e::run(d.command(&["serve", "--listen", &listen]).env(name, value));
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        // What it logged before (the configuration it loaded) aside, one error line.
+        let errors: Vec<_> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+        assert!(!out.status.success() && errors.len() == 1, "must fail with one error line: {stderr}");
+        errors[0].to_owned()
+    };
+    let no_tls_setting: String = url.split(' ').filter(|p| !p.starts_with("sslmode=") && !p.starts_with("sslrootcert=")).collect::<Vec<_>>().join(" ");
+    let e = serve(("HAWIYA_DATABASE_URL", &no_tls_setting));
+    assert!(e.starts_with("error: cannot open PostgreSQL: sslmode=verify-full needs sslrootcert=<CA file>"), "{e}");
+    let e = serve(("HAWIYA_DATABASE_URL", &hawiya_e2e::other_ca(&url)));
+    assert!(e.contains("invalid peer certificate: UnknownIssuer"), "{e}");
+    let e = serve(("HAWIYA_REDIS_URL", "redis://192.0.2.7:6379/"));
+    assert!(e.starts_with("error: cannot open Redis: redis:// to 192.0.2.7 would send the password and every session in plaintext"), "{e}");
 }
 
 /// Operators' JSON logs (`HAWIYA_LOG_FORMAT=json`, every level of every target): a password

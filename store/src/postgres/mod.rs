@@ -13,10 +13,12 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Row};
 
 use crate::migration::{self, Migration, migration};
+use crate::tls::PostgresTls;
 use crate::*;
 
 mod audit;
 mod ca;
+mod connection_string;
 mod idp;
 
 /// The schema, in the order it grew: `store/migrations/postgres/`.
@@ -59,17 +61,19 @@ fn db(e: tokio_postgres::Error) -> StoreError {
 }
 
 impl PostgresStore {
-    /// Connects `connections` times and applies pending migrations.
+    /// Connects `connections` times and applies pending migrations. `url` is a libpq-style
+    /// connection string or URL; its TLS settings are libpq's `sslmode` (absent means
+    /// `verify-full`; plaintext only with `sslmode=disable`) and `sslrootcert` (see
+    /// `connection_string`).
     pub async fn connect(url: &str, connections: usize) -> Result<Self, StoreError> {
-        let open_err = |e: tokio_postgres::Error| StoreError::Open { what: "PostgreSQL".into(), source: e.into() };
+        let open_err = connect_failed;
+        let settings = connection_string::parse(url)?;
         let mut pool = Vec::with_capacity(connections.max(1));
         for i in 0..connections.max(1) {
-            let (mut client, connection) = tokio_postgres::connect(url, NoTls).await.map_err(open_err)?;
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::error!(error = %e, "PostgreSQL connection closed");
-                }
-            });
+            let mut client = match &settings.tls {
+                None => spawn(settings.config.connect(NoTls).await.map_err(open_err)?),
+                Some(tls) => spawn(settings.config.connect(PostgresTls(tls.clone())).await.map_err(open_err)?),
+            };
             if i == 0 {
                 migrate(&mut client).await?;
             }
@@ -91,6 +95,31 @@ impl PostgresStore {
     async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
         self.conn().client.execute(sql, params).await.map_err(db)
     }
+}
+
+/// A failed connection, with its causes: tokio-postgres's own text is only the kind ("error
+/// performing TLS handshake", "db error"), the reason is in its source.
+fn connect_failed(e: tokio_postgres::Error) -> StoreError {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    StoreError::Open { what: "PostgreSQL".into(), source: text.into() }
+}
+
+/// Drives a new connection in the background; its client.
+fn spawn<C>((client, connection): (Client, C)) -> Client
+where
+    C: std::future::Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::error!(error = %e, "PostgreSQL connection closed");
+        }
+    });
+    client
 }
 
 /// Applies the migrations the database lacks, each in its own transaction, recording its
