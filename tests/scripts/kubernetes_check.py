@@ -6,9 +6,12 @@ privilege escalation, RuntimeDefault seccomp), requests and limits, a PodDisrupt
 selecting the pods, placeholder secrets only, every secret file the environment names
 mounted, and the policies ConfigMap equal to policies/ with every key mapped to its path.
 
-    python kubernetes_check.py DEPLOY_KUBERNETES_DIR POLICIES_DIR
+    python kubernetes_check.py DEPLOY_KUBERNETES_DIR POLICIES_DIR [ROOT]
 
-Prints "ok: ..." and exits 0, or prints each problem and exits 1.
+Prints "ok: ..." and exits 0, or prints each problem and exits 1. With ROOT, also writes
+every file the Deployment mounts from its ConfigMaps and Secret under ROOT at its path in
+the pod (ROOT/var/lib/hawiya/hawiya.toml, ROOT/etc/hawiya/policies/..., ROOT/run/secrets/...),
+for a test to run hawiya on what the pods would see.
 """
 import glob
 import os
@@ -76,7 +79,7 @@ for container in pod.get("containers", []):
         for source in sources:
             for kind in ("secret", "configMap"):
                 for item in source.get(kind, {}).get("items", []):
-                    mounted_files[os.path.join(mount["mountPath"], item["path"])] = (kind, item["key"])
+                    mounted_files[os.path.join(mount["mountPath"], item["path"])] = (kind, item["key"], source[kind].get("name") or source[kind].get("secretName"))
     for env in container.get("env", []):
         if env["name"].endswith("_FILE") and env.get("value") not in mounted_files:
             problems.append(f"{c}: {env['name']}={env.get('value')} is not a mounted file")
@@ -97,7 +100,7 @@ for key in ("pkcs11-pin", "operator-secret", "provider-secret"):
     value = secret.get("stringData", {}).get(key, "")
     if "REPLACE" not in value:
         problems.append(f"Secret: {key} is not a placeholder")
-for kind, key in mounted_files.values():
+for kind, key, _ in mounted_files.values():
     if kind == "secret" and key not in secret.get("stringData", {}):
         problems.append(f"Secret: no {key}, which the Deployment mounts")
 
@@ -114,7 +117,7 @@ for root, dirs, names in os.walk(policies_dir):
 if config_map != expected:
     stale = sorted(k for k in expected.keys() | config_map.keys() if expected.get(k) != config_map.get(k))
     problems.append(f"ConfigMap hawiya-policies differs from policies/ at {stale}: run deploy/kubernetes/policies-configmap.py > deploy/kubernetes/policies.yaml")
-mapped = {key: path for path, (kind, key) in mounted_files.items() if kind == "configMap" and path.startswith("/etc/hawiya/policies/")}
+mapped = {key: path for path, (kind, key, _) in mounted_files.items() if kind == "configMap" and path.startswith("/etc/hawiya/policies/")}
 for key in expected:
     head, _, tail = key.partition(".")
     path = f"{head}/{tail}" if "." in tail else key
@@ -124,4 +127,11 @@ for key in expected:
 if problems:
     print("\n".join(problems))
     sys.exit(1)
+if len(sys.argv) > 3:
+    for path, (kind, key, name) in mounted_files.items():
+        source = docs[("Secret" if kind == "secret" else "ConfigMap", name)]
+        target = os.path.join(sys.argv[3], path.lstrip("/"))
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "w", encoding="utf-8") as f:
+            f.write(source.get("stringData" if kind == "secret" else "data")[key])
 print(f"ok: {len(docs)} resources valid for Kubernetes {KUBERNETES_VERSION}, {spec['replicas']} replicas, {len(expected)} policy files")

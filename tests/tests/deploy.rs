@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hawiya_e2e::metrics::{Family, parse_exposition};
-use hawiya_e2e::{OPERATOR_SECRET, free_port, hawiya_bin, output_text, postgres_database, redis_url, run, unique_prefix, venv_tool};
+use hawiya_e2e::{OPERATOR_SECRET, PIN, free_port, fresh_token, hawiya_bin, output_text, postgres_database, redis_url, run, unique_prefix, venv_tool};
 use serde_json::Value;
 
 fn repo() -> PathBuf {
@@ -46,14 +46,75 @@ fn the_compose_file_is_valid_against_the_compose_specification() {
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: 5 services, 2 hawiya replicas"), "{}", output_text(&out));
 }
 
+/// The Kubernetes manifests are valid, and what a pod would see — the ConfigMaps' hawiya.toml
+/// and policies, the Secret's files, at their mount paths — serves: the ceremony then
+/// `hawiya serve` on that data directory, with the HSM played by SoftHSM2 and the Secret's
+/// placeholders replaced by the test's PostgreSQL, Redis and token PIN, ready on /readyz.
 #[test]
-fn the_kubernetes_manifests_are_valid_against_the_kubernetes_schemas() {
+fn the_kubernetes_manifests_are_valid_and_what_a_pod_sees_serves() {
+    let root = tempfile::tempdir().expect("temp dir");
     let out = run(Command::new(venv_tool("python"))
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kubernetes_check.py"))
         .arg(repo().join("deploy/kubernetes"))
-        .arg(repo().join("policies")));
+        .arg(repo().join("policies"))
+        .arg(root.path()));
     assert!(out.status.success(), "kubernetes_check.py: {}", output_text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: 9 resources valid"), "{}", output_text(&out));
+
+    let at = |path: &str| root.path().join(path);
+    let data = at("var/lib/hawiya");
+    let (module, token) = fresh_token();
+    let config = std::fs::read_to_string(data.join("hawiya.toml")).expect("hawiya.toml from the ConfigMap");
+    let config = config
+        .replace("\"/etc/hawiya/policies\"", &format!("{:?}", at("etc/hawiya/policies").display().to_string()))
+        .replace("\"/usr/lib/pkcs11/hsm-vendor-pkcs11.so\"", &format!("{:?}", module.display().to_string()))
+        .replace("token = \"hawiya\"", &format!("token = {token:?}"));
+    assert!(config.contains(&token) && config.contains(&module.display().to_string()), "the HSM is SoftHSM2 here: {config}");
+    std::fs::write(data.join("hawiya.toml"), config).expect("write");
+    let secrets = at("run/secrets/hawiya");
+    for (file, value) in [("pkcs11-pin", PIN.to_owned()), ("database-url", postgres_database()), ("redis-url", redis_url())] {
+        assert!(std::fs::read_to_string(secrets.join(file)).expect("a Secret file").contains("REPLACE") || file == "redis-url", "{file} is a placeholder");
+        std::fs::write(secrets.join(file), value).expect("write");
+    }
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let hawiya = |args: &[&str]| {
+        let mut c = Command::new(hawiya_bin());
+        c.args(args)
+            .env_remove("HAWIYA_PKCS11_PIN")
+            .env_remove("HAWIYA_DATABASE_URL")
+            .env_remove("HAWIYA_REDIS_URL")
+            .env("HAWIYA_PKCS11_PIN_FILE", secrets.join("pkcs11-pin"))
+            .env("HAWIYA_DATABASE_URL_FILE", secrets.join("database-url"))
+            .env("HAWIYA_REDIS_URL_FILE", secrets.join("redis-url"))
+            .env("HAWIYA_REDIS_PREFIX", unique_prefix());
+        c
+    };
+    // The ceremony uses the data directory's hawiya.toml (HSM and PostgreSQL) as it stands.
+    let out = run(hawiya(&["ca", "init", "--data"]).arg(&data).args(["--base-url", &base]));
+    assert!(out.status.success(), "ca init on the ConfigMap's hawiya.toml: {}", output_text(&out));
+    // The Secret's placeholder provider secret is refused: no replica starts with it.
+    let out = stops(hawiya(&["serve", "--data"]).arg(&data).args(["--listen", &format!("127.0.0.1:{port}")]));
+    assert!(!out.status.success(), "served with the placeholder provider secret");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("{}: shorter than 32 bytes", data.join("provider-secret").display())), "{stderr}");
+    let provider = "a provider secret of the test, 32+ bytes long";
+    std::fs::write(data.join("provider-secret"), provider).expect("write");
+    let mut server = hawiya(&["serve", "--data"])
+        .arg(&data)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let body = ready(&format!("{base}/readyz"), &mut server);
+    let _ = server.kill();
+    let _ = server.wait();
+    for check in ["durable_store", "ephemeral_store", "key_store"] {
+        assert_eq!(body["checks"][check]["status"], "ok", "{body}");
+    }
+    // The mounted provider secret is used as it is, never replaced.
+    assert_eq!(std::fs::read_to_string(data.join("provider-secret")).expect("provider-secret"), provider);
 }
 
 /// A metric selector of a PromQL expression: the name and its matchers (label, operator,
@@ -296,6 +357,22 @@ fn every_metric_of_the_grafana_dashboard_is_on_the_demos_metrics() {
     assert!(check("up").contains(&"up is not on /metrics".to_owned()), "only Hawiya's families");
 }
 
+/// Runs a command that must stop by itself (a server refusing to start); its output. A server
+/// that starts instead is killed and the test fails, rather than waiting for ever.
+fn stops(cmd: &mut Command) -> std::process::Output {
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("wait");
+            panic!("{cmd:?} did not stop: {}", output_text(&out));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("wait")
+}
+
 /// Waits for `url` to answer 200; its body.
 fn ready(url: &str, server: &mut Child) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -363,7 +440,8 @@ fn the_compose_ceremony_and_serve_read_every_secret_from_a_file() {
 
     // A secret file that is not there stops the server at start-up, naming the variable.
     let missing = secrets.join("missing");
-    let out = run(hawiya(&["serve", "--data"]).arg(&data).args(["--listen", &format!("127.0.0.1:{}", free_port())]).env("HAWIYA_DATABASE_URL_FILE", &missing));
+    let out =
+        stops(hawiya(&["serve", "--data"]).arg(&data).args(["--listen", &format!("127.0.0.1:{}", free_port())]).env("HAWIYA_DATABASE_URL_FILE", &missing));
     assert!(!out.status.success(), "served without its database URL");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("HAWIYA_DATABASE_URL_FILE: {}: No such file", missing.display())), "{stderr}");
