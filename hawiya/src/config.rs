@@ -214,7 +214,8 @@ impl From<TokenSha256> for String {
 pub enum EphemeralConfig {
     /// In this process only.
     Memory,
-    /// A Redis server shared by every replica; `HAWIYA_REDIS_URL` overrides `url`.
+    /// A Redis server shared by every replica; `HAWIYA_REDIS_URL`, or the file
+    /// `HAWIYA_REDIS_URL_FILE` names, overrides `url`.
     Redis {
         /// `rediss://host:port/db?cacert=/etc/hawiya/redis-ca.pem`: TLS, the server's
         /// certificate verified (chain and host name) against that CA file (`cacert=system`:
@@ -258,7 +259,8 @@ pub enum StoreConfig {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         path: Option<PathBuf>,
     },
-    /// PostgreSQL; `HAWIYA_DATABASE_URL` overrides `url` (keep passwords out of files).
+    /// PostgreSQL; `HAWIYA_DATABASE_URL`, or the file `HAWIYA_DATABASE_URL_FILE` names,
+    /// overrides `url` (keep passwords out of hawiya.toml).
     Postgres {
         /// libpq-style connection string or URL. TLS follows libpq's `sslmode`
         /// (`verify-full` when absent, `verify-ca`, `require` = the chain only; `disable` for
@@ -439,10 +441,9 @@ impl DataDir {
         let config = match &self.config.store {
             StoreConfig::Sqlite { path } => DurableConfig::Sqlite { path: self.resolve(path.as_deref().unwrap_or(Path::new("hawiya.db"))) },
             StoreConfig::Postgres { url, connections } => DurableConfig::Postgres {
-                url: std::env::var("HAWIYA_DATABASE_URL")
-                    .ok()
+                url: setting("HAWIYA_DATABASE_URL", |n| std::env::var_os(n))?
                     .or_else(|| url.clone())
-                    .ok_or_else(|| ConfigError("the PostgreSQL store needs `url` in hawiya.toml or HAWIYA_DATABASE_URL".into()))?,
+                    .ok_or_else(|| ConfigError("the PostgreSQL store needs `url` in hawiya.toml, HAWIYA_DATABASE_URL or HAWIYA_DATABASE_URL_FILE".into()))?,
                 connections: connections.unwrap_or(4),
             },
         };
@@ -455,16 +456,17 @@ impl DataDir {
     /// Opens the ephemeral store. `HAWIYA_REDIS_URL` selects Redis even without a
     /// configuration entry, so that replicas of one data directory can share one.
     pub async fn ephemeral(&self) -> Result<Arc<dyn EphemeralStore>, ConfigError> {
-        let env = std::env::var("HAWIYA_REDIS_URL").ok();
+        let env = setting("HAWIYA_REDIS_URL", |n| std::env::var_os(n))?;
         let configured_prefix = match &self.config.ephemeral {
             Some(EphemeralConfig::Redis { prefix, .. }) => prefix.clone(),
             _ => None,
         };
         let url = match (&self.config.ephemeral, env) {
             (_, Some(url)) => Some(url),
-            (Some(EphemeralConfig::Redis { url, .. }), None) => {
-                Some(url.clone().ok_or_else(|| ConfigError("the Redis ephemeral store needs `url` in hawiya.toml or HAWIYA_REDIS_URL".into()))?)
-            }
+            (Some(EphemeralConfig::Redis { url, .. }), None) => Some(
+                url.clone()
+                    .ok_or_else(|| ConfigError("the Redis ephemeral store needs `url` in hawiya.toml, HAWIYA_REDIS_URL or HAWIYA_REDIS_URL_FILE".into()))?,
+            ),
             (Some(EphemeralConfig::Memory) | None, None) => None,
         };
         let prefix = std::env::var("HAWIYA_REDIS_PREFIX").ok().or(configured_prefix).unwrap_or_else(|| "hawiya:".into());
@@ -539,9 +541,62 @@ impl DataDir {
     }
 }
 
+/// A setting that may carry a password (a PostgreSQL or Redis URL): the variable `name`
+/// itself, else the file named by `<name>_FILE` (a systemd credential, a compose or
+/// Kubernetes secret), its trailing newlines dropped; `None` when neither is set. `var` reads
+/// the environment (the tests hand it a map). Setting both is refused: one of them would be
+/// silently ignored.
+fn setting(name: &str, var: impl Fn(&str) -> Option<std::ffi::OsString>) -> Result<Option<String>, ConfigError> {
+    let file_var = format!("{name}_FILE");
+    let not_utf8 = |what: &str| ConfigError(format!("{what} is not UTF-8"));
+    match (var(name), var(&file_var)) {
+        (Some(_), Some(_)) => Err(ConfigError(format!("both {name} and {file_var} are set: set one"))),
+        (Some(value), None) => value.into_string().map(Some).map_err(|_| not_utf8(name)),
+        (None, Some(path)) => {
+            let text = std::fs::read(&path).map_err(|e| ConfigError(format!("{file_var}: {}: {e}", Path::new(&path).display())))?;
+            let text = String::from_utf8(text).map_err(|_| not_utf8(&format!("{file_var}: {}", Path::new(&path).display())))?;
+            let value = text.trim_end_matches(['\n', '\r']);
+            if value.is_empty() {
+                return Err(ConfigError(format!("{file_var}: {} is empty", Path::new(&path).display())));
+            }
+            Ok(Some(value.to_owned()))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_is_read_from_its_variable_or_the_file_its_file_variable_names() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("database-url");
+        std::fs::write(&file, "host=db user=hawiya password=s3cret\n").expect("write");
+        let env = |pairs: &[(&str, &std::ffi::OsStr)]| {
+            let pairs: Vec<(String, std::ffi::OsString)> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+            move |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        };
+        let url = "host=db user=hawiya";
+        assert_eq!(setting("HAWIYA_DATABASE_URL", env(&[])).expect("unset"), None);
+        assert_eq!(setting("HAWIYA_DATABASE_URL", env(&[("HAWIYA_DATABASE_URL", url.as_ref())])).expect("variable").as_deref(), Some(url));
+        assert_eq!(
+            setting("HAWIYA_DATABASE_URL", env(&[("HAWIYA_DATABASE_URL_FILE", file.as_os_str())])).expect("file").as_deref(),
+            Some("host=db user=hawiya password=s3cret"),
+            "the trailing newline is dropped"
+        );
+        let e =
+            setting("HAWIYA_DATABASE_URL", env(&[("HAWIYA_DATABASE_URL", url.as_ref()), ("HAWIYA_DATABASE_URL_FILE", file.as_os_str())])).expect_err("both");
+        assert_eq!(e.to_string(), "both HAWIYA_DATABASE_URL and HAWIYA_DATABASE_URL_FILE are set: set one");
+        let missing = dir.path().join("missing");
+        let e = setting("HAWIYA_REDIS_URL", env(&[("HAWIYA_REDIS_URL_FILE", missing.as_os_str())])).expect_err("missing");
+        assert!(e.to_string().starts_with(&format!("HAWIYA_REDIS_URL_FILE: {}: No such file", missing.display())), "{e}");
+        std::fs::write(&file, "\n").expect("write");
+        let e = setting("HAWIYA_REDIS_URL", env(&[("HAWIYA_REDIS_URL_FILE", file.as_os_str())])).expect_err("empty");
+        assert_eq!(e.to_string(), format!("HAWIYA_REDIS_URL_FILE: {} is empty", file.display()));
+        assert!(!e.to_string().contains("s3cret"), "the value is never in an error");
+    }
 
     #[test]
     fn bad_officer_entries_are_refused_with_file_line_key_and_reason() {

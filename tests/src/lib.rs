@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use hsm_shim::pkcs11::{Pin, initialize_token};
 
 pub mod client_key;
+pub mod metrics;
 pub mod smart_id;
 pub mod web;
 
