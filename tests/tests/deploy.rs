@@ -100,19 +100,7 @@ fn the_kubernetes_manifests_are_valid_and_what_a_pod_sees_serves() {
     assert!(stderr.contains(&format!("{}: shorter than 32 bytes", data.join("provider-secret").display())), "{stderr}");
     let provider = "a provider secret of the test, 32+ bytes long";
     std::fs::write(data.join("provider-secret"), provider).expect("write");
-    let mut server = hawiya(&["serve", "--data"])
-        .arg(&data)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve");
-    let body = ready(&format!("{base}/readyz"), &mut server);
-    let _ = server.kill();
-    let _ = server.wait();
-    for check in ["durable_store", "ephemeral_store", "key_store"] {
-        assert_eq!(body["checks"][check]["status"], "ok", "{body}");
-    }
+    serves_ready(hawiya(&["serve", "--data"]).arg(&data).args(["--listen", &format!("127.0.0.1:{port}")]), &base);
     // The mounted provider secret is used as it is, never replaced.
     assert_eq!(std::fs::read_to_string(data.join("provider-secret")).expect("provider-secret"), provider);
 }
@@ -373,6 +361,18 @@ fn stops(cmd: &mut Command) -> std::process::Output {
     child.wait_with_output().expect("wait")
 }
 
+/// Runs `serve` until `/readyz` at `base` answers, stops it, and asserts that every store
+/// was ready.
+fn serves_ready(serve: &mut Command, base: &str) {
+    let mut server = serve.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("serve");
+    let body = ready(&format!("{base}/readyz"), &mut server);
+    let _ = server.kill();
+    let _ = server.wait();
+    for check in ["durable_store", "ephemeral_store", "key_store"] {
+        assert_eq!(body["checks"][check]["status"], "ok", "{body}");
+    }
+}
+
 /// Waits for `url` to answer 200; its body.
 fn ready(url: &str, server: &mut Child) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -424,19 +424,7 @@ fn the_compose_ceremony_and_serve_read_every_secret_from_a_file() {
     let config = std::fs::read_to_string(data.join("hawiya.toml")).expect("hawiya.toml");
     assert!(config.contains("kind = \"postgres\"") && !config.contains("password") && !config.contains("host="), "no URL in hawiya.toml: {config}");
 
-    let mut server = hawiya(&["serve", "--data"])
-        .arg(&data)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve");
-    let body = ready(&format!("{base}/readyz"), &mut server);
-    let _ = server.kill();
-    let _ = server.wait();
-    for check in ["durable_store", "ephemeral_store", "key_store"] {
-        assert_eq!(body["checks"][check]["status"], "ok", "{body}");
-    }
+    serves_ready(hawiya(&["serve", "--data"]).arg(&data).args(["--listen", &format!("127.0.0.1:{port}")]), &base);
 
     // A secret file that is not there stops the server at start-up, naming the variable.
     let missing = secrets.join("missing");
