@@ -45,7 +45,6 @@ pub(crate) struct ParsedCert {
     pub tbs_der: Vec<u8>,
     pub subject_der: Vec<u8>,
     pub spki_der: Vec<u8>,
-    pub subject_text: String,
     pub self_issued: bool,
     pub basic_constraints: Option<(BasicConstraints, bool)>,
     pub key_usage: Option<KeyUsage>,
@@ -68,6 +67,12 @@ pub(crate) struct ParsedCert {
 }
 
 impl ParsedCert {
+    /// The subject for messages ([`display_name`]): made only when a message needs it, since
+    /// naming the attributes of a name is a walk through the OID table per attribute.
+    pub fn subject_text(&self) -> String {
+        display_name(&self.cert.tbs_certificate.subject)
+    }
+
     /// Decodes `der` and records its extensions and defects.
     pub fn from_der(der: &[u8]) -> Result<ParsedCert, der::Error> {
         let cert = Certificate::from_der(der)?;
@@ -80,13 +85,11 @@ impl ParsedCert {
         let tbs_der = tbs.to_der()?;
         let subject_der = tbs.subject.to_der()?;
         let spki_der = tbs.subject_public_key_info.to_der()?;
-        let subject_text = display_name(&tbs.subject);
         let mut parsed = ParsedCert {
             self_issued: names::same_name(&tbs.subject, &tbs.issuer),
             tbs_der,
             subject_der,
             spki_der,
-            subject_text,
             basic_constraints: None,
             key_usage: None,
             ext_key_usage: None,

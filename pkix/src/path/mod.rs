@@ -188,7 +188,7 @@ pub fn validate<T: AsRef<[u8]>>(
     if let Some(found) = builder.search(&mut path) {
         return Ok(found);
     }
-    let subject = pool[0].subject_text.clone();
+    let subject = pool[0].subject_text();
     if let Some(error) = builder.path_error {
         return Err(error);
     }
@@ -202,7 +202,7 @@ pub fn validate<T: AsRef<[u8]>>(
         Some(dead_end) => format!("no certificate of {dead_end} among the intermediates and trust anchors"),
         None if builder.depth_limited => format!("every path found would need more than {} intermediate certificates", options.max_intermediates),
         None => match pool.iter().skip(1).find(|c| names::same_name(&c.cert.tbs_certificate.subject, &c.cert.tbs_certificate.issuer)) {
-            Some(root) => format!("it leads to «{}», a self-signed certificate that is not a trust anchor", root.subject_text),
+            Some(root) => format!("it leads to «{}», a self-signed certificate that is not a trust anchor", root.subject_text()),
             None => "every candidate issuer leads back into the path (a loop)".into(),
         },
     };
@@ -229,7 +229,7 @@ pub fn certificate_policies(certificate: &Certificate) -> Option<Result<Vec<Obje
 pub fn check_peer_name(path: &ValidatedPath, peer: &PeerName) -> Result<(), PathError> {
     let leaf = path.certificates.first().ok_or_else(|| PathError::NoPath { subject: "(none)".into(), reason: "empty path".into() })?;
     let parsed = ParsedCert::new(leaf.clone()).map_err(|e| PathError::Malformed { what: "end-entity".into(), reason: e.to_string() })?;
-    if san_matches(parsed.sans(), peer) { Ok(()) } else { Err(PathError::NameMismatch { subject: parsed.subject_text, name: peer.to_string() }) }
+    if san_matches(parsed.sans(), peer) { Ok(()) } else { Err(PathError::NameMismatch { subject: parsed.subject_text(), name: peer.to_string() }) }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -322,7 +322,7 @@ impl<'a> Builder<'a> {
             path.pop();
         }
         if !any_issuer && self.dead_end.is_none() {
-            self.dead_end = Some(format!("«{}», the issuer of «{}»,", child.cert.tbs_certificate.issuer, child.subject_text));
+            self.dead_end = Some(format!("«{}», the issuer of «{}»,", child.cert.tbs_certificate.issuer, child.subject_text()));
         }
         None
     }
@@ -334,7 +334,7 @@ impl<'a> Builder<'a> {
         self.verified += 1;
         if self.verified > MAX_SIGNATURES {
             self.gave_up = Some(format!("more than {MAX_SIGNATURES} signatures verified"));
-            return Err(PathError::TooComplex { subject: self.pool[0].subject_text.clone(), reason: "signature budget exhausted".into() });
+            return Err(PathError::TooComplex { subject: self.pool[0].subject_text(), reason: "signature budget exhausted".into() });
         }
         let c = self.cert(child);
         let i = self.cert(issuer);
@@ -342,9 +342,9 @@ impl<'a> Builder<'a> {
         let result =
             self.options.algorithms.verify(&i.cert.tbs_certificate.subject_public_key_info, &c.cert.signature_algorithm, &c.tbs_der, signature).map_err(|e| {
                 match e {
-                    SignatureFailure::Invalid => PathError::BadSignature { subject: c.subject_text.clone(), issuer: i.subject_text.clone() },
+                    SignatureFailure::Invalid => PathError::BadSignature { subject: c.subject_text(), issuer: i.subject_text() },
                     SignatureFailure::Weak(detail) | SignatureFailure::Unsupported(detail) => {
-                        PathError::Crypto { subject: c.subject_text.clone(), detail: format!("signed by «{}»: {detail}", i.subject_text) }
+                        PathError::Crypto { subject: c.subject_text(), detail: format!("signed by «{}»: {detail}", i.subject_text()) }
                     }
                 }
             });
@@ -366,7 +366,7 @@ impl<'a> Builder<'a> {
         let names: usize = certs.iter().map(|c| c.sans().len() + c.subject_attribute_count()).sum();
         if subtrees.saturating_mul(names) > MAX_NAME_CHECKS {
             return Err(PathError::TooComplex {
-                subject: certs[0].subject_text.clone(),
+                subject: certs[0].subject_text(),
                 reason: format!("{names} names against {subtrees} name constraints exceed {MAX_NAME_CHECKS} comparisons"),
             });
         }
@@ -377,7 +377,7 @@ impl<'a> Builder<'a> {
             let cert = certs[index];
             let is_anchor = index == n - 1;
             let is_leaf = index == 0;
-            let broken = |rule: String| PathError::Constraint { subject: cert.subject_text.clone(), rule };
+            let broken = |rule: String| PathError::Constraint { subject: cert.subject_text(), rule };
             if let Some(defect) = &cert.defect {
                 return Err(broken(defect.clone()));
             }
@@ -388,15 +388,15 @@ impl<'a> Builder<'a> {
             let not_before = validity.not_before.to_unix_duration().as_secs();
             let not_after = validity.not_after.to_unix_duration().as_secs();
             if time < not_before {
-                return Err(PathError::NotYetValid { subject: cert.subject_text.clone(), not_before, at: time });
+                return Err(PathError::NotYetValid { subject: cert.subject_text(), not_before, at: time });
             }
             if time > not_after {
-                return Err(PathError::Expired { subject: cert.subject_text.clone(), not_after, at: time });
+                return Err(PathError::Expired { subject: cert.subject_text(), not_after, at: time });
             }
             options
                 .algorithms
                 .check_key(&cert.cert.tbs_certificate.subject_public_key_info)
-                .map_err(|e| PathError::Crypto { subject: cert.subject_text.clone(), detail: format!("public key refused: {}", failure_text(&e)) })?;
+                .map_err(|e| PathError::Crypto { subject: cert.subject_text(), detail: format!("public key refused: {}", failure_text(&e)) })?;
             if let Some(oid) = cert.unknown_critical {
                 return Err(broken(format!("unrecognised critical extension {oid} (RFC 5280 §4.2)")));
             }
@@ -496,13 +496,13 @@ impl<'a> Builder<'a> {
                 policy.process(cert, is_leaf).map_err(broken)?;
             }
         }
-        let policies = policy.finish(&options.policy).map_err(|rule| PathError::Constraint { subject: certs[0].subject_text.clone(), rule })?;
+        let policies = policy.finish(&options.policy).map_err(|rule| PathError::Constraint { subject: certs[0].subject_text(), rule })?;
         self.check_revocation(&certs)?;
         Ok(ValidatedPath { certificates: certs.iter().map(|c| c.cert.clone()).collect(), policies })
     }
 
     fn check_server_leaf(&self, cert: &ParsedCert) -> Result<(), PathError> {
-        let broken = |rule: &str| PathError::Constraint { subject: cert.subject_text.clone(), rule: format!("{rule} (CA/B Forum BR)") };
+        let broken = |rule: &str| PathError::Constraint { subject: cert.subject_text(), rule: format!("{rule} (CA/B Forum BR)") };
         match &cert.ext_key_usage {
             None => return Err(broken("a server certificate without extendedKeyUsage")),
             Some((_, true)) => return Err(broken("a server certificate with a critical extendedKeyUsage")),
@@ -535,21 +535,21 @@ impl<'a> Builder<'a> {
     fn check_revocation(&self, certs: &[&ParsedCert]) -> Result<(), PathError> {
         let Some(source) = self.revocation else {
             return if self.options.require_revocation_status {
-                Err(PathError::RevocationUnknown { subject: certs[0].subject_text.clone(), reason: "no revocation source was given".into() })
+                Err(PathError::RevocationUnknown { subject: certs[0].subject_text(), reason: "no revocation source was given".into() })
             } else {
                 Ok(())
             };
         };
         for (index, pair) in certs.windows(2).enumerate() {
             let (cert, issuer) = (pair[0], pair[1]);
-            let unknown = |reason: String| PathError::RevocationUnknown { subject: cert.subject_text.clone(), reason };
+            let unknown = |reason: String| PathError::RevocationUnknown { subject: cert.subject_text(), reason };
             match source.status(&cert.cert, &issuer.cert, self.options.time) {
                 Ok(RevocationStatus::Good) => {}
                 Ok(RevocationStatus::Revoked { at, reason }) => {
-                    return Err(PathError::Revoked { subject: cert.subject_text.clone(), end_entity: index == 0, revoked_at: at, reason });
+                    return Err(PathError::Revoked { subject: cert.subject_text(), end_entity: index == 0, revoked_at: at, reason });
                 }
                 Ok(RevocationStatus::NotFresh { newest, retry_after }) if self.options.require_revocation_status => {
-                    return Err(PathError::RevocationNotFresh { subject: cert.subject_text.clone(), newest, retry_after });
+                    return Err(PathError::RevocationNotFresh { subject: cert.subject_text(), newest, retry_after });
                 }
                 Ok(RevocationStatus::Unknown) if self.options.require_revocation_status => return Err(unknown("no evidence".into())),
                 Ok(RevocationStatus::NotFresh { .. } | RevocationStatus::Unknown) => {}
@@ -573,7 +573,7 @@ fn check_names(cert: &ParsedCert, constraints: &[&x509_cert::ext::pkix::NameCons
     if constraints.is_empty() {
         return Ok(());
     }
-    let broken = |rule: String| PathError::Constraint { subject: cert.subject_text.clone(), rule };
+    let broken = |rule: String| PathError::Constraint { subject: cert.subject_text(), rule };
     let subject = &cert.cert.tbs_certificate.subject;
     let mut names: Vec<ConstrainedName<'_>> = Vec::new();
     if !subject.0.is_empty() {
