@@ -209,6 +209,10 @@ async fn sign_checkpoint(store: &dyn store::DurableStore, authority: &ca::Author
 
 /// Entries `from` to `to` of the store, and the checkpoints over them.
 async fn read_store(store: &dyn store::DurableStore, from: u64, to: u64) -> Result<(Vec<AuditEntry>, Vec<Checkpoint>), Box<dyn std::error::Error>> {
+    // The checkpoints first: each covers entries already there when it was read, so entries
+    // appended while the log is read cannot look like a cut tail. A checkpoint past the
+    // last entry read does show one.
+    let checkpoints = store.audit_checkpoints(from, to).await?;
     let mut entries = Vec::new();
     let mut next = from;
     while next <= to {
@@ -217,9 +221,6 @@ async fn read_store(store: &dyn store::DurableStore, from: u64, to: u64) -> Resu
         entries.extend(page.into_iter().filter(|e| e.seq <= to));
         next = last + 1;
     }
-    let last = entries.last().map_or(from, |e| e.seq);
-    // The checkpoints of the range, and any after it: one past the end shows a cut tail.
-    let checkpoints = store.audit_checkpoints(from, if to == u64::MAX { u64::MAX } else { last }).await?;
     Ok((entries, checkpoints))
 }
 
