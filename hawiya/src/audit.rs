@@ -80,8 +80,7 @@ pub async fn run(command: AuditCommand) -> Result<(), Box<dyn std::error::Error>
             Ok(())
         }
         AuditCommand::Verify { file: Some(file), trust: Some(trust), .. } => {
-            let pem = std::fs::read_to_string(&trust).map_err(|e| format!("cannot read {}: {e}", trust.display()))?;
-            let anchors = pkix::path::TrustAnchors::from_der(&[pem_der(&pem).ok_or_else(|| format!("{} is not a PEM certificate", trust.display()))?])?;
+            let anchors = pkix::path::TrustAnchors::from_der(&crate::verify::pem_certificates(&trust)?)?;
             let (entries, checkpoints) = read_file(&file)?;
             let from = entries.first().map_or(1, |e| e.seq);
             report(store::audit::verify(entries, from, &checkpoints, |c| checkpoint_signed(c, &anchors))?);
@@ -136,13 +135,6 @@ fn checkpoint_signed(c: &Checkpoint, anchors: &pkix::path::TrustAnchors) -> Resu
     key.verify(key.spec().default_algorithm(), &Checkpoint::message(c.seq, &c.hash, c.at), &c.signature).map_err(|_| "its signature does not verify".to_owned())
 }
 
-/// The DER of the first certificate in `pem`.
-fn pem_der(pem: &str) -> Option<Vec<u8>> {
-    use base64::Engine;
-    let body = pem.split("-----BEGIN CERTIFICATE-----").nth(1)?.split("-----END CERTIFICATE-----").next()?;
-    base64::engine::general_purpose::STANDARD.decode(body.split_whitespace().collect::<String>()).ok()
-}
-
 /// How often checkpoints are signed: (seconds, entries), from `HAWIYA_AUDIT_CHECKPOINT`.
 fn checkpoint_rhythm() -> Result<(u64, u64), String> {
     match std::env::var("HAWIYA_AUDIT_CHECKPOINT") {
@@ -167,7 +159,7 @@ pub fn start_checkpoints(store: std::sync::Arc<dyn store::DurableStore>, authori
     tokio::spawn(async move {
         let mut signed = 0u64;
         let mut since = std::time::Instant::now();
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1).min(std::time::Duration::from_secs(seconds)));
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
             tick.tick().await;
             let head = match store.audit_head().await {
@@ -197,7 +189,7 @@ pub fn start_checkpoints(store: std::sync::Arc<dyn store::DurableStore>, authori
 /// for the same entry first stands.
 async fn sign_checkpoint(store: &dyn store::DurableStore, authority: &ca::Authority, (seq, hash): (u64, [u8; 32])) -> Result<(), String> {
     let (signer, certificate) = authority.audit_log().map_err(|e| e.to_string())?;
-    let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let at = store::audit::unix_millis();
     let signature = signer.sign_bytes(&Checkpoint::message(seq, &hash, at)).map_err(|e| e.to_string())?;
     let checkpoint = Checkpoint { seq, hash, at, signature, certificate: certificate.to_vec() };
     match store.put_audit_checkpoint(&checkpoint).await {

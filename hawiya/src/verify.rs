@@ -142,7 +142,7 @@ fn open_limited(path: &std::path::Path, limit: u64) -> Result<Input, String> {
     Ok(Input::File(file))
 }
 
-fn pem_certificates(path: &std::path::Path) -> Result<Vec<Vec<u8>>, String> {
+pub(crate) fn pem_certificates(path: &std::path::Path) -> Result<Vec<Vec<u8>>, String> {
     let text = String::from_utf8(read(path)?).map_err(|_| format!("{}: not a PEM file", path.display()))?;
     let mut out = Vec::new();
     for block in text.split("-----END CERTIFICATE-----").filter(|b| b.contains("-----BEGIN CERTIFICATE-----")) {

@@ -101,6 +101,11 @@ pub struct Checkpoint {
 const ENTRY_DOMAIN: &[u8] = b"hawiya-audit-entry-v1\0";
 const CHECKPOINT_DOMAIN: &[u8] = b"hawiya-audit-checkpoint-v1\0";
 
+/// Now, in Unix milliseconds (the time of entries and checkpoints).
+pub fn unix_millis() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// The hash of entry `seq` holding `event` after an entry whose hash is `prev`.
 pub fn entry_hash(prev: &[u8; 32], seq: u64, event: &AuditEvent) -> [u8; 32] {
     let mut d = digest::Context::new(&digest::SHA256);
@@ -329,8 +334,7 @@ impl Recorder {
 
     /// The event for `event` with `fields` (a JSON object, never a secret), now.
     pub fn event(&self, event: &str, fields: &serde_json::Map<String, serde_json::Value>) -> AuditEvent {
-        let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        AuditEvent { at, node: self.node.clone(), event: event.to_owned(), fields: serde_json::Value::Object(fields.clone()).to_string() }
+        AuditEvent { at: unix_millis(), node: self.node.clone(), event: event.to_owned(), fields: serde_json::Value::Object(fields.clone()).to_string() }
     }
 
     /// Appends `event` and returns its number once it is durable.

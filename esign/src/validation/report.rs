@@ -371,21 +371,11 @@ mod tests {
 
     fn signature(conclusion: Conclusion) -> SignatureReport {
         SignatureReport {
-            id: "Signature1".into(),
-            kind: "signature",
             conclusion,
             format: "PAdES-BASELINE-LT".into(),
             qualification: "QESig",
-            signer: None,
-            claimed_signing_time: None,
             best_signature_time: ProvedTime { time: "2026-11-29T20:00:00Z".into(), proof: "signature-timestamp", timestamp_serial: None },
-            revocation: Vec::new(),
-            retry_after: None,
-            chain: Vec::new(),
-            covers: Coverage { byte_range: None, whole_document: true, later_changes: Vec::new() },
-            blocks: Vec::new(),
-            errors: Vec::new(),
-            warnings: Vec::new(),
+            ..SignatureReport::blank("Signature1", "signature", "2026-11-29T20:00:00Z".into())
         }
     }
 
