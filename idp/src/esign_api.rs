@@ -138,7 +138,7 @@ pub struct SignerRef {
 
 /// The document as sent: its name, and its bytes or its digest (exactly one; neither when
 /// the bytes come as a multipart part of their own).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DocumentBody {
     /// Its file name (in a multipart request, the file part's name when absent).
