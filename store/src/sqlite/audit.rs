@@ -23,8 +23,7 @@ fn head(conn: &rusqlite::Connection) -> Result<Option<(u64, [u8; 32])>, StoreErr
 
 #[async_trait::async_trait]
 impl AuditStore for SqliteStore {
-    async fn append_audit(&self, events: &[AuditEvent]) -> Result<u64, StoreError> {
-        let events = events.to_vec();
+    async fn append_audit(&self, events: Vec<AuditEvent>) -> Result<u64, StoreError> {
         self.write(move |conn| {
             let last = head(conn)?;
             let entries = chain(last, events);

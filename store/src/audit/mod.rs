@@ -23,7 +23,10 @@
 //! the entry's hash and the time — so a chain rewritten from some entry on no longer matches
 //! the checkpoints after it. Signing is the caller's: this crate stores and checks the chain.
 //!
-//! [`verify`] walks entries in order against the checkpoints and names the first break.
+//! [`verify`] walks entries in order against the checkpoints and names the first break;
+//! [`Recorder`] appends a process's events, which [`layer`] takes from `tracing`.
+
+pub mod layer;
 
 use aws_lc_rs::digest;
 use serde::{Deserialize, Serialize};
@@ -36,7 +39,7 @@ pub trait AuditStore: Send + Sync + std::fmt::Debug {
     /// Appends `events`, in order, after the log's last entry, all or none; durable when
     /// this returns. The number of the last entry appended (of the last entry when `events`
     /// is empty).
-    async fn append_audit(&self, events: &[AuditEvent]) -> Result<u64, StoreError>;
+    async fn append_audit(&self, events: Vec<AuditEvent>) -> Result<u64, StoreError>;
 
     /// Up to `limit` entries from entry `from` on, in order.
     async fn audit_entries(&self, from: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
@@ -286,7 +289,8 @@ pub fn verify(
 }
 
 /// Appends a process's events with group commit: events submitted while an append is under
-/// way go in the next one, so a busy server pays one transaction for many events.
+/// way, or within [`LINGER`] of the first, go in one append, so a busy server pays one
+/// transaction for many events.
 #[derive(Clone, Debug)]
 pub struct Recorder {
     node: String,
@@ -300,6 +304,10 @@ type Pending = (Option<AuditEvent>, Option<tokio::sync::oneshot::Sender<Result<u
 /// The most events one append takes.
 const MAX_BATCH: usize = 512;
 
+/// How long submitted events wait for others before their append: what a replica killed
+/// outright can lose of the events it has not written yet. A flush does not wait.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
+
 impl Recorder {
     /// Starts appending to `store` on the current tokio runtime, as replica `node`.
     pub fn start(store: std::sync::Arc<dyn AuditStore>, node: String) -> Self {
@@ -307,20 +315,32 @@ impl Recorder {
         tokio::spawn(async move {
             let mut batch = Vec::new();
             while pending.recv_many(&mut batch, MAX_BATCH).await > 0 {
-                let events: Vec<AuditEvent> = batch.iter().filter_map(|(e, _)| e.clone()).collect();
-                let result = store.append_audit(&events).await;
+                // Nobody waits for these: let those that follow join them, so that a busy
+                // server appends in a few large transactions rather than one per request.
+                if batch.iter().all(|(_, reply)| reply.is_none()) {
+                    tokio::time::sleep(LINGER).await;
+                    while batch.len() < MAX_BATCH
+                        && let Ok(next) = pending.try_recv()
+                    {
+                        batch.push(next);
+                    }
+                }
+                let mut replies = Vec::new();
+                let mut events = Vec::with_capacity(batch.len());
+                for (event, reply) in batch.drain(..) {
+                    // A reply waits for the events before it and its own, if any.
+                    replies.extend(reply.map(|r| (events.len() + usize::from(event.is_some()), r)));
+                    events.extend(event);
+                }
+                let count = events.len();
+                let result = store.append_audit(events).await;
                 if let Err(e) = &result {
                     // Not at the target `audit`: that would be recorded, and fail, again.
-                    tracing::error!(target: "hawiya::audit", error = %e, events = events.len(), "audit events not appended");
+                    tracing::error!(target: "hawiya::audit", error = %e, events = count, "audit events not appended");
                 }
-                // The i-th event of the batch is entry last - count + 1 + i.
-                let (count, mut i) = (events.len() as u64, 0);
-                for (event, reply) in batch.drain(..) {
-                    let number = result.as_ref().map(|last| last + 1 + i - count).map_err(ToString::to_string);
-                    i += u64::from(event.is_some());
-                    if let Some(reply) = reply {
-                        let _ = reply.send(number);
-                    }
+                // The i-th event of the batch (from 1) is entry last - count + i.
+                for (i, reply) in replies {
+                    let _ = reply.send(result.as_ref().map(|last| last + i as u64 - count as u64).map_err(ToString::to_string));
                 }
             }
         });
@@ -332,9 +352,9 @@ impl Recorder {
         &self.node
     }
 
-    /// The event for `event` with `fields` (a JSON object, never a secret), now.
-    pub fn event(&self, event: &str, fields: &serde_json::Map<String, serde_json::Value>) -> AuditEvent {
-        AuditEvent { at: unix_millis(), node: self.node.clone(), event: event.to_owned(), fields: serde_json::Value::Object(fields.clone()).to_string() }
+    /// The event `event` with `fields` (the text of a JSON object, never a secret), now.
+    pub fn event(&self, event: String, fields: String) -> AuditEvent {
+        AuditEvent { at: unix_millis(), node: self.node.clone(), event, fields }
     }
 
     /// Appends `event` and returns its number once it is durable.
