@@ -198,7 +198,9 @@ fn main() -> ExitCode {
             Command::Policy(PolicyCommand::Check { dir }) => policy_check(dir).await,
             Command::Verify(_) => Ok(()),
             Command::Audit(command) => audit::run(command).await,
-            Command::Ra(RaCommand::AddOfficer { data, name }) => add_officer(&data, &name).map(|token| println!("RA token for {name} (shown once): {token}")),
+            Command::Ra(RaCommand::AddOfficer { data, name }) => {
+                add_officer(&data, &name).await.map(|token| println!("RA token for {name} (shown once): {token}"))
+            }
             #[cfg(feature = "demo")]
             Command::Device(command) => device::run(command).await,
         };
@@ -215,14 +217,17 @@ fn main() -> ExitCode {
 }
 
 /// Adds a registration officer to a data directory's configuration; returns their token.
-pub(crate) fn add_officer(data: &std::path::Path, name: &config::OfficerName) -> Result<String, Box<dyn std::error::Error>> {
+pub(crate) async fn add_officer(data: &std::path::Path, name: &config::OfficerName) -> Result<String, Box<dyn std::error::Error>> {
     let mut dir = config::DataDir::open(data)?;
     if dir.config.ra_officers.iter().any(|o| o.name == *name) {
         return Err(format!("an officer named {name:?} exists already", name = name.as_str()).into());
     }
+    // Opened first (it starts this command's audit recorder): no officer without its entry.
+    dir.store().await?;
     let token = idp::provider::random_token()?;
     dir.config.ra_officers.push(config::RaOfficer { name: name.clone(), token_sha256: config::TokenSha256::of(&token) });
     dir.update()?;
+    tracing::info!(target: "audit", event = "ra.officer_added", officer = name.as_str(), "registration officer added");
     Ok(token)
 }
 

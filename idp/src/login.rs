@@ -193,14 +193,17 @@ impl Provider {
             Verdict::Allowed(r) => r,
             Verdict::Blocked => {
                 Counters::count(&self.counters.login_failures);
+                tracing::warn!(target: "audit", event = "login.blocked", citizen = national_id, client = t.request.client_id.as_str(), "login refused: locked out");
                 return Ok(LoginStep::Failed(LoginFailure::Locked));
             }
         };
+        let client_id = t.request.client_id.clone();
+        let client = client_id.as_str();
         let fail = |why: LoginFailure, reservation: Reservation| async move {
             let n = reservation.count();
             let locked = reservation.failed(self.ephemeral.as_ref()).await?;
             Counters::count(&self.counters.login_failures);
-            tracing::warn!(target: "audit", event = "login.failure", reason = ?why, attempts = n, "login failed");
+            tracing::warn!(target: "audit", event = "login.failure", citizen = national_id, client, reason = ?why, attempts = n, locked, "login failed");
             // Progressive delay: each attempt on the citizen slows the next answer.
             tokio::time::sleep(Duration::from_millis(200 * n.min(10))).await;
             Ok::<LoginStep, OAuthError>(LoginStep::Failed(if locked { LoginFailure::Locked } else { why }))
@@ -280,8 +283,16 @@ impl Provider {
         now: i64,
     ) -> Result<LoginStep, OAuthError> {
         Counters::count(&self.counters.logins);
-        tracing::info!(target: "audit", event = "login.success", citizen = citizen.id, method = method.id, level = %method.level, "citizen logged in");
         let previous = self.session(cookie, now).await?.filter(|s| s.session.citizen_id == citizen.id);
+        let client = t.request.client_id.as_str();
+        match previous.as_ref().filter(|_| t.step_up) {
+            Some(p) => {
+                tracing::info!(target: "audit", event = "login.step_up", citizen = citizen.id, client, method = method.id, from = %p.session.level, level = %method.level, "citizen stepped up")
+            }
+            None => {
+                tracing::info!(target: "audit", event = "login.success", citizen = citizen.id, client, method = method.id, level = %method.level, "citizen logged in")
+            }
+        }
         let (sid, started, clients) = match &previous {
             Some(p) => {
                 self.ephemeral.delete(&keyspace::session(&p.id)).await?;

@@ -664,6 +664,11 @@ async fn oidcc_ensure_request_with_acr_values_succeeds_and_steps_up() {
     assert_eq!(high["acr"], "substantial");
     assert_eq!(high["amr"], json!(["pwd", "otp", "mfa"]));
     assert_eq!(high["sid"], low["sid"], "a step-up keeps the session");
+    let stepped = audit_entry(&p, "login.step_up").await;
+    assert_eq!(
+        (&stepped["client"], &stepped["from"], &stepped["level"], &stepped["method"]),
+        (&json!("land-registry"), &json!("low"), &json!("substantial"), &json!("password-totp"))
+    );
     assert!(high["auth_time"].as_i64().expect("auth_time") >= low["auth_time"].as_i64().expect("auth_time"));
     // The national id, for the service whose policy allows it only.
     let info = p.userinfo(&tokens).await;
@@ -2014,7 +2019,7 @@ async fn json_logs_carry_the_request_id_and_never_a_secret() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
-    for event in ["server.configured", "login.failure", "login.success", "consent.given", "token.issued", "code.reused"] {
+    for event in ["server.configured", "key.generated", "login.failure", "login.success", "consent.given", "token.issued", "code.reused"] {
         assert!(exported.contains(&format!("\"event\":\"{event}\"")), "{event} in the audit log:\n{exported}");
     }
     for (what, value) in secrets {
@@ -2073,4 +2078,23 @@ fn appears(line: &str, value: &str) -> bool {
     }
     let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
     line.match_indices(value).any(|(i, _)| !(alnum(line[..i].chars().next_back()) || alnum(line[i + value.len()..].chars().next())))
+}
+
+/// The fields of the first entry of the audit log for `event`, once the server has appended
+/// it (it appends within milliseconds of the event, not before answering).
+async fn audit_entry(p: &Provider, event: &str) -> Value {
+    let (data, out) = (p.d.data.display().to_string(), p.d.path("audit-entry.jsonl").display().to_string());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        p.d.ok(&["audit", "export", "--data", &data, "--out", &out]);
+        let text = std::fs::read_to_string(&out).expect("export");
+        for line in text.lines() {
+            let entry: Value = serde_json::from_str(line).expect("a JSON line");
+            if entry["entry"]["event"] == event {
+                return serde_json::from_str(entry["entry"]["fields"].as_str().expect("fields")).expect("a JSON object");
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "no {event} in the audit log:\n{text}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
