@@ -193,7 +193,7 @@ impl Provider {
             Verdict::Allowed(r) => r,
             Verdict::Blocked => {
                 Counters::count(&self.counters.login_failures);
-                tracing::warn!(target: "audit", event = "login.blocked", citizen = national_id, client = t.request.client_id.as_str(), "login refused: locked out");
+                tracing::warn!(target: "audit", event = "login.blocked", national_id, client = t.request.client_id.as_str(), "login refused: locked out");
                 return Ok(LoginStep::Failed(LoginFailure::Locked));
             }
         };
@@ -203,7 +203,7 @@ impl Provider {
             let n = reservation.count();
             let locked = reservation.failed(self.ephemeral.as_ref()).await?;
             Counters::count(&self.counters.login_failures);
-            tracing::warn!(target: "audit", event = "login.failure", citizen = national_id, client, reason = ?why, attempts = n, locked, "login failed");
+            tracing::warn!(target: "audit", event = "login.failure", national_id, client, reason = ?why, attempts = n, locked, "login failed");
             // Progressive delay: each attempt on the citizen slows the next answer.
             tokio::time::sleep(Duration::from_millis(200 * n.min(10))).await;
             Ok::<LoginStep, OAuthError>(LoginStep::Failed(if locked { LoginFailure::Locked } else { why }))
