@@ -9,7 +9,7 @@
 //! or `--trust`), carry the audit-log policy and digitalSignature, and its key must have
 //! signed the checkpoint. `export` writes entries as JSON lines, `{"entry": …}` in order,
 //! then the checkpoints over them, `{"checkpoint": …}` — the format of `store::audit`'s
-//! types, which the module doc of `store/src/audit.rs` defines octet by octet for
+//! types, which the module doc of `store/src/audit/mod.rs` defines octet by octet for
 //! independent verifiers.
 
 use std::io::{BufRead, Write};
