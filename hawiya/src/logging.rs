@@ -79,8 +79,10 @@ pub fn start_audit(store: std::sync::Arc<dyn store::audit::AuditStore>) {
 
 /// Waits until every audit event of this process is in the audit log (before it exits).
 pub async fn flush_audit() {
-    if let Err(e) = audit::flush().await {
-        eprintln!("warning: audit events of this command may be missing from the audit log: {e}");
+    match tokio::time::timeout(std::time::Duration::from_secs(10), audit::flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => eprintln!("warning: audit events of this command may be missing from the audit log: {e}"),
+        Err(_) => eprintln!("warning: audit events of this command are missing from the audit log: it was not writable for 10 s"),
     }
 }
 

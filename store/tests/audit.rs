@@ -73,7 +73,7 @@ async fn replicas_appending_at_once_keep_one_chain(b: Backend) {
                     // Batches of one to three events, all or none.
                     let batch: Vec<AuditEvent> = (0..=(i % 3)).map(|k| event(r, t * 100 + i * 10 + k)).collect();
                     let n = batch.len() as u64;
-                    let seq = s.append_audit(batch).await.expect("append");
+                    let seq = s.append_audit(batch.into()).await.expect("append");
                     assert!(seq >= last + n, "numbers only grow: {seq} after {last}");
                     last = seq;
                 }
@@ -95,7 +95,7 @@ async fn replicas_appending_at_once_keep_one_chain(b: Backend) {
     // A range read from the middle.
     let middle = b.store.audit_entries(100, 5).await.expect("entries");
     assert_eq!(middle.iter().map(|e| e.seq).collect::<Vec<_>>(), [100, 101, 102, 103, 104]);
-    assert_eq!(b.store.append_audit(Vec::new()).await.expect("nothing to append"), total as u64);
+    assert_eq!(b.store.append_audit(Vec::new().into()).await.expect("nothing to append"), total as u64);
 }
 
 async fn keeps_checkpoints_once(b: Backend) {
@@ -178,12 +178,50 @@ async fn a_recorder_commits_many_events_together_and_tells_each_its_number(b: Ba
     verify(entries, 1, &[], any_signature).expect("one chain");
 }
 
+async fn a_recorder_keeps_what_the_database_refused_and_appends_it_once_it_can(b: Backend) {
+    let (block, unblock) = match b.config {
+        DurableConfig::Sqlite { .. } => {
+            ("CREATE TRIGGER outage BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'the database is down'); END", "DROP TRIGGER outage")
+        }
+        DurableConfig::Postgres { .. } => {
+            ("ALTER TABLE audit_log ADD CONSTRAINT outage CHECK (false) NOT VALID", "ALTER TABLE audit_log DROP CONSTRAINT outage")
+        }
+    };
+    b.tamper(block).await.expect("block");
+    let recorder = store::audit::Recorder::start(b.store.clone(), "replica-a".into());
+    for n in 1..=3 {
+        recorder.submit(recorder.event("token.issued".into(), format!("{{\"n\":{n}}}")));
+    }
+    let flushed = tokio::spawn({
+        let recorder = recorder.clone();
+        async move { recorder.flush().await }
+    });
+    // The recorder tries, fails, waits and tries again: nothing is appended meanwhile, and
+    // the flush waits.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert_eq!(b.store.audit_head().await.expect("head"), None);
+    assert!(!flushed.is_finished(), "a flush returns once the events are in the log, not before");
+    recorder.submit(recorder.event("logout".into(), "{}".into()));
+    b.tamper(unblock).await.expect("unblock");
+    tokio::time::timeout(std::time::Duration::from_secs(10), flushed).await.expect("appended once the database takes them").expect("join").expect("flush");
+    recorder.flush().await.expect("flush");
+    let entries = b.store.audit_entries(1, 100).await.expect("entries");
+    let got: Vec<(&str, &str)> = entries.iter().map(|e| (e.event.event.as_str(), e.event.fields.as_str())).collect();
+    assert_eq!(
+        got,
+        [("token.issued", r#"{"n":1}"#), ("token.issued", r#"{"n":2}"#), ("token.issued", r#"{"n":3}"#), ("logout", "{}")],
+        "all of them, once, in order"
+    );
+    verify(entries, 1, &[], any_signature).expect("one chain");
+}
+
 each_backend! {
     backends: [sqlite, postgres],
     tests: [
         replicas_appending_at_once_keep_one_chain,
         keeps_checkpoints_once,
         a_recorder_commits_many_events_together_and_tells_each_its_number,
+        a_recorder_keeps_what_the_database_refused_and_appends_it_once_it_can,
         the_database_refuses_changes_and_the_verifier_names_what_bypassed_it,
     ],
 }

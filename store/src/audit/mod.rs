@@ -39,7 +39,7 @@ pub trait AuditStore: Send + Sync + std::fmt::Debug {
     /// Appends `events`, in order, after the log's last entry, all or none; durable when
     /// this returns. The number of the last entry appended (of the last entry when `events`
     /// is empty).
-    async fn append_audit(&self, events: Vec<AuditEvent>) -> Result<u64, StoreError>;
+    async fn append_audit(&self, events: std::sync::Arc<[AuditEvent]>) -> Result<u64, StoreError>;
 
     /// Up to `limit` entries from entry `from` on, in order.
     async fn audit_entries(&self, from: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
@@ -123,21 +123,6 @@ pub fn entry_hash(prev: &[u8; 32], seq: u64, event: &AuditEvent) -> [u8; 32] {
     let mut out = [0; 32];
     out.copy_from_slice(d.finish().as_ref());
     out
-}
-
-/// Chains `events` after the entry `head` (`None`: the log is empty).
-pub fn chain(head: Option<(u64, [u8; 32])>, events: Vec<AuditEvent>) -> Vec<AuditEntry> {
-    let (mut seq, mut prev) = head.unwrap_or((0, [0; 32]));
-    events
-        .into_iter()
-        .map(|event| {
-            seq += 1;
-            let hash = entry_hash(&prev, seq, &event);
-            let entry = AuditEntry { seq, event, prev, hash };
-            prev = hash;
-            entry
-        })
-        .collect()
 }
 
 impl Checkpoint {
@@ -290,7 +275,9 @@ pub fn verify(
 
 /// Appends a process's events with group commit: events submitted while an append is under
 /// way, or within [`LINGER`] of the first, go in one append, so a busy server pays one
-/// transaction for many events.
+/// transaction for many events. An append that fails (the database is down, failing over)
+/// is tried again, with the events after it waiting their turn, until it succeeds: an outage
+/// delays the log but leaves no hole in it while the process lives.
 #[derive(Clone, Debug)]
 pub struct Recorder {
     node: String,
@@ -299,7 +286,7 @@ pub struct Recorder {
 
 /// An event waiting for its append and who waits for it (`None`: nobody), or someone
 /// waiting for everything before to be appended (a `None` event).
-type Pending = (Option<AuditEvent>, Option<tokio::sync::oneshot::Sender<Result<u64, String>>>);
+type Pending = (Option<AuditEvent>, Option<tokio::sync::oneshot::Sender<u64>>);
 
 /// The most events one append takes.
 const MAX_BATCH: usize = 512;
@@ -307,6 +294,10 @@ const MAX_BATCH: usize = 512;
 /// How long submitted events wait for others before their append: what a replica killed
 /// outright can lose of the events it has not written yet. A flush does not wait.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// The first wait before an append is tried again, doubling up to [`RETRY_MAX`].
+const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(100);
+const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Recorder {
     /// Starts appending to `store` on the current tokio runtime, as replica `node`.
@@ -332,15 +323,22 @@ impl Recorder {
                     replies.extend(reply.map(|r| (events.len() + usize::from(event.is_some()), r)));
                     events.extend(event);
                 }
-                let count = events.len();
-                let result = store.append_audit(events).await;
-                if let Err(e) = &result {
-                    // Not at the target `audit`: that would be recorded, and fail, again.
-                    tracing::error!(target: "hawiya::audit", error = %e, events = count, "audit events not appended");
-                }
+                let (count, events) = (events.len() as u64, std::sync::Arc::<[AuditEvent]>::from(events));
+                let mut wait = RETRY_FIRST;
+                let last = loop {
+                    match store.append_audit(events.clone()).await {
+                        Ok(last) => break last,
+                        Err(e) => {
+                            // Not at the target `audit`: that would be recorded, and fail, again.
+                            tracing::error!(target: "hawiya::audit", error = %e, events = count, retry_in_ms = wait.as_millis() as u64, "audit events not appended yet");
+                            tokio::time::sleep(wait).await;
+                            wait = (wait * 2).min(RETRY_MAX);
+                        }
+                    }
+                };
                 // The i-th event of the batch (from 1) is entry last - count + i.
                 for (i, reply) in replies {
-                    let _ = reply.send(result.as_ref().map(|last| last + i as u64 - count as u64).map_err(ToString::to_string));
+                    let _ = reply.send(last + i as u64 - count);
                 }
             }
         });
@@ -361,7 +359,7 @@ impl Recorder {
     pub async fn record(&self, event: AuditEvent) -> Result<u64, StoreError> {
         let (reply, done) = tokio::sync::oneshot::channel();
         self.queue.send((Some(event), Some(reply))).map_err(|_| StoreError::Unavailable("the audit recorder has stopped"))?;
-        done.await.map_err(|_| StoreError::Unavailable("the audit recorder has stopped"))?.map_err(|e| StoreError::database("audit log", e))
+        done.await.map_err(|_| StoreError::Unavailable("the audit recorder has stopped"))
     }
 
     /// Appends `event` without waiting (from a log layer, which cannot).
@@ -369,11 +367,12 @@ impl Recorder {
         let _ = self.queue.send((Some(event), None));
     }
 
-    /// Returns once every event submitted before is durable (a command that ends).
+    /// Returns once every event submitted before is durable (however long the database takes
+    /// to come back: callers that cannot wait put a timeout around it).
     pub async fn flush(&self) -> Result<(), StoreError> {
         let (reply, done) = tokio::sync::oneshot::channel();
         self.queue.send((None, Some(reply))).map_err(|_| StoreError::Unavailable("the audit recorder has stopped"))?;
-        done.await.map_err(|_| StoreError::Unavailable("the audit recorder has stopped"))?.map(drop).map_err(|e| StoreError::database("audit log", e))
+        done.await.map(drop).map_err(|_| StoreError::Unavailable("the audit recorder has stopped"))
     }
 }
 
@@ -401,6 +400,21 @@ mod hex_32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Chains `events` after the entry `head` (`None`: the log is empty).
+    fn chain(head: Option<(u64, [u8; 32])>, events: Vec<AuditEvent>) -> Vec<AuditEntry> {
+        let (mut seq, mut prev) = head.unwrap_or((0, [0; 32]));
+        events
+            .into_iter()
+            .map(|event| {
+                seq += 1;
+                let hash = entry_hash(&prev, seq, &event);
+                let entry = AuditEntry { seq, event, prev, hash };
+                prev = hash;
+                entry
+            })
+            .collect()
+    }
 
     fn event(n: u32) -> AuditEvent {
         AuditEvent { at: 1_764_400_000_000 + i64::from(n), node: "replica-a".into(), event: "login.succeeded".into(), fields: format!("{{\"n\":{n}}}") }
