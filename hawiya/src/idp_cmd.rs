@@ -34,6 +34,11 @@ pub async fn provider(
 ) -> Result<Provider, Box<dyn std::error::Error>> {
     let mut settings = Settings::new(issuer, data.provider_secret()?);
     settings.trusted_proxies = data.trusted_proxies()?;
+    // Password logins that may wait for a check beyond those running (idp::admission):
+    // HAWIYA_LOGIN_QUEUE, 32 per core unless it says otherwise.
+    if let Ok(v) = std::env::var("HAWIYA_LOGIN_QUEUE") {
+        settings.login_queue = v.trim().parse().map_err(|_| format!("HAWIYA_LOGIN_QUEUE: a number of waiting logins (0 or more), not {v:?}"))?;
+    }
     // A replaced key stays published as long as an id_token it signed may be presented,
     // plus a margin for clocks.
     let retention = settings.id_token_ttl + Duration::from_secs(300);

@@ -38,6 +38,7 @@
 
 use std::time::Duration;
 
+pub mod admission;
 pub mod authorize;
 pub mod backchannel;
 mod cache;
@@ -98,6 +99,10 @@ pub struct Settings {
     pub backchannel_retry: backchannel::Retry,
     /// Reverse proxies whose `X-Forwarded-For` is believed (none by default).
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Password logins that may wait for a password check beyond those running (one per
+    /// core); past them a login is refused at once with 503 ([`admission`]). 32 per core by
+    /// default: about a second of waiting with production Argon2id parameters.
+    pub login_queue: usize,
 }
 
 impl std::fmt::Debug for Settings {
@@ -121,6 +126,7 @@ impl Settings {
             secret,
             backchannel_retry: backchannel::Retry::default(),
             trusted_proxies: Vec::new(),
+            login_queue: 32 * cores(),
         }
     }
 }
@@ -174,4 +180,9 @@ pub enum IdpError {
     /// The cryptographic library failed.
     #[error("cryptographic operation failed: {0}")]
     Crypto(&'static str),
+}
+
+/// The cores this process may use (2 if unknown).
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
 }

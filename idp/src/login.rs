@@ -60,6 +60,9 @@ pub enum LoginFailure {
     BadCode,
     /// Too many failures: try again later.
     Locked,
+    /// The server has more password checks waiting than it takes: try again in a minute
+    /// (counts against nobody).
+    Busy,
 }
 
 /// What a login step produced.
@@ -189,6 +192,22 @@ impl Provider {
     ) -> Result<LoginStep, OAuthError> {
         let national_id = national_id.as_str();
         let Some(mut t) = self.transaction(tx).await? else { return Err(OAuthError::invalid_request("the login has expired; start again")) };
+        // The second step of a login whose password step passed in this transaction (which
+        // is bound to this browser) asks for the code only.
+        let password_done = t.pending_citizen.as_deref() == Some(national_id) && password.is_empty();
+        // A place for the password check, before the attempt is counted: a login refused
+        // for the server's load is not the citizen's failure.
+        let admitted = match password_done {
+            true => None,
+            false => match self.hashing.enter().await {
+                Some(admitted) => Some(admitted),
+                None => {
+                    Counters::count(&self.counters.logins_shed);
+                    tracing::warn!(national_id, "login refused unchecked: the password checks queue is full");
+                    return Ok(LoginStep::Failed(LoginFailure::Busy));
+                }
+            },
+        };
         let reservation = match self.throttle.reserve(self.ephemeral.as_ref(), Action::Password, national_id, browser.address, browser.device).await? {
             Verdict::Allowed(r) => r,
             Verdict::Blocked => {
@@ -209,9 +228,6 @@ impl Provider {
             Ok::<LoginStep, OAuthError>(LoginStep::Failed(if locked { LoginFailure::Locked } else { why }))
         };
         let citizen = self.durable.citizen(national_id).await?;
-        // The second step of a login whose password step passed in this transaction (which
-        // is bound to this browser) asks for the code only.
-        let password_done = t.pending_citizen.as_deref() == Some(national_id) && password.is_empty();
         if password_done && t.step_up {
             let live = self.session(browser.session, now).await?;
             if live.is_none_or(|s| citizen.as_ref().is_none_or(|c| c.id != s.session.citizen_id)) {
@@ -225,12 +241,11 @@ impl Provider {
             };
             let stored = citizen.as_ref().map(|c| c.password_hash.clone());
             // Argon2id takes tens of milliseconds and 19 MiB: off the async workers, and no
-            // more at once than there are cores (a flood of logins queues, it does not
-            // exhaust memory).
-            let _permit = self.hashing.acquire().await.map_err(OAuthError::server)?;
+            // more at once than there are cores (`admitted`, crate::admission).
             let hasher = Arc::clone(&self.hasher);
             let matches = tokio::task::spawn_blocking(move || hasher.verify(&password, stored.as_deref()));
             let matches = matches.await.map_err(OAuthError::server)??;
+            drop(admitted);
             if !matches {
                 return fail(LoginFailure::BadCredentials, reservation).await;
             }

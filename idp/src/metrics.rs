@@ -16,6 +16,7 @@ use telemetry::{Counter, Exposition, Histogram};
 pub struct Counters {
     pub(crate) logins: Counter,
     pub(crate) login_failures: Counter,
+    pub(crate) logins_shed: Counter,
     pub(crate) code_exchanges: Counter,
     pub(crate) refreshes: Counter,
     pub(crate) token_reuse: Counter,
@@ -125,6 +126,7 @@ impl Counters {
 pub fn render(counters: &Counters, (checks, cpu_nanos): (u64, u64), e: &mut Exposition) {
     e.counter("hawiya_logins_total", "Citizens' logins that succeeded.", &[(&[], counters.logins.get())]);
     e.counter("hawiya_login_failures_total", "Login attempts refused (wrong credentials, lockout).", &[(&[], counters.login_failures.get())]);
+    e.counter("hawiya_logins_shed_total", "Password logins refused unchecked, the checks' queue being full (503).", &[(&[], counters.logins_shed.get())]);
     e.counter(
         "hawiya_tokens_issued_total",
         "Token responses, by grant type.",

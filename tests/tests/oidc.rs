@@ -1444,6 +1444,51 @@ async fn thirty_guesses_at_once_cannot_outrun_the_lockout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_surge_past_the_password_checks_queue_is_turned_away_at_once_and_counts_against_nobody() {
+    // No queue: a login that finds every core checking a password is refused at once.
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let p = Provider::start_with(|d| {
+        d.set_env("HAWIYA_METRICS_LISTEN", &metrics);
+        d.set_env("HAWIYA_LOGIN_QUEUE", "0");
+        d.serve();
+    });
+    let mut b = p.browser();
+    let r = b.get(&p.authorize_url("civil-status", CB, &[("ui_locales", "en")])).await;
+    let (page, _) = b.follow(r).await;
+    let (tx, csrf) = (hidden(&page.body, "tx"), hidden(&page.body, "csrf"));
+    // One client for all, so that the thirty arrive together.
+    let (http, mut surge) = (p.http(), Vec::new());
+    for i in 0..30 {
+        let request = http.post(format!("{}/login", p.issuer)).header("cookie", b.cookie_header()).form(&[
+            ("tx", tx.as_str()),
+            ("csrf", csrf.as_str()),
+            ("national_id", CITIZEN),
+            ("password", &format!("a guess in the surge {i}")),
+        ]);
+        surge.push(tokio::spawn(async move {
+            let r = request.send().await.expect("post");
+            let retry_after = r.headers().get("retry-after").map(|v| v.to_str().expect("ascii").to_owned());
+            (r.status().as_u16(), retry_after, r.text().await.expect("body"))
+        }));
+    }
+    let (mut checked, mut shed) = (0, 0);
+    for answer in surge {
+        match answer.await.expect("task") {
+            (401, None, _) => checked += 1,
+            (503, Some(after), body) if after == "60" && body.contains("please try again in a minute") && body.contains(r#"name="password""#) => shed += 1,
+            other => panic!("neither checked nor turned away: {other:?}"),
+        }
+    }
+    assert!(shed >= 20 && checked >= 1, "{checked} checked, {shed} turned away");
+    assert_eq!(metric(&p, &metrics, "hawiya_logins_shed_total").await, shed);
+    // The citizen's attempts: only the checked guesses counted (five would lock), so the
+    // right password still logs in.
+    assert!(checked < 5, "{checked} guesses were checked; the test needs fewer than the lockout's five");
+    let r = b.submit_login(&page.body, CITIZEN, PASSWORD, None).await;
+    assert_eq!(r.status, 303, "the turned-away attempts counted against nobody: {}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strangers_failures_do_not_lock_the_citizen_out_of_their_own_browser() {
     let p = Provider::start();
     // The citizen logs in once in their own browser, which keeps a device cookie.
