@@ -44,6 +44,14 @@ pub mod names {
     /// The issuing CAs, in ceremony order.
     pub const ISSUING: [&str; 3] = [CITIZEN_AUTHENTICATION, CITIZEN_SIGNING, SERVICES];
 
+    /// The name of generation `n` (1, 2, …) of issuing CA `ca`: the ceremony's is `ca`
+    /// itself, each renewal's `ca-n` (`citizen-authentication-ca-2`); the name is the file
+    /// name of its certificate and CRL (`/ca/citizen-authentication-ca-2.crt`,
+    /// `/crl/citizen-authentication-ca-2.crl`), so generations never share a URL.
+    pub fn generation(ca: &str, n: usize) -> String {
+        if n <= 1 { ca.to_owned() } else { format!("{ca}-{n}") }
+    }
+
     /// The name of the delegated OCSP responder of issuing CA `ca`.
     pub fn ocsp_responder(ca: &str) -> String {
         format!("{ca}-ocsp")

@@ -153,12 +153,42 @@ async fn records_one_ceremony_only(b: Backend) {
             algorithm: "ES384".into(),
             certificate: "3000".into(),
         }],
+        renewals: Vec::new(),
     };
     s.put_ceremony(&record).await.expect("first");
     let mut second = record.clone();
     second.country = "QA".into();
     assert!(matches!(s.put_ceremony(&second).await, Err(StoreError::CeremonyExists(when)) if when == record.performed_at));
     assert_eq!(s.ceremony().await.expect("read"), Some(record));
+}
+
+async fn updates_the_ceremony_only_from_what_it_holds(b: Backend) {
+    let s = &b.store;
+    let record = CeremonyRecord {
+        performed_at: "2026-11-23T00:00:00Z".into(),
+        country: "JO".into(),
+        base_url: "http://127.0.0.1:8080".into(),
+        authorities: Vec::new(),
+        renewals: Vec::new(),
+    };
+    // Nothing to update before the ceremony.
+    assert!(matches!(s.update_ceremony(&record, &record).await, Err(StoreError::CeremonyChanged)));
+    assert_eq!(s.ceremony().await.expect("read"), None);
+    s.put_ceremony(&record).await.expect("ceremony");
+    let mut renewed = record.clone();
+    renewed.renewals.push(store::RenewalRecord {
+        performed_at: "2026-11-24T00:00:00Z".into(),
+        ca: "citizen-authentication-ca".into(),
+        generation: "citizen-authentication-ca-2".into(),
+        replaces: "citizen-authentication-ca".into(),
+    });
+    s.update_ceremony(&record, &renewed).await.expect("renewal");
+    assert_eq!(s.ceremony().await.expect("read"), Some(renewed.clone()));
+    // A second update made from the old record (a concurrent renewal) changes nothing.
+    let mut other = record.clone();
+    other.country = "QA".into();
+    assert!(matches!(s.update_ceremony(&record, &other).await, Err(StoreError::CeremonyChanged)));
+    assert_eq!(s.ceremony().await.expect("read"), Some(renewed));
 }
 
 async fn records_timestamps_all_or_none(b: Backend) {
@@ -481,6 +511,7 @@ each_backend! {
         lists_newest_first,
         numbers_crls_and_keeps_the_newest,
         records_one_ceremony_only,
+        updates_the_ceremony_only_from_what_it_holds,
         records_timestamps_all_or_none,
         records_signatures,
         resolves_pairwise_subjects_per_sector,

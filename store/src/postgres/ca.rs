@@ -208,6 +208,18 @@ impl CaStore for PostgresStore {
         row.map(|r| serde_json::from_str(r.get::<_, &str>(0)).map_err(|e| StoreError::Corrupt(format!("ceremony record: {e}")))).transpose()
     }
 
+    async fn update_ceremony(&self, previous: &CeremonyRecord, next: &CeremonyRecord) -> Result<(), StoreError> {
+        let (previous, next) = (serde_json::to_string(previous), serde_json::to_string(next));
+        let (previous, next) = (previous.map_err(|e| StoreError::Corrupt(e.to_string()))?, next.map_err(|e| StoreError::Corrupt(e.to_string()))?);
+        // One statement: the record is replaced only if it is, to the byte, the one read (the
+        // same serializer wrote both).
+        let updated = self.conn().client.execute("UPDATE ceremony SET record = $2 WHERE id = 1 AND record = $1", &[&previous, &next]).await.map_err(db)?;
+        if updated == 0 {
+            return Err(StoreError::CeremonyChanged);
+        }
+        Ok(())
+    }
+
     async fn record_timestamps(&self, records: &[TimestampRecord]) -> Result<(), StoreError> {
         // One statement, so one transaction: all of the group or none of it.
         let column = |f: fn(&TimestampRecord) -> String| records.iter().map(f).collect::<Vec<_>>();

@@ -229,6 +229,23 @@ impl CaStore for SqliteStore {
         })
     }
 
+    async fn update_ceremony(&self, previous: &CeremonyRecord, next: &CeremonyRecord) -> Result<(), StoreError> {
+        let json = serde_json::to_string(next).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let previous = previous.clone();
+        // The writer is one connection: nothing changes the record between reading and writing.
+        self.write(move |conn| {
+            let existing: Option<String> = conn.query_row("SELECT record FROM ceremony WHERE id = 1", [], |r| r.get(0)).optional().map_err(db)?;
+            let existing =
+                existing.map(|j| serde_json::from_str::<CeremonyRecord>(&j).map_err(|e| StoreError::Corrupt(format!("ceremony record: {e}")))).transpose()?;
+            if existing.as_ref() != Some(&previous) {
+                return Err(StoreError::CeremonyChanged);
+            }
+            conn.execute("UPDATE ceremony SET record = ?1 WHERE id = 1", [&json]).map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn record_timestamps(&self, records: &[TimestampRecord]) -> Result<(), StoreError> {
         let records = records.to_vec();
         self.write(move |conn| {
