@@ -3,7 +3,9 @@
 //! A key ceremony ([`ceremony`]) builds the hierarchy — National Root CA, Citizen
 //! Authentication CA, Citizen Signing CA, Services CA, a delegated OCSP responder per
 //! issuing CA and the timestamp authority — with keys in the key store and certificate
-//! contents from the profiles in `policies/`. The [`Authority`] then issues certificates from
+//! contents from the profiles in `policies/`; [`ceremony::renew`] later gives an issuing CA a
+//! new generation (key, certificate, responder) while the old one keeps answering for what it
+//! issued. The [`Authority`] then issues certificates from
 //! PKCS#10 requests for identities that an upper layer has already proven (it never knows
 //! how the caller logged in), revokes and suspends them, signs CRLs, and answers OCSP
 //! ([`ocsp`]). The timestamp authority ([`tsa`]) issues RFC 3161 tokens. [`http`] serves CA

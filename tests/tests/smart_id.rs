@@ -264,8 +264,7 @@ async fn id_token_claims(d: &Deployment, secret: &str, code: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smart_id_logs_in_at_level_high_and_refuses_what_it_must() {
     let (d, _) = deployment();
-    let secret = d.ok(&["client", "add", "--id", "notary", "--redirect-uri", CB, "--auth-method", "client_secret_basic", "--id-token-alg", "ES256"]);
-    let secret = secret.lines().find_map(|l| l.strip_prefix("client_secret: ")).expect("secret").to_owned();
+    let secret = notary(&d);
     let card_env = smart_card(d.dir.path());
     let env: Vec<(&str, &str)> = card_env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let card = d.path("card");
@@ -419,54 +418,57 @@ async fn smart_id_logs_in_at_level_high_and_refuses_what_it_must() {
     assert!(claims["auth_time"].as_i64() >= low_claims["auth_time"].as_i64());
 }
 
+/// Registers the notary (a high service, client_secret_basic); its secret.
+fn notary(d: &Deployment) -> String {
+    let out = d.ok(&["client", "add", "--id", "notary", "--redirect-uri", CB, "--auth-method", "client_secret_basic", "--id-token-alg", "ES256"]);
+    out.lines().find_map(|l| l.strip_prefix("client_secret: ")).expect("secret").to_owned()
+}
+
+/// Enrols `national_id` on a fresh smart card (SoftHSM2 tokens under `name`) and activates
+/// it; the card's device directory and environment.
+fn activated_card(d: &Deployment, name: &str, national_id: &str) -> (PathBuf, Vec<(String, String)>) {
+    std::fs::create_dir_all(d.path(name)).expect("dir");
+    let env = smart_card(&d.path(name));
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let card = d.path(&format!("{name}-device"));
+    let module = softhsm_module().display().to_string();
+    let o = activate(d, &card, &enroll(d, national_id, "hardware"), &["--pkcs11-module", &module], &pairs);
+    assert!(o.status.success(), "{}", stderr(&o));
+    (card, env)
+}
+
+/// A login to the notary approved on `card` with PIN1; the id_token's claims.
+async fn card_login(d: &Deployment, card: &Path, env: &[(String, String)], national_id: &str, secret: &str) -> Value {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut b = browser(d);
+    let (poll, code) = start_login(&mut b, &authorize(d, "&ui_locales=en"), national_id).await;
+    let o = device(card, &["approve", "--pin-stdin", "--code", &code], Some(PIN1), &env);
+    assert!(o.status.success(), "approve: {}", stderr(&o));
+    let r = b.get(&poll).await;
+    let out = b.through_consent(r).await;
+    id_token_claims(d, secret, &hawiya_e2e::web::param(&out, "code").expect("a code for the notary")).await
+}
+
 /// After `hawiya keys renew-ca --ca citizen-authentication-ca`, a smart card whose
 /// certificate the old generation issued still logs in at level high (the server trusts every
-/// generation and the old one still answers OCSP), while new enrolments get certificates of
-/// the new generation.
+/// generation and the old one still answers OCSP), and a citizen enrolled afterwards gets a
+/// certificate of the new generation and logs in with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_smart_id_of_the_renewed_ca_s_old_generation_still_logs_in() {
     let (mut d, _) = deployment();
-    let secret = d.ok(&["client", "add", "--id", "notary", "--redirect-uri", CB, "--auth-method", "client_secret_basic", "--id-token-alg", "ES256"]);
-    let secret = secret.lines().find_map(|l| l.strip_prefix("client_secret: ")).expect("secret").to_owned();
-    let card_env = smart_card(d.dir.path());
-    let env: Vec<(&str, &str)> = card_env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let card = d.path("card");
-    let module = softhsm_module().display().to_string();
-    let o = activate(&d, &card, &enroll(&d, SAMI, "hardware"), &["--pkcs11-module", &module], &env);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let secret = notary(&d);
+    let (sami, sami_env) = activated_card(&d, "sami", SAMI);
     let old = d.ok(&["ca", "list", "--issuer", "citizen-authentication-ca"]);
     assert!(old.contains("citizen-authentication "), "Sami's certificate is of the first generation: {old}");
 
     d.ok(&["keys", "renew-ca", "--ca", "citizen-authentication-ca"]);
     d.restart();
+    assert_eq!(card_login(&d, &sami, &sami_env, SAMI, &secret).await["acr"], "high");
 
-    let mut b = browser(&d);
-    let (poll, code) = start_login(&mut b, &authorize(&d, "&ui_locales=en"), SAMI).await;
-    let o = device(&card, &["approve", "--pin-stdin", "--code", &code], Some(PIN1), &env);
-    assert!(o.status.success(), "approve: {}", stderr(&o));
-    let r = b.get(&poll).await;
-    let out = b.through_consent(r).await;
-    let code_param = hawiya_e2e::web::param(&out, "code").expect("a code for the notary");
-    let claims = id_token_claims(&d, &secret, &code_param).await;
-    assert_eq!(claims["acr"], "high", "{claims}");
-
-    // A citizen enrolled now gets a certificate of the new generation, and logs in with it.
-    std::fs::create_dir_all(d.path("layla")).expect("dir");
-    let card_env = smart_card(&d.path("layla"));
-    let env: Vec<(&str, &str)> = card_env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let card = d.path("layla-card");
-    let o = activate(&d, &card, &enroll(&d, LAYLA, "hardware"), &["--pkcs11-module", &module], &env);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let (layla, layla_env) = activated_card(&d, "layla", LAYLA);
     let new = d.ok(&["ca", "list", "--issuer", "citizen-authentication-ca-2"]);
     assert!(new.contains("citizen-authentication "), "Layla's certificate is of the new generation: {new}");
-    let mut b = browser(&d);
-    let (poll, code) = start_login(&mut b, &authorize(&d, "&ui_locales=en"), LAYLA).await;
-    let o = device(&card, &["approve", "--pin-stdin", "--code", &code], Some(PIN1), &env);
-    assert!(o.status.success(), "approve: {}", stderr(&o));
-    let r = b.get(&poll).await;
-    let out = b.through_consent(r).await;
-    let code_param = hawiya_e2e::web::param(&out, "code").expect("a code for the notary");
-    assert_eq!(id_token_claims(&d, &secret, &code_param).await["acr"], "high");
+    assert_eq!(card_login(&d, &layla, &layla_env, LAYLA, &secret).await["acr"], "high");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
