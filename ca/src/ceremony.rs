@@ -315,11 +315,10 @@ pub async fn renew(keys: Arc<dyn KeyStore>, store: Arc<dyn CaStore>, policies: A
     let renewal = store::RenewalRecord { performed_at, ca: ca.to_owned(), generation: next.clone(), replaces: current.name.clone() };
     record.renewals.push(renewal.clone());
     let replaced_until = current.not_after.unix_timestamp();
-    for certificate in &stored {
-        store.insert_certificate(certificate).await?;
-    }
     let renewed = Authority::from_record(store.clone(), keys, policies, record.clone())?;
-    store.update_ceremony(&previous, &record).await?;
+    // The record and the two certificates, all or nothing: a concurrent renewal that got there
+    // first leaves this one's keys unused and nothing else.
+    store.update_ceremony(&previous, &record, &stored).await?;
     tracing::info!(
         target: "audit",
         event = "ca.renewed",

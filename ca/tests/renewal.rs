@@ -130,3 +130,35 @@ async fn soft_sqlite_renewal_moves_issuance_and_keeps_the_old_generation() {
 async fn pkcs11_postgres_renewal_moves_issuance_and_keeps_the_old_generation() {
     renewal_moves_issuance_and_keeps_the_old_generation(pki(true, true).await).await;
 }
+
+/// Two renewals of one CA at once: one is recorded with its two certificates; the other
+/// records nothing.
+async fn concurrent_renewals_record_one(pki: Pki) {
+    let (_, count, _) = state(&pki).await;
+    let renew = || ca::ceremony::renew(pki.keys.clone(), pki.store.clone(), pki.policies.clone(), "citizen-signing-ca");
+    let (a, b) = tokio::join!(renew(), renew());
+    let (won, lost) = match (a, b) {
+        (Ok(won), Err(lost)) | (Err(lost), Ok(won)) => (won, lost),
+        (a, b) => panic!("exactly one renewal wins: {a:?} {b:?}"),
+    };
+    // Which refusal depends on how far the loser got: the record moved under it, the first
+    // one's generation was already recorded, or (within the same second) the key store
+    // refused a second key of the same label.
+    assert!(
+        matches!(lost, CaError::Store(store::StoreError::CeremonyChanged) | CaError::NotRenewable(_) | CaError::Key(hsm_shim::Error::DuplicateLabel(_))),
+        "the loser is refused precisely: {lost}"
+    );
+    let (record, after, _) = state(&pki).await;
+    assert_eq!(record.expect("record").renewals, vec![won.record]);
+    assert_eq!(after, count + 2, "only the winner's two certificates are stored");
+}
+
+#[tokio::test]
+async fn soft_sqlite_concurrent_renewals_record_one() {
+    concurrent_renewals_record_one(pki(false, false).await).await;
+}
+
+#[tokio::test]
+async fn pkcs11_postgres_concurrent_renewals_record_one() {
+    concurrent_renewals_record_one(pki(true, true).await).await;
+}

@@ -235,9 +235,11 @@ pub trait CaStore: Send + Sync + std::fmt::Debug {
     /// The key ceremony, if it has run.
     async fn ceremony(&self) -> Result<Option<CeremonyRecord>, StoreError>;
 
-    /// Replaces the ceremony record with `next` (a renewal's) if it is still `previous`;
-    /// otherwise changes nothing and answers [`StoreError::CeremonyChanged`].
-    async fn update_ceremony(&self, previous: &CeremonyRecord, next: &CeremonyRecord) -> Result<(), StoreError>;
+    /// Replaces the ceremony record with `next` (a renewal's) and stores `certificates` (the
+    /// ones it adds), all or nothing, if the record is still `previous`; otherwise changes
+    /// nothing and answers [`StoreError::CeremonyChanged`] (a serial already stored:
+    /// [`StoreError::DuplicateSerial`]). Durable when this returns.
+    async fn update_ceremony(&self, previous: &CeremonyRecord, next: &CeremonyRecord, certificates: &[NewCertificate]) -> Result<(), StoreError>;
 
     /// Records issued timestamp tokens, all or none, in one transaction. Durable when this
     /// returns; a serial already recorded refuses the whole group with

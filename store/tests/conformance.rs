@@ -171,9 +171,11 @@ async fn updates_the_ceremony_only_from_what_it_holds(b: Backend) {
         authorities: Vec::new(),
         renewals: Vec::new(),
     };
+    let added = [cert(0x51, "root"), cert(0x52, "citizen-authentication-ca-2")];
     // Nothing to update before the ceremony.
-    assert!(matches!(s.update_ceremony(&record, &record).await, Err(StoreError::CeremonyChanged)));
+    assert!(matches!(s.update_ceremony(&record, &record, &added).await, Err(StoreError::CeremonyChanged)));
     assert_eq!(s.ceremony().await.expect("read"), None);
+    assert_eq!(s.count().await.expect("count"), 0);
     s.put_ceremony(&record).await.expect("ceremony");
     let mut renewed = record.clone();
     renewed.renewals.push(store::RenewalRecord {
@@ -182,13 +184,23 @@ async fn updates_the_ceremony_only_from_what_it_holds(b: Backend) {
         generation: "citizen-authentication-ca-2".into(),
         replaces: "citizen-authentication-ca".into(),
     });
-    s.update_ceremony(&record, &renewed).await.expect("renewal");
+    // A certificate already stored refuses the whole update.
+    s.insert_certificate(&cert(0x53, "root")).await.expect("insert");
+    let clash = [cert(0x54, "root"), cert(0x53, "root")];
+    assert!(matches!(s.update_ceremony(&record, &renewed, &clash).await, Err(StoreError::DuplicateSerial(serial)) if serial.as_bytes() == [0x01, 0x53]));
+    assert_eq!(s.ceremony().await.expect("read"), Some(record.clone()));
+    assert_eq!(s.count().await.expect("count"), 1);
+    s.update_ceremony(&record, &renewed, &added).await.expect("renewal");
     assert_eq!(s.ceremony().await.expect("read"), Some(renewed.clone()));
+    assert_eq!(s.list(Some("citizen-authentication-ca-2"), 10).await.expect("list").len(), 1);
+    assert_eq!(s.count().await.expect("count"), 3);
     // A second update made from the old record (a concurrent renewal) changes nothing.
     let mut other = record.clone();
     other.country = "QA".into();
-    assert!(matches!(s.update_ceremony(&record, &other).await, Err(StoreError::CeremonyChanged)));
+    let late = [cert(0x55, "root")];
+    assert!(matches!(s.update_ceremony(&record, &other, &late).await, Err(StoreError::CeremonyChanged)));
     assert_eq!(s.ceremony().await.expect("read"), Some(renewed));
+    assert_eq!(s.count().await.expect("count"), 3);
 }
 
 async fn records_timestamps_all_or_none(b: Backend) {
