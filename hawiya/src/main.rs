@@ -86,7 +86,7 @@ enum Command {
     /// Relying parties (e-services).
     #[command(subcommand)]
     Client(idp_cmd::ClientCommand),
-    /// The provider's signing keys.
+    /// Key rollover: the provider's signing keys, the issuing CAs' renewal.
     #[command(subcommand)]
     Keys(idp_cmd::KeysCommand),
     /// Policy files.

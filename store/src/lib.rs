@@ -59,6 +59,9 @@ pub enum StoreError {
     /// The ceremony has already been run on this store.
     #[error("this store already holds a CA hierarchy (ceremony of {0}); refusing to run another")]
     CeremonyExists(String),
+    /// The ceremony record is not the one an update was made from (or there is none).
+    #[error("the ceremony record changed meanwhile (another renewal?); nothing was recorded")]
+    CeremonyChanged,
     /// A citizen with that national id (or id) exists already.
     #[error("a citizen with national id {0} is already registered")]
     DuplicateCitizen(String),
@@ -231,6 +234,12 @@ pub trait CaStore: Send + Sync + std::fmt::Debug {
 
     /// The key ceremony, if it has run.
     async fn ceremony(&self) -> Result<Option<CeremonyRecord>, StoreError>;
+
+    /// Replaces the ceremony record with `next` (a renewal's) and stores `certificates` (the
+    /// ones it adds), all or nothing, if the record is still `previous`; otherwise changes
+    /// nothing and answers [`StoreError::CeremonyChanged`] (a serial already stored:
+    /// [`StoreError::DuplicateSerial`]). Durable when this returns.
+    async fn update_ceremony(&self, previous: &CeremonyRecord, next: &CeremonyRecord, certificates: &[NewCertificate]) -> Result<(), StoreError>;
 
     /// Records issued timestamp tokens, all or none, in one transaction. Durable when this
     /// returns; a serial already recorded refuses the whole group with

@@ -372,6 +372,16 @@ impl Deployment {
         self.servers.push(child);
     }
 
+    /// Stops every server of this deployment and starts one again on its port (as an operator
+    /// does after `hawiya keys renew-ca`); waits until it answers.
+    pub fn restart(&mut self) {
+        for mut child in self.servers.drain(..) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.serve();
+    }
+
     /// Starts another `hawiya serve` of the same data directory on `port` (a replica) and
     /// waits until it answers; it stops with the deployment.
     pub fn replica(&mut self, port: u16) {
