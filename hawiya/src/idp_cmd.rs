@@ -34,6 +34,11 @@ pub async fn provider(
 ) -> Result<Provider, Box<dyn std::error::Error>> {
     let mut settings = Settings::new(issuer, data.provider_secret()?);
     settings.trusted_proxies = data.trusted_proxies()?;
+    // Deliveries to relying parties: 12 tries from 2 s apart, unless HAWIYA_BACKCHANNEL_RETRY
+    // (first_delay_ms,attempts) says otherwise (the tests shorten the waits).
+    if let Ok(v) = std::env::var("HAWIYA_BACKCHANNEL_RETRY") {
+        settings.backchannel_retry = idp::backchannel::Schedule::parse(&v)?;
+    }
     // A replaced key stays published as long as an id_token it signed may be presented,
     // plus a margin for clocks.
     let retention = settings.id_token_ttl + Duration::from_secs(300);
