@@ -7,29 +7,12 @@
 
 #[macro_use]
 mod each_backend;
+mod replicated;
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
+use replicated::{Backend, postgres, sqlite};
 use store::delivery::{Delivery, DeliveryCounts, NewDelivery};
-use store::*;
-
-struct Backend {
-    store: Arc<dyn DurableStore>,
-    config: DurableConfig,
-    _dir: tempfile::TempDir,
-}
-
-async fn sqlite() -> Backend {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = DurableConfig::Sqlite { path: dir.path().join("hawiya.db") };
-    Backend { store: store::open(&config).await.expect("open"), config, _dir: dir }
-}
-
-async fn postgres() -> Backend {
-    let config = DurableConfig::Postgres { url: hawiya_e2e::postgres_database(), connections: 2 };
-    Backend { store: store::open(&config).await.expect("open"), config, _dir: tempfile::tempdir().expect("tempdir") }
-}
 
 const T0: i64 = 1_764_400_000_000;
 
@@ -50,7 +33,7 @@ async fn claim_one(b: &Backend, now: i64, lease: &str) -> Option<Delivery> {
 }
 
 async fn claims_are_exclusive_across_replicas(b: Backend) {
-    let other: Arc<dyn DurableStore> = store::open(&b.config).await.expect("a second replica");
+    let other = b.replica().await;
     let batch: Vec<NewDelivery> = (0..60).map(|n| new(n, T0)).collect();
     b.store.enqueue_deliveries(&batch).await.expect("enqueue");
     assert_eq!(b.store.delivery_counts(T0).await.expect("counts"), DeliveryCounts { due: 60, pending: 60, failed: 0 });

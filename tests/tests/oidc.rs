@@ -987,6 +987,22 @@ impl Provider {
     }
 }
 
+impl Provider {
+    /// A provider whose deliveries are retried as `retry` says (`HAWIYA_BACKCHANNEL_RETRY`),
+    /// with its metrics, and `client` registered with a back-channel logout URI on a port
+    /// where nothing listens yet; the provider, that port and the metrics' address.
+    fn with_a_relying_party_down(client: &'static str, retry: &str) -> (Self, u16, String) {
+        let (rp, metrics) = (free_port(), format!("127.0.0.1:{}", free_port()));
+        let mut p = Provider::start_with(|d| {
+            d.set_env("HAWIYA_BACKCHANNEL_RETRY", retry);
+            d.set_env("HAWIYA_METRICS_LISTEN", &metrics);
+            d.serve();
+        });
+        p.add_backchannel_client(client, rp);
+        (p, rp, metrics)
+    }
+}
+
 /// The metric families on `metrics` once `ready` holds of them (within 20 s).
 async fn metrics_when(
     metrics: &str,
@@ -1017,13 +1033,7 @@ fn queue(m: &std::collections::BTreeMap<String, hawiya_e2e::metrics::Family>, st
 /// back: the tries in between fail and are retried with back-off, as the metrics show.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backchannel_logout_reaches_a_relying_party_that_was_down_once_it_is_up() {
-    let (rp, metrics) = (free_port(), format!("127.0.0.1:{}", free_port()));
-    let mut p = Provider::start_with(|d| {
-        d.set_env("HAWIYA_BACKCHANNEL_RETRY", "200,30");
-        d.set_env("HAWIYA_METRICS_LISTEN", &metrics);
-        d.serve();
-    });
-    p.add_backchannel_client("bc-down", rp);
+    let (p, rp, metrics) = Provider::with_a_relying_party_down("bc-down", "200,30");
     let sid = p.login_and_logout("bc-down", p.d.port).await;
     // Nobody listens on the relying party's port: tries fail, and the delivery waits.
     let m = metrics_when(&metrics, |m| deliveries(m, "retried") >= 2.0).await;
@@ -1040,13 +1050,7 @@ async fn backchannel_logout_reaches_a_relying_party_that_was_down_once_it_is_up(
 /// on the same data: the queue is durable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_logout_delivery_owed_when_the_server_is_killed_is_made_after_the_restart() {
-    let (rp, metrics) = (free_port(), format!("127.0.0.1:{}", free_port()));
-    let mut p = Provider::start_with(|d| {
-        d.set_env("HAWIYA_BACKCHANNEL_RETRY", "300,30");
-        d.set_env("HAWIYA_METRICS_LISTEN", &metrics);
-        d.serve();
-    });
-    p.add_backchannel_client("bc-crash", rp);
+    let (mut p, rp, metrics) = Provider::with_a_relying_party_down("bc-crash", "300,30");
     let sid = p.login_and_logout("bc-crash", p.d.port).await;
     metrics_when(&metrics, |m| deliveries(m, "retried") >= 1.0 && queue(m, "pending") == 1.0).await;
     p.d.kill_servers();
