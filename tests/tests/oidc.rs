@@ -1062,6 +1062,40 @@ async fn a_logout_delivery_owed_when_the_server_is_killed_is_made_after_the_rest
     assert_eq!(queue(&m, "pending"), 0.0);
 }
 
+/// A relying party that refuses every try is given up after the configured tries: the
+/// delivery stays in the queue as failed, with its last error, for operators, and giving
+/// up is logged as an audit event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_refused_at_every_try_is_given_up_and_kept_as_failed() {
+    let (rp, tokens) = backchannel_endpoint(usize::MAX);
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let mut p = Provider::start_with(|d| {
+        d.set_env("HAWIYA_BACKCHANNEL_RETRY", "50,3");
+        d.set_env("HAWIYA_METRICS_LISTEN", &metrics);
+        let log = d.path("serve.log");
+        d.serve_logging_to(&log);
+    });
+    p.add_backchannel_client("bc-refuses", rp);
+    let sid = p.login_and_logout("bc-refuses", p.d.port).await;
+    for _ in 0..3 {
+        let token = tokens.recv_timeout(std::time::Duration::from_secs(20)).expect("a try");
+        assert_eq!(p.logout_sid(&token, "bc-refuses").await, sid);
+    }
+    let m = metrics_when(&metrics, |m| deliveries(m, "given_up") == 1.0).await;
+    assert_eq!((deliveries(&m, "retried"), deliveries(&m, "delivered")), (2.0, 0.0));
+    assert_eq!((queue(&m, "failed"), queue(&m, "pending"), queue(&m, "due")), (1.0, 0.0, 0.0));
+    assert!(tokens.recv_timeout(std::time::Duration::from_secs(1)).is_err(), "three tries in all");
+    let failed = hawiya_e2e::smart_id::sqlite_count(
+        &p.d,
+        "SELECT count(*) FROM deliveries WHERE state = 'failed' AND kind = 'logout' AND client_id = 'bc-refuses' AND attempts = 3 AND last_error = 'HTTP 503 Service Unavailable'",
+    );
+    assert_eq!(failed, 1, "kept for operators, with its last error");
+    let log = std::fs::read_to_string(p.d.path("serve.log")).expect("log");
+    let gave_up: Vec<&str> = log.lines().filter(|l| l.contains("gave up delivering a logout token")).collect();
+    assert_eq!(gave_up.len(), 1, "{log}");
+    assert!(gave_up[0].contains("logout.backchannel.failed") && gave_up[0].contains("bc-refuses"), "{}", gave_up[0]);
+}
+
 /// Two replicas on one PostgreSQL (and Redis) both poll the queue: each logout, whichever
 /// replica ended the session, reaches the relying party once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
