@@ -1096,6 +1096,49 @@ async fn a_delivery_refused_at_every_try_is_given_up_and_kept_as_failed() {
     assert!(gave_up[0].contains("logout.backchannel.failed") && gave_up[0].contains("bc-refuses"), "{}", gave_up[0]);
 }
 
+/// A logout whose deliveries cannot be enqueued (the database refuses the write) fails and
+/// leaves the session as it was, so that no relying party is left logged in unknowingly; once
+/// the database takes writes again, the same logout ends the session and is delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_whose_deliveries_cannot_be_enqueued_leaves_the_session() {
+    let (rp, tokens) = backchannel_endpoint(0);
+    let mut p = Provider::start_with(|d| {
+        d.set_env("HAWIYA_BACKCHANNEL_RETRY", "100,30");
+        d.serve();
+    });
+    p.add_backchannel_client("bc-refused", rp);
+    let cb = "https://bc.example.jo/cb";
+    let mut b = p.browser();
+    let location = b.login(&p.authorize_url("bc-refused", cb, &[]), CITIZEN, PASSWORD).await;
+    let id_token = p.exchange("bc-refused", cb, &location).await["id_token"].as_str().expect("id_token").to_owned();
+    let db = p.d.data.join("hawiya.db");
+    let sql = |statement: &str| {
+        let out = hawiya_e2e::run(
+            std::process::Command::new("python3")
+                .args(["-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()"])
+                .arg(&db)
+                .arg(statement),
+        );
+        assert!(out.status.success(), "{}", hawiya_e2e::output_text(&out));
+    };
+    sql("CREATE TRIGGER refuse_deliveries BEFORE INSERT ON deliveries BEGIN SELECT RAISE(ABORT, 'refused by the test'); END");
+    let r = b.get(&format!("{}/logout?id_token_hint={id_token}", p.issuer)).await;
+    assert!(r.status >= 500, "the logout fails: {} {}", r.status, r.body);
+    assert_eq!(hawiya_e2e::smart_id::sqlite_count(&p.d, "SELECT count(*) FROM deliveries"), 0);
+    // The session is still there: a code without any page.
+    let r = b.get(&p.authorize_url("bc-refused", cb, &[("prompt", "none")])).await;
+    assert!(param(&r.location.clone().expect("redirect"), "code").is_some(), "still logged in: {:?}", r.location);
+    assert!(tokens.recv_timeout(std::time::Duration::from_millis(500)).is_err(), "nothing delivered");
+    sql("DROP TRIGGER refuse_deliveries");
+    let r = b.get(&format!("{}/logout?id_token_hint={id_token}", p.issuer)).await;
+    assert_eq!(r.status, 200, "logged out once the database takes writes");
+    let token = tokens.recv_timeout(std::time::Duration::from_secs(20)).expect("the logout token");
+    let sid = p.verify_id_token(&id_token).await["sid"].as_str().expect("sid").to_owned();
+    assert_eq!(p.logout_sid(&token, "bc-refused").await, sid);
+    let r = b.get(&p.authorize_url("bc-refused", cb, &[("prompt", "none")])).await;
+    assert_eq!(param(&r.location.expect("redirect"), "error").as_deref(), Some("login_required"));
+}
+
 /// Two replicas on one PostgreSQL (and Redis) both poll the queue: each logout, whichever
 /// replica ended the session, reaches the relying party once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
