@@ -39,6 +39,11 @@ pub async fn provider(
     if let Ok(v) = std::env::var("HAWIYA_LOGIN_QUEUE") {
         settings.login_queue = v.trim().parse().map_err(|_| format!("HAWIYA_LOGIN_QUEUE: a number of waiting logins (0 or more), not {v:?}"))?;
     }
+    // Deliveries to relying parties: 12 tries from 2 s apart, unless HAWIYA_BACKCHANNEL_RETRY
+    // (first_delay_ms,attempts) says otherwise (the tests shorten the waits).
+    if let Ok(v) = std::env::var("HAWIYA_BACKCHANNEL_RETRY") {
+        settings.backchannel_retry = idp::backchannel::Schedule::parse(&v)?;
+    }
     // A replaced key stays published as long as an id_token it signed may be presented,
     // plus a margin for clocks.
     let retention = settings.id_token_ttl + Duration::from_secs(300);

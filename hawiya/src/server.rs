@@ -137,8 +137,10 @@ pub(crate) async fn serve_metrics(opened: &Opened, address: SocketAddr) -> Comma
     Ok(())
 }
 
-/// Serves `app` on `listener` until Ctrl-C or SIGTERM, with the provider's housekeeping.
+/// Serves `app` on `listener` until Ctrl-C or SIGTERM, with the provider's housekeeping and
+/// its delivery worker (back-channel logout and signing notifications from the shared queue).
 pub(crate) async fn run(listener: tokio::net::TcpListener, app: Router, provider: &Arc<Provider>) -> CommandResult {
+    tokio::spawn(Arc::clone(provider).run_deliveries());
     // Housekeeping: expired refresh-token families leave the store once an hour.
     let purging = Arc::clone(provider);
     tokio::spawn(async move {

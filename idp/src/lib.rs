@@ -95,8 +95,9 @@ pub struct Settings {
     /// The provider's secret: the salt of pairwise subject identifiers, and the key the
     /// refresh-token MAC key is derived from. Never logged.
     pub secret: Vec<u8>,
-    /// How back-channel logout deliveries are retried.
-    pub backchannel_retry: backchannel::Retry,
+    /// How deliveries to relying parties (back-channel logout, signing notifications) are
+    /// retried, and how often the delivery worker looks for them.
+    pub backchannel_retry: backchannel::Schedule,
     /// Reverse proxies whose `X-Forwarded-For` is believed (none by default).
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Password logins that may wait for a password check beyond those running (one per
@@ -124,7 +125,7 @@ impl Settings {
             refresh_lifetime: Duration::from_secs(90 * 86_400),
             login_timeout: Duration::from_secs(600),
             secret,
-            backchannel_retry: backchannel::Retry::default(),
+            backchannel_retry: backchannel::Schedule::default(),
             trusted_proxies: Vec::new(),
             login_queue: 32 * cores(),
         }

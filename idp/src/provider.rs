@@ -54,6 +54,8 @@ pub struct Provider {
     /// Validations running at once: at most one per core, the rest wait.
     pub(crate) validations: Arc<tokio::sync::Semaphore>,
     pub(crate) throttle: Throttle,
+    /// Woken when this replica enqueues a delivery, so its worker posts it at once.
+    pub(crate) deliveries_due: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Provider {
@@ -143,6 +145,7 @@ impl Provider {
             validator: None,
             validations: Arc::new(tokio::sync::Semaphore::new(crate::cores())),
             throttle: Throttle::new(Limits::default(), &settings.secret),
+            deliveries_due: tokio::sync::Notify::new(),
             settings,
         })
     }

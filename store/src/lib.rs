@@ -2,7 +2,8 @@
 //!
 //! The durable store keeps what must survive anything: certificates and their status, CRL
 //! numbers, published CRLs and the ceremony record ([`CaStore`]); citizens, relying parties,
-//! consents and refresh tokens ([`IdpStore`]); the audit log ([`audit::AuditStore`]). Each trait has two
+//! consents and refresh tokens ([`IdpStore`]); the audit log ([`audit::AuditStore`]); the
+//! deliveries owed to relying parties ([`delivery::DeliveryQueue`]). Each trait has two
 //! backends, chosen at start-up from [`DurableConfig`]: SQLite (embedded default, WAL,
 //! group commit) and PostgreSQL. One conformance suite per trait runs against both. Each
 //! backend's schema is a list of numbered SQL files (`store/migrations/`), applied when a
@@ -16,6 +17,7 @@
 //! provider tell it.
 
 pub mod audit;
+pub mod delivery;
 pub mod ephemeral;
 mod idp;
 mod migration;
@@ -176,9 +178,9 @@ pub enum DurableConfig {
 
 /// Everything kept durably: what the CA and what the OpenID Connect provider keep. A
 /// `Arc<dyn DurableStore>` turns into either part with `as Arc<dyn CaStore>`.
-pub trait DurableStore: CaStore + IdpStore + audit::AuditStore {}
+pub trait DurableStore: CaStore + IdpStore + audit::AuditStore + delivery::DeliveryQueue {}
 
-impl<T: CaStore + IdpStore + audit::AuditStore> DurableStore for T {}
+impl<T: CaStore + IdpStore + audit::AuditStore + delivery::DeliveryQueue> DurableStore for T {}
 
 /// Opens the configured store and brings its schema up to date.
 pub async fn open(config: &DurableConfig) -> Result<Arc<dyn DurableStore>, StoreError> {

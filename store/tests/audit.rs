@@ -6,30 +6,11 @@
 
 #[macro_use]
 mod each_backend;
+mod replicated;
 
-use std::sync::Arc;
-
+use replicated::{Backend, postgres, sqlite};
 use store::audit::{AuditEvent, Break, Checkpoint, verify};
 use store::*;
-
-/// A database, a store on it, and what opens another replica's store on it and tampers
-/// with it as someone with the database's password would.
-struct Backend {
-    store: Arc<dyn DurableStore>,
-    config: DurableConfig,
-    _dir: tempfile::TempDir,
-}
-
-async fn sqlite() -> Backend {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = DurableConfig::Sqlite { path: dir.path().join("hawiya.db") };
-    Backend { store: store::open(&config).await.expect("open"), config, _dir: dir }
-}
-
-async fn postgres() -> Backend {
-    let config = DurableConfig::Postgres { url: hawiya_e2e::postgres_database(), connections: 2 };
-    Backend { store: store::open(&config).await.expect("open"), config, _dir: tempfile::tempdir().expect("tempdir") }
-}
 
 impl Backend {
     /// Runs `sql` on the database directly, bypassing the store.
@@ -61,7 +42,7 @@ fn any_signature(_: &Checkpoint) -> Result<(), String> {
 }
 
 async fn replicas_appending_at_once_keep_one_chain(b: Backend) {
-    let other: Arc<dyn DurableStore> = store::open(&b.config).await.expect("a second replica");
+    let other = b.replica().await;
     assert_eq!(b.store.audit_head().await.expect("head"), None, "a new log is empty");
     let mut tasks = Vec::new();
     for (r, s) in [("replica-a", b.store.clone()), ("replica-b", other.clone())] {

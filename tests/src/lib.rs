@@ -389,6 +389,15 @@ impl Deployment {
         self.servers.push(child);
     }
 
+    /// Kills every server of the deployment with SIGKILL (a crash: nothing is flushed or
+    /// finished) and waits for them to be gone; [`Deployment::serve`] starts it again.
+    pub fn kill_servers(&mut self) {
+        for mut child in self.servers.drain(..) {
+            child.kill().expect("SIGKILL");
+            child.wait().expect("wait");
+        }
+    }
+
     /// Starts `hawiya serve` with what it logs (stderr) going to the file `log`, and waits
     /// until it answers.
     pub fn serve_logging_to(&mut self, log: &Path) {

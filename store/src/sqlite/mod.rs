@@ -21,6 +21,7 @@ use crate::*;
 
 mod audit;
 mod ca;
+mod delivery;
 mod idp;
 
 /// The schema, in the order it grew: `store/migrations/sqlite/`.
@@ -34,6 +35,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     migration!("sqlite", 7, "0007_signatures.sql"),
     migration!("sqlite", 8, "0008_subjects.sql"),
     migration!("sqlite", 9, "0009_audit.sql"),
+    migration!("sqlite", 10, "0010_deliveries.sql"),
 ];
 
 const READERS: usize = 4;
