@@ -396,8 +396,11 @@ async fn put_in_place(from: &Path, data: &Path, manifest: &Manifest) -> Result<u
         None => (0, None),
     };
     let (verified, last) = crate::audit::verify_store(store.as_ref(), seq.max(1)).await.map_err(|e| format!("the restored audit log: {e}"))?;
-    if verified.last != seq || last.map(hex::encode) != hash {
-        return Err(format!("the restored audit log ends at entry {}, not at the manifest's entry {seq} and its hash", verified.last).into());
+    if verified.last != seq {
+        return Err(format!("the restored audit log ends at entry {}, not at the manifest's entry {seq}", verified.last).into());
+    }
+    if last.map(hex::encode) != hash {
+        return Err(format!("the restored audit log's entry {seq} is not the one the manifest names (another hash)").into());
     }
     crate::logging::start_audit(store);
     Ok(seq)

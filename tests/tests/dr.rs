@@ -194,6 +194,20 @@ async fn disaster_recovery_drill() {
     assert_eq!(e, format!("error: {} is not empty: a restore goes into a new or empty directory", occupied.display()));
     assert_eq!(files(&occupied), vec![(PathBuf::from("notes.txt"), b"keep me".to_vec())], "a non-empty target is left alone");
 
+    // A manifest whose audit head is not the copy's: the files are written, then removed.
+    let forged = d.path("forged");
+    copy_dir(&backup, &forged);
+    let mut other = manifest.clone();
+    other["audit_head"]["seq"] = (head - 1).into();
+    std::fs::write(forged.join("manifest.json"), other.to_string()).expect("forge");
+    let e = d.fails(&["restore", "--from", p(&forged), "--data", p(&target)]);
+    assert_eq!(e, format!("error: the restored audit log's entry {} is not the one the manifest names (another hash); nothing restored", head - 1));
+    assert!(!target.exists(), "what a failed restore wrote is removed");
+    std::fs::create_dir(&target).expect("an empty target");
+    let e = d.fails(&["restore", "--from", p(&forged), "--data", p(&target)]);
+    assert!(e.ends_with("; nothing restored"), "{e}");
+    assert!(files(&target).is_empty() && target.is_dir(), "an empty target stays, empty");
+
     // Restored on a fresh directory: the service as it was at the backup.
     let out = d.ok(&["restore", "--from", p(&backup), "--data", p(&target)]);
     assert!(out.contains(&format!("the audit log verifies up to entry {head}")), "{out}");
@@ -212,6 +226,25 @@ async fn disaster_recovery_drill() {
     assert!(verified.starts_with("The audit log is intact: "), "{verified}");
     let exported = d.ok(&["audit", "export", "--data", p(&target)]);
     assert!(exported.contains("\"event\":\"backup.restored\""), "backup.restored in the restored audit log");
+}
+
+#[test]
+fn keys_in_an_hsm_stay_there() {
+    let mut d = Deployment::new(Keys::Pkcs11, Db::Sqlite);
+    let (serial, _) = d.issue_citizen("citizen-signature", &csr(d.dir.path(), "sig", P256), "sig.pem");
+    let backup = d.path("backup");
+    let out = d.ok(&["backup", "--data", p(&d.data), "--out", p(&backup)]);
+    assert!(out.contains("The keys stay in the HSM (PKCS#11 token "), "{out}");
+    let manifest: Value = serde_json::from_slice(&std::fs::read(backup.join("manifest.json")).expect("manifest")).expect("json");
+    assert_eq!(manifest["key_store"], "pkcs11");
+    let listed: Vec<&str> = manifest["files"].as_array().expect("files").iter().map(|f| f["path"].as_str().expect("path")).collect();
+    assert!(listed.contains(&"hawiya.db") && !listed.iter().any(|f| f.starts_with("keys/")), "{listed:?}");
+    let target = d.path("restored");
+    d.ok(&["restore", "--from", p(&backup), "--data", p(&target)]);
+    d.data = target;
+    assert!(d.snapshot().contains(&serial));
+    d.serve();
+    assert!(ocsp(&d, "sig.pem").contains("sig.pem: good"), "the HSM's responder key signs for the restored store");
 }
 
 /// The README's `archive_command`: a segment appears in the archive whole (copied under
