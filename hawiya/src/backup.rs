@@ -75,39 +75,34 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 /// Copies `from` to the new file `to`; its size and SHA-256.
 fn copy_hashed(from: &Path, to: &Path) -> std::io::Result<(u64, String)> {
     use std::os::unix::fs::OpenOptionsExt;
-    let mut input = std::fs::File::open(from)?;
     let mut output = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(to)?;
-    let mut digest = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    let mut buffer = vec![0u8; 1 << 16];
-    let mut size = 0u64;
-    loop {
-        let n = input.read(&mut buffer)?;
-        if n == 0 {
-            break;
-        }
-        digest.update(&buffer[..n]);
-        output.write_all(&buffer[..n])?;
-        size += n as u64;
-    }
+    let hashed = read_hashed(from, Some(&mut output))?;
     output.sync_all()?;
-    Ok((size, hex::encode(digest.finish())))
+    Ok(hashed)
 }
 
 /// The size and SHA-256 of a file.
 fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
-    let mut input = std::fs::File::open(path)?;
+    read_hashed(path, None)
+}
+
+/// Reads `from` (writing it to `copy` on the way); its size and SHA-256.
+fn read_hashed(from: &Path, mut copy: Option<&mut std::fs::File>) -> std::io::Result<(u64, String)> {
+    let mut input = std::fs::File::open(from)?;
     let mut digest = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
     let mut buffer = vec![0u8; 1 << 16];
     let mut size = 0u64;
     loop {
         let n = input.read(&mut buffer)?;
         if n == 0 {
-            break;
+            return Ok((size, hex::encode(digest.finish())));
         }
         digest.update(&buffer[..n]);
+        if let Some(out) = copy.as_mut() {
+            out.write_all(&buffer[..n])?;
+        }
         size += n as u64;
     }
-    Ok((size, hex::encode(digest.finish())))
 }
 
 /// Whether `dir` is missing or an empty directory; an error names what is wrong otherwise.

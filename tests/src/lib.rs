@@ -448,6 +448,20 @@ impl Deployment {
         self.env.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone())
     }
 
+    /// What `openssl ocsp` hears from this deployment's responder about the certificate
+    /// file `cert` (a path in the test's directory) issued by the Citizen Signing CA, with a
+    /// nonce, the response checked against the root, `extra` arguments added; its stdout
+    /// and stderr.
+    pub fn ocsp(&self, cert: &str, extra: &[&str]) -> String {
+        let certs = self.path("certs");
+        let (issuer, root) = (certs.join("citizen-signing-ca.pem"), certs.join("root.pem"));
+        let (url, host) = (format!("http://127.0.0.1:{}/ocsp", self.port), format!("Host={HOST}:{}", self.port));
+        let mut args = vec!["ocsp", "-issuer", issuer.to_str().expect("utf-8"), "-cert", cert, "-url", &url, "-header", &host];
+        args.extend(["-CAfile", root.to_str().expect("utf-8"), "-nonce"]);
+        args.extend(extra);
+        output_text(&openssl(self.dir.path(), &args))
+    }
+
     /// Fetches a URL of this deployment (as written in certificates) with curl; the
     /// status code and body.
     pub fn fetch(&self, url: &str) -> (u16, Vec<u8>) {

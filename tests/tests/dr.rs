@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hawiya_e2e::web::{Browser, param};
-use hawiya_e2e::{Db, Deployment, HOST, Keys, OPERATOR_SECRET, P256, csr, database_on, free_port, openssl, output_text, run};
+use hawiya_e2e::{Db, Deployment, HOST, Keys, OPERATOR_SECRET, P256, csr, database_on, free_port, output_text, run};
 use serde_json::Value;
 
 const CITIZEN: &str = "9861234568";
@@ -77,29 +77,6 @@ async fn login(d: &Deployment, secret: &str) -> Value {
     tokens
 }
 
-/// What OpenSSL hears from the deployment's OCSP responder about the certificate `cert`.
-fn ocsp(d: &Deployment, cert: &str) -> String {
-    let certs = d.path("certs");
-    let o = openssl(
-        d.dir.path(),
-        &[
-            "ocsp",
-            "-issuer",
-            p(&certs.join("citizen-signing-ca.pem")),
-            "-cert",
-            cert,
-            "-url",
-            &format!("http://127.0.0.1:{}/ocsp", d.port),
-            "-header",
-            &format!("Host={HOST}:{}", d.port),
-            "-CAfile",
-            p(&certs.join("root.pem")),
-            "-nonce",
-        ],
-    );
-    output_text(&o)
-}
-
 /// Every file under `dir`, relative to it, with its contents.
 fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
@@ -134,15 +111,21 @@ async fn disaster_recovery_drill() {
     d.ok(&["ca", "revoke", "--serial", &revoked, "--reason", "keyCompromise"]);
     let tokens = login(&d, &secret).await;
     let refresh_token = tokens["refresh_token"].as_str().expect("a refresh token").to_owned();
-    assert!(ocsp(&d, "good.pem").contains("good.pem: good") && ocsp(&d, "revoked.pem").contains("revoked.pem: revoked"));
+    assert!(d.ocsp("good.pem", &[]).contains("good.pem: good") && d.ocsp("revoked.pem", &[]).contains("revoked.pem: revoked"));
     let certificates = d.snapshot();
     assert!(certificates.contains(&good) && certificates.contains(&revoked), "{certificates}");
 
+    // The operator secret where it must not be: the demo's file, another file holding it.
+    let data = d.data.clone();
+    std::fs::write(data.join("operator-secret"), OPERATOR_SECRET).expect("write");
+    std::fs::create_dir(data.join("notes")).expect("dir");
+    std::fs::write(data.join("notes/secret.txt"), format!("{OPERATOR_SECRET}\n")).expect("write");
+
     // The backup, while the server serves.
     let backup = d.path("backup");
-    let data = d.data.clone();
     let out = d.ok(&["backup", "--data", p(&data), "--out", p(&backup)]);
-    assert!(out.starts_with(&format!("Backed up {} into {}: ", data.display(), backup.display())), "{out}");
+    assert!(out.contains(&format!("Not copied: {} holds the operator secret.", data.join("notes/secret.txt").display())), "{out}");
+    assert!(out.contains(&format!("Backed up {} into {}: ", data.display(), backup.display())), "{out}");
     let manifest: Value = serde_json::from_slice(&std::fs::read(backup.join("manifest.json")).expect("manifest")).expect("json");
     let listed: Vec<&str> = manifest["files"].as_array().expect("files").iter().map(|f| f["path"].as_str().expect("path")).collect();
     for expected in ["hawiya.toml", "hawiya.db", "provider-secret", "keys/keystore.json"] {
@@ -152,6 +135,7 @@ async fn disaster_recovery_drill() {
     assert_eq!((manifest["format"].as_u64(), manifest["store"].as_str(), manifest["key_store"].as_str()), (Some(1), Some("sqlite"), Some("soft")));
     let head = manifest["audit_head"]["seq"].as_u64().expect("the audit log's head");
     assert!(head > 5, "citizens, certificates, the login: {manifest}");
+    assert!(!listed.contains(&"operator-secret") && !listed.contains(&"notes/secret.txt"), "{listed:?}");
     let copied = files(&backup);
     assert_eq!(copied.len(), listed.len() + 1, "the files and the manifest, nothing else: {listed:?}");
     for (path, bytes) in &copied {
@@ -214,9 +198,9 @@ async fn disaster_recovery_drill() {
     d.data = target.clone();
     d.serve();
     assert_eq!(d.snapshot(), certificates, "every certificate and its status");
-    let answer = ocsp(&d, "good.pem");
+    let answer = d.ocsp("good.pem", &[]);
     assert!(answer.contains("Response verify OK") && answer.contains("good.pem: good"), "{answer}");
-    let answer = ocsp(&d, "revoked.pem");
+    let answer = d.ocsp("revoked.pem", &[]);
     assert!(answer.contains("Response verify OK") && answer.contains("revoked.pem: revoked"), "{answer}");
     let (status, refreshed) = token(&d, &secret, &[("grant_type", "refresh_token"), ("refresh_token", &refresh_token)]).await;
     assert_eq!(status, 200, "the refresh token from before the backup still refreshes: {refreshed}");
@@ -244,7 +228,7 @@ fn keys_in_an_hsm_stay_there() {
     d.data = target;
     assert!(d.snapshot().contains(&serial));
     d.serve();
-    assert!(ocsp(&d, "sig.pem").contains("sig.pem: good"), "the HSM's responder key signs for the restored store");
+    assert!(d.ocsp("sig.pem", &[]).contains("sig.pem: good"), "the HSM's responder key signs for the restored store");
 }
 
 /// The README's `archive_command`: a segment appears in the archive whole (copied under

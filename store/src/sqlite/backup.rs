@@ -76,6 +76,26 @@ mod tests {
         let restored = SqliteStore::open(&copy).expect("the copy opens");
         assert_eq!(restored.audit_head().await.expect("head"), Some(live_head), "the copy ends where the backup did");
         assert_eq!(restored.audit_entries(1, 10).await.expect("entries").len(), 2);
+        // While a writer appends: the copy is one moment of the log, its chain whole.
+        let store = std::sync::Arc::new(store);
+        let writer = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for n in 10..400 {
+                    store.append_audit(&[event(n), event(n)]).await.expect("append");
+                }
+            })
+        };
+        let during = dir.path().join("during.db");
+        let (from, target) = (source.clone(), during.clone());
+        let head = tokio::task::spawn_blocking(move || SqliteStore::backup(&from, &target)).await.expect("join").expect("backup");
+        writer.await.expect("writer");
+        let copy_store = SqliteStore::open(&during).expect("opens");
+        let entries = copy_store.audit_entries(1, 10_000).await.expect("entries");
+        let (seq, hash) = head.expect("a head");
+        assert_eq!(entries.last().map(|e| (e.seq, e.hash)), Some((seq, hash)), "the manifest's head is the copy's last entry");
+        let verified = crate::audit::verify(entries, 1, &[], |_| Ok(())).expect("the copied chain verifies");
+        assert_eq!(verified.last, seq);
         let e = SqliteStore::backup(&source, &copy).expect_err("refused");
         assert!(e.to_string().contains("exists already"), "{e}");
         let e = SqliteStore::backup(&dir.path().join("missing.db"), &dir.path().join("other.db")).expect_err("no source");
