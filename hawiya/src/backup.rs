@@ -378,7 +378,13 @@ async fn put_in_place(from: &Path, data: &Path, manifest: &Manifest) -> Result<u
         }
     }
     let dir = DataDir::open(data)?;
-    if hsm_shim::soft::OperatorSecret::from_env()?.is_some() || matches!(dir.config.key_store, KeyStoreConfig::Pkcs11 { .. }) {
+    // The keys, where this machine can reach them: the soft store when the operator secret
+    // is set, the token when its PIN is.
+    let reachable = match dir.config.key_store {
+        KeyStoreConfig::Soft { .. } => hsm_shim::soft::OperatorSecret::from_env()?.is_some(),
+        KeyStoreConfig::Pkcs11 { .. } => [hsm_shim::pkcs11::Pin::ENV, hsm_shim::pkcs11::Pin::ENV_FILE].iter().any(|v| std::env::var_os(v).is_some()),
+    };
+    if reachable {
         let keys = dir.key_store().map_err(|e| format!("the restored key store does not open: {e}"))?;
         keys.list().map_err(|e| format!("the restored key store does not answer: {e}"))?;
     }
