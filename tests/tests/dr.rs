@@ -121,9 +121,20 @@ async fn disaster_recovery_drill() {
     std::fs::create_dir(data.join("notes")).expect("dir");
     std::fs::write(data.join("notes/secret.txt"), format!("{OPERATOR_SECRET}\n")).expect("write");
 
-    // The backup, while the server serves.
+    // The backup, while the server serves citizens who log in (each login writes audit
+    // entries and a refresh token).
     let backup = d.path("backup");
-    let out = d.ok(&["backup", "--data", p(&data), "--out", p(&backup)]);
+    let mut command = d.command(&["backup", "--data", p(&data), "--out", p(&backup)]);
+    let running = tokio::task::spawn_blocking(move || run(&mut command));
+    let mut logins = 0;
+    while !running.is_finished() {
+        login(&d, &secret).await;
+        logins += 1;
+    }
+    let out = running.await.expect("backup");
+    assert!(out.status.success(), "hawiya backup: {}", output_text(&out));
+    assert!(logins > 0);
+    let out = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.contains(&format!("Not copied: {} holds the operator secret.", data.join("notes/secret.txt").display())), "{out}");
     assert!(out.contains(&format!("Backed up {} into {}: ", data.display(), backup.display())), "{out}");
     let manifest: Value = serde_json::from_slice(&std::fs::read(backup.join("manifest.json")).expect("manifest")).expect("json");
