@@ -65,11 +65,11 @@ mod tests {
         let (source, copy) = (dir.path().join("live.db"), dir.path().join("copy.db"));
         let store = SqliteStore::open(&source).expect("open");
         let event = |n: i64| AuditEvent { at: n, node: "test".into(), event: format!("e{n}"), fields: "{}".into() };
-        store.append_audit(&[event(1), event(2)]).await.expect("append");
+        store.append_audit([event(1), event(2)].into()).await.expect("append");
         let live_head = store.audit_head().await.expect("head").expect("two entries");
         let head = SqliteStore::backup(&source, &copy).expect("backup");
         assert_eq!(head, Some(live_head));
-        store.append_audit(&[event(3)]).await.expect("append after");
+        store.append_audit([event(3)].into()).await.expect("append after");
         for suffix in ["-wal", "-shm", "-journal"] {
             assert!(!dir.path().join(format!("copy.db{suffix}")).exists(), "the copy is one file, no copy.db{suffix}");
         }
@@ -82,7 +82,7 @@ mod tests {
             let store = store.clone();
             tokio::spawn(async move {
                 for n in 10..400 {
-                    store.append_audit(&[event(n), event(n)]).await.expect("append");
+                    store.append_audit([event(n), event(n)].into()).await.expect("append");
                 }
             })
         };
