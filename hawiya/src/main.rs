@@ -5,6 +5,7 @@
 //! Errors end the command with one line on stderr and a non-zero exit code.
 
 mod audit;
+mod backup;
 mod ca_cmd;
 mod config;
 #[cfg(feature = "demo")]
@@ -101,6 +102,27 @@ enum Command {
     /// The audit log: verify its chain, export it.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Copies a data directory, while servers run, into a new directory with a manifest:
+    /// the SQLite database as one moment saw it, the configuration and the soft key store's
+    /// sealed files, never the operator secret.
+    Backup {
+        /// The data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// The backup directory (new or empty, outside the data directory).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restores a backup into a new or empty data directory, every file checked against the
+    /// manifest first, then the store opened and its audit chain verified.
+    Restore {
+        /// The backup directory.
+        #[arg(long)]
+        from: PathBuf,
+        /// The new data directory.
+        #[arg(long)]
+        data: PathBuf,
+    },
     /// The reference smart-ID device: keys, certificates and approvals on this machine. Not
     /// in production builds (`--no-default-features`).
     #[cfg(feature = "demo")]
@@ -198,6 +220,8 @@ fn main() -> ExitCode {
             Command::Policy(PolicyCommand::Check { dir }) => policy_check(dir).await,
             Command::Verify(_) => Ok(()),
             Command::Audit(command) => audit::run(command).await,
+            Command::Backup { data, out } => backup::backup(&data, &out).await,
+            Command::Restore { from, data } => backup::restore(&from, &data).await,
             Command::Ra(RaCommand::AddOfficer { data, name }) => {
                 add_officer(&data, &name).await.map(|token| println!("RA token for {name} (shown once): {token}"))
             }

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use hawiya_e2e::{Db, Deployment, HOST, Keys, P256, csr, openssl, pkilint};
+use hawiya_e2e::{Db, Deployment, Keys, P256, csr, openssl, pkilint};
 
 fn p(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
@@ -89,27 +89,7 @@ fn revocation_reaches_crl_and_ocsp(keys: Keys, db: Db) {
     let (serial, cert) = d.issue_citizen("citizen-signature", &csr(d.dir.path(), "sig", P256), "sig.pem");
     let (_, other) = d.issue_citizen("citizen-signature", &csr(d.dir.path(), "other", P256), "other.pem");
     let crl_url = format!("{}/crl/citizen-signing-ca.crl", d.base);
-    let ocsp = |cert: &str| {
-        let o = openssl(
-            d.dir.path(),
-            &[
-                "ocsp",
-                "-issuer",
-                p(&certs.join("citizen-signing-ca.pem")),
-                "-cert",
-                cert,
-                "-url",
-                &format!("http://127.0.0.1:{}/ocsp", d.port),
-                "-header",
-                &format!("Host={HOST}:{}", d.port),
-                "-CAfile",
-                p(&certs.join("root.pem")),
-                "-nonce",
-                "-resp_text",
-            ],
-        );
-        stdout(&o)
-    };
+    let ocsp = |cert: &str| d.ocsp(cert, &["-resp_text"]);
 
     // Before: good everywhere.
     let (code, crl) = d.fetch(&crl_url);

@@ -15,7 +15,7 @@ fn seq(n: i64) -> Result<u64, StoreError> {
     u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("audit entry number {n}")))
 }
 
-fn head(conn: &rusqlite::Connection) -> Result<Option<(u64, [u8; 32])>, StoreError> {
+pub(super) fn head(conn: &rusqlite::Connection) -> Result<Option<(u64, [u8; 32])>, StoreError> {
     let row: Option<(i64, Vec<u8>)> =
         conn.query_row("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(db)?;
     row.map(|(n, h)| Ok((seq(n)?, hash(h)?))).transpose()

@@ -20,6 +20,7 @@ use crate::migration::{self, Migration, migration};
 use crate::*;
 
 mod audit;
+mod backup;
 mod ca;
 mod delivery;
 mod idp;
