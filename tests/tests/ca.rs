@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use hawiya_e2e::{Db, Deployment, Keys, P256, csr, openssl, pkilint};
+use hawiya_e2e::{Db, Deployment, HOST, Keys, P256, csr, openssl, pkilint};
 
 fn p(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
