@@ -338,6 +338,91 @@ const ORGANIZATION: der::asn1::ObjectIdentifier = der::asn1::ObjectIdentifier::n
 const COMMON_NAME: der::asn1::ObjectIdentifier = der::asn1::ObjectIdentifier::new_unwrap("2.5.4.3");
 
 /// The organization subject `name` (C, O, CN) with `suffix` appended to its common name.
+/// A renewed OCSP responder: which, its new key, and until when its certificate answers.
+#[derive(Debug)]
+pub struct ResponderRenewal {
+    /// The responder (`citizen-signing-ca-ocsp`, …).
+    pub responder: String,
+    /// The new key in the key store.
+    pub key: String,
+    /// The new certificate's notAfter, Unix seconds.
+    pub not_after: i64,
+}
+
+/// The generations of issuing CAs whose delegated OCSP responder's certificate ends before
+/// `before` (Unix seconds), soonest first: the CA, its responder, and that end.
+pub async fn responders_due(
+    keys: Arc<dyn KeyStore>,
+    store: Arc<dyn CaStore>,
+    policies: Arc<Policies>,
+    before: i64,
+) -> Result<Vec<(String, String, i64)>, CaError> {
+    let record = store.ceremony().await?.ok_or(CaError::NoCeremony)?;
+    let authority = Authority::from_record(store, keys, policies, record)?;
+    let mut due = Vec::new();
+    for ca in names::ISSUING {
+        for generation in authority.generations(ca) {
+            let responder = authority.member(&names::ocsp_responder(generation))?;
+            let ends = responder.not_after.unix_timestamp();
+            if ends < before {
+                due.push((generation.to_owned(), responder.name.clone(), ends));
+            }
+        }
+    }
+    due.sort_by_key(|(_, _, ends)| *ends);
+    Ok(due)
+}
+
+/// Renews the delegated OCSP responder of issuing CA `ca` (any generation, by name): a new
+/// key of the same type and a certificate for it under `ca`, with the same subject, in place
+/// of the old one in the ceremony record (the old certificate stays in the store).
+/// Responder certificates live a year and cannot be revoked (id-pkix-ocsp-nocheck), while
+/// the CA's certificates live years: every generation's responder is renewed, before it
+/// ends, for as long as its CA has certificates to answer for.
+pub async fn renew_responder(keys: Arc<dyn KeyStore>, store: Arc<dyn CaStore>, policies: Arc<Policies>, ca: &str) -> Result<ResponderRenewal, CaError> {
+    let previous = store.ceremony().await?.ok_or(CaError::NoCeremony)?;
+    let authority = Authority::from_record(store.clone(), keys.clone(), policies.clone(), previous.clone())?;
+    let issuer = authority.member(ca)?;
+    if !names::ISSUING.contains(&issuer.profile.name.as_str()) {
+        return Err(CaError::NotRenewable(format!("{ca:?} is not an issuing CA and has no OCSP responder")));
+    }
+    let responder = names::ocsp_responder(ca);
+    let old = authority.member(&responder)?;
+    let profile = policies.profile("ocsp-responder").ok_or_else(|| CaError::UnknownProfile("ocsp-responder".into()))?;
+    let spec = old.signer.public_key().spec();
+    if !profile.allowed_keys.contains(&spec) {
+        return Err(CaError::Config(format!("profile {:?} no longer allows {spec} keys", profile.name)));
+    }
+    let mut unique = [0u8; 4];
+    aws_lc_rs::rand::fill(&mut unique).map_err(|_| CaError::Encoding("no randomness for a key label".into()))?;
+    let label = format!("{responder}-{}-{}", OffsetDateTime::now_utc().unix_timestamp(), hex::encode(unique));
+    let key = keys.generate(spec, &label)?;
+    let signer = StoredKeySigner::new(keys.clone(), key.clone(), spec.default_algorithm())?;
+    let subject = Subject::Organization {
+        country: attribute(&old.parsed.tbs_certificate.subject, COUNTRY).unwrap_or_default(),
+        organization: attribute(&old.parsed.tbs_certificate.subject, ORGANIZATION).unwrap_or_default(),
+        common_name: common_name(&old.parsed.tbs_certificate.subject).unwrap_or_default(),
+    };
+    subject.validate()?;
+    let serial = Authority::new_serial(&aws_lc_rs::rand::SystemRandom::new())?;
+    let certificate = authority.sign_certificate(issuer, profile, &subject, signer.public_key(), &serial)?;
+    let not_after = certificate.not_after;
+    let mut record = previous.clone();
+    let entry = record
+        .authorities
+        .iter_mut()
+        .find(|a| a.name == responder)
+        .ok_or_else(|| CaError::NotRenewable(format!("{responder} is not in the ceremony record")))?;
+    entry.key = key.to_string();
+    entry.algorithm = signer.algorithm().to_string();
+    entry.certificate = hex::encode(&certificate.der);
+    // The record and the certificate, all or nothing, and only over the record read above.
+    store.update_ceremony(&previous, &record, &[certificate]).await?;
+    tracing::info!(target: "audit", event = "ceremony.key_generated", authority = %responder, key = %key, profile = %profile.name, "OCSP responder key generated");
+    tracing::info!(target: "audit", event = "ocsp.responder_renewed", responder = %responder, ca, not_after, "OCSP responder certificate renewed");
+    Ok(ResponderRenewal { responder, key: key.to_string(), not_after })
+}
+
 fn renamed(name: &x509_cert::name::Name, suffix: &str) -> Result<Subject, CaError> {
     let attribute = |oid| attribute(name, oid);
     let missing = |what: &str| CaError::Encoding(format!("the CA's subject has no {what}"));

@@ -288,6 +288,15 @@ pub enum KeysCommand {
         #[arg(long = "ca")]
         ca_name: String,
     },
+    /// Renews the OCSP responder certificates (one a year) of every issuing CA, of every
+    /// generation, that end within `--within-days`: a new key and certificate each.
+    RenewResponders {
+        #[command(flatten)]
+        data: DataArg,
+        /// Renews those ending within this many days.
+        #[arg(long, default_value_t = 30)]
+        within_days: u32,
+    },
 }
 
 async fn open(data: &Path) -> Result<(DataDir, Arc<dyn DurableStore>, Arc<policies::Policies>), Box<dyn std::error::Error>> {
@@ -527,6 +536,22 @@ pub async fn keys(command: KeysCommand) -> CommandResult {
                 crate::ca_cmd::date(renewal.replaced_until)
             );
             println!("Restart `hawiya serve` to issue from and answer for the new generation; `hawiya ca certs` writes its certificates.");
+            Ok(())
+        }
+        KeysCommand::RenewResponders { data, within_days } => {
+            let dir = DataDir::open(&data.data)?;
+            let (keys, store, policies) = (dir.key_store()?, dir.store().await?, dir.policies()?);
+            let before = now() + i64::from(within_days) * 86_400;
+            let due = ca::ceremony::responders_due(keys.clone(), store.clone(), policies.clone(), before).await?;
+            if due.is_empty() {
+                println!("No OCSP responder certificate ends within {within_days} days.");
+                return Ok(());
+            }
+            for (ca, responder, ends) in due {
+                let renewed = ca::ceremony::renew_responder(keys.clone(), store.clone(), policies.clone(), &ca).await?;
+                println!("Renewed {responder} (ended {}): key {}, until {}", crate::ca_cmd::date(ends), renewed.key, crate::ca_cmd::date(renewed.not_after));
+            }
+            println!("Restart `hawiya serve` to answer with the new certificates; `hawiya ca certs` writes them.");
             Ok(())
         }
     }

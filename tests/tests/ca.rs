@@ -247,6 +247,44 @@ fn urls_in_certificates_are_served(keys: Keys, db: Db) {
     assert_eq!(d.fetch(&format!("{}/crl/nobody.crl", d.base)).0, 404);
 }
 
+/// `hawiya keys renew-responders`: responder certificates (a year each) are renewed before
+/// they end, for every issuing CA; the server then answers with the new key, and the old
+/// responder certificate no longer verifies its answers.
+fn ocsp_responders_are_renewed_before_they_end(keys: Keys, db: Db) {
+    let mut d = Deployment::new(keys, db);
+    let (_, cert) = d.issue_citizen("citizen-signature", &csr(d.dir.path(), "sig", P256), "sig.pem");
+    d.ok(&["ca", "certs", "--out", p(&d.path("old"))]);
+    // A year ahead of their end: nothing is due, nothing changes.
+    let before = d.snapshot();
+    assert_eq!(d.ok(&["keys", "renew-responders"]).trim(), "No OCSP responder certificate ends within 30 days.");
+    assert_eq!(d.snapshot(), before);
+
+    let said = d.ok(&["keys", "renew-responders", "--within-days", "400"]);
+    for responder in ["citizen-authentication-ca-ocsp", "citizen-signing-ca-ocsp", "services-ca-ocsp"] {
+        assert!(said.contains(&format!("Renewed {responder} (ended ")), "{responder}: {said}");
+    }
+    d.ok(&["ca", "certs", "--out", p(&d.path("certs"))]);
+    let (old, new) = (d.path("old/citizen-signing-ca-ocsp.pem"), d.path("certs/citizen-signing-ca-ocsp.pem"));
+    assert_ne!(std::fs::read(&old).expect("old"), std::fs::read(&new).expect("new"), "a new certificate");
+    let (root, ca) = (d.path("certs/root.pem"), d.path("certs/citizen-signing-ca.pem"));
+    let verified = openssl(d.dir.path(), &["verify", "-CAfile", p(&root), "-untrusted", p(&ca), p(&new)]);
+    assert!(verified.status.success(), "{verified:?}");
+
+    d.serve();
+    let answer = d.ocsp(p(&cert), &["-resp_text"]);
+    assert!(answer.contains("Response verify OK") && answer.contains(": good"), "{answer}");
+    // The answer carries, and is signed for, the new responder certificate.
+    let serial = |pem: &Path| {
+        let out = stdout(&openssl(d.dir.path(), &["x509", "-noout", "-serial", "-in", p(pem)]));
+        let hex = out.trim().trim_start_matches("serial=").to_lowercase();
+        hex.as_bytes().chunks(2).map(|c| std::str::from_utf8(c).expect("hex")).collect::<Vec<_>>().join(":")
+    };
+    assert!(answer.contains(&serial(&new)) && !answer.contains(&serial(&old)), "{answer}");
+    let out = d.path("audit.jsonl");
+    d.ok(&["audit", "export", "--data", p(&d.data), "--out", p(&out)]);
+    assert_eq!(std::fs::read_to_string(&out).expect("export").matches(r#""event":"ocsp.responder_renewed""#).count(), 3);
+}
+
 /// `hawiya keys renew-ca`: both generations chain to the root and lint clean, the old one
 /// answers OCSP and publishes its CRL for what it issued, new issuance chains to the new one
 /// at URLs of its own, and refusals change nothing.
@@ -729,6 +767,8 @@ macro_rules! scenarios {
             fn urls_in_certificates_are_served() { super::urls_in_certificates_are_served($keys, $db) }
             #[test]
             fn a_renewed_ca_serves_both_generations() { super::a_renewed_ca_serves_both_generations($keys, $db) }
+            #[test]
+            fn ocsp_responders_are_renewed_before_they_end() { super::ocsp_responders_are_renewed_before_they_end($keys, $db) }
             #[test]
             fn bad_input_is_refused_and_changes_nothing() { super::bad_input_is_refused_and_changes_nothing($keys, $db) }
             #[test]
