@@ -295,7 +295,21 @@ pub struct Recorder {
 
 /// An event waiting for its append and who waits for it (`None`: nobody), or someone
 /// waiting for everything before to be appended (a `None` event).
-type Pending = (Option<AuditEvent>, Option<tokio::sync::oneshot::Sender<Result<u64, String>>>);
+type Pending = (Option<AuditEvent>, Option<tokio::sync::oneshot::Sender<Result<u64, AppendFailed>>>);
+
+/// Why an append failed, for every event of its batch: whether the database was only
+/// unreachable (the caller answers "try again"), and the error's text.
+#[derive(Clone, Debug)]
+struct AppendFailed {
+    unreachable: bool,
+    text: String,
+}
+
+impl From<AppendFailed> for StoreError {
+    fn from(e: AppendFailed) -> Self {
+        if e.unreachable { StoreError::Unreachable { backend: "audit log", source: e.text.into() } } else { StoreError::database("audit log", e.text) }
+    }
+}
 
 /// The most events one append takes.
 const MAX_BATCH: usize = 512;
@@ -316,7 +330,8 @@ impl Recorder {
                 // The i-th event of the batch is entry last - count + 1 + i.
                 let (count, mut i) = (events.len() as u64, 0);
                 for (event, reply) in batch.drain(..) {
-                    let number = result.as_ref().map(|last| last + 1 + i - count).map_err(ToString::to_string);
+                    let number =
+                        result.as_ref().map(|last| last + 1 + i - count).map_err(|e| AppendFailed { unreachable: e.is_unreachable(), text: e.to_string() });
                     i += u64::from(event.is_some());
                     if let Some(reply) = reply {
                         let _ = reply.send(number);
@@ -341,7 +356,7 @@ impl Recorder {
     pub async fn record(&self, event: AuditEvent) -> Result<u64, StoreError> {
         let (reply, done) = tokio::sync::oneshot::channel();
         self.queue.send((Some(event), Some(reply))).map_err(|_| StoreError::Unavailable("the audit recorder has stopped"))?;
-        done.await.map_err(|_| StoreError::Unavailable("the audit recorder has stopped"))?.map_err(|e| StoreError::database("audit log", e))
+        done.await.map_err(|_| StoreError::Unavailable("the audit recorder has stopped"))?.map_err(StoreError::from)
     }
 
     /// Appends `event` without waiting (from a log layer, which cannot).
@@ -353,7 +368,7 @@ impl Recorder {
     pub async fn flush(&self) -> Result<(), StoreError> {
         let (reply, done) = tokio::sync::oneshot::channel();
         self.queue.send((None, Some(reply))).map_err(|_| StoreError::Unavailable("the audit recorder has stopped"))?;
-        done.await.map_err(|_| StoreError::Unavailable("the audit recorder has stopped"))?.map(drop).map_err(|e| StoreError::database("audit log", e))
+        done.await.map_err(|_| StoreError::Unavailable("the audit recorder has stopped"))?.map(drop).map_err(StoreError::from)
     }
 }
 
