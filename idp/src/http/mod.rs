@@ -189,6 +189,23 @@ fn error_page(lang: Lang, status: StatusCode, message: &str) -> Response {
     page(status, pages::ErrorPage { lang, message }.render())
 }
 
+/// The page for a protocol error met while serving a page, logged here: the store
+/// cannot be reached now (503 with `Retry-After`, "try again in a minute"), something failed
+/// on our side (500, the cause never shown), or the request was wrong (400, its
+/// description).
+fn failure_page(lang: Lang, e: crate::oauth::OAuthError) -> Response {
+    use crate::oauth::ErrorCode;
+    error::log(&e);
+    let (status, message) = match e.code {
+        ErrorCode::TemporarilyUnavailable => (StatusCode::SERVICE_UNAVAILABLE, pages::text(lang, "error.unavailable")),
+        ErrorCode::ServerError => (StatusCode::INTERNAL_SERVER_ERROR, pages::text(lang, "error.internal")),
+        _ => (StatusCode::BAD_REQUEST, e.description.as_str()),
+    };
+    let mut response = error_page(lang, status, message);
+    error::retry_after(&mut response, &e);
+    response
+}
+
 /// The parameters of a request for a page. An unreadable request gets an error page, never a
 /// redirect: nothing in it can be trusted with one.
 struct PageParams(OAuthRequest);

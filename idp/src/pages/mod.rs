@@ -87,6 +87,8 @@ pub fn text(lang: Lang, key: &str) -> &'static str {
             "تم إيقاف تسجيل الدخول مؤقتاً بسبب كثرة المحاولات الفاشلة. حاول بعد ١٥ دقيقة.",
             "Logging in is blocked for a while after too many failed attempts. Try again in 15 minutes.",
         ),
+        "error.unavailable" => ("الخدمة غير متاحة لحظيًا؛ حاول مرة أخرى بعد دقيقة.", "The service is briefly unavailable; please try again in a minute."),
+        "error.internal" => ("حدث خطأ من جهتنا؛ لم يُنفَّذ طلبك.", "Something failed on our side; your request was not carried out."),
         "error.csrf" => ("انتهت صلاحية النموذج. ابدأ من جديد.", "This form has expired. Please start again."),
         "error.expired" => ("انتهت مهلة تسجيل الدخول. عد إلى الخدمة وابدأ من جديد.", "The login has timed out. Go back to the service and start again."),
         "logout.confirm" => ("هل تريد تسجيل الخروج من جميع الخدمات الحكومية؟", "Do you want to log out of every government service?"),
