@@ -215,6 +215,21 @@ impl Deployment {
     /// Runs the default ceremony (country JO) on the chosen backends, with certificates
     /// pointing at `http://pki.hawiya.jo:<free port>`.
     pub fn new(keys: Keys, db: Db) -> Self {
+        let url = match db {
+            Db::Sqlite => None,
+            Db::Postgres => Some(postgres_database()),
+            Db::PostgresTls => Some(postgres_tls_database()),
+        };
+        Self::create(keys, url)
+    }
+
+    /// Like [`Deployment::new`], on the PostgreSQL database of the connection string `url`
+    /// (a multi-host one, for instance).
+    pub fn on_postgres(keys: Keys, url: &str) -> Self {
+        Self::create(keys, Some(url.to_owned()))
+    }
+
+    fn create(keys: Keys, database_url: Option<String>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let base = format!("http://{HOST}:{port}");
@@ -248,10 +263,9 @@ impl Deployment {
                 format!("[key_store]\nkind = \"pkcs11\"\nmodule = \"{}\"\ntoken = \"{token}\"\n", module.display())
             }
         };
-        let store = match db {
-            Db::Sqlite => "[store]\nkind = \"sqlite\"\n".to_owned(),
-            Db::Postgres | Db::PostgresTls => {
-                let url = if db == Db::Postgres { postgres_database() } else { postgres_tls_database() };
+        let store = match database_url {
+            None => "[store]\nkind = \"sqlite\"\n".to_owned(),
+            Some(url) => {
                 env.push(("HAWIYA_DATABASE_URL".into(), url));
                 "[store]\nkind = \"postgres\"\n".to_owned()
             }
@@ -377,6 +391,19 @@ impl Deployment {
     pub fn replica(&mut self, port: u16) {
         let child = self.serve_on(port);
         self.servers.push(child);
+    }
+
+    /// Kills (SIGKILL, as a crash would) the `index`-th server started, in the order
+    /// [`Deployment::serve`] and [`Deployment::replica`] were called, and waits for it to end.
+    pub fn kill_server(&mut self, index: usize) {
+        let child = &mut self.servers[index];
+        child.kill().expect("kill -9 a hawiya serve");
+        child.wait().expect("wait for the killed hawiya serve");
+    }
+
+    /// Whether the `index`-th server started is still running.
+    pub fn server_running(&mut self, index: usize) -> bool {
+        matches!(self.servers[index].try_wait(), Ok(None))
     }
 
     /// Starts `hawiya serve` with what it logs (stderr) going to the file `log`, and waits
