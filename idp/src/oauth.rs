@@ -218,6 +218,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_unreachable_store_is_temporarily_unavailable_and_other_failures_server_errors() {
+        let unreachable = || store::StoreError::Unreachable { backend: "PostgreSQL", source: "connection closed".into() };
+        for e in [
+            OAuthError::from(unreachable()),
+            OAuthError::from(crate::IdpError::Store(unreachable())),
+            OAuthError::server(crate::IdpError::Store(unreachable())),
+        ] {
+            assert_eq!((e.code, e.description.as_str()), (ErrorCode::TemporarilyUnavailable, TRY_AGAIN));
+            assert_eq!(e.code.as_str(), "temporarily_unavailable");
+            assert!(e.cause.is_some(), "the cause is kept for the log");
+        }
+        for e in [OAuthError::from(store::StoreError::Corrupt("x".into())), OAuthError::from(crate::IdpError::Corrupt("x".into())), OAuthError::server("x")] {
+            assert_eq!((e.code, e.description.as_str()), (ErrorCode::ServerError, "internal error"));
+        }
+    }
+
+    #[test]
     fn parameters_are_single_and_bounded() {
         let p = Params::parse(b"a=1&b=%D9%84%D9%8A&c=").expect("parse");
         assert_eq!((p.get("a"), p.get("b"), p.get("c")), (Some("1"), Some("لي"), None));

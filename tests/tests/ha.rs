@@ -385,9 +385,17 @@ async fn postgres_primary_killed_under_load_fails_over_to_the_standby() {
     let scenario = async {
         tokio::time::sleep(Duration::from_secs(3)).await;
         assert!(refresh_a.lock().unwrap().ok > 0 && refresh_b.lock().unwrap().ok > 0 && ocsp.lock().unwrap().ok > 0, "the load runs");
+        let mut citizen = Browser::new(a.clone(), &issuer);
+        let r = citizen.get(&authorize_url(&issuer)).await;
+        let (login_page, _) = citizen.follow(r).await;
+        assert_eq!(login_page.status, 200, "{}", login_page.body);
         cluster.kill_primary();
         let at_kill = *killed.insert(Instant::now());
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        // A citizen logging in meanwhile gets the page that says to try again, in Arabic.
+        let r = citizen.submit_login(&login_page.body, CITIZEN, PASSWORD, None).await;
+        assert_eq!(r.status, 503, "{}", r.body);
+        assert!(r.body.contains("حاول مرة أخرى بعد دقيقة") && r.body.contains(r#"dir="rtl""#), "{}", r.body);
+        tokio::time::sleep(Duration::from_secs(2).saturating_sub(at_kill.elapsed())).await;
         cluster.promote_standby();
         let at_promotion = *promoted.insert(Instant::now());
         // Both replicas refresh and answer OCSP again, without a restart.
@@ -396,6 +404,10 @@ async fn postgres_primary_killed_under_load_fails_over_to_the_standby() {
             assert!(at_promotion.elapsed() < Duration::from_secs(15), "the replicas did not recover within 15 s of the promotion");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        // The same form, posted again: nothing of the refused attempt stands in the way.
+        let r = citizen.submit_login(&login_page.body, CITIZEN, PASSWORD, None).await;
+        let location = citizen.through_consent(r).await;
+        assert!(param(&location, "code").is_some(), "the login finishes after the failover: {location}");
         timeline = format!("killed, promoted {:?} later, recovered {:?} after the promotion", at_promotion - at_kill, at_promotion.elapsed());
         // Long enough for `hawiya ca issue` to acknowledge certificates on the new primary.
         tokio::time::sleep(Duration::from_secs(4)).await;
