@@ -141,11 +141,25 @@ impl PostgresStore {
         Ok(PostgresStore { settings, slots, next: AtomicUsize::new(0) })
     }
 
-    /// The next connection, round-robin; a broken one is replaced first. While no server
-    /// answers, one request per connection tries (at most every [`RECONNECT_INTERVAL`]) and
-    /// the others fail at once: requests never queue behind a dead database.
+    /// The next connection, round-robin; a broken one is replaced first, and while it cannot
+    /// be, another one that works serves the request. While no server answers, one request
+    /// per connection tries (at most every [`RECONNECT_INTERVAL`]) and the others fail at
+    /// once: requests never queue behind a dead database.
     async fn conn(&self) -> Result<Arc<Connection>, StoreError> {
-        self.connection(&self.slots[self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()]).await
+        let n = self.slots.len();
+        let first = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        match self.connection(&self.slots[first]).await {
+            Err(e) if e.is_unreachable() => {
+                for k in 1..n {
+                    let other = self.slots[(first + k) % n].current()?;
+                    if !other.client.is_closed() {
+                        return Ok(other);
+                    }
+                }
+                Err(e)
+            }
+            result => result,
+        }
     }
 
     /// The connection of `slot`, replaced first if it broke.
