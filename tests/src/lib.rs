@@ -114,6 +114,16 @@ pub fn hawiya_bin() -> PathBuf {
     bin
 }
 
+/// An HTTP client whose requests for [`HOST`] go to the server on loopback `port` (as to an
+/// HTTP proxy: the URL and the Host header stay the issuer's, as behind a load balancer);
+/// other hosts are reached directly. reqwest's `resolve` cannot do this: a port in the URL
+/// always wins over the resolved address's, so every replica would be the URL's.
+pub fn client_to(port: u16) -> reqwest::Client {
+    let replica = url::Url::parse(&format!("http://127.0.0.1:{port}")).expect("url");
+    let proxy = reqwest::Proxy::custom(move |url| (url.host_str() == Some(HOST)).then(|| replica.clone()));
+    idp::backchannel::client_builder().expect("builder").proxy(proxy).timeout(Duration::from_secs(30)).build().expect("client")
+}
+
 /// A free loopback port.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
