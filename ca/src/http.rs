@@ -46,10 +46,20 @@ pub fn router(state: Arc<CaState>) -> Router {
 }
 
 /// Turns a CA error into a response, in one place: names of unknown things are the caller's
-/// to know; anything else is logged and answered with a bare 500.
+/// to know; an unreachable store is a 503 with `Retry-After`; anything else is logged and
+/// answered with a bare 500.
 fn error_response(e: CaError) -> Response {
     match e {
         CaError::UnknownAuthority { .. } => (StatusCode::NOT_FOUND, "no such certificate authority\n").into_response(),
+        CaError::Store(e) if e.is_unreachable() => {
+            tracing::warn!(error = %e, "CA endpoint refused: the store is unreachable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "5"), (header::CACHE_CONTROL, "no-store")],
+                "the store is briefly unavailable; try again in a minute\n",
+            )
+                .into_response()
+        }
         other => {
             tracing::error!(error = %other, "CA endpoint failed");
             (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()

@@ -421,6 +421,9 @@ async fn postgres_primary_killed_under_load_fails_over_to_the_standby() {
         let r = citizen.submit_login(&login_page.body, CITIZEN, PASSWORD, None).await;
         assert_eq!(r.status, 503, "{}", r.body);
         assert!(r.body.contains("حاول مرة أخرى بعد دقيقة") && r.body.contains(r#"dir="rtl""#), "{}", r.body);
+        // The CRL (read from the store to check it is current) is refused the same way.
+        let r = b.get(format!("{issuer}/crl/citizen-signing-ca.crl")).send().await.expect("CRL");
+        assert!(is_503(&r) && r.headers().get("cache-control").is_some_and(|v| v == "no-store"), "the CRL during the outage: {r:?}");
         tokio::time::sleep(Duration::from_secs(2).saturating_sub(at_kill.elapsed())).await;
         cluster.promote_standby();
         let at_promotion = *promoted.insert(Instant::now());
