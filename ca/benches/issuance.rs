@@ -1,6 +1,8 @@
 //! Certificate issuances per second: ES256 issuing key in the soft key store, SQLite,
 //! `citizen-authentication` profile, from a PKCS#10 request (signature verified each time).
-//! Run: `cargo bench -p ca --bench issuance` (or `./scripts/bench`).
+//! Run: `cargo bench -p ca --bench issuance` (or `./scripts/bench`). With `-- --audit`,
+//! every issuance is also an entry of the audit log in the same store, as in a server (the
+//! `tracing` layer and the recorder): `./scripts/bench-audit` runs both.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::sync::Arc;
@@ -32,6 +34,14 @@ async fn main() {
         tsa: a("TSA", "ec-p256"),
         validation_service: None,
     };
+    let audited = std::env::args().any(|a| a == "--audit");
+    if audited {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::{Layer, filter};
+        let layer = store::audit::layer::AuditLayer.with_filter(filter::filter_fn(store::audit::layer::filter));
+        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer)).expect("subscriber");
+        store::audit::layer::start(store.clone(), "bench".into());
+    }
     let policies = Arc::new(policies::Policies::shipped().expect("policies"));
     let authority = Arc::new(ca::ceremony::run(&config, keys.clone(), store, policies).await.expect("ceremony"));
     let device = keys.generate(KeySpec::EcP256, "device").expect("key");
@@ -61,6 +71,12 @@ async fn main() {
             r.expect("task");
         }
         let secs = started.elapsed().as_secs_f64();
-        println!("issuance: {total} certificates, {in_flight} in flight: {:.0}/s ({:.1} s)", total as f64 / secs, secs);
+        println!(
+            "issuance: {total} certificates, {in_flight} in flight: {:.0}/s ({:.1} s){}",
+            total as f64 / secs,
+            secs,
+            if audited { ", audit log on" } else { "" }
+        );
     }
+    store::audit::layer::flush().await.expect("the audit log");
 }

@@ -242,6 +242,39 @@ impl Authority {
         Ok((&member.signer, &member.certificate))
     }
 
+    /// The generation of issuing CA `ca` that issues now: the newest of those made with its
+    /// profile (the ceremony's, then each renewal's, see [`crate::ceremony::renew`]).
+    pub(crate) fn current(&self, ca: &str) -> Result<&Member, CaError> {
+        self.members.iter().rev().find(|m| m.profile.is_ca() && m.profile.name == ca).map_or_else(|| self.member(ca), Ok)
+    }
+
+    /// The name of the generation of issuing CA `ca` that issues now (`ca` itself until it
+    /// is first renewed).
+    pub fn current_generation(&self, ca: &str) -> Result<&str, CaError> {
+        self.current(ca).map(|m| m.name.as_str())
+    }
+
+    /// Every generation of issuing CA `ca`, oldest first: all of them answer OCSP and
+    /// publish CRLs for what they issued.
+    pub fn generations(&self, ca: &str) -> Vec<&str> {
+        self.members.iter().filter(|m| m.profile.is_ca() && m.profile.name == ca).map(|m| m.name.as_str()).collect()
+    }
+
+    /// The name of the issuing CA, of whichever generation, that issued `certificate` (DER):
+    /// the one whose subject is its issuer name (generations have distinct names).
+    pub fn issuer_of(&self, certificate: &[u8]) -> Result<&str, CaError> {
+        let issuer = Certificate::from_der(certificate)?.tbs_certificate.issuer;
+        self.issuing_cas().find(|m| m.parsed.tbs_certificate.subject == issuer).map(|m| m.name.as_str()).ok_or_else(|| CaError::UnknownAuthority {
+            name: issuer.to_string(),
+            known: self.issuing_cas().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", "),
+        })
+    }
+
+    /// The issuing CAs of every generation (not the root), in the record's order.
+    pub(crate) fn issuing_cas(&self) -> impl Iterator<Item = &Member> {
+        self.members.iter().filter(|m| matches!(m.profile.kind, ProfileKind::Intermediate { .. }))
+    }
+
     /// The names of the CAs (root and issuing), in ceremony order.
     pub fn ca_names(&self) -> Vec<&str> {
         self.members.iter().filter(|m| m.profile.is_ca()).map(|m| m.name.as_str()).collect()
@@ -306,7 +339,7 @@ impl Authority {
             (ProfileKind::EndEntity, Some(issuer)) => issuer,
             _ => return Err(CaError::NotIssuable(profile.name.clone())),
         };
-        let issuer = self.member(issuer_name)?;
+        let issuer = self.current(issuer_name)?;
         let verified = csr::verified(&request.csr)?;
         request.subject.validate()?;
         // A request that names a citizen must name the one proven: a device cannot get a

@@ -167,6 +167,7 @@ pub async fn run(config: &CeremonyConfig, keys: Arc<dyn KeyStore>, store: Arc<dy
         country: config.country.clone(),
         base_url: config.base_url.trim_end_matches('/').to_owned(),
         authorities: Vec::new(),
+        renewals: Vec::new(),
     };
     let rng = aws_lc_rs::rand::SystemRandom::new();
     let mut stored = Vec::new();
@@ -214,6 +215,145 @@ pub async fn run(config: &CeremonyConfig, keys: Arc<dyn KeyStore>, store: Arc<dy
     })?;
     tracing::info!(target: "audit", event = "ceremony.recorded", performed_at = %record.performed_at, "ceremony recorded");
     Ok(authority)
+}
+
+/// What a renewal made.
+#[derive(Debug)]
+pub struct Renewal {
+    /// The record of it, as stored in the ceremony record.
+    pub record: store::RenewalRecord,
+    /// The new generation's key in the key store.
+    pub key: String,
+    /// The new generation's common name.
+    pub common_name: String,
+    /// When the replaced generation's certificate expires: it publishes CRLs and answers
+    /// OCSP for what it issued until then (its end-entity certificates never outlive it).
+    pub replaced_until: i64,
+    /// The authority with the new generation, which issues from now on.
+    pub authority: Authority,
+}
+
+/// Renews issuing CA `ca` (`citizen-authentication-ca`, `citizen-signing-ca`,
+/// `services-ca`): a new key in `keys` of the current generation's type, a certificate for it
+/// signed by the root, a delegated OCSP responder certificate under it, and the ceremony
+/// record extended with both and a [`store::RenewalRecord`]. New issuance moves to the new
+/// generation; the old one keeps its key, its responder and its CRL.
+///
+/// The new generation's subject is the CA's with " G<n>" appended to its common name
+/// ("Hawiya Citizen Authentication CA G2"), as national and public CAs name their
+/// generations (Estonia's ESTEID2018 after ESTEID-SK 2015, "... Root G2"). RFC 5280 allows
+/// the same name with a new key, but then relying parties must tell the generations apart by
+/// key identifier alone: chain building, CRL matching (a CRL names its issuer, not its key)
+/// and caches keyed by issuer name break in the many that do not. Distinct names keep each
+/// certificate, CRL and OCSP CertID unambiguous.
+///
+/// Refused, with nothing created: an unknown or non-renewable name; no ceremony; and a
+/// second renewal while the generation the last renewal made has issued nothing but its own
+/// OCSP responder certificate (a repeated command, which would retire a key never used).
+pub async fn renew(keys: Arc<dyn KeyStore>, store: Arc<dyn CaStore>, policies: Arc<Policies>, ca: &str) -> Result<Renewal, CaError> {
+    if !names::ISSUING.contains(&ca) {
+        return Err(CaError::NotRenewable(format!("{ca:?} is not an issuing CA; renewable: {}", names::ISSUING.join(", "))));
+    }
+    let previous = store.ceremony().await?.ok_or(CaError::NoCeremony)?;
+    let authority = Authority::from_record(store.clone(), keys.clone(), policies.clone(), previous.clone())?;
+    let generations = authority.generations(ca).len();
+    let current = authority.current(ca)?;
+    if let Some(last) = previous.renewals.iter().rev().find(|r| r.ca == ca) {
+        let issued = store.list(Some(&current.name), 2).await?;
+        if issued.iter().all(|r| r.certificate.profile == "ocsp-responder") {
+            return Err(CaError::NotRenewable(format!(
+                "{} (renewed {}) has issued no certificate yet; renewing it again would retire a key that never issued",
+                current.name, last.performed_at
+            )));
+        }
+    }
+    let started = OffsetDateTime::now_utc();
+    let performed_at = started.format(&Rfc3339).map_err(|e| CaError::Encoding(e.to_string()))?;
+    let next = names::generation(ca, generations + 1);
+    let responder_name = names::ocsp_responder(&next);
+    let suffix = format!(" G{}", generations + 1);
+    // The first generation's names, so that G3 follows G2 rather than "G2 G3".
+    let first = authority.member(ca)?;
+    let first_responder = authority.member(&names::ocsp_responder(ca))?;
+    let subject = renamed(&first.parsed.tbs_certificate.subject, &suffix)?;
+    let responder_subject = renamed(&first_responder.parsed.tbs_certificate.subject, &suffix)?;
+    subject.validate()?;
+    responder_subject.validate()?;
+    let profile = policies.profile(ca).ok_or_else(|| CaError::UnknownProfile(ca.into()))?;
+    let responder_profile = policies.profile("ocsp-responder").ok_or_else(|| CaError::UnknownProfile("ocsp-responder".into()))?;
+    let (spec, responder_spec) = (current.signer.public_key().spec(), authority.member(&names::ocsp_responder(&current.name))?.signer.public_key().spec());
+    for (p, spec) in [(profile, spec), (responder_profile, responder_spec)] {
+        if !p.allowed_keys.contains(&spec) {
+            return Err(CaError::Config(format!("profile {:?} no longer allows {spec} keys", p.name)));
+        }
+    }
+
+    let stamp = started.unix_timestamp();
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let mut record = previous.clone();
+    let mut stored = Vec::new();
+    for (name, issuer, profile, spec, subject) in
+        [(&next, names::ROOT, profile, spec, &subject), (&responder_name, next.as_str(), responder_profile, responder_spec, &responder_subject)]
+    {
+        let key = keys.generate(spec, &format!("{name}-{stamp}"))?;
+        let signer = StoredKeySigner::new(keys.clone(), key.clone(), spec.default_algorithm())?;
+        // The responder is signed by the new generation: an authority over the record so far.
+        let so_far = Authority::from_record(store.clone(), keys.clone(), policies.clone(), record.clone())?;
+        let serial = Authority::new_serial(&rng)?;
+        let certificate = so_far.sign_certificate(so_far.member(issuer)?, profile, subject, signer.public_key(), &serial)?;
+        record.authorities.push(AuthorityRecord {
+            name: name.clone(),
+            profile: profile.name.clone(),
+            issuer: issuer.into(),
+            key: key.to_string(),
+            algorithm: signer.algorithm().to_string(),
+            certificate: hex::encode(&certificate.der),
+        });
+        stored.push(certificate);
+        tracing::info!(target: "audit", event = "ceremony.key_generated", authority = %name, key = %key, profile = %profile.name, "renewal step done");
+    }
+    let renewal = store::RenewalRecord { performed_at, ca: ca.to_owned(), generation: next.clone(), replaces: current.name.clone() };
+    record.renewals.push(renewal.clone());
+    let replaced_until = current.not_after.unix_timestamp();
+    let renewed = Authority::from_record(store.clone(), keys, policies, record.clone())?;
+    // The record and the two certificates, all or nothing: a concurrent renewal that got there
+    // first leaves this one's keys unused and nothing else.
+    store.update_ceremony(&previous, &record, &stored).await?;
+    tracing::info!(
+        target: "audit",
+        event = "ca.renewed",
+        ca,
+        generation = %next,
+        replaces = %renewal.replaces,
+        replaced_until,
+        "issuing CA renewed; the replaced generation keeps answering OCSP and publishing CRLs"
+    );
+    let key = record.authorities.iter().find(|a| a.name == next).map(|a| a.key.clone()).unwrap_or_default();
+    let common_name = common_name(&renewed.member(&next)?.parsed.tbs_certificate.subject).unwrap_or_default();
+    Ok(Renewal { record: renewal, key, common_name, replaced_until, authority: renewed })
+}
+
+const COUNTRY: der::asn1::ObjectIdentifier = der::asn1::ObjectIdentifier::new_unwrap("2.5.4.6");
+const ORGANIZATION: der::asn1::ObjectIdentifier = der::asn1::ObjectIdentifier::new_unwrap("2.5.4.10");
+const COMMON_NAME: der::asn1::ObjectIdentifier = der::asn1::ObjectIdentifier::new_unwrap("2.5.4.3");
+
+/// The organization subject `name` (C, O, CN) with `suffix` appended to its common name.
+fn renamed(name: &x509_cert::name::Name, suffix: &str) -> Result<Subject, CaError> {
+    let attribute = |oid| attribute(name, oid);
+    let missing = |what: &str| CaError::Encoding(format!("the CA's subject has no {what}"));
+    Ok(Subject::Organization {
+        country: attribute(COUNTRY).ok_or_else(|| missing("C"))?,
+        organization: attribute(ORGANIZATION).ok_or_else(|| missing("O"))?,
+        common_name: format!("{}{suffix}", common_name(name).ok_or_else(|| missing("CN"))?),
+    })
+}
+
+fn common_name(name: &x509_cert::name::Name) -> Option<String> {
+    attribute(name, COMMON_NAME)
+}
+
+fn attribute(name: &x509_cert::name::Name, oid: der::asn1::ObjectIdentifier) -> Option<String> {
+    name.0.iter().flat_map(|rdn| rdn.0.iter()).find(|atv| atv.oid == oid).and_then(|atv| std::str::from_utf8(atv.value.value()).ok().map(str::to_owned))
 }
 
 fn self_signed_root(

@@ -49,6 +49,9 @@ pub enum CaError {
     /// The hierarchy already exists.
     #[error("{0}")]
     CeremonyExists(String),
+    /// A CA renewal refused before anything was created.
+    #[error("cannot renew: {0}")]
+    NotRenewable(String),
     /// No hierarchy yet.
     #[error("no CA hierarchy in this store: run `hawiya ca init` first")]
     NoCeremony,

@@ -3,7 +3,9 @@
 //! A key ceremony ([`ceremony`]) builds the hierarchy — National Root CA, Citizen
 //! Authentication CA, Citizen Signing CA, Services CA, a delegated OCSP responder per
 //! issuing CA and the timestamp authority — with keys in the key store and certificate
-//! contents from the profiles in `policies/`. The [`Authority`] then issues certificates from
+//! contents from the profiles in `policies/`; [`ceremony::renew`] later gives an issuing CA a
+//! new generation (key, certificate, responder) while the old one keeps answering for what it
+//! issued. The [`Authority`] then issues certificates from
 //! PKCS#10 requests for identities that an upper layer has already proven (it never knows
 //! how the caller logged in), revokes and suspends them, signs CRLs, and answers OCSP
 //! ([`ocsp`]). The timestamp authority ([`tsa`]) issues RFC 3161 tokens. [`http`] serves CA
@@ -43,6 +45,14 @@ pub mod names {
     pub const AUDIT_LOG: &str = "audit-log";
     /// The issuing CAs, in ceremony order.
     pub const ISSUING: [&str; 3] = [CITIZEN_AUTHENTICATION, CITIZEN_SIGNING, SERVICES];
+
+    /// The name of generation `n` (1, 2, …) of issuing CA `ca`: the ceremony's is `ca`
+    /// itself, each renewal's `ca-n` (`citizen-authentication-ca-2`); the name is the file
+    /// name of its certificate and CRL (`/ca/citizen-authentication-ca-2.crt`,
+    /// `/crl/citizen-authentication-ca-2.crl`), so generations never share a URL.
+    pub fn generation(ca: &str, n: usize) -> String {
+        if n <= 1 { ca.to_owned() } else { format!("{ca}-{n}") }
+    }
 
     /// The name of the delegated OCSP responder of issuing CA `ca`.
     pub fn ocsp_responder(ca: &str) -> String {

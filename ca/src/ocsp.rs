@@ -79,8 +79,10 @@ impl OcspResponder {
     /// Prepares the responder of every issuing CA of `authority`.
     pub fn new(authority: &Authority) -> Result<Self, CaError> {
         let mut cas = Vec::new();
-        for name in names::ISSUING {
-            let ca = authority.member(name)?;
+        // Every generation of every issuing CA: a renewed CA's old generation answers for
+        // what it issued, with its own responder, until its last certificate has expired.
+        for ca in authority.issuing_cas() {
+            let name = ca.name.as_str();
             let responder = authority.member(&names::ocsp_responder(name))?;
             let subject = ca.parsed.tbs_certificate.subject.to_der()?;
             let key = ca.signer.public_key().subject_public_key();

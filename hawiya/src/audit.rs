@@ -9,7 +9,7 @@
 //! or `--trust`), carry the audit-log policy and digitalSignature, and its key must have
 //! signed the checkpoint. `export` writes entries as JSON lines, `{"entry": …}` in order,
 //! then the checkpoints over them, `{"checkpoint": …}` — the format of `store::audit`'s
-//! types, which the module doc of `store/src/audit.rs` defines octet by octet for
+//! types, which the module doc of `store/src/audit/mod.rs` defines octet by octet for
 //! independent verifiers.
 
 use std::io::{BufRead, Write};
@@ -69,14 +69,7 @@ pub async fn run(command: AuditCommand) -> Result<(), Box<dyn std::error::Error>
     match command {
         AuditCommand::Verify { data: Some(data), .. } => {
             let store = DataDir::open(&data)?.store().await?;
-            let services = store
-                .ceremony()
-                .await?
-                .and_then(|c| c.authorities.into_iter().find(|a| a.name == ca::names::SERVICES))
-                .ok_or("the store holds no Services CA to check checkpoints against")?;
-            let anchors = pkix::path::TrustAnchors::from_der(&[hex::decode(&services.certificate)?])?;
-            let (entries, checkpoints) = read_store(store.as_ref(), 1, u64::MAX).await?;
-            report(store::audit::verify(entries, 1, &checkpoints, |c| checkpoint_signed(c, &anchors))?);
+            report(verify_store(store.as_ref(), u64::MAX).await?.0);
             Ok(())
         }
         AuditCommand::Verify { file: Some(file), trust: Some(trust), .. } => {
@@ -102,6 +95,20 @@ pub async fn run(command: AuditCommand) -> Result<(), Box<dyn std::error::Error>
             Ok(())
         }
     }
+}
+
+/// Verifies the chain of `store` from its first entry up to entry `to` (or its last), each
+/// checkpoint against the store's Services CA; what verified and the hash of the last entry.
+pub async fn verify_store(store: &dyn store::DurableStore, to: u64) -> Result<(Verified, Option<[u8; 32]>), Box<dyn std::error::Error>> {
+    let services = store
+        .ceremony()
+        .await?
+        .and_then(|c| c.authorities.into_iter().find(|a| a.name == ca::names::SERVICES))
+        .ok_or("the store holds no Services CA to check checkpoints against")?;
+    let anchors = pkix::path::TrustAnchors::from_der(&[hex::decode(&services.certificate)?])?;
+    let (entries, checkpoints) = read_store(store, 1, to).await?;
+    let last = entries.last().map(|e| e.hash);
+    Ok((store::audit::verify(entries, 1, &checkpoints, |c| checkpoint_signed(c, &anchors))?, last))
 }
 
 fn report(v: Verified) {

@@ -31,7 +31,8 @@ pub enum CaCommand {
         base_url: Option<String>,
     },
     /// Writes the hierarchy's certificates as PEM: root.pem, citizen-authentication-ca.pem,
-    /// citizen-signing-ca.pem, services-ca.pem, and the OCSP responders' and TSA's.
+    /// citizen-signing-ca.pem, services-ca.pem, the OCSP responders' and TSA's, and those of
+    /// every renewed generation (citizen-authentication-ca-2.pem, …).
     Certs {
         #[command(flatten)]
         data: DataArg,
@@ -95,7 +96,8 @@ pub enum CaCommand {
     Crl {
         #[command(flatten)]
         data: DataArg,
-        /// The CA: root, citizen-authentication-ca, citizen-signing-ca, services-ca.
+        /// The CA: root, citizen-authentication-ca, citizen-signing-ca, services-ca, or a
+        /// renewed generation (citizen-authentication-ca-2, …).
         #[arg(long = "ca")]
         ca_name: String,
         /// Where to write it (DER).

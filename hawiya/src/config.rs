@@ -14,8 +14,9 @@ use store::{DurableConfig, DurableStore};
 /// The default ceremony, shipped in `deploy/ceremony/default.toml`.
 pub const DEFAULT_CEREMONY: &str = include_str!("../../deploy/ceremony/default.toml");
 
-const CONFIG_FILE: &str = "hawiya.toml";
-const DEMO_SECRET_FILE: &str = "operator-secret";
+pub(crate) const CONFIG_FILE: &str = "hawiya.toml";
+/// The demo's operator secret in the data directory: never in a backup.
+pub(crate) const DEMO_SECRET_FILE: &str = "operator-secret";
 const PROVIDER_SECRET_FILE: &str = "provider-secret";
 const VERSION: u32 = 1;
 
@@ -436,8 +437,33 @@ impl DataDir {
         }
     }
 
+    /// The SQLite database file, when the store is SQLite.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        match &self.config.store {
+            StoreConfig::Sqlite { path } => Some(self.resolve(path.as_deref().unwrap_or(Path::new("hawiya.db")))),
+            StoreConfig::Postgres { .. } => None,
+        }
+    }
+
+    /// The soft key store's directory, when keys are in one.
+    pub fn soft_key_dir(&self) -> Option<PathBuf> {
+        match &self.config.key_store {
+            KeyStoreConfig::Soft { dir } => Some(self.resolve(dir.as_deref().unwrap_or(Path::new("keys")))),
+            KeyStoreConfig::Pkcs11 { .. } => None,
+        }
+    }
+
     /// Opens the durable store.
     pub async fn store(&self) -> Result<Arc<dyn DurableStore>, ConfigError> {
+        let store = self.store_unrecorded().await?;
+        // Whatever a command does to this store from now on is in its audit log.
+        crate::logging::start_audit(store.clone());
+        Ok(store)
+    }
+
+    /// Opens the durable store without recording this process's audit events in it (a
+    /// restore checks a store before it is in place).
+    pub async fn store_unrecorded(&self) -> Result<Arc<dyn DurableStore>, ConfigError> {
         let config = match &self.config.store {
             StoreConfig::Sqlite { path } => DurableConfig::Sqlite { path: self.resolve(path.as_deref().unwrap_or(Path::new("hawiya.db"))) },
             StoreConfig::Postgres { url, connections } => DurableConfig::Postgres {
@@ -447,10 +473,7 @@ impl DataDir {
                 connections: connections.unwrap_or(4),
             },
         };
-        let store = store::open(&config).await.map_err(|e| ConfigError(e.to_string()))?;
-        // Whatever a command does to this store from now on is in its audit log.
-        crate::logging::start_audit(store.clone());
-        Ok(store)
+        store::open(&config).await.map_err(|e| ConfigError(e.to_string()))
     }
 
     /// Opens the ephemeral store. `HAWIYA_REDIS_URL` selects Redis even without a

@@ -365,8 +365,9 @@ impl Enrolment {
             "device_kid": device_kid,
             "authentication_certificate": issued[0].pem(),
             "signature_certificate": issued[1].pem(),
-            "authentication_ca": chain(ca::names::CITIZEN_AUTHENTICATION),
-            "signing_ca": chain(ca::names::CITIZEN_SIGNING),
+            // The generations that issued them (after a renewal, the new ones).
+            "authentication_ca": chain(&issued[0].issuer),
+            "signing_ca": chain(&issued[1].issuer),
             "root": chain(ca::names::ROOT),
         }))
     }

@@ -34,6 +34,16 @@ pub async fn provider(
 ) -> Result<Provider, Box<dyn std::error::Error>> {
     let mut settings = Settings::new(issuer, data.provider_secret()?);
     settings.trusted_proxies = data.trusted_proxies()?;
+    // Password logins that may wait for a check beyond those running (idp::admission):
+    // HAWIYA_LOGIN_QUEUE, 32 per core unless it says otherwise.
+    if let Ok(v) = std::env::var("HAWIYA_LOGIN_QUEUE") {
+        settings.login_queue = v.trim().parse().map_err(|_| format!("HAWIYA_LOGIN_QUEUE: a number of waiting logins (0 or more), not {v:?}"))?;
+    }
+    // Deliveries to relying parties: 12 tries from 2 s apart, unless HAWIYA_BACKCHANNEL_RETRY
+    // (first_delay_ms,attempts) says otherwise (the tests shorten the waits).
+    if let Ok(v) = std::env::var("HAWIYA_BACKCHANNEL_RETRY") {
+        settings.backchannel_retry = idp::backchannel::Schedule::parse(&v)?;
+    }
     // A replaced key stays published as long as an id_token it signed may be presented,
     // plus a margin for clocks.
     let retention = settings.id_token_ttl + Duration::from_secs(300);
@@ -46,15 +56,22 @@ pub async fn provider(
     })
 }
 
-/// Smart-ID logins, trusting the hierarchy's Citizen Authentication CA and asking the OCSP
+/// Smart-ID logins, trusting the hierarchy's Citizen Authentication CA (every generation) and asking the OCSP
 /// responder each certificate names (or `HAWIYA_OCSP_URL`, when the certificates' host is
 /// not reachable from the server, as behind some proxies).
 async fn smart_id(durable: &dyn DurableStore, policies: Arc<policies::Policies>) -> Result<Option<idp::smart_id::SmartId>, Box<dyn std::error::Error>> {
     let Some(ceremony) = durable.ceremony().await? else { return Ok(None) };
-    let Some(anchor) = ceremony.authorities.iter().find(|a| a.name == ca::names::CITIZEN_AUTHENTICATION) else { return Ok(None) };
-    let anchor = hex::decode(&anchor.certificate).map_err(|e| format!("the ceremony record's {} certificate: {e}", anchor.name))?;
+    // Every generation of the CA (the ceremony's and each renewal's): a citizen's smart-ID
+    // certificate of the old generation logs in until it expires.
+    let mut anchors = Vec::new();
+    for a in ceremony.authorities.iter().filter(|a| a.profile == ca::names::CITIZEN_AUTHENTICATION) {
+        anchors.push(hex::decode(&a.certificate).map_err(|e| format!("the ceremony record's {} certificate: {e}", a.name))?);
+    }
+    if anchors.is_empty() {
+        return Ok(None);
+    }
     let ocsp = idp::smart_id::OcspClient::new(idp::backchannel::http_client()?, std::env::var("HAWIYA_OCSP_URL").ok());
-    let verifier = idp::smart_id::Verifier::new(&[anchor], Arc::new(ocsp), policies)?;
+    let verifier = idp::smart_id::Verifier::new(&anchors, Arc::new(ocsp), policies)?;
     // How long the citizen has to answer on the device: 2 minutes unless
     // HAWIYA_SMART_ID_TIMEOUT (seconds, 10 to 600) says otherwise.
     let timeout = match std::env::var("HAWIYA_SMART_ID_TIMEOUT") {
@@ -255,6 +272,21 @@ pub enum KeysCommand {
         /// as relying parties cache the JWKS).
         #[arg(long, default_value_t = 120)]
         publish_delay: u64,
+    },
+    /// Renews an issuing CA: a new key and a certificate for it from the root (common name
+    /// with " G<n>"), with its own OCSP responder; new issuance moves to it, the replaced
+    /// generation keeps answering OCSP and publishing CRLs for what it issued. A ceremony
+    /// with the root key: restart `hawiya serve` afterwards.
+    // Not `rotate --purpose`: a rotation publishes a JWKS key and switches after a delay; a
+    // renewal is a root-key ceremony that makes a certificate and a responder, and idp (which
+    // names the purposes) knows nothing of the CA.
+    RenewCa {
+        #[command(flatten)]
+        data: DataArg,
+        /// The CA: citizen-authentication-ca, citizen-signing-ca or services-ca (the names
+        /// `hawiya ca crl --ca` takes).
+        #[arg(long = "ca")]
+        ca_name: String,
     },
 }
 
@@ -481,6 +513,20 @@ pub async fn keys(command: KeysCommand) -> CommandResult {
             let signing = SigningKeys::open(dir.key_store()?, durable, Duration::ZERO, now()).await?;
             let kids = signing.rotate(now(), Duration::from_secs(publish_delay)).await?;
             println!("New {purpose} keys, published now, signing in {publish_delay} s: {}", kids.join(" "));
+            Ok(())
+        }
+        KeysCommand::RenewCa { data, ca_name } => {
+            let dir = DataDir::open(&data.data)?;
+            let renewal = ca::ceremony::renew(dir.key_store()?, dir.store().await?, dir.policies()?, &ca_name).await?;
+            let r = &renewal.record;
+            println!("Renewed {} ({}): {} \"{}\", key {}", r.ca, r.performed_at, r.generation, renewal.common_name, renewal.key);
+            println!("  new issuance: {}; OCSP responder {}", r.generation, ca::names::ocsp_responder(&r.generation));
+            println!(
+                "  {} keeps answering OCSP and publishing CRLs for what it issued (until {} at the latest)",
+                r.replaces,
+                crate::ca_cmd::date(renewal.replaced_until)
+            );
+            println!("Restart `hawiya serve` to issue from and answer for the new generation; `hawiya ca certs` writes its certificates.");
             Ok(())
         }
     }

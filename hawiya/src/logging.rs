@@ -17,7 +17,7 @@
 use std::io::Write;
 
 use serde_json::{Map, Value};
-use tracing::field::{Field, Visit};
+use store::audit::layer::{self as audit, JsonFields};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, SubscriberExt};
@@ -58,8 +58,7 @@ impl LogFormat {
 pub fn install(format: LogFormat, default_level: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     // Audit events, and the request spans whose ids they carry.
-    let audit = AuditEntries
-        .with_filter(filter::filter_fn(|meta| (meta.is_event() && meta.target() == AUDIT_TARGET) || (meta.is_span() && meta.name() == REQUEST_SPAN)));
+    let audit = audit::AuditLayer.with_filter(filter::filter_fn(audit::filter));
     let registry = tracing_subscriber::registry().with(audit);
     match format {
         LogFormat::Human => registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter)).init(),
@@ -67,103 +66,36 @@ pub fn install(format: LogFormat, default_level: &str) {
     }
 }
 
-/// The target of the events that are audit entries.
-const AUDIT_TARGET: &str = "audit";
-
-/// The process's audit recorder, once a server has started it.
-static RECORDER: std::sync::OnceLock<store::audit::Recorder> = std::sync::OnceLock::new();
-
 /// Starts recording audit events into `store` (once per process; later calls keep the
 /// first recorder). The replica's name is its host name and process id.
 pub fn start_audit(store: std::sync::Arc<dyn store::audit::AuditStore>) {
+    if cfg!(feature = "benchmark-without-audit-log") {
+        tracing::error!("this build records no audit entries: it is for measuring what they cost, never for production");
+        return;
+    }
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "hawiya".into());
-    let _ = RECORDER.get_or_init(|| store::audit::Recorder::start(store, format!("{host}:{}", std::process::id())));
+    audit::start(store, format!("{host}:{}", std::process::id()));
 }
 
 /// Waits until every audit event of this process is in the audit log (before it exits).
 pub async fn flush_audit() {
-    if let Some(recorder) = RECORDER.get()
-        && let Err(e) = recorder.flush().await
-    {
-        eprintln!("warning: audit events of this command may be missing from the audit log: {e}");
+    match tokio::time::timeout(std::time::Duration::from_secs(10), audit::flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => eprintln!("warning: audit events of this command may be missing from the audit log: {e}"),
+        Err(_) => eprintln!("warning: audit events of this command are missing from the audit log: it was not writable for 10 s"),
     }
-}
-
-/// The layer that turns audit events into audit entries.
-struct AuditEntries;
-
-/// A request span's id, kept for the audit events logged inside it.
-struct RequestId(Value);
-
-impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for AuditEntries {
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let mut fields = Map::new();
-        attrs.record(&mut Fields(&mut fields));
-        if let (Some(span), Some(request)) = (ctx.span(id), fields.remove("id")) {
-            span.extensions_mut().insert(RequestId(request));
-        }
-    }
-
-    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let Some(recorder) = RECORDER.get() else { return };
-        let mut fields = Map::new();
-        event.record(&mut Fields(&mut fields));
-        let name = match fields.remove("event") {
-            Some(Value::String(name)) => name,
-            _ => "unnamed".to_owned(),
-        };
-        if let Some(id) = request_id(event, &ctx) {
-            fields.insert("request_id".into(), id);
-        }
-        recorder.submit(recorder.event(&name, &fields));
-    }
-}
-
-/// The id of the request an event was logged in, if any.
-fn request_id<S: Subscriber + for<'a> LookupSpan<'a>>(event: &Event<'_>, ctx: &Context<'_, S>) -> Option<Value> {
-    ctx.event_scope(event)?.from_root().find_map(|span| span.extensions().get::<RequestId>().map(|r| r.0.clone()))
 }
 
 /// The fields of a span, kept in its extensions for the events logged inside it.
 struct SpanFields(Map<String, Value>);
 
-/// Collects fields as JSON values.
-struct Fields<'a>(&'a mut Map<String, Value>);
-
-impl Visit for Fields<'_> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
-    }
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
-    }
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
-    }
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
-    }
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
-    }
-    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.0.insert(field.name().to_owned(), Value::from(value.to_string()));
-    }
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().to_owned(), Value::from(format!("{value:?}")));
-    }
-}
-
 /// The JSON-lines layer.
 struct JsonLines;
-
-/// The name of the span `idp::http` opens per request, and its id field.
-const REQUEST_SPAN: &str = "request";
 
 impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for JsonLines {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let mut fields = Map::new();
-        attrs.record(&mut Fields(&mut fields));
+        attrs.record(&mut JsonFields(&mut fields));
         if let Some(span) = ctx.span(id) {
             span.extensions_mut().insert(SpanFields(fields));
         }
@@ -173,13 +105,13 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for JsonLines {
         if let Some(span) = ctx.span(id)
             && let Some(SpanFields(fields)) = span.extensions_mut().get_mut::<SpanFields>()
         {
-            values.record(&mut Fields(fields));
+            values.record(&mut JsonFields(fields));
         }
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let mut fields = Map::new();
-        event.record(&mut Fields(&mut fields));
+        event.record(&mut JsonFields(&mut fields));
         let message = fields.remove("message").unwrap_or(Value::from(""));
         let meta = event.metadata();
         let mut line = Map::new();
@@ -195,7 +127,7 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for JsonLines {
                 let mut described = Map::new();
                 described.insert("name".into(), Value::from(span.name()));
                 if let Some(SpanFields(fields)) = extensions.get::<SpanFields>() {
-                    if span.name() == REQUEST_SPAN
+                    if span.name() == audit::REQUEST_SPAN
                         && let Some(id) = fields.get("id")
                     {
                         line.insert("request_id".into(), id.clone());

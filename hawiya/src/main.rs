@@ -5,6 +5,7 @@
 //! Errors end the command with one line on stderr and a non-zero exit code.
 
 mod audit;
+mod backup;
 mod ca_cmd;
 mod config;
 #[cfg(feature = "demo")]
@@ -86,7 +87,7 @@ enum Command {
     /// Relying parties (e-services).
     #[command(subcommand)]
     Client(idp_cmd::ClientCommand),
-    /// The provider's signing keys.
+    /// Key rollover: the provider's signing keys, the issuing CAs' renewal.
     #[command(subcommand)]
     Keys(idp_cmd::KeysCommand),
     /// Policy files.
@@ -101,6 +102,27 @@ enum Command {
     /// The audit log: verify its chain, export it.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Copies a data directory, while servers run, into a new directory with a manifest:
+    /// the SQLite database as one moment saw it, the configuration and the soft key store's
+    /// sealed files, never the operator secret.
+    Backup {
+        /// The data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// The backup directory (new or empty, outside the data directory).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restores a backup into a new or empty data directory, every file checked against the
+    /// manifest first, then the store opened and its audit chain verified.
+    Restore {
+        /// The backup directory.
+        #[arg(long)]
+        from: PathBuf,
+        /// The new data directory.
+        #[arg(long)]
+        data: PathBuf,
+    },
     /// The reference smart-ID device: keys, certificates and approvals on this machine. Not
     /// in production builds (`--no-default-features`).
     #[cfg(feature = "demo")]
@@ -198,7 +220,11 @@ fn main() -> ExitCode {
             Command::Policy(PolicyCommand::Check { dir }) => policy_check(dir).await,
             Command::Verify(_) => Ok(()),
             Command::Audit(command) => audit::run(command).await,
-            Command::Ra(RaCommand::AddOfficer { data, name }) => add_officer(&data, &name).map(|token| println!("RA token for {name} (shown once): {token}")),
+            Command::Backup { data, out } => backup::backup(&data, &out).await,
+            Command::Restore { from, data } => backup::restore(&from, &data).await,
+            Command::Ra(RaCommand::AddOfficer { data, name }) => {
+                add_officer(&data, &name).await.map(|token| println!("RA token for {name} (shown once): {token}"))
+            }
             #[cfg(feature = "demo")]
             Command::Device(command) => device::run(command).await,
         };
@@ -215,14 +241,17 @@ fn main() -> ExitCode {
 }
 
 /// Adds a registration officer to a data directory's configuration; returns their token.
-pub(crate) fn add_officer(data: &std::path::Path, name: &config::OfficerName) -> Result<String, Box<dyn std::error::Error>> {
+pub(crate) async fn add_officer(data: &std::path::Path, name: &config::OfficerName) -> Result<String, Box<dyn std::error::Error>> {
     let mut dir = config::DataDir::open(data)?;
     if dir.config.ra_officers.iter().any(|o| o.name == *name) {
         return Err(format!("an officer named {name:?} exists already", name = name.as_str()).into());
     }
+    // Opened first (it starts this command's audit recorder): no officer without its entry.
+    dir.store().await?;
     let token = idp::provider::random_token()?;
     dir.config.ra_officers.push(config::RaOfficer { name: name.clone(), token_sha256: config::TokenSha256::of(&token) });
     dir.update()?;
+    tracing::info!(target: "audit", event = "ra.officer_added", officer = name.as_str(), "registration officer added");
     Ok(token)
 }
 

@@ -103,7 +103,8 @@ pub(crate) async fn open(data: &DataDir, issuer: Option<Issuer>) -> Result<Opene
     // OCSP responder.
     let signing = idp::signing::Signing { maker: Box::new(crate::signing::Maker::new(Arc::clone(&ca))) };
     // Auditors and citizens validate documents against the trust list and this hierarchy.
-    let own = crate::verify::hierarchy(ca.authority.certificate(ca::names::ROOT)?.to_vec(), ca.authority.certificate(ca::names::CITIZEN_SIGNING)?.to_vec())?;
+    let signing_cas = ca.authority.generations(ca::names::CITIZEN_SIGNING).into_iter().map(|name| ca.authority.certificate(name).map(<[u8]>::to_vec));
+    let own = crate::verify::hierarchy(ca.authority.certificate(ca::names::ROOT)?.to_vec(), signing_cas.collect::<Result<_, _>>()?)?;
     let validator = Arc::new(crate::verify::Validator::new(Arc::clone(&policies), &own)?);
     let provider = crate::idp_cmd::provider(data, issuer.as_str(), durable, keys, policies, ephemeral).await?.with_signing(signing).with_validation(validator);
     Ok(Opened { ca, provider: Arc::new(provider), enrolment: Arc::new(enrolment), readiness })
@@ -136,8 +137,10 @@ pub(crate) async fn serve_metrics(opened: &Opened, address: SocketAddr) -> Comma
     Ok(())
 }
 
-/// Serves `app` on `listener` until Ctrl-C or SIGTERM, with the provider's housekeeping.
+/// Serves `app` on `listener` until Ctrl-C or SIGTERM, with the provider's housekeeping and
+/// its delivery worker (back-channel logout and signing notifications from the shared queue).
 pub(crate) async fn run(listener: tokio::net::TcpListener, app: Router, provider: &Arc<Provider>) -> CommandResult {
+    tokio::spawn(Arc::clone(provider).run_deliveries());
     // Housekeeping: expired refresh-token families leave the store once an hour.
     let purging = Arc::clone(provider);
     tokio::spawn(async move {

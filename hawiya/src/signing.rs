@@ -20,23 +20,24 @@ impl Maker {
         Maker { ca }
     }
 
-    /// The signing CA, and for a PDF's `/DSS` the root, the TSA's chain, the responder's
-    /// certificate and the CAs' CRLs.
-    async fn chain(&self) -> Result<Chain, SigningError> {
+    /// The generation of the signing CA that issued `signer` (DER), and for a PDF's `/DSS`
+    /// the root, the TSA's chain, the responder's certificate and the CAs' CRLs.
+    async fn chain(&self, signer: &[u8]) -> Result<Chain, SigningError> {
         let authority = &self.ca.authority;
         let unavailable = |e: ca::CaError| SigningError::Unavailable(e.to_string());
         let certificate = |name: &str| authority.certificate(name).map(<[u8]>::to_vec).map_err(unavailable);
+        let issuer = authority.issuer_of(signer).map_err(unavailable)?;
         let mut others = Vec::new();
-        for name in [ca::names::ROOT, ca::names::TSA, ca::names::SERVICES, &ca::names::ocsp_responder(ca::names::CITIZEN_SIGNING)] {
+        for name in [ca::names::ROOT, ca::names::TSA, ca::names::SERVICES, &ca::names::ocsp_responder(issuer)] {
             others.push(certificate(name)?);
         }
         let mut crls = Vec::new();
-        for name in [ca::names::CITIZEN_SIGNING, ca::names::SERVICES, ca::names::ROOT] {
+        for name in [issuer, ca::names::SERVICES, ca::names::ROOT] {
             if let Some(crl) = authority.current_crl(name).await.map_err(unavailable)? {
                 crls.push(crl.der);
             }
         }
-        Ok(Chain { issuer: certificate(ca::names::CITIZEN_SIGNING)?, others, crls })
+        Ok(Chain { issuer: certificate(issuer)?, others, crls })
     }
 }
 
@@ -128,7 +129,7 @@ impl SignatureMaker for Maker {
         if signing.to_be_signed() != shown {
             return Err(SigningError::DocumentChanged);
         }
-        let chain = self.chain().await?;
+        let chain = self.chain(certificate).await?;
         let bytes = signing.complete(signature, self, &chain, format == Format::PadesLta).await.map_err(refusal)?;
         Ok(SignedFile { bytes, format })
     }

@@ -162,19 +162,24 @@ async fn own_hierarchy(data: &std::path::Path) -> Result<OwnHierarchy, String> {
     let dir = crate::config::DataDir::open(data).map_err(|e| e.to_string())?;
     let store = dir.store().await.map_err(|e| e.to_string())?;
     let ceremony = store.ceremony().await.map_err(|e| e.to_string())?.ok_or_else(|| format!("{}: no CA hierarchy in this data directory", data.display()))?;
-    let certificate = |name: &str| -> Result<Vec<u8>, String> {
-        let a = ceremony.authorities.iter().find(|a| a.name == name).ok_or_else(|| format!("the ceremony has no {name}"))?;
-        hex::decode(&a.certificate).map_err(|e| format!("the ceremony's {name}: {e}"))
+    let certificates = |wanted: &dyn Fn(&store::AuthorityRecord) -> bool| -> Result<Vec<Vec<u8>>, String> {
+        let found: Vec<_> = ceremony.authorities.iter().filter(|a| wanted(a)).collect();
+        found.iter().map(|a| hex::decode(&a.certificate).map_err(|e| format!("the ceremony's {}: {e}", a.name))).collect()
     };
-    hierarchy(certificate(ca::names::ROOT)?, certificate(ca::names::CITIZEN_SIGNING)?)
+    let root = certificates(&|a| a.name == ca::names::ROOT)?.pop().ok_or("the ceremony has no root")?;
+    hierarchy(root, certificates(&|a| a.profile == ca::names::CITIZEN_SIGNING)?)
 }
 
-/// The hierarchy of a root and the Citizen Signing CA (DER), qualified since the signing
-/// CA's notBefore.
-pub(crate) fn hierarchy(root: Vec<u8>, signing: Vec<u8>) -> Result<OwnHierarchy, String> {
+/// The hierarchy of a root and the Citizen Signing CA's generations (DER), each qualified
+/// since its notBefore.
+pub(crate) fn hierarchy(root: Vec<u8>, signing: Vec<Vec<u8>>) -> Result<OwnHierarchy, String> {
     use der::Decode;
-    let since = x509_cert::Certificate::from_der(&signing).map_err(|e| e.to_string())?.tbs_certificate.validity.not_before.to_system_time();
-    Ok(OwnHierarchy { anchors: vec![root], qualified: vec![(signing, since)] })
+    let mut qualified = Vec::with_capacity(signing.len());
+    for der in signing {
+        let since = x509_cert::Certificate::from_der(&der).map_err(|e| e.to_string())?.tbs_certificate.validity.not_before.to_system_time();
+        qualified.push((der, since));
+    }
+    Ok(OwnHierarchy { anchors: vec![root], qualified })
 }
 
 /// The JSON report as a JWS (RFC 7515, compact) signed by the validation service of the CA in

@@ -333,20 +333,16 @@ impl Provider {
     }
 
     /// Tells the agency that its request `id` ended in `state`, at its `callback_uri`: a
-    /// notification token signed with the provider's key, delivered in the background with
-    /// retries. Never fails: whatever goes wrong is logged (the agency can still poll).
+    /// notification token signed with the provider's key, enqueued for the delivery worker
+    /// (see [`crate::backchannel`]; signed when it is posted). Never fails: whatever goes
+    /// wrong is logged (the agency can still poll).
     pub(crate) async fn notify_agency(&self, client_id: &str, uri: &str, id: &str, state: &SigningState, now: i64) {
-        let token = async {
-            let client = self.client(client_id).await?.ok_or_else(|| OAuthError::server("the agency no longer exists"))?;
+        let enqueued = async {
             let claims = notification_claims(self.issuer(), client_id, id, status_name(state), &crate::provider::random_token()?, now);
-            Ok::<_, OAuthError>(self.keys.sign(client.id_token_alg, &claims, Some(NOTIFICATION_TYP), now).await?)
+            self.enqueue(crate::backchannel::Kind::SigningNotification, vec![(client_id.to_owned(), uri.to_owned(), claims)]).await
         };
-        match token.await {
-            Ok(token) => {
-                let message = crate::backchannel::Message::SigningNotification(token);
-                tokio::spawn(crate::backchannel::deliver(self.http.clone(), uri.to_owned(), client_id.to_owned(), message, self.settings.backchannel_retry));
-            }
-            Err(e) => tracing::error!(target: "audit", event = "signing.notification.failed", client = client_id, error = %e, "no signing notification made"),
+        if let Err(e) = enqueued.await {
+            tracing::error!(target: "audit", event = "signing.notification.failed", client = client_id, error = %e, "no signing notification enqueued");
         }
     }
 

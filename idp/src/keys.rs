@@ -164,7 +164,7 @@ impl SigningKeys {
                 active_from,
             })
             .await?;
-        tracing::info!(kid, algorithm = algorithm.name(), active_from, "made an id_token signing key");
+        tracing::info!(target: "audit", event = "key.generated", purpose = PURPOSE, kid, key = %key, algorithm = algorithm.name(), active_from, "made an id_token signing key");
         Ok(kid)
     }
 

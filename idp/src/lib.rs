@@ -38,6 +38,7 @@
 
 use std::time::Duration;
 
+pub mod admission;
 pub mod authorize;
 pub mod backchannel;
 mod cache;
@@ -94,10 +95,15 @@ pub struct Settings {
     /// The provider's secret: the salt of pairwise subject identifiers, and the key the
     /// refresh-token MAC key is derived from. Never logged.
     pub secret: Vec<u8>,
-    /// How back-channel logout deliveries are retried.
-    pub backchannel_retry: backchannel::Retry,
+    /// How deliveries to relying parties (back-channel logout, signing notifications) are
+    /// retried, and how often the delivery worker looks for them.
+    pub backchannel_retry: backchannel::Schedule,
     /// Reverse proxies whose `X-Forwarded-For` is believed (none by default).
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Password logins that may wait for a password check beyond those running (one per
+    /// core); past them a login is refused at once with 503 ([`admission`]). 32 per core by
+    /// default: about a second of waiting with production Argon2id parameters.
+    pub login_queue: usize,
 }
 
 impl std::fmt::Debug for Settings {
@@ -119,8 +125,9 @@ impl Settings {
             refresh_lifetime: Duration::from_secs(90 * 86_400),
             login_timeout: Duration::from_secs(600),
             secret,
-            backchannel_retry: backchannel::Retry::default(),
+            backchannel_retry: backchannel::Schedule::default(),
             trusted_proxies: Vec::new(),
+            login_queue: 32 * cores(),
         }
     }
 }
@@ -174,4 +181,9 @@ pub enum IdpError {
     /// The cryptographic library failed.
     #[error("cryptographic operation failed: {0}")]
     Crypto(&'static str),
+}
+
+/// The cores this process may use (2 if unknown).
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
 }

@@ -60,6 +60,9 @@ pub enum LoginFailure {
     BadCode,
     /// Too many failures: try again later.
     Locked,
+    /// The server has more password checks waiting than it takes: try again in a minute
+    /// (counts against nobody).
+    Busy,
 }
 
 /// What a login step produced.
@@ -189,26 +192,42 @@ impl Provider {
     ) -> Result<LoginStep, OAuthError> {
         let national_id = national_id.as_str();
         let Some(mut t) = self.transaction(tx).await? else { return Err(OAuthError::invalid_request("the login has expired; start again")) };
+        // The second step of a login whose password step passed in this transaction (which
+        // is bound to this browser) asks for the code only.
+        let password_done = t.pending_citizen.as_deref() == Some(national_id) && password.is_empty();
+        // A place for the password check, before the attempt is counted: a login refused
+        // for the server's load is not the citizen's failure.
+        let admitted = match password_done {
+            true => None,
+            false => match self.hashing.enter().await {
+                Some(admitted) => Some(admitted),
+                None => {
+                    Counters::count(&self.counters.logins_shed);
+                    tracing::warn!(national_id, "login refused unchecked: the password checks queue is full");
+                    return Ok(LoginStep::Failed(LoginFailure::Busy));
+                }
+            },
+        };
         let reservation = match self.throttle.reserve(self.ephemeral.as_ref(), Action::Password, national_id, browser.address, browser.device).await? {
             Verdict::Allowed(r) => r,
             Verdict::Blocked => {
                 Counters::count(&self.counters.login_failures);
+                tracing::warn!(target: "audit", event = "login.blocked", national_id, client = t.request.client_id.as_str(), "login refused: locked out");
                 return Ok(LoginStep::Failed(LoginFailure::Locked));
             }
         };
+        let client_id = t.request.client_id.clone();
+        let client = client_id.as_str();
         let fail = |why: LoginFailure, reservation: Reservation| async move {
             let n = reservation.count();
             let locked = reservation.failed(self.ephemeral.as_ref()).await?;
             Counters::count(&self.counters.login_failures);
-            tracing::warn!(target: "audit", event = "login.failure", reason = ?why, attempts = n, "login failed");
+            tracing::warn!(target: "audit", event = "login.failure", national_id, client, reason = ?why, attempts = n, locked, "login failed");
             // Progressive delay: each attempt on the citizen slows the next answer.
             tokio::time::sleep(Duration::from_millis(200 * n.min(10))).await;
             Ok::<LoginStep, OAuthError>(LoginStep::Failed(if locked { LoginFailure::Locked } else { why }))
         };
         let citizen = self.durable.citizen(national_id).await?;
-        // The second step of a login whose password step passed in this transaction (which
-        // is bound to this browser) asks for the code only.
-        let password_done = t.pending_citizen.as_deref() == Some(national_id) && password.is_empty();
         if password_done && t.step_up {
             let live = self.session(browser.session, now).await?;
             if live.is_none_or(|s| citizen.as_ref().is_none_or(|c| c.id != s.session.citizen_id)) {
@@ -222,12 +241,11 @@ impl Provider {
             };
             let stored = citizen.as_ref().map(|c| c.password_hash.clone());
             // Argon2id takes tens of milliseconds and 19 MiB: off the async workers, and no
-            // more at once than there are cores (a flood of logins queues, it does not
-            // exhaust memory).
-            let _permit = self.hashing.acquire().await.map_err(OAuthError::server)?;
+            // more at once than there are cores (`admitted`, crate::admission).
             let hasher = Arc::clone(&self.hasher);
             let matches = tokio::task::spawn_blocking(move || hasher.verify(&password, stored.as_deref()));
             let matches = matches.await.map_err(OAuthError::server)??;
+            drop(admitted);
             if !matches {
                 return fail(LoginFailure::BadCredentials, reservation).await;
             }
@@ -280,8 +298,16 @@ impl Provider {
         now: i64,
     ) -> Result<LoginStep, OAuthError> {
         Counters::count(&self.counters.logins);
-        tracing::info!(target: "audit", event = "login.success", citizen = citizen.id, method = method.id, level = %method.level, "citizen logged in");
         let previous = self.session(cookie, now).await?.filter(|s| s.session.citizen_id == citizen.id);
+        let client = t.request.client_id.as_str();
+        match previous.as_ref().filter(|_| t.step_up) {
+            Some(p) => {
+                tracing::info!(target: "audit", event = "login.step_up", citizen = citizen.id, client, method = method.id, from = %p.session.level, level = %method.level, "citizen stepped up")
+            }
+            None => {
+                tracing::info!(target: "audit", event = "login.success", citizen = citizen.id, client, method = method.id, level = %method.level, "citizen logged in")
+            }
+        }
         let (sid, started, clients) = match &previous {
             Some(p) => {
                 self.ephemeral.delete(&keyspace::session(&p.id)).await?;

@@ -12,26 +12,30 @@ use crate::provider::{Provider, random_token};
 
 impl Provider {
     /// Ends an SSO session (RP-initiated logout, or the citizen on the logout page) and
-    /// sends a logout token to every client of the session that has a back-channel logout
-    /// URI (in the background, with retries); returns the clients that took part.
+    /// enqueues a logout token for every client of the session that has a back-channel
+    /// logout URI (delivered by the worker, see [`crate::backchannel`]); returns the clients
+    /// that took part.
+    ///
+    /// The session lives in the ephemeral store and the queue in the durable one, so the two
+    /// cannot change in one transaction. The deliveries are enqueued first, then the session
+    /// is deleted: a crash between the two leaves a session whose relying parties are logged
+    /// out (the citizen logs out again, and they get a second token), never a session ended
+    /// here whose relying parties are never told. If the queue cannot be written, the
+    /// session is not ended and the logout fails.
     pub async fn end_session(&self, cookie: Option<&str>, now: i64) -> Result<Vec<String>, OAuthError> {
         let Some(session) = self.session(cookie, now).await? else { return Ok(Vec::new()) };
-        self.ephemeral.delete(&keyspace::session(&session.id)).await?;
-        tracing::info!(target: "audit", event = "logout", citizen = session.session.citizen_id, "SSO session ended");
+        let mut owed = Vec::new();
         for client_id in &session.session.clients {
             let Some(client) = self.client(client_id).await? else { continue };
             let Some(uri) = client.registration.backchannel_logout_uri.clone() else { continue };
             let sub = self.subject(&client, &session.session.citizen_id);
             let claims = crate::backchannel::logout_claims(self.issuer(), &client.id, &sub, &session.session.sid, &random_token()?, now);
-            let token = self.keys.sign(client.id_token_alg, &claims, Some("logout+jwt"), now).await?;
-            tokio::spawn(crate::backchannel::deliver(
-                self.http.clone(),
-                uri,
-                client.id.to_string(),
-                crate::backchannel::Message::Logout(token),
-                self.settings.backchannel_retry,
-            ));
+            owed.push((client.id.to_string(), uri, claims));
         }
+        let deliveries = owed.len();
+        self.enqueue(crate::backchannel::Kind::Logout, owed).await?;
+        self.ephemeral.delete(&keyspace::session(&session.id)).await?;
+        tracing::info!(target: "audit", event = "logout", citizen = session.session.citizen_id, deliveries, "SSO session ended");
         Ok(session.session.clients)
     }
 

@@ -2,11 +2,13 @@
 //! detected token reuse, the password checks with the CPU time they took (so that the
 //! cost of Argon2id can be told apart from everything else the server does), smart-ID
 //! logins and signing sessions by outcome, and the latency of the token endpoint and of the
-//! device's smart-ID and signing answers.
+//! device's smart-ID and signing answers, and the deliveries to relying parties (back-channel
+//! logout, signing notifications) with the depth of their queue.
 //!
 //! Recording is a relaxed atomic addition or two (refresh runs at tens of thousands per
 //! second); outcome labels are fixed in code, never taken from a request.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use telemetry::{Counter, Exposition, Histogram};
@@ -16,6 +18,7 @@ use telemetry::{Counter, Exposition, Histogram};
 pub struct Counters {
     pub(crate) logins: Counter,
     pub(crate) login_failures: Counter,
+    pub(crate) logins_shed: Counter,
     pub(crate) code_exchanges: Counter,
     pub(crate) refreshes: Counter,
     pub(crate) token_reuse: Counter,
@@ -27,7 +30,17 @@ pub struct Counters {
     /// Signing sessions by outcome, as [`SigningOutcome`] orders them.
     signing: [Counter; 5],
     signing_latency: Histogram,
+    /// Tries of deliveries by outcome, as [`DELIVERY_OUTCOMES`] orders them.
+    deliveries: [Counter; 3],
+    /// The delivery queue as this replica's worker last counted it: due, pending, failed.
+    queue: [AtomicU64; 3],
 }
+
+/// How a try of a delivery ended: delivered, failed and to be retried, failed and given up.
+const DELIVERY_OUTCOMES: [&str; 3] = ["delivered", "retried", "given_up"];
+
+/// The states of the delivery queue's gauge.
+const QUEUE_STATES: [&str; 3] = ["due", "pending", "failed"];
 
 /// The grant type of a token request, as a label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,6 +131,24 @@ impl Counters {
     pub(crate) fn signing_latency(&self, start: Instant) {
         self.signing_latency.observe_since(start);
     }
+
+    pub(crate) fn delivered(&self) {
+        self.deliveries[0].inc();
+    }
+
+    pub(crate) fn retried(&self) {
+        self.deliveries[1].inc();
+    }
+
+    pub(crate) fn given_up(&self) {
+        self.deliveries[2].inc();
+    }
+
+    pub(crate) fn queue(&self, counts: store::delivery::DeliveryCounts) {
+        for (gauge, n) in self.queue.iter().zip([counts.due, counts.pending, counts.failed]) {
+            gauge.store(n, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Writes the provider's metric families: `counters` and the password checks (`checks`,
@@ -125,6 +156,7 @@ impl Counters {
 pub fn render(counters: &Counters, (checks, cpu_nanos): (u64, u64), e: &mut Exposition) {
     e.counter("hawiya_logins_total", "Citizens' logins that succeeded.", &[(&[], counters.logins.get())]);
     e.counter("hawiya_login_failures_total", "Login attempts refused (wrong credentials, lockout).", &[(&[], counters.login_failures.get())]);
+    e.counter("hawiya_logins_shed_total", "Password logins refused unchecked, the checks' queue being full (503).", &[(&[], counters.logins_shed.get())]);
     e.counter(
         "hawiya_tokens_issued_total",
         "Token responses, by grant type.",
@@ -157,6 +189,21 @@ pub fn render(counters: &Counters, (checks, cpu_nanos): (u64, u64), e: &mut Expo
         "Time to turn a device's signing answer into a signed document (B-LT: timestamp and OCSP included).",
         &[(&[], &counters.signing_latency)],
     );
+    let outcomes: Vec<([(&str, &str); 1], u64)> = DELIVERY_OUTCOMES.iter().zip(&counters.deliveries).map(|(n, c)| ([("outcome", *n)], c.get())).collect();
+    let samples: Vec<(telemetry::Labels<'_>, u64)> = outcomes.iter().map(|(l, n)| (&l[..], *n)).collect();
+    e.counter(
+        "hawiya_backchannel_deliveries_total",
+        "Tries of deliveries to relying parties (back-channel logout, signing notifications) by this replica, by outcome.",
+        &samples,
+    );
+    let states: Vec<([(&str, &str); 1], f64)> =
+        QUEUE_STATES.iter().zip(&counters.queue).map(|(n, g)| ([("state", *n)], g.load(Ordering::Relaxed) as f64)).collect();
+    let samples: Vec<(telemetry::Labels<'_>, f64)> = states.iter().map(|(l, n)| (&l[..], *n)).collect();
+    e.gauge(
+        "hawiya_backchannel_queue",
+        "Deliveries waiting in the shared queue: due now, pending (not given up, due included), failed (given up, kept for operators).",
+        &samples,
+    );
 }
 
 #[cfg(test)]
@@ -170,6 +217,10 @@ mod tests {
         Counters::count(&c.refreshes);
         c.smart_id(SmartIdOutcome::WrongCode);
         c.signing(SigningOutcome::Signed);
+        c.delivered();
+        c.given_up();
+        c.given_up();
+        c.queue(store::delivery::DeliveryCounts { due: 3, pending: 5, failed: 2 });
         c.token_latency(GrantLabel::of(Some("refresh_token")), Instant::now());
         c.token_latency(GrantLabel::of(Some("password")), Instant::now());
         let mut e = Exposition::new();
@@ -185,5 +236,11 @@ mod tests {
         assert!(text.contains("hawiya_token_request_duration_seconds_count{grant_type=\"refresh_token\"} 1\n"), "{text}");
         assert!(text.contains("hawiya_token_request_duration_seconds_count{grant_type=\"other\"} 1\n"), "{text}");
         assert!(text.contains("hawiya_token_request_duration_seconds_count{grant_type=\"authorization_code\"} 0\n"), "{text}");
+        assert!(text.contains("hawiya_backchannel_deliveries_total{outcome=\"delivered\"} 1\n"), "{text}");
+        assert!(text.contains("hawiya_backchannel_deliveries_total{outcome=\"retried\"} 0\n"), "{text}");
+        assert!(text.contains("hawiya_backchannel_deliveries_total{outcome=\"given_up\"} 2\n"), "{text}");
+        assert!(text.contains("# TYPE hawiya_backchannel_queue gauge\n"), "{text}");
+        assert!(text.contains("hawiya_backchannel_queue{state=\"due\"} 3\n"), "{text}");
+        assert!(text.contains("hawiya_backchannel_queue{state=\"failed\"} 2\n"), "{text}");
     }
 }

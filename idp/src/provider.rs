@@ -41,7 +41,7 @@ pub struct Provider {
     pub(crate) keys: SigningKeys,
     pub(crate) hasher: Arc<PasswordHasher>,
     pub(crate) refresh_tokens: RefreshTokens,
-    pub(crate) hashing: tokio::sync::Semaphore,
+    pub(crate) hashing: crate::admission::Gate,
     pub(crate) counters: Counters,
     pub(crate) clients: ShortCache<Client>,
     pub(crate) citizens: ShortCache<CitizenRecord>,
@@ -54,6 +54,8 @@ pub struct Provider {
     /// Validations running at once: at most one per core, the rest wait.
     pub(crate) validations: Arc<tokio::sync::Semaphore>,
     pub(crate) throttle: Throttle,
+    /// Woken when this replica enqueues a delivery, so its worker posts it at once.
+    pub(crate) deliveries_due: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Provider {
@@ -131,7 +133,7 @@ impl Provider {
             keys,
             hasher: Arc::new(PasswordHasher::new()?),
             refresh_tokens,
-            hashing: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, usize::from)),
+            hashing: crate::admission::Gate::new(crate::cores(), settings.login_queue),
             counters: Counters::default(),
             clients: ShortCache::new(RECORD_CACHE, 10_000),
             citizens: ShortCache::new(RECORD_CACHE, 100_000),
@@ -141,8 +143,9 @@ impl Provider {
             smart_id: None,
             signing: None,
             validator: None,
-            validations: Arc::new(tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, usize::from))),
+            validations: Arc::new(tokio::sync::Semaphore::new(crate::cores())),
             throttle: Throttle::new(Limits::default(), &settings.secret),
+            deliveries_due: tokio::sync::Notify::new(),
             settings,
         })
     }

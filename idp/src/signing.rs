@@ -641,7 +641,7 @@ impl Provider {
         self.put_signing_session(&answer.session, &s, now).await?;
         tracing::info!(target: "audit", event = "signing.answered", state = ?s.state, "device answered a signing request");
         if let (Owner::Agency { client_id }, Some(uri)) = (&s.owner, &s.callback_uri) {
-            // In the background, with retries: the device's answer never waits for the agency.
+            // Enqueued for the delivery worker: the device's answer never waits for the agency.
             self.notify_agency(client_id, uri, &answer.session, &s.state, now).await;
         }
         Ok(s.state)

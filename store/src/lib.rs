@@ -2,7 +2,8 @@
 //!
 //! The durable store keeps what must survive anything: certificates and their status, CRL
 //! numbers, published CRLs and the ceremony record ([`CaStore`]); citizens, relying parties,
-//! consents and refresh tokens ([`IdpStore`]); the audit log ([`audit::AuditStore`]). Each trait has two
+//! consents and refresh tokens ([`IdpStore`]); the audit log ([`audit::AuditStore`]); the
+//! deliveries owed to relying parties ([`delivery::DeliveryQueue`]). Each trait has two
 //! backends, chosen at start-up from [`DurableConfig`]: SQLite (embedded default, WAL,
 //! group commit) and PostgreSQL. One conformance suite per trait runs against both. Each
 //! backend's schema is a list of numbered SQL files (`store/migrations/`), applied when a
@@ -16,6 +17,7 @@
 //! provider tell it.
 
 pub mod audit;
+pub mod delivery;
 pub mod ephemeral;
 mod idp;
 mod migration;
@@ -59,6 +61,9 @@ pub enum StoreError {
     /// The ceremony has already been run on this store.
     #[error("this store already holds a CA hierarchy (ceremony of {0}); refusing to run another")]
     CeremonyExists(String),
+    /// The ceremony record is not the one an update was made from (or there is none).
+    #[error("the ceremony record changed meanwhile (another renewal?); nothing was recorded")]
+    CeremonyChanged,
     /// A citizen with that national id (or id) exists already.
     #[error("a citizen with national id {0} is already registered")]
     DuplicateCitizen(String),
@@ -191,9 +196,9 @@ pub enum DurableConfig {
 
 /// Everything kept durably: what the CA and what the OpenID Connect provider keep. A
 /// `Arc<dyn DurableStore>` turns into either part with `as Arc<dyn CaStore>`.
-pub trait DurableStore: CaStore + IdpStore + audit::AuditStore {}
+pub trait DurableStore: CaStore + IdpStore + audit::AuditStore + delivery::DeliveryQueue {}
 
-impl<T: CaStore + IdpStore + audit::AuditStore> DurableStore for T {}
+impl<T: CaStore + IdpStore + audit::AuditStore + delivery::DeliveryQueue> DurableStore for T {}
 
 /// Opens the configured store and brings its schema up to date.
 pub async fn open(config: &DurableConfig) -> Result<Arc<dyn DurableStore>, StoreError> {
@@ -249,6 +254,12 @@ pub trait CaStore: Send + Sync + std::fmt::Debug {
 
     /// The key ceremony, if it has run.
     async fn ceremony(&self) -> Result<Option<CeremonyRecord>, StoreError>;
+
+    /// Replaces the ceremony record with `next` (a renewal's) and stores `certificates` (the
+    /// ones it adds), all or nothing, if the record is still `previous`; otherwise changes
+    /// nothing and answers [`StoreError::CeremonyChanged`] (a serial already stored:
+    /// [`StoreError::DuplicateSerial`]). Durable when this returns.
+    async fn update_ceremony(&self, previous: &CeremonyRecord, next: &CeremonyRecord, certificates: &[NewCertificate]) -> Result<(), StoreError>;
 
     /// Records issued timestamp tokens, all or none, in one transaction. Durable when this
     /// returns; a serial already recorded refuses the whole group with

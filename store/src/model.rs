@@ -232,8 +232,28 @@ pub struct CeremonyRecord {
     pub country: String,
     /// The base URL written into certificates (AIA, CRL distribution points).
     pub base_url: String,
-    /// The authorities and service identities it created.
+    /// The authorities and service identities it created, then those each renewal added
+    /// (a renewed CA's new generation and its OCSP responder), in that order.
     pub authorities: Vec<AuthorityRecord>,
+    /// The renewals of issuing CAs since the ceremony (`hawiya keys renew-ca`), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub renewals: Vec<RenewalRecord>,
+}
+
+/// One renewal of an issuing CA: a new key and certificate under the root that new issuance
+/// moves to, while the generation it replaces keeps its key for OCSP and CRLs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenewalRecord {
+    /// When it ran (RFC 3339).
+    pub performed_at: String,
+    /// The CA renewed (its first generation's name, `citizen-authentication-ca`, …).
+    pub ca: String,
+    /// The name of the new generation (`citizen-authentication-ca-2`, …), an authority of
+    /// the record.
+    pub generation: String,
+    /// The name of the generation it replaced for new issuance.
+    pub replaces: String,
 }
 
 /// One key and certificate created at the ceremony.

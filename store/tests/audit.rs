@@ -6,30 +6,11 @@
 
 #[macro_use]
 mod each_backend;
+mod replicated;
 
-use std::sync::Arc;
-
+use replicated::{Backend, postgres, sqlite};
 use store::audit::{AuditEvent, Break, Checkpoint, verify};
 use store::*;
-
-/// A database, a store on it, and what opens another replica's store on it and tampers
-/// with it as someone with the database's password would.
-struct Backend {
-    store: Arc<dyn DurableStore>,
-    config: DurableConfig,
-    _dir: tempfile::TempDir,
-}
-
-async fn sqlite() -> Backend {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = DurableConfig::Sqlite { path: dir.path().join("hawiya.db") };
-    Backend { store: store::open(&config).await.expect("open"), config, _dir: dir }
-}
-
-async fn postgres() -> Backend {
-    let config = DurableConfig::Postgres { url: hawiya_e2e::postgres_database(), connections: 2 };
-    Backend { store: store::open(&config).await.expect("open"), config, _dir: tempfile::tempdir().expect("tempdir") }
-}
 
 impl Backend {
     /// Runs `sql` on the database directly, bypassing the store.
@@ -61,7 +42,7 @@ fn any_signature(_: &Checkpoint) -> Result<(), String> {
 }
 
 async fn replicas_appending_at_once_keep_one_chain(b: Backend) {
-    let other: Arc<dyn DurableStore> = store::open(&b.config).await.expect("a second replica");
+    let other = b.replica().await;
     assert_eq!(b.store.audit_head().await.expect("head"), None, "a new log is empty");
     let mut tasks = Vec::new();
     for (r, s) in [("replica-a", b.store.clone()), ("replica-b", other.clone())] {
@@ -72,8 +53,9 @@ async fn replicas_appending_at_once_keep_one_chain(b: Backend) {
                 for i in 0..10 {
                     // Batches of one to three events, all or none.
                     let batch: Vec<AuditEvent> = (0..=(i % 3)).map(|k| event(r, t * 100 + i * 10 + k)).collect();
-                    let seq = s.append_audit(&batch).await.expect("append");
-                    assert!(seq >= last + batch.len() as u64, "numbers only grow: {seq} after {last}");
+                    let n = batch.len() as u64;
+                    let seq = s.append_audit(batch.into()).await.expect("append");
+                    assert!(seq >= last + n, "numbers only grow: {seq} after {last}");
                     last = seq;
                 }
             }));
@@ -94,12 +76,12 @@ async fn replicas_appending_at_once_keep_one_chain(b: Backend) {
     // A range read from the middle.
     let middle = b.store.audit_entries(100, 5).await.expect("entries");
     assert_eq!(middle.iter().map(|e| e.seq).collect::<Vec<_>>(), [100, 101, 102, 103, 104]);
-    assert_eq!(b.store.append_audit(&[]).await.expect("nothing to append"), total as u64);
+    assert_eq!(b.store.append_audit(Vec::new().into()).await.expect("nothing to append"), total as u64);
 }
 
 async fn keeps_checkpoints_once(b: Backend) {
     let s = &b.store;
-    let last = s.append_audit(&(1..=5).map(|n| event("replica-a", n)).collect::<Vec<_>>()).await.expect("append");
+    let last = s.append_audit((1..=5).map(|n| event("replica-a", n)).collect()).await.expect("append");
     let entries = s.audit_entries(1, 100).await.expect("entries");
     let checkpoint = Checkpoint { seq: 3, hash: entries[2].hash, at: 1_764_400_001_000, signature: vec![0x30, 1], certificate: vec![0x30, 2] };
     s.put_audit_checkpoint(&checkpoint).await.expect("checkpoint");
@@ -112,7 +94,7 @@ async fn keeps_checkpoints_once(b: Backend) {
 
 async fn the_database_refuses_changes_and_the_verifier_names_what_bypassed_it(b: Backend) {
     let s = &b.store;
-    s.append_audit(&(1..=6).map(|n| event("replica-a", n)).collect::<Vec<_>>()).await.expect("append");
+    s.append_audit((1..=6).map(|n| event("replica-a", n)).collect()).await.expect("append");
     let entries = s.audit_entries(1, 100).await.expect("entries");
     s.put_audit_checkpoint(&Checkpoint { seq: 6, hash: entries[5].hash, at: 0, signature: vec![1], certificate: vec![2] }).await.expect("checkpoint");
     for sql in ["UPDATE audit_log SET fields = '{}' WHERE seq = 2", "DELETE FROM audit_log WHERE seq = 6", "DELETE FROM audit_checkpoints"] {
@@ -147,12 +129,11 @@ async fn a_recorder_commits_many_events_together_and_tells_each_its_number(b: Ba
     let recorder = store::audit::Recorder::start(b.store.clone(), "replica-a".into());
     let mut waiting = Vec::new();
     for n in 0..300 {
-        let (recorder, mut fields) = (recorder.clone(), serde_json::Map::new());
-        fields.insert("n".into(), n.into());
-        let event = recorder.event("token.issued", &fields);
+        let recorder = recorder.clone();
+        let event = recorder.event("token.issued".into(), format!("{{\"n\":{n}}}"));
         waiting.push(tokio::spawn(async move { (n, recorder.record(event).await.expect("recorded")) }));
     }
-    recorder.submit(recorder.event("logout", &serde_json::Map::new()));
+    recorder.submit(recorder.event("logout".into(), "{}".into()));
     let mut numbers = Vec::new();
     for w in waiting {
         numbers.push(w.await.expect("join"));
@@ -178,12 +159,50 @@ async fn a_recorder_commits_many_events_together_and_tells_each_its_number(b: Ba
     verify(entries, 1, &[], any_signature).expect("one chain");
 }
 
+async fn a_recorder_keeps_what_the_database_refused_and_appends_it_once_it_can(b: Backend) {
+    let (block, unblock) = match b.config {
+        DurableConfig::Sqlite { .. } => {
+            ("CREATE TRIGGER outage BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'the database is down'); END", "DROP TRIGGER outage")
+        }
+        DurableConfig::Postgres { .. } => {
+            ("ALTER TABLE audit_log ADD CONSTRAINT outage CHECK (false) NOT VALID", "ALTER TABLE audit_log DROP CONSTRAINT outage")
+        }
+    };
+    b.tamper(block).await.expect("block");
+    let recorder = store::audit::Recorder::start(b.store.clone(), "replica-a".into());
+    for n in 1..=3 {
+        recorder.submit(recorder.event("token.issued".into(), format!("{{\"n\":{n}}}")));
+    }
+    let flushed = tokio::spawn({
+        let recorder = recorder.clone();
+        async move { recorder.flush().await }
+    });
+    // The recorder tries, fails, waits and tries again: nothing is appended meanwhile, and
+    // the flush waits.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert_eq!(b.store.audit_head().await.expect("head"), None);
+    assert!(!flushed.is_finished(), "a flush returns once the events are in the log, not before");
+    recorder.submit(recorder.event("logout".into(), "{}".into()));
+    b.tamper(unblock).await.expect("unblock");
+    tokio::time::timeout(std::time::Duration::from_secs(10), flushed).await.expect("appended once the database takes them").expect("join").expect("flush");
+    recorder.flush().await.expect("flush");
+    let entries = b.store.audit_entries(1, 100).await.expect("entries");
+    let got: Vec<(&str, &str)> = entries.iter().map(|e| (e.event.event.as_str(), e.event.fields.as_str())).collect();
+    assert_eq!(
+        got,
+        [("token.issued", r#"{"n":1}"#), ("token.issued", r#"{"n":2}"#), ("token.issued", r#"{"n":3}"#), ("logout", "{}")],
+        "all of them, once, in order"
+    );
+    verify(entries, 1, &[], any_signature).expect("one chain");
+}
+
 each_backend! {
     backends: [sqlite, postgres],
     tests: [
         replicas_appending_at_once_keep_one_chain,
         keeps_checkpoints_once,
         a_recorder_commits_many_events_together_and_tells_each_its_number,
+        a_recorder_keeps_what_the_database_refused_and_appends_it_once_it_can,
         the_database_refuses_changes_and_the_verifier_names_what_bypassed_it,
     ],
 }

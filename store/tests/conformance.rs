@@ -153,12 +153,54 @@ async fn records_one_ceremony_only(b: Backend) {
             algorithm: "ES384".into(),
             certificate: "3000".into(),
         }],
+        renewals: Vec::new(),
     };
     s.put_ceremony(&record).await.expect("first");
     let mut second = record.clone();
     second.country = "QA".into();
     assert!(matches!(s.put_ceremony(&second).await, Err(StoreError::CeremonyExists(when)) if when == record.performed_at));
     assert_eq!(s.ceremony().await.expect("read"), Some(record));
+}
+
+async fn updates_the_ceremony_only_from_what_it_holds(b: Backend) {
+    let s = &b.store;
+    let record = CeremonyRecord {
+        performed_at: "2026-11-23T00:00:00Z".into(),
+        country: "JO".into(),
+        base_url: "http://127.0.0.1:8080".into(),
+        authorities: Vec::new(),
+        renewals: Vec::new(),
+    };
+    let added = [cert(0x51, "root"), cert(0x52, "citizen-authentication-ca-2")];
+    // Nothing to update before the ceremony.
+    assert!(matches!(s.update_ceremony(&record, &record, &added).await, Err(StoreError::CeremonyChanged)));
+    assert_eq!(s.ceremony().await.expect("read"), None);
+    assert_eq!(s.count().await.expect("count"), 0);
+    s.put_ceremony(&record).await.expect("ceremony");
+    let mut renewed = record.clone();
+    renewed.renewals.push(store::RenewalRecord {
+        performed_at: "2026-11-24T00:00:00Z".into(),
+        ca: "citizen-authentication-ca".into(),
+        generation: "citizen-authentication-ca-2".into(),
+        replaces: "citizen-authentication-ca".into(),
+    });
+    // A certificate already stored refuses the whole update.
+    s.insert_certificate(&cert(0x53, "root")).await.expect("insert");
+    let clash = [cert(0x54, "root"), cert(0x53, "root")];
+    assert!(matches!(s.update_ceremony(&record, &renewed, &clash).await, Err(StoreError::DuplicateSerial(serial)) if serial.as_bytes() == [0x01, 0x53]));
+    assert_eq!(s.ceremony().await.expect("read"), Some(record.clone()));
+    assert_eq!(s.count().await.expect("count"), 1);
+    s.update_ceremony(&record, &renewed, &added).await.expect("renewal");
+    assert_eq!(s.ceremony().await.expect("read"), Some(renewed.clone()));
+    assert_eq!(s.list(Some("citizen-authentication-ca-2"), 10).await.expect("list").len(), 1);
+    assert_eq!(s.count().await.expect("count"), 3);
+    // A second update made from the old record (a concurrent renewal) changes nothing.
+    let mut other = record.clone();
+    other.country = "QA".into();
+    let late = [cert(0x55, "root")];
+    assert!(matches!(s.update_ceremony(&record, &other, &late).await, Err(StoreError::CeremonyChanged)));
+    assert_eq!(s.ceremony().await.expect("read"), Some(renewed));
+    assert_eq!(s.count().await.expect("count"), 3);
 }
 
 async fn records_timestamps_all_or_none(b: Backend) {
@@ -481,6 +523,7 @@ each_backend! {
         lists_newest_first,
         numbers_crls_and_keeps_the_newest,
         records_one_ceremony_only,
+        updates_the_ceremony_only_from_what_it_holds,
         records_timestamps_all_or_none,
         records_signatures,
         resolves_pairwise_subjects_per_sector,

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """An independent verifier of a Hawiya audit export (`hawiya audit export`), written from the
-format in store/src/audit.rs's module doc only: JSON lines, {"entry": ...} in order, then
+format in store/src/audit/mod.rs's module doc only: JSON lines, {"entry": ...} in order, then
 {"checkpoint": ...}. Recomputes every entry's hash and link and checks each checkpoint's
 hash against the chain (its signature is the audit key's, which this script leaves to
 `hawiya audit verify --trust`). Prints "intact N" or the first break; exits 0 or 1.

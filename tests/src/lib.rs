@@ -70,7 +70,9 @@ pub fn postgres_tls_database() -> String {
     database_on(&admin)
 }
 
-fn database_on(admin: &str) -> String {
+/// A fresh database on the PostgreSQL server `admin` (a libpq connection string of a
+/// superuser); its connection string.
+pub fn database_on(admin: &str) -> String {
     let name = format!("hawiya_{}", random_suffix());
     let out = Command::new("psql").args([admin, "-q", "-c", &format!("CREATE DATABASE {name}")]).output().expect("psql (apt-get install postgresql-client)");
     assert!(out.status.success(), "creating a database failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -230,16 +232,11 @@ impl Deployment {
             Db::Postgres => Some(postgres_database()),
             Db::PostgresTls => Some(postgres_tls_database()),
         };
-        Self::create(keys, url)
+        Self::with_database(keys, url)
     }
 
-    /// Like [`Deployment::new`], on the PostgreSQL database of the connection string `url`
-    /// (a multi-host one, for instance).
-    pub fn on_postgres(keys: Keys, url: &str) -> Self {
-        Self::create(keys, Some(url.to_owned()))
-    }
-
-    fn create(keys: Keys, database_url: Option<String>) -> Self {
+    /// Like [`Deployment::new`], on the PostgreSQL database `url` (`None`: SQLite).
+    pub fn with_database(keys: Keys, url: Option<String>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let base = format!("http://{HOST}:{port}");
@@ -273,7 +270,7 @@ impl Deployment {
                 format!("[key_store]\nkind = \"pkcs11\"\nmodule = \"{}\"\ntoken = \"{token}\"\n", module.display())
             }
         };
-        let store = match database_url {
+        let store = match url {
             None => "[store]\nkind = \"sqlite\"\n".to_owned(),
             Some(url) => {
                 env.push(("HAWIYA_DATABASE_URL".into(), url));
@@ -390,10 +387,28 @@ impl Deployment {
         (serial, out_path)
     }
 
+    /// Kills every server of this deployment (SIGKILL) and waits for them to end.
+    pub fn stop(&mut self) {
+        for mut child in self.servers.drain(..) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Starts `hawiya serve` and waits until it answers.
     pub fn serve(&mut self) {
         let child = self.serve_on(self.port);
         self.servers.push(child);
+    }
+
+    /// Stops every server of this deployment and starts one again on its port (as an operator
+    /// does after `hawiya keys renew-ca`); waits until it answers.
+    pub fn restart(&mut self) {
+        for mut child in self.servers.drain(..) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.serve();
     }
 
     /// Starts another `hawiya serve` of the same data directory on `port` (a replica) and
@@ -401,6 +416,15 @@ impl Deployment {
     pub fn replica(&mut self, port: u16) {
         let child = self.serve_on(port);
         self.servers.push(child);
+    }
+
+    /// Kills every server of the deployment with SIGKILL (a crash: nothing is flushed or
+    /// finished) and waits for them to be gone; [`Deployment::serve`] starts it again.
+    pub fn kill_servers(&mut self) {
+        for mut child in self.servers.drain(..) {
+            child.kill().expect("SIGKILL");
+            child.wait().expect("wait");
+        }
     }
 
     /// Kills (SIGKILL, as a crash would) the `index`-th server started, in the order
@@ -466,6 +490,20 @@ impl Deployment {
         self.env.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone())
     }
 
+    /// What `openssl ocsp` hears from this deployment's responder about the certificate
+    /// file `cert` (a path in the test's directory) issued by the Citizen Signing CA, with a
+    /// nonce, the response checked against the root, `extra` arguments added; its stdout
+    /// and stderr.
+    pub fn ocsp(&self, cert: &str, extra: &[&str]) -> String {
+        let certs = self.path("certs");
+        let (issuer, root) = (certs.join("citizen-signing-ca.pem"), certs.join("root.pem"));
+        let (url, host) = (format!("http://127.0.0.1:{}/ocsp", self.port), format!("Host={HOST}:{}", self.port));
+        let mut args = vec!["ocsp", "-issuer", issuer.to_str().expect("utf-8"), "-cert", cert, "-url", &url, "-header", &host];
+        args.extend(["-CAfile", root.to_str().expect("utf-8"), "-nonce"]);
+        args.extend(extra);
+        output_text(&openssl(self.dir.path(), &args))
+    }
+
     /// Fetches a URL of this deployment (as written in certificates) with curl; the
     /// status code and body.
     pub fn fetch(&self, url: &str) -> (u16, Vec<u8>) {
@@ -480,10 +518,7 @@ impl Deployment {
 
 impl Drop for Deployment {
     fn drop(&mut self) {
-        for mut child in self.servers.drain(..) {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.stop();
     }
 }
 

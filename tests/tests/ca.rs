@@ -89,27 +89,7 @@ fn revocation_reaches_crl_and_ocsp(keys: Keys, db: Db) {
     let (serial, cert) = d.issue_citizen("citizen-signature", &csr(d.dir.path(), "sig", P256), "sig.pem");
     let (_, other) = d.issue_citizen("citizen-signature", &csr(d.dir.path(), "other", P256), "other.pem");
     let crl_url = format!("{}/crl/citizen-signing-ca.crl", d.base);
-    let ocsp = |cert: &str| {
-        let o = openssl(
-            d.dir.path(),
-            &[
-                "ocsp",
-                "-issuer",
-                p(&certs.join("citizen-signing-ca.pem")),
-                "-cert",
-                cert,
-                "-url",
-                &format!("http://127.0.0.1:{}/ocsp", d.port),
-                "-header",
-                &format!("Host={HOST}:{}", d.port),
-                "-CAfile",
-                p(&certs.join("root.pem")),
-                "-nonce",
-                "-resp_text",
-            ],
-        );
-        stdout(&o)
-    };
+    let ocsp = |cert: &str| d.ocsp(cert, &["-resp_text"]);
 
     // Before: good everywhere.
     let (code, crl) = d.fetch(&crl_url);
@@ -265,6 +245,136 @@ fn urls_in_certificates_are_served(keys: Keys, db: Db) {
     assert!(stdout(&o).contains("Hawiya Citizen Authentication CA"), "{}", stdout(&o));
     assert_eq!(d.fetch(&format!("{}/ca/nobody.crt", d.base)).0, 404);
     assert_eq!(d.fetch(&format!("{}/crl/nobody.crl", d.base)).0, 404);
+}
+
+/// `hawiya keys renew-ca`: both generations chain to the root and lint clean, the old one
+/// answers OCSP and publishes its CRL for what it issued, new issuance chains to the new one
+/// at URLs of its own, and refusals change nothing.
+fn a_renewed_ca_serves_both_generations(keys: Keys, db: Db) {
+    let mut d = Deployment::new(keys, db);
+    let (old_serial, old) = d.issue_citizen("citizen-authentication", &csr(d.dir.path(), "old", P256), "old.pem");
+    let (_, kept) = d.issue_citizen("citizen-authentication", &csr(d.dir.path(), "kept", P256), "kept.pem");
+
+    // Refusals: not an issuing CA; nothing changes.
+    let before = (d.snapshot(), d.ok(&["ca", "certs", "--out", p(&d.path("before"))]));
+    let e = d.fails(&["keys", "renew-ca", "--ca", "tsa"]);
+    assert!(e.ends_with("cannot renew: \"tsa\" is not an issuing CA; renewable: citizen-authentication-ca, citizen-signing-ca, services-ca"), "{e}");
+    assert_eq!((d.snapshot(), d.ok(&["ca", "certs", "--out", p(&d.path("before"))])), before);
+
+    let said = d.ok(&["keys", "renew-ca", "--ca", "citizen-authentication-ca"]);
+    assert!(said.contains("citizen-authentication-ca-2 \"Hawiya Citizen Authentication CA G2\""), "{said}");
+    assert!(said.contains("citizen-authentication-ca keeps answering OCSP and publishing CRLs"), "{said}");
+    // A second renewal before the new generation has issued anything: refused, nothing changes.
+    let before = (d.snapshot(), d.ok(&["ca", "certs", "--out", p(&d.path("before"))]));
+    let e = d.fails(&["keys", "renew-ca", "--ca", "citizen-authentication-ca"]);
+    assert!(
+        e.contains("cannot renew: citizen-authentication-ca-2 (renewed ")
+            && e.ends_with("has issued no certificate yet; renewing it again would retire a key that never issued"),
+        "{e}"
+    );
+    assert_eq!((d.snapshot(), d.ok(&["ca", "certs", "--out", p(&d.path("before"))])), before);
+
+    // `ca certs` writes both generations and their responders.
+    let written = d.ok(&["ca", "certs", "--out", p(&d.path("certs"))]);
+    for name in
+        ["citizen-authentication-ca.pem", "citizen-authentication-ca-ocsp.pem", "citizen-authentication-ca-2.pem", "citizen-authentication-ca-2-ocsp.pem"]
+    {
+        assert!(written.contains(name), "{name}: {written}");
+    }
+    let certs = d.path("certs");
+    let (new_serial, new) = d.issue_citizen("citizen-authentication", &csr(d.dir.path(), "new", P256), "new.pem");
+    let listed = d.ok(&["ca", "list", "--issuer", "citizen-authentication-ca-2"]);
+    assert!(listed.contains(&new_serial) && !listed.contains(&old_serial), "{listed}");
+
+    // Both CA certificates and their responders chain to the root and lint clean; the new
+    // one is named apart.
+    for (name, issuer) in [
+        ("citizen-authentication-ca", None),
+        ("citizen-authentication-ca-2", None),
+        ("citizen-authentication-ca-ocsp", Some("citizen-authentication-ca")),
+        ("citizen-authentication-ca-2-ocsp", Some("citizen-authentication-ca-2")),
+    ] {
+        let cert = certs.join(format!("{name}.pem"));
+        let o = match issuer {
+            Some(issuer) => verify(&d, &cert, issuer, None),
+            None => openssl(d.dir.path(), &["verify", "-CAfile", p(&certs.join("root.pem")), p(&cert)]),
+        };
+        assert!(o.status.success(), "openssl verify {name}: {}", stdout(&o));
+        let findings = pkilint("lint_pkix_cert", &[], &cert);
+        assert!(findings.is_empty(), "pkilint PKIX findings for {name}: {findings:#?}");
+    }
+    let subject = stdout(&openssl(d.dir.path(), &["x509", "-in", p(&certs.join("citizen-authentication-ca-2.pem")), "-noout", "-subject"]));
+    assert!(subject.contains("CN=Hawiya Citizen Authentication CA G2") || subject.contains("CN = Hawiya Citizen Authentication CA G2"), "{subject}");
+
+    // A citizen certificate of each generation chains to its own CA only, and lints clean.
+    for (cert, issuer, other) in
+        [(&old, "citizen-authentication-ca", "citizen-authentication-ca-2"), (&new, "citizen-authentication-ca-2", "citizen-authentication-ca")]
+    {
+        let o = verify(&d, cert, issuer, None);
+        assert!(o.status.success(), "openssl verify {} under {issuer}: {}", cert.display(), stdout(&o));
+        let o = verify(&d, cert, other, None);
+        assert!(!o.status.success(), "{} must not chain to {other}", cert.display());
+        let findings = pkilint("lint_etsi_cert", &["-t", "NCP-NATURAL-PERSON-CERTIFICATE"], cert);
+        assert!(findings.is_empty(), "pkilint ETSI {}: {findings:#?}", cert.display());
+        let findings = pkilint("lint_pkix_cert", &[], cert);
+        assert!(findings.is_empty(), "pkilint PKIX {}: {findings:#?}", cert.display());
+    }
+    // The new certificate points at the new generation's own URLs.
+    let text = stdout(&openssl(d.dir.path(), &["x509", "-in", p(&new), "-noout", "-text"]));
+    assert!(text.contains(&format!("URI:{}/crl/citizen-authentication-ca-2.crl", d.base)), "{text}");
+    assert!(text.contains(&format!("CA Issuers - URI:{}/ca/citizen-authentication-ca-2.crt", d.base)), "{text}");
+
+    // The server (started after the renewal) answers for both generations.
+    d.serve();
+    d.ok(&["ca", "revoke", "--serial", &old_serial, "--reason", "keyCompromise"]);
+    let root = certs.join("root.pem");
+    let ocsp = |cert: &Path, issuer: &str| {
+        let issuer = certs.join(format!("{issuer}.pem"));
+        let args = [
+            "ocsp",
+            "-issuer",
+            p(&issuer),
+            "-cert",
+            p(cert),
+            "-url",
+            &format!("http://127.0.0.1:{}/ocsp", d.port),
+            "-header",
+            &format!("Host={HOST}:{}", d.port),
+            "-CAfile",
+            p(&root),
+            "-nonce",
+        ];
+        stdout(&openssl(d.dir.path(), &args))
+    };
+    let answer = ocsp(&old, "citizen-authentication-ca");
+    assert!(answer.contains("Response verify OK") && answer.contains("old.pem: revoked"), "old generation, revoked: {answer}");
+    let answer = ocsp(&kept, "citizen-authentication-ca");
+    assert!(answer.contains("Response verify OK") && answer.contains("kept.pem: good"), "old generation, good: {answer}");
+    let answer = ocsp(&new, "citizen-authentication-ca-2");
+    assert!(answer.contains("Response verify OK") && answer.contains("new.pem: good"), "new generation: {answer}");
+
+    // Both CRLs are published at their own URLs, verify under their own CA, and list what
+    // each revoked.
+    for (name, cert, revoked) in [("citizen-authentication-ca", &old, true), ("citizen-authentication-ca-2", &new, false)] {
+        let (code, crl) = d.fetch(&format!("{}/crl/{name}.crl", d.base));
+        assert_eq!(code, 200, "{name}.crl");
+        let file = d.path(&format!("{name}.crl"));
+        std::fs::write(&file, &crl).expect("write");
+        let o = openssl(d.dir.path(), &["crl", "-inform", "DER", "-in", p(&file), "-noout", "-verify", "-CAfile", p(&certs.join(format!("{name}.pem")))]);
+        assert!(stdout(&o).contains("verify OK"), "openssl crl -verify {name}: {}", stdout(&o));
+        let findings = pkilint("lint_crl", &["-t", "CRL", "-p", "PKIX"], &file);
+        assert!(findings.is_empty(), "pkilint CRL {name}: {findings:#?}");
+        let o = verify(&d, cert, name, Some(&file));
+        assert_eq!(!o.status.success() && stdout(&o).contains("certificate revoked"), revoked, "verify -crl_check under {name}: {}", stdout(&o));
+        let (code, served) = d.fetch(&format!("{}/ca/{name}.crt", d.base));
+        assert_eq!(code, 200);
+        let pem = std::fs::read_to_string(certs.join(format!("{name}.pem"))).expect("pem");
+        let (_, der) = der::pem::decode_vec(pem.as_bytes()).expect("PEM");
+        assert_eq!(served, der, "/ca/{name}.crt serves the certificate");
+    }
+
+    let exported = d.ok(&["audit", "export", "--data", &d.data.display().to_string()]);
+    assert!(exported.contains("\"event\":\"ca.renewed\""), "ca.renewed in the audit log:\n{exported}");
 }
 
 fn bad_input_is_refused_and_changes_nothing(keys: Keys, db: Db) {
@@ -617,6 +727,8 @@ macro_rules! scenarios {
             fn revocation_reaches_crl_and_ocsp() { super::revocation_reaches_crl_and_ocsp($keys, $db) }
             #[test]
             fn urls_in_certificates_are_served() { super::urls_in_certificates_are_served($keys, $db) }
+            #[test]
+            fn a_renewed_ca_serves_both_generations() { super::a_renewed_ca_serves_both_generations($keys, $db) }
             #[test]
             fn bad_input_is_refused_and_changes_nothing() { super::bad_input_is_refused_and_changes_nothing($keys, $db) }
             #[test]

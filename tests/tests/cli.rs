@@ -339,6 +339,12 @@ fn bad_officer_entries_in_hawiya_toml_are_refused_at_load() {
     std::fs::write(&file, &good).expect("write");
     assert_eq!(d.fails(&["ra", "add-officer", "--name", ""]), "error: --name: an officer's name is 1 to 64 characters without control characters, not \"\"");
     assert_eq!(d.fails(&["ra", "add-officer", "--name", "officer-amal"]), "error: an officer named \"officer-amal\" exists already");
+    // The officer added, and no other, is in the audit log.
+    let out = d.data.join("audit.jsonl").display().to_string();
+    d.ok(&["audit", "export", "--data", &d.data.display().to_string(), "--out", &out]);
+    let added: Vec<String> =
+        std::fs::read_to_string(&out).expect("export").lines().filter(|l| l.contains("\"event\":\"ra.officer_added\"")).map(str::to_owned).collect();
+    assert!(added.len() == 1 && added[0].contains(r#"\"officer\":\"officer-amal\""#), "{added:?}");
 }
 
 #[test]

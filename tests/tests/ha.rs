@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use hawiya_e2e::web::{Browser, param};
-use hawiya_e2e::{Db, Deployment, HOST, Keys, P256, client_to, csr, free_port, openssl, redis_url, run, unique_prefix};
+use hawiya_e2e::{Db, Deployment, Keys, P256, client_to, csr, free_port, openssl, redis_url, run, unique_prefix};
 use serde_json::Value;
 
 const CITIZEN: &str = "9861234568";
@@ -347,36 +347,13 @@ async fn issuance_load(d: &Deployment, csr: &Path, stop: &AtomicBool) -> (Vec<Is
     (issued, refused)
 }
 
-/// What `openssl ocsp` says of `cert` (a citizen signing certificate) at the replica on `port`.
-fn openssl_ocsp(d: &Deployment, cert: &Path, port: u16) -> String {
-    let certs = d.path("certs");
-    let p = |p: PathBuf| p.to_str().expect("utf-8").to_owned();
-    let out = openssl(
-        d.dir.path(),
-        &[
-            "ocsp",
-            "-issuer",
-            &p(certs.join("citizen-signing-ca.pem")),
-            "-cert",
-            &p(cert.to_path_buf()),
-            "-url",
-            &format!("http://127.0.0.1:{port}/ocsp"),
-            "-header",
-            &format!("Host={HOST}:{}", d.port),
-            "-CAfile",
-            &p(certs.join("root.pem")),
-        ],
-    );
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
 /// kill -9 the PostgreSQL primary under load and promote the synchronous standby: both
 /// replicas answer again within seconds without a restart, everything acknowledged before
 /// the kill is there, and in between every answer is a clean 503.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_primary_killed_under_load_fails_over_to_the_standby() {
     let cluster = Cluster::start();
-    let mut d = Deployment::on_postgres(Keys::Soft, &cluster.url());
+    let mut d = Deployment::with_database(Keys::Soft, Some(cluster.url()));
     let secret = enrol(&d);
     d.set_env("HAWIYA_REDIS_URL", &redis_url());
     d.set_env("HAWIYA_REDIS_PREFIX", &unique_prefix());
@@ -390,7 +367,7 @@ async fn postgres_primary_killed_under_load_fails_over_to_the_standby() {
 
     let csr = csr(d.dir.path(), "load", P256);
     let (_, first_cert) = d.issue_citizen("citizen-signature", &csr, "first.pem");
-    let answer = openssl_ocsp(&d, &first_cert, d.port);
+    let answer = d.ocsp(first_cert.to_str().expect("utf-8"), &[]);
     assert!(answer.contains(": good"), "{answer}");
     let ocsp_request = openssl(
         d.dir.path(),
@@ -497,7 +474,7 @@ async fn postgres_primary_killed_under_load_fails_over_to_the_standby() {
     let listed = d.ok(&["ca", "list", "--limit", "100000"]);
     for Issued { serial, file, .. } in &issued {
         assert!(listed.contains(serial.as_str()), "certificate {serial} acknowledged before or after the failover is in the store");
-        let answer = openssl_ocsp(&d, file, second);
+        let answer = d.ocsp(file.to_str().expect("utf-8"), &[]);
         assert!(answer.contains(": good") && answer.contains("Response verify OK"), "{serial}: {answer}");
     }
     // …and the audit chain the replicas appended concurrently verifies on the promoted server.

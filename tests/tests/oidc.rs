@@ -662,6 +662,11 @@ async fn oidcc_ensure_request_with_acr_values_succeeds_and_steps_up() {
     assert_eq!(high["acr"], "substantial");
     assert_eq!(high["amr"], json!(["pwd", "otp", "mfa"]));
     assert_eq!(high["sid"], low["sid"], "a step-up keeps the session");
+    let stepped = audit_entry(&p, "login.step_up");
+    assert_eq!(
+        (&stepped["client"], &stepped["from"], &stepped["level"], &stepped["method"]),
+        (&json!("land-registry"), &json!("low"), &json!("substantial"), &json!("password-totp"))
+    );
     assert!(high["auth_time"].as_i64().expect("auth_time") >= low["auth_time"].as_i64().expect("auth_time"));
     // The national id, for the service whose policy allows it only.
     let info = p.userinfo(&tokens).await;
@@ -854,9 +859,14 @@ async fn oidcc_server_rotate_keys() {
 /// A relying party's back-channel logout endpoint: answers 503 to the first `failures`
 /// deliveries and 200 after, and hands every logout token it receives to the test.
 fn backchannel_endpoint(failures: usize) -> (u16, std::sync::mpsc::Receiver<String>) {
-    use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
+    (port, backchannel_endpoint_on(listener, failures))
+}
+
+/// [`backchannel_endpoint`] on a listener of the caller's (a relying party that comes up late).
+fn backchannel_endpoint_on(listener: std::net::TcpListener, failures: usize) -> std::sync::mpsc::Receiver<String> {
+    use std::io::{BufRead, BufReader, Read, Write};
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for (n, stream) in listener.incoming().enumerate() {
@@ -882,7 +892,7 @@ fn backchannel_endpoint(failures: usize) -> (u16, std::sync::mpsc::Receiver<Stri
             }
         }
     });
-    (port, rx)
+    rx
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -917,11 +927,12 @@ async fn oidcc_backchannel_rp_initiated_logout() {
     b.through_consent(r).await;
     let r = b.get(&format!("{}/logout?id_token_hint={}", p.issuer, tokens["id_token"].as_str().expect("id_token"))).await;
     assert_eq!(r.status, 200, "logged out without a redirect URI: the provider's page");
-    // The first delivery meets a 503; the retry gets through.
+    // The first delivery meets a 503; the retry gets through: the same logout token (its
+    // jti), signed afresh when it is posted.
     let wait = std::time::Duration::from_secs(20);
     let first = tokens_received.recv_timeout(wait).expect("a first delivery");
     let second = tokens_received.recv_timeout(wait).expect("a retry after the failure");
-    assert_eq!(first, second, "the retry carries the same token");
+    let first_claims = p.verify_id_token(&first).await;
     let jws = UnverifiedJws::parse(&second).expect("a JWS");
     assert_eq!(jws.header.get("typ").and_then(Value::as_str), Some("logout+jwt"));
     let claims = p.verify_id_token(&second).await;
@@ -929,7 +940,231 @@ async fn oidcc_backchannel_rp_initiated_logout() {
     assert_eq!((&claims["sid"], &claims["sub"]), (&id_token["sid"], &id_token["sub"]));
     assert!(claims["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object());
     assert!(claims.get("jti").is_some() && claims.get("iat").is_some() && claims.get("nonce").is_none(), "{claims}");
+    assert_eq!((&first_claims["jti"], &first_claims["sid"]), (&claims["jti"], &claims["sid"]), "the retry is the same logout");
     assert!(tokens_received.recv_timeout(std::time::Duration::from_secs(3)).is_err(), "delivered once it succeeded, not again");
+}
+
+impl Provider {
+    /// Registers `id` (client_secret_basic) with a back-channel logout URI on `port`.
+    fn add_backchannel_client(&mut self, id: &'static str, port: u16) {
+        let out = self.d.ok(&[
+            "client",
+            "add",
+            "--id",
+            id,
+            "--redirect-uri",
+            "https://bc.example.jo/cb",
+            "--auth-method",
+            "client_secret_basic",
+            "--backchannel-logout-uri",
+            &format!("http://127.0.0.1:{port}/backchannel"),
+        ]);
+        self.secrets.insert(id, secret_of(&out));
+    }
+
+    /// Logs the citizen in to `client` in a browser of its own on the replica at `port`, then
+    /// out with the id_token as hint on the same replica; the session's `sid`.
+    async fn login_and_logout(&self, client: &str, port: u16) -> String {
+        let cb = "https://bc.example.jo/cb";
+        let mut b = Browser::new(self.http_to(port), &self.issuer);
+        let location = b.login(&self.authorize_url(client, cb, &[]), CITIZEN, PASSWORD).await;
+        let tokens = self.exchange(client, cb, &location).await;
+        let id_token = tokens["id_token"].as_str().expect("id_token");
+        let sid = self.verify_id_token(id_token).await["sid"].as_str().expect("sid").to_owned();
+        let r = b.get(&format!("{}/logout?id_token_hint={id_token}", self.issuer)).await;
+        assert_eq!(r.status, 200, "logged out");
+        sid
+    }
+
+    /// The `sid` of a logout token, checked against the JWKS, for `client`.
+    async fn logout_sid(&self, token: &str, client: &str) -> String {
+        let claims = self.verify_id_token(token).await;
+        assert_eq!((claims["aud"].as_str(), claims["iss"].as_str()), (Some(client), Some(self.issuer.as_str())), "{claims}");
+        assert!(claims["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object(), "{claims}");
+        claims["sid"].as_str().expect("sid").to_owned()
+    }
+}
+
+impl Provider {
+    /// A provider whose deliveries are retried as `retry` says (`HAWIYA_BACKCHANNEL_RETRY`),
+    /// with its metrics, and `client` registered with a back-channel logout URI on a port
+    /// where nothing listens yet; the provider, that port and the metrics' address.
+    fn with_a_relying_party_down(client: &'static str, retry: &str) -> (Self, u16, String) {
+        let (rp, metrics) = (free_port(), format!("127.0.0.1:{}", free_port()));
+        let mut p = Provider::start_with(|d| {
+            d.set_env("HAWIYA_BACKCHANNEL_RETRY", retry);
+            d.set_env("HAWIYA_METRICS_LISTEN", &metrics);
+            d.serve();
+        });
+        p.add_backchannel_client(client, rp);
+        (p, rp, metrics)
+    }
+}
+
+/// The metric families on `metrics` once `ready` holds of them (within 20 s).
+async fn metrics_when(
+    metrics: &str,
+    ready: impl Fn(&std::collections::BTreeMap<String, hawiya_e2e::metrics::Family>) -> bool,
+) -> std::collections::BTreeMap<String, hawiya_e2e::metrics::Family> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let http = idp::backchannel::http_client().expect("client");
+    loop {
+        let text = http.get(format!("http://{metrics}/metrics")).send().await.expect("metrics").text().await.expect("text");
+        let families = hawiya_e2e::metrics::parse_exposition(&text);
+        if ready(&families) {
+            return families;
+        }
+        assert!(std::time::Instant::now() < deadline, "the metrics never got there:\n{text}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+fn deliveries(m: &std::collections::BTreeMap<String, hawiya_e2e::metrics::Family>, outcome: &str) -> f64 {
+    m["hawiya_backchannel_deliveries_total"].with(("outcome", outcome))
+}
+
+fn queue(m: &std::collections::BTreeMap<String, hawiya_e2e::metrics::Family>, state: &str) -> f64 {
+    m["hawiya_backchannel_queue"].with(("state", state))
+}
+
+/// A relying party that is down when the citizen logs out gets its logout token once it is
+/// back: the tries in between fail and are retried with back-off, as the metrics show.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backchannel_logout_reaches_a_relying_party_that_was_down_once_it_is_up() {
+    let (p, rp, metrics) = Provider::with_a_relying_party_down("bc-down", "200,30");
+    let sid = p.login_and_logout("bc-down", p.d.port).await;
+    // Nobody listens on the relying party's port: tries fail, and the delivery waits.
+    let m = metrics_when(&metrics, |m| deliveries(m, "retried") >= 2.0).await;
+    assert_eq!((deliveries(&m, "delivered"), deliveries(&m, "given_up"), queue(&m, "pending")), (0.0, 0.0, 1.0));
+    let tokens = backchannel_endpoint_on(std::net::TcpListener::bind(("127.0.0.1", rp)).expect("the relying party comes up"), 0);
+    let token = tokens.recv_timeout(std::time::Duration::from_secs(20)).expect("the logout token, once the relying party is up");
+    assert_eq!(p.logout_sid(&token, "bc-down").await, sid);
+    let m = metrics_when(&metrics, |m| deliveries(m, "delivered") == 1.0).await;
+    assert_eq!((queue(&m, "pending"), queue(&m, "due"), queue(&m, "failed")), (0.0, 0.0, 0.0), "nothing left in the queue");
+    assert!(tokens.recv_timeout(std::time::Duration::from_secs(2)).is_err(), "delivered once");
+}
+
+/// A delivery still owed when the server is killed (-9) is made by the server started again
+/// on the same data: the queue is durable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_delivery_owed_when_the_server_is_killed_is_made_after_the_restart() {
+    let (mut p, rp, metrics) = Provider::with_a_relying_party_down("bc-crash", "300,30");
+    let sid = p.login_and_logout("bc-crash", p.d.port).await;
+    metrics_when(&metrics, |m| deliveries(m, "retried") >= 1.0 && queue(m, "pending") == 1.0).await;
+    p.d.kill_servers();
+    let tokens = backchannel_endpoint_on(std::net::TcpListener::bind(("127.0.0.1", rp)).expect("the relying party comes up"), 0);
+    p.d.serve();
+    let token = tokens.recv_timeout(std::time::Duration::from_secs(20)).expect("the logout token, from the restarted server");
+    assert_eq!(p.logout_sid(&token, "bc-crash").await, sid);
+    let m = metrics_when(&metrics, |m| deliveries(m, "delivered") == 1.0).await;
+    assert_eq!(queue(&m, "pending"), 0.0);
+}
+
+/// A relying party that refuses every try is given up after the configured tries: the
+/// delivery stays in the queue as failed, with its last error, for operators, and giving
+/// up is logged as an audit event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_refused_at_every_try_is_given_up_and_kept_as_failed() {
+    let (rp, tokens) = backchannel_endpoint(usize::MAX);
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let mut p = Provider::start_with(|d| {
+        d.set_env("HAWIYA_BACKCHANNEL_RETRY", "50,3");
+        d.set_env("HAWIYA_METRICS_LISTEN", &metrics);
+        let log = d.path("serve.log");
+        d.serve_logging_to(&log);
+    });
+    p.add_backchannel_client("bc-refuses", rp);
+    let sid = p.login_and_logout("bc-refuses", p.d.port).await;
+    for _ in 0..3 {
+        let token = tokens.recv_timeout(std::time::Duration::from_secs(20)).expect("a try");
+        assert_eq!(p.logout_sid(&token, "bc-refuses").await, sid);
+    }
+    let m = metrics_when(&metrics, |m| deliveries(m, "given_up") == 1.0).await;
+    assert_eq!((deliveries(&m, "retried"), deliveries(&m, "delivered")), (2.0, 0.0));
+    assert_eq!((queue(&m, "failed"), queue(&m, "pending"), queue(&m, "due")), (1.0, 0.0, 0.0));
+    assert!(tokens.recv_timeout(std::time::Duration::from_secs(1)).is_err(), "three tries in all");
+    let failed = hawiya_e2e::smart_id::sqlite_count(
+        &p.d,
+        "SELECT count(*) FROM deliveries WHERE state = 'failed' AND kind = 'logout' AND client_id = 'bc-refuses' AND attempts = 3 AND last_error = 'HTTP 503 Service Unavailable'",
+    );
+    assert_eq!(failed, 1, "kept for operators, with its last error");
+    let log = std::fs::read_to_string(p.d.path("serve.log")).expect("log");
+    let gave_up: Vec<&str> = log.lines().filter(|l| l.contains("gave up delivering a logout token")).collect();
+    assert_eq!(gave_up.len(), 1, "{log}");
+    assert!(gave_up[0].contains("logout.backchannel.failed") && gave_up[0].contains("bc-refuses"), "{}", gave_up[0]);
+}
+
+/// A logout whose deliveries cannot be enqueued (the database refuses the write) fails and
+/// leaves the session as it was, so that no relying party is left logged in unknowingly; once
+/// the database takes writes again, the same logout ends the session and is delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_whose_deliveries_cannot_be_enqueued_leaves_the_session() {
+    let (rp, tokens) = backchannel_endpoint(0);
+    let mut p = Provider::start_with(|d| {
+        d.set_env("HAWIYA_BACKCHANNEL_RETRY", "100,30");
+        d.serve();
+    });
+    p.add_backchannel_client("bc-refused", rp);
+    let cb = "https://bc.example.jo/cb";
+    let mut b = p.browser();
+    let location = b.login(&p.authorize_url("bc-refused", cb, &[]), CITIZEN, PASSWORD).await;
+    let id_token = p.exchange("bc-refused", cb, &location).await["id_token"].as_str().expect("id_token").to_owned();
+    let db = p.d.data.join("hawiya.db");
+    let sql = |statement: &str| {
+        let out = hawiya_e2e::run(
+            std::process::Command::new("python3")
+                .args(["-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()"])
+                .arg(&db)
+                .arg(statement),
+        );
+        assert!(out.status.success(), "{}", hawiya_e2e::output_text(&out));
+    };
+    sql("CREATE TRIGGER refuse_deliveries BEFORE INSERT ON deliveries BEGIN SELECT RAISE(ABORT, 'refused by the test'); END");
+    let r = b.get(&format!("{}/logout?id_token_hint={id_token}", p.issuer)).await;
+    assert!(r.status >= 500, "the logout fails: {} {}", r.status, r.body);
+    assert_eq!(hawiya_e2e::smart_id::sqlite_count(&p.d, "SELECT count(*) FROM deliveries"), 0);
+    // The session is still there: a code without any page.
+    let r = b.get(&p.authorize_url("bc-refused", cb, &[("prompt", "none")])).await;
+    assert!(param(&r.location.clone().expect("redirect"), "code").is_some(), "still logged in: {:?}", r.location);
+    assert!(tokens.recv_timeout(std::time::Duration::from_millis(500)).is_err(), "nothing delivered");
+    sql("DROP TRIGGER refuse_deliveries");
+    let r = b.get(&format!("{}/logout?id_token_hint={id_token}", p.issuer)).await;
+    assert_eq!(r.status, 200, "logged out once the database takes writes");
+    let token = tokens.recv_timeout(std::time::Duration::from_secs(20)).expect("the logout token");
+    let sid = p.verify_id_token(&id_token).await["sid"].as_str().expect("sid").to_owned();
+    assert_eq!(p.logout_sid(&token, "bc-refused").await, sid);
+    let r = b.get(&p.authorize_url("bc-refused", cb, &[("prompt", "none")])).await;
+    assert_eq!(param(&r.location.expect("redirect"), "error").as_deref(), Some("login_required"));
+}
+
+/// Two replicas on one PostgreSQL (and Redis) both poll the queue: each logout, whichever
+/// replica ended the session, reaches the relying party once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_postgres_deliver_each_logout_once() {
+    let (rp, tokens) = backchannel_endpoint(0);
+    let second = free_port();
+    let mut p = Provider::start_on(Keys::Soft, Db::Postgres, |d| {
+        d.set_env("HAWIYA_REDIS_URL", &redis_url());
+        d.set_env("HAWIYA_REDIS_PREFIX", &unique_prefix());
+        d.set_env("HAWIYA_BACKCHANNEL_RETRY", "100,30");
+        d.serve();
+        d.replica(second);
+    });
+    p.add_backchannel_client("bc-twice", rp);
+    let mut sids = Vec::new();
+    for port in [p.d.port, second, p.d.port, second] {
+        sids.push(p.login_and_logout("bc-twice", port).await);
+    }
+    let mut received = Vec::new();
+    for _ in &sids {
+        let token = tokens.recv_timeout(std::time::Duration::from_secs(20)).expect("a logout token");
+        received.push(p.logout_sid(&token, "bc-twice").await);
+    }
+    // Both replicas poll every 100 ms meanwhile: nothing is delivered twice.
+    assert!(tokens.recv_timeout(std::time::Duration::from_secs(2)).is_err(), "each logout delivered once");
+    sids.sort();
+    received.sort();
+    assert_eq!(received, sids, "every session's logout, once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1434,6 +1669,51 @@ async fn thirty_guesses_at_once_cannot_outrun_the_lockout() {
     let r = b.submit_login(&page.body, CITIZEN, PASSWORD, None).await;
     assert_eq!(r.status, 401, "the right password is refused too while the citizen is locked");
     assert_eq!(metric(&p, &metrics, "hawiya_password_checks_total").await - before, checked, "and is not even checked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_surge_past_the_password_checks_queue_is_turned_away_at_once_and_counts_against_nobody() {
+    // No queue: a login that finds every core checking a password is refused at once.
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let p = Provider::start_with(|d| {
+        d.set_env("HAWIYA_METRICS_LISTEN", &metrics);
+        d.set_env("HAWIYA_LOGIN_QUEUE", "0");
+        d.serve();
+    });
+    let mut b = p.browser();
+    let r = b.get(&p.authorize_url("civil-status", CB, &[("ui_locales", "en")])).await;
+    let (page, _) = b.follow(r).await;
+    let (tx, csrf) = (hidden(&page.body, "tx"), hidden(&page.body, "csrf"));
+    // One client for all, so that the thirty arrive together.
+    let (http, mut surge) = (p.http(), Vec::new());
+    for i in 0..30 {
+        let request = http.post(format!("{}/login", p.issuer)).header("cookie", b.cookie_header()).form(&[
+            ("tx", tx.as_str()),
+            ("csrf", csrf.as_str()),
+            ("national_id", CITIZEN),
+            ("password", &format!("a guess in the surge {i}")),
+        ]);
+        surge.push(tokio::spawn(async move {
+            let r = request.send().await.expect("post");
+            let retry_after = r.headers().get("retry-after").map(|v| v.to_str().expect("ascii").to_owned());
+            (r.status().as_u16(), retry_after, r.text().await.expect("body"))
+        }));
+    }
+    let (mut checked, mut shed) = (0, 0);
+    for answer in surge {
+        match answer.await.expect("task") {
+            (401, None, _) => checked += 1,
+            (503, Some(after), body) if after == "60" && body.contains("please try again in a minute") && body.contains(r#"name="password""#) => shed += 1,
+            other => panic!("neither checked nor turned away: {other:?}"),
+        }
+    }
+    assert!(shed >= 20 && checked >= 1, "{checked} checked, {shed} turned away");
+    assert_eq!(metric(&p, &metrics, "hawiya_logins_shed_total").await, shed);
+    // The citizen's attempts: only the checked guesses counted (five would lock), so the
+    // right password still logs in.
+    assert!(checked < 5, "{checked} guesses were checked; the test needs fewer than the lockout's five");
+    let r = b.submit_login(&page.body, CITIZEN, PASSWORD, None).await;
+    assert_eq!(r.status, 303, "the turned-away attempts counted against nobody: {}", r.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2012,7 +2292,7 @@ async fn json_logs_carry_the_request_id_and_never_a_secret() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
-    for event in ["server.configured", "login.failure", "login.success", "consent.given", "token.issued", "code.reused"] {
+    for event in ["server.configured", "key.generated", "login.failure", "login.success", "consent.given", "token.issued", "code.reused"] {
         assert!(exported.contains(&format!("\"event\":\"{event}\"")), "{event} in the audit log:\n{exported}");
     }
     for (what, value) in secrets {
@@ -2071,4 +2351,15 @@ fn appears(line: &str, value: &str) -> bool {
     }
     let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
     line.match_indices(value).any(|(i, _)| !(alnum(line[..i].chars().next_back()) || alnum(line[i + value.len()..].chars().next())))
+}
+
+/// The fields of the first entry of the audit log for `event` (there as soon as the
+/// request that logged it has been answered).
+fn audit_entry(p: &Provider, event: &str) -> Value {
+    let (data, out) = (p.d.data.display().to_string(), p.d.path("audit-entry.jsonl").display().to_string());
+    p.d.ok(&["audit", "export", "--data", &data, "--out", &out]);
+    let text = std::fs::read_to_string(&out).expect("export");
+    let entry = text.lines().map(|l| serde_json::from_str::<Value>(l).expect("a JSON line")).find(|e| e["entry"]["event"] == event);
+    let entry = entry.unwrap_or_else(|| panic!("no {event} in the audit log:\n{text}"));
+    serde_json::from_str(entry["entry"]["fields"].as_str().expect("fields")).expect("a JSON object")
 }

@@ -12,6 +12,9 @@ use store::DurableConfig;
 
 pub struct Pki {
     pub authority: Arc<Authority>,
+    pub keys: Arc<dyn KeyStore>,
+    pub store: Arc<dyn store::CaStore>,
+    pub policies: Arc<policies::Policies>,
     _dir: tempfile::TempDir,
 }
 
@@ -48,6 +51,7 @@ pub async fn pki(pkcs11: bool, postgres: bool) -> Pki {
     };
     let store = store::open(&config).await.expect("store");
     let policies = Arc::new(policies::Policies::shipped().expect("policies"));
-    let authority = ca::ceremony::run(&ceremony(), keys, store, policies).await.expect("ceremony");
-    Pki { authority: Arc::new(authority), _dir: dir }
+    let store: Arc<dyn store::CaStore> = store;
+    let authority = ca::ceremony::run(&ceremony(), keys.clone(), store.clone(), policies.clone()).await.expect("ceremony");
+    Pki { authority: Arc::new(authority), keys, store, policies, _dir: dir }
 }

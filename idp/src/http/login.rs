@@ -86,13 +86,20 @@ pub(super) async fn login_submit(State(p): State<Shared>, request: Request) -> R
             render_login(&p, &ctx, &t, &client, form, StatusCode::OK)
         }
         Ok(LoginStep::Failed(why)) => {
-            let (message, code_step) = match why {
-                LoginFailure::BadCredentials => (text(lang, "error.credentials"), false),
-                LoginFailure::BadCode => (text(lang, "error.code"), t.pending_citizen.is_some()),
-                LoginFailure::Locked => (text(lang, "error.locked"), t.pending_citizen.is_some()),
+            let pending = t.pending_citizen.is_some();
+            let (message, code_step, status) = match why {
+                LoginFailure::BadCredentials => ("error.credentials", false, StatusCode::UNAUTHORIZED),
+                LoginFailure::BadCode => ("error.code", pending, StatusCode::UNAUTHORIZED),
+                LoginFailure::Locked => ("error.locked", pending, StatusCode::UNAUTHORIZED),
+                LoginFailure::Busy => ("error.busy", pending, StatusCode::SERVICE_UNAVAILABLE),
             };
-            let form = LoginForm { national_id, error: Some(message), code_step, smart_id_error: None };
-            render_login(&p, &ctx, &t, &client, form, StatusCode::UNAUTHORIZED)
+            let form = LoginForm { national_id, error: Some(text(lang, message)), code_step, smart_id_error: None };
+            let mut page = render_login(&p, &ctx, &t, &client, form, status);
+            if why == LoginFailure::Busy {
+                // The same form, to send again in a minute (RFC 9110 10.2.3).
+                page.headers_mut().insert(header::RETRY_AFTER, axum::http::HeaderValue::from_static("60"));
+            }
+            page
         }
         Err(e) => failure_page(lang, e),
     }

@@ -89,6 +89,10 @@ pub fn text(lang: Lang, key: &str) -> &'static str {
         ),
         "error.unavailable" => ("الخدمة غير متاحة لحظيًا؛ حاول مرة أخرى بعد دقيقة.", "The service is briefly unavailable; please try again in a minute."),
         "error.internal" => ("حدث خطأ من جهتنا؛ لم يُنفَّذ طلبك.", "Something failed on our side; your request was not carried out."),
+        "error.busy" => (
+            "الخدمة مزدحمة الآن. لم تُحتسب هذه المحاولة؛ أعد المحاولة بعد دقيقة.",
+            "The service is very busy right now. This attempt has not been counted; please try again in a minute.",
+        ),
         "error.csrf" => ("انتهت صلاحية النموذج. ابدأ من جديد.", "This form has expired. Please start again."),
         "error.expired" => ("انتهت مهلة تسجيل الدخول. عد إلى الخدمة وابدأ من جديد.", "The login has timed out. Go back to the service and start again."),
         "logout.confirm" => ("هل تريد تسجيل الخروج من جميع الخدمات الحكومية؟", "Do you want to log out of every government service?"),

@@ -63,7 +63,7 @@ fn number(n: u64) -> i64 {
 
 #[async_trait::async_trait]
 impl AuditStore for PostgresStore {
-    async fn append_audit(&self, events: &[AuditEvent]) -> Result<u64, StoreError> {
+    async fn append_audit(&self, events: std::sync::Arc<[AuditEvent]>) -> Result<u64, StoreError> {
         if events.is_empty() {
             return Ok(self.audit_head().await?.map_or(0, |(n, _)| n));
         }

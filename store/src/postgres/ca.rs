@@ -213,6 +213,47 @@ impl CaStore for PostgresStore {
         row.map(|r| serde_json::from_str(r.get::<_, &str>(0)).map_err(|e| StoreError::Corrupt(format!("ceremony record: {e}")))).transpose()
     }
 
+    async fn update_ceremony(&self, previous: &CeremonyRecord, next: &CeremonyRecord, certificates: &[NewCertificate]) -> Result<(), StoreError> {
+        let (previous, next) = (serde_json::to_string(previous), serde_json::to_string(next));
+        let (previous, next) = (previous.map_err(|e| StoreError::Corrupt(e.to_string()))?, next.map_err(|e| StoreError::Corrupt(e.to_string()))?);
+        let column = |f: fn(&NewCertificate) -> String| certificates.iter().map(f).collect::<Vec<_>>();
+        let serials: Vec<&[u8]> = certificates.iter().map(|c| c.serial.as_bytes()).collect();
+        let ders: Vec<&[u8]> = certificates.iter().map(|c| c.der.as_slice()).collect();
+        let times = |f: fn(&NewCertificate) -> i64| certificates.iter().map(f).collect::<Vec<_>>();
+        let (issuers, profiles, subjects) = (column(|c| c.issuer.clone()), column(|c| c.profile.clone()), column(|c| c.subject.clone()));
+        let (not_before, not_after, issued_at) = (times(|c| c.not_before), times(|c| c.not_after), times(|c| c.issued_at));
+        // One statement, so one transaction: the record is replaced only if it is, to the
+        // byte, the one read (the same serializer wrote both), and the certificates are
+        // stored only with it. The answer counts the record and the certificates stored.
+        let result = self
+            .conn()
+            .await?
+            .client
+            .query_one(
+                "WITH renewed AS (UPDATE ceremony SET record = $2 WHERE id = 1 AND record = $1 RETURNING id),
+                 stored AS (INSERT INTO certificates (serial, issuer, profile, subject, not_before, not_after, der, issued_at)
+                     SELECT c.* FROM UNNEST($3::bytea[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::bytea[], $10::bigint[])
+                         AS c, renewed
+                     RETURNING serial)
+                 SELECT (SELECT count(*) FROM renewed), (SELECT count(*) FROM stored)",
+                &[&previous, &next, &serials, &issuers, &profiles, &subjects, &not_before, &not_after, &ders, &issued_at],
+            )
+            .await;
+        match result {
+            Ok(row) if row.get::<_, i64>(0) == 1 => Ok(()),
+            Ok(_) => Err(StoreError::CeremonyChanged),
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                for c in certificates {
+                    if self.find(&c.serial).await?.is_some() {
+                        return Err(StoreError::DuplicateSerial(c.serial.clone()));
+                    }
+                }
+                Err(db(e))
+            }
+            Err(e) => Err(db(e)),
+        }
+    }
+
     async fn record_timestamps(&self, records: &[TimestampRecord]) -> Result<(), StoreError> {
         // One statement, so one transaction: all of the group or none of it.
         let column = |f: fn(&TimestampRecord) -> String| records.iter().map(f).collect::<Vec<_>>();

@@ -23,6 +23,7 @@ use crate::*;
 mod audit;
 mod ca;
 mod connection_string;
+mod delivery;
 mod idp;
 
 /// The schema, in the order it grew: `store/migrations/postgres/`.
@@ -36,6 +37,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     migration!("postgres", 7, "0007_signatures.sql"),
     migration!("postgres", 8, "0008_subjects.sql"),
     migration!("postgres", 9, "0009_audit.sql"),
+    migration!("postgres", 10, "0010_deliveries.sql"),
 ];
 
 /// An arbitrary constant that names Hawiya's migration lock.

@@ -1,11 +1,11 @@
 //! The audit log's tables on SQLite: the writer thread appends, so appends are serial and
-//! the chain is computed here, after the last entry read in the same transaction.
+//! the chain is computed here, from the last entry read in the same transaction.
 
 use rusqlite::{OptionalExtension, params};
 
 use super::{SqliteStore, db};
 use crate::StoreError;
-use crate::audit::{AuditEntry, AuditEvent, AuditStore, Checkpoint, chain};
+use crate::audit::{AuditEntry, AuditEvent, AuditStore, Checkpoint, entry_hash};
 
 fn hash(bytes: Vec<u8>) -> Result<[u8; 32], StoreError> {
     bytes.try_into().map_err(|_| StoreError::Corrupt("an audit hash is not 32 octets".into()))
@@ -15,7 +15,7 @@ fn seq(n: i64) -> Result<u64, StoreError> {
     u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("audit entry number {n}")))
 }
 
-fn head(conn: &rusqlite::Connection) -> Result<Option<(u64, [u8; 32])>, StoreError> {
+pub(super) fn head(conn: &rusqlite::Connection) -> Result<Option<(u64, [u8; 32])>, StoreError> {
     let row: Option<(i64, Vec<u8>)> =
         conn.query_row("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(db)?;
     row.map(|(n, h)| Ok((seq(n)?, hash(h)?))).transpose()
@@ -23,18 +23,19 @@ fn head(conn: &rusqlite::Connection) -> Result<Option<(u64, [u8; 32])>, StoreErr
 
 #[async_trait::async_trait]
 impl AuditStore for SqliteStore {
-    async fn append_audit(&self, events: &[AuditEvent]) -> Result<u64, StoreError> {
-        let events = events.to_vec();
+    async fn append_audit(&self, events: std::sync::Arc<[AuditEvent]>) -> Result<u64, StoreError> {
         self.write(move |conn| {
-            let last = head(conn)?;
-            let entries = chain(last, events);
+            let (mut seq, mut prev) = head(conn)?.unwrap_or((0, [0; 32]));
             let mut insert =
                 conn.prepare_cached("INSERT INTO audit_log (seq, at, node, event, fields, prev, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)").map_err(db)?;
-            for e in &entries {
-                let n = i64::try_from(e.seq).map_err(|_| StoreError::Corrupt("the audit log is full".into()))?;
-                insert.execute(params![n, e.event.at, e.event.node, e.event.event, e.event.fields, &e.prev[..], &e.hash[..]]).map_err(db)?;
+            for e in events.iter() {
+                seq += 1;
+                let hash = entry_hash(&prev, seq, e);
+                let n = i64::try_from(seq).map_err(|_| StoreError::Corrupt("the audit log is full".into()))?;
+                insert.execute(params![n, e.at, e.node, e.event, e.fields, &prev[..], &hash[..]]).map_err(db)?;
+                prev = hash;
             }
-            Ok(entries.last().map(|e| e.seq).or(last.map(|(n, _)| n)).unwrap_or(0))
+            Ok(seq)
         })
         .await
     }

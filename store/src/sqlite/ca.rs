@@ -229,6 +229,36 @@ impl CaStore for SqliteStore {
         })
     }
 
+    async fn update_ceremony(&self, previous: &CeremonyRecord, next: &CeremonyRecord, certificates: &[NewCertificate]) -> Result<(), StoreError> {
+        let json = serde_json::to_string(next).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let (previous, certificates) = (previous.clone(), certificates.to_vec());
+        // The writer is one connection: nothing changes the record between reading and
+        // writing; an error rolls the write's savepoint back, certificates included.
+        self.write(move |conn| {
+            let existing: Option<String> = conn.query_row("SELECT record FROM ceremony WHERE id = 1", [], |r| r.get(0)).optional().map_err(db)?;
+            let existing =
+                existing.map(|j| serde_json::from_str::<CeremonyRecord>(&j).map_err(|e| StoreError::Corrupt(format!("ceremony record: {e}")))).transpose()?;
+            if existing.as_ref() != Some(&previous) {
+                return Err(StoreError::CeremonyChanged);
+            }
+            conn.execute("UPDATE ceremony SET record = ?1 WHERE id = 1", [&json]).map_err(db)?;
+            for c in certificates {
+                let inserted = conn
+                    .execute(
+                        "INSERT INTO certificates (serial, issuer, profile, subject, not_before, not_after, der, issued_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (serial) DO NOTHING",
+                        params![c.serial.as_bytes(), c.issuer, c.profile, c.subject, c.not_before, c.not_after, c.der, c.issued_at],
+                    )
+                    .map_err(db)?;
+                if inserted == 0 {
+                    return Err(StoreError::DuplicateSerial(c.serial));
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn record_timestamps(&self, records: &[TimestampRecord]) -> Result<(), StoreError> {
         let records = records.to_vec();
         self.write(move |conn| {

@@ -20,7 +20,9 @@ use crate::migration::{self, Migration, migration};
 use crate::*;
 
 mod audit;
+mod backup;
 mod ca;
+mod delivery;
 mod idp;
 
 /// The schema, in the order it grew: `store/migrations/sqlite/`.
@@ -34,6 +36,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     migration!("sqlite", 7, "0007_signatures.sql"),
     migration!("sqlite", 8, "0008_subjects.sql"),
     migration!("sqlite", 9, "0009_audit.sql"),
+    migration!("sqlite", 10, "0010_deliveries.sql"),
 ];
 
 const READERS: usize = 4;

@@ -23,7 +23,10 @@
 //! the entry's hash and the time — so a chain rewritten from some entry on no longer matches
 //! the checkpoints after it. Signing is the caller's: this crate stores and checks the chain.
 //!
-//! [`verify`] walks entries in order against the checkpoints and names the first break.
+//! [`verify`] walks entries in order against the checkpoints and names the first break;
+//! [`Recorder`] appends a process's events, which [`layer`] takes from `tracing`.
+
+pub mod layer;
 
 use aws_lc_rs::digest;
 use serde::{Deserialize, Serialize};
@@ -36,7 +39,7 @@ pub trait AuditStore: Send + Sync + std::fmt::Debug {
     /// Appends `events`, in order, after the log's last entry, all or none; durable when
     /// this returns. The number of the last entry appended (of the last entry when `events`
     /// is empty).
-    async fn append_audit(&self, events: &[AuditEvent]) -> Result<u64, StoreError>;
+    async fn append_audit(&self, events: std::sync::Arc<[AuditEvent]>) -> Result<u64, StoreError>;
 
     /// Up to `limit` entries from entry `from` on, in order.
     async fn audit_entries(&self, from: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
@@ -120,21 +123,6 @@ pub fn entry_hash(prev: &[u8; 32], seq: u64, event: &AuditEvent) -> [u8; 32] {
     let mut out = [0; 32];
     out.copy_from_slice(d.finish().as_ref());
     out
-}
-
-/// Chains `events` after the entry `head` (`None`: the log is empty).
-pub fn chain(head: Option<(u64, [u8; 32])>, events: Vec<AuditEvent>) -> Vec<AuditEntry> {
-    let (mut seq, mut prev) = head.unwrap_or((0, [0; 32]));
-    events
-        .into_iter()
-        .map(|event| {
-            seq += 1;
-            let hash = entry_hash(&prev, seq, &event);
-            let entry = AuditEntry { seq, event, prev, hash };
-            prev = hash;
-            entry
-        })
-        .collect()
 }
 
 impl Checkpoint {
@@ -286,7 +274,10 @@ pub fn verify(
 }
 
 /// Appends a process's events with group commit: events submitted while an append is under
-/// way go in the next one, so a busy server pays one transaction for many events.
+/// way, or within [`LINGER`] of the first, go in one append, so a busy server pays one
+/// transaction for many events. An append that fails (the database is down, failing over)
+/// is tried again, with the events after it waiting their turn, until it succeeds: an outage
+/// delays the log but leaves no hole in it while the process lives.
 #[derive(Clone, Debug)]
 pub struct Recorder {
     node: String,
@@ -295,24 +286,18 @@ pub struct Recorder {
 
 /// An event waiting for its append and who waits for it (`None`: nobody), or someone
 /// waiting for everything before to be appended (a `None` event).
-type Pending = (Option<AuditEvent>, Option<tokio::sync::oneshot::Sender<Result<u64, AppendFailed>>>);
-
-/// Why an append failed, for every event of its batch: whether the database was only
-/// unreachable (the caller answers "try again"), and the error's text.
-#[derive(Clone, Debug)]
-struct AppendFailed {
-    unreachable: bool,
-    text: String,
-}
-
-impl From<AppendFailed> for StoreError {
-    fn from(e: AppendFailed) -> Self {
-        if e.unreachable { StoreError::Unreachable { backend: "audit log", source: e.text.into() } } else { StoreError::database("audit log", e.text) }
-    }
-}
+type Pending = (Option<AuditEvent>, Option<tokio::sync::oneshot::Sender<u64>>);
 
 /// The most events one append takes.
 const MAX_BATCH: usize = 512;
+
+/// How long submitted events wait for others before their append: what a replica killed
+/// outright can lose of the events it has not written yet. A flush does not wait.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// The first wait before an append is tried again, doubling up to [`RETRY_MAX`].
+const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(100);
+const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Recorder {
     /// Starts appending to `store` on the current tokio runtime, as replica `node`.
@@ -321,21 +306,39 @@ impl Recorder {
         tokio::spawn(async move {
             let mut batch = Vec::new();
             while pending.recv_many(&mut batch, MAX_BATCH).await > 0 {
-                let events: Vec<AuditEvent> = batch.iter().filter_map(|(e, _)| e.clone()).collect();
-                let result = store.append_audit(&events).await;
-                if let Err(e) = &result {
-                    // Not at the target `audit`: that would be recorded, and fail, again.
-                    tracing::error!(target: "hawiya::audit", error = %e, events = events.len(), "audit events not appended");
-                }
-                // The i-th event of the batch is entry last - count + 1 + i.
-                let (count, mut i) = (events.len() as u64, 0);
-                for (event, reply) in batch.drain(..) {
-                    let number =
-                        result.as_ref().map(|last| last + 1 + i - count).map_err(|e| AppendFailed { unreachable: e.is_unreachable(), text: e.to_string() });
-                    i += u64::from(event.is_some());
-                    if let Some(reply) = reply {
-                        let _ = reply.send(number);
+                // Nobody waits for these: let those that follow join them, so that a busy
+                // server appends in a few large transactions rather than one per request.
+                if batch.iter().all(|(_, reply)| reply.is_none()) {
+                    tokio::time::sleep(LINGER).await;
+                    while batch.len() < MAX_BATCH
+                        && let Ok(next) = pending.try_recv()
+                    {
+                        batch.push(next);
                     }
+                }
+                let mut replies = Vec::new();
+                let mut events = Vec::with_capacity(batch.len());
+                for (event, reply) in batch.drain(..) {
+                    // A reply waits for the events before it and its own, if any.
+                    replies.extend(reply.map(|r| (events.len() + usize::from(event.is_some()), r)));
+                    events.extend(event);
+                }
+                let (count, events) = (events.len() as u64, std::sync::Arc::<[AuditEvent]>::from(events));
+                let mut wait = RETRY_FIRST;
+                let last = loop {
+                    match store.append_audit(events.clone()).await {
+                        Ok(last) => break last,
+                        Err(e) => {
+                            // Not at the target `audit`: that would be recorded, and fail, again.
+                            tracing::error!(target: "hawiya::audit", error = %e, events = count, retry_in_ms = wait.as_millis() as u64, "audit events not appended yet");
+                            tokio::time::sleep(wait).await;
+                            wait = (wait * 2).min(RETRY_MAX);
+                        }
+                    }
+                };
+                // The i-th event of the batch (from 1) is entry last - count + i.
+                for (i, reply) in replies {
+                    let _ = reply.send(last + i as u64 - count);
                 }
             }
         });
@@ -347,16 +350,16 @@ impl Recorder {
         &self.node
     }
 
-    /// The event for `event` with `fields` (a JSON object, never a secret), now.
-    pub fn event(&self, event: &str, fields: &serde_json::Map<String, serde_json::Value>) -> AuditEvent {
-        AuditEvent { at: unix_millis(), node: self.node.clone(), event: event.to_owned(), fields: serde_json::Value::Object(fields.clone()).to_string() }
+    /// The event `event` with `fields` (the text of a JSON object, never a secret), now.
+    pub fn event(&self, event: String, fields: String) -> AuditEvent {
+        AuditEvent { at: unix_millis(), node: self.node.clone(), event, fields }
     }
 
     /// Appends `event` and returns its number once it is durable.
     pub async fn record(&self, event: AuditEvent) -> Result<u64, StoreError> {
         let (reply, done) = tokio::sync::oneshot::channel();
         self.queue.send((Some(event), Some(reply))).map_err(|_| StoreError::Unavailable("the audit recorder has stopped"))?;
-        done.await.map_err(|_| StoreError::Unavailable("the audit recorder has stopped"))?.map_err(StoreError::from)
+        done.await.map_err(|_| StoreError::Unavailable("the audit recorder has stopped"))
     }
 
     /// Appends `event` without waiting (from a log layer, which cannot).
@@ -364,11 +367,12 @@ impl Recorder {
         let _ = self.queue.send((Some(event), None));
     }
 
-    /// Returns once every event submitted before is durable (a command that ends).
+    /// Returns once every event submitted before is durable (however long the database takes
+    /// to come back: callers that cannot wait put a timeout around it).
     pub async fn flush(&self) -> Result<(), StoreError> {
         let (reply, done) = tokio::sync::oneshot::channel();
         self.queue.send((None, Some(reply))).map_err(|_| StoreError::Unavailable("the audit recorder has stopped"))?;
-        done.await.map_err(|_| StoreError::Unavailable("the audit recorder has stopped"))?.map(drop).map_err(StoreError::from)
+        done.await.map(drop).map_err(|_| StoreError::Unavailable("the audit recorder has stopped"))
     }
 }
 
@@ -396,6 +400,21 @@ mod hex_32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Chains `events` after the entry `head` (`None`: the log is empty).
+    fn chain(head: Option<(u64, [u8; 32])>, events: Vec<AuditEvent>) -> Vec<AuditEntry> {
+        let (mut seq, mut prev) = head.unwrap_or((0, [0; 32]));
+        events
+            .into_iter()
+            .map(|event| {
+                seq += 1;
+                let hash = entry_hash(&prev, seq, &event);
+                let entry = AuditEntry { seq, event, prev, hash };
+                prev = hash;
+                entry
+            })
+            .collect()
+    }
 
     fn event(n: u32) -> AuditEvent {
         AuditEvent { at: 1_764_400_000_000 + i64::from(n), node: "replica-a".into(), event: "login.succeeded".into(), fields: format!("{{\"n\":{n}}}") }
