@@ -521,3 +521,95 @@ async fn a_login_started_on_a_killed_replica_finishes_on_the_other() {
     assert!(tokens["id_token"].is_string());
     assert!(d.server_running(1), "replica B is still up");
 }
+
+/// A Redis server of the test's own, on a free loopback port, without persistence; killed
+/// with SIGKILL when dropped.
+struct Redis {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl Redis {
+    fn start_on(port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (apt-get install redis-server)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Redis { port, child }
+    }
+
+    fn kill(&mut self) {
+        self.child.kill().expect("kill -9 redis-server");
+        self.child.wait().expect("wait for redis-server");
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// kill -9 the Redis that holds sessions and login transactions: logins fail closed (the
+/// "try again" page, 503), OCSP and CRLs, which do not need Redis, keep answering; a Redis
+/// back on its address is used again without restarting the replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_logins_fail_closed_and_the_pki_keeps_answering() {
+    let mut redis = Redis::start_on(free_port());
+    let mut d = Deployment::new(Keys::Soft, Db::Postgres);
+    let secret = enrol(&d);
+    d.set_env("HAWIYA_REDIS_URL", &format!("redis://127.0.0.1:{}/", redis.port));
+    d.serve();
+    let issuer = d.base.clone();
+    let http = client_to(d.port);
+    let (_, cert) = d.issue_citizen("citizen-signature", &csr(d.dir.path(), "r", P256), "r.pem");
+    let mut citizen = Browser::new(http.clone(), &issuer);
+    let r = citizen.get(&authorize_url(&issuer)).await;
+    let (login_page, _) = citizen.follow(r).await;
+    assert_eq!(login_page.status, 200, "{}", login_page.body);
+
+    redis.kill();
+    let r = citizen.submit_login(&login_page.body, CITIZEN, PASSWORD, None).await;
+    assert_eq!(r.status, 503, "a login without Redis fails closed: {}", r.body);
+    assert!(r.body.contains("حاول مرة أخرى بعد دقيقة"), "{}", r.body);
+    assert!(!citizen.cookies.keys().any(|k| k.contains("session")), "no session cookie was set: {:?}", citizen.cookies.keys());
+    // Alive, not ready (the load balancer stops sending it logins), and a new authorization
+    // request fails closed within seconds.
+    let health = |path: &'static str| client_to(d.port).get(format!("{issuer}{path}")).send();
+    assert_eq!(health("/healthz").await.expect("healthz").status(), 200);
+    assert_eq!(health("/readyz").await.expect("readyz").status(), 503);
+    let asked = Instant::now();
+    let r = client_to(d.port).get(authorize_url(&issuer)).send().await.expect("authorize");
+    assert!(asked.elapsed() < Duration::from_secs(10), "refused within seconds, not after a hang: {:?}", asked.elapsed());
+    let status = r.status();
+    let location = r.headers().get("location").map(|l| l.to_str().expect("ascii").to_owned());
+    let refused = status == 503 || location.as_deref().is_some_and(|l| l.starts_with(CB) && l.contains("error=temporarily_unavailable"));
+    assert!(refused, "a new authorization request fails closed: {status} {location:?}");
+    // The PKI does not need Redis.
+    let answer = d.ocsp(cert.to_str().expect("utf-8"), &[]);
+    assert!(answer.contains(": good") && answer.contains("Response verify OK"), "{answer}");
+    let (code, _) = d.fetch(&format!("{}/crl/citizen-signing-ca.crl", d.base));
+    assert_eq!(code, 200, "the CRL without Redis");
+
+    // Redis back (empty: the transaction of the login begun before is gone): a new login
+    // works on the same replica.
+    let _redis = Redis::start_on(redis.port);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = http.get(authorize_url(&issuer)).send().await.expect("authorize");
+        if r.status() == 303 && r.headers().get("location").is_some_and(|l| l.to_str().is_ok_and(|l| l.contains("/login"))) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the replica did not use Redis again: {}", r.status());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let tokens = log_in(http, &issuer, &secret).await;
+    assert!(tokens["refresh_token"].is_string());
+}
