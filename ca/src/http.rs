@@ -46,10 +46,20 @@ pub fn router(state: Arc<CaState>) -> Router {
 }
 
 /// Turns a CA error into a response, in one place: names of unknown things are the caller's
-/// to know; anything else is logged and answered with a bare 500.
+/// to know; an unreachable store is a 503 with `Retry-After`; anything else is logged and
+/// answered with a bare 500.
 fn error_response(e: CaError) -> Response {
     match e {
         CaError::UnknownAuthority { .. } => (StatusCode::NOT_FOUND, "no such certificate authority\n").into_response(),
+        CaError::Store(e) if e.is_unreachable() => {
+            tracing::warn!(error = %e, "CA endpoint refused: the store is unreachable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "5"), (header::CACHE_CONTROL, "no-store")],
+                "the store is briefly unavailable; try again in a minute\n",
+            )
+                .into_response()
+        }
         other => {
             tracing::error!(error = %other, "CA endpoint failed");
             (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
@@ -98,7 +108,22 @@ async fn ocsp_post(State(state): State<Arc<CaState>>, headers: HeaderMap, body: 
     if !content_type.eq_ignore_ascii_case("application/ocsp-request") {
         return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "OCSP requests are POSTed as application/ocsp-request\n").into_response();
     }
-    der("application/ocsp-response", state.ocsp.respond(&body).await, 0)
+    ocsp_answer(&state, &body, 0).await
+}
+
+/// The answer to an OCSP request, cacheable for `max_age` seconds when it is signed. While
+/// the store cannot be reached it is `tryLater` (RFC 6960 4.2.1) with 503 and `Retry-After`,
+/// which no cache keeps.
+async fn ocsp_answer(state: &CaState, request: &[u8], max_age: i64) -> Response {
+    const TYPE: &str = "application/ocsp-response";
+    match state.ocsp.answer(request).await {
+        (body, None) => der(TYPE, body, max_age),
+        (body, Some(crate::metrics::OcspRefusal::TryLater)) => {
+            (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, TYPE), (header::RETRY_AFTER, "5"), (header::CACHE_CONTROL, "no-store")], body)
+                .into_response()
+        }
+        (body, Some(_)) => der(TYPE, body, 0),
+    }
 }
 
 async fn ocsp_get(State(state): State<Arc<CaState>>, Path(encoded): Path<String>) -> Response {
@@ -106,9 +131,9 @@ async fn ocsp_get(State(state): State<Arc<CaState>>, Path(encoded): Path<String>
     // percent-decoded the path).
     let request = match base64::engine::general_purpose::STANDARD.decode(encoded.trim_start_matches('/')) {
         Ok(r) if r.len() <= MAX_OCSP_REQUEST => r,
-        _ => return der("application/ocsp-response", state.ocsp.respond(&[]).await, 0),
+        _ => return ocsp_answer(&state, &[], 0).await,
     };
-    der("application/ocsp-response", state.ocsp.respond(&request).await, 60)
+    ocsp_answer(&state, &request, 60).await
 }
 
 /// RFC 3161 §3.4. Every request gets a TimeStampResp, refusals included: a body of another

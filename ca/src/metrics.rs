@@ -26,6 +26,7 @@ pub struct CaMetrics {
     ocsp_malformed: Counter,
     ocsp_unauthorized: Counter,
     ocsp_internal: Counter,
+    ocsp_try_later: Counter,
     ocsp_latency: Histogram,
     tsa_granted: Counter,
     /// Refusals per failure bit, in the order of [`FailureInfo::ALL`].
@@ -42,6 +43,8 @@ pub(crate) enum OcspRefusal {
     Unauthorized,
     /// `internalError`.
     Internal,
+    /// `tryLater` (the store cannot be reached for a moment).
+    TryLater,
 }
 
 /// The name RFC 3161 gives a failure bit.
@@ -91,6 +94,7 @@ impl CaMetrics {
             OcspRefusal::Malformed => self.ocsp_malformed.inc(),
             OcspRefusal::Unauthorized => self.ocsp_unauthorized.inc(),
             OcspRefusal::Internal => self.ocsp_internal.inc(),
+            OcspRefusal::TryLater => self.ocsp_try_later.inc(),
         }
     }
 
@@ -135,6 +139,7 @@ impl CaMetrics {
                 (&[("status", "malformedRequest")], self.ocsp_malformed.get()),
                 (&[("status", "unauthorized")], self.ocsp_unauthorized.get()),
                 (&[("status", "internalError")], self.ocsp_internal.get()),
+                (&[("status", "tryLater")], self.ocsp_try_later.get()),
             ],
         );
         e.histogram("hawiya_ocsp_request_duration_seconds", "Time to answer an OCSP request.", &[(&[], &self.ocsp_latency)]);

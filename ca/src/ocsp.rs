@@ -111,21 +111,27 @@ impl OcspResponder {
     /// Answers one DER OCSPRequest with a DER OCSPResponse; never fails: problems become the
     /// RFC 6960 error statuses.
     pub async fn respond(&self, request: &[u8]) -> Bytes {
+        self.answer(request).await.0
+    }
+
+    /// The DER OCSPResponse to `request` and, if it is an error status, which.
+    pub(crate) async fn answer(&self, request: &[u8]) -> (Bytes, Option<Refusal>) {
         let start = std::time::Instant::now();
-        let der = match self.try_respond(request).await {
-            Ok(der) => der,
+        let answer = match self.try_respond(request).await {
+            Ok(der) => (der, None),
             Err(refusal) => {
                 self.metrics.ocsp_refused(refusal);
                 let response = match refusal {
                     Refusal::Malformed => OcspResponse::malformed_request(),
                     Refusal::Unauthorized => OcspResponse::unauthorized(),
                     Refusal::Internal => OcspResponse::internal_error(),
+                    Refusal::TryLater => OcspResponse::try_later(),
                 };
-                Bytes::from(response.to_der().unwrap_or_default())
+                (Bytes::from(response.to_der().unwrap_or_default()), Some(refusal))
             }
         };
         self.metrics.ocsp_latency(start);
-        der
+        answer
     }
 
     async fn try_respond(&self, request: &[u8]) -> Result<Bytes, Refusal> {
@@ -154,8 +160,14 @@ impl OcspResponder {
         for r in list {
             let status = match Serial::new(r.req_cert.serial_number.as_bytes().to_vec()) {
                 Ok(serial) => self.store.status(&ca.name, &serial).await.map_err(|e| {
-                    tracing::error!(error = %e, "OCSP status lookup failed");
-                    Refusal::Internal
+                    if e.is_unreachable() {
+                        // RFC 6960 4.2.1: "tryLater", never a status the store did not give.
+                        tracing::warn!(error = %e, "OCSP status lookup failed: the store is unreachable");
+                        Refusal::TryLater
+                    } else {
+                        tracing::error!(error = %e, "OCSP status lookup failed");
+                        Refusal::Internal
+                    }
                 })?,
                 Err(_) => None,
             };

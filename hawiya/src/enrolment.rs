@@ -122,6 +122,9 @@ pub enum EnrolError {
     /// The CA refused a status change (say, resuming a revoked certificate).
     #[error("{0}")]
     Status(String),
+    /// The store cannot be reached for a moment (a failover): try again.
+    #[error("{0}")]
+    Unavailable(StoreError),
     /// Anything else.
     #[error("{0}")]
     Internal(String),
@@ -132,6 +135,7 @@ impl From<RegisterError> for EnrolError {
         match e {
             RegisterError::Duplicate(id) => EnrolError::AlreadyRegistered(id),
             RegisterError::Credential(idp::IdpError::PasswordLength { .. }) => EnrolError::BadRequest(format!("password: {e}")),
+            RegisterError::Store(e) => EnrolError::from(e),
             other => EnrolError::Internal(other.to_string()),
         }
     }
@@ -139,7 +143,7 @@ impl From<RegisterError> for EnrolError {
 
 impl From<StoreError> for EnrolError {
     fn from(e: StoreError) -> Self {
-        EnrolError::Internal(e.to_string())
+        if e.is_unreachable() { EnrolError::Unavailable(e) } else { EnrolError::Internal(e.to_string()) }
     }
 }
 
@@ -394,6 +398,13 @@ impl IntoResponse for EnrolError {
             EnrolError::TooManyAttempts => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             EnrolError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
             EnrolError::AlreadyRegistered(_) => (StatusCode::CONFLICT, "already_registered"),
+            EnrolError::Unavailable(_) | EnrolError::Csr { error: CaError::Store(StoreError::Unreachable { .. }), .. } => {
+                tracing::warn!(error = %self, "enrolment refused: the store is unreachable");
+                let mut response =
+                    json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({"error": "temporarily_unavailable", "error_description": idp::oauth::TRY_AGAIN}));
+                response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(idp::oauth::RETRY_AFTER_SECONDS));
+                return response;
+            }
             EnrolError::Csr { error: CaError::Store(_) | CaError::Key(_) | CaError::Encoding(_), .. } | EnrolError::Internal(_) => {
                 tracing::error!(error = %self, "enrolment failed");
                 return json_response(StatusCode::INTERNAL_SERVER_ERROR, &json!({"error": "server_error"}));

@@ -99,16 +99,26 @@ pub enum Next {
 
 /// An authorization request that cannot go back to the client: the provider shows it.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct PageError(pub String);
+pub enum PageError {
+    /// The request is wrong: what to show.
+    #[error("{0}")]
+    Refused(String),
+    /// The request cannot be checked now (`temporarily_unavailable`: the store cannot be
+    /// reached); it may be sent again in a moment.
+    #[error(transparent)]
+    Unavailable(OAuthError),
+}
 
 impl Provider {
     /// Checks an authorization request (OIDC Core 3.1.2.1-2) and decides what happens next.
     pub async fn authorize(&self, mut params: Params, cookie: Option<&str>, now: i64) -> Result<Next, PageError> {
-        let page = |e: String| PageError(e);
+        let page = PageError::Refused;
         let client_id = params.get("client_id").ok_or_else(|| page("The request names no client (client_id is missing).".into()))?;
         let client_id = client_id.parse::<policies::ClientId>().map_err(|e| page(format!("The client_id is malformed: {e}.")))?;
-        let client = self.client(&client_id).await.map_err(|e| page(format!("The client cannot be loaded: {e}")))?;
+        let client = self.client(&client_id).await.map_err(|e| match OAuthError::from(e) {
+            e if e.code == ErrorCode::TemporarilyUnavailable => PageError::Unavailable(e),
+            e => page(format!("The client cannot be loaded: {}", e.description)),
+        })?;
         let client = client.ok_or_else(|| page(format!("Unknown client {client_id:?}.")))?;
         // A signed request object (OIDC Core 6.1, by value; 6.2, by reference) replaces the
         // parameters it carries, the redirect URI included, so it is read before anything is

@@ -90,7 +90,7 @@ impl CscError {
             CscError::InvalidRequest(_) => "invalid_request",
             CscError::AccessDenied(_) => "access_denied",
             CscError::TooManyRequests => "too_many_requests",
-            CscError::Server(_) => "server_error",
+            CscError::Server(e) => e.code.as_str(),
         }
     }
 }

@@ -81,7 +81,7 @@ impl ApiError {
             ApiError::NotSignable(_) => "document_not_signable",
             ApiError::NoSmartId => "no_smart_id",
             ApiError::TooManyRequests => "too_many_requests",
-            ApiError::Server(_) => "server_error",
+            ApiError::Server(e) => e.code.as_str(),
         }
     }
 }

@@ -41,6 +41,9 @@ pub enum ErrorCode {
     InvalidToken,
     /// Something failed on our side.
     ServerError,
+    /// The service cannot answer for a moment (its database is failing over): try again
+    /// (RFC 6749 4.1.2.1; answered with 503 and `Retry-After` on every endpoint).
+    TemporarilyUnavailable,
     /// The requested level cannot be met (OpenID Connect EAP ACR Values 1.0).
     UnmetAuthenticationRequirements,
 }
@@ -64,10 +67,18 @@ impl ErrorCode {
             ErrorCode::InvalidRequestUri => "invalid_request_uri",
             ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::ServerError => "server_error",
+            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
             ErrorCode::UnmetAuthenticationRequirements => "unmet_authentication_requirements",
         }
     }
 }
+
+/// The description of `temporarily_unavailable`.
+pub const TRY_AGAIN: &str = "the service is briefly unavailable; try again in a minute";
+
+/// How many seconds a client should wait before retrying a `temporarily_unavailable`
+/// request (`Retry-After`): a failover of the database takes seconds.
+pub const RETRY_AFTER_SECONDS: u32 = 5;
 
 /// A protocol error: a code and a description for the developer at the relying party.
 #[derive(Debug, thiserror::Error)]
@@ -105,9 +116,23 @@ impl OAuthError {
     }
 
     /// `server_error`: the cause goes to the log (once, where the error becomes a response),
-    /// not to the caller.
+    /// not to the caller. A cause that is, or comes from, a store that cannot be reached now
+    /// is `temporarily_unavailable` instead: the caller may retry in a moment.
     pub fn server(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        OAuthError { code: ErrorCode::ServerError, description: "internal error".into(), cause: Some(cause.into()) }
+        let cause = cause.into();
+        let mut link: Option<&(dyn std::error::Error + 'static)> = Some(cause.as_ref());
+        while let Some(e) = link {
+            // `IdpError::Store` is transparent: its source is the store error's source.
+            let store = e.downcast_ref::<store::StoreError>().or_else(|| match e.downcast_ref::<crate::IdpError>() {
+                Some(crate::IdpError::Store(s)) => Some(s),
+                _ => None,
+            });
+            if store.is_some_and(store::StoreError::is_unreachable) {
+                return OAuthError { code: ErrorCode::TemporarilyUnavailable, description: TRY_AGAIN.into(), cause: Some(cause) };
+            }
+            link = e.source();
+        }
+        OAuthError { code: ErrorCode::ServerError, description: "internal error".into(), cause: Some(cause) }
     }
 }
 
@@ -191,6 +216,23 @@ impl Params {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unreachable_store_is_temporarily_unavailable_and_other_failures_server_errors() {
+        let unreachable = || store::StoreError::Unreachable { backend: "PostgreSQL", source: "connection closed".into() };
+        for e in [
+            OAuthError::from(unreachable()),
+            OAuthError::from(crate::IdpError::Store(unreachable())),
+            OAuthError::server(crate::IdpError::Store(unreachable())),
+        ] {
+            assert_eq!((e.code, e.description.as_str()), (ErrorCode::TemporarilyUnavailable, TRY_AGAIN));
+            assert_eq!(e.code.as_str(), "temporarily_unavailable");
+            assert!(e.cause.is_some(), "the cause is kept for the log");
+        }
+        for e in [OAuthError::from(store::StoreError::Corrupt("x".into())), OAuthError::from(crate::IdpError::Corrupt("x".into())), OAuthError::server("x")] {
+            assert_eq!((e.code, e.description.as_str()), (ErrorCode::ServerError, "internal error"));
+        }
+    }
 
     #[test]
     fn parameters_are_single_and_bounded() {

@@ -185,9 +185,13 @@ impl EphemeralStore for MemoryStore {
 
 /// The shared ephemeral store on Redis (≥ 7.0). Keys are prefixed so one Redis can serve
 /// several deployments.
-#[derive(Clone)]
 pub struct RedisStore {
-    connection: ConnectionManager,
+    client: redis::Client,
+    /// Replaced by a fresh one when Redis cannot be reached: a manager whose reconnection
+    /// attempts ran out may not come back by itself.
+    connection: std::sync::RwLock<ConnectionManager>,
+    /// Held while a manager is replaced; the instant of the last replacement attempt.
+    replacing: tokio::sync::Mutex<Option<std::time::Instant>>,
     prefix: String,
 }
 
@@ -198,12 +202,46 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
+/// Runs one Redis command, at most [`REDIS_TIMEOUT`]: while Redis is away the connection
+/// manager may hold commands for its reconnection attempts, and a request must fail closed
+/// at once rather than wait.
+async fn within<T>(command: impl std::future::Future<Output = redis::RedisResult<T>>) -> Result<T, StoreError> {
+    match tokio::time::timeout(REDIS_TIMEOUT, command).await {
+        Ok(result) => result.map_err(redis_err),
+        Err(_) => Err(StoreError::Unreachable { backend: "Redis", source: format!("no answer within {} s", REDIS_TIMEOUT.as_secs()).into() }),
+    }
+}
+
+/// A failed command: unreachable when the connection is gone or refused, or the server did
+/// not answer in time (the connection manager reconnects by itself; the request may be
+/// retried in a moment), else a database error.
 fn redis_err(e: redis::RedisError) -> StoreError {
-    StoreError::database("Redis", e)
+    if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout() {
+        StoreError::Unreachable { backend: "Redis", source: e.into() }
+    } else {
+        StoreError::database("Redis", e)
+    }
 }
 
 fn millis(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+/// How long one connection attempt to Redis, or one command, may take.
+const REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How many times a dropped Redis connection is tried again (100 ms, then 200 ms apart)
+/// before the requests waiting for it fail.
+const REDIS_RETRIES: usize = 2;
+
+/// While Redis is away, requests fail within about a second instead of waiting out a long
+/// series of reconnection attempts.
+fn manager_config() -> redis::aio::ConnectionManagerConfig {
+    redis::aio::ConnectionManagerConfig::new()
+        .set_number_of_retries(REDIS_RETRIES)
+        .set_factor(100)
+        .set_connection_timeout(REDIS_TIMEOUT)
+        .set_response_timeout(REDIS_TIMEOUT)
 }
 
 impl RedisStore {
@@ -215,8 +253,33 @@ impl RedisStore {
         // One plain attempt first: a refused certificate or password is reported at once,
         // not after the manager's retries with back-off.
         drop(client.get_multiplexed_async_connection().await.map_err(|e| crate::tls::redis_open_error(&client, e))?);
-        let connection = ConnectionManager::new(client).await.map_err(open)?;
-        Ok(RedisStore { connection, prefix: prefix.to_owned() })
+        let connection = ConnectionManager::new_with_config(client.clone(), manager_config()).await.map_err(open)?;
+        Ok(RedisStore { client, connection: std::sync::RwLock::new(connection), replacing: tokio::sync::Mutex::new(None), prefix: prefix.to_owned() })
+    }
+
+    fn manager(&self) -> Result<ConnectionManager, StoreError> {
+        self.connection.read().map(|c| c.clone()).map_err(|_| StoreError::Unavailable("a panic poisoned the Redis connection"))
+    }
+
+    /// Runs one command (on a manager from [`RedisStore::manager`]) at most
+    /// [`REDIS_TIMEOUT`]; when Redis cannot be reached, the manager is replaced (by one
+    /// request at a time, at most every 250 ms) so that the next requests reach a Redis
+    /// that is back.
+    async fn run<T>(&self, command: impl std::future::Future<Output = redis::RedisResult<T>>) -> Result<T, StoreError> {
+        let result = within(command).await;
+        if matches!(&result, Err(e) if e.is_unreachable())
+            && let Ok(mut last) = self.replacing.try_lock()
+            && !last.is_some_and(|at| at.elapsed() < std::time::Duration::from_millis(250))
+        {
+            *last = Some(std::time::Instant::now());
+            if let Ok(Ok(fresh)) = tokio::time::timeout(REDIS_TIMEOUT, ConnectionManager::new_with_config(self.client.clone(), manager_config())).await
+                && let Ok(mut current) = self.connection.write()
+            {
+                *current = fresh;
+                tracing::warn!("the Redis connection was replaced");
+            }
+        }
+        result
     }
 
     fn key(&self, key: &str) -> String {
@@ -227,52 +290,51 @@ impl RedisStore {
 #[async_trait::async_trait]
 impl EphemeralStore for RedisStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        let mut c = self.connection.clone();
-        redis::cmd("PING").query_async::<()>(&mut c).await.map_err(redis_err)
+        let mut c = self.manager()?;
+        self.run(redis::cmd("PING").query_async::<()>(&mut c)).await
     }
 
     async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
-        let mut c = self.connection.clone();
-        redis::cmd("SET").arg(self.key(key)).arg(value).arg("PX").arg(millis(ttl)).query_async::<()>(&mut c).await.map_err(redis_err)
+        let mut c = self.manager()?;
+        self.run(redis::cmd("SET").arg(self.key(key)).arg(value).arg("PX").arg(millis(ttl)).query_async::<()>(&mut c)).await
     }
 
     async fn put_new(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
-        let mut c = self.connection.clone();
-        let set: Option<String> =
-            redis::cmd("SET").arg(self.key(key)).arg(value).arg("NX").arg("PX").arg(millis(ttl)).query_async(&mut c).await.map_err(redis_err)?;
+        let mut c = self.manager()?;
+        let set: Option<String> = self.run(redis::cmd("SET").arg(self.key(key)).arg(value).arg("NX").arg("PX").arg(millis(ttl)).query_async(&mut c)).await?;
         Ok(set.is_some())
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
-        let mut c = self.connection.clone();
-        let value: Option<Vec<u8>> = c.get(self.key(key)).await.map_err(redis_err)?;
+        let mut c = self.manager()?;
+        let value: Option<Vec<u8>> = self.run(c.get(self.key(key))).await?;
         Ok(value.map(Bytes::from))
     }
 
     async fn take(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
-        let mut c = self.connection.clone();
-        let value: Option<Vec<u8>> = redis::cmd("GETDEL").arg(self.key(key)).query_async(&mut c).await.map_err(redis_err)?;
+        let mut c = self.manager()?;
+        let value: Option<Vec<u8>> = self.run(redis::cmd("GETDEL").arg(self.key(key)).query_async(&mut c)).await?;
         Ok(value.map(Bytes::from))
     }
 
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
-        let mut c = self.connection.clone();
-        let n: u64 = c.del(self.key(key)).await.map_err(redis_err)?;
+        let mut c = self.manager()?;
+        let n: u64 = self.run(c.del(self.key(key))).await?;
         Ok(n > 0)
     }
 
     async fn increment(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
-        let mut c = self.connection.clone();
+        let mut c = self.manager()?;
         let key = self.key(key);
         // One transaction: the count, and the window started by the first increment only.
         let (n, _): (u64, u64) =
-            redis::pipe().atomic().cmd("INCR").arg(&key).cmd("PEXPIRE").arg(&key).arg(millis(ttl)).arg("NX").query_async(&mut c).await.map_err(redis_err)?;
+            self.run(redis::pipe().atomic().cmd("INCR").arg(&key).cmd("PEXPIRE").arg(&key).arg(millis(ttl)).arg("NX").query_async(&mut c)).await?;
         Ok(n)
     }
 
     async fn touch(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
-        let mut c = self.connection.clone();
-        let n: u64 = redis::cmd("PEXPIRE").arg(self.key(key)).arg(millis(ttl)).query_async(&mut c).await.map_err(redis_err)?;
+        let mut c = self.manager()?;
+        let n: u64 = self.run(redis::cmd("PEXPIRE").arg(self.key(key)).arg(millis(ttl)).query_async(&mut c)).await?;
         Ok(n == 1)
     }
 }

@@ -95,6 +95,18 @@ pub enum StoreError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The database cannot be reached now: its connection broke (the server stopped, a
+    /// failover is under way) and no server accepting writes answers yet. A change that was
+    /// in flight was not acknowledged; the request may be retried in a moment, and the store
+    /// reconnects by itself (to whichever server accepts writes by then).
+    #[error("{backend} is unreachable: {source}")]
+    Unreachable {
+        /// Which database: `PostgreSQL`, `Redis`, or the audit log in front of one.
+        backend: &'static str,
+        /// What the driver reported.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The store cannot serve requests any more: its writer thread has stopped, or a panic
     /// poisoned one of its locks.
     #[error("the store is unavailable: {0}")]
@@ -137,6 +149,12 @@ impl StoreError {
     /// A failure of the `backend` database.
     pub(crate) fn database(backend: &'static str, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         StoreError::Database { backend, source: source.into() }
+    }
+
+    /// Whether the request failed only because the database cannot be reached now: callers
+    /// answer "try again in a moment" (HTTP 503 with `Retry-After`), not an internal error.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, StoreError::Unreachable { .. })
     }
 }
 

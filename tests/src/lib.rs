@@ -116,6 +116,16 @@ pub fn hawiya_bin() -> PathBuf {
     bin
 }
 
+/// An HTTP client whose requests for [`HOST`] go to the server on loopback `port` (as to an
+/// HTTP proxy: the URL and the Host header stay the issuer's, as behind a load balancer);
+/// other hosts are reached directly. reqwest's `resolve` cannot do this: a port in the URL
+/// always wins over the resolved address's, so every replica would be the URL's.
+pub fn client_to(port: u16) -> reqwest::Client {
+    let replica = url::Url::parse(&format!("http://127.0.0.1:{port}")).expect("url");
+    let proxy = reqwest::Proxy::custom(move |url| (url.host_str() == Some(HOST)).then(|| replica.clone()));
+    idp::backchannel::client_builder().expect("builder").proxy(proxy).timeout(Duration::from_secs(30)).build().expect("client")
+}
+
 /// A free loopback port.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
@@ -415,6 +425,19 @@ impl Deployment {
             child.kill().expect("SIGKILL");
             child.wait().expect("wait");
         }
+    }
+
+    /// Kills (SIGKILL, as a crash would) the `index`-th server started, in the order
+    /// [`Deployment::serve`] and [`Deployment::replica`] were called, and waits for it to end.
+    pub fn kill_server(&mut self, index: usize) {
+        let child = &mut self.servers[index];
+        child.kill().expect("kill -9 a hawiya serve");
+        child.wait().expect("wait for the killed hawiya serve");
+    }
+
+    /// Whether the `index`-th server started is still running.
+    pub fn server_running(&mut self, index: usize) -> bool {
+        matches!(self.servers[index].try_wait(), Ok(None))
     }
 
     /// Starts `hawiya serve` with what it logs (stderr) going to the file `log`, and waits

@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -145,8 +144,7 @@ impl Provider {
 
     /// A client that reaches the issuer's host name at `port` (one replica).
     fn http_to(&self, port: u16) -> reqwest::Client {
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-        idp::backchannel::client_builder().expect("builder").resolve(HOST, addr).timeout(std::time::Duration::from_secs(30)).build().expect("client")
+        hawiya_e2e::client_to(port)
     }
 
     fn browser(&self) -> Browser {

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::transaction::{PageRequest, page_request, request_summary, with_form_headers};
-use super::{SESSION_COOKIE, Shared, cookie, error_page, page, redirect_to_next};
+use super::{SESSION_COOKIE, Shared, cookie, failure_page, page, redirect_to_next};
 use crate::pages::{self, ConsentPage};
 use crate::unix_now as now;
 
@@ -35,6 +35,6 @@ pub(super) async fn consent_submit(State(p): State<Shared>, request: Request) ->
     let approve = params.get("decision") == Some("allow");
     match p.consent(&ctx.tx, cookie(&headers, SESSION_COOKIE), approve, now()).await {
         Ok(next) => redirect_to_next(next, ctx.lang),
-        Err(e) => error_page(ctx.lang, StatusCode::BAD_REQUEST, &e.description),
+        Err(e) => failure_page(ctx.lang, e),
     }
 }

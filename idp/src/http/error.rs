@@ -15,14 +15,16 @@ fn status(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
         ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_REQUEST,
     }
 }
 
 /// Logs an error once, at the boundary: our failures with their cause, the caller's at a
 /// level that does not flood the log.
-fn log(e: &OAuthError) {
+pub(super) fn log(e: &OAuthError) {
     match &e.cause {
+        Some(cause) if e.code == ErrorCode::TemporarilyUnavailable => tracing::warn!(error = %cause, "store unreachable behind a protocol endpoint"),
         Some(cause) => tracing::error!(error = %cause, "internal error behind a protocol endpoint"),
         None if e.code == ErrorCode::ServerError => tracing::error!(description = e.description, "internal error behind a protocol endpoint"),
         None => tracing::info!(error = e.code.as_str(), description = e.description, "request refused"),
@@ -31,7 +33,16 @@ fn log(e: &OAuthError) {
 
 fn body(e: &OAuthError) -> Response {
     let body = json!({"error": e.code.as_str(), "error_description": e.description}).to_string();
-    (status(e.code), [(header::CONTENT_TYPE, "application/json")], body).into_response()
+    let mut response = (status(e.code), [(header::CONTENT_TYPE, "application/json")], body).into_response();
+    retry_after(&mut response, e);
+    response
+}
+
+/// `Retry-After` on a `temporarily_unavailable` answer (RFC 9110 10.2.3).
+pub(super) fn retry_after(response: &mut Response, e: &OAuthError) {
+    if e.code == ErrorCode::TemporarilyUnavailable {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(crate::oauth::RETRY_AFTER_SECONDS));
+    }
 }
 
 /// A protocol error as a JSON error body, without an authentication challenge.
@@ -99,7 +110,7 @@ impl IntoResponse for crate::esign_api::ApiError {
             E::NotSignable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             E::NoSmartId => StatusCode::CONFLICT,
             E::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
-            E::Server(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            E::Server(e) => status(e.code),
         };
         let description = match &self {
             E::Server(e) => {
@@ -111,7 +122,11 @@ impl IntoResponse for crate::esign_api::ApiError {
                 other.to_string()
             }
         };
-        api_error(status, self.code(), &description, matches!(self, E::InvalidToken(_) | E::InsufficientScope(_)))
+        let mut response = api_error(status, self.code(), &description, matches!(self, E::InvalidToken(_) | E::InsufficientScope(_)));
+        if let E::Server(e) = &self {
+            retry_after(&mut response, e);
+        }
+        response
     }
 }
 
@@ -144,7 +159,7 @@ impl IntoResponse for crate::csc::CscError {
             E::InsufficientScope(_) => StatusCode::FORBIDDEN,
             E::InvalidRequest(_) | E::AccessDenied(_) => StatusCode::BAD_REQUEST,
             E::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
-            E::Server(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            E::Server(e) => status(e.code),
         };
         let description = match &self {
             E::Server(e) => {
@@ -156,7 +171,12 @@ impl IntoResponse for crate::csc::CscError {
                 other.to_string()
             }
         };
-        api_error(status, self.code(), &description, matches!(self, E::InvalidToken(_) | E::InsufficientScope(_) | E::InsufficientUserAuthentication(_)))
+        let mut response =
+            api_error(status, self.code(), &description, matches!(self, E::InvalidToken(_) | E::InsufficientScope(_) | E::InsufficientUserAuthentication(_)));
+        if let E::Server(e) = &self {
+            retry_after(&mut response, e);
+        }
+        response
     }
 }
 

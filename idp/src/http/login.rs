@@ -6,7 +6,7 @@ use axum::http::{StatusCode, header};
 use axum::response::Response;
 
 use super::transaction::{FormContext, PageRequest, page_request, request_summary, with_form_headers};
-use super::{SESSION_COOKIE, Shared, client_address, cookie, error_page, page, redirect, redirect_to_next, set_cookie};
+use super::{SESSION_COOKIE, Shared, client_address, cookie, failure_page, page, redirect, redirect_to_next, set_cookie};
 use policies::NationalId;
 
 use crate::login::{Browser, LoginFailure, LoginStep, Transaction};
@@ -101,7 +101,7 @@ pub(super) async fn login_submit(State(p): State<Shared>, request: Request) -> R
             }
             page
         }
-        Err(e) => error_page(lang, StatusCode::BAD_REQUEST, &e.description),
+        Err(e) => failure_page(lang, e),
     }
 }
 

@@ -189,6 +189,23 @@ fn error_page(lang: Lang, status: StatusCode, message: &str) -> Response {
     page(status, pages::ErrorPage { lang, message }.render())
 }
 
+/// The page for a protocol error met while serving a page, logged here: the store
+/// cannot be reached now (503 with `Retry-After`, "try again in a minute"), something failed
+/// on our side (500, the cause never shown), or the request was wrong (400, its
+/// description).
+fn failure_page(lang: Lang, e: crate::oauth::OAuthError) -> Response {
+    use crate::oauth::ErrorCode;
+    error::log(&e);
+    let (status, message) = match e.code {
+        ErrorCode::TemporarilyUnavailable => (StatusCode::SERVICE_UNAVAILABLE, pages::text(lang, "error.unavailable")),
+        ErrorCode::ServerError => (StatusCode::INTERNAL_SERVER_ERROR, pages::text(lang, "error.internal")),
+        _ => (StatusCode::BAD_REQUEST, e.description.as_str()),
+    };
+    let mut response = error_page(lang, status, message);
+    error::retry_after(&mut response, &e);
+    response
+}
+
 /// The parameters of a request for a page. An unreadable request gets an error page, never a
 /// redirect: nothing in it can be trusted with one.
 struct PageParams(OAuthRequest);
@@ -307,6 +324,27 @@ mod tests {
     use hsm_shim::KeyStore;
     use hsm_shim::soft::{OperatorSecret, SoftKeyStore};
     use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn an_unreachable_store_is_a_503_with_retry_after_in_json_and_on_a_localized_page() {
+        let unreachable = || crate::oauth::OAuthError::from(store::StoreError::Unreachable { backend: "PostgreSQL", source: "connection closed".into() });
+        let r = unreachable().into_response();
+        assert_eq!((r.status(), r.headers().get(header::RETRY_AFTER).map(|v| v.as_bytes())), (StatusCode::SERVICE_UNAVAILABLE, Some(&b"5"[..])));
+        let body: Value = serde_json::from_slice(&axum::body::to_bytes(r.into_body(), 1 << 16).await.expect("body")).expect("json");
+        assert_eq!(body["error"], "temporarily_unavailable");
+        assert!(!body.to_string().contains("connection closed"), "the cause is not sent: {body}");
+        for (lang, phrase) in [(Lang::Ar, "حاول مرة أخرى بعد دقيقة"), (Lang::En, "please try again in a minute")] {
+            let r = failure_page(lang, unreachable());
+            assert_eq!((r.status(), r.headers().get(header::RETRY_AFTER).map(|v| v.as_bytes())), (StatusCode::SERVICE_UNAVAILABLE, Some(&b"5"[..])));
+            let html = String::from_utf8(axum::body::to_bytes(r.into_body(), 1 << 16).await.expect("body").to_vec()).expect("utf-8");
+            assert!(html.contains(phrase) && !html.contains("connection closed"), "{html}");
+        }
+        // Our other failures: a 500 page that shows no internal detail, no Retry-After.
+        let r = failure_page(Lang::En, crate::oauth::OAuthError::server("disk on fire"));
+        assert_eq!((r.status(), r.headers().contains_key(header::RETRY_AFTER)), (StatusCode::INTERNAL_SERVER_ERROR, false));
+        let html = String::from_utf8(axum::body::to_bytes(r.into_body(), 1 << 16).await.expect("body").to_vec()).expect("utf-8");
+        assert!(html.contains("Something failed on our side") && !html.contains("disk on fire"), "{html}");
+    }
 
     #[test]
     fn the_citizens_address_is_believed_only_from_trusted_proxies() {

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use super::error::OAuthRequest;
-use super::{CSRF_COOKIE, PageParams, csrf_ok, error_page, page_lang, set_cookie};
+use super::{CSRF_COOKIE, PageParams, csrf_ok, error_page, failure_page, page_lang, set_cookie};
 use policies::LevelName;
 
 use crate::citizens::Lang;
@@ -47,7 +47,7 @@ pub(super) async fn page_request(p: &Provider, request: Request, csrf: bool) -> 
     let t = match p.transaction(&tx).await {
         Ok(Some(t)) => t,
         Ok(None) => return Err(error_page(fallback, StatusCode::BAD_REQUEST, text(fallback, "error.expired"))),
-        Err(e) => return Err(OAuthError::server(e).into_response()),
+        Err(e) => return Err(failure_page(fallback, OAuthError::server(e))),
     };
     let lang = page_lang(lang_switch, &t.request.ui_langs(), &headers);
     let Ok(Some(client)) = p.client(&t.request.client_id).await else {

@@ -70,7 +70,7 @@ impl AuditStore for PostgresStore {
         let at: Vec<i64> = events.iter().map(|e| e.at).collect();
         let column = |f: fn(&AuditEvent) -> &str| events.iter().map(f).collect::<Vec<&str>>();
         let (node, event, fields) = (column(|e| &e.node), column(|e| &e.event), column(|e| &e.fields));
-        let row = self.conn().client.query_one(APPEND, &[&at, &node, &event, &fields]).await.map_err(db)?;
+        let row = self.conn().await?.client.query_one(APPEND, &[&at, &node, &event, &fields]).await.map_err(db)?;
         seq(row.get(0))
     }
 
@@ -78,6 +78,7 @@ impl AuditStore for PostgresStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = self
             .conn()
+            .await?
             .client
             .query("SELECT seq, at, node, event, fields, prev, hash FROM audit_log WHERE seq >= $1 ORDER BY seq LIMIT $2", &[&number(from), &limit])
             .await
@@ -95,7 +96,7 @@ impl AuditStore for PostgresStore {
     }
 
     async fn audit_head(&self) -> Result<Option<(u64, [u8; 32])>, StoreError> {
-        let row = self.conn().client.query_one("SELECT seq, hash FROM audit_head WHERE id = 1", &[]).await.map_err(db)?;
+        let row = self.conn().await?.client.query_one("SELECT seq, hash FROM audit_head WHERE id = 1", &[]).await.map_err(db)?;
         let n = seq(row.get(0))?;
         if n == 0 { Ok(None) } else { Ok(Some((n, hash(row.get(1))?))) }
     }
@@ -112,6 +113,7 @@ impl AuditStore for PostgresStore {
     async fn audit_checkpoints(&self, from: u64, to: u64) -> Result<Vec<Checkpoint>, StoreError> {
         let rows = self
             .conn()
+            .await?
             .client
             .query(
                 "SELECT seq, hash, at, signature, certificate FROM audit_checkpoints WHERE seq BETWEEN $1 AND $2 ORDER BY seq",

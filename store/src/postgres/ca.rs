@@ -34,12 +34,12 @@ impl Statements {
 
 impl PostgresStore {
     async fn find(&self, serial: &Serial) -> Result<Option<CertificateRecord>, StoreError> {
-        let c = self.conn();
+        let c = self.conn().await?;
         c.client.query_opt(&c.ca.find, &[&serial.as_bytes()]).await.map_err(db)?.map(|r| record(&r)).transpose()
     }
 
     async fn change_status(&self, sql: &str, params: &[&(dyn ToSql + Sync)], serial: &Serial, releasing: bool) -> Result<CertificateRecord, StoreError> {
-        let row = self.conn().client.query_opt(sql, params).await.map_err(db)?;
+        let row = self.conn().await?.client.query_opt(sql, params).await.map_err(db)?;
         match row {
             Some(row) => record(&row),
             None => Err(refusal(serial, self.find(serial).await?.map(|r| r.status), releasing)),
@@ -70,15 +70,16 @@ fn record(row: &Row) -> Result<CertificateRecord, StoreError> {
 #[async_trait::async_trait]
 impl CaStore for PostgresStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        // Every connection: requests go round-robin, one dead connection fails one in N.
-        for c in &self.connections {
-            c.client.simple_query("SELECT 1").await.map_err(db)?;
+        // Every connection (replaced if it broke): requests go round-robin, one dead
+        // connection fails one in N.
+        for slot in &self.slots {
+            self.connection(slot).await?.client.simple_query("SELECT 1").await.map_err(db)?;
         }
         Ok(())
     }
 
     async fn insert_certificate(&self, c: &NewCertificate) -> Result<(), StoreError> {
-        let conn = self.conn();
+        let conn = self.conn().await?;
         let inserted = conn
             .client
             .execute(&conn.ca.insert, &[&c.serial.as_bytes(), &c.issuer, &c.profile, &c.subject, &c.not_before, &c.not_after, &c.der, &c.issued_at])
@@ -92,7 +93,7 @@ impl CaStore for PostgresStore {
     }
 
     async fn status(&self, issuer: &str, serial: &Serial) -> Result<Option<CertificateStatus>, StoreError> {
-        let c = self.conn();
+        let c = self.conn().await?;
         let row = c.client.query_opt(&c.ca.status, &[&serial.as_bytes(), &issuer]).await.map_err(db)?;
         row.map(|r| {
             let reason: Option<i16> = r.get(1);
@@ -125,13 +126,14 @@ impl CaStore for PostgresStore {
             "SELECT {RECORD_COLUMNS} FROM certificates WHERE $1::TEXT IS NULL OR issuer = $1
              ORDER BY issued_at DESC, serial LIMIT $2"
         );
-        let rows = self.conn().client.query(&sql, &[&issuer, &(limit as i64)]).await.map_err(db)?;
+        let rows = self.conn().await?.client.query(&sql, &[&issuer, &(limit as i64)]).await.map_err(db)?;
         rows.iter().map(record).collect()
     }
 
     async fn revoked(&self, issuer: &str) -> Result<Vec<RevokedEntry>, StoreError> {
         let rows = self
             .conn()
+            .await?
             .client
             .query("SELECT serial, reason, revoked_at FROM certificates WHERE issuer = $1 AND status = 'revoked' ORDER BY serial", &[&issuer])
             .await
@@ -149,13 +151,14 @@ impl CaStore for PostgresStore {
     }
 
     async fn count(&self) -> Result<u64, StoreError> {
-        let n: i64 = self.conn().client.query_one("SELECT COUNT(*) FROM certificates", &[]).await.map_err(db)?.get(0);
+        let n: i64 = self.conn().await?.client.query_one("SELECT COUNT(*) FROM certificates", &[]).await.map_err(db)?.get(0);
         Ok(n as u64)
     }
 
     async fn next_crl_number(&self, issuer: &str) -> Result<u64, StoreError> {
         let row = self
             .conn()
+            .await?
             .client
             .query_one(
                 "INSERT INTO crl_numbers (issuer, last) VALUES ($1, 1)
@@ -169,6 +172,7 @@ impl CaStore for PostgresStore {
 
     async fn put_crl(&self, crl: &PublishedCrl) -> Result<(), StoreError> {
         self.conn()
+            .await?
             .client
             .execute(
                 "INSERT INTO crls (issuer, number, this_update, next_update, der) VALUES ($1, $2, $3, $4, $5)
@@ -182,7 +186,8 @@ impl CaStore for PostgresStore {
     }
 
     async fn latest_crl(&self, issuer: &str) -> Result<Option<PublishedCrl>, StoreError> {
-        let row = self.conn().client.query_opt("SELECT number, this_update, next_update, der FROM crls WHERE issuer = $1", &[&issuer]).await.map_err(db)?;
+        let row =
+            self.conn().await?.client.query_opt("SELECT number, this_update, next_update, der FROM crls WHERE issuer = $1", &[&issuer]).await.map_err(db)?;
         Ok(row.map(|r| PublishedCrl {
             issuer: issuer.to_owned(),
             number: r.get::<_, i64>(0) as u64,
@@ -195,7 +200,7 @@ impl CaStore for PostgresStore {
     async fn put_ceremony(&self, record: &CeremonyRecord) -> Result<(), StoreError> {
         let json = serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let inserted =
-            self.conn().client.execute("INSERT INTO ceremony (id, record) VALUES (1, $1) ON CONFLICT (id) DO NOTHING", &[&json]).await.map_err(db)?;
+            self.conn().await?.client.execute("INSERT INTO ceremony (id, record) VALUES (1, $1) ON CONFLICT (id) DO NOTHING", &[&json]).await.map_err(db)?;
         if inserted == 0 {
             let when = self.ceremony().await?.map_or_else(|| record.performed_at.clone(), |r| r.performed_at);
             return Err(StoreError::CeremonyExists(when));
@@ -204,7 +209,7 @@ impl CaStore for PostgresStore {
     }
 
     async fn ceremony(&self) -> Result<Option<CeremonyRecord>, StoreError> {
-        let row = self.conn().client.query_opt("SELECT record FROM ceremony WHERE id = 1", &[]).await.map_err(db)?;
+        let row = self.conn().await?.client.query_opt("SELECT record FROM ceremony WHERE id = 1", &[]).await.map_err(db)?;
         row.map(|r| serde_json::from_str(r.get::<_, &str>(0)).map_err(|e| StoreError::Corrupt(format!("ceremony record: {e}")))).transpose()
     }
 
@@ -222,6 +227,7 @@ impl CaStore for PostgresStore {
         // stored only with it. The answer counts the record and the certificates stored.
         let result = self
             .conn()
+            .await?
             .client
             .query_one(
                 "WITH renewed AS (UPDATE ceremony SET record = $2 WHERE id = 1 AND record = $1 RETURNING id),
@@ -257,6 +263,7 @@ impl CaStore for PostgresStore {
         let (algorithms, policies, requesters) = (column(|r| r.hash_algorithm.clone()), column(|r| r.policy.clone()), column(|r| r.requester.clone()));
         let result = self
             .conn()
+            .await?
             .client
             .execute(
                 "INSERT INTO timestamps (serial, gen_time, hash_algorithm, imprint, policy, requester)

@@ -52,7 +52,7 @@ impl DeliveryQueue for PostgresStore {
 
     async fn claim_deliveries(&self, now: i64, lease: &str, lease_until: i64, limit: usize) -> Result<Vec<Delivery>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = self.conn().client.query(CLAIM, &[&now, &lease_until, &lease, &limit]).await.map_err(db)?;
+        let rows = self.conn().await?.client.query(CLAIM, &[&now, &lease_until, &lease, &limit]).await.map_err(db)?;
         let mut claimed = rows.iter().map(delivery).collect::<Result<Vec<_>, _>>()?;
         claimed.sort_by_key(|d| d.id);
         Ok(claimed)
@@ -76,7 +76,7 @@ impl DeliveryQueue for PostgresStore {
 
     async fn delivery_counts(&self, now: i64) -> Result<DeliveryCounts, StoreError> {
         let row = self
-            .conn()
+            .conn().await?
             .client
             .query_one(
                 "SELECT count(*) FILTER (WHERE state = 'pending' AND next_at <= $1), count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'failed')

@@ -110,7 +110,7 @@ impl IdpStore for PostgresStore {
     }
 
     async fn clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
-        let rows = self.conn().client.query("SELECT client_id, registration, created_at FROM clients ORDER BY client_id", &[]).await.map_err(db)?;
+        let rows = self.conn().await?.client.query("SELECT client_id, registration, created_at FROM clients ORDER BY client_id", &[]).await.map_err(db)?;
         rows.iter().map(client).collect()
     }
 
@@ -120,7 +120,7 @@ impl IdpStore for PostgresStore {
                         c AS (DELETE FROM consents WHERE client_id IN (SELECT client_id FROM gone)),
                         r AS (DELETE FROM refresh_families WHERE client_id IN (SELECT client_id FROM gone))
                    SELECT count(*) FROM gone";
-        let n: i64 = self.conn().client.query_one(sql, &[&client_id]).await.map_err(db)?.get(0);
+        let n: i64 = self.conn().await?.client.query_one(sql, &[&client_id]).await.map_err(db)?.get(0);
         Ok(n > 0)
     }
 
@@ -140,7 +140,7 @@ impl IdpStore for PostgresStore {
 
     async fn consents_of(&self, citizen_id: &str) -> Result<Vec<ConsentRecord>, StoreError> {
         let sql = "SELECT citizen_id, client_id, grant_data, granted_at FROM consents WHERE citizen_id = $1 ORDER BY client_id";
-        let rows = self.conn().client.query(sql, &[&citizen_id]).await.map_err(db)?;
+        let rows = self.conn().await?.client.query(sql, &[&citizen_id]).await.map_err(db)?;
         rows.iter()
             .map(|r| Ok(ConsentRecord { citizen_id: column(r, 0)?, client_id: column(r, 1)?, grant: column(r, 2)?, granted_at: column(r, 3)? }))
             .collect()
@@ -151,7 +151,7 @@ impl IdpStore for PostgresStore {
         let sql = "WITH gone AS (DELETE FROM consents WHERE citizen_id = $1 AND client_id = $2 RETURNING 1),
                         r AS (UPDATE refresh_families SET revoked = true WHERE citizen_id = $1 AND client_id = $2)
                    SELECT count(*) FROM gone";
-        let n: i64 = self.conn().client.query_one(sql, &[&citizen_id, &client_id]).await.map_err(db)?.get(0);
+        let n: i64 = self.conn().await?.client.query_one(sql, &[&citizen_id, &client_id]).await.map_err(db)?.get(0);
         Ok(n > 0)
     }
 
@@ -227,7 +227,7 @@ impl IdpStore for PostgresStore {
         );
         let params: [&(dyn ToSql + Sync); 7] =
             [&r.national_id, &r.custody, &r.device_kid, &r.device_key, &r.authentication_serial, &r.signature_serial, &r.activated_at];
-        match self.conn().client.query_opt(&sql, &params).await {
+        match self.conn().await?.client.query_opt(&sql, &params).await {
             Ok(old) => old.map(|row| smart_id(&row)).transpose(),
             // The only unique key the upsert leaves to the database is the device key.
             Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Err(StoreError::DuplicateDevice(r.device_kid.clone())),
@@ -245,7 +245,7 @@ impl IdpStore for PostgresStore {
 
     async fn signing_keys(&self, purpose: &str) -> Result<Vec<SigningKeyRecord>, StoreError> {
         let sql = format!("SELECT {KEY_COLUMNS} FROM signing_keys WHERE purpose = $1 ORDER BY created_at, kid");
-        let rows = self.conn().client.query(&sql, &[&purpose]).await.map_err(db)?;
+        let rows = self.conn().await?.client.query(&sql, &[&purpose]).await.map_err(db)?;
         rows.iter().map(signing_key).collect()
     }
 
@@ -258,7 +258,7 @@ impl IdpStore for PostgresStore {
 
     async fn signatures_of(&self, national_id: &str) -> Result<Vec<SignatureRecord>, StoreError> {
         let sql = format!("SELECT {SIGNATURE_COLUMNS} FROM signatures WHERE national_id = $1 ORDER BY signed_at DESC, id");
-        let rows = self.conn().client.query(&sql, &[&national_id]).await.map_err(db)?;
+        let rows = self.conn().await?.client.query(&sql, &[&national_id]).await.map_err(db)?;
         Ok(rows.iter().map(signature).collect())
     }
 
