@@ -106,7 +106,10 @@ mod tests {
         let (_, mac) = t.rsplit_once('.').expect("mac");
         assert_eq!(tokens.read(&format!("{family}.8.{mac}")), None);
         assert_eq!(tokens.read(&format!("{family}.07.{mac}")), None);
-        assert_eq!(tokens.read(&format!("{}A", &t[..t.len() - 1])), None);
+        // A character of the MAC changed (not its last, whose low bits base64 may ignore).
+        let at = t.len() - 10;
+        let other = if &t[at..=at] == "A" { "B" } else { "A" };
+        assert_eq!(tokens.read(&format!("{}{other}{}", &t[..at], &t[at + 1..])), None);
         for junk in ["", ".", "..", "a.b.c", &format!("{family}.-1.{mac}"), &format!("{family}.{}.{mac}", "9".repeat(30))] {
             assert_eq!(tokens.read(junk), None, "{junk}");
         }
