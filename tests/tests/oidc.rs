@@ -662,7 +662,7 @@ async fn oidcc_ensure_request_with_acr_values_succeeds_and_steps_up() {
     assert_eq!(high["acr"], "substantial");
     assert_eq!(high["amr"], json!(["pwd", "otp", "mfa"]));
     assert_eq!(high["sid"], low["sid"], "a step-up keeps the session");
-    let stepped = audit_entry(&p, "login.step_up");
+    let stepped = audit_entry(&p, "login.step_up").await;
     assert_eq!(
         (&stepped["client"], &stepped["from"], &stepped["level"], &stepped["method"]),
         (&json!("land-registry"), &json!("low"), &json!("substantial"), &json!("password-totp"))
@@ -2353,13 +2353,19 @@ fn appears(line: &str, value: &str) -> bool {
     line.match_indices(value).any(|(i, _)| !(alnum(line[..i].chars().next_back()) || alnum(line[i + value.len()..].chars().next())))
 }
 
-/// The fields of the first entry of the audit log for `event` (there as soon as the
-/// request that logged it has been answered).
-fn audit_entry(p: &Provider, event: &str) -> Value {
+/// The fields of the first entry of the audit log for `event`, once the server has appended
+/// it (within milliseconds of the answer).
+async fn audit_entry(p: &Provider, event: &str) -> Value {
     let (data, out) = (p.d.data.display().to_string(), p.d.path("audit-entry.jsonl").display().to_string());
-    p.d.ok(&["audit", "export", "--data", &data, "--out", &out]);
-    let text = std::fs::read_to_string(&out).expect("export");
-    let entry = text.lines().map(|l| serde_json::from_str::<Value>(l).expect("a JSON line")).find(|e| e["entry"]["event"] == event);
-    let entry = entry.unwrap_or_else(|| panic!("no {event} in the audit log:\n{text}"));
-    serde_json::from_str(entry["entry"]["fields"].as_str().expect("fields")).expect("a JSON object")
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        p.d.ok(&["audit", "export", "--data", &data, "--out", &out]);
+        let text = std::fs::read_to_string(&out).expect("export");
+        let entry = text.lines().map(|l| serde_json::from_str::<Value>(l).expect("a JSON line")).find(|e| e["entry"]["event"] == event);
+        if let Some(entry) = entry {
+            return serde_json::from_str(entry["entry"]["fields"].as_str().expect("fields")).expect("a JSON object");
+        }
+        assert!(std::time::Instant::now() < deadline, "no {event} in the audit log:\n{text}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

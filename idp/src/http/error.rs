@@ -250,14 +250,13 @@ impl RequestIds {
 }
 
 /// Runs every request inside a span with a request id (sent back as `x-request-id`), so
-/// that what is logged while serving it can be found together, and answers once the audit
-/// events it logged are durable (`store::audit::layer::durable`). Only the path is
-/// recorded: queries carry codes and tokens.
+/// that what is logged while serving it can be found together. Only the path is recorded:
+/// queries carry codes and tokens.
 pub(super) async fn request_span(ids: std::sync::Arc<RequestIds>, request: Request, next: axum::middleware::Next) -> Response {
     use tracing::Instrument;
     let id = ids.next();
     let span = tracing::info_span!("request", id = %id, method = %request.method(), path = request.uri().path());
-    let mut response = store::audit::layer::durable(next.run(request).instrument(span)).await;
+    let mut response = next.run(request).instrument(span).await;
     if let Ok(v) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", v);
     }

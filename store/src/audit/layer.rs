@@ -44,37 +44,6 @@ pub async fn flush() -> Result<(), StoreError> {
     }
 }
 
-tokio::task_local! {
-    /// Set when an audit event is logged while a request is served (see [`durable`]).
-    static AUDITED: std::cell::Cell<bool>;
-}
-
-/// How long [`durable`] waits for the audit log before answering all the same.
-const DURABLE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Serves a request (`serve`) so that what it logged to the audit log is durable before
-/// its answer leaves: an operation acknowledged to a client is in the log, even if the
-/// replica dies the next moment. Requests that log no audit event (OCSP, pages, …) do not
-/// wait. If the log cannot be written within two seconds (the database is failing over),
-/// the answer goes all the same — the operation itself is done — and the recorder keeps
-/// the events until it can append them.
-pub async fn durable<T>(serve: impl Future<Output = T>) -> T {
-    let (answer, audited) = AUDITED
-        .scope(std::cell::Cell::new(false), async {
-            let answer = serve.await;
-            (answer, AUDITED.with(std::cell::Cell::get))
-        })
-        .await;
-    if audited {
-        match tokio::time::timeout(DURABLE_WAIT, flush()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(target: "hawiya::audit", error = %e, "answering before the audit log has this request's events"),
-            Err(_) => tracing::error!(target: "hawiya::audit", "answering before the audit log has this request's events: it is not writable"),
-        }
-    }
-    answer
-}
-
 /// What the layer sees: audit events, and request spans for their ids.
 pub fn filter(meta: &Metadata<'_>) -> bool {
     (meta.is_event() && meta.target() == TARGET) || (meta.is_span() && meta.name() == REQUEST_SPAN)
@@ -112,7 +81,6 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for AuditLayer {
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let Some(recorder) = RECORDER.get() else { return };
-        let _ = AUDITED.try_with(|audited| audited.set(true));
         let mut fields = FieldsJson::default();
         event.record(&mut fields);
         if let Some(scope) = ctx.event_scope(event) {

@@ -292,12 +292,8 @@ type Pending = (Option<AuditEvent>, Option<tokio::sync::oneshot::Sender<u64>>);
 const MAX_BATCH: usize = 512;
 
 /// How long submitted events wait for others before their append: what a replica killed
-/// outright can lose of the events it has not written yet.
+/// outright can lose of the events it has not written yet. A flush does not wait.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
-
-/// How long events someone waits for (a request's answer, a flush) wait for others: a
-/// millisecond of latency buys appends of many requests' events at once.
-const WAITED_LINGER: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// The first wait before an append is tried again, doubling up to [`RETRY_MAX`].
 const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(100);
@@ -310,10 +306,10 @@ impl Recorder {
         tokio::spawn(async move {
             let mut batch = Vec::new();
             while pending.recv_many(&mut batch, MAX_BATCH).await > 0 {
-                // Let those that follow join them, so that a busy server appends in a few
-                // large transactions rather than one per request: long when nobody waits.
-                if batch.len() < MAX_BATCH {
-                    tokio::time::sleep(if batch.iter().all(|(_, reply)| reply.is_none()) { LINGER } else { WAITED_LINGER }).await;
+                // Nobody waits for these: let those that follow join them, so that a busy
+                // server appends in a few large transactions rather than one per request.
+                if batch.iter().all(|(_, reply)| reply.is_none()) {
+                    tokio::time::sleep(LINGER).await;
                     while batch.len() < MAX_BATCH
                         && let Ok(next) = pending.try_recv()
                     {
