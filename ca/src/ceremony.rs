@@ -398,11 +398,8 @@ pub async fn renew_responder(keys: Arc<dyn KeyStore>, store: Arc<dyn CaStore>, p
     let label = format!("{responder}-{}-{}", OffsetDateTime::now_utc().unix_timestamp(), hex::encode(unique));
     let key = keys.generate(spec, &label)?;
     let signer = StoredKeySigner::new(keys.clone(), key.clone(), spec.default_algorithm())?;
-    let subject = Subject::Organization {
-        country: attribute(&old.parsed.tbs_certificate.subject, COUNTRY).unwrap_or_default(),
-        organization: attribute(&old.parsed.tbs_certificate.subject, ORGANIZATION).unwrap_or_default(),
-        common_name: common_name(&old.parsed.tbs_certificate.subject).unwrap_or_default(),
-    };
+    // The same subject.
+    let subject = renamed(&old.parsed.tbs_certificate.subject, "")?;
     subject.validate()?;
     let serial = Authority::new_serial(&aws_lc_rs::rand::SystemRandom::new())?;
     let certificate = authority.sign_certificate(issuer, profile, &subject, signer.public_key(), &serial)?;

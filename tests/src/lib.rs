@@ -358,6 +358,33 @@ impl Deployment {
         lines[0].to_owned()
     }
 
+    /// Adds the citizen Sami Khalil (سامي خليل) with `national_id` and a password only.
+    pub fn add_password_citizen(&self, national_id: &str, password: &str) {
+        let args = [
+            "citizen",
+            "add",
+            "--national-id",
+            national_id,
+            "--given-name-ar",
+            "سامي",
+            "--family-name-ar",
+            "خليل",
+            "--given-name-en",
+            "Sami",
+            "--family-name-en",
+            "Khalil",
+        ];
+        self.ok_with_input(&args, &format!("{password}\n"));
+    }
+
+    /// A password-only citizen ([`Deployment::add_password_citizen`]) and the `civil-status`
+    /// service (client_secret_basic, `redirect_uri`); its client secret.
+    pub fn citizen_and_civil_status(&self, national_id: &str, password: &str, redirect_uri: &str) -> String {
+        self.add_password_citizen(national_id, password);
+        let out = self.ok(&["client", "add", "--id", "civil-status", "--redirect-uri", redirect_uri, "--auth-method", "client_secret_basic"]);
+        out.lines().find_map(|l| l.strip_prefix("client_secret: ")).expect("secret printed").to_owned()
+    }
+
     /// Everything the store holds that a command could change: every certificate and its
     /// status.
     pub fn snapshot(&self) -> String {

@@ -22,29 +22,6 @@ fn p(path: &Path) -> &str {
     path.to_str().expect("utf-8")
 }
 
-/// Adds a citizen (password only) and the `civil-status` relying party; its client secret.
-fn fill_identities(d: &Deployment) -> String {
-    d.ok_with_input(
-        &[
-            "citizen",
-            "add",
-            "--national-id",
-            CITIZEN,
-            "--given-name-ar",
-            "سامي",
-            "--family-name-ar",
-            "خليل",
-            "--given-name-en",
-            "Sami",
-            "--family-name-en",
-            "Khalil",
-        ],
-        &format!("{PASSWORD}\n"),
-    );
-    let out = d.ok(&["client", "add", "--id", "civil-status", "--redirect-uri", CB, "--auth-method", "client_secret_basic"]);
-    out.lines().find_map(|l| l.strip_prefix("client_secret: ")).expect("secret printed").to_owned()
-}
-
 fn http(d: &Deployment) -> reqwest::Client {
     let addr: SocketAddr = format!("127.0.0.1:{}", d.port).parse().expect("addr");
     idp::backchannel::client_builder().expect("builder").resolve(HOST, addr).timeout(Duration::from_secs(30)).build().expect("client")
@@ -104,7 +81,7 @@ fn copy_dir(from: &Path, to: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disaster_recovery_drill() {
     let mut d = Deployment::new(Keys::Soft, Db::Sqlite);
-    let secret = fill_identities(&d);
+    let secret = d.citizen_and_civil_status(CITIZEN, PASSWORD, CB);
     d.serve();
     let (good, _) = d.issue_citizen("citizen-signature", &csr(d.dir.path(), "good", P256), "good.pem");
     let (revoked, _) = d.issue_citizen("citizen-signature", &csr(d.dir.path(), "revoked", P256), "revoked.pem");

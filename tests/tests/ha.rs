@@ -155,28 +155,6 @@ fn authorize_url(issuer: &str) -> String {
     url.into()
 }
 
-/// One citizen (password only) and the `civil-status` service (client_secret_basic); its
-/// secret.
-fn enrol(d: &Deployment) -> String {
-    let args = [
-        "citizen",
-        "add",
-        "--national-id",
-        CITIZEN,
-        "--given-name-ar",
-        "سامي",
-        "--family-name-ar",
-        "خليل",
-        "--given-name-en",
-        "Sami",
-        "--family-name-en",
-        "Khalil",
-    ];
-    d.ok_with_input(&args, &format!("{PASSWORD}\n"));
-    let out = d.ok(&["client", "add", "--id", "civil-status", "--redirect-uri", CB, "--auth-method", "client_secret_basic"]);
-    out.lines().find_map(|l| l.strip_prefix("client_secret: ")).expect("secret printed").to_owned()
-}
-
 /// Logs the citizen in through `http` and exchanges the code: the tokens.
 async fn log_in(http: reqwest::Client, issuer: &str, secret: &str) -> Value {
     let mut b = Browser::new(http.clone(), issuer);
@@ -354,7 +332,7 @@ async fn issuance_load(d: &Deployment, csr: &Path, stop: &AtomicBool) -> (Vec<Is
 async fn postgres_primary_killed_under_load_fails_over_to_the_standby() {
     let cluster = Cluster::start();
     let mut d = Deployment::with_database(Keys::Soft, Some(cluster.url()));
-    let secret = enrol(&d);
+    let secret = d.citizen_and_civil_status(CITIZEN, PASSWORD, CB);
     d.set_env("HAWIYA_REDIS_URL", &redis_url());
     d.set_env("HAWIYA_REDIS_PREFIX", &unique_prefix());
     // Checkpoints every second: the chain verified at the end is signed up to the outage.
@@ -488,7 +466,7 @@ async fn postgres_primary_killed_under_load_fails_over_to_the_standby() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_started_on_a_killed_replica_finishes_on_the_other() {
     let mut d = Deployment::new(Keys::Soft, Db::Postgres);
-    let secret = enrol(&d);
+    let secret = d.citizen_and_civil_status(CITIZEN, PASSWORD, CB);
     d.set_env("HAWIYA_REDIS_URL", &redis_url());
     d.set_env("HAWIYA_REDIS_PREFIX", &unique_prefix());
     let second = free_port();
@@ -564,7 +542,7 @@ impl Drop for Redis {
 async fn redis_killed_logins_fail_closed_and_the_pki_keeps_answering() {
     let mut redis = Redis::start_on(free_port());
     let mut d = Deployment::new(Keys::Soft, Db::Postgres);
-    let secret = enrol(&d);
+    let secret = d.citizen_and_civil_status(CITIZEN, PASSWORD, CB);
     d.set_env("HAWIYA_REDIS_URL", &format!("redis://127.0.0.1:{}/", redis.port));
     d.serve();
     let issuer = d.base.clone();

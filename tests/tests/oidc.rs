@@ -74,23 +74,7 @@ impl Provider {
             ],
             &format!("{PASSWORD}\n"),
         );
-        d.ok_with_input(
-            &[
-                "citizen",
-                "add",
-                "--national-id",
-                CITIZEN_NO_TOTP,
-                "--given-name-ar",
-                "سامي",
-                "--family-name-ar",
-                "خليل",
-                "--given-name-en",
-                "Sami",
-                "--family-name-en",
-                "Khalil",
-            ],
-            &format!("{PASSWORD}\n"),
-        );
+        d.add_password_citizen(CITIZEN_NO_TOTP, PASSWORD);
         let out = d.ok(&["citizen", "totp-enroll", "--national-id", CITIZEN]);
         let uri = out.lines().next().expect("the otpauth URI first");
         assert!(out.contains('▀') || out.contains('▄'), "a QR code to scan follows: {out}");
